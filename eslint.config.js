@@ -1,0 +1,38 @@
+// Lint configuration: typescript-eslint recommended rules plus the one-way import rule
+// (server -> graphs -> nodes -> core) that keeps the layers honest.
+import js from "@eslint/js";
+import tseslint from "typescript-eslint";
+
+const layer = (from, forbidden) => ({
+  files: [`${from}/**/*.ts`],
+  rules: {
+    "no-restricted-imports": [
+      "error",
+      {
+        patterns: forbidden.map((dir) => ({
+          group: [`**/${dir}/*`, `../${dir}`, `../../${dir}`],
+          message: `${from}/ must not import from ${dir}/ (imports flow server -> graphs -> nodes -> core).`,
+        })),
+      },
+    ],
+  },
+});
+
+export default tseslint.config(
+  { ignores: ["node_modules/**", "data/**", "web/dist/**", "coverage/**"] },
+  js.configs.recommended,
+  ...tseslint.configs.recommended,
+  {
+    rules: {
+      "@typescript-eslint/no-unused-vars": ["error", { argsIgnorePattern: "^_", varsIgnorePattern: "^_" }],
+      "@typescript-eslint/consistent-type-imports": "error",
+    },
+  },
+  layer("core", ["nodes", "graphs", "server", "cli"]),
+  layer("nodes", ["graphs", "server", "cli"]),
+  layer("graphs", ["server", "cli"]),
+  {
+    files: ["cli/bin.mjs", "eslint.config.js"],
+    languageOptions: { globals: { process: "readonly", console: "readonly" } },
+  },
+);
