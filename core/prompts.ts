@@ -1,0 +1,49 @@
+// Default prompt templates for each node. Every template is overridable per graph, assistant or
+// run (`prompts` in the refine config); placeholders are `{name}` and unknown ones are left as is.
+
+export interface PromptTemplate {
+  system: string;
+  user: string;
+}
+
+export type PromptName = "generate" | "critique" | "revise" | "judge";
+
+export const DEFAULT_PROMPTS: Record<PromptName, PromptTemplate> = {
+  generate: {
+    system:
+      "You are a careful expert. Answer the task completely and correctly. " +
+      "When the task asks for a single value, end with a line `Answer: <value>`.",
+    user: "Task:\n{task}\n{context_block}{feedback_block}",
+  },
+  critique: {
+    system:
+      "You review a draft answer to a task. Find concrete errors, omissions and violations of " +
+      "the task's instructions. Do not rewrite the draft. Reply with JSON only: " +
+      '{"verdict": "pass" | "revise", "score": <0..1 quality of the draft>, ' +
+      '"issues": ["<specific problem and where it is>", ...]}. Use "pass" with no issues ' +
+      "when nothing needs fixing.",
+    user: "Task:\n{task}\n{context_block}{feedback_block}\nDraft:\n{draft}",
+  },
+  revise: {
+    system:
+      "You revise a draft answer so that it fixes every listed problem while keeping what was " +
+      "right. Reply with the complete revised answer only. When the task asks for a single " +
+      "value, end with a line `Answer: <value>`.",
+    user:
+      "Task:\n{task}\n{context_block}{feedback_block}\nPrevious draft:\n{draft}\n\n" +
+      "Critique:\n{critique}\n\nFailed checks:\n{failed_checks}",
+  },
+  judge: {
+    system:
+      "You grade a draft answer against a rubric. Reply with JSON only: " +
+      '{"score": <0..1>, "reason": "<one or two sentences>"}.',
+    user: "Rubric:\n{rubric}\n\nTask:\n{task}\n\nDraft:\n{draft}",
+  },
+};
+
+/** Fills `{name}` placeholders; unknown placeholders stay verbatim so user templates never throw. */
+export function renderTemplate(template: string, values: Record<string, string>): string {
+  return template.replace(/\{([a-z_]+)\}/g, (match, key: string) =>
+    Object.prototype.hasOwnProperty.call(values, key) ? (values[key] ?? "") : match,
+  );
+}
