@@ -1,0 +1,570 @@
+// The real-model path over real HTTP: ChatOpenAI (built by createOpenAIModel) against the
+// OpenAI-compatible stub, driven through callModel's retries, usage accounting and error mapping.
+import { createServer } from "node:net";
+import type { AddressInfo } from "node:net";
+import { BaseCallbackHandler } from "@langchain/core/callbacks/base";
+import { BaseChatModel } from "@langchain/core/language_models/chat_models";
+import { AIMessage, HumanMessage, SystemMessage } from "@langchain/core/messages";
+import type { AIMessageChunk, BaseMessage } from "@langchain/core/messages";
+import type { ChatResult } from "@langchain/core/outputs";
+import { RefineryError } from "../../core/errors.ts";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import {
+  DEFAULT_RETRY,
+  ModelCallError,
+  bindModel,
+  callModel,
+  classifyModelError,
+  isSimulatedModel,
+  messageText,
+  parseRetryAfter,
+} from "../../core/models/call.ts";
+import type { RetryPolicy } from "../../core/models/call.ts";
+import { createOpenAIModel } from "../../core/models/openai.ts";
+import type { ModelRole, RefineryCallOptions } from "../../core/models/types.ts";
+import { startOpenAIStub } from "../support/openai-stub.ts";
+import type { OpenAIStub } from "../support/openai-stub.ts";
+
+const FAST: RetryPolicy = { retries: 2, baseDelayMs: 5, maxDelayMs: 20 };
+const messages = [new SystemMessage("You are terse."), new HumanMessage("What is 2 + 2?")];
+
+/** Keys a chat completions request may carry; anything else leaked from our call options. */
+const OPENAI_BODY_KEYS = new Set([
+  "model",
+  "messages",
+  "stream",
+  "stream_options",
+  "temperature",
+  "max_tokens",
+  "max_completion_tokens",
+]);
+
+let stub: OpenAIStub;
+
+beforeEach(async () => {
+  stub = await startOpenAIStub();
+});
+
+afterEach(async () => {
+  await stub.close();
+});
+
+function model(overrides: { timeoutMs?: number; baseURL?: string; apiKey?: string } = {}) {
+  return createOpenAIModel({
+    apiKey: overrides.apiKey ?? "sk-test",
+    baseURL: overrides.baseURL ?? stub.url,
+    model: "stub-model",
+    temperature: 0,
+    timeoutMs: overrides.timeoutMs ?? 2_000,
+  });
+}
+
+/** Records requested delays without waiting, for asserting the backoff schedule. */
+function recordingSleep() {
+  const delays: number[] = [];
+  return { delays, sleep: async (ms: number) => void delays.push(ms) };
+}
+
+async function failure(promise: Promise<unknown>): Promise<ModelCallError> {
+  const error = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(error).toBeInstanceOf(ModelCallError);
+  return error as ModelCallError;
+}
+
+function freePort(): Promise<number> {
+  const server = createServer();
+  return new Promise((resolve) => {
+    server.listen(0, "127.0.0.1", () => {
+      const { port } = server.address() as AddressInfo;
+      server.close(() => resolve(port));
+    });
+  });
+}
+
+describe("callModel against an OpenAI-compatible endpoint", () => {
+  it("returns the scripted text and the endpoint's usage figures", async () => {
+    stub.enqueue({ content: "Answer: 4", usage: { prompt_tokens: 21, completion_tokens: 3 } });
+
+    const result = await callModel(model(), messages, { role: "generate", retry: FAST });
+
+    expect(result.text).toBe("Answer: 4");
+    expect(result.message.content).toBe("Answer: 4");
+    expect(result.usage).toEqual({
+      promptTokens: 21,
+      completionTokens: 3,
+      totalTokens: 24,
+      calls: 1,
+    });
+    expect(result.attempts).toBe(1);
+    expect(result.latencyMs).toBeGreaterThanOrEqual(0);
+    expect(stub.requests[0]?.messages).toEqual([
+      { role: "system", content: "You are terse." },
+      { role: "user", content: "What is 2 + 2?" },
+    ]);
+  });
+
+  it("does not send refineryRole (or any other call option) to the endpoint", async () => {
+    await callModel(model(), messages, {
+      role: "judge",
+      retry: FAST,
+      config: { metadata: { thread: "t1" }, tags: ["x"], configurable: { thread_id: "t1" } },
+    });
+    await model().invoke(messages, { refineryRole: "critique" } as Record<string, unknown>);
+
+    expect(stub.requests).toHaveLength(2);
+    for (const body of stub.requests) {
+      expect(Object.keys(body).filter((k) => !OPENAI_BODY_KEYS.has(k))).toEqual([]);
+      expect(JSON.stringify(body)).not.toContain("refineryRole");
+    }
+  });
+
+  it("retries a 500 and counts both attempts, with the usage of the success", async () => {
+    stub.enqueue(
+      { status: 500 },
+      { content: "ok", usage: { prompt_tokens: 10, completion_tokens: 2 } },
+    );
+
+    const result = await callModel(model(), messages, { role: "generate", retry: FAST });
+
+    expect(result.text).toBe("ok");
+    expect(result.attempts).toBe(2);
+    expect(result.usage).toEqual({
+      promptTokens: 10,
+      completionTokens: 2,
+      totalTokens: 12,
+      calls: 2,
+    });
+    expect(stub.requests).toHaveLength(2);
+  });
+
+  it("makes exactly one request per attempt (ChatOpenAI's own retries are off)", async () => {
+    stub.enqueue({ status: 503 }, { status: 503 });
+
+    const error = await failure(
+      callModel(model(), messages, { role: "generate", retry: { ...FAST, retries: 0 } }),
+    );
+
+    expect(stub.requests).toHaveLength(1);
+    expect(error.attempts).toBe(1);
+  });
+
+  it("waits for Retry-After on a 429, capped at maxDelayMs", async () => {
+    const { delays, sleep } = recordingSleep();
+    stub.enqueue(
+      { status: 429, headers: { "retry-after": "1" } },
+      { status: 429, headers: { "retry-after": "120" } },
+      { content: "finally" },
+    );
+
+    const result = await callModel(model(), messages, {
+      role: "critique",
+      retry: { retries: 3, baseDelayMs: 5, maxDelayMs: 8_000 },
+      sleep,
+    });
+
+    expect(result.text).toBe("finally");
+    expect(result.attempts).toBe(3);
+    expect(result.usage.calls).toBe(3);
+    expect(delays).toEqual([1_000, 8_000]);
+  });
+
+  it("uses full-jitter exponential backoff when no Retry-After is given", async () => {
+    const { delays, sleep } = recordingSleep();
+    stub.enqueue({ status: 502 }, { status: 502 }, { status: 502 }, { content: "up" });
+
+    await callModel(model(), messages, {
+      role: "generate",
+      retry: { retries: 3, baseDelayMs: 100, maxDelayMs: 250 },
+      sleep,
+    });
+
+    expect(delays).toHaveLength(3);
+    const ceilings = [100, 200, 250];
+    delays.forEach((d, i) => {
+      expect(d).toBeGreaterThanOrEqual(0);
+      expect(d).toBeLessThanOrEqual(ceilings[i]!);
+    });
+  });
+
+  it("gives up on a persistent 429 with model_unavailable", async () => {
+    stub.setHandler(() => ({ status: 429 }));
+
+    const error = await failure(callModel(model(), messages, { role: "generate", retry: FAST }));
+
+    expect(error.code).toBe("model_unavailable");
+    expect(error.retryable).toBe(true);
+    expect(error.message).toContain("429");
+    expect(error.attempts).toBe(3);
+    expect(stub.requests).toHaveLength(3);
+  });
+
+  it("does not retry an exhausted quota (429 insufficient_quota)", async () => {
+    stub.enqueue({
+      status: 429,
+      body: { error: { message: "You exceeded your current quota", code: "insufficient_quota" } },
+    });
+
+    const error = await failure(callModel(model(), messages, { role: "generate", retry: FAST }));
+
+    expect(error.code).toBe("model_error");
+    expect(error.fix).toContain("quota");
+    expect(stub.requests).toHaveLength(1);
+  });
+
+  it("retries a timed-out attempt and then succeeds", async () => {
+    stub.enqueue({ delayMs: 1_000 }, { content: "in time" });
+
+    const result = await callModel(model({ timeoutMs: 150 }), messages, {
+      role: "generate",
+      retry: FAST,
+    });
+
+    expect(result.text).toBe("in time");
+    expect(result.attempts).toBe(2);
+    expect(result.usage.calls).toBe(2);
+  });
+
+  it("fails with model_unavailable when every attempt times out", async () => {
+    stub.setHandler(() => ({ delayMs: 1_000 }));
+
+    const error = await failure(
+      callModel(model({ timeoutMs: 100 }), messages, { role: "revise", retry: FAST }),
+    );
+
+    expect(error.code).toBe("model_unavailable");
+    expect(error.retryable).toBe(true);
+    expect(error.message).toContain("timed out");
+    expect(error.message).toContain(stub.url);
+    expect(error.fix).toContain("OPENAI_BASE_URL");
+    expect(error.attempts).toBe(3);
+    expect(error.usage.calls).toBe(3);
+  });
+
+  it("does not retry a 401 and names OPENAI_API_KEY", async () => {
+    stub.enqueue({
+      status: 401,
+      body: { error: { message: "Incorrect API key provided", code: "invalid_api_key" } },
+    });
+
+    const error = await failure(
+      callModel(model({ apiKey: "sk-wrong" }), messages, { role: "generate", retry: FAST }),
+    );
+
+    expect(error.code).toBe("model_error");
+    expect(error.retryable).toBe(false);
+    expect(error.fix).toContain("OPENAI_API_KEY");
+    expect(error.message).toContain("Incorrect API key provided");
+    expect(error.message).not.toContain("Troubleshooting URL");
+    expect(error.attempts).toBe(1);
+    expect(error.usage.calls).toBe(1);
+    expect(stub.requests).toHaveLength(1);
+  });
+
+  it("does not retry a 404 and points at the model name", async () => {
+    stub.enqueue({ status: 404, body: { error: { message: "The model `nope` does not exist" } } });
+
+    const error = await failure(callModel(model(), messages, { role: "generate", retry: FAST }));
+
+    expect(error.code).toBe("model_error");
+    expect(error.fix).toContain("model name");
+    expect(error.message).toContain('"stub-model"');
+    expect(stub.requests).toHaveLength(1);
+  });
+
+  it.each([400, 403, 422])("does not retry HTTP %i", async (status) => {
+    stub.enqueue({ status });
+
+    const error = await failure(callModel(model(), messages, { role: "judge", retry: FAST }));
+
+    expect(error.code).toBe("model_error");
+    expect(error.message).toContain(String(status));
+    expect(stub.requests).toHaveLength(1);
+  });
+
+  it("retries a dropped connection", async () => {
+    stub.enqueue({ reset: true }, { content: "back" });
+
+    const result = await callModel(model(), messages, { role: "generate", retry: FAST });
+
+    expect(result.text).toBe("back");
+    expect(result.attempts).toBe(2);
+  });
+
+  it("reports a refused connection as model_unavailable naming the base URL", async () => {
+    const baseURL = `http://127.0.0.1:${await freePort()}/v1`;
+
+    const error = await failure(
+      callModel(model({ baseURL }), messages, { role: "generate", retry: FAST }),
+    );
+
+    expect(error.code).toBe("model_unavailable");
+    expect(error.message).toContain(baseURL);
+    expect(error.message).toContain("ECONNREFUSED");
+    expect(error.fix).toContain("OPENAI_BASE_URL");
+    expect(error.attempts).toBe(3);
+    expect(error.usage).toEqual({ promptTokens: 0, completionTokens: 0, totalTokens: 0, calls: 3 });
+  });
+
+  it("stops promptly when the caller aborts during a request", async () => {
+    stub.enqueue({ delayMs: 5_000 });
+    const controller = new AbortController();
+    setTimeout(() => controller.abort(), 50);
+    const started = Date.now();
+
+    await expect(
+      callModel(model({ timeoutMs: 10_000 }), messages, {
+        role: "generate",
+        retry: FAST,
+        signal: controller.signal,
+      }),
+    ).rejects.toMatchObject({ name: "AbortError" });
+
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(stub.requests).toHaveLength(1);
+  });
+
+  it("stops promptly when the caller aborts during the backoff sleep", async () => {
+    stub.enqueue({ status: 500 });
+    const controller = new AbortController();
+    const reason = new Error("run cancelled");
+    setTimeout(() => controller.abort(reason), 50);
+    const started = Date.now();
+
+    await expect(
+      callModel(model(), messages, {
+        role: "generate",
+        retry: { retries: 3, baseDelayMs: 60_000, maxDelayMs: 60_000 },
+        signal: controller.signal,
+        sleep: () => new Promise(() => undefined),
+      }),
+    ).rejects.toBe(reason);
+
+    expect(Date.now() - started).toBeLessThan(1_000);
+    expect(stub.requests).toHaveLength(1);
+  });
+
+  it("honours the signal carried by the LangGraph config", async () => {
+    const controller = new AbortController();
+    controller.abort();
+
+    await expect(
+      callModel(model(), messages, { role: "generate", config: { signal: controller.signal } }),
+    ).rejects.toMatchObject({ name: "AbortError" });
+    expect(stub.requests).toHaveLength(0);
+  });
+});
+
+describe("streaming", () => {
+  it("model.stream yields the text and a final usage chunk", async () => {
+    stub.enqueue({
+      content: "two plus two is four",
+      usage: { prompt_tokens: 9, completion_tokens: 5 },
+    });
+
+    let full: AIMessageChunk | undefined;
+    for await (const chunk of await model().stream(messages)) {
+      full = full ? full.concat(chunk) : chunk;
+    }
+
+    expect(full?.content).toBe("two plus two is four");
+    expect(full?.usage_metadata).toMatchObject({
+      input_tokens: 9,
+      output_tokens: 5,
+      total_tokens: 14,
+    });
+    expect(stub.requests[0]).toMatchObject({
+      stream: true,
+      stream_options: { include_usage: true },
+    });
+  });
+
+  it("callModel streams through the config's callbacks and still counts usage", async () => {
+    // LangGraph's `messages` stream mode attaches a handler like this one.
+    const tokens: string[] = [];
+    const handler = BaseCallbackHandler.fromMethods({
+      handleLLMNewToken(token: string) {
+        tokens.push(token);
+      },
+    });
+    Object.assign(handler, { lc_prefer_streaming: true });
+    stub.enqueue({ content: "streamed answer", usage: { prompt_tokens: 7, completion_tokens: 2 } });
+
+    const result = await callModel(model(), messages, {
+      role: "critique",
+      retry: FAST,
+      config: { callbacks: [handler] },
+    });
+
+    expect(result.text).toBe("streamed answer");
+    expect(tokens.join("")).toBe("streamed answer");
+    expect(result.usage).toEqual({
+      promptTokens: 7,
+      completionTokens: 2,
+      totalTokens: 9,
+      calls: 1,
+    });
+    expect(stub.requests[0]?.stream).toBe(true);
+    expect(Object.keys(stub.requests[0] ?? {}).filter((k) => !OPENAI_BODY_KEYS.has(k))).toEqual([]);
+  });
+
+  it("retries a streamed call that fails before the stream starts", async () => {
+    stub.enqueue({ status: 503 }, { content: "recovered" });
+    const handler = BaseCallbackHandler.fromMethods({ handleLLMNewToken() {} });
+    Object.assign(handler, { lc_prefer_streaming: true });
+
+    const result = await callModel(model(), messages, {
+      role: "generate",
+      retry: FAST,
+      config: { callbacks: [handler] },
+    });
+
+    expect(result.text).toBe("recovered");
+    expect(result.attempts).toBe(2);
+    expect(result.usage.calls).toBe(2);
+  });
+});
+
+/** A model outside the HTTP path (like the offline one): answers or throws from a script. */
+class ScriptedModel extends BaseChatModel<RefineryCallOptions> {
+  readonly simulated = true;
+  readonly roles: Array<ModelRole | undefined> = [];
+
+  constructor(private readonly script: Array<string | Error>) {
+    super({});
+  }
+
+  _llmType(): string {
+    return "scripted";
+  }
+
+  async _generate(
+    _messages: BaseMessage[],
+    options: this["ParsedCallOptions"],
+  ): Promise<ChatResult> {
+    this.roles.push(options.refineryRole);
+    const next = this.script.shift() ?? "done";
+    if (next instanceof Error) throw next;
+    const message = new AIMessage({
+      content: [{ type: "text", text: next }],
+      usage_metadata: { input_tokens: 3, output_tokens: 2, total_tokens: 5 },
+    });
+    return { generations: [{ text: next, message }] };
+  }
+}
+
+describe("callModel with a non-HTTP model", () => {
+  it("passes the role as a call option and flattens content parts", async () => {
+    const scripted = new ScriptedModel(["VERDICT: pass"]);
+
+    const result = await callModel(scripted, messages, { role: "judge", retry: FAST });
+
+    expect(scripted.roles).toEqual(["judge"]);
+    expect(result.text).toBe("VERDICT: pass");
+    expect(result.usage).toEqual({
+      promptTokens: 3,
+      completionTokens: 2,
+      totalTokens: 5,
+      calls: 1,
+    });
+  });
+
+  it("retries a retryable RefineryError and keeps the code of a final one", async () => {
+    const flaky = new RefineryError("model_unavailable", "simulated outage");
+    const scripted = new ScriptedModel([flaky, "recovered"]);
+    const result = await callModel(scripted, messages, { role: "generate", retry: FAST });
+    expect(result.attempts).toBe(2);
+
+    const broken = new RefineryError("model_error", "simulated refusal", { fix: "do not do that" });
+    const error = await failure(
+      callModel(new ScriptedModel([broken]), messages, { role: "generate", retry: FAST }),
+    );
+    expect(error).toMatchObject({ code: "model_error", fix: "do not do that", attempts: 1 });
+  });
+});
+
+describe("bindModel", () => {
+  it("gives verifiers text and usage", async () => {
+    stub.setHandler((body) => ({
+      content: JSON.stringify(body.messages?.at(-1)?.content).includes("2 + 2") ? "PASS" : "FAIL",
+      usage: { prompt_tokens: 4, completion_tokens: 1 },
+    }));
+
+    const invoke = bindModel(model(), FAST);
+    const { text, usage } = await invoke(messages, { role: "judge" });
+
+    expect(text).toBe("PASS");
+    expect(usage).toEqual({ promptTokens: 4, completionTokens: 1, totalTokens: 5, calls: 1 });
+  });
+
+  it("uses the default retry policy when none is given", () => {
+    expect(DEFAULT_RETRY).toEqual({ retries: 3, baseDelayMs: 500, maxDelayMs: 8_000 });
+  });
+});
+
+describe("helpers", () => {
+  it("isSimulatedModel reads the `simulated` marker", () => {
+    expect(isSimulatedModel(model())).toBe(false);
+    expect(isSimulatedModel({ simulated: true })).toBe(true);
+    expect(isSimulatedModel({ simulated: "yes" })).toBe(false);
+    expect(isSimulatedModel(null)).toBe(false);
+  });
+
+  it("messageText flattens content parts", () => {
+    expect(messageText("plain")).toBe("plain");
+    expect(
+      messageText([
+        { type: "text", text: "Hello, " },
+        { type: "image_url", image_url: { url: "x" } },
+        "world",
+        { type: "text", text: "!" },
+      ]),
+    ).toBe("Hello, world!");
+    expect(messageText(undefined)).toBe("");
+  });
+
+  it("parseRetryAfter reads seconds and HTTP dates", () => {
+    expect(parseRetryAfter("2")).toBe(2_000);
+    expect(parseRetryAfter("0.5")).toBe(500);
+    expect(parseRetryAfter(undefined)).toBeUndefined();
+    expect(parseRetryAfter("soon")).toBeUndefined();
+    const inAMinute = new Date(Date.now() + 60_000).toUTCString();
+    expect(parseRetryAfter(inAMinute)).toBeGreaterThan(50_000);
+  });
+
+  it("classifies errors from other clients by status, code and cause", () => {
+    expect(classifyModelError({ status: 503 })).toMatchObject({
+      kind: "server_error",
+      retryable: true,
+    });
+    expect(classifyModelError({ response: { status: 401 } })).toMatchObject({ kind: "auth" });
+    const reset = new Error("fetch failed", {
+      cause: Object.assign(new Error("x"), { code: "ECONNRESET" }),
+    });
+    expect(classifyModelError(reset)).toMatchObject({ kind: "connection", retryable: true });
+    const dns = new Error("fetch failed", {
+      cause: Object.assign(new Error("x"), { code: "ENOTFOUND" }),
+    });
+    expect(classifyModelError(dns)).toMatchObject({ kind: "dns", retryable: false });
+    expect(
+      classifyModelError(new AggregateError([Object.assign(new Error(), { code: "ETIMEDOUT" })])),
+    ).toMatchObject({ kind: "timeout", retryable: true });
+    expect(classifyModelError(new TypeError("cannot read x of undefined"))).toMatchObject({
+      kind: "unknown",
+      retryable: false,
+    });
+  });
+});
+
+describe("openai stub", () => {
+  it("serves /v1/models and echoes by default", async () => {
+    const models = (await (await fetch(`${stub.url}/models`)).json()) as { data: { id: string }[] };
+    expect(models.data[0]?.id).toBe("stub-model");
+
+    const result = await callModel(model(), messages, { role: "generate", retry: FAST });
+    expect(result.text).toBe("stub reply to: What is 2 + 2?");
+    expect(result.usage.promptTokens).toBeGreaterThan(0);
+  });
+});
