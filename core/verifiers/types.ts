@@ -3,12 +3,7 @@
 import type { TokenUsage } from "../usage.ts";
 
 export type VerifierKind =
-  | "json_schema"
-  | "regex"
-  | "answer_match"
-  | "constraints"
-  | "llm_judge"
-  | "webhook";
+  "json_schema" | "regex" | "answer_match" | "constraints" | "llm_judge" | "webhook";
 
 export interface VerifyContext {
   task: string;

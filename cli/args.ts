@@ -1,0 +1,153 @@
+// Turns `refinery run` flags into refine options. Verifier shorthands (--expect-number,
+// --must-match, ...) become verifier specs; --verifier takes a full JSON spec.
+import { parseRefineOptions, type RefineOptions } from "../core/config.ts";
+import { RefineryError } from "../core/errors.ts";
+import { readFileSync } from "node:fs";
+
+export type Flags = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+export const RUN_FLAGS = {
+  file: { type: "string", short: "f" },
+  context: { type: "string" },
+  config: { type: "string", short: "c" },
+  "max-iterations": { type: "string" },
+  "token-budget": { type: "string" },
+  "score-threshold": { type: "string" },
+  "no-critique": { type: "boolean" },
+  verifier: { type: "string", multiple: true },
+  "expect-number": { type: "string" },
+  expect: { type: "string" },
+  tolerance: { type: "string" },
+  "must-match": { type: "string", multiple: true },
+  "must-not-match": { type: "string", multiple: true },
+  "json-schema": { type: "string" },
+  "min-words": { type: "string" },
+  "max-words": { type: "string" },
+  contains: { type: "string", multiple: true },
+  judge: { type: "string" },
+  webhook: { type: "string" },
+  model: { type: "string" },
+  "critique-model": { type: "string" },
+  offline: { type: "boolean" },
+  seed: { type: "string" },
+  thread: { type: "string" },
+  db: { type: "string" },
+  json: { type: "boolean" },
+  quiet: { type: "boolean", short: "q" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function num(flags: Flags, name: string, kind: "int" | "float"): number | undefined {
+  const raw = flags[name];
+  if (raw === undefined) return undefined;
+  const n = Number(raw);
+  if (
+    typeof raw !== "string" ||
+    raw.trim() === "" ||
+    !Number.isFinite(n) ||
+    (kind === "int" && !Number.isInteger(n))
+  ) {
+    throw new RefineryError(
+      "invalid_input",
+      `expected ${kind === "int" ? "an integer" : "a number"}, got "${String(raw)}"`,
+      {
+        field: `--${name}`,
+        fix: `pass --${name} ${kind === "int" ? "3" : "0.8"}`,
+      },
+    );
+  }
+  return n;
+}
+
+function list(flags: Flags, name: string): string[] {
+  const v = flags[name];
+  if (v === undefined) return [];
+  return (Array.isArray(v) ? v : [v]).map(String);
+}
+
+/** Options from flags; they are layered over the config file's options by the caller. */
+export function optionsFromFlags(flags: Flags): RefineOptions {
+  const verifiers: unknown[] = [];
+  list(flags, "verifier").forEach((raw, i) => {
+    try {
+      verifiers.push(JSON.parse(raw));
+    } catch {
+      throw new RefineryError("invalid_input", `--verifier #${i + 1} is not valid JSON`, {
+        field: "--verifier",
+        fix: `pass a JSON spec, e.g. --verifier '{"kind":"regex","mustMatch":["^Answer:"]}'`,
+      });
+    }
+  });
+  const tolerance = num(flags, "tolerance", "float");
+  if (flags["expect-number"] !== undefined) {
+    const expected = num(flags, "expect-number", "float");
+    verifiers.push({
+      kind: "answer_match",
+      expected,
+      mode: "numeric",
+      ...(tolerance === undefined ? {} : { tolerance }),
+    });
+  }
+  if (typeof flags.expect === "string")
+    verifiers.push({ kind: "answer_match", expected: flags.expect, mode: "exact" });
+  const mustMatch = list(flags, "must-match");
+  const mustNotMatch = list(flags, "must-not-match");
+  if (mustMatch.length || mustNotMatch.length)
+    verifiers.push({ kind: "regex", mustMatch, mustNotMatch });
+  if (typeof flags["json-schema"] === "string") {
+    const path = flags["json-schema"];
+    let schema: unknown;
+    try {
+      schema = JSON.parse(readFileSync(path, "utf8"));
+    } catch (err) {
+      throw new RefineryError(
+        "invalid_input",
+        `cannot read a JSON Schema from ${path} (${(err as Error).message.split("\n")[0]})`,
+        {
+          field: "--json-schema",
+          fix: "pass the path of a JSON file holding a JSON Schema document",
+        },
+      );
+    }
+    verifiers.push({ kind: "json_schema", schema });
+  }
+  const minWords = num(flags, "min-words", "int");
+  const maxWords = num(flags, "max-words", "int");
+  const contains = list(flags, "contains");
+  if (minWords !== undefined || maxWords !== undefined || contains.length) {
+    verifiers.push({
+      kind: "constraints",
+      unit: "words",
+      minLength: minWords,
+      maxLength: maxWords,
+      ...(contains.length ? { contains } : {}),
+    });
+  }
+  if (typeof flags.judge === "string") verifiers.push({ kind: "llm_judge", rubric: flags.judge });
+  if (typeof flags.webhook === "string") verifiers.push({ kind: "webhook", url: flags.webhook });
+
+  const seed = num(flags, "seed", "int");
+  const models: NonNullable<RefineOptions["models"]> = {};
+  if (typeof flags.model === "string") models.default = { model: flags.model };
+  if (flags.offline || seed !== undefined) {
+    models.default = {
+      ...models.default,
+      provider: "simulated",
+      ...(seed === undefined ? {} : { simulated: { seed } }),
+    };
+  }
+  if (typeof flags["critique-model"] === "string")
+    models.critique = { model: flags["critique-model"] };
+
+  const options: RefineOptions = {
+    maxIterations: num(flags, "max-iterations", "int"),
+    tokenBudget: num(flags, "token-budget", "int"),
+    scoreThreshold: num(flags, "score-threshold", "float"),
+    ...(flags["no-critique"] ? { critique: false } : {}),
+    ...(verifiers.length ? { verifiers } : {}),
+    ...(Object.keys(models).length ? { models } : {}),
+  };
+  for (const k of Object.keys(options) as (keyof RefineOptions)[])
+    if (options[k] === undefined) delete options[k];
+  return parseRefineOptions(options, "flags");
+}

@@ -1,0 +1,161 @@
+// Refinement options: the limits, verifiers, prompts and models of one refinement variant.
+// The same schema validates a CLI config file, CLI flags, an assistant's config and a run's
+// `configurable`, so every entry point reports the same precise errors.
+import { z } from "zod";
+import { fromZodError, RefineryError } from "./errors.ts";
+
+export const ModelSpecSchema = z
+  .object({
+    provider: z
+      .enum(["openai", "simulated"])
+      .optional()
+      .describe(
+        "openai = any OpenAI-compatible endpoint; simulated = the offline model. Default: openai when an API key is set.",
+      ),
+    model: z.string().min(1).optional().describe("Model name, e.g. gpt-4o-mini."),
+    baseURL: z.url().optional().describe("OpenAI-compatible base URL (default OPENAI_BASE_URL)."),
+    temperature: z.number().min(0).max(2).optional(),
+    timeoutMs: z.number().int().min(100).max(600_000).optional(),
+    maxTokens: z.number().int().positive().optional(),
+    simulated: z
+      .record(z.string(), z.unknown())
+      .optional()
+      .describe("Options of the offline simulated model."),
+  })
+  .strict();
+export type ModelSpec = z.infer<typeof ModelSpecSchema>;
+
+const PromptOverrideSchema = z
+  .object({ system: z.string().min(1).optional(), user: z.string().min(1).optional() })
+  .strict();
+
+export const RetrySchema = z
+  .object({
+    retries: z.number().int().min(0).max(10).optional(),
+    baseDelayMs: z.number().int().min(0).max(60_000).optional(),
+    maxDelayMs: z.number().int().min(0).max(300_000).optional(),
+  })
+  .strict();
+
+export const RefineOptionsSchema = z
+  .object({
+    maxIterations: z
+      .number()
+      .int()
+      .min(1)
+      .max(50)
+      .optional()
+      .describe("Maximum number of drafts (default 3)."),
+    tokenBudget: z
+      .number()
+      .int()
+      .positive()
+      .optional()
+      .describe("Total tokens the run may spend, retries included."),
+    scoreThreshold: z
+      .number()
+      .min(0)
+      .max(1)
+      .optional()
+      .describe("Accept a draft whose hard verifiers pass at this score (default 0.8)."),
+    critique: z
+      .boolean()
+      .optional()
+      .describe("Run the LLM critique each iteration (default true)."),
+    verifiers: z.array(z.unknown()).optional().describe("Verifier specs; see README."),
+    prompts: z
+      .object({
+        generate: PromptOverrideSchema.optional(),
+        critique: PromptOverrideSchema.optional(),
+        revise: PromptOverrideSchema.optional(),
+        judge: PromptOverrideSchema.optional(),
+      })
+      .strict()
+      .optional(),
+    models: z
+      .object({
+        default: ModelSpecSchema.optional(),
+        generate: ModelSpecSchema.optional(),
+        critique: ModelSpecSchema.optional(),
+        revise: ModelSpecSchema.optional(),
+        judge: ModelSpecSchema.optional(),
+      })
+      .strict()
+      .optional(),
+    retry: RetrySchema.optional(),
+  })
+  .strict();
+export type RefineOptions = z.infer<typeof RefineOptionsSchema>;
+
+export const REFINE_OPTION_KEYS = Object.keys(RefineOptionsSchema.shape) as (keyof RefineOptions)[];
+
+export const DEFAULT_LIMITS = { maxIterations: 3, scoreThreshold: 0.8 } as const;
+
+/** Validates refine options; `prefix` names where they came from (e.g. `config.configurable`). */
+export function parseRefineOptions(input: unknown, prefix = ""): RefineOptions {
+  const result = RefineOptionsSchema.safeParse(input ?? {});
+  if (!result.success) throw fromZodError(result.error, prefix, "invalid_config");
+  return result.data;
+}
+
+/**
+ * Picks Refinery's keys out of a LangGraph `configurable` (which also carries thread_id,
+ * checkpoint ids and other callers' keys) and validates them.
+ */
+export function refineOptionsFromConfigurable(
+  configurable: Record<string, unknown> | undefined,
+): RefineOptions {
+  if (!configurable) return {};
+  const picked: Record<string, unknown> = {};
+  for (const key of REFINE_OPTION_KEYS) {
+    if (configurable[key] !== undefined) picked[key] = configurable[key];
+  }
+  return parseRefineOptions(picked, "config.configurable");
+}
+
+/** Later layers win; nested `prompts`/`models`/`retry` merge per key. */
+export function mergeRefineOptions(...layers: (RefineOptions | undefined)[]): RefineOptions {
+  const out: RefineOptions = {};
+  for (const layer of layers) {
+    if (!layer) continue;
+    for (const [key, value] of Object.entries(layer) as [keyof RefineOptions, unknown][]) {
+      if (value === undefined) continue;
+      if (key === "prompts" || key === "models" || key === "retry") {
+        (out as Record<string, unknown>)[key] = {
+          ...(out[key] as object | undefined),
+          ...(value as object),
+        };
+      } else {
+        (out as Record<string, unknown>)[key] = value;
+      }
+    }
+  }
+  return out;
+}
+
+/** The settings of the Refinery process: database path and model endpoint, from env and config file. */
+export interface ProcessSettings {
+  dbPath: string;
+  apiKey?: string;
+  baseURL?: string;
+  model: string;
+}
+
+export function processSettingsFromEnv(
+  env: Record<string, string | undefined>,
+  file: { db?: string; model?: string; baseURL?: string } = {},
+): ProcessSettings {
+  const dbPath = env.REFINERY_DB || file.db || "./data/refinery.db";
+  if (dbPath.trim() === "") {
+    throw new RefineryError("invalid_config", "database path is empty", {
+      field: "REFINERY_DB",
+      fix: "set REFINERY_DB to a file path such as ./data/refinery.db, or unset it",
+    });
+  }
+  return {
+    dbPath,
+    apiKey: env.OPENAI_API_KEY || undefined,
+    baseURL: env.OPENAI_BASE_URL || file.baseURL || undefined,
+    model: env.REFINERY_MODEL || file.model || "gpt-4o-mini",
+  };
+}

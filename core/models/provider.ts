@@ -1,0 +1,60 @@
+// Resolves the chat model for each role from the process settings and a run's `models` specs:
+// an OpenAI-compatible endpoint when an API key is set, the offline simulated model otherwise.
+// Models are cached per spec so a run does not rebuild clients on every node.
+import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
+import type { ModelSpec, ProcessSettings, RefineOptions } from "../config.ts";
+import { RefineryError } from "../errors.ts";
+import { createOpenAIModel } from "./openai.ts";
+import { createSimulatedModel } from "./simulated.ts";
+import type { ModelRole } from "./types.ts";
+
+export interface ModelProvider {
+  /** The model for `role`, given a run's `models` option (default spec merged with the role's). */
+  forRole(role: ModelRole, models: RefineOptions["models"]): BaseChatModel;
+  /** True when no API key is configured, so every default model is the simulated one. */
+  readonly offline: boolean;
+}
+
+export function createModelProvider(
+  settings: Pick<ProcessSettings, "apiKey" | "baseURL" | "model">,
+): ModelProvider {
+  const cache = new Map<string, BaseChatModel>();
+  const offline = !settings.apiKey;
+
+  function build(spec: ModelSpec): BaseChatModel {
+    const provider = spec.provider ?? (offline ? "simulated" : "openai");
+    if (provider === "simulated") return createSimulatedModel(spec.simulated ?? {});
+    if (!settings.apiKey) {
+      throw new RefineryError(
+        "invalid_config",
+        "an OpenAI-compatible model was requested but no API key is set",
+        {
+          field: "models.provider",
+          fix: 'set OPENAI_API_KEY (and OPENAI_BASE_URL for a non-OpenAI endpoint), or use provider "simulated"',
+        },
+      );
+    }
+    return createOpenAIModel({
+      apiKey: settings.apiKey,
+      baseURL: spec.baseURL ?? settings.baseURL,
+      model: spec.model ?? settings.model,
+      temperature: spec.temperature,
+      timeoutMs: spec.timeoutMs,
+      maxTokens: spec.maxTokens,
+    });
+  }
+
+  return {
+    offline,
+    forRole(role, models) {
+      const spec: ModelSpec = { ...models?.default, ...models?.[role] };
+      const key = JSON.stringify(spec);
+      let model = cache.get(key);
+      if (!model) {
+        model = build(spec);
+        cache.set(key, model);
+      }
+      return model;
+    },
+  };
+}

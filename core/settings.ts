@@ -1,0 +1,93 @@
+// Turns layered refine options (graph defaults < assistant config < run configurable) into the
+// live objects nodes use: limits, verifiers, prompts, per-role models. Resolved settings are
+// cached by their options so the nodes of one run share one set of verifiers and models.
+import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
+import type { RunnableConfig } from "@langchain/core/runnables";
+import {
+  DEFAULT_LIMITS,
+  mergeRefineOptions,
+  parseRefineOptions,
+  refineOptionsFromConfigurable,
+  type RefineOptions,
+} from "./config.ts";
+import { bindModel, DEFAULT_RETRY, type RetryPolicy } from "./models/call.ts";
+import type { ModelProvider } from "./models/provider.ts";
+import type { ModelRole } from "./models/types.ts";
+import { DEFAULT_PROMPTS, type PromptName, type PromptTemplate } from "./prompts.ts";
+import type { Limits } from "./stop-policy.ts";
+import { createVerifiers, parseVerifierSpecs } from "./verifiers/index.ts";
+import type { Verifier } from "./verifiers/types.ts";
+
+export interface RefineSettings {
+  limits: Limits;
+  critique: boolean;
+  verifiers: Verifier[];
+  prompts: Record<PromptName, PromptTemplate>;
+  retry: RetryPolicy;
+  model(role: ModelRole): BaseChatModel;
+  options: RefineOptions;
+}
+
+/** Graph defaults < options stored in the thread's state < the run's `configurable`. */
+export type SettingsResolver = (
+  config?: RunnableConfig,
+  stored?: RefineOptions | null,
+) => RefineSettings;
+
+export interface SettingsResolverDeps {
+  provider: ModelProvider;
+  /** The graph's own defaults; assistant config and run configurable override them. */
+  defaults?: RefineOptions;
+  cacheSize?: number;
+}
+
+export function buildSettings(options: RefineOptions, provider: ModelProvider): RefineSettings {
+  const retry: RetryPolicy = { ...DEFAULT_RETRY, ...options.retry };
+  const model = (role: ModelRole) => provider.forRole(role, options.models);
+  const specs = parseVerifierSpecs(options.verifiers ?? [], "verifiers");
+  const needsJudge = specs.some((s) => s.kind === "llm_judge");
+  const verifiers = createVerifiers(
+    specs,
+    needsJudge ? { judge: bindModel(model("judge"), retry) } : {},
+  );
+  const prompts = { ...DEFAULT_PROMPTS };
+  for (const name of Object.keys(prompts) as PromptName[]) {
+    const override = options.prompts?.[name];
+    if (override) prompts[name] = { ...prompts[name], ...override };
+  }
+  return {
+    limits: {
+      maxIterations: options.maxIterations ?? DEFAULT_LIMITS.maxIterations,
+      scoreThreshold: options.scoreThreshold ?? DEFAULT_LIMITS.scoreThreshold,
+      tokenBudget: options.tokenBudget,
+    },
+    critique: options.critique ?? true,
+    verifiers,
+    prompts,
+    retry,
+    model,
+    options,
+  };
+}
+
+export function createSettingsResolver({
+  provider,
+  defaults,
+  cacheSize = 256,
+}: SettingsResolverDeps): SettingsResolver {
+  const cache = new Map<string, RefineSettings>();
+  return (config, stored) => {
+    const options = mergeRefineOptions(
+      defaults,
+      stored ? parseRefineOptions(stored, "input.options") : undefined,
+      refineOptionsFromConfigurable(config?.configurable),
+    );
+    const key = JSON.stringify(options);
+    const hit = cache.get(key);
+    if (hit) return hit;
+    const settings = buildSettings(options, provider);
+    if (cache.size >= cacheSize) cache.delete(cache.keys().next().value as string);
+    cache.set(key, settings);
+    return settings;
+  };
+}

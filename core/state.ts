@@ -1,0 +1,135 @@
+// The refinement state: one explicit schema with named reducers. Every node returns a partial
+// update of this shape; LangGraph checkpoints it after every step.
+import { Annotation } from "@langchain/langgraph";
+import type { RefineOptions } from "./config.ts";
+import type { Verdict } from "./verifiers/types.ts";
+import { addUsage, ZERO_USAGE, type TokenUsage } from "./usage.ts";
+
+export type DraftSource = "generate" | "revise" | "human";
+
+export interface Draft {
+  iteration: number;
+  text: string;
+  source: DraftSource;
+  usage: TokenUsage;
+  latencyMs: number;
+  createdAt: string;
+}
+
+export interface Critique {
+  iteration: number;
+  /** "pass" when the critic found nothing to fix. */
+  verdict: "pass" | "revise";
+  /** The critic's 0..1 quality estimate, when it gave one. */
+  score?: number;
+  issues: string[];
+  /** The critic's raw reply (kept for inspection; `issues` is what revise reads). */
+  raw: string;
+  usage: TokenUsage;
+  latencyMs: number;
+}
+
+export interface BestDraft {
+  iteration: number;
+  text: string;
+  hardPassed: number;
+  hardTotal: number;
+  score: number;
+}
+
+export type StopReason =
+  "accepted" | "max_iterations" | "token_budget" | "unchanged" | "model_error";
+
+export interface Feedback {
+  text: string;
+  source: "human" | "system";
+  at: string;
+}
+
+export interface RunError {
+  code: string;
+  message: string;
+  node: string;
+  iteration: number;
+}
+
+/** Named reducers, so each field's merge rule is stated once and testable. */
+export const reducers = {
+  append: <T>(left: T[], right: T | T[] | undefined): T[] =>
+    right === undefined ? left : left.concat(right),
+  sumUsage: (left: TokenUsage, right: TokenUsage | undefined): TokenUsage => addUsage(left, right),
+  sumUsageByNode: (
+    left: Record<string, TokenUsage>,
+    right: Record<string, TokenUsage> | undefined,
+  ): Record<string, TokenUsage> => {
+    if (!right) return left;
+    const out = { ...left };
+    for (const [node, usage] of Object.entries(right))
+      out[node] = addUsage(out[node] ?? ZERO_USAGE, usage);
+    return out;
+  },
+  last: <T>(left: T, right: T | undefined): T => (right === undefined ? left : right),
+};
+
+export const RefineState = Annotation.Root({
+  task: Annotation<string>({ reducer: reducers.last, default: () => "" }),
+  context: Annotation<string>({ reducer: reducers.last, default: () => "" }),
+  /** Refine options given with the input; stored so a resumed run keeps its verifiers and limits. */
+  options: Annotation<RefineOptions | null>({ reducer: reducers.last, default: () => null }),
+  /** Feedback from people (or the system) that the next critique and revise must take into account. */
+  feedback: Annotation<Feedback[], Feedback | Feedback[]>({
+    reducer: reducers.append,
+    default: () => [],
+  }),
+  drafts: Annotation<Draft[], Draft | Draft[]>({ reducer: reducers.append, default: () => [] }),
+  critiques: Annotation<Critique[], Critique | Critique[]>({
+    reducer: reducers.append,
+    default: () => [],
+  }),
+  verdicts: Annotation<Verdict[], Verdict | Verdict[]>({
+    reducer: reducers.append,
+    default: () => [],
+  }),
+  best: Annotation<BestDraft | null>({ reducer: reducers.last, default: () => null }),
+  iteration: Annotation<number>({ reducer: reducers.last, default: () => 0 }),
+  usage: Annotation<TokenUsage, TokenUsage>({
+    reducer: reducers.sumUsage,
+    default: () => ZERO_USAGE,
+  }),
+  usageByNode: Annotation<Record<string, TokenUsage>, Record<string, TokenUsage>>({
+    reducer: reducers.sumUsageByNode,
+    default: () => ({}),
+  }),
+  stopReason: Annotation<StopReason | null>({ reducer: reducers.last, default: () => null }),
+  /** The final answer: the best-so-far draft once the run stops. */
+  answer: Annotation<string | null>({ reducer: reducers.last, default: () => null }),
+  error: Annotation<RunError | null>({ reducer: reducers.last, default: () => null }),
+  /** True when any output in this run came from the offline simulated model. */
+  simulated: Annotation<boolean>({ reducer: (l, r) => l || Boolean(r), default: () => false }),
+});
+
+export type RefineStateType = typeof RefineState.State;
+export type RefineUpdate = typeof RefineState.Update;
+
+/** The newest draft, or undefined before `generate` ran. */
+export function latestDraft(state: Pick<RefineStateType, "drafts">): Draft | undefined {
+  return state.drafts[state.drafts.length - 1];
+}
+
+export function critiqueFor(
+  state: Pick<RefineStateType, "critiques">,
+  iteration: number,
+): Critique | undefined {
+  for (let i = state.critiques.length - 1; i >= 0; i--) {
+    const c = state.critiques[i];
+    if (c && c.iteration === iteration) return c;
+  }
+  return undefined;
+}
+
+export function verdictsFor(
+  state: Pick<RefineStateType, "verdicts">,
+  iteration: number,
+): Verdict[] {
+  return state.verdicts.filter((v) => v.iteration === iteration);
+}

@@ -1,0 +1,106 @@
+// The stop policy and best-so-far selection: pure functions, so every branch of the loop can be
+// unit-tested without a model. The graph's conditional edges only read what these decide.
+import type { BestDraft, Critique, StopReason } from "./state.ts";
+import type { Verdict } from "./verifiers/types.ts";
+
+export interface Limits {
+  /** Maximum number of drafts (the first generation counts as iteration 1). */
+  maxIterations: number;
+  /** Total tokens the run may spend, failed attempts included; undefined = no budget. */
+  tokenBudget?: number;
+  /** A draft whose hard verifiers pass is accepted once its score reaches this (0..1). */
+  scoreThreshold: number;
+}
+
+export interface DraftAssessment {
+  hardPassed: number;
+  hardTotal: number;
+  /** Mean of the critique's score and every verifier's score; 1/0 by hard result when none. */
+  score: number;
+  /** True when the critique found nothing to fix (or no critique ran). */
+  critiqueClean: boolean;
+}
+
+export function assessDraft(verdicts: Verdict[], critique: Critique | undefined): DraftAssessment {
+  const hard = verdicts.filter((v) => v.hard);
+  const hardPassed = hard.filter((v) => v.pass).length;
+  const scores = verdicts.map((v) => v.score);
+  if (critique?.score !== undefined) scores.push(critique.score);
+  const allHard = hardPassed === hard.length;
+  const score =
+    scores.length > 0 ? scores.reduce((a, b) => a + b, 0) / scores.length : allHard ? 1 : 0;
+  return {
+    hardPassed,
+    hardTotal: hard.length,
+    score: clamp01(score),
+    critiqueClean:
+      critique === undefined || (critique.verdict === "pass" && critique.issues.length === 0),
+  };
+}
+
+export type Decision =
+  { action: "stop"; reason: StopReason } | { action: "revise"; reason: string };
+
+export interface AfterVerifyInput {
+  assessment: DraftAssessment;
+  iteration: number;
+  totalTokens: number;
+  limits: Limits;
+}
+
+/**
+ * After `verify`: accept, stop on a limit, or revise. Acceptance is checked first, so a draft
+ * that passes on the last allowed iteration is reported as accepted, not as capped.
+ * The budget is enforced before the next iteration starts: when the average cost of the
+ * iterations so far would take the run past its budget, it stops now rather than overspend.
+ */
+export function decideAfterVerify({
+  assessment,
+  iteration,
+  totalTokens,
+  limits,
+}: AfterVerifyInput): Decision {
+  const allHardPass = assessment.hardPassed === assessment.hardTotal;
+  if (allHardPass && (assessment.critiqueClean || assessment.score >= limits.scoreThreshold)) {
+    return { action: "stop", reason: "accepted" };
+  }
+  if (limits.tokenBudget !== undefined) {
+    const perIteration = iteration > 0 ? totalTokens / iteration : 0;
+    if (totalTokens >= limits.tokenBudget || totalTokens + perIteration > limits.tokenBudget) {
+      return { action: "stop", reason: "token_budget" };
+    }
+  }
+  if (iteration >= limits.maxIterations) return { action: "stop", reason: "max_iterations" };
+  const failing = assessment.hardTotal - assessment.hardPassed;
+  return {
+    action: "revise",
+    reason:
+      failing > 0
+        ? `${failing} hard verifier(s) failing`
+        : "critique found issues below the score threshold",
+  };
+}
+
+/** After `revise`: a revision identical to the draft it revised ends the loop (nothing will change). */
+export function decideAfterRevise(previous: string, revised: string): Decision {
+  return normalize(previous) === normalize(revised)
+    ? { action: "stop", reason: "unchanged" }
+    : { action: "revise", reason: "revision differs" };
+}
+
+/** Best-so-far: more hard verifiers passed wins, then the higher score; ties keep the incumbent. */
+export function pickBest(current: BestDraft | null, candidate: BestDraft): BestDraft {
+  if (!current) return candidate;
+  if (candidate.hardPassed !== current.hardPassed) {
+    return candidate.hardPassed > current.hardPassed ? candidate : current;
+  }
+  return candidate.score > current.score ? candidate : current;
+}
+
+function normalize(text: string): string {
+  return text.replace(/\s+/g, " ").trim();
+}
+
+function clamp01(n: number): number {
+  return Number.isFinite(n) ? Math.min(1, Math.max(0, n)) : 0;
+}

@@ -1,0 +1,39 @@
+// Wires one Refinery process: model provider, settings resolver, checkpoint store and the
+// compiled `refine` graph. The CLI and the server both start here.
+import type { ProcessSettings, RefineOptions } from "../core/config.ts";
+import {
+  openMemoryCheckpointer,
+  openSqliteCheckpointer,
+  type OpenedCheckpointer,
+} from "../core/checkpointer.ts";
+import { createModelProvider, type ModelProvider } from "../core/models/provider.ts";
+import { createSettingsResolver, type SettingsResolver } from "../core/settings.ts";
+import { createRefineGraph } from "./refine.ts";
+
+export interface EngineOptions {
+  settings: ProcessSettings;
+  /** Default refine options (e.g. from the config file). */
+  defaults?: RefineOptions;
+  /** Use an in-memory checkpointer instead of the SQLite file (tests). */
+  memory?: boolean;
+  /** Inject a provider (tests use scripted models). */
+  provider?: ModelProvider;
+}
+
+export interface Engine {
+  graph: ReturnType<typeof createRefineGraph>;
+  checkpointer: OpenedCheckpointer;
+  provider: ModelProvider;
+  resolve: SettingsResolver;
+  close(): void;
+}
+
+export function openEngine(options: EngineOptions): Engine {
+  const provider = options.provider ?? createModelProvider(options.settings);
+  const resolve = createSettingsResolver({ provider, defaults: options.defaults });
+  const checkpointer = options.memory
+    ? openMemoryCheckpointer()
+    : openSqliteCheckpointer(options.settings.dbPath);
+  const graph = createRefineGraph({ settings: resolve, checkpointer: checkpointer.saver });
+  return { graph, checkpointer, provider, resolve, close: () => checkpointer.close() };
+}

@@ -1,0 +1,80 @@
+// The `revise` node: rewrites the newest draft using the critique, every failed verifier's
+// message and any human feedback. An identical revision ends the loop (nothing would change).
+import type { RunnableConfig } from "@langchain/core/runnables";
+import { callModel } from "../core/models/call.ts";
+import type { SettingsResolver } from "../core/settings.ts";
+import {
+  critiqueFor,
+  latestDraft,
+  verdictsFor,
+  type Draft,
+  type RefineStateType,
+  type RefineUpdate,
+} from "../core/state.ts";
+import { decideAfterRevise } from "../core/stop-policy.ts";
+import { buildMessages, emit, promptVariables, stopOnModelFailure } from "./support.ts";
+
+export interface ReviseNodeOptions {
+  settings: SettingsResolver;
+}
+
+export function createReviseNode({ settings }: ReviseNodeOptions) {
+  return async function revise(
+    state: RefineStateType,
+    config: RunnableConfig,
+  ): Promise<RefineUpdate> {
+    const s = settings(config, state.options);
+    const previous = latestDraft(state);
+    if (!previous) return {};
+    const critique = critiqueFor(state, previous.iteration);
+    const failed = verdictsFor(state, previous.iteration).filter((v) => !v.pass);
+    const messages = buildMessages(s.prompts.revise, {
+      ...promptVariables(state),
+      draft: previous.text,
+      critique: critique?.issues.length
+        ? critique.issues.map((i) => `- ${i}`).join("\n")
+        : "(no critique issues)",
+      failed_checks: failed.length
+        ? failed.map((v) => `- [${v.verifierId}${v.hard ? "" : ", soft"}] ${v.message}`).join("\n")
+        : "(all checks passed)",
+    });
+    let result;
+    try {
+      result = await callModel(s.model("revise"), messages, {
+        role: "revise",
+        config,
+        retry: s.retry,
+        signal: config.signal,
+      });
+    } catch (err) {
+      return stopOnModelFailure(err, "revise", state);
+    }
+    const iteration = previous.iteration + 1;
+    const draft: Draft = {
+      iteration,
+      text: result.text,
+      source: "revise",
+      usage: result.usage,
+      latencyMs: result.latencyMs,
+      createdAt: new Date().toISOString(),
+    };
+    const decision = decideAfterRevise(previous.text, result.text);
+    emit(config, {
+      type: "draft",
+      node: "revise",
+      iteration,
+      text: result.text,
+      usage: result.usage,
+      latencyMs: result.latencyMs,
+    });
+    return {
+      drafts: draft,
+      iteration,
+      usage: result.usage,
+      usageByNode: { revise: result.usage },
+      ...(decision.action === "stop"
+        ? { stopReason: decision.reason, answer: state.best?.text ?? previous.text }
+        : {}),
+    };
+  };
+}

@@ -1,0 +1,62 @@
+// What every node shares: the prompt variables built from state, message assembly, and the rule
+// for a model that fails mid-run (keep the best-so-far and stop, rather than lose the run).
+import { HumanMessage, SystemMessage, type BaseMessage } from "@langchain/core/messages";
+import type { RunnableConfig } from "@langchain/core/runnables";
+import { isRefineryError } from "../core/errors.ts";
+import { renderTemplate, type PromptTemplate } from "../core/prompts.ts";
+import { latestDraft, type RefineStateType, type RefineUpdate } from "../core/state.ts";
+import { ZERO_USAGE, type TokenUsage } from "../core/usage.ts";
+
+export function promptVariables(state: RefineStateType): Record<string, string> {
+  const feedback = state.feedback.filter((f) => f.text.trim() !== "");
+  return {
+    task: state.task,
+    context_block: state.context ? `\nContext:\n${state.context}\n` : "",
+    feedback_block: feedback.length
+      ? `\nReviewer feedback (must be honoured):\n${feedback.map((f) => `- ${f.text}`).join("\n")}\n`
+      : "",
+  };
+}
+
+export function buildMessages(
+  template: PromptTemplate,
+  values: Record<string, string>,
+): BaseMessage[] {
+  return [
+    new SystemMessage(renderTemplate(template.system, values)),
+    new HumanMessage(renderTemplate(template.user, values)),
+  ];
+}
+
+/** Custom stream events (stream_mode "custom") so clients see each step as it happens. */
+export function emit(config: RunnableConfig, event: Record<string, unknown>): void {
+  const writer = (config as { writer?: (chunk: unknown) => void }).writer;
+  if (typeof writer === "function") writer(event);
+}
+
+export function usageOf(err: unknown): TokenUsage {
+  const usage = (err as { usage?: TokenUsage } | undefined)?.usage;
+  return usage ?? ZERO_USAGE;
+}
+
+/**
+ * A model call failed after its retries. Before any draft exists there is nothing to keep, so
+ * the error propagates and the run fails. Once a draft exists, the run stops with the
+ * best-so-far answer and the error recorded, counting the tokens the failed attempts spent.
+ */
+export function stopOnModelFailure(
+  err: unknown,
+  node: string,
+  state: RefineStateType,
+): RefineUpdate {
+  const last = latestDraft(state);
+  if (!isRefineryError(err) || !last) throw err;
+  const usage = usageOf(err);
+  return {
+    error: { code: err.code, message: err.toLine(), node, iteration: state.iteration },
+    stopReason: "model_error",
+    answer: state.best?.text ?? last.text,
+    usage,
+    usageByNode: { [node]: usage },
+  };
+}

@@ -1,0 +1,236 @@
+// The `refinery` CLI as a user runs it: a child process of the installed bin, a real SQLite
+// file, the offline model by default and the OpenAI-compatible stub server for the HTTP path.
+import { spawn, type ChildProcess } from "node:child_process";
+import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterAll, describe, expect, it } from "vitest";
+import { DEFAULT_PROMPTS } from "../../core/prompts.ts";
+import { startOpenAIStub, type ChatRequestBody } from "../support/openai-stub.ts";
+
+const BIN = join(import.meta.dirname, "../../cli/bin.mjs");
+const dir = mkdtempSync(join(tmpdir(), "refinery-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(
+  args: string[],
+  env: Record<string, string> = {},
+  stdin?: string,
+): { child: ChildProcess; done: Promise<Result> } {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: {
+      PATH: process.env.PATH ?? "",
+      HOME: process.env.HOME ?? "",
+      REFINERY_DB: join(dir, "default.db"),
+      ...env,
+    },
+    stdio: ["pipe", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout?.on("data", (d) => (stdout += String(d)));
+  child.stderr?.on("data", (d) => (stderr += String(d)));
+  if (stdin !== undefined) child.stdin?.end(stdin);
+  else child.stdin?.end();
+  const done = new Promise<Result>((resolve) =>
+    child.on("close", (code) => resolve({ code, stdout, stderr })),
+  );
+  return { child, done };
+}
+
+const run = (args: string[], env?: Record<string, string>, stdin?: string) =>
+  cli(args, env, stdin).done;
+
+function threadsIn(db: string): string[] {
+  if (!existsSync(db)) return [];
+  const conn = new Database(db, { readonly: true });
+  try {
+    const has = conn.prepare("select name from sqlite_master where name = 'checkpoints'").get();
+    if (!has) return [];
+    return (
+      conn.prepare("select distinct thread_id from checkpoints").all() as { thread_id: string }[]
+    ).map((r) => r.thread_id);
+  } finally {
+    conn.close();
+  }
+}
+
+function roleOf(body: ChatRequestBody): string {
+  const system = String(body.messages?.[0]?.content ?? "");
+  for (const role of ["generate", "critique", "revise", "judge"] as const) {
+    if (system === DEFAULT_PROMPTS[role].system) return role;
+  }
+  return "unknown";
+}
+
+describe("refinery CLI", () => {
+  it("--help works for every command", async () => {
+    for (const args of [["--help"], ["run", "--help"], ["resume", "--help"]]) {
+      const r = await run(args);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/refinery/);
+    }
+  });
+
+  it("run prints each iteration live, then the answer, stop reason and tokens (offline model)", async () => {
+    const db = join(dir, "live.db");
+    const r = await run(["run", "What is 17 * 23 + 4?", "--expect-number", "395", "--db", db]);
+    expect(r.stderr).toBe("");
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/offline simulated model/);
+    expect(r.stdout).toMatch(/\[1\/3\] generate: /);
+    expect(r.stdout).toMatch(/critique: /);
+    expect(r.stdout).toMatch(/(pass|FAIL) answer_match/);
+    expect(r.stdout).toMatch(/stop reason: accepted/);
+    expect(r.stdout).toMatch(/tokens: [\d,]+ total/);
+    expect(r.stdout).toMatch(/Answer: 395/);
+    expect(threadsIn(db)).toHaveLength(1);
+  });
+
+  it("--json prints one machine-readable result; the task can come from stdin", async () => {
+    const r = await run(
+      ["run", "--json", "--expect-number", "395", "--db", join(dir, "json.db")],
+      {},
+      "What is 17 * 23 + 4?\n",
+    );
+    expect(r.code).toBe(0);
+    const result = JSON.parse(r.stdout);
+    expect(result).toMatchObject({ stop_reason: "accepted", simulated: true });
+    expect(result.answer).toMatch(/Answer: 395/);
+    expect(result.usage.totalTokens).toBeGreaterThan(0);
+    expect(result.usage.calls).toBeGreaterThanOrEqual(2);
+    expect(result.verdicts[0]).toMatchObject({ verifier_id: "answer_match", pass: true });
+    expect(typeof result.thread_id).toBe("string");
+  });
+
+  it("reads the task and options from files", async () => {
+    const task = join(dir, "task.txt");
+    const config = join(dir, "refine.yaml");
+    writeFileSync(task, "Compute (12 + 8) * 3.");
+    writeFileSync(
+      config,
+      "maxIterations: 4\nverifiers:\n  - kind: answer_match\n    expected: 60\n",
+    );
+    const r = await run([
+      "run",
+      "--file",
+      task,
+      "--config",
+      config,
+      "--json",
+      "--db",
+      join(dir, "files.db"),
+    ]);
+    expect(r.code).toBe(0);
+    expect(JSON.parse(r.stdout).answer).toMatch(/Answer: 60/);
+  });
+
+  describe("bad input: one line, non-zero exit, nothing stored", () => {
+    const db = join(dir, "bad.db");
+    it.each([
+      [["run", "   "], /task is empty/],
+      [["run", "x", "--must-match", "(unclosed"], /mustMatch\[0\].*invalid|regex/i],
+      [["run", "x", "--verifier", '{"kind":"telepathy"}'], /kind/],
+      [["run", "x", "--max-iterations", "many"], /--max-iterations/],
+      [["run", "x", "--max-iterations", "0"], /maxIterations/],
+      [["run", "x", "--nope"], /Unknown option/],
+      [
+        ["run", "x", "--verifier", '{"kind":"json_schema","schema":{"type":"nonsense"}}'],
+        /schema/i,
+      ],
+      [["frobnicate"], /unknown command/],
+    ])("%j", async (args, message) => {
+      const r = await run(args, { REFINERY_DB: db });
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(message);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+      expect(r.stderr).not.toMatch(/ {4}at /);
+      expect(threadsIn(db)).toEqual([]);
+    });
+
+    it("an unreachable model endpoint fails fast with the base URL named and no thread left", async () => {
+      const r = await run(["run", "What is 1 + 1?", "--db", db], {
+        OPENAI_API_KEY: "k",
+        OPENAI_BASE_URL: "http://127.0.0.1:9/v1",
+      });
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/127\.0\.0\.1:9/);
+      expect(r.stderr).toMatch(/OPENAI_BASE_URL/);
+      expect(r.stderr).not.toMatch(/ {4}at /);
+      expect(threadsIn(db)).toEqual([]);
+    });
+
+    it("a corrupt database file is reported, not overwritten", async () => {
+      const bad = join(dir, "corrupt.db");
+      writeFileSync(bad, "this is not a sqlite database, just text ".repeat(200));
+      const r = await run(["run", "What is 1 + 1?", "--db", bad]);
+      expect(r.code).not.toBe(0);
+      expect(r.stderr).toMatch(/cannot open .*corrupt\.db as a SQLite database/);
+      expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    });
+
+    it("resume of an unknown thread is a one-line error", async () => {
+      const r = await run(["resume", "no-such-thread", "--db", db]);
+      expect(r.code).toBe(1);
+      expect(r.stderr).toMatch(/no run with thread id no-such-thread/);
+    });
+  });
+
+  it("crash-resume: a killed run continues from its checkpoint without redoing finished steps", async () => {
+    const stub = await startOpenAIStub();
+    const served: string[] = [];
+    stub.setHandler(async (body) => {
+      const role = roleOf(body);
+      served.push(role);
+      if (role === "generate") return { content: "17 * 23 = 381, plus 4 is 385.\nAnswer: 385" };
+      if (role === "critique") {
+        const wrong = String(body.messages?.[1]?.content ?? "").includes("Answer: 385");
+        return wrong
+          ? { content: '{"verdict":"revise","score":0.2,"issues":["17 * 23 is 391, not 381"]}' }
+          : { content: '{"verdict":"pass","score":0.95,"issues":[]}' };
+      }
+      // The revise call is slow, so the test can kill the process while it is in flight.
+      return { content: "17 * 23 = 391, plus 4 is 395.\nAnswer: 395", delayMs: 1500 };
+    });
+    const db = join(dir, "crash.db");
+    const env = { OPENAI_API_KEY: "test-key", OPENAI_BASE_URL: stub.url, REFINERY_DB: db };
+    try {
+      const first = cli(
+        ["run", "What is 17 * 23 + 4?", "--expect-number", "395", "--thread", "crash-1"],
+        env,
+      );
+      await waitFor(() => served.includes("revise"), 20_000);
+      first.child.kill("SIGKILL");
+      const killed = await first.done;
+      expect(killed.code).toBeNull();
+      expect(served).toEqual(["generate", "critique", "revise"]);
+
+      const resumed = await run(["resume", "crash-1", "--json"], env);
+      expect(resumed.stderr).toBe("");
+      expect(resumed.code).toBe(0);
+      const result = JSON.parse(resumed.stdout);
+      expect(result).toMatchObject({ stop_reason: "accepted", iterations: 2, simulated: false });
+      expect(result.answer).toMatch(/Answer: 395/);
+      // generate and the first critique were checkpointed: only the interrupted revise is redone.
+      expect(served).toEqual(["generate", "critique", "revise", "revise", "critique"]);
+      expect(threadsIn(db)).toEqual(["crash-1"]);
+    } finally {
+      await stub.close();
+    }
+  }, 60_000);
+});
+
+async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
+  const start = Date.now();
+  while (!cond()) {
+    if (Date.now() - start > timeoutMs) throw new Error("timed out waiting");
+    await new Promise((r) => setTimeout(r, 20));
+  }
+}

@@ -1,0 +1,184 @@
+import { describe, expect, it } from "vitest";
+import type { Critique } from "../../core/state.ts";
+import {
+  assessDraft,
+  decideAfterRevise,
+  decideAfterVerify,
+  pickBest,
+  type DraftAssessment,
+} from "../../core/stop-policy.ts";
+import { ZERO_USAGE } from "../../core/usage.ts";
+import type { Verdict } from "../../core/verifiers/types.ts";
+
+const verdict = (pass: boolean, hard = true, score = pass ? 1 : 0): Verdict => ({
+  verifierId: "v",
+  kind: "regex",
+  hard,
+  pass,
+  score,
+  message: pass ? "ok" : "failed",
+  iteration: 1,
+  latencyMs: 0,
+});
+const critique = (
+  v: "pass" | "revise",
+  score?: number,
+  issues: string[] = v === "pass" ? [] : ["x is wrong"],
+): Critique => ({
+  iteration: 1,
+  verdict: v,
+  ...(score === undefined ? {} : { score }),
+  issues,
+  raw: "",
+  usage: ZERO_USAGE,
+  latencyMs: 0,
+});
+const limits = { maxIterations: 3, scoreThreshold: 0.8 };
+const assess = (a: Partial<DraftAssessment>): DraftAssessment => ({
+  hardPassed: 1,
+  hardTotal: 1,
+  score: 1,
+  critiqueClean: true,
+  ...a,
+});
+
+describe("assessDraft", () => {
+  it("counts hard verifiers and averages every score with the critique's", () => {
+    const a = assessDraft(
+      [verdict(true), verdict(false), verdict(true, false, 0.5)],
+      critique("revise", 0.2),
+    );
+    expect(a).toEqual({
+      hardPassed: 1,
+      hardTotal: 2,
+      score: (1 + 0 + 0.5 + 0.2) / 4,
+      critiqueClean: false,
+    });
+  });
+  it("treats a missing critique as clean and scores by the hard result when nothing is scored", () => {
+    expect(assessDraft([], undefined)).toEqual({
+      hardPassed: 0,
+      hardTotal: 0,
+      score: 1,
+      critiqueClean: true,
+    });
+  });
+  it("a critique that says pass but lists issues is not clean", () => {
+    expect(assessDraft([], critique("pass", 0.9, ["minor typo"])).critiqueClean).toBe(false);
+  });
+});
+
+describe("decideAfterVerify", () => {
+  it("accepts when hard verifiers pass and the critique is clean", () => {
+    expect(
+      decideAfterVerify({
+        assessment: assess({ score: 0.1 }),
+        iteration: 1,
+        totalTokens: 10,
+        limits,
+      }),
+    ).toEqual({ action: "stop", reason: "accepted" });
+  });
+  it("accepts on the score threshold even when the critique has nits", () => {
+    expect(
+      decideAfterVerify({
+        assessment: assess({ critiqueClean: false, score: 0.85 }),
+        iteration: 1,
+        totalTokens: 10,
+        limits,
+      }).action,
+    ).toBe("stop");
+  });
+  it("revises when the critique has issues and the score is below threshold", () => {
+    expect(
+      decideAfterVerify({
+        assessment: assess({ critiqueClean: false, score: 0.5 }),
+        iteration: 1,
+        totalTokens: 10,
+        limits,
+      }),
+    ).toMatchObject({ action: "revise" });
+  });
+  it("never accepts while a hard verifier fails, even with a clean critique and top score", () => {
+    const d = decideAfterVerify({
+      assessment: assess({ hardPassed: 0, score: 1 }),
+      iteration: 1,
+      totalTokens: 10,
+      limits,
+    });
+    expect(d).toEqual({ action: "revise", reason: "1 hard verifier(s) failing" });
+  });
+  it("stops on the iteration cap", () => {
+    expect(
+      decideAfterVerify({
+        assessment: assess({ hardPassed: 0 }),
+        iteration: 3,
+        totalTokens: 10,
+        limits,
+      }),
+    ).toEqual({ action: "stop", reason: "max_iterations" });
+  });
+  it("acceptance wins over the cap on the last iteration", () => {
+    expect(
+      decideAfterVerify({ assessment: assess({}), iteration: 3, totalTokens: 10, limits }).reason,
+    ).toBe("accepted");
+  });
+  it("stops when the budget is spent", () => {
+    expect(
+      decideAfterVerify({
+        assessment: assess({ hardPassed: 0 }),
+        iteration: 1,
+        totalTokens: 1000,
+        limits: { ...limits, tokenBudget: 1000 },
+      }),
+    ).toEqual({ action: "stop", reason: "token_budget" });
+  });
+  it("stops before an iteration that would overspend, judged by the average iteration cost", () => {
+    // 2 iterations cost 600 (300 each); 600 + 300 > 800 so the third is not started.
+    expect(
+      decideAfterVerify({
+        assessment: assess({ hardPassed: 0 }),
+        iteration: 2,
+        totalTokens: 600,
+        limits: { ...limits, tokenBudget: 800 },
+      }).reason,
+    ).toBe("token_budget");
+    expect(
+      decideAfterVerify({
+        assessment: assess({ hardPassed: 0 }),
+        iteration: 2,
+        totalTokens: 600,
+        limits: { ...limits, tokenBudget: 900 },
+      }).action,
+    ).toBe("revise");
+  });
+});
+
+describe("decideAfterRevise", () => {
+  it("stops when the revision is identical up to whitespace", () => {
+    expect(decideAfterRevise("Answer: 4\n", "  Answer:   4")).toEqual({
+      action: "stop",
+      reason: "unchanged",
+    });
+  });
+  it("continues when the revision differs", () => {
+    expect(decideAfterRevise("Answer: 4", "Answer: 5").action).toBe("revise");
+  });
+});
+
+describe("pickBest", () => {
+  const d = (iteration: number, hardPassed: number, score: number) => ({
+    iteration,
+    text: `d${iteration}`,
+    hardPassed,
+    hardTotal: 2,
+    score,
+  });
+  it("takes the first candidate", () => expect(pickBest(null, d(1, 0, 0))).toEqual(d(1, 0, 0)));
+  it("prefers more hard verifiers passed over a higher score", () =>
+    expect(pickBest(d(1, 2, 0.1), d(2, 1, 0.9)).iteration).toBe(1));
+  it("prefers the higher score when hard results tie", () =>
+    expect(pickBest(d(1, 1, 0.4), d(2, 1, 0.6)).iteration).toBe(2));
+  it("keeps the incumbent on a full tie (never blindly the latest)", () =>
+    expect(pickBest(d(1, 1, 0.5), d(2, 1, 0.5)).iteration).toBe(1));
+});
