@@ -1,0 +1,1142 @@
+// The conformance suite every Storage implementation runs (SQLite now, Postgres later): the
+// contracts of core/storage/types.ts, exercised only through the interface, never through SQL.
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { RefineryError } from "../../core/errors.ts";
+import type { NewRun, Run, RunStatus, Storage } from "../../core/storage/types.ts";
+
+export interface OpenedStorage {
+  storage: Storage;
+  /** Releases everything `open` created (files, connections, schemas). */
+  cleanup: () => Promise<void>;
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+/** Lets the clock move past the current millisecond, so the next write gets a later timestamp. */
+const nextTick = () => sleep(3);
+
+/** The same instant written with a non-UTC offset, e.g. `2024-01-01T05:30:00.000+05:30`. */
+function isoWithOffset(ms: number, offsetMinutes: number): string {
+  const local = new Date(ms + offsetMinutes * 60_000).toISOString().slice(0, 23);
+  const abs = Math.abs(offsetMinutes);
+  const hh = String(Math.floor(abs / 60)).padStart(2, "0");
+  const mm = String(abs % 60).padStart(2, "0");
+  return `${local}${offsetMinutes < 0 ? "-" : "+"}${hh}:${mm}`;
+}
+
+function newRun(threadId: string, runId: string, extra: Partial<NewRun> = {}): NewRun {
+  return {
+    run_id: runId,
+    thread_id: threadId,
+    assistant_id: "asst-1",
+    graph_id: "refine",
+    multitask_strategy: "enqueue",
+    kwargs: { input: { task: runId }, config: { configurable: {} }, stream_mode: ["values"] },
+    ...extra,
+  };
+}
+
+const ids = (items: ReadonlyArray<{ run_id: string }>) => items.map((r) => r.run_id);
+
+async function expectRefineryError(promise: Promise<unknown>, code: string, field?: string) {
+  const err = await promise.then(
+    () => undefined,
+    (e: unknown) => e,
+  );
+  expect(err).toBeInstanceOf(RefineryError);
+  expect((err as RefineryError).code).toBe(code);
+  if (field !== undefined) expect((err as RefineryError).field).toBe(field);
+}
+
+function expectIsoTime(value: string) {
+  expect(typeof value).toBe("string");
+  expect(Number.isNaN(Date.parse(value))).toBe(false);
+}
+
+export function storageConformance(name: string, open: () => Promise<OpenedStorage>): void {
+  describe(`storage conformance: ${name}`, () => {
+    let storage: Storage;
+    let cleanup: () => Promise<void>;
+
+    beforeEach(async () => {
+      ({ storage, cleanup } = await open());
+    });
+
+    afterEach(async () => {
+      await storage.close();
+      await cleanup();
+    });
+
+    describe("assistants", () => {
+      it("creates version 1 with defaults", async () => {
+        const a = await storage.assistants.create({ assistant_id: "a1", graph_id: "refine" });
+        expect(a).toMatchObject({
+          assistant_id: "a1",
+          graph_id: "refine",
+          version: 1,
+          name: "Untitled",
+          config: {},
+          context: {},
+          metadata: {},
+          description: null,
+        });
+        expectIsoTime(a.created_at);
+        expectIsoTime(a.updated_at);
+        expect(await storage.assistants.get("a1")).toEqual(a);
+      });
+
+      it("keeps every field it is given", async () => {
+        const input = {
+          assistant_id: "a1",
+          graph_id: "refine",
+          config: { tags: ["x"], recursion_limit: 7, configurable: { model: "m" } },
+          context: { tone: "dry" },
+          metadata: { owner: "ann", n: 2 },
+          name: "Reviewer",
+          description: "reviews drafts",
+        };
+        const a = await storage.assistants.create(input);
+        expect(a).toMatchObject({ ...input, version: 1 });
+        expect(await storage.assistants.get("a1")).toMatchObject({ ...input, version: 1 });
+      });
+
+      it("rejects a duplicate id with a conflict naming assistant_id", async () => {
+        await storage.assistants.create({ assistant_id: "a1", graph_id: "refine", name: "first" });
+        await expectRefineryError(
+          storage.assistants.create({ assistant_id: "a1", graph_id: "other" }),
+          "conflict",
+          "assistant_id",
+        );
+        await expectRefineryError(
+          storage.assistants.create({ assistant_id: "a1", graph_id: "other" }, "raise"),
+          "conflict",
+          "assistant_id",
+        );
+        expect(await storage.assistants.get("a1")).toMatchObject({
+          graph_id: "refine",
+          name: "first",
+        });
+      });
+
+      it('returns the existing assistant with ifExists "do_nothing"', async () => {
+        const first = await storage.assistants.create({
+          assistant_id: "a1",
+          graph_id: "refine",
+          name: "first",
+        });
+        const again = await storage.assistants.create(
+          { assistant_id: "a1", graph_id: "other", name: "second" },
+          "do_nothing",
+        );
+        expect(again).toEqual(first);
+        expect(await storage.assistants.versions("a1")).toHaveLength(1);
+      });
+
+      it("returns undefined for a missing assistant", async () => {
+        expect(await storage.assistants.get("nope")).toBeUndefined();
+        expect(await storage.assistants.update("nope", { name: "x" })).toBeUndefined();
+        expect(await storage.assistants.setLatest("nope", 1)).toBeUndefined();
+        expect(await storage.assistants.versions("nope")).toEqual([]);
+      });
+
+      it("update writes version 2, carries unspecified fields over and merges metadata", async () => {
+        const v1 = await storage.assistants.create({
+          assistant_id: "a1",
+          graph_id: "refine",
+          config: { recursion_limit: 5 },
+          context: { tone: "dry" },
+          metadata: { owner: "ann", stage: "draft" },
+          name: "Reviewer",
+          description: "reviews",
+        });
+        await nextTick();
+        const v2 = await storage.assistants.update("a1", { metadata: { stage: "final", n: 1 } });
+        expect(v2).toEqual({
+          ...v1,
+          metadata: { owner: "ann", stage: "final", n: 1 },
+          version: 2,
+          updated_at: v2?.updated_at,
+        });
+        expect(Date.parse(v2!.updated_at)).toBeGreaterThan(Date.parse(v1.updated_at));
+        expect(await storage.assistants.get("a1")).toEqual(v2);
+      });
+
+      it("update replaces the fields it is given", async () => {
+        await storage.assistants.create({
+          assistant_id: "a1",
+          graph_id: "refine",
+          config: { recursion_limit: 5, tags: ["a"] },
+          description: "reviews",
+        });
+        const v2 = await storage.assistants.update("a1", {
+          graph_id: "other",
+          config: { tags: ["b"] },
+          context: { k: 1 },
+          name: "Renamed",
+          description: null,
+        });
+        expect(v2).toMatchObject({
+          graph_id: "other",
+          config: { tags: ["b"] },
+          context: { k: 1 },
+          name: "Renamed",
+          description: null,
+          version: 2,
+        });
+        expect(v2?.config).not.toHaveProperty("recursion_limit");
+      });
+
+      it("versions lists newest first with limit, offset and a metadata filter", async () => {
+        await storage.assistants.create({
+          assistant_id: "a1",
+          graph_id: "refine",
+          name: "one",
+          metadata: { stage: "a" },
+        });
+        await storage.assistants.update("a1", { name: "two", metadata: { stage: "b" } });
+        await storage.assistants.update("a1", { name: "three", metadata: { stage: "c" } });
+        await storage.assistants.create({ assistant_id: "a2", graph_id: "refine" });
+
+        const all = await storage.assistants.versions("a1");
+        expect(all.map((v) => [v.version, v.name, v.metadata.stage])).toEqual([
+          [3, "three", "c"],
+          [2, "two", "b"],
+          [1, "one", "a"],
+        ]);
+        expect(all.every((v) => v.assistant_id === "a1")).toBe(true);
+        const page = await storage.assistants.versions("a1", { limit: 1, offset: 1 });
+        expect(page.map((v) => v.version)).toEqual([2]);
+        const b = await storage.assistants.versions("a1", { metadata: { stage: "b" } });
+        expect(b.map((v) => v.version)).toEqual([2]);
+        expect(await storage.assistants.versions("a1", { metadata: { stage: "z" } })).toEqual([]);
+      });
+
+      it("setLatest restores an older version's fields", async () => {
+        const v1 = await storage.assistants.create({
+          assistant_id: "a1",
+          graph_id: "refine",
+          name: "one",
+          config: { recursion_limit: 3 },
+          metadata: { stage: "a" },
+        });
+        await storage.assistants.update("a1", {
+          name: "two",
+          graph_id: "other",
+          config: { recursion_limit: 9 },
+          metadata: { stage: "b", extra: true },
+        });
+        const restored = await storage.assistants.setLatest("a1", 1);
+        expect(restored).toMatchObject({
+          assistant_id: "a1",
+          version: 1,
+          name: "one",
+          graph_id: "refine",
+          config: { recursion_limit: 3 },
+          metadata: { stage: "a" },
+          created_at: v1.created_at,
+        });
+        expect(await storage.assistants.get("a1")).toMatchObject({ version: 1, name: "one" });
+        // Restoring keeps the history, and the next update still gets a fresh number.
+        expect((await storage.assistants.versions("a1")).map((v) => v.version)).toEqual([2, 1]);
+        const v3 = await storage.assistants.update("a1", { name: "three" });
+        expect(v3).toMatchObject({ version: 3, name: "three", graph_id: "refine" });
+        expect(await storage.assistants.setLatest("a1", 99)).toBeUndefined();
+        expect(await storage.assistants.get("a1")).toMatchObject({ version: 3 });
+      });
+
+      it("delete removes the assistant and its versions", async () => {
+        await storage.assistants.create({ assistant_id: "a1", graph_id: "refine" });
+        await storage.assistants.update("a1", { name: "two" });
+        await storage.assistants.create({ assistant_id: "a2", graph_id: "refine" });
+
+        expect(await storage.assistants.delete("a1")).toBe(true);
+        expect(await storage.assistants.get("a1")).toBeUndefined();
+        expect(await storage.assistants.versions("a1")).toEqual([]);
+        expect(await storage.assistants.setLatest("a1", 1)).toBeUndefined();
+        expect(await storage.assistants.delete("a1")).toBe(false);
+        expect(await storage.assistants.get("a2")).toBeDefined();
+        // The id is free again and starts over at version 1.
+        const again = await storage.assistants.create({ assistant_id: "a1", graph_id: "x" });
+        expect(again.version).toBe(1);
+      });
+
+      describe("search and count", () => {
+        beforeEach(async () => {
+          const rows = [
+            {
+              assistant_id: "a1",
+              graph_id: "refine",
+              name: "Alpha reviewer",
+              metadata: { team: "red", n: 1, on: true, nested: { k: "v", deep: { x: 1 } } },
+            },
+            {
+              assistant_id: "a2",
+              graph_id: "refine",
+              name: "Beta 100% sure",
+              metadata: { team: "blue", n: 2, on: false, nested: { k: "w" } },
+            },
+            {
+              assistant_id: "a3",
+              graph_id: "summarise",
+              name: "gamma_writer",
+              metadata: { team: "red", n: "1", on: "true" },
+            },
+            {
+              assistant_id: "a4",
+              graph_id: "summarise",
+              name: "gammaXwriter",
+              metadata: { team: "green", n: 1.5, none: null },
+            },
+          ];
+          for (const row of rows) {
+            await storage.assistants.create(row);
+            await nextTick();
+          }
+        });
+
+        const found = async (q: Parameters<Storage["assistants"]["search"]>[0]) =>
+          (await storage.assistants.search({ limit: 100, ...q })).map((a) => a.assistant_id).sort();
+
+        it("filters by graph_id", async () => {
+          expect(await found({ graph_id: "refine" })).toEqual(["a1", "a2"]);
+          expect(await found({ graph_id: "summarise" })).toEqual(["a3", "a4"]);
+          expect(await found({ graph_id: "none" })).toEqual([]);
+        });
+
+        it("filters by metadata containment with strict JSON types", async () => {
+          expect(await found({ metadata: { team: "red" } })).toEqual(["a1", "a3"]);
+          expect(await found({ metadata: { n: 1 } })).toEqual(["a1"]);
+          expect(await found({ metadata: { n: "1" } })).toEqual(["a3"]);
+          expect(await found({ metadata: { n: 1.5 } })).toEqual(["a4"]);
+          expect(await found({ metadata: { on: true } })).toEqual(["a1"]);
+          expect(await found({ metadata: { on: false } })).toEqual(["a2"]);
+          expect(await found({ metadata: { on: "true" } })).toEqual(["a3"]);
+          expect(await found({ metadata: { none: null } })).toEqual(["a4"]);
+          expect(await found({ metadata: { team: "red", n: 1 } })).toEqual(["a1"]);
+          expect(await found({ metadata: { team: "red", n: 2 } })).toEqual([]);
+          expect(await found({ metadata: { missing: "x" } })).toEqual([]);
+          expect(await found({ metadata: {} })).toEqual(["a1", "a2", "a3", "a4"]);
+        });
+
+        it("does not confuse booleans with the numbers 1 and 0", async () => {
+          await storage.assistants.create({
+            assistant_id: "b1",
+            graph_id: "g",
+            metadata: { flag: 1, off: 0 },
+          });
+          expect(await found({ metadata: { on: 1 } })).toEqual([]);
+          expect(await found({ metadata: { on: 0 } })).toEqual([]);
+          expect(await found({ metadata: { flag: true } })).toEqual([]);
+          expect(await found({ metadata: { off: false } })).toEqual([]);
+          expect(await found({ metadata: { flag: 1 } })).toEqual(["b1"]);
+        });
+
+        it("filters by nested objects as containment, whatever the key order", async () => {
+          expect(await found({ metadata: { nested: { k: "v", deep: { x: 1 } } } })).toEqual(["a1"]);
+          expect(await found({ metadata: { nested: { deep: { x: 1 }, k: "v" } } })).toEqual(["a1"]);
+          expect(await found({ metadata: { nested: { k: "v" } } })).toEqual(["a1"]);
+          expect(await found({ metadata: { nested: { deep: {} } } })).toEqual(["a1"]);
+          expect(await found({ metadata: { nested: { k: "w" } } })).toEqual(["a2"]);
+          expect(await found({ metadata: { nested: {} } })).toEqual(["a1", "a2"]);
+          expect(await found({ metadata: { nested: { k: "v", other: 1 } } })).toEqual([]);
+          expect(await found({ metadata: { team: { k: "v" } } })).toEqual([]);
+        });
+
+        it("filters by name substring, treating % and _ literally", async () => {
+          expect(await found({ name: "review" })).toEqual(["a1"]);
+          expect(await found({ name: "gamma" })).toEqual(["a3", "a4"]);
+          expect(await found({ name: "a_w" })).toEqual(["a3"]);
+          expect(await found({ name: "100%" })).toEqual(["a2"]);
+          expect(await found({ name: "%" })).toEqual(["a2"]);
+          expect(await found({ name: "_" })).toEqual(["a3"]);
+          expect(await found({ name: "zzz" })).toEqual([]);
+        });
+
+        it("combines filters", async () => {
+          expect(await found({ graph_id: "summarise", metadata: { team: "red" } })).toEqual(["a3"]);
+          expect(await found({ graph_id: "refine", name: "gamma" })).toEqual([]);
+        });
+
+        it("sorts by sort_by and sort_order", async () => {
+          const order = async (q: Parameters<Storage["assistants"]["search"]>[0]) =>
+            (await storage.assistants.search(q)).map((a) => a.assistant_id);
+          expect(await order({ sort_by: "created_at", sort_order: "asc" })).toEqual([
+            "a1",
+            "a2",
+            "a3",
+            "a4",
+          ]);
+          expect(await order({ sort_by: "created_at", sort_order: "desc" })).toEqual([
+            "a4",
+            "a3",
+            "a2",
+            "a1",
+          ]);
+          expect(await order({ sort_by: "assistant_id", sort_order: "desc" })).toEqual([
+            "a4",
+            "a3",
+            "a2",
+            "a1",
+          ]);
+          // Names that only differ in case or punctuation would sort by collation, so compare
+          // plain ones.
+          expect(await order({ graph_id: "refine", sort_by: "name", sort_order: "asc" })).toEqual([
+            "a1",
+            "a2",
+          ]);
+          expect(await order({ graph_id: "refine", sort_by: "name", sort_order: "desc" })).toEqual([
+            "a2",
+            "a1",
+          ]);
+          await nextTick();
+          await storage.assistants.update("a2", { name: "Beta" });
+          expect(await order({ sort_by: "updated_at", sort_order: "desc", limit: 1 })).toEqual([
+            "a2",
+          ]);
+        });
+
+        it("pages with limit and offset", async () => {
+          const q = { sort_by: "assistant_id", sort_order: "asc" } as const;
+          const ids = async (limit: number, offset: number) =>
+            (await storage.assistants.search({ ...q, limit, offset })).map((a) => a.assistant_id);
+          expect(await ids(2, 0)).toEqual(["a1", "a2"]);
+          expect(await ids(2, 2)).toEqual(["a3", "a4"]);
+          expect(await ids(2, 3)).toEqual(["a4"]);
+          expect(await ids(10, 4)).toEqual([]);
+        });
+
+        it("counts with the same filters", async () => {
+          expect(await storage.assistants.count({})).toBe(4);
+          expect(await storage.assistants.count({ graph_id: "refine" })).toBe(2);
+          expect(await storage.assistants.count({ metadata: { team: "red" } })).toBe(2);
+          expect(await storage.assistants.count({ metadata: { nested: { k: "v" } } })).toBe(1);
+          expect(await storage.assistants.count({ name: "gamma" })).toBe(2);
+          expect(await storage.assistants.count({ name: "_" })).toBe(1);
+          expect(
+            await storage.assistants.count({ graph_id: "summarise", metadata: { team: "red" } }),
+          ).toBe(1);
+          expect(await storage.assistants.count({ graph_id: "none" })).toBe(0);
+        });
+      });
+    });
+
+    describe("threads", () => {
+      it("creates an idle thread without metadata", async () => {
+        const t = await storage.threads.create({ thread_id: "t1" });
+        expect(t).toMatchObject({
+          thread_id: "t1",
+          metadata: {},
+          status: "idle",
+          values: null,
+          interrupts: {},
+          config: {},
+          error: null,
+        });
+        expectIsoTime(t.created_at);
+        expectIsoTime(t.updated_at);
+        expect(await storage.threads.get("t1")).toEqual(t);
+      });
+
+      it("creates a thread with metadata", async () => {
+        const metadata = { owner: "ann", n: 1, nested: { a: [1, 2] } };
+        const t = await storage.threads.create({ thread_id: "t1", metadata });
+        expect(t).toMatchObject({ metadata, status: "idle", values: null, interrupts: {} });
+        expect(await storage.threads.get("t1")).toEqual(t);
+      });
+
+      it("rejects a duplicate id with a conflict naming thread_id", async () => {
+        await storage.threads.create({ thread_id: "t1", metadata: { v: 1 } });
+        await expectRefineryError(
+          storage.threads.create({ thread_id: "t1", metadata: { v: 2 } }),
+          "conflict",
+          "thread_id",
+        );
+        expect((await storage.threads.get("t1"))?.metadata).toEqual({ v: 1 });
+      });
+
+      it('returns the existing thread with ifExists "do_nothing"', async () => {
+        const first = await storage.threads.create({ thread_id: "t1", metadata: { v: 1 } });
+        const again = await storage.threads.create(
+          { thread_id: "t1", metadata: { v: 2 } },
+          "do_nothing",
+        );
+        expect(again).toEqual(first);
+      });
+
+      it("returns undefined or false for a missing thread", async () => {
+        expect(await storage.threads.get("nope")).toBeUndefined();
+        expect(await storage.threads.update("nope", { metadata: { a: 1 } })).toBeUndefined();
+        expect(await storage.threads.delete("nope")).toBe(false);
+      });
+
+      it("update merges metadata shallowly and bumps updated_at", async () => {
+        const t = await storage.threads.create({
+          thread_id: "t1",
+          metadata: { a: 1, b: { x: 1 }, keep: "yes" },
+        });
+        await nextTick();
+        const u = await storage.threads.update("t1", { metadata: { b: { y: 2 }, c: 3, a: null } });
+        expect(u?.metadata).toEqual({ a: null, b: { y: 2 }, c: 3, keep: "yes" });
+        expect(u?.created_at).toBe(t.created_at);
+        expect(Date.parse(u!.updated_at)).toBeGreaterThan(Date.parse(t.updated_at));
+        expect(await storage.threads.get("t1")).toEqual(u);
+        // An empty patch still touches the thread and keeps its metadata.
+        await nextTick();
+        const touched = await storage.threads.update("t1", {});
+        expect(touched?.metadata).toEqual(u?.metadata);
+        expect(Date.parse(touched!.updated_at)).toBeGreaterThan(Date.parse(u!.updated_at));
+      });
+
+      it("setSnapshot is reflected by get", async () => {
+        const t = await storage.threads.create({ thread_id: "t1", metadata: { m: 1 } });
+        await nextTick();
+        await storage.threads.setSnapshot("t1", {
+          status: "interrupted",
+          values: { draft: "x", round: 2 },
+          interrupts: { task1: [{ value: "approve?" }] },
+        });
+        const got = await storage.threads.get("t1");
+        expect(got).toMatchObject({
+          thread_id: "t1",
+          status: "interrupted",
+          values: { draft: "x", round: 2 },
+          interrupts: { task1: [{ value: "approve?" }] },
+          error: null,
+          metadata: { m: 1 },
+          created_at: t.created_at,
+        });
+        expect(Date.parse(got!.updated_at)).toBeGreaterThan(Date.parse(t.updated_at));
+
+        const error = { error: "ModelError", message: "boom" };
+        await storage.threads.setSnapshot("t1", {
+          status: "error",
+          values: null,
+          interrupts: {},
+          error,
+        });
+        expect(await storage.threads.get("t1")).toMatchObject({
+          status: "error",
+          values: null,
+          interrupts: {},
+          error,
+        });
+
+        await storage.threads.setSnapshot("t1", {
+          status: "idle",
+          values: { done: true },
+          interrupts: {},
+          error: null,
+        });
+        expect(await storage.threads.get("t1")).toMatchObject({
+          status: "idle",
+          values: { done: true },
+          error: null,
+        });
+      });
+
+      it("delete removes the thread and its runs", async () => {
+        await storage.threads.create({ thread_id: "t1" });
+        await storage.threads.create({ thread_id: "t2" });
+        await storage.runs.create(newRun("t1", "r1"), { rejectIfInflight: false });
+        await storage.runs.create(newRun("t1", "r2"), { rejectIfInflight: false });
+        await storage.runs.create(newRun("t2", "r3"), { rejectIfInflight: false });
+
+        expect(await storage.threads.delete("t1")).toBe(true);
+        expect(await storage.threads.get("t1")).toBeUndefined();
+        expect(await storage.runs.get("r1")).toBeUndefined();
+        expect(await storage.runs.get("r2")).toBeUndefined();
+        expect(await storage.runs.list("t1")).toEqual([]);
+        expect(await storage.runs.inflight("t1")).toEqual([]);
+        expect(await storage.threads.delete("t1")).toBe(false);
+        // Other threads and their runs stay, and the deleted runs are never claimed.
+        expect(await storage.runs.get("r3")).toBeDefined();
+        expect((await storage.runs.claimNext())?.run_id).toBe("r3");
+        expect(await storage.runs.claimNext()).toBeUndefined();
+      });
+
+      describe("search and count", () => {
+        beforeEach(async () => {
+          const rows: Array<
+            [string, Record<string, unknown>, Parameters<Storage["threads"]["setSnapshot"]>[1]]
+          > = [
+            [
+              "t1",
+              { user: "ann", n: 1 },
+              { status: "idle", values: { topic: "a", n: 1 }, interrupts: {} },
+            ],
+            [
+              "t2",
+              { user: "bob", n: 2 },
+              { status: "busy", values: { topic: "b" }, interrupts: {} },
+            ],
+            [
+              "t3",
+              { user: "ann", tags: { lang: "en" } },
+              {
+                status: "interrupted",
+                values: { topic: "a", meta: { k: 1 } },
+                interrupts: { x: [1] },
+              },
+            ],
+            [
+              "t4",
+              { user: "cid", on: true },
+              {
+                status: "error",
+                values: null,
+                interrupts: {},
+                error: { error: "E", message: "m" },
+              },
+            ],
+          ];
+          for (const [id, metadata, snapshot] of rows) {
+            await storage.threads.create({ thread_id: id, metadata });
+            await storage.threads.setSnapshot(id, snapshot);
+            await nextTick();
+          }
+        });
+
+        const found = async (q: Parameters<Storage["threads"]["search"]>[0]) =>
+          (await storage.threads.search({ limit: 100, ...q })).map((t) => t.thread_id).sort();
+
+        it("filters by status", async () => {
+          expect(await found({ status: "idle" })).toEqual(["t1"]);
+          expect(await found({ status: "busy" })).toEqual(["t2"]);
+          expect(await found({ status: "interrupted" })).toEqual(["t3"]);
+          expect(await found({ status: "error" })).toEqual(["t4"]);
+        });
+
+        it("filters by metadata containment", async () => {
+          expect(await found({ metadata: { user: "ann" } })).toEqual(["t1", "t3"]);
+          expect(await found({ metadata: { n: 2 } })).toEqual(["t2"]);
+          expect(await found({ metadata: { on: true } })).toEqual(["t4"]);
+          expect(await found({ metadata: { tags: { lang: "en" } } })).toEqual(["t3"]);
+          expect(await found({ metadata: { user: "ann", n: 1 } })).toEqual(["t1"]);
+          expect(await found({ metadata: { user: "zed" } })).toEqual([]);
+        });
+
+        it("filters by values containment", async () => {
+          expect(await found({ values: { topic: "a" } })).toEqual(["t1", "t3"]);
+          expect(await found({ values: { topic: "a", n: 1 } })).toEqual(["t1"]);
+          expect(await found({ values: { meta: { k: 1 } } })).toEqual(["t3"]);
+          expect(await found({ values: { topic: "z" } })).toEqual([]);
+        });
+
+        it("filters by ids", async () => {
+          expect(await found({ ids: ["t2", "t4", "missing"] })).toEqual(["t2", "t4"]);
+          expect(await found({ ids: ["t1"], status: "busy" })).toEqual([]);
+          expect(await found({ ids: ["t1", "t3"], metadata: { user: "ann" } })).toEqual([
+            "t1",
+            "t3",
+          ]);
+        });
+
+        it("combines filters", async () => {
+          expect(await found({ status: "interrupted", metadata: { user: "ann" } })).toEqual(["t3"]);
+          expect(await found({ status: "idle", values: { topic: "b" } })).toEqual([]);
+        });
+
+        it("sorts by sort_by and sort_order", async () => {
+          const order = async (q: Parameters<Storage["threads"]["search"]>[0]) =>
+            (await storage.threads.search(q)).map((t) => t.thread_id);
+          expect(await order({ sort_by: "created_at", sort_order: "asc" })).toEqual([
+            "t1",
+            "t2",
+            "t3",
+            "t4",
+          ]);
+          expect(await order({ sort_by: "created_at", sort_order: "desc" })).toEqual([
+            "t4",
+            "t3",
+            "t2",
+            "t1",
+          ]);
+          expect(await order({ sort_by: "thread_id", sort_order: "desc" })).toEqual([
+            "t4",
+            "t3",
+            "t2",
+            "t1",
+          ]);
+          expect(await order({ sort_by: "status", sort_order: "asc" })).toEqual([
+            "t2",
+            "t4",
+            "t1",
+            "t3",
+          ]);
+          await storage.threads.update("t2", { metadata: { touched: true } });
+          expect(await order({ sort_by: "updated_at", sort_order: "desc", limit: 1 })).toEqual([
+            "t2",
+          ]);
+        });
+
+        it("pages with limit and offset", async () => {
+          const page = async (limit: number, offset: number) =>
+            (
+              await storage.threads.search({
+                sort_by: "thread_id",
+                sort_order: "asc",
+                limit,
+                offset,
+              })
+            ).map((t) => t.thread_id);
+          expect(await page(2, 0)).toEqual(["t1", "t2"]);
+          expect(await page(2, 2)).toEqual(["t3", "t4"]);
+          expect(await page(3, 3)).toEqual(["t4"]);
+          expect(await page(5, 4)).toEqual([]);
+        });
+
+        it("counts with the same filters", async () => {
+          expect(await storage.threads.count({})).toBe(4);
+          expect(await storage.threads.count({ status: "idle" })).toBe(1);
+          expect(await storage.threads.count({ metadata: { user: "ann" } })).toBe(2);
+          expect(await storage.threads.count({ values: { topic: "a" } })).toBe(2);
+          expect(
+            await storage.threads.count({ status: "interrupted", metadata: { user: "ann" } }),
+          ).toBe(1);
+          expect(await storage.threads.count({ metadata: { user: "zed" } })).toBe(0);
+        });
+      });
+    });
+
+    describe("runs", () => {
+      beforeEach(async () => {
+        await storage.threads.create({ thread_id: "t1", metadata: { owner: "ann" } });
+        await storage.threads.create({ thread_id: "t2" });
+      });
+
+      const create = (threadId: string, runId: string, extra: Partial<NewRun> = {}) =>
+        storage.runs.create(newRun(threadId, runId, extra), { rejectIfInflight: false });
+
+      async function created(
+        threadId: string,
+        runId: string,
+        extra: Partial<NewRun> = {},
+      ): Promise<Run> {
+        const result = await create(threadId, runId, extra);
+        if (!result.created) throw new Error(`run ${runId} was not created`);
+        return result.run;
+      }
+
+      it("refuses a run on a missing thread with not_found", async () => {
+        await expectRefineryError(
+          storage.runs.create(newRun("nope", "r1"), { rejectIfInflight: false }),
+          "not_found",
+        );
+        await expectRefineryError(
+          storage.runs.create(newRun("nope", "r1"), { rejectIfInflight: true }),
+          "not_found",
+        );
+        expect(await storage.runs.get("r1")).toBeUndefined();
+        expect(await storage.threads.get("nope")).toBeUndefined();
+      });
+
+      it("creates a pending run, marks the thread busy and records graph and assistant", async () => {
+        const kwargs: NewRun["kwargs"] = {
+          input: { task: "write" },
+          command: null,
+          config: { tags: ["t"], recursion_limit: 5, configurable: { thread_id: "t1" } },
+          stream_mode: ["values", "updates"],
+          on_disconnect: "continue",
+          checkpoint_before: "cp-1",
+        };
+        const result = await storage.runs.create(
+          newRun("t1", "r1", {
+            assistant_id: "asst-9",
+            graph_id: "refine",
+            metadata: { source: "test" },
+            multitask_strategy: "reject",
+            kwargs,
+          }),
+          { rejectIfInflight: true },
+        );
+        expect(result.created).toBe(true);
+        expect(result.inflight).toEqual([]);
+        if (!result.created) return;
+        expect(result.run).toMatchObject({
+          run_id: "r1",
+          thread_id: "t1",
+          assistant_id: "asst-9",
+          status: "pending",
+          metadata: { source: "test" },
+          multitask_strategy: "reject",
+          kwargs,
+          attempt: 0,
+          error: null,
+        });
+        expectIsoTime(result.run.created_at);
+        expectIsoTime(result.run.updated_at);
+        expect(await storage.runs.get("r1")).toEqual(result.run);
+        expect(await storage.runs.get("r1", "t1")).toEqual(result.run);
+
+        const thread = await storage.threads.get("t1");
+        expect(thread?.status).toBe("busy");
+        expect(thread?.metadata).toEqual({
+          owner: "ann",
+          graph_id: "refine",
+          assistant_id: "asst-9",
+        });
+      });
+
+      it("refuses a run id that already exists and keeps the original", async () => {
+        const first = await created("t1", "r1");
+        await expect(create("t2", "r1")).rejects.toThrow();
+        expect(await storage.runs.get("r1")).toEqual(first);
+        expect(await storage.runs.list("t2")).toEqual([]);
+        expect((await storage.threads.get("t2"))?.status).toBe("idle");
+      });
+
+      it("defaults run metadata to {}", async () => {
+        const run = await created("t1", "r1");
+        expect(run.metadata).toEqual({});
+      });
+
+      it("with rejectIfInflight, returns the pending run and inserts nothing", async () => {
+        const first = await created("t1", "r1");
+        const result = await storage.runs.create(
+          newRun("t1", "r2", { assistant_id: "other", graph_id: "g2" }),
+          {
+            rejectIfInflight: true,
+          },
+        );
+        expect(result).toEqual({ created: false, inflight: [first] });
+        expect(await storage.runs.get("r2")).toBeUndefined();
+        expect(ids(await storage.runs.list("t1"))).toEqual(["r1"]);
+        expect((await storage.threads.get("t1"))?.metadata).toMatchObject({
+          assistant_id: "asst-1",
+        });
+      });
+
+      it("with rejectIfInflight, also rejects while a run is running, and accepts once it ends", async () => {
+        await created("t1", "r1");
+        await storage.runs.claimNext();
+        const busy = await storage.runs.create(newRun("t1", "r2"), { rejectIfInflight: true });
+        expect(busy.created).toBe(false);
+        expect(busy.inflight.map((r) => [r.run_id, r.status])).toEqual([["r1", "running"]]);
+        await storage.runs.setStatus("r1", "success");
+        const ok = await storage.runs.create(newRun("t1", "r2"), { rejectIfInflight: true });
+        expect(ok.created).toBe(true);
+        expect(ok.inflight).toEqual([]);
+      });
+
+      it("without rejectIfInflight, creates the run and lists the prior inflight runs", async () => {
+        const r1 = await created("t1", "r1");
+        const second = await create("t1", "r2");
+        expect(second.created).toBe(true);
+        expect(second.inflight).toEqual([r1]);
+        const third = await create("t1", "r3");
+        expect(ids(third.inflight)).toEqual(["r1", "r2"]);
+        expect(ids(await storage.runs.inflight("t1"))).toEqual(["r1", "r2", "r3"]);
+        expect(await storage.runs.inflight("t2")).toEqual([]);
+      });
+
+      it("inflight lists pending and running runs only", async () => {
+        await created("t1", "r1");
+        await created("t1", "r2");
+        await created("t1", "r3");
+        await storage.runs.setStatus("r1", "success");
+        await storage.runs.claimNext();
+        const inflight = await storage.runs.inflight("t1");
+        expect(inflight.map((r) => [r.run_id, r.status])).toEqual([
+          ["r2", "running"],
+          ["r3", "pending"],
+        ]);
+      });
+
+      it("get checks the thread when one is given", async () => {
+        await created("t1", "r1");
+        expect(await storage.runs.get("r1", "t2")).toBeUndefined();
+        expect(await storage.runs.get("r1", "nope")).toBeUndefined();
+        expect(await storage.runs.get("nope")).toBeUndefined();
+        expect(await storage.runs.get("nope", "t1")).toBeUndefined();
+      });
+
+      it("list returns a thread's runs newest first, with status filter, limit and offset", async () => {
+        for (const id of ["r1", "r2", "r3", "r4"]) await created("t1", id);
+        await created("t2", "other");
+        await storage.runs.setStatus("r2", "success");
+        await storage.runs.setStatus("r4", "error", { error: "E", message: "m" });
+
+        expect(ids(await storage.runs.list("t1"))).toEqual(["r4", "r3", "r2", "r1"]);
+        expect(ids(await storage.runs.list("t1", { limit: 2 }))).toEqual(["r4", "r3"]);
+        expect(ids(await storage.runs.list("t1", { limit: 2, offset: 2 }))).toEqual(["r2", "r1"]);
+        expect(ids(await storage.runs.list("t1", { offset: 3 }))).toEqual(["r1"]);
+        expect(ids(await storage.runs.list("t1", { status: "pending" }))).toEqual(["r3", "r1"]);
+        expect(
+          ids(await storage.runs.list("t1", { status: "pending", limit: 1, offset: 1 })),
+        ).toEqual(["r1"]);
+        expect(ids(await storage.runs.list("t1", { status: "success" }))).toEqual(["r2"]);
+        expect(ids(await storage.runs.list("t1", { status: "running" }))).toEqual([]);
+        expect(ids(await storage.runs.list("t2"))).toEqual(["other"]);
+        expect(await storage.runs.list("nope")).toEqual([]);
+      });
+
+      it("setStatus returns the updated run, and undefined for a missing run", async () => {
+        const run = await created("t1", "r1");
+        await nextTick();
+        const error = { error: "TimeoutError", message: "took too long" };
+        const updated = await storage.runs.setStatus("r1", "timeout", error);
+        expect(updated).toMatchObject({
+          ...run,
+          status: "timeout",
+          error,
+          updated_at: updated?.updated_at,
+        });
+        expect(Date.parse(updated!.updated_at)).toBeGreaterThan(Date.parse(run.updated_at));
+        expect(await storage.runs.get("r1")).toEqual(updated);
+
+        const cleared = await storage.runs.setStatus("r1", "success");
+        expect(cleared).toMatchObject({ status: "success", error: null });
+        expect(await storage.runs.get("r1")).toEqual(cleared);
+        expect(await storage.runs.setStatus("nope", "success")).toBeUndefined();
+        expect(await storage.runs.get("nope")).toBeUndefined();
+      });
+
+      it("delete removes one run of the given thread", async () => {
+        await created("t1", "r1");
+        await created("t1", "r2");
+        expect(await storage.runs.delete("r1", "t2")).toBe(false);
+        expect(await storage.runs.get("r1")).toBeDefined();
+        expect(await storage.runs.delete("r1", "t1")).toBe(true);
+        expect(await storage.runs.get("r1")).toBeUndefined();
+        expect(await storage.runs.delete("r1", "t1")).toBe(false);
+        expect(ids(await storage.runs.list("t1"))).toEqual(["r2"]);
+        expect(await storage.runs.delete("nope", "t1")).toBe(false);
+      });
+
+      it("countByStatus counts every status, zero included", async () => {
+        const zero: Record<RunStatus, number> = {
+          pending: 0,
+          running: 0,
+          error: 0,
+          success: 0,
+          timeout: 0,
+          interrupted: 0,
+        };
+        expect(await storage.runs.countByStatus()).toEqual(zero);
+        await created("t1", "r1");
+        await created("t1", "r2");
+        await created("t2", "r3");
+        await created("t2", "r4");
+        await storage.runs.claimNext();
+        await storage.runs.setStatus("r3", "success");
+        await storage.runs.setStatus("r4", "interrupted");
+        expect(await storage.runs.countByStatus()).toEqual({
+          ...zero,
+          pending: 1,
+          running: 1,
+          success: 1,
+          interrupted: 1,
+        });
+      });
+
+      describe("claimNext", () => {
+        it("returns undefined when nothing is pending", async () => {
+          expect(await storage.runs.claimNext()).toBeUndefined();
+        });
+
+        it("claims the oldest due pending run, marks it running with attempt 1", async () => {
+          const r1 = await created("t1", "r1");
+          await created("t2", "r2");
+          const claimed = await storage.runs.claimNext();
+          expect(claimed).toMatchObject({
+            ...r1,
+            status: "running",
+            attempt: 1,
+            updated_at: claimed?.updated_at,
+          });
+          expect(await storage.runs.get("r1")).toEqual(claimed);
+        });
+
+        it("does not claim a second run of a thread that has a running run", async () => {
+          await created("t1", "r1");
+          await created("t1", "r2");
+          expect((await storage.runs.claimNext())?.run_id).toBe("r1");
+          expect(await storage.runs.claimNext()).toBeUndefined();
+          expect((await storage.runs.get("r2"))?.status).toBe("pending");
+          await storage.runs.setStatus("r1", "success");
+          expect(await storage.runs.claimNext()).toMatchObject({
+            run_id: "r2",
+            status: "running",
+            attempt: 1,
+          });
+        });
+
+        it("claims runs of other threads while one thread is running", async () => {
+          await created("t1", "r1");
+          await created("t1", "r2");
+          await created("t2", "r3");
+          expect((await storage.runs.claimNext())?.run_id).toBe("r1");
+          expect((await storage.runs.claimNext())?.run_id).toBe("r3");
+          expect(await storage.runs.claimNext()).toBeUndefined();
+        });
+
+        it("claims across threads in creation order, even within one millisecond", async () => {
+          await storage.threads.create({ thread_id: "t3" });
+          for (const [thread, run] of [
+            ["t3", "z"],
+            ["t1", "y"],
+            ["t2", "x"],
+          ] as const) {
+            await created(thread, run);
+          }
+          const order = [];
+          for (let i = 0; i < 3; i++) order.push((await storage.runs.claimNext())?.run_id);
+          expect(order).toEqual(["z", "y", "x"]);
+        });
+
+        it("does not claim a run before its not_before time, and claims it once due", async () => {
+          const hour = new Date(Date.now() + 3_600_000).toISOString();
+          await created("t1", "next-hour", { not_before: hour });
+          expect(await storage.runs.claimNext()).toBeUndefined();
+          // A due run of another thread is not held up by it.
+          await created("t2", "now");
+          expect((await storage.runs.claimNext())?.run_id).toBe("now");
+          expect(await storage.runs.claimNext()).toBeUndefined();
+          // A short delay, so the test also sees a run become claimable as time passes.
+          await storage.threads.create({ thread_id: "t3" });
+          const due = Date.now() + 250;
+          await created("t3", "soon", { not_before: new Date(due).toISOString() });
+          const early = await storage.runs.claimNext();
+          if (Date.now() < due) expect(early).toBeUndefined();
+          await sleep(Math.max(0, due - Date.now()) + 30);
+          if (!early) {
+            expect(await storage.runs.claimNext()).toMatchObject({ run_id: "soon", attempt: 1 });
+          }
+          expect(await storage.runs.claimNext()).toBeUndefined();
+          expect((await storage.runs.get("next-hour"))?.status).toBe("pending");
+        });
+
+        it("accepts a past not_before and compares times, not strings, across offsets", async () => {
+          await created("t1", "past", { not_before: new Date(Date.now() - 60_000).toISOString() });
+          expect((await storage.runs.claimNext())?.run_id).toBe("past");
+          // One hour ago written at +14:00 reads later than now in UTC; one hour ahead written
+          // at -12:00 reads earlier. Only the instant may count.
+          await created("t2", "ahead-west", {
+            not_before: isoWithOffset(Date.now() + 3_600_000, -12 * 60),
+          });
+          expect(await storage.runs.claimNext()).toBeUndefined();
+          await storage.threads.create({ thread_id: "t3" });
+          await created("t3", "ago-east", {
+            not_before: isoWithOffset(Date.now() - 3_600_000, 14 * 60),
+          });
+          expect((await storage.runs.claimNext())?.run_id).toBe("ago-east");
+        });
+
+        it("refuses a not_before that is not a time, naming the field", async () => {
+          await expectRefineryError(
+            create("t1", "r1", { not_before: "next tuesday" }),
+            "invalid_input",
+            "not_before",
+          );
+          expect(await storage.runs.get("r1")).toBeUndefined();
+          expect((await storage.threads.get("t1"))?.status).toBe("idle");
+        });
+
+        it("keeps FIFO order per thread even when created within one millisecond", async () => {
+          // Ids sort against enqueue order, so ordering by id or timestamp would show.
+          const enqueued = ["r9", "r5", "r7", "r1", "r3", "r8", "r2"];
+          for (const id of enqueued) await created("t1", id);
+          expect(ids(await storage.runs.list("t1", { limit: 100 }))).toEqual(
+            [...enqueued].reverse(),
+          );
+          expect(ids(await storage.runs.inflight("t1"))).toEqual(enqueued);
+          const claimed: string[] = [];
+          for (;;) {
+            const run = await storage.runs.claimNext();
+            if (!run) break;
+            claimed.push(run.run_id);
+            await storage.runs.setStatus(run.run_id, "success");
+          }
+          expect(claimed).toEqual(enqueued);
+        });
+
+        it("keeps FIFO order per thread for runs created concurrently", async () => {
+          const enqueued = ["c", "a", "b", "e", "d"];
+          const results = await Promise.all(enqueued.map((id) => create("t1", id)));
+          expect(results.every((r) => r.created)).toBe(true);
+          // Whatever order the store settled on, list, inflight and claims agree with it.
+          const order = ids(await storage.runs.inflight("t1"));
+          expect([...order].sort()).toEqual([...enqueued].sort());
+          expect(ids(await storage.runs.list("t1"))).toEqual([...order].reverse());
+          const claimed: string[] = [];
+          for (
+            let run = await storage.runs.claimNext();
+            run;
+            run = await storage.runs.claimNext()
+          ) {
+            claimed.push(run.run_id);
+            await storage.runs.setStatus(run.run_id, "success");
+          }
+          expect(claimed).toEqual(order);
+        });
+
+        it("skips finished runs", async () => {
+          await created("t1", "r1");
+          await created("t1", "r2");
+          await storage.runs.setStatus("r1", "interrupted");
+          expect((await storage.runs.claimNext())?.run_id).toBe("r2");
+        });
+      });
+
+      describe("requeueRunning", () => {
+        it("returns nothing when nothing is running", async () => {
+          await created("t1", "r1");
+          expect(await storage.runs.requeueRunning()).toEqual([]);
+          expect((await storage.runs.get("r1"))?.status).toBe("pending");
+        });
+
+        it("turns running runs back to pending, and a later claim counts attempt 2", async () => {
+          await created("t1", "r1");
+          await created("t2", "r2");
+          await created("t2", "r3");
+          await storage.threads.create({ thread_id: "t3" });
+          await created("t3", "done");
+          await storage.runs.setStatus("done", "success");
+          expect((await storage.runs.claimNext())?.run_id).toBe("r1");
+          expect((await storage.runs.claimNext())?.run_id).toBe("r2");
+
+          const requeued = await storage.runs.requeueRunning();
+          expect(requeued.map((r) => [r.run_id, r.status, r.attempt]).sort()).toEqual([
+            ["r1", "pending", 1],
+            ["r2", "pending", 1],
+          ]);
+          expect((await storage.runs.get("r1"))?.status).toBe("pending");
+          expect((await storage.runs.get("r2"))?.status).toBe("pending");
+          expect((await storage.runs.get("r3"))?.status).toBe("pending");
+          expect((await storage.runs.get("done"))?.status).toBe("success");
+          expect(await storage.runs.requeueRunning()).toEqual([]);
+
+          expect(await storage.runs.claimNext()).toMatchObject({ run_id: "r1", attempt: 2 });
+          // r2 was enqueued before r3 on its thread, so it still goes first.
+          expect(await storage.runs.claimNext()).toMatchObject({ run_id: "r2", attempt: 2 });
+          expect(await storage.runs.claimNext()).toBeUndefined();
+        });
+      });
+
+      describe("concurrency", () => {
+        it("concurrent claimNext calls claim each run exactly once", async () => {
+          const threadIds = Array.from({ length: 10 }, (_, i) => `ct${i}`);
+          for (const id of threadIds) {
+            await storage.threads.create({ thread_id: id });
+            await created(id, `run-${id}`);
+          }
+          const results = await Promise.all(
+            Array.from({ length: 20 }, () => storage.runs.claimNext()),
+          );
+          const claimed = results.filter((r): r is Run => r !== undefined);
+          expect(claimed).toHaveLength(10);
+          expect(ids(claimed).sort()).toEqual(threadIds.map((id) => `run-${id}`).sort());
+          expect(claimed.every((r) => r.status === "running" && r.attempt === 1)).toBe(true);
+          for (const run of claimed) {
+            expect(await storage.runs.get(run.run_id)).toMatchObject({
+              status: "running",
+              attempt: 1,
+            });
+          }
+          expect(await storage.runs.claimNext()).toBeUndefined();
+          expect((await storage.runs.countByStatus()).running).toBe(10);
+        });
+      });
+    });
+  });
+}
