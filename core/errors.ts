@@ -8,6 +8,8 @@ export const ERROR_CODES = {
   not_found: { status: 404, retryable: false },
   conflict: { status: 409, retryable: false },
   busy: { status: 409, retryable: true },
+  /** A run was refused because its thread already has one in flight (multitask_strategy reject). */
+  thread_busy: { status: 422, retryable: true },
   payload_too_large: { status: 413, retryable: false },
   model_unavailable: { status: 502, retryable: true },
   model_error: { status: 502, retryable: false },

@@ -1,0 +1,654 @@
+// SQLite implementation of the storage contracts, in the same database file as the checkpoints.
+// better-sqlite3 is synchronous, so every method is one atomic step; the async signatures match
+// the Postgres implementation.
+import type Database from "better-sqlite3";
+import { RefineryError } from "../errors.ts";
+import type {
+  Assistant,
+  AssistantPatch,
+  AssistantQuery,
+  AssistantStore,
+  CreateRunResult,
+  Metadata,
+  NewAssistant,
+  NewRun,
+  Run,
+  RunStatus,
+  RunStore,
+  Storage,
+  Thread,
+  ThreadQuery,
+  ThreadSnapshot,
+  ThreadStore,
+} from "./types.ts";
+
+const SCHEMA = `
+CREATE TABLE IF NOT EXISTS refinery_assistants (
+  assistant_id TEXT PRIMARY KEY,
+  graph_id TEXT NOT NULL,
+  config TEXT NOT NULL,
+  context TEXT NOT NULL,
+  metadata TEXT NOT NULL,
+  name TEXT NOT NULL,
+  description TEXT,
+  version INTEGER NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE TABLE IF NOT EXISTS refinery_assistant_versions (
+  assistant_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  graph_id TEXT NOT NULL,
+  config TEXT NOT NULL,
+  context TEXT NOT NULL,
+  metadata TEXT NOT NULL,
+  name TEXT NOT NULL,
+  description TEXT,
+  created_at TEXT NOT NULL,
+  PRIMARY KEY (assistant_id, version)
+);
+CREATE TABLE IF NOT EXISTS refinery_threads (
+  thread_id TEXT PRIMARY KEY,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  metadata TEXT NOT NULL,
+  status TEXT NOT NULL,
+  "values" TEXT,
+  interrupts TEXT NOT NULL,
+  config TEXT NOT NULL,
+  error TEXT
+);
+CREATE INDEX IF NOT EXISTS refinery_threads_status ON refinery_threads(status, updated_at);
+CREATE TABLE IF NOT EXISTS refinery_runs (
+  run_id TEXT PRIMARY KEY,
+  thread_id TEXT NOT NULL,
+  assistant_id TEXT NOT NULL,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  not_before TEXT NOT NULL,
+  status TEXT NOT NULL,
+  metadata TEXT NOT NULL,
+  multitask_strategy TEXT NOT NULL,
+  kwargs TEXT NOT NULL,
+  attempt INTEGER NOT NULL DEFAULT 0,
+  error TEXT,
+  seq INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS refinery_runs_thread ON refinery_runs(thread_id, status);
+CREATE INDEX IF NOT EXISTS refinery_runs_queue ON refinery_runs(status, not_before, seq);
+CREATE INDEX IF NOT EXISTS refinery_runs_seq ON refinery_runs(seq);
+`;
+
+const now = () => new Date().toISOString();
+const j = (v: unknown) => JSON.stringify(v ?? null);
+const p = <T>(v: unknown, fallback: T): T =>
+  typeof v === "string" ? (JSON.parse(v) as T) : fallback;
+
+const ASSISTANT_SORT = new Set(["assistant_id", "graph_id", "name", "created_at", "updated_at"]);
+const THREAD_SORT = new Set(["thread_id", "status", "created_at", "updated_at"]);
+
+/**
+ * SQL conditions for JSON containment, as Postgres `@>` does it: nested objects are contained key
+ * by key (in any order), scalars must match in type too (json_extract turns `true` into 1).
+ * Arrays compare as whole values.
+ */
+function containment(
+  column: string,
+  filter: Record<string, unknown> | undefined,
+  args: unknown[],
+  prefix = "$",
+): string[] {
+  if (!filter) return [];
+  const out: string[] = [];
+  for (const [key, value] of Object.entries(filter)) {
+    const path = `${prefix}."${key.replace(/"/g, '""')}"`;
+    if (value === null) {
+      out.push(`json_type(${column}, ?) = 'null'`);
+      args.push(path);
+    } else if (Array.isArray(value)) {
+      out.push(`json(json_extract(${column}, ?)) = json(?)`);
+      args.push(path, JSON.stringify(value));
+    } else if (typeof value === "object") {
+      out.push(`json_type(${column}, ?) = 'object'`);
+      args.push(path);
+      out.push(...containment(column, value as Record<string, unknown>, args, path));
+    } else if (typeof value === "boolean") {
+      out.push(`json_type(${column}, ?) = ?`);
+      args.push(path, value ? "true" : "false");
+    } else if (typeof value === "number") {
+      out.push(`json_type(${column}, ?) IN ('integer', 'real') AND json_extract(${column}, ?) = ?`);
+      args.push(path, path, value);
+    } else {
+      out.push(`json_extract(${column}, ?) = ?`);
+      args.push(path, value);
+    }
+  }
+  return out;
+}
+
+function toUtcIso(time: string): string {
+  const ms = Date.parse(time);
+  if (Number.isNaN(ms)) {
+    throw new RefineryError(
+      "invalid_input",
+      `not_before ${JSON.stringify(time)} is not an ISO time`,
+      {
+        field: "not_before",
+        fix: "give an ISO 8601 time such as 2025-01-01T12:00:00Z",
+      },
+    );
+  }
+  return new Date(ms).toISOString();
+}
+
+function page(
+  sortBy: string | undefined,
+  allowed: Set<string>,
+  order: string | undefined,
+  fallback: string,
+) {
+  const column = sortBy && allowed.has(sortBy) ? sortBy : fallback;
+  return `ORDER BY ${column} ${order === "asc" ? "ASC" : "DESC"}`;
+}
+
+function rowToAssistant(r: Record<string, unknown>): Assistant {
+  return {
+    assistant_id: r.assistant_id as string,
+    graph_id: r.graph_id as string,
+    config: p(r.config, {}),
+    context: p(r.context, {}),
+    metadata: p(r.metadata, {}),
+    name: r.name as string,
+    description: (r.description as string | null) ?? null,
+    version: r.version as number,
+    created_at: r.created_at as string,
+    updated_at: (r.updated_at ?? r.created_at) as string,
+  };
+}
+
+function rowToThread(r: Record<string, unknown>): Thread {
+  return {
+    thread_id: r.thread_id as string,
+    created_at: r.created_at as string,
+    updated_at: r.updated_at as string,
+    metadata: p(r.metadata, {}),
+    status: r.status as Thread["status"],
+    values: p(r.values, null),
+    interrupts: p(r.interrupts, {}),
+    config: p(r.config, {}),
+    error: p(r.error, null),
+  };
+}
+
+function rowToRun(r: Record<string, unknown>): Run {
+  return {
+    run_id: r.run_id as string,
+    thread_id: r.thread_id as string,
+    assistant_id: r.assistant_id as string,
+    created_at: r.created_at as string,
+    updated_at: r.updated_at as string,
+    status: r.status as RunStatus,
+    metadata: p(r.metadata, {}),
+    multitask_strategy: r.multitask_strategy as Run["multitask_strategy"],
+    kwargs: p(r.kwargs, { config: { configurable: {} }, stream_mode: ["values"] }),
+    attempt: r.attempt as number,
+    error: p(r.error, null),
+  };
+}
+
+export function createSqliteStorage(db: Database.Database): Storage {
+  db.exec(SCHEMA);
+  // Read inside the insert's transaction: another connection to the same file may have enqueued.
+  const maxSeq = db.prepare("SELECT COALESCE(MAX(seq), 0) AS s FROM refinery_runs");
+  const nextSeq = () => (maxSeq.get() as { s: number }).s + 1;
+
+  const assistants: AssistantStore = {
+    async create(input: NewAssistant, ifExists = "raise") {
+      return db.transaction(() => {
+        const existing = db
+          .prepare("SELECT * FROM refinery_assistants WHERE assistant_id = ?")
+          .get(input.assistant_id);
+        if (existing) {
+          if (ifExists === "do_nothing") return rowToAssistant(existing as Record<string, unknown>);
+          throw new RefineryError("conflict", `assistant ${input.assistant_id} already exists`, {
+            field: "assistant_id",
+            fix: 'use another assistant_id, or if_exists: "do_nothing"',
+          });
+        }
+        const t = now();
+        const a: Assistant = {
+          assistant_id: input.assistant_id,
+          graph_id: input.graph_id,
+          config: input.config ?? {},
+          context: input.context ?? {},
+          metadata: input.metadata ?? {},
+          name: input.name ?? "Untitled",
+          description: input.description ?? null,
+          version: 1,
+          created_at: t,
+          updated_at: t,
+        };
+        insertAssistant(a);
+        insertVersion(a);
+        return a;
+      })();
+    },
+    async get(id) {
+      const r = db.prepare("SELECT * FROM refinery_assistants WHERE assistant_id = ?").get(id);
+      return r ? rowToAssistant(r as Record<string, unknown>) : undefined;
+    },
+    async update(id, patch: AssistantPatch) {
+      return db.transaction(() => {
+        const r = db.prepare("SELECT * FROM refinery_assistants WHERE assistant_id = ?").get(id);
+        if (!r) return undefined;
+        const cur = rowToAssistant(r as Record<string, unknown>);
+        const maxVersion = (
+          db
+            .prepare(
+              "SELECT MAX(version) AS v FROM refinery_assistant_versions WHERE assistant_id = ?",
+            )
+            .get(id) as { v: number }
+        ).v;
+        const next: Assistant = {
+          ...cur,
+          graph_id: patch.graph_id ?? cur.graph_id,
+          config: patch.config ?? cur.config,
+          context: patch.context ?? cur.context,
+          metadata: patch.metadata ? { ...cur.metadata, ...patch.metadata } : cur.metadata,
+          name: patch.name ?? cur.name,
+          description: patch.description !== undefined ? patch.description : cur.description,
+          version: maxVersion + 1,
+          updated_at: now(),
+        };
+        db.prepare("DELETE FROM refinery_assistants WHERE assistant_id = ?").run(id);
+        insertAssistant(next);
+        insertVersion(next);
+        return next;
+      })();
+    },
+    async delete(id) {
+      return db.transaction(() => {
+        const n = db
+          .prepare("DELETE FROM refinery_assistants WHERE assistant_id = ?")
+          .run(id).changes;
+        db.prepare("DELETE FROM refinery_assistant_versions WHERE assistant_id = ?").run(id);
+        return n > 0;
+      })();
+    },
+    async search(q: AssistantQuery) {
+      const args: unknown[] = [];
+      const where = assistantWhere(q, args);
+      const sql = `SELECT * FROM refinery_assistants ${where} ${page(q.sort_by, ASSISTANT_SORT, q.sort_order, "created_at")} LIMIT ? OFFSET ?`;
+      return (
+        db.prepare(sql).all(...args, q.limit ?? 10, q.offset ?? 0) as Record<string, unknown>[]
+      ).map(rowToAssistant);
+    },
+    async count(q) {
+      const args: unknown[] = [];
+      const where = assistantWhere(q, args);
+      return (
+        db.prepare(`SELECT COUNT(*) AS n FROM refinery_assistants ${where}`).get(...args) as {
+          n: number;
+        }
+      ).n;
+    },
+    async versions(id, q = {}) {
+      const args: unknown[] = [id];
+      const conds = ["assistant_id = ?", ...containment("metadata", q.metadata, args)];
+      const rows = db
+        .prepare(
+          `SELECT * FROM refinery_assistant_versions WHERE ${conds.join(" AND ")} ORDER BY version DESC LIMIT ? OFFSET ?`,
+        )
+        .all(...args, q.limit ?? 10, q.offset ?? 0) as Record<string, unknown>[];
+      return rows.map(rowToAssistant);
+    },
+    async setLatest(id, version) {
+      return db.transaction(() => {
+        const v = db
+          .prepare(
+            "SELECT * FROM refinery_assistant_versions WHERE assistant_id = ? AND version = ?",
+          )
+          .get(id, version);
+        if (!v) return undefined;
+        const cur = db
+          .prepare("SELECT created_at FROM refinery_assistants WHERE assistant_id = ?")
+          .get(id) as { created_at: string } | undefined;
+        if (!cur) return undefined;
+        const a = {
+          ...rowToAssistant(v as Record<string, unknown>),
+          created_at: cur.created_at,
+          updated_at: now(),
+        };
+        db.prepare("DELETE FROM refinery_assistants WHERE assistant_id = ?").run(id);
+        insertAssistant(a);
+        return a;
+      })();
+    },
+  };
+
+  function assistantWhere(
+    q: Omit<AssistantQuery, "limit" | "offset" | "sort_by" | "sort_order">,
+    args: unknown[],
+  ): string {
+    const conds: string[] = [];
+    if (q.graph_id) {
+      conds.push("graph_id = ?");
+      args.push(q.graph_id);
+    }
+    if (q.name) {
+      conds.push("name LIKE ? ESCAPE '\\'");
+      args.push(`%${q.name.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
+    }
+    conds.push(...containment("metadata", q.metadata, args));
+    return conds.length ? `WHERE ${conds.join(" AND ")}` : "";
+  }
+
+  function insertAssistant(a: Assistant) {
+    db.prepare(
+      `INSERT INTO refinery_assistants (assistant_id, graph_id, config, context, metadata, name, description, version, created_at, updated_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      a.assistant_id,
+      a.graph_id,
+      j(a.config),
+      j(a.context),
+      j(a.metadata),
+      a.name,
+      a.description,
+      a.version,
+      a.created_at,
+      a.updated_at,
+    );
+  }
+
+  function insertVersion(a: Assistant) {
+    db.prepare(
+      `INSERT INTO refinery_assistant_versions (assistant_id, version, graph_id, config, context, metadata, name, description, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      a.assistant_id,
+      a.version,
+      a.graph_id,
+      j(a.config),
+      j(a.context),
+      j(a.metadata),
+      a.name,
+      a.description,
+      a.updated_at,
+    );
+  }
+
+  const threads: ThreadStore = {
+    async create(input, ifExists = "raise") {
+      return db.transaction(() => {
+        const existing = db
+          .prepare("SELECT * FROM refinery_threads WHERE thread_id = ?")
+          .get(input.thread_id);
+        if (existing) {
+          if (ifExists === "do_nothing") return rowToThread(existing as Record<string, unknown>);
+          throw new RefineryError("conflict", `thread ${input.thread_id} already exists`, {
+            field: "thread_id",
+            fix: 'use another thread_id, or if_exists: "do_nothing"',
+          });
+        }
+        const t = now();
+        const thread: Thread = {
+          thread_id: input.thread_id,
+          created_at: t,
+          updated_at: t,
+          metadata: input.metadata ?? {},
+          status: "idle",
+          values: null,
+          interrupts: {},
+          config: {},
+          error: null,
+        };
+        insertThread(thread);
+        return thread;
+      })();
+    },
+    async get(id) {
+      const r = db.prepare("SELECT * FROM refinery_threads WHERE thread_id = ?").get(id);
+      return r ? rowToThread(r as Record<string, unknown>) : undefined;
+    },
+    async update(id, patch) {
+      return db.transaction(() => {
+        const r = db.prepare("SELECT * FROM refinery_threads WHERE thread_id = ?").get(id);
+        if (!r) return undefined;
+        const t = rowToThread(r as Record<string, unknown>);
+        const metadata = { ...t.metadata, ...(patch.metadata ?? {}) };
+        const updated = now();
+        db.prepare(
+          "UPDATE refinery_threads SET metadata = ?, updated_at = ? WHERE thread_id = ?",
+        ).run(j(metadata), updated, id);
+        return { ...t, metadata, updated_at: updated };
+      })();
+    },
+    async delete(id) {
+      return db.transaction(() => {
+        const n = db.prepare("DELETE FROM refinery_threads WHERE thread_id = ?").run(id).changes;
+        db.prepare("DELETE FROM refinery_runs WHERE thread_id = ?").run(id);
+        return n > 0;
+      })();
+    },
+    async search(q: ThreadQuery) {
+      const args: unknown[] = [];
+      const where = threadWhere(q, args);
+      const sql = `SELECT * FROM refinery_threads ${where} ${page(q.sort_by, THREAD_SORT, q.sort_order, "created_at")} LIMIT ? OFFSET ?`;
+      return (
+        db.prepare(sql).all(...args, q.limit ?? 10, q.offset ?? 0) as Record<string, unknown>[]
+      ).map(rowToThread);
+    },
+    async count(q) {
+      const args: unknown[] = [];
+      const where = threadWhere(q, args);
+      return (
+        db.prepare(`SELECT COUNT(*) AS n FROM refinery_threads ${where}`).get(...args) as {
+          n: number;
+        }
+      ).n;
+    },
+    async setSnapshot(id, s: ThreadSnapshot) {
+      db.prepare(
+        `UPDATE refinery_threads SET status = ?, "values" = ?, interrupts = ?, error = ?, updated_at = ? WHERE thread_id = ?`,
+      ).run(s.status, j(s.values), j(s.interrupts), j(s.error ?? null), now(), id);
+    },
+  };
+
+  function threadWhere(
+    q: Omit<ThreadQuery, "limit" | "offset" | "sort_by" | "sort_order">,
+    args: unknown[],
+  ): string {
+    const conds: string[] = [];
+    if (q.ids?.length) {
+      conds.push(`thread_id IN (${q.ids.map(() => "?").join(", ")})`);
+      args.push(...q.ids);
+    }
+    if (q.status) {
+      conds.push("status = ?");
+      args.push(q.status);
+    }
+    conds.push(...containment("metadata", q.metadata, args));
+    conds.push(...containment('"values"', q.values, args));
+    return conds.length ? `WHERE ${conds.join(" AND ")}` : "";
+  }
+
+  function insertThread(t: Thread) {
+    db.prepare(
+      `INSERT INTO refinery_threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config, error)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(
+      t.thread_id,
+      t.created_at,
+      t.updated_at,
+      j(t.metadata),
+      t.status,
+      j(t.values),
+      j(t.interrupts),
+      j(t.config),
+      j(t.error),
+    );
+  }
+
+  const inflightStmt = db.prepare(
+    "SELECT * FROM refinery_runs WHERE thread_id = ? AND status IN ('pending', 'running') ORDER BY seq",
+  );
+
+  const runs: RunStore = {
+    async create(input: NewRun, { rejectIfInflight }): Promise<CreateRunResult> {
+      return db.transaction((): CreateRunResult => {
+        const thread = db
+          .prepare("SELECT * FROM refinery_threads WHERE thread_id = ?")
+          .get(input.thread_id);
+        if (!thread)
+          throw new RefineryError("not_found", `thread ${input.thread_id} not found`, {
+            field: "thread_id",
+          });
+        const inflight = (inflightStmt.all(input.thread_id) as Record<string, unknown>[]).map(
+          rowToRun,
+        );
+        if (rejectIfInflight && inflight.length > 0) return { created: false, inflight };
+        const t = now();
+        // Stored as UTC ISO so claimNext's text comparison orders instants, whatever the offset.
+        const notBefore = input.not_before === undefined ? t : toUtcIso(input.not_before);
+        const run: Run = {
+          run_id: input.run_id,
+          thread_id: input.thread_id,
+          assistant_id: input.assistant_id,
+          created_at: t,
+          updated_at: t,
+          status: "pending",
+          metadata: input.metadata ?? {},
+          multitask_strategy: input.multitask_strategy,
+          kwargs: input.kwargs,
+          attempt: 0,
+          error: null,
+        };
+        db.prepare(
+          `INSERT INTO refinery_runs (run_id, thread_id, assistant_id, created_at, updated_at, not_before, status, metadata, multitask_strategy, kwargs, attempt, error, seq)
+           VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, 0, NULL, ?)`,
+        ).run(
+          run.run_id,
+          run.thread_id,
+          run.assistant_id,
+          t,
+          t,
+          notBefore,
+          j(run.metadata),
+          run.multitask_strategy,
+          j(run.kwargs),
+          nextSeq(),
+        );
+        const meta = {
+          ...p<Metadata>((thread as Record<string, unknown>).metadata, {}),
+          graph_id: input.graph_id,
+          assistant_id: input.assistant_id,
+        };
+        db.prepare(
+          "UPDATE refinery_threads SET status = 'busy', metadata = ?, updated_at = ? WHERE thread_id = ?",
+        ).run(j(meta), t, input.thread_id);
+        return { created: true, run, inflight };
+      })();
+    },
+    async get(runId, threadId) {
+      const r = db.prepare("SELECT * FROM refinery_runs WHERE run_id = ?").get(runId) as
+        Record<string, unknown> | undefined;
+      if (!r || (threadId !== undefined && r.thread_id !== threadId)) return undefined;
+      return rowToRun(r);
+    },
+    async list(threadId, q = {}) {
+      const args: unknown[] = [threadId];
+      let sql = "SELECT * FROM refinery_runs WHERE thread_id = ?";
+      if (q.status) {
+        sql += " AND status = ?";
+        args.push(q.status);
+      }
+      sql += " ORDER BY seq DESC LIMIT ? OFFSET ?";
+      return (
+        db.prepare(sql).all(...args, q.limit ?? 10, q.offset ?? 0) as Record<string, unknown>[]
+      ).map(rowToRun);
+    },
+    async delete(runId, threadId) {
+      return (
+        db
+          .prepare("DELETE FROM refinery_runs WHERE run_id = ? AND thread_id = ?")
+          .run(runId, threadId).changes > 0
+      );
+    },
+    async inflight(threadId) {
+      return (inflightStmt.all(threadId) as Record<string, unknown>[]).map(rowToRun);
+    },
+    async claimNext() {
+      return db.transaction(() => {
+        const r = db
+          .prepare(
+            `SELECT * FROM refinery_runs r WHERE r.status = 'pending' AND r.not_before <= ?
+             AND NOT EXISTS (SELECT 1 FROM refinery_runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
+             AND NOT EXISTS (SELECT 1 FROM refinery_runs y WHERE y.thread_id = r.thread_id AND y.status = 'pending' AND y.seq < r.seq)
+             ORDER BY r.seq LIMIT 1`,
+          )
+          .get(now()) as Record<string, unknown> | undefined;
+        if (!r) return undefined;
+        const t = now();
+        db.prepare(
+          "UPDATE refinery_runs SET status = 'running', attempt = attempt + 1, updated_at = ? WHERE run_id = ?",
+        ).run(t, r.run_id);
+        return {
+          ...rowToRun(r),
+          status: "running" as const,
+          attempt: (r.attempt as number) + 1,
+          updated_at: t,
+        };
+      })();
+    },
+    async setStatus(runId, status, error = null) {
+      const t = now();
+      const n = db
+        .prepare("UPDATE refinery_runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ?")
+        .run(status, j(error), t, runId).changes;
+      if (!n) return undefined;
+      return rowToRun(
+        db.prepare("SELECT * FROM refinery_runs WHERE run_id = ?").get(runId) as Record<
+          string,
+          unknown
+        >,
+      );
+    },
+    async setCheckpointBefore(runId, checkpointId) {
+      db.prepare(
+        "UPDATE refinery_runs SET kwargs = json_set(kwargs, '$.checkpoint_before', json(?)) WHERE run_id = ?",
+      ).run(j(checkpointId), runId);
+    },
+    async requeueRunning() {
+      return db.transaction(() => {
+        const rows = (
+          db
+            .prepare("SELECT * FROM refinery_runs WHERE status = 'running' ORDER BY seq")
+            .all() as Record<string, unknown>[]
+        ).map(rowToRun);
+        db.prepare(
+          "UPDATE refinery_runs SET status = 'pending', updated_at = ? WHERE status = 'running'",
+        ).run(now());
+        return rows.map((r) => ({ ...r, status: "pending" as const }));
+      })();
+    },
+    async countByStatus() {
+      const out: Record<RunStatus, number> = {
+        pending: 0,
+        running: 0,
+        error: 0,
+        success: 0,
+        timeout: 0,
+        interrupted: 0,
+      };
+      for (const r of db
+        .prepare("SELECT status, COUNT(*) AS n FROM refinery_runs GROUP BY status")
+        .all() as { status: RunStatus; n: number }[]) {
+        out[r.status] = r.n;
+      }
+      return out;
+    },
+  };
+
+  return { assistants, threads, runs, close: async () => {} };
+}

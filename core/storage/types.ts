@@ -1,0 +1,211 @@
+// Storage contracts for assistants, threads and runs. The server and the run executor only see
+// these interfaces; SQLite (embedded default) and Postgres implement them and both run the
+// conformance suite in test/storage. Storage never knows HTTP: it returns undefined / false or
+// throws RefineryError, and the server maps codes to statuses.
+
+export type ThreadStatus = "idle" | "busy" | "interrupted" | "error";
+export type RunStatus = "pending" | "running" | "error" | "success" | "timeout" | "interrupted";
+export type MultitaskStrategy = "reject" | "interrupt" | "rollback" | "enqueue";
+export type Json = null | boolean | number | string | Json[] | { [key: string]: Json };
+export type Metadata = Record<string, unknown>;
+
+export interface AssistantConfig {
+  tags?: string[];
+  recursion_limit?: number;
+  configurable?: Record<string, unknown>;
+  [key: string]: unknown;
+}
+
+export interface Assistant {
+  assistant_id: string;
+  graph_id: string;
+  config: AssistantConfig;
+  context: Record<string, unknown>;
+  metadata: Metadata;
+  name: string;
+  description: string | null;
+  version: number;
+  created_at: string;
+  updated_at: string;
+}
+
+export interface NewAssistant {
+  assistant_id: string;
+  graph_id: string;
+  config?: AssistantConfig;
+  context?: Record<string, unknown>;
+  metadata?: Metadata;
+  name?: string;
+  description?: string | null;
+}
+
+export interface AssistantPatch {
+  graph_id?: string;
+  config?: AssistantConfig;
+  context?: Record<string, unknown>;
+  metadata?: Metadata;
+  name?: string;
+  description?: string | null;
+}
+
+export interface SearchPage {
+  limit?: number;
+  offset?: number;
+  sort_by?: string;
+  sort_order?: "asc" | "desc";
+}
+
+export interface AssistantQuery extends SearchPage {
+  graph_id?: string;
+  name?: string;
+  metadata?: Metadata;
+}
+
+export interface AssistantStore {
+  /** Creates version 1. `ifExists: "do_nothing"` returns the existing one instead of failing. */
+  create(input: NewAssistant, ifExists?: "raise" | "do_nothing"): Promise<Assistant>;
+  get(assistantId: string): Promise<Assistant | undefined>;
+  /** Writes a new version (fields not given are carried over) and makes it the latest. */
+  update(assistantId: string, patch: AssistantPatch): Promise<Assistant | undefined>;
+  delete(assistantId: string): Promise<boolean>;
+  search(query: AssistantQuery): Promise<Assistant[]>;
+  count(query: Omit<AssistantQuery, keyof SearchPage>): Promise<number>;
+  versions(
+    assistantId: string,
+    query?: { limit?: number; offset?: number; metadata?: Metadata },
+  ): Promise<Assistant[]>;
+  setLatest(assistantId: string, version: number): Promise<Assistant | undefined>;
+}
+
+export interface Thread {
+  thread_id: string;
+  created_at: string;
+  updated_at: string;
+  metadata: Metadata;
+  status: ThreadStatus;
+  values: Record<string, unknown> | null;
+  interrupts: Record<string, unknown[]>;
+  config: Record<string, unknown>;
+  error: { error: string; message: string } | null;
+}
+
+export interface ThreadQuery extends SearchPage {
+  ids?: string[];
+  metadata?: Metadata;
+  values?: Record<string, unknown>;
+  status?: ThreadStatus;
+}
+
+export interface ThreadSnapshot {
+  status: ThreadStatus;
+  values: Record<string, unknown> | null;
+  interrupts: Record<string, unknown[]>;
+  error?: { error: string; message: string } | null;
+}
+
+export interface ThreadStore {
+  create(
+    input: { thread_id: string; metadata?: Metadata },
+    ifExists?: "raise" | "do_nothing",
+  ): Promise<Thread>;
+  get(threadId: string): Promise<Thread | undefined>;
+  /** Merges metadata (shallow). */
+  update(threadId: string, patch: { metadata?: Metadata }): Promise<Thread | undefined>;
+  /** Deletes the thread and its runs. Checkpoints are deleted by the caller's checkpointer. */
+  delete(threadId: string): Promise<boolean>;
+  search(query: ThreadQuery): Promise<Thread[]>;
+  count(query: Omit<ThreadQuery, keyof SearchPage | "ids">): Promise<number>;
+  /** Records the thread's state after a run or a state update. */
+  setSnapshot(threadId: string, snapshot: ThreadSnapshot): Promise<void>;
+}
+
+export interface RunKwargs {
+  input?: unknown;
+  command?: { resume?: unknown; update?: unknown; goto?: unknown } | null;
+  config: {
+    tags?: string[];
+    recursion_limit?: number;
+    configurable: Record<string, unknown>;
+    metadata?: Metadata;
+  };
+  context?: unknown;
+  stream_mode: string[];
+  stream_subgraphs?: boolean;
+  interrupt_before?: string[] | "*";
+  interrupt_after?: string[] | "*";
+  on_disconnect?: "cancel" | "continue";
+  webhook?: string;
+  /** Stateless runs: the thread is deleted when the run ends. */
+  temporary?: boolean;
+  /** Checkpoint the thread was at when the run was created (for rollback). */
+  checkpoint_before?: string | null;
+}
+
+export interface Run {
+  run_id: string;
+  thread_id: string;
+  assistant_id: string;
+  created_at: string;
+  updated_at: string;
+  status: RunStatus;
+  metadata: Metadata;
+  multitask_strategy: MultitaskStrategy;
+  kwargs: RunKwargs;
+  /** How many times a worker has started this run (crash recovery increments it). */
+  attempt: number;
+  error: { error: string; message: string } | null;
+}
+
+export interface NewRun {
+  run_id: string;
+  thread_id: string;
+  assistant_id: string;
+  graph_id: string;
+  metadata?: Metadata;
+  multitask_strategy: MultitaskStrategy;
+  kwargs: RunKwargs;
+  /** Earliest start (ISO time); defaults to now. */
+  not_before?: string;
+}
+
+export type CreateRunResult =
+  { created: true; run: Run; inflight: Run[] } | { created: false; inflight: Run[] };
+
+export interface RunStore {
+  /**
+   * Atomically: when `rejectIfInflight` and the thread has a pending or running run, inserts
+   * nothing and returns those; otherwise inserts the run as pending and marks the thread busy
+   * (recording graph_id / assistant_id in the thread's metadata, as the reference server does).
+   */
+  create(run: NewRun, options: { rejectIfInflight: boolean }): Promise<CreateRunResult>;
+  get(runId: string, threadId?: string): Promise<Run | undefined>;
+  list(
+    threadId: string,
+    query?: { limit?: number; offset?: number; status?: RunStatus },
+  ): Promise<Run[]>;
+  delete(runId: string, threadId: string): Promise<boolean>;
+  inflight(threadId: string): Promise<Run[]>;
+  /**
+   * Claims the oldest pending run that is due and whose thread has no running run, marks it
+   * running and increments its attempt. Returns undefined when nothing is claimable.
+   */
+  claimNext(): Promise<Run | undefined>;
+  /** Sets a terminal or intermediate status; returns the updated run. */
+  setStatus(
+    runId: string,
+    status: RunStatus,
+    error?: { error: string; message: string } | null,
+  ): Promise<Run | undefined>;
+  /** Records the thread's checkpoint when the run first started (used by rollback and crash recovery). */
+  setCheckpointBefore(runId: string, checkpointId: string | null): Promise<void>;
+  /** Crash recovery at start-up: runs left running go back to pending, returns them. */
+  requeueRunning(): Promise<Run[]>;
+  countByStatus(): Promise<Record<RunStatus, number>>;
+}
+
+export interface Storage {
+  assistants: AssistantStore;
+  threads: ThreadStore;
+  runs: RunStore;
+  close(): Promise<void>;
+}

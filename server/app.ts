@@ -1,0 +1,64 @@
+// createApp(deps) builds the Express app and never listens: tests drive it on an ephemeral
+// port, the entry point (server/main.ts) binds the configured one.
+import express from "express";
+import { RefineryError } from "../core/errors.ts";
+import type { AppDeps } from "./context.ts";
+import { errorHandler, sendJson } from "./http.ts";
+import { apiDocsRoutes } from "./routes/docs.ts";
+import { assistantRoutes } from "./routes/assistants.ts";
+import { metaRoutes } from "./routes/meta.ts";
+import { runRoutes } from "./routes/runs.ts";
+import { threadRoutes } from "./routes/threads.ts";
+
+export type { AppDeps } from "./context.ts";
+
+export function createApp(deps: AppDeps): express.Express {
+  const app = express();
+  app.disable("x-powered-by");
+  app.set("etag", false);
+  app.set("query parser", "simple");
+
+  app.use((req, res, next) => {
+    res.setHeader("Access-Control-Allow-Origin", "*");
+    res.setHeader("Access-Control-Expose-Headers", "Content-Location, Location");
+    if (req.method === "OPTIONS") {
+      res.setHeader("Access-Control-Allow-Methods", "GET, POST, PATCH, PUT, DELETE, OPTIONS");
+      res.setHeader(
+        "Access-Control-Allow-Headers",
+        req.header("Access-Control-Request-Headers") ?? "Content-Type, Last-Event-ID",
+      );
+      res.setHeader("Access-Control-Max-Age", "86400");
+      res.status(204).end();
+      return;
+    }
+    res.on("finish", () =>
+      deps.metrics.httpRequests.inc({ method: req.method, status: String(res.statusCode) }),
+    );
+    next();
+  });
+  app.use(
+    express.json({
+      limit: deps.bodyLimit ?? "1mb",
+      strict: false,
+      type: ["application/json", "application/*+json"],
+    }),
+  );
+
+  app.use(metaRoutes(deps));
+  app.use(apiDocsRoutes());
+  app.use(assistantRoutes(deps));
+  app.use(threadRoutes(deps));
+  app.use(runRoutes(deps));
+
+  app.use((req, res) => {
+    sendJson(
+      res,
+      404,
+      new RefineryError("not_found", `No route ${req.method} ${req.path}`, {
+        fix: "see GET /docs for the API",
+      }).toJSON(),
+    );
+  });
+  app.use(errorHandler(deps.log));
+  return app;
+}

@@ -1,0 +1,138 @@
+// HTTP plumbing shared by the routes: request parsing with the zod schemas, the error to
+// response mapping (one place), and the SSE writer with keep-alive comments.
+import type { NextFunction, Request, Response } from "express";
+import type { z } from "zod";
+import { fromZodError, isRefineryError, RefineryError } from "../core/errors.ts";
+import type { Logger } from "./log.ts";
+import { toJson } from "./serde.ts";
+import type { RunEvent } from "./stream-hub.ts";
+
+export function parseBody<S extends z.ZodType>(schema: S, value: unknown, where = ""): z.infer<S> {
+  const result = schema.safeParse(value ?? {});
+  if (!result.success) throw fromZodError(result.error, where, "invalid_input");
+  return result.data;
+}
+
+export function sendJson(res: Response, status: number, body: unknown): void {
+  res.status(status).type("application/json").send(toJson(body));
+}
+
+export function notFound(
+  what: "Thread" | "Run" | "Assistant" | "Graph" | "Checkpoint",
+  id: string,
+): RefineryError {
+  return new RefineryError("not_found", `${what} not found`, {
+    field: `${what.toLowerCase()}_id`,
+    fix: `no ${what.toLowerCase()} with id ${id}`,
+  });
+}
+
+/** Maps every error to a JSON response; only unexpected errors are 500, and never show a stack. */
+export function errorHandler(log: Logger) {
+  return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
+    if (res.headersSent) {
+      res.end();
+      return;
+    }
+    const body = err as { type?: string; status?: number; expose?: boolean; message?: string };
+    if (body && body.type === "entity.parse.failed") {
+      sendJson(res, 400, {
+        error: "bad_request",
+        message: `Malformed JSON body: ${body.message ?? "parse error"}. Fix: send valid JSON with Content-Type: application/json`,
+      });
+      return;
+    }
+    if (body && body.type === "entity.too.large") {
+      sendJson(res, 413, {
+        error: "payload_too_large",
+        message: "Request body is too large. Fix: send a smaller body or raise REFINERY_BODY_LIMIT",
+      });
+      return;
+    }
+    if (
+      body &&
+      typeof body.status === "number" &&
+      body.status >= 400 &&
+      body.status < 500 &&
+      body.expose
+    ) {
+      sendJson(res, body.status, { error: "bad_request", message: body.message ?? "bad request" });
+      return;
+    }
+    if (isRefineryError(err)) {
+      if (err.status >= 500)
+        log("error", "request failed", {
+          method: req.method,
+          path: req.path,
+          error: err.code,
+          message: err.message,
+        });
+      sendJson(res, err.status, { ...err.toJSON(), detail: err.toLine() });
+      return;
+    }
+    log("error", "unexpected error", {
+      method: req.method,
+      path: req.path,
+      message: (err as Error)?.message,
+      stack: (err as Error)?.stack,
+    });
+    sendJson(res, 500, { error: "internal", message: "Internal server error" });
+  };
+}
+
+export interface SseOptions {
+  keepAliveMs: number;
+  headers?: Record<string, string>;
+}
+
+/** Writes events as `event/data/id` frames, with `: ping` comments while idle. */
+export async function writeSse(
+  res: Response,
+  events: AsyncIterable<RunEvent>,
+  options: SseOptions,
+): Promise<void> {
+  res.status(200);
+  res.setHeader("Content-Type", "text/event-stream");
+  res.setHeader("Cache-Control", "no-cache");
+  res.setHeader("Connection", "keep-alive");
+  res.setHeader("X-Accel-Buffering", "no");
+  for (const [k, v] of Object.entries(options.headers ?? {})) res.setHeader(k, v);
+  res.flushHeaders();
+  const ping = setInterval(() => {
+    if (!res.writableEnded) res.write(": ping\n\n");
+  }, options.keepAliveMs);
+  try {
+    for await (const e of events) {
+      if (res.writableEnded || res.destroyed) break;
+      const ok = res.write(`event: ${e.event}\ndata: ${toJson(e.data)}\nid: ${e.id}\n\n`);
+      if (!ok) await new Promise<void>((r) => res.once("drain", () => r()));
+    }
+  } finally {
+    clearInterval(ping);
+    if (!res.writableEnded) res.end();
+  }
+}
+
+/** Resolves `work` while sending a newline every `everyMs` so proxies keep the request open. */
+export async function writeJsonWithKeepAlive(
+  res: Response,
+  work: Promise<unknown>,
+  headers: Record<string, string>,
+  everyMs = 1000,
+): Promise<void> {
+  res.status(200);
+  res.setHeader("Content-Type", "application/json");
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  let timer: NodeJS.Timeout | undefined = setInterval(() => {
+    if (!res.headersSent) res.flushHeaders();
+    res.write("\n");
+  }, everyMs);
+  try {
+    const result = await work;
+    clearInterval(timer);
+    timer = undefined;
+    res.end(toJson(result));
+  } finally {
+    if (timer) clearInterval(timer);
+  }
+}

@@ -1,0 +1,59 @@
+// Entry point of `npm start`: reads flags and environment, starts the server, and shuts down
+// gracefully on SIGTERM/SIGINT (no new runs; in-flight steps checkpoint; exit).
+import { parseArgs } from "node:util";
+import { isRefineryError } from "../core/errors.ts";
+import { startServer } from "./start.ts";
+
+async function main(): Promise<void> {
+  let values: { config?: string; port?: string; host?: string; help?: boolean };
+  try {
+    ({ values } = parseArgs({
+      options: {
+        config: { type: "string" },
+        port: { type: "string" },
+        host: { type: "string" },
+        help: { type: "boolean", short: "h" },
+      },
+    }));
+  } catch (err) {
+    process.stderr.write(`refinery server: ${(err as Error).message}\n`);
+    process.exit(2);
+  }
+  if (values.help) {
+    process.stdout.write(`npm start -- [--config langgraph.json] [--port 8123] [--host 127.0.0.1]
+
+Environment: PORT, HOST, REFINERY_DB (SQLite file, ./data/refinery.db), REFINERY_CONFIG,
+REFINERY_WORKERS (concurrent runs, 64), OPENAI_API_KEY / OPENAI_BASE_URL / REFINERY_MODEL
+(without a key the offline simulated model is used), LOG_LEVEL (info).
+`);
+    return;
+  }
+  const port = values.port === undefined ? undefined : Number(values.port);
+  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
+    process.stderr.write(`refinery server: --port must be an integer from 0 to 65535\n`);
+    process.exit(2);
+  }
+  const running = await startServer({ configPath: values.config, port, host: values.host });
+  process.stdout.write(`Refinery listening on ${running.url} (API page: ${running.url}/docs)\n`);
+  let stopping = false;
+  const stop = (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    process.stdout.write(
+      `${signal}: stopping (in-flight runs finish or pause at their last checkpoint)\n`,
+    );
+    running
+      .close(Number(process.env.REFINERY_SHUTDOWN_GRACE_MS ?? 10_000))
+      .then(() => process.exit(0))
+      .catch(() => process.exit(1));
+  };
+  process.on("SIGTERM", () => stop("SIGTERM"));
+  process.on("SIGINT", () => stop("SIGINT"));
+}
+
+main().catch((err) => {
+  process.stderr.write(
+    `refinery server: ${isRefineryError(err) ? err.toLine() : (err as Error).message}\n`,
+  );
+  process.exit(1);
+});

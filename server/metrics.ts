@@ -1,0 +1,54 @@
+// Prometheus metrics: runs by status, run duration, queue depth, LLM tokens by node.
+import { Counter, Gauge, Histogram, Registry } from "prom-client";
+
+export interface Metrics {
+  registry: Registry;
+  runsFinished: Counter<"status">;
+  runDuration: Histogram<"status">;
+  queueDepth: Gauge;
+  runsActive: Gauge;
+  tokens: Counter<"node" | "kind">;
+  httpRequests: Counter<"method" | "status">;
+}
+
+export function createMetrics(): Metrics {
+  const registry = new Registry();
+  return {
+    registry,
+    runsFinished: new Counter({
+      name: "refinery_runs_finished_total",
+      help: "Runs that ended, by final status.",
+      labelNames: ["status"],
+      registers: [registry],
+    }),
+    runDuration: new Histogram({
+      name: "refinery_run_duration_seconds",
+      help: "Wall time of runs from start to end, by final status.",
+      labelNames: ["status"],
+      buckets: [0.01, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 300],
+      registers: [registry],
+    }),
+    queueDepth: new Gauge({
+      name: "refinery_runs_pending",
+      help: "Runs waiting for a worker.",
+      registers: [registry],
+    }),
+    runsActive: new Gauge({
+      name: "refinery_runs_running",
+      help: "Runs executing in this process.",
+      registers: [registry],
+    }),
+    tokens: new Counter({
+      name: "refinery_llm_tokens_total",
+      help: "LLM tokens spent, by node and kind (prompt|completion).",
+      labelNames: ["node", "kind"],
+      registers: [registry],
+    }),
+    httpRequests: new Counter({
+      name: "refinery_http_requests_total",
+      help: "HTTP requests by method and status.",
+      labelNames: ["method", "status"],
+      registers: [registry],
+    }),
+  };
+}

@@ -1,0 +1,28 @@
+// Meta endpoints: liveness, server info, Prometheus metrics.
+import { Router } from "express";
+import type { AppDeps } from "../context.ts";
+import { sendJson } from "../http.ts";
+
+export function metaRoutes(deps: AppDeps): Router {
+  const r = Router();
+  r.get("/ok", (_req, res) => sendJson(res, 200, { ok: true }));
+  r.get("/info", (_req, res) =>
+    sendJson(res, 200, {
+      version: deps.version,
+      name: "refinery",
+      graphs: deps.registry.ids(),
+      flags: {
+        assistants: true,
+        crons: false,
+        langsmith: false,
+        langsmith_tracing_replicas: false,
+      },
+    }),
+  );
+  r.get("/metrics", async (_req, res) => {
+    const counts = await deps.storage.runs.countByStatus();
+    deps.metrics.queueDepth.set(counts.pending);
+    res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());
+  });
+  return r;
+}

@@ -1,0 +1,289 @@
+// Runs: background, streamed (SSE) and waited runs on threads, stateless runs, list/get/
+// delete, join, join-stream with Last-Event-ID replay, and cancel.
+import { randomUUID } from "node:crypto";
+import { Router, type Request, type Response } from "express";
+import { RefineryError } from "../../core/errors.ts";
+import type { Run, RunKwargs } from "../../core/storage/types.ts";
+import { findAssistant, findThread, isUuid, type AppDeps } from "../context.ts";
+import { notFound, parseBody, sendJson, writeJsonWithKeepAlive, writeSse } from "../http.ts";
+import { CancelQuery, RunCreate, RunListQuery, type RunCreateBody } from "../schemas.ts";
+import type { RunEnd, RunEvent } from "../stream-hub.ts";
+
+const TERMINAL = new Set(["success", "error", "timeout", "interrupted"]);
+
+export function runRoutes(deps: AppDeps): Router {
+  const r = Router();
+  const { storage, executor, hub } = deps;
+  const keepAliveMs = deps.keepAliveMs ?? 15_000;
+
+  async function createRun(
+    threadId: string | undefined,
+    raw: unknown,
+  ): Promise<{ run: Run; body: RunCreateBody }> {
+    const body = parseBody(RunCreate, raw);
+    const assistant = await findAssistant(deps, body.assistant_id);
+    const stateless = threadId === undefined;
+    let thread = threadId ? await storage.threads.get(threadId) : undefined;
+    if (threadId && !isUuid(threadId))
+      throw new RefineryError("invalid_input", "thread_id must be a UUID", { field: "thread_id" });
+    if (threadId && !thread) {
+      if (body.if_not_exists !== "create") {
+        throw new RefineryError("not_found", "Thread not found", {
+          field: "thread_id",
+          fix: 'create it first, or pass if_not_exists: "create"',
+        });
+      }
+      thread = await storage.threads.create({ thread_id: threadId, metadata: {} }, "do_nothing");
+    }
+    if (stateless) thread = await storage.threads.create({ thread_id: randomUUID(), metadata: {} });
+    if (!thread) throw new RefineryError("internal", "thread could not be created");
+
+    const strategy = body.multitask_strategy ?? "reject";
+    if (
+      body.command?.resume !== undefined &&
+      thread.status !== "interrupted" &&
+      (await storage.runs.inflight(thread.thread_id)).length === 0
+    ) {
+      throw new RefineryError("conflict", "Thread is not interrupted: there is nothing to resume", {
+        field: "command.resume",
+        fix: "send command.resume only to a thread whose status is interrupted (see GET /threads/{id})",
+      });
+    }
+    const configurable: Record<string, unknown> = {
+      ...(assistant.config.configurable ?? {}),
+      ...(body.config?.configurable ?? {}),
+      ...(body.checkpoint ?? {}),
+      ...(body.checkpoint_id ? { checkpoint_id: body.checkpoint_id } : {}),
+      graph_id: assistant.graph_id,
+      assistant_id: assistant.assistant_id,
+      thread_id: thread.thread_id,
+    };
+    delete configurable.thread_id_override;
+    deps.validateConfig?.(assistant.graph_id, { configurable });
+    const kwargs: RunKwargs = {
+      input: body.input ?? null,
+      command: body.command ?? null,
+      config: {
+        ...(assistant.config.tags || body.config?.tags
+          ? { tags: [...(assistant.config.tags ?? []), ...(body.config?.tags ?? [])] }
+          : {}),
+        ...((body.config?.recursion_limit ?? assistant.config.recursion_limit)
+          ? { recursion_limit: body.config?.recursion_limit ?? assistant.config.recursion_limit }
+          : {}),
+        configurable,
+        metadata: { ...(assistant.metadata ?? {}), ...(body.metadata ?? {}) },
+      },
+      ...(body.context !== undefined ? { context: body.context } : {}),
+      stream_mode:
+        body.stream_mode === undefined || body.stream_mode === null
+          ? ["values"]
+          : Array.isArray(body.stream_mode)
+            ? body.stream_mode
+            : [body.stream_mode],
+      stream_subgraphs: Boolean(body.stream_subgraphs),
+      ...(body.interrupt_before ? { interrupt_before: body.interrupt_before } : {}),
+      ...(body.interrupt_after ? { interrupt_after: body.interrupt_after } : {}),
+      ...(body.on_disconnect ? { on_disconnect: body.on_disconnect } : {}),
+      ...(body.webhook ? { webhook: body.webhook } : {}),
+      temporary: stateless && (body.on_completion ?? "delete") === "delete",
+    };
+    const result = await storage.runs.create(
+      {
+        run_id: randomUUID(),
+        thread_id: thread.thread_id,
+        assistant_id: assistant.assistant_id,
+        graph_id: assistant.graph_id,
+        metadata: body.metadata ?? {},
+        multitask_strategy: strategy,
+        kwargs,
+        ...(body.after_seconds
+          ? { not_before: new Date(Date.now() + body.after_seconds * 1000).toISOString() }
+          : {}),
+      },
+      { rejectIfInflight: strategy === "reject" },
+    );
+    if (!result.created) {
+      throw new RefineryError(
+        "thread_busy",
+        "Thread is already running a task. Wait for it to finish or choose a different multitask strategy.",
+        {
+          field: "multitask_strategy",
+          fix: 'wait for the run to finish, or send multitask_strategy "enqueue", "interrupt" or "rollback"',
+        },
+      );
+    }
+    if ((strategy === "interrupt" || strategy === "rollback") && result.inflight.length > 0) {
+      await Promise.all(result.inflight.map((run) => executor.cancel(run, strategy)));
+    }
+    executor.notify();
+    return { run: result.run, body };
+  }
+
+  const location = (run: Run, stateless: boolean) =>
+    stateless ? `/runs/${run.run_id}` : `/threads/${run.thread_id}/runs/${run.run_id}`;
+
+  /** Final values of a run: what /wait and /join answer. */
+  async function outcome(run: Run): Promise<unknown> {
+    let end: RunEnd | undefined = hub.ended(run.run_id);
+    const current = await storage.runs.get(run.run_id);
+    if (!end && current && !TERMINAL.has(current.status)) end = await hub.waitForEnd(run.run_id);
+    const latest =
+      end?.status === "error" || current?.status === "error"
+        ? (end?.error ?? current?.error)
+        : undefined;
+    if (latest) return { __error__: latest };
+    if (end?.values !== undefined) return end.values;
+    const thread = await storage.threads.get(run.thread_id);
+    return thread?.values ?? null;
+  }
+
+  function events(run: Run, req: Request, signal: AbortSignal): AsyncIterable<RunEvent> {
+    const lastEventId = req.header("Last-Event-ID") || undefined;
+    return hub.subscribe(run.run_id, lastEventId, signal);
+  }
+
+  async function stream(
+    req: Request,
+    res: Response,
+    run: Run,
+    stateless: boolean,
+    cancelOnDisconnect: boolean,
+  ) {
+    const abort = new AbortController();
+    res.on("close", () => {
+      abort.abort();
+      if (cancelOnDisconnect && !res.writableFinished)
+        void executor.cancel(run, "interrupt").catch(() => undefined);
+    });
+    const current = await storage.runs.get(run.run_id);
+    const finishedElsewhere = current && TERMINAL.has(current.status) && !hub.ended(run.run_id);
+    const source: AsyncIterable<RunEvent> = finishedElsewhere
+      ? finishedEvents(current, deps)
+      : events(run, req, abort.signal);
+    await writeSse(res, source, {
+      keepAliveMs,
+      headers: {
+        "Content-Location": location(run, stateless),
+        Location: `${location(run, stateless)}/stream`,
+      },
+    });
+  }
+
+  // Runs on a thread
+  r.post("/threads/:thread_id/runs", async (req, res) => {
+    const { run } = await createRun(req.params.thread_id, req.body);
+    res.setHeader("Content-Location", location(run, false));
+    sendJson(res, 200, run);
+  });
+
+  r.post("/threads/:thread_id/runs/stream", async (req, res) => {
+    const { run, body } = await createRun(req.params.thread_id, req.body);
+    await stream(req, res, run, false, body.on_disconnect === "cancel");
+  });
+
+  r.post("/threads/:thread_id/runs/wait", async (req, res) => {
+    const { run, body } = await createRun(req.params.thread_id, req.body);
+    if (body.on_disconnect === "cancel") {
+      res.on("close", () => {
+        if (!res.writableFinished) void executor.cancel(run, "interrupt").catch(() => undefined);
+      });
+    }
+    await writeJsonWithKeepAlive(res, outcome(run), { "Content-Location": location(run, false) });
+  });
+
+  r.get("/threads/:thread_id/runs", async (req, res) => {
+    const thread = await findThread(deps, req.params.thread_id);
+    const q = parseBody(RunListQuery, req.query);
+    sendJson(res, 200, await storage.runs.list(thread.thread_id, q));
+  });
+
+  const findRun = async (threadId: string, runId: string) => {
+    await findThread(deps, threadId);
+    const run = isUuid(runId) ? await storage.runs.get(runId, threadId) : undefined;
+    if (!run) throw notFound("Run", runId);
+    return run;
+  };
+
+  r.get("/threads/:thread_id/runs/:run_id", async (req, res) => {
+    sendJson(res, 200, await findRun(req.params.thread_id, req.params.run_id));
+  });
+
+  r.delete("/threads/:thread_id/runs/:run_id", async (req, res) => {
+    const run = await findRun(req.params.thread_id, req.params.run_id);
+    if (!TERMINAL.has(run.status)) {
+      throw new RefineryError("conflict", "Run is still in flight", {
+        field: "run_id",
+        fix: "cancel it first (POST .../cancel), then delete it",
+      });
+    }
+    await storage.runs.delete(run.run_id, run.thread_id);
+    res.status(204).end();
+  });
+
+  r.get("/threads/:thread_id/runs/:run_id/join", async (req, res) => {
+    const run = await findRun(req.params.thread_id, req.params.run_id);
+    await writeJsonWithKeepAlive(res, outcome(run), {});
+  });
+
+  r.get("/threads/:thread_id/runs/:run_id/stream", async (req, res) => {
+    const run = await findRun(req.params.thread_id, req.params.run_id);
+    const cancel =
+      req.query.cancel_on_disconnect === "1" || req.query.cancel_on_disconnect === "true";
+    await stream(req, res, run, false, cancel);
+  });
+
+  r.post("/threads/:thread_id/runs/:run_id/cancel", async (req, res) => {
+    const run = await findRun(req.params.thread_id, req.params.run_id);
+    const q = parseBody(CancelQuery, req.query);
+    if (TERMINAL.has(run.status)) {
+      throw new RefineryError("conflict", `Run is already ${run.status}`, {
+        field: "run_id",
+        fix: "only pending or running runs can be cancelled",
+      });
+    }
+    const cancelling = executor.cancel(run, q.action);
+    if (q.wait) {
+      await cancelling;
+      res.status(204).end();
+    } else {
+      void cancelling.catch((err) =>
+        deps.log("warn", "cancel failed", { run_id: run.run_id, message: (err as Error).message }),
+      );
+      res.status(202).end();
+    }
+  });
+
+  // Stateless runs: a temporary thread, deleted when the run ends unless on_completion "keep".
+  r.post("/runs", async (req, res) => {
+    const { run } = await createRun(undefined, req.body);
+    res.setHeader("Content-Location", location(run, true));
+    sendJson(res, 200, run);
+  });
+
+  r.post("/runs/stream", async (req, res) => {
+    const { run, body } = await createRun(undefined, req.body);
+    await stream(req, res, run, true, body.on_disconnect === "cancel");
+  });
+
+  r.post("/runs/wait", async (req, res) => {
+    const { run } = await createRun(undefined, req.body);
+    await writeJsonWithKeepAlive(res, outcome(run), { "Content-Location": location(run, true) });
+  });
+
+  return r;
+}
+
+/** For a run that ended before this process could replay it: its outcome as events. */
+async function* finishedEvents(run: Run, deps: AppDeps): AsyncGenerator<RunEvent> {
+  yield {
+    id: `${run.attempt}-0`,
+    event: "metadata",
+    data: { run_id: run.run_id, attempt: run.attempt },
+  };
+  if (run.status === "error" && run.error) {
+    yield { id: `${run.attempt}-1`, event: "error", data: run.error };
+    return;
+  }
+  const thread = await deps.storage.threads.get(run.thread_id);
+  if (thread?.values) yield { id: `${run.attempt}-1`, event: "values", data: thread.values };
+}

@@ -1,0 +1,262 @@
+// /threads: CRUD, search, copy, state (get, update, by checkpoint) and history.
+import { randomUUID } from "node:crypto";
+import { Router } from "express";
+import { RefineryError } from "../../core/errors.ts";
+import type { Thread } from "../../core/storage/types.ts";
+import { EMPTY_STATE, findThread, graphOfThread, type AppDeps } from "../context.ts";
+import { parseBody, sendJson } from "../http.ts";
+import {
+  ThreadCount,
+  ThreadCreate,
+  ThreadHistory,
+  ThreadPatch,
+  ThreadSearch,
+  ThreadStateCheckpoint,
+  ThreadStateUpdate,
+} from "../schemas.ts";
+import { interruptsOf, toPlain, toThreadState } from "../serde.ts";
+
+export function threadRoutes(deps: AppDeps): Router {
+  const r = Router();
+  const { storage } = deps;
+
+  r.post("/threads", async (req, res) => {
+    const body = parseBody(ThreadCreate, req.body);
+    if (body.supersteps !== undefined && body.supersteps !== null) {
+      throw new RefineryError("invalid_input", "supersteps is not supported", {
+        field: "supersteps",
+        fix: "create the thread, then POST /threads/{id}/state",
+      });
+    }
+    if (body.graph_id && !deps.registry.entry(body.graph_id)) {
+      throw new RefineryError("invalid_input", `graph "${body.graph_id}" is not registered`, {
+        field: "graph_id",
+        fix: `use one of: ${deps.registry.ids().join(", ")}`,
+      });
+    }
+    const metadata = {
+      ...(body.metadata ?? {}),
+      ...(body.graph_id ? { graph_id: body.graph_id } : {}),
+    };
+    const thread = await storage.threads.create(
+      { thread_id: body.thread_id ?? randomUUID(), metadata },
+      body.if_exists ?? "raise",
+    );
+    sendJson(res, 200, thread);
+  });
+
+  r.post("/threads/search", async (req, res) => {
+    const q = parseBody(ThreadSearch, req.body);
+    const rows = await storage.threads.search({
+      ids: q.ids ?? undefined,
+      metadata: q.metadata ?? undefined,
+      values: q.values ?? undefined,
+      status: q.status ?? undefined,
+      limit: q.limit ?? 10,
+      offset: q.offset ?? 0,
+      sort_by: q.sort_by ?? undefined,
+      sort_order: q.sort_order ?? undefined,
+    });
+    const select = q.select;
+    sendJson(
+      res,
+      200,
+      select?.length
+        ? rows.map((t) => Object.fromEntries(Object.entries(t).filter(([k]) => select.includes(k))))
+        : rows,
+    );
+  });
+
+  r.post("/threads/count", async (req, res) => {
+    const q = parseBody(ThreadCount, req.body);
+    sendJson(
+      res,
+      200,
+      await storage.threads.count({
+        metadata: q.metadata ?? undefined,
+        values: q.values ?? undefined,
+        status: q.status ?? undefined,
+      }),
+    );
+  });
+
+  r.get("/threads/:thread_id", async (req, res) => {
+    sendJson(res, 200, await findThread(deps, req.params.thread_id));
+  });
+
+  r.patch("/threads/:thread_id", async (req, res) => {
+    await findThread(deps, req.params.thread_id);
+    const body = parseBody(ThreadPatch, req.body);
+    sendJson(
+      res,
+      200,
+      await storage.threads.update(req.params.thread_id, { metadata: body.metadata ?? undefined }),
+    );
+  });
+
+  r.delete("/threads/:thread_id", async (req, res) => {
+    const thread = await findThread(deps, req.params.thread_id);
+    for (const run of await storage.runs.inflight(thread.thread_id))
+      await deps.executor.cancel(run, "interrupt");
+    await deps.checkpoints.deleteThread(thread.thread_id);
+    await storage.threads.delete(thread.thread_id);
+    res.status(204).end();
+  });
+
+  r.post("/threads/:thread_id/copy", async (req, res) => {
+    const from = await findThread(deps, req.params.thread_id);
+    const threadId = randomUUID();
+    const copy = await storage.threads.create({
+      thread_id: threadId,
+      metadata: { ...from.metadata },
+    });
+    await deps.checkpoints.copyThread(from.thread_id, threadId);
+    await storage.threads.setSnapshot(threadId, {
+      status: from.status === "busy" ? "idle" : from.status,
+      values: from.values,
+      interrupts: from.interrupts,
+      error: from.error,
+    });
+    sendJson(res, 200, (await storage.threads.get(threadId)) ?? copy);
+  });
+
+  const stateAt = async (
+    thread: Thread,
+    checkpoint: Record<string, unknown> | undefined,
+    subgraphs: boolean,
+  ) => {
+    const graph = await graphOfThread(deps, thread);
+    if (!graph) return EMPTY_STATE;
+    const state = await graph.getState(
+      { configurable: { thread_id: thread.thread_id, checkpoint_ns: "", ...checkpoint } },
+      { subgraphs },
+    );
+    if (checkpoint?.checkpoint_id && !state.createdAt)
+      throw new RefineryError("not_found", "Checkpoint not found", { field: "checkpoint_id" });
+    return state.createdAt ? toThreadState(state) : EMPTY_STATE;
+  };
+
+  r.get("/threads/:thread_id/state", async (req, res) => {
+    const thread = await findThread(deps, req.params.thread_id);
+    sendJson(res, 200, await stateAt(thread, undefined, req.query.subgraphs === "true"));
+  });
+
+  r.get("/threads/:thread_id/state/:checkpoint_id", async (req, res) => {
+    const thread = await findThread(deps, req.params.thread_id);
+    sendJson(
+      res,
+      200,
+      await stateAt(
+        thread,
+        { checkpoint_id: req.params.checkpoint_id },
+        req.query.subgraphs === "true",
+      ),
+    );
+  });
+
+  r.post("/threads/:thread_id/state/checkpoint", async (req, res) => {
+    const thread = await findThread(deps, req.params.thread_id);
+    const body = parseBody(ThreadStateCheckpoint, req.body);
+    const { thread_id: _ignored, ...checkpoint } = body.checkpoint;
+    sendJson(res, 200, await stateAt(thread, checkpoint, Boolean(body.subgraphs)));
+  });
+
+  r.post("/threads/:thread_id/state", async (req, res) => {
+    const thread = await findThread(deps, req.params.thread_id);
+    const body = parseBody(ThreadStateUpdate, req.body);
+    if ((await storage.runs.inflight(thread.thread_id)).length > 0) {
+      throw new RefineryError("busy", "Thread is busy", {
+        field: "thread_id",
+        fix: "wait for the thread's run to finish (or cancel it), then update its state",
+      });
+    }
+    const graph = await graphOfThread(deps, thread);
+    if (!graph) {
+      throw new RefineryError("invalid_input", "Thread has no graph yet", {
+        field: "thread_id",
+        fix: "run the thread once, or create it with graph_id",
+      });
+    }
+    const checkpoint =
+      body.checkpoint ?? (body.checkpoint_id ? { checkpoint_id: body.checkpoint_id } : {});
+    const { thread_id: _ignored, ...ref } = checkpoint;
+    let next;
+    try {
+      next = await graph.updateState(
+        { configurable: { thread_id: thread.thread_id, checkpoint_ns: "", ...ref } },
+        body.values ?? null,
+        body.as_node ?? undefined,
+      );
+    } catch (err) {
+      throw new RefineryError("invalid_input", `state update rejected: ${(err as Error).message}`, {
+        field: body.as_node ? "as_node" : "values",
+      });
+    }
+    const state = await graph.getState({
+      configurable: { thread_id: thread.thread_id, checkpoint_ns: "" },
+    });
+    await storage.threads.setSnapshot(thread.thread_id, {
+      status:
+        state.next.length > 0 && Object.keys(interruptsOf(state)).length > 0
+          ? "interrupted"
+          : thread.status === "error"
+            ? "idle"
+            : thread.status === "busy"
+              ? "idle"
+              : thread.status,
+      values: toPlain(state.values),
+      interrupts: interruptsOf(state),
+    });
+    sendJson(res, 200, { checkpoint: next.configurable ?? null });
+  });
+
+  const history = async (
+    thread: Thread,
+    q: {
+      limit?: number | null;
+      before?: unknown;
+      metadata?: Record<string, unknown> | null;
+      checkpoint?: Record<string, unknown> | null;
+    },
+  ) => {
+    const graph = await graphOfThread(deps, thread);
+    if (!graph) return [];
+    const before =
+      typeof q.before === "string"
+        ? { configurable: { checkpoint_id: q.before } }
+        : ((q.before as Record<string, unknown> | undefined) ?? undefined);
+    const { thread_id: _ignored, ...ref } = q.checkpoint ?? {};
+    const out = [];
+    for await (const s of graph.getStateHistory(
+      { configurable: { thread_id: thread.thread_id, checkpoint_ns: "", ...ref } },
+      { limit: q.limit ?? 10, before, filter: q.metadata ?? undefined },
+    )) {
+      out.push(toThreadState(s));
+    }
+    return out;
+  };
+
+  r.get("/threads/:thread_id/history", async (req, res) => {
+    const thread = await findThread(deps, req.params.thread_id);
+    const limit = req.query.limit === undefined ? 10 : Number(req.query.limit);
+    if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
+      throw new RefineryError("invalid_input", "limit must be an integer from 1 to 1000", {
+        field: "limit",
+      });
+    sendJson(
+      res,
+      200,
+      await history(thread, {
+        limit,
+        before: typeof req.query.before === "string" ? req.query.before : undefined,
+      }),
+    );
+  });
+
+  r.post("/threads/:thread_id/history", async (req, res) => {
+    const thread = await findThread(deps, req.params.thread_id);
+    sendJson(res, 200, await history(thread, parseBody(ThreadHistory, req.body)));
+  });
+
+  return r;
+}

@@ -1,0 +1,85 @@
+// JSON shapes of the LangGraph server protocol: messages as plain dicts, state snapshots as
+// ThreadState, errors as {error, message}.
+import type { StateSnapshotLike } from "../graphs/registry.ts";
+
+/** JSON.stringify that turns LangChain messages into `{...data, type}` dicts, as the protocol does. */
+export function toJson(value: unknown): string {
+  return JSON.stringify(value, function (this: Record<string, unknown>, key, v) {
+    const raw = this[key] as {
+      toDict?: () => { type: string; data: Record<string, unknown> };
+    } | null;
+    if (raw && typeof raw === "object" && typeof raw.toDict === "function") {
+      const { type, data } = raw.toDict();
+      return { ...data, type };
+    }
+    return v as unknown;
+  });
+}
+
+/** A JSON-safe copy (messages as dicts), for values kept in storage. */
+export function toPlain<T = unknown>(value: unknown): T {
+  return value === undefined ? (undefined as T) : (JSON.parse(toJson(value)) as T);
+}
+
+export interface CheckpointRef {
+  thread_id: string;
+  checkpoint_ns: string;
+  checkpoint_id: string;
+  checkpoint_map: Record<string, unknown> | null;
+}
+
+export function checkpointRef(
+  config: { configurable?: Record<string, unknown> } | undefined,
+): CheckpointRef | null {
+  const c = config?.configurable;
+  if (!c || typeof c.thread_id !== "string" || typeof c.checkpoint_id !== "string") return null;
+  return {
+    thread_id: c.thread_id,
+    checkpoint_ns: typeof c.checkpoint_ns === "string" ? c.checkpoint_ns : "",
+    checkpoint_id: c.checkpoint_id,
+    checkpoint_map: (c.checkpoint_map as Record<string, unknown> | undefined) ?? null,
+  };
+}
+
+export function serializeError(error: unknown): { error: string; message: string } {
+  if (error instanceof Error) {
+    const code = (error as { code?: unknown }).code;
+    return { error: typeof code === "string" ? code : error.name, message: error.message };
+  }
+  return { error: "Error", message: String(error) };
+}
+
+export function toThreadState(state: StateSnapshotLike): Record<string, unknown> {
+  return {
+    values: state.values ?? {},
+    next: state.next,
+    tasks: state.tasks.map((t) => ({
+      id: t.id,
+      name: t.name,
+      path: t.path ?? [],
+      error: t.error != null ? serializeError(t.error).message : null,
+      interrupts: (t.interrupts ?? []).map((i) => ({ id: i.id, value: i.value })),
+      checkpoint:
+        t.state && typeof t.state === "object" && "configurable" in (t.state as object)
+          ? checkpointRef(t.state as { configurable?: Record<string, unknown> })
+          : null,
+      state:
+        t.state && typeof t.state === "object" && "values" in (t.state as object)
+          ? toThreadState(t.state as StateSnapshotLike)
+          : null,
+      result: t.result ?? null,
+    })),
+    metadata: state.metadata ?? {},
+    created_at: state.createdAt ?? null,
+    checkpoint: checkpointRef(state.config),
+    parent_checkpoint: checkpointRef(state.parentConfig),
+  };
+}
+
+export function interruptsOf(state: StateSnapshotLike): Record<string, unknown[]> {
+  const out: Record<string, unknown[]> = {};
+  for (const t of state.tasks) {
+    if (t.interrupts?.length) out[t.id] = t.interrupts.map((i) => ({ id: i.id, value: i.value }));
+  }
+  return out;
+}

@@ -1,0 +1,165 @@
+// Composition root of the server process: SQLite file (checkpoints, runs, threads, assistants),
+// graph registry, stream hub, run executor and the Express app. Used by main.ts and by tests.
+import { existsSync } from "node:fs";
+import type { AddressInfo } from "node:net";
+import type { Server } from "node:http";
+import { z } from "zod";
+import { processSettingsFromEnv, RefineOptionsSchema } from "../core/config.ts";
+import { createSqliteCheckpointAdmin, ensureSaverSetup } from "../core/storage/checkpoint-admin.ts";
+import { createSqliteStorage } from "../core/storage/sqlite.ts";
+import { openEngine } from "../graphs/engine.ts";
+import { createGraphRegistry, systemAssistantId, type RunnableGraph } from "../graphs/registry.ts";
+import type { ModelProvider } from "../core/models/provider.ts";
+import { createApp } from "./app.ts";
+import { RunExecutor } from "./executor.ts";
+import { createLogger, type Logger, type LogLevel } from "./log.ts";
+import { createMetrics } from "./metrics.ts";
+import { StreamHub } from "./stream-hub.ts";
+
+export interface StartOptions {
+  env?: Record<string, string | undefined>;
+  /** langgraph.json; default: REFINERY_CONFIG, else ./langgraph.json when it exists. */
+  configPath?: string;
+  port?: number;
+  host?: string;
+  concurrency?: number;
+  log?: Logger;
+  /** Inject a model provider (tests use scripted models). */
+  provider?: ModelProvider;
+  keepAliveMs?: number;
+  pollMs?: number;
+}
+
+export interface RunningServer {
+  url: string;
+  server: Server;
+  executor: RunExecutor;
+  /** Graceful stop: no new runs, in-flight runs get `graceMs` to finish, then the db closes. */
+  close(graceMs?: number): Promise<void>;
+}
+
+export const VERSION = "0.1.0";
+
+export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
+  const env = options.env ?? process.env;
+  const log =
+    options.log ?? createLogger({ level: (env.LOG_LEVEL as LogLevel | undefined) ?? "info" });
+  const settings = processSettingsFromEnv(env);
+  const engine = openEngine({ settings, provider: options.provider });
+  const db = engine.checkpointer.db;
+  if (!db) throw new Error("the server needs the SQLite checkpointer");
+  const saver = engine.checkpointer.saver;
+  await ensureSaverSetup(saver);
+  const storage = createSqliteStorage(db);
+  const checkpoints = createSqliteCheckpointAdmin(db);
+
+  const configPath =
+    options.configPath ??
+    env.REFINERY_CONFIG ??
+    (existsSync("langgraph.json") ? "langgraph.json" : undefined);
+  const registry = await createGraphRegistry({
+    builtins: {
+      refine: {
+        graph: engine.graph as unknown as RunnableGraph,
+        description: "generate -> critique -> verify -> revise with a stop policy",
+      },
+    },
+    configPath,
+    checkpointer: saver,
+    log: (level, msg, fields) => log(level, msg, fields),
+  });
+  for (const graphId of registry.ids()) {
+    await storage.assistants.create(
+      {
+        assistant_id: systemAssistantId(graphId),
+        graph_id: graphId,
+        name: graphId,
+        metadata: { created_by: "system" },
+      },
+      "do_nothing",
+    );
+  }
+
+  const hub = new StreamHub();
+  const metrics = createMetrics();
+  const concurrency = options.concurrency ?? Number(env.REFINERY_WORKERS ?? 64);
+  const executor = new RunExecutor({
+    storage,
+    registry,
+    hub,
+    checkpointer: saver,
+    checkpoints,
+    log,
+    metrics,
+    concurrency,
+    pollMs: options.pollMs,
+  });
+  const app = createApp({
+    storage,
+    registry,
+    executor,
+    hub,
+    checkpointer: saver,
+    checkpoints,
+    log,
+    metrics,
+    version: VERSION,
+    keepAliveMs: options.keepAliveMs ?? Number(env.REFINERY_KEEPALIVE_MS ?? 15_000),
+    bodyLimit: env.REFINERY_BODY_LIMIT ?? "1mb",
+    validateConfig: (graphId, config) => {
+      if (graphId === "refine") engine.resolve(config as never);
+    },
+    schemasFor: (graphId) =>
+      graphId === "refine"
+        ? {
+            input_schema: z.toJSONSchema(
+              z.object({
+                task: z.string().min(1),
+                context: z.string().optional(),
+                options: RefineOptionsSchema.optional(),
+              }),
+              { io: "input", unrepresentable: "any" },
+            ),
+            config_schema: z.toJSONSchema(RefineOptionsSchema, {
+              io: "input",
+              unrepresentable: "any",
+            }),
+          }
+        : undefined,
+  });
+
+  const port = options.port ?? Number(env.PORT ?? 8123);
+  const host = options.host ?? env.HOST ?? "127.0.0.1";
+  const server = await new Promise<Server>((resolve, reject) => {
+    const s = app.listen(port, host, () => resolve(s));
+    s.once("error", reject);
+  });
+  server.keepAliveTimeout = 65_000;
+  await executor.start();
+  const address = server.address() as AddressInfo;
+  const url = `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
+  log("info", "server listening", {
+    url,
+    db: settings.dbPath,
+    graphs: registry.ids(),
+    model: engine.provider.offline ? "simulated (offline)" : settings.model,
+    workers: concurrency,
+  });
+
+  let closed = false;
+  return {
+    url,
+    server,
+    executor,
+    async close(graceMs = 10_000) {
+      if (closed) return;
+      closed = true;
+      const stopped = new Promise<void>((r) => server.close(() => r()));
+      await executor.stop(graceMs);
+      server.closeAllConnections();
+      await stopped;
+      await storage.close();
+      engine.close();
+    },
+  };
+}

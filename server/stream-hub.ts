@@ -1,0 +1,160 @@
+// In-process fan-out of run events to SSE clients, with a bounded replay log per run so a
+// client that reconnects with Last-Event-ID misses nothing. Event ids are "<attempt>-<n>": a
+// run re-queued after a crash starts a new attempt, and its log is replayed from the start.
+
+export interface RunEvent {
+  id: string;
+  event: string;
+  data: unknown;
+}
+
+export interface RunEnd {
+  status: "success" | "error" | "interrupted" | "timeout";
+  /** Final state values (what /wait and /join answer), or undefined when the run was deleted. */
+  values?: unknown;
+  error?: { error: string; message: string };
+}
+
+interface Channel {
+  attempt: number;
+  events: RunEvent[];
+  bytes: number;
+  listeners: Set<(e: RunEvent | null) => void>;
+  closed: boolean;
+  end?: RunEnd;
+  endWaiters: ((end: RunEnd) => void)[];
+  dropTimer?: NodeJS.Timeout;
+}
+
+export interface StreamHubOptions {
+  /** How long a finished run's events stay available for join-stream replay. */
+  retentionMs?: number;
+  /** Replay log cap per run; older events are dropped first (clients then rejoin from the latest). */
+  maxEventsPerRun?: number;
+}
+
+export class StreamHub {
+  private readonly channels = new Map<string, Channel>();
+  private readonly retentionMs: number;
+  private readonly maxEvents: number;
+
+  constructor(options: StreamHubOptions = {}) {
+    this.retentionMs = options.retentionMs ?? 60_000;
+    this.maxEvents = options.maxEventsPerRun ?? 2_000;
+  }
+
+  /** Starts (or restarts, on a new attempt) the log of a run. */
+  open(runId: string, attempt: number): void {
+    const existing = this.channels.get(runId);
+    if (existing?.dropTimer) clearTimeout(existing.dropTimer);
+    const channel: Channel = {
+      attempt,
+      events: [],
+      bytes: 0,
+      listeners: existing?.listeners ?? new Set(),
+      closed: false,
+      endWaiters: existing?.endWaiters ?? [],
+    };
+    this.channels.set(runId, channel);
+  }
+
+  publish(runId: string, event: string, data: unknown): void {
+    const channel = this.channels.get(runId);
+    if (!channel || channel.closed) return;
+    const e: RunEvent = { id: `${channel.attempt}-${channel.events.length + 1}`, event, data };
+    channel.events.push(e);
+    if (channel.events.length > this.maxEvents)
+      channel.events.splice(0, channel.events.length - this.maxEvents);
+    for (const listener of channel.listeners) listener(e);
+  }
+
+  /** Marks the run finished: listeners get `null`, waiters get the end record. */
+  close(runId: string, end: RunEnd): void {
+    const channel = this.channels.get(runId) ?? this.placeholder(runId);
+    channel.closed = true;
+    channel.end = end;
+    for (const listener of channel.listeners) listener(null);
+    channel.listeners.clear();
+    for (const waiter of channel.endWaiters.splice(0)) waiter(end);
+    channel.dropTimer = setTimeout(() => this.channels.delete(runId), this.retentionMs);
+    channel.dropTimer.unref();
+  }
+
+  /** Resolves when the run ends in this process. */
+  waitForEnd(runId: string): Promise<RunEnd> {
+    const channel = this.channels.get(runId) ?? this.placeholder(runId);
+    if (channel.end) return Promise.resolve(channel.end);
+    return new Promise((resolve) => channel.endWaiters.push(resolve));
+  }
+
+  ended(runId: string): RunEnd | undefined {
+    return this.channels.get(runId)?.end;
+  }
+
+  /**
+   * Replays the log after `lastEventId`, then follows live events until the run ends or
+   * `signal` aborts. Yields nothing for a run this process never saw and that has ended.
+   */
+  async *subscribe(
+    runId: string,
+    lastEventId: string | undefined,
+    signal?: AbortSignal,
+  ): AsyncGenerator<RunEvent> {
+    const channel = this.channels.get(runId) ?? this.placeholder(runId);
+    const queue: (RunEvent | null)[] = [];
+    let wake: (() => void) | undefined;
+    const listener = (e: RunEvent | null) => {
+      queue.push(e);
+      wake?.();
+    };
+    const replay = this.replayFrom(channel, lastEventId);
+    if (!channel.closed) channel.listeners.add(listener);
+    const onAbort = () => wake?.();
+    signal?.addEventListener("abort", onAbort);
+    try {
+      for (const e of replay) yield e;
+      if (channel.closed) return;
+      while (!signal?.aborted) {
+        if (queue.length === 0) await new Promise<void>((r) => (wake = r));
+        wake = undefined;
+        while (queue.length) {
+          const e = queue.shift();
+          if (e === null || e === undefined) return;
+          yield e;
+        }
+      }
+    } finally {
+      channel.listeners.delete(listener);
+      signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  stats(): { runs: number; events: number } {
+    let events = 0;
+    for (const c of this.channels.values()) events += c.events.length;
+    return { runs: this.channels.size, events };
+  }
+
+  private replayFrom(channel: Channel, lastEventId: string | undefined): RunEvent[] {
+    if (lastEventId === undefined) return channel.events.slice();
+    const m = /^(\d+)-(\d+)$/.exec(lastEventId);
+    if (!m) return channel.events.slice();
+    const attempt = Number(m[1]);
+    const n = Number(m[2]);
+    if (attempt !== channel.attempt) return attempt < channel.attempt ? channel.events.slice() : [];
+    return channel.events.filter((e) => Number(e.id.split("-")[1]) > n);
+  }
+
+  private placeholder(runId: string): Channel {
+    const channel: Channel = {
+      attempt: 0,
+      events: [],
+      bytes: 0,
+      listeners: new Set(),
+      closed: false,
+      endWaiters: [],
+    };
+    this.channels.set(runId, channel);
+    return channel;
+  }
+}
