@@ -1,0 +1,58 @@
+// Starts the real server on an ephemeral loopback port with a temp SQLite file and the test
+// graphs of test/fixtures/langgraph.json, and returns an official SDK client for it.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "@langchain/langgraph-sdk";
+import type { ModelProvider } from "../../core/models/provider.ts";
+import { silentLogger } from "../../server/log.ts";
+import { startServer, type RunningServer } from "../../server/start.ts";
+
+export const FIXTURE_CONFIG = join(import.meta.dirname, "../fixtures/langgraph.json");
+
+export interface TestServer {
+  url: string;
+  client: Client;
+  running: RunningServer;
+  dir: string;
+  dbPath: string;
+  close(): Promise<void>;
+}
+
+export async function startTestServer(
+  options: {
+    provider?: ModelProvider;
+    env?: Record<string, string>;
+    concurrency?: number;
+    keepAliveMs?: number;
+  } = {},
+): Promise<TestServer> {
+  const dir = mkdtempSync(join(tmpdir(), "refinery-server-"));
+  const dbPath = join(dir, "refinery.db");
+  const running = await startServer({
+    env: { REFINERY_DB: dbPath, ...options.env },
+    configPath: FIXTURE_CONFIG,
+    port: 0,
+    host: "127.0.0.1",
+    log: silentLogger,
+    provider: options.provider,
+    concurrency: options.concurrency ?? 8,
+    keepAliveMs: options.keepAliveMs ?? 15_000,
+    pollMs: 200,
+  });
+  const client = new Client({
+    apiUrl: running.url,
+    callerOptions: { maxRetries: 0, maxConcurrency: 32 },
+  });
+  return {
+    url: running.url,
+    client,
+    running,
+    dir,
+    dbPath,
+    async close() {
+      await running.close(2_000);
+      rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
