@@ -18,6 +18,8 @@ export interface RunEnd {
 interface Channel {
   attempt: number;
   events: RunEvent[];
+  /** Events published in this attempt; ids keep counting after old events are dropped. */
+  seq: number;
   bytes: number;
   listeners: Set<(e: RunEvent | null) => void>;
   closed: boolean;
@@ -50,6 +52,7 @@ export class StreamHub {
     const channel: Channel = {
       attempt,
       events: [],
+      seq: 0,
       bytes: 0,
       listeners: existing?.listeners ?? new Set(),
       closed: false,
@@ -61,7 +64,8 @@ export class StreamHub {
   publish(runId: string, event: string, data: unknown): void {
     const channel = this.channels.get(runId);
     if (!channel || channel.closed) return;
-    const e: RunEvent = { id: `${channel.attempt}-${channel.events.length + 1}`, event, data };
+    channel.seq += 1;
+    const e: RunEvent = { id: `${channel.attempt}-${channel.seq}`, event, data };
     channel.events.push(e);
     if (channel.events.length > this.maxEvents)
       channel.events.splice(0, channel.events.length - this.maxEvents);
@@ -149,6 +153,7 @@ export class StreamHub {
     const channel: Channel = {
       attempt: 0,
       events: [],
+      seq: 0,
       bytes: 0,
       listeners: new Set(),
       closed: false,
