@@ -60,7 +60,18 @@ export const RunCreate = z
     metadata: Meta.nullish(),
     checkpoint_id: z.string().nullish(),
     checkpoint: CheckpointSchema.nullish(),
-    stream_mode: z.union([StreamMode, z.array(StreamMode)]).nullish(),
+    stream_mode: z
+      .union([StreamMode, z.array(StreamMode)], {
+        // The union's own message ("Invalid input") hides which mode was wrong: surface the
+        // innermost one, e.g. the bad element of a list.
+        error: (issue) => {
+          const nested = (issue as { errors?: { path: PropertyKey[]; message: string }[][] }).errors
+            ?.flat()
+            .sort((a, b) => b.path.length - a.path.length)[0];
+          return nested?.message ?? `expected one of ${STREAM_MODES.join(", ")}, or a list of them`;
+        },
+      })
+      .nullish(),
     stream_subgraphs: z.boolean().nullish(),
     stream_resumable: z
       .boolean()
