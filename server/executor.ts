@@ -9,7 +9,7 @@ import type { Run, RunStatus, Storage, ThreadStatus } from "../core/storage/type
 import type { GraphRegistry, StateSnapshotLike } from "../graphs/registry.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
-import { interruptsOf, serializeError, toPlain } from "./serde.ts";
+import { interruptsOf, serializeError, toPlain, toStreamChunk } from "./serde.ts";
 import type { StreamHub } from "./stream-hub.ts";
 
 export type CancelAction = "interrupt" | "rollback";
@@ -233,7 +233,11 @@ export class RunExecutor {
           ? (parts as [string[], string, unknown])
           : ([[], ...parts] as unknown as [string[], string, unknown]);
         const name = mode === "messages" ? "messages" : mode;
-        hub.publish(run.run_id, ns.length ? `${name}|${ns.join("|")}` : name, data);
+        hub.publish(
+          run.run_id,
+          ns.length ? `${name}|${ns.join("|")}` : name,
+          toStreamChunk(mode, data),
+        );
       }
     } catch (err) {
       if (controller.signal.aborted) {

@@ -41,6 +41,53 @@ export function checkpointRef(
   };
 }
 
+type ConfigLike = { configurable?: Record<string, unknown>; [key: string]: unknown };
+
+/** A graph config as clients may see it: no callbacks, no internal (`__`) configurable keys. */
+function publicConfig(config: ConfigLike | null | undefined): ConfigLike | null {
+  if (!config || typeof config !== "object") return null;
+  const { callbacks: _callbacks, ...rest } = config;
+  if (!rest.configurable) return rest;
+  const configurable = Object.fromEntries(
+    Object.entries(rest.configurable).filter(([k]) => !k.startsWith("__")),
+  );
+  return { ...rest, configurable };
+}
+
+/**
+ * A `debug` or `checkpoints` stream chunk in its protocol shape: checkpoint payloads carry
+ * `checkpoint` / `parent_checkpoint` refs and `parent_config`, and never the server's
+ * callbacks (the messages-mode handler would otherwise be serialized onto the wire).
+ */
+export function toStreamChunk(mode: string, data: unknown): unknown {
+  const chunk = data as { type?: string; payload?: Record<string, unknown> } | null;
+  if (mode === "debug" && chunk?.type === "checkpoint" && chunk.payload) {
+    const { parentConfig, ...payload } = chunk.payload as {
+      config?: ConfigLike;
+      parentConfig?: ConfigLike;
+    };
+    return {
+      ...chunk,
+      payload: {
+        ...payload,
+        config: publicConfig(payload.config),
+        parent_config: publicConfig(parentConfig),
+        checkpoint: checkpointRef(payload.config),
+        parent_checkpoint: checkpointRef(parentConfig),
+      },
+    };
+  }
+  if (mode === "checkpoints" && data && typeof data === "object") {
+    const c = data as { config?: ConfigLike; parentConfig?: ConfigLike };
+    return {
+      ...c,
+      config: publicConfig(c.config),
+      ...("parentConfig" in c ? { parentConfig: publicConfig(c.parentConfig) } : {}),
+    };
+  }
+  return data;
+}
+
 export function serializeError(error: unknown): { error: string; message: string } {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;
