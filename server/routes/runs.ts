@@ -265,6 +265,27 @@ export function runRoutes(deps: AppDeps): Router {
     await stream(req, res, run, true, body.on_disconnect === "cancel");
   });
 
+  // Where a stateless stream's Location points (the SDK reconnects there with Last-Event-ID).
+  // A finished temporary run is deleted with its thread, but its events stay in the hub.
+  r.get("/runs/:run_id/stream", async (req, res) => {
+    const runId = req.params.run_id;
+    const run = isUuid(runId) ? await storage.runs.get(runId) : undefined;
+    if (run) {
+      const cancel =
+        req.query.cancel_on_disconnect === "1" || req.query.cancel_on_disconnect === "true";
+      await stream(req, res, run, true, cancel);
+      return;
+    }
+    if (!isUuid(runId) || !hub.ended(runId)) throw notFound("Run", runId);
+    const abort = new AbortController();
+    res.on("close", () => abort.abort());
+    const lastEventId = req.header("Last-Event-ID") || undefined;
+    await writeSse(res, hub.subscribe(runId, lastEventId, abort.signal), {
+      keepAliveMs,
+      headers: { "Content-Location": `/runs/${runId}` },
+    });
+  });
+
   r.post("/runs/wait", async (req, res) => {
     const { run } = await createRun(undefined, req.body);
     await writeJsonWithKeepAlive(res, outcome(run), { "Content-Location": location(run, true) });
