@@ -93,7 +93,15 @@ export function serializeError(error: unknown): { error: string; message: string
     const code = (error as { code?: unknown }).code;
     return { error: typeof code === "string" ? code : error.name, message: error.message };
   }
-  return { error: "Error", message: String(error) };
+  // A task error read back from a checkpoint is a plain {name, message} object, not an Error.
+  const e = error as { name?: unknown; message?: unknown } | null;
+  if (e && typeof e === "object" && typeof e.message === "string") {
+    return { error: typeof e.name === "string" ? e.name : "Error", message: e.message };
+  }
+  return {
+    error: "Error",
+    message: typeof error === "string" ? error : (JSON.stringify(error) ?? String(error)),
+  };
 }
 
 export function toThreadState(state: StateSnapshotLike): Record<string, unknown> {
