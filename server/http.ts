@@ -105,12 +105,26 @@ export async function writeSse(
     for await (const e of events) {
       if (res.writableEnded || res.destroyed) break;
       const ok = res.write(`event: ${e.event}\ndata: ${toJson(e.data)}\nid: ${e.id}\n\n`);
-      if (!ok) await new Promise<void>((r) => res.once("drain", () => r()));
+      // A client that goes away while its buffer is full never drains: stop waiting on close.
+      if (!ok) await drainedOrClosed(res);
     }
   } finally {
     clearInterval(ping);
     if (!res.writableEnded) res.end();
   }
+}
+
+function drainedOrClosed(res: Response): Promise<void> {
+  if (res.destroyed) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const done = () => {
+      res.off("drain", done);
+      res.off("close", done);
+      resolve();
+    };
+    res.once("drain", done);
+    res.once("close", done);
+  });
 }
 
 /** Resolves `work` while sending a newline every `everyMs` so proxies keep the request open. */
