@@ -1,0 +1,134 @@
+// Renders an evaluation summary: a plain-text table for terminals and an SVG chart of accuracy
+// against tokens per item, one labelled point per strategy. Pure string functions, no I/O.
+import type { EvalSummary } from "./run.ts";
+
+const pct = (x: number | null) => (x === null ? "—" : `${(x * 100).toFixed(1)}%`);
+const int = (x: number) => Math.round(x).toLocaleString("en-US");
+const num = (x: number | null, digits = 0) =>
+  x === null
+    ? "—"
+    : x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
+
+function modelLine(summary: EvalSummary): string {
+  const m = summary.model;
+  return summary.simulated
+    ? `SIMULATED — ${summary.notice ?? "offline simulated model"} (seed ${String(m.seed)})`
+    : `model ${m.model === undefined ? "(the server's configured model)" : String(m.model)}${m.baseURL ? ` at ${String(m.baseURL)}` : ""}`;
+}
+
+export function formatTable(summary: EvalSummary): string {
+  const head = [
+    "strategy",
+    "n",
+    "accuracy",
+    "tokens",
+    "tokens/item",
+    "calls",
+    "wall s",
+    "refine/item",
+    "rescue",
+    "harm",
+  ];
+  const rows = summary.strategies.map((s) => [
+    s.strategy,
+    String(s.items),
+    `${pct(s.accuracy)} (${s.correct})`,
+    int(s.tokens.total),
+    num(s.tokens_per_item),
+    int(s.calls),
+    num(s.wall_ms / 1000, 1),
+    num(s.refinements_per_item, 2),
+    `${pct(s.rescue_rate)} (${s.rescued}/${s.first_wrong})`,
+    `${pct(s.harm_rate)} (${s.harmed}/${s.first_right})`,
+  ]);
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+      .join("  ");
+  const out = [
+    `${summary.datasets.map((d) => d.name).join(" + ")}: ${summary.items} item(s), max ${summary.max_iterations} iteration(s)${summary.status === "interrupted" ? " — INTERRUPTED, partial results" : ""}`,
+    modelLine(summary),
+    "",
+    line(head),
+    line(widths.map((w) => "-".repeat(w))),
+    ...rows.map(line),
+  ];
+  for (const c of summary.comparisons) {
+    out.push(
+      `${c.strategy} vs ${c.baseline}: ${c.token_ratio === null ? "—" : `${(c.token_ratio * 100).toFixed(1)}%`} of the tokens, accuracy ${c.accuracy_delta_points === null ? "—" : `${c.accuracy_delta_points >= 0 ? "+" : ""}${c.accuracy_delta_points.toFixed(1)} points`}`,
+    );
+  }
+  return `${out.join("\n")}\n`;
+}
+
+function escapeXml(text: string): string {
+  return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+}
+
+/** A "nice" axis maximum: 1, 2 or 5 times a power of ten, at least `value`. */
+function niceMax(value: number): number {
+  if (value <= 0) return 1;
+  const power = 10 ** Math.floor(Math.log10(value));
+  for (const m of [1, 2, 5, 10]) if (m * power >= value) return m * power;
+  return 10 * power;
+}
+
+const COLORS = ["#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"];
+
+/** Accuracy (y) against tokens per item (x); the title says "simulated" when it is. */
+export function renderChartSvg(summary: EvalSummary): string {
+  const width = 720;
+  const height = 460;
+  const m = { left: 70, right: 30, top: 70, bottom: 60 };
+  const plotW = width - m.left - m.right;
+  const plotH = height - m.top - m.bottom;
+  const points = summary.strategies.filter(
+    (s) => s.accuracy !== null && s.tokens_per_item !== null,
+  );
+  const xMax = niceMax(Math.max(0, ...points.map((p) => p.tokens_per_item ?? 0)) * 1.1);
+  const x = (v: number) => m.left + (v / xMax) * plotW;
+  const y = (v: number) => m.top + plotH - v * plotH;
+  const names = summary.datasets.map((d) => d.name).join(" + ");
+  const title = `${summary.simulated ? "SIMULATED — " : ""}Accuracy vs tokens per item: ${names}`;
+  const subtitle = summary.simulated
+    ? `offline simulated model (seed ${String(summary.model.seed)}): outputs are simulated, not from a real LLM`
+    : `model ${summary.model.model === undefined ? "(configured)" : String(summary.model.model)}, ${summary.items} item(s)`;
+  const parts: string[] = [
+    `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">`,
+    `<title>${escapeXml(title)}</title>`,
+    `<rect width="${width}" height="${height}" fill="#ffffff"/>`,
+    `<text x="${width / 2}" y="28" text-anchor="middle" font-size="17" font-weight="bold">${escapeXml(title)}</text>`,
+    `<text x="${width / 2}" y="50" text-anchor="middle" font-size="12" fill="#555">${escapeXml(subtitle)}</text>`,
+  ];
+  for (let i = 0; i <= 5; i++) {
+    const v = i / 5;
+    parts.push(
+      `<line x1="${m.left}" x2="${m.left + plotW}" y1="${y(v)}" y2="${y(v)}" stroke="#e5e5e5"/>`,
+      `<text x="${m.left - 8}" y="${y(v) + 4}" text-anchor="end" font-size="11">${Math.round(v * 100)}%</text>`,
+    );
+    const xv = (xMax * i) / 5;
+    parts.push(
+      `<line x1="${x(xv)}" x2="${x(xv)}" y1="${m.top}" y2="${m.top + plotH}" stroke="#f0f0f0"/>`,
+      `<text x="${x(xv)}" y="${m.top + plotH + 18}" text-anchor="middle" font-size="11">${int(xv)}</text>`,
+    );
+  }
+  parts.push(
+    `<rect x="${m.left}" y="${m.top}" width="${plotW}" height="${plotH}" fill="none" stroke="#333"/>`,
+    `<text x="${m.left + plotW / 2}" y="${height - 16}" text-anchor="middle" font-size="13">tokens per item (mean, all calls and retries)</text>`,
+    `<text transform="translate(18 ${m.top + plotH / 2}) rotate(-90)" text-anchor="middle" font-size="13">accuracy (final answer graded against the reference)</text>`,
+  );
+  points.forEach((p, i) => {
+    const cx = x(p.tokens_per_item ?? 0);
+    const cy = y(p.accuracy ?? 0);
+    const color = COLORS[i % COLORS.length] ?? "#000";
+    const anchor = cx > m.left + plotW * 0.75 ? "end" : "start";
+    const dx = anchor === "end" ? -10 : 10;
+    parts.push(
+      `<circle cx="${cx.toFixed(1)}" cy="${cy.toFixed(1)}" r="6" fill="${color}"/>`,
+      `<text x="${(cx + dx).toFixed(1)}" y="${(cy - 8).toFixed(1)}" text-anchor="${anchor}" font-size="13" fill="${color}">${escapeXml(`${p.strategy}: ${pct(p.accuracy)}, ${int(p.tokens_per_item ?? 0)} tok`)}</text>`,
+    );
+  });
+  parts.push("</svg>");
+  return `${parts.join("\n")}\n`;
+}
