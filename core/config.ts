@@ -58,16 +58,21 @@ export const RefineOptionsSchema = z
       .max(1)
       .optional()
       .describe("Accept a draft whose hard verifiers pass at this score (default 0.8)."),
-    critique: z
-      .boolean()
+    strategy: z
+      .enum(["vanilla", "self-refine", "proactive", "pasr"])
       .optional()
-      .describe("Run the LLM critique each iteration (default true)."),
+      .describe(
+        "vanilla: one draft; self-refine: critique and revise every round; proactive: refine only when checks say it pays; pasr: in-generation refinement (default self-refine).",
+      ),
+    critique: z.boolean().optional().describe("Allow the LLM critique (default true)."),
     verifiers: z.array(z.unknown()).optional().describe("Verifier specs; see README."),
     prompts: z
       .object({
         generate: PromptOverrideSchema.optional(),
         critique: PromptOverrideSchema.optional(),
         revise: PromptOverrideSchema.optional(),
+        reviseTargeted: PromptOverrideSchema.optional(),
+        pasr: PromptOverrideSchema.optional(),
         judge: PromptOverrideSchema.optional(),
       })
       .strict()

@@ -6,7 +6,7 @@ export interface PromptTemplate {
   user: string;
 }
 
-export type PromptName = "generate" | "critique" | "revise" | "judge";
+export type PromptName = "generate" | "critique" | "revise" | "reviseTargeted" | "pasr" | "judge";
 
 export const DEFAULT_PROMPTS: Record<PromptName, PromptTemplate> = {
   generate: {
@@ -32,6 +32,19 @@ export const DEFAULT_PROMPTS: Record<PromptName, PromptTemplate> = {
     user:
       "Task:\n{task}\n{context_block}{feedback_block}\nPrevious draft:\n{draft}\n\n" +
       "Critique:\n{critique}\n\nFailed checks:\n{failed_checks}",
+  },
+  reviseTargeted: {
+    system:
+      "You repair a draft answer. Change only the parts named in the problems below (a step, a " +
+      "field, a sentence); copy everything else exactly as it was. Reply with the complete " +
+      "repaired answer only. When the task asks for a single value, end with a line `Answer: <value>`.",
+    user:
+      "Task:\n{task}\n{context_block}{feedback_block}\nDraft:\n{draft}\n\n" +
+      "Problems to fix (and nothing else):\n{failed_checks}\n{critique}",
+  },
+  pasr: {
+    system: "{pasr_system}",
+    user: "Task:\n{task}\n{context_block}{feedback_block}",
   },
   judge: {
     system:

@@ -14,11 +14,13 @@ import { bindModel, DEFAULT_RETRY, type RetryPolicy } from "./models/call.ts";
 import type { ModelProvider } from "./models/provider.ts";
 import type { ModelRole } from "./models/types.ts";
 import { DEFAULT_PROMPTS, type PromptName, type PromptTemplate } from "./prompts.ts";
+import type { Strategy } from "./state.ts";
 import type { Limits } from "./stop-policy.ts";
 import { createVerifiers, parseVerifierSpecs } from "./verifiers/index.ts";
 import type { Verifier } from "./verifiers/types.ts";
 
 export interface RefineSettings {
+  strategy: Strategy;
   limits: Limits;
   critique: boolean;
   verifiers: Verifier[];
@@ -56,6 +58,7 @@ export function buildSettings(options: RefineOptions, provider: ModelProvider): 
     if (override) prompts[name] = { ...prompts[name], ...override };
   }
   return {
+    strategy: options.strategy ?? "self-refine",
     limits: {
       maxIterations: options.maxIterations ?? DEFAULT_LIMITS.maxIterations,
       scoreThreshold: options.scoreThreshold ?? DEFAULT_LIMITS.scoreThreshold,

@@ -38,12 +38,29 @@ export interface BestDraft {
 }
 
 export type StopReason =
-  "accepted" | "max_iterations" | "token_budget" | "unchanged" | "model_error";
+  "accepted" | "single_pass" | "max_iterations" | "token_budget" | "unchanged" | "model_error";
 
 export interface Feedback {
   text: string;
   source: "human" | "system";
   at: string;
+}
+
+export type Strategy = "vanilla" | "self-refine" | "proactive" | "pasr";
+
+/** Every refinement taken or skipped, with its reason (the proactive strategy's audit trail). */
+export interface StepRecord {
+  iteration: number;
+  node: string;
+  action: "critique" | "skip_critique" | "revise" | "stop" | "fallback";
+  reason: string;
+}
+
+/** A `<refine>` segment of a PASR-format generation. */
+export interface Refinement {
+  iteration: number;
+  index: number;
+  text: string;
 }
 
 export interface RunError {
@@ -101,6 +118,21 @@ export const RefineState = Annotation.Root({
     default: () => ({}),
   }),
   stopReason: Annotation<StopReason | null>({ reducer: reducers.last, default: () => null }),
+  /** Where the loop goes next; recorded by the node that decided it, read by the edges. */
+  route: Annotation<"critique" | "verify" | "revise" | null>({
+    reducer: reducers.last,
+    default: () => null,
+  }),
+  /** The strategy in effect (pasr falls back to proactive on malformed output). */
+  strategy: Annotation<Strategy | null>({ reducer: reducers.last, default: () => null }),
+  decisions: Annotation<StepRecord[], StepRecord | StepRecord[]>({
+    reducer: reducers.append,
+    default: () => [],
+  }),
+  refinements: Annotation<Refinement[], Refinement | Refinement[]>({
+    reducer: reducers.append,
+    default: () => [],
+  }),
   /** The final answer: the best-so-far draft once the run stops. */
   answer: Annotation<string | null>({ reducer: reducers.last, default: () => null }),
   error: Annotation<RunError | null>({ reducer: reducers.last, default: () => null }),

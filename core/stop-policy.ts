@@ -49,10 +49,31 @@ export interface AfterVerifyInput {
 }
 
 /**
- * After `verify`: accept, stop on a limit, or revise. Acceptance is checked first, so a draft
- * that passes on the last allowed iteration is reported as accepted, not as capped.
+ * A limit that ends the run before another iteration: the iteration cap, or the token budget.
  * The budget is enforced before the next iteration starts: when the average cost of the
  * iterations so far would take the run past its budget, it stops now rather than overspend.
+ */
+export function limitReached(
+  iteration: number,
+  totalTokens: number,
+  limits: Limits,
+): StopReason | undefined {
+  if (limits.tokenBudget !== undefined) {
+    const perIteration = iteration > 0 ? totalTokens / iteration : 0;
+    if (totalTokens >= limits.tokenBudget || totalTokens + perIteration > limits.tokenBudget)
+      return "token_budget";
+  }
+  if (iteration >= limits.maxIterations) return "max_iterations";
+  return undefined;
+}
+
+function isAcceptable(a: DraftAssessment, limits: Limits): boolean {
+  return a.hardPassed === a.hardTotal && (a.critiqueClean || a.score >= limits.scoreThreshold);
+}
+
+/**
+ * After `verify` (self-refine): accept, stop on a limit, or revise. Acceptance is checked first,
+ * so a draft that passes on the last allowed iteration is reported as accepted, not as capped.
  */
 export function decideAfterVerify({
   assessment,
@@ -60,17 +81,9 @@ export function decideAfterVerify({
   totalTokens,
   limits,
 }: AfterVerifyInput): Decision {
-  const allHardPass = assessment.hardPassed === assessment.hardTotal;
-  if (allHardPass && (assessment.critiqueClean || assessment.score >= limits.scoreThreshold)) {
-    return { action: "stop", reason: "accepted" };
-  }
-  if (limits.tokenBudget !== undefined) {
-    const perIteration = iteration > 0 ? totalTokens / iteration : 0;
-    if (totalTokens >= limits.tokenBudget || totalTokens + perIteration > limits.tokenBudget) {
-      return { action: "stop", reason: "token_budget" };
-    }
-  }
-  if (iteration >= limits.maxIterations) return { action: "stop", reason: "max_iterations" };
+  if (isAcceptable(assessment, limits)) return { action: "stop", reason: "accepted" };
+  const limit = limitReached(iteration, totalTokens, limits);
+  if (limit) return { action: "stop", reason: limit };
   const failing = assessment.hardTotal - assessment.hardPassed;
   return {
     action: "revise",
@@ -79,6 +92,82 @@ export function decideAfterVerify({
         ? `${failing} hard verifier(s) failing`
         : "critique found issues below the score threshold",
   };
+}
+
+/** What the proactive strategy does next, and why (every taken or skipped refinement is recorded). */
+export type ProactiveStep =
+  | { action: "stop"; reason: StopReason; why: string }
+  | { action: "critique"; why: string }
+  | { action: "revise"; why: string };
+
+export interface ProactiveInput {
+  /** Assessment from the verifiers alone (no critique yet for this draft). */
+  assessment: DraftAssessment;
+  failing: string[];
+  selfCheck: { doubtful: boolean; reasons: string[] };
+  critiqueEnabled: boolean;
+  iteration: number;
+  totalTokens: number;
+  limits: Limits;
+}
+
+/**
+ * Proactive, after `verify`: deterministic verifiers decide first (they cost no tokens). A failing
+ * hard check goes straight to a targeted revise; a passing draft is accepted unless the cheap
+ * self-check finds it doubtful, and only then is the LLM critique worth its tokens.
+ */
+export function decideProactiveAfterVerify(input: ProactiveInput): ProactiveStep {
+  const { assessment, failing, selfCheck, iteration, totalTokens, limits } = input;
+  if (assessment.hardPassed < assessment.hardTotal) {
+    const limit = limitReached(iteration, totalTokens, limits);
+    if (limit)
+      return {
+        action: "stop",
+        reason: limit,
+        why: `hard verifier(s) ${failing.join(", ")} still fail but the ${limit === "token_budget" ? "token budget" : "iteration cap"} is reached`,
+      };
+    return {
+      action: "revise",
+      why: `targeted revise: hard verifier(s) ${failing.join(", ")} failed`,
+    };
+  }
+  if (selfCheck.doubtful && input.critiqueEnabled) {
+    if (limits.tokenBudget !== undefined && totalTokens >= limits.tokenBudget) {
+      return {
+        action: "stop",
+        reason: "token_budget",
+        why: `self-check doubts the draft (${selfCheck.reasons.join("; ")}) but no budget is left for a critique`,
+      };
+    }
+    return { action: "critique", why: `self-check: ${selfCheck.reasons.join("; ")}` };
+  }
+  const checks = assessment.hardTotal
+    ? `all ${assessment.hardTotal} hard verifier(s) pass`
+    : "no hard verifiers";
+  return {
+    action: "stop",
+    reason: "accepted",
+    why: `${checks} and the self-check found nothing doubtful: critique skipped`,
+  };
+}
+
+/** Proactive, after a critique it asked for: accept, stop on a limit, or revise what the critic named. */
+export function decideProactiveAfterCritique(
+  assessment: DraftAssessment,
+  iteration: number,
+  totalTokens: number,
+  limits: Limits,
+): ProactiveStep {
+  if (isAcceptable(assessment, limits))
+    return { action: "stop", reason: "accepted", why: "the critique found nothing to fix" };
+  const limit = limitReached(iteration, totalTokens, limits);
+  if (limit)
+    return {
+      action: "stop",
+      reason: limit,
+      why: "the critique found issues but a limit is reached",
+    };
+  return { action: "revise", why: "targeted revise: the critique named issues" };
 }
 
 /** After `revise`: a revision identical to the draft it revised ends the loop (nothing will change). */

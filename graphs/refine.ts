@@ -1,5 +1,10 @@
-// The built-in `refine` graph: generate -> critique -> verify -> (stop | revise -> critique ...).
-// Nodes record their decisions in state; the conditional edges are the pure `routeUnlessStopped`.
+// The built-in `refine` graph. Which node follows which depends on the strategy:
+//   self-refine: generate -> critique -> verify -> revise -> critique ... (critique every round)
+//   proactive:   generate -> verify -> [critique only when doubtful] -> revise (targeted) -> verify ...
+//   vanilla:     generate -> verify -> END
+//   pasr:        generate (in-generation refinement, parsed while streaming) -> verify -> proactive loop
+// Nodes record where to go next (`route`) or why to stop (`stopReason`); the one edge function
+// only reads that.
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
 import { END, START, StateGraph } from "@langchain/langgraph";
 import type { SettingsResolver } from "../core/settings.ts";
@@ -12,10 +17,10 @@ import { createVerifyNode } from "../nodes/verify.ts";
 export const REFINE_NODES = ["generate", "critique", "verify", "revise"] as const;
 export type RefineNode = (typeof REFINE_NODES)[number];
 
-/** The conditional edge used after every node: END once a stop reason is recorded, else `next`. */
-export function routeUnlessStopped<N extends string>(next: N) {
-  return (state: Pick<RefineStateType, "stopReason">): N | typeof END =>
-    state.stopReason ? END : next;
+/** The conditional edge after every node: END once a stop reason is recorded, else the recorded route. */
+export function routeNext(fallback: RefineNode) {
+  return (state: Pick<RefineStateType, "stopReason" | "route">): RefineNode | typeof END =>
+    state.stopReason ? END : (state.route ?? fallback);
 }
 
 export interface RefineGraphDeps {
@@ -29,10 +34,10 @@ export function buildRefineGraph({ settings }: RefineGraphDeps) {
     .addNode("verify", createVerifyNode({ settings }))
     .addNode("revise", createReviseNode({ settings }))
     .addEdge(START, "generate")
-    .addConditionalEdges("generate", routeUnlessStopped("critique"), ["critique", END])
-    .addConditionalEdges("critique", routeUnlessStopped("verify"), ["verify", END])
-    .addConditionalEdges("verify", routeUnlessStopped("revise"), ["revise", END])
-    .addConditionalEdges("revise", routeUnlessStopped("critique"), ["critique", END]);
+    .addConditionalEdges("generate", routeNext("critique"), ["critique", "verify", END])
+    .addConditionalEdges("critique", routeNext("verify"), ["verify", "revise", END])
+    .addConditionalEdges("verify", routeNext("revise"), ["critique", "revise", END])
+    .addConditionalEdges("revise", routeNext("critique"), ["critique", "verify", END]);
 }
 
 export function createRefineGraph(deps: RefineGraphDeps & { checkpointer?: BaseCheckpointSaver }) {

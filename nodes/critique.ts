@@ -1,15 +1,18 @@
-// The `critique` node: asks the critic model what is wrong with the newest draft. Skipped (no
-// tokens spent) when the run's options turn the critique off.
+// The `critique` node: asks the critic model what is wrong with the newest draft. Under
+// self-refine it runs every round; under proactive only when the verify step found the draft
+// doubtful, and it then decides whether to revise or accept.
 import type { RunnableConfig } from "@langchain/core/runnables";
 import { parseCritique } from "../core/critique-parse.ts";
 import { callModel } from "../core/models/call.ts";
 import type { SettingsResolver } from "../core/settings.ts";
 import {
   latestDraft,
+  verdictsFor,
   type Critique,
   type RefineStateType,
   type RefineUpdate,
 } from "../core/state.ts";
+import { assessDraft, decideProactiveAfterCritique } from "../core/stop-policy.ts";
 import { buildMessages, emit, promptVariables, stopOnModelFailure } from "./support.ts";
 
 export interface CritiqueNodeOptions {
@@ -22,8 +25,10 @@ export function createCritiqueNode({ settings }: CritiqueNodeOptions) {
     config: RunnableConfig,
   ): Promise<RefineUpdate> {
     const s = settings(config, state.options);
+    const strategy = state.strategy ?? s.strategy;
     const draft = latestDraft(state);
-    if (!s.critique || !draft) return {};
+    if (!draft) return {};
+    if (!s.critique && strategy === "self-refine") return { route: "verify" };
     const messages = buildMessages(s.prompts.critique, {
       ...promptVariables(state),
       draft: draft.text,
@@ -50,6 +55,36 @@ export function createCritiqueNode({ settings }: CritiqueNodeOptions) {
       latencyMs: result.latencyMs,
     };
     emit(config, { type: "critique", node: "critique", ...entry });
-    return { critiques: entry, usage: result.usage, usageByNode: { critique: result.usage } };
+    const update: RefineUpdate = {
+      critiques: entry,
+      usage: result.usage,
+      usageByNode: { critique: result.usage },
+    };
+    if (strategy === "self-refine") return { ...update, route: "verify" };
+
+    // Proactive: the verifiers already ran on this draft; the critique settles it.
+    const assessment = assessDraft(verdictsFor(state, draft.iteration), entry);
+    const totalTokens = state.usage.totalTokens + result.usage.totalTokens;
+    const step = decideProactiveAfterCritique(assessment, draft.iteration, totalTokens, s.limits);
+    const best =
+      state.best && state.best.iteration === draft.iteration
+        ? { ...state.best, score: Math.max(state.best.score, assessment.score) }
+        : state.best;
+    const decision = {
+      iteration: draft.iteration,
+      node: "critique",
+      action: step.action,
+      reason: step.why,
+    } as const;
+    emit(config, { type: "decision", ...decision });
+    if (step.action === "stop")
+      return {
+        ...update,
+        decisions: decision,
+        stopReason: step.reason,
+        answer: (best ?? state.best)?.text ?? draft.text,
+        best,
+      };
+    return { ...update, decisions: decision, route: "revise", best };
   };
 }

@@ -1,11 +1,22 @@
-// The `generate` node: writes the first draft of the task. A new task on a thread that already
-// holds a finished refinement starts a fresh round, so per-run fields are overwritten.
+// The `generate` node: writes the first draft. With the `pasr` strategy it asks a PASR-trained
+// model for `<think>…<refine>…</refine>…</think><answer>…</answer>`, parses the reply while it
+// streams (each refine segment is emitted and stored) and keeps the answer as the draft; a
+// malformed reply falls back to the proactive strategy with the reason recorded.
+// A new task on a thread that holds a finished refinement starts a fresh round.
 import type { RunnableConfig } from "@langchain/core/runnables";
 import { Overwrite } from "@langchain/langgraph";
 import { RefineryError } from "../core/errors.ts";
 import { callModel, isSimulatedModel } from "../core/models/call.ts";
+import { PASR_SYSTEM_PROMPT, PasrStreamParser } from "../core/pasr.ts";
 import type { SettingsResolver } from "../core/settings.ts";
-import type { Draft, RefineStateType, RefineUpdate } from "../core/state.ts";
+import type {
+  Draft,
+  Refinement,
+  RefineStateType,
+  RefineUpdate,
+  StepRecord,
+  Strategy,
+} from "../core/state.ts";
 import { buildMessages, emit, promptVariables } from "./support.ts";
 
 export interface GenerateNodeOptions {
@@ -25,16 +36,73 @@ export function createGenerateNode({ settings }: GenerateNodeOptions) {
     }
     const s = settings(config, state.options);
     const model = s.model("generate");
-    const messages = buildMessages(s.prompts.generate, promptVariables(state));
+    let strategy: Strategy = s.strategy;
+    const refinements: Refinement[] = [];
+    const decisions: StepRecord[] = [];
+    let parser: PasrStreamParser | undefined;
+    let currentAttempt: number | undefined;
+
+    const pasr = strategy === "pasr";
+    const messages = pasr
+      ? buildMessages(s.prompts.pasr, {
+          ...promptVariables(state),
+          pasr_system: PASR_SYSTEM_PROMPT,
+        })
+      : buildMessages(s.prompts.generate, promptVariables(state));
     const result = await callModel(model, messages, {
       role: "generate",
       config,
       retry: s.retry,
       signal: config.signal,
+      ...(pasr
+        ? {
+            onChunk: (text: string, attempt: number) => {
+              if (!parser || attempt !== currentAttempt) {
+                parser = new PasrStreamParser();
+                currentAttempt = attempt;
+                refinements.length = 0;
+              }
+              for (const e of parser.push(text)) {
+                if (e.type === "refine") {
+                  refinements.push({ iteration: 1, index: e.index, text: e.text });
+                  emit(config, {
+                    type: "refine",
+                    node: "generate",
+                    iteration: 1,
+                    index: e.index,
+                    text: e.text,
+                  });
+                }
+              }
+            },
+          }
+        : {}),
     });
+    let text = result.text;
+    if (pasr) {
+      const parsed = (parser ?? new PasrStreamParser()).end();
+      if (parsed.ok && parsed.answer !== undefined) {
+        text = parsed.answer;
+        decisions.push({
+          iteration: 1,
+          node: "generate",
+          action: refinements.length ? "revise" : "skip_critique",
+          reason: `PASR: ${refinements.length} in-generation refinement(s)`,
+        });
+      } else {
+        strategy = "proactive";
+        text = stripPasrTags(result.text);
+        decisions.push({
+          iteration: 1,
+          node: "generate",
+          action: "fallback",
+          reason: `malformed PASR output (${parsed.errors.join("; ")}): continuing with the proactive strategy`,
+        });
+      }
+    }
     const draft: Draft = {
       iteration: 1,
-      text: result.text,
+      text,
       source: "generate",
       usage: result.usage,
       latencyMs: result.latencyMs,
@@ -44,7 +112,7 @@ export function createGenerateNode({ settings }: GenerateNodeOptions) {
       type: "draft",
       node: "generate",
       iteration: 1,
-      text: result.text,
+      text,
       usage: result.usage,
       latencyMs: result.latencyMs,
     });
@@ -55,6 +123,12 @@ export function createGenerateNode({ settings }: GenerateNodeOptions) {
       usage: result.usage,
       usageByNode: { generate: result.usage },
       simulated: isSimulatedModel(model),
+      strategy,
+      route: strategy === "self-refine" ? "critique" : "verify",
+      decisions: freshRound ? (new Overwrite(decisions) as unknown as StepRecord[]) : decisions,
+      refinements: freshRound
+        ? (new Overwrite(refinements) as unknown as Refinement[])
+        : refinements,
     };
     if (freshRound) {
       Object.assign(update, {
@@ -68,4 +142,10 @@ export function createGenerateNode({ settings }: GenerateNodeOptions) {
     }
     return update;
   };
+}
+
+function stripPasrTags(text: string): string {
+  const answer = /<answer>([\s\S]*?)(<\/answer>|$)/i.exec(text);
+  if (answer?.[1]?.trim()) return answer[1].trim();
+  return text.replace(/<\/?(think|refine|answer)>/gi, "").trim();
 }

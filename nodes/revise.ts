@@ -1,5 +1,6 @@
-// The `revise` node: rewrites the newest draft using the critique, every failed verifier's
-// message and any human feedback. An identical revision ends the loop (nothing would change).
+// The `revise` node: rewrites the newest draft from the critique, every failed verifier's
+// message and any human feedback. Under proactive it is targeted: only the failing parts
+// change. An identical revision ends the loop (nothing would change).
 import type { RunnableConfig } from "@langchain/core/runnables";
 import { callModel } from "../core/models/call.ts";
 import type { SettingsResolver } from "../core/settings.ts";
@@ -24,19 +25,21 @@ export function createReviseNode({ settings }: ReviseNodeOptions) {
     config: RunnableConfig,
   ): Promise<RefineUpdate> {
     const s = settings(config, state.options);
+    const strategy = state.strategy ?? s.strategy;
     const previous = latestDraft(state);
     if (!previous) return {};
     const critique = critiqueFor(state, previous.iteration);
     const failed = verdictsFor(state, previous.iteration).filter((v) => !v.pass);
-    const messages = buildMessages(s.prompts.revise, {
+    const targeted = strategy !== "self-refine";
+    const issues = critique?.issues.length ? critique.issues.map((i) => `- ${i}`).join("\n") : "";
+    const checks = failed
+      .map((v) => `- [${v.verifierId}${v.hard ? "" : ", soft"}] ${v.message}`)
+      .join("\n");
+    const messages = buildMessages(targeted ? s.prompts.reviseTargeted : s.prompts.revise, {
       ...promptVariables(state),
       draft: previous.text,
-      critique: critique?.issues.length
-        ? critique.issues.map((i) => `- ${i}`).join("\n")
-        : "(no critique issues)",
-      failed_checks: failed.length
-        ? failed.map((v) => `- [${v.verifierId}${v.hard ? "" : ", soft"}] ${v.message}`).join("\n")
-        : "(all checks passed)",
+      critique: targeted ? (issues ? `${issues}\n` : "") : issues || "(no critique issues)",
+      failed_checks: targeted ? checks : checks || "(all checks passed)",
     });
     let result;
     try {
@@ -72,6 +75,7 @@ export function createReviseNode({ settings }: ReviseNodeOptions) {
       iteration,
       usage: result.usage,
       usageByNode: { revise: result.usage },
+      route: targeted ? "verify" : "critique",
       ...(decision.action === "stop"
         ? { stopReason: decision.reason, answer: state.best?.text ?? previous.text }
         : {}),

@@ -1,15 +1,22 @@
 // The `verify` node: runs every configured verifier on the newest draft (deterministic ones
-// first), updates the best-so-far, and applies the stop policy. The conditional edge after it
-// only reads the `stopReason` this node records.
+// first), updates the best-so-far and decides what happens next according to the strategy.
+// The conditional edge after it only reads the `route` / `stopReason` recorded here.
 import type { RunnableConfig } from "@langchain/core/runnables";
+import { selfCheck } from "../core/self-check.ts";
 import type { SettingsResolver } from "../core/settings.ts";
 import {
   critiqueFor,
   latestDraft,
   type RefineStateType,
   type RefineUpdate,
+  type StepRecord,
 } from "../core/state.ts";
-import { assessDraft, decideAfterVerify, pickBest } from "../core/stop-policy.ts";
+import {
+  assessDraft,
+  decideAfterVerify,
+  decideProactiveAfterVerify,
+  pickBest,
+} from "../core/stop-policy.ts";
 import { addUsage, ZERO_USAGE } from "../core/usage.ts";
 import { runVerifiers } from "../core/verifiers/index.ts";
 import { emit } from "./support.ts";
@@ -24,6 +31,7 @@ export function createVerifyNode({ settings }: VerifyNodeOptions) {
     config: RunnableConfig,
   ): Promise<RefineUpdate> {
     const s = settings(config, state.options);
+    const strategy = state.strategy ?? s.strategy;
     const draft = latestDraft(state);
     if (!draft) return {};
     const verdicts = await runVerifiers(s.verifiers, draft.text, {
@@ -33,6 +41,7 @@ export function createVerifyNode({ settings }: VerifyNodeOptions) {
       signal: config.signal,
     });
     const usage = verdicts.reduce((acc, v) => addUsage(acc, v.usage), ZERO_USAGE);
+    // Under self-refine the critique of this draft ran before verify; under proactive it has not.
     const assessment = assessDraft(verdicts, critiqueFor(state, draft.iteration));
     const best = pickBest(state.best, {
       iteration: draft.iteration,
@@ -41,26 +50,56 @@ export function createVerifyNode({ settings }: VerifyNodeOptions) {
       hardTotal: assessment.hardTotal,
       score: assessment.score,
     });
-    const decision = decideAfterVerify({
-      assessment,
-      iteration: draft.iteration,
-      totalTokens: state.usage.totalTokens + usage.totalTokens,
-      limits: s.limits,
-    });
+    const totalTokens = state.usage.totalTokens + usage.totalTokens;
+    const base: RefineUpdate = { verdicts, best, usage, usageByNode: { verify: usage } };
     emit(config, {
       type: "verdicts",
       node: "verify",
       iteration: draft.iteration,
       verdicts,
       assessment,
-      decision,
     });
-    return {
-      verdicts,
-      best,
-      usage,
-      usageByNode: { verify: usage },
-      ...(decision.action === "stop" ? { stopReason: decision.reason, answer: best.text } : {}),
-    };
+
+    if (strategy === "vanilla") {
+      return {
+        ...base,
+        stopReason: "single_pass",
+        answer: best.text,
+        decisions: record(draft.iteration, "stop", "vanilla: one draft, verifiers reported only"),
+      };
+    }
+    if (strategy === "self-refine") {
+      const decision = decideAfterVerify({
+        assessment,
+        iteration: draft.iteration,
+        totalTokens,
+        limits: s.limits,
+      });
+      return decision.action === "stop"
+        ? { ...base, stopReason: decision.reason, answer: best.text }
+        : { ...base, route: "revise" };
+    }
+    const check = selfCheck(draft.text, state.task);
+    const failing = verdicts.filter((v) => v.hard && !v.pass).map((v) => v.verifierId);
+    const step = decideProactiveAfterVerify({
+      assessment,
+      failing,
+      selfCheck: check,
+      critiqueEnabled: s.critique,
+      iteration: draft.iteration,
+      totalTokens,
+      limits: s.limits,
+    });
+    const action =
+      step.action === "stop" && step.reason === "accepted" ? "skip_critique" : step.action;
+    const decisions = record(draft.iteration, action, step.why);
+    emit(config, { type: "decision", ...decisions });
+    if (step.action === "stop")
+      return { ...base, decisions, stopReason: step.reason, answer: best.text };
+    return { ...base, decisions, route: step.action };
   };
+}
+
+function record(iteration: number, action: StepRecord["action"], reason: string): StepRecord {
+  return { iteration, node: "verify", action, reason };
 }

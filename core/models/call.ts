@@ -3,7 +3,7 @@
 // backoff, and the final failure becomes a RefineryError that says what to fix.
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import type { BaseMessage } from "@langchain/core/messages";
-import { AIMessage } from "@langchain/core/messages";
+import { AIMessage, AIMessageChunk } from "@langchain/core/messages";
 import type { RunnableConfig } from "@langchain/core/runnables";
 import { RefineryError, isRefineryError } from "../errors.ts";
 import type { ErrorCode, RefineryErrorOptions } from "../errors.ts";
@@ -32,6 +32,11 @@ export interface CallModelOptions {
   signal?: AbortSignal;
   /** Injected in tests to skip real waiting. */
   sleep?: (ms: number) => Promise<void>;
+  /**
+   * Streams the reply and hands each text delta over as it arrives (with the attempt number, so a
+   * caller parsing the stream can start over when a retry begins).
+   */
+  onChunk?: (text: string, attempt: number) => void;
 }
 
 export interface CallModelResult {
@@ -87,7 +92,12 @@ export async function callModel(
     usage = addUsage(usage, { calls: 1 });
     let failure: Failure;
     try {
-      const message = await raceAbort(model.invoke(messages, callOptions), signal);
+      const message = await raceAbort(
+        options.onChunk
+          ? streamReply(model, messages, callOptions, (t) => options.onChunk?.(t, attempts))
+          : model.invoke(messages, callOptions),
+        signal,
+      );
       usage = addUsage(usage, tokensOnly(message.usage_metadata));
       return {
         text: messageText(message.content),
@@ -108,6 +118,21 @@ export async function callModel(
     const delay = failure.retryAfterMs ?? backoffDelay(attempts, policy);
     await sleepUnlessAborted(Math.min(delay, policy.maxDelayMs), signal, sleep);
   }
+}
+
+async function streamReply(
+  model: BaseChatModel,
+  messages: BaseMessage[],
+  callOptions: RefineryCallOptions,
+  onText: (text: string) => void,
+): Promise<AIMessage> {
+  let full: AIMessageChunk | undefined;
+  for await (const chunk of await model.stream(messages, callOptions)) {
+    const text = messageText(chunk.content);
+    if (text) onText(text);
+    full = full ? full.concat(chunk) : chunk;
+  }
+  return toAIMessage(full ?? new AIMessageChunk({ content: "" }));
 }
 
 /** Adapts a model and its retry policy to what verifiers call (see ModelInvoker). */

@@ -4,6 +4,8 @@ import {
   assessDraft,
   decideAfterRevise,
   decideAfterVerify,
+  decideProactiveAfterCritique,
+  decideProactiveAfterVerify,
   pickBest,
   type DraftAssessment,
 } from "../../core/stop-policy.ts";
@@ -181,4 +183,82 @@ describe("pickBest", () => {
     expect(pickBest(d(1, 1, 0.4), d(2, 1, 0.6)).iteration).toBe(2));
   it("keeps the incumbent on a full tie (never blindly the latest)", () =>
     expect(pickBest(d(1, 1, 0.5), d(2, 1, 0.5)).iteration).toBe(1));
+});
+
+describe("proactive decisions", () => {
+  const clean = { doubtful: false, reasons: [] };
+  const base = {
+    failing: [] as string[],
+    selfCheck: clean,
+    critiqueEnabled: true,
+    iteration: 1,
+    totalTokens: 100,
+    limits,
+  };
+  it("a failing hard verifier triggers a targeted revise without a critique", () => {
+    expect(
+      decideProactiveAfterVerify({
+        ...base,
+        assessment: assess({ hardPassed: 0 }),
+        failing: ["answer_match"],
+      }),
+    ).toMatchObject({ action: "revise", why: expect.stringMatching(/answer_match/) });
+  });
+  it("a failing hard verifier at the cap stops with the limit", () => {
+    expect(
+      decideProactiveAfterVerify({
+        ...base,
+        assessment: assess({ hardPassed: 0 }),
+        failing: ["x"],
+        iteration: 3,
+      }),
+    ).toMatchObject({ action: "stop", reason: "max_iterations" });
+  });
+  it("passing checks and a clean self-check accept with the critique skipped", () => {
+    expect(decideProactiveAfterVerify({ ...base, assessment: assess({}) })).toMatchObject({
+      action: "stop",
+      reason: "accepted",
+      why: expect.stringMatching(/critique skipped/),
+    });
+  });
+  it("a doubtful self-check asks for the critique", () => {
+    expect(
+      decideProactiveAfterVerify({
+        ...base,
+        assessment: assess({}),
+        selfCheck: { doubtful: true, reasons: ["hedges"] },
+      }),
+    ).toEqual({ action: "critique", why: "self-check: hedges" });
+  });
+  it("a doubtful draft is accepted when the critique is switched off", () => {
+    expect(
+      decideProactiveAfterVerify({
+        ...base,
+        critiqueEnabled: false,
+        assessment: assess({}),
+        selfCheck: { doubtful: true, reasons: ["hedges"] },
+      }).action,
+    ).toBe("stop");
+  });
+  it("no budget left for a critique stops on the budget", () => {
+    expect(
+      decideProactiveAfterVerify({
+        ...base,
+        assessment: assess({}),
+        selfCheck: { doubtful: true, reasons: ["x"] },
+        totalTokens: 500,
+        limits: { ...limits, tokenBudget: 500 },
+      }),
+    ).toMatchObject({ action: "stop", reason: "token_budget" });
+  });
+  it("after a critique: clean accepts, issues revise, limits stop", () => {
+    expect(decideProactiveAfterCritique(assess({}), 1, 10, limits).action).toBe("stop");
+    expect(
+      decideProactiveAfterCritique(assess({ critiqueClean: false, score: 0.2 }), 1, 10, limits)
+        .action,
+    ).toBe("revise");
+    expect(
+      decideProactiveAfterCritique(assess({ critiqueClean: false, score: 0.2 }), 3, 10, limits),
+    ).toMatchObject({ action: "stop", reason: "max_iterations" });
+  });
 });

@@ -1,0 +1,143 @@
+// Strategies through the real graph with scripted models: vanilla, self-refine vs proactive
+// (critique only when doubtful, targeted revise, every decision recorded) and pasr (refine
+// segments parsed while streaming; malformed output falls back to proactive).
+import { MemorySaver } from "@langchain/langgraph";
+import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
+import { describe, expect, it } from "vitest";
+import { createSettingsResolver } from "../../core/settings.ts";
+import type { RefineStateType } from "../../core/state.ts";
+import { createRefineGraph } from "../../graphs/refine.ts";
+import { PasrChatModel, pasrReply } from "../support/pasr-model.ts";
+import { ScriptedChatModel, scriptedProvider, type Script } from "../support/scripted-model.ts";
+
+const PASS = '{"verdict":"pass","score":0.95,"issues":[]}';
+const REVISE = '{"verdict":"revise","score":0.3,"issues":["step 1 is wrong"]}';
+
+function setup(model: BaseChatModel, defaults: Record<string, unknown>) {
+  const settings = createSettingsResolver({
+    provider: scriptedProvider(model),
+    defaults: { retry: { retries: 0, baseDelayMs: 0 }, ...defaults },
+  });
+  const graph = createRefineGraph({ settings, checkpointer: new MemorySaver() });
+  let n = 0;
+  return async (input: Record<string, unknown>) => {
+    const custom: Record<string, unknown>[] = [];
+    let state: RefineStateType | undefined;
+    for await (const [mode, chunk] of await graph.stream(input, {
+      configurable: { thread_id: `s${++n}` },
+      streamMode: ["custom", "values"],
+    })) {
+      if (mode === "custom") custom.push(chunk as Record<string, unknown>);
+      else state = chunk as RefineStateType;
+    }
+    if (!state) throw new Error("no state");
+    return { state, custom };
+  };
+}
+
+const scripted = (script: Script) => new ScriptedChatModel(script);
+const expect4 = [{ kind: "answer_match", expected: 4 }];
+
+describe("strategies", () => {
+  it("vanilla: one draft, verifiers only reported", async () => {
+    const model = scripted({ generate: ["Answer: 5"] });
+    const { state } = await setup(model, { strategy: "vanilla", verifiers: expect4 })({
+      task: "What is 2 + 2?",
+    });
+    expect(state.stopReason).toBe("single_pass");
+    expect(state.verdicts[0]?.pass).toBe(false);
+    expect(model.calls.map((c) => c.role)).toEqual(["generate"]);
+  });
+
+  it("proactive: a passing draft is accepted without spending a critique, and the skip is recorded", async () => {
+    const model = scripted({ generate: ["2 + 2 = 4\nAnswer: 4"] });
+    const { state } = await setup(model, { strategy: "proactive", verifiers: expect4 })({
+      task: "What is 2 + 2?",
+    });
+    expect(state.stopReason).toBe("accepted");
+    expect(model.calls.map((c) => c.role)).toEqual(["generate"]);
+    expect(state.decisions).toEqual([
+      expect.objectContaining({
+        node: "verify",
+        action: "skip_critique",
+        reason: expect.stringMatching(/critique skipped/),
+      }),
+    ]);
+  });
+
+  it("proactive: a failing hard check goes straight to a targeted revise that names only the failure", async () => {
+    const model = scripted({
+      generate: ["2 + 2 = 5\nAnswer: 5"],
+      revise: ["2 + 2 = 4\nAnswer: 4"],
+    });
+    const { state } = await setup(model, { strategy: "proactive", verifiers: expect4 })({
+      task: "What is 2 + 2?",
+    });
+    expect(state.stopReason).toBe("accepted");
+    expect(model.calls.map((c) => c.role)).toEqual(["generate", "revise"]);
+    const prompt = model.callsFor("revise")[0]?.messages;
+    expect(prompt?.[0]?.content).toMatch(/Change only the parts named/);
+    expect(prompt?.[1]?.content).toMatch(/\[answer_match\].*5.*4/);
+    expect(state.decisions.map((d) => d.action)).toEqual(["revise", "skip_critique"]);
+  });
+
+  it("proactive: a doubtful draft gets a critique, whose issues drive the revise", async () => {
+    const model = scripted({
+      generate: ["I think it is probably 5.\nAnswer: 5"],
+      critique: [REVISE, PASS],
+      revise: ["2 + 2 = 4\nAnswer: 4"],
+    });
+    const { state } = await setup(model, { strategy: "proactive" })({ task: "What is 2 + 2?" });
+    expect(model.calls.map((c) => c.role)).toEqual(["generate", "critique", "revise"]);
+    expect(state.decisions[0]).toMatchObject({
+      action: "critique",
+      reason: expect.stringMatching(/self-check/),
+    });
+    expect(model.callsFor("revise")[0]?.messages[1]?.content).toMatch(/step 1 is wrong/);
+    expect(state.stopReason).toBe("accepted");
+  });
+
+  it("self-refine spends a critique every round, proactive does not (same scripted content)", async () => {
+    const script: Script = { generate: ["2 + 2 = 4\nAnswer: 4"], critique: [PASS] };
+    const a = scripted(script);
+    const b = scripted(script);
+    const sr = await setup(a, { strategy: "self-refine", verifiers: expect4 })({
+      task: "What is 2 + 2?",
+    });
+    const pr = await setup(b, { strategy: "proactive", verifiers: expect4 })({
+      task: "What is 2 + 2?",
+    });
+    expect(sr.state.answer).toBe(pr.state.answer);
+    expect(pr.state.usage.totalTokens).toBeLessThan(sr.state.usage.totalTokens);
+  });
+
+  it("pasr: refine segments are emitted while streaming and stored; the answer is verified", async () => {
+    const reply = pasrReply({
+      think: "2 + 2 = 5?",
+      refines: ["No: 2 + 2 = 4."],
+      answer: "Answer: 4",
+    });
+    const { state, custom } = await setup(new PasrChatModel(reply), {
+      strategy: "pasr",
+      verifiers: expect4,
+    })({ task: "What is 2 + 2?" });
+    expect(state.refinements).toEqual([{ iteration: 1, index: 0, text: "No: 2 + 2 = 4." }]);
+    expect(custom.filter((e) => e.type === "refine")).toHaveLength(1);
+    expect(state.drafts[0]?.text).toBe("Answer: 4");
+    expect(state.stopReason).toBe("accepted");
+    expect(state.strategy).toBe("pasr");
+  });
+
+  it("pasr: malformed output falls back to proactive with the reason recorded", async () => {
+    const { state } = await setup(
+      new PasrChatModel("<think>2 + 2 <refine>is 4</think> Answer: 4"),
+      { strategy: "pasr", verifiers: expect4 },
+    )({ task: "What is 2 + 2?" });
+    expect(state.strategy).toBe("proactive");
+    expect(state.decisions[0]).toMatchObject({
+      action: "fallback",
+      reason: expect.stringMatching(/malformed PASR output/),
+    });
+    expect(state.drafts[0]?.text).not.toMatch(/<think>/);
+  });
+});
