@@ -14,6 +14,7 @@ export const RUN_FLAGS = {
   "token-budget": { type: "string" },
   "score-threshold": { type: "string" },
   "no-critique": { type: "boolean" },
+  strategy: { type: "string", short: "s" },
   verifier: { type: "string", multiple: true },
   "expect-number": { type: "string" },
   expect: { type: "string" },
@@ -144,10 +145,26 @@ export function optionsFromFlags(flags: Flags): RefineOptions {
     tokenBudget: num(flags, "token-budget", "int"),
     scoreThreshold: num(flags, "score-threshold", "float"),
     ...(flags["no-critique"] ? { critique: false } : {}),
+    ...(typeof flags.strategy === "string"
+      ? { strategy: flags.strategy as RefineOptions["strategy"] }
+      : {}),
     ...(verifiers.length ? { verifiers } : {}),
     ...(Object.keys(models).length ? { models } : {}),
   };
   for (const k of Object.keys(options) as (keyof RefineOptions)[])
     if (options[k] === undefined) delete options[k];
-  return parseRefineOptions(options, "flags");
+  try {
+    return parseRefineOptions(options);
+  } catch (err) {
+    // Name the flag the user typed, not the option it became (maxIterations -> --max-iterations).
+    if (err instanceof RefineryError && err.field) {
+      const top = err.field.split(/[.[]/)[0] ?? err.field;
+      const flag = `--${top.replace(/[A-Z]/g, (c) => `-${c.toLowerCase()}`)}`;
+      throw new RefineryError(err.code, err.message, {
+        field: top === "verifiers" || top === "models" ? err.field : flag,
+        fix: err.fix,
+      });
+    }
+    throw err;
+  }
 }

@@ -139,7 +139,7 @@ describe("refinery CLI", () => {
       [["run", "x", "--must-match", "(unclosed"], /mustMatch\[0\].*invalid|regex/i],
       [["run", "x", "--verifier", '{"kind":"telepathy"}'], /kind/],
       [["run", "x", "--max-iterations", "many"], /--max-iterations/],
-      [["run", "x", "--max-iterations", "0"], /maxIterations/],
+      [["run", "x", "--max-iterations", "0"], /--max-iterations/],
       [["run", "x", "--nope"], /Unknown option/],
       [
         ["run", "x", "--verifier", '{"kind":"json_schema","schema":{"type":"nonsense"}}'],
