@@ -9,6 +9,7 @@ import { isRefineryError, RefineryError } from "../core/errors.ts";
 import type { RefineStateType } from "../core/state.ts";
 import { openEngine, type Engine } from "../graphs/engine.ts";
 import { optionsFromFlags, RUN_FLAGS, type Flags } from "./args.ts";
+import { evalCommand } from "./eval.ts";
 import { LiveRenderer, resultJson } from "./render.ts";
 
 const MAIN_HELP = `refinery — self-refining LLM workflows
@@ -16,6 +17,7 @@ const MAIN_HELP = `refinery — self-refining LLM workflows
 Usage:
   refinery run [TASK] [options]       refine a task (TASK, --file PATH, or stdin)
   refinery resume THREAD_ID [options] continue an interrupted run from its last checkpoint
+  refinery eval --dataset PATH [options] compare strategies on a JSONL dataset (resumable)
   refinery COMMAND --help             options of a command
 
 Environment:
@@ -36,6 +38,7 @@ Limits:
       --token-budget N       stop before spending more than N tokens (retries included)
       --score-threshold X    accept at this score once hard verifiers pass (default 0.8)
       --no-critique          skip the LLM critique (verifiers only)
+  -s, --strategy NAME        vanilla | self-refine (default) | proactive | pasr
 Verifiers (repeatable where marked +):
       --expect-number X      final answer must equal X (numeric; --tolerance T)
       --expect TEXT          final answer must equal TEXT (exact, case-insensitive)
@@ -85,8 +88,9 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     }
     if (command === "run") return await runCommand(rest, io);
     if (command === "resume") return await resumeCommand(rest, io);
+    if (command === "eval") return await evalCommand(rest, io);
     throw new RefineryError("invalid_input", `unknown command "${command}"`, {
-      fix: "use `refinery run` or `refinery resume` (see refinery --help)",
+      fix: "use `refinery run`, `refinery resume` or `refinery eval` (see refinery --help)",
     });
   } catch (err) {
     return reportError(err, io);

@@ -23,9 +23,17 @@ const ReferenceSchema = z.union(
 
 export const DatasetLineSchema = z.strictObject({
   id: z
-    .union([z.string().trim().min(1).max(200), z.number().int()], {
-      error: "id must be a non-empty string (at most 200 characters) or an integer",
-    })
+    .union(
+      [
+        z
+          .string()
+          .trim()
+          .min(1, "id must be a non-empty string")
+          .max(200, "id must be at most 200 characters"),
+        z.number().int("a numeric id must be an integer"),
+      ],
+      { error: "id must be a non-empty string or an integer" },
+    )
     .optional(),
   task: z
     .string({ error: "task must be a string: the prompt the model answers" })

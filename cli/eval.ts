@@ -1,0 +1,244 @@
+// `refinery eval`: runs JSONL datasets through refinement strategies and reports accuracy,
+// tokens, calls, time, refinements, rescue and harm per strategy (table, JSON, SVG chart).
+// Results are appended per item, so running the same command again resumes an interrupted run.
+import { mkdirSync, writeFileSync } from "node:fs";
+import { join } from "node:path";
+import { parseArgs } from "node:util";
+import { processSettingsFromEnv } from "../core/config.ts";
+import { isRefineryError, RefineryError } from "../core/errors.ts";
+import { DEFAULT_SIMULATED_OPTIONS } from "../core/models/simulated.ts";
+import type { Strategy } from "../core/state.ts";
+import { openEngine } from "../graphs/engine.ts";
+import {
+  DEFAULT_CONCURRENCY,
+  DEFAULT_MAX_ITERATIONS,
+  engineRunner,
+  fileSink,
+  formatTable,
+  loadDataset,
+  renderChartSvg,
+  runEvaluation,
+  STRATEGIES,
+  type EvalProgress,
+  type ModelChoice,
+} from "../graphs/eval/index.ts";
+import type { CliIO } from "./main.ts";
+
+export const EVAL_HELP = `refinery eval --dataset PATH [options]
+
+Runs every item of a JSONL dataset ({id?, task, context?, reference, grade?, verifiers?} per
+line) through each strategy, grades the first draft and the final answer against the reference,
+and reports per strategy: accuracy, tokens, calls, wall time, refinements, rescue and harm rates.
+      --dataset PATH  +      JSONL dataset (repeatable: the datasets are evaluated together)
+      --strategies LIST      comma-separated: ${STRATEGIES.join(", ")} (default vanilla,self-refine,proactive)
+      --out DIR              where records, summary and chart go (default results/)
+      --concurrency N        items running at once (default ${DEFAULT_CONCURRENCY})
+      --limit N              evaluate only the first N items
+      --max-iterations N     maximum drafts per run (default ${DEFAULT_MAX_ITERATIONS})
+      --offline              use the offline simulated model even if OPENAI_API_KEY is set
+      --seed N               seed of the simulated model (implies --offline; default ${DEFAULT_SIMULATED_OPTIONS.seed})
+      --json                 print the summary JSON instead of the table
+
+Model: OPENAI_API_KEY / OPENAI_BASE_URL / REFINERY_MODEL, else the offline simulated model
+(results are then labelled "simulated" everywhere).
+Output in DIR, named after the dataset(s): NAME.records.jsonl (one record per item and strategy,
+appended as each finishes), NAME.summary.json, NAME.chart.svg (accuracy vs tokens per item).
+Interrupted (Ctrl-C, crash)? Run the same command again: recorded items are not re-run.
+Exit codes: 0 done; 1 a model or storage error stopped it; 2 invalid input; 130 interrupted.
+`;
+
+const EVAL_FLAGS = {
+  dataset: { type: "string", multiple: true },
+  strategies: { type: "string" },
+  out: { type: "string" },
+  concurrency: { type: "string" },
+  limit: { type: "string" },
+  "max-iterations": { type: "string" },
+  offline: { type: "boolean" },
+  seed: { type: "string" },
+  json: { type: "boolean" },
+  help: { type: "boolean", short: "h" },
+} as const;
+
+function intFlag(
+  value: string | undefined,
+  name: string,
+  min: number,
+  max: number,
+): number | undefined {
+  if (value === undefined) return undefined;
+  const n = Number(value);
+  if (value.trim() === "" || !Number.isInteger(n) || n < min || n > max) {
+    throw new RefineryError(
+      "invalid_input",
+      `expected an integer from ${min} to ${max}, got "${value}"`,
+      {
+        field: `--${name}`,
+      },
+    );
+  }
+  return n;
+}
+
+function parseStrategies(raw: string | undefined): Strategy[] {
+  const names = (raw ?? "vanilla,self-refine,proactive")
+    .split(",")
+    .map((s) => s.trim())
+    .filter(Boolean);
+  const unknown = names.find((n) => !(STRATEGIES as readonly string[]).includes(n));
+  if (unknown !== undefined || names.length === 0) {
+    throw new RefineryError("invalid_input", `unknown strategy "${unknown ?? ""}"`, {
+      field: "--strategies",
+      fix: `use a comma-separated list of ${STRATEGIES.join(", ")}`,
+    });
+  }
+  return [...new Set(names)] as Strategy[];
+}
+
+export async function evalCommand(args: string[], io: CliIO): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs({ args, options: EVAL_FLAGS, allowPositionals: false, strict: true });
+  } catch (err) {
+    throw new RefineryError(
+      "invalid_input",
+      (err as Error).message.split("\n")[0] ?? "invalid arguments",
+      {
+        fix: "see refinery eval --help",
+      },
+    );
+  }
+  const flags = parsed.values;
+  if (flags.help) {
+    io.stdout.write(EVAL_HELP);
+    return 0;
+  }
+  if (!flags.dataset?.length) {
+    throw new RefineryError("invalid_input", "no dataset given", {
+      field: "--dataset",
+      fix: "pass --dataset datasets/arithmetic.jsonl (a JSONL file, one item per line)",
+    });
+  }
+  const strategies = parseStrategies(flags.strategies);
+  const concurrency = intFlag(flags.concurrency, "concurrency", 1, 256);
+  const limit = intFlag(flags.limit, "limit", 1, Number.MAX_SAFE_INTEGER);
+  const maxIterations = intFlag(flags["max-iterations"], "max-iterations", 1, 50);
+  const seed = intFlag(flags.seed, "seed", Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+  const datasets = flags.dataset.map((path) => loadDataset(path));
+  const names = datasets.map((d) => d.name);
+  const duplicate = names.find((n, i) => names.indexOf(n) !== i);
+  if (duplicate !== undefined) {
+    throw new RefineryError("invalid_input", `two datasets are named "${duplicate}"`, {
+      field: "--dataset",
+      fix: "give the files different base names",
+    });
+  }
+
+  const settings = processSettingsFromEnv(io.env);
+  const offline = Boolean(flags.offline) || seed !== undefined || !settings.apiKey;
+  const model: ModelChoice = offline
+    ? { kind: "simulated", seed: seed ?? DEFAULT_SIMULATED_OPTIONS.seed }
+    : {
+        kind: "configured",
+        model: settings.model,
+        ...(settings.baseURL ? { baseURL: settings.baseURL } : {}),
+      };
+  const outDir = flags.out ?? "results";
+  const name = names.join("+");
+  const recordsPath = join(outDir, `${name}.records.jsonl`);
+
+  const engine = openEngine({ settings, memory: true });
+  const abort = new AbortController();
+  const onSignal = () => abort.abort();
+  process.once("SIGINT", onSignal);
+  const progress = createProgress(io);
+  try {
+    const result = await runEvaluation({
+      datasets,
+      strategies,
+      runner: engineRunner(engine),
+      sink: fileSink(recordsPath),
+      model,
+      concurrency,
+      limit,
+      maxIterations,
+      signal: abort.signal,
+      onProgress: progress.update,
+    }).catch((err: unknown) => {
+      progress.end();
+      if (
+        isRefineryError(err) &&
+        err.code !== "invalid_input" &&
+        err.code !== "invalid_config" &&
+        err.code !== "conflict"
+      ) {
+        throw new RefineryError(err.code, err.message, {
+          field: err.field,
+          fix: `${err.fix ? `${err.fix}; ` : ""}finished items are kept in ${recordsPath}: run the same command again to resume`,
+        });
+      }
+      throw err;
+    });
+    progress.end();
+    const { summary } = result;
+    mkdirSync(outDir, { recursive: true });
+    const summaryPath = join(outDir, `${name}.summary.json`);
+    const chartPath = join(outDir, `${name}.chart.svg`);
+    writeFileSync(
+      summaryPath,
+      `${JSON.stringify({ ...summary, records_file: recordsPath }, null, 2)}\n`,
+    );
+    writeFileSync(chartPath, renderChartSvg(summary));
+    if (flags.json) io.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
+    else {
+      io.stdout.write(formatTable(summary));
+      io.stdout.write(
+        `\nrecords: ${recordsPath}\nsummary: ${summaryPath}\nchart:   ${chartPath}\n`,
+      );
+    }
+    if (summary.status === "interrupted") {
+      io.stderr.write(
+        `refinery: interrupted after ${summary.evaluated + summary.skipped} of ${summary.items * strategies.length} item runs; run the same command again to resume\n`,
+      );
+      return 130;
+    }
+    return 0;
+  } finally {
+    process.off("SIGINT", onSignal);
+    engine.close();
+  }
+}
+
+/** A progress bar on a terminal; elsewhere one plain line per finished item. */
+function createProgress(io: CliIO) {
+  const tty = Boolean((io.stderr as { isTTY?: boolean }).isTTY);
+  let drawn = false;
+  return {
+    update(p: EvalProgress) {
+      if (!p.last) {
+        const line = `eval: ${p.total} item run(s)${p.skipped ? `, ${p.skipped} already recorded (resuming)` : ""}\n`;
+        io.stderr.write(line);
+        return;
+      }
+      const l = p.last;
+      const outcome = `${l.first_correct ? "right" : "wrong"} -> ${l.final_correct ? "right" : "wrong"}`;
+      if (!tty) {
+        io.stderr.write(
+          `eval: ${p.done}/${p.total} ${l.strategy} ${l.item_id} ${outcome} ${l.tokens.total} tokens\n`,
+        );
+        return;
+      }
+      const width = 30;
+      const filled = Math.round((p.done / Math.max(1, p.total)) * width);
+      const bar = `${"█".repeat(filled)}${"░".repeat(width - filled)}`;
+      io.stderr.write(
+        `\r\x1b[2K${bar} ${p.done}/${p.total}  ${(p.elapsedMs / 1000).toFixed(1)}s  ${l.strategy} ${l.item_id}: ${outcome}`,
+      );
+      drawn = true;
+    },
+    end() {
+      if (drawn) io.stderr.write("\n");
+      drawn = false;
+    },
+  };
+}
