@@ -6,6 +6,7 @@ import type { AppDeps } from "./context.ts";
 import { errorHandler, sendJson } from "./http.ts";
 import { apiDocsRoutes } from "./routes/docs.ts";
 import { assistantRoutes } from "./routes/assistants.ts";
+import { evalRoutes } from "./routes/eval.ts";
 import { metaRoutes } from "./routes/meta.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { threadRoutes } from "./routes/threads.ts";
@@ -49,6 +50,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(assistantRoutes(deps));
   app.use(threadRoutes(deps));
   app.use(runRoutes(deps));
+  app.use(evalRoutes(deps));
 
   app.use((req, res) => {
     sendJson(
