@@ -1,0 +1,247 @@
+// `refinery eval` as a user runs it: a child process of the bin, on the offline simulated model
+// and against the OpenAI-compatible stub server over loopback HTTP (the real model path).
+import { spawn } from "node:child_process";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { main } from "../../cli/main.ts";
+import { DEFAULT_PROMPTS, type PromptName } from "../../core/prompts.ts";
+import type { ItemRecord } from "../../graphs/eval/index.ts";
+import { startOpenAIStub, type ChatRequestBody } from "../support/openai-stub.ts";
+import { writeDataset } from "./fixtures.ts";
+
+const BIN = join(import.meta.dirname, "../../cli/bin.mjs");
+const dir = mkdtempSync(join(tmpdir(), "refinery-eval-cli-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+interface Result {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+function cli(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  const child = spawn(process.execPath, [BIN, ...args], {
+    env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", ...env },
+    stdio: ["ignore", "pipe", "pipe"],
+  });
+  let stdout = "";
+  let stderr = "";
+  child.stdout.on("data", (d) => (stdout += String(d)));
+  child.stderr.on("data", (d) => (stderr += String(d)));
+  return new Promise((resolve) => child.on("close", (code) => resolve({ code, stdout, stderr })));
+}
+
+/** The same entry point in-process (no child): for error paths and re-runs, where spawning adds only time. */
+async function inProcess(args: string[], env: Record<string, string> = {}): Promise<Result> {
+  let stdout = "";
+  let stderr = "";
+  const code = await main(args, {
+    stdout: { write: (t: string) => void (stdout += t) },
+    stderr: { write: (t: string) => void (stderr += t) },
+    env,
+  });
+  return { code, stdout, stderr };
+}
+
+const readRecords = (path: string): ItemRecord[] =>
+  readFileSync(path, "utf8")
+    .trim()
+    .split("\n")
+    .map((l) => JSON.parse(l) as ItemRecord);
+
+describe("refinery eval", () => {
+  it("runs on the simulated model: table, JSON summary and SVG chart, all labelled simulated", async () => {
+    const dataset = writeDataset(dir, "small");
+    const out = join(dir, "out");
+    const r = await cli([
+      "eval",
+      "--dataset",
+      dataset,
+      "--strategies",
+      "vanilla,self-refine",
+      "--out",
+      out,
+      "--seed",
+      "7",
+      "--concurrency",
+      "2",
+    ]);
+    expect(r.stderr).not.toMatch(/refinery:/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/SIMULATED/);
+    expect(r.stdout).toMatch(/strategy\s+n\s+accuracy\s+tokens\s+tokens\/item\s+calls/);
+    expect(r.stdout).toMatch(/^vanilla\s+8\s/m);
+    expect(r.stdout).toMatch(/^self-refine\s+8\s/m);
+    expect(r.stderr).toMatch(/eval: 16\/16 /); // plain progress lines when not on a terminal
+    const summary = JSON.parse(readFileSync(join(out, "small.summary.json"), "utf8"));
+    expect(summary).toMatchObject({ label: "simulated", simulated: true, items: 8 });
+    expect(summary.strategies.map((s: { strategy: string }) => s.strategy)).toEqual([
+      "vanilla",
+      "self-refine",
+    ]);
+    const records = readRecords(join(out, "small.records.jsonl"));
+    expect(records).toHaveLength(16);
+    const vanilla = summary.strategies[0];
+    expect(vanilla.correct).toBe(
+      records.filter((x) => x.strategy === "vanilla" && x.final_correct).length,
+    );
+    const svg = readFileSync(join(out, "small.chart.svg"), "utf8");
+    expect(svg).toMatch(/^<svg /);
+    expect(svg).toMatch(/SIMULATED/);
+    expect(svg.match(/<circle /g)).toHaveLength(2);
+
+    // The same command again finds everything recorded and runs nothing.
+    const again = await inProcess([
+      "eval",
+      "--dataset",
+      dataset,
+      "--strategies",
+      "vanilla,self-refine",
+      "--out",
+      out,
+      "--seed",
+      "7",
+    ]);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(/16 already recorded \(resuming\)/);
+    expect(readRecords(join(out, "small.records.jsonl"))).toHaveLength(16);
+  });
+
+  it.each([
+    [["eval"], /--dataset: no dataset given/],
+    [["eval", "--dataset", "/no/such.jsonl"], /cannot read dataset \/no\/such\.jsonl/],
+    [
+      ["eval", "--dataset", "DATASET", "--strategies", "vanilla,telepathy"],
+      /--strategies: unknown strategy "telepathy"/,
+    ],
+    [["eval", "--dataset", "DATASET", "--concurrency", "0"], /--concurrency: expected an integer/],
+    [["eval", "--dataset", "DATASET", "--frobnicate"], /Unknown option/],
+  ])("bad input %j: one line, exit 2", async (args, message) => {
+    const dataset = writeDataset(dir, "args");
+    const r = await inProcess(args.map((a) => (a === "DATASET" ? dataset : a)));
+    expect(r.code).toBe(2);
+    expect(r.stderr).toMatch(message);
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+  });
+
+  it("runs against an OpenAI-compatible endpoint (stub server over HTTP): real tokens, not simulated", async () => {
+    const truth: Record<string, number> = {
+      "What is 2 + 3?": 5,
+      "What is 4 * 5?": 20,
+      "What is 10 - 7?": 3,
+    };
+    const firstDraft: Record<string, number> = {
+      "What is 2 + 3?": 6,
+      "What is 4 * 5?": 20,
+      "What is 10 - 7?": 3,
+    };
+    const items = Object.entries(truth).map(([task, reference], i) => ({
+      id: `s${i + 1}`,
+      task,
+      reference,
+      verifiers: [{ kind: "regex", mustMatch: ["^Answer: -?\\d+$"], flags: "m" }],
+    }));
+    const dataset = writeDataset(dir, "stubbed", items);
+    const stub = await startOpenAIStub();
+    const roles: string[] = [];
+    const usage = { prompt_tokens: 100, completion_tokens: 20 };
+    stub.setHandler((body: ChatRequestBody) => {
+      const role = roleOf(body);
+      roles.push(role);
+      const user = String(body.messages?.at(-1)?.content ?? "");
+      const task = /Task:\n(.+)/.exec(user)?.[1]?.trim() ?? "";
+      const right = truth[task];
+      if (role === "generate")
+        return { content: `Working it out.\nAnswer: ${firstDraft[task]}`, usage };
+      if (role === "critique") {
+        const given = Number(/Answer: (-?\d+)/.exec(user.slice(user.indexOf("Draft:")))?.[1]);
+        return {
+          content:
+            given === right
+              ? '{"verdict":"pass","score":0.95,"issues":[]}'
+              : `{"verdict":"revise","score":0.2,"issues":["the answer ${given} is wrong"]}`,
+          usage,
+        };
+      }
+      return { content: `Rechecked.\nAnswer: ${right}`, usage };
+    });
+    try {
+      const out = join(dir, "stub-out");
+      const r = await cli(
+        [
+          "eval",
+          "--dataset",
+          dataset,
+          "--strategies",
+          "vanilla,self-refine,proactive",
+          "--out",
+          out,
+        ],
+        { OPENAI_API_KEY: "test-key", OPENAI_BASE_URL: stub.url, REFINERY_MODEL: "stub-model" },
+      );
+      expect(r.stderr).not.toMatch(/refinery:/);
+      expect(r.code).toBe(0);
+      expect(r.stdout).toMatch(/model stub-model at http:\/\/127\.0\.0\.1/);
+      expect(r.stdout).not.toMatch(/SIMULATED/);
+      expect(stub.requests.every((b) => b.model === "stub-model")).toBe(true);
+      expect(roles).not.toContain("unknown");
+
+      const summary = JSON.parse(readFileSync(join(out, "stubbed.summary.json"), "utf8"));
+      expect(summary).toMatchObject({ label: "model", simulated: false });
+      const records = readRecords(join(out, "stubbed.records.jsonl"));
+      expect(records).toHaveLength(9);
+      // Every call is counted, with the usage the endpoint reported.
+      for (const rec of records) {
+        expect(rec.simulated).toBe(false);
+        expect(rec.tokens).toEqual({
+          prompt: 100 * rec.calls,
+          completion: 20 * rec.calls,
+          total: 120 * rec.calls,
+        });
+      }
+      expect(records.reduce((n, rec) => n + rec.calls, 0)).toBe(stub.requests.length);
+      const by = (s: string, id: string) =>
+        records.find((x) => x.strategy === s && x.item_id === id);
+      expect(by("vanilla", "s1")).toMatchObject({
+        first_correct: false,
+        final_correct: false,
+        calls: 1,
+      });
+      expect(by("self-refine", "s1")).toMatchObject({
+        first_correct: false,
+        final_correct: true,
+        refinements: 1,
+        calls: 4, // generate, critique, revise, critique
+        stop_reason: "accepted",
+      });
+      expect(by("self-refine", "s2")).toMatchObject({
+        first_correct: true,
+        final_correct: true,
+        calls: 2,
+      });
+      const [vanilla, selfRefine] = summary.strategies;
+      expect(vanilla).toMatchObject({ items: 3, correct: 2, rescued: 0, harmed: 0 });
+      expect(selfRefine).toMatchObject({
+        items: 3,
+        correct: 3,
+        rescued: 1,
+        first_wrong: 1,
+        rescue_rate: 1,
+        harm_rate: 0,
+      });
+      expect(selfRefine.tokens.total).toBe(120 * (4 + 2 + 2));
+    } finally {
+      await stub.close();
+    }
+  });
+});
+
+/** Which node a request comes from, by its system prompt (the default templates). */
+function roleOf(body: ChatRequestBody): string {
+  const system = String(body.messages?.[0]?.content ?? "");
+  const names: PromptName[] = ["generate", "critique", "revise", "reviseTargeted", "judge"];
+  for (const name of names) if (system === DEFAULT_PROMPTS[name].system) return name;
+  return "unknown";
+}
