@@ -11,6 +11,13 @@ import type { BaseMessage, UsageMetadata } from "@langchain/core/messages";
 import { ChatGenerationChunk } from "@langchain/core/outputs";
 import type { ChatResult } from "@langchain/core/outputs";
 import { z } from "zod";
+import {
+  evaluateArithmetic,
+  evaluateAst,
+  parseArithmetic as parseAst,
+  type ArithmeticAst as Ast,
+  type ArithmeticStep as Step,
+} from "../arith.ts";
 import { fromZodError } from "../errors.ts";
 import type { ModelRole, RefineryCallOptions } from "./types.ts";
 
@@ -134,129 +141,9 @@ function pick<T>(items: readonly T[], u: number): T {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Arithmetic: a tiny recursive-descent parser (no eval, no Function).
+// Arithmetic: the safe parser lives in core/arith.ts; re-exported here for existing callers.
 
-type Ast =
-  | { type: "num"; value: number }
-  | { type: "neg"; arg: Ast }
-  | { type: "bin"; op: "+" | "-" | "*" | "/"; left: Ast; right: Ast };
-
-interface Step {
-  left: number;
-  op: string;
-  right: number;
-  result: number;
-}
-
-const MAX_EXPRESSION_LENGTH = 500;
-
-function tokenize(expression: string): string[] | undefined {
-  const tokens: string[] = [];
-  const re = /\s*(\d+(?:\.\d+)?|\.\d+|[-+*/()])/y;
-  let index = 0;
-  while (index < expression.length) {
-    if (/^\s*$/.test(expression.slice(index))) break;
-    re.lastIndex = index;
-    const m = re.exec(expression);
-    if (!m || m[1] === undefined) return undefined;
-    tokens.push(m[1]);
-    index = re.lastIndex;
-  }
-  return tokens;
-}
-
-function parseAst(expression: string): Ast | undefined {
-  if (expression.length > MAX_EXPRESSION_LENGTH) return undefined;
-  const tokens = tokenize(expression);
-  if (!tokens || tokens.length === 0) return undefined;
-  let pos = 0;
-  const peek = (): string | undefined => tokens[pos];
-
-  const parseExpr = (): Ast | undefined => {
-    let left = parseTerm();
-    while (left && (peek() === "+" || peek() === "-")) {
-      const op = tokens[pos++] as "+" | "-";
-      const right = parseTerm();
-      if (!right) return undefined;
-      left = { type: "bin", op, left, right };
-    }
-    return left;
-  };
-  const parseTerm = (): Ast | undefined => {
-    let left = parseUnary();
-    while (left && (peek() === "*" || peek() === "/")) {
-      const op = tokens[pos++] as "*" | "/";
-      const right = parseUnary();
-      if (!right) return undefined;
-      left = { type: "bin", op, left, right };
-    }
-    return left;
-  };
-  const parseUnary = (): Ast | undefined => {
-    const token = peek();
-    if (token === "-" || token === "+") {
-      pos++;
-      const arg = parseUnary();
-      if (!arg) return undefined;
-      return token === "-" ? { type: "neg", arg } : arg;
-    }
-    return parsePrimary();
-  };
-  const parsePrimary = (): Ast | undefined => {
-    const token = tokens[pos++];
-    if (token === undefined) return undefined;
-    if (token === "(") {
-      const inner = parseExpr();
-      if (!inner || tokens[pos++] !== ")") return undefined;
-      return inner;
-    }
-    const value = Number(token);
-    return Number.isFinite(value) ? { type: "num", value } : undefined;
-  };
-
-  const ast = parseExpr();
-  return ast && pos === tokens.length ? ast : undefined;
-}
-
-/** Evaluates in post-order, recording each binary operation; `perturb` adds `delta` to one step's result. */
-function evaluateAst(
-  ast: Ast,
-  steps: Step[],
-  perturb?: { step: number; delta: number },
-): number | undefined {
-  switch (ast.type) {
-    case "num":
-      return ast.value;
-    case "neg": {
-      const v = evaluateAst(ast.arg, steps, perturb);
-      return v === undefined ? undefined : -v;
-    }
-    case "bin": {
-      const l = evaluateAst(ast.left, steps, perturb);
-      const r = evaluateAst(ast.right, steps, perturb);
-      if (l === undefined || r === undefined) return undefined;
-      if (ast.op === "/" && r === 0) return undefined;
-      let result = ast.op === "+" ? l + r : ast.op === "-" ? l - r : ast.op === "*" ? l * r : l / r;
-      if (perturb && perturb.step === steps.length) result += perturb.delta;
-      if (!Number.isFinite(result)) return undefined;
-      steps.push({ left: l, op: ast.op, right: r, result });
-      return result;
-    }
-  }
-}
-
-/**
- * Evaluates an arithmetic expression: numbers, + - * /, unary minus, parentheses, usual
- * precedence. Returns undefined for anything else, division by zero or a non-finite result.
- */
-export function evaluateArithmetic(expression: string): number | undefined {
-  const normalized = expression
-    .replace(/×|(?<=[\d)\s])x(?=[\s\d(])/g, "*")
-    .replace(/÷/g, "/")
-    .replace(/−/g, "-");
-  const ast = parseAst(normalized);
-  return ast ? evaluateAst(ast, []) : undefined;
-}
+export { evaluateArithmetic } from "../arith.ts";
 
 const WORD_OPERATORS: ReadonlyArray<[RegExp, string]> = [
   [/\bmultiplied by\b/gi, " * "],

@@ -5,12 +5,14 @@ import type { z } from "zod";
 import { fromZodError, RefineryError } from "../errors.ts";
 import type { ModelInvoker } from "../models/types.ts";
 import { createAnswerMatchVerifier } from "./answer-match.ts";
+import { createArithmeticStepsVerifier } from "./arithmetic-steps.ts";
 import { createConstraintsVerifier } from "./constraints.ts";
 import { createJsonSchemaVerifier, isZodSchema, jsonSchemaFromZod } from "./json-schema.ts";
 import { createLlmJudgeVerifier } from "./llm-judge.ts";
 import { createRegexVerifier } from "./regex.ts";
 import {
   answerMatchSpecSchema,
+  arithmeticStepsSpecSchema,
   constraintsSpecSchema,
   jsonSchemaSpecSchema,
   llmJudgeSpecSchema,
@@ -29,6 +31,11 @@ import { createWebhookVerifier } from "./webhook.ts";
 export * from "./spec.ts";
 export type * from "./types.ts";
 export { createAnswerMatchVerifier, extractFinalAnswer, parseNumbers } from "./answer-match.ts";
+export {
+  checkArithmeticSteps,
+  createArithmeticStepsVerifier,
+  describeWrongStep,
+} from "./arithmetic-steps.ts";
 export { createConstraintsVerifier } from "./constraints.ts";
 export { createJsonSchemaVerifier, extractJson } from "./json-schema.ts";
 export { createLlmJudgeVerifier, parseJudgeReply } from "./llm-judge.ts";
@@ -40,6 +47,7 @@ const SPEC_SCHEMAS: Record<VerifierKind, z.ZodObject> = {
   regex: regexSpecSchema,
   answer_match: answerMatchSpecSchema,
   constraints: constraintsSpecSchema,
+  arithmetic_steps: arithmeticStepsSpecSchema,
   llm_judge: llmJudgeSpecSchema,
   webhook: webhookSpecSchema,
 };
@@ -131,6 +139,8 @@ function createVerifier(
       return createAnswerMatchVerifier(spec, id, field);
     case "constraints":
       return createConstraintsVerifier(spec, id);
+    case "arithmetic_steps":
+      return createArithmeticStepsVerifier(spec, id);
     case "llm_judge":
       if (!deps.judge) {
         throw new RefineryError(

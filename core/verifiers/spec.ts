@@ -9,6 +9,7 @@ export const VERIFIER_KINDS = [
   "regex",
   "answer_match",
   "constraints",
+  "arithmetic_steps",
   "llm_judge",
   "webhook",
 ] as const satisfies readonly VerifierKind[];
@@ -19,6 +20,7 @@ export const DETERMINISTIC_KINDS: ReadonlySet<VerifierKind> = new Set<VerifierKi
   "regex",
   "answer_match",
   "constraints",
+  "arithmetic_steps",
 ]);
 
 export function isDeterministicKind(kind: VerifierKind): boolean {
@@ -126,6 +128,20 @@ export const constraintsSpecSchema = z
     { message: "minLength must not be greater than maxLength", path: ["maxLength"] },
   );
 
+export const arithmeticStepsSpecSchema = z.strictObject({
+  kind: z.literal("arithmetic_steps"),
+  id,
+  hard: hardByDefault,
+  /**
+   * Absolute tolerance when a step's written result is compared with its recomputed value, on
+   * top of the precision the result was written with (`10 / 3 = 3.33` passes regardless).
+   */
+  tolerance: z
+    .number({ error: "tolerance must be a number, e.g. 0.001" })
+    .nonnegative("tolerance must not be negative")
+    .default(1e-6),
+});
+
 export const llmJudgeSpecSchema = z.strictObject({
   kind: z.literal("llm_judge"),
   id,
@@ -164,6 +180,7 @@ export const verifierSpecSchema = z.discriminatedUnion(
     regexSpecSchema,
     answerMatchSpecSchema,
     constraintsSpecSchema,
+    arithmeticStepsSpecSchema,
     llmJudgeSpecSchema,
     webhookSpecSchema,
   ],
@@ -183,6 +200,7 @@ export type JsonSchemaVerifierSpec = z.output<typeof jsonSchemaSpecSchema>;
 export type RegexVerifierSpec = z.output<typeof regexSpecSchema>;
 export type AnswerMatchVerifierSpec = z.output<typeof answerMatchSpecSchema>;
 export type ConstraintsVerifierSpec = z.output<typeof constraintsSpecSchema>;
+export type ArithmeticStepsVerifierSpec = z.output<typeof arithmeticStepsSpecSchema>;
 export type LlmJudgeVerifierSpec = z.output<typeof llmJudgeSpecSchema>;
 export type WebhookVerifierSpec = z.output<typeof webhookSpecSchema>;
 

@@ -3,7 +3,13 @@
 import type { TokenUsage } from "../usage.ts";
 
 export type VerifierKind =
-  "json_schema" | "regex" | "answer_match" | "constraints" | "llm_judge" | "webhook";
+  | "json_schema"
+  | "regex"
+  | "answer_match"
+  | "constraints"
+  | "arithmetic_steps"
+  | "llm_judge"
+  | "webhook";
 
 export interface VerifyContext {
   task: string;

@@ -72,6 +72,11 @@ const cases: Record<(typeof VERIFIER_KINDS)[number], Case> = {
     passing: "GOOD enough",
     failing: "bad",
   },
+  arithmetic_steps: {
+    spec: () => ({ kind: "arithmetic_steps" }),
+    passing: "Step 1: 17 * 23 = 391\nAnswer: 391",
+    failing: "Step 1: 17 * 23 = 393\nAnswer: 393",
+  },
   llm_judge: {
     spec: () => ({ kind: "llm_judge", rubric: "says the magic word" }),
     passing: "GOOD",

@@ -50,7 +50,7 @@ describe("parseVerifierSpecs", () => {
     expect(error.code).toBe("invalid_config");
     expect(error.field).toBe("verifiers[1].kind");
     expect(error.message).toContain(
-      'unknown verifier kind "unit_test"; known kinds: json_schema, regex, answer_match, constraints, llm_judge, webhook',
+      'unknown verifier kind "unit_test"; known kinds: json_schema, regex, answer_match, constraints, arithmetic_steps, llm_judge, webhook',
     );
     expect(error.fix).toMatch(/^set kind to one of/);
   });
