@@ -54,7 +54,8 @@ export function errorHandler(log: Logger) {
       typeof body.status === "number" &&
       body.status >= 400 &&
       body.status < 500 &&
-      body.expose
+      // The router's "Failed to decode param" is a 400 URIError that is not marked `expose`.
+      (body.expose || err instanceof URIError)
     ) {
       sendJson(res, body.status, { error: "bad_request", message: body.message ?? "bad request" });
       return;
