@@ -28,9 +28,13 @@ export function threadRoutes(deps: AppDeps): Router {
         fix: "create the thread, then POST /threads/{id}/state",
       });
     }
-    if (body.graph_id && !deps.registry.entry(body.graph_id)) {
-      throw new RefineryError("invalid_input", `graph "${body.graph_id}" is not registered`, {
-        field: "graph_id",
+    // The SDK sends `graphId` as metadata.graph_id: a misspelt one would only surface later as
+    // "Thread has no graph yet".
+    const metaGraph = body.metadata?.graph_id;
+    const graphId = body.graph_id ?? (typeof metaGraph === "string" ? metaGraph : undefined);
+    if (graphId && !deps.registry.entry(graphId)) {
+      throw new RefineryError("invalid_input", `graph "${graphId}" is not registered`, {
+        field: body.graph_id ? "graph_id" : "metadata.graph_id",
         fix: `use one of: ${deps.registry.ids().join(", ")}`,
       });
     }
