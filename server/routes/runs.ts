@@ -3,7 +3,7 @@
 import { randomUUID } from "node:crypto";
 import { Router, type Request, type Response } from "express";
 import { RefineryError } from "../../core/errors.ts";
-import type { Run, RunKwargs } from "../../core/storage/types.ts";
+import type { Run, RunKwargs, Thread } from "../../core/storage/types.ts";
 import { findAssistant, findThread, isUuid, type AppDeps } from "../context.ts";
 import { notFound, parseBody, sendJson, writeJsonWithKeepAlive, writeSse } from "../http.ts";
 import { CancelQuery, RunCreate, RunListQuery, type RunCreateBody } from "../schemas.ts";
@@ -23,26 +23,24 @@ export function runRoutes(deps: AppDeps): Router {
     const body = parseBody(RunCreate, raw);
     const assistant = await findAssistant(deps, body.assistant_id);
     const stateless = threadId === undefined;
-    let thread = threadId ? await storage.threads.get(threadId) : undefined;
     if (threadId && !isUuid(threadId))
       throw new RefineryError("invalid_input", "thread_id must be a UUID", { field: "thread_id" });
-    if (threadId && !thread) {
-      if (body.if_not_exists !== "create") {
-        throw new RefineryError("not_found", "Thread not found", {
-          field: "thread_id",
-          fix: 'create it first, or pass if_not_exists: "create"',
-        });
-      }
-      thread = await storage.threads.create({ thread_id: threadId, metadata: {} }, "do_nothing");
+    let thread = threadId ? await storage.threads.get(threadId) : undefined;
+    if (threadId && !thread && body.if_not_exists !== "create") {
+      throw new RefineryError("not_found", "Thread not found", {
+        field: "thread_id",
+        fix: 'create it first, or pass if_not_exists: "create"',
+      });
     }
-    if (stateless) thread = await storage.threads.create({ thread_id: randomUUID(), metadata: {} });
-    if (!thread) throw new RefineryError("internal", "thread could not be created");
+    // A new thread (stateless, or if_not_exists "create") is only created once the request is
+    // valid, so a refused request leaves nothing behind.
+    const targetId = thread?.thread_id ?? threadId ?? randomUUID();
 
     const strategy = body.multitask_strategy ?? "reject";
     if (
       body.command?.resume !== undefined &&
-      thread.status !== "interrupted" &&
-      (await storage.runs.inflight(thread.thread_id)).length === 0
+      thread?.status !== "interrupted" &&
+      (!thread || (await storage.runs.inflight(thread.thread_id)).length === 0)
     ) {
       throw new RefineryError("conflict", "Thread is not interrupted: there is nothing to resume", {
         field: "command.resume",
@@ -56,10 +54,15 @@ export function runRoutes(deps: AppDeps): Router {
       ...(body.checkpoint_id ? { checkpoint_id: body.checkpoint_id } : {}),
       graph_id: assistant.graph_id,
       assistant_id: assistant.assistant_id,
-      thread_id: thread.thread_id,
+      thread_id: targetId,
     };
     delete configurable.thread_id_override;
     deps.validateConfig?.(assistant.graph_id, { configurable });
+    await checkTargets(assistant.graph_id, body, thread, configurable);
+    thread ??= await storage.threads.create(
+      { thread_id: targetId, metadata: {} },
+      stateless ? "raise" : "do_nothing",
+    );
     const kwargs: RunKwargs = {
       input: body.input ?? null,
       command: body.command ?? null,
@@ -117,6 +120,52 @@ export function runRoutes(deps: AppDeps): Router {
     }
     executor.notify();
     return { run: result.run, body };
+  }
+
+  /** A run must name a checkpoint and nodes that exist: a 404 / 422 now, not a failed run later. */
+  async function checkTargets(
+    graphId: string,
+    body: RunCreateBody,
+    thread: Thread | undefined,
+    configurable: Record<string, unknown>,
+  ): Promise<void> {
+    const checkpointId = body.checkpoint_id ?? body.checkpoint?.checkpoint_id;
+    if (checkpointId) {
+      const found = thread
+        ? await deps.checkpointer.getTuple({
+            configurable: {
+              thread_id: thread.thread_id,
+              checkpoint_ns: body.checkpoint?.checkpoint_ns ?? "",
+              checkpoint_id: checkpointId,
+            },
+          })
+        : undefined;
+      if (!found) {
+        throw new RefineryError("not_found", "Checkpoint not found", {
+          field: body.checkpoint_id ? "checkpoint_id" : "checkpoint.checkpoint_id",
+          fix: `the thread has no checkpoint ${checkpointId}; see GET /threads/{id}/history`,
+        });
+      }
+    }
+    const lists = {
+      interrupt_before: body.interrupt_before,
+      interrupt_after: body.interrupt_after,
+    };
+    if (!Array.isArray(lists.interrupt_before) && !Array.isArray(lists.interrupt_after)) return;
+    const graph = await deps.registry.get(graphId, { configurable });
+    const nodes = Object.keys(graph.nodes ?? {}).filter((n) => !n.startsWith("__"));
+    if (nodes.length === 0) return;
+    for (const [field, names] of Object.entries(lists)) {
+      if (!Array.isArray(names)) continue;
+      names.forEach((name, i) => {
+        if (!nodes.includes(name)) {
+          throw new RefineryError("invalid_input", `graph "${graphId}" has no node "${name}"`, {
+            field: `${field}[${i}]`,
+            fix: `use "*" or node names: ${nodes.join(", ")}`,
+          });
+        }
+      });
+    }
   }
 
   const location = (run: Run, stateless: boolean) =>
