@@ -5,7 +5,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import type { ModelProvider } from "../../core/models/provider.ts";
-import { silentLogger } from "../../server/log.ts";
+import { silentLogger, type Logger } from "../../server/log.ts";
 import { startServer, type RunningServer } from "../../server/start.ts";
 
 export const FIXTURE_CONFIG = join(import.meta.dirname, "../fixtures/langgraph.json");
@@ -25,6 +25,8 @@ export async function startTestServer(
     env?: Record<string, string>;
     concurrency?: number;
     keepAliveMs?: number;
+    /** Receives the server's structured log entries (default: silent). */
+    log?: Logger;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "refinery-server-"));
@@ -34,7 +36,7 @@ export async function startTestServer(
     configPath: FIXTURE_CONFIG,
     port: 0,
     host: "127.0.0.1",
-    log: silentLogger,
+    log: options.log ?? silentLogger,
     provider: options.provider,
     concurrency: options.concurrency ?? 8,
     keepAliveMs: options.keepAliveMs ?? 15_000,
