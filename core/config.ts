@@ -2,6 +2,7 @@
 // The same schema validates a CLI config file, CLI flags, an assistant's config and a run's
 // `configurable`, so every entry point reports the same precise errors.
 import { z } from "zod";
+import { ApprovalOptionsSchema } from "./approval.ts";
 import { fromZodError, RefineryError } from "./errors.ts";
 
 export const ModelSpecSchema = z
@@ -88,6 +89,7 @@ export const RefineOptionsSchema = z
       .strict()
       .optional(),
     retry: RetrySchema.optional(),
+    approval: ApprovalOptionsSchema.optional().describe("Human approval: when to ask a reviewer."),
   })
   .strict();
 export type RefineOptions = z.infer<typeof RefineOptionsSchema>;

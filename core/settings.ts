@@ -14,6 +14,7 @@ import { bindModel, DEFAULT_RETRY, type RetryPolicy } from "./models/call.ts";
 import type { ModelProvider } from "./models/provider.ts";
 import type { ModelRole } from "./models/types.ts";
 import { DEFAULT_PROMPTS, type PromptName, type PromptTemplate } from "./prompts.ts";
+import type { ApprovalOptions } from "./approval.ts";
 import type { Strategy } from "./state.ts";
 import type { Limits } from "./stop-policy.ts";
 import { createVerifiers, parseVerifierSpecs } from "./verifiers/index.ts";
@@ -21,6 +22,7 @@ import type { Verifier } from "./verifiers/types.ts";
 
 export interface RefineSettings {
   strategy: Strategy;
+  approval?: ApprovalOptions;
   limits: Limits;
   critique: boolean;
   verifiers: Verifier[];
@@ -59,6 +61,7 @@ export function buildSettings(options: RefineOptions, provider: ModelProvider): 
   }
   return {
     strategy: options.strategy ?? "self-refine",
+    approval: options.approval,
     limits: {
       maxIterations: options.maxIterations ?? DEFAULT_LIMITS.maxIterations,
       scoreThreshold: options.scoreThreshold ?? DEFAULT_LIMITS.scoreThreshold,

@@ -38,7 +38,14 @@ export interface BestDraft {
 }
 
 export type StopReason =
-  "accepted" | "single_pass" | "max_iterations" | "token_budget" | "unchanged" | "model_error";
+  | "accepted"
+  | "single_pass"
+  | "max_iterations"
+  | "token_budget"
+  | "unchanged"
+  | "model_error"
+  | "approved"
+  | "aborted";
 
 export interface Feedback {
   text: string;
@@ -61,6 +68,15 @@ export interface Refinement {
   iteration: number;
   index: number;
   text: string;
+}
+
+/** A reviewer's decision, kept in the iteration history. */
+export interface ApprovalRecord {
+  iteration: number;
+  action: "approve" | "reject" | "edit" | "abort" | "expired";
+  reason: string;
+  feedback?: string;
+  at: string;
 }
 
 export interface RunError {
@@ -119,12 +135,23 @@ export const RefineState = Annotation.Root({
   }),
   stopReason: Annotation<StopReason | null>({ reducer: reducers.last, default: () => null }),
   /** Where the loop goes next; recorded by the node that decided it, read by the edges. */
-  route: Annotation<"critique" | "verify" | "revise" | null>({
+  route: Annotation<"critique" | "verify" | "revise" | "approve" | null>({
     reducer: reducers.last,
     default: () => null,
   }),
   /** The strategy in effect (pasr falls back to proactive on malformed output). */
   strategy: Annotation<Strategy | null>({ reducer: reducers.last, default: () => null }),
+  /** Set while a reviewer decides: the stop the loop wanted, and where it would go otherwise. */
+  pendingStop: Annotation<StopReason | null>({ reducer: reducers.last, default: () => null }),
+  pendingRoute: Annotation<"critique" | "verify" | "revise" | null>({
+    reducer: reducers.last,
+    default: () => null,
+  }),
+  approvalReason: Annotation<string | null>({ reducer: reducers.last, default: () => null }),
+  approvals: Annotation<ApprovalRecord[], ApprovalRecord | ApprovalRecord[]>({
+    reducer: reducers.append,
+    default: () => [],
+  }),
   decisions: Annotation<StepRecord[], StepRecord | StepRecord[]>({
     reducer: reducers.append,
     default: () => [],

@@ -9,12 +9,13 @@ import type { BaseCheckpointSaver } from "@langchain/langgraph";
 import { END, START, StateGraph } from "@langchain/langgraph";
 import type { SettingsResolver } from "../core/settings.ts";
 import { RefineState, type RefineStateType } from "../core/state.ts";
+import { createApproveNode } from "../nodes/approve.ts";
 import { createCritiqueNode } from "../nodes/critique.ts";
 import { createGenerateNode } from "../nodes/generate.ts";
 import { createReviseNode } from "../nodes/revise.ts";
 import { createVerifyNode } from "../nodes/verify.ts";
 
-export const REFINE_NODES = ["generate", "critique", "verify", "revise"] as const;
+export const REFINE_NODES = ["generate", "critique", "verify", "revise", "approve"] as const;
 export type RefineNode = (typeof REFINE_NODES)[number];
 
 /** The conditional edge after every node: END once a stop reason is recorded, else the recorded route. */
@@ -33,11 +34,13 @@ export function buildRefineGraph({ settings }: RefineGraphDeps) {
     .addNode("critique", createCritiqueNode({ settings }))
     .addNode("verify", createVerifyNode({ settings }))
     .addNode("revise", createReviseNode({ settings }))
+    .addNode("approve", createApproveNode({ settings }))
     .addEdge(START, "generate")
     .addConditionalEdges("generate", routeNext("critique"), ["critique", "verify", END])
-    .addConditionalEdges("critique", routeNext("verify"), ["verify", "revise", END])
-    .addConditionalEdges("verify", routeNext("revise"), ["critique", "revise", END])
-    .addConditionalEdges("revise", routeNext("critique"), ["critique", "verify", END]);
+    .addConditionalEdges("critique", routeNext("verify"), ["verify", "revise", "approve", END])
+    .addConditionalEdges("verify", routeNext("revise"), ["critique", "revise", "approve", END])
+    .addConditionalEdges("revise", routeNext("critique"), ["critique", "verify", "approve", END])
+    .addConditionalEdges("approve", routeNext("revise"), ["revise", "verify", END]);
 }
 
 export function createRefineGraph(deps: RefineGraphDeps & { checkpointer?: BaseCheckpointSaver }) {

@@ -13,7 +13,13 @@ import {
   type RefineUpdate,
 } from "../core/state.ts";
 import { assessDraft, decideProactiveAfterCritique } from "../core/stop-policy.ts";
-import { buildMessages, emit, promptVariables, stopOnModelFailure } from "./support.ts";
+import {
+  buildMessages,
+  emit,
+  gateForApproval,
+  promptVariables,
+  stopOnModelFailure,
+} from "./support.ts";
 
 export interface CritiqueNodeOptions {
   settings: SettingsResolver;
@@ -77,14 +83,32 @@ export function createCritiqueNode({ settings }: CritiqueNodeOptions) {
       reason: step.why,
     } as const;
     emit(config, { type: "decision", ...decision });
-    if (step.action === "stop")
-      return {
+    const b = best ?? {
+      hardPassed: assessment.hardPassed,
+      hardTotal: assessment.hardTotal,
+      score: assessment.score,
+      text: draft.text,
+    };
+    const point = {
+      iteration: draft.iteration,
+      hardPassed: b.hardPassed,
+      hardTotal: b.hardTotal,
+      score: b.score,
+    };
+    if (step.action === "stop") {
+      return gateForApproval(state, s.approval, point, {
         ...update,
         decisions: decision,
         stopReason: step.reason,
-        answer: (best ?? state.best)?.text ?? draft.text,
+        answer: b.text,
         best,
-      };
-    return { ...update, decisions: decision, route: "revise", best };
+      });
+    }
+    return gateForApproval(state, s.approval, point, {
+      ...update,
+      decisions: decision,
+      route: "revise",
+      best,
+    });
   };
 }

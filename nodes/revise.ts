@@ -13,7 +13,13 @@ import {
   type RefineUpdate,
 } from "../core/state.ts";
 import { decideAfterRevise } from "../core/stop-policy.ts";
-import { buildMessages, emit, promptVariables, stopOnModelFailure } from "./support.ts";
+import {
+  buildMessages,
+  emit,
+  gateForApproval,
+  promptVariables,
+  stopOnModelFailure,
+} from "./support.ts";
 
 export interface ReviseNodeOptions {
   settings: SettingsResolver;
@@ -70,15 +76,26 @@ export function createReviseNode({ settings }: ReviseNodeOptions) {
       usage: result.usage,
       latencyMs: result.latencyMs,
     });
-    return {
+    const update: RefineUpdate = {
       drafts: draft,
       iteration,
       usage: result.usage,
       usageByNode: { revise: result.usage },
       route: targeted ? "verify" : "critique",
-      ...(decision.action === "stop"
-        ? { stopReason: decision.reason, answer: state.best?.text ?? previous.text }
-        : {}),
     };
+    if (decision.action !== "stop") return update;
+    const best = state.best;
+    const point = {
+      iteration,
+      hardPassed: best?.hardPassed ?? 0,
+      hardTotal: best?.hardTotal ?? 0,
+      score: best?.score ?? 0,
+    };
+    return gateForApproval(state, s.approval, point, {
+      ...update,
+      route: undefined,
+      stopReason: decision.reason,
+      answer: best?.text ?? previous.text,
+    });
   };
 }

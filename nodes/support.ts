@@ -2,9 +2,15 @@
 // for a model that fails mid-run (keep the best-so-far and stop, rather than lose the run).
 import { HumanMessage, SystemMessage, type BaseMessage } from "@langchain/core/messages";
 import type { RunnableConfig } from "@langchain/core/runnables";
+import { approvalReason, type ApprovalOptions } from "../core/approval.ts";
 import { isRefineryError } from "../core/errors.ts";
 import { renderTemplate, type PromptTemplate } from "../core/prompts.ts";
-import { latestDraft, type RefineStateType, type RefineUpdate } from "../core/state.ts";
+import {
+  latestDraft,
+  type RefineStateType,
+  type RefineUpdate,
+  type StopReason,
+} from "../core/state.ts";
 import { ZERO_USAGE, type TokenUsage } from "../core/usage.ts";
 
 export function promptVariables(state: RefineStateType): Record<string, string> {
@@ -58,5 +64,30 @@ export function stopOnModelFailure(
     answer: state.best?.text ?? last.text,
     usage,
     usageByNode: { [node]: usage },
+  };
+}
+
+/**
+ * Routes a decided outcome through human approval when the run's approval options ask for it:
+ * instead of stopping (or continuing), the loop goes to `approve` and remembers what it wanted.
+ */
+export function gateForApproval(
+  state: RefineStateType,
+  approval: ApprovalOptions | undefined,
+  point: { iteration: number; hardPassed: number; hardTotal: number; score: number },
+  outcome: RefineUpdate,
+): RefineUpdate {
+  const wanted = (outcome.stopReason ?? null) as StopReason | null;
+  const decided = state.approvals.some((a) => a.iteration === point.iteration);
+  const reason = approvalReason(approval, { ...point, stopReason: wanted, decided });
+  if (!reason) return outcome;
+  const { stopReason: _stop, route, answer: _answer, ...rest } = outcome;
+  const next = (route ?? null) as "critique" | "verify" | "revise" | null;
+  return {
+    ...rest,
+    route: "approve",
+    pendingStop: wanted,
+    pendingRoute: next,
+    approvalReason: reason,
   };
 }

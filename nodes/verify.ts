@@ -19,7 +19,7 @@ import {
 } from "../core/stop-policy.ts";
 import { addUsage, ZERO_USAGE } from "../core/usage.ts";
 import { runVerifiers } from "../core/verifiers/index.ts";
-import { emit } from "./support.ts";
+import { emit, gateForApproval } from "./support.ts";
 
 export interface VerifyNodeOptions {
   settings: SettingsResolver;
@@ -60,13 +60,21 @@ export function createVerifyNode({ settings }: VerifyNodeOptions) {
       assessment,
     });
 
+    const point = {
+      iteration: draft.iteration,
+      hardPassed: best.hardPassed,
+      hardTotal: best.hardTotal,
+      score: best.score,
+    };
+    const gate = (outcome: Parameters<typeof gateForApproval>[3]) =>
+      gateForApproval(state, s.approval, point, outcome);
     if (strategy === "vanilla") {
-      return {
+      return gate({
         ...base,
         stopReason: "single_pass",
         answer: best.text,
         decisions: record(draft.iteration, "stop", "vanilla: one draft, verifiers reported only"),
-      };
+      });
     }
     if (strategy === "self-refine") {
       const decision = decideAfterVerify({
@@ -75,9 +83,11 @@ export function createVerifyNode({ settings }: VerifyNodeOptions) {
         totalTokens,
         limits: s.limits,
       });
-      return decision.action === "stop"
-        ? { ...base, stopReason: decision.reason, answer: best.text }
-        : { ...base, route: "revise" };
+      return gate(
+        decision.action === "stop"
+          ? { ...base, stopReason: decision.reason, answer: best.text }
+          : { ...base, route: "revise" },
+      );
     }
     const check = selfCheck(draft.text, state.task);
     const failing = verdicts.filter((v) => v.hard && !v.pass).map((v) => v.verifierId);
@@ -95,8 +105,8 @@ export function createVerifyNode({ settings }: VerifyNodeOptions) {
     const decisions = record(draft.iteration, action, step.why);
     emit(config, { type: "decision", ...decisions });
     if (step.action === "stop")
-      return { ...base, decisions, stopReason: step.reason, answer: best.text };
-    return { ...base, decisions, route: step.action };
+      return gate({ ...base, decisions, stopReason: step.reason, answer: best.text });
+    return gate({ ...base, decisions, route: step.action });
   };
 }
 
