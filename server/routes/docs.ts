@@ -70,6 +70,12 @@ const OPS: Op[] = [
     tag: "assistants",
   },
   {
+    method: "get",
+    path: "/assistants/{assistant_id}/subgraphs",
+    summary: "Subgraphs (none: the graphs here have no subgraphs)",
+    tag: "assistants",
+  },
+  {
     method: "post",
     path: "/assistants/{assistant_id}/versions",
     summary: "List versions",
@@ -219,6 +225,12 @@ const OPS: Op[] = [
     path: "/runs/wait",
     summary: "Wait for a stateless run",
     body: S.RunCreate,
+    tag: "runs",
+  },
+  {
+    method: "get",
+    path: "/runs/{run_id}/stream",
+    summary: "Join a stateless run's stream (Last-Event-ID replay)",
     tag: "runs",
   },
 ];
