@@ -4,6 +4,7 @@ import { Router } from "express";
 import { z } from "zod";
 import { sendJson } from "../http.ts";
 import * as S from "../schemas.ts";
+import { EvalCreate } from "./eval.ts";
 
 interface Op {
   method: "get" | "post" | "patch" | "delete";
@@ -232,6 +233,20 @@ const OPS: Op[] = [
     path: "/runs/{run_id}/stream",
     summary: "Join a stateless run's stream (Last-Event-ID replay)",
     tag: "runs",
+  },
+  {
+    method: "post",
+    path: "/eval",
+    summary: "Start an evaluation of dataset items through refinement strategies",
+    body: EvalCreate,
+    tag: "eval",
+  },
+  { method: "get", path: "/eval/{id}", summary: "Evaluation progress and results", tag: "eval" },
+  {
+    method: "get",
+    path: "/eval/{id}/chart.svg",
+    summary: "Evaluation chart (SVG), once finished",
+    tag: "eval",
   },
 ];
 
