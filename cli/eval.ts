@@ -1,7 +1,7 @@
 // `refinery eval`: runs JSONL datasets through refinement strategies and reports accuracy,
 // tokens, calls, time, refinements, rescue and harm per strategy (table, JSON, SVG chart).
 // Results are appended per item, so running the same command again resumes an interrupted run.
-import { mkdirSync, writeFileSync } from "node:fs";
+import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { processSettingsFromEnv } from "../core/config.ts";
@@ -37,13 +37,15 @@ and reports per strategy: accuracy, tokens, calls, wall time, refinements, rescu
       --max-iterations N     maximum drafts per run (default ${DEFAULT_MAX_ITERATIONS})
       --offline              use the offline simulated model even if OPENAI_API_KEY is set
       --seed N               seed of the simulated model (implies --offline; default ${DEFAULT_SIMULATED_OPTIONS.seed})
+      --fresh                discard earlier records of these datasets in DIR and start over
       --json                 print the summary JSON instead of the table
 
 Model: OPENAI_API_KEY / OPENAI_BASE_URL / REFINERY_MODEL, else the offline simulated model
 (results are then labelled "simulated" everywhere).
 Output in DIR, named after the dataset(s): NAME.records.jsonl (one record per item and strategy,
 appended as each finishes), NAME.summary.json, NAME.chart.svg (accuracy vs tokens per item).
-Interrupted (Ctrl-C, crash)? Run the same command again: recorded items are not re-run.
+Interrupted (Ctrl-C, crash)? Run the same command again: recorded items are not re-run
+(records from another configuration are refused; after changing code, use --fresh).
 Exit codes: 0 done; 1 a model or storage error stopped it; 2 invalid input; 130 interrupted.
 `;
 
@@ -57,6 +59,7 @@ const EVAL_FLAGS = {
   offline: { type: "boolean" },
   seed: { type: "string" },
   json: { type: "boolean" },
+  fresh: { type: "boolean" },
   help: { type: "boolean", short: "h" },
 } as const;
 
@@ -147,6 +150,7 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
   const name = names.join("+");
   const recordsPath = join(outDir, `${name}.records.jsonl`);
 
+  if (flags.fresh) rmSync(recordsPath, { force: true });
   const engine = openEngine({ settings, memory: true });
   const abort = new AbortController();
   const onSignal = () => abort.abort();

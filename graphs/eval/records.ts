@@ -95,6 +95,8 @@ export interface ConfigIdentity {
   strategy: Strategy;
   maxIterations: number;
   model: Record<string, unknown>;
+  /** Engine settings the runs depend on but do not pass explicitly (default prompts, limits). */
+  engine?: Record<string, unknown>;
 }
 
 export function configHash(identity: ConfigIdentity): string {

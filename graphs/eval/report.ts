@@ -55,8 +55,15 @@ export function formatTable(summary: EvalSummary): string {
     ...rows.map(line),
   ];
   for (const c of summary.comparisons) {
+    const mine = summary.strategies.find((s) => s.strategy === c.strategy);
+    const base = summary.strategies.find((s) => s.strategy === c.baseline);
+    const tokens = c.token_ratio === null ? "—" : `${(c.token_ratio * 100).toFixed(1)}%`;
+    const points =
+      c.accuracy_delta_points === null
+        ? "—"
+        : `${c.accuracy_delta_points >= 0 ? "+" : ""}${c.accuracy_delta_points.toFixed(1)} points`;
     out.push(
-      `${c.strategy} vs ${c.baseline}: ${c.token_ratio === null ? "—" : `${(c.token_ratio * 100).toFixed(1)}%`} of the tokens, accuracy ${c.accuracy_delta_points === null ? "—" : `${c.accuracy_delta_points >= 0 ? "+" : ""}${c.accuracy_delta_points.toFixed(1)} points`}`,
+      `${c.strategy} vs ${c.baseline}: ${tokens} of the tokens, accuracy ${points}, harm ${pct(mine?.harm_rate ?? null)} vs ${pct(base?.harm_rate ?? null)}`,
     );
   }
   return `${out.join("\n")}\n`;

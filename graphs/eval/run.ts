@@ -4,13 +4,14 @@
 // resumes where it stopped.
 import { randomUUID } from "node:crypto";
 import { setMaxListeners } from "node:events";
-import type { RefineOptions } from "../../core/config.ts";
+import { DEFAULT_LIMITS, type RefineOptions } from "../../core/config.ts";
 import { isRefineryError, RefineryError } from "../../core/errors.ts";
 import {
   createSimulatedModel,
   DEFAULT_SIMULATED_OPTIONS,
   SIMULATED_MODEL_NOTICE,
 } from "../../core/models/simulated.ts";
+import { DEFAULT_PROMPTS } from "../../core/prompts.ts";
 import type { RefineStateType, Strategy } from "../../core/state.ts";
 import { runVerifiers, type Verifier } from "../../core/verifiers/index.ts";
 import type { Engine } from "../engine.ts";
@@ -186,10 +187,12 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult
   const items = opts.limit === undefined ? allItems : allItems.slice(0, opts.limit);
   const model = modelIdentity(opts.model);
   const datasets = opts.datasets.map((d) => ({ name: d.name, sha256: d.sha256 }));
+  // Prompts and default limits are part of what is measured: changing them changes the config.
+  const engine = { prompts: DEFAULT_PROMPTS, limits: DEFAULT_LIMITS };
   const hashes = new Map(
     opts.strategies.map((strategy) => [
       strategy,
-      configHash({ datasets, strategy, maxIterations, model }),
+      configHash({ datasets, strategy, maxIterations, model, engine }),
     ]),
   );
   const models: RefineOptions["models"] =
@@ -230,7 +233,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult
         `the results already hold ${record.strategy} records from a different configuration (dataset, model, seed or max iterations changed)`,
         {
           field: "--out",
-          fix: "use another --out directory, or delete the old results to start over",
+          fix: "use another --out directory, or pass --fresh to discard the old records",
         },
       );
     }
@@ -242,8 +245,6 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult
   }
 
   // Item-major order: an interrupted evaluation has comparable partial results per strategy.
-  // Every concurrent run listens on the one signal; that is expected, not a leak.
-  if (opts.signal) setMaxListeners(Math.max(100, concurrency * 32), opts.signal);
   // Graders are built once per item (a JSON Schema compiles in milliseconds, not microseconds).
   const graders = new Map<DatasetItem, Verifier[]>();
   const gradersOf = (item: DatasetItem) => {
@@ -282,13 +283,24 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult
       todo,
       concurrency,
       async ({ item, strategy }) => {
-        const record = await evaluateItem(item, strategy, {
-          runner: opts.runner,
-          options: optionsFor(item, strategy),
-          config: hashes.get(strategy) as string,
-          graders: gradersOf(item),
-          signal: opts.signal,
-        });
+        // One signal per run: the graph adds abort listeners step by step, and they must not
+        // pile up on the evaluation's signal for its whole length.
+        const run = new AbortController();
+        setMaxListeners(0, run.signal);
+        const forward = () => run.abort(opts.signal?.reason);
+        opts.signal?.addEventListener("abort", forward, { once: true });
+        let record: ItemRecord;
+        try {
+          record = await evaluateItem(item, strategy, {
+            runner: opts.runner,
+            options: optionsFor(item, strategy),
+            config: hashes.get(strategy) as string,
+            graders: gradersOf(item),
+            signal: run.signal,
+          });
+        } finally {
+          opts.signal?.removeEventListener("abort", forward);
+        }
         opts.sink.append(record);
         done.set(recordKey(strategy, item.dataset, item.id), record);
         finished++;
