@@ -133,8 +133,16 @@ describe("thread CRUD", () => {
     expect(inter.map((t) => t.thread_id)).toEqual([interrupted.thread_id]);
     const byValues = await s.client.threads.search({ values: { topic: "searched" } });
     expect(byValues.map((t) => t.thread_id)).toEqual([done]);
+    // Newest first, paged with limit/offset, fields picked with select.
     const page = await s.client.threads.search({ metadata: { tag }, limit: 2 });
-    expect(page).toHaveLength(2);
+    expect(page.map((t) => t.thread_id)).toEqual([interrupted.thread_id, done]);
+    const rest = await s.client.threads.search({ metadata: { tag }, limit: 2, offset: 2 });
+    expect(rest.map((t) => t.thread_id)).toEqual([idle.thread_id]);
+    const picked = await s.client.threads.search({
+      metadata: { tag, kind: "ran" },
+      select: ["thread_id", "status"],
+    });
+    expect(picked).toEqual([{ thread_id: done, status: "idle" }]);
 
     expect(await s.client.threads.count({ metadata: { tag } })).toBe(3);
     expect(await s.client.threads.count({ metadata: { tag }, status: "idle" })).toBe(2);
@@ -164,6 +172,28 @@ describe("thread CRUD", () => {
       input: { topic: "new" },
     })) as unknown as StepValues;
     expect(out.log).toEqual(["one", "two", "three"]);
+  });
+});
+
+describe("delete while busy", () => {
+  it("cancels the thread's run and removes everything", async () => {
+    const before = await s.client.threads.count();
+    const t = await s.client.threads.create();
+    const run = await s.client.runs.create(t.thread_id, "slow", {
+      input: { topic: "doomed", delayMs: 200 },
+    });
+    await eventually(
+      async () =>
+        (await s.client.runs.get(t.thread_id, run.run_id)).status === "running" ? true : undefined,
+      "the run to start",
+    );
+    await s.client.threads.delete(t.thread_id);
+    expect((await failure(s.client.threads.get(t.thread_id))).status).toBe(404);
+    expect((await failure(s.client.runs.get(t.thread_id, run.run_id))).status).toBe(404);
+    // The cancelled run does not bring the thread back when it winds down.
+    await new Promise((r) => setTimeout(r, 300));
+    expect((await failure(s.client.threads.get(t.thread_id))).status).toBe(404);
+    expect(await s.client.threads.count()).toBe(before);
   });
 });
 
@@ -282,6 +312,8 @@ describe("state and history", () => {
     expect(beforeConfig.map((h) => h.checkpoint.checkpoint_id)).toEqual(
       all.slice(2).map((h) => h.checkpoint.checkpoint_id),
     );
+    const inputs = await s.client.threads.getHistory(id, { metadata: { source: "input" } });
+    expect(inputs.map((h) => h.metadata?.source)).toEqual(["input"]);
     const limited = await history(id, { before: pivot, limit: 1 });
     expect(limited.map((h) => h.checkpoint.checkpoint_id)).toEqual([
       all[2]?.checkpoint.checkpoint_id,
