@@ -57,7 +57,7 @@ export class RunExecutor {
 
   constructor(private readonly deps: ExecutorDeps) {}
 
-  /** Re-queues runs a crash left running, then starts taking runs. */
+  /** Re-queues runs a crash left running, repairs threads it left busy, then takes runs. */
   async start(): Promise<void> {
     const requeued = await this.deps.storage.runs.requeueRunning();
     for (const run of requeued) {
@@ -67,6 +67,7 @@ export class RunExecutor {
         attempt: run.attempt,
       });
     }
+    await this.repairBusyThreads();
     this.timer = setInterval(() => this.notify(), this.deps.pollMs ?? 1000);
     this.timer.unref();
     this.notify();
@@ -127,8 +128,8 @@ export class RunExecutor {
     const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), graceMs).unref());
     if ((await Promise.race([finished, timeout])) === "timeout") {
       for (const a of this.active.values()) {
-        a.cancel = undefined;
-        a.controller.abort("shutdown");
+        // A run a user is cancelling keeps that outcome (interrupted, or rolled back).
+        if (a.cancel === undefined) a.controller.abort("shutdown");
       }
       await finished;
     }
@@ -201,15 +202,22 @@ export class RunExecutor {
       let input: unknown = kwargs.command
         ? new Command(kwargs.command as ConstructorParameters<typeof Command>[0])
         : (kwargs.input ?? null);
-      // A re-queued run whose input was already checkpointed continues instead of starting over.
-      if (started && current !== kwargs.checkpoint_before) input = null;
+      // A re-queued run whose input was already checkpointed continues instead of starting over,
+      // from the thread's latest checkpoint (its own progress), not from a checkpoint_id it was
+      // created with: that would replay finished steps and drop its input.
+      const resumed = started && current !== kwargs.checkpoint_before;
+      if (resumed) input = null;
       const modes = [
         ...new Set(
           kwargs.stream_mode.map((m) => LIB_MODE[m]).filter((m): m is string => Boolean(m)),
         ),
       ];
       const stream = await graph.stream(input, {
-        configurable: { ...configurable, thread_id: run.thread_id, run_id: run.run_id },
+        configurable: {
+          ...(resumed ? withoutCheckpointId(configurable) : configurable),
+          thread_id: run.thread_id,
+          run_id: run.run_id,
+        },
         ...(kwargs.config.tags ? { tags: kwargs.config.tags } : {}),
         ...(kwargs.config.recursion_limit ? { recursionLimit: kwargs.config.recursion_limit } : {}),
         metadata: {
@@ -259,9 +267,10 @@ export class RunExecutor {
       return;
     }
     if (controller.signal.aborted && entry.cancel === undefined) {
-      // Shutdown: the run goes back to the queue and resumes from its last checkpoint.
+      // Shutdown: the run goes back to the queue and resumes from its last checkpoint. Its hub
+      // channel stays open: clients waiting on it (join, wait, stream) must not be told it ended;
+      // their connections are cut when the server closes, and they can join again after restart.
       await storage.runs.setStatus(run.run_id, "pending");
-      hub.close(run.run_id, { status: "interrupted" });
       log("info", "run paused for shutdown", ids);
       return;
     }
@@ -316,10 +325,56 @@ export class RunExecutor {
     });
   }
 
+  /**
+   * Threads marked busy with no run pending or running: a crash came between recording a run's
+   * outcome and its thread's (or a cancel and the thread refresh). Nothing would ever clear them.
+   */
+  private async repairBusyThreads(): Promise<void> {
+    const { storage, log } = this.deps;
+    const limit = 100;
+    let offset = 0; // busy threads that have runs in flight stay in the result set
+    for (;;) {
+      const page = await storage.threads.search({
+        status: "busy",
+        limit,
+        offset,
+        sort_by: "thread_id",
+        sort_order: "asc",
+      });
+      for (const { thread_id } of page) {
+        try {
+          if ((await storage.runs.inflight(thread_id)).length > 0) {
+            offset += 1;
+            continue;
+          }
+          const [last] = await storage.runs.list(thread_id, { limit: 1 });
+          if (last?.kwargs.temporary) {
+            await this.deps.checkpoints.deleteThread(thread_id);
+            await storage.threads.delete(thread_id);
+          } else {
+            await this.refreshThread(thread_id, undefined, {
+              error: last?.status === "error" ? (last.error ?? undefined) : undefined,
+              cancelled: last?.status === "interrupted",
+            });
+          }
+          log("warn", "repaired thread left busy by a previous process", { thread_id });
+        } catch (err) {
+          offset += 1; // still busy: skip it rather than fail the start-up
+          log("error", "could not repair thread left busy", {
+            thread_id,
+            error: serializeError(err),
+          });
+        }
+      }
+      if (page.length < limit) return;
+    }
+  }
+
   /** Re-reads a thread's state after a cancel or rollback. */
   private async refreshThread(
     threadId: string,
     graph?: { getState: (c: Record<string, unknown>) => Promise<StateSnapshotLike> },
+    outcome: { error?: { error: string; message: string }; cancelled?: boolean } = {},
   ): Promise<void> {
     let state: StateSnapshotLike | undefined;
     try {
@@ -333,7 +388,12 @@ export class RunExecutor {
     } catch {
       state = undefined;
     }
-    await this.recordThread(threadId, state && state.createdAt ? state : undefined);
+    await this.recordThread(
+      threadId,
+      state && state.createdAt ? state : undefined,
+      outcome.error,
+      outcome.cancelled,
+    );
   }
 
   private countTokens(
@@ -381,4 +441,12 @@ export class RunExecutor {
     }
     this.deps.log("warn", "run webhook failed", { run_id: run.run_id, url });
   }
+}
+
+/** A run's configurable without the checkpoint it was created from. */
+function withoutCheckpointId(configurable: Record<string, unknown>): Record<string, unknown> {
+  const rest = { ...configurable };
+  delete rest.checkpoint_id;
+  delete rest.checkpoint_map;
+  return rest;
 }
