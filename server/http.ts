@@ -142,6 +142,11 @@ export async function writeJsonWithKeepAlive(
     if (!res.headersSent) res.flushHeaders();
     res.write("\n");
   }, everyMs);
+  // The connection can go first (client gone, or cut at shutdown while `work` never settles).
+  res.once("close", () => {
+    clearInterval(timer);
+    timer = undefined;
+  });
   try {
     const result = await work;
     clearInterval(timer);
