@@ -1,5 +1,6 @@
-// `refinery eval` as a user runs it: a child process of the bin, on the offline simulated model
-// and against the OpenAI-compatible stub server over loopback HTTP (the real model path).
+// `refinery eval` as a user runs it: a child process of the bin on the offline simulated model,
+// and the same entry point against the OpenAI-compatible stub server over loopback HTTP (the real
+// model path).
 import { spawn } from "node:child_process";
 import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -169,7 +170,8 @@ describe("refinery eval", () => {
     });
     try {
       const out = join(dir, "stub-out");
-      const r = await cli(
+      // In-process (the bin is covered above): the same entry point, real HTTP to the stub.
+      const r = await inProcess(
         [
           "eval",
           "--dataset",
