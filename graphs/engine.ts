@@ -8,6 +8,7 @@ import {
 } from "../core/checkpointer.ts";
 import { createModelProvider, type ModelProvider } from "../core/models/provider.ts";
 import { createSettingsResolver, type SettingsResolver } from "../core/settings.ts";
+import type { FeedbackSource } from "../nodes/support.ts";
 import { createRefineGraph } from "./refine.ts";
 
 export interface EngineOptions {
@@ -18,6 +19,8 @@ export interface EngineOptions {
   memory?: boolean;
   /** Inject a provider (tests use scripted models). */
   provider?: ModelProvider;
+  /** Live feedback source (the server's inbox). */
+  inbox?: FeedbackSource;
 }
 
 export interface Engine {
@@ -34,6 +37,10 @@ export function openEngine(options: EngineOptions): Engine {
   const checkpointer = options.memory
     ? openMemoryCheckpointer()
     : openSqliteCheckpointer(options.settings.dbPath);
-  const graph = createRefineGraph({ settings: resolve, checkpointer: checkpointer.saver });
+  const graph = createRefineGraph({
+    settings: resolve,
+    checkpointer: checkpointer.saver,
+    inbox: options.inbox,
+  });
   return { graph, checkpointer, provider, resolve, close: () => checkpointer.close() };
 }

@@ -13,6 +13,7 @@ import { createApproveNode } from "../nodes/approve.ts";
 import { createCritiqueNode } from "../nodes/critique.ts";
 import { createGenerateNode } from "../nodes/generate.ts";
 import { createReviseNode } from "../nodes/revise.ts";
+import { withLiveFeedback, type FeedbackSource } from "../nodes/support.ts";
 import { createVerifyNode } from "../nodes/verify.ts";
 
 export const REFINE_NODES = ["generate", "critique", "verify", "revise", "approve"] as const;
@@ -26,14 +27,16 @@ export function routeNext(fallback: RefineNode) {
 
 export interface RefineGraphDeps {
   settings: SettingsResolver;
+  /** Live feedback sent while a thread runs or waits (the server provides it). */
+  inbox?: FeedbackSource;
 }
 
-export function buildRefineGraph({ settings }: RefineGraphDeps) {
+export function buildRefineGraph({ settings, inbox }: RefineGraphDeps) {
   return new StateGraph(RefineState)
-    .addNode("generate", createGenerateNode({ settings }))
-    .addNode("critique", createCritiqueNode({ settings }))
+    .addNode("generate", withLiveFeedback(createGenerateNode({ settings }), inbox))
+    .addNode("critique", withLiveFeedback(createCritiqueNode({ settings }), inbox))
     .addNode("verify", createVerifyNode({ settings }))
-    .addNode("revise", createReviseNode({ settings }))
+    .addNode("revise", withLiveFeedback(createReviseNode({ settings }), inbox))
     .addNode("approve", createApproveNode({ settings }))
     .addEdge(START, "generate")
     .addConditionalEdges("generate", routeNext("critique"), ["critique", "verify", END])

@@ -7,6 +7,7 @@ import { isRefineryError } from "../core/errors.ts";
 import { renderTemplate, type PromptTemplate } from "../core/prompts.ts";
 import {
   latestDraft,
+  type Feedback,
   type RefineStateType,
   type RefineUpdate,
   type StopReason,
@@ -89,5 +90,29 @@ export function gateForApproval(
     pendingStop: wanted,
     pendingRoute: next,
     approvalReason: reason,
+  };
+}
+
+/** Where live feedback waits until the next step of its thread takes it (see core/storage/feedback-inbox.ts). */
+export interface FeedbackSource {
+  take(threadId: string): Promise<Feedback[]>;
+}
+
+/**
+ * Wraps a node so it first takes the thread's pending live feedback: the node sees it in its
+ * prompt, and the update stores it in the thread's state (so it shows in the history).
+ */
+export function withLiveFeedback<S extends RefineStateType>(
+  node: (state: S, config: RunnableConfig) => RefineUpdate | Promise<RefineUpdate>,
+  inbox: FeedbackSource | undefined,
+) {
+  if (!inbox) return node;
+  return async (state: S, config: RunnableConfig): Promise<RefineUpdate> => {
+    const threadId = config.configurable?.thread_id;
+    const incoming = typeof threadId === "string" ? await inbox.take(threadId) : [];
+    if (incoming.length === 0) return node(state, config);
+    const update = await node({ ...state, feedback: [...state.feedback, ...incoming] }, config);
+    emit(config, { type: "feedback", node: "inbox", feedback: incoming });
+    return { ...update, feedback: incoming };
   };
 }

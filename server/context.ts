@@ -3,6 +3,7 @@
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
 import { RefineryError } from "../core/errors.ts";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
+import type { FeedbackInbox } from "../core/storage/feedback-inbox.ts";
 import type { Assistant, Storage, Thread } from "../core/storage/types.ts";
 import { systemAssistantId, type GraphRegistry, type RunnableGraph } from "../graphs/registry.ts";
 import type { RunExecutor } from "./executor.ts";
@@ -24,6 +25,10 @@ export interface AppDeps {
   validateConfig?: (graphId: string, config: Record<string, unknown> | undefined) => void;
   /** Describes a graph's input/config schemas for GET /assistants/:id/schemas. */
   schemasFor?: (graphId: string) => Record<string, unknown> | undefined;
+  /** Live feedback for running or waiting threads. */
+  inbox?: FeedbackInbox;
+  /** Filled by the runs router: resumes a thread waiting on an approval with a decision. */
+  hooks?: { resumeApproval?: (threadId: string, decision: unknown) => Promise<unknown> };
   bodyLimit?: string;
   keepAliveMs?: number;
   version: string;

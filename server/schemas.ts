@@ -231,3 +231,13 @@ export const CancelQuery = z.object({
     .transform((v) => v === "true" || v === "1"),
   action: z.enum(["interrupt", "rollback"]).optional().default("interrupt"),
 });
+
+export const FeedbackBody = z
+  .object({
+    text: z
+      .string({ error: "text is required: the feedback to apply" })
+      .trim()
+      .min(1, "text must not be empty")
+      .max(10_000),
+  })
+  .strict();

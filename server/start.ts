@@ -6,11 +6,13 @@ import type { Server } from "node:http";
 import { z } from "zod";
 import { processSettingsFromEnv, RefineOptionsSchema } from "../core/config.ts";
 import { createSqliteCheckpointAdmin, ensureSaverSetup } from "../core/storage/checkpoint-admin.ts";
+import { createSqliteFeedbackInbox, type FeedbackInbox } from "../core/storage/feedback-inbox.ts";
 import { createSqliteStorage } from "../core/storage/sqlite.ts";
 import { openEngine } from "../graphs/engine.ts";
 import { createGraphRegistry, systemAssistantId, type RunnableGraph } from "../graphs/registry.ts";
 import type { ModelProvider } from "../core/models/provider.ts";
 import { createApp } from "./app.ts";
+import { ApprovalWatcher } from "./approval-watcher.ts";
 import { RunExecutor } from "./executor.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
@@ -45,12 +47,20 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const log =
     options.log ?? createLogger({ level: (env.LOG_LEVEL as LogLevel | undefined) ?? "info" });
   const settings = processSettingsFromEnv(env);
-  const engine = openEngine({ settings, provider: options.provider });
+  // The inbox lives in the database the engine opens, so the engine gets a forwarder to it.
+  const inboxRef: { current?: FeedbackInbox } = {};
+  const engine = openEngine({
+    settings,
+    provider: options.provider,
+    inbox: { take: async (threadId) => (inboxRef.current ? inboxRef.current.take(threadId) : []) },
+  });
   const db = engine.checkpointer.db;
   if (!db) throw new Error("the server needs the SQLite checkpointer");
   const saver = engine.checkpointer.saver;
   await ensureSaverSetup(saver);
   const storage = createSqliteStorage(db);
+  const inbox = createSqliteFeedbackInbox(db);
+  inboxRef.current = inbox;
   const checkpoints = createSqliteCheckpointAdmin(db);
 
   const configPath =
@@ -94,7 +104,10 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     concurrency,
     pollMs: options.pollMs,
   });
+  const hooks: { resumeApproval?: (threadId: string, decision: unknown) => Promise<unknown> } = {};
   const app = createApp({
+    inbox,
+    hooks,
     storage,
     registry,
     executor,
@@ -136,6 +149,17 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   });
   server.keepAliveTimeout = 65_000;
   await executor.start();
+  const approvals = new ApprovalWatcher({
+    db,
+    storage,
+    log,
+    intervalMs: Number(env.REFINERY_APPROVAL_POLL_MS ?? 1000),
+    resume: async (threadId, decision) => {
+      if (!hooks.resumeApproval) throw new Error("runs router not mounted");
+      return hooks.resumeApproval(threadId, decision);
+    },
+  });
+  approvals.start();
   const address = server.address() as AddressInfo;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
   log("info", "server listening", {
@@ -154,6 +178,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     async close(graceMs = 10_000) {
       if (closed) return;
       closed = true;
+      approvals.stop();
       const stopped = new Promise<void>((r) => server.close(() => r()));
       await executor.stop(graceMs);
       server.closeAllConnections();

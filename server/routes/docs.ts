@@ -4,6 +4,7 @@ import { Router } from "express";
 import { z } from "zod";
 import { sendJson } from "../http.ts";
 import * as S from "../schemas.ts";
+import { ApprovalDecisionSchema } from "../../core/approval.ts";
 import { EvalCreate } from "./eval.ts";
 
 interface Op {
@@ -242,6 +243,27 @@ const OPS: Op[] = [
     tag: "eval",
   },
   { method: "get", path: "/eval/{id}", summary: "Evaluation progress and results", tag: "eval" },
+  {
+    method: "get",
+    path: "/approvals",
+    summary: "Pending human approvals (threads interrupted on an approval)",
+    tag: "approvals",
+  },
+  {
+    method: "post",
+    path: "/threads/{thread_id}/approval",
+    summary:
+      "Answer a pending approval: approve | reject with feedback | edit | abort (409 if already answered)",
+    body: ApprovalDecisionSchema,
+    tag: "approvals",
+  },
+  {
+    method: "post",
+    path: "/threads/{thread_id}/feedback",
+    summary: "Live feedback for a running or waiting thread; the next critique/revise uses it",
+    body: S.FeedbackBody,
+    tag: "approvals",
+  },
   {
     method: "get",
     path: "/eval/{id}/chart.svg",

@@ -2,14 +2,38 @@
 // delete, join, join-stream with Last-Event-ID replay, and cancel.
 import { randomUUID } from "node:crypto";
 import { Router, type Request, type Response } from "express";
-import { RefineryError } from "../../core/errors.ts";
+import {
+  ApprovalDecisionSchema,
+  isApprovalRequest,
+  normalizeDecision,
+} from "../../core/approval.ts";
+import { fromZodError, RefineryError } from "../../core/errors.ts";
 import type { Run, RunKwargs, Thread } from "../../core/storage/types.ts";
 import { findAssistant, findThread, isUuid, type AppDeps } from "../context.ts";
 import { notFound, parseBody, sendJson, writeJsonWithKeepAlive, writeSse } from "../http.ts";
-import { CancelQuery, RunCreate, RunListQuery, type RunCreateBody } from "../schemas.ts";
+import {
+  CancelQuery,
+  FeedbackBody,
+  RunCreate,
+  RunListQuery,
+  type RunCreateBody,
+} from "../schemas.ts";
 import type { RunEnd, RunEvent } from "../stream-hub.ts";
 
 const TERMINAL = new Set(["success", "error", "timeout", "interrupted"]);
+
+/**
+ * When the thread waits on a human approval, the resume value must be a valid decision: a 422
+ * that says what is expected, and the thread stays interrupted.
+ */
+function checkApprovalDecision(thread: Thread, resume: unknown): void {
+  const pending = Object.values(thread.interrupts ?? {})
+    .flat()
+    .some((i) => isApprovalRequest((i as { value?: unknown }).value));
+  if (!pending) return;
+  const parsed = ApprovalDecisionSchema.safeParse(normalizeDecision(resume));
+  if (!parsed.success) throw fromZodError(parsed.error, "command.resume");
+}
 
 export function runRoutes(deps: AppDeps): Router {
   const r = Router();
@@ -47,8 +71,13 @@ export function runRoutes(deps: AppDeps): Router {
         fix: "send command.resume only to a thread whose status is interrupted (see GET /threads/{id})",
       });
     }
+    if (body.command?.resume !== undefined && thread)
+      checkApprovalDecision(thread, body.command.resume);
     const configurable: Record<string, unknown> = {
       ...(assistant.config.configurable ?? {}),
+      // As in the reference server, a thread keeps the configurable its runs were given, so a
+      // resume (or any later run) keeps the verifiers, limits and approval policy it started with.
+      ...(thread ? await stickyConfigurable(thread.thread_id) : {}),
       ...(body.config?.configurable ?? {}),
       ...(body.checkpoint ?? {}),
       ...(body.checkpoint_id ? { checkpoint_id: body.checkpoint_id } : {}),
@@ -105,6 +134,16 @@ export function runRoutes(deps: AppDeps): Router {
       },
       { rejectIfInflight: strategy === "reject" },
     );
+    if (!result.created && body.command?.resume !== undefined) {
+      throw new RefineryError(
+        "conflict",
+        "This interrupt is already being resumed by another request",
+        {
+          field: "command.resume",
+          fix: "reload the thread: someone else answered first",
+        },
+      );
+    }
     if (!result.created) {
       throw new RefineryError(
         "thread_busy",
@@ -120,6 +159,22 @@ export function runRoutes(deps: AppDeps): Router {
     }
     executor.notify();
     return { run: result.run, body };
+  }
+
+  async function stickyConfigurable(threadId: string): Promise<Record<string, unknown>> {
+    const [last] = await storage.runs.list(threadId, { limit: 1 });
+    const out = { ...(last?.kwargs.config.configurable ?? {}) };
+    for (const key of [
+      "checkpoint_id",
+      "checkpoint_ns",
+      "checkpoint_map",
+      "run_id",
+      "thread_id",
+      "graph_id",
+      "assistant_id",
+    ])
+      delete out[key];
+    return out;
   }
 
   /** A run must name a checkpoint and nodes that exist: a 404 / 422 now, not a failed run later. */
@@ -300,6 +355,83 @@ export function runRoutes(deps: AppDeps): Router {
       );
       res.status(202).end();
     }
+  });
+
+  // Human-in-the-loop: the queue of pending approvals, a friendly way to answer one, and live
+  // feedback for a running or waiting thread.
+  r.get("/approvals", async (req, res) => {
+    const limit = Math.min(Math.max(Number(req.query.limit ?? 100) || 100, 1), 1000);
+    const threads = await storage.threads.search({
+      status: "interrupted",
+      limit,
+      sort_by: "updated_at",
+      sort_order: "asc",
+    });
+    const out = [];
+    for (const t of threads) {
+      for (const [taskId, list] of Object.entries(t.interrupts ?? {})) {
+        for (const i of list as { id?: string; value?: unknown }[]) {
+          if (!isApprovalRequest(i.value)) continue;
+          const values = (t.values ?? {}) as { task?: unknown };
+          out.push({
+            thread_id: t.thread_id,
+            task_id: taskId,
+            interrupt_id: i.id ?? null,
+            task: typeof values.task === "string" ? values.task : null,
+            request: i.value,
+            updated_at: t.updated_at,
+            metadata: t.metadata,
+          });
+        }
+      }
+    }
+    sendJson(res, 200, out);
+  });
+
+  const resumeApproval = async (threadId: string, decision: unknown) => {
+    const thread = await findThread(deps, threadId);
+    const assistantId =
+      typeof thread.metadata.assistant_id === "string"
+        ? thread.metadata.assistant_id
+        : String(thread.metadata.graph_id);
+    return (
+      await createRun(thread.thread_id, {
+        assistant_id: assistantId,
+        command: { resume: decision },
+        stream_mode: ["values", "updates", "custom"],
+      })
+    ).run;
+  };
+  if (deps.hooks) deps.hooks.resumeApproval = resumeApproval;
+
+  r.post("/threads/:thread_id/approval", async (req, res) => {
+    const thread = await findThread(deps, req.params.thread_id);
+    const pending = Object.values(thread.interrupts ?? {})
+      .flat()
+      .some((i) => isApprovalRequest((i as { value?: unknown }).value));
+    if (!pending || thread.status !== "interrupted") {
+      throw new RefineryError("conflict", "Thread is not waiting for an approval", {
+        field: "thread_id",
+        fix: "GET /approvals lists the threads that are; someone may have answered already",
+      });
+    }
+    const decision = parseBody(ApprovalDecisionSchema, normalizeDecision(req.body));
+    const run = await resumeApproval(thread.thread_id, decision);
+    res.setHeader("Content-Location", location(run, false));
+    sendJson(res, 200, run);
+  });
+
+  r.post("/threads/:thread_id/feedback", async (req, res) => {
+    const thread = await findThread(deps, req.params.thread_id);
+    const { text } = parseBody(FeedbackBody, req.body);
+    if (!deps.inbox)
+      throw new RefineryError("internal", "live feedback is not available on this server");
+    const feedback = await deps.inbox.add(thread.thread_id, text);
+    sendJson(res, 200, {
+      thread_id: thread.thread_id,
+      feedback,
+      pending: await deps.inbox.pending(thread.thread_id),
+    });
   });
 
   // Stateless runs: a temporary thread, deleted when the run ends unless on_completion "keep".

@@ -1,0 +1,195 @@
+// Enforces what happens around a pending approval while nobody is looking: the webhook POST
+// when an approval becomes pending (HMAC-signed, retried with backoff) and the deadline policy
+// (approve or reject on expiry). State lives in the database, so both survive restarts.
+import { createHmac } from "node:crypto";
+import type Database from "better-sqlite3";
+import {
+  isApprovalRequest,
+  type ApprovalDecision,
+  type ApprovalOptions,
+  type ApprovalRequest,
+} from "../core/approval.ts";
+import { refineOptionsFromConfigurable } from "../core/config.ts";
+import type { Storage, Thread } from "../core/storage/types.ts";
+import type { Logger } from "./log.ts";
+
+export interface ApprovalWatcherDeps {
+  db: Database.Database;
+  storage: Storage;
+  log: Logger;
+  /** Starts a run that resumes the thread with a decision (the runs router provides it). */
+  resume(threadId: string, decision: ApprovalDecision): Promise<unknown>;
+  fetch?: typeof fetch;
+  intervalMs?: number;
+  now?: () => number;
+}
+
+const MAX_ATTEMPTS = 6;
+
+export function signBody(secret: string, body: string): string {
+  return `sha256=${createHmac("sha256", secret).update(body).digest("hex")}`;
+}
+
+export class ApprovalWatcher {
+  private timer?: NodeJS.Timeout;
+  private running = false;
+
+  constructor(private readonly deps: ApprovalWatcherDeps) {
+    deps.db.exec(`CREATE TABLE IF NOT EXISTS refinery_approval_notices (
+      thread_id TEXT NOT NULL,
+      interrupt_id TEXT NOT NULL,
+      attempts INTEGER NOT NULL DEFAULT 0,
+      next_at INTEGER NOT NULL DEFAULT 0,
+      delivered_at TEXT,
+      PRIMARY KEY (thread_id, interrupt_id)
+    )`);
+  }
+
+  start(): void {
+    this.timer = setInterval(() => void this.tick(), this.deps.intervalMs ?? 1000);
+    this.timer.unref();
+  }
+
+  stop(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** One pass over interrupted threads (exported for tests). */
+  async tick(): Promise<void> {
+    if (this.running) return;
+    this.running = true;
+    try {
+      const threads = await this.deps.storage.threads.search({
+        status: "interrupted",
+        limit: 500,
+        sort_by: "updated_at",
+        sort_order: "asc",
+      });
+      for (const thread of threads) {
+        for (const { id, request } of pendingApprovals(thread)) {
+          const options = await this.optionsFor(thread);
+          await this.expire(thread, request, options);
+          if (options?.webhook) await this.notify(thread, id, request, options.webhook);
+        }
+      }
+    } catch (err) {
+      this.deps.log("warn", "approval watcher pass failed", { message: (err as Error).message });
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async optionsFor(thread: Thread): Promise<ApprovalOptions | undefined> {
+    const [run] = await this.deps.storage.runs.list(thread.thread_id, { limit: 1 });
+    let fromRun: ApprovalOptions | undefined;
+    try {
+      fromRun = refineOptionsFromConfigurable(run?.kwargs.config.configurable).approval;
+    } catch {
+      fromRun = undefined;
+    }
+    const stored = (thread.values as { options?: { approval?: ApprovalOptions } } | null)?.options
+      ?.approval;
+    return fromRun ?? stored;
+  }
+
+  private async expire(
+    thread: Thread,
+    request: ApprovalRequest,
+    options: ApprovalOptions | undefined,
+  ): Promise<void> {
+    const policy = request.onExpiry ?? options?.onExpiry ?? "wait";
+    if (!request.deadline || policy === "wait") return;
+    if (Date.parse(request.deadline) > (this.deps.now?.() ?? Date.now())) return;
+    const decision: ApprovalDecision =
+      policy === "approve"
+        ? {
+            action: "approve",
+            comment: `approval deadline ${request.deadline} passed: approved automatically`,
+          }
+        : {
+            action: "reject",
+            feedback: `approval deadline ${request.deadline} passed: no reviewer answered, revise and resubmit`,
+          };
+    try {
+      await this.deps.resume(thread.thread_id, decision);
+      this.deps.log("info", "approval deadline applied", { thread_id: thread.thread_id, policy });
+    } catch (err) {
+      // A reviewer answered at the same moment (409) — theirs wins.
+      this.deps.log("info", "approval deadline not applied", {
+        thread_id: thread.thread_id,
+        message: (err as Error).message,
+      });
+    }
+  }
+
+  private async notify(
+    thread: Thread,
+    interruptId: string,
+    request: ApprovalRequest,
+    hook: NonNullable<ApprovalOptions["webhook"]>,
+  ): Promise<void> {
+    const { db } = this.deps;
+    const now = this.deps.now?.() ?? Date.now();
+    db.prepare(
+      "INSERT OR IGNORE INTO refinery_approval_notices (thread_id, interrupt_id) VALUES (?, ?)",
+    ).run(thread.thread_id, interruptId);
+    const row = db
+      .prepare(
+        "SELECT attempts, next_at, delivered_at FROM refinery_approval_notices WHERE thread_id = ? AND interrupt_id = ?",
+      )
+      .get(thread.thread_id, interruptId) as {
+      attempts: number;
+      next_at: number;
+      delivered_at: string | null;
+    };
+    if (row.delivered_at || row.attempts >= MAX_ATTEMPTS || row.next_at > now) return;
+    const body = JSON.stringify({
+      event: "approval.pending",
+      thread_id: thread.thread_id,
+      interrupt_id: interruptId,
+      request,
+      at: new Date(now).toISOString(),
+    });
+    const headers: Record<string, string> = { "content-type": "application/json" };
+    if (hook.secret) headers["x-refinery-signature"] = signBody(hook.secret, body);
+    let ok = false;
+    try {
+      const res = await (this.deps.fetch ?? fetch)(hook.url, {
+        method: "POST",
+        headers,
+        body,
+        signal: AbortSignal.timeout(10_000),
+      });
+      ok = res.ok;
+    } catch {
+      ok = false;
+    }
+    const attempts = row.attempts + 1;
+    if (ok) {
+      db.prepare(
+        "UPDATE refinery_approval_notices SET attempts = ?, delivered_at = ? WHERE thread_id = ? AND interrupt_id = ?",
+      ).run(attempts, new Date(now).toISOString(), thread.thread_id, interruptId);
+      return;
+    }
+    // Exponential backoff with jitter: ~1 s, 2 s, 4 s ... capped at 5 min.
+    const delay = Math.min(300_000, 1000 * 2 ** (attempts - 1)) * (0.5 + Math.random() / 2);
+    db.prepare(
+      "UPDATE refinery_approval_notices SET attempts = ?, next_at = ? WHERE thread_id = ? AND interrupt_id = ?",
+    ).run(attempts, Math.round(now + delay), thread.thread_id, interruptId);
+    this.deps.log("warn", "approval webhook failed", {
+      thread_id: thread.thread_id,
+      url: hook.url,
+      attempts,
+    });
+  }
+}
+
+function pendingApprovals(thread: Thread): { id: string; request: ApprovalRequest }[] {
+  const out: { id: string; request: ApprovalRequest }[] = [];
+  for (const [taskId, list] of Object.entries(thread.interrupts ?? {})) {
+    for (const i of list as { id?: string; value?: unknown }[]) {
+      if (isApprovalRequest(i.value)) out.push({ id: i.id ?? taskId, request: i.value });
+    }
+  }
+  return out;
+}
