@@ -23,6 +23,8 @@ export interface AppDeps {
   metrics: Metrics;
   /** Validates an assistant/run config for a graph (e.g. the refine options); throws RefineryError. */
   validateConfig?: (graphId: string, config: Record<string, unknown> | undefined) => void;
+  /** Validates a run's input for a graph (e.g. the refine task); throws RefineryError. */
+  validateInput?: (graphId: string, input: unknown) => void;
   /** Describes a graph's input/config schemas for GET /assistants/:id/schemas. */
   schemasFor?: (graphId: string) => Record<string, unknown> | undefined;
   /** Live feedback for running or waiting threads. */

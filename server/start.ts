@@ -11,6 +11,7 @@ import { createSqliteStorage } from "../core/storage/sqlite.ts";
 import { openEngine } from "../graphs/engine.ts";
 import { createGraphRegistry, systemAssistantId, type RunnableGraph } from "../graphs/registry.ts";
 import type { ModelProvider } from "../core/models/provider.ts";
+import { fromZodError } from "../core/errors.ts";
 import { createApp } from "./app.ts";
 import { ApprovalWatcher } from "./approval-watcher.ts";
 import { RunExecutor } from "./executor.ts";
@@ -39,6 +40,18 @@ export interface RunningServer {
   /** Graceful stop: no new runs, in-flight runs get `graceMs` to finish, then the db closes. */
   close(graceMs?: number): Promise<void>;
 }
+
+/** What a run of the refine graph takes as input. */
+const RefineInputSchema = z
+  .object({
+    task: z
+      .string({ error: "task is required: the text to refine an answer for" })
+      .trim()
+      .min(1, "task must not be empty"),
+    context: z.string().optional(),
+    options: RefineOptionsSchema.optional(),
+  })
+  .loose();
 
 export const VERSION = "0.1.0";
 
@@ -121,6 +134,11 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     bodyLimit: env.REFINERY_BODY_LIMIT ?? "1mb",
     validateConfig: (graphId, config) => {
       if (graphId === "refine") engine.resolve(config as never);
+    },
+    validateInput: (graphId, input) => {
+      if (graphId !== "refine") return;
+      const parsed = RefineInputSchema.safeParse(input);
+      if (!parsed.success) throw fromZodError(parsed.error, "input");
     },
     schemasFor: (graphId) =>
       graphId === "refine"

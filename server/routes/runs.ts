@@ -87,6 +87,8 @@ export function runRoutes(deps: AppDeps): Router {
     };
     delete configurable.thread_id_override;
     deps.validateConfig?.(assistant.graph_id, { configurable });
+    if (body.input !== undefined && body.input !== null)
+      deps.validateInput?.(assistant.graph_id, body.input);
     await checkTargets(assistant.graph_id, body, thread, configurable);
     thread ??= await storage.threads.create(
       { thread_id: targetId, metadata: {} },

@@ -542,3 +542,24 @@ describe("the SDK does not retry 4xx", () => {
     expect(Date.now() - started).toBeLessThan(1_000);
   });
 });
+
+describe("refine input is checked when the run is created", () => {
+  it.each([
+    [{}, /input\.task.*task is required/],
+    [{ task: 5 }, /input\.task/],
+    [{ task: "   " }, /input\.task.*must not be empty/],
+    [{ task: "x", options: { maxIterations: 0 } }, /input\.options\.maxIterations/],
+  ])("%j -> 422 naming the field, no run created", async (input, message) => {
+    const thread = await s.client.threads.create();
+    const res = await fetch(`${s.url}/threads/${thread.thread_id}/runs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ assistant_id: "refine", input }),
+    });
+    expect(res.status).toBe(422);
+    const body = (await res.json()) as { message: string; field: string };
+    expect(`${body.field} ${body.message}`).toMatch(message);
+    expect(await s.client.runs.list(thread.thread_id)).toEqual([]);
+    expect((await s.client.threads.get(thread.thread_id)).status).toBe("idle");
+  });
+});
