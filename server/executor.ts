@@ -197,6 +197,7 @@ export class RunExecutor {
       const started = kwargs.checkpoint_before !== undefined;
       if (!started) {
         kwargs.checkpoint_before = typeof current === "string" ? current : null;
+        await this.deps.checkpoints.snapshot(run.run_id, run.thread_id, kwargs.checkpoint_before);
         await storage.runs.setCheckpointBefore(run.run_id, kwargs.checkpoint_before);
       }
       let input: unknown = kwargs.command
@@ -259,10 +260,24 @@ export class RunExecutor {
     }
 
     if (entry.cancel === "rollback") {
-      await this.deps.checkpoints.rollback(run.thread_id, kwargs.checkpoint_before ?? null);
+      await this.deps.checkpoints.rollback(
+        run.thread_id,
+        kwargs.checkpoint_before ?? null,
+        run.run_id,
+      );
       await storage.runs.delete(run.run_id, run.thread_id);
       hub.close(run.run_id, { status: "interrupted" });
-      await this.refreshThread(run.thread_id, graph);
+      // The thread goes back to the graph of its previous run, which owns the restored state.
+      const [previous] = await storage.runs.list(run.thread_id, { limit: 1 });
+      const previousGraph = previous?.kwargs.config.configurable.graph_id;
+      if (previous && typeof previousGraph === "string") {
+        await storage.threads.update(run.thread_id, {
+          metadata: { graph_id: previousGraph, assistant_id: previous.assistant_id },
+        });
+        await this.refreshThread(run.thread_id);
+      } else {
+        await this.refreshThread(run.thread_id, graph);
+      }
       log("info", "run rolled back", ids);
       return;
     }
@@ -283,6 +298,7 @@ export class RunExecutor {
     }
     const values = after ? toPlain(after.values) : undefined;
     await storage.runs.setStatus(run.run_id, status, error ?? null);
+    await this.deps.checkpoints.discard(run.run_id);
     if (kwargs.temporary) {
       await this.deps.checkpoints.deleteThread(run.thread_id);
       await storage.threads.delete(run.thread_id);

@@ -11,7 +11,14 @@ export interface CheckpointAdmin {
    * Deletes every checkpoint of `threadId` newer than `keep` (checkpoint ids are time-ordered
    * uuid6), so the thread is exactly as it was at `keep`; `keep` null deletes them all.
    */
-  rollback(threadId: string, keep: string | null): Promise<void>;
+  rollback(threadId: string, keep: string | null, runId?: string): Promise<void>;
+  /**
+   * Saves the pending writes of checkpoint `keep` as a run starts (an interrupt waiting there,
+   * say): the run's first step may overwrite them, and a rollback must bring them back.
+   */
+  snapshot(runId: string, threadId: string, keep: string | null): Promise<void>;
+  /** Drops a run's snapshot once the run can no longer be rolled back. */
+  discard(runId: string): Promise<void>;
   deleteThread(threadId: string): Promise<void>;
 }
 
@@ -21,6 +28,18 @@ export async function ensureSaverSetup(saver: BaseCheckpointSaver): Promise<void
 }
 
 export function createSqliteCheckpointAdmin(db: Database.Database): CheckpointAdmin {
+  db.exec(`CREATE TABLE IF NOT EXISTS refinery_rollback_writes (
+    run_id TEXT NOT NULL,
+    thread_id TEXT NOT NULL,
+    checkpoint_ns TEXT NOT NULL,
+    checkpoint_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    idx INTEGER NOT NULL,
+    channel TEXT NOT NULL,
+    type TEXT,
+    value BLOB
+  );
+  CREATE INDEX IF NOT EXISTS refinery_rollback_writes_run ON refinery_rollback_writes(run_id);`);
   return {
     async copyThread(from, to) {
       db.transaction(() => {
@@ -34,7 +53,7 @@ export function createSqliteCheckpointAdmin(db: Database.Database): CheckpointAd
         ).run(to, from);
       })();
     },
-    async rollback(threadId, keep) {
+    async rollback(threadId, keep, runId) {
       db.transaction(() => {
         if (keep === null) {
           db.prepare("DELETE FROM checkpoints WHERE thread_id = ?").run(threadId);
@@ -45,12 +64,33 @@ export function createSqliteCheckpointAdmin(db: Database.Database): CheckpointAd
           threadId,
           keep,
         );
-        // Writes recorded against `keep` belong to the cancelled run's first step.
+        // Writes against `keep` may mix what it already had with the cancelled run's first step:
+        // drop them all and restore the ones saved when the run started.
         db.prepare("DELETE FROM writes WHERE thread_id = ? AND checkpoint_id >= ?").run(
           threadId,
           keep,
         );
+        if (runId) {
+          db.prepare(
+            `INSERT OR REPLACE INTO writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value)
+             SELECT thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value FROM refinery_rollback_writes WHERE run_id = ?`,
+          ).run(runId);
+          db.prepare("DELETE FROM refinery_rollback_writes WHERE run_id = ?").run(runId);
+        }
       })();
+    },
+    async snapshot(runId, threadId, keep) {
+      if (keep === null) return;
+      db.transaction(() => {
+        db.prepare("DELETE FROM refinery_rollback_writes WHERE run_id = ?").run(runId);
+        db.prepare(
+          `INSERT INTO refinery_rollback_writes (run_id, thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value)
+           SELECT ?, thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value FROM writes WHERE thread_id = ? AND checkpoint_id = ?`,
+        ).run(runId, threadId, keep);
+      })();
+    },
+    async discard(runId) {
+      db.prepare("DELETE FROM refinery_rollback_writes WHERE run_id = ?").run(runId);
     },
     async deleteThread(threadId) {
       db.transaction(() => {

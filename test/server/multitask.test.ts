@@ -352,11 +352,20 @@ describe('multitask "rollback"', () => {
 });
 
 describe("rollback of a run that started from an interrupted checkpoint", () => {
-  // Known gap: checkpoint-admin's rollback deletes every pending write recorded against the
-  // kept checkpoint, including the `__interrupt__` / `__error__` writes it had before the
-  // run, so the thread loses its pending interrupt. Restoring them needs the writes
-  // snapshotted when the run starts.
-  it.todo("keeps the interrupts the restored checkpoint had before the run");
+  // The kept checkpoint's pending writes (here the approval graph's `__interrupt__`) are saved
+  // when the run starts and restored on rollback, so the thread is waiting again as before.
+  it("keeps the interrupts the restored checkpoint had before the run", async () => {
+    const threadId = await newThread();
+    await s.client.runs.wait(threadId, "approval", { input: { topic: "ask" } });
+    const before = await s.client.threads.getState(threadId);
+    expect(before.tasks[0]?.interrupts).toHaveLength(1);
+    const run = await startSlowRun(threadId, "rb-int");
+    await s.client.runs.cancel(threadId, run.run_id, true, "rollback");
+    const after = await s.client.threads.getState(threadId);
+    expect(after.checkpoint).toEqual(before.checkpoint);
+    expect(after.tasks[0]?.interrupts).toEqual(before.tasks[0]?.interrupts);
+    expect(after.next).toEqual(before.next);
+  });
 });
 
 describe("runs.cancel", () => {
