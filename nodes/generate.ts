@@ -122,16 +122,18 @@ export function createGenerateNode({ settings }: GenerateNodeOptions) {
       iteration: 1,
       usage: result.usage,
       usageByNode: { generate: result.usage },
-      simulated: isSimulatedModel(model),
       strategy,
       route: strategy === "self-refine" ? "critique" : "verify",
-      decisions: freshRound ? (new Overwrite(decisions) as unknown as StepRecord[]) : decisions,
-      refinements: freshRound
-        ? (new Overwrite(refinements) as unknown as Refinement[])
-        : refinements,
     };
+    // No-op writes (false into an OR reducer, empty lists into append reducers) are left out:
+    // each one costs a checkpoint row. A fresh round still resets the lists below.
+    if (isSimulatedModel(model)) update.simulated = true;
+    if (decisions.length) update.decisions = decisions;
+    if (refinements.length) update.refinements = refinements;
     if (freshRound) {
       Object.assign(update, {
+        decisions: new Overwrite(decisions),
+        refinements: new Overwrite(refinements),
         critiques: new Overwrite([]),
         verdicts: new Overwrite([]),
         best: null,

@@ -51,7 +51,16 @@ export function createVerifyNode({ settings }: VerifyNodeOptions) {
       score: assessment.score,
     });
     const totalTokens = state.usage.totalTokens + usage.totalTokens;
-    const base: RefineUpdate = { verdicts, best, usage, usageByNode: { verify: usage } };
+    // Only channels whose value changes are written: every write is a checkpoint row and a
+    // channel version bump, and deterministic verifiers (zero usage) or a best-so-far that
+    // stays put would only add no-op writes. The first verify still records its zero usage.
+    const spent = usage.calls > 0 || usage.totalTokens > 0;
+    const base: RefineUpdate = {
+      verdicts,
+      ...(best === state.best ? {} : { best }),
+      ...(spent ? { usage } : {}),
+      ...(spent || !state.usageByNode.verify ? { usageByNode: { verify: usage } } : {}),
+    };
     emit(config, {
       type: "verdicts",
       node: "verify",
