@@ -35,12 +35,13 @@ export const DEFAULT_PROMPTS: Record<PromptName, PromptTemplate> = {
   },
   reviseTargeted: {
     system:
-      "You repair a draft answer. Change only the parts named in the problems below (a step, a " +
-      "field, a sentence); copy everything else exactly as it was. Reply with the complete " +
-      "repaired answer only. When the task asks for a single value, end with a line `Answer: <value>`.",
+      "You repair a draft answer. Change only the parts named under Critique and Failed checks " +
+      "(a step, a field, a sentence); copy everything else exactly as it was. Reply with the " +
+      "complete repaired answer only. When the task asks for a single value, end with a line " +
+      "`Answer: <value>`.",
     user:
-      "Task:\n{task}\n{context_block}{feedback_block}\nDraft:\n{draft}\n\n" +
-      "Problems to fix (and nothing else):\n{failed_checks}\n{critique}",
+      "Task:\n{task}\n{context_block}{feedback_block}\nPrevious draft:\n{draft}\n\n" +
+      "Critique:\n{critique}\n\nFailed checks:\n{failed_checks}",
   },
   pasr: {
     system: "{pasr_system}",

@@ -50,7 +50,15 @@ export function selfCheck(draft: string, task: string): SelfCheckResult {
     reasons.push(`contradictory answers: the draft gives ${shown.join(" and ")} as final answers`);
   }
 
-  const wrong = checkArithmeticSteps(body).filter((s) => !s.correct);
+  const steps = checkArithmeticSteps(body);
+  // A word problem's value computed from several numbers, with no computation shown, cannot be
+  // checked by any deterministic verifier: that is exactly when a critique is worth its tokens.
+  const wordProblem =
+    (task.match(/\d+(?:\.\d+)?/g) ?? []).length >= 2 && !/\d\s*[-+*/×÷]\s*\(?\d/.test(task);
+  if (wantsValue && marked && wordProblem && checkArithmeticSteps(draft).length === 0) {
+    reasons.push("no working: the final value is not backed by any computation shown in the draft");
+  }
+  const wrong = steps.filter((s) => !s.correct);
   for (const step of wrong.slice(0, MAX_LISTED)) {
     reasons.push(`arithmetic slip: ${describeWrongStep(step)}`);
   }

@@ -15,7 +15,7 @@ export interface Limits {
 export interface DraftAssessment {
   hardPassed: number;
   hardTotal: number;
-  /** Mean of the critique's score and every verifier's score; 1/0 by hard result when none. */
+  /** Mean of the soft signals (soft verifiers' scores, the critique's score); 1/0 by the hard result when none. */
   score: number;
   /** True when the critique found nothing to fix (or no critique ran). */
   critiqueClean: boolean;
@@ -24,7 +24,9 @@ export interface DraftAssessment {
 export function assessDraft(verdicts: Verdict[], critique: Critique | undefined): DraftAssessment {
   const hard = verdicts.filter((v) => v.hard);
   const hardPassed = hard.filter((v) => v.pass).length;
-  const scores = verdicts.map((v) => v.score);
+  // Hard verifiers are gates, not quality: the score comes from the soft signals (soft verifiers
+  // such as an LLM judge, and the critique), so a passing check cannot outvote a critic.
+  const scores = verdicts.filter((v) => !v.hard).map((v) => v.score);
   if (critique?.score !== undefined) scores.push(critique.score);
   const allHard = hardPassed === hard.length;
   const score =

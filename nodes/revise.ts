@@ -44,8 +44,8 @@ export function createReviseNode({ settings }: ReviseNodeOptions) {
     const messages = buildMessages(targeted ? s.prompts.reviseTargeted : s.prompts.revise, {
       ...promptVariables(state),
       draft: previous.text,
-      critique: targeted ? (issues ? `${issues}\n` : "") : issues || "(no critique issues)",
-      failed_checks: targeted ? checks : checks || "(all checks passed)",
+      critique: issues || "(no critique issues)",
+      failed_checks: checks || "(all checks passed)",
     });
     let result;
     try {

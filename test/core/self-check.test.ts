@@ -214,3 +214,23 @@ describe("selfCheck on the simulated model's first drafts", () => {
     expect(correctFlagged / correct).toBeLessThanOrEqual(0.05);
   });
 });
+
+describe("selfCheck: word problems without working", () => {
+  it("doubts a bare value for a word problem (nothing deterministic can check it)", () => {
+    const r = selfCheck(
+      "Answer: 27",
+      "A bakery sells muffins in boxes of 6. Priya buys 7 boxes and gives away 15. How many are left?",
+    );
+    expect(r.reasons).toEqual([expect.stringMatching(/^no working/)]);
+  });
+  it("trusts the same value when the working is shown and correct", () => {
+    const r = selfCheck(
+      "6 * 7 = 42\n42 - 15 = 27\nAnswer: 27",
+      "A bakery sells muffins in boxes of 6. Priya buys 7 boxes and gives away 15. How many are left?",
+    );
+    expect(r.doubtful).toBe(false);
+  });
+  it("does not ask for working when the task is an explicit expression", () => {
+    expect(selfCheck("Answer: 4", "What is 2 + 2?").doubtful).toBe(false);
+  });
+});

@@ -45,7 +45,7 @@ const assess = (a: Partial<DraftAssessment>): DraftAssessment => ({
 });
 
 describe("assessDraft", () => {
-  it("counts hard verifiers and averages every score with the critique's", () => {
+  it("counts hard verifiers; the score comes from soft signals only (soft verifiers and the critique)", () => {
     const a = assessDraft(
       [verdict(true), verdict(false), verdict(true, false, 0.5)],
       critique("revise", 0.2),
@@ -53,9 +53,12 @@ describe("assessDraft", () => {
     expect(a).toEqual({
       hardPassed: 1,
       hardTotal: 2,
-      score: (1 + 0 + 0.5 + 0.2) / 4,
+      score: (0.5 + 0.2) / 2,
       critiqueClean: false,
     });
+  });
+  it("a passing hard check cannot outvote the critic's low score", () => {
+    expect(assessDraft([verdict(true), verdict(true)], critique("revise", 0.6)).score).toBe(0.6);
   });
   it("treats a missing critique as clean and scores by the hard result when nothing is scored", () => {
     expect(assessDraft([], undefined)).toEqual({
