@@ -74,7 +74,8 @@ export function createCritiqueNode({ settings }: CritiqueNodeOptions) {
     const step = decideProactiveAfterCritique(assessment, draft.iteration, totalTokens, s.limits);
     const best =
       state.best && state.best.iteration === draft.iteration
-        ? { ...state.best, score: Math.max(state.best.score, assessment.score) }
+        ? // The critic's verdict replaces the verifiers-only score this draft had at verify time.
+          { ...state.best, score: assessment.score }
         : state.best;
     const decision = {
       iteration: draft.iteration,

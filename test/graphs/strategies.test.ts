@@ -95,6 +95,8 @@ describe("strategies", () => {
     });
     expect(model.callsFor("revise")[0]?.messages[1]?.content).toMatch(/step 1 is wrong/);
     expect(state.stopReason).toBe("accepted");
+    // The critic demoted the first draft, so the clean revision is the answer, not the incumbent.
+    expect(state.answer).toBe("2 + 2 = 4\nAnswer: 4");
   });
 
   it("self-refine spends a critique every round, proactive does not (same scripted content)", async () => {
