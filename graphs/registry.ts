@@ -70,6 +70,10 @@ export interface GraphRegistry {
   ids(): string[];
   entry(graphId: string): GraphEntry | undefined;
   get(graphId: string, config?: Record<string, unknown>): Promise<RunnableGraph>;
+  /** Adds a graph at run time (declarative graphs); `replace` swaps an entry with the same id. */
+  register(entry: GraphEntry, options?: { replace?: boolean }): void;
+  /** Removes a graph added at run time; false when no graph has that id. */
+  unregister(graphId: string): boolean;
 }
 
 export interface RegistryOptions {
@@ -122,6 +126,16 @@ export async function createGraphRegistry(options: RegistryOptions): Promise<Gra
         });
       return entry.get(config);
     },
+    register(entry, { replace = false } = {}) {
+      if (entries.has(entry.graphId) && !replace) {
+        throw new RefineryError("conflict", `graph "${entry.graphId}" is already registered`, {
+          field: "graph_id",
+          fix: "choose another graph id",
+        });
+      }
+      entries.set(entry.graphId, entry);
+    },
+    unregister: (id) => entries.delete(id),
   };
 }
 

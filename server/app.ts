@@ -7,13 +7,16 @@ import { errorHandler, sendJson } from "./http.ts";
 import { apiDocsRoutes } from "./routes/docs.ts";
 import { assistantRoutes } from "./routes/assistants.ts";
 import { evalRoutes } from "./routes/eval.ts";
+import { graphSpecRoutes, type GraphSpecRouteDeps } from "./routes/graph-specs.ts";
 import { metaRoutes } from "./routes/meta.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { threadRoutes } from "./routes/threads.ts";
 
 export type { AppDeps } from "./context.ts";
 
-export function createApp(deps: AppDeps): express.Express {
+export function createApp(
+  deps: AppDeps & { graphSpecs?: GraphSpecRouteDeps["graphSpecs"] },
+): express.Express {
   const app = express();
   app.disable("x-powered-by");
   app.set("etag", false);
@@ -51,6 +54,7 @@ export function createApp(deps: AppDeps): express.Express {
   app.use(threadRoutes(deps));
   app.use(runRoutes(deps));
   app.use(evalRoutes(deps));
+  if (deps.graphSpecs) app.use(graphSpecRoutes({ ...deps, graphSpecs: deps.graphSpecs }));
 
   app.use((req, res) => {
     sendJson(

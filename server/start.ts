@@ -8,6 +8,7 @@ import { processSettingsFromEnv, RefineOptionsSchema } from "../core/config.ts";
 import { createSqliteCheckpointAdmin, ensureSaverSetup } from "../core/storage/checkpoint-admin.ts";
 import { createSqliteFeedbackInbox, type FeedbackInbox } from "../core/storage/feedback-inbox.ts";
 import { createSqliteStorage } from "../core/storage/sqlite.ts";
+import { startGraphSpecs } from "../graphs/declarative/index.ts";
 import { openEngine } from "../graphs/engine.ts";
 import { createGraphRegistry, systemAssistantId, type RunnableGraph } from "../graphs/registry.ts";
 import type { ModelProvider } from "../core/models/provider.ts";
@@ -91,6 +92,18 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     checkpointer: saver,
     log: (level, msg, fields) => log(level, msg, fields),
   });
+  // Declarative graphs: stored ones, then REFINERY_GRAPHS_DIR (default ./graphs.d when present).
+  const graphSpecs = await startGraphSpecs({
+    db,
+    registry,
+    checkpointer: saver,
+    provider: engine.provider,
+    inbox,
+    graphsDir: env.REFINERY_GRAPHS_DIR ?? (existsSync("graphs.d") ? "graphs.d" : undefined),
+    nodeKindModules: env.REFINERY_NODE_KINDS,
+    log: (level, msg, fields) => log(level, msg, fields),
+  });
+  const takesRefineInput = (graphId: string) => graphId === "refine" || graphSpecs.has(graphId);
   for (const graphId of registry.ids()) {
     await storage.assistants.create(
       {
@@ -119,6 +132,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   });
   const hooks: { resumeApproval?: (threadId: string, decision: unknown) => Promise<unknown> } = {};
   const app = createApp({
+    graphSpecs,
     inbox,
     hooks,
     storage,
@@ -133,15 +147,16 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     keepAliveMs: options.keepAliveMs ?? Number(env.REFINERY_KEEPALIVE_MS ?? 15_000),
     bodyLimit: env.REFINERY_BODY_LIMIT ?? "1mb",
     validateConfig: (graphId, config) => {
-      if (graphId === "refine") engine.resolve(config as never);
+      if (takesRefineInput(graphId)) engine.resolve(config as never);
+      graphSpecs.checkConfig(graphId, config);
     },
     validateInput: (graphId, input) => {
-      if (graphId !== "refine") return;
+      if (!takesRefineInput(graphId)) return;
       const parsed = RefineInputSchema.safeParse(input);
       if (!parsed.success) throw fromZodError(parsed.error, "input");
     },
     schemasFor: (graphId) =>
-      graphId === "refine"
+      takesRefineInput(graphId)
         ? {
             input_schema: z.toJSONSchema(
               z.object({

@@ -5,10 +5,11 @@ import { z } from "zod";
 import { sendJson } from "../http.ts";
 import * as S from "../schemas.ts";
 import { ApprovalDecisionSchema } from "../../core/approval.ts";
+import { GraphSpecSchema } from "../../graphs/declarative/spec.ts";
 import { EvalCreate } from "./eval.ts";
 
 interface Op {
-  method: "get" | "post" | "patch" | "delete";
+  method: "get" | "post" | "put" | "patch" | "delete";
   path: string;
   summary: string;
   body?: z.ZodType;
@@ -269,6 +270,33 @@ const OPS: Op[] = [
     path: "/eval/{id}/chart.svg",
     summary: "Evaluation chart (SVG), once finished",
     tag: "eval",
+  },
+  {
+    method: "post",
+    path: "/graphs",
+    summary: "Register a declarative graph (JSON or YAML spec; a new version when the id exists)",
+    body: GraphSpecSchema,
+    tag: "graphs",
+  },
+  { method: "get", path: "/graphs", summary: "List declarative graphs", tag: "graphs" },
+  {
+    method: "get",
+    path: "/graphs/{graph_id}",
+    summary: "A declarative graph's spec (latest, or ?version=)",
+    tag: "graphs",
+  },
+  {
+    method: "put",
+    path: "/graphs/{graph_id}",
+    summary: "Register a new version of a declarative graph",
+    body: GraphSpecSchema,
+    tag: "graphs",
+  },
+  {
+    method: "delete",
+    path: "/graphs/{graph_id}",
+    summary: "Delete a declarative graph (every version) and unregister it",
+    tag: "graphs",
   },
 ];
 
