@@ -35,6 +35,21 @@ export default tseslint.config(
   layer("nodes", ["graphs", "server", "cli"]),
   layer("graphs", ["server", "cli"]),
   {
+    // The web console (web/): plain ES modules that run in the browser.
+    files: ["web/**/*.js"],
+    languageOptions: {
+      globals: Object.fromEntries(
+        [
+          "window document location fetch URL URLSearchParams FormData Node Event AbortController",
+          "TextDecoderStream requestAnimationFrame cancelAnimationFrame",
+          "setTimeout clearTimeout setInterval clearInterval",
+        ]
+          .flatMap((names) => names.split(" "))
+          .map((name) => [name, "readonly"]),
+      ),
+    },
+  },
+  {
     files: ["cli/bin.mjs", "eslint.config.js"],
     languageOptions: { globals: { process: "readonly", console: "readonly" } },
   },

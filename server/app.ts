@@ -11,6 +11,7 @@ import { graphSpecRoutes, type GraphSpecRouteDeps } from "./routes/graph-specs.t
 import { metaRoutes } from "./routes/meta.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { threadRoutes } from "./routes/threads.ts";
+import { uiRoutes } from "./routes/ui.ts";
 
 export type { AppDeps } from "./context.ts";
 
@@ -55,6 +56,7 @@ export function createApp(
   app.use(runRoutes(deps));
   app.use(evalRoutes(deps));
   if (deps.graphSpecs) app.use(graphSpecRoutes({ ...deps, graphSpecs: deps.graphSpecs }));
+  app.use(uiRoutes());
 
   app.use((req, res) => {
     sendJson(

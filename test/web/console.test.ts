@@ -1,0 +1,217 @@
+// The web console end to end in headless Chromium against the real server: the approval queue,
+// reject with feedback while the next iteration streams in live, approve, the finished thread.
+// Screenshots go to REFINERY_SCREENSHOTS or <tmpdir>/refinery-console-screenshots (logged).
+import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { chromium, type BrowserContext, type Page } from "playwright-core";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestServer, type TestServer } from "../support/server.ts";
+
+const CHROMIUM = "/usr/bin/chromium";
+// In CI the browser must be there (.ci/run installs it): a missing one fails the launch loudly.
+const skip = !existsSync(CHROMIUM) && !process.env.CI;
+const title = skip
+  ? "web console in Chromium (skipped: /usr/bin/chromium is absent; apt-get install -y chromium)"
+  : "web console in Chromium";
+
+const TASK = "What is 17 * 23 + 4?";
+const FEEDBACK = "Explain why multiplication comes first.";
+
+// Runs in the page (as a string: this TypeScript project has no DOM types). Records what the
+// page shows the moment the second draft appears, and marks the window to detect a reload.
+const WATCH_SECOND_DRAFT = `(() => {
+  window.marker = true;
+  const observer = new MutationObserver(() => {
+    if (window.seen || !document.querySelector('article[data-iteration="2"]')) return;
+    window.seen = {
+      status: document.querySelector(".thread-head [data-status]")?.textContent,
+      live: !document.querySelector(".live-pill")?.hasAttribute("hidden"),
+      activity: Boolean(document.querySelector(".timeline .activity")),
+      panel: Boolean(document.querySelector(".approval-panel")),
+    };
+    observer.disconnect();
+  });
+  observer.observe(document.getElementById("main"), { childList: true, subtree: true });
+})()`;
+
+interface ThreadBody {
+  thread_id: string;
+  status: string;
+  values: { stopReason: string | null; answer: string | null; approvals: { action: string }[] };
+}
+
+describe.skipIf(skip)(title, () => {
+  let s: TestServer;
+  let context: BrowserContext;
+  let page: Page;
+  let profile: string;
+  let shots: string;
+  const problems: string[] = [];
+  const streams: string[] = [];
+
+  const api = async <T>(method: string, path: string, body?: unknown): Promise<T> => {
+    const res = await fetch(`${s.url}${path}`, {
+      method,
+      headers: body === undefined ? {} : { "Content-Type": "application/json" },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    expect(res.status, `${method} ${path}`).toBe(200);
+    return (await res.json()) as T;
+  };
+
+  const shot = async (name: string) => {
+    const path = join(shots, `${name}.png`);
+    // The sticky top bar would land mid-page in a full-page shot of a scrolled page.
+    await page.evaluate("window.scrollTo(0, 0)");
+    await page.screenshot({ path, fullPage: true });
+    return path;
+  };
+
+  beforeAll(async () => {
+    s = await startTestServer();
+    // One fixed directory, overwritten by every run: easy to find, never piles up.
+    shots = process.env.REFINERY_SCREENSHOTS ?? join(tmpdir(), "refinery-console-screenshots");
+    mkdirSync(shots, { recursive: true });
+    profile = mkdtempSync(join(tmpdir(), "refinery-chromium-"));
+    context = await chromium.launchPersistentContext(profile, {
+      executablePath: CHROMIUM,
+      headless: true,
+      viewport: { width: 1400, height: 1000 },
+      args: [
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+      ],
+    });
+    page = context.pages()[0] ?? (await context.newPage());
+    page.setDefaultTimeout(15_000);
+    page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
+    page.on("console", (m) => {
+      // The browser logs every non-2xx fetch; the console shows those errors itself.
+      if (m.type() === "error" && !m.text().startsWith("Failed to load resource"))
+        problems.push(`console: ${m.text()}`);
+    });
+    page.on("request", (r) => {
+      if (/\/runs\/[^/]+\/stream$/.test(new URL(r.url()).pathname)) streams.push(r.url());
+    });
+  });
+
+  afterAll(async () => {
+    await context?.close();
+    await s?.close();
+    if (profile) rmSync(profile, { recursive: true, force: true });
+    if (shots) console.log(`web console screenshots: ${shots}`);
+  });
+
+  it("reviews a pending approval: reject with feedback, watch the next iteration live, approve", async () => {
+    const thread = await api<ThreadBody>("POST", "/threads", {});
+    await api("POST", `/threads/${thread.thread_id}/runs`, {
+      assistant_id: "refine",
+      input: { task: TASK },
+      config: {
+        configurable: {
+          approval: { mode: "final" },
+          // Latency makes each model call visible as a separate live step.
+          models: { default: { provider: "simulated", simulated: { seed: 1, latencyMs: 300 } } },
+          verifiers: [{ kind: "answer_match", expected: 395 }],
+        },
+      },
+      stream_mode: ["values", "updates", "custom"],
+    });
+    await expect
+      .poll(async () => (await api<{ thread_id: string }[]>("GET", "/approvals")).length, {
+        timeout: 15_000,
+      })
+      .toBe(1);
+
+    // The threads page, reached through /ui (redirected to /ui/).
+    await page.goto(`${s.url}/ui`);
+    expect(new URL(page.url()).pathname).toBe("/ui/");
+    await expect.poll(() => page.getByRole("heading", { level: 1 }).textContent()).toBe("Threads");
+    const row = page.locator(`tr[data-thread="${thread.thread_id}"]`);
+    await row.waitFor();
+    expect(await row.locator("[data-status]").textContent()).toBe("interrupted");
+    expect(await row.textContent()).toContain("simulated model");
+    await shot("1-threads");
+
+    // The queue, then the thread.
+    await page.getByRole("link", { name: /^Approvals/ }).click();
+    const card = page.locator(`.approval-card[data-thread="${thread.thread_id}"]`);
+    await card.waitFor();
+    expect(await card.textContent()).toContain(TASK);
+    await shot("2-approvals");
+    await card.getByRole("link", { name: /^Review/ }).click();
+    const panel = page.getByRole("region", { name: "Awaiting your approval" });
+    await panel.waitFor();
+    expect(await page.locator("article.iteration").count()).toBe(1);
+    expect(await page.locator("svg.graph g.node").count()).toBe(7);
+    expect(await page.locator("svg.graph g.node.current text").first().textContent()).toBe(
+      "approve",
+    );
+    await shot("3-thread-awaiting-approval");
+
+    // The server's refusal is shown in place: whitespace is not feedback.
+    await panel.getByRole("button", { name: "Reject with feedback…" }).click();
+    const feedback = panel.getByLabel("Feedback for the next revision");
+    await feedback.fill("   ");
+    await panel.getByRole("button", { name: "Send feedback and revise" }).click();
+    const alert = panel.getByRole("alert");
+    await alert.waitFor();
+    expect(await alert.textContent()).toMatch(/422 .*reject needs feedback/);
+    await panel.screenshot({ path: join(shots, "3b-inline-error.png") });
+
+    // The second draft must arrive while the run is still going (streamed), without a reload.
+    await page.evaluate(WATCH_SECOND_DRAFT);
+    await feedback.fill(FEEDBACK);
+    await panel.getByRole("button", { name: "Send feedback and revise" }).click();
+    await page.locator('article[data-iteration="2"]').waitFor();
+    await shot("4-thread-live");
+    const seen = await page.evaluate("window.seen");
+    expect(seen).toEqual({ status: "busy", live: true, activity: true, panel: false });
+    expect(streams.length).toBeGreaterThan(0);
+
+    // The loop asks again on a later draft; the rejection is in the timeline.
+    await page.getByRole("region", { name: "Awaiting your approval" }).waitFor({ timeout: 20_000 });
+    expect(await page.locator(".thread-head [data-status]").textContent()).toBe("interrupted");
+    expect(
+      await page.locator('article[data-iteration="1"] .decisions-list').textContent(),
+    ).toContain(FEEDBACK);
+    expect(await page.locator("article.iteration").count()).toBeGreaterThan(1);
+    expect(await page.locator(".feedback-list").textContent()).toContain(FEEDBACK);
+
+    await page
+      .getByRole("region", { name: "Awaiting your approval" })
+      .getByRole("button", { name: "Approve" })
+      .click();
+    const answer = page.getByRole("region", { name: "Final answer" });
+    await answer.waitFor({ timeout: 20_000 });
+    expect(await page.locator(".thread-head [data-status]").textContent()).toBe("idle");
+    expect(await page.locator(".thread-head [data-stop]").textContent()).toBe("stop: approved");
+    expect(await answer.textContent()).toContain("395");
+    expect(await page.getByRole("region", { name: "Awaiting your approval" }).count()).toBe(0);
+    expect(await page.evaluate("window.marker")).toBe(true);
+    await shot("5-thread-approved");
+
+    const done = await api<ThreadBody>("GET", `/threads/${thread.thread_id}`);
+    expect(done.status).toBe("idle");
+    expect(done.values.stopReason).toBe("approved");
+    expect(done.values.approvals.map((a) => a.action)).toEqual(["reject", "approve"]);
+
+    // Back on the threads page the status filter finds it among the idle threads.
+    const nav = page.getByRole("navigation", { name: "Main" });
+    await nav.getByRole("link", { name: "Threads" }).click();
+    await page.getByRole("link", { name: /^Idle/ }).click();
+    await page.locator(`tr[data-thread="${thread.thread_id}"]`).waitFor();
+    await nav.getByRole("link", { name: "Graphs" }).click();
+    await page.locator("svg.graph").first().waitFor();
+    await shot("6-graphs");
+
+    expect(problems).toEqual([]);
+  }, 60_000);
+});
