@@ -19,10 +19,28 @@ import { createVerifyNode } from "../nodes/verify.ts";
 export const REFINE_NODES = ["generate", "critique", "verify", "revise", "approve"] as const;
 export type RefineNode = (typeof REFINE_NODES)[number];
 
-/** The conditional edge after every node: END once a stop reason is recorded, else the recorded route. */
-export function routeNext(fallback: RefineNode) {
-  return (state: Pick<RefineStateType, "stopReason" | "route">): RefineNode | typeof END =>
-    state.stopReason ? END : (state.route ?? fallback);
+/** Self-refine's fixed order; its nodes write no `route` (each write costs a checkpoint row). */
+const SELF_REFINE_NEXT: Record<Exclude<RefineNode, "approve">, RefineNode> = {
+  generate: "critique",
+  critique: "verify",
+  verify: "revise",
+  revise: "critique",
+};
+
+/**
+ * The conditional edge after every node: END once a stop reason is recorded; the approve node when
+ * a node asked for a reviewer; under self-refine the fixed order; otherwise the recorded route.
+ */
+export function routeNext(node: RefineNode, fallback: RefineNode) {
+  return (
+    state: Pick<RefineStateType, "stopReason" | "route" | "strategy">,
+  ): RefineNode | typeof END => {
+    if (state.stopReason) return END;
+    if (node === "approve") return state.route ?? fallback;
+    if (state.route === "approve") return "approve";
+    if ((state.strategy ?? "self-refine") === "self-refine") return SELF_REFINE_NEXT[node];
+    return state.route ?? fallback;
+  };
 }
 
 export interface RefineGraphDeps {
@@ -39,11 +57,26 @@ export function buildRefineGraph({ settings, inbox }: RefineGraphDeps) {
     .addNode("revise", withLiveFeedback(createReviseNode({ settings }), inbox))
     .addNode("approve", createApproveNode({ settings }))
     .addEdge(START, "generate")
-    .addConditionalEdges("generate", routeNext("critique"), ["critique", "verify", END])
-    .addConditionalEdges("critique", routeNext("verify"), ["verify", "revise", "approve", END])
-    .addConditionalEdges("verify", routeNext("revise"), ["critique", "revise", "approve", END])
-    .addConditionalEdges("revise", routeNext("critique"), ["critique", "verify", "approve", END])
-    .addConditionalEdges("approve", routeNext("revise"), ["revise", "verify", END]);
+    .addConditionalEdges("generate", routeNext("generate", "critique"), ["critique", "verify", END])
+    .addConditionalEdges("critique", routeNext("critique", "verify"), [
+      "verify",
+      "revise",
+      "approve",
+      END,
+    ])
+    .addConditionalEdges("verify", routeNext("verify", "revise"), [
+      "critique",
+      "revise",
+      "approve",
+      END,
+    ])
+    .addConditionalEdges("revise", routeNext("revise", "critique"), [
+      "critique",
+      "verify",
+      "approve",
+      END,
+    ])
+    .addConditionalEdges("approve", routeNext("approve", "revise"), ["revise", "verify", END]);
 }
 
 export function createRefineGraph(deps: RefineGraphDeps & { checkpointer?: BaseCheckpointSaver }) {

@@ -34,7 +34,7 @@ export function createCritiqueNode({ settings }: CritiqueNodeOptions) {
     const strategy = state.strategy ?? s.strategy;
     const draft = latestDraft(state);
     if (!draft) return {};
-    if (!s.critique && strategy === "self-refine") return { route: "verify" };
+    if (!s.critique && strategy === "self-refine") return {};
     const messages = buildMessages(s.prompts.critique, {
       ...promptVariables(state),
       draft: draft.text,
@@ -66,7 +66,7 @@ export function createCritiqueNode({ settings }: CritiqueNodeOptions) {
       usage: result.usage,
       usageByNode: { critique: result.usage },
     };
-    if (strategy === "self-refine") return { ...update, route: "verify" };
+    if (strategy === "self-refine") return update;
 
     // Proactive: the verifiers already ran on this draft; the critique settles it.
     const assessment = assessDraft(verdictsFor(state, draft.iteration), entry);

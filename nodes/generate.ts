@@ -123,8 +123,10 @@ export function createGenerateNode({ settings }: GenerateNodeOptions) {
       usage: result.usage,
       usageByNode: { generate: result.usage },
       strategy,
-      route: strategy === "self-refine" ? "critique" : "verify",
     };
+    // Self-refine's order is fixed in the edges; other strategies go to verify first.
+    if (strategy !== "self-refine") update.route = "verify";
+    else if (freshRound) update.route = null;
     // No-op writes (false into an OR reducer, empty lists into append reducers) are left out:
     // each one costs a checkpoint row. A fresh round still resets the lists below.
     if (isSimulatedModel(model)) update.simulated = true;

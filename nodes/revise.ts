@@ -81,7 +81,7 @@ export function createReviseNode({ settings }: ReviseNodeOptions) {
       iteration,
       usage: result.usage,
       usageByNode: { revise: result.usage },
-      route: targeted ? "verify" : "critique",
+      ...(targeted ? { route: "verify" as const } : {}),
     };
     if (decision.action !== "stop") return update;
     const best = state.best;

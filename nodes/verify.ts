@@ -95,7 +95,7 @@ export function createVerifyNode({ settings }: VerifyNodeOptions) {
       return gate(
         decision.action === "stop"
           ? { ...base, stopReason: decision.reason, answer: best.text }
-          : { ...base, route: "revise" },
+          : base,
       );
     }
     const check = selfCheck(draft.text, state.task);
