@@ -4,6 +4,7 @@
 import { v5 as uuidv5 } from "uuid";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/server.ts";
+import { failure } from "../support/wait.ts";
 
 const NAMESPACE = "6ba7b821-9dad-11d1-80b4-00c04fd430c8";
 const GRAPHS = ["refine", "approval", "slow", "failing"];
@@ -21,18 +22,6 @@ interface RefineValues {
   stopReason: string | null;
   drafts: { iteration: number; text: string }[];
   simulated: boolean;
-}
-
-/** The SDK error of a failing request: its HTTP status and the JSON body it read. */
-async function failure(promise: Promise<unknown>): Promise<{ status: number; body: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    const status = (err as { status?: number }).status;
-    if (typeof status !== "number") throw err;
-    return { status, body: (err as Error).message };
-  }
-  throw new Error("expected the request to fail");
 }
 
 describe("system assistants", () => {

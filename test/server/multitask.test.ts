@@ -6,6 +6,7 @@ import { join } from "node:path";
 import type { Checkpoint, ThreadState } from "@langchain/langgraph-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/server.ts";
+import { eventually, statusOf, valuesOf } from "../support/wait.ts";
 
 const DELAY = 400;
 
@@ -45,34 +46,6 @@ function executed(...topics: string[]): string[] {
     .split("\n")
     .filter((line) => topics.some((t) => line.endsWith(` ${t}`)));
 }
-
-async function statusOf(promise: Promise<unknown>): Promise<number> {
-  try {
-    await promise;
-  } catch (err) {
-    const status = (err as { status?: number }).status;
-    if (typeof status === "number") return status;
-    throw err;
-  }
-  throw new Error("expected the request to fail");
-}
-
-async function eventually<T>(
-  probe: () => Promise<T | undefined> | T | undefined,
-  what: string,
-  timeoutMs = 5_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
-}
-
-/** The SDK types run outputs loosely; the tests know each graph's state. */
-const valuesOf = async <T>(output: Promise<unknown>): Promise<T> => (await output) as T;
 
 const newThread = async () => (await s.client.threads.create()).thread_id;
 

@@ -5,6 +5,7 @@ import { randomUUID } from "node:crypto";
 import type { Client, Run } from "@langchain/langgraph-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/server.ts";
+import { eventually, statusOf, valuesOf } from "../support/wait.ts";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -58,35 +59,6 @@ const deterministic = (v: RefineValues) => ({
   usageByNode: v.usageByNode,
   drafts: v.drafts.map((d) => ({ iteration: d.iteration, text: d.text, source: d.source })),
 });
-
-/** The HTTP status of an SDK error ("HTTP 409: ..."). */
-async function statusOf(promise: Promise<unknown>): Promise<number> {
-  try {
-    await promise;
-  } catch (err) {
-    const status = (err as { status?: number }).status;
-    if (typeof status === "number") return status;
-    throw err;
-  }
-  throw new Error("expected the request to fail");
-}
-
-async function eventually<T>(
-  probe: () => Promise<T | undefined>,
-  what: string,
-  timeoutMs = 5_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** The SDK types run outputs loosely; the tests know each graph's state. */
-const valuesOf = async <T>(output: Promise<unknown>): Promise<T> => (await output) as T;
 
 const newThread = async () => (await s.client.threads.create()).thread_id;
 

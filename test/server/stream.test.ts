@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeSse } from "../../server/http.ts";
 import { StreamHub, type RunEvent } from "../../server/stream-hub.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
+import { eventually, valuesOf } from "../support/wait.ts";
 
 const KEEP_ALIVE_MS = 50;
 
@@ -71,23 +72,6 @@ function expectConsecutiveIds(events: Event[]): void {
   const seqs = events.map((e) => seqOf(e.id));
   expect(seqs).toEqual(seqs.map((_, i) => i + 1));
 }
-
-async function eventually<T>(
-  probe: () => Promise<T | undefined>,
-  what: string,
-  timeoutMs = 5_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 20));
-  }
-}
-
-/** The SDK types run outputs loosely; the tests know each graph's state. */
-const valuesOf = async <T>(output: Promise<unknown>): Promise<T> => (await output) as T;
 
 const newThread = async (client: Client = s.client) => (await client.threads.create()).thread_id;
 

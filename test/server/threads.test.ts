@@ -6,6 +6,7 @@ import { randomUUID } from "node:crypto";
 import type { Config, ThreadState } from "@langchain/langgraph-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/server.ts";
+import { eventually, failure } from "../support/wait.ts";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -18,32 +19,6 @@ interface StepValues {
   log: string[];
   delayMs: number;
   decision: string | null;
-}
-
-/** The SDK error of a failing request: its HTTP status and the body it read. */
-async function failure(promise: Promise<unknown>): Promise<{ status: number; body: string }> {
-  try {
-    await promise;
-  } catch (err) {
-    const status = (err as { status?: number }).status;
-    if (typeof status !== "number") throw err;
-    return { status, body: (err as Error).message };
-  }
-  throw new Error("expected the request to fail");
-}
-
-async function eventually<T>(
-  probe: () => Promise<T | undefined>,
-  what: string,
-  timeoutMs = 5_000,
-): Promise<T> {
-  const deadline = Date.now() + timeoutMs;
-  for (;;) {
-    const value = await probe();
-    if (value !== undefined) return value;
-    if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 10));
-  }
 }
 
 const statusOf = async (threadId: string) => (await s.client.threads.get(threadId)).status;
