@@ -1,0 +1,38 @@
+// Child process of the server bench: our server (startServer, the code path of `npm start`) with
+// the bench model injected, on a free loopback port, storing into the given SQLite file. Prints
+// "Refinery listening on <url>" once it accepts requests; stops gracefully on SIGTERM/SIGINT.
+// Usage: tsx bench/server-child.ts --db <file> [--latency-ms 0] [--workers 64]
+import { parseArgs } from "node:util";
+import { startServer } from "../server/start.ts";
+import { createBenchModel, createBenchProvider } from "./server-graph.ts";
+
+const { values } = parseArgs({
+  options: {
+    db: { type: "string" },
+    "latency-ms": { type: "string", default: "0" },
+    workers: { type: "string" },
+  },
+});
+if (!values.db) throw new Error("--db is required");
+
+const running = await startServer({
+  env: { REFINERY_DB: values.db, LOG_LEVEL: process.env.LOG_LEVEL },
+  configPath: undefined,
+  port: 0,
+  host: "127.0.0.1",
+  provider: createBenchProvider(createBenchModel(Number(values["latency-ms"]))),
+  ...(values.workers ? { concurrency: Number(values.workers) } : {}),
+});
+process.stdout.write(`Refinery listening on ${running.url}\n`);
+
+let stopping = false;
+const stop = () => {
+  if (stopping) return;
+  stopping = true;
+  running
+    .close(2_000)
+    .then(() => process.exit(0))
+    .catch(() => process.exit(1));
+};
+process.on("SIGTERM", stop);
+process.on("SIGINT", stop);

@@ -1,0 +1,669 @@
+// Server bench (npm run bench:server): the refine graph (9 node executions, 6 model calls per
+// run, zero-latency model) (a) in-process, (b) behind our server, (c) behind the reference server
+// (@langchain/langgraph-api), both servers as child processes on 127.0.0.1 driven through the
+// official SDK with runs.wait. Sequential and 16-concurrent latency and throughput, server CPU per
+// run, server RSS against finished runs, storage bytes per run; then batches of 1,000 concurrent
+// runs against a 200 ms model on our server. Bounded in runs and time; children die with it.
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "@langchain/langgraph-sdk";
+import Database from "better-sqlite3";
+import { openSqliteCheckpointer } from "../core/checkpointer.ts";
+import {
+  createBenchGraph,
+  createBenchModel,
+  EXPECTED_MODEL_CALLS,
+  EXPECTED_NODE_RUNS,
+  RUN_OPTIONS,
+  TASK,
+} from "./server-graph.ts";
+import {
+  ensureReferenceServer,
+  REFERENCE_VERSION,
+  startOurs,
+  startReference,
+  type ServerProc,
+} from "./server-procs.ts";
+import {
+  describeMachine,
+  formatMachine,
+  median,
+  percentile,
+  runInterleaved,
+  type Variant,
+} from "./support.ts";
+
+const env = process.env;
+const num = (name: string, fallback: number) => Number(env[name] ?? fallback);
+const ROUNDS = num("BENCH_ROUNDS", 3);
+const WARMUP = num("BENCH_WARMUP", 30);
+const SEQ_RUNS = num("BENCH_SEQ_RUNS", 200);
+/** The reference server needs ~0.6 s per sequential run, so it gets fewer sequential runs. */
+const REF_SEQ_RUNS = num("BENCH_REF_SEQ_RUNS", 100);
+const CONCURRENCY = num("BENCH_CONCURRENCY", 16);
+const CONC_RUNS = num("BENCH_CONC_RUNS", 800);
+const EXTRA_RUNS = num("BENCH_EXTRA_RUNS", 1500);
+const REF_EXTRA_RUNS = num("BENCH_REF_EXTRA_RUNS", 500);
+const BLOCK = num("BENCH_BLOCK", 25);
+/** Concurrent runs alternate between the servers in blocks of this many runs. */
+const CONC_BLOCK = num("BENCH_CONC_BLOCK", 400);
+const OUR_WORKERS = num("BENCH_WORKERS", 64);
+/** `langgraph dev` default (--n-jobs-per-worker 10). */
+const REF_WORKERS = num("BENCH_REF_WORKERS", 10);
+const BATCH = num("BENCH_BATCH", 1000);
+const BATCH_LATENCY_MS = num("BENCH_BATCH_LATENCY_MS", 200);
+const BATCH_WORKERS = (env.BENCH_BATCH_WORKERS ?? "64,256,1000")
+  .split(",")
+  .filter(Boolean)
+  .map(Number);
+const TIMEOUT_S = num("BENCH_TIMEOUT_S", 1800);
+
+const TARGET_SEQ = 1.5;
+const TARGET_THROUGHPUT = 4;
+const TARGET_BATCH = 1.3;
+/** "Flat": RSS after the last batch at most this much above RSS after the first round. */
+const TARGET_RSS_GROWTH = 0.1;
+
+const log = (msg: string) =>
+  process.stderr.write(`${new Date().toISOString().slice(11, 19)} ${msg}\n`);
+const verdict = (ok: boolean) => (ok ? "met" : "MISSED");
+const fmt = (n: number, digits = 1) => (Number.isFinite(n) ? n.toFixed(digits) : "-");
+
+// ---------------------------------------------------------------------------------------------
+// Load generation
+
+interface Phase {
+  runs: number;
+  wallMs: number;
+  samples: number[];
+  /** CPU ms per run over the phase: the server process's, or this process's in-process. */
+  cpuMsPerRun?: number;
+}
+
+const p50 = (s: number[]) => percentile(s, 50);
+const p99 = (s: number[]) => percentile(s, 99);
+const rate = (p: Phase) => (p.runs / p.wallMs) * 1000;
+
+type RunOne = () => Promise<void>;
+
+async function runConcurrent(runs: number, concurrency: number, one: RunOne): Promise<Phase> {
+  const samples: number[] = [];
+  let next = 0;
+  const started = performance.now();
+  await Promise.all(
+    Array.from({ length: Math.min(concurrency, runs) }, async () => {
+      while (next < runs) {
+        next++;
+        const t = performance.now();
+        await one();
+        samples.push(performance.now() - t);
+      }
+    }),
+  );
+  return { runs, wallMs: performance.now() - started, samples };
+}
+
+/** Concatenates phases run one after another (wall times add up). */
+function merge(phases: Phase[]): Phase {
+  const runs = phases.reduce((a, p) => a + p.runs, 0);
+  const cpu = phases.reduce((a, p) => a + (p.cpuMsPerRun ?? 0) * p.runs, 0);
+  return {
+    runs,
+    wallMs: phases.reduce((a, p) => a + p.wallMs, 0),
+    samples: phases.flatMap((p) => p.samples),
+    cpuMsPerRun: cpu / runs,
+  };
+}
+
+/**
+ * `runs` concurrent runs on each target, alternating targets in blocks of CONC_BLOCK (the
+ * first target alternates by round) so that load from elsewhere on the machine hits both alike.
+ */
+async function alternate(targets: Target[], runs: number, round: number): Promise<Phase[]> {
+  const phases = targets.map(() => [] as Phase[]);
+  for (let done = 0, cycle = round; done < runs; done += CONC_BLOCK, cycle++) {
+    const n = Math.min(CONC_BLOCK, runs - done);
+    for (let j = 0; j < targets.length; j++) {
+      const k = (j + cycle) % targets.length;
+      const t = targets[k] as Target;
+      phases[k]?.push(await t.measure(() => runConcurrent(n, CONCURRENCY, t.run)));
+    }
+  }
+  return phases.map(merge);
+}
+
+/** A server under test: its SDK client, process, and a count of the runs it has finished. */
+class Target {
+  finished = 0;
+  /** When set, RSS is also sampled every this many finished runs. */
+  sampleEvery = 0;
+  readonly rss: { runs: number; mib: number; after: string }[] = [];
+  readonly client: Client;
+
+  constructor(
+    readonly proc: ServerProc,
+    maxConcurrency: number,
+    private readonly timeoutMs = 120_000,
+  ) {
+    this.client = new Client({
+      apiUrl: proc.url,
+      callerOptions: { maxConcurrency, maxRetries: 0 },
+    });
+  }
+
+  /** One run on a fresh thread: POST /threads/{new id}/runs/wait with if_not_exists=create. */
+  readonly run: RunOne = async () => {
+    const values = (await this.client.runs.wait(randomUUID(), "refine", {
+      input: { task: TASK },
+      config: { configurable: { ...RUN_OPTIONS } },
+      ifNotExists: "create",
+      signal: AbortSignal.timeout(this.timeoutMs),
+    })) as { stopReason?: string; drafts?: unknown[] };
+    if (values?.stopReason !== "max_iterations" || values.drafts?.length !== 3) {
+      throw new Error(`${this.proc.name}: unexpected run result ${JSON.stringify(values)}`);
+    }
+    this.finished++;
+    if (this.sampleEvery && this.finished % this.sampleEvery === 0)
+      this.sampleRss("during extra batch");
+  };
+
+  async measure(phase: () => Promise<Phase>): Promise<Phase> {
+    const cpu = this.proc.cpuSeconds();
+    const result = await phase();
+    result.cpuMsPerRun = ((this.proc.cpuSeconds() - cpu) * 1000) / result.runs;
+    return result;
+  }
+
+  sampleRss(after: string): number {
+    const mib = this.proc.rssMiB();
+    this.rss.push({ runs: this.finished, mib, after });
+    return mib;
+  }
+
+  /** The run the bench claims to measure: 9 node executions (counted from `updates` events). */
+  async checkShape(): Promise<void> {
+    const nodes: string[] = [];
+    for await (const chunk of this.client.runs.stream(randomUUID(), "refine", {
+      input: { task: TASK },
+      config: { configurable: { ...RUN_OPTIONS } },
+      ifNotExists: "create",
+      streamMode: "updates",
+    })) {
+      if (chunk.event === "updates") nodes.push(...Object.keys(chunk.data as object));
+      if (chunk.event === "error") throw new Error(`${this.proc.name}: ${JSON.stringify(chunk)}`);
+    }
+    this.finished++;
+    if (nodes.length !== EXPECTED_NODE_RUNS) {
+      throw new Error(`${this.proc.name}: ${nodes.length} node runs (${nodes.join(" ")})`);
+    }
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// In-process variant: the same graph and model, SqliteSaver on a temp file (WAL, as the server)
+
+function createInProcess(dbPath: string) {
+  const opened = openSqliteCheckpointer(dbPath);
+  const model = createBenchModel(0);
+  const graph = createBenchGraph(model, opened.saver);
+  let finished = 0;
+  /** CPU of this process while in-process runs execute (they run one at a time). */
+  const cpu = { runs: 0, micros: 0 };
+  const run: RunOne = async () => {
+    const before = process.cpuUsage();
+    const out = (await graph.invoke(
+      { task: TASK },
+      { configurable: { thread_id: randomUUID(), ...RUN_OPTIONS } },
+    )) as { stopReason?: string };
+    const used = process.cpuUsage(before);
+    cpu.runs++;
+    cpu.micros += used.user + used.system;
+    if (out.stopReason !== "max_iterations") throw new Error(`in-process: ${out.stopReason}`);
+    finished++;
+  };
+  const checkShape = async () => {
+    const calls = model.calls;
+    const nodes: string[] = [];
+    const config = { configurable: { thread_id: randomUUID(), ...RUN_OPTIONS } };
+    for await (const chunk of await graph.stream(
+      { task: TASK },
+      { ...config, streamMode: "updates" },
+    )) {
+      nodes.push(...Object.keys(chunk as object));
+    }
+    finished++;
+    if (nodes.length !== EXPECTED_NODE_RUNS || model.calls - calls !== EXPECTED_MODEL_CALLS) {
+      throw new Error(`in-process: ${nodes.length} node runs, ${model.calls - calls} model calls`);
+    }
+  };
+  /** CPU ms per run since the last call. */
+  const takeCpuMsPerRun = () => {
+    const ms = cpu.micros / 1000 / cpu.runs;
+    cpu.runs = 0;
+    cpu.micros = 0;
+    return ms;
+  };
+  return {
+    run,
+    checkShape,
+    takeCpuMsPerRun,
+    finished: () => finished,
+    close: () => opened.close(),
+  };
+}
+
+// ---------------------------------------------------------------------------------------------
+// Storage per run
+
+/** Bytes of a closed SQLite file by table (indexes counted with their table), via dbstat. */
+function sqliteBytes(path: string): { total: number; byTable: Record<string, number> } {
+  const db = new Database(path, { readonly: true });
+  try {
+    const rows = db
+      .prepare(
+        `SELECT coalesce(m.tbl_name, s.name) AS t, sum(s.pgsize) AS bytes
+         FROM dbstat s LEFT JOIN sqlite_schema m ON m.name = s.name GROUP BY t`,
+      )
+      .all() as { t: string; bytes: number }[];
+    const byTable = Object.fromEntries(rows.map((r) => [r.t, r.bytes]));
+    return { total: statSync(path).size, byTable };
+  } finally {
+    db.close();
+  }
+}
+
+const sizeOf = (path: string) => (existsSync(path) ? statSync(path).size : 0);
+
+/** Size of a file another process writes, once it exists and stays the same for 2 s (max 60 s). */
+async function settledSize(path: string): Promise<number> {
+  let last = -1;
+  let stableSince = Date.now();
+  for (const deadline = Date.now() + 60_000; Date.now() < deadline;) {
+    const size = sizeOf(path);
+    if (size !== last) {
+      last = size;
+      stableSince = Date.now();
+    } else if (size > 0 && Date.now() - stableSince >= 2_000) {
+      return size;
+    }
+    await new Promise((r) => setTimeout(r, 250));
+  }
+  throw new Error(`${path} did not settle`);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Main
+
+interface Round {
+  rawSeq: Phase;
+  oursSeq: Phase;
+  refSeq: Phase;
+  oursConc: Phase;
+  refConc: Phase;
+}
+
+interface Batch {
+  workers: number;
+  wallMs: number;
+  idealMs: number;
+  ratio: number;
+  p50: number;
+  p99: number;
+  cpuMsPerRun: number;
+  rssMiB: number;
+  /** Requests that failed (counted in the wall time, not in the percentiles). */
+  failed: number;
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "refinery-bench-server-"));
+  const deadline = setTimeout(() => {
+    log(`time limit of ${TIMEOUT_S} s reached: stopping`);
+    process.exit(1);
+  }, TIMEOUT_S * 1000);
+  deadline.unref();
+  const procs: ServerProc[] = [];
+  const machine = describeMachine();
+  console.log(`machine: ${formatMachine(machine)}`);
+  console.log(
+    `method: ${ROUNDS} rounds; each round: in-process and ours interleaved in blocks of ${BLOCK} ` +
+      `(${SEQ_RUNS} sequential runs.wait each), reference ${REF_SEQ_RUNS} sequential, then ` +
+      `${CONC_RUNS} runs at ${CONCURRENCY} concurrent on each server (alternating in blocks of ` +
+      `${CONC_BLOCK}); fresh thread per run; ` +
+      `${EXPECTED_NODE_RUNS} node runs and ${EXPECTED_MODEL_CALLS} model calls per run; ` +
+      `server workers: ours ${OUR_WORKERS}, reference ${REF_WORKERS}; reference: ` +
+      `@langchain/langgraph-api ${REFERENCE_VERSION}`,
+  );
+  try {
+    // ---- zero-latency model: in-process, ours, reference
+    const referenceDir = ensureReferenceServer(log);
+    const inProcess = createInProcess(join(dir, "in-process.db"));
+    const oursDb = join(dir, "ours.db");
+    const [oursProc, refProc] = await Promise.all([
+      startOurs({ dir, dbPath: oursDb, latencyMs: 0, workers: OUR_WORKERS }),
+      startReference({ packageDir: referenceDir, dir, latencyMs: 0, workers: REF_WORKERS }),
+    ]);
+    procs.push(oursProc, refProc);
+    log(
+      `ours at ${oursProc.url} (pid ${oursProc.pid}), reference at ${refProc.url} (pid ${refProc.pid})`,
+    );
+    const ours = new Target(oursProc, CONCURRENCY);
+    const ref = new Target(refProc, CONCURRENCY);
+    ours.sampleRss("start");
+    ref.sampleRss("start");
+
+    await inProcess.checkShape();
+    await ours.checkShape();
+    await ref.checkShape();
+    log("shape checked: 9 node runs per run on all three");
+    for (const one of [inProcess.run, ours.run, ref.run]) {
+      for (let i = 0; i < WARMUP; i++) await one();
+    }
+    await runConcurrent(4 * CONCURRENCY, CONCURRENCY, ours.run);
+    await runConcurrent(4 * CONCURRENCY, CONCURRENCY, ref.run);
+    inProcess.takeCpuMsPerRun();
+    ours.sampleRss("warm-up");
+    ref.sampleRss("warm-up");
+    log("warmed up");
+
+    const rounds: Round[] = [];
+    const counters = new Map<string, number>();
+    for (let round = 0; round < ROUNDS; round++) {
+      const cpu = oursProc.cpuSeconds();
+      const variants: Variant[] = [
+        { name: "in-process", run: () => inProcess.run() },
+        { name: "ours", run: () => ours.run() },
+      ];
+      const [raw, oursSeqTiming] = await runInterleaved(
+        variants,
+        { runs: SEQ_RUNS, warmup: 0, blockSize: BLOCK },
+        counters,
+      );
+      if (!raw || !oursSeqTiming) throw new Error("missing timings");
+      const toPhase = (t: typeof raw): Phase => ({
+        runs: t.runs,
+        wallMs: t.totalMs,
+        samples: t.samples,
+      });
+      const oursSeq = {
+        ...toPhase(oursSeqTiming),
+        cpuMsPerRun: ((oursProc.cpuSeconds() - cpu) * 1000) / SEQ_RUNS,
+      };
+      ours.sampleRss(`round ${round + 1} sequential`);
+      const refSeq = await ref.measure(() => runConcurrent(REF_SEQ_RUNS, 1, ref.run));
+      ref.sampleRss(`round ${round + 1} sequential`);
+      const [oursConc, refConc] = await alternate([ours, ref], CONC_RUNS, round);
+      if (!oursConc || !refConc) throw new Error("missing concurrent timings");
+      ours.sampleRss(`round ${round + 1} concurrent`);
+      ref.sampleRss(`round ${round + 1} concurrent`);
+      const rawSeq = { ...toPhase(raw), cpuMsPerRun: inProcess.takeCpuMsPerRun() };
+      const r = { rawSeq, oursSeq, refSeq, oursConc, refConc };
+      rounds.push(r);
+      log(
+        `round ${round + 1}/${ROUNDS}: seq p50 in-process ${fmt(p50(r.rawSeq.samples), 2)} ms, ` +
+          `ours ${fmt(p50(oursSeq.samples), 2)} ms, reference ${fmt(p50(refSeq.samples))} ms; ` +
+          `${CONCURRENCY}-concurrent ours ${fmt(rate(oursConc))} runs/s, reference ${fmt(rate(refConc))} runs/s`,
+      );
+    }
+
+    // A final batch on each server: does RSS keep growing with finished runs?
+    ours.sampleEvery = ref.sampleEvery = 500;
+    const oursExtra = await ours.measure(() => runConcurrent(EXTRA_RUNS, CONCURRENCY, ours.run));
+    ours.sampleRss("extra batch");
+    const refExtra = await ref.measure(() => runConcurrent(REF_EXTRA_RUNS, CONCURRENCY, ref.run));
+    ref.sampleRss("extra batch");
+    ours.sampleEvery = ref.sampleEvery = 0;
+    log(
+      `extra batch: ours ${fmt(rate(oursExtra))} runs/s, reference ${fmt(rate(refExtra))} runs/s`,
+    );
+    // The reference writes its JSON files 3 s after the last change; wait until they settle.
+    const refFiles = {
+      checkpoints: await settledSize(
+        join(dir, ".langgraph_api", ".langgraphjs_api.checkpointer.json"),
+      ),
+      ops: await settledSize(join(dir, ".langgraph_api", ".langgraphjs_ops.json")),
+    };
+    ours.sampleRss("idle");
+    ref.sampleRss("idle");
+    await Promise.all([oursProc.stop(), refProc.stop()]);
+    inProcess.close();
+    const oursBytes = sqliteBytes(oursDb);
+    const rawBytes = sqliteBytes(join(dir, "in-process.db"));
+
+    report({
+      rounds,
+      ours,
+      ref,
+      oursExtra,
+      refExtra,
+      refFiles,
+      oursBytes,
+      rawBytes,
+      rawRuns: inProcess.finished(),
+    });
+    reportBatches(await runBatches(dir, procs));
+  } finally {
+    await Promise.all(procs.map((p) => p.stop(3_000).catch(() => undefined)));
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1,000 concurrent runs against a 200 ms model, on our server
+
+async function runBatches(dir: string, procs: ServerProc[]): Promise<Batch[]> {
+  const batches: Batch[] = [];
+  for (const workers of BATCH_WORKERS) {
+    const proc = await startOurs({
+      dir,
+      dbPath: join(dir, `ours-batch-${workers}.db`),
+      latencyMs: BATCH_LATENCY_MS,
+      workers,
+      label: `ours-batch-${workers}`,
+    });
+    procs.push(proc);
+    const target = new Target(proc, BATCH, 600_000);
+    await runConcurrent(CONCURRENCY, CONCURRENCY, target.run);
+    for (let round = 0; round < ROUNDS; round++) {
+      // A failed request (e.g. a client connect timeout on a starved machine) is counted, not fatal.
+      const errors = new Map<string, number>();
+      const tolerant: RunOne = () =>
+        target.run().catch((err: Error & { cause?: Error & { cause?: Error } }) => {
+          const why = [err.message, err.cause?.message, err.cause?.cause?.message]
+            .filter(Boolean)
+            .join(" <- ")
+            .slice(0, 200);
+          errors.set(why, (errors.get(why) ?? 0) + 1);
+        });
+      const phase = await target.measure(() => runConcurrent(BATCH, BATCH, tolerant));
+      const idealMs = EXPECTED_MODEL_CALLS * BATCH_LATENCY_MS * Math.ceil(BATCH / workers);
+      const failed = [...errors.values()].reduce((a, b) => a + b, 0);
+      const b: Batch = {
+        workers,
+        wallMs: phase.wallMs,
+        idealMs,
+        ratio: phase.wallMs / idealMs,
+        p50: p50(phase.samples),
+        p99: p99(phase.samples),
+        cpuMsPerRun: phase.cpuMsPerRun ?? Number.NaN,
+        rssMiB: target.sampleRss(`batch ${round + 1}`),
+        failed,
+      };
+      batches.push(b);
+      log(
+        `batch ${BATCH} x ${BATCH_LATENCY_MS} ms model, ${workers} workers, round ${round + 1}: ` +
+          `${fmt(b.wallMs / 1000, 2)} s (ideal ${fmt(idealMs / 1000, 1)} s, ${fmt(b.ratio, 2)}x)` +
+          (failed ? `, ${failed} failed: ${JSON.stringify([...errors])}` : ""),
+      );
+    }
+    await proc.stop();
+  }
+  return batches;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Report
+
+function report(r: {
+  rounds: Round[];
+  ours: Target;
+  ref: Target;
+  oursExtra: Phase;
+  refExtra: Phase;
+  refFiles: { checkpoints: number; ops: number };
+  oursBytes: { total: number; byTable: Record<string, number> };
+  rawBytes: { total: number; byTable: Record<string, number> };
+  rawRuns: number;
+}): void {
+  const { rounds } = r;
+  const med = (f: (x: Round) => number) => median(rounds.map(f));
+  console.log(`\nZero-latency model, per round (ms; runs/s; server CPU ms per run)`);
+  console.log(
+    "round | variant | seq p50 | seq p99 | seq runs/s | seq CPU | c16 runs/s | c16 p50 | c16 p99 | c16 CPU",
+  );
+  const line = (i: string, name: string, seq: Phase, conc?: Phase) =>
+    console.log(
+      `${i} | ${name} | ${fmt(p50(seq.samples), 2)} | ${fmt(p99(seq.samples), 2)} | ` +
+        `${fmt(rate(seq))} | ${fmt(seq.cpuMsPerRun ?? Number.NaN, 2)} | ` +
+        (conc
+          ? `${fmt(rate(conc))} | ${fmt(p50(conc.samples), 1)} | ${fmt(p99(conc.samples), 1)} | ` +
+            `${fmt(conc.cpuMsPerRun ?? Number.NaN, 2)}`
+          : "- | - | - | -"),
+    );
+  rounds.forEach((x, i) => {
+    line(String(i + 1), "in-process", x.rawSeq);
+    line(String(i + 1), "ours", x.oursSeq, x.oursConc);
+    line(String(i + 1), "reference", x.refSeq, x.refConc);
+  });
+  const medPhase = (pick: (x: Round) => Phase) => ({
+    p50: med((x) => p50(pick(x).samples)),
+    p99: med((x) => p99(pick(x).samples)),
+    rate: med((x) => rate(pick(x))),
+    cpu: med((x) => pick(x).cpuMsPerRun ?? Number.NaN),
+  });
+  const rows = {
+    "in-process": { seq: medPhase((x) => x.rawSeq) },
+    ours: { seq: medPhase((x) => x.oursSeq), conc: medPhase((x) => x.oursConc) },
+    reference: { seq: medPhase((x) => x.refSeq), conc: medPhase((x) => x.refConc) },
+  };
+  for (const [name, m] of Object.entries(rows)) {
+    const c = "conc" in m ? m.conc : undefined;
+    console.log(
+      `median | ${name} | ${fmt(m.seq.p50, 2)} | ${fmt(m.seq.p99, 2)} | ${fmt(m.seq.rate)} | ` +
+        `${fmt(m.seq.cpu, 2)} | ` +
+        (c
+          ? `${fmt(c.rate)} | ${fmt(c.p50, 1)} | ${fmt(c.p99, 1)} | ${fmt(c.cpu, 2)}`
+          : "- | - | - | -"),
+    );
+  }
+
+  console.log(`\nServer RSS (MiB) against finished runs`);
+  console.log("server | after | finished runs | RSS MiB");
+  for (const t of [r.ours, r.ref]) {
+    for (const s of t.rss) console.log(`${t.proc.name} | ${s.after} | ${s.runs} | ${fmt(s.mib)}`);
+  }
+  console.log(
+    `extra batch: ours ${r.oursExtra.runs} runs at ${fmt(rate(r.oursExtra))} runs/s, ` +
+      `reference ${r.refExtra.runs} runs at ${fmt(rate(r.refExtra))} runs/s`,
+  );
+
+  console.log(`\nStorage per finished run`);
+  const perRun = (bytes: number, runs: number) => `${fmt(bytes / runs / 1024, 1)} KiB`;
+  const tables = (b: Record<string, number>, names: string[]) =>
+    names.reduce((sum, n) => sum + (b[n] ?? 0), 0);
+  const cpTables = ["checkpoints", "writes"];
+  console.log(
+    `ours: SQLite file ${perRun(r.oursBytes.total, r.ours.finished)} (checkpoint tables ` +
+      `${perRun(tables(r.oursBytes.byTable, cpTables), r.ours.finished)}; runs/threads tables ` +
+      `${perRun(
+        tables(
+          r.oursBytes.byTable,
+          Object.keys(r.oursBytes.byTable).filter((n) => n.startsWith("refinery_")),
+        ),
+        r.ours.finished,
+      )}) over ${r.ours.finished} runs`,
+  );
+  console.log(
+    `in-process: SQLite file ${perRun(r.rawBytes.total, r.rawRuns)} (checkpoint tables ` +
+      `${perRun(tables(r.rawBytes.byTable, cpTables), r.rawRuns)}) over ${r.rawRuns} runs`,
+  );
+  console.log(
+    `reference: checkpointer JSON ${perRun(r.refFiles.checkpoints, r.ref.finished)}, ops JSON ` +
+      `${perRun(r.refFiles.ops, r.ref.finished)} over ${r.ref.finished} runs`,
+  );
+
+  // Targets
+  const seqRatio = med((x) => p50(x.oursSeq.samples) / p50(x.rawSeq.samples));
+  const thrRatio = med((x) => rate(x.oursConc) / rate(x.refConc));
+  const firstRound = r.ours.rss.find((s) => s.after.startsWith("round 1 concurrent"));
+  const lastOurs = r.ours.rss[r.ours.rss.length - 1];
+  const growth = firstRound && lastOurs ? lastOurs.mib / firstRound.mib - 1 : Number.NaN;
+  const refFirst = r.ref.rss.find((s) => s.after.startsWith("round 1 concurrent"));
+  const refLast = r.ref.rss[r.ref.rss.length - 1];
+  console.log(`\nTargets (medians over ${rounds.length} rounds)`);
+  console.log(
+    `sequential p50, ours / in-process: ${fmt(seqRatio, 2)}x (target <= ${TARGET_SEQ}x): ` +
+      verdict(seqRatio <= TARGET_SEQ),
+  );
+  console.log(
+    `${CONCURRENCY}-concurrent throughput, ours / reference: ${fmt(thrRatio, 1)}x ` +
+      `(target >= ${TARGET_THROUGHPUT}x): ${verdict(thrRatio >= TARGET_THROUGHPUT)}`,
+  );
+  // CPU time is less disturbed by other load on the machine than wall time.
+  const cpuRatio = med((x) => (x.oursSeq.cpuMsPerRun ?? NaN) / (x.rawSeq.cpuMsPerRun ?? NaN));
+  const oursCpu = med((x) => x.oursConc.cpuMsPerRun ?? NaN);
+  console.log(
+    `(CPU per sequential run, ours server / in-process: ${fmt(cpuRatio, 2)}x; ours at ` +
+      `${CONCURRENCY}-concurrent uses ${fmt(oursCpu, 2)} ms of server CPU per run, a ceiling of ` +
+      `${fmt(1000 / oursCpu)} runs/s on one core)`,
+  );
+  console.log(
+    `RSS, ours: ${fmt(firstRound?.mib ?? Number.NaN)} MiB after ${firstRound?.runs} runs -> ` +
+      `${fmt(lastOurs?.mib ?? Number.NaN)} MiB after ${lastOurs?.runs} runs ` +
+      `(${fmt(growth * 100)}%; flat = at most +${TARGET_RSS_GROWTH * 100}%): ` +
+      verdict(growth <= TARGET_RSS_GROWTH),
+  );
+  console.log(
+    `RSS, reference: ${fmt(refFirst?.mib ?? Number.NaN)} MiB after ${refFirst?.runs} runs -> ` +
+      `${fmt(refLast?.mib ?? Number.NaN)} MiB after ${refLast?.runs} runs`,
+  );
+}
+
+function reportBatches(batches: Batch[]): void {
+  console.log(
+    `\n${BATCH} concurrent runs, model latency ${BATCH_LATENCY_MS} ms per call ` +
+      `(ideal = ${EXPECTED_MODEL_CALLS} calls x ${BATCH_LATENCY_MS} ms x ceil(${BATCH} / workers))`,
+  );
+  console.log(
+    "workers | round | wall s | ideal s | wall/ideal | p50 s | p99 s | CPU ms/run | RSS MiB | failed",
+  );
+  const byWorkers = new Map<number, Batch[]>();
+  for (const b of batches) byWorkers.set(b.workers, [...(byWorkers.get(b.workers) ?? []), b]);
+  for (const [workers, list] of byWorkers) {
+    list.forEach((b, i) =>
+      console.log(
+        `${workers} | ${i + 1} | ${fmt(b.wallMs / 1000, 2)} | ${fmt(b.idealMs / 1000, 1)} | ` +
+          `${fmt(b.ratio, 2)} | ${fmt(b.p50 / 1000, 2)} | ${fmt(b.p99 / 1000, 2)} | ` +
+          `${fmt(b.cpuMsPerRun, 2)} | ${fmt(b.rssMiB)} | ${b.failed}`,
+      ),
+    );
+    console.log(
+      `${workers} | median | ${fmt(median(list.map((b) => b.wallMs)) / 1000, 2)} | ` +
+        `${fmt((list[0]?.idealMs ?? 0) / 1000, 1)} | ${fmt(median(list.map((b) => b.ratio)), 2)} |`,
+    );
+  }
+
+  console.log(`\nTarget: ${BATCH}-run batch within ${TARGET_BATCH}x its ideal time (medians)`);
+  for (const [workers, list] of byWorkers) {
+    const ratio = median(list.map((b) => b.ratio));
+    const failed = list.reduce((a, b) => a + b.failed, 0);
+    console.log(
+      `${workers} workers: ${fmt(ratio, 2)}x ideal: ${verdict(ratio <= TARGET_BATCH && failed === 0)}` +
+        (failed ? ` (${failed} failed requests)` : ""),
+    );
+  }
+}
+
+await main();
