@@ -1,0 +1,147 @@
+// Training-data export formats, one JSONL line per example, built from stored run outcomes:
+// SFT (task -> final approved answer), DPO preference pairs (final answer chosen over a worse
+// earlier draft, with the reason) and PASR refinement traces
+// (`<think> … <refine> … </refine> … </think><answer> … </answer>`). Pure functions.
+import { PASR_SYSTEM_PROMPT } from "../pasr.ts";
+import type { OutcomeWithRatings, RunRating } from "../storage/learning-sqlite.ts";
+import type { RunOutcome } from "./outcome.ts";
+
+export const EXPORT_FORMATS = ["sft", "dpo", "pasr"] as const;
+export type ExportFormat = (typeof EXPORT_FORMATS)[number];
+
+type Message = { role: "system" | "user" | "assistant"; content: string };
+
+/**
+ * A run's answer is fit to train on when it was verified or approved by a person, no reviewer
+ * rejected it last, and no end user rated it below 0.5.
+ */
+export function isTrainable(o: OutcomeWithRatings): boolean {
+  if (!o.answer) return false;
+  if (!o.verified && !o.human_approved) return false;
+  const last = o.approvals[o.approvals.length - 1];
+  if (last && (last.action === "reject" || last.action === "abort")) return false;
+  return !o.ratings.some((r) => r.score !== null && r.score < 0.5);
+}
+
+/** The examples one outcome contributes in a format (possibly none). */
+export function examplesOf(format: ExportFormat, o: OutcomeWithRatings): Record<string, unknown>[] {
+  if (!isTrainable(o)) return [];
+  if (format === "sft") {
+    return [
+      {
+        messages: [userMessage(o), { role: "assistant", content: o.answer! }],
+        metadata: metadataOf(o),
+      },
+    ];
+  }
+  if (format === "dpo") return preferencePairs(o);
+  return [
+    {
+      messages: [
+        { role: "system", content: PASR_SYSTEM_PROMPT },
+        userMessage(o),
+        { role: "assistant", content: pasrTrace(o) },
+      ],
+      metadata: { ...metadataOf(o), refinements: pathTo(o).length - 1 },
+    },
+  ];
+}
+
+function preferencePairs(o: OutcomeWithRatings): Record<string, unknown>[] {
+  const out: Record<string, unknown>[] = [];
+  const seen = new Set<string>([o.answer!]);
+  const finalHard = hardPassed(o, answerIteration(o));
+  for (const d of o.drafts) {
+    if (seen.has(d.text)) continue;
+    seen.add(d.text);
+    const reasons = reasonsAgainst(o, d.iteration);
+    const worse =
+      hardPassed(o, d.iteration) < finalHard ||
+      o.approvals.some((a) => a.iteration === d.iteration && a.action !== "approve") ||
+      o.critiques.some((c) => c.iteration === d.iteration && c.verdict === "revise");
+    if (!worse || reasons.length === 0) continue;
+    out.push({
+      prompt: [userMessage(o)],
+      chosen: [{ role: "assistant", content: o.answer! }],
+      rejected: [{ role: "assistant", content: d.text }],
+      reason: reasons.join(" "),
+      metadata: { ...metadataOf(o), rejected_iteration: d.iteration },
+    });
+  }
+  return out;
+}
+
+/** Why a draft was judged worse: failed hard checks, the critic's issues, a reviewer's words. */
+function reasonsAgainst(o: RunOutcome, iteration: number): string[] {
+  const reasons: string[] = [];
+  for (const v of o.verdicts)
+    if (v.iteration === iteration && v.hard && !v.pass)
+      reasons.push(`Failed check ${v.verifier_id}: ${v.message}`.trim());
+  for (const a of o.approvals)
+    if (a.iteration === iteration && (a.action === "reject" || a.action === "edit"))
+      reasons.push(
+        `Reviewer ${a.action === "edit" ? "edited" : "rejected"} it${a.feedback ? `: ${a.feedback}` : ""}.`,
+      );
+  const c = o.critiques.find((x) => x.iteration === iteration);
+  if (c?.verdict === "revise") for (const issue of c.issues) reasons.push(`Critique: ${issue}`);
+  return reasons;
+}
+
+/** The drafts from the first to the final answer (later, worse drafts are left out). */
+function pathTo(o: RunOutcome): RunOutcome["drafts"] {
+  const end = o.drafts.findIndex((d) => d.iteration === answerIteration(o));
+  return o.drafts.slice(0, end < 0 ? o.drafts.length : end + 1);
+}
+
+export function pasrTrace(o: RunOutcome): string {
+  const path = pathTo(o);
+  const parts: string[] = [path[0]!.text];
+  for (let i = 1; i < path.length; i += 1) {
+    const problems = reasonsAgainst(o, path[i - 1]!.iteration);
+    const why = problems.length ? `${problems.join("\n")}\n` : "";
+    parts.push(`<refine>\n${why}${path[i]!.text}\n</refine>`);
+  }
+  return `<think>\n${parts.join("\n")}\n</think>\n<answer>\n${o.answer}\n</answer>`;
+}
+
+function answerIteration(o: RunOutcome): number {
+  return (
+    o.drafts.findLast((d) => d.text === o.answer)?.iteration ??
+    o.drafts[o.drafts.length - 1]?.iteration ??
+    1
+  );
+}
+
+function hardPassed(o: RunOutcome, iteration: number): number {
+  return o.verdicts.filter((v) => v.iteration === iteration && v.hard && v.pass).length;
+}
+
+function userMessage(o: RunOutcome): Message {
+  return { role: "user", content: o.context ? `${o.task}\n\n${o.context}` : o.task };
+}
+
+function metadataOf(o: OutcomeWithRatings): Record<string, unknown> {
+  return {
+    run_id: o.run_id,
+    thread_id: o.thread_id,
+    graph_id: o.graph_id,
+    assistant_id: o.assistant_id,
+    finished_at: o.finished_at,
+    stop_reason: o.stop_reason,
+    strategy: o.strategy,
+    verified: o.verified,
+    human_approved: o.human_approved,
+    ratings: o.ratings.map((r: RunRating) => ({ key: r.key, score: r.score, comment: r.comment })),
+    ...(o.simulated ? { simulated: true } : {}),
+  };
+}
+
+/** JSONL lines of every example the matching outcomes contribute, produced a page at a time. */
+export async function* exportJsonl(
+  outcomes: AsyncIterable<OutcomeWithRatings>,
+  format: ExportFormat,
+): AsyncGenerator<string> {
+  for await (const o of outcomes) {
+    for (const example of examplesOf(format, o)) yield `${JSON.stringify(example)}\n`;
+  }
+}
