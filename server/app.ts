@@ -7,6 +7,7 @@ import { errorHandler, sendJson } from "./http.ts";
 import { apiDocsRoutes } from "./routes/docs.ts";
 import { assistantRoutes } from "./routes/assistants.ts";
 import { evalRoutes } from "./routes/eval.ts";
+import { learningRoutes } from "./routes/learning.ts";
 import { graphSpecRoutes, type GraphSpecRouteDeps } from "./routes/graph-specs.ts";
 import { metaRoutes } from "./routes/meta.ts";
 import { runRoutes } from "./routes/runs.ts";
@@ -55,6 +56,7 @@ export function createApp(
   app.use(threadRoutes(deps));
   app.use(runRoutes(deps));
   app.use(evalRoutes(deps));
+  app.use(learningRoutes(deps));
   if (deps.graphSpecs) app.use(graphSpecRoutes({ ...deps, graphSpecs: deps.graphSpecs }));
   app.use(uiRoutes());
 

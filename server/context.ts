@@ -6,6 +6,7 @@ import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
 import type { FeedbackInbox } from "../core/storage/feedback-inbox.ts";
 import type { Assistant, Storage, Thread } from "../core/storage/types.ts";
 import { systemAssistantId, type GraphRegistry, type RunnableGraph } from "../graphs/registry.ts";
+import type { LearningLoop } from "../graphs/learning.ts";
 import type { RunExecutor } from "./executor.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
@@ -27,6 +28,8 @@ export interface AppDeps {
   validateInput?: (graphId: string, input: unknown) => void;
   /** Describes a graph's input/config schemas for GET /assistants/:id/schemas. */
   schemasFor?: (graphId: string) => Record<string, unknown> | undefined;
+  /** Lessons memory and the records kept with each run (ratings, outcomes for export). */
+  learning?: LearningLoop;
   /** Live feedback for running or waiting threads. */
   inbox?: FeedbackInbox;
   /** Filled by the runs router: resumes a thread waiting on an approval with a decision. */

@@ -6,6 +6,7 @@ import { z } from "zod";
 
 export const Uuid = z.uuid({ error: "must be a UUID" });
 const Meta = z.record(z.string(), z.unknown());
+const FEEDBACK_KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 const NodeList = z.union([z.literal("*"), z.array(z.string().min(1))]);
 
 export const STREAM_MODES = [
@@ -90,9 +91,22 @@ export const RunCreate = z
       .max(7 * 24 * 3600)
       .nullish(),
     feedback_keys: z
-      .union([z.string(), z.array(z.string())])
+      .union([
+        z
+          .string()
+          .regex(FEEDBACK_KEY_PATTERN, "feedback_keys must be 1-64 letters, digits or _ . : -"),
+        z
+          .array(
+            z
+              .string()
+              .regex(FEEDBACK_KEY_PATTERN, "feedback_keys must be 1-64 letters, digits or _ . : -"),
+          )
+          .max(32),
+      ])
       .nullish()
-      .describe("Accepted, ignored."),
+      .describe(
+        "Rating keys POST /threads/{thread_id}/runs/{run_id}/feedback will accept for this run",
+      ),
     strict_resume: z.boolean().nullish().describe("Accepted, ignored."),
     checkpoint_during: z.boolean().nullish().describe("Accepted; every step is checkpointed."),
     durability: z
@@ -241,3 +255,112 @@ export const FeedbackBody = z
       .max(10_000),
   })
   .strict();
+
+// ---- Learning loop: lessons, run ratings, training-data export --------------------------------
+
+const LessonText = z
+  .string({ error: "text is required: the lesson, one reusable sentence or two" })
+  .trim()
+  .min(1, "text must not be empty")
+  .max(500, "text must be at most 500 characters: keep a lesson to one reusable sentence or two");
+const Keywords = z.array(z.string().trim().min(1).max(64)).max(24);
+
+export const LessonCreate = z
+  .object({
+    text: LessonText,
+    keywords: Keywords.optional(),
+    family: z.string().trim().min(1).max(120).optional(),
+    pinned: z.boolean().optional(),
+  })
+  .strict();
+
+export const LessonPatch = z
+  .object({
+    text: LessonText.optional(),
+    keywords: Keywords.optional(),
+    family: z.string().trim().min(1).max(120).optional(),
+    pinned: z.boolean().optional(),
+    demoted: z.boolean().optional(),
+  })
+  .strict()
+  .refine((p) => Object.keys(p).length > 0, {
+    message: "nothing to change: give text, keywords, family, pinned or demoted",
+  });
+
+export const LessonListQuery = z.object({
+  query: z.string().max(2000).optional(),
+  limit: z.coerce.number().int().min(1).max(1000).optional(),
+  offset: z.coerce.number().int().min(0).optional(),
+});
+
+export const LessonSearch = z
+  .object({
+    task: z
+      .string({ error: "task is required: the task to find lessons for" })
+      .trim()
+      .min(1, "task must not be empty")
+      .max(100_000),
+    limit: z.number().int().min(1).max(50).optional(),
+  })
+  .strict();
+
+export const FEEDBACK_KEY = FEEDBACK_KEY_PATTERN;
+
+export const RunRatingCreate = z
+  .object({
+    key: z
+      .string()
+      .regex(FEEDBACK_KEY, "key must be 1-64 letters, digits or _ . : -")
+      .optional()
+      .default("user_score"),
+    score: z
+      .number({ error: "score must be a number from 0 (bad) to 1 (good)" })
+      .min(0, "score must be between 0 (bad) and 1 (good)")
+      .max(1, "score must be between 0 (bad) and 1 (good)")
+      .optional(),
+    value: z
+      .union([z.string().max(2000), z.number(), z.boolean()])
+      .optional()
+      .describe("A categorical or free value, e.g. a label"),
+    comment: z.string().max(4000, "comment must be at most 4000 characters").optional(),
+  })
+  .strict()
+  .refine((r) => r.score !== undefined || r.value !== undefined || r.comment !== undefined, {
+    message: "give at least one of score, value or comment",
+  });
+
+const IsoDate = (field: string) =>
+  z
+    .string()
+    .refine(
+      (s) =>
+        /^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(s) &&
+        !Number.isNaN(Date.parse(s)),
+      {
+        message: `${field} must be an ISO date or date-time, e.g. 2026-11-01 or 2026-11-01T12:00:00Z`,
+      },
+    )
+    .transform((s) => new Date(s).toISOString());
+
+export const ExportQuery = z
+  .object({
+    format: z.enum(["sft", "dpo", "pasr"], {
+      error:
+        "format must be sft (task -> answer), dpo (preference pairs) or pasr (refinement traces)",
+    }),
+    graph_id: z.string().min(1).max(200).optional(),
+    assistant_id: z.string().min(1).max(200).optional(),
+    since: IsoDate("since").optional(),
+    until: IsoDate("until").optional(),
+    verdict: z
+      .enum(["verified", "failed", "any"], { error: "verdict must be verified, failed or any" })
+      .optional(),
+    human_approved_only: z
+      .enum(["true", "false", "1", "0"], { error: "human_approved_only must be true or false" })
+      .optional()
+      .transform((v) => v === "true" || v === "1"),
+  })
+  .refine((q) => !q.since || !q.until || q.since < q.until, {
+    message: "since must be before until",
+    path: ["since"],
+  });

@@ -139,6 +139,8 @@ export interface RunKwargs {
   temporary?: boolean;
   /** Checkpoint the thread was at when the run was created (for rollback). */
   checkpoint_before?: string | null;
+  /** Rating keys accepted by POST .../runs/{run_id}/feedback (any key when absent). */
+  feedback_keys?: string[];
 }
 
 export interface Run {

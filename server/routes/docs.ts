@@ -267,6 +267,66 @@ const OPS: Op[] = [
   },
   {
     method: "get",
+    path: "/assistants/{assistant_id}/lessons",
+    summary: "The assistant's lessons (?query= ranks them, ?limit= ?offset=)",
+    tag: "lessons",
+  },
+  {
+    method: "post",
+    path: "/assistants/{assistant_id}/lessons",
+    summary: "Add a lesson by hand (merged into an existing one when nearly identical)",
+    body: S.LessonCreate,
+    tag: "lessons",
+  },
+  {
+    method: "post",
+    path: "/assistants/{assistant_id}/lessons/search",
+    summary: "The lessons a run of this task would get in its generate prompt, with scores",
+    body: S.LessonSearch,
+    tag: "lessons",
+  },
+  {
+    method: "get",
+    path: "/assistants/{assistant_id}/lessons/{lesson_id}",
+    summary: "One lesson, with its evidence and how often it helped",
+    tag: "lessons",
+  },
+  {
+    method: "patch",
+    path: "/assistants/{assistant_id}/lessons/{lesson_id}",
+    summary: "Edit, pin, un-pin, demote or restore a lesson",
+    body: S.LessonPatch,
+    tag: "lessons",
+  },
+  {
+    method: "delete",
+    path: "/assistants/{assistant_id}/lessons/{lesson_id}",
+    summary: "Delete a lesson",
+    tag: "lessons",
+  },
+  {
+    method: "post",
+    path: "/threads/{thread_id}/runs/{run_id}/feedback",
+    summary:
+      "Rate a run (key, score 0..1, value, comment); keys limited by the run's feedback_keys",
+    body: S.RunRatingCreate,
+    tag: "feedback",
+  },
+  {
+    method: "get",
+    path: "/threads/{thread_id}/runs/{run_id}/feedback",
+    summary: "A run's ratings, human decisions and verifier verdicts",
+    tag: "feedback",
+  },
+  {
+    method: "get",
+    path: "/export",
+    summary:
+      "Stream training data as JSONL: ?format=sft|dpo|pasr &graph_id &assistant_id &since &until &verdict=verified|failed|any &human_approved_only=true",
+    tag: "feedback",
+  },
+  {
+    method: "get",
     path: "/eval/{id}/chart.svg",
     summary: "Evaluation chart (SVG), once finished",
     tag: "eval",

@@ -120,6 +120,13 @@ export function runRoutes(deps: AppDeps): Router {
       ...(body.on_disconnect ? { on_disconnect: body.on_disconnect } : {}),
       ...(body.webhook ? { webhook: body.webhook } : {}),
       temporary: stateless && (body.on_completion ?? "delete") === "delete",
+      ...(body.feedback_keys
+        ? {
+            feedback_keys: Array.isArray(body.feedback_keys)
+              ? body.feedback_keys
+              : [body.feedback_keys],
+          }
+        : {}),
     };
     const result = await storage.runs.create(
       {

@@ -1,0 +1,187 @@
+// The learning loop over HTTP: an assistant's lessons (list, search, create, edit, pin, delete),
+// end-user ratings on runs, and streamed training-data export (JSONL).
+import { once } from "node:events";
+import { Router, type Request } from "express";
+import { fromZodError, RefineryError } from "../../core/errors.ts";
+import { exportJsonl } from "../../core/learning/export.ts";
+import type { LessonMemory } from "../../core/memory/lessons.ts";
+import type { LearningRecords } from "../../core/storage/learning-sqlite.ts";
+import { findAssistant, findThread, type AppDeps } from "../context.ts";
+import { notFound, parseBody, sendJson } from "../http.ts";
+import {
+  ExportQuery,
+  LessonCreate,
+  LessonListQuery,
+  LessonPatch,
+  LessonSearch,
+  RunRatingCreate,
+} from "../schemas.ts";
+
+function parseQuery<S extends { safeParse(v: unknown): { success: boolean } }>(
+  schema: S,
+  req: Request,
+): S extends { parse(v: unknown): infer T } ? T : never {
+  const result = schema.safeParse(req.query) as
+    | { success: true; data: unknown }
+    | { success: false; error: Parameters<typeof fromZodError>[0] };
+  if (!result.success) throw fromZodError(result.error, "query");
+  return result.data as never;
+}
+
+function lessonNotFound(id: string): RefineryError {
+  return new RefineryError("not_found", "Lesson not found", {
+    field: "lesson_id",
+    fix: `no lesson with id ${id} for this assistant (list them with GET /assistants/{assistant_id}/lessons)`,
+  });
+}
+
+export function learningRoutes(deps: AppDeps): Router {
+  const r = Router();
+
+  function memory(): LessonMemory {
+    const m = deps.learning?.memory;
+    if (!m)
+      throw new RefineryError("not_found", "The lessons memory is switched off on this server", {
+        fix: "start the server without REFINERY_MEMORY=off",
+      });
+    return m;
+  }
+  function records(): LearningRecords {
+    const rec = deps.learning?.records;
+    if (!rec) throw new RefineryError("not_found", "Run records are not kept on this server");
+    return rec;
+  }
+
+  r.get("/assistants/:assistant_id/lessons", async (req, res) => {
+    const q = parseQuery(LessonListQuery, req);
+    const assistant = await findAssistant(deps, req.params.assistant_id);
+    const lessons = await memory().list(assistant.assistant_id, q);
+    sendJson(res, 200, lessons.map(publicLesson));
+  });
+
+  r.post("/assistants/:assistant_id/lessons/search", async (req, res) => {
+    const body = parseBody(LessonSearch, req.body);
+    const assistant = await findAssistant(deps, req.params.assistant_id);
+    sendJson(res, 200, await memory().retrieve(assistant.assistant_id, body.task, body.limit));
+  });
+
+  r.post("/assistants/:assistant_id/lessons", async (req, res) => {
+    const body = parseBody(LessonCreate, req.body);
+    const assistant = await findAssistant(deps, req.params.assistant_id);
+    const { lesson, created } = await memory().add(assistant.assistant_id, {
+      text: body.text,
+      graph_id: assistant.graph_id,
+      ...(body.family ? { family: body.family } : {}),
+      keywords: body.keywords ?? [],
+      task: body.text,
+      source: "manual",
+      pinned: body.pinned,
+    });
+    sendJson(res, created ? 201 : 200, publicLesson(lesson));
+  });
+
+  r.get("/assistants/:assistant_id/lessons/:lesson_id", async (req, res) => {
+    const assistant = await findAssistant(deps, req.params.assistant_id);
+    const lesson = await memory().get(assistant.assistant_id, req.params.lesson_id);
+    if (!lesson) throw lessonNotFound(req.params.lesson_id);
+    sendJson(res, 200, publicLesson(lesson));
+  });
+
+  r.patch("/assistants/:assistant_id/lessons/:lesson_id", async (req, res) => {
+    const body = parseBody(LessonPatch, req.body);
+    const assistant = await findAssistant(deps, req.params.assistant_id);
+    const lesson = await memory().update(assistant.assistant_id, req.params.lesson_id, body);
+    if (!lesson) throw lessonNotFound(req.params.lesson_id);
+    sendJson(res, 200, publicLesson(lesson));
+  });
+
+  r.delete("/assistants/:assistant_id/lessons/:lesson_id", async (req, res) => {
+    const assistant = await findAssistant(deps, req.params.assistant_id);
+    if (!(await memory().delete(assistant.assistant_id, req.params.lesson_id)))
+      throw lessonNotFound(req.params.lesson_id);
+    sendJson(res, 200, {});
+  });
+
+  async function findRun(threadId: string, runId: string) {
+    const thread = await findThread(deps, threadId);
+    const run = await deps.storage.runs.get(runId, thread.thread_id);
+    if (!run) throw notFound("Run", runId);
+    return run;
+  }
+
+  r.post("/threads/:thread_id/runs/:run_id/feedback", async (req, res) => {
+    const body = parseBody(RunRatingCreate, req.body);
+    const run = await findRun(req.params.thread_id, req.params.run_id);
+    const allowed = run.kwargs.feedback_keys;
+    if (allowed && allowed.length > 0 && !allowed.includes(body.key)) {
+      throw new RefineryError(
+        "invalid_input",
+        `feedback key "${body.key}" is not accepted for this run`,
+        {
+          field: "key",
+          fix: `the run was created with feedback_keys ${JSON.stringify(allowed)}: use one of them`,
+        },
+      );
+    }
+    const rating = await records().addRating({
+      run_id: run.run_id,
+      thread_id: run.thread_id,
+      key: body.key,
+      ...(body.score !== undefined ? { score: body.score } : {}),
+      ...(body.value !== undefined ? { value: body.value } : {}),
+      ...(body.comment !== undefined ? { comment: body.comment } : {}),
+    });
+    sendJson(res, 201, rating);
+  });
+
+  r.get("/threads/:thread_id/runs/:run_id/feedback", async (req, res) => {
+    const run = await findRun(req.params.thread_id, req.params.run_id);
+    const outcome = await records().getOutcome(run.run_id);
+    sendJson(res, 200, {
+      run_id: run.run_id,
+      ratings: await records().ratings(run.run_id),
+      human_decisions: outcome?.approvals ?? [],
+      verdicts: outcome?.verdicts ?? [],
+      lessons_used: outcome?.lessons_used ?? [],
+    });
+  });
+
+  r.get("/export", async (req, res) => {
+    const q = parseQuery(ExportQuery, req);
+    let assistantId: string | undefined;
+    if (q.assistant_id) assistantId = (await findAssistant(deps, q.assistant_id)).assistant_id;
+    const outcomes = records().outcomes({
+      ...(q.graph_id ? { graph_id: q.graph_id } : {}),
+      ...(assistantId ? { assistant_id: assistantId } : {}),
+      ...(q.since ? { since: q.since } : {}),
+      ...(q.until ? { until: q.until } : {}),
+      ...(q.verdict ? { verdict: q.verdict } : {}),
+      human_approved_only: q.human_approved_only,
+    });
+    res.status(200);
+    res.setHeader("Content-Type", "application/x-ndjson; charset=utf-8");
+    res.setHeader("Content-Disposition", `attachment; filename="refinery-${q.format}.jsonl"`);
+    res.setHeader("Cache-Control", "no-store");
+    let closed = false;
+    res.on("close", () => {
+      closed = true;
+    });
+    try {
+      for await (const line of exportJsonl(outcomes, q.format)) {
+        if (closed) break;
+        // Backpressure: a slow reader pauses the export instead of filling memory.
+        if (!res.write(line)) await Promise.race([once(res, "drain"), once(res, "close")]);
+      }
+    } finally {
+      if (!closed) res.end();
+    }
+  });
+
+  return r;
+}
+
+/** Lessons go out without their embedding vectors. */
+function publicLesson<T extends { embedding?: unknown }>(lesson: T): Omit<T, "embedding"> {
+  const { embedding: _embedding, ...rest } = lesson;
+  return rest;
+}
