@@ -6,6 +6,7 @@ import { Command } from "@langchain/langgraph";
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
 import type { Run, RunStatus, Storage, ThreadStatus } from "../core/storage/types.ts";
+import type { LearningLoop } from "../graphs/learning.ts";
 import type { GraphRegistry, StateSnapshotLike } from "../graphs/registry.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
@@ -28,6 +29,8 @@ export interface ExecutorDeps {
   pollMs?: number;
   /** POSTs run results to `webhook` URLs; injectable for tests. */
   fetch?: typeof fetch;
+  /** Learns from finished runs (lessons, outcomes kept for export). */
+  learning?: LearningLoop;
 }
 
 interface Active {
@@ -317,6 +320,38 @@ export class RunExecutor {
     hub.close(run.run_id, { status, values, ...(error ? { error } : {}) });
     log("info", "run finished", { ...ids, status, duration_ms: Math.round(seconds * 1000) });
     if (kwargs.webhook) void this.callWebhook(run, status, values, error);
+    // After the clients have the result; awaited so a graceful shutdown lets it finish.
+    if (this.deps.learning && status === "success" && values)
+      await this.learn(run, graphId, values as Record<string, unknown>);
+  }
+
+  private async learn(run: Run, graphId: string, values: Record<string, unknown>): Promise<void> {
+    const configurable = run.kwargs.config.configurable;
+    const family = run.kwargs.config.metadata?.family;
+    try {
+      const result = await this.deps.learning!.onRunEnd({
+        values,
+        run_id: run.run_id,
+        thread_id: run.thread_id,
+        assistant_id: run.assistant_id,
+        graph_id: graphId,
+        keep: !run.kwargs.temporary,
+        learn: memoryEnabled(configurable) && memoryEnabled(values.options),
+        ...(typeof family === "string" ? { family } : {}),
+      });
+      if (result.lessonsAdded || result.lessonsMerged)
+        this.deps.log("info", "lessons learned", {
+          run_id: run.run_id,
+          thread_id: run.thread_id,
+          added: result.lessonsAdded,
+          merged: result.lessonsMerged,
+        });
+    } catch (err) {
+      this.deps.log("error", "learning from the run failed", {
+        run_id: run.run_id,
+        error: serializeError(err),
+      });
+    }
   }
 
   private async recordThread(
@@ -465,4 +500,10 @@ function withoutCheckpointId(configurable: Record<string, unknown>): Record<stri
   delete rest.checkpoint_id;
   delete rest.checkpoint_map;
   return rest;
+}
+
+/** False when refine options (`memory: {enabled: false}`) switch the lessons memory off. */
+function memoryEnabled(options: unknown): boolean {
+  const memory = (options as { memory?: { enabled?: unknown } } | null | undefined)?.memory;
+  return memory?.enabled !== false;
 }
