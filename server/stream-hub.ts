@@ -1,6 +1,8 @@
 // In-process fan-out of run events to SSE clients, with a bounded replay log per run so a
 // client that reconnects with Last-Event-ID misses nothing. Event ids are "<attempt>-<n>": a
 // run re-queued after a crash starts a new attempt, and its log is replayed from the start.
+// Finished runs keep their log for a while, bounded by time and by how many runs and events are
+// kept, so memory does not grow with throughput; a run dropped from here is served from storage.
 
 export interface RunEvent {
   id: string;
@@ -20,12 +22,12 @@ interface Channel {
   events: RunEvent[];
   /** Events published in this attempt; ids keep counting after old events are dropped. */
   seq: number;
-  bytes: number;
   listeners: Set<(e: RunEvent | null) => void>;
   closed: boolean;
   end?: RunEnd;
   endWaiters: ((end: RunEnd) => void)[];
-  dropTimer?: NodeJS.Timeout;
+  /** When the run ended (ms since epoch); set while the channel is in the finished queue. */
+  endedAt?: number;
 }
 
 export interface StreamHubOptions {
@@ -33,27 +35,38 @@ export interface StreamHubOptions {
   retentionMs?: number;
   /** Replay log cap per run; older events are dropped first (clients then rejoin from the latest). */
   maxEventsPerRun?: number;
+  /** Finished runs whose logs are kept; the run that ended first is dropped first. */
+  maxFinishedRuns?: number;
+  /** Events kept across all finished runs' logs; the run that ended first is dropped first. */
+  maxFinishedEvents?: number;
 }
 
 export class StreamHub {
   private readonly channels = new Map<string, Channel>();
+  /** Finished channels in the order they ended (Map order), for time and size eviction. */
+  private readonly finished = new Map<string, Channel>();
+  private finishedEvents = 0;
+  private sweeper?: NodeJS.Timeout;
   private readonly retentionMs: number;
   private readonly maxEvents: number;
+  private readonly maxFinishedRuns: number;
+  private readonly maxFinishedEvents: number;
 
   constructor(options: StreamHubOptions = {}) {
     this.retentionMs = options.retentionMs ?? 60_000;
     this.maxEvents = options.maxEventsPerRun ?? 2_000;
+    this.maxFinishedRuns = options.maxFinishedRuns ?? 500;
+    this.maxFinishedEvents = options.maxFinishedEvents ?? 10_000;
   }
 
   /** Starts (or restarts, on a new attempt) the log of a run. */
   open(runId: string, attempt: number): void {
     const existing = this.channels.get(runId);
-    if (existing?.dropTimer) clearTimeout(existing.dropTimer);
+    if (existing) this.unfinish(runId, existing);
     const channel: Channel = {
       attempt,
       events: [],
       seq: 0,
-      bytes: 0,
       listeners: existing?.listeners ?? new Set(),
       closed: false,
       endWaiters: existing?.endWaiters ?? [],
@@ -80,8 +93,15 @@ export class StreamHub {
     for (const listener of channel.listeners) listener(null);
     channel.listeners.clear();
     for (const waiter of channel.endWaiters.splice(0)) waiter(end);
-    channel.dropTimer = setTimeout(() => this.channels.delete(runId), this.retentionMs);
-    channel.dropTimer.unref();
+    this.unfinish(runId, channel);
+    channel.endedAt = Date.now();
+    this.finished.set(runId, channel);
+    this.finishedEvents += channel.events.length;
+    this.evict(channel.endedAt);
+    if (!this.sweeper && this.finished.size > 0) {
+      this.sweeper = setInterval(() => this.evict(Date.now()), Math.min(this.retentionMs, 5_000));
+      this.sweeper.unref();
+    }
   }
 
   /** Resolves when the run ends in this process. */
@@ -133,10 +153,39 @@ export class StreamHub {
     }
   }
 
-  stats(): { runs: number; events: number } {
+  /** Runs and events held: all runs, and the finished ones kept for replay. */
+  stats(): { runs: number; events: number; finishedRuns: number; finishedEvents: number } {
     let events = 0;
     for (const c of this.channels.values()) events += c.events.length;
-    return { runs: this.channels.size, events };
+    return {
+      runs: this.channels.size,
+      events,
+      finishedRuns: this.finished.size,
+      finishedEvents: this.finishedEvents,
+    };
+  }
+
+  /** Drops finished runs past their retention, then the oldest ones while over a cap. */
+  private evict(now: number): void {
+    for (const [runId, channel] of this.finished) {
+      const expired = (channel.endedAt ?? 0) + this.retentionMs <= now;
+      const over =
+        this.finished.size > this.maxFinishedRuns || this.finishedEvents > this.maxFinishedEvents;
+      if (!expired && !over) break;
+      this.unfinish(runId, channel);
+      if (this.channels.get(runId) === channel) this.channels.delete(runId);
+    }
+    if (this.finished.size === 0 && this.sweeper) {
+      clearInterval(this.sweeper);
+      this.sweeper = undefined;
+    }
+  }
+
+  private unfinish(runId: string, channel: Channel): void {
+    if (this.finished.get(runId) !== channel) return;
+    this.finished.delete(runId);
+    this.finishedEvents -= channel.events.length;
+    channel.endedAt = undefined;
   }
 
   private replayFrom(channel: Channel, lastEventId: string | undefined): RunEvent[] {
@@ -154,7 +203,6 @@ export class StreamHub {
       attempt: 0,
       events: [],
       seq: 0,
-      bytes: 0,
       listeners: new Set(),
       closed: false,
       endWaiters: [],
