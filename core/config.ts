@@ -90,6 +90,23 @@ export const RefineOptionsSchema = z
       .optional(),
     retry: RetrySchema.optional(),
     approval: ApprovalOptionsSchema.optional().describe("Human approval: when to ask a reviewer."),
+    memory: z
+      .object({
+        enabled: z
+          .boolean()
+          .optional()
+          .describe("Use and learn lessons (default true when the process has a memory)"),
+        lessons: z
+          .number()
+          .int()
+          .min(0)
+          .max(10)
+          .optional()
+          .describe("Lessons put in the generate prompt (default 3)"),
+      })
+      .strict()
+      .optional()
+      .describe("The lessons memory: lessons learned from earlier runs go into generate's prompt."),
   })
   .strict();
 export type RefineOptions = z.infer<typeof RefineOptionsSchema>;
@@ -127,7 +144,7 @@ export function mergeRefineOptions(...layers: (RefineOptions | undefined)[]): Re
     if (!layer) continue;
     for (const [key, value] of Object.entries(layer) as [keyof RefineOptions, unknown][]) {
       if (value === undefined) continue;
-      if (key === "prompts" || key === "models" || key === "retry") {
+      if (key === "prompts" || key === "models" || key === "retry" || key === "memory") {
         (out as Record<string, unknown>)[key] = {
           ...(out[key] as object | undefined),
           ...(value as object),
@@ -146,6 +163,12 @@ export interface ProcessSettings {
   apiKey?: string;
   baseURL?: string;
   model: string;
+  /** The lessons memory (on unless REFINERY_MEMORY=off). */
+  memory?: boolean;
+  /** Postgres URL for the lessons store (REFINERY_STORE_URL); default: the SQLite file. */
+  storeUrl?: string;
+  /** Embeddings model for lesson retrieval (REFINERY_EMBEDDINGS_MODEL); default: lexical. */
+  embeddingsModel?: string;
 }
 
 export function processSettingsFromEnv(
@@ -159,10 +182,27 @@ export function processSettingsFromEnv(
       fix: "set REFINERY_DB to a file path such as ./data/refinery.db, or unset it",
     });
   }
+  const memory = (env.REFINERY_MEMORY ?? "on").toLowerCase();
+  if (!["on", "off", "true", "false", "1", "0", ""].includes(memory)) {
+    throw new RefineryError("invalid_config", `REFINERY_MEMORY is "${env.REFINERY_MEMORY}"`, {
+      field: "REFINERY_MEMORY",
+      fix: "set it to on or off",
+    });
+  }
+  const storeUrl = env.REFINERY_STORE_URL || undefined;
+  if (storeUrl && !/^postgres(ql)?:\/\//.test(storeUrl)) {
+    throw new RefineryError("invalid_config", "REFINERY_STORE_URL is not a Postgres URL", {
+      field: "REFINERY_STORE_URL",
+      fix: "use postgres://user@host:5432/db, or unset it to keep lessons in the SQLite file",
+    });
+  }
   return {
     dbPath,
     apiKey: env.OPENAI_API_KEY || undefined,
     baseURL: env.OPENAI_BASE_URL || file.baseURL || undefined,
     model: env.REFINERY_MODEL || file.model || "gpt-4o-mini",
+    memory: !["off", "false", "0"].includes(memory),
+    ...(storeUrl ? { storeUrl } : {}),
+    ...(env.REFINERY_EMBEDDINGS_MODEL ? { embeddingsModel: env.REFINERY_EMBEDDINGS_MODEL } : {}),
   };
 }

@@ -79,6 +79,13 @@ export interface ApprovalRecord {
   at: string;
 }
 
+/** A lesson from earlier runs that the generate prompt carried (see core/memory). */
+export interface UsedLesson {
+  id: string;
+  text: string;
+  score: number;
+}
+
 export interface RunError {
   code: string;
   message: string;
@@ -160,6 +167,8 @@ export const RefineState = Annotation.Root({
     reducer: reducers.append,
     default: () => [],
   }),
+  /** Lessons from the memory that generate put in its prompt (absent when none were used). */
+  lessons: Annotation<UsedLesson[]>({ reducer: reducers.last, default: () => [] }),
   /** The final answer: the best-so-far draft once the run stops. */
   answer: Annotation<string | null>({ reducer: reducers.last, default: () => null }),
   error: Annotation<RunError | null>({ reducer: reducers.last, default: () => null }),

@@ -16,14 +16,21 @@ import type {
   RefineUpdate,
   StepRecord,
   Strategy,
+  UsedLesson,
 } from "../core/state.ts";
 import { buildMessages, emit, promptVariables } from "./support.ts";
 
-export interface GenerateNodeOptions {
-  settings: SettingsResolver;
+/** Lessons from earlier runs for a task; `assistantId` is undefined outside the server. */
+export interface LessonSource {
+  retrieve(assistantId: string | undefined, task: string, limit: number): Promise<UsedLesson[]>;
 }
 
-export function createGenerateNode({ settings }: GenerateNodeOptions) {
+export interface GenerateNodeOptions {
+  settings: SettingsResolver;
+  lessons?: LessonSource;
+}
+
+export function createGenerateNode({ settings, lessons }: GenerateNodeOptions) {
   return async function generate(
     state: RefineStateType,
     config: RunnableConfig,
@@ -43,12 +50,26 @@ export function createGenerateNode({ settings }: GenerateNodeOptions) {
     let currentAttempt: number | undefined;
 
     const pasr = strategy === "pasr";
-    const messages = pasr
-      ? buildMessages(s.prompts.pasr, {
-          ...promptVariables(state),
-          pasr_system: PASR_SYSTEM_PROMPT,
-        })
-      : buildMessages(s.prompts.generate, promptVariables(state));
+    const memory = s.options.memory;
+    const used: UsedLesson[] =
+      lessons && memory?.enabled !== false && (memory?.lessons ?? 3) > 0
+        ? await lessons.retrieve(
+            typeof config.configurable?.assistant_id === "string"
+              ? config.configurable.assistant_id
+              : undefined,
+            state.context ? `${state.task}\n${state.context}` : state.task,
+            memory?.lessons ?? 3,
+          )
+        : [];
+    const variables = { ...promptVariables(state), lessons_block: lessonsBlock(used) };
+    const template = pasr ? s.prompts.pasr : s.prompts.generate;
+    const messages = buildMessages(
+      // A template without the placeholder still gets the lessons, after its user text.
+      used.length && !template.user.includes("{lessons_block}")
+        ? { ...template, user: `${template.user}{lessons_block}` }
+        : template,
+      pasr ? { ...variables, pasr_system: PASR_SYSTEM_PROMPT } : variables,
+    );
     const result = await callModel(model, messages, {
       role: "generate",
       config,
@@ -130,6 +151,8 @@ export function createGenerateNode({ settings }: GenerateNodeOptions) {
     // No-op writes (false into an OR reducer, empty lists into append reducers) are left out:
     // each one costs a checkpoint row. A fresh round still resets the lists below.
     if (isSimulatedModel(model)) update.simulated = true;
+    if (used.length) update.lessons = used;
+    else if (freshRound && state.lessons.length) update.lessons = [];
     if (decisions.length) update.decisions = decisions;
     if (refinements.length) update.refinements = refinements;
     if (freshRound) {
@@ -152,4 +175,12 @@ function stripPasrTags(text: string): string {
   const answer = /<answer>([\s\S]*?)(<\/answer>|$)/i.exec(text);
   if (answer?.[1]?.trim()) return answer[1].trim();
   return text.replace(/<\/?(think|refine|answer)>/gi, "").trim();
+}
+
+/** The lessons as a prompt block, to be applied where relevant rather than as rules. */
+function lessonsBlock(used: UsedLesson[]): string {
+  if (used.length === 0) return "";
+  return `\nLessons from earlier, similar tasks (apply them where they are relevant):\n${used
+    .map((l) => `- ${l.text}`)
+    .join("\n")}\n`;
 }
