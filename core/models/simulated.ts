@@ -19,6 +19,7 @@ import {
   type ArithmeticStep as Step,
 } from "../arith.ts";
 import { fromZodError } from "../errors.ts";
+import { tokenize } from "../memory/text.ts";
 import type { ModelRole, RefineryCallOptions } from "./types.ts";
 
 export const SIMULATED_MODEL_NAME = "refinery-simulated";
@@ -58,6 +59,8 @@ export interface SimulatedModelOptions {
   charsPerToken?: number;
   /** Hidden "reasoning" tokens added to every call's completion tokens. Default 32. */
   reasoningTokens?: number;
+  /** How much a relevant lesson in the generate prompt (one learned on tasks sharing at least two terms with this task, see core/memory) lowers the first-draft error rate: the rate is multiplied by 1 - lessonBenefit. Default 0.5. */
+  lessonBenefit?: number;
   /** When true, the n-th repeat of an identical prompt on one instance draws fresh randomness (like sampling at temperature > 0). Default false: identical prompts give identical outputs. */
   varyRepeats?: boolean;
   /** Correct final answers by task text (exact, or case/whitespace-insensitive). Checked before `oracle`. */
@@ -86,6 +89,7 @@ const OptionsSchema: z.ZodType<ResolvedOptions, SimulatedModelOptions> = z.stric
   charsPerToken: z.number().positive().default(4),
   reasoningTokens: z.number().int().min(0).default(32),
   varyRepeats: z.boolean().default(false),
+  lessonBenefit: rate.default(0.5),
   answerKey: z.record(z.string(), z.string()).optional(),
   oracle: z
     .custom<SimulatedOracle>((v) => typeof v === "function", {
@@ -866,7 +870,7 @@ interface ParsedPrompt {
 
 // A section header such as "Context:" or "Reviewer feedback (must be honoured):" ends the task.
 const TASK_END =
-  /\n[ \t]*(?:Context|Additional context|Feedback|Human feedback|Reviewer feedback|Reference|Draft|Previous draft|Critique|Failed checks|Rubric)(?:[ \t]*\([^)\n]*\))?[ \t]*:/i;
+  /\n[ \t]*(?:Context|Additional context|Feedback|Human feedback|Reviewer feedback|Reference|Draft|Previous draft|Critique|Failed checks|Rubric|Lessons from earlier, similar tasks)(?:[ \t]*\([^)\n]*\))?[ \t]*:/i;
 
 /** Placeholder lines meaning "nothing failed", e.g. "(all checks passed)" from nodes/revise.ts. */
 const EMPTY_CHECK_LINE =
@@ -944,6 +948,23 @@ function parsePrompt(messages: BaseMessage[], roleOption: ModelRole | undefined)
     return { role, task, draft, feedback: "", hasFailedChecks: false };
   }
   return { role, task, feedback: "", hasFailedChecks: false };
+}
+
+/**
+ * True when the prompt's lessons block holds a lesson learned on tasks that share at least two
+ * terms with this one (its `(learned on: …)` note): the simulation's stand-in for a lesson that
+ * carries over from the same task family.
+ */
+function hasRelevantLesson(messages: BaseMessage[], task: string): boolean {
+  const text = messages.map((m) => m.text).join("\n");
+  const at = text.indexOf("Lessons from earlier, similar tasks");
+  if (at === -1) return false;
+  const taskTerms = new Set(tokenize(task));
+  for (const m of text.slice(at).matchAll(/\(learned on: ([^)\n]*)\)/g)) {
+    const shared = new Set(tokenize(m[1] ?? "").filter((t) => taskTerms.has(t)));
+    if (shared.size >= 2) return true;
+  }
+  return false;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1134,7 +1155,9 @@ export class SimulatedChatModel extends BaseChatModel<RefineryCallOptions> {
       case "generate":
         text = writeDraft(
           k,
-          draw("first-draft") >= o.firstDraftErrorRate,
+          draw("first-draft") >=
+            o.firstDraftErrorRate *
+              (hasRelevantLesson(messages, parsed.task) ? 1 - o.lessonBenefit : 1),
           draw,
           "first",
           parsed.task,
