@@ -10,6 +10,7 @@ import type { RefineStateType } from "../core/state.ts";
 import { openEngine, type Engine } from "../graphs/engine.ts";
 import { optionsFromFlags, RUN_FLAGS, type Flags } from "./args.ts";
 import { evalCommand } from "./eval.ts";
+import { exportCommand, lessonsCommand } from "./learning.ts";
 import { LiveRenderer, resultJson } from "./render.ts";
 
 const MAIN_HELP = `refinery — self-refining LLM workflows
@@ -18,6 +19,8 @@ Usage:
   refinery run [TASK] [options]       refine a task (TASK, --file PATH, or stdin)
   refinery resume THREAD_ID [options] continue an interrupted run from its last checkpoint
   refinery eval --dataset PATH [options] compare strategies on a JSONL dataset (resumable)
+  refinery lessons list|search|add|edit|pin|unpin|delete   the lessons memory
+  refinery export --format sft|dpo|pasr [--out FILE]        training data from stored runs
   refinery COMMAND --help             options of a command
 
 Environment:
@@ -25,6 +28,8 @@ Environment:
   OPENAI_BASE_URL   endpoint base URL, e.g. http://127.0.0.1:8000/v1
   REFINERY_MODEL    default model name (gpt-4o-mini)
   REFINERY_DB       SQLite checkpoint file (./data/refinery.db)
+  REFINERY_MEMORY   on (default) | off: learn lessons from runs and use them in prompts
+  REFINERY_STORE_URL  postgres://... to keep lessons in Postgres instead of the SQLite file
 `;
 
 const RUN_HELP = `refinery run [TASK] [options]
@@ -89,8 +94,10 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     if (command === "run") return await runCommand(rest, io);
     if (command === "resume") return await resumeCommand(rest, io);
     if (command === "eval") return await evalCommand(rest, io);
+    if (command === "lessons") return await lessonsCommand(rest, io);
+    if (command === "export") return await exportCommand(rest, io);
     throw new RefineryError("invalid_input", `unknown command "${command}"`, {
-      fix: "use `refinery run`, `refinery resume` or `refinery eval` (see refinery --help)",
+      fix: "use run, resume, eval, lessons or export (see refinery --help)",
     });
   } catch (err) {
     return reportError(err, io);

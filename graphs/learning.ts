@@ -1,11 +1,19 @@
 // The learning loop around finished runs: when a run ends, its outcome is kept with the run
 // (for export), the lessons its prompt carried are credited or blamed, and the `reflect` step
 // distils new lessons into the memory. Used by the server's executor and by the CLI.
+import { OpenAIEmbeddings } from "@langchain/openai";
+import type Database from "better-sqlite3";
+import type { ProcessSettings } from "../core/config.ts";
 import type { RunOutcome } from "../core/learning/outcome.ts";
 import { outcomeFromValues } from "../core/learning/outcome.ts";
-import type { LessonMemory } from "../core/memory/lessons.ts";
+import { LessonMemory, type LessonMemoryOptions } from "../core/memory/lessons.ts";
+import type { LessonSource } from "../nodes/generate.ts";
+import { openStore } from "../core/memory/open-store.ts";
 import { reflect } from "../core/memory/reflect.ts";
-import type { LearningRecords } from "../core/storage/learning-sqlite.ts";
+import {
+  createSqliteLearningRecords,
+  type LearningRecords,
+} from "../core/storage/learning-sqlite.ts";
 
 export interface RunEnd {
   values: Record<string, unknown> | null | undefined;
@@ -71,5 +79,56 @@ export function createLearningLoop(deps: {
       }
       return result;
     },
+  };
+}
+
+export interface OpenedLearning {
+  loop: LearningLoop;
+  memory?: LessonMemory;
+  records: LearningRecords;
+  storeKind?: "sqlite" | "postgres";
+  close(): Promise<void>;
+}
+
+/**
+ * Opens the learning loop of one process: records in the SQLite file `db`, lessons in the
+ * LangGraph store (the same SQLite file, or Postgres when `settings.storeUrl` is set).
+ */
+export async function openLearning(
+  settings: ProcessSettings,
+  db: Database.Database,
+  options: LessonMemoryOptions = {},
+): Promise<OpenedLearning> {
+  const records = createSqliteLearningRecords(db);
+  if (settings.memory === false) {
+    return { loop: createLearningLoop({ records }), records, close: async () => {} };
+  }
+  const opened = await openStore(settings.storeUrl ? { postgresUrl: settings.storeUrl } : { db });
+  const embeddings =
+    settings.embeddingsModel && settings.apiKey
+      ? new OpenAIEmbeddings({
+          model: settings.embeddingsModel,
+          apiKey: settings.apiKey,
+          ...(settings.baseURL ? { configuration: { baseURL: settings.baseURL } } : {}),
+        })
+      : undefined;
+  const memory = new LessonMemory(opened.store, {
+    ...(embeddings ? { embeddings } : {}),
+    ...options,
+  });
+  return {
+    loop: createLearningLoop({ memory, records }),
+    memory,
+    records,
+    storeKind: opened.kind,
+    close: () => opened.close(),
+  };
+}
+
+/** The generate node's view of the memory; runs outside the server use `defaultAssistant`. */
+export function lessonSourceFor(memory: LessonMemory, defaultAssistant: string): LessonSource {
+  return {
+    retrieve: (assistantId, task, limit) =>
+      memory.retrieve(assistantId ?? defaultAssistant, task, limit),
   };
 }

@@ -10,6 +10,7 @@ import { createSqliteFeedbackInbox, type FeedbackInbox } from "../core/storage/f
 import { createSqliteStorage } from "../core/storage/sqlite.ts";
 import { startGraphSpecs } from "../graphs/declarative/index.ts";
 import { openEngine } from "../graphs/engine.ts";
+import { openLearning } from "../graphs/learning.ts";
 import { createGraphRegistry, systemAssistantId, type RunnableGraph } from "../graphs/registry.ts";
 import type { ModelProvider } from "../core/models/provider.ts";
 import { fromZodError } from "../core/errors.ts";
@@ -76,6 +77,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const inbox = createSqliteFeedbackInbox(db);
   inboxRef.current = inbox;
   const checkpoints = createSqliteCheckpointAdmin(db);
+  // Lessons memory (the same SQLite file, or Postgres with REFINERY_STORE_URL) and run records.
+  const learning = await openLearning(settings, db);
 
   const configPath =
     options.configPath ??
@@ -129,10 +132,12 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     metrics,
     concurrency,
     pollMs: options.pollMs,
+    learning: learning.loop,
   });
   const hooks: { resumeApproval?: (threadId: string, decision: unknown) => Promise<unknown> } = {};
   const app = createApp({
     graphSpecs,
+    learning: learning.loop,
     inbox,
     hooks,
     storage,
@@ -201,6 +206,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     graphs: registry.ids(),
     model: engine.provider.offline ? "simulated (offline)" : settings.model,
     workers: concurrency,
+    lessons: learning.storeKind ?? "off",
   });
 
   let closed = false;
@@ -217,6 +223,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       server.closeAllConnections();
       await stopped;
       await storage.close();
+      await learning.close();
       engine.close();
     },
   };

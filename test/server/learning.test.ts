@@ -1,0 +1,269 @@
+// The learning loop over HTTP on the real server: lessons learned from a finished run and kept
+// across a restart, lessons CRUD, run ratings (feedback) and the streamed JSONL export, with the
+// 4xx answers for bad input.
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { silentLogger } from "../../server/log.ts";
+import { startServer } from "../../server/start.ts";
+import { ScriptedChatModel, scriptedProvider } from "../support/scripted-model.ts";
+import { FIXTURE_CONFIG, startTestServer, type TestServer } from "../support/server.ts";
+
+const REVISE = '{"verdict":"revise","score":0.2,"issues":["The sum of 2 and 2 is 4, not 5."]}';
+const PASS = '{"verdict":"pass","score":0.95,"issues":[]}';
+let model: ScriptedChatModel;
+let s: TestServer;
+
+const config = {
+  configurable: { verifiers: [{ kind: "answer_match", expected: 4 }], retry: { retries: 0 } },
+};
+
+beforeAll(async () => {
+  model = new ScriptedChatModel({
+    generate: (messages) =>
+      String(messages.at(-1)?.content).includes("2 + 2") ? "2 + 2 = 5\nAnswer: 5" : "Answer: 7",
+    critique: (messages) =>
+      String(messages.at(-1)?.content).includes("Answer: 5") ? REVISE : PASS,
+    revise: () => "2 + 2 = 4\nAnswer: 4",
+  });
+  s = await startTestServer({ provider: scriptedProvider(model) });
+});
+afterAll(async () => s?.close());
+
+async function http(path: string, init: RequestInit & { json?: unknown } = {}) {
+  const res = await fetch(`${s.url}${path}`, {
+    ...init,
+    ...(init.json !== undefined
+      ? { body: JSON.stringify(init.json), headers: { "content-type": "application/json" } }
+      : {}),
+  });
+  const text = await res.text();
+  let body: unknown = text;
+  try {
+    body = JSON.parse(text);
+  } catch {
+    // JSONL or plain text
+  }
+  return {
+    status: res.status,
+    body: body as Record<string, unknown> & unknown[],
+    text,
+    headers: res.headers,
+  };
+}
+
+async function refinedRun(task = "What is 2 + 2?", extra: Record<string, unknown> = {}) {
+  const thread = await s.client.threads.create();
+  const run = await s.client.runs.create(thread.thread_id, "refine", {
+    input: { task },
+    config,
+    ...extra,
+  });
+  await s.client.runs.join(thread.thread_id, run.run_id);
+  return { thread_id: thread.thread_id, run_id: run.run_id };
+}
+
+describe("lessons learned from runs", () => {
+  it("distils a lesson from a run whose revision fixed a failed check", async () => {
+    const { thread_id, run_id } = await refinedRun();
+    const lessons = await http("/assistants/refine/lessons");
+    expect(lessons.status).toBe(200);
+    const texts = (lessons.body as { text: string; evidence: { run_id: string }[] }[]).map(
+      (l) => l.text,
+    );
+    expect(texts).toContain("Avoid this mistake: The sum of 2 and 2 is 4, not 5.");
+    const lesson = (
+      lessons.body as { text: string; evidence: { run_id: string; thread_id: string }[] }[]
+    ).find((l) => l.text.startsWith("Avoid"))!;
+    expect(lesson.evidence).toContainEqual({ thread_id, run_id, iteration: 1 });
+    // The same lesson from a second run is merged, not duplicated.
+    await refinedRun("What is 2 + 2, exactly?");
+    const again = await http("/assistants/refine/lessons");
+    expect(
+      (again.body as { text: string }[]).filter((l) => l.text.startsWith("Avoid")),
+    ).toHaveLength(1);
+  });
+
+  it("lists, searches, adds, edits, pins and deletes lessons; bad input is a 4xx", async () => {
+    const created = await http("/assistants/refine/lessons", {
+      method: "POST",
+      json: {
+        text: "State the unit of every quantity in the answer.",
+        keywords: ["unit", "quantity"],
+      },
+    });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    expect(created.body).toMatchObject({ source: "manual", pinned: false, uses: 0 });
+    expect(created.body).not.toHaveProperty("embedding");
+    const dup = await http("/assistants/refine/lessons", {
+      method: "POST",
+      json: { text: "state the unit of every quantity in the answer" },
+    });
+    expect(dup.status).toBe(200);
+    expect(dup.body.id).toBe(id);
+    const found = await http("/assistants/refine/lessons/search", {
+      method: "POST",
+      json: { task: "Give the quantity of flour with its unit" },
+    });
+    expect((found.body as unknown as { id: string }[]).map((h) => h.id)).toContain(id);
+    const pinned = await http(`/assistants/refine/lessons/${id}`, {
+      method: "PATCH",
+      json: { pinned: true },
+    });
+    expect(pinned.body).toMatchObject({ id, pinned: true });
+    expect((await http(`/assistants/refine/lessons/${id}`)).body).toMatchObject({ pinned: true });
+
+    const tooLong = await http("/assistants/refine/lessons", {
+      method: "POST",
+      json: { text: "x".repeat(501) },
+    });
+    expect(tooLong.status).toBe(422);
+    expect(tooLong.body).toMatchObject({ field: "text" });
+    const unknownField = await http(`/assistants/refine/lessons/${id}`, {
+      method: "PATCH",
+      json: { txt: "a" },
+    });
+    expect(unknownField.status).toBe(422);
+    expect((await http("/assistants/refine/lessons/nope")).status).toBe(404);
+    expect((await http("/assistants/no-such-graph/lessons")).status).toBe(404);
+    expect((await http("/assistants/refine/lessons?limit=0")).status).toBe(422);
+
+    expect((await http(`/assistants/refine/lessons/${id}`, { method: "DELETE" })).status).toBe(200);
+    expect((await http(`/assistants/refine/lessons/${id}`)).status).toBe(404);
+    expect((await http(`/assistants/refine/lessons/${id}`, { method: "DELETE" })).status).toBe(404);
+  });
+});
+
+describe("run feedback", () => {
+  it("stores ratings with the run and returns them with the human decisions and verdicts", async () => {
+    const { thread_id, run_id } = await refinedRun();
+    const path = `/threads/${thread_id}/runs/${run_id}/feedback`;
+    const rated = await http(path, {
+      method: "POST",
+      json: { score: 0.9, comment: "right answer" },
+    });
+    expect(rated.status).toBe(201);
+    expect(rated.body).toMatchObject({
+      run_id,
+      key: "user_score",
+      score: 0.9,
+      comment: "right answer",
+    });
+    const got = await http(path);
+    expect(got.body.ratings).toHaveLength(1);
+    expect((got.body.verdicts as { pass: boolean }[]).map((v) => v.pass)).toEqual([false, true]);
+
+    const bad = await http(path, { method: "POST", json: { score: 3 } });
+    expect(bad.status).toBe(422);
+    expect(bad.body).toMatchObject({ field: "score" });
+    const empty = await http(path, { method: "POST", json: {} });
+    expect(empty.status).toBe(422);
+    const unknownRun = await http(
+      `/threads/${thread_id}/runs/00000000-0000-4000-8000-000000000000/feedback`,
+      {
+        method: "POST",
+        json: { score: 1 },
+      },
+    );
+    expect(unknownRun.status).toBe(404);
+    expect((await http(path)).body.ratings).toHaveLength(1);
+  });
+
+  it("accepts only the run's feedback_keys when it was created with them", async () => {
+    const { thread_id, run_id } = await refinedRun("What is 2 + 2?", {
+      feedbackKeys: ["correctness"],
+    });
+    const path = `/threads/${thread_id}/runs/${run_id}/feedback`;
+    const wrong = await http(path, { method: "POST", json: { key: "style", score: 1 } });
+    expect(wrong.status).toBe(422);
+    expect(wrong.body).toMatchObject({ field: "key" });
+    expect(
+      (await http(path, { method: "POST", json: { key: "correctness", score: 1 } })).status,
+    ).toBe(201);
+  });
+});
+
+describe("export", () => {
+  it("streams SFT, DPO and PASR-trace JSONL that match the stored runs", async () => {
+    const { run_id } = await refinedRun();
+    const sft = await http("/export?format=sft&graph_id=refine");
+    expect(sft.status).toBe(200);
+    expect(sft.headers.get("content-type")).toMatch(/application\/x-ndjson/);
+    const lines = sft.text
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    const mine = lines.find((l) => l.metadata.run_id === run_id);
+    expect(mine.messages).toEqual([
+      { role: "user", content: "What is 2 + 2?" },
+      { role: "assistant", content: "2 + 2 = 4\nAnswer: 4" },
+    ]);
+    const state = await s.client.threads.getState(mine.metadata.thread_id);
+    expect((state.values as { answer: string }).answer).toBe(mine.messages[1].content);
+
+    const dpo = (await http("/export?format=dpo")).text
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    const pair = dpo.find((l) => l.metadata.run_id === run_id);
+    expect(pair.chosen[0].content).toBe("2 + 2 = 4\nAnswer: 4");
+    expect(pair.rejected[0].content).toBe("2 + 2 = 5\nAnswer: 5");
+    expect(pair.reason).toContain("The sum of 2 and 2 is 4, not 5.");
+
+    const pasr = (await http("/export?format=pasr")).text
+      .trim()
+      .split("\n")
+      .map((l) => JSON.parse(l));
+    const trace = pasr.find((l) => l.metadata.run_id === run_id).messages[2].content as string;
+    expect(trace).toMatch(
+      /^<think>\n2 \+ 2 = 5\nAnswer: 5\n<refine>\n[\s\S]*<\/refine>\n<\/think>\n<answer>\n2 \+ 2 = 4\nAnswer: 4\n<\/answer>$/,
+    );
+
+    const none = await http("/export?format=sft&until=2000-01-01");
+    expect(none.status).toBe(200);
+    expect(none.text).toBe("");
+  });
+
+  it("rejects invalid filters with a 4xx naming the field", async () => {
+    const cases: [string, string][] = [
+      ["/export", "query.format"],
+      ["/export?format=xml", "query.format"],
+      ["/export?format=sft&since=yesterday", "query.since"],
+      ["/export?format=sft&since=2026-12-01&until=2026-11-01", "query.since"],
+      ["/export?format=sft&verdict=maybe", "query.verdict"],
+      ["/export?format=sft&human_approved_only=yes", "query.human_approved_only"],
+    ];
+    for (const [path, field] of cases) {
+      const res = await http(path);
+      expect(res.status, path).toBe(422);
+      expect(res.body, path).toMatchObject({ field });
+    }
+  });
+});
+
+describe("lessons persistence", () => {
+  it("keeps lessons in the SQLite file across a server restart", async () => {
+    const env = { REFINERY_DB: s.dbPath };
+    const created = await http("/assistants/refine/lessons", {
+      method: "POST",
+      json: { text: "Round money to two decimals." },
+    });
+    const id = created.body.id as string;
+    const second = await startServer({
+      env,
+      configPath: FIXTURE_CONFIG,
+      port: 0,
+      host: "127.0.0.1",
+      log: silentLogger,
+      provider: scriptedProvider(model),
+      concurrency: 2,
+      pollMs: 200,
+    });
+    try {
+      const res = await fetch(`${second.url}/assistants/refine/lessons/${id}`);
+      expect(res.status).toBe(200);
+      expect(await res.json()).toMatchObject({ text: "Round money to two decimals." });
+    } finally {
+      await second.close(1000);
+    }
+  });
+});
