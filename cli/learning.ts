@@ -64,7 +64,10 @@ function parse(
   }
 }
 
-async function open(io: CliIO, db?: string): Promise<OpenedLearning & { closeAll(): Promise<void> }> {
+async function open(
+  io: CliIO,
+  db?: string,
+): Promise<OpenedLearning & { closeAll(): Promise<void> }> {
   const settings = processSettingsFromEnv({ ...io.env, ...(db ? { REFINERY_DB: db } : {}) });
   const checkpointer = openSqliteCheckpointer(settings.dbPath);
   const learning = await openLearning(settings, checkpointer.db!).catch((err: unknown) => {
@@ -163,7 +166,11 @@ export async function lessonsCommand(args: string[], io: CliIO): Promise<number>
       print(lessons, lessons.map(line).join("") || "no lessons\n");
     } else if (sub === "search") {
       const hits = await memory.retrieve(assistant, arg, limit);
-      print(hits, hits.map((h) => `${h.id}  ${h.text}  (score ${h.score})\n`).join("") || "no lessons match\n");
+      print(
+        hits,
+        hits.map((h) => `${h.id}  ${h.text}  (score ${h.score})\n`).join("") ||
+          "no lessons match\n",
+      );
     } else if (sub === "add") {
       const keywords = keywordsOf(values.keywords);
       const { lesson, created } = await memory.add(assistant, {
@@ -248,14 +255,18 @@ export async function exportCommand(args: string[], io: CliIO): Promise<number> 
     });
   const filter: OutcomeFilter = {
     ...(typeof values.graph === "string" ? { graph_id: values.graph } : {}),
-    ...(typeof values.assistant === "string" ? { assistant_id: assistantOf(values.assistant) } : {}),
+    ...(typeof values.assistant === "string"
+      ? { assistant_id: assistantOf(values.assistant) }
+      : {}),
     ...(date("since") ? { since: date("since") } : {}),
     ...(date("until") ? { until: date("until") } : {}),
     verdict: verdict as OutcomeFilter["verdict"],
     human_approved_only: Boolean(values["approved-only"]),
   };
   if (filter.since && filter.until && filter.since >= filter.until)
-    throw new RefineryError("invalid_input", "--since must be before --until", { field: "--since" });
+    throw new RefineryError("invalid_input", "--since must be before --until", {
+      field: "--since",
+    });
   const learning = await open(io, values.db as string | undefined);
   try {
     let out: ReturnType<typeof createWriteStream> | undefined;
