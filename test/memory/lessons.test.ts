@@ -1,19 +1,44 @@
-// The lessons memory on LangGraph's InMemoryStore: de-duplication, the cap, ranking, demotion,
-// edits and deletes. (The SQLite and Postgres stores run the same operations in test/storage.)
-import { InMemoryStore } from "@langchain/langgraph-checkpoint";
-import { describe, expect, it } from "vitest";
+// The lessons memory — de-duplication, the cap, ranking, demotion, edits and deletes — on each
+// store it runs on: LangGraph's InMemoryStore, the SQLite store (a real temp file) and the
+// Postgres store (the real Postgres on this machine, a schema of its own, dropped afterwards).
+import { randomBytes } from "node:crypto";
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { InMemoryStore, type BaseStore } from "@langchain/langgraph-checkpoint";
+import pg from "pg";
+import { afterAll, describe, expect, it } from "vitest";
 import { LessonMemory } from "../../core/memory/lessons.ts";
+import { openStore } from "../../core/memory/open-store.ts";
 import { bm25, jaccard, keywords, tokenize } from "../../core/memory/text.ts";
 
-const A = "assistant-1";
+const PG_URL = process.env.REFINERY_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const PG_SCHEMA = `refinery_lessons_test_${randomBytes(4).toString("hex")}`;
+const dir = mkdtempSync(join(tmpdir(), "refinery-lessons-"));
+const closers: (() => Promise<void>)[] = [];
+let opened = 0;
 
-function memory(options: ConstructorParameters<typeof LessonMemory>[1] = {}) {
-  let t = Date.parse("2026-11-01T00:00:00Z");
-  return new LessonMemory(new InMemoryStore(), {
-    now: () => new Date((t += 1000)),
-    ...options,
-  });
-}
+afterAll(async () => {
+  for (const close of closers) await close();
+  rmSync(dir, { recursive: true, force: true });
+  const admin = new pg.Pool({ connectionString: PG_URL });
+  await admin.query(`DROP SCHEMA IF EXISTS "${PG_SCHEMA}" CASCADE`);
+  await admin.end();
+});
+
+const STORES: Record<string, () => Promise<BaseStore>> = {
+  memory: async () => new InMemoryStore(),
+  sqlite: async () => {
+    const s = await openStore({ dbPath: join(dir, `lessons-${(opened += 1)}.db`) });
+    closers.push(s.close);
+    return s.store;
+  },
+  postgres: async () => {
+    const s = await openStore({ postgresUrl: PG_URL, schema: PG_SCHEMA });
+    closers.push(s.close);
+    return s.store;
+  },
+};
 
 describe("text helpers", () => {
   it("tokenizes without stop words and numbers, with light stemming", () => {
@@ -40,9 +65,21 @@ describe("text helpers", () => {
   });
 });
 
-describe("LessonMemory", () => {
+describe.each(Object.keys(STORES))("LessonMemory on the %s store", (kind) => {
+  // Each test gets its own assistant namespace, so tests sharing a database do not meet.
+  let n = 0;
+  let A = "";
+  async function memory(options: ConstructorParameters<typeof LessonMemory>[1] = {}) {
+    let t = Date.parse("2026-11-01T00:00:00Z");
+    A = `assistant-${kind}-${(n += 1)}-${randomBytes(3).toString("hex")}`;
+    return new LessonMemory(await STORES[kind]!(), {
+      now: () => new Date((t += 1000)),
+      ...options,
+    });
+  }
+
   it("stores a lesson and merges an exact or near duplicate into it", async () => {
-    const m = memory();
+    const m = await memory();
     const first = await m.add(A, {
       text: "Convert minutes to hours before dividing distance by time.",
       graph_id: "refine",
@@ -72,7 +109,7 @@ describe("LessonMemory", () => {
   });
 
   it("retrieves relevant lessons for a similar task and none for an unrelated one", async () => {
-    const m = memory();
+    const m = await memory();
     await m.add(A, {
       text: "Convert minutes to hours before computing a speed in km/h.",
       graph_id: "refine",
@@ -97,7 +134,7 @@ describe("LessonMemory", () => {
   });
 
   it("caps the memory, evicting unpinned, least useful, oldest lessons first", async () => {
-    const m = memory({ maxLessons: 3 });
+    const m = await memory({ maxLessons: 3 });
     const ids: string[] = [];
     for (const [i, word] of ["alpha", "bravo", "charlie", "delta", "echo"].entries()) {
       const { lesson } = await m.add(A, {
@@ -113,7 +150,7 @@ describe("LessonMemory", () => {
   });
 
   it("credits and demotes lessons by whether the first draft then passed", async () => {
-    const m = memory({ demoteAfter: 2 });
+    const m = await memory({ demoteAfter: 2 });
     const { lesson } = await m.add(A, {
       text: "Show every arithmetic step on its own line.",
       graph_id: "refine",
@@ -135,7 +172,7 @@ describe("LessonMemory", () => {
   });
 
   it("edits, searches and deletes; rejects empty and oversized text", async () => {
-    const m = memory();
+    const m = await memory();
     const { lesson } = await m.add(A, {
       text: "Quote units in the answer.",
       graph_id: "refine",
@@ -160,7 +197,7 @@ describe("LessonMemory", () => {
     // A toy embedding: counts of three marker words, enough to order by cosine.
     const embed = (t: string) =>
       ["speed", "json", "poem"].map((w) => (t.toLowerCase().split(w).length - 1) as number);
-    const m = memory({
+    const m = await memory({
       embeddings: {
         embedQuery: async (t: string) => embed(t),
         embedDocuments: async (ts: string[]) => ts.map(embed),
