@@ -75,7 +75,9 @@ CREATE TABLE IF NOT EXISTS refinery_runs (
   seq INTEGER NOT NULL
 );
 CREATE INDEX IF NOT EXISTS refinery_runs_thread ON refinery_runs(thread_id, status);
-CREATE INDEX IF NOT EXISTS refinery_runs_queue ON refinery_runs(status, not_before, seq);
+-- The queue: claimNext walks pending runs in seq order and stops at the first due one.
+DROP INDEX IF EXISTS refinery_runs_queue;
+CREATE INDEX IF NOT EXISTS refinery_runs_claim ON refinery_runs(status, seq);
 CREATE INDEX IF NOT EXISTS refinery_runs_seq ON refinery_runs(seq);
 `;
 
@@ -196,18 +198,39 @@ function rowToRun(r: Record<string, unknown>): Run {
   };
 }
 
+/**
+ * `db.prepare` with the statements kept: preparing costs more than running most of these
+ * statements. Dynamic SQL (searches with filters) is bounded by clearing the cache when full.
+ */
+export function statementCache(
+  db: Database.Database,
+  max = 256,
+): (sql: string) => Database.Statement {
+  const cache = new Map<string, Database.Statement>();
+  return (sql) => {
+    let statement = cache.get(sql);
+    if (!statement) {
+      if (cache.size >= max) cache.clear();
+      statement = db.prepare(sql);
+      cache.set(sql, statement);
+    }
+    return statement;
+  };
+}
+
 export function createSqliteStorage(db: Database.Database): Storage {
   db.exec(SCHEMA);
+  const prep = statementCache(db);
   // Read inside the insert's transaction: another connection to the same file may have enqueued.
-  const maxSeq = db.prepare("SELECT COALESCE(MAX(seq), 0) AS s FROM refinery_runs");
+  const maxSeq = prep("SELECT COALESCE(MAX(seq), 0) AS s FROM refinery_runs");
   const nextSeq = () => (maxSeq.get() as { s: number }).s + 1;
 
   const assistants: AssistantStore = {
     async create(input: NewAssistant, ifExists = "raise") {
       return db.transaction(() => {
-        const existing = db
-          .prepare("SELECT * FROM refinery_assistants WHERE assistant_id = ?")
-          .get(input.assistant_id);
+        const existing = prep("SELECT * FROM refinery_assistants WHERE assistant_id = ?").get(
+          input.assistant_id,
+        );
         if (existing) {
           if (ifExists === "do_nothing") return rowToAssistant(existing as Record<string, unknown>);
           throw new RefineryError("conflict", `assistant ${input.assistant_id} already exists`, {
@@ -234,20 +257,18 @@ export function createSqliteStorage(db: Database.Database): Storage {
       })();
     },
     async get(id) {
-      const r = db.prepare("SELECT * FROM refinery_assistants WHERE assistant_id = ?").get(id);
+      const r = prep("SELECT * FROM refinery_assistants WHERE assistant_id = ?").get(id);
       return r ? rowToAssistant(r as Record<string, unknown>) : undefined;
     },
     async update(id, patch: AssistantPatch) {
       return db.transaction(() => {
-        const r = db.prepare("SELECT * FROM refinery_assistants WHERE assistant_id = ?").get(id);
+        const r = prep("SELECT * FROM refinery_assistants WHERE assistant_id = ?").get(id);
         if (!r) return undefined;
         const cur = rowToAssistant(r as Record<string, unknown>);
         const maxVersion = (
-          db
-            .prepare(
-              "SELECT MAX(version) AS v FROM refinery_assistant_versions WHERE assistant_id = ?",
-            )
-            .get(id) as { v: number }
+          prep(
+            "SELECT MAX(version) AS v FROM refinery_assistant_versions WHERE assistant_id = ?",
+          ).get(id) as { v: number }
         ).v;
         const next: Assistant = {
           ...cur,
@@ -260,7 +281,7 @@ export function createSqliteStorage(db: Database.Database): Storage {
           version: maxVersion + 1,
           updated_at: now(),
         };
-        db.prepare("DELETE FROM refinery_assistants WHERE assistant_id = ?").run(id);
+        prep("DELETE FROM refinery_assistants WHERE assistant_id = ?").run(id);
         insertAssistant(next);
         insertVersion(next);
         return next;
@@ -268,10 +289,8 @@ export function createSqliteStorage(db: Database.Database): Storage {
     },
     async delete(id) {
       return db.transaction(() => {
-        const n = db
-          .prepare("DELETE FROM refinery_assistants WHERE assistant_id = ?")
-          .run(id).changes;
-        db.prepare("DELETE FROM refinery_assistant_versions WHERE assistant_id = ?").run(id);
+        const n = prep("DELETE FROM refinery_assistants WHERE assistant_id = ?").run(id).changes;
+        prep("DELETE FROM refinery_assistant_versions WHERE assistant_id = ?").run(id);
         return n > 0;
       })();
     },
@@ -280,14 +299,14 @@ export function createSqliteStorage(db: Database.Database): Storage {
       const where = assistantWhere(q, args);
       const sql = `SELECT * FROM refinery_assistants ${where} ${page(q.sort_by, ASSISTANT_SORT, q.sort_order, "created_at")} LIMIT ? OFFSET ?`;
       return (
-        db.prepare(sql).all(...args, q.limit ?? 10, q.offset ?? 0) as Record<string, unknown>[]
+        prep(sql).all(...args, q.limit ?? 10, q.offset ?? 0) as Record<string, unknown>[]
       ).map(rowToAssistant);
     },
     async count(q) {
       const args: unknown[] = [];
       const where = assistantWhere(q, args);
       return (
-        db.prepare(`SELECT COUNT(*) AS n FROM refinery_assistants ${where}`).get(...args) as {
+        prep(`SELECT COUNT(*) AS n FROM refinery_assistants ${where}`).get(...args) as {
           n: number;
         }
       ).n;
@@ -295,31 +314,27 @@ export function createSqliteStorage(db: Database.Database): Storage {
     async versions(id, q = {}) {
       const args: unknown[] = [id];
       const conds = ["assistant_id = ?", ...containment("metadata", q.metadata, args)];
-      const rows = db
-        .prepare(
-          `SELECT * FROM refinery_assistant_versions WHERE ${conds.join(" AND ")} ORDER BY version DESC LIMIT ? OFFSET ?`,
-        )
-        .all(...args, q.limit ?? 10, q.offset ?? 0) as Record<string, unknown>[];
+      const rows = prep(
+        `SELECT * FROM refinery_assistant_versions WHERE ${conds.join(" AND ")} ORDER BY version DESC LIMIT ? OFFSET ?`,
+      ).all(...args, q.limit ?? 10, q.offset ?? 0) as Record<string, unknown>[];
       return rows.map(rowToAssistant);
     },
     async setLatest(id, version) {
       return db.transaction(() => {
-        const v = db
-          .prepare(
-            "SELECT * FROM refinery_assistant_versions WHERE assistant_id = ? AND version = ?",
-          )
-          .get(id, version);
+        const v = prep(
+          "SELECT * FROM refinery_assistant_versions WHERE assistant_id = ? AND version = ?",
+        ).get(id, version);
         if (!v) return undefined;
-        const cur = db
-          .prepare("SELECT created_at FROM refinery_assistants WHERE assistant_id = ?")
-          .get(id) as { created_at: string } | undefined;
+        const cur = prep("SELECT created_at FROM refinery_assistants WHERE assistant_id = ?").get(
+          id,
+        ) as { created_at: string } | undefined;
         if (!cur) return undefined;
         const a = {
           ...rowToAssistant(v as Record<string, unknown>),
           created_at: cur.created_at,
           updated_at: now(),
         };
-        db.prepare("DELETE FROM refinery_assistants WHERE assistant_id = ?").run(id);
+        prep("DELETE FROM refinery_assistants WHERE assistant_id = ?").run(id);
         insertAssistant(a);
         return a;
       })();
@@ -344,7 +359,7 @@ export function createSqliteStorage(db: Database.Database): Storage {
   }
 
   function insertAssistant(a: Assistant) {
-    db.prepare(
+    prep(
       `INSERT INTO refinery_assistants (assistant_id, graph_id, config, context, metadata, name, description, version, created_at, updated_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
@@ -362,7 +377,7 @@ export function createSqliteStorage(db: Database.Database): Storage {
   }
 
   function insertVersion(a: Assistant) {
-    db.prepare(
+    prep(
       `INSERT INTO refinery_assistant_versions (assistant_id, version, graph_id, config, context, metadata, name, description, created_at)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
@@ -381,9 +396,9 @@ export function createSqliteStorage(db: Database.Database): Storage {
   const threads: ThreadStore = {
     async create(input, ifExists = "raise") {
       return db.transaction(() => {
-        const existing = db
-          .prepare("SELECT * FROM refinery_threads WHERE thread_id = ?")
-          .get(input.thread_id);
+        const existing = prep("SELECT * FROM refinery_threads WHERE thread_id = ?").get(
+          input.thread_id,
+        );
         if (existing) {
           if (ifExists === "do_nothing") return rowToThread(existing as Record<string, unknown>);
           throw new RefineryError("conflict", `thread ${input.thread_id} already exists`, {
@@ -408,26 +423,28 @@ export function createSqliteStorage(db: Database.Database): Storage {
       })();
     },
     async get(id) {
-      const r = db.prepare("SELECT * FROM refinery_threads WHERE thread_id = ?").get(id);
+      const r = prep("SELECT * FROM refinery_threads WHERE thread_id = ?").get(id);
       return r ? rowToThread(r as Record<string, unknown>) : undefined;
     },
     async update(id, patch) {
       return db.transaction(() => {
-        const r = db.prepare("SELECT * FROM refinery_threads WHERE thread_id = ?").get(id);
+        const r = prep("SELECT * FROM refinery_threads WHERE thread_id = ?").get(id);
         if (!r) return undefined;
         const t = rowToThread(r as Record<string, unknown>);
         const metadata = { ...t.metadata, ...(patch.metadata ?? {}) };
         const updated = now();
-        db.prepare(
-          "UPDATE refinery_threads SET metadata = ?, updated_at = ? WHERE thread_id = ?",
-        ).run(j(metadata), updated, id);
+        prep("UPDATE refinery_threads SET metadata = ?, updated_at = ? WHERE thread_id = ?").run(
+          j(metadata),
+          updated,
+          id,
+        );
         return { ...t, metadata, updated_at: updated };
       })();
     },
     async delete(id) {
       return db.transaction(() => {
-        const n = db.prepare("DELETE FROM refinery_threads WHERE thread_id = ?").run(id).changes;
-        db.prepare("DELETE FROM refinery_runs WHERE thread_id = ?").run(id);
+        const n = prep("DELETE FROM refinery_threads WHERE thread_id = ?").run(id).changes;
+        prep("DELETE FROM refinery_runs WHERE thread_id = ?").run(id);
         return n > 0;
       })();
     },
@@ -436,20 +453,20 @@ export function createSqliteStorage(db: Database.Database): Storage {
       const where = threadWhere(q, args);
       const sql = `SELECT * FROM refinery_threads ${where} ${page(q.sort_by, THREAD_SORT, q.sort_order, "created_at")} LIMIT ? OFFSET ?`;
       return (
-        db.prepare(sql).all(...args, q.limit ?? 10, q.offset ?? 0) as Record<string, unknown>[]
+        prep(sql).all(...args, q.limit ?? 10, q.offset ?? 0) as Record<string, unknown>[]
       ).map(rowToThread);
     },
     async count(q) {
       const args: unknown[] = [];
       const where = threadWhere(q, args);
       return (
-        db.prepare(`SELECT COUNT(*) AS n FROM refinery_threads ${where}`).get(...args) as {
+        prep(`SELECT COUNT(*) AS n FROM refinery_threads ${where}`).get(...args) as {
           n: number;
         }
       ).n;
     },
     async setSnapshot(id, s: ThreadSnapshot) {
-      db.prepare(
+      prep(
         `UPDATE refinery_threads SET status = ?, "values" = ?, interrupts = ?, error = ?, updated_at = ? WHERE thread_id = ?`,
       ).run(s.status, j(s.values), j(s.interrupts), j(s.error ?? null), now(), id);
     },
@@ -474,7 +491,7 @@ export function createSqliteStorage(db: Database.Database): Storage {
   }
 
   function insertThread(t: Thread) {
-    db.prepare(
+    prep(
       `INSERT INTO refinery_threads (thread_id, created_at, updated_at, metadata, status, "values", interrupts, config, error)
        VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)`,
     ).run(
@@ -490,16 +507,16 @@ export function createSqliteStorage(db: Database.Database): Storage {
     );
   }
 
-  const inflightStmt = db.prepare(
+  const inflightStmt = prep(
     "SELECT * FROM refinery_runs WHERE thread_id = ? AND status IN ('pending', 'running') ORDER BY seq",
   );
 
   const runs: RunStore = {
     async create(input: NewRun, { rejectIfInflight }): Promise<CreateRunResult> {
       return db.transaction((): CreateRunResult => {
-        const thread = db
-          .prepare("SELECT * FROM refinery_threads WHERE thread_id = ?")
-          .get(input.thread_id);
+        const thread = prep("SELECT * FROM refinery_threads WHERE thread_id = ?").get(
+          input.thread_id,
+        );
         if (!thread)
           throw new RefineryError("not_found", `thread ${input.thread_id} not found`, {
             field: "thread_id",
@@ -524,7 +541,7 @@ export function createSqliteStorage(db: Database.Database): Storage {
           attempt: 0,
           error: null,
         };
-        db.prepare(
+        prep(
           `INSERT INTO refinery_runs (run_id, thread_id, assistant_id, created_at, updated_at, not_before, status, metadata, multitask_strategy, kwargs, attempt, error, seq)
            VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, 0, NULL, ?)`,
         ).run(
@@ -544,14 +561,14 @@ export function createSqliteStorage(db: Database.Database): Storage {
           graph_id: input.graph_id,
           assistant_id: input.assistant_id,
         };
-        db.prepare(
+        prep(
           "UPDATE refinery_threads SET status = 'busy', metadata = ?, updated_at = ? WHERE thread_id = ?",
         ).run(j(meta), t, input.thread_id);
         return { created: true, run, inflight };
       })();
     },
     async get(runId, threadId) {
-      const r = db.prepare("SELECT * FROM refinery_runs WHERE run_id = ?").get(runId) as
+      const r = prep("SELECT * FROM refinery_runs WHERE run_id = ?").get(runId) as
         Record<string, unknown> | undefined;
       if (!r || (threadId !== undefined && r.thread_id !== threadId)) return undefined;
       return rowToRun(r);
@@ -565,14 +582,13 @@ export function createSqliteStorage(db: Database.Database): Storage {
       }
       sql += " ORDER BY seq DESC LIMIT ? OFFSET ?";
       return (
-        db.prepare(sql).all(...args, q.limit ?? 10, q.offset ?? 0) as Record<string, unknown>[]
+        prep(sql).all(...args, q.limit ?? 10, q.offset ?? 0) as Record<string, unknown>[]
       ).map(rowToRun);
     },
     async delete(runId, threadId) {
       return (
-        db
-          .prepare("DELETE FROM refinery_runs WHERE run_id = ? AND thread_id = ?")
-          .run(runId, threadId).changes > 0
+        prep("DELETE FROM refinery_runs WHERE run_id = ? AND thread_id = ?").run(runId, threadId)
+          .changes > 0
       );
     },
     async inflight(threadId) {
@@ -580,17 +596,17 @@ export function createSqliteStorage(db: Database.Database): Storage {
     },
     async claimNext() {
       return db.transaction(() => {
-        const r = db
-          .prepare(
-            `SELECT * FROM refinery_runs r WHERE r.status = 'pending' AND r.not_before <= ?
+        const r = prep(
+          // Unary + keeps the planner on refinery_runs_claim (seq order, no sort of every pending
+          // run) and the per-thread check on refinery_runs_thread.
+          `SELECT * FROM refinery_runs r WHERE r.status = 'pending' AND +r.not_before <= ?
              AND NOT EXISTS (SELECT 1 FROM refinery_runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
-             AND NOT EXISTS (SELECT 1 FROM refinery_runs y WHERE y.thread_id = r.thread_id AND y.status = 'pending' AND y.seq < r.seq)
+             AND NOT EXISTS (SELECT 1 FROM refinery_runs y WHERE y.thread_id = r.thread_id AND y.status = 'pending' AND +y.seq < r.seq)
              ORDER BY r.seq LIMIT 1`,
-          )
-          .get(now()) as Record<string, unknown> | undefined;
+        ).get(now()) as Record<string, unknown> | undefined;
         if (!r) return undefined;
         const t = now();
-        db.prepare(
+        prep(
           "UPDATE refinery_runs SET status = 'running', attempt = attempt + 1, updated_at = ? WHERE run_id = ?",
         ).run(t, r.run_id);
         return {
@@ -603,30 +619,28 @@ export function createSqliteStorage(db: Database.Database): Storage {
     },
     async setStatus(runId, status, error = null) {
       const t = now();
-      const n = db
-        .prepare("UPDATE refinery_runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ?")
-        .run(status, j(error), t, runId).changes;
+      const n = prep(
+        "UPDATE refinery_runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ?",
+      ).run(status, j(error), t, runId).changes;
       if (!n) return undefined;
       return rowToRun(
-        db.prepare("SELECT * FROM refinery_runs WHERE run_id = ?").get(runId) as Record<
-          string,
-          unknown
-        >,
+        prep("SELECT * FROM refinery_runs WHERE run_id = ?").get(runId) as Record<string, unknown>,
       );
     },
     async setCheckpointBefore(runId, checkpointId) {
-      db.prepare(
+      prep(
         "UPDATE refinery_runs SET kwargs = json_set(kwargs, '$.checkpoint_before', json(?)) WHERE run_id = ?",
       ).run(j(checkpointId), runId);
     },
     async requeueRunning() {
       return db.transaction(() => {
         const rows = (
-          db
-            .prepare("SELECT * FROM refinery_runs WHERE status = 'running' ORDER BY seq")
-            .all() as Record<string, unknown>[]
+          prep("SELECT * FROM refinery_runs WHERE status = 'running' ORDER BY seq").all() as Record<
+            string,
+            unknown
+          >[]
         ).map(rowToRun);
-        db.prepare(
+        prep(
           "UPDATE refinery_runs SET status = 'pending', updated_at = ? WHERE status = 'running'",
         ).run(now());
         return rows.map((r) => ({ ...r, status: "pending" as const }));
@@ -641,9 +655,9 @@ export function createSqliteStorage(db: Database.Database): Storage {
         timeout: 0,
         interrupted: 0,
       };
-      for (const r of db
-        .prepare("SELECT status, COUNT(*) AS n FROM refinery_runs GROUP BY status")
-        .all() as { status: RunStatus; n: number }[]) {
+      for (const r of prep(
+        "SELECT status, COUNT(*) AS n FROM refinery_runs GROUP BY status",
+      ).all() as { status: RunStatus; n: number }[]) {
         out[r.status] = r.n;
       }
       return out;
