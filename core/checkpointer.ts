@@ -2,7 +2,15 @@
 // last committed checkpoint intact), or an in-memory saver for tests.
 import { mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
+import type { RunnableConfig } from "@langchain/core/runnables";
 import { MemorySaver, type BaseCheckpointSaver } from "@langchain/langgraph";
+import {
+  copyCheckpoint,
+  WRITES_IDX_MAP,
+  type Checkpoint,
+  type CheckpointMetadata,
+  type PendingWrite,
+} from "@langchain/langgraph-checkpoint";
 import { SqliteSaver } from "@langchain/langgraph-checkpoint-sqlite";
 import Database from "better-sqlite3";
 import { RefineryError } from "./errors.ts";
@@ -56,7 +64,7 @@ export function openSqliteCheckpointer(path: string): OpenedCheckpointer {
       },
     );
   }
-  const saver = new SqliteSaver(db);
+  const saver = new PreparedSqliteSaver(db);
   return {
     saver,
     db,
@@ -68,4 +76,104 @@ export function openSqliteCheckpointer(path: string): OpenedCheckpointer {
 
 export function openMemoryCheckpointer(): OpenedCheckpointer {
   return { saver: new MemorySaver(), close: () => {} };
+}
+
+/**
+ * SqliteSaver whose `put` and `putWrites` reuse prepared statements: the library prepares the
+ * same INSERT on every call, which cost more CPU than the insert itself. Same SQL, rows and
+ * serialization as the library (@langchain/langgraph-checkpoint-sqlite 1.0.4), so files stay
+ * interchangeable with it; reads are inherited.
+ */
+export class PreparedSqliteSaver extends SqliteSaver {
+  private statements?: {
+    put: Database.Statement;
+    writeReplace: Database.Statement;
+    writeIgnore: Database.Statement;
+  };
+
+  private prepared() {
+    this.setup();
+    this.statements ??= {
+      put: this.db.prepare(
+        "INSERT OR REPLACE INTO checkpoints (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata) VALUES (?, ?, ?, ?, ?, ?, ?)",
+      ),
+      writeReplace: this.db.prepare(
+        "INSERT OR REPLACE INTO writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      ),
+      writeIgnore: this.db.prepare(
+        "INSERT OR IGNORE INTO writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+      ),
+    };
+    return this.statements;
+  }
+
+  override async put(
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+  ): Promise<RunnableConfig> {
+    const statements = this.prepared();
+    const configurable = config.configurable;
+    if (!configurable) throw new Error("Empty configuration supplied.");
+    const threadId = configurable.thread_id as string | undefined;
+    const checkpointNs = (configurable.checkpoint_ns as string | undefined) ?? "";
+    if (!threadId) throw new Error(`Missing "thread_id" field in passed "config.configurable".`);
+    const [[type1, serializedCheckpoint], [type2, serializedMetadata]] = await Promise.all([
+      this.serde.dumpsTyped(copyCheckpoint(checkpoint)),
+      this.serde.dumpsTyped(metadata),
+    ]);
+    if (type1 !== type2) {
+      throw new Error("Failed to serialized checkpoint and metadata to the same type.");
+    }
+    statements.put.run(
+      threadId,
+      checkpointNs,
+      checkpoint.id,
+      configurable.checkpoint_id,
+      type1,
+      serializedCheckpoint,
+      serializedMetadata,
+    );
+    return {
+      configurable: {
+        thread_id: threadId,
+        checkpoint_ns: checkpointNs,
+        checkpoint_id: checkpoint.id,
+      },
+    };
+  }
+
+  override async putWrites(
+    config: RunnableConfig,
+    writes: PendingWrite[],
+    taskId: string,
+  ): Promise<void> {
+    const statements = this.prepared();
+    const configurable = config.configurable;
+    if (!configurable) throw new Error("Empty configuration supplied.");
+    if (!configurable.thread_id) throw new Error("Missing thread_id field in config.configurable.");
+    if (!configurable.checkpoint_id) {
+      throw new Error("Missing checkpoint_id field in config.configurable.");
+    }
+    const allSpecial = writes.every(([channel]) => channel in WRITES_IDX_MAP);
+    const statement = allSpecial ? statements.writeReplace : statements.writeIgnore;
+    const rows = await Promise.all(
+      writes.map(async ([channel, value], idx) => {
+        const [type, serialized] = await this.serde.dumpsTyped(value);
+        return [
+          configurable.thread_id,
+          configurable.checkpoint_ns,
+          configurable.checkpoint_id,
+          taskId,
+          WRITES_IDX_MAP[channel] ?? idx,
+          channel,
+          type,
+          serialized,
+        ];
+      }),
+    );
+    this.db.transaction(() => {
+      for (const row of rows) statement.run(...row);
+    })();
+  }
 }
