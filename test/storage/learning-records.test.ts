@@ -1,0 +1,126 @@
+// The records the learning loop keeps with runs, on a real SQLite file: outcomes paged by keyset
+// (every row once, in order, with small pages), the export filters, ratings, and deletion with
+// the run.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import Database from "better-sqlite3";
+import { afterAll, describe, expect, it } from "vitest";
+import { outcomeFromValues } from "../../core/learning/outcome.ts";
+import { createSqliteLearningRecords } from "../../core/storage/learning-sqlite.ts";
+import { createSqliteStorage } from "../../core/storage/sqlite.ts";
+import { refinedValues } from "../learning/fixtures.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "refinery-records-"));
+afterAll(() => rmSync(dir, { recursive: true, force: true }));
+
+function outcome(
+  i: number,
+  over: Partial<{ graph_id: string; verified: boolean; approved: boolean }> = {},
+) {
+  const o = outcomeFromValues(refinedValues(over.approved ? { stopReason: "approved" } : {}), {
+    run_id: `run-${String(i).padStart(3, "0")}`,
+    thread_id: `thread-${i}`,
+    assistant_id: "a",
+    graph_id: over.graph_id ?? "refine",
+    // Several runs end in the same millisecond: the keyset must still see each once.
+    finished_at: new Date(Date.UTC(2026, 10, 1 + Math.floor(i / 3))).toISOString(),
+  })!;
+  return { ...o, verified: over.verified ?? true };
+}
+
+async function collect<T>(it: AsyncIterable<T>): Promise<T[]> {
+  const out: T[] = [];
+  for await (const x of it) out.push(x);
+  return out;
+}
+
+describe("learning records (SQLite)", () => {
+  it("pages through every outcome once, in end-time order, and applies the filters", async () => {
+    const db = new Database(join(dir, "paging.db"));
+    const records = createSqliteLearningRecords(db);
+    for (let i = 24; i >= 0; i -= 1)
+      await records.recordOutcome(
+        outcome(i, {
+          graph_id: i % 5 === 0 ? "other" : "refine",
+          verified: i % 2 === 0,
+          approved: i % 7 === 0,
+        }),
+      );
+    const all = await collect(records.outcomes({ pageSize: 4 }));
+    expect(all.map((o) => o.run_id)).toEqual(
+      Array.from({ length: 25 }, (_, i) => `run-${String(i).padStart(3, "0")}`),
+    );
+    const other = await collect(records.outcomes({ pageSize: 2, graph_id: "other" }));
+    expect(other.map((o) => o.run_id)).toEqual([
+      "run-000",
+      "run-005",
+      "run-010",
+      "run-015",
+      "run-020",
+    ]);
+    const verified = await collect(records.outcomes({ pageSize: 3, verdict: "verified" }));
+    expect(verified.every((o) => o.verified)).toBe(true);
+    expect(verified).toHaveLength(13);
+    expect(await collect(records.outcomes({ verdict: "failed" }))).toHaveLength(12);
+    const approved = await collect(records.outcomes({ human_approved_only: true }));
+    expect(approved.map((o) => o.run_id)).toEqual(["run-000", "run-007", "run-014", "run-021"]);
+    const window = await collect(
+      records.outcomes({
+        since: "2026-11-03T00:00:00.000Z",
+        until: "2026-11-05T00:00:00.000Z",
+        pageSize: 2,
+      }),
+    );
+    expect(window.map((o) => o.run_id)).toEqual([
+      "run-006",
+      "run-007",
+      "run-008",
+      "run-009",
+      "run-010",
+      "run-011",
+    ]);
+    // Recording again replaces, never duplicates.
+    await records.recordOutcome(outcome(3));
+    expect(await collect(records.outcomes())).toHaveLength(25);
+    db.close();
+  });
+
+  it("keeps ratings with the run and deletes both with the run", async () => {
+    const db = new Database(join(dir, "ratings.db"));
+    const storage = createSqliteStorage(db);
+    const records = createSqliteLearningRecords(db);
+    const thread = await storage.threads.create({
+      thread_id: "00000000-0000-4000-8000-000000000001",
+    });
+    const created = await storage.runs.create(
+      {
+        run_id: "00000000-0000-4000-8000-0000000000a1",
+        thread_id: thread.thread_id,
+        assistant_id: "a",
+        graph_id: "refine",
+        multitask_strategy: "reject",
+        kwargs: { config: { configurable: {} }, stream_mode: ["values"] },
+      },
+      { rejectIfInflight: false },
+    );
+    if (!created.created) throw new Error("run not created");
+    const runId = created.run.run_id;
+    await records.recordOutcome({ ...outcome(1), run_id: runId, thread_id: thread.thread_id });
+    const r = await records.addRating({
+      run_id: runId,
+      thread_id: thread.thread_id,
+      key: "user_score",
+      score: 0.25,
+      value: "meh",
+      comment: "too long",
+    });
+    expect(await records.ratings(runId)).toEqual([r]);
+    const [withRatings] = await collect(records.outcomes());
+    expect(withRatings!.ratings).toEqual([r]);
+    await storage.threads.delete(thread.thread_id);
+    expect(await records.getOutcome(runId)).toBeUndefined();
+    expect(await records.ratings(runId)).toEqual([]);
+    await storage.close();
+  });
+});
