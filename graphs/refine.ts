@@ -3,12 +3,13 @@
 //   proactive:   generate -> verify -> [critique only when doubtful] -> revise (targeted) -> verify ...
 //   vanilla:     generate -> verify -> END
 //   pasr:        generate (in-generation refinement, parsed while streaming) -> verify -> proactive loop
-// Nodes record where to go next (`route`) or why to stop (`stopReason`); the one edge function
-// only reads that.
+// Nodes record where to go next (`route`) or why to stop (`stopReason`); `routeNext` reads that
+// and each node's wrapper sends the loop there with `Command({ goto })`.
+import type { RunnableConfig } from "@langchain/core/runnables";
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
-import { END, START, StateGraph } from "@langchain/langgraph";
+import { Command, END, START, StateGraph } from "@langchain/langgraph";
 import type { SettingsResolver } from "../core/settings.ts";
-import { RefineState, type RefineStateType } from "../core/state.ts";
+import { RefineState, type RefineStateType, type RefineUpdate } from "../core/state.ts";
 import { createApproveNode } from "../nodes/approve.ts";
 import { createCritiqueNode } from "../nodes/critique.ts";
 import { createGenerateNode } from "../nodes/generate.ts";
@@ -28,8 +29,8 @@ const SELF_REFINE_NEXT: Record<Exclude<RefineNode, "approve">, RefineNode> = {
 };
 
 /**
- * The conditional edge after every node: END once a stop reason is recorded; the approve node when
- * a node asked for a reviewer; under self-refine the fixed order; otherwise the recorded route.
+ * Where the loop goes after a node: END once a stop reason is recorded; the approve node when a
+ * node asked for a reviewer; under self-refine the fixed order; otherwise the recorded route.
  */
 export function routeNext(node: RefineNode, fallback: RefineNode) {
   return (
@@ -49,34 +50,60 @@ export interface RefineGraphDeps {
   inbox?: FeedbackSource;
 }
 
+type NodeFn = (
+  state: RefineStateType,
+  config: RunnableConfig,
+) => RefineUpdate | Promise<RefineUpdate>;
+
+/**
+ * Runs a node and sends the loop on with `Command({ goto })`, choosing the target with
+ * `routeNext` over the state as the node's update leaves it. A conditional edge would do the
+ * same, but LangGraph gives an edge function a fresh copy of the whole state after every step,
+ * which costs more than the step's own writes.
+ */
+function routed(name: RefineNode, fallback: RefineNode, node: NodeFn) {
+  const next = routeNext(name, fallback);
+  return async (state: RefineStateType, config: RunnableConfig) => {
+    const update = await node(state, config);
+    const goto = next({
+      stopReason: after(state, update, "stopReason"),
+      route: after(state, update, "route"),
+      strategy: after(state, update, "strategy"),
+    });
+    return new Command({ update, goto });
+  };
+}
+
+/** A `reducers.last` channel's value once `update` is applied (`undefined` leaves it as it was). */
+function after<K extends "stopReason" | "route" | "strategy">(
+  state: RefineStateType,
+  update: RefineUpdate,
+  key: K,
+): RefineStateType[K] {
+  const value = update[key];
+  // Nodes never write these three with `Overwrite`; a plain value replaces the old one.
+  return value === undefined ? state[key] : (value as RefineStateType[K]);
+}
+
 export function buildRefineGraph({ settings, inbox }: RefineGraphDeps) {
+  const live = (node: NodeFn) => withLiveFeedback(node, inbox);
   return new StateGraph(RefineState)
-    .addNode("generate", withLiveFeedback(createGenerateNode({ settings }), inbox))
-    .addNode("critique", withLiveFeedback(createCritiqueNode({ settings }), inbox))
-    .addNode("verify", createVerifyNode({ settings }))
-    .addNode("revise", withLiveFeedback(createReviseNode({ settings }), inbox))
-    .addNode("approve", createApproveNode({ settings }))
-    .addEdge(START, "generate")
-    .addConditionalEdges("generate", routeNext("generate", "critique"), ["critique", "verify", END])
-    .addConditionalEdges("critique", routeNext("critique", "verify"), [
-      "verify",
-      "revise",
-      "approve",
-      END,
-    ])
-    .addConditionalEdges("verify", routeNext("verify", "revise"), [
-      "critique",
-      "revise",
-      "approve",
-      END,
-    ])
-    .addConditionalEdges("revise", routeNext("revise", "critique"), [
-      "critique",
-      "verify",
-      "approve",
-      END,
-    ])
-    .addConditionalEdges("approve", routeNext("approve", "revise"), ["revise", "verify", END]);
+    .addNode("generate", routed("generate", "critique", live(createGenerateNode({ settings }))), {
+      ends: ["critique", "verify", END],
+    })
+    .addNode("critique", routed("critique", "verify", live(createCritiqueNode({ settings }))), {
+      ends: ["verify", "revise", "approve", END],
+    })
+    .addNode("verify", routed("verify", "revise", createVerifyNode({ settings })), {
+      ends: ["critique", "revise", "approve", END],
+    })
+    .addNode("revise", routed("revise", "critique", live(createReviseNode({ settings }))), {
+      ends: ["critique", "verify", "approve", END],
+    })
+    .addNode("approve", routed("approve", "revise", createApproveNode({ settings })), {
+      ends: ["revise", "verify", END],
+    })
+    .addEdge(START, "generate");
 }
 
 export function createRefineGraph(deps: RefineGraphDeps & { checkpointer?: BaseCheckpointSaver }) {
