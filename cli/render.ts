@@ -1,6 +1,7 @@
 // Live terminal output for `refinery run`: one block per node as it finishes, a status line
 // that ticks while a node is working (on a terminal only), and the final summary.
-import type { Critique, Draft, RefineStateType } from "../core/state.ts";
+import { usageByNodeOf, type Critique, type Draft, type RefineStateType } from "../core/state.ts";
+import { totalsOnly } from "../core/usage.ts";
 import type { Verdict } from "../core/verifiers/types.ts";
 
 export interface Out {
@@ -151,8 +152,8 @@ export function resultJson(threadId: string, state: RefineStateType): Record<str
       score,
       message,
     })),
-    usage: state.usage,
-    usage_by_node: state.usageByNode,
+    usage: totalsOnly(state.usage),
+    usage_by_node: usageByNodeOf(state),
     error: state.error,
     simulated: state.simulated,
     ...(state.simulated

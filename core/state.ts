@@ -3,7 +3,13 @@
 import { Annotation } from "@langchain/langgraph";
 import type { RefineOptions } from "./config.ts";
 import type { Verdict } from "./verifiers/types.ts";
-import { addUsage, ZERO_USAGE, type TokenUsage } from "./usage.ts";
+import {
+  addNodeUsage,
+  ZERO_TOTALS,
+  type NodeUsage,
+  type TokenUsage,
+  type UsageTotals,
+} from "./usage.ts";
 
 export type DraftSource = "generate" | "revise" | "human";
 
@@ -97,17 +103,8 @@ export interface RunError {
 export const reducers = {
   append: <T>(left: T[], right: T | T[] | undefined): T[] =>
     right === undefined ? left : left.concat(right),
-  sumUsage: (left: TokenUsage, right: TokenUsage | undefined): TokenUsage => addUsage(left, right),
-  sumUsageByNode: (
-    left: Record<string, TokenUsage>,
-    right: Record<string, TokenUsage> | undefined,
-  ): Record<string, TokenUsage> => {
-    if (!right) return left;
-    const out = { ...left };
-    for (const [node, usage] of Object.entries(right))
-      out[node] = addUsage(out[node] ?? ZERO_USAGE, usage);
-    return out;
-  },
+  sumUsage: (left: UsageTotals, right: NodeUsage | undefined): UsageTotals =>
+    addNodeUsage(left, right),
   last: <T>(left: T, right: T | undefined): T => (right === undefined ? left : right),
 };
 
@@ -132,13 +129,13 @@ export const RefineState = Annotation.Root({
   }),
   best: Annotation<BestDraft | null>({ reducer: reducers.last, default: () => null }),
   iteration: Annotation<number>({ reducer: reducers.last, default: () => 0 }),
-  usage: Annotation<TokenUsage, TokenUsage>({
+  /**
+   * Tokens of every model call (failed attempts included) and each node's share in `byNode`.
+   * A node writes its own spend, `nodeUsage(node, usage)`; read the split with `usageByNodeOf`.
+   */
+  usage: Annotation<UsageTotals, NodeUsage>({
     reducer: reducers.sumUsage,
-    default: () => ZERO_USAGE,
-  }),
-  usageByNode: Annotation<Record<string, TokenUsage>, Record<string, TokenUsage>>({
-    reducer: reducers.sumUsageByNode,
-    default: () => ({}),
+    default: () => ZERO_TOTALS,
   }),
   stopReason: Annotation<StopReason | null>({ reducer: reducers.last, default: () => null }),
   /** Where the loop goes next; recorded by the node that decided it, read by the edges. */
@@ -178,6 +175,13 @@ export const RefineState = Annotation.Root({
 
 export type RefineStateType = typeof RefineState.State;
 export type RefineUpdate = typeof RefineState.Update;
+
+/** Tokens spent per node (generate, critique, verify, revise, custom nodes), summing to `usage`. */
+export function usageByNodeOf(state: {
+  usage?: Partial<UsageTotals> | null;
+}): Record<string, TokenUsage> {
+  return state.usage?.byNode ?? {};
+}
 
 /** The newest draft, or undefined before `generate` ran. */
 export function latestDraft(state: Pick<RefineStateType, "drafts">): Draft | undefined {

@@ -39,3 +39,41 @@ export function usageFromMetadata(
     calls: 1,
   };
 }
+
+/** One node's spend, as a node writes it to the state's `usage` channel. */
+export interface NodeUsage extends TokenUsage {
+  node: string;
+}
+
+/**
+ * The run's token totals and each node's share, kept in one state channel (one write per model
+ * call instead of two). `byNode` sums to the totals.
+ */
+export interface UsageTotals extends TokenUsage {
+  byNode: Record<string, TokenUsage>;
+}
+
+export const ZERO_TOTALS: UsageTotals = Object.freeze({ ...ZERO_USAGE, byNode: Object.freeze({}) });
+
+export function nodeUsage(node: string, usage: TokenUsage): NodeUsage {
+  return { node, ...usage };
+}
+
+/** Folds one node's spend into the totals and that node's share. */
+export function addNodeUsage(totals: UsageTotals, spent: NodeUsage | undefined): UsageTotals {
+  if (!spent) return totals;
+  const { node, ...usage } = spent;
+  // Checkpoints written before `byNode` existed hold the totals alone.
+  const byNode = totals.byNode ?? {};
+  if (typeof node !== "string") return { ...addUsage(totals, usage), byNode };
+  return {
+    ...addUsage(totals, usage),
+    byNode: { ...byNode, [node]: addUsage(byNode[node] ?? ZERO_USAGE, usage) },
+  };
+}
+
+/** The totals without the per-node split (what approval requests and summaries show). */
+export function totalsOnly(usage: TokenUsage): TokenUsage {
+  const { promptTokens, completionTokens, totalTokens, calls } = usage;
+  return { promptTokens, completionTokens, totalTokens, calls };
+}

@@ -22,7 +22,7 @@ import {
   type RefineStateType,
   type RefineUpdate,
 } from "../core/state.ts";
-import { ZERO_USAGE } from "../core/usage.ts";
+import { totalsOnly, ZERO_USAGE } from "../core/usage.ts";
 
 export interface ApproveNodeOptions {
   settings: SettingsResolver;
@@ -61,7 +61,7 @@ export function createApproveNode({ settings, now = () => new Date() }: ApproveN
           message,
         }),
       ),
-      usage: state.usage ?? ZERO_USAGE,
+      usage: totalsOnly(state.usage ?? ZERO_USAGE),
       stopReason: state.pendingStop,
       ...(deadlineSeconds
         ? {

@@ -13,6 +13,7 @@ import {
   type RefineUpdate,
 } from "../core/state.ts";
 import { assessDraft, decideProactiveAfterCritique } from "../core/stop-policy.ts";
+import { nodeUsage } from "../core/usage.ts";
 import {
   buildMessages,
   emit,
@@ -63,8 +64,7 @@ export function createCritiqueNode({ settings }: CritiqueNodeOptions) {
     emit(config, { type: "critique", node: "critique", ...entry });
     const update: RefineUpdate = {
       critiques: entry,
-      usage: result.usage,
-      usageByNode: { critique: result.usage },
+      usage: nodeUsage("critique", result.usage),
     };
     if (strategy === "self-refine") return update;
 

@@ -18,6 +18,7 @@ import type {
   Strategy,
   UsedLesson,
 } from "../core/state.ts";
+import { nodeUsage } from "../core/usage.ts";
 import { buildMessages, emit, promptVariables } from "./support.ts";
 
 /** Lessons from earlier runs for a task; `assistantId` is undefined outside the server. */
@@ -141,8 +142,7 @@ export function createGenerateNode({ settings, lessons }: GenerateNodeOptions) {
     const update: RefineUpdate = {
       drafts: freshRound ? (new Overwrite([draft]) as unknown as Draft[]) : draft,
       iteration: 1,
-      usage: result.usage,
-      usageByNode: { generate: result.usage },
+      usage: nodeUsage("generate", result.usage),
       strategy,
     };
     // Self-refine's order is fixed in the edges; other strategies go to verify first.

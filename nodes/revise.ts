@@ -13,6 +13,7 @@ import {
   type RefineUpdate,
 } from "../core/state.ts";
 import { decideAfterRevise } from "../core/stop-policy.ts";
+import { nodeUsage } from "../core/usage.ts";
 import {
   buildMessages,
   emit,
@@ -79,8 +80,7 @@ export function createReviseNode({ settings }: ReviseNodeOptions) {
     const update: RefineUpdate = {
       drafts: draft,
       iteration,
-      usage: result.usage,
-      usageByNode: { revise: result.usage },
+      usage: nodeUsage("revise", result.usage),
       ...(targeted ? { route: "verify" as const } : {}),
     };
     if (decision.action !== "stop") return update;

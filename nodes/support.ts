@@ -12,7 +12,7 @@ import {
   type RefineUpdate,
   type StopReason,
 } from "../core/state.ts";
-import { ZERO_USAGE, type TokenUsage } from "../core/usage.ts";
+import { nodeUsage, ZERO_USAGE, type TokenUsage } from "../core/usage.ts";
 
 export function promptVariables(state: RefineStateType): Record<string, string> {
   const feedback = state.feedback.filter((f) => f.text.trim() !== "");
@@ -63,8 +63,7 @@ export function stopOnModelFailure(
     error: { code: err.code, message: err.toLine(), node, iteration: state.iteration },
     stopReason: "model_error",
     answer: state.best?.text ?? last.text,
-    usage,
-    usageByNode: { [node]: usage },
+    usage: nodeUsage(node, usage),
   };
 }
 

@@ -17,7 +17,7 @@ import {
   decideProactiveAfterVerify,
   pickBest,
 } from "../core/stop-policy.ts";
-import { addUsage, ZERO_USAGE } from "../core/usage.ts";
+import { addUsage, nodeUsage, ZERO_USAGE } from "../core/usage.ts";
 import { runVerifiers } from "../core/verifiers/index.ts";
 import { emit, gateForApproval } from "./support.ts";
 
@@ -53,13 +53,12 @@ export function createVerifyNode({ settings }: VerifyNodeOptions) {
     const totalTokens = state.usage.totalTokens + usage.totalTokens;
     // Only channels whose value changes are written: every write is a checkpoint row and a
     // channel version bump, and deterministic verifiers (zero usage) or a best-so-far that
-    // stays put would only add no-op writes. The first verify still records its zero usage.
+    // stays put would only add no-op writes.
     const spent = usage.calls > 0 || usage.totalTokens > 0;
     const base: RefineUpdate = {
       verdicts,
       ...(best === state.best ? {} : { best }),
-      ...(spent ? { usage } : {}),
-      ...(spent || !state.usageByNode.verify ? { usageByNode: { verify: usage } } : {}),
+      ...(spent ? { usage: nodeUsage("verify", usage) } : {}),
     };
     emit(config, {
       type: "verdicts",

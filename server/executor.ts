@@ -5,6 +5,7 @@
 import { Command } from "@langchain/langgraph";
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
+import { usageByNodeOf } from "../core/state.ts";
 import type { Run, RunStatus, Storage, ThreadStatus } from "../core/storage/types.ts";
 import type { LearningLoop } from "../graphs/learning.ts";
 import type { GraphRegistry, StateSnapshotLike } from "../graphs/registry.ts";
@@ -311,6 +312,7 @@ export class RunExecutor {
         after,
         status === "error" ? error : undefined,
         status === "interrupted",
+        values,
       );
     }
     this.countTokens(before, after);
@@ -359,6 +361,8 @@ export class RunExecutor {
     state: StateSnapshotLike | undefined,
     error?: { error: string; message: string },
     cancelled = false,
+    /** `state.values` already made plain, when the caller has it. */
+    values: unknown = state ? toPlain(state.values) : null,
   ): Promise<void> {
     const pending = (await this.deps.storage.runs.inflight(threadId)).some(
       (r) => r.status === "pending",
@@ -370,7 +374,7 @@ export class RunExecutor {
     if (pending) status = "busy";
     await this.deps.storage.threads.setSnapshot(threadId, {
       status,
-      values: state ? toPlain(state.values) : null,
+      values,
       interrupts,
       error: error ?? null,
     });
@@ -452,11 +456,10 @@ export class RunExecutor {
     after: StateSnapshotLike | undefined,
   ): void {
     const metrics = this.deps.metrics;
-    type ByNode = Record<string, { promptTokens?: number; completionTokens?: number }>;
-    const a = (after?.values as { usageByNode?: ByNode } | undefined)?.usageByNode;
-    if (!metrics || !a) return;
-    const b = ((before?.values as { usageByNode?: ByNode } | undefined)?.usageByNode ??
-      {}) as ByNode;
+    if (!metrics) return;
+    type Values = Parameters<typeof usageByNodeOf>[0];
+    const a = usageByNodeOf((after?.values ?? {}) as Values);
+    const b = usageByNodeOf((before?.values ?? {}) as Values);
     for (const [node, u] of Object.entries(a)) {
       const prompt = (u.promptTokens ?? 0) - (b[node]?.promptTokens ?? 0);
       const completion = (u.completionTokens ?? 0) - (b[node]?.completionTokens ?? 0);

@@ -3,6 +3,7 @@
 // Pure; its shape (SCOPE_SHAPE) is what the compiler checks names against.
 import { critiqueFor, latestDraft, verdictsFor } from "../../core/state.ts";
 import type { Limits } from "../../core/stop-policy.ts";
+import { totalsOnly } from "../../core/usage.ts";
 import type { ScopeShape, Value } from "./expression.ts";
 import type { DeclarativeStateType } from "./state.ts";
 
@@ -104,7 +105,7 @@ export function buildScope(state: DeclarativeStateType, limits: Limits): Record<
           hardTotal: state.best.hardTotal,
         }
       : null,
-    usage: { ...state.usage },
+    usage: { ...totalsOnly(state.usage) },
     feedback: { count: state.feedback.length, last: lastFeedback?.text ?? null },
     limits: {
       maxIterations: limits.maxIterations,

@@ -12,7 +12,7 @@ import {
   SIMULATED_MODEL_NOTICE,
 } from "../../core/models/simulated.ts";
 import { DEFAULT_PROMPTS } from "../../core/prompts.ts";
-import type { RefineStateType, Strategy } from "../../core/state.ts";
+import { usageByNodeOf, type RefineStateType, type Strategy } from "../../core/state.ts";
 import { runVerifiers, type Verifier } from "../../core/verifiers/index.ts";
 import type { Engine } from "../engine.ts";
 import { graderFor, referenceText, type Dataset, type DatasetItem } from "./dataset.ts";
@@ -393,7 +393,7 @@ export async function evaluateItem(
   const first = state.drafts[0]?.text ?? "";
   const final = state.answer ?? state.best?.text ?? state.drafts.at(-1)?.text ?? "";
   const tokensByNode: Record<string, number> = {};
-  for (const [node, usage] of Object.entries(state.usageByNode ?? {}))
+  for (const [node, usage] of Object.entries(usageByNodeOf(state)))
     tokensByNode[node] = usage.totalTokens;
   return {
     config: ctx.config,

@@ -11,6 +11,7 @@ import { ModelSpecSchema } from "../../core/config.ts";
 import { callModel } from "../../core/models/call.ts";
 import { latestDraft } from "../../core/state.ts";
 import { pickBest } from "../../core/stop-policy.ts";
+import { nodeUsage } from "../../core/usage.ts";
 import type { Verdict } from "../../core/verifiers/types.ts";
 import { emit, stopOnModelFailure } from "../../nodes/support.ts";
 import type { NodeKind } from "../declarative/kinds.ts";
@@ -109,8 +110,7 @@ export const backTranslateKind: NodeKind<typeof BackTranslateSchema> = {
     return {
       verdicts: verdict,
       best,
-      usage: result.usage,
-      usageByNode: { [deps.name]: result.usage },
+      usage: nodeUsage(deps.name, result.usage),
       vars: { backTranslation: result.text, similarity },
     };
   },

@@ -5,6 +5,7 @@ import { readdirSync } from "node:fs";
 import { Command } from "@langchain/langgraph";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ApprovalRequest } from "../../core/approval.ts";
+import { usageByNodeOf } from "../../core/state.ts";
 import { validateGraphSpec } from "../../graphs/declarative/compile.ts";
 import { createNodeKindRegistry } from "../../graphs/declarative/kinds.ts";
 import { backTranslateKind, overlap } from "../../graphs/examples/back-translate.ts";
@@ -170,7 +171,7 @@ describe("example graphs", () => {
     expect(model.callsFor("revise")[0]?.messages[1]?.content).toMatch(
       /\[back_translation\] translated back into English it reads "The cat sleeps\."/,
     );
-    expect(out.usageByNode.back?.calls).toBe(2);
+    expect(usageByNodeOf(out).back?.calls).toBe(2);
     expect(overlap("a b c", "a b c")).toBe(1);
     expect(overlap("a b c d", "x y")).toBe(0);
   });

@@ -1,7 +1,7 @@
 // The edge rule, the graph checks and the scope: pure functions, branch by branch.
 import { describe, expect, it } from "vitest";
 import type { RefineStateType } from "../../core/state.ts";
-import { ZERO_USAGE } from "../../core/usage.ts";
+import { ZERO_TOTALS, ZERO_USAGE } from "../../core/usage.ts";
 import { reachable, trappedCycles, type EdgeView } from "../../graphs/declarative/analysis.ts";
 import { compileExpression } from "../../graphs/declarative/expression.ts";
 import { nextTarget, type CompiledEdge } from "../../graphs/declarative/routing.ts";
@@ -70,8 +70,7 @@ function state(over: Partial<DeclarativeStateType>): DeclarativeStateType {
     verdicts: [],
     best: null,
     iteration: 0,
-    usage: ZERO_USAGE,
-    usageByNode: {},
+    usage: ZERO_TOTALS,
     stopReason: null,
     route: null,
     strategy: null,

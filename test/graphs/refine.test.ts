@@ -4,7 +4,8 @@ import { MemorySaver } from "@langchain/langgraph";
 import { describe, expect, it } from "vitest";
 import { RefineryError } from "../../core/errors.ts";
 import { createSettingsResolver } from "../../core/settings.ts";
-import type { RefineStateType } from "../../core/state.ts";
+import { usageByNodeOf, type RefineStateType } from "../../core/state.ts";
+import { totalsOnly } from "../../core/usage.ts";
 import { createRefineGraph } from "../../graphs/refine.ts";
 import { ScriptedChatModel, scriptedProvider, type Script } from "../support/scripted-model.ts";
 
@@ -47,14 +48,14 @@ describe("refine graph", () => {
     expect(revisePrompt).toContain("the final answer is wrong");
     expect(revisePrompt).toMatch(/\[answer_match\].*5.*4/);
     // 4 calls x (10 prompt + 5 completion)
-    expect(out.usage).toEqual({
+    expect(totalsOnly(out.usage)).toEqual({
       promptTokens: 40,
       completionTokens: 20,
       totalTokens: 60,
       calls: 4,
     });
-    expect(out.usageByNode.generate?.totalTokens).toBe(15);
-    expect(out.usageByNode.critique?.calls).toBe(2);
+    expect(usageByNodeOf(out).generate?.totalTokens).toBe(15);
+    expect(usageByNodeOf(out).critique?.calls).toBe(2);
   });
 
   it("hits the iteration cap and reports it", async () => {

@@ -283,11 +283,11 @@ describe("/metrics", () => {
         },
       },
     })) as unknown as {
-      usageByNode: Record<string, { promptTokens: number; completionTokens: number }>;
+      usage: { byNode: Record<string, { promptTokens: number; completionTokens: number }> };
     };
     const text = await metrics();
     expect(text).toContain("# TYPE refinery_llm_tokens_total counter");
-    const nodes = Object.entries(out.usageByNode).filter(([, u]) => u.completionTokens > 0);
+    const nodes = Object.entries(out.usage.byNode).filter(([, u]) => u.completionTokens > 0);
     expect(nodes.map(([n]) => n)).toContain("generate");
     for (const [node, usage] of nodes) {
       // This is the only refine run on this server, so the counters equal its usage.

@@ -37,8 +37,7 @@ interface RefineValues {
   task: string;
   answer: string | null;
   stopReason: string | null;
-  usage: Usage;
-  usageByNode: Record<string, Usage>;
+  usage: Usage & { byNode: Record<string, Usage> };
   drafts: { iteration: number; text: string; source: string }[];
   critiques: unknown[];
   verdicts: unknown[];
@@ -56,7 +55,6 @@ const deterministic = (v: RefineValues) => ({
   answer: v.answer,
   stopReason: v.stopReason,
   usage: v.usage,
-  usageByNode: v.usageByNode,
   drafts: v.drafts.map((d) => ({ iteration: d.iteration, text: d.text, source: d.source })),
 });
 
@@ -83,7 +81,7 @@ describe("runs.wait and background runs", () => {
     expect(out.usage.calls).toBeGreaterThanOrEqual(2);
     expect(out.usage.totalTokens).toBe(out.usage.promptTokens + out.usage.completionTokens);
     expect(out.usage.totalTokens).toBeGreaterThan(0);
-    const byNode = Object.values(out.usageByNode).reduce((a, u) => a + u.totalTokens, 0);
+    const byNode = Object.values(out.usage.byNode).reduce((a, u) => a + u.totalTokens, 0);
     expect(byNode).toBe(out.usage.totalTokens);
 
     // Content-Location names the run, and the run is recorded as a success

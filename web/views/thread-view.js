@@ -339,7 +339,7 @@ export function threadView(main, { params, signal }) {
 
   function renderAside() {
     const v = thread.values ?? {};
-    const byNode = Object.entries(v.usageByNode ?? {}).filter(
+    const byNode = Object.entries(v.usage?.byNode ?? {}).filter(
       ([, u]) => u.calls > 0 || u.totalTokens > 0,
     );
     mount(
