@@ -76,6 +76,15 @@ export interface Refinement {
   text: string;
 }
 
+/** Why the loop waits for a reviewer, and what it would do without one. */
+export interface PendingApproval {
+  reason: string;
+  /** The stop the loop wanted, or null when it wanted to go on. */
+  stop: StopReason | null;
+  /** Where the loop would have gone next, when it wanted to go on. */
+  route: "critique" | "verify" | "revise" | null;
+}
+
 /** A reviewer's decision, kept in the iteration history. */
 export interface ApprovalRecord {
   iteration: number;
@@ -145,13 +154,11 @@ export const RefineState = Annotation.Root({
   }),
   /** The strategy in effect (pasr falls back to proactive on malformed output). */
   strategy: Annotation<Strategy | null>({ reducer: reducers.last, default: () => null }),
-  /** Set while a reviewer decides: the stop the loop wanted, and where it would go otherwise. */
-  pendingStop: Annotation<StopReason | null>({ reducer: reducers.last, default: () => null }),
-  pendingRoute: Annotation<"critique" | "verify" | "revise" | null>({
+  /** Set while a reviewer decides (one channel: the three fields are written and cleared together). */
+  pendingApproval: Annotation<PendingApproval | null>({
     reducer: reducers.last,
     default: () => null,
   }),
-  approvalReason: Annotation<string | null>({ reducer: reducers.last, default: () => null }),
   approvals: Annotation<ApprovalRecord[], ApprovalRecord | ApprovalRecord[]>({
     reducer: reducers.append,
     default: () => [],

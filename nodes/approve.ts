@@ -35,7 +35,8 @@ export function createApproveNode({ settings, now = () => new Date() }: ApproveN
     const s = settings(config, state.options);
     const latest = latestDraft(state);
     if (!latest) return { route: null };
-    const stopping = state.pendingStop !== null;
+    const pending = state.pendingApproval;
+    const stopping = (pending?.stop ?? null) !== null;
     // When the loop wants to stop, the candidate is the best-so-far; mid-loop it is the newest draft.
     const candidate = stopping && state.best ? state.best.text : latest.text;
     const candidateIteration = stopping && state.best ? state.best.iteration : latest.iteration;
@@ -44,7 +45,7 @@ export function createApproveNode({ settings, now = () => new Date() }: ApproveN
     const deadlineSeconds = s.approval?.deadlineSeconds;
     const request: ApprovalRequest = {
       type: "approval",
-      reason: state.approvalReason ?? "review requested",
+      reason: pending?.reason ?? "review requested",
       iteration: candidateIteration,
       draft: candidate,
       previousDraft: previous?.text ?? null,
@@ -62,7 +63,7 @@ export function createApproveNode({ settings, now = () => new Date() }: ApproveN
         }),
       ),
       usage: totalsOnly(state.usage ?? ZERO_USAGE),
-      stopReason: state.pendingStop,
+      stopReason: pending?.stop ?? null,
       ...(deadlineSeconds
         ? {
             deadline: new Date(now().getTime() + deadlineSeconds * 1000).toISOString(),
@@ -89,7 +90,7 @@ export function createApproveNode({ settings, now = () => new Date() }: ApproveN
       at,
       ...extra,
     });
-    const clear = { pendingStop: null, pendingRoute: null, approvalReason: null } as const;
+    const clear = { pendingApproval: null } as const;
     switch (decision.action) {
       case "approve":
         return {

@@ -86,9 +86,7 @@ export function gateForApproval(
   return {
     ...rest,
     route: "approve",
-    pendingStop: wanted,
-    pendingRoute: next,
-    approvalReason: reason,
+    pendingApproval: { reason, stop: wanted, route: next },
   };
 }
 
