@@ -4,7 +4,6 @@
 import type { BaseStore } from "@langchain/langgraph-checkpoint";
 import type Database from "better-sqlite3";
 import { RefineryError } from "../errors.ts";
-import { PostgresStore } from "./postgres-store.ts";
 import { SqliteStore } from "./sqlite-store.ts";
 
 export interface OpenStoreOptions {
@@ -39,6 +38,8 @@ export async function openStore(opts: OpenStoreOptions): Promise<OpenedStore> {
 
 async function openPostgres(url: string, schema: string | undefined): Promise<OpenedStore> {
   const where = describeUrl(url);
+  // Loaded on demand: the embedded default (and every CLI start) need not load pg.
+  const { PostgresStore } = await import("./postgres-store.ts");
   const store = new PostgresStore({ connection: url, schema });
   try {
     await store.setup();
