@@ -182,7 +182,9 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const port = options.port ?? Number(env.PORT ?? 8123);
   const host = options.host ?? env.HOST ?? "127.0.0.1";
   const server = await new Promise<Server>((resolve, reject) => {
-    const s = app.listen(port, host, () => resolve(s));
+    // A burst of connections (1,000 clients at once) overflows the default backlog of 511, and
+    // the kernel then resets some of them; 4096 is the usual somaxconn cap.
+    const s = app.listen({ port, host, backlog: 4096 }, () => resolve(s));
     s.once("error", reject);
   });
   server.keepAliveTimeout = 65_000;
