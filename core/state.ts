@@ -99,6 +99,8 @@ export interface UsedLesson {
   id: string;
   text: string;
   score: number;
+  /** Terms of the tasks it was learned on, shown with it so it is applied with judgement. */
+  about?: string;
 }
 
 export interface RunError {

@@ -8,6 +8,7 @@ import {
 } from "../core/checkpointer.ts";
 import { createModelProvider, type ModelProvider } from "../core/models/provider.ts";
 import { createSettingsResolver, type SettingsResolver } from "../core/settings.ts";
+import type { LessonSource } from "../nodes/generate.ts";
 import type { FeedbackSource } from "../nodes/support.ts";
 import { createRefineGraph } from "./refine.ts";
 
@@ -21,6 +22,8 @@ export interface EngineOptions {
   provider?: ModelProvider;
   /** Live feedback source (the server's inbox). */
   inbox?: FeedbackSource;
+  /** Lessons for generate's prompt (the lessons memory). */
+  lessons?: LessonSource;
 }
 
 export interface Engine {
@@ -41,6 +44,7 @@ export function openEngine(options: EngineOptions): Engine {
     settings: resolve,
     checkpointer: checkpointer.saver,
     inbox: options.inbox,
+    lessons: options.lessons,
   });
   return { graph, checkpointer, provider, resolve, close: () => checkpointer.close() };
 }

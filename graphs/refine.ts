@@ -12,7 +12,7 @@ import type { SettingsResolver } from "../core/settings.ts";
 import { RefineState, type RefineStateType, type RefineUpdate } from "../core/state.ts";
 import { createApproveNode } from "../nodes/approve.ts";
 import { createCritiqueNode } from "../nodes/critique.ts";
-import { createGenerateNode } from "../nodes/generate.ts";
+import { createGenerateNode, type LessonSource } from "../nodes/generate.ts";
 import { createReviseNode } from "../nodes/revise.ts";
 import { withLiveFeedback, type FeedbackSource } from "../nodes/support.ts";
 import { createVerifyNode } from "../nodes/verify.ts";
@@ -48,6 +48,8 @@ export interface RefineGraphDeps {
   settings: SettingsResolver;
   /** Live feedback sent while a thread runs or waits (the server provides it). */
   inbox?: FeedbackSource;
+  /** Lessons from earlier runs for generate's prompt (the lessons memory). */
+  lessons?: LessonSource;
 }
 
 type NodeFn = (
@@ -85,12 +87,16 @@ function after<K extends "stopReason" | "route" | "strategy">(
   return value === undefined ? state[key] : (value as RefineStateType[K]);
 }
 
-export function buildRefineGraph({ settings, inbox }: RefineGraphDeps) {
+export function buildRefineGraph({ settings, inbox, lessons }: RefineGraphDeps) {
   const live = (node: NodeFn) => withLiveFeedback(node, inbox);
   return new StateGraph(RefineState)
-    .addNode("generate", routed("generate", "critique", live(createGenerateNode({ settings }))), {
-      ends: ["critique", "verify", END],
-    })
+    .addNode(
+      "generate",
+      routed("generate", "critique", live(createGenerateNode({ settings, lessons }))),
+      {
+        ends: ["critique", "verify", END],
+      },
+    )
     .addNode("critique", routed("critique", "verify", live(createCritiqueNode({ settings }))), {
       ends: ["verify", "revise", "approve", END],
     })

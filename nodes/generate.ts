@@ -181,6 +181,6 @@ function stripPasrTags(text: string): string {
 function lessonsBlock(used: UsedLesson[]): string {
   if (used.length === 0) return "";
   return `\nLessons from earlier, similar tasks (apply them where they are relevant):\n${used
-    .map((l) => `- ${l.text}`)
+    .map((l) => `- ${l.text}${l.about ? ` (learned on: ${l.about})` : ""}`)
     .join("\n")}\n`;
 }

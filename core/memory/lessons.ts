@@ -67,6 +67,8 @@ export interface RetrievedLesson {
   id: string;
   text: string;
   score: number;
+  /** The first few terms of the tasks it was learned on. */
+  about: string;
 }
 
 export interface LessonMemoryOptions {
@@ -265,7 +267,12 @@ export class LessonMemory {
       }))
       .sort((a, b) => b.score - a.score || cmp(a.lesson.id, b.lesson.id))
       .slice(0, limit)
-      .map(({ lesson, score }) => ({ id: lesson.id, text: lesson.text, score: round(score) }));
+      .map(({ lesson, score }) => ({
+        id: lesson.id,
+        text: lesson.text,
+        score: round(score),
+        about: lesson.keywords.slice(0, 4).join(", "),
+      }));
   }
 
   /**
