@@ -10,6 +10,7 @@ import { createSqliteFeedbackInbox, type FeedbackInbox } from "../core/storage/f
 import { createSqliteStorage } from "../core/storage/sqlite.ts";
 import { startGraphSpecs } from "../graphs/declarative/index.ts";
 import { openEngine } from "../graphs/engine.ts";
+import type { LessonMemory } from "../core/memory/lessons.ts";
 import { openLearning } from "../graphs/learning.ts";
 import { createGraphRegistry, systemAssistantId, type RunnableGraph } from "../graphs/registry.ts";
 import type { ModelProvider } from "../core/models/provider.ts";
@@ -64,9 +65,17 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const settings = processSettingsFromEnv(env);
   // The inbox lives in the database the engine opens, so the engine gets a forwarder to it.
   const inboxRef: { current?: FeedbackInbox } = {};
+  // Likewise the lessons memory, opened on that database below.
+  const lessonsRef: { memory?: LessonMemory } = {};
   const engine = openEngine({
     settings,
     provider: options.provider,
+    lessons: {
+      retrieve: async (assistantId, task, limit) =>
+        lessonsRef.memory
+          ? lessonsRef.memory.retrieve(assistantId ?? systemAssistantId("refine"), task, limit)
+          : [],
+    },
     inbox: { take: async (threadId) => (inboxRef.current ? inboxRef.current.take(threadId) : []) },
   });
   const db = engine.checkpointer.db;
@@ -79,6 +88,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const checkpoints = createSqliteCheckpointAdmin(db);
   // Lessons memory (the same SQLite file, or Postgres with REFINERY_STORE_URL) and run records.
   const learning = await openLearning(settings, db);
+  lessonsRef.memory = learning.memory;
 
   const configPath =
     options.configPath ??

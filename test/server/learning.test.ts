@@ -18,8 +18,11 @@ const config = {
 
 beforeAll(async () => {
   model = new ScriptedChatModel({
+    // The first draft is wrong unless the prompt carries a lesson from an earlier run.
     generate: (messages) =>
-      String(messages.at(-1)?.content).includes("2 + 2") ? "2 + 2 = 5\nAnswer: 5" : "Answer: 7",
+      String(messages.at(-1)?.content).includes("Lessons from earlier")
+        ? "2 + 2 = 4\nAnswer: 4"
+        : "2 + 2 = 5\nAnswer: 5",
     critique: (messages) =>
       String(messages.at(-1)?.content).includes("Answer: 5") ? REVISE : PASS,
     revise: () => "2 + 2 = 4\nAnswer: 4",
@@ -62,24 +65,58 @@ async function refinedRun(task = "What is 2 + 2?", extra: Record<string, unknown
 }
 
 describe("lessons learned from runs", () => {
-  it("distils a lesson from a run whose revision fixed a failed check", async () => {
-    const { thread_id, run_id } = await refinedRun();
+  it("learns from a run whose revision fixed a failed check and uses it in the next similar task", async () => {
+    const first = await refinedRun(
+      "Add the apples: 2 apples in a basket plus 2 apples on the table.",
+    );
     const lessons = await http("/assistants/refine/lessons");
     expect(lessons.status).toBe(200);
-    const texts = (lessons.body as { text: string; evidence: { run_id: string }[] }[]).map(
-      (l) => l.text,
+    type L = { id: string; text: string; evidence: unknown[]; uses: number; helped: number };
+    const learned = (lessons.body as unknown as L[]).find((l) => l.text.startsWith("Avoid"))!;
+    expect(learned.text).toBe("Avoid this mistake: The sum of 2 and 2 is 4, not 5.");
+    expect(learned.evidence).toContainEqual({ ...first, iteration: 1 });
+
+    // A similar task: the lesson is in generate's prompt, the first draft passes, the lesson is credited.
+    const calls = model.calls.length;
+    const second = await refinedRun(
+      "Count the apples: 2 apples in a bag and 2 apples on the table.",
     );
-    expect(texts).toContain("Avoid this mistake: The sum of 2 and 2 is 4, not 5.");
-    const lesson = (
-      lessons.body as { text: string; evidence: { run_id: string; thread_id: string }[] }[]
-    ).find((l) => l.text.startsWith("Avoid"))!;
-    expect(lesson.evidence).toContainEqual({ thread_id, run_id, iteration: 1 });
-    // The same lesson from a second run is merged, not duplicated.
+    const prompt = model.calls
+      .slice(calls)
+      .find((c) => c.role === "generate")!
+      .messages.at(-1)!.content;
+    expect(prompt).toContain("Lessons from earlier, similar tasks");
+    expect(prompt).toContain(
+      "- Avoid this mistake: The sum of 2 and 2 is 4, not 5. (learned on: apple,",
+    );
+    const state = (await s.client.threads.getState(second.thread_id)).values as {
+      lessons: { id: string }[];
+      drafts: unknown[];
+    };
+    expect(state.lessons.map((l) => l.id)).toContain(learned.id);
+    expect(state.drafts).toHaveLength(1);
+    const after = (await http(`/assistants/refine/lessons/${learned.id}`)).body as unknown as L;
+    expect(after).toMatchObject({ uses: 1, helped: 1 });
+    const feedback = await http(`/threads/${second.thread_id}/runs/${second.run_id}/feedback`);
+    expect(feedback.body.lessons_used).toContain(learned.id);
+
+    // A run with the memory switched off neither gets nor records lessons.
+    const off = await s.client.threads.create();
+    await s.client.runs.wait(off.thread_id, "refine", {
+      input: { task: "Count the apples: 2 apples in a box and 2 apples on a plate." },
+      config: { configurable: { ...config.configurable, memory: { enabled: false } } },
+    });
+    const offState = (await s.client.threads.getState(off.thread_id)).values as {
+      drafts: unknown[];
+    };
+    expect(offState.drafts).toHaveLength(2);
+
+    // The same lesson from another run is merged, not duplicated.
     await refinedRun("What is 2 + 2, exactly?");
     const again = await http("/assistants/refine/lessons");
-    expect(
-      (again.body as { text: string }[]).filter((l) => l.text.startsWith("Avoid")),
-    ).toHaveLength(1);
+    expect((again.body as unknown as L[]).filter((l) => l.text.startsWith("Avoid"))).toHaveLength(
+      1,
+    );
   });
 
   it("lists, searches, adds, edits, pins and deletes lessons; bad input is a 4xx", async () => {
