@@ -7,7 +7,10 @@ import { mergeRefineOptions, processSettingsFromEnv, type RefineOptions } from "
 import { loadConfigFile, type ConfigFile } from "../core/config-file.ts";
 import { isRefineryError, RefineryError } from "../core/errors.ts";
 import type { RefineStateType } from "../core/state.ts";
+import type { LessonMemory } from "../core/memory/lessons.ts";
 import { openEngine, type Engine } from "../graphs/engine.ts";
+import { openLearning, type OpenedLearning } from "../graphs/learning.ts";
+import { systemAssistantId } from "../graphs/registry.ts";
 import { optionsFromFlags, RUN_FLAGS, type Flags } from "./args.ts";
 import { evalCommand } from "./eval.ts";
 import { exportCommand, lessonsCommand } from "./learning.ts";
@@ -180,10 +183,62 @@ async function readAll(stream: NodeJS.ReadableStream): Promise<string> {
   return Buffer.concat(chunks).toString("utf8");
 }
 
-function openFromFlags(flags: Flags, io: CliIO, file?: ConfigFile): Engine {
+interface CliEngine extends Engine {
+  learning: OpenedLearning;
+}
+
+/** The engine on the SQLite file, with the lessons memory and run records on the same file. */
+async function openFromFlags(flags: Flags, io: CliIO, file?: ConfigFile): Promise<CliEngine> {
   const env = { ...io.env, ...(typeof flags.db === "string" ? { REFINERY_DB: flags.db } : {}) };
   const settings = processSettingsFromEnv(env, file ?? {});
-  return openEngine({ settings });
+  const ref: { memory?: LessonMemory } = {};
+  const engine = openEngine({
+    settings,
+    lessons: {
+      retrieve: async (assistantId, task, limit) =>
+        ref.memory ? ref.memory.retrieve(assistantId ?? REFINE_ASSISTANT, task, limit) : [],
+    },
+  });
+  try {
+    const learning = await openLearning(settings, engine.checkpointer.db!);
+    ref.memory = learning.memory;
+    return {
+      ...engine,
+      learning,
+      close: () => {
+        void learning.close();
+        engine.close();
+      },
+    };
+  } catch (err) {
+    engine.close();
+    throw err;
+  }
+}
+
+const REFINE_ASSISTANT = systemAssistantId("refine");
+
+/** When a run has finished (not interrupted), learn from it and keep its outcome for export. */
+async function learnFrom(engine: CliEngine, threadId: string, io: CliIO): Promise<void> {
+  const state = await engine.graph.getState({ configurable: { thread_id: threadId } });
+  if (state.next.length > 0) return;
+  const values = state.values as Record<string, unknown>;
+  const options = values.options as { memory?: { enabled?: boolean } } | null;
+  try {
+    await engine.learning.loop.onRunEnd({
+      values,
+      run_id: randomUUID(),
+      thread_id: threadId,
+      assistant_id: REFINE_ASSISTANT,
+      graph_id: "refine",
+      learn: options?.memory?.enabled !== false,
+    });
+  } catch (err) {
+    // Learning is a by-product: a failure is reported, the run's result stands.
+    io.stderr.write(
+      `refinery: could not learn from the run: ${(err as Error).message.split("\n")[0]}\n`,
+    );
+  }
 }
 
 async function runCommand(args: string[], io: CliIO): Promise<number> {
@@ -196,7 +251,7 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
   const file = typeof flags.config === "string" ? loadConfigFile(flags.config) : undefined;
   const options: RefineOptions = mergeRefineOptions(file?.refine, optionsFromFlags(flags));
   const task = await readTask(positionals, flags, io);
-  const engine = openFromFlags(flags, io, file);
+  const engine = await openFromFlags(flags, io, file);
   try {
     // Build the settings once before any checkpoint is written, so a bad verifier or model spec
     // fails here with nothing stored.
@@ -251,7 +306,7 @@ async function resumeCommand(args: string[], io: CliIO): Promise<number> {
       fix: "refinery resume <thread-id> (printed when the run started)",
     });
   }
-  const engine = openFromFlags(flags, io);
+  const engine = await openFromFlags(flags, io);
   try {
     const config = { configurable: { thread_id: threadId } };
     const state = await engine.graph.getState(config);
@@ -279,7 +334,7 @@ async function resumeCommand(args: string[], io: CliIO): Promise<number> {
 }
 
 async function execute(
-  engine: Engine,
+  engine: CliEngine,
   threadId: string,
   input: Record<string, unknown> | null,
   flags: Flags,
@@ -326,6 +381,7 @@ async function execute(
   } finally {
     process.off("SIGINT", onSignal);
   }
+  await learnFrom(engine, threadId, io);
   const state = (await engine.graph.getState(config)).values as RefineStateType;
   if (live) renderer.finish(state);
   return report(threadId, state, flags, io, maxIterations, !live);
