@@ -300,7 +300,7 @@ export class RunExecutor {
     } catch (err) {
       log("error", "could not read final state", { ...ids, error: serializeError(err) });
     }
-    const values = after ? toPlain(after.values) : undefined;
+    const values = after ? toPlain<Record<string, unknown>>(after.values) : undefined;
     await storage.runs.setStatus(run.run_id, status, error ?? null);
     await this.deps.checkpoints.discard(run.run_id);
     if (kwargs.temporary) {
@@ -362,7 +362,7 @@ export class RunExecutor {
     error?: { error: string; message: string },
     cancelled = false,
     /** `state.values` already made plain, when the caller has it. */
-    values: unknown = state ? toPlain(state.values) : null,
+    values: Record<string, unknown> | null = state ? toPlain(state.values) : null,
   ): Promise<void> {
     const pending = (await this.deps.storage.runs.inflight(threadId)).some(
       (r) => r.status === "pending",
