@@ -102,7 +102,7 @@ export const RefineOptionsSchema = z
           .min(0)
           .max(10)
           .optional()
-          .describe("Lessons put in the generate prompt (default 3)"),
+          .describe("Lessons put in the generate prompt (default 2)"),
       })
       .strict()
       .optional()

@@ -53,13 +53,13 @@ export function createGenerateNode({ settings, lessons }: GenerateNodeOptions) {
     const pasr = strategy === "pasr";
     const memory = s.options.memory;
     const used: UsedLesson[] =
-      lessons && memory?.enabled !== false && (memory?.lessons ?? 3) > 0
+      lessons && memory?.enabled !== false && (memory?.lessons ?? 2) > 0
         ? await lessons.retrieve(
             typeof config.configurable?.assistant_id === "string"
               ? config.configurable.assistant_id
               : undefined,
             state.context ? `${state.task}\n${state.context}` : state.task,
-            memory?.lessons ?? 3,
+            memory?.lessons ?? 2,
           )
         : [];
     const variables = { ...promptVariables(state), lessons_block: lessonsBlock(used) };
@@ -180,7 +180,7 @@ function stripPasrTags(text: string): string {
 /** The lessons as a prompt block, to be applied where relevant rather than as rules. */
 function lessonsBlock(used: UsedLesson[]): string {
   if (used.length === 0) return "";
-  return `\nLessons from earlier, similar tasks (apply them where they are relevant):\n${used
+  return `\nLessons from earlier, similar tasks (apply where relevant):\n${used
     .map((l) => `- ${l.text}${l.about ? ` (learned on: ${l.about})` : ""}`)
     .join("\n")}\n`;
 }

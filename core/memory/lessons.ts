@@ -74,7 +74,7 @@ export interface RetrievedLesson {
 export interface LessonMemoryOptions {
   /** Lessons kept per assistant; the least useful unpinned ones are evicted beyond it. */
   maxLessons?: number;
-  /** Lessons put in one generate prompt. */
+  /** Lessons put in one generate prompt (default 2). */
   maxPerTask?: number;
   /** Near-duplicate threshold (token-set Jaccard) for merging a new lesson into an old one. */
   duplicateSimilarity?: number;
@@ -87,7 +87,7 @@ export interface LessonMemoryOptions {
 }
 
 const MAX_EVIDENCE = 10;
-const MAX_KEYWORDS = 24;
+const MAX_KEYWORDS = 40;
 
 export class LessonMemory {
   readonly maxLessons: number;
@@ -102,7 +102,7 @@ export class LessonMemory {
     private readonly options: LessonMemoryOptions = {},
   ) {
     this.maxLessons = options.maxLessons ?? 200;
-    this.maxPerTask = options.maxPerTask ?? 3;
+    this.maxPerTask = options.maxPerTask ?? 2;
     this.dupSim = options.duplicateSimilarity ?? 0.7;
     this.demoteAfter = options.demoteAfter ?? 3;
     this.minSimilarity = options.minSimilarity ?? 0.35;
@@ -242,6 +242,7 @@ export class LessonMemory {
     const all = (await this.all(assistantId)).filter((l) => l.pinned || !l.demoted);
     if (all.length === 0) return [];
     const relevance = new Map<string, number>();
+    const taskTerms = new Set(tokenize(task));
     if (this.options.embeddings && all.some((l) => l.embedding)) {
       const q = await this.options.embeddings.embedQuery(task);
       for (const l of all) {
@@ -250,7 +251,7 @@ export class LessonMemory {
       }
     } else {
       const q = tokenize(task);
-      const qset = new Set(q);
+      const qset = taskTerms;
       const need = Math.min(2, qset.size);
       const scores = bm25(q, all.map(docOf));
       for (const l of all) {
@@ -271,7 +272,7 @@ export class LessonMemory {
         id: lesson.id,
         text: lesson.text,
         score: round(score),
-        about: lesson.keywords.slice(0, 4).join(", "),
+        about: aboutFor(lesson, taskTerms),
       }));
   }
 
@@ -326,6 +327,12 @@ export class LessonMemory {
   private async embed(lesson: Lesson): Promise<number[]> {
     return this.options.embeddings!.embedQuery(`${lesson.text}\n${lesson.keywords.join(" ")}`);
   }
+}
+
+/** What the lesson was learned on, as shown in a prompt: the terms it shares with the task first. */
+function aboutFor(l: Lesson, taskTerms: Set<string>): string {
+  const shared = l.keywords.filter((k) => taskTerms.has(k));
+  return [...shared, ...l.keywords.filter((k) => !taskTerms.has(k))].slice(0, 3).join(", ");
 }
 
 /** Laplace-smoothed share of uses that helped, scaled so an unused lesson scores 1. */
