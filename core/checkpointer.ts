@@ -8,7 +8,9 @@ import {
   copyCheckpoint,
   WRITES_IDX_MAP,
   type Checkpoint,
+  type CheckpointListOptions,
   type CheckpointMetadata,
+  type CheckpointTuple,
   type PendingWrite,
 } from "@langchain/langgraph-checkpoint";
 import { SqliteSaver } from "@langchain/langgraph-checkpoint-sqlite";
@@ -69,7 +71,9 @@ export function openSqliteCheckpointer(path: string): OpenedCheckpointer {
     saver,
     db,
     close: () => {
-      if (db.open) db.close();
+      if (!db.open) return;
+      saver.flush();
+      db.close();
     },
   };
 }
@@ -79,12 +83,17 @@ export function openMemoryCheckpointer(): OpenedCheckpointer {
 }
 
 /**
- * SqliteSaver whose `put` and `putWrites` reuse prepared statements: the library prepares the
- * same INSERT on every call, which cost more CPU than the insert itself. Same SQL, rows and
+ * SqliteSaver whose `put` and `putWrites` reuse prepared statements (the library prepares the
+ * same INSERT on every call, which cost more CPU than the insert itself) and commit together:
+ * writes queued in one turn of the event loop share one transaction, and each call resolves once
+ * its write is committed. LangGraph awaits every pending checkpoint write before a run's stream
+ * ends, reads here commit the queue first, and `close` commits what is left. Same SQL, rows and
  * serialization as the library (@langchain/langgraph-checkpoint-sqlite 1.0.4), so files stay
- * interchangeable with it; reads are inherited.
+ * interchangeable with it.
  */
 export class PreparedSqliteSaver extends SqliteSaver {
+  private queue: { write: () => void; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private flushScheduled = false;
   private statements?: {
     put: Database.Statement;
     writeReplace: Database.Statement;
@@ -107,6 +116,62 @@ export class PreparedSqliteSaver extends SqliteSaver {
     return this.statements;
   }
 
+  /** Commits the queued writes in one transaction; each write's promise settles with it. */
+  flush(): void {
+    const batch = this.queue.splice(0);
+    if (batch.length === 0) return;
+    try {
+      this.db.transaction(() => {
+        for (const op of batch) op.write();
+      })();
+      for (const op of batch) op.resolve();
+    } catch {
+      // One failing write must not fail the others: retry each in its own transaction.
+      for (const op of batch) {
+        try {
+          this.db.transaction(op.write)();
+          op.resolve();
+        } catch (err) {
+          op.reject(err);
+        }
+      }
+    }
+  }
+
+  /**
+   * Queues a write; writes queued in the same turn of the event loop (steps of concurrent runs,
+   * or CPU-only steps of one run) commit together, which saves a commit per write.
+   */
+  private enqueue(write: () => void): Promise<void> {
+    return new Promise((resolve, reject) => {
+      this.queue.push({ write, resolve, reject });
+      if (this.flushScheduled) return;
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        this.flush();
+      });
+    });
+  }
+
+  override async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
+    this.flush();
+    return super.getTuple(config);
+  }
+
+  override async *list(
+    config: RunnableConfig,
+    options?: CheckpointListOptions,
+  ): AsyncGenerator<CheckpointTuple> {
+    this.flush();
+    yield* super.list(config, options);
+  }
+
+  override async deleteThread(threadId: string): Promise<void> {
+    this.flush();
+    return super.deleteThread(threadId);
+  }
+
   override async put(
     config: RunnableConfig,
     checkpoint: Checkpoint,
@@ -125,14 +190,16 @@ export class PreparedSqliteSaver extends SqliteSaver {
     if (type1 !== type2) {
       throw new Error("Failed to serialized checkpoint and metadata to the same type.");
     }
-    statements.put.run(
-      threadId,
-      checkpointNs,
-      checkpoint.id,
-      configurable.checkpoint_id,
-      type1,
-      serializedCheckpoint,
-      serializedMetadata,
+    await this.enqueue(() =>
+      statements.put.run(
+        threadId,
+        checkpointNs,
+        checkpoint.id,
+        configurable.checkpoint_id,
+        type1,
+        serializedCheckpoint,
+        serializedMetadata,
+      ),
     );
     return {
       configurable: {
@@ -172,8 +239,8 @@ export class PreparedSqliteSaver extends SqliteSaver {
         ];
       }),
     );
-    this.db.transaction(() => {
+    await this.enqueue(() => {
       for (const row of rows) statement.run(...row);
-    })();
+    });
   }
 }

@@ -12,7 +12,9 @@ import {
   StateGraph,
   type BaseCheckpointSaver,
 } from "@langchain/langgraph";
+import { emptyCheckpoint } from "@langchain/langgraph-checkpoint";
 import { SqliteSaver } from "@langchain/langgraph-checkpoint-sqlite";
+import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import { openSqliteCheckpointer, PreparedSqliteSaver } from "../../core/checkpointer.ts";
 
@@ -142,5 +144,108 @@ describe("PreparedSqliteSaver", () => {
     } finally {
       opened.close();
     }
+  });
+});
+
+describe("PreparedSqliteSaver group commit", () => {
+  const checkpoint = (id: string) => ({ ...emptyCheckpoint(), id });
+  const config = (thread_id: string) => ({ configurable: { thread_id, checkpoint_ns: "" } });
+  const count = (file: string) => {
+    const other = new Database(file, { readonly: true });
+    try {
+      return (other.prepare("SELECT COUNT(*) AS n FROM checkpoints").get() as { n: number }).n;
+    } finally {
+      other.close();
+    }
+  };
+
+  function open() {
+    const dir = mkdtempSync(join(tmpdir(), "saver-"));
+    dirs.push(dir);
+    const file = join(dir, "db.sqlite");
+    const opened = openSqliteCheckpointer(file);
+    (opened.saver as PreparedSqliteSaver).setup();
+    return { file, opened, saver: opened.saver as PreparedSqliteSaver };
+  }
+
+  it("each put resolves once its row is committed, visible to another connection", async () => {
+    const { file, opened, saver } = open();
+    try {
+      const puts = Array.from({ length: 50 }, (_, i) =>
+        saver.put(config(`t${i}`), checkpoint(`c${i}`), { source: "input", step: -1, parents: {} }),
+      );
+      expect(count(file)).toBe(0); // queued for this turn of the event loop
+      const configs = await Promise.all(puts);
+      expect(configs[7]).toEqual({
+        configurable: { thread_id: "t7", checkpoint_ns: "", checkpoint_id: "c7" },
+      });
+      expect(count(file)).toBe(50);
+    } finally {
+      opened.close();
+    }
+  });
+
+  it("reads through the saver see writes that are still queued", async () => {
+    const { opened, saver } = open();
+    try {
+      const put = saver.put(config("t"), checkpoint("c1"), {
+        source: "input",
+        step: -1,
+        parents: {},
+      });
+      // Serialization is async: once it is done the write waits in the queue.
+      await new Promise((r) => queueMicrotask(() => r(undefined)));
+      await Promise.resolve();
+      const tuple = await saver.getTuple(config("t"));
+      expect(tuple?.checkpoint.id).toBe("c1");
+      const listed = [];
+      for await (const t of saver.list(config("t"))) listed.push(t.checkpoint.id);
+      expect(listed).toEqual(["c1"]);
+      await put;
+    } finally {
+      opened.close();
+    }
+  });
+
+  it("a failing write rejects alone; the writes batched with it are committed", async () => {
+    const { file, opened, saver } = open();
+    try {
+      const good = saver.put(config("a"), checkpoint("c1"), {
+        source: "input",
+        step: -1,
+        parents: {},
+      });
+      // task_id is NOT NULL in the writes table (and "__error__" writes are not OR IGNOREd).
+      const bad = saver.putWrites(
+        { configurable: { thread_id: "a", checkpoint_ns: "", checkpoint_id: "c1" } },
+        [["__error__", 1]],
+        null as unknown as string,
+      );
+      const alsoGood = saver.put(config("b"), checkpoint("c2"), {
+        source: "input",
+        step: -1,
+        parents: {},
+      });
+      await expect(bad).rejects.toThrow(/NOT NULL/);
+      await expect(good).resolves.toBeDefined();
+      await expect(alsoGood).resolves.toBeDefined();
+      expect(count(file)).toBe(2);
+    } finally {
+      opened.close();
+    }
+  });
+
+  it("close commits what is still queued", async () => {
+    const { file, opened, saver } = open();
+    const put = saver.put(config("t"), checkpoint("c1"), {
+      source: "input",
+      step: -1,
+      parents: {},
+    });
+    await Promise.resolve();
+    await Promise.resolve();
+    opened.close();
+    await expect(put).resolves.toBeDefined();
+    expect(count(file)).toBe(1);
   });
 });
