@@ -6,7 +6,7 @@
 // runs against a 200 ms model on our server. Bounded in runs and time; children die with it.
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
-import { tmpdir } from "node:os";
+import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import Database from "better-sqlite3";
@@ -327,6 +327,12 @@ async function main(): Promise<void> {
   const procs: ServerProc[] = [];
   const machine = describeMachine();
   console.log(`machine: ${formatMachine(machine)}`);
+  // The machine is shared: the load average says how much else ran during the bench.
+  const load = () =>
+    loadavg()
+      .map((l) => l.toFixed(2))
+      .join(", ");
+  console.log(`load average (1, 5, 15 min) at start: ${load()}`);
   console.log(
     `method: ${ROUNDS} rounds; each round: in-process and ours interleaved in blocks of ${BLOCK} ` +
       `(${SEQ_RUNS} sequential runs.wait each), reference ${REF_SEQ_RUNS} sequential, then ` +
@@ -443,7 +449,9 @@ async function main(): Promise<void> {
       rawBytes,
       rawRuns: inProcess.finished(),
     });
+    console.log(`\nload average before the batches: ${load()}`);
     reportBatches(await runBatches(dir, procs));
+    console.log(`\nload average at the end: ${load()}`);
   } finally {
     await Promise.all(procs.map((p) => p.stop(3_000).catch(() => undefined)));
     rmSync(dir, { recursive: true, force: true });
