@@ -129,7 +129,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     );
   }
 
-  const hub = new StreamHub();
+  // Finished runs' events stay replayable (join-stream, Last-Event-ID) for 60 s, at most this many.
+  const hub = new StreamHub({ maxFinishedRuns: Number(env.REFINERY_STREAM_RETAIN_RUNS ?? 500) });
   const metrics = createMetrics();
   const concurrency = options.concurrency ?? Number(env.REFINERY_WORKERS ?? 64);
   const executor = new RunExecutor({
