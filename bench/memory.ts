@@ -25,6 +25,8 @@ const TASKS = Number(env.BENCH_TASKS ?? 80);
 const BLOCK = Number(env.BENCH_BLOCK ?? 10);
 const STRATEGIES = (env.BENCH_STRATEGIES ?? "self-refine,proactive").split(",") as Strategy[];
 const ASSISTANT = "bench-assistant";
+/** Lessons per generate prompt to measure, each as its own memory-on stream (default: 2 and 1). */
+const LESSONS = (env.BENCH_LESSONS ?? "2,1").split(",").map(Number);
 
 interface Task {
   family: string;
@@ -120,13 +122,16 @@ async function runStream(
   strategy: Strategy,
   memoryOn: boolean,
   dir: string,
+  lessonsPerPrompt = 2,
 ): Promise<TaskResult[]> {
   const answerKey = Object.fromEntries(tasks.map((t) => [t.task, t.answer]));
   const simulated = { seed, answerKey };
   const oracle = createSimulatedModel(simulated);
   const provider = createModelProvider({ model: "simulated" });
   const resolve = createSettingsResolver({ provider });
-  const db = openSqliteCheckpointer(join(dir, `lessons-${seed}-${strategy}-${memoryOn}.db`));
+  const db = openSqliteCheckpointer(
+    join(dir, `lessons-${seed}-${strategy}-${memoryOn}-${lessonsPerPrompt}.db`),
+  );
   const opened = await openStore({ db: db.db! });
   const memory = new LessonMemory(opened.store);
   const loop = createLearningLoop({ memory });
@@ -147,7 +152,7 @@ async function runStream(
       },
     ],
     models: { default: { provider: "simulated", simulated } },
-    memory: { enabled: memoryOn },
+    memory: { enabled: memoryOn, lessons: lessonsPerPrompt },
   };
   const results: TaskResult[] = [];
   try {
@@ -211,7 +216,10 @@ async function main(): Promise<void> {
     `${TASKS} tasks per stream from ${Object.keys(FAMILIES).length} recurring families, seeds ${SEEDS.join(", ")}, max 3 iterations, simulated model (all outputs simulated).`,
   );
   try {
-    for (const strategy of STRATEGIES) {
+    const offCache = new Map<string, TaskResult[]>();
+    for (const [strategy, lessonsPerPrompt] of STRATEGIES.flatMap((st) =>
+      LESSONS.map((l) => [st, l] as const),
+    )) {
       const perSeed: {
         seed: number;
         off: ReturnType<typeof halves>;
@@ -221,12 +229,14 @@ async function main(): Promise<void> {
       }[] = [];
       for (const seed of SEEDS) {
         const tasks = stream(seed, TASKS);
-        const offRs = await runStream(seed, tasks, strategy, false, dir);
-        const onRs = await runStream(seed, tasks, strategy, true, dir);
+        const offKey = `${strategy}/${seed}`;
+        const offRs = offCache.get(offKey) ?? (await runStream(seed, tasks, strategy, false, dir));
+        offCache.set(offKey, offRs);
+        const onRs = await runStream(seed, tasks, strategy, true, dir, lessonsPerPrompt);
         perSeed.push({ seed, off: halves(offRs), on: halves(onRs), offRs, onRs });
       }
       out();
-      out(`### Strategy ${strategy} (simulated)`);
+      out(`### Strategy ${strategy}, ${lessonsPerPrompt} lesson(s) per prompt (simulated)`);
       out();
       out(
         "| seed | memory | iterations/task 1st half | 2nd half | tokens/task 1st half | 2nd half | accuracy 1st | 2nd | tasks with lessons, 2nd half |",

@@ -2,6 +2,7 @@
 // what fixed it — from the critiques and failed verdicts that preceded a revision that
 // improved the draft, and from human rejections, edits and live feedback. Deterministic and
 // free (no model call), so learning never costs tokens; a run that passed at once teaches nothing.
+// Texts are kept short: every word of a lesson is paid for again in each prompt that carries it.
 import type { RunOutcome } from "../learning/outcome.ts";
 import type { LessonSource } from "./lessons.ts";
 import { LESSON_TEXT_MAX } from "./lessons.ts";
@@ -47,7 +48,7 @@ export function reflect(outcome: RunOutcome, options: ReflectOptions = {}): Dist
     for (const v of byIteration.get(it) ?? []) {
       if (v.pass || !v.hard) continue;
       if (!later.some((w) => w.verifier_id === v.verifier_id && w.pass)) continue;
-      add(`Check "${v.verifier_id}" before answering: ${generalize(v.message)}`, "verifier", it);
+      add(`Check "${v.verifier_id}": ${generalize(v.message)}`, "verifier", it);
     }
   }
 
@@ -60,7 +61,7 @@ export function reflect(outcome: RunOutcome, options: ReflectOptions = {}): Dist
     if (!critique || critique.verdict !== "revise" || critique.issues.length === 0) continue;
     if (!improved(outcome, it, next)) continue;
     for (const issue of critique.issues.slice(0, 2))
-      add(`Avoid this mistake: ${generalize(issue)}`, "critique", it);
+      add(generalize(issue), "critique", it);
   }
   return out.slice(0, max);
 }

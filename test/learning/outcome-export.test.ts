@@ -44,12 +44,12 @@ describe("reflect", () => {
   it("keeps the failed check that a revision fixed and the critique that led to it", () => {
     expect(reflect(outcome())).toEqual([
       {
-        text: 'Check "units" before answering: the answer must be in km/h, not km per minute',
+        text: 'Check "units": the answer must be in km/h, not km per minute',
         source: "verifier",
         iteration: 1,
       },
       {
-        text: "Avoid this mistake: The time is in minutes; convert it to hours before dividing.",
+        text: "The time is in minutes; convert it to hours before dividing.",
         source: "critique",
         iteration: 1,
       },

@@ -72,8 +72,8 @@ describe("lessons learned from runs", () => {
     const lessons = await http("/assistants/refine/lessons");
     expect(lessons.status).toBe(200);
     type L = { id: string; text: string; evidence: unknown[]; uses: number; helped: number };
-    const learned = (lessons.body as unknown as L[]).find((l) => l.text.startsWith("Avoid"))!;
-    expect(learned.text).toBe("Avoid this mistake: The sum of 2 and 2 is 4, not 5.");
+    const learned = (lessons.body as unknown as L[]).find((l) => l.text.startsWith("The sum of 2"))!;
+    expect(learned.text).toBe("The sum of 2 and 2 is 4, not 5.");
     expect(learned.evidence).toContainEqual({ ...first, iteration: 1 });
 
     // A similar task: the lesson is in generate's prompt, the first draft passes, the lesson is credited.
@@ -87,7 +87,7 @@ describe("lessons learned from runs", () => {
       .messages.at(-1)!.content;
     expect(prompt).toContain("Lessons from earlier, similar tasks");
     expect(prompt).toContain(
-      "- Avoid this mistake: The sum of 2 and 2 is 4, not 5. (learned on: apple,",
+      "- The sum of 2 and 2 is 4, not 5. (learned on: apple,",
     );
     const state = (await s.client.threads.getState(second.thread_id)).values as {
       lessons: { id: string }[];
@@ -114,7 +114,7 @@ describe("lessons learned from runs", () => {
     // The same lesson from another run is merged, not duplicated.
     await refinedRun("What is 2 + 2, exactly?");
     const again = await http("/assistants/refine/lessons");
-    expect((again.body as unknown as L[]).filter((l) => l.text.startsWith("Avoid"))).toHaveLength(
+    expect((again.body as unknown as L[]).filter((l) => l.text.startsWith("The sum of 2"))).toHaveLength(
       1,
     );
   });
