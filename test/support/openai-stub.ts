@@ -57,6 +57,8 @@ export interface OpenAIStub {
   url: string;
   /** JSON bodies of every chat completions request received, in order. */
   requests: ChatRequestBody[];
+  /** JSON bodies of every embeddings request received, in order. */
+  embeddingRequests: { model?: string; input?: unknown; encoding_format?: string }[];
   /** Queues replies for the next requests, one each; the default handler answers once empty. */
   enqueue(...replies: StubReply[]): void;
   /** Replaces the default handler used when the queue is empty. */
@@ -75,6 +77,7 @@ export const echoHandler: StubHandler = (body) => {
 export async function startOpenAIStub(script: readonly StubReply[] = []): Promise<OpenAIStub> {
   const queue: StubReply[] = [...script];
   const requests: ChatRequestBody[] = [];
+  const embeddingRequests: OpenAIStub["embeddingRequests"] = [];
   let handler: StubHandler = echoHandler;
 
   const server = createServer((req, res) => {
@@ -90,6 +93,28 @@ export async function startOpenAIStub(script: readonly StubReply[] = []): Promis
       sendJson(res, 200, {
         object: "list",
         data: [{ id: STUB_MODEL, object: "model", created: 0, owned_by: "openai-stub" }],
+      });
+      return;
+    }
+    if (req.method === "POST" && (path === "/v1/embeddings" || path === "/embeddings")) {
+      const body = JSON.parse(await readBody(req)) as (typeof embeddingRequests)[number];
+      embeddingRequests.push(body);
+      const inputs = Array.isArray(body.input) ? body.input : [body.input];
+      sendJson(res, 200, {
+        object: "list",
+        model: body.model,
+        data: inputs.map((text, index) => {
+          const vector = bagOfWordsVector(String(text));
+          return {
+            object: "embedding",
+            index,
+            embedding:
+              body.encoding_format === "base64"
+                ? Buffer.from(new Float32Array(vector).buffer).toString("base64")
+                : vector,
+          };
+        }),
+        usage: { prompt_tokens: inputs.length, total_tokens: inputs.length },
       });
       return;
     }
@@ -146,6 +171,7 @@ export async function startOpenAIStub(script: readonly StubReply[] = []): Promis
   return {
     url: `http://127.0.0.1:${port}/v1`,
     requests,
+    embeddingRequests,
     enqueue: (...replies) => void queue.push(...replies),
     setHandler: (next) => {
       handler = next;
@@ -266,4 +292,18 @@ function wait(ms: number, res: ServerResponse): Promise<boolean> {
     }, ms);
     res.once("close", onClose);
   });
+}
+
+/**
+ * A deterministic stand-in for an embedding: word counts hashed into 32 dimensions, so texts
+ * sharing words are close in cosine similarity.
+ */
+export function bagOfWordsVector(text: string): number[] {
+  const v = new Array<number>(32).fill(0);
+  for (const word of text.toLowerCase().match(/[a-z]{3,}/g) ?? []) {
+    let h = 0;
+    for (const c of word) h = (h * 31 + c.charCodeAt(0)) >>> 0;
+    v[h % 32]! += 1;
+  }
+  return v;
 }
