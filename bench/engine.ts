@@ -7,6 +7,7 @@ import { HumanMessage } from "@langchain/core/messages";
 import type { RunnableConfig } from "@langchain/core/runnables";
 import {
   Annotation,
+  Command,
   END,
   MemorySaver,
   START,
@@ -38,6 +39,11 @@ const ROUNDS = Number(env.BENCH_ROUNDS ?? 5);
 const RUNS = Number(env.BENCH_RUNS ?? 300);
 const WARMUP = Number(env.BENCH_WARMUP ?? 30);
 const BLOCK = Number(env.BENCH_BLOCK ?? 10);
+/**
+ * How the bare graph routes: `edges` (conditional edges, the headline and every earlier figure)
+ * or `command` (nodes return `Command({ goto })`, as ours does since 9637322).
+ */
+const BARE_ROUTING = env.BENCH_BARE_ROUTING === "command" ? "command" : "edges";
 const TARGET = 1.15;
 
 const MAX_ITERATIONS = 3;
@@ -125,20 +131,22 @@ function createBare(checkpointer: BaseCheckpointSaver): Built {
     (s: BareStateType): N | typeof END =>
       done(s) ? END : next;
 
-  const graph = new StateGraph(BareState)
-    .addNode("generate", async (s: BareStateType, config: RunnableConfig) => ({
+  type BareUpdate = Partial<Omit<BareStateType, "drafts">> & { drafts?: string };
+  type BareNode = (s: BareStateType, config: RunnableConfig) => Promise<BareUpdate>;
+  const nodes: Record<"generate" | "critique" | "verify" | "revise", BareNode> = {
+    generate: async (s, config) => ({
       drafts: await ask("generate", `Task:\n${s.task}`, config),
       iteration: 1,
       verdict: null,
-    }))
-    .addNode("critique", async (s: BareStateType, config: RunnableConfig) => ({
+    }),
+    critique: async (s, config) => ({
       review: await ask("critique", `Task:\n${s.task}\nDraft:\n${last(s)}`, config),
-    }))
-    .addNode("verify", async (s: BareStateType) => {
+    }),
+    verify: async (s) => {
       const result = await check.verify(last(s), { task: s.task, iteration: s.iteration });
       return { verdict: result.pass ? ("pass" as const) : ("fail" as const) };
-    })
-    .addNode("revise", async (s: BareStateType, config: RunnableConfig) => ({
+    },
+    revise: async (s, config) => ({
       drafts: await ask(
         "revise",
         `Task:\n${s.task}\nDraft:\n${last(s)}\nCritique:\n${s.review}`,
@@ -146,7 +154,31 @@ function createBare(checkpointer: BaseCheckpointSaver): Built {
       ),
       iteration: s.iteration + 1,
       verdict: null,
-    }))
+    }),
+  };
+  const next = { generate: "critique", critique: "verify", verify: "revise", revise: "critique" };
+
+  if (BARE_ROUTING === "command") {
+    // done() reads only verdict and iteration, two last-value channels.
+    const routed = (name: keyof typeof nodes) => async (s: BareStateType, c: RunnableConfig) => {
+      const update = await nodes[name](s, c);
+      const goto = done({ ...s, ...update, drafts: s.drafts }) ? END : next[name];
+      return new Command({ update, goto });
+    };
+    const graph = new StateGraph(BareState)
+      .addNode("generate", routed("generate"), { ends: ["critique", END] })
+      .addNode("critique", routed("critique"), { ends: ["verify", END] })
+      .addNode("verify", routed("verify"), { ends: ["revise", END] })
+      .addNode("revise", routed("revise"), { ends: ["critique", END] })
+      .addEdge(START, "generate")
+      .compile({ checkpointer, name: "bare" });
+    return { model, graph };
+  }
+  const graph = new StateGraph(BareState)
+    .addNode("generate", nodes.generate)
+    .addNode("critique", nodes.critique)
+    .addNode("verify", nodes.verify)
+    .addNode("revise", nodes.revise)
     .addEdge(START, "generate")
     .addConditionalEdges("generate", unlessDone("critique"), ["critique", END])
     .addConditionalEdges("critique", unlessDone("verify"), ["verify", END])
@@ -330,7 +362,8 @@ async function main(): Promise<void> {
   console.log(
     `method: ${ROUNDS} rounds; per round and store, ${RUNS} timed runs per variant after ` +
       `${WARMUP} warm-up runs, interleaved in alternating blocks of ${BLOCK}; ` +
-      `${NODE_RUNS} node runs and ${MODEL_CALLS} model calls per run; a fresh thread per run`,
+      `${NODE_RUNS} node runs and ${MODEL_CALLS} model calls per run; a fresh thread per run; ` +
+      `bare graph routed with ${BARE_ROUTING === "command" ? "Command({ goto })" : "conditional edges"}`,
   );
   try {
     const results = new Map<StoreKind, RoundResult[]>([
