@@ -164,7 +164,6 @@ describe("PreparedSqliteSaver group commit", () => {
     dirs.push(dir);
     const file = join(dir, "db.sqlite");
     const opened = openSqliteCheckpointer(file);
-    (opened.saver as PreparedSqliteSaver).setup();
     return { file, opened, saver: opened.saver as PreparedSqliteSaver };
   }
 
