@@ -8,6 +8,8 @@ import type { RunOutcome } from "../core/learning/outcome.ts";
 import { outcomeFromValues } from "../core/learning/outcome.ts";
 import { LessonMemory, type LessonMemoryOptions } from "../core/memory/lessons.ts";
 import type { LessonSource } from "../nodes/generate.ts";
+
+export type { LessonSource };
 import { openStore } from "../core/memory/open-store.ts";
 import { reflect } from "../core/memory/reflect.ts";
 import {

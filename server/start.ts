@@ -11,6 +11,7 @@ import { createSqliteStorage } from "../core/storage/sqlite.ts";
 import { startGraphSpecs } from "../graphs/declarative/index.ts";
 import { openEngine } from "../graphs/engine.ts";
 import type { LessonMemory } from "../core/memory/lessons.ts";
+import type { LessonSource } from "../graphs/learning.ts";
 import { openLearning } from "../graphs/learning.ts";
 import { createGraphRegistry, systemAssistantId, type RunnableGraph } from "../graphs/registry.ts";
 import type { ModelProvider } from "../core/models/provider.ts";
@@ -67,15 +68,16 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const inboxRef: { current?: FeedbackInbox } = {};
   // Likewise the lessons memory, opened on that database below.
   const lessonsRef: { memory?: LessonMemory } = {};
+  const lessons: LessonSource = {
+    retrieve: async (assistantId, task, limit) =>
+      lessonsRef.memory
+        ? lessonsRef.memory.retrieve(assistantId ?? systemAssistantId("refine"), task, limit)
+        : [],
+  };
   const engine = openEngine({
     settings,
     provider: options.provider,
-    lessons: {
-      retrieve: async (assistantId, task, limit) =>
-        lessonsRef.memory
-          ? lessonsRef.memory.retrieve(assistantId ?? systemAssistantId("refine"), task, limit)
-          : [],
-    },
+    lessons,
     inbox: { take: async (threadId) => (inboxRef.current ? inboxRef.current.take(threadId) : []) },
   });
   const db = engine.checkpointer.db;
@@ -112,6 +114,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     checkpointer: saver,
     provider: engine.provider,
     inbox,
+    lessons,
     graphsDir: env.REFINERY_GRAPHS_DIR ?? (existsSync("graphs.d") ? "graphs.d" : undefined),
     nodeKindModules: env.REFINERY_NODE_KINDS,
     log: (level, msg, fields) => log(level, msg, fields),

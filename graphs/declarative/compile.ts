@@ -18,6 +18,7 @@ import type { ModelProvider } from "../../core/models/provider.ts";
 import { createSettingsResolver, type SettingsResolver } from "../../core/settings.ts";
 import { latestDraft, type StopReason } from "../../core/state.ts";
 import { withLiveFeedback, type FeedbackSource } from "../../nodes/support.ts";
+import type { LessonSource } from "../../nodes/generate.ts";
 import { trappedCycles, reachable, type EdgeView } from "./analysis.ts";
 import { compileExpression, ExpressionError } from "./expression.ts";
 import {
@@ -251,6 +252,8 @@ export interface BuildDeps {
   defaults?: RefineOptions;
   /** Live feedback (the server's inbox), taken by generate, critique and revise nodes. */
   inbox?: FeedbackSource;
+  /** Lessons from the memory, for generate nodes. */
+  lessons?: LessonSource;
 }
 
 const TAKES_FEEDBACK = new Set(["generate", "critique", "revise"]);
@@ -315,6 +318,7 @@ export function buildDeclarativeGraph(validated: ValidatedSpec, deps: BuildDeps)
       path: `nodes.${node.name}`,
       settings,
       provider: deps.provider,
+      lessons: deps.lessons,
     });
     graph.addNode(
       node.name,

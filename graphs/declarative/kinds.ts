@@ -10,7 +10,7 @@ import type { SettingsResolver } from "../../core/settings.ts";
 import { createVerifiers } from "../../core/verifiers/index.ts";
 import { createApproveNode } from "../../nodes/approve.ts";
 import { createCritiqueNode } from "../../nodes/critique.ts";
-import { createGenerateNode } from "../../nodes/generate.ts";
+import { createGenerateNode, type LessonSource } from "../../nodes/generate.ts";
 import { createReviseNode } from "../../nodes/revise.ts";
 import { createVerifyNode } from "../../nodes/verify.ts";
 import type { DeclarativeStateType, DeclarativeUpdate } from "./state.ts";
@@ -33,6 +33,8 @@ export interface NodeKindDeps {
    */
   settings: SettingsResolver;
   provider: ModelProvider;
+  /** Lessons from the memory, for generate nodes. */
+  lessons?: LessonSource;
 }
 
 export interface NodeKind<S extends z.ZodType = z.ZodType> {
@@ -101,7 +103,7 @@ function builtins(): Record<(typeof BUILTIN_KIND_NAMES)[number], NodeKind> {
       ...(o.prompt ? { prompts: { generate: o.prompt } } : {}),
       ...(o.model ? { models: { generate: o.model } } : {}),
     }),
-    create: (_o, deps) => createGenerateNode({ settings: deps.settings }),
+    create: (_o, deps) => createGenerateNode({ settings: deps.settings, lessons: deps.lessons }),
   };
   const critique: NodeKind<typeof ModelNodeSchema> = {
     description: "Asks the critic model what is wrong with the newest draft (prompt, model).",

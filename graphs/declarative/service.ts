@@ -7,6 +7,7 @@ import type { RefineOptions } from "../../core/config.ts";
 import { isRefineryError, RefineryError } from "../../core/errors.ts";
 import type { ModelProvider } from "../../core/models/provider.ts";
 import type { FeedbackSource } from "../../nodes/support.ts";
+import type { LessonSource } from "../../nodes/generate.ts";
 import type { GraphEntry, GraphRegistry, RunnableGraph } from "../registry.ts";
 import { compileValidated, validateGraphSpec, type ValidatedSpec } from "./compile.ts";
 import { readSpecFolder } from "./documents.ts";
@@ -22,6 +23,7 @@ export interface GraphSpecServiceDeps {
   kinds?: NodeKindRegistry;
   defaults?: RefineOptions;
   inbox?: FeedbackSource;
+  lessons?: LessonSource;
   log?: (
     level: "info" | "warn" | "error",
     message: string,
@@ -109,6 +111,7 @@ export function createGraphSpecService(deps: GraphSpecServiceDeps): GraphSpecSer
       kinds,
       defaults: deps.defaults,
       inbox: deps.inbox,
+      lessons: deps.lessons,
       checkpointer: deps.checkpointer,
     }) as unknown as RunnableGraph;
 

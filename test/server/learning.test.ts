@@ -72,7 +72,9 @@ describe("lessons learned from runs", () => {
     const lessons = await http("/assistants/refine/lessons");
     expect(lessons.status).toBe(200);
     type L = { id: string; text: string; evidence: unknown[]; uses: number; helped: number };
-    const learned = (lessons.body as unknown as L[]).find((l) => l.text.startsWith("The sum of 2"))!;
+    const learned = (lessons.body as unknown as L[]).find((l) =>
+      l.text.startsWith("The sum of 2"),
+    )!;
     expect(learned.text).toBe("The sum of 2 and 2 is 4, not 5.");
     expect(learned.evidence).toContainEqual({ ...first, iteration: 1 });
 
@@ -86,9 +88,7 @@ describe("lessons learned from runs", () => {
       .find((c) => c.role === "generate")!
       .messages.at(-1)!.content;
     expect(prompt).toContain("Lessons from earlier, similar tasks");
-    expect(prompt).toContain(
-      "- The sum of 2 and 2 is 4, not 5. (learned on: apple,",
-    );
+    expect(prompt).toContain("- The sum of 2 and 2 is 4, not 5. (learned on: apple,");
     const state = (await s.client.threads.getState(second.thread_id)).values as {
       lessons: { id: string }[];
       drafts: unknown[];
@@ -114,9 +114,9 @@ describe("lessons learned from runs", () => {
     // The same lesson from another run is merged, not duplicated.
     await refinedRun("What is 2 + 2, exactly?");
     const again = await http("/assistants/refine/lessons");
-    expect((again.body as unknown as L[]).filter((l) => l.text.startsWith("The sum of 2"))).toHaveLength(
-      1,
-    );
+    expect(
+      (again.body as unknown as L[]).filter((l) => l.text.startsWith("The sum of 2")),
+    ).toHaveLength(1);
   });
 
   it("lists, searches, adds, edits, pins and deletes lessons; bad input is a 4xx", async () => {
@@ -301,6 +301,72 @@ describe("lessons persistence", () => {
       expect(await res.json()).toMatchObject({ text: "Round money to two decimals." });
     } finally {
       await second.close(1000);
+    }
+  });
+});
+
+describe("lessons in declarative graphs", () => {
+  it("a declarative graph's generate node gets lessons learned from its earlier runs", async () => {
+    const good = '{"name": "Ada", "age": 36, "email": "ada@example.com"}';
+    const extractor = new ScriptedChatModel({
+      generate: (messages) =>
+        String(messages.at(-1)?.content).includes("Lessons from earlier")
+          ? good
+          : '{"name": "Ada", "age": 36}',
+      revise: () => good,
+    });
+    const d = await startTestServer({ provider: scriptedProvider(extractor) });
+    try {
+      const spec = {
+        id: "extract-person",
+        start: "extract",
+        nodes: {
+          extract: { kind: "generate" },
+          check: {
+            kind: "verify",
+            verifiers: [
+              {
+                kind: "json_schema",
+                id: "record",
+                schema: { type: "object", required: ["name", "age", "email"] },
+              },
+            ],
+          },
+          repair: { kind: "revise" },
+        },
+        edges: [
+          { from: "extract", to: "check" },
+          { from: "check", when: [{ if: "verdicts.allHardPass", to: "END" }], else: "repair" },
+          { from: "repair", to: "check" },
+        ],
+      };
+      const created = await fetch(`${d.url}/graphs`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(spec),
+      });
+      expect(created.status).toBe(201);
+      const run = async (task: string) => {
+        const thread = await d.client.threads.create();
+        await d.client.runs.wait(thread.thread_id, "extract-person", { input: { task } });
+        return (await d.client.threads.getState(thread.thread_id)).values as {
+          drafts: unknown[];
+          lessons: { text: string }[];
+        };
+      };
+      const first = await run(
+        "Extract the person's name, age and email from: Ada, 36, ada@example.com",
+      );
+      expect(first.drafts).toHaveLength(2);
+      const second = await run(
+        "Extract the person's name, age and email from: Ada, 36, mail ada@example.com",
+      );
+      expect(second.lessons.map((l) => l.text)).toEqual([
+        expect.stringMatching(/^Check "record": .*email/),
+      ]);
+      expect(second.drafts).toHaveLength(1);
+    } finally {
+      await d.close();
     }
   });
 });
