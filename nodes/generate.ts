@@ -180,7 +180,7 @@ function stripPasrTags(text: string): string {
 /** The lessons as a prompt block, to be applied where relevant rather than as rules. */
 function lessonsBlock(used: UsedLesson[]): string {
   if (used.length === 0) return "";
-  return `\nLessons from earlier, similar tasks (apply where relevant):\n${used
+  return `\nLessons from earlier, similar tasks:\n${used
     .map((l) => `- ${l.text}${l.about ? ` (learned on: ${l.about})` : ""}`)
     .join("\n")}\n`;
 }
