@@ -44,7 +44,7 @@ Filters:
       --assistant ID        runs of this assistant
       --since DATE          runs that ended at or after DATE (ISO, e.g. 2026-11-01)
       --until DATE          runs that ended before DATE
-      --verdict V           verified (default for training) | failed | any
+      --verdict V           verified | failed | any (default): the final answer passed every hard check, or not
       --approved-only       only answers a person approved
 Output:
   -o, --out PATH            write to PATH (default: standard output)
@@ -248,7 +248,7 @@ export async function exportCommand(args: string[], io: CliIO): Promise<number> 
       });
     return new Date(v).toISOString();
   };
-  const verdict = values.verdict ?? "verified";
+  const verdict = values.verdict ?? "any";
   if (!["verified", "failed", "any"].includes(verdict as string))
     throw new RefineryError("invalid_input", "--verdict must be verified, failed or any", {
       field: "--verdict",
