@@ -39,6 +39,8 @@ export interface SimulatedModelOptions {
   firstDraftErrorRate?: number;
   /** Probability that the critic spots a real error and names it specifically. Default 0.85. */
   detectRate?: number;
+  /** Like `detectRate`, for a wrong value shown without any working the critic could recheck (it must re-solve the task). Default 0.5. */
+  uncheckableDetectRate?: number;
   /** Probability that the critic flags a correct draft with a vague issue. Default 0.15. */
   falseAlarmRate?: number;
   /** When the critic misses a real error: probability it still asks for a vague revision instead of passing. Default 0.5. */
@@ -47,7 +49,7 @@ export interface SimulatedModelOptions {
   fixRateSpecific?: number;
   /** Probability that a revision fixes the error when the feedback is vague. Default 0.3. */
   fixRateVague?: number;
-  /** Probability that revising a correct draft makes it wrong. Default 0.1. */
+  /** Probability that revising a correct draft makes it wrong. Default 0.3. */
   breakRate?: number;
   /** When a revision changes nothing of substance (a failed vague fix, or a kept correct draft): probability it returns the previous draft verbatim. Default 0.5. */
   unchangedRate?: number;
@@ -78,11 +80,12 @@ const OptionsSchema: z.ZodType<ResolvedOptions, SimulatedModelOptions> = z.stric
   seed: z.number().int().default(42),
   firstDraftErrorRate: rate.default(0.35),
   detectRate: rate.default(0.85),
+  uncheckableDetectRate: rate.default(0.5),
   falseAlarmRate: rate.default(0.15),
   vagueCritiqueRate: rate.default(0.5),
   fixRateSpecific: rate.default(0.9),
   fixRateVague: rate.default(0.3),
-  breakRate: rate.default(0.1),
+  breakRate: rate.default(0.3),
   unchangedRate: rate.default(0.5),
   judgeNoise: z.number().min(0).max(0.5).default(0.1),
   latencyMs: z.number().int().min(0).max(600_000).default(0),
@@ -981,6 +984,15 @@ function score(draw: Draw, label: string, lo: number, hi: number): number {
   return Math.round((lo + draw(label) * (hi - lo)) * 100) / 100;
 }
 
+/**
+ * A value draft that shows no computation (no `a op b = c` line) gives the critic nothing to
+ * recompute: to find a wrong value it has to solve the task again itself.
+ */
+function uncheckable(k: Knowledge, draft: string): boolean {
+  if (k.kind !== "value" || finalAnswer(draft, k.numeric !== undefined) === undefined) return false;
+  return !/[-+]?\d+(?:\.\d+)?\s*[-+*/×÷]\s*\(?[-+]?\d[^=\n]*=\s*[-+]?\d/.test(draft);
+}
+
 function runCritique(k: Knowledge, draft: string, o: ResolvedOptions, draw: Draw): string {
   const a = assess(k, draft);
   const vague = () => pick(VAGUE_ISSUES, draw("vague-issue"));
@@ -990,7 +1002,7 @@ function runCritique(k: Knowledge, draft: string, o: ResolvedOptions, draw: Draw
       draw("false-alarm") < o.falseAlarmRate
         ? { verdict: "revise", score: score(draw, "score", 0.55, 0.75), issues: [vague()] }
         : { verdict: "pass", score: score(draw, "score", 0.85, 1), issues: [] };
-  } else if (draw("detect") < o.detectRate) {
+  } else if (draw("detect") < (uncheckable(k, draft) ? o.uncheckableDetectRate : o.detectRate)) {
     out = { verdict: "revise", score: score(draw, "score", 0.15, 0.45), issues: [a.problem] };
   } else if (draw("vague-miss") < o.vagueCritiqueRate) {
     out = { verdict: "revise", score: score(draw, "score", 0.5, 0.7), issues: [vague()] };
@@ -1136,7 +1148,13 @@ export class SimulatedChatModel extends BaseChatModel<RefineryCallOptions> {
   /** Computes the whole response for one call; pure apart from the repeat counter. */
   private respond(messages: BaseMessage[], options: this["ParsedCallOptions"]): SimulatedCall {
     const parsed = parsePrompt(messages, options.refineryRole);
-    const promptText = messages.map((m) => `${m.getType()}: ${m.text}`).join("\n");
+    // The instructions (system messages) are left out of the key: two prompts that show the
+    // model the same task, draft and feedback draw the same outcome whatever their wording, so
+    // strategies are compared on common random numbers rather than on luck.
+    const promptText = messages
+      .filter((m) => m.getType() !== "system")
+      .map((m) => `${m.getType()}: ${m.text}`)
+      .join("\n");
     let key = `${this.options.seed}\u0000${parsed.role}\u0000${parsed.task}\u0000${promptText}`;
     if (this.options.varyRepeats) {
       const h = hashString(key);

@@ -128,10 +128,11 @@ describe("SimulatedChatModel: construction and labels", () => {
       seed: 42,
       firstDraftErrorRate: 0.35,
       detectRate: 0.85,
+      uncheckableDetectRate: 0.5,
       falseAlarmRate: 0.15,
       fixRateSpecific: 0.9,
       fixRateVague: 0.3,
-      breakRate: 0.1,
+      breakRate: 0.3,
       latencyMs: 0,
     });
   });
@@ -236,6 +237,36 @@ describe("SimulatedChatModel: determinism", () => {
       return wrong;
     };
     expect(await wrongSet(1)).not.toEqual(await wrongSet(2));
+  });
+
+  it("draws the same outcome for the same task, draft and feedback whatever the instructions say", async () => {
+    // Strategies whose prompts differ only in wording (revise vs reviseTargeted) are compared
+    // on common random numbers: the system message is not part of the key.
+    const model = createSimulatedModel({ seed: 11 });
+    let same = 0;
+    for (let i = 0; i < 40; i++) {
+      const task = arithmeticTask(i);
+      const user = renderTemplate(DEFAULT_PROMPTS.revise.user, {
+        task,
+        context_block: "",
+        feedback_block: "",
+        draft: `Answer: ${Number(model.expectedAnswer(task)) + 1}`,
+        critique: "- Double-check the work.",
+        failed_checks: "(all checks passed)",
+      });
+      const out = async (system: string) =>
+        (
+          await model.invoke([new SystemMessage(system), new HumanMessage(user)], {
+            refineryRole: "revise",
+          })
+        ).text;
+      if (
+        (await out(DEFAULT_PROMPTS.revise.system)) ===
+        (await out(DEFAULT_PROMPTS.reviseTargeted.system))
+      )
+        same++;
+    }
+    expect(same).toBe(40);
   });
 
   it("varies repeated identical prompts only when varyRepeats is on", async () => {
@@ -530,7 +561,7 @@ describe("SimulatedChatModel: aggregate rates follow the parameters", () => {
     expect(alarms / correct).toBeLessThan(0.15 + 0.06);
   });
 
-  it("specific feedback fixes more often than vague feedback; correct drafts break rarely", async () => {
+  it("specific feedback fixes more often than vague feedback; correct drafts break at breakRate", async () => {
     const model = createSimulatedModel({ seed: 9 });
     const trials = 400;
     let specificFixes = 0;
@@ -553,7 +584,30 @@ describe("SimulatedChatModel: aggregate rates follow the parameters", () => {
     expect(vagueFixes / trials).toBeGreaterThan(0.3 - 0.08);
     expect(vagueFixes / trials).toBeLessThan(0.3 + 0.08);
     expect(specificFixes).toBeGreaterThan(vagueFixes + trials * 0.4);
-    expect(breaks / trials).toBeLessThan(0.1 + 0.05);
+    expect(breaks / trials).toBeGreaterThan(0.3 - 0.08);
+    expect(breaks / trials).toBeLessThan(0.3 + 0.08);
+  });
+
+  it("a wrong value shown without working is detected at uncheckableDetectRate, steps at detectRate", async () => {
+    const model = createSimulatedModel({ seed: 5 });
+    let bare = 0;
+    let worked = 0;
+    for (let i = 0; i < N; i++) {
+      const task = arithmeticTask(i);
+      const wrong = Number(model.expectedAnswer(task)) + 2;
+      const critiqueOf = async (draft: string) =>
+        CritiqueSchema.parse(JSON.parse(await call(model, "critique", { task, draft })));
+      const a = await critiqueOf(
+        `Step 1: worked it out: the result is ${wrong}.\nAnswer: ${wrong}`,
+      );
+      const b = await critiqueOf(`Step 1: 2 + 3 = 5\nAnswer: ${wrong}`);
+      if (a.issues.some((issue) => issue.includes("is wrong"))) bare++;
+      if (b.issues.some((issue) => issue.includes("is wrong"))) worked++;
+    }
+    expect(bare / N).toBeGreaterThan(0.5 - 0.06);
+    expect(bare / N).toBeLessThan(0.5 + 0.06);
+    expect(worked / N).toBeGreaterThan(0.85 - 0.06);
+    expect(worked / N).toBeLessThan(0.85 + 0.06);
   });
 });
 
