@@ -35,10 +35,9 @@ export const DEFAULT_PROMPTS: Record<PromptName, PromptTemplate> = {
   },
   reviseTargeted: {
     system:
-      "You repair a draft answer. Change only the parts named under Critique and Failed checks " +
-      "(a step, a field, a sentence); copy everything else exactly as it was. Reply with the " +
-      "complete repaired answer only. When the task asks for a single value, end with a line " +
-      "`Answer: <value>`.",
+      "Repair the draft: change only what the Critique and Failed checks name (a step, a field, " +
+      "a sentence) and copy the rest unchanged. Reply with the whole repaired answer only; for a " +
+      "single value, end with `Answer: <value>`.",
     user:
       "Task:\n{task}\n{context_block}{feedback_block}\nPrevious draft:\n{draft}\n\n" +
       "Critique:\n{critique}\n\nFailed checks:\n{failed_checks}",

@@ -12,6 +12,15 @@ export interface SelfCheckResult {
   reasons: string[];
 }
 
+// Signals that only say the draft cannot be confirmed (nothing shown to check, a hedge, a rounded
+// value), as opposed to a defect found in it (a slip, a contradiction, a missing answer).
+const SOFT_SIGNALS = ["no working", "hedging", "approximate answer"];
+
+/** True for a self-check reason that doubts the draft without naming a defect in it. */
+export function isSoftDoubt(reason: string): boolean {
+  return SOFT_SIGNALS.some((name) => reason.startsWith(`${name}:`));
+}
+
 // Enough to act on; a draft with more wrong steps is doubtful anyway.
 const MAX_LISTED = 3;
 
@@ -96,7 +105,10 @@ const VALUE_VERB = /\b(?:compute|calculate|evaluate|solve|simplify)\b/i;
 const WHAT_QUESTION = /\b(?:what|which)(?:'s|’s|\s+(?:is|was|are|were|will be))\b/i;
 const ARITHMETIC_IN_TASK = /\d\s*[-+*/×÷x^]\s*\(?\s*\d/;
 const QUANTITY_WORD =
-  /\b(?:sum|total|product|difference|quotient|average|mean|median|value|result|remainder|percent(?:age)?|speed|area|volume|perimeter|cost|price|probability|number of)\b/i;
+  /\b(?:sum|total|product|difference|quotient|average|mean|median|value|result|remainder|percent(?:age)?|speed|area|volume|perimeter|costs?|prices?|bill|fee|fare|wage|salary|balance|profit|loss|distance|probability|number of)\b/i;
+// "What is his bill in dollars?": a question asked in a unit wants a number.
+const IN_UNIT =
+  /\bin (?:dollars|euros|pounds|cents|yen|rupees|(?:square |cubic )?(?:kilo|centi|milli)?met(?:er|re)s|km|cm|mm|miles|feet|inches|grams|kilograms|kg|litres|liters|hours|minutes|seconds|days|weeks|months|years|percent)\b/i;
 const EXPLICIT_VALUE =
   /\b(?:single|one) (?:number|value|word|integer)\b|\b(?:just|only) the (?:number|answer|value)\b|\bfinal answer\b|\banswer:/i;
 
@@ -109,7 +121,8 @@ export function asksForSingleValue(task: string): boolean {
   // "What is the difference between TCP and UDP?" wants prose; with numbers it wants a value.
   return (
     WHAT_QUESTION.test(task) &&
-    (ARITHMETIC_IN_TASK.test(task) || (QUANTITY_WORD.test(task) && /\d/.test(task)))
+    (ARITHMETIC_IN_TASK.test(task) ||
+      ((QUANTITY_WORD.test(task) || IN_UNIT.test(task)) && /\d/.test(task)))
   );
 }
 

@@ -1,5 +1,7 @@
 // The stop policy and best-so-far selection: pure functions, so every branch of the loop can be
 // unit-tested without a model. The graph's conditional edges only read what these decide.
+import { actionableIssues } from "./critique-parse.ts";
+import { isSoftDoubt, type SelfCheckResult } from "./self-check.ts";
 import type { BestDraft, Critique, StopReason } from "./state.ts";
 import type { Verdict } from "./verifiers/types.ts";
 
@@ -19,6 +21,11 @@ export interface DraftAssessment {
   score: number;
   /** True when the critique found nothing to fix (or no critique ran). */
   critiqueClean: boolean;
+  /**
+   * The critique's issues that name something to repair (a value, a quoted part, a field); empty
+   * when it found nothing, or only vague doubts such as "double-check the work".
+   */
+  actionable: string[];
 }
 
 export function assessDraft(verdicts: Verdict[], critique: Critique | undefined): DraftAssessment {
@@ -37,6 +44,7 @@ export function assessDraft(verdicts: Verdict[], critique: Critique | undefined)
     score: clamp01(score),
     critiqueClean:
       critique === undefined || (critique.verdict === "pass" && critique.issues.length === 0),
+    actionable: critique ? actionableIssues(critique.issues) : [],
   };
 }
 
@@ -153,15 +161,37 @@ export function decideProactiveAfterVerify(input: ProactiveInput): ProactiveStep
   };
 }
 
-/** Proactive, after a critique it asked for: accept, stop on a limit, or revise what the critic named. */
+/**
+ * Proactive, after a critique it asked for: accept, stop on a limit, or revise what the critic
+ * named. A targeted revise needs a target: when the draft passes its hard checks (at least one)
+ * and the critique names nothing to repair (only vague doubts such as "double-check the work"),
+ * the draft is kept. Revising on a bare challenge is where models turn right answers wrong, and
+ * there is no part to target. A defect the self-check found (a slip, a contradiction) is a target
+ * of its own, so the draft is revised then; without the self-check result, or without any hard
+ * verifier to vouch for the draft, a vague critique still leads to a revise.
+ */
 export function decideProactiveAfterCritique(
   assessment: DraftAssessment,
   iteration: number,
   totalTokens: number,
   limits: Limits,
+  /** The self-check of this draft, when known: a concrete defect it found is a target. */
+  selfCheck?: SelfCheckResult,
 ): ProactiveStep {
   if (isAcceptable(assessment, limits))
     return { action: "stop", reason: "accepted", why: "the critique found nothing to fix" };
+  const concrete = selfCheck?.reasons.filter((r) => !isSoftDoubt(r)) ?? [];
+  if (
+    assessment.hardTotal > 0 &&
+    assessment.hardPassed === assessment.hardTotal &&
+    assessment.actionable.length === 0 &&
+    concrete.length === 0
+  )
+    return {
+      action: "stop",
+      reason: "accepted",
+      why: "the critique names no failing part (only vague doubts) and every hard check passes: nothing for a targeted revise to repair, revise skipped",
+    };
   const limit = limitReached(iteration, totalTokens, limits);
   if (limit)
     return {

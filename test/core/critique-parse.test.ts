@@ -1,5 +1,10 @@
 import { describe, expect, it } from "vitest";
-import { parseCritique, toScore } from "../../core/critique-parse.ts";
+import {
+  actionableIssues,
+  isVagueIssue,
+  parseCritique,
+  toScore,
+} from "../../core/critique-parse.ts";
 
 describe("parseCritique", () => {
   it("reads the JSON reply", () => {
@@ -43,5 +48,38 @@ describe("toScore", () => {
     [-1, 0],
   ])("%s -> %s", (input, expected) => {
     expect(toScore(input)).toBe(expected);
+  });
+});
+
+describe("isVagueIssue: what a targeted revise can act on", () => {
+  it.each([
+    "Some parts may contain mistakes; double-check the work before finalizing.",
+    "The reasoning could be clearer and more carefully checked.",
+    "The draft could be more precise and better organized.",
+    "Consider verifying the result once more; something may be off.",
+    "The answer might be wrong.",
+    "Please review the calculations again.",
+    "The explanation lacks clarity and detail.",
+    "Double-check the final answer.",
+  ])("vague: %j", (issue) => {
+    expect(isVagueIssue(issue)).toBe(true);
+  });
+  it.each([
+    "The final answer 2879 is wrong: recheck the last step and the conclusion.",
+    'The field "age" is missing; the task requires it.',
+    "The draft does not state a final value: end with a line `Answer: <value>`.",
+    "The draft is not a valid JSON object; reply with exactly one JSON object.",
+    "Step 2 multiplies instead of dividing.",
+    "The draft ignores the broken desks.",
+    "The answer might be missing the shipping cost.",
+    "Use 'Lisbon' for the city.",
+  ])("actionable: %j", (issue) => {
+    expect(isVagueIssue(issue)).toBe(false);
+  });
+  it("actionableIssues keeps only the issues that name something", () => {
+    expect(
+      actionableIssues(["Double-check the work.", "The total omits the tip.", "Could be clearer."]),
+    ).toEqual(["The total omits the tip."]);
+    expect(actionableIssues([])).toEqual([]);
   });
 });

@@ -4,7 +4,7 @@
 import { describe, expect, it } from "vitest";
 import { SimulatedChatModel } from "../../core/models/simulated.ts";
 import { DEFAULT_PROMPTS } from "../../core/prompts.ts";
-import { asksForJson, asksForSingleValue, selfCheck } from "../../core/self-check.ts";
+import { asksForJson, asksForSingleValue, isSoftDoubt, selfCheck } from "../../core/self-check.ts";
 import { buildMessages } from "../../nodes/support.ts";
 
 const MATH = "What is 17 * 23 + 4?";
@@ -148,6 +148,10 @@ describe("asksForSingleValue / asksForJson", () => {
     ["How many apples are left?", true],
     ["Calculate the area of a 3 by 4 rectangle.", true],
     ["What is the total cost of 3 pens at $2?", true],
+    ["A plan costs 28 dollars plus 25 cents per text. What is his bill in dollars?", true],
+    ["Two tickets cost 15 euros each. What are the costs for 4 people?", true],
+    ["A room is 4 m by 5 m. What is the floor in square metres?", true],
+    ["What is the capital of France in 1900?", false],
     ["Give only the number.", true],
     ["What is the capital of France?", false],
     ["What is the difference between TCP and UDP?", false],
@@ -232,5 +236,22 @@ describe("selfCheck: word problems without working", () => {
   });
   it("does not ask for working when the task is an explicit expression", () => {
     expect(selfCheck("Answer: 4", "What is 2 + 2?").doubtful).toBe(false);
+  });
+});
+
+describe("isSoftDoubt", () => {
+  it("tells doubts that name no defect from defects found in the draft", () => {
+    const soft = selfCheck(
+      "Step 1: think it through.\nAnswer: 27",
+      "A bakery sells muffins in boxes of 6. Priya buys 7 boxes and gives away 15. How many are left?",
+    );
+    expect(soft.reasons.length).toBeGreaterThan(0);
+    expect(soft.reasons.every(isSoftDoubt)).toBe(true);
+    const slip = selfCheck("Step 1: 6 * 7 = 43\nAnswer: 28", "What is 6 * 7 - 15?");
+    expect(slip.reasons.some((r) => !isSoftDoubt(r))).toBe(true);
+    expect(isSoftDoubt('hedging: the draft says "maybe"')).toBe(true);
+    expect(isSoftDoubt('approximate answer: the draft says "about 80"')).toBe(true);
+    expect(isSoftDoubt('contradictory answers: the draft gives "3" and "4"')).toBe(false);
+    expect(isSoftDoubt("no final answer: the task asks for a single value")).toBe(false);
   });
 });

@@ -41,6 +41,7 @@ const assess = (a: Partial<DraftAssessment>): DraftAssessment => ({
   hardTotal: 1,
   score: 1,
   critiqueClean: true,
+  actionable: [],
   ...a,
 });
 
@@ -55,13 +56,14 @@ describe("assessDraft", () => {
       hardTotal: 2,
       score: (0.5 + 0.2) / 2,
       critiqueClean: false,
+      actionable: ["x is wrong"],
     });
   });
   it("a passing hard check cannot outvote the critic's low score", () => {
     expect(assessDraft([verdict(true), verdict(true)], critique("revise", 0.6)).score).toBe(0.6);
   });
   it("treats a missing critique as clean and scores by the hard result when nothing is scored", () => {
-    expect(assessDraft([], undefined)).toEqual({
+    expect(assessDraft([], undefined)).toMatchObject({
       hardPassed: 0,
       hardTotal: 0,
       score: 1,
@@ -255,13 +257,42 @@ describe("proactive decisions", () => {
     ).toMatchObject({ action: "stop", reason: "token_budget" });
   });
   it("after a critique: clean accepts, issues revise, limits stop", () => {
+    const named = { critiqueClean: false, score: 0.2, actionable: ["step 2 is wrong"] };
     expect(decideProactiveAfterCritique(assess({}), 1, 10, limits).action).toBe("stop");
+    expect(decideProactiveAfterCritique(assess(named), 1, 10, limits).action).toBe("revise");
+    expect(decideProactiveAfterCritique(assess(named), 3, 10, limits)).toMatchObject({
+      action: "stop",
+      reason: "max_iterations",
+    });
+  });
+  it("after a critique that names nothing to repair: the draft is kept while its hard checks pass", () => {
+    const vague = { critiqueClean: false, score: 0.6, actionable: [] };
+    expect(decideProactiveAfterCritique(assess(vague), 1, 10, limits)).toMatchObject({
+      action: "stop",
+      reason: "accepted",
+      why: expect.stringMatching(/names no failing part.*revise skipped/),
+    });
+    // Without any hard verifier nothing vouches for the draft: the critic's doubt is acted on.
     expect(
-      decideProactiveAfterCritique(assess({ critiqueClean: false, score: 0.2 }), 1, 10, limits)
+      decideProactiveAfterCritique(assess({ ...vague, hardPassed: 0, hardTotal: 0 }), 1, 10, limits)
         .action,
     ).toBe("revise");
+    // A failing hard check is a target of its own.
     expect(
-      decideProactiveAfterCritique(assess({ critiqueClean: false, score: 0.2 }), 3, 10, limits),
-    ).toMatchObject({ action: "stop", reason: "max_iterations" });
+      decideProactiveAfterCritique(assess({ ...vague, hardPassed: 0 }), 1, 10, limits).action,
+    ).toBe("revise");
+    // So is a defect the self-check found; a soft doubt is not.
+    const slip = { doubtful: true, reasons: ["arithmetic slip: step 1 (6 * 7 = 43)"] };
+    const soft = { doubtful: true, reasons: ["no working: the final value is not backed"] };
+    expect(decideProactiveAfterCritique(assess(vague), 1, 10, limits, slip).action).toBe("revise");
+    expect(decideProactiveAfterCritique(assess(vague), 1, 10, limits, soft).action).toBe("stop");
+  });
+  it("assessDraft lists the critique issues a targeted revise can act on", () => {
+    const a = assessDraft(
+      [verdict(true)],
+      critique("revise", 0.5, ["Double-check the work.", 'The field "age" is missing.']),
+    );
+    expect(a.actionable).toEqual(['The field "age" is missing.']);
+    expect(assessDraft([verdict(true)], undefined).actionable).toEqual([]);
   });
 });

@@ -76,7 +76,7 @@ describe("strategies", () => {
     expect(state.stopReason).toBe("accepted");
     expect(model.calls.map((c) => c.role)).toEqual(["generate", "revise"]);
     const prompt = model.callsFor("revise")[0]?.messages;
-    expect(prompt?.[0]?.content).toMatch(/Change only the parts named/);
+    expect(prompt?.[0]?.content).toMatch(/change only what the Critique and Failed checks name/);
     expect(prompt?.[1]?.content).toMatch(/\[answer_match\].*5.*4/);
     expect(state.decisions.map((d) => d.action)).toEqual(["revise", "skip_critique"]);
   });
@@ -97,6 +97,45 @@ describe("strategies", () => {
     expect(state.stopReason).toBe("accepted");
     // The critic demoted the first draft, so the clean revision is the answer, not the incumbent.
     expect(state.answer).toBe("2 + 2 = 4\nAnswer: 4");
+  });
+
+  it("proactive: a critique that names nothing to repair keeps the draft; self-refine revises on it", async () => {
+    const VAGUE = '{"verdict":"revise","score":0.6,"issues":["Double-check the work."]}';
+    const script: Script = {
+      generate: ["I think it is 4.\nAnswer: 4"],
+      critique: [VAGUE, PASS],
+      revise: ["2 + 2 = 4\nAnswer: 4"],
+    };
+    const a = scripted(script);
+    const pr = await setup(a, { strategy: "proactive", verifiers: expect4 })({
+      task: "What is 2 + 2?",
+    });
+    expect(a.calls.map((c) => c.role)).toEqual(["generate", "critique"]);
+    expect(pr.state.stopReason).toBe("accepted");
+    expect(pr.state.answer).toBe("I think it is 4.\nAnswer: 4");
+    expect(pr.state.decisions.at(-1)).toMatchObject({
+      node: "critique",
+      action: "stop",
+      reason: expect.stringMatching(/names no failing part.*revise skipped/),
+    });
+
+    const b = scripted(script);
+    const sr = await setup(b, { strategy: "self-refine", verifiers: expect4 })({
+      task: "What is 2 + 2?",
+    });
+    expect(b.calls.map((c) => c.role)).toEqual(["generate", "critique", "revise", "critique"]);
+    expect(sr.state.drafts).toHaveLength(2);
+  });
+
+  it("proactive: with no hard verifier to vouch for the draft, a vague critique still revises", async () => {
+    const model = scripted({
+      generate: ["I think it is 4.\nAnswer: 4"],
+      critique: ['{"verdict":"revise","score":0.6,"issues":["Double-check the work."]}', PASS],
+      revise: ["2 + 2 = 4\nAnswer: 4"],
+    });
+    const { state } = await setup(model, { strategy: "proactive" })({ task: "What is 2 + 2?" });
+    expect(model.calls.map((c) => c.role)).toEqual(["generate", "critique", "revise"]);
+    expect(state.stopReason).toBe("accepted");
   });
 
   it("self-refine spends a critique every round, proactive does not (same scripted content)", async () => {
