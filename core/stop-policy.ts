@@ -166,9 +166,9 @@ export function decideProactiveAfterVerify(input: ProactiveInput): ProactiveStep
  * named. A targeted revise needs a target: when the draft passes its hard checks (at least one)
  * and the critique names nothing to repair (only vague doubts such as "double-check the work"),
  * the draft is kept. Revising on a bare challenge is where models turn right answers wrong, and
- * there is no part to target. A defect the self-check found (a slip, a contradiction) is a target
- * of its own, so the draft is revised then; without the self-check result, or without any hard
- * verifier to vouch for the draft, a vague critique still leads to a revise.
+ * there is no part to target. Without any hard verifier to vouch for the draft, a vague critique
+ * still leads to a revise; so does a defect the self-check found (a slip, a contradiction), when
+ * the caller passes the draft's self-check.
  */
 export function decideProactiveAfterCritique(
   assessment: DraftAssessment,
