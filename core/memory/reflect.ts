@@ -3,6 +3,7 @@
 // improved the draft, and from human rejections, edits and live feedback. Deterministic and
 // free (no model call), so learning never costs tokens; a run that passed at once teaches nothing.
 // Texts are kept short: every word of a lesson is paid for again in each prompt that carries it.
+import { actionableIssues } from "../critique-parse.ts";
 import type { RunOutcome } from "../learning/outcome.ts";
 import type { LessonSource } from "./lessons.ts";
 import { LESSON_TEXT_MAX } from "./lessons.ts";
@@ -60,7 +61,9 @@ export function reflect(outcome: RunOutcome, options: ReflectOptions = {}): Dist
     const critique = outcome.critiques.find((c) => c.iteration === it);
     if (!critique || critique.verdict !== "revise" || critique.issues.length === 0) continue;
     if (!improved(outcome, it, next)) continue;
-    for (const issue of critique.issues.slice(0, 2))
+    // Only issues that name something ("step 2", a field, a quoted phrase): "double-check the
+    // work" is no lesson, and would cost tokens in every prompt that carries it.
+    for (const issue of actionableIssues(critique.issues).slice(0, 2))
       add(generalize(issue), "critique", it);
   }
   return out.slice(0, max);

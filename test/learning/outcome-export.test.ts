@@ -147,3 +147,24 @@ describe("export formats", () => {
     expect(isTrainable(rated)).toBe(false);
   });
 });
+
+describe("reflect keeps only issues that name something", () => {
+  it("drops vague critique issues", () => {
+    const vague = outcomeFromValues(
+      refinedValues({
+        critiques: [
+          {
+            iteration: 1,
+            verdict: "revise",
+            score: 0.5,
+            issues: ["Double-check the work before finalizing.", "The unit must be km/h."],
+          },
+          { iteration: 2, verdict: "pass", score: 0.95, issues: [] },
+        ],
+        verdicts: [],
+      }),
+      META,
+    )!;
+    expect(reflect(vague).map((l) => l.text)).toEqual(["The unit must be km/h."]);
+  });
+});
