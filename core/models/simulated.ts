@@ -958,6 +958,8 @@ function parsePrompt(messages: BaseMessage[], roleOption: ModelRole | undefined)
  * terms with this one (its `(learned on: …)` note): the simulation's stand-in for a lesson that
  * carries over from the same task family.
  */
+const LESSONS_BLOCK = /\nLessons from earlier, similar tasks[^\n]*\n(?:- [^\n]*(?:\n|$))*/g;
+
 function hasRelevantLesson(messages: BaseMessage[], task: string): boolean {
   const text = messages.map((m) => m.text).join("\n");
   const at = text.indexOf("Lessons from earlier, similar tasks");
@@ -1151,9 +1153,11 @@ export class SimulatedChatModel extends BaseChatModel<RefineryCallOptions> {
     // The instructions (system messages) are left out of the key: two prompts that show the
     // model the same task, draft and feedback draw the same outcome whatever their wording, so
     // strategies are compared on common random numbers rather than on luck.
+    // So is a lessons block (core/memory): a run with the memory on draws the same outcomes as
+    // the same run with it off, and differs only where a lesson changes a probability.
     const promptText = messages
       .filter((m) => m.getType() !== "system")
-      .map((m) => `${m.getType()}: ${m.text}`)
+      .map((m) => `${m.getType()}: ${m.text.replace(LESSONS_BLOCK, "")}`)
       .join("\n");
     let key = `${this.options.seed}\u0000${parsed.role}\u0000${parsed.task}\u0000${promptText}`;
     if (this.options.varyRepeats) {

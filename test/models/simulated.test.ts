@@ -686,3 +686,45 @@ describe("SimulatedChatModel: usage, invoke, stream and abort", () => {
     expect(Date.now() - started).toBeGreaterThanOrEqual(50);
   });
 });
+
+describe("SimulatedChatModel: lessons in the generate prompt", () => {
+  const task = "A courier drives 45 km in 30 minutes. What is the courier's average speed in km/h?";
+  const answerKey = { [task]: "90" };
+  const generate = async (seed: number, lessons: string, lessonBenefit?: number) => {
+    const m = createSimulatedModel({
+      seed,
+      answerKey,
+      ...(lessonBenefit !== undefined ? { lessonBenefit } : {}),
+    });
+    const reply = await m.invoke([new HumanMessage(`Task:\n${task}\n${lessons}`)], {
+      refineryRole: "generate",
+    } as never);
+    return String(reply.content);
+  };
+  const relevant =
+    "\nLessons from earlier, similar tasks:\n- Convert minutes to hours first. (learned on: courier, speed, minute)\n";
+  const unrelated =
+    "\nLessons from earlier, similar tasks:\n- Quote every field. (learned on: json, field, schema)\n";
+
+  it("an irrelevant lesson changes nothing: the block is not part of the random key", async () => {
+    for (let seed = 1; seed <= 30; seed += 1)
+      expect(await generate(seed, unrelated)).toBe(await generate(seed, ""));
+  });
+
+  it("a relevant lesson turns first-draft errors into right drafts at rate lessonBenefit", async () => {
+    let wrongWithout = 0;
+    let fixedWith = 0;
+    let brokenWith = 0;
+    for (let seed = 1; seed <= 200; seed += 1) {
+      const without = (await generate(seed, "")).endsWith("Answer: 90");
+      const withAll = (await generate(seed, relevant, 1)).endsWith("Answer: 90");
+      if (!without) wrongWithout += 1;
+      if (!without && withAll) fixedWith += 1;
+      if (without && !withAll) brokenWith += 1;
+    }
+    expect(wrongWithout).toBeGreaterThan(40);
+    // lessonBenefit 1: every error the lesson applies to is prevented, nothing right is broken.
+    expect(fixedWith).toBe(wrongWithout);
+    expect(brokenWith).toBe(0);
+  });
+});
