@@ -209,6 +209,8 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult
     maxIterations,
     verifiers: item.verifiers,
     ...(models ? { models } : {}),
+    // Items are independent: no lessons from earlier runs (or other items) in any prompt.
+    memory: { enabled: false },
   });
 
   // Configuration errors surface before anything runs, named by item.
