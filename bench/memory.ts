@@ -26,13 +26,26 @@ const BLOCK = Number(env.BENCH_BLOCK ?? 10);
 const STRATEGIES = (env.BENCH_STRATEGIES ?? "self-refine,proactive").split(",") as Strategy[];
 const ASSISTANT = "bench-assistant";
 /** Lessons per generate prompt to measure, each as its own memory-on stream (default: 2 and 1). */
-const LESSONS = (env.BENCH_LESSONS ?? "2,1").split(",").map(Number);
+const LESSONS = (env.BENCH_LESSONS ?? "2").split(",").map(Number);
 
 interface Task {
   family: string;
   task: string;
   answer: string;
+  /** The run's own verifiers (default: the `Answer:` line regex). */
+  verifiers?: RefineOptions["verifiers"];
 }
+
+const TICKET_SCHEMA = {
+  type: "object",
+  required: ["customer", "product", "issue", "priority"],
+  properties: {
+    customer: { type: "string" },
+    product: { type: "string" },
+    issue: { type: "string" },
+    priority: { type: "string", enum: ["low", "normal", "high"] },
+  },
+};
 
 /** Deterministic PRNG so every seed gets its own, reproducible stream. */
 function rng(seed: number): () => number {
@@ -48,7 +61,7 @@ function rng(seed: number): () => number {
 
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 
-/** Four word-problem families written for this bench; numbers vary, wording recurs. */
+/** Five families written for this bench: four word problems and a support-ticket extraction; values vary, wording recurs. */
 const FAMILIES: Record<string, (r: () => number) => Task> = {
   speed: (r) => {
     const minutes = pick(r, [30, 40, 45, 48, 50, 75, 90, 120]);
@@ -91,6 +104,47 @@ const FAMILIES: Record<string, (r: () => number) => Task> = {
       family: "bill",
       task: `${friends} friends share a restaurant bill of ${each * friends - tip} dollars and a tip of ${tip} dollars equally. How much does each friend pay in dollars?`,
       answer: String(each),
+    };
+  },
+  ticket: (r) => {
+    const customer = pick(r, [
+      "Dana Ruiz",
+      "Kofi Mensah",
+      "Li Wei",
+      "Sara Novak",
+      "Omar Haddad",
+      "Ines Costa",
+    ]);
+    const product = pick(r, [
+      "the X200 router",
+      "the Pro laptop dock",
+      "the solar charger",
+      "the smart thermostat",
+      "the travel kettle",
+    ]);
+    const issue = pick(r, [
+      "stops working after an hour",
+      "arrived with a cracked case",
+      "will not pair with my phone",
+      "keeps restarting at night",
+      "shows a red error light",
+    ]);
+    const priority = pick(r, ["low", "normal", "high"] as const);
+    const urgency = {
+      low: "No rush on this one.",
+      normal: "Please look at it this week.",
+      high: "This is urgent: our office depends on it.",
+    }[priority];
+    const order = 10_000 + Math.floor(r() * 89_999);
+    const task =
+      `Extract the support ticket in the message as one JSON object that matches this JSON Schema, and reply with the JSON object only.\nSchema: ${JSON.stringify(TICKET_SCHEMA)}\n` +
+      `Message: Hello, this is ${customer} (order ${order}). I bought ${product} last month and it ${issue}. ` +
+      `I have already tried switching it off and on again, checked the cables and read the manual, and nothing helped. ${urgency} Thanks for your help.`;
+    return {
+      family: "ticket",
+      task,
+      answer: JSON.stringify({ customer, product: product.replace(/^the /, ""), issue, priority }),
+      verifiers: [{ kind: "json_schema", id: "ticket", schema: TICKET_SCHEMA }],
     };
   },
 };
@@ -140,10 +194,10 @@ async function runStream(
     checkpointer: new MemorySaver(),
     ...(memoryOn ? { lessons: lessonSourceFor(memory, ASSISTANT) } : {}),
   });
-  const options: RefineOptions = {
+  const optionsFor = (t: Task): RefineOptions => ({
     strategy,
     maxIterations: 3,
-    verifiers: [
+    verifiers: t.verifiers ?? [
       {
         kind: "regex",
         id: "answer-line",
@@ -153,13 +207,13 @@ async function runStream(
     ],
     models: { default: { provider: "simulated", simulated } },
     memory: { enabled: memoryOn, lessons: lessonsPerPrompt },
-  };
+  });
   const results: TaskResult[] = [];
   try {
     for (const [i, t] of tasks.entries()) {
       const threadId = `bench-${seed}-${strategy}-${memoryOn}-${i}`;
       const values = (await graph.invoke(
-        { task: t.task, options },
+        { task: t.task, options: optionsFor(t) },
         { configurable: { thread_id: threadId, assistant_id: ASSISTANT } },
       )) as RefineStateType;
       if (memoryOn) {
