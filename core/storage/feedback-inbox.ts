@@ -22,26 +22,30 @@ export function createSqliteFeedbackInbox(db: Database.Database): FeedbackInbox 
   const select = db.prepare(
     "SELECT id, text, at FROM refinery_feedback WHERE thread_id = ? AND consumed_at IS NULL ORDER BY id",
   );
+  const hasAny = db.prepare(
+    "SELECT 1 FROM refinery_feedback WHERE thread_id = ? AND consumed_at IS NULL LIMIT 1",
+  );
+  const insert = db.prepare("INSERT INTO refinery_feedback (thread_id, text, at) VALUES (?, ?, ?)");
+  const takeAll = db.transaction((threadId: string) => {
+    const rows = select.all(threadId) as { id: number; text: string; at: string }[];
+    if (rows.length) {
+      db.prepare(
+        `UPDATE refinery_feedback SET consumed_at = ? WHERE id IN (${rows.map(() => "?").join(",")})`,
+      ).run(new Date().toISOString(), ...rows.map((r) => r.id));
+    }
+    return rows.map((r) => ({ text: r.text, source: "human" as const, at: r.at }));
+  });
   return {
     async add(threadId, text) {
       const at = new Date().toISOString();
-      db.prepare("INSERT INTO refinery_feedback (thread_id, text, at) VALUES (?, ?, ?)").run(
-        threadId,
-        text,
-        at,
-      );
+      insert.run(threadId, text, at);
       return { text, source: "human", at };
     },
     async take(threadId) {
-      return db.transaction(() => {
-        const rows = select.all(threadId) as { id: number; text: string; at: string }[];
-        if (rows.length) {
-          db.prepare(
-            `UPDATE refinery_feedback SET consumed_at = ? WHERE id IN (${rows.map(() => "?").join(",")})`,
-          ).run(new Date().toISOString(), ...rows.map((r) => r.id));
-        }
-        return rows.map((r) => ({ text: r.text, source: "human" as const, at: r.at }));
-      })();
+      // Every generate/critique/revise step asks; almost always there is nothing, so the common
+      // case is one prepared SELECT without a transaction.
+      if (!hasAny.get(threadId)) return [];
+      return takeAll(threadId);
     },
     async pending(threadId) {
       return (select.all(threadId) as { text: string; at: string }[]).map((r) => ({
