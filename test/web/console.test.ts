@@ -117,8 +117,12 @@ describe.skipIf(skip)(title, () => {
       config: {
         configurable: {
           approval: { mode: "final" },
-          // Latency makes each model call visible as a separate live step.
-          models: { default: { provider: "simulated", simulated: { seed: 1, latencyMs: 300 } } },
+          // Latency makes each model call visible as a separate live step. Seed 3: the first
+          // draft is right (approval at iteration 1) and the revision after the rejection
+          // differs from it, so a critique follows it live before the next approval. (Seed 1
+          // did this until the simulation's random key changed; its revision now repeats the
+          // draft, and the run stops as unchanged at once.)
+          models: { default: { provider: "simulated", simulated: { seed: 3, latencyMs: 300 } } },
           verifiers: [{ kind: "answer_match", expected: 395 }],
         },
       },
