@@ -12,7 +12,8 @@ import {
   type RefineStateType,
   type RefineUpdate,
 } from "../core/state.ts";
-import { assessDraft, decideProactiveAfterCritique } from "../core/stop-policy.ts";
+import { assessDraft, decideProactiveAfterCritique, pickBest } from "../core/stop-policy.ts";
+import { selfCheck } from "../core/self-check.ts";
 import { nodeUsage } from "../core/usage.ts";
 import {
   buildMessages,
@@ -71,12 +72,25 @@ export function createCritiqueNode({ settings }: CritiqueNodeOptions) {
     // Proactive: the verifiers already ran on this draft; the critique settles it.
     const assessment = assessDraft(verdictsFor(state, draft.iteration), entry);
     const totalTokens = state.usage.totalTokens + result.usage.totalTokens;
-    const step = decideProactiveAfterCritique(assessment, draft.iteration, totalTokens, s.limits);
-    const best =
-      state.best && state.best.iteration === draft.iteration
-        ? // The critic's verdict replaces the verifiers-only score this draft had at verify time.
-          { ...state.best, score: assessment.score }
-        : state.best;
+    const step = decideProactiveAfterCritique(
+      assessment,
+      draft.iteration,
+      totalTokens,
+      s.limits,
+      // A concrete defect the self-check found (an arithmetic slip) is a target even when the
+      // critic is vague.
+      selfCheck(draft.text, state.task),
+    );
+    // This draft, scored by its critique, against the best-so-far settled before it (verify left
+    // the best alone while the critique was pending).
+    const previous = state.best && state.best.iteration !== draft.iteration ? state.best : null;
+    const best = pickBest(previous, {
+      iteration: draft.iteration,
+      text: draft.text,
+      hardPassed: assessment.hardPassed,
+      hardTotal: assessment.hardTotal,
+      score: assessment.score,
+    });
     const decision = {
       iteration: draft.iteration,
       node: "critique",
@@ -84,12 +98,7 @@ export function createCritiqueNode({ settings }: CritiqueNodeOptions) {
       reason: step.why,
     } as const;
     emit(config, { type: "decision", ...decision });
-    const b = best ?? {
-      hardPassed: assessment.hardPassed,
-      hardTotal: assessment.hardTotal,
-      score: assessment.score,
-      text: draft.text,
-    };
+    const b = best;
     const point = {
       iteration: draft.iteration,
       hardPassed: b.hardPassed,

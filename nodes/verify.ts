@@ -114,6 +114,12 @@ export function createVerifyNode({ settings }: VerifyNodeOptions) {
     emit(config, { type: "decision", ...decisions });
     if (step.action === "stop")
       return gate({ ...base, decisions, stopReason: step.reason, answer: best.text });
+    if (step.action === "critique") {
+      // The draft's score is provisional until its critique: it must not displace a best-so-far
+      // whose critique already scored it. The critique node settles the best-so-far.
+      const { best: _provisional, ...rest } = base;
+      return gate({ ...rest, decisions, route: step.action });
+    }
     return gate({ ...base, decisions, route: step.action });
   };
 }

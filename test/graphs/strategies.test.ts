@@ -138,6 +138,39 @@ describe("strategies", () => {
     expect(state.stopReason).toBe("accepted");
   });
 
+  it("proactive: a revision the critic scores lower does not displace the better earlier draft", async () => {
+    const model = scripted({
+      generate: ["Answer: 4"],
+      critique: (messages) =>
+        String(messages.at(-1)?.content).includes("Answer: 4")
+          ? '{"verdict":"revise","score":0.7,"issues":["state the sum 2 + 2 before the answer"]}'
+          : '{"verdict":"revise","score":0.2,"issues":["the answer 5 is wrong"]}',
+      revise: ["Answer: 5"],
+    });
+    // A word problem with a bare answer: the self-check doubts it, so each draft gets a critique.
+    const { state } = await setup(model, { strategy: "proactive", maxIterations: 2 })({
+      task: "Tom has 2 apples and buys 2 more. How many apples does he have?",
+    });
+    expect(model.calls.map((c) => c.role)).toEqual(["generate", "critique", "revise", "critique"]);
+    expect(state.stopReason).toBe("max_iterations");
+    expect(state.best).toMatchObject({ iteration: 1, score: 0.7 });
+    expect(state.answer).toBe("Answer: 4");
+  });
+
+  it("proactive: a defect the self-check found is revised even when the critic is vague", async () => {
+    const model = scripted({
+      generate: ["2 + 2 = 5\nAnswer: 5"],
+      critique: ['{"verdict":"revise","score":0.6,"issues":["double-check the work"]}', PASS],
+      revise: ["2 + 2 = 4\nAnswer: 4"],
+    });
+    const { state } = await setup(model, {
+      strategy: "proactive",
+      verifiers: [{ kind: "regex", mustMatch: ["^Answer: "], flags: "m" }],
+    })({ task: "What is 2 + 2?" });
+    expect(model.calls.map((c) => c.role)).toContain("revise");
+    expect(state.answer).toBe("2 + 2 = 4\nAnswer: 4");
+  });
+
   it("self-refine spends a critique every round, proactive does not (same scripted content)", async () => {
     const script: Script = { generate: ["2 + 2 = 4\nAnswer: 4"], critique: [PASS] };
     const a = scripted(script);
