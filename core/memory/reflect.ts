@@ -49,7 +49,7 @@ export function reflect(outcome: RunOutcome, options: ReflectOptions = {}): Dist
     for (const v of byIteration.get(it) ?? []) {
       if (v.pass || !v.hard) continue;
       if (!later.some((w) => w.verifier_id === v.verifier_id && w.pass)) continue;
-      add(`Check "${v.verifier_id}": ${generalize(v.message)}`, "verifier", it);
+      add(`Check "${v.verifier_id}": ${generalizeCheck(v.message)}`, "verifier", it);
     }
   }
 
@@ -64,7 +64,7 @@ export function reflect(outcome: RunOutcome, options: ReflectOptions = {}): Dist
     // Only issues that name something ("step 2", a field, a quoted phrase): "double-check the
     // work" is no lesson, and would cost tokens in every prompt that carries it.
     for (const issue of actionableIssues(critique.issues).slice(0, 2))
-      add(generalize(issue), "critique", it);
+      add(generalizeIssue(issue), "critique", it);
   }
   return out.slice(0, max);
 }
@@ -80,12 +80,41 @@ function improved(o: RunOutcome, before: number, after: number): boolean {
   return cb?.score !== undefined && ca?.score !== undefined && ca.score > cb.score;
 }
 
-/** Drops quoted draft excerpts and long numbers so the lesson reads as a rule, not a case. */
+/** Drops long quoted draft excerpts so the lesson reads as a rule, not a case. */
 function generalize(message: string): string {
   return message
     .replace(/"[^"]{40,}"/g, "the quoted text")
     .replace(/\s+/g, " ")
     .trim();
+}
+
+/**
+ * A failed check's message as a rule. Listed problems ("- /priority must be one of …") stand on
+ * one line without their counting header, each once, and without the value the draft happened to
+ * hold ("(got null)"): the check's id already says which check it was, and every word is paid
+ * for again in each prompt that carries the lesson.
+ */
+function generalizeCheck(message: string): string {
+  const items = message
+    .split("\n")
+    .filter((line) => /^\s*- /.test(line))
+    .map((line) => withoutGot(line.replace(/^\s*- /, "")));
+  return generalize(items.length ? [...new Set(items)].join("; ") : withoutGot(message));
+}
+
+function withoutGot(line: string): string {
+  return line.replace(/\s*\(got [^\n]*\)\s*$/, "");
+}
+
+/**
+ * A critique issue as a rule: the draft's own numbers become N ("The final answer 17 is wrong"
+ * would mislead on the next task, whose answer is another number). Quoted text keeps its digits.
+ */
+function generalizeIssue(issue: string): string {
+  return generalize(issue)
+    .split(/("[^"]*")/)
+    .map((part, i) => (i % 2 ? part : part.replace(/(?<![\w.])\d+(?:[.,]\d+)*(?!\w|[.,]\d)/g, "N")))
+    .join("");
 }
 
 function clip(text: string): string {

@@ -168,3 +168,52 @@ describe("reflect keeps only issues that name something", () => {
     expect(reflect(vague).map((l) => l.text)).toEqual(["The unit must be km/h."]);
   });
 });
+
+describe("reflect writes rules, not cases", () => {
+  it("drops the draft's own numbers from critique issues, keeping quoted text", () => {
+    const numeric = outcomeFromValues(
+      refinedValues({
+        critiques: [
+          {
+            iteration: 1,
+            verdict: "revise",
+            score: 0.4,
+            issues: ['The final answer 17 is wrong: recheck step 2, where "45 min" became 0.45 h.'],
+          },
+          { iteration: 2, verdict: "pass", score: 0.95, issues: [] },
+        ],
+        verdicts: [],
+      }),
+      META,
+    )!;
+    expect(reflect(numeric).map((l) => l.text)).toEqual([
+      'The final answer N is wrong: recheck step N, where "45 min" became N h.',
+    ]);
+  });
+  it("puts a check's listed problems on one line, once each, without the draft's values", () => {
+    const schema = outcomeFromValues(
+      refinedValues({
+        critiques: [],
+        verdicts: [
+          {
+            iteration: 1,
+            verifierId: "ticket",
+            hard: true,
+            pass: false,
+            score: 0,
+            message:
+              "JSON does not match the schema (3 problems):\n" +
+              '- /priority must be one of "low", "normal", "high" (got null)\n' +
+              "- (root) must have required property 'product'\n" +
+              '- /priority must be one of "low", "normal", "high" (got "urgent (now)")',
+          },
+          { iteration: 2, verifierId: "ticket", hard: true, pass: true, score: 1, message: "" },
+        ],
+      }),
+      META,
+    )!;
+    expect(reflect(schema).map((l) => l.text)).toEqual([
+      'Check "ticket": /priority must be one of "low", "normal", "high"; (root) must have required property \'product\'',
+    ]);
+  });
+});
