@@ -64,7 +64,7 @@ export function reflect(outcome: RunOutcome, options: ReflectOptions = {}): Dist
     // Only issues that name something ("step 2", a field, a quoted phrase): "double-check the
     // work" is no lesson, and would cost tokens in every prompt that carries it.
     for (const issue of actionableIssues(critique.issues).slice(0, 2))
-      add(generalizeIssue(issue), "critique", it);
+      add(generalize(issue), "critique", it);
   }
   return out.slice(0, max);
 }
@@ -104,17 +104,6 @@ function generalizeCheck(message: string): string {
 
 function withoutGot(line: string): string {
   return line.replace(/\s*\(got [^\n]*\)\s*$/, "");
-}
-
-/**
- * A critique issue as a rule: the draft's own numbers become N ("The final answer 17 is wrong"
- * would mislead on the next task, whose answer is another number). Quoted text keeps its digits.
- */
-function generalizeIssue(issue: string): string {
-  return generalize(issue)
-    .split(/("[^"]*")/)
-    .map((part, i) => (i % 2 ? part : part.replace(/(?<![\w.])\d+(?:[.,]\d+)*(?!\w|[.,]\d)/g, "N")))
-    .join("");
 }
 
 function clip(text: string): string {

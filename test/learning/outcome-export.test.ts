@@ -170,26 +170,6 @@ describe("reflect keeps only issues that name something", () => {
 });
 
 describe("reflect writes rules, not cases", () => {
-  it("drops the draft's own numbers from critique issues, keeping quoted text", () => {
-    const numeric = outcomeFromValues(
-      refinedValues({
-        critiques: [
-          {
-            iteration: 1,
-            verdict: "revise",
-            score: 0.4,
-            issues: ['The final answer 17 is wrong: recheck step 2, where "45 min" became 0.45 h.'],
-          },
-          { iteration: 2, verdict: "pass", score: 0.95, issues: [] },
-        ],
-        verdicts: [],
-      }),
-      META,
-    )!;
-    expect(reflect(numeric).map((l) => l.text)).toEqual([
-      'The final answer N is wrong: recheck step N, where "45 min" became N h.',
-    ]);
-  });
   it("puts a check's listed problems on one line, once each, without the draft's values", () => {
     const schema = outcomeFromValues(
       refinedValues({
