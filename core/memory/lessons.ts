@@ -6,7 +6,7 @@ import { createHash } from "node:crypto";
 import type { EmbeddingsInterface } from "@langchain/core/embeddings";
 import type { BaseStore } from "@langchain/langgraph-checkpoint";
 import { RefineryError } from "../errors.ts";
-import { bm25, cosine, jaccard, keywords, normalizeText, tokenize } from "./text.ts";
+import { bm25, cosine, jaccard, keywords, normalizeText, tokenize, type RankDoc } from "./text.ts";
 
 export const LESSON_TEXT_MAX = 500;
 export const NAMESPACE_ROOT = "lessons";
@@ -83,7 +83,21 @@ export interface LessonMemoryOptions {
   embeddings?: EmbeddingsInterface;
   /** Minimum cosine similarity for embedding retrieval. */
   minSimilarity?: number;
+  /**
+   * How long `retrieve` reuses its snapshot of an assistant's lessons (ms, default 2000). Writes
+   * through this instance update the snapshot at once; other processes' writes to a shared store
+   * are seen within this time. 0 reads the store on every retrieve.
+   */
+  snapshotMs?: number;
   now?: () => Date;
+}
+
+/** An assistant's lessons as `retrieve` ranks them, with each one's ranking terms. */
+interface Snapshot {
+  lessons: readonly Lesson[];
+  docs: readonly RankDoc[];
+  /** performance.now() when read from the store. */
+  readAt: number;
 }
 
 const MAX_EVIDENCE = 10;
@@ -95,7 +109,12 @@ export class LessonMemory {
   private readonly dupSim: number;
   private readonly demoteAfter: number;
   private readonly minSimilarity: number;
+  private readonly snapshotMs: number;
   private readonly now: () => Date;
+  // retrieve runs in every generate step: it reads a snapshot instead of the whole namespace.
+  private readonly snapshots = new Map<string, Snapshot>();
+  /** Bumped by every write, so that a read started before it does not replace the snapshot. */
+  private readonly writes = new Map<string, number>();
 
   constructor(
     readonly store: BaseStore,
@@ -106,6 +125,7 @@ export class LessonMemory {
     this.dupSim = options.duplicateSimilarity ?? 0.7;
     this.demoteAfter = options.demoteAfter ?? 3;
     this.minSimilarity = options.minSimilarity ?? 0.35;
+    this.snapshotMs = options.snapshotMs ?? 2000;
     this.now = options.now ?? (() => new Date());
   }
 
@@ -184,7 +204,9 @@ export class LessonMemory {
         .filter((l) => (scores.get(l.id) ?? 0) > 0)
         .sort((a, b) => (scores.get(b.id) ?? 0) - (scores.get(a.id) ?? 0));
     } else {
-      ordered = all.sort((a, b) => b.updated_at.localeCompare(a.updated_at) || cmp(a.id, b.id));
+      ordered = [...all].sort(
+        (a, b) => b.updated_at.localeCompare(a.updated_at) || cmp(a.id, b.id),
+      );
     }
     const offset = query.offset ?? 0;
     return ordered.slice(offset, offset + (query.limit ?? 50));
@@ -218,7 +240,7 @@ export class LessonMemory {
   async delete(assistantId: string, id: string): Promise<boolean> {
     const ns = this.namespace(assistantId);
     if (!(await this.store.get(ns, id))) return false;
-    await this.store.delete(ns, id);
+    await this.remove(assistantId, id);
     return true;
   }
 
@@ -239,7 +261,13 @@ export class LessonMemory {
     limit = this.maxPerTask,
   ): Promise<RetrievedLesson[]> {
     if (limit <= 0) return [];
-    const all = (await this.all(assistantId)).filter((l) => l.pinned || !l.demoted);
+    const snapshot = await this.snapshot(assistantId);
+    const docs = new Map<string, RankDoc>();
+    const all = snapshot.lessons.filter((l, i) => {
+      const keep = l.pinned || !l.demoted;
+      if (keep) docs.set(l.id, snapshot.docs[i]!);
+      return keep;
+    });
     if (all.length === 0) return [];
     const relevance = new Map<string, number>();
     const taskTerms = new Set(tokenize(task));
@@ -253,9 +281,9 @@ export class LessonMemory {
       const q = tokenize(task);
       const qset = taskTerms;
       const need = Math.min(2, qset.size);
-      const scores = bm25(q, all.map(docOf));
+      const scores = bm25(q, [...docs.values()]);
       for (const l of all) {
-        const shared = new Set(docOf(l).terms.filter((t) => qset.has(t))).size;
+        const shared = new Set(docs.get(l.id)!.terms.filter((t) => qset.has(t))).size;
         const s = scores.get(l.id) ?? 0;
         if (shared >= need && s > 0) relevance.set(l.id, s);
       }
@@ -295,17 +323,62 @@ export class LessonMemory {
     }
   }
 
+  /** Every lesson of an assistant, read from the store (and kept as retrieve's snapshot). */
   private async all(assistantId: string): Promise<Lesson[]> {
+    return [...(await this.read(assistantId)).lessons];
+  }
+
+  private async snapshot(assistantId: string): Promise<Snapshot> {
+    const kept = this.snapshots.get(assistantId);
+    if (kept && performance.now() - kept.readAt < this.snapshotMs) return kept;
+    return this.read(assistantId);
+  }
+
+  private async read(assistantId: string): Promise<Snapshot> {
+    const writes = this.writes.get(assistantId) ?? 0;
     // The cap bounds the namespace, so one page (with headroom for concurrent writers) is all.
     const items = await this.store.search(this.namespace(assistantId), {
       limit: this.maxLessons * 2 + 50,
     });
-    return items.map((i) => toLesson(i.value)).filter((l): l is Lesson => l !== undefined);
+    const lessons = items.map((i) => toLesson(i.value)).filter((l): l is Lesson => l !== undefined);
+    const read = { lessons, docs: lessons.map(docOf), readAt: performance.now() };
+    // A write that landed while this read was under way may be missing from it: not kept.
+    if (this.snapshotMs > 0 && (this.writes.get(assistantId) ?? 0) === writes)
+      this.snapshots.set(assistantId, read);
+    return read;
   }
 
   private async write(lesson: Lesson): Promise<void> {
     // The store's own vector index is not used: ranking is ours, so any BaseStore works.
     await this.store.put(this.namespace(lesson.assistant_id), lesson.id, { ...lesson }, false);
+    this.patch(lesson.assistant_id, lesson.id, lesson);
+  }
+
+  private async remove(assistantId: string, id: string): Promise<void> {
+    await this.store.delete(this.namespace(assistantId), id);
+    this.patch(assistantId, id, undefined);
+  }
+
+  /** Applies a write that has landed to the snapshot (copy on write), and voids reads under way. */
+  private patch(assistantId: string, id: string, lesson: Lesson | undefined): void {
+    this.writes.set(assistantId, (this.writes.get(assistantId) ?? 0) + 1);
+    const kept = this.snapshots.get(assistantId);
+    if (!kept) return;
+    const at = kept.lessons.findIndex((l) => l.id === id);
+    const lessons = [...kept.lessons];
+    const docs = [...kept.docs];
+    if (lesson === undefined) {
+      if (at === -1) return;
+      lessons.splice(at, 1);
+      docs.splice(at, 1);
+    } else if (at === -1) {
+      lessons.push(lesson);
+      docs.push(docOf(lesson));
+    } else {
+      lessons[at] = lesson;
+      docs[at] = docOf(lesson);
+    }
+    this.snapshots.set(assistantId, { ...kept, lessons, docs });
   }
 
   private async evict(assistantId: string, all: Lesson[]): Promise<void> {
@@ -321,7 +394,7 @@ export class LessonMemory {
           cmp(a.id, b.id),
       )
       .slice(0, excess);
-    for (const v of victims) await this.store.delete(this.namespace(assistantId), v.id);
+    for (const v of victims) await this.remove(assistantId, v.id);
   }
 
   private async embed(lesson: Lesson): Promise<number[]> {

@@ -1,0 +1,89 @@
+// retrieve reads a snapshot of an assistant's lessons instead of the whole namespace on every
+// generate step. Writes through the same LessonMemory must show at once; writes by another
+// process (here: another LessonMemory on the same SQLite file) within `snapshotMs`.
+import { mkdtempSync, rmSync } from "node:fs";
+import { tmpdir } from "node:os";
+import { join } from "node:path";
+import { afterAll, describe, expect, it } from "vitest";
+import { LessonMemory } from "../../core/memory/lessons.ts";
+import { openStore, type OpenedStore } from "../../core/memory/open-store.ts";
+
+const dir = mkdtempSync(join(tmpdir(), "refinery-lesson-snapshot-"));
+const opened: OpenedStore[] = [];
+let files = 0;
+
+afterAll(async () => {
+  for (const s of opened) await s.close();
+  rmSync(dir, { recursive: true, force: true });
+});
+
+async function sqlite(path = join(dir, `s-${(files += 1)}.db`)) {
+  const s = await openStore({ dbPath: path });
+  opened.push(s);
+  return { store: s.store, path };
+}
+
+const A = "assistant-a";
+const SPEED = {
+  text: "Convert minutes to hours before computing a speed in km/h.",
+  graph_id: "refine",
+  task: "A train travels 90 km in 45 minutes. What is its average speed in km/h?",
+  source: "critique" as const,
+};
+const TASK = "A bus travels 60 km in 50 minutes. What is its average speed?";
+
+describe("LessonMemory.retrieve snapshot", () => {
+  it("shows this instance's adds, edits, demotions and deletes at once", async () => {
+    const { store } = await sqlite();
+    // A long snapshot life: only the instance's own writes can make the changes visible.
+    const m = new LessonMemory(store, { snapshotMs: 3_600_000, demoteAfter: 1 });
+    expect(await m.retrieve(A, TASK)).toEqual([]);
+    const { lesson } = await m.add(A, SPEED);
+    expect((await m.retrieve(A, TASK)).map((l) => l.text)).toEqual([SPEED.text]);
+
+    await m.update(A, lesson.id, { text: "Convert minutes to hours first; speed is km/h." });
+    expect((await m.retrieve(A, TASK)).map((l) => l.text)).toEqual([
+      "Convert minutes to hours first; speed is km/h.",
+    ]);
+
+    await m.recordUse(A, [lesson.id], false);
+    expect((await m.get(A, lesson.id))!.demoted).toBe(true);
+    expect(await m.retrieve(A, TASK)).toEqual([]);
+    await m.update(A, lesson.id, { demoted: false });
+    expect(await m.retrieve(A, TASK)).toHaveLength(1);
+
+    expect(await m.delete(A, lesson.id)).toBe(true);
+    expect(await m.retrieve(A, TASK)).toEqual([]);
+  });
+
+  it("evicted lessons leave the snapshot with the cap", async () => {
+    const { store } = await sqlite();
+    const m = new LessonMemory(store, { snapshotMs: 3_600_000, maxLessons: 1 });
+    await m.add(A, SPEED);
+    expect(await m.retrieve(A, TASK)).toHaveLength(1);
+    const { lesson } = await m.add(A, {
+      ...SPEED,
+      text: "State the speed's unit, km/h, in the answer line.",
+      pinned: true,
+    });
+    expect((await m.retrieve(A, TASK)).map((l) => l.id)).toEqual([lesson.id]);
+  });
+
+  it("sees another process's writes once the snapshot is older than snapshotMs", async () => {
+    const { store, path } = await sqlite();
+    const other = new LessonMemory((await sqlite(path)).store);
+    const cached = new LessonMemory(store, { snapshotMs: 3_600_000 });
+    const shortLived = new LessonMemory(store, { snapshotMs: 1 });
+    const uncached = new LessonMemory(store, { snapshotMs: 0 });
+    for (const m of [cached, shortLived, uncached]) expect(await m.retrieve(A, TASK)).toEqual([]);
+    await other.add(A, SPEED);
+    expect(await uncached.retrieve(A, TASK)).toHaveLength(1);
+    await new Promise((resolve) => setTimeout(resolve, 20));
+    expect(await shortLived.retrieve(A, TASK)).toHaveLength(1);
+    // Within its snapshot life the cached instance still ranks what it read...
+    expect(await cached.retrieve(A, TASK)).toEqual([]);
+    // ...and list, add and the other reads go to the store and refresh the snapshot.
+    expect(await cached.list(A)).toHaveLength(1);
+    expect(await cached.retrieve(A, TASK)).toHaveLength(1);
+  });
+});
