@@ -44,7 +44,7 @@ const SEQ_RUNS = num("BENCH_SEQ_RUNS", 200);
 const REF_SEQ_RUNS = num("BENCH_REF_SEQ_RUNS", 100);
 const CONCURRENCY = num("BENCH_CONCURRENCY", 16);
 const CONC_RUNS = num("BENCH_CONC_RUNS", 800);
-const EXTRA_RUNS = num("BENCH_EXTRA_RUNS", 1500);
+const EXTRA_RUNS = num("BENCH_EXTRA_RUNS", 3000);
 const REF_EXTRA_RUNS = num("BENCH_REF_EXTRA_RUNS", 500);
 const BLOCK = num("BENCH_BLOCK", 25);
 /** Concurrent runs alternate between the servers in blocks of this many runs. */
@@ -128,10 +128,44 @@ async function alternate(targets: Target[], runs: number, round: number): Promis
     for (let j = 0; j < targets.length; j++) {
       const k = (j + cycle) % targets.length;
       const t = targets[k] as Target;
-      phases[k]?.push(await t.measure(() => runConcurrent(n, CONCURRENCY, t.run)));
+      phases[k]?.push(await isolated(targets, t, () => runConcurrent(n, CONCURRENCY, t.run)));
     }
   }
   return phases.map(merge);
+}
+
+/**
+ * Measures `phase` on `target` once every server has gone quiet, and records the CPU the other
+ * servers used meanwhile. Without the wait, one server's background work landed in the other's
+ * timing: the reference writes its JSON files (every checkpoint so far, hundreds of MB by the
+ * later rounds) a few seconds after its last change, i.e. during the next block of ours.
+ */
+async function isolated(targets: Target[], target: Target, phase: () => Promise<Phase>) {
+  const settleMs = await settle(targets);
+  const others = targets.filter((t) => t !== target);
+  const before = others.map((t) => t.proc.cpuSeconds());
+  const result = await target.measure(phase);
+  const otherCpuMs = others.reduce((a, t, i) => a + (t.proc.cpuSeconds() - before[i]!) * 1000, 0);
+  target.blocks.push({ runs: result.runs, settleMs, otherCpuMs });
+  return result;
+}
+
+/**
+ * Waits until the servers together use under 5% of a core over 500 ms, and at least 3.5 s: the
+ * reference's write-behind fires 3 s after its last change, so a shorter quiet spell can end just
+ * before it (at most 30 s).
+ */
+async function settle(targets: Target[], windowMs = 500, minMs = 3_500, maxMs = 30_000) {
+  const started = performance.now();
+  let last = targets.map((t) => t.proc.cpuSeconds());
+  while (performance.now() - started < maxMs) {
+    await new Promise((r) => setTimeout(r, windowMs));
+    const now = targets.map((t) => t.proc.cpuSeconds());
+    const usedMs = now.reduce((a, c, i) => a + (c - last[i]!) * 1000, 0);
+    last = now;
+    if (usedMs < windowMs * 0.05 && performance.now() - started >= minMs) break;
+  }
+  return performance.now() - started;
 }
 
 /** A server under test: its SDK client, process, and a count of the runs it has finished. */
@@ -140,6 +174,8 @@ class Target {
   /** When set, RSS is also sampled every this many finished runs. */
   sampleEvery = 0;
   readonly rss: { runs: number; mib: number; after: string }[] = [];
+  /** Concurrent blocks: the wait for quiet before each, and the other servers' CPU during it. */
+  readonly blocks: { runs: number; settleMs: number; otherCpuMs: number }[] = [];
   readonly client: Client;
 
   constructor(
@@ -377,6 +413,7 @@ async function main(): Promise<void> {
     const rounds: Round[] = [];
     const counters = new Map<string, number>();
     for (let round = 0; round < ROUNDS; round++) {
+      await settle([ours, ref]);
       const cpu = oursProc.cpuSeconds();
       const variants: Variant[] = [
         { name: "in-process", run: () => inProcess.run() },
@@ -398,7 +435,9 @@ async function main(): Promise<void> {
         cpuMsPerRun: ((oursProc.cpuSeconds() - cpu) * 1000) / SEQ_RUNS,
       };
       ours.sampleRss(`round ${round + 1} sequential`);
-      const refSeq = await ref.measure(() => runConcurrent(REF_SEQ_RUNS, 1, ref.run));
+      const refSeq = await isolated([ours, ref], ref, () =>
+        runConcurrent(REF_SEQ_RUNS, 1, ref.run),
+      );
       ref.sampleRss(`round ${round + 1} sequential`);
       const [oursConc, refConc] = await alternate([ours, ref], CONC_RUNS, round);
       if (!oursConc || !refConc) throw new Error("missing concurrent timings");
@@ -416,9 +455,13 @@ async function main(): Promise<void> {
 
     // A final batch on each server: does RSS keep growing with finished runs?
     ours.sampleEvery = ref.sampleEvery = 500;
-    const oursExtra = await ours.measure(() => runConcurrent(EXTRA_RUNS, CONCURRENCY, ours.run));
+    const oursExtra = await isolated([ours, ref], ours, () =>
+      runConcurrent(EXTRA_RUNS, CONCURRENCY, ours.run),
+    );
     ours.sampleRss("extra batch");
-    const refExtra = await ref.measure(() => runConcurrent(REF_EXTRA_RUNS, CONCURRENCY, ref.run));
+    const refExtra = await isolated([ours, ref], ref, () =>
+      runConcurrent(REF_EXTRA_RUNS, CONCURRENCY, ref.run),
+    );
     ref.sampleRss("extra batch");
     ours.sampleEvery = ref.sampleEvery = 0;
     log(
@@ -567,6 +610,21 @@ function report(r: {
     );
   }
 
+  console.log(
+    `\nIsolation: before each measured block the bench waits until both servers are quiet ` +
+      `(under 5% of a core over 500 ms, at least 3.5 s); CPU the other server used during the blocks`,
+  );
+  console.log("measured | blocks | median wait s | max wait s | other server's CPU ms/run");
+  for (const t of [r.ours, r.ref]) {
+    const runs = t.blocks.reduce((a, b) => a + b.runs, 0);
+    const other = t.blocks.reduce((a, b) => a + b.otherCpuMs, 0);
+    const waits = t.blocks.map((b) => b.settleMs / 1000);
+    console.log(
+      `${t.proc.name} | ${t.blocks.length} | ${fmt(median(waits), 1)} | ` +
+        `${fmt(Math.max(...waits), 1)} | ${fmt(runs ? other / runs : 0, 2)}`,
+    );
+  }
+
   console.log(`\nServer RSS (MiB) against finished runs`);
   console.log("server | after | finished runs | RSS MiB");
   for (const t of [r.ours, r.ref]) {
@@ -606,7 +664,11 @@ function report(r: {
   const seqRatio = med((x) => p50(x.oursSeq.samples) / p50(x.rawSeq.samples));
   const thrRatio = med((x) => rate(x.oursConc) / rate(x.refConc));
   const firstRound = r.ours.rss.find((s) => s.after.startsWith("round 1 concurrent"));
-  const lastOurs = r.ours.rss[r.ours.rss.length - 1];
+  // The end of the load, not the idle sample: idle, V8 gives memory back (the bench waits for
+  // quiet before the reference's last batch), which would flatter the rule.
+  const lastOurs = r.ours.rss.filter((s) => s.after !== "idle").at(-1);
+  const atStart = r.ours.rss.find((s) => s.after === "start");
+  const idleOurs = r.ours.rss.find((s) => s.after === "idle");
   const growth = firstRound && lastOurs ? lastOurs.mib / firstRound.mib - 1 : Number.NaN;
   const refFirst = r.ref.rss.find((s) => s.after.startsWith("round 1 concurrent"));
   const refLast = r.ref.rss[r.ref.rss.length - 1];
@@ -633,10 +695,39 @@ function report(r: {
       `(${fmt(growth * 100)}%; flat = at most +${TARGET_RSS_GROWTH * 100}%): ` +
       verdict(growth <= TARGET_RSS_GROWTH),
   );
+  // The same rule within one phase: the extra batch's samples, from its first (500 runs in, the
+  // stream hub's 500-run retention already full) to its last. Across phases RSS also moves with
+  // the load pattern (V8 shrinks the heap in the sequential phases).
+  const steady = r.ours.rss.filter((s) => s.after === "during extra batch");
+  if (steady.length >= 2) {
+    const a = steady[0]!;
+    const b = steady[steady.length - 1]!;
+    const within = b.mib / a.mib - 1;
+    console.log(
+      `RSS, ours, within the extra batch: ${fmt(a.mib)} MiB after ${a.runs} runs -> ` +
+        `${fmt(b.mib)} MiB after ${b.runs} runs (${fmt(within * 100)}%; least-squares slope ` +
+        `${fmt(slope(steady.map((x) => [x.runs, x.mib])) * 1000, 1)} MiB per 1,000 runs): ` +
+        verdict(within <= TARGET_RSS_GROWTH),
+    );
+  }
+  if (atStart && idleOurs)
+    console.log(
+      `RSS, ours, idle after all ${idleOurs.runs} runs: ${fmt(idleOurs.mib)} MiB ` +
+        `(at start, before any run: ${fmt(atStart.mib)} MiB)`,
+    );
   console.log(
     `RSS, reference: ${fmt(refFirst?.mib ?? Number.NaN)} MiB after ${refFirst?.runs} runs -> ` +
       `${fmt(refLast?.mib ?? Number.NaN)} MiB after ${refLast?.runs} runs`,
   );
+}
+
+function slope(points: [number, number][]): number {
+  const n = points.length;
+  const mx = points.reduce((a, [x]) => a + x, 0) / n;
+  const my = points.reduce((a, [, y]) => a + y, 0) / n;
+  const sxy = points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0);
+  const sxx = points.reduce((a, [x]) => a + (x - mx) ** 2, 0);
+  return sxx ? sxy / sxx : 0;
 }
 
 function reportBatches(batches: Batch[]): void {
