@@ -41,6 +41,14 @@ export interface OutcomeFilter {
   pageSize?: number;
 }
 
+/** The filters that compare a column with the given value, and how. */
+const VALUE_FILTERS: ["graph_id" | "assistant_id" | "since" | "until", string][] = [
+  ["graph_id", "graph_id = @graph_id"],
+  ["assistant_id", "assistant_id = @assistant_id"],
+  ["since", "finished_at >= @since"],
+  ["until", "finished_at < @until"],
+];
+
 export interface OutcomeWithRatings extends RunOutcome {
   ratings: RunRating[];
 }
@@ -162,21 +170,10 @@ export function createSqliteLearningRecords(db: Database.Database): LearningReco
         "(finished_at > @after_time OR (finished_at = @after_time AND run_id > @after_id))",
       ];
       const params: Record<string, unknown> = {};
-      if (filter.graph_id) {
-        where.push("graph_id = @graph_id");
-        params.graph_id = filter.graph_id;
-      }
-      if (filter.assistant_id) {
-        where.push("assistant_id = @assistant_id");
-        params.assistant_id = filter.assistant_id;
-      }
-      if (filter.since) {
-        where.push("finished_at >= @since");
-        params.since = filter.since;
-      }
-      if (filter.until) {
-        where.push("finished_at < @until");
-        params.until = filter.until;
+      for (const [key, condition] of VALUE_FILTERS) {
+        if (!filter[key]) continue;
+        where.push(condition);
+        params[key] = filter[key];
       }
       if (filter.verdict === "verified") where.push("verified = 1");
       if (filter.verdict === "failed") where.push("verified = 0");
