@@ -3,8 +3,25 @@
 import { parseRefineOptions, type RefineOptions } from "../core/config.ts";
 import { RefineryError } from "../core/errors.ts";
 import { readFileSync } from "node:fs";
+import { parseArgs } from "node:util";
 
 export type Flags = Record<string, string | boolean | (string | boolean)[] | undefined>;
+
+/** `parseArgs` (strict, positionals allowed) whose refusals are one-line invalid_input errors. */
+export function parseFlags(
+  args: string[],
+  options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>,
+) {
+  try {
+    return parseArgs({ args, options, allowPositionals: true, strict: true });
+  } catch (err) {
+    throw new RefineryError(
+      "invalid_input",
+      (err as Error).message.split("\n")[0] ?? "invalid arguments",
+      { fix: "see --help for the accepted options" },
+    );
+  }
+}
 
 export const RUN_FLAGS = {
   file: { type: "string", short: "f" },

@@ -3,15 +3,21 @@
 // store as the server, so lessons learned by served runs show up here and the other way round.
 import { createWriteStream, openSync } from "node:fs";
 import { once } from "node:events";
-import { parseArgs } from "node:util";
 import { openSqliteCheckpointer } from "../core/checkpointer.ts";
 import { processSettingsFromEnv } from "../core/config.ts";
 import { RefineryError } from "../core/errors.ts";
-import { EXPORT_FORMATS, exportJsonl, type ExportFormat } from "../core/learning/export.ts";
+import {
+  EXPORT_FORMATS,
+  exportJsonl,
+  ISO_DATE_HINT,
+  isoDateFilter,
+  type ExportFormat,
+} from "../core/learning/export.ts";
 import type { Lesson } from "../core/memory/lessons.ts";
 import type { OutcomeFilter } from "../core/storage/learning-sqlite.ts";
 import { openLearning, type OpenedLearning } from "../graphs/learning.ts";
 import { systemAssistantId } from "../graphs/registry.ts";
+import { parseFlags } from "./args.ts";
 import type { CliIO } from "./main.ts";
 
 const LESSONS_HELP = `refinery lessons COMMAND [options]
@@ -50,19 +56,6 @@ Output:
   -o, --out PATH            write to PATH (default: standard output)
       --db PATH             SQLite file (default REFINERY_DB or ./data/refinery.db)
 `;
-
-function parse(
-  args: string[],
-  options: Record<string, { type: "string" | "boolean"; short?: string }>,
-) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new RefineryError("invalid_input", (err as Error).message.split("\n")[0] ?? "invalid", {
-      fix: "see --help for the accepted options",
-    });
-  }
-}
 
 async function open(
   io: CliIO,
@@ -111,7 +104,7 @@ function line(l: Lesson): string {
 }
 
 export async function lessonsCommand(args: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parse(args, {
+  const { values, positionals } = parseFlags(args, {
     assistant: { type: "string" },
     query: { type: "string" },
     limit: { type: "string" },
@@ -213,7 +206,7 @@ export async function lessonsCommand(args: string[], io: CliIO): Promise<number>
 }
 
 export async function exportCommand(args: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parse(args, {
+  const { values, positionals } = parseFlags(args, {
     format: { type: "string" },
     graph: { type: "string" },
     assistant: { type: "string" },
@@ -242,11 +235,12 @@ export async function exportCommand(args: string[], io: CliIO): Promise<number> 
   const date = (flag: "since" | "until") => {
     const v = values[flag];
     if (v === undefined) return undefined;
-    if (typeof v !== "string" || !/^\d{4}-\d{2}-\d{2}/.test(v) || Number.isNaN(Date.parse(v)))
-      throw new RefineryError("invalid_input", `--${flag} must be an ISO date, e.g. 2026-11-01`, {
+    const iso = typeof v === "string" ? isoDateFilter(v) : undefined;
+    if (iso === undefined)
+      throw new RefineryError("invalid_input", `--${flag} must be ${ISO_DATE_HINT}`, {
         field: `--${flag}`,
       });
-    return new Date(v).toISOString();
+    return iso;
   };
   const verdict = values.verdict ?? "any";
   if (!["verified", "failed", "any"].includes(verdict as string))

@@ -2,7 +2,6 @@
 // interrupted run from its last checkpoint. Errors are one line on stderr with a non-zero exit.
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { parseArgs } from "node:util";
 import { mergeRefineOptions, processSettingsFromEnv, type RefineOptions } from "../core/config.ts";
 import { loadConfigFile, type ConfigFile } from "../core/config-file.ts";
 import { isRefineryError, RefineryError } from "../core/errors.ts";
@@ -11,7 +10,7 @@ import type { LessonMemory } from "../core/memory/lessons.ts";
 import { openEngine, type Engine } from "../graphs/engine.ts";
 import { openLearning, type OpenedLearning } from "../graphs/learning.ts";
 import { systemAssistantId } from "../graphs/registry.ts";
-import { optionsFromFlags, RUN_FLAGS, type Flags } from "./args.ts";
+import { optionsFromFlags, parseFlags, RUN_FLAGS, type Flags } from "./args.ts";
 import { evalCommand } from "./eval.ts";
 import { exportCommand, lessonsCommand } from "./learning.ts";
 import { LiveRenderer, resultJson } from "./render.ts";
@@ -115,23 +114,6 @@ function reportError(err: unknown, io: CliIO): number {
   const message = err instanceof Error ? err.message : String(err);
   io.stderr.write(`refinery: ${message.split("\n")[0]}\n`);
   return /Unknown option|Unexpected argument|argument missing/i.test(message) ? 2 : 1;
-}
-
-function parse(
-  args: string[],
-  options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>,
-) {
-  try {
-    return parseArgs({ args, options, allowPositionals: true, strict: true });
-  } catch (err) {
-    throw new RefineryError(
-      "invalid_input",
-      (err as Error).message.split("\n")[0] ?? "invalid arguments",
-      {
-        fix: "see --help for the accepted options",
-      },
-    );
-  }
 }
 
 async function readTask(positionals: string[], flags: Flags, io: CliIO): Promise<string> {
@@ -242,7 +224,7 @@ async function learnFrom(engine: CliEngine, threadId: string, io: CliIO): Promis
 }
 
 async function runCommand(args: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parse(args, RUN_FLAGS as never);
+  const { values, positionals } = parseFlags(args, RUN_FLAGS as never);
   const flags = values as Flags;
   if (flags.help) {
     io.stdout.write(RUN_HELP);
@@ -288,7 +270,7 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
 }
 
 async function resumeCommand(args: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parse(args, {
+  const { values, positionals } = parseFlags(args, {
     db: { type: "string" },
     json: { type: "boolean" },
     quiet: { type: "boolean", short: "q" },
