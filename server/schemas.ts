@@ -3,6 +3,7 @@
 // that names it, not a silently ignored option. Fields the official SDK sends that this
 // server does not act on are accepted and documented as ignored.
 import { z } from "zod";
+import { ISO_DATE_HINT, isoDateFilter } from "../core/learning/export.ts";
 
 export const Uuid = z.uuid({ error: "must be a UUID" });
 const Meta = z.record(z.string(), z.unknown());
@@ -332,15 +333,10 @@ export const RunRatingCreate = z
 const IsoDate = (field: string) =>
   z
     .string()
-    .refine(
-      (s) =>
-        /^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(s) &&
-        !Number.isNaN(Date.parse(s)),
-      {
-        message: `${field} must be an ISO date or date-time, e.g. 2026-11-01 or 2026-11-01T12:00:00Z`,
-      },
-    )
-    .transform((s) => new Date(s).toISOString());
+    .refine((s) => isoDateFilter(s) !== undefined, {
+      message: `${field} must be ${ISO_DATE_HINT}`,
+    })
+    .transform((s) => isoDateFilter(s)!);
 
 export const ExportQuery = z
   .object({

@@ -11,6 +11,16 @@ export type ExportFormat = (typeof EXPORT_FORMATS)[number];
 
 type Message = { role: "system" | "user" | "assistant"; content: string };
 
+/** How a date filter (since, until) must be written, for error messages. */
+export const ISO_DATE_HINT = "an ISO date or date-time, e.g. 2026-11-01 or 2026-11-01T12:00:00Z";
+
+/** A date filter as the stored ISO timestamp, or undefined when it is not an ISO date (or date-time). */
+export function isoDateFilter(text: string): string | undefined {
+  if (!/^\d{4}-\d{2}-\d{2}([T ][0-9:.]+(Z|[+-]\d{2}:?\d{2})?)?$/.test(text)) return undefined;
+  const ms = Date.parse(text);
+  return Number.isNaN(ms) ? undefined : new Date(ms).toISOString();
+}
+
 /**
  * A run's answer is fit to train on when it was verified or approved by a person, no reviewer
  * rejected it last, and no end user rated it below 0.5.
