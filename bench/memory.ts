@@ -13,6 +13,7 @@ import { LessonMemory } from "../core/memory/lessons.ts";
 import { openStore } from "../core/memory/open-store.ts";
 import { createModelProvider } from "../core/models/provider.ts";
 import { createSimulatedModel } from "../core/models/simulated.ts";
+import { mulberry32 } from "../core/random.ts";
 import { createSettingsResolver } from "../core/settings.ts";
 import type { RefineStateType, Strategy } from "../core/state.ts";
 import { createLearningLoop, lessonSourceFor } from "../graphs/learning.ts";
@@ -46,18 +47,6 @@ const TICKET_SCHEMA = {
     priority: { type: "string", enum: ["low", "normal", "high"] },
   },
 };
-
-/** Deterministic PRNG so every seed gets its own, reproducible stream. */
-function rng(seed: number): () => number {
-  let a = seed >>> 0 || 1;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 const pick = <T>(r: () => number, xs: readonly T[]): T => xs[Math.floor(r() * xs.length)]!;
 
@@ -150,7 +139,7 @@ const FAMILIES: Record<string, (r: () => number) => Task> = {
 };
 
 function stream(seed: number, n: number): Task[] {
-  const r = rng(seed * 7919);
+  const r = mulberry32(seed * 7919);
   const names = Object.keys(FAMILIES);
   const seen = new Set<string>();
   const out: Task[] = [];

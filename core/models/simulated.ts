@@ -20,6 +20,7 @@ import {
 } from "../arith.ts";
 import { fromZodError } from "../errors.ts";
 import { tokenize } from "../memory/text.ts";
+import { mulberry32 } from "../random.ts";
 import type { ModelRole, RefineryCallOptions } from "./types.ts";
 
 export const SIMULATED_MODEL_NAME = "refinery-simulated";
@@ -121,17 +122,6 @@ function hashString(text: string, seed = 0): number {
   h1 = Math.imul(h1 ^ (h1 >>> 16), 2246822507) ^ Math.imul(h2 ^ (h2 >>> 13), 3266489909);
   h2 = Math.imul(h2 ^ (h2 >>> 16), 2246822507) ^ Math.imul(h1 ^ (h1 >>> 13), 3266489909);
   return 4294967296 * (2097151 & h2) + (h1 >>> 0);
-}
-
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
 }
 
 /** A uniform draw in [0, 1) for `label`, fixed by the call's key. */

@@ -11,6 +11,7 @@ import {
 } from "../../core/pasr.ts";
 import type { PasrEvent, PasrResult } from "../../core/pasr.ts";
 import { PasrChatModel, pasrReply } from "../support/pasr-model.ts";
+import { mulberry32 } from "../../core/random.ts";
 
 function streamed(chunks: string[]): { events: PasrEvent[]; result: PasrResult } {
   const parser = new PasrStreamParser();
@@ -19,18 +20,6 @@ function streamed(chunks: string[]): { events: PasrEvent[]; result: PasrResult }
 }
 
 const whole = (text: string) => streamed([text]);
-
-/** Deterministic PRNG (mulberry32) so random chunkings are reproducible. */
-function mulberry32(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 function randomChunks(text: string, rand: () => number, maxSize: number): string[] {
   const out: string[] = [];
