@@ -22,7 +22,7 @@ import { describeMachine, formatMachine, median } from "./support.ts";
 
 const env = process.env;
 const SEEDS = (env.BENCH_SEEDS ?? "1,2,3,4,5").split(",").map(Number);
-const TASKS = Number(env.BENCH_TASKS ?? 80);
+const TASKS = Number(env.BENCH_TASKS ?? 160);
 const BLOCK = Number(env.BENCH_BLOCK ?? 10);
 const STRATEGIES = (env.BENCH_STRATEGIES ?? "self-refine,proactive").split(",") as Strategy[];
 const ASSISTANT = "bench-assistant";
