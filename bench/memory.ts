@@ -322,26 +322,17 @@ async function main(): Promise<void> {
         ["memory off", "offRs"],
         ["memory on", "onRs"],
       ] as const) {
-        const cells = Array.from({ length: blocks }, (_, b) =>
-          f1(
+        /** Per block of BLOCK tasks: the median over seeds of the block's mean of `metric`. */
+        const curve = (metric: "tokens" | "iterations") =>
+          Array.from({ length: blocks }, (_, b) =>
             median(
               perSeed.map((s) =>
-                mean(s[key].slice(b * BLOCK, (b + 1) * BLOCK).map((x) => x.tokens)),
+                mean(s[key].slice(b * BLOCK, (b + 1) * BLOCK).map((x) => x[metric])),
               ),
             ),
-          ),
-        );
-        out(`| ${label} tokens | ${cells.join(" | ")} |`);
-        const its = Array.from({ length: blocks }, (_, b) =>
-          f2(
-            median(
-              perSeed.map((s) =>
-                mean(s[key].slice(b * BLOCK, (b + 1) * BLOCK).map((x) => x.iterations)),
-              ),
-            ),
-          ),
-        );
-        out(`| ${label} iterations | ${its.join(" | ")} |`);
+          );
+        out(`| ${label} tokens | ${curve("tokens").map(f1).join(" | ")} |`);
+        out(`| ${label} iterations | ${curve("iterations").map(f2).join(" | ")} |`);
       }
     }
   } finally {
