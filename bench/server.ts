@@ -32,6 +32,7 @@ import {
   median,
   percentile,
   runInterleaved,
+  slope,
   type Variant,
 } from "./support.ts";
 
@@ -719,15 +720,6 @@ function report(r: {
     `RSS, reference: ${fmt(refFirst?.mib ?? Number.NaN)} MiB after ${refFirst?.runs} runs -> ` +
       `${fmt(refLast?.mib ?? Number.NaN)} MiB after ${refLast?.runs} runs`,
   );
-}
-
-function slope(points: [number, number][]): number {
-  const n = points.length;
-  const mx = points.reduce((a, [x]) => a + x, 0) / n;
-  const my = points.reduce((a, [, y]) => a + y, 0) / n;
-  const sxy = points.reduce((a, [x, y]) => a + (x - mx) * (y - my), 0);
-  const sxx = points.reduce((a, [x]) => a + (x - mx) ** 2, 0);
-  return sxx ? sxy / sxx : 0;
 }
 
 function reportBatches(batches: Batch[]): void {
