@@ -21,7 +21,7 @@ import { createRefineGraph } from "../graphs/refine.ts";
 import { describeMachine, formatMachine, median } from "./support.ts";
 
 const env = process.env;
-const SEEDS = (env.BENCH_SEEDS ?? "1,2,3,4,5").split(",").map(Number);
+const SEEDS = (env.BENCH_SEEDS ?? "1,2,3,4,5,6,7,8,9,10").split(",").map(Number);
 const TASKS = Number(env.BENCH_TASKS ?? 160);
 const BLOCK = Number(env.BENCH_BLOCK ?? 10);
 const STRATEGIES = (env.BENCH_STRATEGIES ?? "self-refine,proactive").split(",") as Strategy[];
