@@ -109,113 +109,125 @@ describe.skipIf(skip)(title, () => {
     if (shots) console.log(`web console screenshots: ${shots}`);
   });
 
-  it("reviews a pending approval: reject with feedback, watch the next iteration live, approve", async () => {
-    const thread = await api<ThreadBody>("POST", "/threads", {});
-    await api("POST", `/threads/${thread.thread_id}/runs`, {
-      assistant_id: "refine",
-      input: { task: TASK },
-      config: {
-        configurable: {
-          approval: { mode: "final" },
-          // Latency makes each model call visible as a separate live step. Seed 3: the first
-          // draft is right (approval at iteration 1) and the revision after the rejection
-          // differs from it, so a critique follows it live before the next approval. (Seed 1
-          // did this until the simulation's random key changed; its revision now repeats the
-          // draft, and the run stops as unchanged at once.)
-          models: { default: { provider: "simulated", simulated: { seed: 3, latencyMs: 300 } } },
-          verifiers: [{ kind: "answer_match", expected: 395 }],
+  // Seed 3: the revision after the rejection differs from the draft, so a critique follows it
+  // live before the next approval. Seed 1: the revision repeats the draft, so the run stops as
+  // unchanged right after it; the page must still draw that draft as live (it once drew it after
+  // leaving live mode, on a page still saying "busy" without the live marker).
+  it.each([
+    { seed: 3, how: "the run goes on after the revision" },
+    { seed: 1, how: "the run ends right after the revision" },
+  ])(
+    "reviews a pending approval: reject with feedback, watch the next iteration live, approve ($how)",
+    async ({ seed }) => {
+      const thread = await api<ThreadBody>("POST", "/threads", {});
+      await api("POST", `/threads/${thread.thread_id}/runs`, {
+        assistant_id: "refine",
+        input: { task: TASK },
+        config: {
+          configurable: {
+            approval: { mode: "final" },
+            // Latency makes each model call visible as a separate live step. With both seeds the
+            // first draft is right, so the approval comes at iteration 1.
+            models: { default: { provider: "simulated", simulated: { seed, latencyMs: 300 } } },
+            verifiers: [{ kind: "answer_match", expected: 395 }],
+          },
         },
-      },
-      stream_mode: ["values", "updates", "custom"],
-    });
-    await expect
-      .poll(async () => (await api<{ thread_id: string }[]>("GET", "/approvals")).length, {
-        timeout: 15_000,
-      })
-      .toBe(1);
+        stream_mode: ["values", "updates", "custom"],
+      });
+      await expect
+        .poll(async () => (await api<{ thread_id: string }[]>("GET", "/approvals")).length, {
+          timeout: 15_000,
+        })
+        .toBe(1);
 
-    // The threads page, reached through /ui (redirected to /ui/).
-    await page.goto(`${s.url}/ui`);
-    expect(new URL(page.url()).pathname).toBe("/ui/");
-    await expect.poll(() => page.getByRole("heading", { level: 1 }).textContent()).toBe("Threads");
-    const row = page.locator(`tr[data-thread="${thread.thread_id}"]`);
-    await row.waitFor();
-    expect(await row.locator("[data-status]").textContent()).toBe("interrupted");
-    expect(await row.textContent()).toContain("simulated model");
-    await shot("1-threads");
+      // The threads page, reached through /ui (redirected to /ui/).
+      await page.goto(`${s.url}/ui`);
+      expect(new URL(page.url()).pathname).toBe("/ui/");
+      await expect
+        .poll(() => page.getByRole("heading", { level: 1 }).textContent())
+        .toBe("Threads");
+      const row = page.locator(`tr[data-thread="${thread.thread_id}"]`);
+      await row.waitFor();
+      expect(await row.locator("[data-status]").textContent()).toBe("interrupted");
+      expect(await row.textContent()).toContain("simulated model");
+      await shot("1-threads");
 
-    // The queue, then the thread.
-    await page.getByRole("link", { name: /^Approvals/ }).click();
-    const card = page.locator(`.approval-card[data-thread="${thread.thread_id}"]`);
-    await card.waitFor();
-    expect(await card.textContent()).toContain(TASK);
-    await shot("2-approvals");
-    await card.getByRole("link", { name: /^Review/ }).click();
-    const panel = page.getByRole("region", { name: "Awaiting your approval" });
-    await panel.waitFor();
-    expect(await page.locator("article.iteration").count()).toBe(1);
-    expect(await page.locator("svg.graph g.node").count()).toBe(7);
-    expect(await page.locator("svg.graph g.node.current text").first().textContent()).toBe(
-      "approve",
-    );
-    await shot("3-thread-awaiting-approval");
+      // The queue, then the thread.
+      await page.getByRole("link", { name: /^Approvals/ }).click();
+      const card = page.locator(`.approval-card[data-thread="${thread.thread_id}"]`);
+      await card.waitFor();
+      expect(await card.textContent()).toContain(TASK);
+      await shot("2-approvals");
+      await card.getByRole("link", { name: /^Review/ }).click();
+      const panel = page.getByRole("region", { name: "Awaiting your approval" });
+      await panel.waitFor();
+      expect(await page.locator("article.iteration").count()).toBe(1);
+      expect(await page.locator("svg.graph g.node").count()).toBe(7);
+      expect(await page.locator("svg.graph g.node.current text").first().textContent()).toBe(
+        "approve",
+      );
+      await shot("3-thread-awaiting-approval");
 
-    // The server's refusal is shown in place: whitespace is not feedback.
-    await panel.getByRole("button", { name: "Reject with feedback…" }).click();
-    const feedback = panel.getByLabel("Feedback for the next revision");
-    await feedback.fill("   ");
-    await panel.getByRole("button", { name: "Send feedback and revise" }).click();
-    const alert = panel.getByRole("alert");
-    await alert.waitFor();
-    expect(await alert.textContent()).toMatch(/422 .*reject needs feedback/);
-    await panel.screenshot({ path: join(shots, "3b-inline-error.png") });
+      // The server's refusal is shown in place: whitespace is not feedback.
+      await panel.getByRole("button", { name: "Reject with feedback…" }).click();
+      const feedback = panel.getByLabel("Feedback for the next revision");
+      await feedback.fill("   ");
+      await panel.getByRole("button", { name: "Send feedback and revise" }).click();
+      const alert = panel.getByRole("alert");
+      await alert.waitFor();
+      expect(await alert.textContent()).toMatch(/422 .*reject needs feedback/);
+      await panel.screenshot({ path: join(shots, "3b-inline-error.png") });
 
-    // The second draft must arrive while the run is still going (streamed), without a reload.
-    await page.evaluate(WATCH_SECOND_DRAFT);
-    await feedback.fill(FEEDBACK);
-    await panel.getByRole("button", { name: "Send feedback and revise" }).click();
-    await page.locator('article[data-iteration="2"]').waitFor();
-    await shot("4-thread-live");
-    const seen = await page.evaluate("window.seen");
-    expect(seen).toEqual({ status: "busy", live: true, activity: true, panel: false });
-    expect(streams.length).toBeGreaterThan(0);
+      // The second draft must arrive while the run is still going (streamed), without a reload.
+      await page.evaluate(WATCH_SECOND_DRAFT);
+      await feedback.fill(FEEDBACK);
+      await panel.getByRole("button", { name: "Send feedback and revise" }).click();
+      await page.locator('article[data-iteration="2"]').waitFor();
+      await shot("4-thread-live");
+      const seen = await page.evaluate("window.seen");
+      expect(seen).toEqual({ status: "busy", live: true, activity: true, panel: false });
+      expect(streams.length).toBeGreaterThan(0);
 
-    // The loop asks again on a later draft; the rejection is in the timeline.
-    await page.getByRole("region", { name: "Awaiting your approval" }).waitFor({ timeout: 20_000 });
-    expect(await page.locator(".thread-head [data-status]").textContent()).toBe("interrupted");
-    expect(
-      await page.locator('article[data-iteration="1"] .decisions-list').textContent(),
-    ).toContain(FEEDBACK);
-    expect(await page.locator("article.iteration").count()).toBeGreaterThan(1);
-    expect(await page.locator(".feedback-list").textContent()).toContain(FEEDBACK);
+      // The loop asks again on a later draft; the rejection is in the timeline.
+      await page
+        .getByRole("region", { name: "Awaiting your approval" })
+        .waitFor({ timeout: 20_000 });
+      expect(await page.locator(".thread-head [data-status]").textContent()).toBe("interrupted");
+      expect(
+        await page.locator('article[data-iteration="1"] .decisions-list').textContent(),
+      ).toContain(FEEDBACK);
+      expect(await page.locator("article.iteration").count()).toBeGreaterThan(1);
+      expect(await page.locator(".feedback-list").textContent()).toContain(FEEDBACK);
 
-    await page
-      .getByRole("region", { name: "Awaiting your approval" })
-      .getByRole("button", { name: "Approve" })
-      .click();
-    const answer = page.getByRole("region", { name: "Final answer" });
-    await answer.waitFor({ timeout: 20_000 });
-    expect(await page.locator(".thread-head [data-status]").textContent()).toBe("idle");
-    expect(await page.locator(".thread-head [data-stop]").textContent()).toBe("stop: approved");
-    expect(await answer.textContent()).toContain("395");
-    expect(await page.getByRole("region", { name: "Awaiting your approval" }).count()).toBe(0);
-    expect(await page.evaluate("window.marker")).toBe(true);
-    await shot("5-thread-approved");
+      await page
+        .getByRole("region", { name: "Awaiting your approval" })
+        .getByRole("button", { name: "Approve" })
+        .click();
+      const answer = page.getByRole("region", { name: "Final answer" });
+      await answer.waitFor({ timeout: 20_000 });
+      expect(await page.locator(".thread-head [data-status]").textContent()).toBe("idle");
+      expect(await page.locator(".thread-head [data-stop]").textContent()).toBe("stop: approved");
+      expect(await answer.textContent()).toContain("395");
+      expect(await page.getByRole("region", { name: "Awaiting your approval" }).count()).toBe(0);
+      expect(await page.evaluate("window.marker")).toBe(true);
+      await shot("5-thread-approved");
 
-    const done = await api<ThreadBody>("GET", `/threads/${thread.thread_id}`);
-    expect(done.status).toBe("idle");
-    expect(done.values.stopReason).toBe("approved");
-    expect(done.values.approvals.map((a) => a.action)).toEqual(["reject", "approve"]);
+      const done = await api<ThreadBody>("GET", `/threads/${thread.thread_id}`);
+      expect(done.status).toBe("idle");
+      expect(done.values.stopReason).toBe("approved");
+      expect(done.values.approvals.map((a) => a.action)).toEqual(["reject", "approve"]);
 
-    // Back on the threads page the status filter finds it among the idle threads.
-    const nav = page.getByRole("navigation", { name: "Main" });
-    await nav.getByRole("link", { name: "Threads" }).click();
-    await page.getByRole("link", { name: /^Idle/ }).click();
-    await page.locator(`tr[data-thread="${thread.thread_id}"]`).waitFor();
-    await nav.getByRole("link", { name: "Graphs" }).click();
-    await page.locator("svg.graph").first().waitFor();
-    await shot("6-graphs");
+      // Back on the threads page the status filter finds it among the idle threads.
+      const nav = page.getByRole("navigation", { name: "Main" });
+      await nav.getByRole("link", { name: "Threads" }).click();
+      await page.getByRole("link", { name: /^Idle/ }).click();
+      await page.locator(`tr[data-thread="${thread.thread_id}"]`).waitFor();
+      await nav.getByRole("link", { name: "Graphs" }).click();
+      await page.locator("svg.graph").first().waitFor();
+      await shot("6-graphs");
 
-    expect(problems).toEqual([]);
-  }, 60_000);
+      expect(problems).toEqual([]);
+    },
+    60_000,
+  );
 });

@@ -494,6 +494,14 @@ export function threadView(main, { params, signal }) {
     followRun(threadId, runId, onEvent, controller.signal)
       .catch((err) => showError(notice, err))
       .finally(() => {
+        // A run can end right after its last event (a revision that repeats the draft stops the
+        // run at once): draw that event now, as the live view it belongs to. Left to the pending
+        // frame, it would be drawn after live mode ends, on a page still saying "busy".
+        if (frame && live === mine) {
+          cancelAnimationFrame(frame);
+          frame = 0;
+          renderAll();
+        }
         if (live === mine) live = null;
         if (!signal.aborted) load();
       });
