@@ -115,6 +115,8 @@ export class LessonMemory {
   private readonly snapshots = new Map<string, Snapshot>();
   /** Bumped by every write, so that a read started before it does not replace the snapshot. */
   private readonly writes = new Map<string, number>();
+  /** Per assistant, the tail of its queue of read-modify-write steps (see `serial`). */
+  private readonly queues = new Map<string, Promise<void>>();
 
   constructor(
     readonly store: BaseStore,
@@ -127,6 +129,24 @@ export class LessonMemory {
     this.minSimilarity = options.minSimilarity ?? 0.35;
     this.snapshotMs = options.snapshotMs ?? 2000;
     this.now = options.now ?? (() => new Date());
+  }
+
+  /**
+   * Runs an assistant's read-modify-write steps one at a time in this process: runs that end
+   * together would otherwise both read a lesson, and the second write would drop the first's
+   * count (or both would add the same new lesson).
+   */
+  private serial<T>(assistantId: string, step: () => Promise<T>): Promise<T> {
+    const result = (this.queues.get(assistantId) ?? Promise.resolve()).then(step);
+    const tail = result.then(
+      () => undefined,
+      () => undefined,
+    );
+    this.queues.set(assistantId, tail);
+    void tail.then(() => {
+      if (this.queues.get(assistantId) === tail) this.queues.delete(assistantId);
+    });
+    return result;
   }
 
   get usesEmbeddings(): boolean {
@@ -142,48 +162,50 @@ export class LessonMemory {
    * (evidence and keywords are added, nothing is duplicated). Evicts beyond the cap.
    */
   async add(assistantId: string, input: NewLesson): Promise<{ lesson: Lesson; created: boolean }> {
-    const text = checkText(input.text, "text");
-    const all = await this.all(assistantId);
-    const norm = normalizeText(text);
-    const twin =
-      all.find((l) => normalizeText(l.text) === norm) ??
-      all.find((l) => jaccard(l.text, text) >= this.dupSim);
-    const at = this.now().toISOString();
-    const taskTerms = input.keywords ?? keywords(`${input.task ?? ""}`, 16);
-    if (twin) {
-      const merged: Lesson = {
-        ...twin,
-        keywords: union(twin.keywords, taskTerms, MAX_KEYWORDS),
-        evidence: input.evidence
-          ? [...twin.evidence, input.evidence].slice(-MAX_EVIDENCE)
-          : twin.evidence,
-        pinned: twin.pinned || Boolean(input.pinned),
+    return this.serial(assistantId, async () => {
+      const text = checkText(input.text, "text");
+      const all = await this.all(assistantId);
+      const norm = normalizeText(text);
+      const twin =
+        all.find((l) => normalizeText(l.text) === norm) ??
+        all.find((l) => jaccard(l.text, text) >= this.dupSim);
+      const at = this.now().toISOString();
+      const taskTerms = input.keywords ?? keywords(`${input.task ?? ""}`, 16);
+      if (twin) {
+        const merged: Lesson = {
+          ...twin,
+          keywords: union(twin.keywords, taskTerms, MAX_KEYWORDS),
+          evidence: input.evidence
+            ? [...twin.evidence, input.evidence].slice(-MAX_EVIDENCE)
+            : twin.evidence,
+          pinned: twin.pinned || Boolean(input.pinned),
+          updated_at: at,
+        };
+        await this.write(merged);
+        return { lesson: merged, created: false };
+      }
+      const lesson: Lesson = {
+        id: lessonId(assistantId, norm),
+        assistant_id: assistantId,
+        text,
+        graph_id: input.graph_id,
+        family: input.family ?? (keywords(input.task ?? text, 3).join(" ") || "general"),
+        keywords: union([], taskTerms, MAX_KEYWORDS),
+        source: input.source,
+        evidence: input.evidence ? [input.evidence] : [],
+        pinned: Boolean(input.pinned),
+        uses: 0,
+        helped: 0,
+        failed: 0,
+        demoted: false,
+        created_at: at,
         updated_at: at,
       };
-      await this.write(merged);
-      return { lesson: merged, created: false };
-    }
-    const lesson: Lesson = {
-      id: lessonId(assistantId, norm),
-      assistant_id: assistantId,
-      text,
-      graph_id: input.graph_id,
-      family: input.family ?? (keywords(input.task ?? text, 3).join(" ") || "general"),
-      keywords: union([], taskTerms, MAX_KEYWORDS),
-      source: input.source,
-      evidence: input.evidence ? [input.evidence] : [],
-      pinned: Boolean(input.pinned),
-      uses: 0,
-      helped: 0,
-      failed: 0,
-      demoted: false,
-      created_at: at,
-      updated_at: at,
-    };
-    if (this.options.embeddings) lesson.embedding = await this.embed(lesson);
-    await this.write(lesson);
-    await this.evict(assistantId, [...all, lesson]);
-    return { lesson, created: true };
+      if (this.options.embeddings) lesson.embedding = await this.embed(lesson);
+      await this.write(lesson);
+      await this.evict(assistantId, [...all, lesson]);
+      return { lesson, created: true };
+    });
   }
 
   async get(assistantId: string, id: string): Promise<Lesson | undefined> {
@@ -213,35 +235,39 @@ export class LessonMemory {
   }
 
   async update(assistantId: string, id: string, patch: LessonPatch): Promise<Lesson | undefined> {
-    const lesson = await this.get(assistantId, id);
-    if (!lesson) return undefined;
-    const next: Lesson = {
-      ...lesson,
-      ...(patch.text !== undefined ? { text: checkText(patch.text, "text") } : {}),
-      ...(patch.pinned !== undefined ? { pinned: patch.pinned } : {}),
-      ...(patch.family !== undefined ? { family: patch.family } : {}),
-      ...(patch.keywords !== undefined
-        ? { keywords: union([], patch.keywords, MAX_KEYWORDS) }
-        : {}),
-      ...(patch.demoted !== undefined
-        ? // Un-demoting gives the lesson a fresh start.
-          patch.demoted
-          ? { demoted: true }
-          : { demoted: false, failed: 0 }
-        : {}),
-      updated_at: this.now().toISOString(),
-    };
-    if (this.options.embeddings && (patch.text !== undefined || patch.keywords !== undefined))
-      next.embedding = await this.embed(next);
-    await this.write(next);
-    return next;
+    return this.serial(assistantId, async () => {
+      const lesson = await this.get(assistantId, id);
+      if (!lesson) return undefined;
+      const next: Lesson = {
+        ...lesson,
+        ...(patch.text !== undefined ? { text: checkText(patch.text, "text") } : {}),
+        ...(patch.pinned !== undefined ? { pinned: patch.pinned } : {}),
+        ...(patch.family !== undefined ? { family: patch.family } : {}),
+        ...(patch.keywords !== undefined
+          ? { keywords: union([], patch.keywords, MAX_KEYWORDS) }
+          : {}),
+        ...(patch.demoted !== undefined
+          ? // Un-demoting gives the lesson a fresh start.
+            patch.demoted
+            ? { demoted: true }
+            : { demoted: false, failed: 0 }
+          : {}),
+        updated_at: this.now().toISOString(),
+      };
+      if (this.options.embeddings && (patch.text !== undefined || patch.keywords !== undefined))
+        next.embedding = await this.embed(next);
+      await this.write(next);
+      return next;
+    });
   }
 
   async delete(assistantId: string, id: string): Promise<boolean> {
-    const ns = this.namespace(assistantId);
-    if (!(await this.store.get(ns, id))) return false;
-    await this.remove(assistantId, id);
-    return true;
+    return this.serial(assistantId, async () => {
+      const ns = this.namespace(assistantId);
+      if (!(await this.store.get(ns, id))) return false;
+      await this.remove(assistantId, id);
+      return true;
+    });
   }
 
   /** The assistants that have lessons. */
@@ -309,18 +335,20 @@ export class LessonMemory {
    * A lesson that failed `demoteAfter` times more than it helped is demoted.
    */
   async recordUse(assistantId: string, ids: string[], helped: boolean): Promise<void> {
-    for (const id of new Set(ids)) {
-      const lesson = await this.get(assistantId, id);
-      if (!lesson) continue;
-      const next: Lesson = {
-        ...lesson,
-        uses: lesson.uses + 1,
-        helped: lesson.helped + (helped ? 1 : 0),
-        failed: lesson.failed + (helped ? 0 : 1),
-      };
-      next.demoted = next.demoted || next.failed - next.helped >= this.demoteAfter;
-      await this.write(next);
-    }
+    return this.serial(assistantId, async () => {
+      for (const id of new Set(ids)) {
+        const lesson = await this.get(assistantId, id);
+        if (!lesson) continue;
+        const next: Lesson = {
+          ...lesson,
+          uses: lesson.uses + 1,
+          helped: lesson.helped + (helped ? 1 : 0),
+          failed: lesson.failed + (helped ? 0 : 1),
+        };
+        next.demoted = next.demoted || next.failed - next.helped >= this.demoteAfter;
+        await this.write(next);
+      }
+    });
   }
 
   /** Every lesson of an assistant, read from the store (and kept as retrieve's snapshot). */

@@ -1,6 +1,7 @@
 // retrieve reads a snapshot of an assistant's lessons instead of the whole namespace on every
 // generate step. Writes through the same LessonMemory must show at once; writes by another
 // process (here: another LessonMemory on the same SQLite file) within `snapshotMs`.
+// And runs that end together must not lose a lesson's counts or add the same lesson twice.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -85,5 +86,28 @@ describe("LessonMemory.retrieve snapshot", () => {
     // ...and list, add and the other reads go to the store and refresh the snapshot.
     expect(await cached.list(A)).toHaveLength(1);
     expect(await cached.retrieve(A, TASK)).toHaveLength(1);
+  });
+});
+
+describe("LessonMemory with runs ending together in one process", () => {
+  it("counts every use and adds a lesson once", async () => {
+    const { store } = await sqlite();
+    const m = new LessonMemory(store, { demoteAfter: 100 });
+    const { lesson } = await m.add(A, SPEED);
+    await Promise.all(
+      Array.from({ length: 20 }, (_, i) => m.recordUse(A, [lesson.id], i % 2 === 0)),
+    );
+    expect(await m.get(A, lesson.id)).toMatchObject({ uses: 20, helped: 10, failed: 10 });
+
+    const text = "State the unit of the answer, km/h, on the answer line.";
+    const added = await Promise.all(
+      Array.from({ length: 5 }, (_, i) =>
+        m.add(A, { ...SPEED, text, evidence: { thread_id: `t${i}`, iteration: 1 } }),
+      ),
+    );
+    expect(added.filter((a) => a.created)).toHaveLength(1);
+    const [kept] = (await m.list(A)).filter((l) => l.text === text);
+    expect(kept!.evidence.map((e) => e.thread_id).sort()).toEqual(["t0", "t1", "t2", "t3", "t4"]);
+    expect(await m.list(A)).toHaveLength(2);
   });
 });
