@@ -1,6 +1,12 @@
-// Turns `refinery run` flags into refine options. Verifier shorthands (--expect-number,
-// --must-match, ...) become verifier specs; --verifier takes a full JSON spec.
-import { parseRefineOptions, type RefineOptions } from "../core/config.ts";
+// Command-line flags: parsing (every command), --db over REFINERY_DB (every command that opens
+// the database), and `refinery run` flags into refine options. Verifier shorthands
+// (--expect-number, --must-match, ...) become verifier specs; --verifier takes a full JSON spec.
+import {
+  parseRefineOptions,
+  processSettingsFromEnv,
+  type ProcessSettings,
+  type RefineOptions,
+} from "../core/config.ts";
 import { RefineryError } from "../core/errors.ts";
 import { readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
@@ -21,6 +27,16 @@ export function parseFlags(
       { fix: "see --help for the accepted options" },
     );
   }
+}
+
+/** The process settings with `--db PATH` (when given and not empty) in place of REFINERY_DB. */
+export function settingsFromFlags(
+  env: Record<string, string | undefined>,
+  db: unknown,
+  file?: Parameters<typeof processSettingsFromEnv>[1],
+): ProcessSettings {
+  const path = typeof db === "string" && db !== "" ? { REFINERY_DB: db } : {};
+  return processSettingsFromEnv({ ...env, ...path }, file);
 }
 
 export const RUN_FLAGS = {

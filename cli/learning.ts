@@ -4,7 +4,6 @@
 import { createWriteStream, openSync } from "node:fs";
 import { once } from "node:events";
 import { openSqliteCheckpointer } from "../core/checkpointer.ts";
-import { processSettingsFromEnv } from "../core/config.ts";
 import { RefineryError } from "../core/errors.ts";
 import {
   EXPORT_FORMATS,
@@ -17,7 +16,7 @@ import type { Lesson } from "../core/memory/lessons.ts";
 import type { OutcomeFilter } from "../core/storage/learning-sqlite.ts";
 import { openLearning, type OpenedLearning } from "../graphs/learning.ts";
 import { systemAssistantId } from "../graphs/registry.ts";
-import { parseFlags } from "./args.ts";
+import { parseFlags, settingsFromFlags } from "./args.ts";
 import type { CliIO } from "./main.ts";
 
 const LESSONS_HELP = `refinery lessons COMMAND [options]
@@ -59,9 +58,9 @@ Output:
 
 async function open(
   io: CliIO,
-  db?: string,
+  db: unknown,
 ): Promise<OpenedLearning & { closeAll(): Promise<void> }> {
-  const settings = processSettingsFromEnv({ ...io.env, ...(db ? { REFINERY_DB: db } : {}) });
+  const settings = settingsFromFlags(io.env, db);
   const checkpointer = openSqliteCheckpointer(settings.dbPath);
   const learning = await openLearning(settings, checkpointer.db!).catch((err: unknown) => {
     checkpointer.close();
@@ -135,7 +134,7 @@ export async function lessonsCommand(args: string[], io: CliIO): Promise<number>
     );
   const limit = positiveInt(values.limit, "--limit");
   const assistant = assistantOf(values.assistant);
-  const learning = await open(io, values.db as string | undefined);
+  const learning = await open(io, values.db);
   try {
     const memory = learning.memory;
     if (!memory)
@@ -261,7 +260,7 @@ export async function exportCommand(args: string[], io: CliIO): Promise<number> 
     throw new RefineryError("invalid_input", "--since must be before --until", {
       field: "--since",
     });
-  const learning = await open(io, values.db as string | undefined);
+  const learning = await open(io, values.db);
   try {
     let out: ReturnType<typeof createWriteStream> | undefined;
     if (typeof values.out === "string") {

@@ -2,7 +2,7 @@
 // interrupted run from its last checkpoint. Errors are one line on stderr with a non-zero exit.
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
-import { mergeRefineOptions, processSettingsFromEnv, type RefineOptions } from "../core/config.ts";
+import { mergeRefineOptions, type RefineOptions } from "../core/config.ts";
 import { loadConfigFile, type ConfigFile } from "../core/config-file.ts";
 import { isRefineryError, RefineryError } from "../core/errors.ts";
 import type { RefineStateType } from "../core/state.ts";
@@ -10,7 +10,7 @@ import type { LessonMemory } from "../core/memory/lessons.ts";
 import { openEngine, type Engine } from "../graphs/engine.ts";
 import { openLearning, type OpenedLearning } from "../graphs/learning.ts";
 import { systemAssistantId } from "../graphs/registry.ts";
-import { optionsFromFlags, parseFlags, RUN_FLAGS, type Flags } from "./args.ts";
+import { optionsFromFlags, parseFlags, RUN_FLAGS, settingsFromFlags, type Flags } from "./args.ts";
 import { evalCommand } from "./eval.ts";
 import { exportCommand, lessonsCommand } from "./learning.ts";
 import { LiveRenderer, resultJson } from "./render.ts";
@@ -171,8 +171,7 @@ interface CliEngine extends Engine {
 
 /** The engine on the SQLite file, with the lessons memory and run records on the same file. */
 async function openFromFlags(flags: Flags, io: CliIO, file?: ConfigFile): Promise<CliEngine> {
-  const env = { ...io.env, ...(typeof flags.db === "string" ? { REFINERY_DB: flags.db } : {}) };
-  const settings = processSettingsFromEnv(env, file ?? {});
+  const settings = settingsFromFlags(io.env, flags.db, file);
   const ref: { memory?: LessonMemory } = {};
   const engine = openEngine({
     settings,
