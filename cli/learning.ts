@@ -13,7 +13,7 @@ import {
   type ExportFormat,
 } from "../core/learning/export.ts";
 import type { Lesson } from "../core/memory/lessons.ts";
-import type { OutcomeFilter } from "../core/storage/learning-sqlite.ts";
+import { OUTCOME_VERDICTS, type OutcomeFilter } from "../core/storage/learning-sqlite.ts";
 import { openLearning, type OpenedLearning } from "../graphs/learning.ts";
 import { systemAssistantId } from "../graphs/registry.ts";
 import { parseFlags, settingsFromFlags } from "./args.ts";
@@ -241,8 +241,8 @@ export async function exportCommand(args: string[], io: CliIO): Promise<number> 
       });
     return iso;
   };
-  const verdict = values.verdict ?? "any";
-  if (!["verified", "failed", "any"].includes(verdict as string))
+  const verdict = (values.verdict ?? "any") as NonNullable<OutcomeFilter["verdict"]>;
+  if (!OUTCOME_VERDICTS.includes(verdict))
     throw new RefineryError("invalid_input", "--verdict must be verified, failed or any", {
       field: "--verdict",
     });
@@ -253,7 +253,7 @@ export async function exportCommand(args: string[], io: CliIO): Promise<number> 
       : {}),
     ...(date("since") ? { since: date("since") } : {}),
     ...(date("until") ? { until: date("until") } : {}),
-    verdict: verdict as OutcomeFilter["verdict"],
+    verdict,
     human_approved_only: Boolean(values["approved-only"]),
   };
   if (filter.since && filter.until && filter.since >= filter.until)

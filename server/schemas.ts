@@ -3,7 +3,8 @@
 // that names it, not a silently ignored option. Fields the official SDK sends that this
 // server does not act on are accepted and documented as ignored.
 import { z } from "zod";
-import { ISO_DATE_HINT, isoDateFilter } from "../core/learning/export.ts";
+import { EXPORT_FORMATS, ISO_DATE_HINT, isoDateFilter } from "../core/learning/export.ts";
+import { OUTCOME_VERDICTS } from "../core/storage/learning-sqlite.ts";
 
 export const Uuid = z.uuid({ error: "must be a UUID" });
 const Meta = z.record(z.string(), z.unknown());
@@ -340,7 +341,7 @@ const IsoDate = (field: string) =>
 
 export const ExportQuery = z
   .object({
-    format: z.enum(["sft", "dpo", "pasr"], {
+    format: z.enum(EXPORT_FORMATS, {
       error:
         "format must be sft (task -> answer), dpo (preference pairs) or pasr (refinement traces)",
     }),
@@ -349,7 +350,7 @@ export const ExportQuery = z
     since: IsoDate("since").optional(),
     until: IsoDate("until").optional(),
     verdict: z
-      .enum(["verified", "failed", "any"], { error: "verdict must be verified, failed or any" })
+      .enum(OUTCOME_VERDICTS, { error: "verdict must be verified, failed or any" })
       .optional(),
     human_approved_only: z
       .enum(["true", "false", "1", "0"], { error: "human_approved_only must be true or false" })

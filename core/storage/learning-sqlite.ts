@@ -28,6 +28,9 @@ export interface NewRating {
   comment?: string;
 }
 
+/** The export's verdict filter values, for the CLI flag and the HTTP query alike. */
+export const OUTCOME_VERDICTS = ["verified", "failed", "any"] as const;
+
 export interface OutcomeFilter {
   graph_id?: string;
   assistant_id?: string;
@@ -35,7 +38,7 @@ export interface OutcomeFilter {
   since?: string;
   until?: string;
   /** `verified`: the final answer passed every hard verifier; `failed`: it did not. */
-  verdict?: "verified" | "failed" | "any";
+  verdict?: (typeof OUTCOME_VERDICTS)[number];
   human_approved_only?: boolean;
   /** Page size of the underlying query (tests use small pages). */
   pageSize?: number;
