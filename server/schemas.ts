@@ -266,12 +266,13 @@ const LessonText = z
   .min(1, "text must not be empty")
   .max(500, "text must be at most 500 characters: keep a lesson to one reusable sentence or two");
 const Keywords = z.array(z.string().trim().min(1).max(64)).max(24);
+const Family = z.string().trim().min(1).max(120);
 
 export const LessonCreate = z
   .object({
     text: LessonText,
     keywords: Keywords.optional(),
-    family: z.string().trim().min(1).max(120).optional(),
+    family: Family.optional(),
     pinned: z.boolean().optional(),
   })
   .strict();
@@ -280,7 +281,7 @@ export const LessonPatch = z
   .object({
     text: LessonText.optional(),
     keywords: Keywords.optional(),
-    family: z.string().trim().min(1).max(120).optional(),
+    family: Family.optional(),
     pinned: z.boolean().optional(),
     demoted: z.boolean().optional(),
   })
