@@ -123,14 +123,29 @@ function ajvFor(schema: Record<string, unknown>, field: string): AnyAjv {
   return ajv;
 }
 
+/**
+ * Compiled validators by schema text. Building ajv and compiling a schema costs milliseconds,
+ * and every run resolves its verifiers: a server or an evaluation checks the same few schemas
+ * over and over. A validator is reused safely: its `errors` are read right after the call, with
+ * no await in between. Bounded; the oldest entry goes first.
+ */
+const COMPILED = new Map<string, ValidateFunction>();
+const COMPILED_MAX = 256;
+
 /** Compiles the schema now so that a broken schema fails the config, not every draft. */
 export function compileJsonSchema(
   schema: Record<string, unknown>,
   field = "verifier",
 ): ValidateFunction {
+  const key = JSON.stringify(schema);
+  const cached = COMPILED.get(key);
+  if (cached) return cached;
   const ajv = ajvFor(schema, field);
   try {
-    return ajv.compile(schema);
+    const validate = ajv.compile(schema);
+    if (COMPILED.size >= COMPILED_MAX) COMPILED.delete(COMPILED.keys().next().value as string);
+    COMPILED.set(key, validate);
+    return validate;
   } catch (error) {
     throw new RefineryError(
       "invalid_config",

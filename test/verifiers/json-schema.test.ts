@@ -2,7 +2,11 @@
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { isRefineryError } from "../../core/errors.ts";
-import { createJsonSchemaVerifier, extractJson } from "../../core/verifiers/json-schema.ts";
+import {
+  compileJsonSchema,
+  createJsonSchemaVerifier,
+  extractJson,
+} from "../../core/verifiers/json-schema.ts";
 import { createVerifiers, specFromZod } from "../../core/verifiers/index.ts";
 import type { JsonSchemaVerifierSpec } from "../../core/verifiers/spec.ts";
 
@@ -150,5 +154,34 @@ describe("zod schemas", () => {
     expect(() => createVerifiers([{ kind: "json_schema", schema: z.date() }])).toThrow(
       expect.objectContaining({ code: "invalid_config", field: "verifiers[0].schema" }),
     );
+  });
+});
+
+describe("compiled schema reuse", () => {
+  it("compiles a schema once and reuses it; verifiers sharing it keep their own results", async () => {
+    const schema = { type: "object", properties: { n: { type: "integer" } }, required: ["n"] };
+    expect(compileJsonSchema({ ...schema })).toBe(
+      compileJsonSchema(JSON.parse(JSON.stringify(schema))),
+    );
+    expect(compileJsonSchema({ ...schema, required: [] })).not.toBe(compileJsonSchema(schema));
+    const spec = (id: string): JsonSchemaVerifierSpec => ({
+      kind: "json_schema",
+      id,
+      hard: true,
+      schema,
+    });
+    const a = createJsonSchemaVerifier(spec("a"), "a");
+    const b = createJsonSchemaVerifier(spec("b"), "b");
+    const [bad, good] = await Promise.all([a.verify('{"n": "x"}', ctx), b.verify('{"n": 2}', ctx)]);
+    expect(bad).toMatchObject({ pass: false, message: expect.stringMatching(/n/) });
+    expect(good).toMatchObject({ pass: true });
+  });
+
+  it("a broken schema is not cached: it fails every time", () => {
+    const broken = { type: "object", properties: { n: { type: "nonsense" } } };
+    for (let i = 0; i < 2; i++)
+      expect(() => compileJsonSchema(broken, "v")).toThrow(
+        expect.objectContaining({ code: "invalid_config", field: "v.schema" }),
+      );
   });
 });
