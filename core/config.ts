@@ -71,6 +71,8 @@ export const RefineOptionsSchema = z
       .object({
         generate: PromptOverrideSchema.optional(),
         critique: PromptOverrideSchema.optional(),
+        critiqueTargeted: PromptOverrideSchema.optional(),
+        localize: PromptOverrideSchema.optional(),
         revise: PromptOverrideSchema.optional(),
         reviseTargeted: PromptOverrideSchema.optional(),
         pasr: PromptOverrideSchema.optional(),

@@ -6,7 +6,15 @@ export interface PromptTemplate {
   user: string;
 }
 
-export type PromptName = "generate" | "critique" | "revise" | "reviseTargeted" | "pasr" | "judge";
+export type PromptName =
+  | "generate"
+  | "critique"
+  | "critiqueTargeted"
+  | "localize"
+  | "revise"
+  | "reviseTargeted"
+  | "pasr"
+  | "judge";
 
 export const DEFAULT_PROMPTS: Record<PromptName, PromptTemplate> = {
   generate: {
@@ -23,6 +31,23 @@ export const DEFAULT_PROMPTS: Record<PromptName, PromptTemplate> = {
       '"issues": ["<specific problem and where it is>", ...]}. Use "pass" with no issues ' +
       "when nothing needs fixing.",
     user: "Task:\n{task}\n{context_block}{feedback_block}\nDraft:\n{draft}",
+  },
+  // Proactive's critique: asked only when a check left a doubt, after the deterministic
+  // verifiers ran, so it asks about what they cannot see. Same user message as `critique`.
+  critiqueTargeted: {
+    system:
+      "Check this draft for errors automatic checks cannot see: solve the task yourself and " +
+      "compare. Name each wrong step, value or field with its correct value. Do not rewrite it. " +
+      'JSON only: {"verdict": "pass" | "revise", "score": <0..1>, "issues": ["..."]}.',
+    user: "Task:\n{task}\n{context_block}{feedback_block}\nDraft:\n{draft}",
+  },
+  // Proactive's follow-up to a critique that doubted the draft but named nothing.
+  localize: {
+    system:
+      "The critique below doubted this draft but named nothing. Solve the task yourself and " +
+      "compare. Name the wrong step, value or field with its correct value, or pass if none. " +
+      'Do not rewrite it. JSON only: {"verdict": "pass" | "revise", "score": <0..1>, "issues": ["..."]}.',
+    user: "Task:\n{task}\n{context_block}{feedback_block}\nCritique:\n{critique}\n\nDraft:\n{draft}",
   },
   revise: {
     system:

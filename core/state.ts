@@ -65,7 +65,7 @@ export type Strategy = "vanilla" | "self-refine" | "proactive" | "pasr";
 export interface StepRecord {
   iteration: number;
   node: string;
-  action: "critique" | "skip_critique" | "revise" | "stop" | "fallback";
+  action: "critique" | "skip_critique" | "localize" | "revise" | "stop" | "fallback";
   reason: string;
 }
 

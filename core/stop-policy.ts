@@ -110,6 +110,12 @@ export type ProactiveStep =
   | { action: "critique"; why: string }
   | { action: "revise"; why: string };
 
+/** What proactive does after a critique it asked for: `localize` asks the critic where. */
+export type AfterCritiqueStep =
+  | { action: "stop"; reason: StopReason; why: string }
+  | { action: "localize"; why: string }
+  | { action: "revise"; why: string };
+
 export interface ProactiveInput {
   /** Assessment from the verifiers alone (no critique yet for this draft). */
   assessment: DraftAssessment;
@@ -134,7 +140,7 @@ export function decideProactiveAfterVerify(input: ProactiveInput): ProactiveStep
       return {
         action: "stop",
         reason: limit,
-        why: `hard verifier(s) ${failing.join(", ")} still fail but the ${limit === "token_budget" ? "token budget" : "iteration cap"} is reached`,
+        why: `hard verifier(s) ${failing.join(", ")} still fail but the ${limitName(limit)} is reached`,
       };
     return {
       action: "revise",
@@ -161,38 +167,59 @@ export function decideProactiveAfterVerify(input: ProactiveInput): ProactiveStep
   };
 }
 
+/** What the proactive decision after a critique knows besides the assessment. */
+export interface AfterCritiqueContext {
+  /** The self-check of this draft, when known: a concrete defect it found is a target. */
+  selfCheck?: SelfCheckResult;
+  /** True when this critique is already the follow-up that asked the critic to localize. */
+  localized?: boolean;
+}
+
 /**
- * Proactive, after a critique it asked for: accept, stop on a limit, or revise what the critic
- * named. A targeted revise needs a target: when the draft passes its hard checks (at least one)
- * and the critique names nothing to repair (only vague doubts such as "double-check the work"),
- * the draft is kept. Revising on a bare challenge is where models turn right answers wrong, and
- * there is no part to target. Without any hard verifier to vouch for the draft, a vague critique
- * still leads to a revise; so does a defect the self-check found (a slip, a contradiction), when
- * the caller passes the draft's self-check.
+ * Proactive, after a critique it asked for: accept, stop on a limit, localize, or revise what the
+ * critic named. A targeted revise needs a target. When the draft passes its hard checks (at least
+ * one) and the critique names nothing to repair (only vague doubts such as "double-check the
+ * work"), revising would be a rewrite on a bare challenge, which is where models turn right answers
+ * wrong. Instead the critic is asked once to point at the wrong part (`localize`): models correct
+ * well once they know where the mistake is. If the follow-up names nothing either, or no revise
+ * could follow it (a limit is reached), the draft is kept. Without any hard verifier to vouch for
+ * the draft, a vague critique still leads to a revise; so does a defect the self-check found (a
+ * slip, a contradiction), when the caller passes the draft's self-check.
  */
 export function decideProactiveAfterCritique(
   assessment: DraftAssessment,
   iteration: number,
   totalTokens: number,
   limits: Limits,
-  /** The self-check of this draft, when known: a concrete defect it found is a target. */
-  selfCheck?: SelfCheckResult,
-): ProactiveStep {
+  context: AfterCritiqueContext = {},
+): AfterCritiqueStep {
   if (isAcceptable(assessment, limits))
     return { action: "stop", reason: "accepted", why: "the critique found nothing to fix" };
-  const concrete = selfCheck?.reasons.filter((r) => !isSoftDoubt(r)) ?? [];
+  const concrete = context.selfCheck?.reasons.filter((r) => !isSoftDoubt(r)) ?? [];
+  const limit = limitReached(iteration, totalTokens, limits);
   if (
     assessment.hardTotal > 0 &&
     assessment.hardPassed === assessment.hardTotal &&
     assessment.actionable.length === 0 &&
     concrete.length === 0
-  )
+  ) {
+    if (context.localized)
+      return {
+        action: "stop",
+        reason: "accepted",
+        why: "asked to point at the wrong part, the critic named none, and every hard check passes: revise skipped",
+      };
+    if (limit)
+      return {
+        action: "stop",
+        reason: "accepted",
+        why: `the critique names no failing part (only vague doubts), every hard check passes and the ${limitName(limit)} leaves no revise: kept`,
+      };
     return {
-      action: "stop",
-      reason: "accepted",
-      why: "the critique names no failing part (only vague doubts) and every hard check passes: nothing for a targeted revise to repair, revise skipped",
+      action: "localize",
+      why: "the critique names no failing part (only vague doubts) and every hard check passes: asking the critic to point at the wrong part before any revise",
     };
-  const limit = limitReached(iteration, totalTokens, limits);
+  }
   if (limit)
     return {
       action: "stop",
@@ -200,6 +227,10 @@ export function decideProactiveAfterCritique(
       why: "the critique found issues but a limit is reached",
     };
   return { action: "revise", why: "targeted revise: the critique named issues" };
+}
+
+function limitName(limit: StopReason): string {
+  return limit === "token_budget" ? "token budget" : "iteration cap";
 }
 
 /** After `revise`: a revision identical to the draft it revised ends the loop (nothing will change). */

@@ -8,19 +8,22 @@ import type { SettingsResolver } from "../core/settings.ts";
 import {
   latestDraft,
   verdictsFor,
+  type BestDraft,
   type Critique,
   type RefineStateType,
   type RefineUpdate,
+  type StepRecord,
 } from "../core/state.ts";
 import { assessDraft, decideProactiveAfterCritique, pickBest } from "../core/stop-policy.ts";
 import { selfCheck } from "../core/self-check.ts";
-import { nodeUsage } from "../core/usage.ts";
+import { addUsage, nodeUsage } from "../core/usage.ts";
 import {
   buildMessages,
   emit,
   gateForApproval,
   promptVariables,
   stopOnModelFailure,
+  usageOf,
 } from "./support.ts";
 
 export interface CritiqueNodeOptions {
@@ -37,67 +40,103 @@ export function createCritiqueNode({ settings }: CritiqueNodeOptions) {
     const draft = latestDraft(state);
     if (!draft) return {};
     if (!s.critique && strategy === "self-refine") return {};
-    const messages = buildMessages(s.prompts.critique, {
-      ...promptVariables(state),
-      draft: draft.text,
-    });
-    let result;
-    try {
-      result = await callModel(s.model("critique"), messages, {
+    const ask = async (template: typeof s.prompts.critique, vars: Record<string, string>) => {
+      const messages = buildMessages(template, { ...promptVariables(state), ...vars });
+      const result = await callModel(s.model("critique"), messages, {
         role: "critique",
         config,
         retry: s.retry,
         signal: config.signal,
       });
+      const parsed = parseCritique(result.text);
+      const entry: Critique = {
+        iteration: draft.iteration,
+        verdict: parsed.verdict,
+        ...(parsed.score === undefined ? {} : { score: parsed.score }),
+        issues: parsed.issues,
+        raw: result.text,
+        usage: result.usage,
+        latencyMs: result.latencyMs,
+      };
+      emit(config, { type: "critique", node: "critique", ...entry });
+      return entry;
+    };
+    let entry: Critique;
+    try {
+      entry = await ask(
+        strategy === "self-refine" ? s.prompts.critique : s.prompts.critiqueTargeted,
+        {
+          draft: draft.text,
+        },
+      );
     } catch (err) {
       return stopOnModelFailure(err, "critique", state);
     }
-    const parsed = parseCritique(result.text);
-    const entry: Critique = {
-      iteration: draft.iteration,
-      verdict: parsed.verdict,
-      ...(parsed.score === undefined ? {} : { score: parsed.score }),
-      issues: parsed.issues,
-      raw: result.text,
-      usage: result.usage,
-      latencyMs: result.latencyMs,
-    };
-    emit(config, { type: "critique", node: "critique", ...entry });
-    const update: RefineUpdate = {
-      critiques: entry,
-      usage: nodeUsage("critique", result.usage),
-    };
-    if (strategy === "self-refine") return update;
+    if (strategy === "self-refine")
+      return { critiques: entry, usage: nodeUsage("critique", entry.usage) };
 
     // Proactive: the verifiers already ran on this draft; the critique settles it.
-    const assessment = assessDraft(verdictsFor(state, draft.iteration), entry);
-    const totalTokens = state.usage.totalTokens + result.usage.totalTokens;
-    const step = decideProactiveAfterCritique(
+    const verdicts = verdictsFor(state, draft.iteration);
+    // A concrete defect the self-check found (an arithmetic slip) is a target even when the
+    // critic is vague.
+    const check = selfCheck(draft.text, state.task);
+    const entries = [entry];
+    let usage = entry.usage;
+    const decisions: StepRecord[] = [];
+    let assessment = assessDraft(verdicts, entry);
+    let step = decideProactiveAfterCritique(
       assessment,
       draft.iteration,
-      totalTokens,
+      state.usage.totalTokens + usage.totalTokens,
       s.limits,
-      // A concrete defect the self-check found (an arithmetic slip) is a target even when the
-      // critic is vague.
-      selfCheck(draft.text, state.task),
+      { selfCheck: check },
     );
+    if (step.action === "localize") {
+      decisions.push(record(draft.iteration, "localize", step.why));
+      emit(config, { type: "decision", ...decisions[0] });
+      try {
+        entry = await ask(s.prompts.localize, {
+          draft: draft.text,
+          critique: entry.issues.map((i) => `- ${i}`).join("\n") || "(no issues named)",
+        });
+      } catch (err) {
+        // The follow-up failed after its retries: keep the draft on the first critique's word,
+        // as before the follow-up existed, and record the error.
+        const failed = stopOnModelFailure(err, "critique", state);
+        const previous = state.best && state.best.iteration !== draft.iteration ? state.best : null;
+        const best = pickBest(previous, candidate(draft, assessment));
+        return {
+          ...failed,
+          critiques: entries,
+          decisions,
+          usage: nodeUsage("critique", addUsage(usage, usageOf(err))),
+          answer: best.text,
+          best,
+        };
+      }
+      entries.push(entry);
+      usage = addUsage(usage, entry.usage);
+      assessment = assessDraft(verdicts, entry);
+      step = decideProactiveAfterCritique(
+        assessment,
+        draft.iteration,
+        state.usage.totalTokens + usage.totalTokens,
+        s.limits,
+        { selfCheck: check, localized: true },
+      );
+    }
+    const update: RefineUpdate = {
+      critiques: entries.length === 1 ? entry : entries,
+      usage: nodeUsage("critique", usage),
+    };
     // This draft, scored by its critique, against the best-so-far settled before it (verify left
     // the best alone while the critique was pending).
     const previous = state.best && state.best.iteration !== draft.iteration ? state.best : null;
-    const best = pickBest(previous, {
-      iteration: draft.iteration,
-      text: draft.text,
-      hardPassed: assessment.hardPassed,
-      hardTotal: assessment.hardTotal,
-      score: assessment.score,
-    });
-    const decision = {
-      iteration: draft.iteration,
-      node: "critique",
-      action: step.action,
-      reason: step.why,
-    } as const;
+    const best = pickBest(previous, candidate(draft, assessment));
+    // `localize` was taken above; what remains is stop or revise.
+    const decision = record(draft.iteration, step.action === "stop" ? "stop" : "revise", step.why);
     emit(config, { type: "decision", ...decision });
+    decisions.push(decision);
     const b = best;
     const point = {
       iteration: draft.iteration,
@@ -108,7 +147,7 @@ export function createCritiqueNode({ settings }: CritiqueNodeOptions) {
     if (step.action === "stop") {
       return gateForApproval(state, s.approval, point, {
         ...update,
-        decisions: decision,
+        decisions,
         stopReason: step.reason,
         answer: b.text,
         best,
@@ -116,9 +155,26 @@ export function createCritiqueNode({ settings }: CritiqueNodeOptions) {
     }
     return gateForApproval(state, s.approval, point, {
       ...update,
-      decisions: decision,
+      decisions,
       route: "revise",
       best,
     });
   };
+}
+
+function candidate(
+  draft: { iteration: number; text: string },
+  assessment: { hardPassed: number; hardTotal: number; score: number },
+): BestDraft {
+  return {
+    iteration: draft.iteration,
+    text: draft.text,
+    hardPassed: assessment.hardPassed,
+    hardTotal: assessment.hardTotal,
+    score: assessment.score,
+  };
+}
+
+function record(iteration: number, action: StepRecord["action"], reason: string): StepRecord {
+  return { iteration, node: "critique", action, reason };
 }

@@ -110,7 +110,7 @@ function builtins(): Record<(typeof BUILTIN_KIND_NAMES)[number], NodeKind> {
     schema: ModelNodeSchema,
     canStop: true,
     refineOptions: (o: ModelNodeOptions) => ({
-      ...(o.prompt ? { prompts: { critique: o.prompt } } : {}),
+      ...(o.prompt ? { prompts: { critique: o.prompt, critiqueTargeted: o.prompt } } : {}),
       ...(o.model ? { models: { critique: o.model } } : {}),
     }),
     create: (_o, deps) => createCritiqueNode({ settings: deps.settings }),

@@ -265,12 +265,36 @@ describe("proactive decisions", () => {
       reason: "max_iterations",
     });
   });
-  it("after a critique that names nothing to repair: the draft is kept while its hard checks pass", () => {
+  it("after a critique that names nothing to repair: localize once, then keep the draft while its hard checks pass", () => {
     const vague = { critiqueClean: false, score: 0.6, actionable: [] };
     expect(decideProactiveAfterCritique(assess(vague), 1, 10, limits)).toMatchObject({
+      action: "localize",
+      why: expect.stringMatching(/names no failing part.*point at the wrong part/),
+    });
+    // The follow-up named nothing either: kept.
+    expect(
+      decideProactiveAfterCritique(assess(vague), 1, 10, limits, { localized: true }),
+    ).toMatchObject({
       action: "stop",
       reason: "accepted",
-      why: expect.stringMatching(/names no failing part.*revise skipped/),
+      why: expect.stringMatching(/named none.*revise skipped/),
+    });
+    // The follow-up named a part: revise it.
+    const named = { critiqueClean: false, score: 0.3, actionable: ["step 2 is wrong"] };
+    expect(
+      decideProactiveAfterCritique(assess(named), 1, 10, limits, { localized: true }).action,
+    ).toBe("revise");
+    // No revise could follow (iteration cap, token budget): no follow-up either, the draft is kept.
+    expect(decideProactiveAfterCritique(assess(vague), 3, 10, limits)).toMatchObject({
+      action: "stop",
+      reason: "accepted",
+      why: expect.stringMatching(/iteration cap leaves no revise/),
+    });
+    expect(
+      decideProactiveAfterCritique(assess(vague), 1, 500, { ...limits, tokenBudget: 500 }),
+    ).toMatchObject({
+      action: "stop",
+      why: expect.stringMatching(/token budget leaves no revise/),
     });
     // Without any hard verifier nothing vouches for the draft: the critic's doubt is acted on.
     expect(
@@ -284,8 +308,12 @@ describe("proactive decisions", () => {
     // So is a defect the self-check found; a soft doubt is not.
     const slip = { doubtful: true, reasons: ["arithmetic slip: step 1 (6 * 7 = 43)"] };
     const soft = { doubtful: true, reasons: ["no working: the final value is not backed"] };
-    expect(decideProactiveAfterCritique(assess(vague), 1, 10, limits, slip).action).toBe("revise");
-    expect(decideProactiveAfterCritique(assess(vague), 1, 10, limits, soft).action).toBe("stop");
+    expect(
+      decideProactiveAfterCritique(assess(vague), 1, 10, limits, { selfCheck: slip }).action,
+    ).toBe("revise");
+    expect(
+      decideProactiveAfterCritique(assess(vague), 1, 10, limits, { selfCheck: soft }).action,
+    ).toBe("localize");
   });
   it("assessDraft lists the critique issues a targeted revise can act on", () => {
     const a = assessDraft(

@@ -4,6 +4,7 @@
 import { MemorySaver } from "@langchain/langgraph";
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import { describe, expect, it } from "vitest";
+import { RefineryError } from "../../core/errors.ts";
 import { createSettingsResolver } from "../../core/settings.ts";
 import type { RefineStateType } from "../../core/state.ts";
 import { createRefineGraph } from "../../graphs/refine.ts";
@@ -99,32 +100,121 @@ describe("strategies", () => {
     expect(state.answer).toBe("2 + 2 = 4\nAnswer: 4");
   });
 
-  it("proactive: a critique that names nothing to repair keeps the draft; self-refine revises on it", async () => {
+  it("proactive: a critique that names nothing is followed by one localize call; nothing named keeps the draft; self-refine revises on it", async () => {
     const VAGUE = '{"verdict":"revise","score":0.6,"issues":["Double-check the work."]}';
     const script: Script = {
       generate: ["I think it is 4.\nAnswer: 4"],
-      critique: [VAGUE, PASS],
+      critique: [VAGUE, VAGUE, PASS],
       revise: ["2 + 2 = 4\nAnswer: 4"],
     };
     const a = scripted(script);
     const pr = await setup(a, { strategy: "proactive", verifiers: expect4 })({
       task: "What is 2 + 2?",
     });
-    expect(a.calls.map((c) => c.role)).toEqual(["generate", "critique"]);
+    expect(a.calls.map((c) => c.role)).toEqual(["generate", "critique", "critique"]);
+    const [first, follow] = a.callsFor("critique");
+    expect(first?.messages[0]?.content).toMatch(/errors automatic checks cannot see/);
+    // The follow-up shows the critic its own vague critique and asks it to point at the part.
+    expect(follow?.messages[0]?.content).toMatch(/doubted this draft but named nothing/);
+    expect(follow?.messages[1]?.content).toMatch(
+      /Critique:\n- Double-check the work\.\n\nDraft:\n/,
+    );
     expect(pr.state.stopReason).toBe("accepted");
     expect(pr.state.answer).toBe("I think it is 4.\nAnswer: 4");
-    expect(pr.state.decisions.at(-1)).toMatchObject({
-      node: "critique",
-      action: "stop",
-      reason: expect.stringMatching(/names no failing part.*revise skipped/),
-    });
+    expect(pr.state.critiques).toHaveLength(2);
+    expect(pr.state.decisions.filter((d) => d.node === "critique")).toEqual([
+      expect.objectContaining({ action: "localize", reason: expect.stringMatching(/point at/) }),
+      expect.objectContaining({
+        action: "stop",
+        reason: expect.stringMatching(/named none.*revise skipped/),
+      }),
+    ]);
+    // Both critic calls are counted under the critique node.
+    const critiqueTokens = pr.state.critiques.reduce((n, c) => n + c.usage.totalTokens, 0);
+    expect(pr.state.usage.byNode.critique?.totalTokens).toBe(critiqueTokens);
 
-    const b = scripted(script);
+    const b = scripted({ ...script, critique: [VAGUE, PASS] });
     const sr = await setup(b, { strategy: "self-refine", verifiers: expect4 })({
       task: "What is 2 + 2?",
     });
     expect(b.calls.map((c) => c.role)).toEqual(["generate", "critique", "revise", "critique"]);
     expect(sr.state.drafts).toHaveLength(2);
+  });
+
+  it("proactive: when the localize call names the wrong part, the targeted revise repairs exactly that", async () => {
+    const VAGUE = '{"verdict":"revise","score":0.6,"issues":["Double-check the work."]}';
+    const NAMED =
+      '{"verdict":"revise","score":0.3,"issues":["The final answer 5 is wrong: 2 + 2 = 4."]}';
+    const model = scripted({
+      generate: ["I think it is 5.\nAnswer: 5"],
+      critique: [VAGUE, NAMED],
+      revise: ["2 + 2 = 4\nAnswer: 4"],
+    });
+    const { state } = await setup(model, {
+      strategy: "proactive",
+      verifiers: [{ kind: "regex", mustMatch: ["^Answer: \\d+$"], flags: "m" }],
+    })({ task: "What is 2 + 2?" });
+    expect(model.calls.map((c) => c.role)).toEqual(["generate", "critique", "critique", "revise"]);
+    const revise = model.callsFor("revise")[0]?.messages;
+    expect(revise?.[0]?.content).toMatch(/change only what the Critique and Failed checks name/);
+    expect(revise?.[1]?.content).toMatch(/The final answer 5 is wrong: 2 \+ 2 = 4\./);
+    expect(revise?.[1]?.content).not.toMatch(/Double-check the work/);
+    expect(state.decisions.map((d) => `${d.node}:${d.action}`)).toEqual([
+      "verify:critique",
+      "critique:localize",
+      "critique:revise",
+      // The repaired draft shows its working: the self-check has no doubt left, no critique.
+      "verify:skip_critique",
+    ]);
+    expect(state.answer).toBe("2 + 2 = 4\nAnswer: 4");
+  });
+
+  it("proactive: a localize call that fails keeps the draft on the first critique, with the error and both costs recorded", async () => {
+    const VAGUE = '{"verdict":"revise","score":0.6,"issues":["Double-check the work."]}';
+    const model = scripted({
+      generate: ["I think it is 4.\nAnswer: 4"],
+      critique: [VAGUE, new RefineryError("model_unavailable", "endpoint down")],
+    });
+    const { state } = await setup(model, { strategy: "proactive", verifiers: expect4 })({
+      task: "What is 2 + 2?",
+    });
+    expect(state.stopReason).toBe("model_error");
+    expect(state.error).toMatchObject({ code: "model_unavailable", node: "critique" });
+    expect(state.answer).toBe("I think it is 4.\nAnswer: 4");
+    expect(state.best?.score).toBeCloseTo(0.6);
+    expect(state.critiques).toHaveLength(1);
+    expect(state.decisions.at(-1)).toMatchObject({ node: "critique", action: "localize" });
+    expect(state.usage.byNode.critique?.totalTokens).toBe(state.critiques[0]?.usage.totalTokens);
+  });
+
+  it("proactive: no localize call when no revise could follow it (iteration cap)", async () => {
+    const VAGUE = '{"verdict":"revise","score":0.6,"issues":["Double-check the work."]}';
+    const model = scripted({ generate: ["I think it is 4.\nAnswer: 4"], critique: [VAGUE] });
+    const { state } = await setup(model, {
+      strategy: "proactive",
+      maxIterations: 1,
+      verifiers: expect4,
+    })({ task: "What is 2 + 2?" });
+    expect(model.calls.map((c) => c.role)).toEqual(["generate", "critique"]);
+    expect(state.decisions.at(-1)).toMatchObject({
+      action: "stop",
+      reason: expect.stringMatching(/iteration cap leaves no revise/),
+    });
+  });
+
+  it("proactive: a team's own critique prompt is used by proactive too, unless it sets critiqueTargeted", async () => {
+    const model = scripted({ generate: ["I think it is 4.\nAnswer: 4"], critique: [PASS, PASS] });
+    const custom = { system: "House critique rules. Reply with JSON." };
+    await setup(model, { strategy: "proactive", prompts: { critique: custom } })({
+      task: "What is 2 + 2?",
+    });
+    expect(model.callsFor("critique")[0]?.messages[0]?.content).toBe(custom.system);
+    const other = scripted({ generate: ["I think it is 4.\nAnswer: 4"], critique: [PASS] });
+    await setup(other, {
+      strategy: "proactive",
+      prompts: { critique: custom, critiqueTargeted: { system: "Targeted house rules." } },
+    })({ task: "What is 2 + 2?" });
+    expect(other.callsFor("critique")[0]?.messages[0]?.content).toBe("Targeted house rules.");
   });
 
   it("proactive: with no hard verifier to vouch for the draft, a vague critique still revises", async () => {
