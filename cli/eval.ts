@@ -16,11 +16,14 @@ import {
   fileSink,
   formatTable,
   loadDataset,
+  poolReplicates,
   renderChartSvg,
   runEvaluation,
+  seedRange,
   STRATEGIES,
   type EvalProgress,
   type ModelChoice,
+  type Replicate,
 } from "../graphs/eval/index.ts";
 import type { CliIO } from "./main.ts";
 
@@ -37,6 +40,7 @@ and reports per strategy: accuracy, tokens, calls, wall time, refinements, rescu
       --max-iterations N     maximum drafts per run (default ${DEFAULT_MAX_ITERATIONS})
       --offline              use the offline simulated model even if OPENAI_API_KEY is set
       --seed N               seed of the simulated model (implies --offline; default ${DEFAULT_SIMULATED_OPTIONS.seed})
+      --replicates N         simulated only: run seeds N times (seed, seed+1, ...) and pool them
       --fresh                discard earlier records of these datasets in DIR and start over
       --json                 print the summary JSON instead of the table
 
@@ -44,6 +48,7 @@ Model: OPENAI_API_KEY / OPENAI_BASE_URL / REFINERY_MODEL, else the offline simul
 (results are then labelled "simulated" everywhere).
 Output in DIR, named after the dataset(s): NAME.records.jsonl (one record per item and strategy,
 appended as each finishes), NAME.summary.json, NAME.chart.svg (accuracy vs tokens per item).
+With --replicates, one NAME.seed-S.records.jsonl per seed; summary and chart are pooled.
 Interrupted (Ctrl-C, crash)? Run the same command again: recorded items are not re-run
 (records from another configuration are refused; after changing code, use --fresh).
 Exit codes: 0 done; 1 a model or storage error stopped it; 2 invalid input; 130 interrupted.
@@ -58,6 +63,7 @@ const EVAL_FLAGS = {
   "max-iterations": { type: "string" },
   offline: { type: "boolean" },
   seed: { type: "string" },
+  replicates: { type: "string" },
   json: { type: "boolean" },
   fresh: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -126,7 +132,8 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
   const concurrency = intFlag(flags.concurrency, "concurrency", 1, 256);
   const limit = intFlag(flags.limit, "limit", 1, Number.MAX_SAFE_INTEGER);
   const maxIterations = intFlag(flags["max-iterations"], "max-iterations", 1, 50);
-  const seed = intFlag(flags.seed, "seed", Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER);
+  const seed = intFlag(flags.seed, "seed", Number.MIN_SAFE_INTEGER, Number.MAX_SAFE_INTEGER - 1000);
+  const replicates = intFlag(flags.replicates, "replicates", 1, 1000) ?? 1;
   const datasets = flags.dataset.map((path) => loadDataset(path));
   const names = datasets.map((d) => d.name);
   const duplicate = names.find((n, i) => names.indexOf(n) !== i);
@@ -139,70 +146,98 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
 
   const settings = processSettingsFromEnv(io.env);
   const offline = Boolean(flags.offline) || seed !== undefined || !settings.apiKey;
-  const model: ModelChoice = offline
-    ? { kind: "simulated", seed: seed ?? DEFAULT_SIMULATED_OPTIONS.seed }
-    : {
-        kind: "configured",
-        model: settings.model,
-        ...(settings.baseURL ? { baseURL: settings.baseURL } : {}),
-      };
+  if (replicates > 1 && !offline) {
+    throw new RefineryError("invalid_input", "replicates need the offline simulated model", {
+      field: "--replicates",
+      fix: "add --seed N (or --offline), or drop --replicates for a real model",
+    });
+  }
+  const firstSeed = seed ?? DEFAULT_SIMULATED_OPTIONS.seed;
+  const runs: { model: ModelChoice; seed?: number }[] = offline
+    ? Array.from({ length: replicates }, (_, i) => ({
+        model: { kind: "simulated", seed: firstSeed + i } as const,
+        seed: firstSeed + i,
+      }))
+    : [
+        {
+          model: {
+            kind: "configured",
+            model: settings.model,
+            ...(settings.baseURL ? { baseURL: settings.baseURL } : {}),
+          },
+        },
+      ];
   const outDir = flags.out ?? "results";
   const name = names.join("+");
-  const recordsPath = join(outDir, `${name}.records.jsonl`);
+  const recordsPathOf = (s: number | undefined) =>
+    join(outDir, replicates > 1 ? `${name}.seed-${s}.records.jsonl` : `${name}.records.jsonl`);
 
-  if (flags.fresh) rmSync(recordsPath, { force: true });
+  if (flags.fresh) for (const r of runs) rmSync(recordsPathOf(r.seed), { force: true });
   const engine = openEngine({ settings, memory: true });
   const abort = new AbortController();
   const onSignal = () => abort.abort();
   process.once("SIGINT", onSignal);
-  const progress = createProgress(io);
   try {
-    const result = await runEvaluation({
-      datasets,
-      strategies,
-      runner: engineRunner(engine),
-      sink: fileSink(recordsPath),
-      model,
-      concurrency,
-      limit,
-      maxIterations,
-      signal: abort.signal,
-      onProgress: progress.update,
-    }).catch((err: unknown) => {
+    const done: Replicate[] = [];
+    for (const r of runs) {
+      const recordsPath = recordsPathOf(r.seed);
+      const progress = createProgress(io, replicates > 1 ? `seed ${r.seed} ` : "");
+      const result = await runEvaluation({
+        datasets,
+        strategies,
+        runner: engineRunner(engine),
+        sink: fileSink(recordsPath),
+        model: r.model,
+        concurrency,
+        limit,
+        maxIterations,
+        signal: abort.signal,
+        onProgress: progress.update,
+      }).catch((err: unknown) => {
+        progress.end();
+        if (
+          isRefineryError(err) &&
+          err.code !== "invalid_input" &&
+          err.code !== "invalid_config" &&
+          err.code !== "conflict"
+        ) {
+          throw new RefineryError(err.code, err.message, {
+            field: err.field,
+            fix: `${err.fix ? `${err.fix}; ` : ""}finished items are kept in ${recordsPath}: run the same command again to resume`,
+          });
+        }
+        throw err;
+      });
       progress.end();
-      if (
-        isRefineryError(err) &&
-        err.code !== "invalid_input" &&
-        err.code !== "invalid_config" &&
-        err.code !== "conflict"
-      ) {
-        throw new RefineryError(err.code, err.message, {
-          field: err.field,
-          fix: `${err.fix ? `${err.fix}; ` : ""}finished items are kept in ${recordsPath}: run the same command again to resume`,
-        });
-      }
-      throw err;
-    });
-    progress.end();
-    const { summary } = result;
+      done.push({ seed: r.seed ?? 0, ...result });
+      if (result.summary.status === "interrupted") break;
+    }
+    const summary = replicates > 1 ? poolReplicates(done) : (done[0] as Replicate).summary;
     mkdirSync(outDir, { recursive: true });
     const summaryPath = join(outDir, `${name}.summary.json`);
     const chartPath = join(outDir, `${name}.chart.svg`);
-    writeFileSync(
-      summaryPath,
-      `${JSON.stringify({ ...summary, records_file: recordsPath }, null, 2)}\n`,
-    );
+    const recordsFiles = done.map((r) => recordsPathOf(r.seed));
+    const recordsNote =
+      replicates > 1 ? { records_files: recordsFiles } : { records_file: recordsFiles[0] };
+    writeFileSync(summaryPath, `${JSON.stringify({ ...summary, ...recordsNote }, null, 2)}\n`);
     writeFileSync(chartPath, renderChartSvg(summary));
     if (flags.json) io.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
     else {
       io.stdout.write(formatTable(summary));
-      io.stdout.write(
-        `\nrecords: ${recordsPath}\nsummary: ${summaryPath}\nchart:   ${chartPath}\n`,
-      );
+      const records =
+        replicates > 1
+          ? join(outDir, `${name}.seed-{${seedRange(done.map((r) => r.seed))}}.records.jsonl`)
+          : recordsFiles[0];
+      io.stdout.write(`\nrecords: ${records}\nsummary: ${summaryPath}\nchart:   ${chartPath}\n`);
     }
     if (summary.status === "interrupted") {
+      const n = summary.evaluated + summary.skipped;
+      const where =
+        replicates > 1
+          ? `${n} item runs (at seed ${done[done.length - 1]?.seed})`
+          : `${n} of ${summary.items * strategies.length} item runs`;
       io.stderr.write(
-        `refinery: interrupted after ${summary.evaluated + summary.skipped} of ${summary.items * strategies.length} item runs; run the same command again to resume\n`,
+        `refinery: interrupted after ${where}; run the same command again to resume\n`,
       );
       return 130;
     }
@@ -214,13 +249,13 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
 }
 
 /** A progress bar on a terminal; elsewhere one plain line per finished item. */
-function createProgress(io: CliIO) {
+function createProgress(io: CliIO, prefix = "") {
   const tty = Boolean((io.stderr as { isTTY?: boolean }).isTTY);
   let drawn = false;
   return {
     update(p: EvalProgress) {
       if (!p.last) {
-        const line = `eval: ${p.total} item run(s)${p.skipped ? `, ${p.skipped} already recorded (resuming)` : ""}\n`;
+        const line = `eval: ${prefix}${p.total} item run(s)${p.skipped ? `, ${p.skipped} already recorded (resuming)` : ""}\n`;
         io.stderr.write(line);
         return;
       }
@@ -228,7 +263,7 @@ function createProgress(io: CliIO) {
       const outcome = `${l.first_correct ? "right" : "wrong"} -> ${l.final_correct ? "right" : "wrong"}`;
       if (!tty) {
         io.stderr.write(
-          `eval: ${p.done}/${p.total} ${l.strategy} ${l.item_id} ${outcome} ${l.tokens.total} tokens\n`,
+          `eval: ${prefix}${p.done}/${p.total} ${l.strategy} ${l.item_id} ${outcome} ${l.tokens.total} tokens\n`,
         );
         return;
       }
@@ -236,7 +271,7 @@ function createProgress(io: CliIO) {
       const filled = Math.round((p.done / Math.max(1, p.total)) * width);
       const bar = `${"█".repeat(filled)}${"░".repeat(width - filled)}`;
       io.stderr.write(
-        `\r\x1b[2K${bar} ${p.done}/${p.total}  ${(p.elapsedMs / 1000).toFixed(1)}s  ${l.strategy} ${l.item_id}: ${outcome}`,
+        `\r\x1b[2K${prefix}${bar} ${p.done}/${p.total}  ${(p.elapsedMs / 1000).toFixed(1)}s  ${l.strategy} ${l.item_id}: ${outcome}`,
       );
       drawn = true;
     },

@@ -3,6 +3,7 @@
 export * from "./dataset.ts";
 export * from "./pool.ts";
 export * from "./records.ts";
+export * from "./replicates.ts";
 export * from "./report.ts";
 export * from "./run.ts";
 export * from "./summary.ts";

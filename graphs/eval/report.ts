@@ -1,5 +1,6 @@
 // Renders an evaluation summary: a plain-text table for terminals and an SVG chart of accuracy
 // against tokens per item, one labelled point per strategy. Pure string functions, no I/O.
+import { isPooled, seedRange } from "./replicates.ts";
 import type { EvalSummary } from "./run.ts";
 
 const pct = (x: number | null) => (x === null ? "—" : `${(x * 100).toFixed(1)}%`);
@@ -9,10 +10,17 @@ const num = (x: number | null, digits = 0) =>
     ? "—"
     : x.toLocaleString("en-US", { maximumFractionDigits: digits, minimumFractionDigits: digits });
 
+/** "seed 7", or "seeds 1-20 pooled" for replicates. */
+function seedText(summary: EvalSummary): string {
+  return isPooled(summary)
+    ? `seeds ${seedRange(summary.seeds)} pooled, ${summary.seeds.length} replicates`
+    : `seed ${String(summary.model.seed)}`;
+}
+
 function modelLine(summary: EvalSummary): string {
   const m = summary.model;
   return summary.simulated
-    ? `SIMULATED — ${summary.notice ?? "offline simulated model"} (seed ${String(m.seed)})`
+    ? `SIMULATED — ${summary.notice ?? "offline simulated model"} (${seedText(summary)})`
     : `model ${m.model === undefined ? "(the server's configured model)" : String(m.model)}${m.baseURL ? ` at ${String(m.baseURL)}` : ""}`;
 }
 
@@ -66,7 +74,51 @@ export function formatTable(summary: EvalSummary): string {
       `${c.strategy} vs ${c.baseline}: ${tokens} of the tokens, accuracy ${points}, harm ${pct(mine?.harm_rate ?? null)} vs ${pct(base?.harm_rate ?? null)}`,
     );
   }
+  if (isPooled(summary)) out.push("", ...replicateTable(summary));
   return `${out.join("\n")}\n`;
+}
+
+/** Per seed: correct answers per strategy, then each comparison's token share and harm. */
+function replicateTable(summary: EvalSummary): string[] {
+  if (!isPooled(summary)) return [];
+  const names = summary.strategies.map((s) => s.strategy);
+  // Vanilla against self-refine is the table's business; per seed, the refining strategies.
+  const comparisons = summary.comparisons.filter((c) => c.strategy !== "vanilla");
+  const head = [
+    "seed",
+    ...names.map((n) => `${n} right`),
+    ...comparisons.flatMap((c) => [`${c.strategy} tokens`, `harm ${c.baseline} / ${c.strategy}`]),
+  ];
+  const rows = summary.replicates.map((r) => {
+    const of = (name: string) => r.strategies.find((s) => s.strategy === name);
+    return [
+      `${r.seed}${r.status === "complete" ? "" : "*"}`,
+      ...names.map((n) => {
+        const s = of(n);
+        return s ? `${s.correct}/${s.items}` : "—";
+      }),
+      ...comparisons.flatMap((c) => {
+        const mine = of(c.strategy);
+        const base = of(c.baseline);
+        const share = mine && base && base.tokens > 0 ? mine.tokens / base.tokens : null;
+        return [
+          share === null ? "—" : `${(share * 100).toFixed(1)}%`,
+          `${base ? `${base.harmed}/${base.first_right}` : "—"} / ${mine ? `${mine.harmed}/${mine.first_right}` : "—"}`,
+        ];
+      }),
+    ];
+  });
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+      .join("  ");
+  return [
+    `per seed${summary.simulated ? " (simulated)" : ""}:`,
+    line(head),
+    line(widths.map((w) => "-".repeat(w))),
+    ...rows.map(line),
+  ];
 }
 
 function escapeXml(text: string): string {
@@ -99,7 +151,7 @@ export function renderChartSvg(summary: EvalSummary): string {
   const names = summary.datasets.map((d) => d.name).join(" + ");
   const title = `${summary.simulated ? "SIMULATED — " : ""}Accuracy vs tokens per item: ${names}`;
   const subtitle = summary.simulated
-    ? `offline simulated model (seed ${String(summary.model.seed)}): outputs are simulated, not from a real LLM`
+    ? `offline simulated model (${seedText(summary)}): outputs are simulated, not from a real LLM`
     : `model ${summary.model.model === undefined ? "(configured)" : String(summary.model.model)}, ${summary.items} item(s)`;
   const parts: string[] = [
     `<svg xmlns="http://www.w3.org/2000/svg" width="${width}" height="${height}" viewBox="0 0 ${width} ${height}" font-family="Helvetica, Arial, sans-serif">`,

@@ -2,7 +2,7 @@
 // and the same entry point against the OpenAI-compatible stub server over loopback HTTP (the real
 // model path).
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -119,12 +119,79 @@ describe("refinery eval", () => {
     ],
     [["eval", "--dataset", "DATASET", "--concurrency", "0"], /--concurrency: expected an integer/],
     [["eval", "--dataset", "DATASET", "--frobnicate"], /Unknown option/],
+    [["eval", "--dataset", "DATASET", "--replicates", "0"], /--replicates: expected an integer/],
   ])("bad input %j: one line, exit 2", async (args, message) => {
     const dataset = writeDataset(dir, "args");
     const r = await inProcess(args.map((a) => (a === "DATASET" ? dataset : a)));
     expect(r.code).toBe(2);
     expect(r.stderr).toMatch(message);
     expect(r.stderr.trim().split("\n")).toHaveLength(1);
+  });
+
+  it("--replicates runs the simulated evaluation under consecutive seeds and pools the records", async () => {
+    const dataset = writeDataset(dir, "rep");
+    const out = join(dir, "rep-out");
+    const args = [
+      "eval",
+      "--dataset",
+      dataset,
+      "--strategies",
+      "self-refine,proactive",
+      "--out",
+      out,
+      "--seed",
+      "3",
+      "--replicates",
+      "3",
+    ];
+    const r = await inProcess(args);
+    expect(r.stderr).not.toMatch(/refinery:/);
+    expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/seeds 3-5 pooled, 3 replicates/);
+    expect(r.stdout).toMatch(/^self-refine\s+24\s/m);
+    expect(r.stdout).toMatch(/^per seed \(simulated\):/m);
+    expect(r.stdout).toMatch(/^seed\s+self-refine right\s+proactive right\s+proactive tokens/m);
+    const perSeed = [3, 4, 5].map((s) => readRecords(join(out, `rep.seed-${s}.records.jsonl`)));
+    const summary = JSON.parse(readFileSync(join(out, "rep.summary.json"), "utf8"));
+    expect(summary).toMatchObject({ simulated: true, items: 24, seeds: [3, 4, 5] });
+    expect(summary.model.seed).toBeUndefined();
+    // The pooled figures are the sums of the replicates' records, and each replicate is its seed's
+    // own evaluation (a single-seed run gives the same records).
+    const all = perSeed.flat();
+    for (const s of summary.strategies) {
+      const mine = all.filter((x) => x.strategy === s.strategy);
+      expect(s.items).toBe(mine.length);
+      expect(s.correct).toBe(mine.filter((x) => x.final_correct).length);
+      expect(s.tokens.total).toBe(mine.reduce((n, x) => n + x.tokens.total, 0));
+      expect(s.harmed).toBe(mine.filter((x) => x.first_correct && !x.final_correct).length);
+    }
+    expect(summary.replicates.map((x: { seed: number }) => x.seed)).toEqual([3, 4, 5]);
+    const single = join(dir, "rep-single");
+    await inProcess([...args.slice(0, 6), single, "--seed", "4"]);
+    const strip = (recs: ItemRecord[]) =>
+      recs
+        .map(({ wall_ms: _w, ...rest }) => rest)
+        .sort((a, b) => (a.item_id + a.strategy).localeCompare(b.item_id + b.strategy));
+    expect(strip(readRecords(join(single, "rep.records.jsonl")))).toEqual(strip(perSeed[1] ?? []));
+
+    // Again: every replicate resumes from its own records and runs nothing.
+    const again = await inProcess(args);
+    expect(again.code).toBe(0);
+    expect(again.stderr.match(/16 already recorded \(resuming\)/g)).toHaveLength(3);
+  });
+
+  it("--replicates is refused for a real model, before anything runs", async () => {
+    const dataset = writeDataset(dir, "rep-real");
+    const out = join(dir, "rep-real-out");
+    const r = await inProcess(["eval", "--dataset", dataset, "--out", out, "--replicates", "2"], {
+      OPENAI_API_KEY: "k",
+    });
+    expect(r.code).toBe(2);
+    expect(r.stderr.trim()).toMatch(
+      /^refinery: --replicates: replicates need the offline simulated model .*add --seed N/,
+    );
+    expect(r.stderr.trim().split("\n")).toHaveLength(1);
+    expect(existsSync(out)).toBe(false);
   });
 
   it("runs against an OpenAI-compatible endpoint (stub server over HTTP): real tokens, not simulated", async () => {
@@ -243,7 +310,17 @@ describe("refinery eval", () => {
 /** Which node a request comes from, by its system prompt (the default templates). */
 function roleOf(body: ChatRequestBody): string {
   const system = String(body.messages?.[0]?.content ?? "");
-  const names: PromptName[] = ["generate", "critique", "revise", "reviseTargeted", "judge"];
-  for (const name of names) if (system === DEFAULT_PROMPTS[name].system) return name;
+  const names: PromptName[] = [
+    "generate",
+    "critique",
+    "critiqueTargeted",
+    "localize",
+    "revise",
+    "reviseTargeted",
+    "judge",
+  ];
+  const critic: PromptName[] = ["critiqueTargeted", "localize"];
+  for (const name of names)
+    if (system === DEFAULT_PROMPTS[name].system) return critic.includes(name) ? "critique" : name;
   return "unknown";
 }
