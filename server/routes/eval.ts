@@ -11,6 +11,7 @@ import {
   graphRunner,
   memorySink,
   parseDatasetItems,
+  poolReplicates,
   renderChartSvg,
   runEvaluation,
   STRATEGIES,
@@ -19,6 +20,7 @@ import {
   type ItemRecord,
   type ModelChoice,
   type RefineGraphLike,
+  type Replicate,
 } from "../../graphs/eval/index.ts";
 import { DEFAULT_SIMULATED_OPTIONS } from "../../core/models/simulated.ts";
 import type { AppDeps } from "../context.ts";
@@ -43,6 +45,8 @@ export const EvalCreate = z.strictObject({
   /** Use the offline simulated model with this seed (implies offline). */
   seed: z.number().int().optional(),
   offline: z.boolean().optional(),
+  /** Simulated only: seeds seed, seed+1, ... pooled (as `refinery eval --replicates`). */
+  replicates: z.number().int().min(1).max(100).default(1),
 });
 
 interface EvalJob {
@@ -65,12 +69,21 @@ export function evalRoutes(deps: AppDeps): Router {
   r.post("/eval", async (req, res) => {
     const body = parseBody(EvalCreate, req.body);
     const dataset = parseDatasetItems(body.items, body.name);
-    const model: ModelChoice =
-      body.offline || body.seed !== undefined
-        ? { kind: "simulated", seed: body.seed ?? DEFAULT_SIMULATED_OPTIONS.seed }
-        : { kind: "configured" };
+    const offline = body.offline === true || body.seed !== undefined;
+    if (body.replicates > 1 && !offline) {
+      throw new RefineryError("invalid_input", "replicates need the offline simulated model", {
+        field: "replicates",
+        fix: 'add "seed": N (or "offline": true), or drop "replicates" for the configured model',
+      });
+    }
+    const firstSeed = body.seed ?? DEFAULT_SIMULATED_OPTIONS.seed;
+    const models: ModelChoice[] = offline
+      ? Array.from({ length: body.replicates }, (_, i) => ({
+          kind: "simulated" as const,
+          seed: firstSeed + i,
+        }))
+      : [{ kind: "configured" }];
     const graph = (await deps.registry.get("refine")) as unknown as RefineGraphLike;
-    const sink = memorySink();
     const now = new Date().toISOString();
     const job: EvalJob = {
       eval_id: randomUUID(),
@@ -78,30 +91,43 @@ export function evalRoutes(deps: AppDeps): Router {
       created_at: now,
       updated_at: now,
       progress: { total: 0, done: 0, skipped: 0, elapsed_ms: 0 },
-      records: sink.records,
+      records: [],
     };
-    const started = runEvaluation({
-      datasets: [dataset],
-      strategies: body.strategies,
-      runner: graphRunner(graph, {
-        validate: (options) => deps.validateConfig?.("refine", { configurable: options }),
-        deleteThread: (id) => deps.checkpoints.deleteThread(id),
-      }),
-      sink,
-      model,
-      concurrency: body.concurrency,
-      limit: body.limit,
-      maxIterations: body.max_iterations,
-      onProgress: (p: EvalProgress) => {
-        job.progress = {
-          total: p.total,
-          done: p.done,
-          skipped: p.skipped,
-          elapsed_ms: p.elapsedMs,
-        };
-        job.updated_at = new Date().toISOString();
-      },
-    });
+    const runOne = (model: ModelChoice, before: { done: number; elapsed: number }) => {
+      const sink = memorySink();
+      return runEvaluation({
+        datasets: [dataset],
+        strategies: body.strategies,
+        runner: graphRunner(graph, {
+          validate: (options) => deps.validateConfig?.("refine", { configurable: options }),
+          deleteThread: (id) => deps.checkpoints.deleteThread(id),
+        }),
+        // Each replicate has its own records (their configurations differ); the job lists all.
+        sink: { existing: () => [], append: (r) => (sink.append(r), job.records.push(r)) },
+        model,
+        concurrency: body.concurrency,
+        limit: body.limit,
+        maxIterations: body.max_iterations,
+        onProgress: (p: EvalProgress) => {
+          job.progress = {
+            total: p.total * models.length,
+            done: before.done + p.done,
+            skipped: p.skipped,
+            elapsed_ms: before.elapsed + p.elapsedMs,
+          };
+          job.updated_at = new Date().toISOString();
+        },
+      });
+    };
+    const started = (async (): Promise<{ summary: EvalSummary }> => {
+      const done: Replicate[] = [];
+      for (const model of models) {
+        const before = { done: job.progress.done, elapsed: job.progress.elapsed_ms };
+        const result = await runOne(model, before);
+        done.push({ seed: model.kind === "simulated" ? model.seed : 0, ...result });
+      }
+      return { summary: done.length > 1 ? poolReplicates(done) : (done[0] as Replicate).summary };
+    })();
     // Configuration errors (bad verifier in an item) are the client's: answer them now.
     const early = await Promise.race([
       started.then(

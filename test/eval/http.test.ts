@@ -95,6 +95,40 @@ describe("POST /eval", () => {
     expect(strategies.status).toBe(422);
   });
 
+  it("replicates: seeds seed..seed+N-1, pooled from all their records; refused without the simulated model", async () => {
+    const res = await post({
+      items: SMALL_ITEMS,
+      strategies: ["self-refine", "proactive"],
+      seed: 3,
+      replicates: 2,
+    });
+    expect(res.status).toBe(202);
+    const job = await waitForJob(((await res.json()) as Job).eval_id);
+    expect(job.status).toBe("succeeded");
+    expect(job.progress).toMatchObject({ total: 32, done: 32 });
+    expect(job.records).toHaveLength(32);
+    const summary = job.summary as EvalSummary & { seeds: number[] };
+    expect(summary).toMatchObject({ simulated: true, items: 16, seeds: [3, 4] });
+    for (const s of summary.strategies) {
+      const mine = job.records.filter((r) => r.strategy === s.strategy);
+      expect(s.items).toBe(16);
+      expect(s.correct).toBe(mine.filter((r) => r.final_correct).length);
+      expect(s.tokens.total).toBe(mine.reduce((n, r) => n + r.tokens.total, 0));
+    }
+    // The two replicates are distinct configurations (their seeds), not one run twice.
+    expect(new Set(job.records.map((r) => r.config)).size).toBe(4);
+
+    const refused = await post({ items: SMALL_ITEMS, replicates: 2 });
+    expect(refused.status).toBe(422);
+    expect(await refused.json()).toMatchObject({
+      field: "replicates",
+      message: expect.stringMatching(/simulated model/),
+    });
+    const range = await post({ items: SMALL_ITEMS, seed: 1, replicates: 0 });
+    expect(range.status).toBe(422);
+    expect(((await range.json()) as { field: string }).field).toBe("replicates");
+  });
+
   it("404s an unknown evaluation", async () => {
     const res = await fetch(`${server.url}/eval/no-such-id`);
     expect(res.status).toBe(404);
