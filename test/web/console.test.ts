@@ -230,4 +230,57 @@ describe.skipIf(skip)(title, () => {
     },
     60_000,
   );
+
+  // Proactive: the critic doubted the first draft without naming anything, so it was asked once
+  // to point at the wrong part; the page shows both critic calls and counts both in the tokens.
+  // Seed 14 with this answer key: the follow-up names the error, the revision fixes it.
+  it("shows a proactive follow-up critique (localize) with its own tokens", async () => {
+    const task =
+      "Tom reads 24 pages a day. How many days does he need to finish a book of 312 pages?";
+    const thread = await api<ThreadBody>("POST", "/threads", {});
+    await api("POST", `/threads/${thread.thread_id}/runs/wait`, {
+      assistant_id: "refine",
+      input: { task },
+      config: {
+        configurable: {
+          strategy: "proactive",
+          models: {
+            default: {
+              provider: "simulated",
+              simulated: { seed: 14, answerKey: { [task]: "13" } },
+            },
+          },
+          verifiers: [{ kind: "regex", mustMatch: ["^Answer: *-?[0-9]+ *$"], flags: "m" }],
+        },
+      },
+    });
+    const done = await api<{
+      values: {
+        stopReason: string;
+        critiques: { iteration: number; usage: { totalTokens: number } }[];
+        drafts: { iteration: number; usage: { totalTokens: number } }[];
+        decisions: { node: string; action: string }[];
+      };
+    }>("GET", `/threads/${thread.thread_id}/state`);
+    expect(done.values.decisions.map((d) => `${d.node}:${d.action}`)).toContain(
+      "critique:localize",
+    );
+    const first = done.values.critiques.filter((c) => c.iteration === 1);
+    expect(first).toHaveLength(2);
+
+    await page.goto(`${s.url}/ui/#/threads/${encodeURIComponent(thread.thread_id)}`);
+    const card = page.locator('article[data-iteration="1"]');
+    await card.waitFor();
+    const headings = await card.locator("section.critique h4").allTextContents();
+    expect(headings).toEqual(["Critique", "Follow-up: asked to point at the wrong part"]);
+    const draftTokens = done.values.drafts[0]?.usage.totalTokens ?? 0;
+    const critiqueTokens = first.reduce((n, c) => n + c.usage.totalTokens, 0);
+    expect(await card.locator(".iteration-title p").textContent()).toContain(
+      `${(draftTokens + critiqueTokens).toLocaleString("en-US")} tokens`,
+    );
+    await card.locator("details.decisions summary").click();
+    expect(await card.locator("details.decisions").textContent()).toContain("critique: localize");
+    await shot("7-proactive-follow-up");
+    expect(problems).toEqual([]);
+  });
 });

@@ -27,8 +27,12 @@ function usageLine(label, usage, latencyMs) {
   return h("p", { class: "usage small" }, h("span", { class: "usage-label" }, `${label}: `), parts);
 }
 
-function critiqueSection(critique, pending) {
-  if (!critique)
+/**
+ * The critiques of one draft: usually one; under the proactive strategy a critique that named
+ * nothing is followed by a second call asking the critic to point at the wrong part (`localize`).
+ */
+function critiqueSection(critiques, pending) {
+  if (!critiques.length)
     return h(
       "section",
       { class: "critique" },
@@ -38,16 +42,20 @@ function critiqueSection(critique, pending) {
   return h(
     "section",
     { class: "critique" },
-    h("h4", {}, "Critique"),
-    h("div", { class: "row gap" }, critiqueBadge(critique), scoreMeter(critique.score)),
-    critique.issues?.length
-      ? h(
-          "ul",
-          { class: "issues" },
-          critique.issues.map((i) => h("li", {}, i)),
-        )
-      : h("p", { class: "muted small" }, "No issues raised."),
-    usageLine("critique", critique.usage, critique.latencyMs),
+    critiques.map((critique, i) => [
+      i === 0
+        ? h("h4", {}, "Critique")
+        : h("h4", { class: "follow-up" }, "Follow-up: asked to point at the wrong part"),
+      h("div", { class: "row gap" }, critiqueBadge(critique), scoreMeter(critique.score)),
+      critique.issues?.length
+        ? h(
+            "ul",
+            { class: "issues" },
+            critique.issues.map((issue) => h("li", {}, issue)),
+          )
+        : h("p", { class: "muted small" }, "No issues raised."),
+      usageLine(i === 0 ? "critique" : "follow-up", critique.usage, critique.latencyMs),
+    ]),
   );
 }
 
@@ -72,7 +80,9 @@ function iterationCard(draft, previous, values, { pending }) {
   const hard = verdicts.filter((v) => v.hard);
   const passed = hard.filter((v) => v.pass).length;
   const id = `iteration-${draft.iteration}`;
-  const iterTokens = (draft.usage?.totalTokens ?? 0) + (critique?.usage?.totalTokens ?? 0);
+  const iterTokens =
+    (draft.usage?.totalTokens ?? 0) +
+    critiques.reduce((n, c) => n + (c.usage?.totalTokens ?? 0), 0);
 
   return h(
     "article",
@@ -144,7 +154,7 @@ function iterationCard(draft, previous, values, { pending }) {
     h(
       "div",
       { class: "iteration-foot" },
-      critiqueSection(critique, pending),
+      critiqueSection(critiques, pending),
       h(
         "section",
         { class: "checks" },
