@@ -48,7 +48,8 @@ export function poolReplicates(replicates: readonly Replicate[]): PooledSummary 
     ...first.summary,
     status: replicates.every((r) => r.summary.status === "complete") ? "complete" : "interrupted",
     model: { ...model, seeds: replicates.map((r) => r.seed) },
-    items: replicates.reduce((n, r) => n + r.summary.items, 0),
+    // Items of the dataset(s); each strategy's `items` counts item runs over all seeds.
+    items: first.summary.items,
     strategies,
     comparisons: baseline
       ? strategies.filter((s) => s !== baseline).map((s) => compare(s, baseline))

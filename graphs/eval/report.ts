@@ -55,7 +55,7 @@ export function formatTable(summary: EvalSummary): string {
       .map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
       .join("  ");
   const out = [
-    `${summary.datasets.map((d) => d.name).join(" + ")}: ${summary.items} item(s), max ${summary.max_iterations} iteration(s)${summary.status === "interrupted" ? " — INTERRUPTED, partial results" : ""}`,
+    `${summary.datasets.map((d) => d.name).join(" + ")}: ${summary.items} item(s)${isPooled(summary) ? ` × ${summary.seeds.length} seeds` : ""}, max ${summary.max_iterations} iteration(s)${summary.status === "interrupted" ? " — INTERRUPTED, partial results" : ""}`,
     modelLine(summary),
     "",
     line(head),

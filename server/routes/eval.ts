@@ -43,7 +43,12 @@ export const EvalCreate = z.strictObject({
   limit: z.number().int().positive().optional(),
   max_iterations: z.number().int().min(1).max(50).optional(),
   /** Use the offline simulated model with this seed (implies offline). */
-  seed: z.number().int().optional(),
+  seed: z
+    .number()
+    .int()
+    .min(Number.MIN_SAFE_INTEGER)
+    .max(Number.MAX_SAFE_INTEGER - 100)
+    .optional(),
   offline: z.boolean().optional(),
   /** Simulated only: seeds seed, seed+1, ... pooled (as `refinery eval --replicates`). */
   replicates: z.number().int().min(1).max(100).default(1),

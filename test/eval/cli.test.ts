@@ -147,13 +147,14 @@ describe("refinery eval", () => {
     const r = await inProcess(args);
     expect(r.stderr).not.toMatch(/refinery:/);
     expect(r.code).toBe(0);
+    expect(r.stdout).toMatch(/^rep: 8 item\(s\) × 3 seeds, max 3 iteration\(s\)$/m);
     expect(r.stdout).toMatch(/seeds 3-5 pooled, 3 replicates/);
     expect(r.stdout).toMatch(/^self-refine\s+24\s/m);
     expect(r.stdout).toMatch(/^per seed \(simulated\):/m);
     expect(r.stdout).toMatch(/^seed\s+self-refine right\s+proactive right\s+proactive tokens/m);
     const perSeed = [3, 4, 5].map((s) => readRecords(join(out, `rep.seed-${s}.records.jsonl`)));
     const summary = JSON.parse(readFileSync(join(out, "rep.summary.json"), "utf8"));
-    expect(summary).toMatchObject({ simulated: true, items: 24, seeds: [3, 4, 5] });
+    expect(summary).toMatchObject({ simulated: true, items: 8, seeds: [3, 4, 5] });
     expect(summary.model.seed).toBeUndefined();
     // The pooled figures are the sums of the replicates' records, and each replicate is its seed's
     // own evaluation (a single-seed run gives the same records).

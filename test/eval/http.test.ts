@@ -108,7 +108,7 @@ describe("POST /eval", () => {
     expect(job.progress).toMatchObject({ total: 32, done: 32 });
     expect(job.records).toHaveLength(32);
     const summary = job.summary as EvalSummary & { seeds: number[] };
-    expect(summary).toMatchObject({ simulated: true, items: 16, seeds: [3, 4] });
+    expect(summary).toMatchObject({ simulated: true, items: 8, seeds: [3, 4] });
     for (const s of summary.strategies) {
       const mine = job.records.filter((r) => r.strategy === s.strategy);
       expect(s.items).toBe(16);
