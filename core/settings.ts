@@ -59,10 +59,12 @@ export function buildSettings(options: RefineOptions, provider: ModelProvider): 
     const override = options.prompts?.[name];
     if (override) prompts[name] = { ...prompts[name], ...override };
   }
-  // A team that wrote its own critique prompt keeps it under proactive too, unless it also wrote
-  // the targeted one.
+  // A team that wrote its own critique or revise prompt keeps it under proactive too, unless it
+  // also wrote the targeted one.
   if (options.prompts?.critique && !options.prompts.critiqueTargeted)
     prompts.critiqueTargeted = prompts.critique;
+  if (options.prompts?.revise && !options.prompts.reviseTargeted)
+    prompts.reviseTargeted = prompts.revise;
   return {
     strategy: options.strategy ?? "self-refine",
     approval: options.approval,

@@ -202,6 +202,24 @@ describe("strategies", () => {
     });
   });
 
+  it("proactive: a team's own revise prompt is used by proactive too, unless it sets reviseTargeted", async () => {
+    const script = () =>
+      scripted({ generate: ["2 + 2 = 5\nAnswer: 5"], revise: ["2 + 2 = 4\nAnswer: 4"] });
+    const custom = { system: "House revise rules." };
+    const a = script();
+    await setup(a, { strategy: "proactive", verifiers: expect4, prompts: { revise: custom } })({
+      task: "What is 2 + 2?",
+    });
+    expect(a.callsFor("revise")[0]?.messages[0]?.content).toBe(custom.system);
+    const b = script();
+    await setup(b, {
+      strategy: "proactive",
+      verifiers: expect4,
+      prompts: { revise: custom, reviseTargeted: { system: "Targeted revise rules." } },
+    })({ task: "What is 2 + 2?" });
+    expect(b.callsFor("revise")[0]?.messages[0]?.content).toBe("Targeted revise rules.");
+  });
+
   it("proactive: a team's own critique prompt is used by proactive too, unless it sets critiqueTargeted", async () => {
     const model = scripted({ generate: ["I think it is 4.\nAnswer: 4"], critique: [PASS, PASS] });
     const custom = { system: "House critique rules. Reply with JSON." };
