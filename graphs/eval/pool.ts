@@ -1,5 +1,6 @@
 // A small work pool: at most `concurrency` tasks at once, in order. On the first failure or an
 // abort no new task starts; tasks already running finish (or see the abort) before it returns.
+import { setImmediate as nextTurn } from "node:timers/promises";
 
 export async function runPool<T>(
   tasks: readonly T[],
@@ -17,6 +18,11 @@ export async function runPool<T>(
       } catch (error) {
         failure ??= { error };
       }
+      // Let the event loop turn between tasks. A run on the offline model with an in-memory
+      // checkpointer does no I/O at all: without this, a whole evaluation is one chain of
+      // promise callbacks, and neither Ctrl-C (SIGINT) nor anything else waiting on the loop
+      // (timers, HTTP requests in the server) gets a turn until it ends.
+      await nextTurn();
     }
   };
   const lanes = Math.max(1, Math.min(Math.floor(concurrency), tasks.length));

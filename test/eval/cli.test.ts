@@ -181,6 +181,55 @@ describe("refinery eval", () => {
     expect(again.stderr.match(/16 already recorded \(resuming\)/g)).toHaveLength(3);
   });
 
+  it("Ctrl-C during --replicates exits 130 and the same command resumes every seed where it stopped", async () => {
+    const items = Array.from({ length: 60 }, (_, i) => ({
+      id: `a${i}`,
+      task: `What is ${i + 11} * ${i + 3} + ${2 * i + 1}?`,
+      reference: (i + 11) * (i + 3) + 2 * i + 1,
+    }));
+    const dataset = writeDataset(dir, "rep-int", items);
+    const out = join(dir, "rep-int-out");
+    const args = [BIN, "eval", "--dataset", dataset, "--strategies", "self-refine", "--out", out];
+    const seeds = ["--seed", "1", "--replicates", "3", "--concurrency", "1"];
+    const child = spawn(process.execPath, [...args, ...seeds], {
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "" },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    let stderr = "";
+    let sent = false;
+    child.stderr.on("data", (d) => {
+      stderr += String(d);
+      // Interrupt a few items into the second seed.
+      if (!sent && /eval: seed 2 3\/60 /.test(stderr)) {
+        sent = true;
+        child.kill("SIGINT");
+      }
+    });
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    expect(sent).toBe(true);
+    expect(code).toBe(130);
+    expect(stderr).toMatch(
+      /refinery: interrupted after \d+ item runs \(at seed 2\); run the same command again/,
+    );
+    expect(readRecords(join(out, "rep-int.seed-1.records.jsonl"))).toHaveLength(60);
+    const partial = readRecords(join(out, "rep-int.seed-2.records.jsonl")).length;
+    expect(partial).toBeGreaterThanOrEqual(3);
+    expect(partial).toBeLessThan(60);
+    expect(existsSync(join(out, "rep-int.seed-3.records.jsonl"))).toBe(false);
+
+    const again = await inProcess([...args.slice(1), ...seeds]);
+    expect(again.code).toBe(0);
+    expect(again.stderr).toMatch(/eval: seed 1 60 item run\(s\), 60 already recorded/);
+    expect(again.stderr).toMatch(
+      new RegExp(`eval: seed 2 60 item run\\(s\\), ${partial} already recorded`),
+    );
+    for (const seed of [1, 2, 3]) {
+      const recs = readRecords(join(out, `rep-int.seed-${seed}.records.jsonl`));
+      expect(new Set(recs.map((x) => x.item_id)).size).toBe(60);
+      expect(recs).toHaveLength(60);
+    }
+  }, 60_000);
+
   it("--replicates is refused for a real model, before anything runs", async () => {
     const dataset = writeDataset(dir, "rep-real");
     const out = join(dir, "rep-real-out");
