@@ -6,7 +6,7 @@ import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { processSettingsFromEnv } from "../core/config.ts";
 import { isRefineryError, RefineryError } from "../core/errors.ts";
-import { DEFAULT_SIMULATED_OPTIONS } from "../core/models/simulated.ts";
+import { createSimulatedModel, DEFAULT_SIMULATED_OPTIONS } from "../core/models/simulated.ts";
 import type { Strategy } from "../core/state.ts";
 import { openEngine } from "../graphs/engine.ts";
 import {
@@ -24,6 +24,7 @@ import {
   type EvalProgress,
   type ModelChoice,
   type Replicate,
+  type SimulatedParams,
 } from "../graphs/eval/index.ts";
 import type { CliIO } from "./main.ts";
 
@@ -41,6 +42,8 @@ and reports per strategy: accuracy, tokens, calls, wall time, refinements, rescu
       --offline              use the offline simulated model even if OPENAI_API_KEY is set
       --seed N               seed of the simulated model (implies --offline; default ${DEFAULT_SIMULATED_OPTIONS.seed})
       --replicates N         simulated only: run seeds N times (seed, seed+1, ...) and pool them
+      --sim NAME=VALUE   +   simulated only: set a simulation parameter (docs/simulated-model.md),
+                             e.g. --sim criticCorrelation=0.5
       --fresh                discard earlier records of these datasets in DIR and start over
       --json                 print the summary JSON instead of the table
 
@@ -64,6 +67,7 @@ const EVAL_FLAGS = {
   offline: { type: "boolean" },
   seed: { type: "string" },
   replicates: { type: "string" },
+  sim: { type: "string", multiple: true },
   json: { type: "boolean" },
   fresh: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -152,10 +156,21 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
       fix: "add --seed N (or --offline), or drop --replicates for a real model",
     });
   }
+  const simOptions = parseSimOptions(flags.sim ?? []);
+  if (flags.sim?.length && !offline) {
+    throw new RefineryError("invalid_input", "simulation parameters need the simulated model", {
+      field: "--sim",
+      fix: "add --seed N (or --offline), or drop --sim for a real model",
+    });
+  }
   const firstSeed = seed ?? DEFAULT_SIMULATED_OPTIONS.seed;
   const runs: { model: ModelChoice; seed?: number }[] = offline
     ? Array.from({ length: replicates }, (_, i) => ({
-        model: { kind: "simulated", seed: firstSeed + i } as const,
+        model: {
+          kind: "simulated",
+          seed: firstSeed + i,
+          ...(simOptions ? { options: simOptions } : {}),
+        } as const,
         seed: firstSeed + i,
       }))
     : [
@@ -246,6 +261,51 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
     process.off("SIGINT", onSignal);
     engine.close();
   }
+}
+
+/** `--sim NAME=VALUE` flags, checked by the simulation's own option schema. */
+function parseSimOptions(raw: string[]): SimulatedParams | undefined {
+  if (raw.length === 0) return undefined;
+  const options: Record<string, unknown> = {};
+  for (const pair of raw) {
+    const m = /^([A-Za-z]+)=(.+)$/.exec(pair.trim());
+    const value = m?.[2]?.trim();
+    const parsed =
+      value === "true"
+        ? true
+        : value === "false"
+          ? false
+          : value === undefined
+            ? NaN
+            : Number(value);
+    if (!m?.[1] || (typeof parsed === "number" && !Number.isFinite(parsed))) {
+      throw new RefineryError(
+        "invalid_input",
+        `expected NAME=VALUE with a number or true/false, got "${pair}"`,
+        {
+          field: "--sim",
+          fix: "e.g. --sim criticCorrelation=0.5 (parameters: docs/simulated-model.md)",
+        },
+      );
+    }
+    if (m[1] === "seed" || m[1] === "answerKey" || m[1] === "oracle") {
+      throw new RefineryError("invalid_input", `${m[1]} cannot be set with --sim`, {
+        field: "--sim",
+        fix: m[1] === "seed" ? "use --seed N" : "the answer key is built from the dataset",
+      });
+    }
+    options[m[1]] = parsed;
+  }
+  try {
+    createSimulatedModel(options);
+  } catch (err) {
+    if (!isRefineryError(err)) throw err;
+    throw new RefineryError("invalid_input", err.message, {
+      field: `--sim ${err.field?.replace(/^simulatedModel\.?/, "") ?? ""}`.trim(),
+      fix: "see docs/simulated-model.md for the parameters and their ranges",
+    });
+  }
+  return options as SimulatedParams;
 }
 
 /** A progress bar on a terminal; elsewhere one plain line per finished item. */

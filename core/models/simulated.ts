@@ -46,6 +46,8 @@ export interface SimulatedModelOptions {
   falseAlarmRate?: number;
   /** When the critic misses a real error: probability it still asks for a vague revision instead of passing. Default 0.5. */
   vagueCritiqueRate?: number;
+  /** Probability that a critique's outcome is the critic's fixed judgement of this final answer (the same for every critique of a draft with that answer, whatever the prompt) rather than a fresh look. 0 (default): every critique is independent; 1: the critic always repeats itself. */
+  criticCorrelation?: number;
   /** Probability that a revision fixes the error when the feedback is specific. Default 0.9. */
   fixRateSpecific?: number;
   /** Probability that a revision fixes the error when the feedback is vague. Default 0.3. */
@@ -84,6 +86,7 @@ const OptionsSchema: z.ZodType<ResolvedOptions, SimulatedModelOptions> = z.stric
   uncheckableDetectRate: rate.default(0.5),
   falseAlarmRate: rate.default(0.15),
   vagueCritiqueRate: rate.default(0.5),
+  criticCorrelation: rate.default(0),
   fixRateSpecific: rate.default(0.9),
   fixRateVague: rate.default(0.3),
   breakRate: rate.default(0.3),
@@ -985,18 +988,33 @@ function uncheckable(k: Knowledge, draft: string): boolean {
   return !/[-+]?\d+(?:\.\d+)?\s*[-+*/×÷]\s*\(?[-+]?\d[^=\n]*=\s*[-+]?\d/.test(draft);
 }
 
-function runCritique(k: Knowledge, draft: string, o: ResolvedOptions, draw: Draw): string {
+function runCritique(
+  k: Knowledge,
+  draft: string,
+  o: ResolvedOptions,
+  draw: Draw,
+  task: string,
+): string {
   const a = assess(k, draft);
-  const vague = () => pick(VAGUE_ISSUES, draw("vague-issue"));
+  // A correlated critic: with probability criticCorrelation the outcome (false alarm, detection,
+  // vague miss) comes from a stream keyed by the task and the draft's final answer only, so every
+  // critique of that answer agrees, whatever the prompt's wording or the draft's other lines.
+  const judged =
+    o.criticCorrelation > 0 && draw("critic-correlated") < o.criticCorrelation
+      ? createDraw(
+          `${o.seed}\u0000critic\u0000${task}\u0000${finalAnswer(draft, k.kind === "value" && k.numeric !== undefined) ?? draft.replace(/\s+/g, " ").trim()}`,
+        )
+      : draw;
+  const vague = () => pick(VAGUE_ISSUES, judged("vague-issue"));
   let out: { verdict: "pass" | "revise"; score: number; issues: string[] };
   if (a.correct) {
     out =
-      draw("false-alarm") < o.falseAlarmRate
+      judged("false-alarm") < o.falseAlarmRate
         ? { verdict: "revise", score: score(draw, "score", 0.55, 0.75), issues: [vague()] }
         : { verdict: "pass", score: score(draw, "score", 0.85, 1), issues: [] };
-  } else if (draw("detect") < (uncheckable(k, draft) ? o.uncheckableDetectRate : o.detectRate)) {
+  } else if (judged("detect") < (uncheckable(k, draft) ? o.uncheckableDetectRate : o.detectRate)) {
     out = { verdict: "revise", score: score(draw, "score", 0.15, 0.45), issues: [a.problem] };
-  } else if (draw("vague-miss") < o.vagueCritiqueRate) {
+  } else if (judged("vague-miss") < o.vagueCritiqueRate) {
     out = { verdict: "revise", score: score(draw, "score", 0.5, 0.7), issues: [vague()] };
   } else {
     out = { verdict: "pass", score: score(draw, "score", 0.75, 0.9), issues: [] };
@@ -1176,7 +1194,7 @@ export class SimulatedChatModel extends BaseChatModel<RefineryCallOptions> {
         );
         break;
       case "critique":
-        text = runCritique(k, parsed.draft ?? "", o, draw);
+        text = runCritique(k, parsed.draft ?? "", o, draw, parsed.task);
         break;
       case "judge":
         text = runJudge(k, parsed.draft ?? "", o, draw);

@@ -10,6 +10,7 @@ import {
   createSimulatedModel,
   DEFAULT_SIMULATED_OPTIONS,
   SIMULATED_MODEL_NOTICE,
+  type SimulatedModelOptions,
 } from "../../core/models/simulated.ts";
 import { DEFAULT_PROMPTS } from "../../core/prompts.ts";
 import { usageByNodeOf, type RefineStateType, type Strategy } from "../../core/state.ts";
@@ -83,9 +84,17 @@ export function engineRunner(engine: Engine): RefineRunner {
   });
 }
 
+/** The simulation's parameters an evaluation may set (the answer key is built from the dataset). */
+export type SimulatedParams = Omit<SimulatedModelOptions, "seed" | "answerKey" | "oracle">;
+
 /** Which model answers: the offline simulation (seeded) or the configured endpoint. */
 export type ModelChoice =
-  | { kind: "simulated"; seed: number }
+  | {
+      kind: "simulated";
+      seed: number;
+      /** Parameters of the simulation other than the defaults (docs/simulated-model.md). */
+      options?: SimulatedParams;
+    }
   /** The configured endpoint; `model` is unknown when the server's default model is used. */
   | { kind: "configured"; model?: string; baseURL?: string };
 
@@ -165,7 +174,7 @@ export function simulatedKnowledge(items: readonly DatasetItem[]): Record<string
 
 function modelIdentity(choice: ModelChoice): Record<string, unknown> {
   return choice.kind === "simulated"
-    ? { provider: "simulated", ...DEFAULT_SIMULATED_OPTIONS, seed: choice.seed }
+    ? { provider: "simulated", ...DEFAULT_SIMULATED_OPTIONS, ...choice.options, seed: choice.seed }
     : {
         provider: "openai",
         ...(choice.model ? { model: choice.model } : {}),
@@ -200,7 +209,11 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult
       ? {
           default: {
             provider: "simulated",
-            simulated: { seed: opts.model.seed, answerKey: simulatedKnowledge(allItems) },
+            simulated: {
+              ...opts.model.options,
+              seed: opts.model.seed,
+              answerKey: simulatedKnowledge(allItems),
+            },
           },
         }
       : undefined;

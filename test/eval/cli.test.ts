@@ -120,6 +120,22 @@ describe("refinery eval", () => {
     [["eval", "--dataset", "DATASET", "--concurrency", "0"], /--concurrency: expected an integer/],
     [["eval", "--dataset", "DATASET", "--frobnicate"], /Unknown option/],
     [["eval", "--dataset", "DATASET", "--replicates", "0"], /--replicates: expected an integer/],
+    [
+      ["eval", "--dataset", "DATASET", "--seed", "1", "--sim", "frobnicate=1"],
+      /--sim: Unrecognized key: "frobnicate"/,
+    ],
+    [
+      ["eval", "--dataset", "DATASET", "--seed", "1", "--sim", "detectRate=2"],
+      /--sim detectRate: Too big/,
+    ],
+    [
+      ["eval", "--dataset", "DATASET", "--seed", "1", "--sim", "detectRate"],
+      /--sim: expected NAME=VALUE/,
+    ],
+    [
+      ["eval", "--dataset", "DATASET", "--seed", "1", "--sim", "seed=3"],
+      /--sim: seed cannot be set with --sim/,
+    ],
   ])("bad input %j: one line, exit 2", async (args, message) => {
     const dataset = writeDataset(dir, "args");
     const r = await inProcess(args.map((a) => (a === "DATASET" ? dataset : a)));
@@ -229,6 +245,31 @@ describe("refinery eval", () => {
       expect(recs).toHaveLength(60);
     }
   }, 60_000);
+
+  it("--sim sets a simulation parameter: it reaches the model and the configuration", async () => {
+    const dataset = writeDataset(dir, "sim");
+    const out = join(dir, "sim-out");
+    const base = ["eval", "--dataset", dataset, "--strategies", "proactive", "--out", out];
+    const run = async (extra: string[]) => {
+      const r = await inProcess([...base, "--seed", "2", "--fresh", ...extra]);
+      expect(r.code).toBe(0);
+      return JSON.parse(readFileSync(join(out, "sim.summary.json"), "utf8")) as {
+        model: Record<string, unknown>;
+        strategies: { first_correct: number }[];
+      };
+    };
+    const plain = await run([]);
+    const harder = await run(["--sim", "firstDraftErrorRate=1", "--sim", "criticCorrelation=0.5"]);
+    expect(plain.model).toMatchObject({ firstDraftErrorRate: 0.35, criticCorrelation: 0 });
+    expect(harder.model).toMatchObject({ firstDraftErrorRate: 1, criticCorrelation: 0.5 });
+    expect(plain.strategies[0]?.first_correct).toBeGreaterThan(0);
+    expect(harder.strategies[0]?.first_correct).toBe(0);
+    // Records of another configuration are refused, as for any other parameter (exit 1, as for
+    // every configuration conflict).
+    const other = await inProcess([...base, "--seed", "2", "--sim", "criticCorrelation=1"]);
+    expect(other.code).toBe(1);
+    expect(other.stderr).toMatch(/different configuration/);
+  });
 
   it("--replicates is refused for a real model, before anything runs", async () => {
     const dataset = writeDataset(dir, "rep-real");

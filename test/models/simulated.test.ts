@@ -269,6 +269,34 @@ describe("SimulatedChatModel: determinism", () => {
     expect(same).toBe(40);
   });
 
+  it("criticCorrelation: at 1 every critique of the same final answer agrees, whatever the prompt; at 0 a follow-up is a fresh look", async () => {
+    // A wrong bare value (no working): the critic must re-solve, detecting at uncheckableDetectRate.
+    const outcomes = async (criticCorrelation: number) => {
+      const model = createSimulatedModel({ seed: 3, criticCorrelation });
+      let agree = 0;
+      for (let i = 0; i < 40; i++) {
+        const task = arithmeticTask(i);
+        const draft = `Answer: ${Number(model.expectedAnswer(task)) + 2}`;
+        const vars = { task, context_block: "", feedback_block: "", draft };
+        const first = renderTemplate(DEFAULT_PROMPTS.critique.user, vars);
+        const follow = renderTemplate(DEFAULT_PROMPTS.localize.user, {
+          ...vars,
+          critique: "- Double-check the work.",
+        });
+        const verdict = async (user: string) => {
+          const out = JSON.parse(
+            (await model.invoke([new HumanMessage(user)], { refineryRole: "critique" })).text,
+          ) as { verdict: string; issues: string[] };
+          return `${out.verdict}:${out.issues.join("|")}`;
+        };
+        if ((await verdict(first)) === (await verdict(follow))) agree++;
+      }
+      return agree;
+    };
+    expect(await outcomes(1)).toBe(40);
+    expect(await outcomes(0)).toBeLessThan(35);
+  });
+
   it("varies repeated identical prompts only when varyRepeats is on", async () => {
     const task = arithmeticTask(3);
     const fixed = createSimulatedModel({ seed: 5, firstDraftErrorRate: 0.5 });
