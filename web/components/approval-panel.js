@@ -5,7 +5,7 @@ import { api, describeError } from "../lib/api.js";
 import { announce, h, mount, nextId } from "../lib/dom.js";
 import { parseUnified } from "../lib/diff.js";
 import { ago, dateTime, tokens, until } from "../lib/format.js";
-import { critiqueBadge, scoreMeter, verdictList } from "./badges.js";
+import { critiqueSummary, verdictList } from "./badges.js";
 import { diffView } from "./diff-view.js";
 
 function errorBox() {
@@ -247,18 +247,7 @@ export function approvalPanel({ threadId, request, since, onDecided, onStale }) 
         "section",
         {},
         h("h3", {}, "Critique"),
-        critique
-          ? [
-              h("div", { class: "row gap" }, critiqueBadge(critique), scoreMeter(critique.score)),
-              critique.issues?.length
-                ? h(
-                    "ul",
-                    { class: "issues" },
-                    critique.issues.map((i) => h("li", {}, i)),
-                  )
-                : h("p", { class: "muted small" }, "No issues raised."),
-            ]
-          : h("p", { class: "muted small" }, "Not critiqued."),
+        critique ? critiqueSummary(critique) : h("p", { class: "muted small" }, "Not critiqued."),
       ),
       h("section", {}, h("h3", {}, "Verifiers"), verdictList(request.verdicts)),
     ),

@@ -115,3 +115,17 @@ export function scoreMeter(value, label = "score") {
     }),
   );
 }
+
+/** A critique's verdict, score and issues: the same body wherever a critique is shown. */
+export function critiqueSummary(critique) {
+  return [
+    h("div", { class: "row gap" }, critiqueBadge(critique), scoreMeter(critique.score)),
+    critique.issues?.length
+      ? h(
+          "ul",
+          { class: "issues" },
+          critique.issues.map((issue) => h("li", {}, issue)),
+        )
+      : h("p", { class: "muted small" }, "No issues raised."),
+  ];
+}

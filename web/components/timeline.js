@@ -3,7 +3,7 @@
 import { h } from "../lib/dom.js";
 import { lineDiff } from "../lib/diff.js";
 import { dateTime, duration, tokens } from "../lib/format.js";
-import { critiqueBadge, scoreMeter, verdictList } from "./badges.js";
+import { critiqueBadge, critiqueSummary, verdictList } from "./badges.js";
 import { diffView } from "./diff-view.js";
 
 const SOURCE_TEXT = { generate: "generated", revise: "revised", human: "edited by a reviewer" };
@@ -46,14 +46,7 @@ function critiqueSection(critiques, pending) {
       i === 0
         ? h("h4", {}, "Critique")
         : h("h4", { class: "follow-up" }, "Follow-up: asked to point at the wrong part"),
-      h("div", { class: "row gap" }, critiqueBadge(critique), scoreMeter(critique.score)),
-      critique.issues?.length
-        ? h(
-            "ul",
-            { class: "issues" },
-            critique.issues.map((issue) => h("li", {}, issue)),
-          )
-        : h("p", { class: "muted small" }, "No issues raised."),
+      critiqueSummary(critique),
       usageLine(i === 0 ? "critique" : "follow-up", critique.usage, critique.latencyMs),
     ]),
   );
