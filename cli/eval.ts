@@ -16,14 +16,14 @@ import {
   fileSink,
   formatTable,
   loadDataset,
-  poolReplicates,
   renderChartSvg,
-  runEvaluation,
+  replicateModels,
+  runReplicated,
+  seedOf,
   seedRange,
   STRATEGIES,
   type EvalProgress,
   type ModelChoice,
-  type Replicate,
   type SimulatedParams,
 } from "../graphs/eval/index.ts";
 import type { CliIO } from "./main.ts";
@@ -150,12 +150,6 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
 
   const settings = processSettingsFromEnv(io.env);
   const offline = Boolean(flags.offline) || seed !== undefined || !settings.apiKey;
-  if (replicates > 1 && !offline) {
-    throw new RefineryError("invalid_input", "replicates need the offline simulated model", {
-      field: "--replicates",
-      fix: "add --seed N (or --offline), or drop --replicates for a real model",
-    });
-  }
   const simOptions = parseSimOptions(flags.sim ?? []);
   if (flags.sim?.length && !offline) {
     throw new RefineryError("invalid_input", "simulation parameters need the simulated model", {
@@ -163,75 +157,73 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
       fix: "add --seed N (or --offline), or drop --sim for a real model",
     });
   }
-  const firstSeed = seed ?? DEFAULT_SIMULATED_OPTIONS.seed;
-  const runs: { model: ModelChoice; seed?: number }[] = offline
-    ? Array.from({ length: replicates }, (_, i) => ({
-        model: {
-          kind: "simulated",
-          seed: firstSeed + i,
-          ...(simOptions ? { options: simOptions } : {}),
-        } as const,
-        seed: firstSeed + i,
-      }))
-    : [
-        {
-          model: {
-            kind: "configured",
-            model: settings.model,
-            ...(settings.baseURL ? { baseURL: settings.baseURL } : {}),
-          },
-        },
-      ];
+  const model: ModelChoice = offline
+    ? {
+        kind: "simulated",
+        seed: seed ?? DEFAULT_SIMULATED_OPTIONS.seed,
+        ...(simOptions ? { options: simOptions } : {}),
+      }
+    : {
+        kind: "configured",
+        model: settings.model,
+        ...(settings.baseURL ? { baseURL: settings.baseURL } : {}),
+      };
   const outDir = flags.out ?? "results";
   const name = names.join("+");
   const recordsPathOf = (s: number | undefined) =>
     join(outDir, replicates > 1 ? `${name}.seed-${s}.records.jsonl` : `${name}.records.jsonl`);
+  const models = replicateModels(model, replicates, {
+    field: "--replicates",
+    fix: "add --seed N (or --offline), or drop --replicates for a real model",
+  });
 
-  if (flags.fresh) for (const r of runs) rmSync(recordsPathOf(r.seed), { force: true });
+  if (flags.fresh) for (const m of models) rmSync(recordsPathOf(seedOf(m)), { force: true });
   const engine = openEngine({ settings, memory: true });
   const abort = new AbortController();
   const onSignal = () => abort.abort();
   process.once("SIGINT", onSignal);
+  let recordsPath = recordsPathOf(undefined);
+  let progress: ReturnType<typeof createProgress> | undefined;
+  let progressSeed: number | undefined;
   try {
-    const done: Replicate[] = [];
-    for (const r of runs) {
-      const recordsPath = recordsPathOf(r.seed);
-      const progress = createProgress(io, replicates > 1 ? `seed ${r.seed} ` : "");
-      const result = await runEvaluation({
-        datasets,
-        strategies,
-        runner: engineRunner(engine),
-        sink: fileSink(recordsPath),
-        model: r.model,
-        concurrency,
-        limit,
-        maxIterations,
-        signal: abort.signal,
-        onProgress: progress.update,
-      }).catch((err: unknown) => {
-        progress.end();
-        if (
-          isRefineryError(err) &&
-          err.code !== "invalid_input" &&
-          err.code !== "invalid_config" &&
-          err.code !== "conflict"
-        ) {
-          throw new RefineryError(err.code, err.message, {
-            field: err.field,
-            fix: `${err.fix ? `${err.fix}; ` : ""}finished items are kept in ${recordsPath}: run the same command again to resume`,
-          });
+    const { summary, runs } = await runReplicated({
+      datasets,
+      strategies,
+      runner: engineRunner(engine),
+      models,
+      sinkFor: (s) => fileSink((recordsPath = recordsPathOf(s))),
+      concurrency,
+      limit,
+      maxIterations,
+      signal: abort.signal,
+      onProgress: (p, s) => {
+        if (!progress || s !== progressSeed) {
+          progress?.end();
+          progress = createProgress(io, replicates > 1 ? `seed ${s} ` : "");
+          progressSeed = s;
         }
-        throw err;
-      });
-      progress.end();
-      done.push({ seed: r.seed ?? 0, ...result });
-      if (result.summary.status === "interrupted") break;
-    }
-    const summary = replicates > 1 ? poolReplicates(done) : (done[0] as Replicate).summary;
+        progress.update(p);
+      },
+    }).catch((err: unknown) => {
+      progress?.end();
+      if (
+        isRefineryError(err) &&
+        err.code !== "invalid_input" &&
+        err.code !== "invalid_config" &&
+        err.code !== "conflict"
+      ) {
+        throw new RefineryError(err.code, err.message, {
+          field: err.field,
+          fix: `${err.fix ? `${err.fix}; ` : ""}finished items are kept in ${recordsPath}: run the same command again to resume`,
+        });
+      }
+      throw err;
+    });
+    progress?.end();
     mkdirSync(outDir, { recursive: true });
     const summaryPath = join(outDir, `${name}.summary.json`);
     const chartPath = join(outDir, `${name}.chart.svg`);
-    const recordsFiles = done.map((r) => recordsPathOf(r.seed));
+    const recordsFiles = runs.map((r) => recordsPathOf(r.seed));
     const recordsNote =
       replicates > 1 ? { records_files: recordsFiles } : { records_file: recordsFiles[0] };
     writeFileSync(summaryPath, `${JSON.stringify({ ...summary, ...recordsNote }, null, 2)}\n`);
@@ -241,7 +233,7 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
       io.stdout.write(formatTable(summary));
       const records =
         replicates > 1
-          ? join(outDir, `${name}.seed-{${seedRange(done.map((r) => r.seed))}}.records.jsonl`)
+          ? join(outDir, `${name}.seed-{${seedRange(runs.map((r) => r.seed))}}.records.jsonl`)
           : recordsFiles[0];
       io.stdout.write(`\nrecords: ${records}\nsummary: ${summaryPath}\nchart:   ${chartPath}\n`);
     }
@@ -249,7 +241,7 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
       const n = summary.evaluated + summary.skipped;
       const where =
         replicates > 1
-          ? `${n} item runs (at seed ${done[done.length - 1]?.seed})`
+          ? `${n} item runs (at seed ${runs[runs.length - 1]?.seed})`
           : `${n} of ${summary.items * strategies.length} item runs`;
       io.stderr.write(
         `refinery: interrupted after ${where}; run the same command again to resume\n`,

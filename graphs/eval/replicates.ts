@@ -2,9 +2,16 @@
 // a small dataset decides a comparison by a handful of items (and a rare event such as harm by
 // zero or one); the pooled records show the mechanism. Every replicate keeps its own records file,
 // so each one resumes on its own, and the pooled figures are computed from the records alone.
-import type { ItemRecord } from "./records.ts";
-import type { EvalSummary } from "./run.ts";
-import { compare, summarize, type Comparison } from "./summary.ts";
+import { RefineryError } from "../../core/errors.ts";
+import type { ItemRecord, RecordSink } from "./records.ts";
+import {
+  runEvaluation,
+  type EvalProgress,
+  type EvalSummary,
+  type EvaluationOptions,
+  type ModelChoice,
+} from "./run.ts";
+import { compareWithSelfRefine, summarize, type Comparison } from "./summary.ts";
 
 export interface Replicate {
   seed: number;
@@ -42,7 +49,6 @@ export function poolReplicates(replicates: readonly Replicate[]): PooledSummary 
   if (!first) throw new Error("poolReplicates needs at least one replicate");
   const records = replicates.flatMap((r) => r.records);
   const strategies = first.summary.strategies.map((s) => summarize(s.strategy, records));
-  const baseline = strategies.find((s) => s.strategy === "self-refine");
   const { seed: _seed, ...model } = first.summary.model;
   return {
     ...first.summary,
@@ -51,9 +57,7 @@ export function poolReplicates(replicates: readonly Replicate[]): PooledSummary 
     // Items of the dataset(s); each strategy's `items` counts item runs over all seeds.
     items: first.summary.items,
     strategies,
-    comparisons: baseline
-      ? strategies.filter((s) => s !== baseline).map((s) => compare(s, baseline))
-      : [],
+    comparisons: compareWithSelfRefine(strategies),
     evaluated: replicates.reduce((n, r) => n + r.summary.evaluated, 0),
     skipped: replicates.reduce((n, r) => n + r.summary.skipped, 0),
     elapsed_ms: replicates.reduce((n, r) => n + r.summary.elapsed_ms, 0),
@@ -73,6 +77,63 @@ export function poolReplicates(replicates: readonly Replicate[]): PooledSummary 
       comparisons: r.summary.comparisons,
     })),
   };
+}
+
+/** The seed of a simulated model choice; undefined for a real model. */
+export function seedOf(model: ModelChoice): number | undefined {
+  return model.kind === "simulated" ? model.seed : undefined;
+}
+
+/**
+ * The model of each replicate: the simulated model under seeds seed, seed+1, ...; a real model
+ * only once. `input` names the caller's replicates input (`--replicates`, `replicates`) and its fix
+ * when replicates are asked of a real model. Pure: callers check before they change anything.
+ */
+export function replicateModels(
+  model: ModelChoice,
+  replicates: number,
+  input: { field: string; fix: string },
+): ModelChoice[] {
+  if (model.kind === "simulated")
+    return Array.from({ length: replicates }, (_, i) => ({ ...model, seed: model.seed + i }));
+  if (replicates > 1)
+    throw new RefineryError("invalid_input", "replicates need the offline simulated model", input);
+  return [model];
+}
+
+export interface ReplicatedEvaluationOptions extends Omit<
+  EvaluationOptions,
+  "model" | "sink" | "onProgress"
+> {
+  /** From `replicateModels`: more than one pools the replicates. */
+  models: ModelChoice[];
+  /** Where a replicate's records go (`seed` is undefined for a real model). */
+  sinkFor(seed: number | undefined): RecordSink;
+  onProgress?: (progress: EvalProgress, seed: number | undefined) => void;
+}
+
+/**
+ * Runs each replicate's evaluation in turn, stopping at the first interrupted one. The summary is
+ * the evaluation's own for one model, else the replicates pooled.
+ */
+export async function runReplicated(
+  opts: ReplicatedEvaluationOptions,
+): Promise<{ summary: EvalSummary; runs: Replicate[] }> {
+  const runs: Replicate[] = [];
+  for (const model of opts.models) {
+    const seed = seedOf(model);
+    const result = await runEvaluation({
+      ...opts,
+      model,
+      sink: opts.sinkFor(seed),
+      onProgress: (p) => opts.onProgress?.(p, seed),
+    });
+    runs.push({ seed: seed ?? 0, ...result });
+    if (result.summary.status === "interrupted") break;
+  }
+  const summary = opts.models.length > 1 ? poolReplicates(runs) : runs[0]?.summary;
+  if (!summary) throw new Error("runReplicated needs at least one model");
+  return { summary, runs };
 }
 
 export function isPooled(summary: EvalSummary): summary is PooledSummary {

@@ -17,6 +17,16 @@ function seedText(summary: EvalSummary): string {
     : `seed ${String(summary.model.seed)}`;
 }
 
+/** A header, a rule and the rows, in columns: the first left-aligned, the rest right-aligned. */
+function columns(head: string[], rows: string[][]): string[] {
+  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
+  const line = (cells: string[]) =>
+    cells
+      .map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
+      .join("  ");
+  return [line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)];
+}
+
 function modelLine(summary: EvalSummary): string {
   const m = summary.model;
   return summary.simulated
@@ -49,18 +59,11 @@ export function formatTable(summary: EvalSummary): string {
     `${pct(s.rescue_rate)} (${s.rescued}/${s.first_wrong})`,
     `${pct(s.harm_rate)} (${s.harmed}/${s.first_right})`,
   ]);
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
-      .join("  ");
   const out = [
     `${summary.datasets.map((d) => d.name).join(" + ")}: ${summary.items} item(s)${isPooled(summary) ? ` × ${summary.seeds.length} seeds` : ""}, max ${summary.max_iterations} iteration(s)${summary.status === "interrupted" ? " — INTERRUPTED, partial results" : ""}`,
     modelLine(summary),
     "",
-    line(head),
-    line(widths.map((w) => "-".repeat(w))),
-    ...rows.map(line),
+    ...columns(head, rows),
   ];
   for (const c of summary.comparisons) {
     const mine = summary.strategies.find((s) => s.strategy === c.strategy);
@@ -108,17 +111,7 @@ function replicateTable(summary: EvalSummary): string[] {
       }),
     ];
   });
-  const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
-  const line = (cells: string[]) =>
-    cells
-      .map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
-      .join("  ");
-  return [
-    `per seed${summary.simulated ? " (simulated)" : ""}:`,
-    line(head),
-    line(widths.map((w) => "-".repeat(w))),
-    ...rows.map(line),
-  ];
+  return [`per seed${summary.simulated ? " (simulated)" : ""}:`, ...columns(head, rows)];
 }
 
 function escapeXml(text: string): string {

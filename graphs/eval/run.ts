@@ -19,7 +19,12 @@ import type { Engine } from "../engine.ts";
 import { graderFor, referenceText, type Dataset, type DatasetItem } from "./dataset.ts";
 import { runPool } from "./pool.ts";
 import { configHash, recordKey, type ItemRecord, type RecordSink } from "./records.ts";
-import { compare, summarize, type Comparison, type StrategySummary } from "./summary.ts";
+import {
+  compareWithSelfRefine,
+  summarize,
+  type Comparison,
+  type StrategySummary,
+} from "./summary.ts";
 
 export const STRATEGIES = [
   "vanilla",
@@ -332,7 +337,6 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult
     .map((p) => done.get(recordKey(p.strategy, p.item.dataset, p.item.id)))
     .filter((r): r is ItemRecord => r !== undefined);
   const strategies = opts.strategies.map((s) => summarize(s, records));
-  const baseline = strategies.find((s) => s.strategy === "self-refine");
   const simulated = records.some((r) => r.simulated) || opts.model.kind === "simulated";
   const summary: EvalSummary = {
     label: simulated ? "simulated" : "model",
@@ -349,9 +353,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult
     max_iterations: maxIterations,
     concurrency,
     strategies,
-    comparisons: baseline
-      ? strategies.filter((s) => s !== baseline).map((s) => compare(s, baseline))
-      : [],
+    comparisons: compareWithSelfRefine(strategies),
     evaluated: finished - skipped,
     skipped,
     elapsed_ms: Math.round(performance.now() - started),

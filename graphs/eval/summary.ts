@@ -113,3 +113,9 @@ export function compare(a: StrategySummary, baseline: StrategySummary): Comparis
     harm_rate_delta: diff(a.harm_rate, baseline.harm_rate),
   };
 }
+
+/** Every strategy but self-refine against self-refine (none when self-refine was not evaluated). */
+export function compareWithSelfRefine(strategies: readonly StrategySummary[]): Comparison[] {
+  const baseline = strategies.find((s) => s.strategy === "self-refine");
+  return baseline ? strategies.filter((s) => s !== baseline).map((s) => compare(s, baseline)) : [];
+}

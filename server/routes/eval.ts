@@ -9,18 +9,17 @@ import { RefineryError } from "../../core/errors.ts";
 import {
   DEFAULT_CONCURRENCY,
   graphRunner,
-  memorySink,
   parseDatasetItems,
-  poolReplicates,
   renderChartSvg,
-  runEvaluation,
+  replicateModels,
+  runReplicated,
+  seedOf,
   STRATEGIES,
   type EvalProgress,
   type EvalSummary,
   type ItemRecord,
   type ModelChoice,
   type RefineGraphLike,
-  type Replicate,
 } from "../../graphs/eval/index.ts";
 import { DEFAULT_SIMULATED_OPTIONS } from "../../core/models/simulated.ts";
 import type { AppDeps } from "../context.ts";
@@ -75,19 +74,16 @@ export function evalRoutes(deps: AppDeps): Router {
     const body = parseBody(EvalCreate, req.body);
     const dataset = parseDatasetItems(body.items, body.name);
     const offline = body.offline === true || body.seed !== undefined;
-    if (body.replicates > 1 && !offline) {
-      throw new RefineryError("invalid_input", "replicates need the offline simulated model", {
+    const models = replicateModels(
+      offline
+        ? { kind: "simulated", seed: body.seed ?? DEFAULT_SIMULATED_OPTIONS.seed }
+        : { kind: "configured" },
+      body.replicates,
+      {
         field: "replicates",
         fix: 'add "seed": N (or "offline": true), or drop "replicates" for the configured model',
-      });
-    }
-    const firstSeed = body.seed ?? DEFAULT_SIMULATED_OPTIONS.seed;
-    const models: ModelChoice[] = offline
-      ? Array.from({ length: body.replicates }, (_, i) => ({
-          kind: "simulated" as const,
-          seed: firstSeed + i,
-        }))
-      : [{ kind: "configured" }];
+      },
+    );
     const graph = (await deps.registry.get("refine")) as unknown as RefineGraphLike;
     const now = new Date().toISOString();
     const job: EvalJob = {
@@ -98,41 +94,33 @@ export function evalRoutes(deps: AppDeps): Router {
       progress: { total: 0, done: 0, skipped: 0, elapsed_ms: 0 },
       records: [],
     };
-    const runOne = (model: ModelChoice, before: { done: number; elapsed: number }) => {
-      const sink = memorySink();
-      return runEvaluation({
-        datasets: [dataset],
-        strategies: body.strategies,
-        runner: graphRunner(graph, {
-          validate: (options) => deps.validateConfig?.("refine", { configurable: options }),
-          deleteThread: (id) => deps.checkpoints.deleteThread(id),
-        }),
-        // Each replicate has its own records (their configurations differ); the job lists all.
-        sink: { existing: () => [], append: (r) => (sink.append(r), job.records.push(r)) },
-        model,
-        concurrency: body.concurrency,
-        limit: body.limit,
-        maxIterations: body.max_iterations,
-        onProgress: (p: EvalProgress) => {
-          job.progress = {
-            total: p.total * models.length,
-            done: before.done + p.done,
-            skipped: p.skipped,
-            elapsed_ms: before.elapsed + p.elapsedMs,
-          };
-          job.updated_at = new Date().toISOString();
-        },
-      });
-    };
-    const started = (async (): Promise<{ summary: EvalSummary }> => {
-      const done: Replicate[] = [];
-      for (const model of models) {
-        const before = { done: job.progress.done, elapsed: job.progress.elapsed_ms };
-        const result = await runOne(model, before);
-        done.push({ seed: model.kind === "simulated" ? model.seed : 0, ...result });
-      }
-      return { summary: done.length > 1 ? poolReplicates(done) : (done[0] as Replicate).summary };
-    })();
+    // Progress over all replicates: what the finished ones did, plus the running one's.
+    let before = { seed: seedOf(models[0] as ModelChoice), done: 0, elapsed: 0 };
+    const started = runReplicated({
+      datasets: [dataset],
+      strategies: body.strategies,
+      runner: graphRunner(graph, {
+        validate: (options) => deps.validateConfig?.("refine", { configurable: options }),
+        deleteThread: (id) => deps.checkpoints.deleteThread(id),
+      }),
+      models,
+      // Each replicate has its own records (their configurations differ); the job lists all.
+      sinkFor: () => ({ existing: () => [], append: (r) => void job.records.push(r) }),
+      concurrency: body.concurrency,
+      limit: body.limit,
+      maxIterations: body.max_iterations,
+      onProgress: (p: EvalProgress, seed) => {
+        if (seed !== before.seed)
+          before = { seed, done: job.progress.done, elapsed: job.progress.elapsed_ms };
+        job.progress = {
+          total: p.total * models.length,
+          done: before.done + p.done,
+          skipped: p.skipped,
+          elapsed_ms: before.elapsed + p.elapsedMs,
+        };
+        job.updated_at = new Date().toISOString();
+      },
+    });
     // Configuration errors (bad verifier in an item) are the client's: answer them now.
     const early = await Promise.race([
       started.then(
