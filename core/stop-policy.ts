@@ -240,6 +240,20 @@ export function decideAfterRevise(previous: string, revised: string): Decision {
     : { action: "revise", reason: "revision differs" };
 }
 
+/** A draft as a best-so-far candidate, scored by its assessment. */
+export function asCandidate(
+  draft: { iteration: number; text: string },
+  assessment: Pick<DraftAssessment, "hardPassed" | "hardTotal" | "score">,
+): BestDraft {
+  return {
+    iteration: draft.iteration,
+    text: draft.text,
+    hardPassed: assessment.hardPassed,
+    hardTotal: assessment.hardTotal,
+    score: assessment.score,
+  };
+}
+
 /** Best-so-far: more hard verifiers passed wins, then the higher score; ties keep the incumbent. */
 export function pickBest(current: BestDraft | null, candidate: BestDraft): BestDraft {
   if (!current) return candidate;

@@ -8,13 +8,17 @@ import type { SettingsResolver } from "../core/settings.ts";
 import {
   latestDraft,
   verdictsFor,
-  type BestDraft,
   type Critique,
   type RefineStateType,
   type RefineUpdate,
   type StepRecord,
 } from "../core/state.ts";
-import { assessDraft, decideProactiveAfterCritique, pickBest } from "../core/stop-policy.ts";
+import {
+  asCandidate,
+  assessDraft,
+  decideProactiveAfterCritique,
+  pickBest,
+} from "../core/stop-policy.ts";
 import { selfCheck } from "../core/self-check.ts";
 import { addUsage, nodeUsage } from "../core/usage.ts";
 import {
@@ -104,7 +108,7 @@ export function createCritiqueNode({ settings }: CritiqueNodeOptions) {
         // as before the follow-up existed, and record the error.
         const failed = stopOnModelFailure(err, "critique", state);
         const previous = state.best && state.best.iteration !== draft.iteration ? state.best : null;
-        const best = pickBest(previous, candidate(draft, assessment));
+        const best = pickBest(previous, asCandidate(draft, assessment));
         return {
           ...failed,
           critiques: entries,
@@ -126,13 +130,13 @@ export function createCritiqueNode({ settings }: CritiqueNodeOptions) {
       );
     }
     const update: RefineUpdate = {
-      critiques: entries.length === 1 ? entry : entries,
+      critiques: entries,
       usage: nodeUsage("critique", usage),
     };
     // This draft, scored by its critique, against the best-so-far settled before it (verify left
     // the best alone while the critique was pending).
     const previous = state.best && state.best.iteration !== draft.iteration ? state.best : null;
-    const best = pickBest(previous, candidate(draft, assessment));
+    const best = pickBest(previous, asCandidate(draft, assessment));
     // `localize` was taken above; what remains is stop or revise.
     const decision = record(draft.iteration, step.action === "stop" ? "stop" : "revise", step.why);
     emit(config, { type: "decision", ...decision });
@@ -159,19 +163,6 @@ export function createCritiqueNode({ settings }: CritiqueNodeOptions) {
       route: "revise",
       best,
     });
-  };
-}
-
-function candidate(
-  draft: { iteration: number; text: string },
-  assessment: { hardPassed: number; hardTotal: number; score: number },
-): BestDraft {
-  return {
-    iteration: draft.iteration,
-    text: draft.text,
-    hardPassed: assessment.hardPassed,
-    hardTotal: assessment.hardTotal,
-    score: assessment.score,
   };
 }
 

@@ -12,6 +12,7 @@ import {
   type StepRecord,
 } from "../core/state.ts";
 import {
+  asCandidate,
   assessDraft,
   decideAfterVerify,
   decideProactiveAfterVerify,
@@ -43,13 +44,7 @@ export function createVerifyNode({ settings }: VerifyNodeOptions) {
     const usage = verdicts.reduce((acc, v) => addUsage(acc, v.usage), ZERO_USAGE);
     // Under self-refine the critique of this draft ran before verify; under proactive it has not.
     const assessment = assessDraft(verdicts, critiqueFor(state, draft.iteration));
-    const best = pickBest(state.best, {
-      iteration: draft.iteration,
-      text: draft.text,
-      hardPassed: assessment.hardPassed,
-      hardTotal: assessment.hardTotal,
-      score: assessment.score,
-    });
+    const best = pickBest(state.best, asCandidate(draft, assessment));
     const totalTokens = state.usage.totalTokens + usage.totalTokens;
     // Only channels whose value changes are written: every write is a checkpoint row and a
     // channel version bump, and deterministic verifiers (zero usage) or a best-so-far that
