@@ -45,6 +45,12 @@ export interface SettingsResolverDeps {
   cacheSize?: number;
 }
 
+/** Prompts that take a team's override of another prompt when they have none of their own. */
+const PROMPT_FALLBACK: Partial<Record<PromptName, PromptName>> = {
+  critiqueTargeted: "critique",
+  reviseTargeted: "revise",
+};
+
 export function buildSettings(options: RefineOptions, provider: ModelProvider): RefineSettings {
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...options.retry };
   const model = (role: ModelRole) => provider.forRole(role, options.models);
@@ -56,15 +62,14 @@ export function buildSettings(options: RefineOptions, provider: ModelProvider): 
   );
   const prompts = { ...DEFAULT_PROMPTS };
   for (const name of Object.keys(prompts) as PromptName[]) {
-    const override = options.prompts?.[name];
-    if (override) prompts[name] = { ...prompts[name], ...override };
+    // A team that wrote its own critique or revise prompt keeps it under proactive too, unless
+    // it also wrote the targeted one.
+    const own = options.prompts?.[name];
+    const fallback = PROMPT_FALLBACK[name];
+    const inherited = !own && fallback ? options.prompts?.[fallback] : undefined;
+    if (own) prompts[name] = { ...DEFAULT_PROMPTS[name], ...own };
+    else if (fallback && inherited) prompts[name] = { ...DEFAULT_PROMPTS[fallback], ...inherited };
   }
-  // A team that wrote its own critique or revise prompt keeps it under proactive too, unless it
-  // also wrote the targeted one.
-  if (options.prompts?.critique && !options.prompts.critiqueTargeted)
-    prompts.critiqueTargeted = prompts.critique;
-  if (options.prompts?.revise && !options.prompts.reviseTargeted)
-    prompts.reviseTargeted = prompts.revise;
   return {
     strategy: options.strategy ?? "self-refine",
     approval: options.approval,
