@@ -121,15 +121,17 @@ export class PreparedSqliteSaver extends SqliteSaver {
     const batch = this.queue.splice(0);
     if (batch.length === 0) return;
     try {
-      this.db.transaction(() => {
-        for (const op of batch) op.write();
-      })();
+      this.db
+        .transaction(() => {
+          for (const op of batch) op.write();
+        })
+        .immediate();
       for (const op of batch) op.resolve();
     } catch {
       // One failing write must not fail the others: retry each in its own transaction.
       for (const op of batch) {
         try {
-          this.db.transaction(op.write)();
+          this.db.transaction(op.write).immediate();
           op.resolve();
         } catch (err) {
           op.reject(err);

@@ -51,7 +51,7 @@ export function createSqliteCheckpointAdmin(db: Database.Database): CheckpointAd
           `INSERT INTO writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value)
            SELECT ?, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value FROM writes WHERE thread_id = ?`,
         ).run(to, from);
-      })();
+      }).immediate();
     },
     async rollback(threadId, keep, runId) {
       db.transaction(() => {
@@ -77,7 +77,7 @@ export function createSqliteCheckpointAdmin(db: Database.Database): CheckpointAd
           ).run(runId);
           db.prepare("DELETE FROM refinery_rollback_writes WHERE run_id = ?").run(runId);
         }
-      })();
+      }).immediate();
     },
     async snapshot(runId, threadId, keep) {
       if (keep === null) return;
@@ -87,7 +87,7 @@ export function createSqliteCheckpointAdmin(db: Database.Database): CheckpointAd
           `INSERT INTO refinery_rollback_writes (run_id, thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value)
            SELECT ?, thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value FROM writes WHERE thread_id = ? AND checkpoint_id = ?`,
         ).run(runId, threadId, keep);
-      })();
+      }).immediate();
     },
     async discard(runId) {
       db.prepare("DELETE FROM refinery_rollback_writes WHERE run_id = ?").run(runId);
@@ -96,7 +96,7 @@ export function createSqliteCheckpointAdmin(db: Database.Database): CheckpointAd
       db.transaction(() => {
         db.prepare("DELETE FROM checkpoints WHERE thread_id = ?").run(threadId);
         db.prepare("DELETE FROM writes WHERE thread_id = ?").run(threadId);
-      })();
+      }).immediate();
     },
   };
 }

@@ -45,7 +45,7 @@ export function createSqliteFeedbackInbox(db: Database.Database): FeedbackInbox 
       // Every generate/critique/revise step asks; almost always there is nothing, so the common
       // case is one prepared SELECT without a transaction.
       if (!hasAny.get(threadId)) return [];
-      return takeAll(threadId);
+      return takeAll.immediate(threadId);
     },
     async pending(threadId) {
       return (select.all(threadId) as { text: string; at: string }[]).map((r) => ({

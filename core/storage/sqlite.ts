@@ -227,72 +227,79 @@ export function createSqliteStorage(db: Database.Database): Storage {
 
   const assistants: AssistantStore = {
     async create(input: NewAssistant, ifExists = "raise") {
-      return db.transaction(() => {
-        const existing = prep("SELECT * FROM refinery_assistants WHERE assistant_id = ?").get(
-          input.assistant_id,
-        );
-        if (existing) {
-          if (ifExists === "do_nothing") return rowToAssistant(existing as Record<string, unknown>);
-          throw new RefineryError("conflict", `assistant ${input.assistant_id} already exists`, {
-            field: "assistant_id",
-            fix: 'use another assistant_id, or if_exists: "do_nothing"',
-          });
-        }
-        const t = now();
-        const a: Assistant = {
-          assistant_id: input.assistant_id,
-          graph_id: input.graph_id,
-          config: input.config ?? {},
-          context: input.context ?? {},
-          metadata: input.metadata ?? {},
-          name: input.name ?? "Untitled",
-          description: input.description ?? null,
-          version: 1,
-          created_at: t,
-          updated_at: t,
-        };
-        insertAssistant(a);
-        insertVersion(a);
-        return a;
-      })();
+      return db
+        .transaction(() => {
+          const existing = prep("SELECT * FROM refinery_assistants WHERE assistant_id = ?").get(
+            input.assistant_id,
+          );
+          if (existing) {
+            if (ifExists === "do_nothing")
+              return rowToAssistant(existing as Record<string, unknown>);
+            throw new RefineryError("conflict", `assistant ${input.assistant_id} already exists`, {
+              field: "assistant_id",
+              fix: 'use another assistant_id, or if_exists: "do_nothing"',
+            });
+          }
+          const t = now();
+          const a: Assistant = {
+            assistant_id: input.assistant_id,
+            graph_id: input.graph_id,
+            config: input.config ?? {},
+            context: input.context ?? {},
+            metadata: input.metadata ?? {},
+            name: input.name ?? "Untitled",
+            description: input.description ?? null,
+            version: 1,
+            created_at: t,
+            updated_at: t,
+          };
+          insertAssistant(a);
+          insertVersion(a);
+          return a;
+        })
+        .immediate();
     },
     async get(id) {
       const r = prep("SELECT * FROM refinery_assistants WHERE assistant_id = ?").get(id);
       return r ? rowToAssistant(r as Record<string, unknown>) : undefined;
     },
     async update(id, patch: AssistantPatch) {
-      return db.transaction(() => {
-        const r = prep("SELECT * FROM refinery_assistants WHERE assistant_id = ?").get(id);
-        if (!r) return undefined;
-        const cur = rowToAssistant(r as Record<string, unknown>);
-        const maxVersion = (
-          prep(
-            "SELECT MAX(version) AS v FROM refinery_assistant_versions WHERE assistant_id = ?",
-          ).get(id) as { v: number }
-        ).v;
-        const next: Assistant = {
-          ...cur,
-          graph_id: patch.graph_id ?? cur.graph_id,
-          config: patch.config ?? cur.config,
-          context: patch.context ?? cur.context,
-          metadata: patch.metadata ? { ...cur.metadata, ...patch.metadata } : cur.metadata,
-          name: patch.name ?? cur.name,
-          description: patch.description !== undefined ? patch.description : cur.description,
-          version: maxVersion + 1,
-          updated_at: now(),
-        };
-        prep("DELETE FROM refinery_assistants WHERE assistant_id = ?").run(id);
-        insertAssistant(next);
-        insertVersion(next);
-        return next;
-      })();
+      return db
+        .transaction(() => {
+          const r = prep("SELECT * FROM refinery_assistants WHERE assistant_id = ?").get(id);
+          if (!r) return undefined;
+          const cur = rowToAssistant(r as Record<string, unknown>);
+          const maxVersion = (
+            prep(
+              "SELECT MAX(version) AS v FROM refinery_assistant_versions WHERE assistant_id = ?",
+            ).get(id) as { v: number }
+          ).v;
+          const next: Assistant = {
+            ...cur,
+            graph_id: patch.graph_id ?? cur.graph_id,
+            config: patch.config ?? cur.config,
+            context: patch.context ?? cur.context,
+            metadata: patch.metadata ? { ...cur.metadata, ...patch.metadata } : cur.metadata,
+            name: patch.name ?? cur.name,
+            description: patch.description !== undefined ? patch.description : cur.description,
+            version: maxVersion + 1,
+            updated_at: now(),
+          };
+          prep("DELETE FROM refinery_assistants WHERE assistant_id = ?").run(id);
+          insertAssistant(next);
+          insertVersion(next);
+          return next;
+        })
+        .immediate();
     },
     async delete(id) {
-      return db.transaction(() => {
-        const n = prep("DELETE FROM refinery_assistants WHERE assistant_id = ?").run(id).changes;
-        prep("DELETE FROM refinery_assistant_versions WHERE assistant_id = ?").run(id);
-        return n > 0;
-      })();
+      return db
+        .transaction(() => {
+          const n = prep("DELETE FROM refinery_assistants WHERE assistant_id = ?").run(id).changes;
+          prep("DELETE FROM refinery_assistant_versions WHERE assistant_id = ?").run(id);
+          return n > 0;
+        })
+        .immediate();
     },
     async search(q: AssistantQuery) {
       const args: unknown[] = [];
@@ -320,24 +327,26 @@ export function createSqliteStorage(db: Database.Database): Storage {
       return rows.map(rowToAssistant);
     },
     async setLatest(id, version) {
-      return db.transaction(() => {
-        const v = prep(
-          "SELECT * FROM refinery_assistant_versions WHERE assistant_id = ? AND version = ?",
-        ).get(id, version);
-        if (!v) return undefined;
-        const cur = prep("SELECT created_at FROM refinery_assistants WHERE assistant_id = ?").get(
-          id,
-        ) as { created_at: string } | undefined;
-        if (!cur) return undefined;
-        const a = {
-          ...rowToAssistant(v as Record<string, unknown>),
-          created_at: cur.created_at,
-          updated_at: now(),
-        };
-        prep("DELETE FROM refinery_assistants WHERE assistant_id = ?").run(id);
-        insertAssistant(a);
-        return a;
-      })();
+      return db
+        .transaction(() => {
+          const v = prep(
+            "SELECT * FROM refinery_assistant_versions WHERE assistant_id = ? AND version = ?",
+          ).get(id, version);
+          if (!v) return undefined;
+          const cur = prep("SELECT created_at FROM refinery_assistants WHERE assistant_id = ?").get(
+            id,
+          ) as { created_at: string } | undefined;
+          if (!cur) return undefined;
+          const a = {
+            ...rowToAssistant(v as Record<string, unknown>),
+            created_at: cur.created_at,
+            updated_at: now(),
+          };
+          prep("DELETE FROM refinery_assistants WHERE assistant_id = ?").run(id);
+          insertAssistant(a);
+          return a;
+        })
+        .immediate();
     },
   };
 
@@ -395,58 +404,64 @@ export function createSqliteStorage(db: Database.Database): Storage {
 
   const threads: ThreadStore = {
     async create(input, ifExists = "raise") {
-      return db.transaction(() => {
-        const existing = prep("SELECT * FROM refinery_threads WHERE thread_id = ?").get(
-          input.thread_id,
-        );
-        if (existing) {
-          if (ifExists === "do_nothing") return rowToThread(existing as Record<string, unknown>);
-          throw new RefineryError("conflict", `thread ${input.thread_id} already exists`, {
-            field: "thread_id",
-            fix: 'use another thread_id, or if_exists: "do_nothing"',
-          });
-        }
-        const t = now();
-        const thread: Thread = {
-          thread_id: input.thread_id,
-          created_at: t,
-          updated_at: t,
-          metadata: input.metadata ?? {},
-          status: "idle",
-          values: null,
-          interrupts: {},
-          config: {},
-          error: null,
-        };
-        insertThread(thread);
-        return thread;
-      })();
+      return db
+        .transaction(() => {
+          const existing = prep("SELECT * FROM refinery_threads WHERE thread_id = ?").get(
+            input.thread_id,
+          );
+          if (existing) {
+            if (ifExists === "do_nothing") return rowToThread(existing as Record<string, unknown>);
+            throw new RefineryError("conflict", `thread ${input.thread_id} already exists`, {
+              field: "thread_id",
+              fix: 'use another thread_id, or if_exists: "do_nothing"',
+            });
+          }
+          const t = now();
+          const thread: Thread = {
+            thread_id: input.thread_id,
+            created_at: t,
+            updated_at: t,
+            metadata: input.metadata ?? {},
+            status: "idle",
+            values: null,
+            interrupts: {},
+            config: {},
+            error: null,
+          };
+          insertThread(thread);
+          return thread;
+        })
+        .immediate();
     },
     async get(id) {
       const r = prep("SELECT * FROM refinery_threads WHERE thread_id = ?").get(id);
       return r ? rowToThread(r as Record<string, unknown>) : undefined;
     },
     async update(id, patch) {
-      return db.transaction(() => {
-        const r = prep("SELECT * FROM refinery_threads WHERE thread_id = ?").get(id);
-        if (!r) return undefined;
-        const t = rowToThread(r as Record<string, unknown>);
-        const metadata = { ...t.metadata, ...(patch.metadata ?? {}) };
-        const updated = now();
-        prep("UPDATE refinery_threads SET metadata = ?, updated_at = ? WHERE thread_id = ?").run(
-          j(metadata),
-          updated,
-          id,
-        );
-        return { ...t, metadata, updated_at: updated };
-      })();
+      return db
+        .transaction(() => {
+          const r = prep("SELECT * FROM refinery_threads WHERE thread_id = ?").get(id);
+          if (!r) return undefined;
+          const t = rowToThread(r as Record<string, unknown>);
+          const metadata = { ...t.metadata, ...(patch.metadata ?? {}) };
+          const updated = now();
+          prep("UPDATE refinery_threads SET metadata = ?, updated_at = ? WHERE thread_id = ?").run(
+            j(metadata),
+            updated,
+            id,
+          );
+          return { ...t, metadata, updated_at: updated };
+        })
+        .immediate();
     },
     async delete(id) {
-      return db.transaction(() => {
-        const n = prep("DELETE FROM refinery_threads WHERE thread_id = ?").run(id).changes;
-        prep("DELETE FROM refinery_runs WHERE thread_id = ?").run(id);
-        return n > 0;
-      })();
+      return db
+        .transaction(() => {
+          const n = prep("DELETE FROM refinery_threads WHERE thread_id = ?").run(id).changes;
+          prep("DELETE FROM refinery_runs WHERE thread_id = ?").run(id);
+          return n > 0;
+        })
+        .immediate();
     },
     async search(q: ThreadQuery) {
       const args: unknown[] = [];
@@ -513,59 +528,61 @@ export function createSqliteStorage(db: Database.Database): Storage {
 
   const runs: RunStore = {
     async create(input: NewRun, { rejectIfInflight }): Promise<CreateRunResult> {
-      return db.transaction((): CreateRunResult => {
-        const thread = prep("SELECT * FROM refinery_threads WHERE thread_id = ?").get(
-          input.thread_id,
-        );
-        if (!thread)
-          throw new RefineryError("not_found", `thread ${input.thread_id} not found`, {
-            field: "thread_id",
-          });
-        const inflight = (inflightStmt.all(input.thread_id) as Record<string, unknown>[]).map(
-          rowToRun,
-        );
-        if (rejectIfInflight && inflight.length > 0) return { created: false, inflight };
-        const t = now();
-        // Stored as UTC ISO so claimNext's text comparison orders instants, whatever the offset.
-        const notBefore = input.not_before === undefined ? t : toUtcIso(input.not_before);
-        const run: Run = {
-          run_id: input.run_id,
-          thread_id: input.thread_id,
-          assistant_id: input.assistant_id,
-          created_at: t,
-          updated_at: t,
-          status: "pending",
-          metadata: input.metadata ?? {},
-          multitask_strategy: input.multitask_strategy,
-          kwargs: input.kwargs,
-          attempt: 0,
-          error: null,
-        };
-        prep(
-          `INSERT INTO refinery_runs (run_id, thread_id, assistant_id, created_at, updated_at, not_before, status, metadata, multitask_strategy, kwargs, attempt, error, seq)
+      return db
+        .transaction((): CreateRunResult => {
+          const thread = prep("SELECT * FROM refinery_threads WHERE thread_id = ?").get(
+            input.thread_id,
+          );
+          if (!thread)
+            throw new RefineryError("not_found", `thread ${input.thread_id} not found`, {
+              field: "thread_id",
+            });
+          const inflight = (inflightStmt.all(input.thread_id) as Record<string, unknown>[]).map(
+            rowToRun,
+          );
+          if (rejectIfInflight && inflight.length > 0) return { created: false, inflight };
+          const t = now();
+          // Stored as UTC ISO so claimNext's text comparison orders instants, whatever the offset.
+          const notBefore = input.not_before === undefined ? t : toUtcIso(input.not_before);
+          const run: Run = {
+            run_id: input.run_id,
+            thread_id: input.thread_id,
+            assistant_id: input.assistant_id,
+            created_at: t,
+            updated_at: t,
+            status: "pending",
+            metadata: input.metadata ?? {},
+            multitask_strategy: input.multitask_strategy,
+            kwargs: input.kwargs,
+            attempt: 0,
+            error: null,
+          };
+          prep(
+            `INSERT INTO refinery_runs (run_id, thread_id, assistant_id, created_at, updated_at, not_before, status, metadata, multitask_strategy, kwargs, attempt, error, seq)
            VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, 0, NULL, ?)`,
-        ).run(
-          run.run_id,
-          run.thread_id,
-          run.assistant_id,
-          t,
-          t,
-          notBefore,
-          j(run.metadata),
-          run.multitask_strategy,
-          j(run.kwargs),
-          nextSeq(),
-        );
-        const meta = {
-          ...p<Metadata>((thread as Record<string, unknown>).metadata, {}),
-          graph_id: input.graph_id,
-          assistant_id: input.assistant_id,
-        };
-        prep(
-          "UPDATE refinery_threads SET status = 'busy', metadata = ?, updated_at = ? WHERE thread_id = ?",
-        ).run(j(meta), t, input.thread_id);
-        return { created: true, run, inflight };
-      })();
+          ).run(
+            run.run_id,
+            run.thread_id,
+            run.assistant_id,
+            t,
+            t,
+            notBefore,
+            j(run.metadata),
+            run.multitask_strategy,
+            j(run.kwargs),
+            nextSeq(),
+          );
+          const meta = {
+            ...p<Metadata>((thread as Record<string, unknown>).metadata, {}),
+            graph_id: input.graph_id,
+            assistant_id: input.assistant_id,
+          };
+          prep(
+            "UPDATE refinery_threads SET status = 'busy', metadata = ?, updated_at = ? WHERE thread_id = ?",
+          ).run(j(meta), t, input.thread_id);
+          return { created: true, run, inflight };
+        })
+        .immediate();
     },
     async get(runId, threadId) {
       const r = prep("SELECT * FROM refinery_runs WHERE run_id = ?").get(runId) as
@@ -595,27 +612,29 @@ export function createSqliteStorage(db: Database.Database): Storage {
       return (inflightStmt.all(threadId) as Record<string, unknown>[]).map(rowToRun);
     },
     async claimNext() {
-      return db.transaction(() => {
-        const r = prep(
-          // Unary + keeps the planner on refinery_runs_claim (seq order, no sort of every pending
-          // run) and the per-thread check on refinery_runs_thread.
-          `SELECT * FROM refinery_runs r WHERE r.status = 'pending' AND +r.not_before <= ?
+      return db
+        .transaction(() => {
+          const r = prep(
+            // Unary + keeps the planner on refinery_runs_claim (seq order, no sort of every pending
+            // run) and the per-thread check on refinery_runs_thread.
+            `SELECT * FROM refinery_runs r WHERE r.status = 'pending' AND +r.not_before <= ?
              AND NOT EXISTS (SELECT 1 FROM refinery_runs x WHERE x.thread_id = r.thread_id AND x.status = 'running')
              AND NOT EXISTS (SELECT 1 FROM refinery_runs y WHERE y.thread_id = r.thread_id AND y.status = 'pending' AND +y.seq < r.seq)
              ORDER BY r.seq LIMIT 1`,
-        ).get(now()) as Record<string, unknown> | undefined;
-        if (!r) return undefined;
-        const t = now();
-        prep(
-          "UPDATE refinery_runs SET status = 'running', attempt = attempt + 1, updated_at = ? WHERE run_id = ?",
-        ).run(t, r.run_id);
-        return {
-          ...rowToRun(r),
-          status: "running" as const,
-          attempt: (r.attempt as number) + 1,
-          updated_at: t,
-        };
-      })();
+          ).get(now()) as Record<string, unknown> | undefined;
+          if (!r) return undefined;
+          const t = now();
+          prep(
+            "UPDATE refinery_runs SET status = 'running', attempt = attempt + 1, updated_at = ? WHERE run_id = ?",
+          ).run(t, r.run_id);
+          return {
+            ...rowToRun(r),
+            status: "running" as const,
+            attempt: (r.attempt as number) + 1,
+            updated_at: t,
+          };
+        })
+        .immediate();
     },
     async setStatus(runId, status, error = null) {
       const t = now();
@@ -633,18 +652,19 @@ export function createSqliteStorage(db: Database.Database): Storage {
       ).run(j(checkpointId), runId);
     },
     async requeueRunning() {
-      return db.transaction(() => {
-        const rows = (
-          prep("SELECT * FROM refinery_runs WHERE status = 'running' ORDER BY seq").all() as Record<
-            string,
-            unknown
-          >[]
-        ).map(rowToRun);
-        prep(
-          "UPDATE refinery_runs SET status = 'pending', updated_at = ? WHERE status = 'running'",
-        ).run(now());
-        return rows.map((r) => ({ ...r, status: "pending" as const }));
-      })();
+      return db
+        .transaction(() => {
+          const rows = (
+            prep(
+              "SELECT * FROM refinery_runs WHERE status = 'running' ORDER BY seq",
+            ).all() as Record<string, unknown>[]
+          ).map(rowToRun);
+          prep(
+            "UPDATE refinery_runs SET status = 'pending', updated_at = ? WHERE status = 'running'",
+          ).run(now());
+          return rows.map((r) => ({ ...r, status: "pending" as const }));
+        })
+        .immediate();
     },
     async countByStatus() {
       const out: Record<RunStatus, number> = {

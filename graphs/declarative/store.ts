@@ -65,7 +65,7 @@ export function createSqliteGraphSpecStore(db: Database.Database): GraphSpecStor
   });
   return {
     async put(graphId, spec) {
-      return toRecord(put(graphId, JSON.stringify(spec)));
+      return toRecord(put.immediate(graphId, JSON.stringify(spec)));
     },
     async get(graphId, version) {
       const row = (
