@@ -64,6 +64,11 @@ export interface GraphSpecService {
   /** Deletes every version and unregisters the graph; false when the id is unknown. */
   delete(graphId: string): Promise<boolean>;
   has(graphId: string): boolean;
+  /**
+   * Re-reads one graph from the store after another thread registered a version of it or
+   * deleted it (run threads follow the server thread this way). Graphs from files are kept.
+   */
+  reload(graphId: string): Promise<void>;
   /** Checks a run's `graph_version`, if any, names a stored version. */
   checkConfig(graphId: string, config: Record<string, unknown> | undefined): void;
 }
@@ -330,6 +335,27 @@ export function createGraphSpecService(deps: GraphSpecServiceDeps): GraphSpecSer
     },
 
     has: (graphId) => owned.has(graphId),
+
+    async reload(graphId) {
+      const o = owned.get(graphId);
+      if (o?.source === "file") return;
+      const versions = await deps.store.versions(graphId);
+      const newest = versions.length ? Math.max(...versions) : undefined;
+      const record = newest === undefined ? undefined : await deps.store.get(graphId, newest);
+      if (!record) {
+        if (o) {
+          owned.delete(graphId);
+          deps.registry.unregister(graphId);
+        }
+        return;
+      }
+      if (o && o.latest.version === record.version) return;
+      const graph = compile(validate(record.spec));
+      install(
+        { source: "api", latest: record, versions, compiled: o?.compiled ?? new Map() },
+        graph,
+      );
+    },
 
     checkConfig(graphId, config) {
       const o = owned.get(graphId);
