@@ -4,7 +4,7 @@
 // Usage: tsx bench/server-child.ts --db <file> [--latency-ms 0] [--workers 64]
 import { parseArgs } from "node:util";
 import { startServer } from "../server/start.ts";
-import { createBenchModel, createBenchProvider } from "./server-graph.ts";
+import { join } from "node:path";
 
 const { values } = parseArgs({
   options: {
@@ -16,11 +16,17 @@ const { values } = parseArgs({
 if (!values.db) throw new Error("--db is required");
 
 const running = await startServer({
-  env: { REFINERY_DB: values.db, LOG_LEVEL: process.env.LOG_LEVEL },
+  env: {
+    REFINERY_DB: values.db,
+    LOG_LEVEL: process.env.LOG_LEVEL,
+    REFINERY_RUN_THREADS: process.env.REFINERY_RUN_THREADS,
+    // The bench model, as a module: the server thread and every run thread load it.
+    REFINERY_PROVIDER_MODULE: `${join(import.meta.dirname, "server-graph.ts")}#benchProvider`,
+    BENCH_MODEL_LATENCY_MS: values["latency-ms"],
+  },
   configPath: undefined,
   port: 0,
   host: "127.0.0.1",
-  provider: createBenchProvider(createBenchModel(Number(values["latency-ms"]))),
   ...(values.workers ? { concurrency: Number(values.workers) } : {}),
 });
 process.stdout.write(`Refinery listening on ${running.url}\n`);

@@ -73,6 +73,14 @@ export function createBenchProvider(model: BenchChatModel): ModelProvider {
   return { offline: false, forRole: () => model };
 }
 
+/**
+ * The bench provider as a provider module (REFINERY_PROVIDER_MODULE=bench/server-graph.ts#benchProvider),
+ * which is how it reaches our server's run threads; BENCH_MODEL_LATENCY_MS sets the latency.
+ */
+export function benchProvider(env: Record<string, string | undefined>): ModelProvider {
+  return createBenchProvider(createBenchModel(Number(env.BENCH_MODEL_LATENCY_MS ?? 0)));
+}
+
 /** The refine graph as the in-process variant and the reference server run it. */
 export function createBenchGraph(model: BenchChatModel, checkpointer?: BaseCheckpointSaver) {
   const settings = createSettingsResolver({ provider: createBenchProvider(model) });

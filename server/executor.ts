@@ -2,25 +2,30 @@
 // the graph, publish events to the hub, and record the outcome on the run and its thread.
 // Runs left `running` by a crash are re-queued at start-up and continue from their last
 // checkpoint; steps that were checkpointed are not executed again.
-import { Command } from "@langchain/langgraph";
-import type { BaseCheckpointSaver } from "@langchain/langgraph";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
-import { usageByNodeOf } from "../core/state.ts";
-import type { Run, RunStatus, Storage, ThreadStatus } from "../core/storage/types.ts";
+import type { Run, RunStatus, Storage } from "../core/storage/types.ts";
 import type { LearningLoop } from "../graphs/learning.ts";
-import type { GraphRegistry, StateSnapshotLike } from "../graphs/registry.ts";
+import type { GraphRegistry } from "../graphs/registry.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
-import { interruptsOf, serializeError, toPlain, toStreamChunk } from "./serde.ts";
+import { RunRunner, type CancelAction, type RunOutcome } from "./run-runner.ts";
+import { serializeError } from "./serde.ts";
 import type { StreamHub } from "./stream-hub.ts";
 
-export type CancelAction = "interrupt" | "rollback";
+export type { CancelAction } from "./run-runner.ts";
+
+/**
+ * Executes claimed runs somewhere else than the server thread (run threads, run-threads.ts).
+ * Aborting `signal` with "interrupt", "rollback" or "shutdown" cancels the run there.
+ */
+export interface RunTarget {
+  execute(run: Run, signal: AbortSignal): Promise<RunOutcome | { kind: "lost"; reason: string }>;
+}
 
 export interface ExecutorDeps {
   storage: Storage;
   registry: GraphRegistry;
   hub: StreamHub;
-  checkpointer: BaseCheckpointSaver;
   checkpoints: CheckpointAdmin;
   log: Logger;
   metrics?: Metrics;
@@ -32,6 +37,8 @@ export interface ExecutorDeps {
   fetch?: typeof fetch;
   /** Learns from finished runs (lessons, outcomes kept for export). */
   learning?: LearningLoop;
+  /** Where runs execute; default: in this thread. */
+  target?: RunTarget;
 }
 
 interface Active {
@@ -41,17 +48,6 @@ interface Active {
   done: Promise<void>;
 }
 
-/** Stream modes clients may ask for, and the library mode that produces each. */
-const LIB_MODE: Record<string, string> = {
-  values: "values",
-  updates: "updates",
-  "messages-tuple": "messages",
-  custom: "custom",
-  debug: "debug",
-  tasks: "tasks",
-  checkpoints: "checkpoints",
-};
-
 export class RunExecutor {
   private readonly active = new Map<string, Active>();
   private pumping = false;
@@ -59,7 +55,18 @@ export class RunExecutor {
   private stopping = false;
   private timer?: NodeJS.Timeout;
 
-  constructor(private readonly deps: ExecutorDeps) {}
+  /** Runs graphs in this thread, and re-reads threads after cancels and crashes. */
+  private readonly runner: RunRunner;
+
+  constructor(private readonly deps: ExecutorDeps) {
+    this.runner = new RunRunner({
+      storage: deps.storage,
+      registry: deps.registry,
+      checkpoints: deps.checkpoints,
+      log: deps.log,
+      sink: deps.hub,
+    });
+  }
 
   /** Re-queues runs a crash left running, repairs threads it left busy, then takes runs. */
   async start(): Promise<void> {
@@ -115,7 +122,7 @@ export class RunExecutor {
       await this.deps.storage.runs.setStatus(run.run_id, "interrupted");
     }
     this.deps.hub.close(run.run_id, { status: "interrupted" });
-    await this.refreshThread(run.thread_id);
+    await this.runner.refreshThread(run.thread_id);
     return true;
   }
 
@@ -178,153 +185,59 @@ export class RunExecutor {
 
   private async execute(entry: Active): Promise<void> {
     const { run, controller } = entry;
-    const { storage, hub, log } = this.deps;
+    const { hub, metrics } = this.deps;
     const started = Date.now();
-    const ids = { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt };
-    hub.open(run.run_id, run.attempt);
-    hub.publish(run.run_id, "metadata", { run_id: run.run_id, attempt: run.attempt });
-    log("info", "run started", { ...ids, queue_ms: started - Date.parse(run.created_at) });
-
-    const kwargs = run.kwargs;
-    const configurable = kwargs.config.configurable;
-    const graphId = String(configurable.graph_id);
-    const threadConfig = { configurable: { thread_id: run.thread_id, checkpoint_ns: "" } };
-    let status: "success" | "error" | "interrupted" = "success";
-    let error: { error: string; message: string } | undefined;
-    let before: StateSnapshotLike | undefined;
-    let graph;
-    try {
-      graph = await this.deps.registry.get(graphId, kwargs.config);
-      before = await graph.getState(threadConfig);
-      const current = before.config.configurable?.checkpoint_id ?? null;
-      // Recorded before the graph starts, so a run without it never wrote a checkpoint.
-      const started = kwargs.checkpoint_before !== undefined;
-      if (!started) {
-        kwargs.checkpoint_before = typeof current === "string" ? current : null;
-        await this.deps.checkpoints.snapshot(run.run_id, run.thread_id, kwargs.checkpoint_before);
-        await storage.runs.setCheckpointBefore(run.run_id, kwargs.checkpoint_before);
-      }
-      let input: unknown = kwargs.command
-        ? new Command(kwargs.command as ConstructorParameters<typeof Command>[0])
-        : (kwargs.input ?? null);
-      // A re-queued run whose input was already checkpointed continues instead of starting over,
-      // from the thread's latest checkpoint (its own progress), not from a checkpoint_id it was
-      // created with: that would replay finished steps and drop its input.
-      const resumed = started && current !== kwargs.checkpoint_before;
-      if (resumed) input = null;
-      const modes = [
-        ...new Set(
-          kwargs.stream_mode.map((m) => LIB_MODE[m]).filter((m): m is string => Boolean(m)),
-        ),
-      ];
-      const stream = await graph.stream(input, {
-        configurable: {
-          ...(resumed ? withoutCheckpointId(configurable) : configurable),
-          thread_id: run.thread_id,
-          run_id: run.run_id,
-        },
-        ...(kwargs.config.tags ? { tags: kwargs.config.tags } : {}),
-        ...(kwargs.config.recursion_limit ? { recursionLimit: kwargs.config.recursion_limit } : {}),
-        metadata: {
-          ...kwargs.config.metadata,
-          run_id: run.run_id,
-          thread_id: run.thread_id,
-          graph_id: graphId,
-          run_attempt: run.attempt,
-        },
-        ...(kwargs.context !== undefined ? { context: kwargs.context } : {}),
-        streamMode: modes.length ? modes : ["values"],
-        subgraphs: Boolean(kwargs.stream_subgraphs),
-        ...(kwargs.interrupt_before ? { interruptBefore: kwargs.interrupt_before } : {}),
-        ...(kwargs.interrupt_after ? { interruptAfter: kwargs.interrupt_after } : {}),
-        signal: controller.signal,
-      });
-      const subgraphs = Boolean(kwargs.stream_subgraphs);
-      for await (const chunk of stream) {
-        const parts = chunk as unknown[];
-        const [ns, mode, data] = subgraphs
-          ? (parts as [string[], string, unknown])
-          : ([[], ...parts] as unknown as [string[], string, unknown]);
-        const name = mode === "messages" ? "messages" : mode;
-        hub.publish(
-          run.run_id,
-          ns.length ? `${name}|${ns.join("|")}` : name,
-          toStreamChunk(mode, data),
-        );
-      }
-    } catch (err) {
-      if (controller.signal.aborted) {
-        status = "interrupted";
-      } else {
-        status = "error";
-        error = serializeError(err);
-        hub.publish(run.run_id, "error", error);
-        log("warn", "run failed", { ...ids, error });
-      }
+    const outcome = this.deps.target
+      ? await this.deps.target.execute(run, controller.signal)
+      : await this.runner.execute(run, controller.signal);
+    switch (outcome.kind) {
+      case "paused":
+        return;
+      case "rolled_back":
+        hub.close(run.run_id, { status: "interrupted" });
+        return;
+      case "lost":
+        return this.recover(run, outcome.reason);
     }
-
-    if (entry.cancel === "rollback") {
-      await this.deps.checkpoints.rollback(
-        run.thread_id,
-        kwargs.checkpoint_before ?? null,
-        run.run_id,
-      );
-      await storage.runs.delete(run.run_id, run.thread_id);
-      hub.close(run.run_id, { status: "interrupted" });
-      // The thread goes back to the graph of its previous run, which owns the restored state.
-      const [previous] = await storage.runs.list(run.thread_id, { limit: 1 });
-      const previousGraph = previous?.kwargs.config.configurable.graph_id;
-      if (previous && typeof previousGraph === "string") {
-        await storage.threads.update(run.thread_id, {
-          metadata: { graph_id: previousGraph, assistant_id: previous.assistant_id },
-        });
-        await this.refreshThread(run.thread_id);
-      } else {
-        await this.refreshThread(run.thread_id, graph);
-      }
-      log("info", "run rolled back", ids);
-      return;
-    }
-    if (controller.signal.aborted && entry.cancel === undefined) {
-      // Shutdown: the run goes back to the queue and resumes from its last checkpoint. Its hub
-      // channel stays open: clients waiting on it (join, wait, stream) must not be told it ended;
-      // their connections are cut when the server closes, and they can join again after restart.
-      await storage.runs.setStatus(run.run_id, "pending");
-      log("info", "run paused for shutdown", ids);
-      return;
-    }
-
-    let after: StateSnapshotLike | undefined;
-    try {
-      after = graph ? await graph.getState(threadConfig) : undefined;
-    } catch (err) {
-      log("error", "could not read final state", { ...ids, error: serializeError(err) });
-    }
-    const values = after ? toPlain<Record<string, unknown>>(after.values) : undefined;
-    await storage.runs.setStatus(run.run_id, status, error ?? null);
-    await this.deps.checkpoints.discard(run.run_id);
-    if (kwargs.temporary) {
-      await this.deps.checkpoints.deleteThread(run.thread_id);
-      await storage.threads.delete(run.thread_id);
-    } else {
-      await this.recordThread(
-        run.thread_id,
-        after,
-        status === "error" ? error : undefined,
-        status === "interrupted",
-        values,
-      );
-    }
-    this.countTokens(before, after);
-    const seconds = (Date.now() - started) / 1000;
-    this.deps.metrics?.runsFinished.inc({ status });
-    this.deps.metrics?.runDuration.observe({ status }, seconds);
+    const { status, values, error } = outcome;
+    for (const t of outcome.tokens) metrics?.tokens.inc({ node: t.node, kind: t.kind }, t.tokens);
+    metrics?.runsFinished.inc({ status });
+    metrics?.runDuration.observe({ status }, (Date.now() - started) / 1000);
     hub.close(run.run_id, { status, values, ...(error ? { error } : {}) });
-    log("info", "run finished", { ...ids, status, duration_ms: Math.round(seconds * 1000) });
-    if (kwargs.webhook) void this.callWebhook(run, status, values, error);
+    if (run.kwargs.webhook) void this.callWebhook(run, status, values, error);
     // After the clients have the result; awaited so a graceful shutdown lets it finish.
     if (this.deps.learning && status === "success" && values)
-      await this.learn(run, graphId, values as Record<string, unknown>);
+      await this.learn(run, outcome.graphId, values);
+  }
+
+  /**
+   * The run thread executing `run` died (it ran out of memory, or crashed). Its finished steps are
+   * checkpointed: the run goes back to the queue and resumes from there, up to 3 attempts; then it
+   * fails, so a run that kills its thread every time cannot take the server down in a loop.
+   */
+  private async recover(run: Run, reason: string): Promise<void> {
+    const { storage, hub, log } = this.deps;
+    if (run.attempt < 3 && !this.stopping) {
+      await storage.runs.setStatus(run.run_id, "pending");
+      log("error", "run thread lost the run; re-queued", {
+        run_id: run.run_id,
+        thread_id: run.thread_id,
+        attempt: run.attempt,
+        reason,
+      });
+      return;
+    }
+    const error = { error: "RunThreadLost", message: `the run's thread stopped: ${reason}` };
+    await storage.runs.setStatus(run.run_id, "error", error);
+    await this.runner.refreshThread(run.thread_id, undefined, { error });
+    this.deps.metrics?.runsFinished.inc({ status: "error" });
+    hub.close(run.run_id, { status: "error", error });
+    log("error", "run failed: its thread stopped", {
+      run_id: run.run_id,
+      thread_id: run.thread_id,
+      attempt: run.attempt,
+      reason,
+    });
   }
 
   private async learn(run: Run, graphId: string, values: Record<string, unknown>): Promise<void> {
@@ -356,30 +269,6 @@ export class RunExecutor {
     }
   }
 
-  private async recordThread(
-    threadId: string,
-    state: StateSnapshotLike | undefined,
-    error?: { error: string; message: string },
-    cancelled = false,
-    /** `state.values` already made plain, when the caller has it. */
-    values: Record<string, unknown> | null = state ? toPlain(state.values) : null,
-  ): Promise<void> {
-    const pending = (await this.deps.storage.runs.inflight(threadId)).some(
-      (r) => r.status === "pending",
-    );
-    const interrupts = state && !cancelled ? interruptsOf(state) : {};
-    let status: ThreadStatus = "idle";
-    if (error) status = "error";
-    else if (state && !cancelled && state.next.length > 0) status = "interrupted";
-    if (pending) status = "busy";
-    await this.deps.storage.threads.setSnapshot(threadId, {
-      status,
-      values,
-      interrupts,
-      error: error ?? null,
-    });
-  }
-
   /**
    * Threads marked busy with no run pending or running: a crash came between recording a run's
    * outcome and its thread's (or a cancel and the thread refresh). Nothing would ever clear them.
@@ -407,7 +296,7 @@ export class RunExecutor {
             await this.deps.checkpoints.deleteThread(thread_id);
             await storage.threads.delete(thread_id);
           } else {
-            await this.refreshThread(thread_id, undefined, {
+            await this.runner.refreshThread(thread_id, undefined, {
               error: last?.status === "error" ? (last.error ?? undefined) : undefined,
               cancelled: last?.status === "interrupted",
             });
@@ -422,49 +311,6 @@ export class RunExecutor {
         }
       }
       if (page.length < limit) return;
-    }
-  }
-
-  /** Re-reads a thread's state after a cancel or rollback. */
-  private async refreshThread(
-    threadId: string,
-    graph?: { getState: (c: Record<string, unknown>) => Promise<StateSnapshotLike> },
-    outcome: { error?: { error: string; message: string }; cancelled?: boolean } = {},
-  ): Promise<void> {
-    let state: StateSnapshotLike | undefined;
-    try {
-      const thread = await this.deps.storage.threads.get(threadId);
-      const graphId = thread?.metadata.graph_id;
-      const g =
-        graph ?? (typeof graphId === "string" ? await this.deps.registry.get(graphId) : undefined);
-      state = g
-        ? await g.getState({ configurable: { thread_id: threadId, checkpoint_ns: "" } })
-        : undefined;
-    } catch {
-      state = undefined;
-    }
-    await this.recordThread(
-      threadId,
-      state && state.createdAt ? state : undefined,
-      outcome.error,
-      outcome.cancelled,
-    );
-  }
-
-  private countTokens(
-    before: StateSnapshotLike | undefined,
-    after: StateSnapshotLike | undefined,
-  ): void {
-    const metrics = this.deps.metrics;
-    if (!metrics) return;
-    type Values = Parameters<typeof usageByNodeOf>[0];
-    const a = usageByNodeOf((after?.values ?? {}) as Values);
-    const b = usageByNodeOf((before?.values ?? {}) as Values);
-    for (const [node, u] of Object.entries(a)) {
-      const prompt = (u.promptTokens ?? 0) - (b[node]?.promptTokens ?? 0);
-      const completion = (u.completionTokens ?? 0) - (b[node]?.completionTokens ?? 0);
-      if (prompt > 0) metrics.tokens.inc({ node, kind: "prompt" }, prompt);
-      if (completion > 0) metrics.tokens.inc({ node, kind: "completion" }, completion);
     }
   }
 
@@ -495,14 +341,6 @@ export class RunExecutor {
     }
     this.deps.log("warn", "run webhook failed", { run_id: run.run_id, url });
   }
-}
-
-/** A run's configurable without the checkpoint it was created from. */
-function withoutCheckpointId(configurable: Record<string, unknown>): Record<string, unknown> {
-  const rest = { ...configurable };
-  delete rest.checkpoint_id;
-  delete rest.checkpoint_map;
-  return rest;
 }
 
 /** False when refine options (`memory: {enabled: false}`) switch the lessons memory off. */

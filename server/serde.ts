@@ -2,8 +2,20 @@
 // ThreadState, errors as {error, message}.
 import type { StateSnapshotLike } from "../graphs/registry.ts";
 
+/**
+ * A value already serialized by toJson (a run thread serializes its stream chunks): written as
+ * is, and parsed back only if something serializes it inside another value.
+ */
+export class JsonText {
+  constructor(readonly json: string) {}
+  toJSON(): unknown {
+    return JSON.parse(this.json);
+  }
+}
+
 /** JSON.stringify that turns LangChain messages into `{...data, type}` dicts, as the protocol does. */
 export function toJson(value: unknown): string {
+  if (value instanceof JsonText) return value.json;
   return JSON.stringify(value, function (this: Record<string, unknown>, key, v) {
     const raw = this[key] as {
       toDict?: () => { type: string; data: Record<string, unknown> };

@@ -1,19 +1,11 @@
 // Composition root of the server process: SQLite file (checkpoints, runs, threads, assistants),
 // graph registry, stream hub, run executor and the Express app. Used by main.ts and by tests.
-import { existsSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { z } from "zod";
-import { processSettingsFromEnv, RefineOptionsSchema } from "../core/config.ts";
-import { createSqliteCheckpointAdmin, ensureSaverSetup } from "../core/storage/checkpoint-admin.ts";
-import { createSqliteFeedbackInbox, type FeedbackInbox } from "../core/storage/feedback-inbox.ts";
-import { createSqliteStorage } from "../core/storage/sqlite.ts";
-import { startGraphSpecs } from "../graphs/declarative/index.ts";
-import { openEngine } from "../graphs/engine.ts";
-import type { LessonMemory } from "../core/memory/lessons.ts";
-import type { LessonSource } from "../graphs/learning.ts";
-import { openLearning } from "../graphs/learning.ts";
-import { createGraphRegistry, systemAssistantId, type RunnableGraph } from "../graphs/registry.ts";
+import { RefineOptionsSchema } from "../core/config.ts";
+import type { GraphSpecService } from "../graphs/declarative/index.ts";
+import { systemAssistantId } from "../graphs/registry.ts";
 import type { ModelProvider } from "../core/models/provider.ts";
 import { fromZodError } from "../core/errors.ts";
 import { createApp } from "./app.ts";
@@ -21,6 +13,8 @@ import { ApprovalWatcher } from "./approval-watcher.ts";
 import { RunExecutor } from "./executor.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
+import { RunThreadPool, runThreadCount } from "./run-threads.ts";
+import { openRuntime } from "./runtime.ts";
 import { StreamHub } from "./stream-hub.ts";
 
 export interface StartOptions {
@@ -35,6 +29,12 @@ export interface StartOptions {
   provider?: ModelProvider;
   keepAliveMs?: number;
   pollMs?: number;
+  /**
+   * Worker threads that execute graphs: a count, or "auto" (default, REFINERY_RUN_THREADS): one
+   * per core up to 4 when there are several cores. 0 runs graphs in the server thread, as does an
+   * injected `provider` (a live object cannot cross threads; REFINERY_PROVIDER_MODULE can).
+   */
+  runThreads?: number | "auto";
 }
 
 export interface RunningServer {
@@ -63,62 +63,48 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const env = options.env ?? process.env;
   const log =
     options.log ?? createLogger({ level: (env.LOG_LEVEL as LogLevel | undefined) ?? "info" });
-  const settings = processSettingsFromEnv(env);
-  // The inbox lives in the database the engine opens, so the engine gets a forwarder to it.
-  const inboxRef: { current?: FeedbackInbox } = {};
-  // Likewise the lessons memory, opened on that database below.
-  const lessonsRef: { memory?: LessonMemory } = {};
-  const lessons: LessonSource = {
-    retrieve: async (assistantId, task, limit) =>
-      lessonsRef.memory
-        ? lessonsRef.memory.retrieve(assistantId ?? systemAssistantId("refine"), task, limit)
-        : [],
-  };
-  const engine = openEngine({
-    settings,
+  const runtime = await openRuntime({
+    env,
+    configPath: options.configPath,
     provider: options.provider,
-    lessons,
-    inbox: { take: async (threadId) => (inboxRef.current ? inboxRef.current.take(threadId) : []) },
+    log,
   });
-  const db = engine.checkpointer.db;
-  if (!db) throw new Error("the server needs the SQLite checkpointer");
-  const saver = engine.checkpointer.saver;
-  await ensureSaverSetup(saver);
-  const storage = createSqliteStorage(db);
-  const inbox = createSqliteFeedbackInbox(db);
-  inboxRef.current = inbox;
-  const checkpoints = createSqliteCheckpointAdmin(db);
-  // Lessons memory (the same SQLite file, or Postgres with REFINERY_STORE_URL) and run records.
-  const learning = await openLearning(settings, db);
-  lessonsRef.memory = learning.memory;
-
-  const configPath =
-    options.configPath ??
-    env.REFINERY_CONFIG ??
-    (existsSync("langgraph.json") ? "langgraph.json" : undefined);
-  const registry = await createGraphRegistry({
-    builtins: {
-      refine: {
-        graph: engine.graph as unknown as RunnableGraph,
-        description: "generate -> critique -> verify -> revise with a stop policy",
-      },
+  const { settings, engine, db, saver, storage, inbox, checkpoints, learning, registry } = runtime;
+  // Finished runs' events stay replayable (join-stream, Last-Event-ID) for 60 s, at most this many.
+  const hub = new StreamHub({ maxFinishedRuns: Number(env.REFINERY_STREAM_RETAIN_RUNS ?? 500) });
+  let threads = runThreadCount(options.runThreads ?? env.REFINERY_RUN_THREADS);
+  if (options.provider || settings.dbPath === ":memory:") threads = 0;
+  let pool: RunThreadPool | undefined;
+  try {
+    pool =
+      threads > 0
+        ? await RunThreadPool.start({
+            count: threads,
+            env: { ...env },
+            configPath: runtime.configPath,
+            hub,
+            log,
+          })
+        : undefined;
+  } catch (err) {
+    await runtime.close();
+    throw err;
+  }
+  // Run threads re-read a declarative graph when it changes here.
+  const specs = runtime.graphSpecs;
+  const graphSpecs: GraphSpecService = {
+    ...specs,
+    register: async (document, graphId) => {
+      const result = await specs.register(document, graphId);
+      if (result.created) pool?.graphChanged(result.graph_id);
+      return result;
     },
-    configPath,
-    checkpointer: saver,
-    log: (level, msg, fields) => log(level, msg, fields),
-  });
-  // Declarative graphs: stored ones, then REFINERY_GRAPHS_DIR (default ./graphs.d when present).
-  const graphSpecs = await startGraphSpecs({
-    db,
-    registry,
-    checkpointer: saver,
-    provider: engine.provider,
-    inbox,
-    lessons,
-    graphsDir: env.REFINERY_GRAPHS_DIR ?? (existsSync("graphs.d") ? "graphs.d" : undefined),
-    nodeKindModules: env.REFINERY_NODE_KINDS,
-    log: (level, msg, fields) => log(level, msg, fields),
-  });
+    delete: async (graphId) => {
+      const deleted = await specs.delete(graphId);
+      if (deleted) pool?.graphChanged(graphId);
+      return deleted;
+    },
+  };
   const takesRefineInput = (graphId: string) => graphId === "refine" || graphSpecs.has(graphId);
   for (const graphId of registry.ids()) {
     await storage.assistants.create(
@@ -132,21 +118,19 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     );
   }
 
-  // Finished runs' events stay replayable (join-stream, Last-Event-ID) for 60 s, at most this many.
-  const hub = new StreamHub({ maxFinishedRuns: Number(env.REFINERY_STREAM_RETAIN_RUNS ?? 500) });
   const metrics = createMetrics();
   const concurrency = options.concurrency ?? Number(env.REFINERY_WORKERS ?? 64);
   const executor = new RunExecutor({
     storage,
     registry,
     hub,
-    checkpointer: saver,
     checkpoints,
     log,
     metrics,
     concurrency,
     pollMs: options.pollMs,
     learning: learning.loop,
+    ...(pool ? { target: pool } : {}),
   });
   const hooks: { resumeApproval?: (threadId: string, decision: unknown) => Promise<unknown> } = {};
   const app = createApp({
@@ -222,6 +206,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     graphs: registry.ids(),
     model: engine.provider.offline ? "simulated (offline)" : settings.model,
     workers: concurrency,
+    run_threads: pool?.size ?? 0,
     lessons: learning.storeKind ?? "off",
   });
 
@@ -238,9 +223,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       await executor.stop(graceMs);
       server.closeAllConnections();
       await stopped;
-      await storage.close();
-      await learning.close();
-      engine.close();
+      await pool?.close();
+      await runtime.close();
     },
   };
 }

@@ -1,0 +1,297 @@
+// Executes one claimed run: streams its graph, publishes every chunk, records the outcome on the
+// run and its thread, and rolls the thread back when the run was cancelled with `rollback`. The
+// executor calls it in the server thread, or a run thread calls it (run-thread.ts); either way the
+// executor does what follows a run (metrics, closing the stream, webhook, learning) in the server
+// thread, from the RunOutcome returned here.
+import { Command } from "@langchain/langgraph";
+import { usageByNodeOf } from "../core/state.ts";
+import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
+import type { Run, Storage, ThreadStatus } from "../core/storage/types.ts";
+import type { GraphRegistry, StateSnapshotLike } from "../graphs/registry.ts";
+import type { Logger } from "./log.ts";
+import { interruptsOf, serializeError, toPlain, toStreamChunk } from "./serde.ts";
+
+export type CancelAction = "interrupt" | "rollback";
+
+/** Where a run's stream chunks go: the StreamHub, or a run thread's message port. */
+export interface RunEventSink {
+  open(runId: string, attempt: number): void;
+  publish(runId: string, event: string, data: unknown): void;
+}
+
+export interface TokenCount {
+  node: string;
+  kind: "prompt" | "completion";
+  tokens: number;
+}
+
+export type RunOutcome =
+  /** Aborted by a shutdown: back to pending, resumes from its last checkpoint. */
+  | { kind: "paused" }
+  /** Cancelled with rollback: the run is deleted and its thread restored. */
+  | { kind: "rolled_back" }
+  | {
+      kind: "finished";
+      status: "success" | "error" | "interrupted";
+      values?: Record<string, unknown>;
+      error?: { error: string; message: string };
+      graphId: string;
+      /** LLM tokens this run added, by node. */
+      tokens: TokenCount[];
+    };
+
+/** Stream modes clients may ask for, and the library mode that produces each. */
+const LIB_MODE: Record<string, string> = {
+  values: "values",
+  updates: "updates",
+  "messages-tuple": "messages",
+  custom: "custom",
+  debug: "debug",
+  tasks: "tasks",
+  checkpoints: "checkpoints",
+};
+
+export interface RunRunnerDeps {
+  storage: Storage;
+  registry: GraphRegistry;
+  checkpoints: CheckpointAdmin;
+  log: Logger;
+  sink: RunEventSink;
+}
+
+/** The cancel action a run was aborted with, or undefined (not aborted, or shutdown). */
+export function cancelActionOf(signal: AbortSignal): CancelAction | undefined {
+  const reason: unknown = signal.aborted ? signal.reason : undefined;
+  return reason === "interrupt" || reason === "rollback" ? reason : undefined;
+}
+
+export class RunRunner {
+  constructor(private readonly deps: RunRunnerDeps) {}
+
+  /** Runs `run` to its end (or until `signal` aborts with "interrupt", "rollback" or "shutdown"). */
+  async execute(run: Run, signal: AbortSignal): Promise<RunOutcome> {
+    const { storage, sink, log } = this.deps;
+    const started = Date.now();
+    const ids = { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt };
+    sink.open(run.run_id, run.attempt);
+    sink.publish(run.run_id, "metadata", { run_id: run.run_id, attempt: run.attempt });
+    log("info", "run started", { ...ids, queue_ms: started - Date.parse(run.created_at) });
+
+    const kwargs = run.kwargs;
+    const configurable = kwargs.config.configurable;
+    const graphId = String(configurable.graph_id);
+    const threadConfig = { configurable: { thread_id: run.thread_id, checkpoint_ns: "" } };
+    let status: "success" | "error" | "interrupted" = "success";
+    let error: { error: string; message: string } | undefined;
+    let before: StateSnapshotLike | undefined;
+    let graph;
+    try {
+      graph = await this.deps.registry.get(graphId, kwargs.config);
+      before = await graph.getState(threadConfig);
+      const current = before.config.configurable?.checkpoint_id ?? null;
+      // Recorded before the graph starts, so a run without it never wrote a checkpoint.
+      const started = kwargs.checkpoint_before !== undefined;
+      if (!started) {
+        kwargs.checkpoint_before = typeof current === "string" ? current : null;
+        await this.deps.checkpoints.snapshot(run.run_id, run.thread_id, kwargs.checkpoint_before);
+        await storage.runs.setCheckpointBefore(run.run_id, kwargs.checkpoint_before);
+      }
+      let input: unknown = kwargs.command
+        ? new Command(kwargs.command as ConstructorParameters<typeof Command>[0])
+        : (kwargs.input ?? null);
+      // A re-queued run whose input was already checkpointed continues instead of starting over,
+      // from the thread's latest checkpoint (its own progress), not from a checkpoint_id it was
+      // created with: that would replay finished steps and drop its input.
+      const resumed = started && current !== kwargs.checkpoint_before;
+      if (resumed) input = null;
+      const modes = [
+        ...new Set(
+          kwargs.stream_mode.map((m) => LIB_MODE[m]).filter((m): m is string => Boolean(m)),
+        ),
+      ];
+      const stream = await graph.stream(input, {
+        configurable: {
+          ...(resumed ? withoutCheckpointId(configurable) : configurable),
+          thread_id: run.thread_id,
+          run_id: run.run_id,
+        },
+        ...(kwargs.config.tags ? { tags: kwargs.config.tags } : {}),
+        ...(kwargs.config.recursion_limit ? { recursionLimit: kwargs.config.recursion_limit } : {}),
+        metadata: {
+          ...kwargs.config.metadata,
+          run_id: run.run_id,
+          thread_id: run.thread_id,
+          graph_id: graphId,
+          run_attempt: run.attempt,
+        },
+        ...(kwargs.context !== undefined ? { context: kwargs.context } : {}),
+        streamMode: modes.length ? modes : ["values"],
+        subgraphs: Boolean(kwargs.stream_subgraphs),
+        ...(kwargs.interrupt_before ? { interruptBefore: kwargs.interrupt_before } : {}),
+        ...(kwargs.interrupt_after ? { interruptAfter: kwargs.interrupt_after } : {}),
+        signal,
+      });
+      const subgraphs = Boolean(kwargs.stream_subgraphs);
+      for await (const chunk of stream) {
+        const parts = chunk as unknown[];
+        const [ns, mode, data] = subgraphs
+          ? (parts as [string[], string, unknown])
+          : ([[], ...parts] as unknown as [string[], string, unknown]);
+        const name = mode === "messages" ? "messages" : mode;
+        sink.publish(
+          run.run_id,
+          ns.length ? `${name}|${ns.join("|")}` : name,
+          toStreamChunk(mode, data),
+        );
+      }
+    } catch (err) {
+      if (signal.aborted) {
+        status = "interrupted";
+      } else {
+        status = "error";
+        error = serializeError(err);
+        sink.publish(run.run_id, "error", error);
+        log("warn", "run failed", { ...ids, error });
+      }
+    }
+
+    const cancel = cancelActionOf(signal);
+    if (cancel === "rollback") {
+      await this.deps.checkpoints.rollback(
+        run.thread_id,
+        kwargs.checkpoint_before ?? null,
+        run.run_id,
+      );
+      await storage.runs.delete(run.run_id, run.thread_id);
+      // The thread goes back to the graph of its previous run, which owns the restored state.
+      const [previous] = await storage.runs.list(run.thread_id, { limit: 1 });
+      const previousGraph = previous?.kwargs.config.configurable.graph_id;
+      if (previous && typeof previousGraph === "string") {
+        await storage.threads.update(run.thread_id, {
+          metadata: { graph_id: previousGraph, assistant_id: previous.assistant_id },
+        });
+        await this.refreshThread(run.thread_id);
+      } else {
+        await this.refreshThread(run.thread_id, graph);
+      }
+      log("info", "run rolled back", ids);
+      return { kind: "rolled_back" };
+    }
+    if (signal.aborted && cancel === undefined) {
+      // Shutdown: the run goes back to the queue and resumes from its last checkpoint. Its stream
+      // stays open: clients waiting on it (join, wait, stream) must not be told it ended; their
+      // connections are cut when the server closes, and they can join again after restart.
+      await storage.runs.setStatus(run.run_id, "pending");
+      log("info", "run paused for shutdown", ids);
+      return { kind: "paused" };
+    }
+
+    let after: StateSnapshotLike | undefined;
+    try {
+      after = graph ? await graph.getState(threadConfig) : undefined;
+    } catch (err) {
+      log("error", "could not read final state", { ...ids, error: serializeError(err) });
+    }
+    const values = after ? toPlain<Record<string, unknown>>(after.values) : undefined;
+    await storage.runs.setStatus(run.run_id, status, error ?? null);
+    await this.deps.checkpoints.discard(run.run_id);
+    if (kwargs.temporary) {
+      await this.deps.checkpoints.deleteThread(run.thread_id);
+      await storage.threads.delete(run.thread_id);
+    } else {
+      await this.recordThread(
+        run.thread_id,
+        after,
+        status === "error" ? error : undefined,
+        status === "interrupted",
+        values,
+      );
+    }
+    log("info", "run finished", { ...ids, status, duration_ms: Date.now() - started });
+    return {
+      kind: "finished",
+      status,
+      ...(values ? { values } : {}),
+      ...(error ? { error } : {}),
+      graphId,
+      tokens: tokensAdded(before, after),
+    };
+  }
+
+  /** Writes a thread's snapshot (values, interrupts, status) after a run or a cancel. */
+  async recordThread(
+    threadId: string,
+    state: StateSnapshotLike | undefined,
+    error?: { error: string; message: string },
+    cancelled = false,
+    /** `state.values` already made plain, when the caller has it. */
+    values: Record<string, unknown> | null = state ? toPlain(state.values) : null,
+  ): Promise<void> {
+    const pending = (await this.deps.storage.runs.inflight(threadId)).some(
+      (r) => r.status === "pending",
+    );
+    const interrupts = state && !cancelled ? interruptsOf(state) : {};
+    let status: ThreadStatus = "idle";
+    if (error) status = "error";
+    else if (state && !cancelled && state.next.length > 0) status = "interrupted";
+    if (pending) status = "busy";
+    await this.deps.storage.threads.setSnapshot(threadId, {
+      status,
+      values,
+      interrupts,
+      error: error ?? null,
+    });
+  }
+
+  /** Re-reads a thread's state after a cancel or rollback. */
+  async refreshThread(
+    threadId: string,
+    graph?: { getState: (c: Record<string, unknown>) => Promise<StateSnapshotLike> },
+    outcome: { error?: { error: string; message: string }; cancelled?: boolean } = {},
+  ): Promise<void> {
+    let state: StateSnapshotLike | undefined;
+    try {
+      const thread = await this.deps.storage.threads.get(threadId);
+      const graphId = thread?.metadata.graph_id;
+      const g =
+        graph ?? (typeof graphId === "string" ? await this.deps.registry.get(graphId) : undefined);
+      state = g
+        ? await g.getState({ configurable: { thread_id: threadId, checkpoint_ns: "" } })
+        : undefined;
+    } catch {
+      state = undefined;
+    }
+    await this.recordThread(
+      threadId,
+      state && state.createdAt ? state : undefined,
+      outcome.error,
+      outcome.cancelled,
+    );
+  }
+}
+
+/** LLM tokens by node that `after` holds beyond `before`. */
+function tokensAdded(
+  before: StateSnapshotLike | undefined,
+  after: StateSnapshotLike | undefined,
+): TokenCount[] {
+  type Values = Parameters<typeof usageByNodeOf>[0];
+  const a = usageByNodeOf((after?.values ?? {}) as Values);
+  const b = usageByNodeOf((before?.values ?? {}) as Values);
+  const out: TokenCount[] = [];
+  for (const [node, u] of Object.entries(a)) {
+    const prompt = (u.promptTokens ?? 0) - (b[node]?.promptTokens ?? 0);
+    const completion = (u.completionTokens ?? 0) - (b[node]?.completionTokens ?? 0);
+    if (prompt > 0) out.push({ node, kind: "prompt", tokens: prompt });
+    if (completion > 0) out.push({ node, kind: "completion", tokens: completion });
+  }
+  return out;
+}
+
+/** A run's configurable without the checkpoint it was created from. */
+function withoutCheckpointId(configurable: Record<string, unknown>): Record<string, unknown> {
+  const rest = { ...configurable };
+  delete rest.checkpoint_id;
+  delete rest.checkpoint_map;
+  return rest;
+}

@@ -1,0 +1,98 @@
+// A run thread: executes the runs the server thread hands it (run-threads.ts), on its own engine,
+// graph registry and connection to the same SQLite file, and sends back what the server thread
+// needs: every stream chunk (already serialized), log entries and each run's outcome.
+import { parentPort, workerData } from "node:worker_threads";
+import type { Run } from "../core/storage/types.ts";
+import type { Logger } from "./log.ts";
+import { RunRunner, type RunEventSink } from "./run-runner.ts";
+import { openRuntime } from "./runtime.ts";
+import { serializeError, toJson } from "./serde.ts";
+import type { FromThread, RunThreadData, ToThread } from "./run-threads.ts";
+
+const port = parentPort;
+if (!port) throw new Error("run-thread.ts runs only as a worker thread");
+const data = workerData as RunThreadData;
+
+// Messages go out once per turn of the event loop, in order, so a run's many chunks cost one
+// message; a run's "done" never overtakes its chunks.
+let outbox: FromThread[] = [];
+const send = (message: FromThread) => {
+  if (outbox.length === 0) setImmediate(flush);
+  outbox.push(message);
+};
+function flush(): void {
+  const batch = outbox;
+  outbox = [];
+  if (batch.length) port!.postMessage(batch);
+}
+
+const log: Logger = (level, msg, fields) => send({ type: "log", level, msg, fields });
+const sink: RunEventSink = {
+  open: (runId, attempt) => send({ type: "open", runId, attempt }),
+  publish: (runId, event, chunk) => send({ type: "event", runId, event, json: toJson(chunk) }),
+};
+
+try {
+  const runtime = await openRuntime({ env: data.env, configPath: data.configPath, log });
+  const runner = new RunRunner({
+    storage: runtime.storage,
+    registry: runtime.registry,
+    checkpoints: runtime.checkpoints,
+    log,
+    sink,
+  });
+  const controllers = new Map<string, AbortController>();
+  const running = new Set<Promise<void>>();
+  // Graph changes apply in the order they were sent, before any run sent after them.
+  let graphsReady: Promise<void> = Promise.resolve();
+
+  const execute = (run: Run) => {
+    const controller = new AbortController();
+    controllers.set(run.run_id, controller);
+    const task = graphsReady
+      .then(() => runner.execute(run, controller.signal))
+      .then(
+        (outcome) => send({ type: "done", runId: run.run_id, outcome }),
+        (err: unknown) => send({ type: "done", runId: run.run_id, failure: serializeError(err) }),
+      )
+      .finally(() => {
+        controllers.delete(run.run_id);
+        running.delete(task);
+      });
+    running.add(task);
+  };
+
+  port.on("message", (message: ToThread) => {
+    switch (message.type) {
+      case "run":
+        execute(message.run);
+        break;
+      case "abort":
+        controllers.get(message.runId)?.abort(message.reason);
+        break;
+      case "graph": {
+        const graphId = message.graphId;
+        graphsReady = graphsReady
+          .then(() => runtime.graphSpecs.reload(graphId))
+          .catch((err: unknown) =>
+            log("error", "run thread could not reload a graph", {
+              graph_id: graphId,
+              error: serializeError(err),
+            }),
+          );
+        break;
+      }
+      case "close":
+        void Promise.allSettled([...running])
+          .then(() => runtime.close())
+          .finally(() => {
+            flush();
+            port.close();
+          });
+        break;
+    }
+  });
+  send({ type: "ready" });
+} catch (err) {
+  send({ type: "failed", error: serializeError(err) });
+}

@@ -1,0 +1,245 @@
+// Run threads: graphs execute in worker threads, so a server on several cores uses them, while the
+// server thread keeps HTTP, the run queue, the stream hub and what follows each run. Each thread
+// opens its own runtime (runtime.ts) on the same SQLite file, runs what it is handed
+// (run-thread.ts) and sends back stream chunks as JSON text, log entries and the run's outcome.
+// A thread that dies loses nothing checkpointed: its runs come back as "lost" and the executor
+// re-queues them; a new thread takes its place.
+import { availableParallelism } from "node:os";
+import { SHARE_ENV, Worker } from "node:worker_threads";
+import { RefineryError } from "../core/errors.ts";
+import type { Run } from "../core/storage/types.ts";
+import type { RunTarget } from "./executor.ts";
+import type { Logger, LogLevel } from "./log.ts";
+import type { RunOutcome } from "./run-runner.ts";
+import { JsonText } from "./serde.ts";
+import type { StreamHub } from "./stream-hub.ts";
+
+export interface RunThreadData {
+  entry: string;
+  env: Record<string, string | undefined>;
+  configPath?: string;
+}
+
+export type ToThread =
+  | { type: "run"; run: Run }
+  | { type: "abort"; runId: string; reason: unknown }
+  | { type: "graph"; graphId: string }
+  | { type: "close" };
+
+export type FromThread =
+  | { type: "ready" }
+  | { type: "failed"; error: { error: string; message: string } }
+  | { type: "open"; runId: string; attempt: number }
+  | { type: "event"; runId: string; event: string; json: string }
+  | { type: "log"; level: LogLevel; msg: string; fields?: Record<string, unknown> }
+  | {
+      type: "done";
+      runId: string;
+      outcome?: RunOutcome;
+      failure?: { error: string; message: string };
+    };
+
+type Lost = { kind: "lost"; reason: string };
+
+interface Pending {
+  resolve(outcome: RunOutcome | Lost): void;
+  reject(err: Error): void;
+}
+
+interface Slot {
+  worker: Worker;
+  ready: Promise<void>;
+  runs: Map<string, Pending>;
+  dead: boolean;
+}
+
+/**
+ * How many run threads: REFINERY_RUN_THREADS, or "auto": one per core up to 4 on a machine with
+ * more than one core, none (graphs run in the server thread) on one core.
+ */
+export function runThreadCount(raw: string | number | undefined): number {
+  if (raw === undefined || raw === "" || raw === "auto") {
+    const cores = availableParallelism();
+    return cores > 1 ? Math.min(cores, 4) : 0;
+  }
+  const n = typeof raw === "number" ? raw : Number(raw);
+  if (!Number.isInteger(n) || n < 0 || n > 64) {
+    throw new RefineryError("invalid_config", `REFINERY_RUN_THREADS must be "auto" or 0-64`, {
+      field: "REFINERY_RUN_THREADS",
+      fix: 'use "auto", 0 (graphs run in the server thread) or a thread count such as 2',
+    });
+  }
+  return n;
+}
+
+export class RunThreadPool implements RunTarget {
+  private readonly slots: Slot[] = [];
+  private closing = false;
+
+  private constructor(
+    private readonly options: {
+      count: number;
+      data: Omit<RunThreadData, "entry">;
+      hub: StreamHub;
+      log: Logger;
+    },
+  ) {}
+
+  /** Starts `count` threads and waits until each has opened its runtime. */
+  static async start(options: {
+    count: number;
+    env: Record<string, string | undefined>;
+    configPath?: string;
+    hub: StreamHub;
+    log: Logger;
+  }): Promise<RunThreadPool> {
+    const pool = new RunThreadPool({
+      count: options.count,
+      data: { env: { ...options.env }, configPath: options.configPath },
+      hub: options.hub,
+      log: options.log,
+    });
+    for (let i = 0; i < options.count; i++) pool.slots.push(pool.spawn());
+    try {
+      await Promise.all(pool.slots.map((s) => s.ready));
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
+    return pool;
+  }
+
+  get size(): number {
+    return this.slots.length;
+  }
+
+  execute(run: Run, signal: AbortSignal): Promise<RunOutcome | Lost> {
+    const slot = this.pick();
+    if (!slot) return Promise.resolve({ kind: "lost", reason: "no run thread is alive" });
+    return slot.ready.then(
+      () =>
+        new Promise<RunOutcome | Lost>((resolve, reject) => {
+          if (slot.dead) return resolve({ kind: "lost", reason: "run thread stopped" });
+          const onAbort = () =>
+            slot.worker.postMessage({
+              type: "abort",
+              runId: run.run_id,
+              reason: signal.reason as unknown,
+            } satisfies ToThread);
+          const settle = () => signal.removeEventListener("abort", onAbort);
+          slot.runs.set(run.run_id, {
+            resolve: (o) => (settle(), resolve(o)),
+            reject: (e) => (settle(), reject(e)),
+          });
+          slot.worker.postMessage({ type: "run", run } satisfies ToThread);
+          if (signal.aborted) onAbort();
+          else signal.addEventListener("abort", onAbort, { once: true });
+        }),
+      (err: Error) => ({ kind: "lost", reason: err.message }) as Lost,
+    );
+  }
+
+  /** A declarative graph was registered or deleted: every thread re-reads it before its next run. */
+  graphChanged(graphId: string): void {
+    for (const slot of this.slots)
+      if (!slot.dead) slot.worker.postMessage({ type: "graph", graphId } satisfies ToThread);
+  }
+
+  /** Lets the threads finish what they run, close their databases and exit (call after the executor stopped). */
+  async close(timeoutMs = 5_000): Promise<void> {
+    this.closing = true;
+    await Promise.all(
+      this.slots.map(async (slot) => {
+        if (slot.dead) return;
+        const exited = new Promise<void>((r) => slot.worker.once("exit", () => r()));
+        slot.worker.postMessage({ type: "close" } satisfies ToThread);
+        const timer = setTimeout(() => void slot.worker.terminate(), timeoutMs);
+        await exited;
+        clearTimeout(timer);
+      }),
+    );
+  }
+
+  /** The live thread with the fewest runs. */
+  private pick(): Slot | undefined {
+    let best: Slot | undefined;
+    for (const slot of this.slots) {
+      if (slot.dead) continue;
+      if (!best || slot.runs.size < best.runs.size) best = slot;
+    }
+    return best;
+  }
+
+  private spawn(): Slot {
+    const { hub, log } = this.options;
+    const worker = new Worker(new URL("./run-thread.mjs", import.meta.url), {
+      workerData: {
+        ...this.options.data,
+        entry: new URL("./run-thread.ts", import.meta.url).href,
+      } satisfies RunThreadData,
+      // The tsx loader is loaded by run-thread.mjs; flags such as --cpu-prof stay with this thread.
+      execArgv: [],
+      // Graph code reads process.env as it would in the server thread (and sees later changes).
+      env: SHARE_ENV,
+    });
+    let markReady!: () => void;
+    let markFailed!: (err: Error) => void;
+    const slot: Slot = {
+      worker,
+      runs: new Map(),
+      dead: false,
+      ready: new Promise<void>((resolve, reject) => {
+        markReady = resolve;
+        markFailed = reject;
+      }),
+    };
+    slot.ready.catch(() => {}); // observed by execute/start; never an unhandled rejection
+    worker.on("message", (batch: FromThread[]) => {
+      for (const m of batch) {
+        switch (m.type) {
+          case "event":
+            hub.publish(m.runId, m.event, new JsonText(m.json));
+            break;
+          case "open":
+            hub.open(m.runId, m.attempt);
+            break;
+          case "log":
+            log(m.level, m.msg, m.fields);
+            break;
+          case "done": {
+            const pending = slot.runs.get(m.runId);
+            slot.runs.delete(m.runId);
+            if (m.outcome) pending?.resolve(m.outcome);
+            else pending?.reject(new Error(m.failure?.message ?? "run failed in its thread"));
+            break;
+          }
+          case "ready":
+            markReady();
+            break;
+          case "failed":
+            markFailed(new Error(`a run thread could not start: ${m.error.message}`));
+            break;
+        }
+      }
+    });
+    worker.on("error", (err) => {
+      log("error", "run thread crashed", { error: { error: err.name, message: err.message } });
+    });
+    worker.on("exit", (code) => {
+      slot.dead = true;
+      markFailed(new Error(`run thread exited with code ${code}`));
+      const reason = `run thread exited with code ${code}`;
+      for (const pending of slot.runs.values()) pending.resolve({ kind: "lost", reason });
+      slot.runs.clear();
+      if (this.closing) return;
+      // Replace it; runs it had are re-queued by the executor and may land on the new one.
+      const index = this.slots.indexOf(slot);
+      const next = this.spawn();
+      if (index >= 0) this.slots[index] = next;
+      next.ready.catch((err: Error) =>
+        log("error", "replacement run thread failed to start", { error: err.message }),
+      );
+    });
+    return slot;
+  }
+}

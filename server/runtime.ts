@@ -1,0 +1,167 @@
+// What executes graphs in one thread: the engine (model provider, settings, SQLite checkpointer
+// and the `refine` graph), storage, feedback inbox, checkpoint admin, lessons memory, and the
+// graph registry with langgraph.json and declarative graphs. The server's main thread opens one
+// (start.ts); every run thread opens its own on the same database file (run-thread.ts).
+import { existsSync } from "node:fs";
+import { isAbsolute, resolve } from "node:path";
+import { pathToFileURL } from "node:url";
+import { processSettingsFromEnv, type ProcessSettings } from "../core/config.ts";
+import { RefineryError } from "../core/errors.ts";
+import type { LessonMemory } from "../core/memory/lessons.ts";
+import type { ModelProvider } from "../core/models/provider.ts";
+import {
+  createSqliteCheckpointAdmin,
+  ensureSaverSetup,
+  type CheckpointAdmin,
+} from "../core/storage/checkpoint-admin.ts";
+import { createSqliteFeedbackInbox, type FeedbackInbox } from "../core/storage/feedback-inbox.ts";
+import { createSqliteStorage } from "../core/storage/sqlite.ts";
+import type { Storage } from "../core/storage/types.ts";
+import { startGraphSpecs, type GraphSpecService } from "../graphs/declarative/index.ts";
+import { openEngine, type Engine } from "../graphs/engine.ts";
+import { openLearning, type LessonSource } from "../graphs/learning.ts";
+import { createGraphRegistry, systemAssistantId, type GraphRegistry } from "../graphs/registry.ts";
+import type { RunnableGraph } from "../graphs/registry.ts";
+import type { Logger } from "./log.ts";
+
+export interface RuntimeOptions {
+  env: Record<string, string | undefined>;
+  /** langgraph.json; default: REFINERY_CONFIG, else ./langgraph.json when it exists. */
+  configPath?: string;
+  /** A live provider (tests inject scripted models); otherwise REFINERY_PROVIDER_MODULE or env. */
+  provider?: ModelProvider;
+  log: Logger;
+}
+
+export type Runtime = Awaited<ReturnType<typeof openRuntime>>;
+
+export async function openRuntime(options: RuntimeOptions) {
+  const { env, log } = options;
+  const settings: ProcessSettings = processSettingsFromEnv(env);
+  const provider =
+    options.provider ?? (await loadProviderModule(env.REFINERY_PROVIDER_MODULE, env));
+  // The inbox lives in the database the engine opens, so the engine gets a forwarder to it.
+  const inboxRef: { current?: FeedbackInbox } = {};
+  // Likewise the lessons memory, opened on that database below.
+  const lessonsRef: { memory?: LessonMemory } = {};
+  const lessons: LessonSource = {
+    retrieve: async (assistantId, task, limit) =>
+      lessonsRef.memory
+        ? lessonsRef.memory.retrieve(assistantId ?? systemAssistantId("refine"), task, limit)
+        : [],
+  };
+  const engine: Engine = openEngine({
+    settings,
+    provider,
+    lessons,
+    inbox: { take: async (threadId) => (inboxRef.current ? inboxRef.current.take(threadId) : []) },
+  });
+  const db = engine.checkpointer.db;
+  if (!db) throw new Error("the server needs the SQLite checkpointer");
+  const saver = engine.checkpointer.saver;
+  await ensureSaverSetup(saver);
+  const storage: Storage = createSqliteStorage(db);
+  const inbox = createSqliteFeedbackInbox(db);
+  inboxRef.current = inbox;
+  const checkpoints: CheckpointAdmin = createSqliteCheckpointAdmin(db);
+  // Lessons memory (the same SQLite file, or Postgres with REFINERY_STORE_URL) and run records.
+  const learning = await openLearning(settings, db);
+  lessonsRef.memory = learning.memory;
+
+  const configPath =
+    options.configPath ??
+    env.REFINERY_CONFIG ??
+    (existsSync("langgraph.json") ? "langgraph.json" : undefined);
+  const registry: GraphRegistry = await createGraphRegistry({
+    builtins: {
+      refine: {
+        graph: engine.graph as unknown as RunnableGraph,
+        description: "generate -> critique -> verify -> revise with a stop policy",
+      },
+    },
+    configPath,
+    checkpointer: saver,
+    log: (level, msg, fields) => log(level, msg, fields),
+  });
+  // Declarative graphs: stored ones, then REFINERY_GRAPHS_DIR (default ./graphs.d when present).
+  const graphsDir = env.REFINERY_GRAPHS_DIR ?? (existsSync("graphs.d") ? "graphs.d" : undefined);
+  const graphSpecs: GraphSpecService = await startGraphSpecs({
+    db,
+    registry,
+    checkpointer: saver,
+    provider: engine.provider,
+    inbox,
+    lessons,
+    graphsDir,
+    nodeKindModules: env.REFINERY_NODE_KINDS,
+    log: (level, msg, fields) => log(level, msg, fields),
+  });
+
+  return {
+    settings,
+    engine,
+    db,
+    saver,
+    storage,
+    inbox,
+    checkpoints,
+    learning,
+    registry,
+    graphSpecs,
+    configPath,
+    async close(): Promise<void> {
+      await storage.close();
+      await learning.close();
+      engine.close();
+    },
+  };
+}
+
+/**
+ * A model provider from a module: `REFINERY_PROVIDER_MODULE=./path/to/file.ts#exportName`. The
+ * export is a `ModelProvider` or a function of the environment returning one. Every thread that
+ * runs graphs imports it, which is how a custom provider reaches the run threads.
+ */
+export async function loadProviderModule(
+  spec: string | undefined,
+  env: Record<string, string | undefined>,
+): Promise<ModelProvider | undefined> {
+  if (!spec) return undefined;
+  const cut = spec.lastIndexOf("#");
+  const fix = 'use "./path/to/module.ts#exportName"';
+  if (cut <= 0 || cut === spec.length - 1) {
+    throw new RefineryError(
+      "invalid_config",
+      `REFINERY_PROVIDER_MODULE "${spec}" names no export`,
+      {
+        field: "REFINERY_PROVIDER_MODULE",
+        fix,
+      },
+    );
+  }
+  const path = spec.slice(0, cut);
+  const name = spec.slice(cut + 1);
+  const abs = isAbsolute(path) ? path : resolve(path);
+  if (!existsSync(abs)) {
+    throw new RefineryError("invalid_config", `REFINERY_PROVIDER_MODULE: ${abs} does not exist`, {
+      field: "REFINERY_PROVIDER_MODULE",
+      fix,
+    });
+  }
+  const mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
+  const exported = mod[name];
+  const value =
+    typeof exported === "function" ? await (exported as (e: unknown) => unknown)(env) : exported;
+  const provider = value as Partial<ModelProvider> | undefined;
+  if (!provider || typeof provider.forRole !== "function") {
+    throw new RefineryError(
+      "invalid_config",
+      `REFINERY_PROVIDER_MODULE: export "${name}" of ${abs} is not a model provider`,
+      {
+        field: "REFINERY_PROVIDER_MODULE",
+        fix: "export { forRole(role, models), offline } or a function (env) => such an object",
+      },
+    );
+  }
+  return provider as ModelProvider;
+}
