@@ -117,6 +117,7 @@ export class LessonMemory {
   private readonly writes = new Map<string, number>();
   /** Per assistant, the tail of its queue of read-modify-write steps (see `serial`). */
   private readonly queues = new Map<string, Promise<void>>();
+  private readonly listeners = new Set<(assistantId: string) => void>();
 
   constructor(
     readonly store: BaseStore,
@@ -351,6 +352,23 @@ export class LessonMemory {
     });
   }
 
+  /**
+   * Calls `listener` after every write through this instance has landed (the server thread tells
+   * its run threads this way, so their next retrieve reads the store again).
+   */
+  onChange(listener: (assistantId: string) => void): void {
+    this.listeners.add(listener);
+  }
+
+  /**
+   * Drops the snapshot of an assistant's lessons, and voids reads under way: the next retrieve
+   * reads the store. For writes made elsewhere (another thread or process) that should count now.
+   */
+  forget(assistantId: string): void {
+    this.writes.set(assistantId, (this.writes.get(assistantId) ?? 0) + 1);
+    this.snapshots.delete(assistantId);
+  }
+
   /** Every lesson of an assistant, read from the store (and kept as retrieve's snapshot). */
   private async all(assistantId: string): Promise<Lesson[]> {
     return [...(await this.read(assistantId)).lessons];
@@ -390,6 +408,7 @@ export class LessonMemory {
   /** Applies a write that has landed to the snapshot (copy on write), and voids reads under way. */
   private patch(assistantId: string, id: string, lesson: Lesson | undefined): void {
     this.writes.set(assistantId, (this.writes.get(assistantId) ?? 0) + 1);
+    for (const listener of this.listeners) listener(assistantId);
     const kept = this.snapshots.get(assistantId);
     if (!kept) return;
     const at = kept.lessons.findIndex((l) => l.id === id);

@@ -193,6 +193,28 @@ describe.each(Object.keys(STORES))("LessonMemory on the %s store", (kind) => {
     ).rejects.toThrow(/over the limit of 500/);
   });
 
+  it("tells listeners about its writes; forget makes another instance's next retrieve read the store", async () => {
+    // Two instances on one store, as the server thread and a run thread have.
+    const writer = await memory();
+    const reader = new LessonMemory(writer.store, { snapshotMs: 60_000 });
+    const task = "A car travels 150 km in 2 hours. What is its speed in km/h?";
+    expect(await reader.retrieve(A, task)).toEqual([]); // the reader keeps this snapshot
+    const changed: string[] = [];
+    writer.onChange((assistantId) => changed.push(assistantId));
+    await writer.add(A, {
+      text: "Speed is distance divided by time; state the unit km/h.",
+      graph_id: "refine",
+      task,
+      source: "critique",
+    });
+    expect(changed).toEqual([A]);
+    expect(await reader.retrieve(A, task)).toEqual([]); // still the old snapshot
+    reader.forget(A);
+    expect((await reader.retrieve(A, task)).map((l) => l.text)).toEqual([
+      "Speed is distance divided by time; state the unit km/h.",
+    ]);
+  });
+
   it("ranks by embeddings when an embeddings model is configured", async () => {
     // A toy embedding: counts of three marker words, enough to order by cosine.
     const embed = (t: string) =>
