@@ -26,7 +26,8 @@ function flush(): void {
   if (batch.length) port!.postMessage(batch);
 }
 
-const log: Logger = (level, msg, fields) => send({ type: "log", level, msg, fields });
+const log: Logger = (level, msg, fields) =>
+  send({ type: "log", level, msg, fields: { ...fields, run_thread: data.index } });
 const sink: RunEventSink = {
   open: (runId, attempt) => send({ type: "open", runId, attempt }),
   publish: (runId, event, chunk) => send({ type: "event", runId, event, json: toJson(chunk) }),
@@ -82,6 +83,9 @@ try {
           );
         break;
       }
+      case "lessons":
+        runtime.learning.memory?.forget(message.assistantId);
+        break;
       case "close":
         void Promise.allSettled([...running])
           .then(() => runtime.close())

@@ -16,6 +16,8 @@ import type { StreamHub } from "./stream-hub.ts";
 
 export interface RunThreadData {
   entry: string;
+  /** 1-based; run threads' log entries carry it as `run_thread`. */
+  index: number;
   env: Record<string, string | undefined>;
   configPath?: string;
 }
@@ -24,6 +26,7 @@ export type ToThread =
   | { type: "run"; run: Run }
   | { type: "abort"; runId: string; reason: unknown }
   | { type: "graph"; graphId: string }
+  | { type: "lessons"; assistantId: string }
   | { type: "close" };
 
 export type FromThread =
@@ -79,7 +82,7 @@ export class RunThreadPool implements RunTarget {
   private constructor(
     private readonly options: {
       count: number;
-      data: Omit<RunThreadData, "entry">;
+      data: Omit<RunThreadData, "entry" | "index">;
       hub: StreamHub;
       log: Logger;
     },
@@ -99,7 +102,7 @@ export class RunThreadPool implements RunTarget {
       hub: options.hub,
       log: options.log,
     });
-    for (let i = 0; i < options.count; i++) pool.slots.push(pool.spawn());
+    for (let i = 0; i < options.count; i++) pool.slots.push(pool.spawn(i + 1));
     try {
       await Promise.all(pool.slots.map((s) => s.ready));
     } catch (err) {
@@ -145,6 +148,12 @@ export class RunThreadPool implements RunTarget {
       if (!slot.dead) slot.worker.postMessage({ type: "graph", graphId } satisfies ToThread);
   }
 
+  /** Lessons of an assistant changed here: every thread's next retrieve reads them again. */
+  lessonsChanged(assistantId: string): void {
+    for (const slot of this.slots)
+      if (!slot.dead) slot.worker.postMessage({ type: "lessons", assistantId } satisfies ToThread);
+  }
+
   /** Lets the threads finish what they run, close their databases and exit (call after the executor stopped). */
   async close(timeoutMs = 5_000): Promise<void> {
     this.closing = true;
@@ -170,11 +179,12 @@ export class RunThreadPool implements RunTarget {
     return best;
   }
 
-  private spawn(): Slot {
+  private spawn(index: number): Slot {
     const { hub, log } = this.options;
     const worker = new Worker(new URL("./run-thread.mjs", import.meta.url), {
       workerData: {
         ...this.options.data,
+        index,
         entry: new URL("./run-thread.ts", import.meta.url).href,
       } satisfies RunThreadData,
       // The tsx loader is loaded by run-thread.mjs; flags such as --cpu-prof stay with this thread.
@@ -234,7 +244,7 @@ export class RunThreadPool implements RunTarget {
       if (this.closing) return;
       // Replace it; runs it had are re-queued by the executor and may land on the new one.
       const index = this.slots.indexOf(slot);
-      const next = this.spawn();
+      const next = this.spawn(index + 1);
       if (index >= 0) this.slots[index] = next;
       next.ready.catch((err: Error) =>
         log("error", "replacement run thread failed to start", { error: err.message }),

@@ -63,6 +63,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const env = options.env ?? process.env;
   const log =
     options.log ?? createLogger({ level: (env.LOG_LEVEL as LogLevel | undefined) ?? "info" });
+  let threads = runThreadCount(options.runThreads ?? env.REFINERY_RUN_THREADS);
   const runtime = await openRuntime({
     env,
     configPath: options.configPath,
@@ -72,7 +73,6 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const { settings, engine, db, saver, storage, inbox, checkpoints, learning, registry } = runtime;
   // Finished runs' events stay replayable (join-stream, Last-Event-ID) for 60 s, at most this many.
   const hub = new StreamHub({ maxFinishedRuns: Number(env.REFINERY_STREAM_RETAIN_RUNS ?? 500) });
-  let threads = runThreadCount(options.runThreads ?? env.REFINERY_RUN_THREADS);
   if (options.provider || settings.dbPath === ":memory:") threads = 0;
   let pool: RunThreadPool | undefined;
   try {
@@ -90,7 +90,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await runtime.close();
     throw err;
   }
-  // Run threads re-read a declarative graph when it changes here.
+  // Run threads re-read lessons, and a declarative graph, when they change here.
+  if (pool) learning.memory?.onChange((assistantId) => pool?.lessonsChanged(assistantId));
   const specs = runtime.graphSpecs;
   const graphSpecs: GraphSpecService = {
     ...specs,
@@ -204,7 +205,11 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     url,
     db: settings.dbPath,
     graphs: registry.ids(),
-    model: engine.provider.offline ? "simulated (offline)" : settings.model,
+    model: engine.provider.offline
+      ? "simulated (offline)"
+      : env.REFINERY_PROVIDER_MODULE && !options.provider
+        ? `provider module ${env.REFINERY_PROVIDER_MODULE}`
+        : settings.model,
     workers: concurrency,
     run_threads: pool?.size ?? 0,
     lessons: learning.storeKind ?? "off",
