@@ -646,6 +646,31 @@ export function createSqliteStorage(db: Database.Database): Storage {
         prep("SELECT * FROM refinery_runs WHERE run_id = ?").get(runId) as Record<string, unknown>,
       );
     },
+    async finish(runId, status, error, thread) {
+      db.transaction(() => {
+        prep("UPDATE refinery_runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ?").run(
+          status,
+          j(error),
+          now(),
+          runId,
+        );
+        if (!thread) return;
+        const s = thread.snapshot;
+        const pending = prep(
+          "SELECT 1 FROM refinery_runs WHERE thread_id = ? AND status = 'pending' LIMIT 1",
+        ).get(thread.threadId);
+        prep(
+          `UPDATE refinery_threads SET status = ?, "values" = ?, interrupts = ?, error = ?, updated_at = ? WHERE thread_id = ?`,
+        ).run(
+          pending ? "busy" : s.status,
+          j(s.values),
+          j(s.interrupts),
+          j(s.error ?? null),
+          now(),
+          thread.threadId,
+        );
+      }).immediate();
+    },
     async setCheckpointBefore(runId, checkpointId) {
       prep(
         "UPDATE refinery_runs SET kwargs = json_set(kwargs, '$.checkpoint_before', json(?)) WHERE run_id = ?",

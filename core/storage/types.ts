@@ -198,6 +198,17 @@ export interface RunStore {
     status: RunStatus,
     error?: { error: string; message: string } | null,
   ): Promise<Run | undefined>;
+  /**
+   * Ends a run in one atomic step: its status and error, and the snapshot of its thread (values,
+   * interrupts, error) with the thread's status, which becomes "busy" instead when another run of
+   * the thread is pending. Without `thread` (a temporary thread about to be deleted) only the run.
+   */
+  finish(
+    runId: string,
+    status: RunStatus,
+    error: { error: string; message: string } | null,
+    thread?: { threadId: string; snapshot: ThreadSnapshot },
+  ): Promise<void>;
   /** Records the thread's checkpoint when the run first started (used by rollback and crash recovery). */
   setCheckpointBefore(runId: string, checkpointId: string | null): Promise<void>;
   /** Crash recovery at start-up: runs left running go back to pending, returns them. */

@@ -829,6 +829,55 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
         expect(await storage.runs.inflight("t2")).toEqual([]);
       });
 
+      it("finish ends a run and writes its thread's snapshot together; busy while another run is pending", async () => {
+        await created("t1", "r1");
+        await storage.runs.claimNext();
+        await storage.runs.finish(
+          "r1",
+          "error",
+          { error: "Boom", message: "it broke" },
+          {
+            threadId: "t1",
+            snapshot: {
+              status: "error",
+              values: { answer: 41 },
+              interrupts: {},
+              error: { error: "Boom", message: "it broke" },
+            },
+          },
+        );
+        expect(await storage.runs.get("r1")).toMatchObject({
+          status: "error",
+          error: { error: "Boom", message: "it broke" },
+        });
+        expect(await storage.threads.get("t1")).toMatchObject({
+          status: "error",
+          values: { answer: 41 },
+          error: { error: "Boom", message: "it broke" },
+        });
+
+        // A run of the thread is pending: the thread stays busy, with the new values.
+        await created("t1", "r2");
+        await created("t1", "r3");
+        await storage.runs.claimNext();
+        await storage.runs.finish("r2", "success", null, {
+          threadId: "t1",
+          snapshot: { status: "idle", values: { answer: 42 }, interrupts: {}, error: null },
+        });
+        expect((await storage.runs.get("r2"))?.status).toBe("success");
+        expect(await storage.threads.get("t1")).toMatchObject({
+          status: "busy",
+          values: { answer: 42 },
+          error: null,
+        });
+
+        // Without a thread (a temporary one about to be deleted), only the run changes.
+        await storage.runs.claimNext();
+        await storage.runs.finish("r3", "success", null);
+        expect((await storage.runs.get("r3"))?.status).toBe("success");
+        expect((await storage.threads.get("t1"))?.values).toEqual({ answer: 42 });
+      });
+
       it("inflight lists pending and running runs only", async () => {
         await created("t1", "r1");
         await created("t1", "r2");
