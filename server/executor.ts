@@ -2,6 +2,7 @@
 // the graph, publish events to the hub, and record the outcome on the run and its thread.
 // Runs left `running` by a crash are re-queued at start-up and continue from their last
 // checkpoint; steps that were checkpointed are not executed again.
+import type { BaseCheckpointSaver } from "@langchain/langgraph";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
 import type { Run, RunStatus, Storage } from "../core/storage/types.ts";
 import type { LearningLoop } from "../graphs/learning.ts";
@@ -26,6 +27,7 @@ export interface ExecutorDeps {
   storage: Storage;
   registry: GraphRegistry;
   hub: StreamHub;
+  checkpointer: BaseCheckpointSaver;
   checkpoints: CheckpointAdmin;
   log: Logger;
   metrics?: Metrics;
@@ -62,6 +64,7 @@ export class RunExecutor {
     this.runner = new RunRunner({
       storage: deps.storage,
       registry: deps.registry,
+      checkpointer: deps.checkpointer,
       checkpoints: deps.checkpoints,
       log: deps.log,
       sink: deps.hub,

@@ -3,10 +3,10 @@
 // executor calls it in the server thread, or a run thread calls it (run-thread.ts); either way the
 // executor does what follows a run (metrics, closing the stream, webhook, learning) in the server
 // thread, from the RunOutcome returned here.
-import { Command } from "@langchain/langgraph";
+import { Command, type BaseCheckpointSaver } from "@langchain/langgraph";
 import { usageByNodeOf } from "../core/state.ts";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
-import type { Run, Storage, ThreadStatus } from "../core/storage/types.ts";
+import type { Run, Storage, ThreadSnapshot } from "../core/storage/types.ts";
 import type { GraphRegistry, StateSnapshotLike } from "../graphs/registry.ts";
 import type { Logger } from "./log.ts";
 import { interruptsOf, serializeError, toPlain, toStreamChunk } from "./serde.ts";
@@ -53,6 +53,8 @@ const LIB_MODE: Record<string, string> = {
 
 export interface RunRunnerDeps {
   storage: Storage;
+  /** The saver every registered graph checkpoints to. */
+  checkpointer: BaseCheckpointSaver;
   registry: GraphRegistry;
   checkpoints: CheckpointAdmin;
   log: Logger;
@@ -83,12 +85,15 @@ export class RunRunner {
     const threadConfig = { configurable: { thread_id: run.thread_id, checkpoint_ns: "" } };
     let status: "success" | "error" | "interrupted" = "success";
     let error: { error: string; message: string } | undefined;
-    let before: StateSnapshotLike | undefined;
+    let before: Record<string, unknown> | undefined;
     let graph;
     try {
       graph = await this.deps.registry.get(graphId, kwargs.config);
-      before = await graph.getState(threadConfig);
-      const current = before.config.configurable?.checkpoint_id ?? null;
+      // The latest checkpoint is all a run needs before it starts (its id, and the usage so far);
+      // the saver reads it without building a state snapshot.
+      const latest = await this.deps.checkpointer.getTuple(threadConfig);
+      before = latest?.checkpoint.channel_values;
+      const current = latest?.config.configurable?.checkpoint_id ?? null;
       // Recorded before the graph starts, so a run without it never wrote a checkpoint.
       const started = kwargs.checkpoint_before !== undefined;
       if (!started) {
@@ -193,20 +198,24 @@ export class RunRunner {
       log("error", "could not read final state", { ...ids, error: serializeError(err) });
     }
     const values = after ? toPlain<Record<string, unknown>>(after.values) : undefined;
-    await storage.runs.setStatus(run.run_id, status, error ?? null);
-    await this.deps.checkpoints.discard(run.run_id);
     if (kwargs.temporary) {
+      await storage.runs.finish(run.run_id, status, error ?? null);
       await this.deps.checkpoints.deleteThread(run.thread_id);
       await storage.threads.delete(run.thread_id);
     } else {
-      await this.recordThread(
-        run.thread_id,
-        after,
-        status === "error" ? error : undefined,
-        status === "interrupted",
-        values,
-      );
+      // The run's status and its thread's snapshot in one transaction.
+      await storage.runs.finish(run.run_id, status, error ?? null, {
+        threadId: run.thread_id,
+        snapshot: snapshotOf(
+          after,
+          status === "error" ? error : undefined,
+          status === "interrupted",
+          values ?? null,
+        ),
+      });
     }
+    // A rollback snapshot exists only for a run that started from a checkpoint.
+    if (kwargs.checkpoint_before) await this.deps.checkpoints.discard(run.run_id);
     log("info", "run finished", { ...ids, status, duration_ms: Date.now() - started });
     return {
       kind: "finished",
@@ -214,33 +223,23 @@ export class RunRunner {
       ...(values ? { values } : {}),
       ...(error ? { error } : {}),
       graphId,
-      tokens: tokensAdded(before, after),
+      tokens: tokensAdded(before, after?.values),
     };
   }
 
-  /** Writes a thread's snapshot (values, interrupts, status) after a run or a cancel. */
+  /** Writes a thread's snapshot (values, interrupts, status) after a cancel or a repair. */
   async recordThread(
     threadId: string,
     state: StateSnapshotLike | undefined,
     error?: { error: string; message: string },
     cancelled = false,
-    /** `state.values` already made plain, when the caller has it. */
-    values: Record<string, unknown> | null = state ? toPlain(state.values) : null,
   ): Promise<void> {
+    const snapshot = snapshotOf(state, error, cancelled, state ? toPlain(state.values) : null);
     const pending = (await this.deps.storage.runs.inflight(threadId)).some(
       (r) => r.status === "pending",
     );
-    const interrupts = state && !cancelled ? interruptsOf(state) : {};
-    let status: ThreadStatus = "idle";
-    if (error) status = "error";
-    else if (state && !cancelled && state.next.length > 0) status = "interrupted";
-    if (pending) status = "busy";
-    await this.deps.storage.threads.setSnapshot(threadId, {
-      status,
-      values,
-      interrupts,
-      error: error ?? null,
-    });
+    if (pending) snapshot.status = "busy";
+    await this.deps.storage.threads.setSnapshot(threadId, snapshot);
   }
 
   /** Re-reads a thread's state after a cancel or rollback. */
@@ -270,14 +269,32 @@ export class RunRunner {
   }
 }
 
-/** LLM tokens by node that `after` holds beyond `before`. */
-function tokensAdded(
-  before: StateSnapshotLike | undefined,
-  after: StateSnapshotLike | undefined,
-): TokenCount[] {
+/**
+ * A thread's snapshot after a run: "error" when it failed, "interrupted" when the graph stopped
+ * before a node (an interrupt), else "idle" (the store makes it "busy" when a run is pending).
+ */
+function snapshotOf(
+  state: StateSnapshotLike | undefined,
+  error: { error: string; message: string } | undefined,
+  cancelled: boolean,
+  values: Record<string, unknown> | null,
+): ThreadSnapshot {
+  let status: ThreadSnapshot["status"] = "idle";
+  if (error) status = "error";
+  else if (state && !cancelled && state.next.length > 0) status = "interrupted";
+  return {
+    status,
+    values,
+    interrupts: state && !cancelled ? interruptsOf(state) : {},
+    error: error ?? null,
+  };
+}
+
+/** LLM tokens by node that the state values `after` hold beyond `before`. */
+function tokensAdded(before: unknown, after: unknown): TokenCount[] {
   type Values = Parameters<typeof usageByNodeOf>[0];
-  const a = usageByNodeOf((after?.values ?? {}) as Values);
-  const b = usageByNodeOf((before?.values ?? {}) as Values);
+  const a = usageByNodeOf((after ?? {}) as Values);
+  const b = usageByNodeOf((before ?? {}) as Values);
   const out: TokenCount[] = [];
   for (const [node, u] of Object.entries(a)) {
     const prompt = (u.promptTokens ?? 0) - (b[node]?.promptTokens ?? 0);
