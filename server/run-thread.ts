@@ -35,9 +35,13 @@ const sink: RunEventSink = {
 
 try {
   const runtime = await openRuntime({ env: data.env, configPath: data.configPath, log });
+  // The server thread's connection copies the WAL into the database file (its own commits, and a
+  // timer); run threads only append to it, so checkpointing stays off their path.
+  runtime.db.pragma("wal_autocheckpoint = 0");
   const runner = new RunRunner({
     storage: runtime.storage,
     registry: runtime.registry,
+    checkpointer: runtime.saver,
     checkpoints: runtime.checkpoints,
     log,
     sink,

@@ -90,6 +90,18 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await runtime.close();
     throw err;
   }
+  // Run threads do not checkpoint the WAL (run-thread.ts); this thread does, on its commits and
+  // every 5 s, so the WAL does not grow while only run threads write.
+  const walTimer = pool
+    ? setInterval(() => {
+        try {
+          db.pragma("wal_checkpoint(PASSIVE)");
+        } catch (err) {
+          log("warn", "WAL checkpoint failed", { error: (err as Error).message });
+        }
+      }, 5_000)
+    : undefined;
+  walTimer?.unref();
   // Run threads re-read lessons, and a declarative graph, when they change here.
   if (pool) learning.memory?.onChange((assistantId) => pool?.lessonsChanged(assistantId));
   const specs = runtime.graphSpecs;
@@ -125,6 +137,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     storage,
     registry,
     hub,
+    checkpointer: saver,
     checkpoints,
     log,
     metrics,
@@ -228,6 +241,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       await executor.stop(graceMs);
       server.closeAllConnections();
       await stopped;
+      clearInterval(walTimer);
       await pool?.close();
       await runtime.close();
     },
