@@ -45,7 +45,7 @@ const SEQ_RUNS = num("BENCH_SEQ_RUNS", 200);
 const REF_SEQ_RUNS = num("BENCH_REF_SEQ_RUNS", 100);
 const CONCURRENCY = num("BENCH_CONCURRENCY", 16);
 const CONC_RUNS = num("BENCH_CONC_RUNS", 800);
-const EXTRA_RUNS = num("BENCH_EXTRA_RUNS", 6000);
+const EXTRA_RUNS = num("BENCH_EXTRA_RUNS", 12000);
 /** During the extra batch, RSS is also read on a timer, every this many ms. */
 const RSS_EVERY_MS = num("BENCH_RSS_EVERY_MS", 250);
 const REF_EXTRA_RUNS = num("BENCH_REF_EXTRA_RUNS", 500);
