@@ -24,7 +24,11 @@ export interface OpenedCheckpointer {
   close(): void;
 }
 
-export function openSqliteCheckpointer(path: string): OpenedCheckpointer {
+export function openSqliteCheckpointer(
+  path: string,
+  /** `check: false` skips the integrity check (a file another connection opened and checked). */
+  options: { check?: boolean } = {},
+): OpenedCheckpointer {
   const file = resolve(path);
   const fix = "set REFINERY_DB (or `db` in the config file) to a writable SQLite file path";
   try {
@@ -54,8 +58,10 @@ export function openSqliteCheckpointer(path: string): OpenedCheckpointer {
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = NORMAL");
     db.pragma("busy_timeout = 5000");
-    const check = db.pragma("quick_check", { simple: true });
-    if (check !== "ok") throw new Error(`integrity check failed: ${String(check)}`);
+    if (options.check !== false) {
+      const check = db.pragma("quick_check", { simple: true });
+      if (check !== "ok") throw new Error(`integrity check failed: ${String(check)}`);
+    }
   } catch (err) {
     throw new RefineryError(
       "storage_error",

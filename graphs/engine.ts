@@ -20,6 +20,8 @@ export interface EngineOptions {
   memory?: boolean;
   /** Inject a provider (tests use scripted models). */
   provider?: ModelProvider;
+  /** False when another connection in this process already checked the file (run threads). */
+  checkIntegrity?: boolean;
   /** Live feedback source (the server's inbox). */
   inbox?: FeedbackSource;
   /** Lessons for generate's prompt (the lessons memory). */
@@ -39,7 +41,7 @@ export function openEngine(options: EngineOptions): Engine {
   const resolve = createSettingsResolver({ provider, defaults: options.defaults });
   const checkpointer = options.memory
     ? openMemoryCheckpointer()
-    : openSqliteCheckpointer(options.settings.dbPath);
+    : openSqliteCheckpointer(options.settings.dbPath, { check: options.checkIntegrity });
   const graph = createRefineGraph({
     settings: resolve,
     checkpointer: checkpointer.saver,

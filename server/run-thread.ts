@@ -34,7 +34,12 @@ const sink: RunEventSink = {
 };
 
 try {
-  const runtime = await openRuntime({ env: data.env, configPath: data.configPath, log });
+  const runtime = await openRuntime({
+    env: data.env,
+    configPath: data.configPath,
+    log,
+    thread: true,
+  });
   // The server thread's connection copies the WAL into the database file (its own commits, and a
   // timer); run threads only append to it, so checkpointing stays off their path.
   runtime.db.pragma("wal_autocheckpoint = 0");

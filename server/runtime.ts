@@ -31,6 +31,11 @@ export interface RuntimeOptions {
   /** A live provider (tests inject scripted models); otherwise REFINERY_PROVIDER_MODULE or env. */
   provider?: ModelProvider;
   log: Logger;
+  /**
+   * A run thread's runtime: the server thread opened the same file first and checked its
+   * integrity (a quick_check reads the whole file, which grows with every run kept).
+   */
+  thread?: boolean;
 }
 
 export type Runtime = Awaited<ReturnType<typeof openRuntime>>;
@@ -53,6 +58,7 @@ export async function openRuntime(options: RuntimeOptions) {
   const engine: Engine = openEngine({
     settings,
     provider,
+    checkIntegrity: !options.thread,
     lessons,
     inbox: { take: async (threadId) => (inboxRef.current ? inboxRef.current.take(threadId) : []) },
   });
