@@ -1,4 +1,4 @@
-// Prometheus metrics: runs by status, run duration, queue depth, LLM tokens by node.
+// Prometheus metrics: runs by status, run duration, queue depth, LLM tokens by node, run threads.
 import { Counter, Gauge, Histogram, Registry } from "prom-client";
 
 export interface Metrics {
@@ -9,6 +9,8 @@ export interface Metrics {
   runsActive: Gauge;
   tokens: Counter<"node" | "kind">;
   httpRequests: Counter<"method" | "status">;
+  runThreads: Gauge;
+  runThreadExits: Counter;
 }
 
 export function createMetrics(): Metrics {
@@ -42,6 +44,16 @@ export function createMetrics(): Metrics {
       name: "refinery_llm_tokens_total",
       help: "LLM tokens spent, by node and kind (prompt|completion).",
       labelNames: ["node", "kind"],
+      registers: [registry],
+    }),
+    runThreads: new Gauge({
+      name: "refinery_run_threads",
+      help: "Run threads alive (worker threads executing graphs; 0 when graphs run in the server thread).",
+      registers: [registry],
+    }),
+    runThreadExits: new Counter({
+      name: "refinery_run_thread_exits_total",
+      help: "Run threads that stopped unexpectedly (each is replaced; its runs resume from their last checkpoint).",
       registers: [registry],
     }),
     httpRequests: new Counter({

@@ -10,6 +10,7 @@ import { RefineryError } from "../core/errors.ts";
 import type { Run } from "../core/storage/types.ts";
 import type { RunTarget } from "./executor.ts";
 import type { Logger, LogLevel } from "./log.ts";
+import type { Metrics } from "./metrics.ts";
 import type { RunOutcome } from "./run-runner.ts";
 import { JsonText } from "./serde.ts";
 import type { StreamHub } from "./stream-hub.ts";
@@ -53,6 +54,8 @@ interface Slot {
   worker: Worker;
   ready: Promise<void>;
   runs: Map<string, Pending>;
+  /** Started and not exited (counted in refinery_run_threads). */
+  live: boolean;
   dead: boolean;
 }
 
@@ -85,6 +88,7 @@ export class RunThreadPool implements RunTarget {
       data: Omit<RunThreadData, "entry" | "index">;
       hub: StreamHub;
       log: Logger;
+      metrics?: Metrics;
     },
   ) {}
 
@@ -95,12 +99,14 @@ export class RunThreadPool implements RunTarget {
     configPath?: string;
     hub: StreamHub;
     log: Logger;
+    metrics?: Metrics;
   }): Promise<RunThreadPool> {
     const pool = new RunThreadPool({
       count: options.count,
       data: { env: { ...options.env }, configPath: options.configPath },
       hub: options.hub,
       log: options.log,
+      metrics: options.metrics,
     });
     for (let i = 0; i < options.count; i++) pool.slots.push(pool.spawn(i + 1));
     try {
@@ -197,6 +203,7 @@ export class RunThreadPool implements RunTarget {
     const slot: Slot = {
       worker,
       runs: new Map(),
+      live: false,
       dead: false,
       ready: new Promise<void>((resolve, reject) => {
         markReady = resolve;
@@ -225,6 +232,8 @@ export class RunThreadPool implements RunTarget {
           }
           case "ready":
             markReady();
+            slot.live = true;
+            this.options.metrics?.runThreads.inc();
             break;
           case "failed":
             markFailed(new Error(`a run thread could not start: ${m.error.message}`));
@@ -237,11 +246,14 @@ export class RunThreadPool implements RunTarget {
     });
     worker.on("exit", (code) => {
       slot.dead = true;
+      if (slot.live) this.options.metrics?.runThreads.dec();
+      slot.live = false;
       markFailed(new Error(`run thread exited with code ${code}`));
       const reason = `run thread exited with code ${code}`;
       for (const pending of slot.runs.values()) pending.resolve({ kind: "lost", reason });
       slot.runs.clear();
       if (this.closing) return;
+      this.options.metrics?.runThreadExits.inc();
       // Replace it; runs it had are re-queued by the executor and may land on the new one.
       const index = this.slots.indexOf(slot);
       const next = this.spawn(index + 1);

@@ -63,6 +63,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const env = options.env ?? process.env;
   const log =
     options.log ?? createLogger({ level: (env.LOG_LEVEL as LogLevel | undefined) ?? "info" });
+  const metrics = createMetrics();
   let threads = runThreadCount(options.runThreads ?? env.REFINERY_RUN_THREADS);
   const runtime = await openRuntime({
     env,
@@ -84,6 +85,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
             configPath: runtime.configPath,
             hub,
             log,
+            metrics,
           })
         : undefined;
   } catch (err) {
@@ -131,7 +133,6 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     );
   }
 
-  const metrics = createMetrics();
   const concurrency = options.concurrency ?? Number(env.REFINERY_WORKERS ?? 64);
   const executor = new RunExecutor({
     storage,

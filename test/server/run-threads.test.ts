@@ -107,10 +107,14 @@ function stepsOf(topic: string): string[] {
 }
 
 describe("run threads", () => {
-  it("starts the threads it was asked for; none when 0", () => {
+  it("starts the threads it was asked for; none when 0", async () => {
     const listening = (s: Started) => s.logs.find((e) => e.msg === "server listening")?.fields;
     expect(listening(threaded)).toMatchObject({ run_threads: 2 });
     expect(listening(inline)).toMatchObject({ run_threads: 0 });
+    const gauge = async (s: Started) =>
+      /^refinery_run_threads (\d+)$/m.exec(await (await fetch(`${s.url}/metrics`)).text())?.[1];
+    expect(await gauge(threaded)).toBe("2");
+    expect(await gauge(inline)).toBe("0");
   });
 
   it("runs graphs in the threads, with the same results as in the server thread", async () => {
@@ -208,7 +212,10 @@ describe("a run thread that dies", () => {
     expect(run!.status).toBe("success");
     expect(threaded.logs.some((e) => e.msg === "run thread lost the run; re-queued")).toBe(true);
 
-    // The server still has two threads that run graphs.
+    // The server still has two threads that run graphs, and /metrics says one stopped.
+    const metrics = await (await fetch(`${threaded.url}/metrics`)).text();
+    expect(metrics).toMatch(/^refinery_run_threads 2$/m);
+    expect(metrics).toMatch(/^refinery_run_thread_exits_total 1$/m);
     const after = await Promise.all(
       Array.from({ length: 4 }, () =>
         valuesOf<RefineValues>(threaded.client.runs.wait(null, "refine", REFINE)),
