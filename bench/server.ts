@@ -6,7 +6,7 @@
 // runs against a 200 ms model on our server. Bounded in runs and time; children die with it.
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
-import { loadavg, tmpdir } from "node:os";
+import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import Database from "better-sqlite3";
@@ -88,6 +88,8 @@ interface Phase {
   samples: number[];
   /** CPU ms per run over the phase: the server process's, or this process's in-process. */
   cpuMsPerRun?: number;
+  /** CPU ms per run of this process (the SDK client) while it drove a server. */
+  clientCpuMsPerRun?: number;
 }
 
 const p50 = (s: number[]) => percentile(s, 50);
@@ -117,11 +119,13 @@ async function runConcurrent(runs: number, concurrency: number, one: RunOne): Pr
 function merge(phases: Phase[]): Phase {
   const runs = phases.reduce((a, p) => a + p.runs, 0);
   const cpu = phases.reduce((a, p) => a + (p.cpuMsPerRun ?? 0) * p.runs, 0);
+  const client = phases.reduce((a, p) => a + (p.clientCpuMsPerRun ?? 0) * p.runs, 0);
   return {
     runs,
     wallMs: phases.reduce((a, p) => a + p.wallMs, 0),
     samples: phases.flatMap((p) => p.samples),
     cpuMsPerRun: cpu / runs,
+    clientCpuMsPerRun: client / runs,
   };
 }
 
@@ -218,8 +222,11 @@ class Target {
 
   async measure(phase: () => Promise<Phase>): Promise<Phase> {
     const cpu = this.proc.cpuSeconds();
+    const client = process.cpuUsage();
     const result = await phase();
     result.cpuMsPerRun = ((this.proc.cpuSeconds() - cpu) * 1000) / result.runs;
+    const used = process.cpuUsage(client);
+    result.clientCpuMsPerRun = (used.user + used.system) / 1000 / result.runs;
     return result;
   }
 
@@ -713,10 +720,13 @@ function report(r: {
   // CPU time is less disturbed by other load on the machine than wall time.
   const cpuRatio = med((x) => (x.oursSeq.cpuMsPerRun ?? NaN) / (x.rawSeq.cpuMsPerRun ?? NaN));
   const oursCpu = med((x) => x.oursConc.cpuMsPerRun ?? NaN);
+  const clientCpu = med((x) => x.oursConc.clientCpuMsPerRun ?? NaN);
+  const cores = availableParallelism();
   console.log(
-    `(CPU per sequential run, ours server / in-process: ${fmt(cpuRatio, 2)}x; ours at ` +
-      `${CONCURRENCY}-concurrent uses ${fmt(oursCpu, 2)} ms of server CPU per run, a ceiling of ` +
-      `${fmt(1000 / oursCpu)} runs/s on one core)`,
+    `(CPU per sequential run, ours server / in-process: ${fmt(cpuRatio, 2)}x; at ` +
+      `${CONCURRENCY}-concurrent ours uses ${fmt(oursCpu, 2)} ms of CPU per run across its threads ` +
+      `and the SDK client in this process ${fmt(clientCpu, 2)} ms: together a ceiling of ` +
+      `${fmt((1000 * cores) / (oursCpu + clientCpu))} runs/s on the machine's ${cores} cores)`,
   );
   // The target's rule: windows of the timed samples over the long extra batch.
   const timed = r.ours.timed;
