@@ -184,7 +184,10 @@ export async function startOurs(options: {
       String(options.workers),
     ],
     options.dir,
-    cleanEnv({}),
+    // BENCH_RUN_THREADS: our server's REFINERY_RUN_THREADS (REFINERY_* is not passed through).
+    cleanEnv(
+      process.env.BENCH_RUN_THREADS ? { REFINERY_RUN_THREADS: process.env.BENCH_RUN_THREADS } : {},
+    ),
     logFile,
   );
   const url = await waitUntil(name, child, logFile, async () => {
