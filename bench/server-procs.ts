@@ -173,6 +173,8 @@ export async function startOurs(options: {
     name,
     [
       ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof] : []),
+      // As `npm start` runs the server (package.json): V8 keeps its heaps' size when idle.
+      "--no-memory-reducer",
       "--import",
       TSX_LOADER,
       join(BENCH_DIR, "server-child.ts"),
