@@ -8,7 +8,7 @@ import { availableParallelism } from "node:os";
 import { SHARE_ENV, Worker } from "node:worker_threads";
 import { RefineryError } from "../core/errors.ts";
 import type { Run } from "../core/storage/types.ts";
-import type { RunTarget } from "./executor.ts";
+import type { LostRun, RunTarget } from "./executor.ts";
 import type { Logger, LogLevel } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import type { RunOutcome } from "./run-runner.ts";
@@ -43,10 +43,8 @@ export type FromThread =
       failure?: { error: string; message: string };
     };
 
-type Lost = { kind: "lost"; reason: string };
-
 interface Pending {
-  resolve(outcome: RunOutcome | Lost): void;
+  resolve(outcome: RunOutcome | LostRun): void;
   reject(err: Error): void;
 }
 
@@ -84,7 +82,6 @@ export class RunThreadPool implements RunTarget {
 
   private constructor(
     private readonly options: {
-      count: number;
       data: Omit<RunThreadData, "entry" | "index">;
       hub: StreamHub;
       log: Logger;
@@ -102,7 +99,6 @@ export class RunThreadPool implements RunTarget {
     metrics?: Metrics;
   }): Promise<RunThreadPool> {
     const pool = new RunThreadPool({
-      count: options.count,
       data: { env: { ...options.env }, configPath: options.configPath },
       hub: options.hub,
       log: options.log,
@@ -122,12 +118,12 @@ export class RunThreadPool implements RunTarget {
     return this.slots.length;
   }
 
-  execute(run: Run, signal: AbortSignal): Promise<RunOutcome | Lost> {
+  execute(run: Run, signal: AbortSignal): Promise<RunOutcome | LostRun> {
     const slot = this.pick();
     if (!slot) return Promise.resolve({ kind: "lost", reason: "no run thread is alive" });
     return slot.ready.then(
       () =>
-        new Promise<RunOutcome | Lost>((resolve, reject) => {
+        new Promise<RunOutcome | LostRun>((resolve, reject) => {
           if (slot.dead) return resolve({ kind: "lost", reason: "run thread stopped" });
           const onAbort = () =>
             slot.worker.postMessage({
@@ -144,20 +140,22 @@ export class RunThreadPool implements RunTarget {
           if (signal.aborted) onAbort();
           else signal.addEventListener("abort", onAbort, { once: true });
         }),
-      (err: Error) => ({ kind: "lost", reason: err.message }) as Lost,
+      (err: Error) => ({ kind: "lost", reason: err.message }) as LostRun,
     );
   }
 
   /** A declarative graph was registered or deleted: every thread re-reads it before its next run. */
   graphChanged(graphId: string): void {
-    for (const slot of this.slots)
-      if (!slot.dead) slot.worker.postMessage({ type: "graph", graphId } satisfies ToThread);
+    this.broadcast({ type: "graph", graphId });
   }
 
   /** Lessons of an assistant changed here: every thread's next retrieve reads them again. */
   lessonsChanged(assistantId: string): void {
-    for (const slot of this.slots)
-      if (!slot.dead) slot.worker.postMessage({ type: "lessons", assistantId } satisfies ToThread);
+    this.broadcast({ type: "lessons", assistantId });
+  }
+
+  private broadcast(message: ToThread): void {
+    for (const slot of this.slots) if (!slot.dead) slot.worker.postMessage(message);
   }
 
   /** Lets the threads finish what they run, close their databases and exit (call after the executor stopped). */
@@ -245,14 +243,17 @@ export class RunThreadPool implements RunTarget {
       log("error", "run thread crashed", { error: { error: err.name, message: err.message } });
     });
     worker.on("exit", (code) => {
+      const started = slot.live;
       slot.dead = true;
-      if (slot.live) this.options.metrics?.runThreads.dec();
+      if (started) this.options.metrics?.runThreads.dec();
       slot.live = false;
       markFailed(new Error(`run thread exited with code ${code}`));
       const reason = `run thread exited with code ${code}`;
       for (const pending of slot.runs.values()) pending.resolve({ kind: "lost", reason });
       slot.runs.clear();
-      if (this.closing) return;
+      // A thread that never started (its runtime failed to open) is not replaced: the next one
+      // would fail the same way, in a loop. Its runs fail after their attempts instead.
+      if (this.closing || !started) return;
       this.options.metrics?.runThreadExits.inc();
       // Replace it; runs it had are re-queued by the executor and may land on the new one.
       const index = this.slots.indexOf(slot);
