@@ -20,8 +20,11 @@ export type { CancelAction } from "./run-runner.ts";
  * Aborting `signal` with "interrupt", "rollback" or "shutdown" cancels the run there.
  */
 export interface RunTarget {
-  execute(run: Run, signal: AbortSignal): Promise<RunOutcome | { kind: "lost"; reason: string }>;
+  execute(run: Run, signal: AbortSignal): Promise<RunOutcome | LostRun>;
 }
+
+/** The thread executing a run stopped before the run ended. */
+export type LostRun = { kind: "lost"; reason: string };
 
 export interface ExecutorDeps {
   storage: Storage;
@@ -46,7 +49,6 @@ export interface ExecutorDeps {
 interface Active {
   run: Run;
   controller: AbortController;
-  cancel?: CancelAction;
   done: Promise<void>;
 }
 
@@ -113,7 +115,6 @@ export class RunExecutor {
   async cancel(run: Run, action: CancelAction): Promise<boolean> {
     const active = this.active.get(run.run_id);
     if (active) {
-      active.cancel = action;
       active.controller.abort(action);
       await active.done;
       return true;
@@ -142,8 +143,8 @@ export class RunExecutor {
     const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), graceMs).unref());
     if ((await Promise.race([finished, timeout])) === "timeout") {
       for (const a of this.active.values()) {
-        // A run a user is cancelling keeps that outcome (interrupted, or rolled back).
-        if (a.cancel === undefined) a.controller.abort("shutdown");
+        // A run a user is cancelling keeps that outcome: a second abort leaves its reason.
+        a.controller.abort("shutdown");
       }
       await finished;
     }

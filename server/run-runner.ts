@@ -228,7 +228,7 @@ export class RunRunner {
   }
 
   /** Writes a thread's snapshot (values, interrupts, status) after a cancel or a repair. */
-  async recordThread(
+  private async recordThread(
     threadId: string,
     state: StateSnapshotLike | undefined,
     error?: { error: string; message: string },
