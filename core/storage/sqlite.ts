@@ -402,6 +402,12 @@ export function createSqliteStorage(db: Database.Database): Storage {
     );
   }
 
+  function writeSnapshot(id: string, s: ThreadSnapshot): void {
+    prep(
+      `UPDATE refinery_threads SET status = ?, "values" = ?, interrupts = ?, error = ?, updated_at = ? WHERE thread_id = ?`,
+    ).run(s.status, j(s.values), j(s.interrupts), j(s.error ?? null), now(), id);
+  }
+
   const threads: ThreadStore = {
     async create(input, ifExists = "raise") {
       return db
@@ -481,9 +487,7 @@ export function createSqliteStorage(db: Database.Database): Storage {
       ).n;
     },
     async setSnapshot(id, s: ThreadSnapshot) {
-      prep(
-        `UPDATE refinery_threads SET status = ?, "values" = ?, interrupts = ?, error = ?, updated_at = ? WHERE thread_id = ?`,
-      ).run(s.status, j(s.values), j(s.interrupts), j(s.error ?? null), now(), id);
+      writeSnapshot(id, s);
     },
   };
 
@@ -655,19 +659,12 @@ export function createSqliteStorage(db: Database.Database): Storage {
           runId,
         );
         if (!thread) return;
-        const s = thread.snapshot;
         const pending = prep(
           "SELECT 1 FROM refinery_runs WHERE thread_id = ? AND status = 'pending' LIMIT 1",
         ).get(thread.threadId);
-        prep(
-          `UPDATE refinery_threads SET status = ?, "values" = ?, interrupts = ?, error = ?, updated_at = ? WHERE thread_id = ?`,
-        ).run(
-          pending ? "busy" : s.status,
-          j(s.values),
-          j(s.interrupts),
-          j(s.error ?? null),
-          now(),
+        writeSnapshot(
           thread.threadId,
+          pending ? { ...thread.snapshot, status: "busy" } : thread.snapshot,
         );
       }).immediate();
     },
