@@ -339,6 +339,8 @@ async function execute(
     const stream = await engine.graph.stream(input, {
       ...config,
       streamMode: "updates",
+      // Commit each step before the next starts: a killed run never redoes a finished step.
+      durability: "sync",
       signal: abort.signal,
     });
     for await (const chunk of stream) {

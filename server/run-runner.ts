@@ -131,6 +131,9 @@ export class RunRunner {
         },
         ...(kwargs.context !== undefined ? { context: kwargs.context } : {}),
         streamMode: modes.length ? modes : ["values"],
+        // Each step is committed before the next one starts, so a crash never redoes a step that
+        // finished (LangGraph's default, "async", starts the next step while the write is queued).
+        durability: "sync",
         subgraphs: Boolean(kwargs.stream_subgraphs),
         ...(kwargs.interrupt_before ? { interruptBefore: kwargs.interrupt_before } : {}),
         ...(kwargs.interrupt_after ? { interruptAfter: kwargs.interrupt_after } : {}),
