@@ -185,6 +185,22 @@ describe("run threads", () => {
     expect(ids).toEqual(all.slice(5));
   });
 
+  it("commits each step before the next one starts, in a thread and in the server thread", async () => {
+    for (const [name, s] of [
+      ["threaded", threaded],
+      ["inline", inline],
+    ] as const) {
+      const thread = await s.client.threads.create();
+      const values = await valuesOf<{ log: string[] }>(
+        s.client.runs.wait(thread.thread_id, "durable", {
+          input: { dbPath: join(dir, `${name}.db`) },
+        }),
+      );
+      // Each node sees the checkpoint of the step before it: none is only queued.
+      expect(values.log, name).toEqual(["one saw 0", "two saw 1", "three saw 2"]);
+    }
+  });
+
   it("interrupts in a thread and resumes there with command.resume", async () => {
     const thread = await threaded.client.threads.create();
     await threaded.client.runs.wait(thread.thread_id, "approval", { input: { topic: "t-int" } });
