@@ -50,6 +50,10 @@ export const CommandSchema = z
     resume: z.unknown().optional(),
     update: z.unknown().optional(),
     goto: z.unknown().optional(),
+    lg_name: z
+      .literal("Command")
+      .optional()
+      .describe("Sent by Command.toJSON() (RemoteGraph); accepted and dropped."),
   })
   .strict();
 

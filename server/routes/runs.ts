@@ -35,6 +35,12 @@ function checkApprovalDecision(thread: Thread, resume: unknown): void {
   if (!parsed.success) throw fromZodError(parsed.error, "command.resume");
 }
 
+/** A command as stored and run: without the `lg_name` tag that `Command.toJSON()` adds. */
+function withoutName(command: NonNullable<RunCreateBody["command"]>): RunKwargs["command"] {
+  const { lg_name: _name, ...rest } = command;
+  return rest;
+}
+
 export function runRoutes(deps: AppDeps): Router {
   const r = Router();
   const { storage, executor, hub } = deps;
@@ -96,7 +102,7 @@ export function runRoutes(deps: AppDeps): Router {
     );
     const kwargs: RunKwargs = {
       input: body.input ?? null,
-      command: body.command ?? null,
+      command: body.command ? withoutName(body.command) : null,
       config: {
         ...(assistant.config.tags || body.config?.tags
           ? { tags: [...(assistant.config.tags ?? []), ...(body.config?.tags ?? [])] }
