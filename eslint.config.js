@@ -35,13 +35,13 @@ export default tseslint.config(
   layer("nodes", ["graphs", "server", "cli"]),
   layer("graphs", ["server", "cli"]),
   {
-    // The web console (web/): plain ES modules that run in the browser.
-    files: ["web/**/*.js"],
+    // The web console (web/) and the useStream test page: plain ES modules run in the browser.
+    files: ["web/**/*.js", "test/fixtures/use-stream/*.js"],
     languageOptions: {
       globals: Object.fromEntries(
         [
           "window document location fetch URL URLSearchParams FormData Node Event AbortController",
-          "TextDecoderStream requestAnimationFrame cancelAnimationFrame",
+          "TextDecoderStream requestAnimationFrame cancelAnimationFrame sessionStorage",
           "setTimeout clearTimeout setInterval clearInterval",
         ]
           .flatMap((names) => names.split(" "))
