@@ -244,6 +244,23 @@ export const RunListQuery = z.object({
   status: z.enum(["pending", "running", "error", "success", "timeout", "interrupted"]).optional(),
 });
 
+/** GET .../runs/{run_id}/stream, as the SDK's joinStream (and useStream) sends it. */
+export const JoinStreamQuery = z.object({
+  cancel_on_disconnect: z
+    .enum(["true", "false", "1", "0"])
+    .optional()
+    .transform((v) => v === "true" || v === "1"),
+  stream_mode: z
+    .union([StreamMode, z.array(StreamMode)])
+    .optional()
+    .describe("Only these modes' events (metadata and error always); all when absent."),
+  namespace: z
+    .union([z.string(), z.array(z.string())])
+    .optional()
+    .describe("Accepted, ignored."),
+  checkpoint_id: z.string().optional().describe("Accepted, ignored (useStream sends it)."),
+});
+
 export const CancelQuery = z.object({
   wait: z
     .enum(["true", "false", "1", "0"])

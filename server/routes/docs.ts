@@ -200,7 +200,7 @@ const OPS: Op[] = [
   {
     method: "get",
     path: "/threads/{thread_id}/runs/{run_id}/stream",
-    summary: "Join a run's stream (Last-Event-ID replay)",
+    summary: "Join a run's stream (?stream_mode=&cancel_on_disconnect=; Last-Event-ID replay)",
     tag: "runs",
   },
   {
@@ -233,7 +233,8 @@ const OPS: Op[] = [
   {
     method: "get",
     path: "/runs/{run_id}/stream",
-    summary: "Join a stateless run's stream (Last-Event-ID replay)",
+    summary:
+      "Join a stateless run's stream (?stream_mode=&cancel_on_disconnect=; Last-Event-ID replay)",
     tag: "runs",
   },
   {

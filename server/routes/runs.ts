@@ -14,6 +14,7 @@ import { notFound, parseBody, sendJson, writeJsonWithKeepAlive, writeSse } from 
 import {
   CancelQuery,
   FeedbackBody,
+  JoinStreamQuery,
   RunCreate,
   RunListQuery,
   type RunCreateBody,
@@ -267,6 +268,7 @@ export function runRoutes(deps: AppDeps): Router {
     run: Run,
     stateless: boolean,
     cancelOnDisconnect: boolean,
+    modes?: Set<string>,
   ) {
     const abort = new AbortController();
     res.on("close", () => {
@@ -279,7 +281,7 @@ export function runRoutes(deps: AppDeps): Router {
     const source: AsyncIterable<RunEvent> = finishedElsewhere
       ? finishedEvents(current, deps)
       : events(run, req, abort.signal);
-    await writeSse(res, source, {
+    await writeSse(res, onlyModes(source, modes), {
       keepAliveMs,
       headers: {
         "Content-Location": location(run, stateless),
@@ -346,9 +348,8 @@ export function runRoutes(deps: AppDeps): Router {
 
   r.get("/threads/:thread_id/runs/:run_id/stream", async (req, res) => {
     const run = await findRun(req.params.thread_id, req.params.run_id);
-    const cancel =
-      req.query.cancel_on_disconnect === "1" || req.query.cancel_on_disconnect === "true";
-    await stream(req, res, run, false, cancel);
+    const q = parseBody(JoinStreamQuery, req.query);
+    await stream(req, res, run, false, q.cancel_on_disconnect, modeFilter(q.stream_mode));
   });
 
   r.post("/threads/:thread_id/runs/:run_id/cancel", async (req, res) => {
@@ -465,18 +466,18 @@ export function runRoutes(deps: AppDeps): Router {
   // A finished temporary run is deleted with its thread, but its events stay in the hub.
   r.get("/runs/:run_id/stream", async (req, res) => {
     const runId = req.params.run_id;
+    const q = parseBody(JoinStreamQuery, req.query);
+    const modes = modeFilter(q.stream_mode);
     const run = isUuid(runId) ? await storage.runs.get(runId) : undefined;
     if (run) {
-      const cancel =
-        req.query.cancel_on_disconnect === "1" || req.query.cancel_on_disconnect === "true";
-      await stream(req, res, run, true, cancel);
+      await stream(req, res, run, true, q.cancel_on_disconnect, modes);
       return;
     }
     if (!isUuid(runId) || !hub.ended(runId)) throw notFound("Run", runId);
     const abort = new AbortController();
     res.on("close", () => abort.abort());
     const lastEventId = req.header("Last-Event-ID") || undefined;
-    await writeSse(res, hub.subscribe(runId, lastEventId, abort.signal), {
+    await writeSse(res, onlyModes(hub.subscribe(runId, lastEventId, abort.signal), modes), {
       keepAliveMs,
       headers: { "Content-Location": `/runs/${runId}` },
     });
@@ -491,6 +492,31 @@ export function runRoutes(deps: AppDeps): Router {
 }
 
 /** For a run that ended before this process could replay it: its outcome as events. */
+/** The SSE event names a join's `stream_mode` keeps ("messages-tuple" events are "messages"). */
+function modeFilter(modes: string | string[] | undefined): Set<string> | undefined {
+  if (modes === undefined) return undefined;
+  const list = Array.isArray(modes) ? modes : [modes];
+  return new Set(list.map((m) => (m === "messages-tuple" ? "messages" : m)));
+}
+
+/** Events of the given modes (with or without a subgraph namespace), metadata and errors. */
+function onlyModes(
+  source: AsyncIterable<RunEvent>,
+  modes: Set<string> | undefined,
+): AsyncIterable<RunEvent> {
+  return modes ? filterModes(source, modes) : source;
+}
+
+async function* filterModes(
+  source: AsyncIterable<RunEvent>,
+  modes: Set<string>,
+): AsyncGenerator<RunEvent> {
+  for await (const e of source) {
+    const mode = e.event.split("|")[0]!;
+    if (mode === "metadata" || mode === "error" || modes.has(mode)) yield e;
+  }
+}
+
 async function* finishedEvents(run: Run, deps: AppDeps): AsyncGenerator<RunEvent> {
   yield {
     id: `${run.attempt}-0`,

@@ -524,6 +524,22 @@ describe("conflicts", () => {
 });
 
 describe("the SDK does not retry 4xx", () => {
+  it("a join with a bad cancel_on_disconnect or stream_mode is a 422 naming it", async () => {
+    const thread = await s.client.threads.create();
+    await s.client.runs.wait(thread.thread_id, "slow", { input: { topic: "q" } });
+    const [r] = await s.client.runs.list(thread.thread_id);
+    const base = `${s.url}/threads/${thread.thread_id}/runs/${r!.run_id}/stream`;
+    for (const [query, field] of [
+      ["cancel_on_disconnect=maybe", "cancel_on_disconnect"],
+      ["stream_mode=events", "stream_mode"],
+    ]) {
+      const res = await fetch(`${base}?${query}`);
+      expect(res.status, query).toBe(422);
+      const body = (await res.json()) as { field: string; message: string };
+      expect(body.field, query).toBe(field);
+    }
+  });
+
   it("a client with retries sends a 4xx request once", async () => {
     const { Client } = await import("@langchain/langgraph-sdk");
     let calls = 0;

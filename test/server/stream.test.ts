@@ -534,6 +534,25 @@ describe("join-stream and reconnect", () => {
     expect(again).toEqual(events);
   });
 
+  it("runs.joinStream with streamMode gets only those modes' events, with their ids", async () => {
+    const threadId = await newThread();
+    const run = await s.client.runs.create(threadId, "slow", {
+      input: { topic: "jm", delayMs: 30 },
+      streamMode: ["values", "updates"],
+    });
+    const all = await collect(s.client.runs.joinStream(threadId, run.run_id));
+    const updates = await collect(
+      s.client.runs.joinStream(threadId, run.run_id, { streamMode: "updates" }),
+    );
+    expect(updates.map((e) => e.event)).toEqual(["metadata", "updates", "updates", "updates"]);
+    // The same events, ids included, as in the unfiltered stream: a reconnect resumes correctly.
+    expect(updates).toEqual(all.filter((e) => e.event !== "values"));
+    const both = await collect(
+      s.client.runs.joinStream(threadId, run.run_id, { streamMode: ["updates", "values"] }),
+    );
+    expect(both).toEqual(all);
+  });
+
   it("runs.joinStream of a queued run waits for it to start", async () => {
     const threadId = await newThread();
     const first = await s.client.runs.create(threadId, "slow", {
