@@ -40,8 +40,11 @@ export type RunOutcome =
       tokens: TokenCount[];
     };
 
-/** Stream modes clients may ask for, and the library mode that produces each. */
-const LIB_MODE: Record<string, string> = {
+/**
+ * Stream modes clients may ask for, and the library mode that produces each; a run's SSE events
+ * are named by the library mode.
+ */
+export const LIB_MODE: Record<string, string> = {
   values: "values",
   updates: "updates",
   "messages-tuple": "messages",

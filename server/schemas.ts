@@ -244,12 +244,15 @@ export const RunListQuery = z.object({
   status: z.enum(["pending", "running", "error", "success", "timeout", "interrupted"]).optional(),
 });
 
+/** A yes/no query parameter: true, false, 1 or 0; absent is false. */
+const QueryFlag = z
+  .enum(["true", "false", "1", "0"])
+  .optional()
+  .transform((v) => v === "true" || v === "1");
+
 /** GET .../runs/{run_id}/stream, as the SDK's joinStream (and useStream) sends it. */
 export const JoinStreamQuery = z.object({
-  cancel_on_disconnect: z
-    .enum(["true", "false", "1", "0"])
-    .optional()
-    .transform((v) => v === "true" || v === "1"),
+  cancel_on_disconnect: QueryFlag,
   stream_mode: z
     .union([StreamMode, z.array(StreamMode)])
     .optional()
@@ -262,10 +265,7 @@ export const JoinStreamQuery = z.object({
 });
 
 export const CancelQuery = z.object({
-  wait: z
-    .enum(["true", "false", "1", "0"])
-    .optional()
-    .transform((v) => v === "true" || v === "1"),
+  wait: QueryFlag,
   action: z.enum(["interrupt", "rollback"]).optional().default("interrupt"),
 });
 

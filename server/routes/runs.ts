@@ -19,6 +19,7 @@ import {
   RunListQuery,
   type RunCreateBody,
 } from "../schemas.ts";
+import { LIB_MODE } from "../run-runner.ts";
 import type { RunEnd, RunEvent } from "../stream-hub.ts";
 
 const TERMINAL = new Set(["success", "error", "timeout", "interrupted"]);
@@ -491,12 +492,11 @@ export function runRoutes(deps: AppDeps): Router {
   return r;
 }
 
-/** For a run that ended before this process could replay it: its outcome as events. */
-/** The SSE event names a join's `stream_mode` keeps ("messages-tuple" events are "messages"). */
+/** The SSE event names a join's `stream_mode` keeps (events are named by the library mode). */
 function modeFilter(modes: string | string[] | undefined): Set<string> | undefined {
   if (modes === undefined) return undefined;
   const list = Array.isArray(modes) ? modes : [modes];
-  return new Set(list.map((m) => (m === "messages-tuple" ? "messages" : m)));
+  return new Set(list.map((m) => LIB_MODE[m] ?? m));
 }
 
 /** Events of the given modes (with or without a subgraph namespace), metadata and errors. */
@@ -517,6 +517,7 @@ async function* filterModes(
   }
 }
 
+/** For a run that ended before this process could replay it: its outcome as events. */
 async function* finishedEvents(run: Run, deps: AppDeps): AsyncGenerator<RunEvent> {
   yield {
     id: `${run.attempt}-0`,
