@@ -73,6 +73,10 @@ describe("RemoteGraph", () => {
     const config = { configurable: { thread_id: thread.thread_id } };
     const error = await remote.invoke({ topic: "t" }, config).catch((e: unknown) => e);
     expect(isGraphInterrupt(error)).toBe(true);
+    // RemoteGraph throws as soon as the interrupt chunk arrives, before the run has ended;
+    // wait for the run as a caller would before resuming.
+    const [run] = await s.client.runs.list(thread.thread_id);
+    await s.client.runs.join(thread.thread_id, run!.run_id);
     expect((await s.client.threads.get(thread.thread_id)).status).toBe("interrupted");
     const out = (await remote.invoke(new Command({ resume: "yes" }), config)) as { log: string[] };
     expect(out.log).toEqual(["draft:t", "review:yes", "publish:yes"]);
