@@ -7,7 +7,7 @@ import { RefineOptionsSchema } from "../core/config.ts";
 import type { GraphSpecService } from "../graphs/declarative/index.ts";
 import { systemAssistantId } from "../graphs/registry.ts";
 import type { ModelProvider } from "../core/models/provider.ts";
-import { fromZodError } from "../core/errors.ts";
+import { fromZodError, RefineryError } from "../core/errors.ts";
 import { createApp } from "./app.ts";
 import { ApprovalWatcher } from "./approval-watcher.ts";
 import { RunExecutor } from "./executor.ts";
@@ -16,6 +16,7 @@ import { createMetrics } from "./metrics.ts";
 import { RunThreadPool, runThreadCount } from "./run-threads.ts";
 import { openRuntime } from "./runtime.ts";
 import { StreamHub } from "./stream-hub.ts";
+import { WalCheckpointer } from "./wal-checkpointer.ts";
 
 export interface StartOptions {
   env?: Record<string, string | undefined>;
@@ -92,18 +93,9 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await runtime.close();
     throw err;
   }
-  // Run threads do not checkpoint the WAL (run-thread.ts); this thread does, on its commits and
-  // every 5 s, so the WAL does not grow while only run threads write.
-  const walTimer = pool
-    ? setInterval(() => {
-        try {
-          db.pragma("wal_checkpoint(PASSIVE)");
-        } catch (err) {
-          log("warn", "WAL checkpoint failed", { error: (err as Error).message });
-        }
-      }, 5_000)
-    : undefined;
-  walTimer?.unref();
+  // No connection checkpoints the WAL on commit (run threads turn it off in run-thread.ts); a
+  // thread of its own does, off the path of requests and run steps.
+  const wal = settings.dbPath === ":memory:" ? undefined : WalCheckpointer.start(db, log);
   // Run threads re-read lessons, and a declarative graph, when they change here.
   if (pool) learning.memory?.onChange((assistantId) => pool?.lessonsChanged(assistantId));
   const specs = runtime.graphSpecs;
@@ -196,9 +188,17 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const host = options.host ?? env.HOST ?? "127.0.0.1";
   const server = await new Promise<Server>((resolve, reject) => {
     // A burst of connections (1,000 clients at once) overflows the default backlog of 511, and
-    // the kernel then resets some of them; 4096 is the usual somaxconn cap.
-    const s = app.listen({ port, host, backlog: 4096 }, () => resolve(s));
-    s.once("error", reject);
+    // the kernel then resets some of them; 4096 is the usual somaxconn cap. Express 5 passes a
+    // listen error to this callback (and not as an "error" event).
+    const s = app.listen({ port, host, backlog: 4096 }, (err?: Error) =>
+      err ? reject(err) : resolve(s),
+    );
+  }).catch(async (err: unknown) => {
+    // The port is taken (say): nothing is left running or open.
+    await pool?.close();
+    await wal?.close();
+    await runtime.close();
+    throw listenError(err, host, port);
   });
   server.keepAliveTimeout = 65_000;
   await executor.start();
@@ -242,9 +242,33 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       await executor.stop(graceMs);
       server.closeAllConnections();
       await stopped;
-      clearInterval(walTimer);
       await pool?.close();
+      await wal?.close();
       await runtime.close();
     },
   };
+}
+
+/** Why the server could not listen, naming the setting to change. */
+function listenError(err: unknown, host: string, port: number): unknown {
+  const code = (err as NodeJS.ErrnoException | undefined)?.code;
+  if (code === "EADDRINUSE")
+    return new RefineryError("invalid_config", `port ${port} on ${host} is already in use`, {
+      field: "PORT",
+      fix: "stop the process that holds it, or choose another port with PORT or --port",
+      cause: err,
+    });
+  if (code === "EACCES")
+    return new RefineryError("invalid_config", `no permission to listen on port ${port}`, {
+      field: "PORT",
+      fix: "choose a port above 1023 with PORT or --port",
+      cause: err,
+    });
+  if (code === "EADDRNOTAVAIL" || code === "ENOTFOUND" || code === "EAI_AGAIN")
+    return new RefineryError("invalid_config", `${host} is not an address of this machine`, {
+      field: "HOST",
+      fix: "use 127.0.0.1, 0.0.0.0 or an address of this machine with HOST or --host",
+      cause: err,
+    });
+  return err;
 }
