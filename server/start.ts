@@ -36,6 +36,8 @@ export interface StartOptions {
    * injected `provider` (a live object cannot cross threads; REFINERY_PROVIDER_MODULE can).
    */
   runThreads?: number | "auto";
+  /** WAL size past which its checkpoint waits for old readers so the WAL starts over (32 MiB). */
+  walRestartBytes?: number;
 }
 
 export interface RunningServer {
@@ -95,7 +97,10 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   }
   // No connection checkpoints the WAL on commit (run threads turn it off in run-thread.ts); a
   // thread of its own does, off the path of requests and run steps.
-  const wal = settings.dbPath === ":memory:" ? undefined : WalCheckpointer.start(db, log);
+  const wal =
+    settings.dbPath === ":memory:"
+      ? undefined
+      : WalCheckpointer.start(db, log, { restartBytes: options.walRestartBytes });
   // Run threads re-read lessons, and a declarative graph, when they change here.
   if (pool) learning.memory?.onChange((assistantId) => pool?.lessonsChanged(assistantId));
   const specs = runtime.graphSpecs;

@@ -1,7 +1,7 @@
 // The WAL checkpoint thread: the server's connections no longer copy the write-ahead log into the
 // database file on commit; a thread of its own does, soon after each commit. What is in the
 // database file alone (without its -wal) is read from a copy of that file.
-import { copyFileSync, existsSync, mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { createServer } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -68,7 +68,7 @@ describe("WalCheckpointer", () => {
     expect(inMainFile<number>(file, "SELECT count(*) FROM t")).toBe(0);
 
     const logs: string[] = [];
-    const wal = WalCheckpointer.start(db, (_level, msg) => logs.push(msg), 50);
+    const wal = WalCheckpointer.start(db, (_level, msg) => logs.push(msg), { everyMs: 50 });
     expect(db.pragma("wal_autocheckpoint", { simple: true })).toBe(0);
     for (let i = 50; i < 300; i++) insert.run(i);
     const count = () => inMainFile<number>(file, "SELECT count(*) FROM t");
@@ -88,7 +88,7 @@ describe("WalCheckpointer", () => {
     rmSync(file); // the thread opens the file by name and finds nothing
     const logs: { level: string; msg: string }[] = [];
     const log: Logger = (level, msg) => logs.push({ level, msg });
-    const wal = WalCheckpointer.start(db, log, 50);
+    const wal = WalCheckpointer.start(db, log, { everyMs: 50 });
     await eventually(
       () => logs.length,
       (n) => n >= 2,
@@ -121,6 +121,41 @@ describe("server", () => {
       const status = () =>
         inMainFile<string>(file, `SELECT status FROM refinery_runs WHERE run_id = '${run.run_id}'`);
       expect(await eventually(status, (s) => s === "success")).toBe("success");
+    } finally {
+      await running.close(2_000);
+    }
+  });
+
+  it("under steady concurrent load the WAL starts over instead of growing with every run", async () => {
+    const file = join(dir, "load.db");
+    const restartBytes = 1024 * 1024;
+    const running = await startServer({
+      env: { REFINERY_DB: file },
+      port: 0,
+      host: "127.0.0.1",
+      log: () => {},
+      runThreads: 2,
+      walRestartBytes: restartBytes,
+    });
+    try {
+      const client = new Client({
+        apiUrl: running.url,
+        callerOptions: { maxRetries: 0, maxConcurrency: 16 },
+      });
+      let started = 0;
+      let largest = 0;
+      const worker = async () => {
+        while (started < 160) {
+          started += 1;
+          await client.runs.wait(null, "refine", { input: { task: "What is 2 + 2?" } });
+          largest = Math.max(largest, statSync(`${file}-wal`).size);
+        }
+      };
+      await Promise.all(Array.from({ length: 16 }, worker));
+      // Checkpoints that never wait for readers let it grow by hundreds of KB per run (tens of
+      // MB here); with restarts it stays within a few times the limit.
+      expect(largest).toBeGreaterThan(restartBytes);
+      expect(largest).toBeLessThan(6 * restartBytes);
     } finally {
       await running.close(2_000);
     }
