@@ -101,6 +101,13 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     settings.dbPath === ":memory:"
       ? undefined
       : WalCheckpointer.start(db, log, { restartBytes: options.walRestartBytes });
+  /** Start-up failed past this point: nothing is left running or open. */
+  const abandon = async (err: unknown): Promise<never> => {
+    await pool?.close();
+    await wal?.close();
+    await runtime.close();
+    throw err;
+  };
   // Run threads re-read lessons, and a declarative graph, when they change here.
   if (pool) learning.memory?.onChange((assistantId) => pool?.lessonsChanged(assistantId));
   const specs = runtime.graphSpecs;
@@ -118,16 +125,20 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     },
   };
   const takesRefineInput = (graphId: string) => graphId === "refine" || graphSpecs.has(graphId);
-  for (const graphId of registry.ids()) {
-    await storage.assistants.create(
-      {
-        assistant_id: systemAssistantId(graphId),
-        graph_id: graphId,
-        name: graphId,
-        metadata: { created_by: "system" },
-      },
-      "do_nothing",
-    );
+  try {
+    for (const graphId of registry.ids()) {
+      await storage.assistants.create(
+        {
+          assistant_id: systemAssistantId(graphId),
+          graph_id: graphId,
+          name: graphId,
+          metadata: { created_by: "system" },
+        },
+        "do_nothing",
+      );
+    }
+  } catch (err) {
+    await abandon(err);
   }
 
   const concurrency = options.concurrency ?? Number(env.REFINERY_WORKERS ?? 64);
@@ -198,15 +209,15 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     const s = app.listen({ port, host, backlog: 4096 }, (err?: Error) =>
       err ? reject(err) : resolve(s),
     );
-  }).catch(async (err: unknown) => {
-    // The port is taken (say): nothing is left running or open.
-    await pool?.close();
-    await wal?.close();
-    await runtime.close();
-    throw listenError(err, host, port);
-  });
+  }).catch((err: unknown) => abandon(listenError(err, host, port)));
   server.keepAliveTimeout = 65_000;
-  await executor.start();
+  try {
+    await executor.start();
+  } catch (err) {
+    await executor.stop(0);
+    await new Promise((r) => server.close(r));
+    await abandon(err);
+  }
   const approvals = new ApprovalWatcher({
     db,
     storage,
