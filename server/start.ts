@@ -101,11 +101,15 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     settings.dbPath === ":memory:"
       ? undefined
       : WalCheckpointer.start(db, log, { restartBytes: options.walRestartBytes });
-  /** Start-up failed past this point: nothing is left running or open. */
-  const abandon = async (err: unknown): Promise<never> => {
+  /** Stops the run threads and the WAL thread, then closes the database. */
+  const release = async () => {
     await pool?.close();
     await wal?.close();
     await runtime.close();
+  };
+  /** Start-up failed past this point: nothing is left running or open. */
+  const abandon = async (err: unknown): Promise<never> => {
+    await release();
     throw err;
   };
   // Run threads re-read lessons, and a declarative graph, when they change here.
@@ -258,9 +262,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       await executor.stop(graceMs);
       server.closeAllConnections();
       await stopped;
-      await pool?.close();
-      await wal?.close();
-      await runtime.close();
+      await release();
     },
   };
 }

@@ -10,7 +10,7 @@ import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isRefineryError, type RefineryError } from "../../core/errors.ts";
 import type { Logger } from "../../server/log.ts";
-import { startServer } from "../../server/start.ts";
+import { startServer, type StartOptions } from "../../server/start.ts";
 import { WalCheckpointer } from "../../server/wal-checkpointer.ts";
 
 let dir: string;
@@ -101,16 +101,22 @@ describe("WalCheckpointer", () => {
   });
 });
 
+/** The server on `file`, quiet, on a free loopback port (or `options.port`). */
+function start(file: string, options: StartOptions = {}) {
+  return startServer({
+    env: { REFINERY_DB: file },
+    port: 0,
+    host: "127.0.0.1",
+    log: () => {},
+    runThreads: 1,
+    ...options,
+  });
+}
+
 describe("server", () => {
   it("a finished run reaches the database file itself within moments", async () => {
     const file = join(dir, "server.db");
-    const running = await startServer({
-      env: { REFINERY_DB: file },
-      port: 0,
-      host: "127.0.0.1",
-      log: () => {},
-      runThreads: 1,
-    });
+    const running = await start(file);
     try {
       const client = new Client({ apiUrl: running.url, callerOptions: { maxRetries: 0 } });
       const thread = await client.threads.create();
@@ -129,14 +135,7 @@ describe("server", () => {
   it("under steady concurrent load the WAL starts over instead of growing with every run", async () => {
     const file = join(dir, "load.db");
     const restartBytes = 1024 * 1024;
-    const running = await startServer({
-      env: { REFINERY_DB: file },
-      port: 0,
-      host: "127.0.0.1",
-      log: () => {},
-      runThreads: 2,
-      walRestartBytes: restartBytes,
-    });
+    const running = await start(file, { runThreads: 2, walRestartBytes: restartBytes });
     try {
       const client = new Client({
         apiUrl: running.url,
@@ -167,13 +166,7 @@ describe("server", () => {
     const port = (blocker.address() as { port: number }).port;
     const file = join(dir, "taken.db");
     try {
-      const failed = await startServer({
-        env: { REFINERY_DB: file },
-        port,
-        host: "127.0.0.1",
-        log: () => {},
-        runThreads: 1,
-      }).catch((err: unknown) => err);
+      const failed = await start(file, { port }).catch((err: unknown) => err);
       expect(isRefineryError(failed)).toBe(true);
       expect((failed as RefineryError).toLine()).toBe(
         `PORT: port ${port} on 127.0.0.1 is already in use Fix: stop the process that holds it, ` +
