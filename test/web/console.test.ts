@@ -1,19 +1,20 @@
 // The web console end to end in headless Chromium against the real server: the approval queue,
 // reject with feedback while the next iteration streams in live, approve, the finished thread.
 // Screenshots go to REFINERY_SCREENSHOTS or <tmpdir>/refinery-console-screenshots (logged).
-import { existsSync, mkdirSync, mkdtempSync, rmSync } from "node:fs";
+import { mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  browserSuiteTitle,
+  launchChromium,
+  skipBrowser,
+  type Browser,
+} from "../support/chromium.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-// In CI the browser must be there (.ci/run installs it): a missing one fails the launch loudly.
-const skip = !existsSync(CHROMIUM) && !process.env.CI;
-const title = skip
-  ? "web console in Chromium (skipped: /usr/bin/chromium is absent; apt-get install -y chromium)"
-  : "web console in Chromium";
+const title = browserSuiteTitle("web console in Chromium");
 
 const TASK = "What is 17 * 23 + 4?";
 const FEEDBACK = "Explain why multiplication comes first.";
@@ -41,11 +42,10 @@ interface ThreadBody {
   values: { stopReason: string | null; answer: string | null; approvals: { action: string }[] };
 }
 
-describe.skipIf(skip)(title, () => {
+describe.skipIf(skipBrowser)(title, () => {
   let s: TestServer;
-  let context: BrowserContext;
+  let browser: Browser;
   let page: Page;
-  let profile: string;
   let shots: string;
   const problems: string[] = [];
   const streams: string[] = [];
@@ -73,22 +73,8 @@ describe.skipIf(skip)(title, () => {
     // One fixed directory, overwritten by every run: easy to find, never piles up.
     shots = process.env.REFINERY_SCREENSHOTS ?? join(tmpdir(), "refinery-console-screenshots");
     mkdirSync(shots, { recursive: true });
-    profile = mkdtempSync(join(tmpdir(), "refinery-chromium-"));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      viewport: { width: 1400, height: 1000 },
-      args: [
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-      ],
-    });
+    browser = await launchChromium({ width: 1400, height: 1000 });
+    const { context } = browser;
     page = context.pages()[0] ?? (await context.newPage());
     page.setDefaultTimeout(15_000);
     page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
@@ -103,9 +89,8 @@ describe.skipIf(skip)(title, () => {
   });
 
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await s?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
     if (shots) console.log(`web console screenshots: ${shots}`);
   });
 

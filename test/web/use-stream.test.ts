@@ -3,31 +3,29 @@
 // resumes it with command.resume, and after a reload in mid-run rejoins the run (reconnectOnMount)
 // and ends with its final values. The page (test/fixtures/use-stream/app.js) is bundled with
 // esbuild and served from a second loopback port, so every API call is a cross-origin fetch.
-import { existsSync, mkdtempSync, rmSync } from "node:fs";
 import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
-import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { build } from "esbuild";
-import { chromium, type BrowserContext, type Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import {
+  browserSuiteTitle,
+  launchChromium,
+  skipBrowser,
+  type Browser,
+} from "../support/chromium.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 
-const CHROMIUM = "/usr/bin/chromium";
-// In CI the browser must be there (.ci/run installs it): a missing one fails the launch loudly.
-const skip = !existsSync(CHROMIUM) && !process.env.CI;
-const title = skip
-  ? "useStream in Chromium (skipped: /usr/bin/chromium is absent; apt-get install -y chromium)"
-  : "useStream in Chromium";
+const title = browserSuiteTitle("useStream in Chromium");
 
 const APP = join(import.meta.dirname, "../fixtures/use-stream/app.js");
 
-describe.skipIf(skip)(title, () => {
+describe.skipIf(skipBrowser)(title, () => {
   let s: TestServer;
   let site: Server;
   let siteUrl: string;
-  let context: BrowserContext;
-  let profile: string;
+  let browser: Browser;
   const problems: string[] = [];
 
   beforeAll(async () => {
@@ -56,19 +54,13 @@ describe.skipIf(skip)(title, () => {
     });
     await new Promise<void>((resolve) => site.listen(0, "127.0.0.1", resolve));
     siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
-    profile = mkdtempSync(join(tmpdir(), "refinery-chromium-"));
-    context = await chromium.launchPersistentContext(profile, {
-      executablePath: CHROMIUM,
-      headless: true,
-      args: ["--headless", "--no-sandbox", "--disable-gpu", "--no-first-run"],
-    });
+    browser = await launchChromium();
   }, 60_000);
 
   afterAll(async () => {
-    await context?.close();
+    await browser?.close();
     await new Promise((resolve) => site?.close(resolve));
     await s?.close();
-    if (profile) rmSync(profile, { recursive: true, force: true });
   });
 
   /**
@@ -76,7 +68,7 @@ describe.skipIf(skip)(title, () => {
    * promise that settles when the run's stream ends, so the tests call it with `void`.
    */
   async function open(graph: string): Promise<Page> {
-    const page = await context.newPage();
+    const page = await browser.context.newPage();
     page.setDefaultTimeout(20_000);
     page.on("pageerror", (err) => problems.push(`pageerror: ${err.message}`));
     page.on("console", (m) => {
