@@ -174,12 +174,21 @@ export class RunExecutor {
     this.active.set(run.run_id, entry);
     this.deps.metrics?.runsActive.set(this.active.size);
     entry.done = this.execute(entry)
-      .catch((err) =>
-        this.deps.log("error", "run bookkeeping failed", {
-          run_id: run.run_id,
-          error: serializeError(err),
-        }),
-      )
+      .catch((err) => {
+        const error = serializeError(err);
+        this.deps.log("error", "run bookkeeping failed", { run_id: run.run_id, error });
+        // The run stays recorded as running (the next start re-queues it), but nobody waiting on
+        // it here may wait forever: /wait, /join and streams get the failure now.
+        if (!this.deps.hub.ended(run.run_id)) {
+          this.deps.hub.close(run.run_id, {
+            status: "error",
+            error: {
+              error: "RunBookkeepingFailed",
+              message: `the run's outcome could not be recorded (${error.message}); it resumes from its last checkpoint when the server restarts`,
+            },
+          });
+        }
+      })
       .finally(() => {
         this.active.delete(run.run_id);
         this.deps.metrics?.runsActive.set(this.active.size);
@@ -191,9 +200,19 @@ export class RunExecutor {
     const { run, controller } = entry;
     const { hub, metrics } = this.deps;
     const started = Date.now();
-    const outcome = this.deps.target
-      ? await this.deps.target.execute(run, controller.signal)
-      : await this.runner.execute(run, controller.signal);
+    let outcome: RunOutcome | LostRun;
+    try {
+      outcome = this.deps.target
+        ? await this.deps.target.execute(run, controller.signal)
+        : await this.runner.execute(run, controller.signal);
+    } catch (err) {
+      // Recording the run failed (say, the database stayed locked past its busy timeout). Its
+      // steps are checkpointed: it goes back to the queue like a run whose thread died.
+      outcome = {
+        kind: "lost",
+        reason: `recording the run failed: ${serializeError(err).message}`,
+      };
+    }
     switch (outcome.kind) {
       case "paused":
         return;
@@ -215,7 +234,8 @@ export class RunExecutor {
   }
 
   /**
-   * The run thread executing `run` died (it ran out of memory, or crashed). Its finished steps are
+   * The run thread executing `run` died (it ran out of memory, or crashed), or recording the run
+   * failed (the database stayed locked past its busy timeout, say). Its finished steps are
    * checkpointed: the run goes back to the queue and resumes from there, up to 3 attempts; then it
    * fails, so a run that kills its thread every time cannot take the server down in a loop.
    */
@@ -223,7 +243,7 @@ export class RunExecutor {
     const { storage, hub, log } = this.deps;
     if (run.attempt < 3 && !this.stopping) {
       await storage.runs.setStatus(run.run_id, "pending");
-      log("error", "run thread lost the run; re-queued", {
+      log("error", "run lost before it finished; re-queued", {
         run_id: run.run_id,
         thread_id: run.thread_id,
         attempt: run.attempt,
@@ -231,12 +251,12 @@ export class RunExecutor {
       });
       return;
     }
-    const error = { error: "RunThreadLost", message: `the run's thread stopped: ${reason}` };
+    const error = { error: "RunThreadLost", message: `the run could not finish: ${reason}` };
     await storage.runs.setStatus(run.run_id, "error", error);
     await this.runner.refreshThread(run.thread_id, undefined, { error });
     this.deps.metrics?.runsFinished.inc({ status: "error" });
     hub.close(run.run_id, { status: "error", error });
-    log("error", "run failed: its thread stopped", {
+    log("error", "run failed: it could not finish in 3 attempts", {
       run_id: run.run_id,
       thread_id: run.thread_id,
       attempt: run.attempt,

@@ -226,7 +226,7 @@ describe("a run thread that dies", () => {
     expect(stepsOf("once-1")).toEqual(["one", "exit", "two"]);
     const [run] = await threaded.client.runs.list(thread.thread_id);
     expect(run!.status).toBe("success");
-    expect(threaded.logs.some((e) => e.msg === "run thread lost the run; re-queued")).toBe(true);
+    expect(threaded.logs.some((e) => e.msg === "run lost before it finished; re-queued")).toBe(true);
 
     // The server still has two threads that run graphs, and /metrics says one stopped.
     const metrics = await (await fetch(`${threaded.url}/metrics`)).text();
@@ -245,7 +245,7 @@ describe("a run thread that dies", () => {
     // /wait answers with the run's error, which the SDK raises.
     await expect(
       threaded.client.runs.wait(thread.thread_id, "thread_exit", { input: { topic: "always-1" } }),
-    ).rejects.toThrow(/RunThreadLost: the run's thread stopped: run thread exited with code 3/);
+    ).rejects.toThrow(/RunThreadLost: the run could not finish: run thread exited with code 3/);
     const [run] = await threaded.client.runs.list(thread.thread_id);
     expect(run!.status).toBe("error");
     const state = await threaded.client.threads.get(thread.thread_id);

@@ -1,0 +1,118 @@
+// A run whose outcome cannot be recorded (say, the database stayed locked past its busy timeout)
+// must not leave clients waiting forever: it goes back to the queue and resumes from its last
+// checkpoint, fails after 3 attempts, and when even that cannot be written, waiting clients are
+// told. The failure is injected into the server's run store (graphs run in the server thread here).
+import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
+import { startTestServer, type TestServer } from "../support/server.ts";
+
+let s: TestServer;
+beforeAll(async () => {
+  s = await startTestServer({ env: { REFINERY_RUN_THREADS: "0" } });
+});
+afterAll(async () => s?.close());
+
+const TASK = { task: "What is 17 * 23 + 4?" };
+const config = {
+  configurable: {
+    verifiers: [{ kind: "answer_match", expected: 395 }],
+    models: { default: { provider: "simulated", simulated: { seed: 5 } } },
+  },
+};
+
+type Finish = (...args: unknown[]) => Promise<void>;
+type SetStatus = (...args: unknown[]) => Promise<void>;
+// The executor's storage is private; these tests wrap it to inject write failures.
+const runStore = () =>
+  (
+    s.running.executor as unknown as {
+      deps: { storage: { runs: { finish: Finish; setStatus: SetStatus } } };
+    }
+  ).deps.storage.runs;
+const restore: (() => void)[] = [];
+afterEach(() => restore.splice(0).forEach((undo) => undo()));
+
+/** Makes recording a run's outcome fail `times` times (Infinity: always), as a locked database. */
+function failRecording(times: number): { attempts: number } {
+  const runs = runStore();
+  const real = runs.finish.bind(runs);
+  const seen = { attempts: 0 };
+  let left = times;
+  runs.finish = (...args) => {
+    seen.attempts += 1;
+    if (left-- > 0) return Promise.reject(new Error("database is locked"));
+    return real(...args);
+  };
+  restore.push(() => (runs.finish = real));
+  return seen;
+}
+
+interface Values {
+  answer: string | null;
+  stopReason: string | null;
+  usage: { totalTokens: number; calls: number };
+}
+
+async function newThread(): Promise<string> {
+  return (await s.client.threads.create()).thread_id;
+}
+
+describe("a run whose outcome cannot be recorded", () => {
+  it("goes back to the queue and finishes once, without executing a step again", async () => {
+    const control = await newThread();
+    const expected = (await s.client.runs.wait(control, "refine", {
+      input: TASK,
+      config,
+    })) as unknown as Values;
+    const controlSteps = (await s.client.threads.getHistory(control, { limit: 100 })).length;
+
+    const seen = failRecording(1);
+    const threadId = await newThread();
+    const values = (await s.client.runs.wait(threadId, "refine", {
+      input: TASK,
+      config,
+    })) as unknown as Values;
+
+    expect(seen.attempts).toBe(2);
+    expect(values.answer).toBe(expected.answer);
+    expect(values.stopReason).toBe(expected.stopReason);
+    // The second attempt resumed from the final checkpoint: no model call and no step again.
+    expect(values.usage).toEqual(expected.usage);
+    expect((await s.client.threads.getHistory(threadId, { limit: 100 })).length).toBe(controlSteps);
+    const [run] = await s.client.runs.list(threadId);
+    expect(run?.status).toBe("success");
+    expect((await s.client.threads.get(threadId)).status).toBe("idle");
+  });
+
+  it("fails after 3 attempts with the reason, and its thread is not left busy", async () => {
+    const seen = failRecording(Infinity);
+    const threadId = await newThread();
+    await expect(s.client.runs.wait(threadId, "refine", { input: TASK, config })).rejects.toThrow(
+      /RunThreadLost: the run could not finish: recording the run failed: database is locked/,
+    );
+    expect(seen.attempts).toBe(3);
+    const [run] = await s.client.runs.list(threadId);
+    expect(run?.status).toBe("error");
+    expect((await s.client.threads.get(threadId)).status).toBe("error");
+  });
+
+  it("answers waiting clients with an error when not even the re-queue can be written", async () => {
+    failRecording(Infinity);
+    const runs = runStore();
+    const setStatus = runs.setStatus.bind(runs);
+    runs.setStatus = () => Promise.reject(new Error("database is locked"));
+    restore.push(() => (runs.setStatus = setStatus));
+
+    const threadId = await newThread();
+    const run = await s.client.runs.create(threadId, "refine", { input: TASK, config });
+    await expect(s.client.runs.join(threadId, run.run_id)).resolves.toMatchObject({
+      __error__: {
+        error: "RunBookkeepingFailed",
+        message: expect.stringMatching(
+          /could not be recorded \(database is locked\); it resumes from its last checkpoint when the server restarts/,
+        ) as unknown,
+      },
+    });
+    // Still recorded as running: a restart re-queues it (as after a crash).
+    expect((await s.client.runs.get(threadId, run.run_id)).status).toBe("running");
+  });
+});
