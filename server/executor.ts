@@ -9,7 +9,7 @@ import type { LearningLoop } from "../graphs/learning.ts";
 import type { GraphRegistry } from "../graphs/registry.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
-import { RunRunner, type CancelAction, type RunOutcome } from "./run-runner.ts";
+import { cancelActionOf, RunRunner, type CancelAction, type RunOutcome } from "./run-runner.ts";
 import { serializeError } from "./serde.ts";
 import type { StreamHub } from "./stream-hub.ts";
 
@@ -220,7 +220,7 @@ export class RunExecutor {
         hub.close(run.run_id, { status: "interrupted" });
         return;
       case "lost":
-        return this.recover(run, outcome.reason);
+        return this.recover(run, outcome.reason, controller.signal);
     }
     const { status, values, error } = outcome;
     for (const t of outcome.tokens) metrics?.tokens.inc({ node: t.node, kind: t.kind }, t.tokens);
@@ -237,18 +237,26 @@ export class RunExecutor {
    * The run thread executing `run` died (it ran out of memory, or crashed), or recording the run
    * failed (the database stayed locked past its busy timeout, say). Its finished steps are
    * checkpointed: the run goes back to the queue and resumes from there, up to 3 attempts; then it
-   * fails, so a run that kills its thread every time cannot take the server down in a loop.
+   * fails, so a run that kills its thread every time cannot take the server down in a loop. A run
+   * a user was cancelling ends as interrupted instead; one a shutdown aborted waits for the next
+   * start.
    */
-  private async recover(run: Run, reason: string): Promise<void> {
+  private async recover(run: Run, reason: string, signal: AbortSignal): Promise<void> {
     const { storage, hub, log } = this.deps;
-    if (run.attempt < 3 && !this.stopping) {
+    const ids = { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt };
+    if (cancelActionOf(signal)) {
+      // A user cancelled it: it does not run again. Its thread keeps its latest checkpoint (a
+      // rollback that did not get to restore the thread's checkpoint leaves it there).
+      await storage.runs.setStatus(run.run_id, "interrupted");
+      await this.runner.refreshThread(run.thread_id, undefined, { cancelled: true });
+      hub.close(run.run_id, { status: "interrupted" });
+      log("warn", "cancelled run lost before it finished", { ...ids, reason });
+      return;
+    }
+    // A shutdown's runs resume on the next start, however many attempts they had.
+    if (run.attempt < 3 || signal.aborted) {
       await storage.runs.setStatus(run.run_id, "pending");
-      log("error", "run lost before it finished; re-queued", {
-        run_id: run.run_id,
-        thread_id: run.thread_id,
-        attempt: run.attempt,
-        reason,
-      });
+      log("error", "run lost before it finished; re-queued", { ...ids, reason });
       return;
     }
     const error = { error: "RunThreadLost", message: `the run could not finish: ${reason}` };
@@ -256,12 +264,7 @@ export class RunExecutor {
     await this.runner.refreshThread(run.thread_id, undefined, { error });
     this.deps.metrics?.runsFinished.inc({ status: "error" });
     hub.close(run.run_id, { status: "error", error });
-    log("error", "run failed: it could not finish in 3 attempts", {
-      run_id: run.run_id,
-      thread_id: run.thread_id,
-      attempt: run.attempt,
-      reason,
-    });
+    log("error", "run failed: it could not finish in 3 attempts", { ...ids, reason });
   }
 
   private async learn(run: Run, graphId: string, values: Record<string, unknown>): Promise<void> {

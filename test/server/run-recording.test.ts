@@ -4,6 +4,7 @@
 // told. The failure is injected into the server's run store (graphs run in the server thread here).
 import { afterAll, afterEach, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/server.ts";
+import { eventually } from "../support/wait.ts";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -93,6 +94,27 @@ describe("a run whose outcome cannot be recorded", () => {
     const [run] = await s.client.runs.list(threadId);
     expect(run?.status).toBe("error");
     expect((await s.client.threads.get(threadId)).status).toBe("error");
+  });
+
+  it("ends as interrupted, and does not run again, when it was being cancelled", async () => {
+    const seen = failRecording(Infinity);
+    const threadId = await newThread();
+    const run = await s.client.runs.create(threadId, "slow", {
+      input: { topic: "cancelled", delayMs: 200 },
+    });
+    await eventually(
+      async () =>
+        (await s.client.runs.get(threadId, run.run_id)).status === "running" ? true : undefined,
+      "the run to start",
+    );
+    await s.client.runs.cancel(threadId, run.run_id, true, "interrupt");
+
+    expect(seen.attempts).toBe(1);
+    expect((await s.client.runs.get(threadId, run.run_id)).status).toBe("interrupted");
+    expect((await s.client.threads.get(threadId)).status).toBe("idle");
+    // Not re-queued: still the one attempt a while later.
+    await new Promise((r) => setTimeout(r, 500));
+    expect(seen.attempts).toBe(1);
   });
 
   it("answers waiting clients with an error when not even the re-queue can be written", async () => {

@@ -226,7 +226,9 @@ describe("a run thread that dies", () => {
     expect(stepsOf("once-1")).toEqual(["one", "exit", "two"]);
     const [run] = await threaded.client.runs.list(thread.thread_id);
     expect(run!.status).toBe("success");
-    expect(threaded.logs.some((e) => e.msg === "run lost before it finished; re-queued")).toBe(true);
+    expect(threaded.logs.some((e) => e.msg === "run lost before it finished; re-queued")).toBe(
+      true,
+    );
 
     // The server still has two threads that run graphs, and /metrics says one stopped.
     const metrics = await (await fetch(`${threaded.url}/metrics`)).text();
