@@ -9,6 +9,16 @@ import { FIXTURE_CONFIG } from "./server.ts";
 const ROOT = join(import.meta.dirname, "../..");
 const live = new Set<ChildProcess>();
 
+/** Node's arguments in `npm start` ("node <these>"), so the children run as production does. */
+function startArgs(): string[] {
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
+    scripts: { start: string };
+  };
+  const [node, ...args] = pkg.scripts.start.split(/\s+/);
+  if (node !== "node") throw new Error(`npm start does not run node: ${pkg.scripts.start}`);
+  return args;
+}
+
 export interface ChildExit {
   code: number | null;
   signal: NodeJS.Signals | null;
@@ -27,8 +37,9 @@ export interface ChildServer {
 }
 
 /**
- * Starts `node --import tsx server/main.ts` on port 0 with the fixture graphs and only the
- * environment given (plus PATH and HOME), so no OPENAI_API_KEY or REFINERY_* leaks in.
+ * Starts the server as `npm start` does (node with its flags, server/main.ts) on port 0 with the
+ * fixture graphs and only the environment given (plus PATH and HOME), so no OPENAI_API_KEY or
+ * REFINERY_* leaks in.
  */
 export async function startChildServer(
   env: Record<string, string>,
@@ -36,17 +47,7 @@ export async function startChildServer(
 ): Promise<ChildServer> {
   const child = spawn(
     process.execPath,
-    [
-      "--import",
-      "tsx",
-      "server/main.ts",
-      "--config",
-      FIXTURE_CONFIG,
-      "--port",
-      "0",
-      "--host",
-      "127.0.0.1",
-    ],
+    [...startArgs(), "--config", FIXTURE_CONFIG, "--port", "0", "--host", "127.0.0.1"],
     {
       cwd: ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: "warn", ...env },
