@@ -40,6 +40,13 @@ const env = process.env;
 const num = (name: string, fallback: number) => Number(env[name] ?? fallback);
 const ROUNDS = num("BENCH_ROUNDS", 3);
 const WARMUP = num("BENCH_WARMUP", 30);
+/**
+ * Then each variant runs this many more before round 1: the in-process graph one at a time, each
+ * server at BENCH_CONCURRENCY. Our server reaches its working state (both run threads compiled
+ * hot, heaps grown to size) only after several hundred concurrent runs; with 64 warm-up runs, round
+ * 1's concurrent phase measured that start-up (bench/RESULTS.md, 2026-12-06, "Warm-up").
+ */
+const WARMUP_RUNS = num("BENCH_WARMUP_RUNS", 800);
 const SEQ_RUNS = num("BENCH_SEQ_RUNS", 200);
 /** The reference server needs ~0.6 s per sequential run, so it gets fewer sequential runs. */
 const REF_SEQ_RUNS = num("BENCH_REF_SEQ_RUNS", 100);
@@ -403,7 +410,8 @@ async function main(): Promise<void> {
       .join(", ");
   console.log(`load average (1, 5, 15 min) at start: ${load()}`);
   console.log(
-    `method: ${ROUNDS} rounds; each round: in-process and ours interleaved in blocks of ${BLOCK} ` +
+    `method: warm-up ${WARMUP} sequential runs each, then ${WARMUP_RUNS} more (servers at ` +
+      `${CONCURRENCY} concurrent); ${ROUNDS} rounds; each round: in-process and ours interleaved in blocks of ${BLOCK} ` +
       `(${SEQ_RUNS} sequential runs.wait each), reference ${REF_SEQ_RUNS} sequential, then ` +
       `${CONC_RUNS} runs at ${CONCURRENCY} concurrent on each server (alternating in blocks of ` +
       `${CONC_BLOCK}); fresh thread per run; ` +
@@ -436,12 +444,18 @@ async function main(): Promise<void> {
     for (const one of [inProcess.run, ours.run, ref.run]) {
       for (let i = 0; i < WARMUP; i++) await one();
     }
-    await runConcurrent(4 * CONCURRENCY, CONCURRENCY, ours.run);
-    await runConcurrent(4 * CONCURRENCY, CONCURRENCY, ref.run);
+    for (let i = 0; i < WARMUP_RUNS; i++) await inProcess.run();
+    const warm = [
+      await runConcurrent(WARMUP_RUNS, CONCURRENCY, ours.run),
+      await runConcurrent(WARMUP_RUNS, CONCURRENCY, ref.run),
+    ].map((p) => `${fmt(rate(p), 1)} runs/s`);
     inProcess.takeCpuMsPerRun();
     ours.sampleRss("warm-up");
     ref.sampleRss("warm-up");
-    log("warmed up");
+    log(
+      `warmed up (${WARMUP} sequential runs each, then ${WARMUP_RUNS} more: in-process one at a ` +
+        `time, ours ${warm[0]} and reference ${warm[1]} at ${CONCURRENCY} concurrent)`,
+    );
 
     const rounds: Round[] = [];
     const counters = new Map<string, number>();
