@@ -410,9 +410,9 @@ async function main(): Promise<void> {
       .join(", ");
   console.log(`load average (1, 5, 15 min) at start: ${load()}`);
   console.log(
-    `method: warm-up ${WARMUP} sequential runs each, then ${WARMUP_RUNS} more (servers at ` +
-      `${CONCURRENCY} concurrent); ${ROUNDS} rounds; each round: in-process and ours interleaved in blocks of ${BLOCK} ` +
-      `(${SEQ_RUNS} sequential runs.wait each), reference ${REF_SEQ_RUNS} sequential, then ` +
+    `method: warm-up ${WARMUP} sequential runs each, then ${WARMUP_RUNS} more (in-process one ` +
+      `at a time, servers at ${CONCURRENCY} concurrent); ${ROUNDS} rounds; each round: ` +
+      `in-process and ours interleaved in blocks of ${BLOCK} (${SEQ_RUNS} sequential runs.wait each), reference ${REF_SEQ_RUNS} sequential, then ` +
       `${CONC_RUNS} runs at ${CONCURRENCY} concurrent on each server (alternating in blocks of ` +
       `${CONC_BLOCK}); fresh thread per run; ` +
       `${EXPECTED_NODE_RUNS} node runs and ${EXPECTED_MODEL_CALLS} model calls per run; ` +
@@ -452,10 +452,7 @@ async function main(): Promise<void> {
     inProcess.takeCpuMsPerRun();
     ours.sampleRss("warm-up");
     ref.sampleRss("warm-up");
-    log(
-      `warmed up (${WARMUP} sequential runs each, then ${WARMUP_RUNS} more: in-process one at a ` +
-        `time, ours ${warm[0]} and reference ${warm[1]} at ${CONCURRENCY} concurrent)`,
-    );
+    log(`warmed up (at ${CONCURRENCY} concurrent: ours ${warm[0]}, reference ${warm[1]})`);
 
     const rounds: Round[] = [];
     const counters = new Map<string, number>();

@@ -20,32 +20,34 @@ const config = {
   },
 };
 
-type Finish = (...args: unknown[]) => Promise<void>;
-type SetStatus = (...args: unknown[]) => Promise<void>;
-// The executor's storage is private; these tests wrap it to inject write failures.
+type Write = (...args: unknown[]) => Promise<void>;
+// The executor's storage is private; these tests wrap its run store to inject write failures.
 const runStore = () =>
   (
     s.running.executor as unknown as {
-      deps: { storage: { runs: { finish: Finish; setStatus: SetStatus } } };
+      deps: { storage: { runs: { finish: Write; setStatus: Write } } };
     }
   ).deps.storage.runs;
 const restore: (() => void)[] = [];
 afterEach(() => restore.splice(0).forEach((undo) => undo()));
 
-/** Makes recording a run's outcome fail `times` times (Infinity: always), as a locked database. */
-function failRecording(times: number): { attempts: number } {
+/** Makes a run-store write fail `times` times (Infinity: always), as a locked database would. */
+function failWrites(method: "finish" | "setStatus", times: number): { attempts: number } {
   const runs = runStore();
-  const real = runs.finish.bind(runs);
+  const real = runs[method].bind(runs);
   const seen = { attempts: 0 };
   let left = times;
-  runs.finish = (...args) => {
+  runs[method] = (...args) => {
     seen.attempts += 1;
     if (left-- > 0) return Promise.reject(new Error("database is locked"));
     return real(...args);
   };
-  restore.push(() => (runs.finish = real));
+  restore.push(() => (runs[method] = real));
   return seen;
 }
+
+/** Recording a run's outcome fails (its final write). */
+const failRecording = (times: number) => failWrites("finish", times);
 
 interface Values {
   answer: string | null;
@@ -57,21 +59,22 @@ async function newThread(): Promise<string> {
   return (await s.client.threads.create()).thread_id;
 }
 
+/** A refine run on a new thread, waited for. */
+async function refineOnNewThread(): Promise<{ threadId: string; values: Values }> {
+  const threadId = await newThread();
+  const values = await s.client.runs.wait(threadId, "refine", { input: TASK, config });
+  return { threadId, values: values as unknown as Values };
+}
+
 describe("a run whose outcome cannot be recorded", () => {
   it("goes back to the queue and finishes once, without executing a step again", async () => {
-    const control = await newThread();
-    const expected = (await s.client.runs.wait(control, "refine", {
-      input: TASK,
-      config,
-    })) as unknown as Values;
-    const controlSteps = (await s.client.threads.getHistory(control, { limit: 100 })).length;
+    const control = await refineOnNewThread();
+    const expected = control.values;
+    const controlSteps = (await s.client.threads.getHistory(control.threadId, { limit: 100 }))
+      .length;
 
     const seen = failRecording(1);
-    const threadId = await newThread();
-    const values = (await s.client.runs.wait(threadId, "refine", {
-      input: TASK,
-      config,
-    })) as unknown as Values;
+    const { threadId, values } = await refineOnNewThread();
 
     expect(seen.attempts).toBe(2);
     expect(values.answer).toBe(expected.answer);
@@ -119,10 +122,7 @@ describe("a run whose outcome cannot be recorded", () => {
 
   it("answers waiting clients with an error when not even the re-queue can be written", async () => {
     failRecording(Infinity);
-    const runs = runStore();
-    const setStatus = runs.setStatus.bind(runs);
-    runs.setStatus = () => Promise.reject(new Error("database is locked"));
-    restore.push(() => (runs.setStatus = setStatus));
+    failWrites("setStatus", Infinity);
 
     const threadId = await newThread();
     const run = await s.client.runs.create(threadId, "refine", { input: TASK, config });

@@ -10,14 +10,14 @@ const ROOT = join(import.meta.dirname, "../..");
 const live = new Set<ChildProcess>();
 
 /** Node's arguments in `npm start` ("node <these>"), so the children run as production does. */
-function startArgs(): string[] {
+const START_ARGS = (() => {
   const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
     scripts: { start: string };
   };
   const [node, ...args] = pkg.scripts.start.split(/\s+/);
   if (node !== "node") throw new Error(`npm start does not run node: ${pkg.scripts.start}`);
   return args;
-}
+})();
 
 export interface ChildExit {
   code: number | null;
@@ -47,7 +47,7 @@ export async function startChildServer(
 ): Promise<ChildServer> {
   const child = spawn(
     process.execPath,
-    [...startArgs(), "--config", FIXTURE_CONFIG, "--port", "0", "--host", "127.0.0.1"],
+    [...START_ARGS, "--config", FIXTURE_CONFIG, "--port", "0", "--host", "127.0.0.1"],
     {
       cwd: ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: "warn", ...env },
