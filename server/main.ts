@@ -1,8 +1,8 @@
 // Entry point of `npm start`: reads flags and environment, starts the server, and shuts down
 // gracefully on SIGTERM/SIGINT (no new runs; in-flight steps checkpoint; exit).
 import { parseArgs } from "node:util";
-import { isRefineryError } from "../core/errors.ts";
-import { startServer } from "./start.ts";
+import { isRefineryError, type RefineryError } from "../core/errors.ts";
+import { parsePort, startServer } from "./start.ts";
 
 async function main(): Promise<void> {
   let values: { config?: string; port?: string; host?: string; help?: boolean };
@@ -30,9 +30,11 @@ one per core up to 4, 0 = the server thread), OPENAI_API_KEY / OPENAI_BASE_URL /
 `);
     return;
   }
-  const port = values.port === undefined ? undefined : Number(values.port);
-  if (port !== undefined && (!Number.isInteger(port) || port < 0 || port > 65535)) {
-    process.stderr.write(`refinery server: --port must be an integer from 0 to 65535\n`);
+  let port: number | undefined;
+  try {
+    port = values.port === undefined ? undefined : parsePort(values.port, "--port");
+  } catch (err) {
+    process.stderr.write(`refinery server: ${(err as RefineryError).toLine()}\n`);
     process.exit(2);
   }
   const running = await startServer({ configPath: values.config, port, host: values.host });

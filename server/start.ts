@@ -67,6 +67,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const log =
     options.log ?? createLogger({ level: (env.LOG_LEVEL as LogLevel | undefined) ?? "info" });
   const metrics = createMetrics();
+  // Checked before anything is opened, so a bad setting leaves no file behind.
+  const port = parsePort(options.port ?? env.PORT, "PORT");
   let threads = runThreadCount(options.runThreads ?? env.REFINERY_RUN_THREADS);
   const runtime = await openRuntime({
     env,
@@ -204,7 +206,6 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
         : undefined,
   });
 
-  const port = options.port ?? Number(env.PORT ?? 8123);
   const host = options.host ?? env.HOST ?? "127.0.0.1";
   const server = await new Promise<Server>((resolve, reject) => {
     // A burst of connections (1,000 clients at once) overflows the default backlog of 511, and
@@ -265,6 +266,20 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       await release();
     },
   };
+}
+
+/** A port from PORT or --port: an integer from 0 (any free port) to 65535; default 8123. */
+export function parsePort(raw: string | number | undefined, field: "PORT" | "--port"): number {
+  if (raw === undefined || raw === "") return 8123;
+  const port = typeof raw === "number" ? raw : Number(raw);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+    throw new RefineryError(
+      "invalid_config",
+      `a port must be an integer from 0 to 65535, not ${JSON.stringify(raw)}`,
+      { field, fix: `set ${field} to a port such as 8123, or 0 for any free port` },
+    );
+  }
+  return port;
 }
 
 /** Why the server could not listen, naming the setting to change. */

@@ -10,7 +10,7 @@ const ROOT = join(import.meta.dirname, "../..");
 const live = new Set<ChildProcess>();
 
 /** Node's arguments in `npm start` ("node <these>"), so the children run as production does. */
-const START_ARGS = (() => {
+export const START_ARGS = (() => {
   const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
     scripts: { start: string };
   };
