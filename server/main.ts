@@ -2,7 +2,7 @@
 // gracefully on SIGTERM/SIGINT (no new runs; in-flight steps checkpoint; exit).
 import { parseArgs } from "node:util";
 import { isRefineryError, type RefineryError } from "../core/errors.ts";
-import { parsePort, startServer } from "./start.ts";
+import { intSetting, parsePort, startServer } from "./start.ts";
 
 async function main(): Promise<void> {
   let values: { config?: string; port?: string; host?: string; help?: boolean };
@@ -37,6 +37,14 @@ one per core up to 4, 0 = the server thread), OPENAI_API_KEY / OPENAI_BASE_URL /
     process.stderr.write(`refinery server: ${(err as RefineryError).toLine()}\n`);
     process.exit(2);
   }
+  // Read before start-up: a bad value is refused now, not at the first SIGTERM.
+  const graceMs = intSetting(process.env.REFINERY_SHUTDOWN_GRACE_MS, "REFINERY_SHUTDOWN_GRACE_MS", {
+    fallback: 10_000,
+    min: 0,
+    max: 3_600_000,
+    what: "the shutdown grace in ms",
+    example: "a number of milliseconds such as 10000",
+  });
   const running = await startServer({ configPath: values.config, port, host: values.host });
   process.stdout.write(`Refinery listening on ${running.url} (API page: ${running.url}/docs)\n`);
   let stopping = false;
@@ -47,7 +55,7 @@ one per core up to 4, 0 = the server thread), OPENAI_API_KEY / OPENAI_BASE_URL /
       `${signal}: stopping (in-flight runs finish or pause at their last checkpoint)\n`,
     );
     running
-      .close(Number(process.env.REFINERY_SHUTDOWN_GRACE_MS ?? 10_000))
+      .close(graceMs)
       .then(() => process.exit(0))
       .catch(() => process.exit(1));
   };

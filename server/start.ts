@@ -69,6 +69,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const metrics = createMetrics();
   // Checked before anything is opened, so a bad setting leaves no file behind.
   const port = parsePort(options.port ?? env.PORT, "PORT");
+  const limits = serverSettings(env);
   let threads = runThreadCount(options.runThreads ?? env.REFINERY_RUN_THREADS);
   const runtime = await openRuntime({
     env,
@@ -78,7 +79,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   });
   const { settings, engine, db, saver, storage, inbox, checkpoints, learning, registry } = runtime;
   // Finished runs' events stay replayable (join-stream, Last-Event-ID) for 60 s, at most this many.
-  const hub = new StreamHub({ maxFinishedRuns: Number(env.REFINERY_STREAM_RETAIN_RUNS ?? 500) });
+  const hub = new StreamHub({ maxFinishedRuns: limits.retainRuns });
   if (options.provider || settings.dbPath === ":memory:") threads = 0;
   let pool: RunThreadPool | undefined;
   try {
@@ -147,7 +148,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await abandon(err);
   }
 
-  const concurrency = options.concurrency ?? Number(env.REFINERY_WORKERS ?? 64);
+  const concurrency = options.concurrency ?? limits.workers;
   const executor = new RunExecutor({
     storage,
     registry,
@@ -176,8 +177,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     log,
     metrics,
     version: VERSION,
-    keepAliveMs: options.keepAliveMs ?? Number(env.REFINERY_KEEPALIVE_MS ?? 15_000),
-    bodyLimit: env.REFINERY_BODY_LIMIT ?? "1mb",
+    keepAliveMs: options.keepAliveMs ?? limits.keepAliveMs,
+    bodyLimit: limits.bodyLimit,
     validateConfig: (graphId, config) => {
       if (takesRefineInput(graphId)) engine.resolve(config as never);
       graphSpecs.checkConfig(graphId, config);
@@ -268,18 +269,75 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   };
 }
 
-/** A port from PORT or --port: an integer from 0 (any free port) to 65535; default 8123. */
-export function parsePort(raw: string | number | undefined, field: "PORT" | "--port"): number {
-  if (raw === undefined || raw === "") return 8123;
-  const port = typeof raw === "number" ? raw : Number(raw);
-  if (!Number.isInteger(port) || port < 0 || port > 65535) {
+/**
+ * An integer setting (an environment variable, or a flag): `fallback` when unset, else an integer
+ * from `min` to `max`. `what` and `example` make the error: "<what> must be an integer from ...".
+ */
+export function intSetting(
+  raw: string | number | undefined,
+  field: string,
+  spec: { fallback: number; min: number; max: number; what: string; example: string },
+): number {
+  if (raw === undefined || raw === "") return spec.fallback;
+  const n = typeof raw === "number" ? raw : Number(raw);
+  if (!Number.isInteger(n) || n < spec.min || n > spec.max) {
     throw new RefineryError(
       "invalid_config",
-      `a port must be an integer from 0 to 65535, not ${JSON.stringify(raw)}`,
-      { field, fix: `set ${field} to a port such as 8123, or 0 for any free port` },
+      `${spec.what} must be an integer from ${spec.min} to ${spec.max}, not ${JSON.stringify(raw)}`,
+      { field, fix: `set ${field} to ${spec.example}` },
     );
   }
-  return port;
+  return n;
+}
+
+/** A port from PORT or --port: 0 (any free port) to 65535; default 8123. */
+export function parsePort(raw: string | number | undefined, field: "PORT" | "--port"): number {
+  return intSetting(raw, field, {
+    fallback: 8123,
+    min: 0,
+    max: 65535,
+    what: "a port",
+    example: "a port such as 8123, or 0 for any free port",
+  });
+}
+
+/** The server's other numeric settings, read before anything is opened. */
+function serverSettings(env: Record<string, string | undefined>) {
+  const body = env.REFINERY_BODY_LIMIT || "1mb";
+  if (!/^\d+(\.\d+)?\s*(b|kb|mb|gb)?$/i.test(body)) {
+    throw new RefineryError(
+      "invalid_config",
+      `the request body limit must be a size such as 1mb, not ${JSON.stringify(body)}`,
+      {
+        field: "REFINERY_BODY_LIMIT",
+        fix: "set REFINERY_BODY_LIMIT to a number of bytes or a size such as 512kb or 2mb",
+      },
+    );
+  }
+  return {
+    bodyLimit: body,
+    workers: intSetting(env.REFINERY_WORKERS, "REFINERY_WORKERS", {
+      fallback: 64,
+      min: 1,
+      max: 100_000,
+      what: "the number of runs executing at once",
+      example: "a number such as 64",
+    }),
+    retainRuns: intSetting(env.REFINERY_STREAM_RETAIN_RUNS, "REFINERY_STREAM_RETAIN_RUNS", {
+      fallback: 500,
+      min: 0,
+      max: 1_000_000,
+      what: "the number of finished runs whose events are kept",
+      example: "a number such as 500",
+    }),
+    keepAliveMs: intSetting(env.REFINERY_KEEPALIVE_MS, "REFINERY_KEEPALIVE_MS", {
+      fallback: 15_000,
+      min: 100,
+      max: 600_000,
+      what: "the keep-alive interval in ms",
+      example: "a number of milliseconds such as 15000",
+    }),
+  };
 }
 
 /** Why the server could not listen, naming the setting to change. */

@@ -45,3 +45,23 @@ describe("npm start with a bad port", () => {
     expect(existsSync(out.db)).toBe(false);
   });
 });
+
+describe("npm start with other bad settings", () => {
+  it.each([
+    ["REFINERY_WORKERS", "abc", "the number of runs executing at once must be an integer"],
+    ["REFINERY_STREAM_RETAIN_RUNS", "-1", "the number of finished runs whose events are kept"],
+    ["REFINERY_KEEPALIVE_MS", "0", "the keep-alive interval in ms must be an integer"],
+    ["REFINERY_BODY_LIMIT", "zz", "the request body limit must be a size such as 1mb"],
+    ["REFINERY_SHUTDOWN_GRACE_MS", "soon", "the shutdown grace in ms must be an integer"],
+  ])("refuses %s=%s with one line naming it, and creates no database", (field, value, says) => {
+    const out = npmStart([], { PORT: "0", [field]: value });
+    expect(out.status).toBe(1);
+    const lines = out.stderr.trim().split("\n");
+    expect(lines).toHaveLength(1);
+    expect(lines[0]).toMatch(
+      new RegExp(`^refinery server: ${field}: ${says}.* Fix: set ${field} to `),
+    );
+    expect(lines[0]).toContain(JSON.stringify(value));
+    expect(existsSync(out.db)).toBe(false);
+  });
+});
