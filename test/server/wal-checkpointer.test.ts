@@ -151,10 +151,11 @@ describe("server", () => {
         }
       };
       await Promise.all(Array.from({ length: 16 }, worker));
-      // Checkpoints that never wait for readers let it grow by hundreds of KB per run (tens of
-      // MB here); with restarts it stays within a few times the limit.
+      // Checkpoints that never wait for readers let it grow by hundreds of KB per run (37.5 MB
+      // here). With restarts it stays within a few times the limit: how far past it depends on how
+      // many runs commit between two 200 ms ticks (4.2-6.3 MiB seen), so the bound leaves room.
       expect(largest).toBeGreaterThan(restartBytes);
-      expect(largest).toBeLessThan(6 * restartBytes);
+      expect(largest).toBeLessThan(12 * restartBytes);
     } finally {
       await running.close(2_000);
     }
