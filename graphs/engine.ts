@@ -7,6 +7,7 @@ import {
   type OpenedCheckpointer,
 } from "../core/checkpointer.ts";
 import { createModelProvider, type ModelProvider } from "../core/models/provider.ts";
+import { installLightRunContext } from "../core/run-context.ts";
 import { createSettingsResolver, type SettingsResolver } from "../core/settings.ts";
 import type { LessonSource } from "../nodes/generate.ts";
 import type { FeedbackSource } from "../nodes/support.ts";
@@ -37,6 +38,8 @@ export interface Engine {
 }
 
 export function openEngine(options: EngineOptions): Engine {
+  // Graph calls carry their config without building an untraced LangSmith RunTree per call.
+  installLightRunContext();
   const provider = options.provider ?? createModelProvider(options.settings);
   const resolve = createSettingsResolver({ provider, defaults: options.defaults });
   const checkpointer = options.memory
