@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import Database from "better-sqlite3";
 import { openSqliteCheckpointer } from "../core/checkpointer.ts";
+import { installLightRunContext, uninstallLightRunContext } from "../core/run-context.ts";
 import {
   createBenchGraph,
   createBenchModel,
@@ -278,7 +279,12 @@ class Target {
 // ---------------------------------------------------------------------------------------------
 // In-process variant: the same graph and model, SqliteSaver on a temp file (WAL, as the server)
 
-function createInProcess(dbPath: string) {
+/**
+ * `lightContext`: runs with Refinery's light run context installed (core/run-context.ts), as the
+ * server's engine runs graphs; without it, the graph as LangGraph runs it on its own (the raw
+ * graph of the targets). The two alternate in one process, so each run sets the mode it needs.
+ */
+function createInProcess(dbPath: string, lightContext = false) {
   const opened = openSqliteCheckpointer(dbPath);
   const model = createBenchModel(0);
   const graph = createBenchGraph(model, opened.saver);
@@ -286,6 +292,8 @@ function createInProcess(dbPath: string) {
   /** CPU of this process while in-process runs execute (they run one at a time). */
   const cpu = { runs: 0, micros: 0 };
   const run: RunOne = async () => {
+    if (lightContext) installLightRunContext();
+    else uninstallLightRunContext();
     const before = process.cpuUsage();
     const out = (await graph.invoke(
       { task: TASK },
@@ -372,6 +380,8 @@ async function settledSize(path: string): Promise<number> {
 
 interface Round {
   rawSeq: Phase;
+  /** The in-process graph with the light run context, as the server's engine runs it. */
+  lightSeq: Phase;
   oursSeq: Phase;
   refSeq: Phase;
   oursConc: Phase;
@@ -412,7 +422,7 @@ async function main(): Promise<void> {
   console.log(
     `method: warm-up ${WARMUP} sequential runs each, then ${WARMUP_RUNS} more (in-process one ` +
       `at a time, servers at ${CONCURRENCY} concurrent); ${ROUNDS} rounds; each round: ` +
-      `in-process and ours interleaved in blocks of ${BLOCK} (${SEQ_RUNS} sequential runs.wait each), reference ${REF_SEQ_RUNS} sequential, then ` +
+      `in-process (raw, and with the light run context) and ours interleaved in blocks of ${BLOCK} (${SEQ_RUNS} sequential runs.wait each), reference ${REF_SEQ_RUNS} sequential, then ` +
       `${CONC_RUNS} runs at ${CONCURRENCY} concurrent on each server (alternating in blocks of ` +
       `${CONC_BLOCK}); fresh thread per run; ` +
       `${EXPECTED_NODE_RUNS} node runs and ${EXPECTED_MODEL_CALLS} model calls per run; ` +
@@ -423,6 +433,7 @@ async function main(): Promise<void> {
     // ---- zero-latency model: in-process, ours, reference
     const referenceDir = ensureReferenceServer(log);
     const inProcess = createInProcess(join(dir, "in-process.db"));
+    const inProcessLight = createInProcess(join(dir, "in-process-light.db"), true);
     const oursDb = join(dir, "ours.db");
     const [oursProc, refProc] = await Promise.all([
       startOurs({ dir, dbPath: oursDb, latencyMs: 0, workers: OUR_WORKERS }),
@@ -438,18 +449,23 @@ async function main(): Promise<void> {
     ref.sampleRss("start");
 
     await inProcess.checkShape();
+    await inProcessLight.checkShape();
     await ours.checkShape();
     await ref.checkShape();
     log("shape checked: 9 node runs per run on all three");
-    for (const one of [inProcess.run, ours.run, ref.run]) {
+    for (const one of [inProcess.run, inProcessLight.run, ours.run, ref.run]) {
       for (let i = 0; i < WARMUP; i++) await one();
     }
-    for (let i = 0; i < WARMUP_RUNS; i++) await inProcess.run();
+    for (let i = 0; i < WARMUP_RUNS; i++) {
+      await inProcess.run();
+      await inProcessLight.run();
+    }
     const warm = [
       await runConcurrent(WARMUP_RUNS, CONCURRENCY, ours.run),
       await runConcurrent(WARMUP_RUNS, CONCURRENCY, ref.run),
     ].map((p) => `${fmt(rate(p), 1)} runs/s`);
     inProcess.takeCpuMsPerRun();
+    inProcessLight.takeCpuMsPerRun();
     ours.sampleRss("warm-up");
     ref.sampleRss("warm-up");
     log(`warmed up (at ${CONCURRENCY} concurrent: ours ${warm[0]}, reference ${warm[1]})`);
@@ -461,14 +477,15 @@ async function main(): Promise<void> {
       const cpu = oursProc.cpuSeconds();
       const variants: Variant[] = [
         { name: "in-process", run: () => inProcess.run() },
+        { name: "in-process light", run: () => inProcessLight.run() },
         { name: "ours", run: () => ours.run() },
       ];
-      const [raw, oursSeqTiming] = await runInterleaved(
+      const [raw, light, oursSeqTiming] = await runInterleaved(
         variants,
         { runs: SEQ_RUNS, warmup: 0, blockSize: BLOCK },
         counters,
       );
-      if (!raw || !oursSeqTiming) throw new Error("missing timings");
+      if (!raw || !light || !oursSeqTiming) throw new Error("missing timings");
       const toPhase = (t: typeof raw): Phase => ({
         runs: t.runs,
         wallMs: t.totalMs,
@@ -488,10 +505,12 @@ async function main(): Promise<void> {
       ours.sampleRss(`round ${round + 1} concurrent`);
       ref.sampleRss(`round ${round + 1} concurrent`);
       const rawSeq = { ...toPhase(raw), cpuMsPerRun: inProcess.takeCpuMsPerRun() };
-      const r = { rawSeq, oursSeq, refSeq, oursConc, refConc };
+      const lightSeq = { ...toPhase(light), cpuMsPerRun: inProcessLight.takeCpuMsPerRun() };
+      const r = { rawSeq, lightSeq, oursSeq, refSeq, oursConc, refConc };
       rounds.push(r);
       log(
-        `round ${round + 1}/${ROUNDS}: seq p50 in-process ${fmt(p50(r.rawSeq.samples), 2)} ms, ` +
+        `round ${round + 1}/${ROUNDS}: seq p50 in-process ${fmt(p50(r.rawSeq.samples), 2)} ms ` +
+          `(light context ${fmt(p50(r.lightSeq.samples), 2)} ms), ` +
           `ours ${fmt(p50(oursSeq.samples), 2)} ms, reference ${fmt(p50(refSeq.samples))} ms; ` +
           `${CONCURRENCY}-concurrent ours ${fmt(rate(oursConc))} runs/s, reference ${fmt(rate(refConc))} runs/s`,
       );
@@ -527,6 +546,7 @@ async function main(): Promise<void> {
     ref.sampleRss("idle");
     await Promise.all([oursProc.stop(), refProc.stop()]);
     inProcess.close();
+    inProcessLight.close();
     const oursBytes = sqliteBytes(oursDb);
     const rawBytes = sqliteBytes(join(dir, "in-process.db"));
 
@@ -635,6 +655,7 @@ function report(r: {
     );
   rounds.forEach((x, i) => {
     line(String(i + 1), "in-process", x.rawSeq);
+    line(String(i + 1), "in-process light", x.lightSeq);
     line(String(i + 1), "ours", x.oursSeq, x.oursConc);
     line(String(i + 1), "reference", x.refSeq, x.refConc);
   });
@@ -646,6 +667,7 @@ function report(r: {
   });
   const rows = {
     "in-process": { seq: medPhase((x) => x.rawSeq) },
+    "in-process light": { seq: medPhase((x) => x.lightSeq) },
     ours: { seq: medPhase((x) => x.oursSeq), conc: medPhase((x) => x.oursConc) },
     reference: { seq: medPhase((x) => x.refSeq), conc: medPhase((x) => x.refConc) },
   };
@@ -712,6 +734,7 @@ function report(r: {
 
   // Targets
   const seqRatio = med((x) => p50(x.oursSeq.samples) / p50(x.rawSeq.samples));
+  const lightRatio = med((x) => p50(x.oursSeq.samples) / p50(x.lightSeq.samples));
   const thrRatio = med((x) => rate(x.oursConc) / rate(x.refConc));
   const firstRound = r.ours.rss.find((s) => s.after.startsWith("round 1 concurrent"));
   // The end of the load, not the idle sample: idle, V8 gives memory back (the bench waits for
@@ -726,6 +749,12 @@ function report(r: {
   console.log(
     `sequential p50, ours / in-process: ${fmt(seqRatio, 2)}x (target <= ${TARGET_SEQ}x): ` +
       verdict(seqRatio <= TARGET_SEQ),
+  );
+  // The server's engine runs graphs with the light run context; the raw graph does not. Against
+  // the same graph with it, the ratio is the server's own overhead.
+  console.log(
+    `(sequential p50, ours / in-process with the light run context the server uses: ` +
+      `${fmt(lightRatio, 2)}x)`,
   );
   console.log(
     `${CONCURRENCY}-concurrent throughput, ours / reference: ${fmt(thrRatio, 1)}x ` +
