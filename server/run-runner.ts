@@ -89,6 +89,9 @@ export class RunRunner {
     let status: "success" | "error" | "interrupted" = "success";
     let error: { error: string; message: string } | undefined;
     let before: Record<string, unknown> | undefined;
+    /** The last root `values` chunk, and whether the graph stopped at an interrupt. */
+    let lastValues: unknown;
+    let interrupted = false;
     let graph;
     try {
       graph = await this.deps.registry.get(graphId, kwargs.config);
@@ -148,6 +151,10 @@ export class RunRunner {
         const [ns, mode, data] = subgraphs
           ? (parts as [string[], string, unknown])
           : ([[], ...parts] as unknown as [string[], string, unknown]);
+        if (mode === "values" && ns.length === 0) {
+          if (isInterruptChunk(data)) interrupted = true;
+          else lastValues = data;
+        }
         const name = mode === "messages" ? "messages" : mode;
         sink.publish(
           run.run_id,
@@ -199,7 +206,11 @@ export class RunRunner {
 
     let after: StateSnapshotLike | undefined;
     try {
-      after = graph ? await graph.getState(threadConfig) : undefined;
+      after =
+        graph && status === "success" && !interrupted && lastValues !== undefined
+          ? finishedState(graph, kwargs, lastValues, threadConfig)
+          : undefined;
+      after ??= graph ? await graph.getState(threadConfig) : undefined;
     } catch (err) {
       log("error", "could not read final state", { ...ids, error: serializeError(err) });
     }
@@ -309,6 +320,38 @@ function tokensAdded(before: unknown, after: unknown): TokenCount[] {
     if (completion > 0) out.push({ node, kind: "completion", tokens: completion });
   }
   return out;
+}
+
+/** A `values` chunk that reports an interrupt (LangGraph emits one for every kind). */
+function isInterruptChunk(data: unknown): boolean {
+  return typeof data === "object" && data !== null && "__interrupt__" in data;
+}
+
+/**
+ * The state after a run that reached its end, from its last root `values` chunk, without reading
+ * the checkpoint back (graph.getState cost about 0.9 ms of CPU per run on the bench graph). A
+ * graph's stream emits the channels getState reads (`streamChannelsAsIs`: without `outputKeys`,
+ * which the runner never passes, also for a graph with a narrower output schema). Only when
+ * nothing could have stopped it early (no interrupt seen, none configured), so nothing runs
+ * next; otherwise undefined, and the caller reads the checkpoint.
+ */
+function finishedState(
+  graph: object,
+  kwargs: Run["kwargs"],
+  values: unknown,
+  config: StateSnapshotLike["config"],
+): StateSnapshotLike | undefined {
+  const g = graph as { interruptBefore?: unknown; interruptAfter?: unknown };
+  const configured = (list: unknown) => list === "*" || (Array.isArray(list) && list.length > 0);
+  if (
+    configured(kwargs.interrupt_before) ||
+    configured(kwargs.interrupt_after) ||
+    configured(g.interruptBefore) ||
+    configured(g.interruptAfter)
+  ) {
+    return undefined;
+  }
+  return { values, next: [], tasks: [], config };
 }
 
 /** A run's configurable without the checkpoint it was created from. */
