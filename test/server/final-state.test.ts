@@ -20,7 +20,9 @@ beforeAll(async () => {
   const config = join(dir, "langgraph.json");
   writeFileSync(
     config,
-    JSON.stringify({ graphs: { full: `${graphs}:full`, narrow: `${graphs}:narrow` } }),
+    JSON.stringify({
+      graphs: { full: `${graphs}:full`, narrow: `${graphs}:narrow`, paused: `${graphs}:paused` },
+    }),
   );
   running = await startServer({
     env: { REFINERY_DB: join(dir, "refinery.db") },
@@ -83,5 +85,15 @@ describe("a run's final state", () => {
     expect(state.values).toEqual(whole);
     expect(recorded.values).toEqual(whole);
     expect(answer).toEqual(whole);
+  });
+
+  it("is read back from the checkpoint when the graph was compiled to stop before a node", async () => {
+    const { answer, recorded, state } = await finalStates("paused");
+    const sofar = { topic: "t", log: ["one:t"], scratch: "kept" };
+    expect(state.values).toEqual(sofar);
+    expect(state.next).toEqual(["two"]);
+    expect(recorded.status).toBe("interrupted");
+    expect(recorded.values).toEqual(sofar);
+    expect(answer).toEqual(sofar);
   });
 });
