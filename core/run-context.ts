@@ -24,7 +24,11 @@ type Provider = typeof AsyncLocalStorageProviderSingleton;
 type RunWithConfig = Provider["runWithConfig"];
 type Store = Record<PropertyKey, unknown> & { extra?: Record<PropertyKey, unknown> };
 
-let installed: { original: RunWithConfig } | undefined;
+const provider = AsyncLocalStorageProviderSingleton;
+/** The library's own method (on the provider's prototype), captured before any install. */
+const original = provider.runWithConfig as RunWithConfig | undefined;
+/** Made on first install, once per process (or worker thread); install and uninstall swap it. */
+let light: RunWithConfig | undefined;
 
 /** True when the call's config has callbacks, which only the library's path handles. */
 function hasCallbacks(config: Parameters<RunWithConfig>[0]): boolean {
@@ -38,16 +42,23 @@ function hasCallbacks(config: Parameters<RunWithConfig>[0]): boolean {
  * Idempotent. Returns whether it is active (false if @langchain/core no longer has the method).
  */
 export function installLightRunContext(): boolean {
-  if (installed) return true;
-  const provider = AsyncLocalStorageProviderSingleton;
-  const original = provider.runWithConfig as RunWithConfig | undefined;
   if (typeof original !== "function") return false;
-  const bound = original.bind(provider) as RunWithConfig;
+  light ??= createLight(original.bind(provider) as RunWithConfig);
+  provider.runWithConfig = light;
+  return true;
+}
+
+/** Puts the library's own runWithConfig back (tests and the bench compare both paths). */
+export function uninstallLightRunContext(): void {
+  if (original) provider.runWithConfig = original;
+}
+
+function createLight(library: RunWithConfig): RunWithConfig {
   // The one RunTree every light store inherits from: what the library builds per call.
   const template = new RunTree({ name: "<runnable_lambda>", tracingEnabled: false });
-  const light = ((config, callback, avoidCreatingRootRunTree) => {
+  return ((config, callback, avoidCreatingRootRunTree) => {
     if (avoidCreatingRootRunTree || hasCallbacks(config)) {
-      return bound(config, callback, avoidCreatingRootRunTree);
+      return library(config, callback, avoidCreatingRootRunTree);
     }
     const storage = provider.getInstance();
     const previous = storage.getStore() as Store | undefined;
@@ -58,14 +69,4 @@ export function installLightRunContext(): boolean {
     }
     return storage.run(store, callback);
   }) as RunWithConfig;
-  provider.runWithConfig = light;
-  installed = { original };
-  return true;
-}
-
-/** Puts the library's own runWithConfig back (tests compare both paths). */
-export function uninstallLightRunContext(): void {
-  if (!installed) return;
-  AsyncLocalStorageProviderSingleton.runWithConfig = installed.original;
-  installed = undefined;
 }
