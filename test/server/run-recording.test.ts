@@ -59,6 +59,12 @@ async function newThread(): Promise<string> {
   return (await s.client.threads.create()).thread_id;
 }
 
+/** The status of the thread's latest run, and the thread's own. */
+async function statuses(threadId: string): Promise<{ run?: string; thread: string }> {
+  const [run] = await s.client.runs.list(threadId);
+  return { run: run?.status, thread: (await s.client.threads.get(threadId)).status };
+}
+
 /** A refine run on a new thread, waited for. */
 async function refineOnNewThread(): Promise<{ threadId: string; values: Values }> {
   const threadId = await newThread();
@@ -82,9 +88,7 @@ describe("a run whose outcome cannot be recorded", () => {
     // The second attempt resumed from the final checkpoint: no model call and no step again.
     expect(values.usage).toEqual(expected.usage);
     expect((await s.client.threads.getHistory(threadId, { limit: 100 })).length).toBe(controlSteps);
-    const [run] = await s.client.runs.list(threadId);
-    expect(run?.status).toBe("success");
-    expect((await s.client.threads.get(threadId)).status).toBe("idle");
+    expect(await statuses(threadId)).toEqual({ run: "success", thread: "idle" });
   });
 
   it("fails after 3 attempts with the reason, and its thread is not left busy", async () => {
@@ -94,9 +98,7 @@ describe("a run whose outcome cannot be recorded", () => {
       /RunThreadLost: the run could not finish: recording the run failed: database is locked/,
     );
     expect(seen.attempts).toBe(3);
-    const [run] = await s.client.runs.list(threadId);
-    expect(run?.status).toBe("error");
-    expect((await s.client.threads.get(threadId)).status).toBe("error");
+    expect(await statuses(threadId)).toEqual({ run: "error", thread: "error" });
   });
 
   it("ends as interrupted, and does not run again, when it was being cancelled", async () => {
