@@ -6,8 +6,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
-import { DEFAULT_PROMPTS } from "../../core/prompts.ts";
-import { startOpenAIStub, type ChatRequestBody } from "../support/openai-stub.ts";
+import { roleOf, startOpenAIStub } from "../support/openai-stub.ts";
 
 const BIN = join(import.meta.dirname, "../../cli/bin.mjs");
 const dir = mkdtempSync(join(tmpdir(), "refinery-cli-"));
@@ -62,13 +61,6 @@ function threadsIn(db: string): string[] {
   }
 }
 
-function roleOf(body: ChatRequestBody): string {
-  const system = String(body.messages?.[0]?.content ?? "");
-  for (const role of ["generate", "critique", "revise", "judge"] as const) {
-    if (system === DEFAULT_PROMPTS[role].system) return role;
-  }
-  return "unknown";
-}
 
 describe("refinery CLI", () => {
   it("--help works for every command", async () => {

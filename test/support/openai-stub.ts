@@ -3,6 +3,7 @@
 import { createServer } from "node:http";
 import type { IncomingMessage, ServerResponse } from "node:http";
 import type { AddressInfo } from "node:net";
+import { DEFAULT_PROMPTS } from "../../core/prompts.ts";
 
 /** The parts of a chat completions request body the stub reads; the rest is kept as received. */
 export interface ChatRequestBody {
@@ -67,6 +68,15 @@ export interface OpenAIStub {
 }
 
 export const STUB_MODEL = "stub-model";
+
+/** Which Refinery role sent a request, by its default system prompt ("unknown" otherwise). */
+export function roleOf(body: ChatRequestBody): string {
+  const system = String(body.messages?.[0]?.content ?? "");
+  for (const role of ["generate", "critique", "revise", "judge"] as const) {
+    if (system === DEFAULT_PROMPTS[role].system) return role;
+  }
+  return "unknown";
+}
 
 /** Answers with a short echo of the last user message. */
 export const echoHandler: StubHandler = (body) => {
