@@ -2,20 +2,13 @@
 // (ChatOpenAI against the stub server on loopback), driven through the SDK client. The run's
 // answer, the requests the endpoint received, the usage the endpoint reported (in the state and in
 // /metrics), and a model endpoint that fails.
-import { mkdtempSync, rmSync } from "node:fs";
-import { tmpdir } from "node:os";
-import { join } from "node:path";
-import { Client } from "@langchain/langgraph-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { silentLogger } from "../../server/log.ts";
-import { startServer, type RunningServer } from "../../server/start.ts";
 import { sample } from "../support/metrics.ts";
 import { roleOf, startOpenAIStub, type OpenAIStub } from "../support/openai-stub.ts";
+import { startTestServer, type TestServer } from "../support/server.ts";
 
-let dir: string;
 let stub: OpenAIStub;
-let running: RunningServer;
-let client: Client;
+let s: TestServer;
 
 const TASK = { task: "What is 17 * 23 + 4?" };
 const config = {
@@ -32,7 +25,6 @@ const USAGE = {
 };
 
 beforeAll(async () => {
-  dir = mkdtempSync(join(tmpdir(), "refinery-openai-model-"));
   stub = await startOpenAIStub();
   stub.setHandler((body) => {
     const role = roleOf(body);
@@ -49,26 +41,20 @@ beforeAll(async () => {
     }
     return { content: "17 * 23 = 391, plus 4 is 395.\nAnswer: 395", usage: USAGE.revise };
   });
-  running = await startServer({
+  s = await startTestServer({
     env: {
-      REFINERY_DB: join(dir, "refinery.db"),
       OPENAI_API_KEY: "test-key",
       OPENAI_BASE_URL: stub.url,
       REFINERY_MODEL: "stub-model",
       // A run thread even on a one-core machine: the path `npm start` takes.
       REFINERY_RUN_THREADS: "1",
     },
-    port: 0,
-    host: "127.0.0.1",
-    log: silentLogger,
   });
-  client = new Client({ apiUrl: running.url, callerOptions: { maxRetries: 0 } });
 });
 
 afterAll(async () => {
-  await running?.close(2_000);
+  await s?.close();
   await stub?.close();
-  rmSync(dir, { recursive: true, force: true });
 });
 
 interface Values {
@@ -79,8 +65,8 @@ interface Values {
 
 describe("the server with an OpenAI-compatible model", () => {
   it("refines through the endpoint and accounts the tokens it reported, in the state and /metrics", async () => {
-    const thread = await client.threads.create();
-    const values = (await client.runs.wait(thread.thread_id, "refine", {
+    const thread = await s.client.threads.create();
+    const values = (await s.client.runs.wait(thread.thread_id, "refine", {
       input: TASK,
       config,
     })) as unknown as Values;
@@ -92,7 +78,7 @@ describe("the server with an OpenAI-compatible model", () => {
     expect(new Set(stub.requests.map((r) => r.model))).toEqual(new Set(["stub-model"]));
     expect(values.usage).toMatchObject({ promptTokens: 160, completionTokens: 38, calls: 4 });
 
-    const text = await (await fetch(`${running.url}/metrics`)).text();
+    const text = await (await fetch(`${s.url}/metrics`)).text();
     const tokens = (node: string, kind: string) =>
       sample(text, "refinery_llm_tokens_total", { node, kind });
     expect(tokens("generate", "prompt")).toBe(30);
@@ -105,8 +91,8 @@ describe("the server with an OpenAI-compatible model", () => {
 
   it("an endpoint that refuses the key fails the run with an error naming the model, the endpoint and the cause", async () => {
     stub.enqueue({ status: 401, body: { error: { message: "Incorrect API key provided" } } });
-    const thread = await client.threads.create();
-    const out = (await client.runs.wait(thread.thread_id, "refine", {
+    const thread = await s.client.threads.create();
+    const out = (await s.client.runs.wait(thread.thread_id, "refine", {
       input: TASK,
       config,
       raiseError: false,
@@ -119,8 +105,8 @@ describe("the server with an OpenAI-compatible model", () => {
         ) as unknown,
       },
     });
-    const [run] = await client.runs.list(thread.thread_id);
+    const [run] = await s.client.runs.list(thread.thread_id);
     expect(run?.status).toBe("error");
-    expect((await client.threads.get(thread.thread_id)).status).toBe("error");
+    expect((await s.client.threads.get(thread.thread_id)).status).toBe("error");
   });
 });

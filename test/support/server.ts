@@ -27,13 +27,15 @@ export async function startTestServer(
     keepAliveMs?: number;
     /** Receives the server's structured log entries (default: silent). */
     log?: Logger;
+    /** The langgraph.json to serve (default: test/fixtures/langgraph.json). */
+    configPath?: string;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "refinery-server-"));
   const dbPath = join(dir, "refinery.db");
   const running = await startServer({
     env: { REFINERY_DB: dbPath, ...options.env },
-    configPath: FIXTURE_CONFIG,
+    configPath: options.configPath ?? FIXTURE_CONFIG,
     port: 0,
     host: "127.0.0.1",
     log: options.log ?? silentLogger,
