@@ -61,7 +61,6 @@ function threadsIn(db: string): string[] {
   }
 }
 
-
 describe("refinery CLI", () => {
   it("--help works for every command", async () => {
     for (const args of [["--help"], ["run", "--help"], ["resume", "--help"]]) {
