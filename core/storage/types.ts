@@ -222,3 +222,10 @@ export interface Storage {
   runs: RunStore;
   close(): Promise<void>;
 }
+
+/**
+ * Row filters from an auth handler (LangGraph semantics, core/auth-filters.ts): every key must
+ * match the row's metadata; a plain value or `{$eq}` is strict equality, `{$contains}` asks an
+ * array field to hold the value (every value of a list).
+ */
+export type AuthFilters = Record<string, unknown>;
