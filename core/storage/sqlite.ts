@@ -2,8 +2,10 @@
 // better-sqlite3 is synchronous, so every method is one atomic step; the async signatures match
 // the Postgres implementation.
 import type Database from "better-sqlite3";
+import { isAuthMatching } from "../auth-filters.ts";
 import { RefineryError } from "../errors.ts";
 import type {
+  Access,
   Assistant,
   AssistantPatch,
   AssistantQuery,
@@ -72,7 +74,8 @@ CREATE TABLE IF NOT EXISTS refinery_runs (
   kwargs TEXT NOT NULL,
   attempt INTEGER NOT NULL DEFAULT 0,
   error TEXT,
-  seq INTEGER NOT NULL
+  seq INTEGER NOT NULL,
+  partition TEXT NOT NULL DEFAULT ''
 );
 CREATE INDEX IF NOT EXISTS refinery_runs_thread ON refinery_runs(thread_id, status);
 -- The queue: claimNext walks pending runs in seq order and stops at the first due one.
@@ -80,6 +83,22 @@ DROP INDEX IF EXISTS refinery_runs_queue;
 CREATE INDEX IF NOT EXISTS refinery_runs_claim ON refinery_runs(status, seq);
 CREATE INDEX IF NOT EXISTS refinery_runs_seq ON refinery_runs(seq);
 `;
+
+/** Columns added after a table was first shipped: added to older files at open. */
+const ADDED_COLUMNS: { table: string; column: string; ddl: string }[] = [
+  { table: "refinery_runs", column: "partition", ddl: "partition TEXT NOT NULL DEFAULT ''" },
+];
+const AFTER_COLUMNS = `
+CREATE INDEX IF NOT EXISTS refinery_runs_partition ON refinery_runs(partition, status);
+`;
+
+function addMissingColumns(db: Database.Database): void {
+  for (const { table, column, ddl } of ADDED_COLUMNS) {
+    const columns = db.prepare(`PRAGMA table_info(${table})`).all() as { name: string }[];
+    if (!columns.some((c) => c.name === column)) db.exec(`ALTER TABLE ${table} ADD COLUMN ${ddl}`);
+  }
+  db.exec(AFTER_COLUMNS);
+}
 
 const now = () => new Date().toISOString();
 const j = (v: unknown) => JSON.stringify(v ?? null);
@@ -126,6 +145,77 @@ function containment(
     }
   }
   return out;
+}
+
+/**
+ * SQL conditions for auth filters on a JSON metadata column, to the semantics of
+ * isAuthMatching (core/auth-filters.ts): strict, type-aware equality; `$contains` on array
+ * fields. Keys are matched through json_each, so any key text is safe.
+ */
+export function authFilterSql(
+  column: string,
+  filters: Record<string, unknown> | undefined,
+  args: unknown[],
+): string[] {
+  if (!filters) return [];
+  const out: string[] = [];
+  for (const [key, expected] of Object.entries(filters)) {
+    if (typeof expected === "object" && expected !== null) {
+      const ops = expected as { $eq?: unknown; $contains?: unknown };
+      if (ops.$eq) {
+        out.push(fieldIs(column, key, ops.$eq, args));
+      } else if (ops.$contains) {
+        const wanted = Array.isArray(ops.$contains) ? ops.$contains : [ops.$contains];
+        for (const value of wanted) {
+          args.push(key);
+          out.push(
+            `EXISTS (SELECT 1 FROM json_each(${column}) f WHERE f.key = ? AND f.type = 'array' AND EXISTS (SELECT 1 FROM json_each(f.value) x WHERE ${typedEquals("x", value, args)}))`,
+          );
+        }
+      }
+    } else {
+      out.push(fieldIs(column, key, expected, args));
+    }
+  }
+  return out;
+}
+
+function fieldIs(column: string, key: string, value: unknown, args: unknown[]): string {
+  args.push(key);
+  return `EXISTS (SELECT 1 FROM json_each(${column}) f WHERE f.key = ? AND ${typedEquals("f", value, args)})`;
+}
+
+/** `alias.type`/`alias.value` equal to `value` as === would have it (objects never are). */
+function typedEquals(alias: string, value: unknown, args: unknown[]): string {
+  if (value === null) return `${alias}.type = 'null'`;
+  switch (typeof value) {
+    case "string":
+      args.push(value);
+      return `${alias}.type = 'text' AND ${alias}.value = ?`;
+    case "number":
+      args.push(value);
+      return `${alias}.type IN ('integer', 'real') AND ${alias}.value = ?`;
+    case "boolean":
+      return `${alias}.type = '${value ? "true" : "false"}'`;
+    default:
+      return "0";
+  }
+}
+
+const reaches = (metadata: Record<string, unknown>, access: Access | undefined): boolean =>
+  !access ||
+  (access.system === true && metadata.created_by === "system") ||
+  isAuthMatching(metadata, access.filters);
+
+/** The SQL form of `reaches`, for searches and counts. */
+function accessSql(column: string, access: Access | undefined, args: unknown[]): string[] {
+  if (!access?.filters) return [];
+  const conds = authFilterSql(column, access.filters, args);
+  if (conds.length === 0) return [];
+  const all = conds.join(" AND ");
+  return [
+    access.system ? `(json_extract(${column}, '$.created_by') IS 'system' OR (${all}))` : `(${all})`,
+  ];
 }
 
 function toUtcIso(time: string): string {
@@ -220,6 +310,7 @@ export function statementCache(
 
 export function createSqliteStorage(db: Database.Database): Storage {
   db.exec(SCHEMA);
+  addMissingColumns(db);
   const prep = statementCache(db);
   // Read inside the insert's transaction: another connection to the same file may have enqueued.
   const maxSeq = prep("SELECT COALESCE(MAX(seq), 0) AS s FROM refinery_runs");
@@ -259,16 +350,18 @@ export function createSqliteStorage(db: Database.Database): Storage {
         })
         .immediate();
     },
-    async get(id) {
+    async get(id, access) {
       const r = prep("SELECT * FROM refinery_assistants WHERE assistant_id = ?").get(id);
-      return r ? rowToAssistant(r as Record<string, unknown>) : undefined;
+      const a = r ? rowToAssistant(r as Record<string, unknown>) : undefined;
+      return a && reaches(a.metadata, access) ? a : undefined;
     },
-    async update(id, patch: AssistantPatch) {
+    async update(id, patch: AssistantPatch, access) {
       return db
         .transaction(() => {
           const r = prep("SELECT * FROM refinery_assistants WHERE assistant_id = ?").get(id);
           if (!r) return undefined;
           const cur = rowToAssistant(r as Record<string, unknown>);
+          if (!reaches(cur.metadata, access)) return undefined;
           const maxVersion = (
             prep(
               "SELECT MAX(version) AS v FROM refinery_assistant_versions WHERE assistant_id = ?",
@@ -292,9 +385,11 @@ export function createSqliteStorage(db: Database.Database): Storage {
         })
         .immediate();
     },
-    async delete(id) {
+    async delete(id, access) {
       return db
         .transaction(() => {
+          const r = prep("SELECT metadata FROM refinery_assistants WHERE assistant_id = ?").get(id);
+          if (!r || !reaches(p((r as { metadata: unknown }).metadata, {}), access)) return false;
           const n = prep("DELETE FROM refinery_assistants WHERE assistant_id = ?").run(id).changes;
           prep("DELETE FROM refinery_assistant_versions WHERE assistant_id = ?").run(id);
           return n > 0;
@@ -320,23 +415,27 @@ export function createSqliteStorage(db: Database.Database): Storage {
     },
     async versions(id, q = {}) {
       const args: unknown[] = [id];
-      const conds = ["assistant_id = ?", ...containment("metadata", q.metadata, args)];
+      const conds = [
+        "assistant_id = ?",
+        ...containment("metadata", q.metadata, args),
+        ...accessSql("metadata", q, args),
+      ];
       const rows = prep(
         `SELECT * FROM refinery_assistant_versions WHERE ${conds.join(" AND ")} ORDER BY version DESC LIMIT ? OFFSET ?`,
       ).all(...args, q.limit ?? 10, q.offset ?? 0) as Record<string, unknown>[];
       return rows.map(rowToAssistant);
     },
-    async setLatest(id, version) {
+    async setLatest(id, version, access) {
       return db
         .transaction(() => {
           const v = prep(
             "SELECT * FROM refinery_assistant_versions WHERE assistant_id = ? AND version = ?",
           ).get(id, version);
           if (!v) return undefined;
-          const cur = prep("SELECT created_at FROM refinery_assistants WHERE assistant_id = ?").get(
-            id,
-          ) as { created_at: string } | undefined;
-          if (!cur) return undefined;
+          const cur = prep(
+            "SELECT created_at, metadata FROM refinery_assistants WHERE assistant_id = ?",
+          ).get(id) as { created_at: string; metadata: string } | undefined;
+          if (!cur || !reaches(p(cur.metadata, {}), access)) return undefined;
           const a = {
             ...rowToAssistant(v as Record<string, unknown>),
             created_at: cur.created_at,
@@ -364,6 +463,7 @@ export function createSqliteStorage(db: Database.Database): Storage {
       args.push(`%${q.name.replace(/[\\%_]/g, (c) => `\\${c}`)}%`);
     }
     conds.push(...containment("metadata", q.metadata, args));
+    conds.push(...accessSql("metadata", q, args));
     return conds.length ? `WHERE ${conds.join(" AND ")}` : "";
   }
 
@@ -439,16 +539,18 @@ export function createSqliteStorage(db: Database.Database): Storage {
         })
         .immediate();
     },
-    async get(id) {
+    async get(id, access) {
       const r = prep("SELECT * FROM refinery_threads WHERE thread_id = ?").get(id);
-      return r ? rowToThread(r as Record<string, unknown>) : undefined;
+      const t = r ? rowToThread(r as Record<string, unknown>) : undefined;
+      return t && reaches(t.metadata, access) ? t : undefined;
     },
-    async update(id, patch) {
+    async update(id, patch, access) {
       return db
         .transaction(() => {
           const r = prep("SELECT * FROM refinery_threads WHERE thread_id = ?").get(id);
           if (!r) return undefined;
           const t = rowToThread(r as Record<string, unknown>);
+          if (!reaches(t.metadata, access)) return undefined;
           const metadata = { ...t.metadata, ...(patch.metadata ?? {}) };
           const updated = now();
           prep("UPDATE refinery_threads SET metadata = ?, updated_at = ? WHERE thread_id = ?").run(
@@ -460,9 +562,11 @@ export function createSqliteStorage(db: Database.Database): Storage {
         })
         .immediate();
     },
-    async delete(id) {
+    async delete(id, access) {
       return db
         .transaction(() => {
+          const r = prep("SELECT metadata FROM refinery_threads WHERE thread_id = ?").get(id);
+          if (!r || !reaches(p((r as { metadata: unknown }).metadata, {}), access)) return false;
           const n = prep("DELETE FROM refinery_threads WHERE thread_id = ?").run(id).changes;
           prep("DELETE FROM refinery_runs WHERE thread_id = ?").run(id);
           return n > 0;
@@ -506,6 +610,7 @@ export function createSqliteStorage(db: Database.Database): Storage {
     }
     conds.push(...containment("metadata", q.metadata, args));
     conds.push(...containment('"values"', q.values, args));
+    conds.push(...accessSql("metadata", q, args));
     return conds.length ? `WHERE ${conds.join(" AND ")}` : "";
   }
 
@@ -526,12 +631,15 @@ export function createSqliteStorage(db: Database.Database): Storage {
     );
   }
 
+  const partitionInflight = prep(
+    "SELECT COUNT(*) AS n FROM refinery_runs WHERE partition = ? AND status IN ('pending', 'running')",
+  );
   const inflightStmt = prep(
     "SELECT * FROM refinery_runs WHERE thread_id = ? AND status IN ('pending', 'running') ORDER BY seq",
   );
 
   const runs: RunStore = {
-    async create(input: NewRun, { rejectIfInflight }): Promise<CreateRunResult> {
+    async create(input: NewRun, { rejectIfInflight, partitionLimit }): Promise<CreateRunResult> {
       return db
         .transaction((): CreateRunResult => {
           const thread = prep("SELECT * FROM refinery_threads WHERE thread_id = ?").get(
@@ -544,7 +652,12 @@ export function createSqliteStorage(db: Database.Database): Storage {
           const inflight = (inflightStmt.all(input.thread_id) as Record<string, unknown>[]).map(
             rowToRun,
           );
-          if (rejectIfInflight && inflight.length > 0) return { created: false, inflight };
+          if (rejectIfInflight && inflight.length > 0)
+            return { created: false, inflight, reason: "inflight" };
+          if (partitionLimit !== undefined) {
+            const { n } = partitionInflight.get(input.partition ?? "") as { n: number };
+            if (n >= partitionLimit) return { created: false, inflight, reason: "partition_limit" };
+          }
           const t = now();
           // Stored as UTC ISO so claimNext's text comparison orders instants, whatever the offset.
           const notBefore = input.not_before === undefined ? t : toUtcIso(input.not_before);
@@ -562,8 +675,8 @@ export function createSqliteStorage(db: Database.Database): Storage {
             error: null,
           };
           prep(
-            `INSERT INTO refinery_runs (run_id, thread_id, assistant_id, created_at, updated_at, not_before, status, metadata, multitask_strategy, kwargs, attempt, error, seq)
-           VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, 0, NULL, ?)`,
+            `INSERT INTO refinery_runs (run_id, thread_id, assistant_id, created_at, updated_at, not_before, status, metadata, multitask_strategy, kwargs, attempt, error, seq, partition)
+           VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, 0, NULL, ?, ?)`,
           ).run(
             run.run_id,
             run.thread_id,
@@ -575,6 +688,7 @@ export function createSqliteStorage(db: Database.Database): Storage {
             run.multitask_strategy,
             j(run.kwargs),
             nextSeq(),
+            input.partition ?? "",
           );
           const meta = {
             ...p<Metadata>((thread as Record<string, unknown>).metadata, {}),

@@ -55,26 +55,42 @@ export interface SearchPage {
   sort_order?: "asc" | "desc";
 }
 
-export interface AssistantQuery extends SearchPage {
+export interface AssistantQuery extends SearchPage, Access {
   graph_id?: string;
   name?: string;
   metadata?: Metadata;
 }
 
+/**
+ * Which rows a caller may touch: rows whose metadata matches `filters` (an auth handler's, see
+ * AuthFilters); with `system`, assistants made by the server (`metadata.created_by: "system"`)
+ * match too (they are readable by everyone). No filters: every row.
+ */
+export interface Access {
+  filters?: AuthFilters;
+  system?: boolean;
+}
+
 export interface AssistantStore {
   /** Creates version 1. `ifExists: "do_nothing"` returns the existing one instead of failing. */
   create(input: NewAssistant, ifExists?: "raise" | "do_nothing"): Promise<Assistant>;
-  get(assistantId: string): Promise<Assistant | undefined>;
+  /** The assistant, or undefined when it does not exist or `access` does not reach it. */
+  get(assistantId: string, access?: Access): Promise<Assistant | undefined>;
   /** Writes a new version (fields not given are carried over) and makes it the latest. */
-  update(assistantId: string, patch: AssistantPatch): Promise<Assistant | undefined>;
-  delete(assistantId: string): Promise<boolean>;
+  update(
+    assistantId: string,
+    patch: AssistantPatch,
+    access?: Access,
+  ): Promise<Assistant | undefined>;
+  delete(assistantId: string, access?: Access): Promise<boolean>;
   search(query: AssistantQuery): Promise<Assistant[]>;
   count(query: Omit<AssistantQuery, keyof SearchPage>): Promise<number>;
+  /** Versions whose metadata matches `query.metadata` and `query.filters`. */
   versions(
     assistantId: string,
-    query?: { limit?: number; offset?: number; metadata?: Metadata },
+    query?: { limit?: number; offset?: number; metadata?: Metadata } & Access,
   ): Promise<Assistant[]>;
-  setLatest(assistantId: string, version: number): Promise<Assistant | undefined>;
+  setLatest(assistantId: string, version: number, access?: Access): Promise<Assistant | undefined>;
 }
 
 export interface Thread {
@@ -89,7 +105,7 @@ export interface Thread {
   error: { error: string; message: string } | null;
 }
 
-export interface ThreadQuery extends SearchPage {
+export interface ThreadQuery extends SearchPage, Access {
   ids?: string[];
   metadata?: Metadata;
   values?: Record<string, unknown>;
@@ -108,11 +124,16 @@ export interface ThreadStore {
     input: { thread_id: string; metadata?: Metadata },
     ifExists?: "raise" | "do_nothing",
   ): Promise<Thread>;
-  get(threadId: string): Promise<Thread | undefined>;
+  /** The thread, or undefined when it does not exist or `access` does not reach it. */
+  get(threadId: string, access?: Access): Promise<Thread | undefined>;
   /** Merges metadata (shallow). */
-  update(threadId: string, patch: { metadata?: Metadata }): Promise<Thread | undefined>;
+  update(
+    threadId: string,
+    patch: { metadata?: Metadata },
+    access?: Access,
+  ): Promise<Thread | undefined>;
   /** Deletes the thread and its runs. Checkpoints are deleted by the caller's checkpointer. */
-  delete(threadId: string): Promise<boolean>;
+  delete(threadId: string, access?: Access): Promise<boolean>;
   search(query: ThreadQuery): Promise<Thread[]>;
   count(query: Omit<ThreadQuery, keyof SearchPage | "ids">): Promise<number>;
   /** Records the thread's state after a run or a state update. */
@@ -168,18 +189,31 @@ export interface NewRun {
   kwargs: RunKwargs;
   /** Earliest start (ISO time); defaults to now. */
   not_before?: string;
+  /** The caller's data partition (its tenant); the per-partition cap counts runs by it. */
+  partition?: string;
 }
 
 export type CreateRunResult =
-  { created: true; run: Run; inflight: Run[] } | { created: false; inflight: Run[] };
+  | { created: true; run: Run; inflight: Run[] }
+  | {
+      created: false;
+      inflight: Run[];
+      /** `inflight`: the thread has runs in flight; `partition_limit`: the partition's cap. */
+      reason: "inflight" | "partition_limit";
+    };
 
 export interface RunStore {
   /**
    * Atomically: when `rejectIfInflight` and the thread has a pending or running run, inserts
    * nothing and returns those; otherwise inserts the run as pending and marks the thread busy
    * (recording graph_id / assistant_id in the thread's metadata, as the reference server does).
+   * With `partitionLimit`, inserts nothing when the run's partition already has that many runs
+   * pending or running.
    */
-  create(run: NewRun, options: { rejectIfInflight: boolean }): Promise<CreateRunResult>;
+  create(
+    run: NewRun,
+    options: { rejectIfInflight: boolean; partitionLimit?: number },
+  ): Promise<CreateRunResult>;
   get(runId: string, threadId?: string): Promise<Run | undefined>;
   list(
     threadId: string,

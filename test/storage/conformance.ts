@@ -1,6 +1,7 @@
 // The conformance suite every Storage implementation runs (SQLite now, Postgres later): the
 // contracts of core/storage/types.ts, exercised only through the interface, never through SQL.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
+import { isAuthMatching } from "../../core/auth-filters.ts";
 import { RefineryError } from "../../core/errors.ts";
 import type { NewRun, Run, RunStatus, Storage } from "../../core/storage/types.ts";
 
@@ -698,6 +699,128 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
       });
     });
 
+    describe("access (auth filters)", () => {
+      // Metadata shapes and filters as auth handlers write them (LangGraph semantics).
+      const rows: Record<string, Record<string, unknown>> = {
+        a: { owner: "alice", tags: ["x", "y"], n: 1, flag: true },
+        b: { owner: "bob", tags: ["y"], n: 2, flag: false },
+        c: { owner: "alice", tags: "x", n: "1", nil: null },
+        d: {},
+        e: { owner: "al\"ice's", tags: [1, "1", true] },
+      };
+      const filters: Record<string, unknown>[] = [
+        {},
+        { owner: "alice" },
+        { owner: { $eq: "alice" } },
+        { owner: { $eq: "" } },
+        { owner: "alice", n: 1 },
+        { n: "1" },
+        { flag: true },
+        { flag: false },
+        { nil: null },
+        { tags: { $contains: "x" } },
+        { tags: { $contains: ["x", "y"] } },
+        { tags: { $contains: 1 } },
+        { tags: { $contains: true } },
+        { tags: { $contains: { a: 1 } } },
+        { tags: { other: 1 } },
+        { owner: { $eq: { nested: 1 } } },
+        { owner: "al\"ice's" },
+        { missing: "x" },
+        { tags: ["x", "y"] },
+      ];
+
+      const threadIds = Object.keys(rows).map((k) => `access-${k}`);
+      beforeEach(async () => {
+        for (const [k, metadata] of Object.entries(rows))
+          await storage.threads.create({ thread_id: `access-${k}`, metadata });
+      });
+
+      it("searches and counts match exactly what isAuthMatching accepts, filter by filter", async () => {
+        for (const f of filters) {
+          const expected = threadIds.filter((_, i) => isAuthMatching(Object.values(rows)[i], f));
+          const found = await storage.threads.search({ filters: f, limit: 100 });
+          expect(found.map((t) => t.thread_id).sort(), JSON.stringify(f)).toEqual(expected.sort());
+          expect(await storage.threads.count({ filters: f }), JSON.stringify(f)).toBe(
+            expected.length,
+          );
+        }
+      });
+
+      it("get, update and delete see a row only when it matches; the others are untouched", async () => {
+        const mine = { filters: { owner: "alice" } };
+        expect(await storage.threads.get("access-a", mine)).toBeDefined();
+        expect(await storage.threads.get("access-b", mine)).toBeUndefined();
+        expect(await storage.threads.update("access-b", { metadata: { x: 1 } }, mine)).toBe(
+          undefined,
+        );
+        expect(await storage.threads.delete("access-b", mine)).toBe(false);
+        expect((await storage.threads.get("access-b"))?.metadata).toEqual(rows.b);
+        expect(await storage.threads.delete("access-a", mine)).toBe(true);
+        expect(await storage.threads.get("access-a")).toBeUndefined();
+      });
+
+      it("assistants: filters apply to get, search, count, versions, update, setLatest and delete; `system` also reaches the server's own", async () => {
+        await storage.assistants.create({
+          assistant_id: "sys",
+          graph_id: "g",
+          metadata: { created_by: "system" },
+        });
+        await storage.assistants.create({
+          assistant_id: "a1",
+          graph_id: "g",
+          metadata: { owner: "alice" },
+        });
+        await storage.assistants.create({
+          assistant_id: "b1",
+          graph_id: "g",
+          metadata: { owner: "bob" },
+        });
+        const alice = { filters: { owner: "alice" } };
+        const aliceRead = { ...alice, system: true };
+        expect(
+          (await storage.assistants.search({ ...alice, limit: 10 })).map((a) => a.assistant_id),
+        ).toEqual(["a1"]);
+        expect(
+          (await storage.assistants.search({ ...aliceRead, limit: 10 }))
+            .map((a) => a.assistant_id)
+            .sort(),
+        ).toEqual(["a1", "sys"]);
+        expect(await storage.assistants.count(aliceRead)).toBe(2);
+        expect(await storage.assistants.get("sys", alice)).toBeUndefined();
+        expect(await storage.assistants.get("sys", aliceRead)).toBeDefined();
+        expect(await storage.assistants.get("b1", aliceRead)).toBeUndefined();
+        expect(await storage.assistants.versions("b1", aliceRead)).toEqual([]);
+        expect(await storage.assistants.versions("a1", aliceRead)).toHaveLength(1);
+        expect(await storage.assistants.update("b1", { name: "x" }, alice)).toBeUndefined();
+        expect(await storage.assistants.setLatest("b1", 1, alice)).toBeUndefined();
+        expect(await storage.assistants.delete("b1", alice)).toBe(false);
+        expect((await storage.assistants.get("b1"))?.name).not.toBe("x");
+        expect((await storage.assistants.update("a1", { name: "x" }, alice))?.version).toBe(2);
+      });
+    });
+
+    describe("runs: per-partition cap", () => {
+      it("refuses a run when its partition already has `partitionLimit` runs in flight, counting no other partition", async () => {
+        for (const id of ["p1", "p2", "p3", "q1"]) await storage.threads.create({ thread_id: id });
+        const make = (thread: string, run: string, partition: string) =>
+          storage.runs.create(newRun(thread, run, { partition }), {
+            rejectIfInflight: false,
+            partitionLimit: 2,
+          });
+        expect((await make("p1", "r1", "acme")).created).toBe(true);
+        expect((await make("p2", "r2", "acme")).created).toBe(true);
+        expect(await make("p3", "r3", "acme")).toMatchObject({
+          created: false,
+          reason: "partition_limit",
+        });
+        expect((await make("q1", "r4", "beta")).created).toBe(true);
+        expect(await storage.runs.get("r3")).toBeUndefined();
+        await storage.runs.setStatus("r1", "success");
+        expect((await make("p3", "r3", "acme")).created).toBe(true);
+      });
+    });
+
     describe("runs", () => {
       beforeEach(async () => {
         await storage.threads.create({ thread_id: "t1", metadata: { owner: "ann" } });
@@ -798,7 +921,7 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
             rejectIfInflight: true,
           },
         );
-        expect(result).toEqual({ created: false, inflight: [first] });
+        expect(result).toEqual({ created: false, inflight: [first], reason: "inflight" });
         expect(await storage.runs.get("r2")).toBeUndefined();
         expect(ids(await storage.runs.list("t1"))).toEqual(["r1"]);
         expect((await storage.threads.get("t1"))?.metadata).toMatchObject({
