@@ -5,12 +5,18 @@ export const ERROR_CODES = {
   invalid_input: { status: 422, retryable: false },
   invalid_config: { status: 422, retryable: false },
   bad_request: { status: 400, retryable: false },
+  /** No credentials, or credentials the server does not accept. */
+  unauthorized: { status: 401, retryable: false },
+  /** Authenticated, but the caller's role or auth handler does not allow the operation. */
+  forbidden: { status: 403, retryable: false },
   not_found: { status: 404, retryable: false },
   conflict: { status: 409, retryable: false },
   busy: { status: 409, retryable: true },
   /** A run was refused because its thread already has one in flight (multitask_strategy reject). */
   thread_busy: { status: 422, retryable: true },
   payload_too_large: { status: 413, retryable: false },
+  /** Too many requests or runs for the caller right now; `retryAfterMs` says when to retry. */
+  rate_limited: { status: 429, retryable: true },
   model_unavailable: { status: 502, retryable: true },
   model_error: { status: 502, retryable: false },
   verifier_unavailable: { status: 502, retryable: true },
@@ -28,6 +34,8 @@ export interface RefineryErrorOptions {
   fix?: string;
   cause?: unknown;
   retryable?: boolean;
+  /** When a retry may succeed (rate limits); HTTP sends it as Retry-After. */
+  retryAfterMs?: number;
 }
 
 export class RefineryError extends Error {
@@ -35,6 +43,7 @@ export class RefineryError extends Error {
   readonly field?: string;
   readonly fix?: string;
   readonly retryable: boolean;
+  readonly retryAfterMs?: number;
 
   constructor(code: ErrorCode, message: string, options: RefineryErrorOptions = {}) {
     super(message, options.cause === undefined ? undefined : { cause: options.cause });
@@ -43,6 +52,7 @@ export class RefineryError extends Error {
     this.field = options.field;
     this.fix = options.fix;
     this.retryable = options.retryable ?? ERROR_CODES[code].retryable;
+    if (options.retryAfterMs !== undefined) this.retryAfterMs = options.retryAfterMs;
   }
 
   get status(): number {

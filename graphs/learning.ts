@@ -6,7 +6,7 @@ import type Database from "better-sqlite3";
 import type { ProcessSettings } from "../core/config.ts";
 import type { RunOutcome } from "../core/learning/outcome.ts";
 import { outcomeFromValues } from "../core/learning/outcome.ts";
-import { LessonMemory, type LessonMemoryOptions } from "../core/memory/lessons.ts";
+import { LessonMemory, lessonsKey, type LessonMemoryOptions } from "../core/memory/lessons.ts";
 import type { LessonSource } from "../nodes/generate.ts";
 
 export type { LessonSource };
@@ -29,6 +29,8 @@ export interface RunEnd {
   family?: string;
   /** False when the run's options switched memory off. */
   learn?: boolean;
+  /** The data partition (tenant) the run was made in; its lessons are kept apart. */
+  partition?: string;
 }
 
 export interface LearningResult {
@@ -65,10 +67,11 @@ export function createLearningLoop(deps: {
         await deps.records.recordOutcome(outcome);
       if (!deps.memory || end.learn === false || !settled || outcome.stop_reason === null)
         return result;
+      const key = lessonsKey(end.assistant_id, end.partition);
       if (outcome.lessons_used.length)
-        await deps.memory.recordUse(end.assistant_id, outcome.lessons_used, outcome.first_passed);
+        await deps.memory.recordUse(key, outcome.lessons_used, outcome.first_passed);
       for (const lesson of reflect(outcome)) {
-        const { created } = await deps.memory.add(end.assistant_id, {
+        const { created } = await deps.memory.add(key, {
           text: lesson.text,
           graph_id: end.graph_id,
           task: `${outcome.task} ${outcome.context}`,

@@ -7,6 +7,7 @@ import type { RunnableConfig } from "@langchain/core/runnables";
 import { Overwrite } from "@langchain/langgraph";
 import { RefineryError } from "../core/errors.ts";
 import { callModel, isSimulatedModel } from "../core/models/call.ts";
+import { lessonsKey } from "../core/memory/lessons.ts";
 import { PASR_SYSTEM_PROMPT, PasrStreamParser } from "../core/pasr.ts";
 import type { SettingsResolver } from "../core/settings.ts";
 import type {
@@ -56,7 +57,12 @@ export function createGenerateNode({ settings, lessons }: GenerateNodeOptions) {
       lessons && memory?.enabled !== false && (memory?.lessons ?? 2) > 0
         ? await lessons.retrieve(
             typeof config.configurable?.assistant_id === "string"
-              ? config.configurable.assistant_id
+              ? lessonsKey(
+                  config.configurable.assistant_id,
+                  typeof config.configurable.refinery_partition === "string"
+                    ? config.configurable.refinery_partition
+                    : undefined,
+                )
               : undefined,
             state.context ? `${state.task}\n${state.context}` : state.task,
             memory?.lessons ?? 2,

@@ -2,6 +2,9 @@
 // port, the entry point (server/main.ts) binds the configured one.
 import express from "express";
 import { RefineryError } from "../core/errors.ts";
+import { authMiddleware, isPublicPath } from "./auth/index.ts";
+import { corsMiddleware } from "./auth/cors.ts";
+import { rateLimitMiddleware } from "./auth/rate-limit.ts";
 import type { AppDeps } from "./context.ts";
 import { errorHandler, sendJson } from "./http.ts";
 import { apiDocsRoutes } from "./routes/docs.ts";
@@ -25,23 +28,21 @@ export function createApp(
   app.set("query parser", "simple");
 
   app.use((req, res, next) => {
-    res.setHeader("Access-Control-Allow-Origin", "*");
-    res.setHeader("Access-Control-Expose-Headers", "Content-Location, Location");
-    if (req.method === "OPTIONS") {
-      res.setHeader("Access-Control-Allow-Methods", "GET, POST, PATCH, PUT, DELETE, OPTIONS");
-      res.setHeader(
-        "Access-Control-Allow-Headers",
-        req.header("Access-Control-Request-Headers") ?? "Content-Type, Last-Event-ID",
-      );
-      res.setHeader("Access-Control-Max-Age", "86400");
-      res.status(204).end();
-      return;
-    }
     res.on("finish", () =>
       deps.metrics.httpRequests.inc({ method: req.method, status: String(res.statusCode) }),
     );
     next();
   });
+  // The edge, in order: the Host name (DNS rebinding), the origin (CORS, cross-site writes),
+  // who is calling (auth), how often (rate limits). Errors go to the one error handler below.
+  const security = deps.security ?? {};
+  if (security.hostGuard) app.use(security.hostGuard);
+  app.use(corsMiddleware(security.corsOrigins ?? new Set()));
+  app.use(authMiddleware(security.auth));
+  if (security.rateLimiter) {
+    const limit = rateLimitMiddleware(security.rateLimiter);
+    app.use((req, res, next) => (isPublicPath(req) ? next() : limit(req, res, next)));
+  }
   app.use(
     express.json({
       limit: deps.bodyLimit ?? "1mb",

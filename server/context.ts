@@ -1,15 +1,19 @@
 // What the routes share: the dependencies of the app and the lookups every route needs
 // (assistant by id or graph id, thread or 404, the graph of a thread).
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
+import type { Request, RequestHandler } from "express";
 import { RefineryError } from "../core/errors.ts";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
 import type { FeedbackInbox } from "../core/storage/feedback-inbox.ts";
-import type { Assistant, Storage, Thread } from "../core/storage/types.ts";
+import type { Access, Assistant, Storage, Thread } from "../core/storage/types.ts";
 import { systemAssistantId, type GraphRegistry, type RunnableGraph } from "../graphs/registry.ts";
 import type { LearningLoop } from "../graphs/learning.ts";
 import type { RunExecutor } from "./executor.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
+import type { AuthBackend } from "./auth/index.ts";
+import type { RateLimiter } from "./auth/rate-limit.ts";
+import { authOf, type AuthEvent, type Operation } from "./auth/request.ts";
 import type { StreamHub } from "./stream-hub.ts";
 import { notFound } from "./http.ts";
 
@@ -37,6 +41,19 @@ export interface AppDeps {
   bodyLimit?: string;
   keepAliveMs?: number;
   version: string;
+  /** Authentication and the guards at the edge; absent: open, loopback development mode. */
+  security?: SecuritySettings;
+}
+
+export interface SecuritySettings {
+  auth?: AuthBackend;
+  /** Origins that get CORS headers ("*": any); none by default. */
+  corsOrigins?: Set<string> | "*";
+  /** Refuses requests whose Host is not a name of this server (DNS rebinding). */
+  hostGuard?: RequestHandler;
+  rateLimiter?: RateLimiter;
+  /** Runs pending or running per partition (tenant) at most; absent: no cap. */
+  partitionRunLimit?: number;
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
@@ -45,14 +62,41 @@ export function isUuid(value: string): boolean {
   return UUID.test(value);
 }
 
-/** An assistant by UUID, or the system assistant of a graph id. */
-export async function findAssistant(deps: AppDeps, idOrGraph: string): Promise<Assistant> {
-  const id = isUuid(idOrGraph)
+/**
+ * Asks the request's auth for `event` on `value` (which its handler may change in place) and
+ * returns what storage applies: the filters, and with `system` the server's own assistants.
+ */
+export async function accessFor(
+  req: Request,
+  event: AuthEvent,
+  value: Record<string, unknown>,
+  operation: Operation,
+  options: { system?: boolean } = {},
+): Promise<Access> {
+  const filters = await authOf(req).authorize(event, value, operation);
+  return {
+    ...(filters ? { filters } : {}),
+    ...(options.system ? { system: true } : {}),
+  };
+}
+
+/** The assistant id a graph id or assistant UUID names (undefined when it names neither). */
+export function assistantIdOf(deps: AppDeps, idOrGraph: string): string | undefined {
+  return isUuid(idOrGraph)
     ? idOrGraph
     : deps.registry.entry(idOrGraph)
       ? systemAssistantId(idOrGraph)
       : undefined;
-  const assistant = id ? await deps.storage.assistants.get(id) : undefined;
+}
+
+/** An assistant by UUID, or the system assistant of a graph id; 404 when `access` does not reach it. */
+export async function findAssistant(
+  deps: AppDeps,
+  idOrGraph: string,
+  access?: Access,
+): Promise<Assistant> {
+  const id = assistantIdOf(deps, idOrGraph);
+  const assistant = id ? await deps.storage.assistants.get(id, access) : undefined;
   if (!assistant) {
     throw new RefineryError("not_found", "Assistant not found", {
       field: "assistant_id",
@@ -62,11 +106,16 @@ export async function findAssistant(deps: AppDeps, idOrGraph: string): Promise<A
   return assistant;
 }
 
-export async function findThread(deps: AppDeps, threadId: string): Promise<Thread> {
+/** A thread by id; 404 when it does not exist or `access` does not reach it (the same answer). */
+export async function findThread(
+  deps: AppDeps,
+  threadId: string,
+  access?: Access,
+): Promise<Thread> {
   if (!isUuid(threadId)) {
     throw new RefineryError("invalid_input", "thread_id must be a UUID", { field: "thread_id" });
   }
-  const thread = await deps.storage.threads.get(threadId);
+  const thread = await deps.storage.threads.get(threadId, access);
   if (!thread) throw notFound("Thread", threadId);
   return thread;
 }

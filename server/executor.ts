@@ -279,6 +279,9 @@ export class RunExecutor {
         graph_id: graphId,
         keep: !run.kwargs.temporary,
         learn: memoryEnabled(configurable) && memoryEnabled(values.options),
+        ...(typeof configurable.refinery_partition === "string"
+          ? { partition: configurable.refinery_partition }
+          : {}),
         ...(typeof family === "string" ? { family } : {}),
       });
       if (result.lessonsAdded || result.lessonsMerged)

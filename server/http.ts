@@ -3,6 +3,7 @@
 import type { NextFunction, Request, Response } from "express";
 import type { z } from "zod";
 import { fromZodError, isRefineryError, RefineryError } from "../core/errors.ts";
+import { isHttpAuthError } from "./auth/handlers.ts";
 import type { Logger } from "./log.ts";
 import { toJson } from "./serde.ts";
 import type { RunEvent } from "./stream-hub.ts";
@@ -60,7 +61,19 @@ export function errorHandler(log: Logger) {
       sendJson(res, body.status, { error: "bad_request", message: body.message ?? "bad request" });
       return;
     }
+    if (isHttpAuthError(err)) {
+      // Thrown by a LangGraph auth module: answered as the LangGraph server does, its status,
+      // its headers and its message as plain text.
+      if (err.status >= 500)
+        log("error", "auth module failed", { method: req.method, path: req.path, message: err.message });
+      for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
+      res.status(err.status).type("text/plain; charset=utf-8").send(err.message);
+      return;
+    }
     if (isRefineryError(err)) {
+      if (err.retryAfterMs !== undefined)
+        res.setHeader("Retry-After", String(Math.max(1, Math.ceil(err.retryAfterMs / 1000))));
+      if (err.code === "unauthorized") res.setHeader("WWW-Authenticate", 'Bearer realm="refinery"');
       if (err.status >= 500)
         log("error", "request failed", {
           method: req.method,

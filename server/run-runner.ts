@@ -9,6 +9,7 @@ import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
 import type { Run, Storage, ThreadSnapshot } from "../core/storage/types.ts";
 import type { GraphRegistry, StateSnapshotLike } from "../graphs/registry.ts";
 import type { Logger } from "./log.ts";
+import { publicChunk } from "./redact.ts";
 import { interruptsOf, serializeError, toPlain, toStreamChunk } from "./serde.ts";
 
 export type CancelAction = "interrupt" | "rollback";
@@ -159,7 +160,7 @@ export class RunRunner {
         sink.publish(
           run.run_id,
           ns.length ? `${name}|${ns.join("|")}` : name,
-          toStreamChunk(mode, data),
+          publicChunk(mode, toStreamChunk(mode, data)),
         );
       }
     } catch (err) {

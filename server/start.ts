@@ -1,5 +1,6 @@
 // Composition root of the server process: SQLite file (checkpoints, runs, threads, assistants),
 // graph registry, stream hub, run executor and the Express app. Used by main.ts and by tests.
+import { existsSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { z } from "zod";
@@ -10,6 +11,10 @@ import type { ModelProvider } from "../core/models/provider.ts";
 import { fromZodError, RefineryError } from "../core/errors.ts";
 import { createApp } from "./app.ts";
 import { ApprovalWatcher } from "./approval-watcher.ts";
+import { checkExposure, hostGuard, loadAuthBackend } from "./auth/index.ts";
+import { parseOrigins } from "./auth/cors.ts";
+import { RateLimiter } from "./auth/rate-limit.ts";
+import type { SecuritySettings } from "./context.ts";
 import { RunExecutor } from "./executor.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
@@ -69,11 +74,29 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const metrics = createMetrics();
   // Checked before anything is opened, so a bad setting leaves no file behind.
   const port = parsePort(options.port ?? env.PORT, "PORT");
+  const host = options.host ?? env.HOST ?? "127.0.0.1";
   const limits = serverSettings(env);
   let threads = runThreadCount(options.runThreads ?? env.REFINERY_RUN_THREADS);
+  const configPath =
+    options.configPath ??
+    env.REFINERY_CONFIG ??
+    (existsSync("langgraph.json") ? "langgraph.json" : undefined);
+  const auth = await loadAuthBackend({ env, configPath });
+  checkExposure(host, auth, env);
+  const security: SecuritySettings = {
+    ...(auth ? { auth } : {}),
+    corsOrigins: parseOrigins(env.REFINERY_CORS_ORIGINS),
+    hostGuard: hostGuard({ boundHost: host, allowed: env.REFINERY_ALLOWED_HOSTS }),
+    ...(limits.rateLimit(Boolean(auth)) > 0
+      ? { rateLimiter: new RateLimiter(limits.rateLimit(Boolean(auth))) }
+      : {}),
+    ...(limits.tenantRuns(Boolean(auth)) > 0
+      ? { partitionRunLimit: limits.tenantRuns(Boolean(auth)) }
+      : {}),
+  };
   const runtime = await openRuntime({
     env,
-    configPath: options.configPath,
+    configPath,
     provider: options.provider,
     log,
   });
@@ -179,6 +202,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     version: VERSION,
     keepAliveMs: options.keepAliveMs ?? limits.keepAliveMs,
     bodyLimit: limits.bodyLimit,
+    security,
     validateConfig: (graphId, config) => {
       if (takesRefineInput(graphId)) engine.resolve(config as never);
       graphSpecs.checkConfig(graphId, config);
@@ -207,7 +231,6 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
         : undefined,
   });
 
-  const host = options.host ?? env.HOST ?? "127.0.0.1";
   const server = await new Promise<Server>((resolve, reject) => {
     // A burst of connections (1,000 clients at once) overflows the default backlog of 511, and
     // the kernel then resets some of them; 4096 is the usual somaxconn cap. Express 5 passes a
@@ -248,6 +271,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
         : settings.model,
     workers: concurrency,
     run_threads: pool?.size ?? 0,
+    auth: auth?.describe ?? "off (open to every caller that reaches the address)",
     lessons: learning.storeKind ?? "off",
   });
 
@@ -337,6 +361,24 @@ function serverSettings(env: Record<string, string | undefined>) {
       what: "the keep-alive interval in ms",
       example: "a number of milliseconds such as 15000",
     }),
+    /** Requests per minute per caller; default 3000 with auth, off without. */
+    rateLimit: (authOn: boolean) =>
+      intSetting(env.REFINERY_RATE_LIMIT, "REFINERY_RATE_LIMIT", {
+        fallback: authOn ? 3000 : 0,
+        min: 0,
+        max: 100_000_000,
+        what: "the request rate limit (requests per minute per caller, 0: none)",
+        example: "a number such as 3000, or 0 for no limit",
+      }),
+    /** Runs pending or running per tenant; default 200 with auth, no cap without. */
+    tenantRuns: (authOn: boolean) =>
+      intSetting(env.REFINERY_TENANT_MAX_RUNS, "REFINERY_TENANT_MAX_RUNS", {
+        fallback: authOn ? 200 : 0,
+        min: 0,
+        max: 10_000_000,
+        what: "the runs in flight per tenant (0: no cap)",
+        example: "a number such as 200, or 0 for no cap",
+      }),
   };
 }
 

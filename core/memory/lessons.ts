@@ -154,6 +154,7 @@ export class LessonMemory {
     return this.options.embeddings !== undefined;
   }
 
+  /** The store namespace of a lessons key (lessonsKey: an assistant, within a partition). */
   namespace(assistantId: string): string[] {
     return [NAMESPACE_ROOT, assistantId];
   }
@@ -505,4 +506,13 @@ function cmp(a: string, b: string): number {
 
 function round(n: number): number {
   return Math.round(n * 1000) / 1000;
+}
+
+/**
+ * The key an assistant's lessons are kept under for one data partition (tenant): the system
+ * assistants are shared by every tenant, their lessons are not. Without a partition it is the
+ * assistant id itself, as before partitions existed.
+ */
+export function lessonsKey(assistantId: string, partition: string | undefined): string {
+  return partition ? `${assistantId}~${encodeURIComponent(partition)}` : assistantId;
 }

@@ -40,6 +40,8 @@ export interface OutcomeFilter {
   /** `verified`: the final answer passed every hard verifier; `failed`: it did not. */
   verdict?: (typeof OUTCOME_VERDICTS)[number];
   human_approved_only?: boolean;
+  /** Only outcomes of runs made in this partition (tenant); all when absent. */
+  partition?: string;
   /** Page size of the underlying query (tests use small pages). */
   pageSize?: number;
 }
@@ -181,6 +183,12 @@ export function createSqliteLearningRecords(db: Database.Database): LearningReco
       if (filter.verdict === "verified") where.push("verified = 1");
       if (filter.verdict === "failed") where.push("verified = 0");
       if (filter.human_approved_only) where.push("human_approved = 1");
+      if (filter.partition !== undefined) {
+        where.push(
+          "EXISTS (SELECT 1 FROM refinery_runs r WHERE r.run_id = refinery_run_outcomes.run_id AND r.partition = @partition)",
+        );
+        params.partition = filter.partition;
+      }
       const size = Math.max(1, filter.pageSize ?? 500);
       const page = db.prepare(
         `SELECT run_id, finished_at, body FROM refinery_run_outcomes WHERE ${where.join(" AND ")}

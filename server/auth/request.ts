@@ -59,6 +59,8 @@ export interface RequestAuth {
     value: Record<string, unknown>,
     operation: Operation,
   ): Promise<AuthFilters | undefined>;
+  /** Throws `forbidden` unless the caller may do `operation` (for routes with no auth event). */
+  check(operation: Operation): void;
 }
 
 /** Without auth: everyone may do everything and sees everything. */
@@ -66,6 +68,7 @@ export const OPEN_AUTH: RequestAuth = {
   scopes: [],
   partition: "",
   authorize: async () => undefined,
+  check: () => undefined,
 };
 
 const KEY = Symbol.for("refinery.auth");

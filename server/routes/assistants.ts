@@ -2,9 +2,14 @@
 // (uuid5 of its id); a graph id is accepted wherever an assistant id is.
 import { randomUUID } from "node:crypto";
 import { Router } from "express";
+import type { Request } from "express";
+import { isAuthMatching } from "../../core/auth-filters.ts";
 import { RefineryError } from "../../core/errors.ts";
-import { findAssistant, type AppDeps } from "../context.ts";
+import { restoreSecrets } from "../../core/secrets.ts";
+import type { Assistant, Metadata } from "../../core/storage/types.ts";
+import { accessFor, assistantIdOf, findAssistant, type AppDeps } from "../context.ts";
 import { parseBody, sendJson } from "../http.ts";
+import { publicAssistant } from "../redact.ts";
 import {
   AssistantCount,
   AssistantCreate,
@@ -28,27 +33,75 @@ export function assistantRoutes(deps: AppDeps): Router {
     deps.validateConfig?.(graphId, config);
   };
 
+  /** The assistant the caller reaches for `action` (the server's own are readable by all). */
+  const reachable = async (req: Request, action: "read" | "update" | "delete") => {
+    const idOrGraph = req.params.assistant_id as string;
+    const access = await accessFor(
+      req,
+      `assistants:${action}`,
+      { assistant_id: assistantIdOf(deps, idOrGraph) ?? idOrGraph },
+      action === "read" ? "read" : "write",
+      { system: true },
+    );
+    const assistant = await findAssistant(deps, idOrGraph, access);
+    if (action !== "read") refuseSystem(assistant, action);
+    return assistant;
+  };
+
   r.post("/assistants", async (req, res) => {
     const body = parseBody(AssistantCreate, req.body);
     checkGraph(body.graph_id, body.config ?? undefined);
+    refuseSystemMetadata(body.metadata);
+    const value: Record<string, unknown> = {
+      assistant_id: body.assistant_id ?? randomUUID(),
+      graph_id: body.graph_id,
+      config: body.config ?? {},
+      context: body.context ?? {},
+      metadata: { ...(body.metadata ?? {}) },
+      if_exists: body.if_exists ?? "raise",
+      name: body.name ?? body.graph_id,
+      description: body.description ?? null,
+    };
+    const access = await accessFor(req, "assistants:create", value, "write");
+    refuseSystemMetadata(value.metadata as Metadata | undefined);
     const assistant = await storage.assistants.create(
       {
-        assistant_id: body.assistant_id ?? randomUUID(),
+        assistant_id: String(value.assistant_id),
         graph_id: body.graph_id,
         config: body.config ?? {},
         context: body.context ?? {},
-        metadata: body.metadata ?? {},
+        metadata: (value.metadata ?? {}) as Metadata,
         name: body.name ?? body.graph_id,
         description: body.description ?? null,
       },
       body.if_exists ?? "raise",
     );
-    sendJson(res, 200, assistant);
+    // if_exists "do_nothing" returns an existing assistant: only the caller's own.
+    if (!isAuthMatching(assistant.metadata, access.filters)) {
+      throw new RefineryError("conflict", `assistant ${assistant.assistant_id} already exists`, {
+        field: "assistant_id",
+        fix: "use another assistant_id",
+      });
+    }
+    sendJson(res, 200, publicAssistant(assistant));
   });
 
   r.post("/assistants/search", async (req, res) => {
     const q = parseBody(AssistantSearch, req.body);
-    const rows = await storage.assistants.search({
+    const access = await accessFor(
+      req,
+      "assistants:search",
+      {
+        graph_id: q.graph_id,
+        metadata: q.metadata,
+        limit: q.limit ?? 10,
+        offset: q.offset ?? 0,
+      },
+      "read",
+      { system: true },
+    );
+    const found = await storage.assistants.search({
+      ...access,
       graph_id: q.graph_id ?? undefined,
       name: q.name ?? undefined,
       metadata: q.metadata ?? undefined,
@@ -57,15 +110,24 @@ export function assistantRoutes(deps: AppDeps): Router {
       sort_by: q.sort_by ?? undefined,
       sort_order: q.sort_order ?? undefined,
     });
+    const rows = found.map(publicAssistant);
     sendJson(res, 200, q.select?.length ? rows.map((a) => pick(a, q.select ?? [])) : rows);
   });
 
   r.post("/assistants/count", async (req, res) => {
     const q = parseBody(AssistantCount, req.body);
+    const access = await accessFor(
+      req,
+      "assistants:search",
+      { graph_id: q.graph_id, metadata: q.metadata, limit: 0, offset: 0 },
+      "read",
+      { system: true },
+    );
     sendJson(
       res,
       200,
       await storage.assistants.count({
+        ...access,
         graph_id: q.graph_id ?? undefined,
         name: q.name ?? undefined,
         metadata: q.metadata ?? undefined,
@@ -74,33 +136,55 @@ export function assistantRoutes(deps: AppDeps): Router {
   });
 
   r.get("/assistants/:assistant_id", async (req, res) => {
-    sendJson(res, 200, await findAssistant(deps, req.params.assistant_id));
+    sendJson(res, 200, publicAssistant(await reachable(req, "read")));
   });
 
   r.patch("/assistants/:assistant_id", async (req, res) => {
-    const current = await findAssistant(deps, req.params.assistant_id);
     const patch = parseBody(AssistantPatch, req.body);
-    const graphId = patch.graph_id ?? current.graph_id;
-    checkGraph(graphId, patch.config ?? current.config);
-    const updated = await storage.assistants.update(current.assistant_id, {
+    refuseSystemMetadata(patch.metadata);
+    const idOrGraph = req.params.assistant_id;
+    const value: Record<string, unknown> = {
+      assistant_id: assistantIdOf(deps, idOrGraph) ?? idOrGraph,
       graph_id: patch.graph_id ?? undefined,
       config: patch.config ?? undefined,
-      context: patch.context ?? undefined,
       metadata: patch.metadata ?? undefined,
       name: patch.name ?? undefined,
-      description: patch.description === undefined ? undefined : patch.description,
-    });
-    sendJson(res, 200, updated);
+      description: patch.description,
+    };
+    const access = await accessFor(req, "assistants:update", value, "write", { system: true });
+    const current = await findAssistant(deps, idOrGraph, access);
+    refuseSystem(current, "update");
+    refuseSystemMetadata(value.metadata as Metadata | undefined);
+    // A config read back with "***" in place of its secrets keeps them.
+    const config = patch.config ? restoreSecrets(patch.config, current.config) : undefined;
+    const context = patch.context ? restoreSecrets(patch.context, current.context) : undefined;
+    const graphId = patch.graph_id ?? current.graph_id;
+    checkGraph(graphId, config ?? current.config);
+    const updated = await storage.assistants.update(
+      current.assistant_id,
+      {
+        graph_id: patch.graph_id ?? undefined,
+        config,
+        context,
+        metadata: (value.metadata ?? undefined) as Metadata | undefined,
+        name: patch.name ?? undefined,
+        description: patch.description === undefined ? undefined : patch.description,
+      },
+      access,
+    );
+    if (!updated)
+      throw new RefineryError("not_found", "Assistant not found", { field: "assistant_id" });
+    sendJson(res, 200, publicAssistant(updated));
   });
 
   r.delete("/assistants/:assistant_id", async (req, res) => {
-    const a = await findAssistant(deps, req.params.assistant_id);
+    const a = await reachable(req, "delete");
     await storage.assistants.delete(a.assistant_id);
     res.status(204).end();
   });
 
   r.get("/assistants/:assistant_id/graph", async (req, res) => {
-    const a = await findAssistant(deps, req.params.assistant_id);
+    const a = await reachable(req, "read");
     const graph = await registry.get(a.graph_id, a.config);
     const drawable = await graph.getGraphAsync({
       ...a.config,
@@ -110,7 +194,7 @@ export function assistantRoutes(deps: AppDeps): Router {
   });
 
   r.get("/assistants/:assistant_id/schemas", async (req, res) => {
-    const a = await findAssistant(deps, req.params.assistant_id);
+    const a = await reachable(req, "read");
     const schemas = deps.schemasFor?.(a.graph_id) ?? {};
     sendJson(res, 200, {
       graph_id: a.graph_id,
@@ -124,38 +208,76 @@ export function assistantRoutes(deps: AppDeps): Router {
   });
 
   r.get("/assistants/:assistant_id/subgraphs", async (req, res) => {
-    await findAssistant(deps, req.params.assistant_id);
+    await reachable(req, "read");
     sendJson(res, 200, {});
   });
 
   r.post("/assistants/:assistant_id/versions", async (req, res) => {
-    const a = await findAssistant(deps, req.params.assistant_id);
     const q = parseBody(AssistantVersionsSearch, req.body);
-    sendJson(
-      res,
-      200,
-      await storage.assistants.versions(a.assistant_id, {
-        limit: q.limit ?? 10,
-        offset: q.offset ?? 0,
-        metadata: q.metadata ?? undefined,
-      }),
+    const idOrGraph = req.params.assistant_id;
+    const access = await accessFor(
+      req,
+      "assistants:read",
+      { assistant_id: assistantIdOf(deps, idOrGraph) ?? idOrGraph },
+      "read",
+      { system: true },
     );
+    const a = await findAssistant(deps, idOrGraph, access);
+    const versions = await storage.assistants.versions(a.assistant_id, {
+      ...access,
+      limit: q.limit ?? 10,
+      offset: q.offset ?? 0,
+      metadata: q.metadata ?? undefined,
+    });
+    sendJson(res, 200, versions.map(publicAssistant));
   });
 
   r.post("/assistants/:assistant_id/latest", async (req, res) => {
-    const a = await findAssistant(deps, req.params.assistant_id);
     const { version } = parseBody(AssistantSetLatest, req.body);
-    const updated = await storage.assistants.setLatest(a.assistant_id, version);
+    const idOrGraph = req.params.assistant_id;
+    const access = await accessFor(
+      req,
+      "assistants:update",
+      { assistant_id: assistantIdOf(deps, idOrGraph) ?? idOrGraph, version },
+      "write",
+      { system: true },
+    );
+    const a = await findAssistant(deps, idOrGraph, access);
+    refuseSystem(a, "update");
+    const updated = await storage.assistants.setLatest(a.assistant_id, version, access);
     if (!updated)
       throw new RefineryError(
         "not_found",
         `assistant ${a.assistant_id} has no version ${version}`,
         { field: "version" },
       );
-    sendJson(res, 200, updated);
+    sendJson(res, 200, publicAssistant(updated));
   });
 
   return r;
+}
+
+/** The assistant every graph gets is the server's: it can be read and run, not changed. */
+function refuseSystem(a: Assistant, action: "update" | "delete"): void {
+  if (a.metadata.created_by !== "system") return;
+  throw new RefineryError(
+    "conflict",
+    `assistant "${a.name}" is the system assistant of graph "${a.graph_id}" and cannot be ${action === "delete" ? "deleted" : "changed"}`,
+    {
+      field: "assistant_id",
+      fix: `create your own assistant (POST /assistants with graph_id "${a.graph_id}") and ${action === "delete" ? "delete that one" : "change that one"}`,
+    },
+  );
+}
+
+/** Only the server marks assistants as its own (readable by every tenant). */
+function refuseSystemMetadata(metadata: Metadata | null | undefined): void {
+  if (metadata?.created_by === "system") {
+    throw new RefineryError("invalid_input", 'created_by "system" is reserved for the server', {
+      field: "metadata.created_by",
+      fix: "leave created_by out, or use another value",
+    });
+  }
 }
 
 function pick<T extends object>(obj: T, keys: string[]): Partial<T> {

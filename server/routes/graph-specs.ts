@@ -7,6 +7,8 @@ import type { Storage } from "../../core/storage/types.ts";
 import { parseSpecDocument } from "../../graphs/declarative/documents.ts";
 import type { GraphSpecService } from "../../graphs/declarative/service.ts";
 import { systemAssistantId } from "../../graphs/registry.ts";
+import { redactSecrets } from "../../core/secrets.ts";
+import { authOf } from "../auth/request.ts";
 import { parseBody, sendJson } from "../http.ts";
 
 export interface GraphSpecRouteDeps {
@@ -49,21 +51,26 @@ export function graphSpecRoutes(deps: GraphSpecRouteDeps): Router {
     return { ...result, assistant_id: assistant.assistant_id };
   };
 
+  // Registering or deleting a graph changes the server for every tenant: admins only.
   r.post("/graphs", async (req, res) => {
+    authOf(req).check("admin");
     const result = await register(req.body);
     sendJson(res, result.created ? 201 : 200, result);
   });
 
   r.put("/graphs/:graph_id", async (req, res) => {
+    authOf(req).check("admin");
     const result = await register(req.body, req.params.graph_id);
     sendJson(res, result.created ? 201 : 200, result);
   });
 
-  r.get("/graphs", async (_req, res) => {
-    sendJson(res, 200, await graphSpecs.list());
+  r.get("/graphs", async (req, res) => {
+    authOf(req).check("read");
+    sendJson(res, 200, redactSecrets(await graphSpecs.list()));
   });
 
   r.get("/graphs/:graph_id", async (req, res) => {
+    authOf(req).check("read");
     const { version } = parseBody(GraphSpecQuery, req.query);
     const found = await graphSpecs.get(req.params.graph_id, version);
     if (!found) {
@@ -75,10 +82,11 @@ export function graphSpecRoutes(deps: GraphSpecRouteDeps): Router {
         { field: version === undefined ? "graph_id" : "version", fix: "see GET /graphs" },
       );
     }
-    sendJson(res, 200, found);
+    sendJson(res, 200, redactSecrets(found));
   });
 
   r.delete("/graphs/:graph_id", async (req, res) => {
+    authOf(req).check("admin");
     const graphId = req.params.graph_id;
     if (!(await graphSpecs.delete(graphId))) {
       throw new RefineryError("not_found", `no declarative graph "${graphId}"`, {

@@ -4,9 +4,10 @@ import { once } from "node:events";
 import { Router, type Request } from "express";
 import { fromZodError, RefineryError } from "../../core/errors.ts";
 import { exportJsonl } from "../../core/learning/export.ts";
-import type { LessonMemory } from "../../core/memory/lessons.ts";
+import { lessonsKey, type LessonMemory } from "../../core/memory/lessons.ts";
 import type { LearningRecords } from "../../core/storage/learning-sqlite.ts";
-import { findAssistant, findThread, type AppDeps } from "../context.ts";
+import { authOf } from "../auth/request.ts";
+import { accessFor, assistantIdOf, findAssistant, findThread, type AppDeps } from "../context.ts";
 import { notFound, parseBody, sendJson } from "../http.ts";
 import {
   ExportQuery,
@@ -52,23 +53,40 @@ export function learningRoutes(deps: AppDeps): Router {
     return rec;
   }
 
+  /**
+   * The assistant whose lessons the caller works on (the server's own included: their lessons
+   * are kept per partition), and the key its lessons are kept under for the caller's partition.
+   */
+  async function lessonsOf(req: Request, write: boolean) {
+    const idOrGraph = req.params.assistant_id as string;
+    const access = await accessFor(
+      req,
+      write ? "assistants:update" : "assistants:read",
+      { assistant_id: assistantIdOf(deps, idOrGraph) ?? idOrGraph },
+      write ? "write" : "read",
+      { system: true },
+    );
+    const assistant = await findAssistant(deps, idOrGraph, access);
+    return { assistant, key: lessonsKey(assistant.assistant_id, authOf(req).partition) };
+  }
+
   r.get("/assistants/:assistant_id/lessons", async (req, res) => {
     const q = parseQuery(LessonListQuery, req);
-    const assistant = await findAssistant(deps, req.params.assistant_id);
-    const lessons = await memory().list(assistant.assistant_id, q);
-    sendJson(res, 200, lessons.map(publicLesson));
+    const { assistant, key } = await lessonsOf(req, false);
+    const lessons = await memory().list(key, q);
+    sendJson(res, 200, lessons.map((l) => publicLesson(l, assistant.assistant_id)));
   });
 
   r.post("/assistants/:assistant_id/lessons/search", async (req, res) => {
     const body = parseBody(LessonSearch, req.body);
-    const assistant = await findAssistant(deps, req.params.assistant_id);
-    sendJson(res, 200, await memory().retrieve(assistant.assistant_id, body.task, body.limit));
+    const { key } = await lessonsOf(req, false);
+    sendJson(res, 200, await memory().retrieve(key, body.task, body.limit));
   });
 
   r.post("/assistants/:assistant_id/lessons", async (req, res) => {
     const body = parseBody(LessonCreate, req.body);
-    const assistant = await findAssistant(deps, req.params.assistant_id);
-    const { lesson, created } = await memory().add(assistant.assistant_id, {
+    const { assistant, key } = await lessonsOf(req, true);
+    const { lesson, created } = await memory().add(key, {
       text: body.text,
       graph_id: assistant.graph_id,
       ...(body.family ? { family: body.family } : {}),
@@ -77,33 +95,42 @@ export function learningRoutes(deps: AppDeps): Router {
       source: "manual",
       pinned: body.pinned,
     });
-    sendJson(res, created ? 201 : 200, publicLesson(lesson));
+    sendJson(res, created ? 201 : 200, publicLesson(lesson, assistant.assistant_id));
   });
 
   r.get("/assistants/:assistant_id/lessons/:lesson_id", async (req, res) => {
-    const assistant = await findAssistant(deps, req.params.assistant_id);
-    const lesson = await memory().get(assistant.assistant_id, req.params.lesson_id);
+    const { assistant, key } = await lessonsOf(req, false);
+    const lesson = await memory().get(key, req.params.lesson_id);
     if (!lesson) throw lessonNotFound(req.params.lesson_id);
-    sendJson(res, 200, publicLesson(lesson));
+    sendJson(res, 200, publicLesson(lesson, assistant.assistant_id));
   });
 
   r.patch("/assistants/:assistant_id/lessons/:lesson_id", async (req, res) => {
     const body = parseBody(LessonPatch, req.body);
-    const assistant = await findAssistant(deps, req.params.assistant_id);
-    const lesson = await memory().update(assistant.assistant_id, req.params.lesson_id, body);
+    const { assistant, key } = await lessonsOf(req, true);
+    const lesson = await memory().update(key, req.params.lesson_id, body);
     if (!lesson) throw lessonNotFound(req.params.lesson_id);
-    sendJson(res, 200, publicLesson(lesson));
+    sendJson(res, 200, publicLesson(lesson, assistant.assistant_id));
   });
 
   r.delete("/assistants/:assistant_id/lessons/:lesson_id", async (req, res) => {
-    const assistant = await findAssistant(deps, req.params.assistant_id);
-    if (!(await memory().delete(assistant.assistant_id, req.params.lesson_id)))
+    const { key } = await lessonsOf(req, true);
+    if (!(await memory().delete(key, req.params.lesson_id)))
       throw lessonNotFound(req.params.lesson_id);
     sendJson(res, 200, {});
   });
 
-  async function findRun(threadId: string, runId: string) {
-    const thread = await findThread(deps, threadId);
+  /** A run of a thread the caller reaches; ratings are a reviewer's to give. */
+  async function findRun(req: Request, write: boolean) {
+    const threadId = req.params.thread_id as string;
+    const runId = req.params.run_id as string;
+    const access = await accessFor(
+      req,
+      write ? "threads:update" : "threads:read",
+      { thread_id: threadId },
+      write ? "review" : "read",
+    );
+    const thread = await findThread(deps, threadId, access);
     const run = await deps.storage.runs.get(runId, thread.thread_id);
     if (!run) throw notFound("Run", runId);
     return run;
@@ -111,7 +138,7 @@ export function learningRoutes(deps: AppDeps): Router {
 
   r.post("/threads/:thread_id/runs/:run_id/feedback", async (req, res) => {
     const body = parseBody(RunRatingCreate, req.body);
-    const run = await findRun(req.params.thread_id, req.params.run_id);
+    const run = await findRun(req, true);
     const allowed = run.kwargs.feedback_keys;
     if (allowed && allowed.length > 0 && !allowed.includes(body.key)) {
       throw new RefineryError(
@@ -135,7 +162,7 @@ export function learningRoutes(deps: AppDeps): Router {
   });
 
   r.get("/threads/:thread_id/runs/:run_id/feedback", async (req, res) => {
-    const run = await findRun(req.params.thread_id, req.params.run_id);
+    const run = await findRun(req, false);
     const outcome = await records().getOutcome(run.run_id);
     sendJson(res, 200, {
       run_id: run.run_id,
@@ -148,9 +175,22 @@ export function learningRoutes(deps: AppDeps): Router {
 
   r.get("/export", async (req, res) => {
     const q = parseQuery(ExportQuery, req);
+    const auth = authOf(req);
+    auth.check("read");
     let assistantId: string | undefined;
-    if (q.assistant_id) assistantId = (await findAssistant(deps, q.assistant_id)).assistant_id;
+    if (q.assistant_id) {
+      const access = await accessFor(
+        req,
+        "assistants:read",
+        { assistant_id: assistantIdOf(deps, q.assistant_id) ?? q.assistant_id },
+        "read",
+        { system: true },
+      );
+      assistantId = (await findAssistant(deps, q.assistant_id, access)).assistant_id;
+    }
     const outcomes = records().outcomes({
+      // With auth, only what was run in the caller's partition (tenant).
+      ...(auth.user ? { partition: auth.partition } : {}),
       ...(q.graph_id ? { graph_id: q.graph_id } : {}),
       ...(assistantId ? { assistant_id: assistantId } : {}),
       ...(q.since ? { since: q.since } : {}),
@@ -180,8 +220,11 @@ export function learningRoutes(deps: AppDeps): Router {
   return r;
 }
 
-/** Lessons go out without their embedding vectors. */
-function publicLesson<T extends { embedding?: unknown }>(lesson: T): Omit<T, "embedding"> {
+/** Lessons go out without their embedding vectors, under the assistant's own id. */
+function publicLesson<T extends { embedding?: unknown; assistant_id: string }>(
+  lesson: T,
+  assistantId: string,
+): Omit<T, "embedding"> {
   const { embedding: _embedding, ...rest } = lesson;
-  return rest;
+  return { ...rest, assistant_id: assistantId };
 }

@@ -1,6 +1,7 @@
 // Meta endpoints: liveness, server info, Prometheus metrics.
 import { Router } from "express";
 import type { AppDeps } from "../context.ts";
+import { authOf } from "../auth/request.ts";
 import { sendJson } from "../http.ts";
 
 export function metaRoutes(deps: AppDeps): Router {
@@ -19,7 +20,9 @@ export function metaRoutes(deps: AppDeps): Router {
       },
     }),
   );
-  r.get("/metrics", async (_req, res) => {
+  // Server-wide figures (every tenant's runs): admins only when auth is on.
+  r.get("/metrics", async (req, res) => {
+    authOf(req).check("admin");
     const counts = await deps.storage.runs.countByStatus();
     deps.metrics.queueDepth.set(counts.pending);
     res.type(deps.metrics.registry.contentType).send(await deps.metrics.registry.metrics());

@@ -7,9 +7,18 @@ import {
   isApprovalRequest,
   normalizeDecision,
 } from "../../core/approval.ts";
+import { isAuthMatching } from "../../core/auth-filters.ts";
 import { fromZodError, RefineryError } from "../../core/errors.ts";
-import type { Run, RunKwargs, Thread } from "../../core/storage/types.ts";
-import { findAssistant, findThread, isUuid, type AppDeps } from "../context.ts";
+import type { Access, Metadata, Run, RunKwargs, Thread } from "../../core/storage/types.ts";
+import { authOf, OPEN_AUTH, type RequestAuth } from "../auth/request.ts";
+import {
+  accessFor,
+  assistantIdOf,
+  findAssistant,
+  findThread,
+  isUuid,
+  type AppDeps,
+} from "../context.ts";
 import { notFound, parseBody, sendJson, writeJsonWithKeepAlive, writeSse } from "../http.ts";
 import {
   CancelQuery,
@@ -19,6 +28,7 @@ import {
   RunListQuery,
   type RunCreateBody,
 } from "../schemas.ts";
+import { publicRun, publicValues } from "../redact.ts";
 import { LIB_MODE } from "../run-runner.ts";
 import type { RunEnd, RunEvent } from "../stream-hub.ts";
 
@@ -37,6 +47,14 @@ function checkApprovalDecision(thread: Thread, resume: unknown): void {
   if (!parsed.success) throw fromZodError(parsed.error, "command.resume");
 }
 
+/** Keys of `configurable` that only the server sets: whatever a client sends there is dropped. */
+const SERVER_KEYS = [
+  "langgraph_auth_user",
+  "langgraph_auth_user_id",
+  "langgraph_auth_permissions",
+  "refinery_partition",
+];
+
 /** A command as stored and run: without the `lg_name` tag that `Command.toJSON()` adds. */
 function withoutName(command: NonNullable<RunCreateBody["command"]>): RunKwargs["command"] {
   const { lg_name: _name, ...rest } = command;
@@ -48,17 +66,75 @@ export function runRoutes(deps: AppDeps): Router {
   const { storage, executor, hub } = deps;
   const keepAliveMs = deps.keepAliveMs ?? 15_000;
 
+  /** Streams of stateless runs outlive their thread: who may still join them (bounded). */
+  const statelessOwners = new Map<string, Metadata>();
+  const MAX_STATELESS_OWNERS = 10_000;
+
   async function createRun(
+    auth: RequestAuth,
     threadId: string | undefined,
     raw: unknown,
   ): Promise<{ run: Run; body: RunCreateBody }> {
     const body = parseBody(RunCreate, raw);
-    const assistant = await findAssistant(deps, body.assistant_id);
     const stateless = threadId === undefined;
     if (threadId && !isUuid(threadId))
       throw new RefineryError("invalid_input", "thread_id must be a UUID", { field: "thread_id" });
+    // Answering an approval is a reviewer's act; anything else starts work.
+    const operation =
+      body.command?.resume !== undefined &&
+      (body.input === undefined || body.input === null) &&
+      body.command.update === undefined &&
+      body.command.goto === undefined
+        ? "review"
+        : "run";
+    // The caller's own assistants and the server's; another tenant's is "not found".
+    const assistantAccess = await accessForAuth(
+      auth,
+      "assistants:read",
+      { assistant_id: assistantIdOf(deps, body.assistant_id) ?? body.assistant_id },
+      operation,
+      true,
+    );
+    const assistant = await findAssistant(deps, body.assistant_id, assistantAccess);
+    const runId = randomUUID();
+    const userConfigurable = { ...(body.config?.configurable ?? {}) };
+    for (const key of SERVER_KEYS) delete userConfigurable[key];
+    const stamped: Record<string, unknown> = auth.user
+      ? {
+          langgraph_auth_user: auth.user,
+          langgraph_auth_user_id: auth.user.identity,
+          langgraph_auth_permissions: auth.scopes,
+        }
+      : {};
+    if (auth.partition) stamped.refinery_partition = auth.partition;
+    // What a LangGraph auth handler sees for threads:create_run (it may stamp the metadata).
+    const value: Record<string, unknown> = {
+      thread_id: threadId,
+      assistant_id: assistant.assistant_id,
+      run_id: runId,
+      status: "pending",
+      metadata: { ...(body.metadata ?? {}) },
+      prevent_insert_if_inflight: (body.multitask_strategy ?? "reject") === "reject",
+      multitask_strategy: body.multitask_strategy ?? "reject",
+      if_not_exists: body.if_not_exists ?? "reject",
+      after_seconds: body.after_seconds ?? null,
+      kwargs: {
+        input: body.input ?? null,
+        command: body.command ?? null,
+        config: { ...(body.config ?? {}), configurable: { ...userConfigurable, ...stamped } },
+        stream_mode: body.stream_mode ?? ["values"],
+      },
+    };
+    const filters = await auth.authorize("threads:create_run", value, operation);
+    const runMetadata = (value.metadata ?? {}) as Metadata;
     let thread = threadId ? await storage.threads.get(threadId) : undefined;
-    if (threadId && !thread && body.if_not_exists !== "create") {
+    // Another tenant's thread answers as a missing one.
+    if (thread && !isAuthMatching(thread.metadata, filters)) thread = undefined;
+    if (
+      threadId &&
+      !thread &&
+      (body.if_not_exists !== "create" || (await storage.threads.get(threadId)))
+    ) {
       throw new RefineryError("not_found", "Thread not found", {
         field: "thread_id",
         fix: 'create it first, or pass if_not_exists: "create"',
@@ -86,7 +162,7 @@ export function runRoutes(deps: AppDeps): Router {
       // As in the reference server, a thread keeps the configurable its runs were given, so a
       // resume (or any later run) keeps the verifiers, limits and approval policy it started with.
       ...(thread ? await stickyConfigurable(thread.thread_id) : {}),
-      ...(body.config?.configurable ?? {}),
+      ...userConfigurable,
       ...(body.checkpoint ?? {}),
       ...(body.checkpoint_id ? { checkpoint_id: body.checkpoint_id } : {}),
       graph_id: assistant.graph_id,
@@ -94,14 +170,22 @@ export function runRoutes(deps: AppDeps): Router {
       thread_id: targetId,
     };
     delete configurable.thread_id_override;
+    for (const key of SERVER_KEYS) delete configurable[key];
+    Object.assign(configurable, stamped);
     deps.validateConfig?.(assistant.graph_id, { configurable });
     if (body.input !== undefined && body.input !== null)
       deps.validateInput?.(assistant.graph_id, body.input);
     await checkTargets(assistant.graph_id, body, thread, configurable);
+    // A new thread belongs to the caller: it gets the run's metadata as the handler left it
+    // (with built-in keys, the tenant), as the LangGraph server does.
+    const isNew = stateless; // "raise" below: a stateless run's thread is always its own
     thread ??= await storage.threads.create(
-      { thread_id: targetId, metadata: {} },
+      { thread_id: targetId, metadata: { ...runMetadata } },
       stateless ? "raise" : "do_nothing",
     );
+    if (!isAuthMatching(thread.metadata, filters)) {
+      throw new RefineryError("not_found", "Thread not found", { field: "thread_id" });
+    }
     const kwargs: RunKwargs = {
       input: body.input ?? null,
       command: body.command ? withoutName(body.command) : null,
@@ -113,7 +197,7 @@ export function runRoutes(deps: AppDeps): Router {
           ? { recursion_limit: body.config?.recursion_limit ?? assistant.config.recursion_limit }
           : {}),
         configurable,
-        metadata: { ...(assistant.metadata ?? {}), ...(body.metadata ?? {}) },
+        metadata: { ...(assistant.metadata ?? {}), ...runMetadata },
       },
       ...(body.context !== undefined ? { context: body.context } : {}),
       stream_mode:
@@ -136,21 +220,34 @@ export function runRoutes(deps: AppDeps): Router {
           }
         : {}),
     };
+    const limit = auth.partition ? deps.security?.partitionRunLimit : undefined;
     const result = await storage.runs.create(
       {
-        run_id: randomUUID(),
+        run_id: runId,
         thread_id: thread.thread_id,
         assistant_id: assistant.assistant_id,
         graph_id: assistant.graph_id,
-        metadata: body.metadata ?? {},
+        metadata: runMetadata,
         multitask_strategy: strategy,
         kwargs,
+        partition: auth.partition,
         ...(body.after_seconds
           ? { not_before: new Date(Date.now() + body.after_seconds * 1000).toISOString() }
           : {}),
       },
-      { rejectIfInflight: strategy === "reject" },
+      { rejectIfInflight: strategy === "reject", ...(limit ? { partitionLimit: limit } : {}) },
     );
+    if (!result.created && result.reason === "partition_limit") {
+      if (isNew) await storage.threads.delete(thread.thread_id);
+      throw new RefineryError(
+        "rate_limited",
+        `your tenant already has ${limit} runs pending or running`,
+        {
+          fix: "wait for some to finish (or cancel them); the operator sets the cap with REFINERY_TENANT_MAX_RUNS",
+          retryAfterMs: 1000,
+        },
+      );
+    }
     if (!result.created && body.command?.resume !== undefined) {
       throw new RefineryError(
         "conflict",
@@ -175,7 +272,25 @@ export function runRoutes(deps: AppDeps): Router {
       await Promise.all(result.inflight.map((run) => executor.cancel(run, strategy)));
     }
     executor.notify();
+    if (stateless) {
+      statelessOwners.set(result.run.run_id, thread.metadata);
+      for (const id of statelessOwners.keys()) {
+        if (statelessOwners.size <= MAX_STATELESS_OWNERS) break;
+        statelessOwners.delete(id);
+      }
+    }
     return { run: result.run, body };
+  }
+
+  async function accessForAuth(
+    auth: RequestAuth,
+    event: Parameters<RequestAuth["authorize"]>[0],
+    value: Record<string, unknown>,
+    operation: Parameters<RequestAuth["authorize"]>[2],
+    system = false,
+  ): Promise<Access> {
+    const filters = await auth.authorize(event, value, operation);
+    return { ...(filters ? { filters } : {}), ...(system ? { system: true } : {}) };
   }
 
   async function stickyConfigurable(threadId: string): Promise<Record<string, unknown>> {
@@ -189,6 +304,7 @@ export function runRoutes(deps: AppDeps): Router {
       "thread_id",
       "graph_id",
       "assistant_id",
+      ...SERVER_KEYS,
     ])
       delete out[key];
     return out;
@@ -253,9 +369,9 @@ export function runRoutes(deps: AppDeps): Router {
         ? (end?.error ?? current?.error)
         : undefined;
     if (latest) return { __error__: latest };
-    if (end?.values !== undefined) return end.values;
+    if (end?.values !== undefined) return publicValues(end.values);
     const thread = await storage.threads.get(run.thread_id);
-    return thread?.values ?? null;
+    return publicValues(thread?.values ?? null);
   }
 
   function events(run: Run, req: Request, signal: AbortSignal): AsyncIterable<RunEvent> {
@@ -293,18 +409,18 @@ export function runRoutes(deps: AppDeps): Router {
 
   // Runs on a thread
   r.post("/threads/:thread_id/runs", async (req, res) => {
-    const { run } = await createRun(req.params.thread_id, req.body);
+    const { run } = await createRun(authOf(req), req.params.thread_id, req.body);
     res.setHeader("Content-Location", location(run, false));
-    sendJson(res, 200, run);
+    sendJson(res, 200, publicRun(run));
   });
 
   r.post("/threads/:thread_id/runs/stream", async (req, res) => {
-    const { run, body } = await createRun(req.params.thread_id, req.body);
+    const { run, body } = await createRun(authOf(req), req.params.thread_id, req.body);
     await stream(req, res, run, false, body.on_disconnect === "cancel");
   });
 
   r.post("/threads/:thread_id/runs/wait", async (req, res) => {
-    const { run, body } = await createRun(req.params.thread_id, req.body);
+    const { run, body } = await createRun(authOf(req), req.params.thread_id, req.body);
     if (body.on_disconnect === "cancel") {
       res.on("close", () => {
         if (!res.writableFinished) void executor.cancel(run, "interrupt").catch(() => undefined);
@@ -314,24 +430,43 @@ export function runRoutes(deps: AppDeps): Router {
   });
 
   r.get("/threads/:thread_id/runs", async (req, res) => {
-    const thread = await findThread(deps, req.params.thread_id);
     const q = parseBody(RunListQuery, req.query);
-    sendJson(res, 200, await storage.runs.list(thread.thread_id, q));
+    const access = await accessFor(
+      req,
+      "threads:search",
+      { thread_id: req.params.thread_id, metadata: {}, status: q.status },
+      "read",
+    );
+    const thread = await findThread(deps, req.params.thread_id, access);
+    sendJson(res, 200, (await storage.runs.list(thread.thread_id, q)).map(publicRun));
   });
 
-  const findRun = async (threadId: string, runId: string) => {
-    await findThread(deps, threadId);
+  /** A run of a thread the caller reaches with `action`; the same 404 as a missing one. */
+  const findRun = async (
+    req: Request,
+    action: "read" | "update" | "delete",
+    extra: Record<string, unknown> = {},
+  ) => {
+    const threadId = req.params.thread_id as string;
+    const runId = req.params.run_id as string;
+    const access = await accessFor(
+      req,
+      `threads:${action}`,
+      { thread_id: threadId, ...extra },
+      action === "read" ? "read" : action === "update" ? "run" : "write",
+    );
+    await findThread(deps, threadId, access);
     const run = isUuid(runId) ? await storage.runs.get(runId, threadId) : undefined;
     if (!run) throw notFound("Run", runId);
     return run;
   };
 
   r.get("/threads/:thread_id/runs/:run_id", async (req, res) => {
-    sendJson(res, 200, await findRun(req.params.thread_id, req.params.run_id));
+    sendJson(res, 200, publicRun(await findRun(req, "read")));
   });
 
   r.delete("/threads/:thread_id/runs/:run_id", async (req, res) => {
-    const run = await findRun(req.params.thread_id, req.params.run_id);
+    const run = await findRun(req, "delete", { run_id: req.params.run_id });
     if (!TERMINAL.has(run.status)) {
       throw new RefineryError("conflict", "Run is still in flight", {
         field: "run_id",
@@ -343,19 +478,22 @@ export function runRoutes(deps: AppDeps): Router {
   });
 
   r.get("/threads/:thread_id/runs/:run_id/join", async (req, res) => {
-    const run = await findRun(req.params.thread_id, req.params.run_id);
+    const run = await findRun(req, "read");
     await writeJsonWithKeepAlive(res, outcome(run), {});
   });
 
   r.get("/threads/:thread_id/runs/:run_id/stream", async (req, res) => {
-    const run = await findRun(req.params.thread_id, req.params.run_id);
+    const run = await findRun(req, "read");
     const q = parseBody(JoinStreamQuery, req.query);
     await stream(req, res, run, false, q.cancel_on_disconnect, modeFilter(q.stream_mode));
   });
 
   r.post("/threads/:thread_id/runs/:run_id/cancel", async (req, res) => {
-    const run = await findRun(req.params.thread_id, req.params.run_id);
     const q = parseBody(CancelQuery, req.query);
+    const run = await findRun(req, "update", {
+      action: q.action,
+      metadata: { run_ids: [req.params.run_id], status: "pending" },
+    });
     if (TERMINAL.has(run.status)) {
       throw new RefineryError("conflict", `Run is already ${run.status}`, {
         field: "run_id",
@@ -378,7 +516,14 @@ export function runRoutes(deps: AppDeps): Router {
   // feedback for a running or waiting thread.
   r.get("/approvals", async (req, res) => {
     const limit = Math.min(Math.max(Number(req.query.limit ?? 100) || 100, 1), 1000);
+    const access = await accessFor(
+      req,
+      "threads:search",
+      { status: "interrupted", limit, offset: 0 },
+      "read",
+    );
     const threads = await storage.threads.search({
+      ...access,
       status: "interrupted",
       limit,
       sort_by: "updated_at",
@@ -395,7 +540,7 @@ export function runRoutes(deps: AppDeps): Router {
             task_id: taskId,
             interrupt_id: i.id ?? null,
             task: typeof values.task === "string" ? values.task : null,
-            request: i.value,
+            request: publicValues(i.value),
             updated_at: t.updated_at,
             metadata: t.metadata,
           });
@@ -405,24 +550,32 @@ export function runRoutes(deps: AppDeps): Router {
     sendJson(res, 200, out);
   });
 
-  const resumeApproval = async (threadId: string, decision: unknown) => {
+  /** Resumes a thread waiting on an approval; `auth` is the reviewer's (the server's own for deadlines). */
+  const resumeApproval = async (threadId: string, decision: unknown, auth = OPEN_AUTH) => {
     const thread = await findThread(deps, threadId);
     const assistantId =
       typeof thread.metadata.assistant_id === "string"
         ? thread.metadata.assistant_id
         : String(thread.metadata.graph_id);
     return (
-      await createRun(thread.thread_id, {
+      await createRun(auth, thread.thread_id, {
         assistant_id: assistantId,
         command: { resume: decision },
         stream_mode: ["values", "updates", "custom"],
       })
     ).run;
   };
-  if (deps.hooks) deps.hooks.resumeApproval = resumeApproval;
+  if (deps.hooks)
+    deps.hooks.resumeApproval = (threadId, decision) => resumeApproval(threadId, decision);
 
   r.post("/threads/:thread_id/approval", async (req, res) => {
-    const thread = await findThread(deps, req.params.thread_id);
+    const access = await accessFor(
+      req,
+      "threads:read",
+      { thread_id: req.params.thread_id },
+      "review",
+    );
+    const thread = await findThread(deps, req.params.thread_id, access);
     const pending = Object.values(thread.interrupts ?? {})
       .flat()
       .some((i) => isApprovalRequest((i as { value?: unknown }).value));
@@ -433,13 +586,19 @@ export function runRoutes(deps: AppDeps): Router {
       });
     }
     const decision = parseBody(ApprovalDecisionSchema, normalizeDecision(req.body));
-    const run = await resumeApproval(thread.thread_id, decision);
+    const run = await resumeApproval(thread.thread_id, decision, authOf(req));
     res.setHeader("Content-Location", location(run, false));
-    sendJson(res, 200, run);
+    sendJson(res, 200, publicRun(run));
   });
 
   r.post("/threads/:thread_id/feedback", async (req, res) => {
-    const thread = await findThread(deps, req.params.thread_id);
+    const access = await accessFor(
+      req,
+      "threads:update",
+      { thread_id: req.params.thread_id },
+      "review",
+    );
+    const thread = await findThread(deps, req.params.thread_id, access);
     const { text } = parseBody(FeedbackBody, req.body);
     if (!deps.inbox)
       throw new RefineryError("internal", "live feedback is not available on this server");
@@ -453,13 +612,13 @@ export function runRoutes(deps: AppDeps): Router {
 
   // Stateless runs: a temporary thread, deleted when the run ends unless on_completion "keep".
   r.post("/runs", async (req, res) => {
-    const { run } = await createRun(undefined, req.body);
+    const { run } = await createRun(authOf(req), undefined, req.body);
     res.setHeader("Content-Location", location(run, true));
-    sendJson(res, 200, run);
+    sendJson(res, 200, publicRun(run));
   });
 
   r.post("/runs/stream", async (req, res) => {
-    const { run, body } = await createRun(undefined, req.body);
+    const { run, body } = await createRun(authOf(req), undefined, req.body);
     await stream(req, res, run, true, body.on_disconnect === "cancel");
   });
 
@@ -469,12 +628,17 @@ export function runRoutes(deps: AppDeps): Router {
     const runId = req.params.run_id;
     const q = parseBody(JoinStreamQuery, req.query);
     const modes = modeFilter(q.stream_mode);
+    const access = await accessFor(req, "threads:read", { run_id: runId }, "read");
     const run = isUuid(runId) ? await storage.runs.get(runId) : undefined;
-    if (run) {
+    const thread = run ? await storage.threads.get(run.thread_id, access) : undefined;
+    if (run && thread) {
       await stream(req, res, run, true, q.cancel_on_disconnect, modes);
       return;
     }
-    if (!isUuid(runId) || !hub.ended(runId)) throw notFound("Run", runId);
+    // The temporary thread is gone with its run: the stream's owner is remembered.
+    const owner = statelessOwners.get(runId);
+    if (!isUuid(runId) || !hub.ended(runId) || !owner || !isAuthMatching(owner, access.filters))
+      throw notFound("Run", runId);
     const abort = new AbortController();
     res.on("close", () => abort.abort());
     const lastEventId = req.header("Last-Event-ID") || undefined;
@@ -485,7 +649,7 @@ export function runRoutes(deps: AppDeps): Router {
   });
 
   r.post("/runs/wait", async (req, res) => {
-    const { run } = await createRun(undefined, req.body);
+    const { run } = await createRun(authOf(req), undefined, req.body);
     await writeJsonWithKeepAlive(res, outcome(run), { "Content-Location": location(run, true) });
   });
 
@@ -529,5 +693,6 @@ async function* finishedEvents(run: Run, deps: AppDeps): AsyncGenerator<RunEvent
     return;
   }
   const thread = await deps.storage.threads.get(run.thread_id);
-  if (thread?.values) yield { id: `${run.attempt}-1`, event: "values", data: thread.values };
+  if (thread?.values)
+    yield { id: `${run.attempt}-1`, event: "values", data: publicValues(thread.values) };
 }

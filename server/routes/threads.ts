@@ -1,9 +1,10 @@
 // /threads: CRUD, search, copy, state (get, update, by checkpoint) and history.
 import { randomUUID } from "node:crypto";
 import { Router } from "express";
+import { isAuthMatching } from "../../core/auth-filters.ts";
 import { RefineryError } from "../../core/errors.ts";
-import type { Thread } from "../../core/storage/types.ts";
-import { EMPTY_STATE, findThread, graphOfThread, type AppDeps } from "../context.ts";
+import type { Metadata, Thread } from "../../core/storage/types.ts";
+import { accessFor, EMPTY_STATE, findThread, graphOfThread, type AppDeps } from "../context.ts";
 import { parseBody, sendJson } from "../http.ts";
 import {
   ThreadCount,
@@ -14,6 +15,7 @@ import {
   ThreadStateCheckpoint,
   ThreadStateUpdate,
 } from "../schemas.ts";
+import { publicState, publicThread } from "../redact.ts";
 import { interruptsOf, toPlain, toThreadState } from "../serde.ts";
 
 export function threadRoutes(deps: AppDeps): Router {
@@ -38,20 +40,46 @@ export function threadRoutes(deps: AppDeps): Router {
         fix: `use one of: ${deps.registry.ids().join(", ")}`,
       });
     }
-    const metadata = {
-      ...(body.metadata ?? {}),
-      ...(body.graph_id ? { graph_id: body.graph_id } : {}),
+    const value: Record<string, unknown> = {
+      thread_id: body.thread_id ?? randomUUID(),
+      metadata: {
+        ...(body.metadata ?? {}),
+        ...(body.graph_id ? { graph_id: body.graph_id } : {}),
+      },
+      if_exists: body.if_exists ?? "raise",
     };
+    const access = await accessFor(req, "threads:create", value, "write");
     const thread = await storage.threads.create(
-      { thread_id: body.thread_id ?? randomUUID(), metadata },
+      { thread_id: String(value.thread_id), metadata: (value.metadata ?? {}) as Metadata },
       body.if_exists ?? "raise",
     );
-    sendJson(res, 200, thread);
+    // if_exists "do_nothing" returns an existing thread: only the caller's own.
+    if (!isAuthMatching(thread.metadata, access.filters)) {
+      throw new RefineryError("conflict", `thread ${thread.thread_id} already exists`, {
+        field: "thread_id",
+        fix: "use another thread_id",
+      });
+    }
+    sendJson(res, 200, publicThread(thread));
   });
 
   r.post("/threads/search", async (req, res) => {
     const q = parseBody(ThreadSearch, req.body);
-    const rows = await storage.threads.search({
+    const access = await accessFor(
+      req,
+      "threads:search",
+      {
+        metadata: q.metadata,
+        ids: q.ids,
+        status: q.status,
+        values: q.values,
+        limit: q.limit ?? 10,
+        offset: q.offset ?? 0,
+      },
+      "read",
+    );
+    const found = await storage.threads.search({
+      ...access,
       ids: q.ids ?? undefined,
       metadata: q.metadata ?? undefined,
       values: q.values ?? undefined,
@@ -61,6 +89,7 @@ export function threadRoutes(deps: AppDeps): Router {
       sort_by: q.sort_by ?? undefined,
       sort_order: q.sort_order ?? undefined,
     });
+    const rows = found.map(publicThread);
     const select = q.select;
     sendJson(
       res,
@@ -73,10 +102,17 @@ export function threadRoutes(deps: AppDeps): Router {
 
   r.post("/threads/count", async (req, res) => {
     const q = parseBody(ThreadCount, req.body);
+    const access = await accessFor(
+      req,
+      "threads:search",
+      { metadata: q.metadata, status: q.status, values: q.values, limit: 0, offset: 0 },
+      "read",
+    );
     sendJson(
       res,
       200,
       await storage.threads.count({
+        ...access,
         metadata: q.metadata ?? undefined,
         values: q.values ?? undefined,
         status: q.status ?? undefined,
@@ -84,35 +120,61 @@ export function threadRoutes(deps: AppDeps): Router {
     );
   });
 
+  /** The thread the caller may `read` (or act on), or the same 404 as a missing one. */
+  const reachable = async (
+    req: Parameters<typeof accessFor>[0],
+    action: "read" | "update" | "delete",
+    extra: Record<string, unknown> = {},
+  ) => {
+    const threadId = req.params.thread_id as string;
+    const operation = action === "read" ? "read" : "write";
+    const access = await accessFor(
+      req,
+      `threads:${action}`,
+      { thread_id: threadId, ...extra },
+      operation,
+    );
+    return { thread: await findThread(deps, threadId, access), access };
+  };
+
   r.get("/threads/:thread_id", async (req, res) => {
-    sendJson(res, 200, await findThread(deps, req.params.thread_id));
+    sendJson(res, 200, publicThread((await reachable(req, "read")).thread));
   });
 
   r.patch("/threads/:thread_id", async (req, res) => {
-    await findThread(deps, req.params.thread_id);
     const body = parseBody(ThreadPatch, req.body);
-    sendJson(
-      res,
-      200,
-      await storage.threads.update(req.params.thread_id, { metadata: body.metadata ?? undefined }),
+    const value: Record<string, unknown> = {
+      thread_id: req.params.thread_id,
+      metadata: body.metadata ?? undefined,
+    };
+    const access = await accessFor(req, "threads:update", value, "write");
+    await findThread(deps, req.params.thread_id, access);
+    const updated = await storage.threads.update(
+      req.params.thread_id,
+      { metadata: (value.metadata ?? undefined) as Metadata | undefined },
+      access,
     );
+    if (!updated) throw new RefineryError("not_found", "Thread not found", { field: "thread_id" });
+    sendJson(res, 200, publicThread(updated));
   });
 
   r.delete("/threads/:thread_id", async (req, res) => {
-    const thread = await findThread(deps, req.params.thread_id);
+    const { thread, access } = await reachable(req, "delete");
     for (const run of await storage.runs.inflight(thread.thread_id))
       await deps.executor.cancel(run, "interrupt");
     await deps.checkpoints.deleteThread(thread.thread_id);
-    await storage.threads.delete(thread.thread_id);
+    await storage.threads.delete(thread.thread_id, access);
     res.status(204).end();
   });
 
   r.post("/threads/:thread_id/copy", async (req, res) => {
-    const from = await findThread(deps, req.params.thread_id);
+    const { thread: from } = await reachable(req, "read");
     const threadId = randomUUID();
+    const value: Record<string, unknown> = { thread_id: threadId, metadata: { ...from.metadata } };
+    await accessFor(req, "threads:create", value, "write");
     const copy = await storage.threads.create({
       thread_id: threadId,
-      metadata: { ...from.metadata },
+      metadata: (value.metadata ?? {}) as Metadata,
     });
     await deps.checkpoints.copyThread(from.thread_id, threadId);
     await storage.threads.setSnapshot(threadId, {
@@ -121,7 +183,7 @@ export function threadRoutes(deps: AppDeps): Router {
       interrupts: from.interrupts,
       error: from.error,
     });
-    sendJson(res, 200, (await storage.threads.get(threadId)) ?? copy);
+    sendJson(res, 200, publicThread((await storage.threads.get(threadId)) ?? copy));
   });
 
   const stateAt = async (
@@ -137,16 +199,16 @@ export function threadRoutes(deps: AppDeps): Router {
     );
     if (checkpoint?.checkpoint_id && !state.createdAt)
       throw new RefineryError("not_found", "Checkpoint not found", { field: "checkpoint_id" });
-    return state.createdAt ? toThreadState(state) : EMPTY_STATE;
+    return state.createdAt ? publicState(toThreadState(state)) : EMPTY_STATE;
   };
 
   r.get("/threads/:thread_id/state", async (req, res) => {
-    const thread = await findThread(deps, req.params.thread_id);
+    const { thread } = await reachable(req, "read");
     sendJson(res, 200, await stateAt(thread, undefined, req.query.subgraphs === "true"));
   });
 
   r.get("/threads/:thread_id/state/:checkpoint_id", async (req, res) => {
-    const thread = await findThread(deps, req.params.thread_id);
+    const { thread } = await reachable(req, "read");
     sendJson(
       res,
       200,
@@ -159,14 +221,14 @@ export function threadRoutes(deps: AppDeps): Router {
   });
 
   r.post("/threads/:thread_id/state/checkpoint", async (req, res) => {
-    const thread = await findThread(deps, req.params.thread_id);
+    const { thread } = await reachable(req, "read");
     const body = parseBody(ThreadStateCheckpoint, req.body);
     const { thread_id: _ignored, ...checkpoint } = body.checkpoint;
     sendJson(res, 200, await stateAt(thread, checkpoint, Boolean(body.subgraphs)));
   });
 
   r.post("/threads/:thread_id/state", async (req, res) => {
-    const thread = await findThread(deps, req.params.thread_id);
+    const { thread } = await reachable(req, "update");
     const body = parseBody(ThreadStateUpdate, req.body);
     if ((await storage.runs.inflight(thread.thread_id)).length > 0) {
       throw new RefineryError("busy", "Thread is busy", {
@@ -235,13 +297,13 @@ export function threadRoutes(deps: AppDeps): Router {
       { configurable: { thread_id: thread.thread_id, checkpoint_ns: "", ...ref } },
       { limit: q.limit ?? 10, before, filter: q.metadata ?? undefined },
     )) {
-      out.push(toThreadState(s));
+      out.push(publicState(toThreadState(s)));
     }
     return out;
   };
 
   r.get("/threads/:thread_id/history", async (req, res) => {
-    const thread = await findThread(deps, req.params.thread_id);
+    const { thread } = await reachable(req, "read");
     const limit = req.query.limit === undefined ? 10 : Number(req.query.limit);
     if (!Number.isInteger(limit) || limit < 1 || limit > 1000)
       throw new RefineryError("invalid_input", "limit must be an integer from 1 to 1000", {
@@ -258,7 +320,7 @@ export function threadRoutes(deps: AppDeps): Router {
   });
 
   r.post("/threads/:thread_id/history", async (req, res) => {
-    const thread = await findThread(deps, req.params.thread_id);
+    const { thread } = await reachable(req, "read");
     sendJson(res, 200, await history(thread, parseBody(ThreadHistory, req.body)));
   });
 

@@ -1,0 +1,77 @@
+// What leaves the server never shows a secret (core/secrets.ts): the shapes that can carry one
+// are assistants (config, context), runs (their config and input), thread values and state (the
+// refine graph keeps its input `options`, verifiers included), and stream chunks.
+import { redactSecrets } from "../core/secrets.ts";
+import type { Assistant, Run, Thread } from "../core/storage/types.ts";
+
+export function publicAssistant(a: Assistant): Assistant {
+  const config = redactSecrets(a.config);
+  const context = redactSecrets(a.context);
+  return config === a.config && context === a.context ? a : { ...a, config, context };
+}
+
+export function publicRun(run: Run): Run {
+  const kwargs = redactSecrets(run.kwargs);
+  return kwargs === run.kwargs ? run : { ...run, kwargs };
+}
+
+/** Graph state values: the refine graph's `options` (its input options) may hold secrets. */
+export function publicValues<T>(values: T): T {
+  if (!values || typeof values !== "object" || Array.isArray(values)) return values;
+  const v = values as Record<string, unknown>;
+  if (v.options === null || typeof v.options !== "object") return values;
+  const options = redactSecrets(v.options);
+  return (options === v.options ? values : { ...v, options }) as T;
+}
+
+export function publicThread(t: Thread): Thread {
+  const values = publicValues(t.values);
+  return values === t.values ? t : { ...t, values };
+}
+
+/** A thread state (GET .../state, history): its values and its checkpoint metadata. */
+export function publicState<T extends Record<string, unknown>>(state: T): T {
+  const values = publicValues(state.values);
+  const metadata = redactSecrets(state.metadata);
+  return values === state.values && metadata === state.metadata
+    ? state
+    : { ...state, values, metadata };
+}
+
+/** A stream chunk of any mode, before it is published. */
+export function publicChunk(mode: string, data: unknown): unknown {
+  if (mode === "values") return publicValues(data);
+  if (mode === "updates" && data && typeof data === "object" && !Array.isArray(data)) {
+    let out: Record<string, unknown> | undefined;
+    for (const [node, update] of Object.entries(data as Record<string, unknown>)) {
+      const next = publicValues(update);
+      if (next !== update) (out ??= { ...(data as Record<string, unknown>) })[node] = next;
+    }
+    return out ?? data;
+  }
+  if (mode === "checkpoints" || mode === "tasks") return publicCheckpoint(data);
+  if (mode === "debug" && data && typeof data === "object") {
+    const d = data as { payload?: unknown };
+    const payload = publicCheckpoint(d.payload);
+    return payload === d.payload ? data : { ...d, payload };
+  }
+  return data;
+}
+
+/** Checkpoint-like payloads: their values (or a task's input) and their configs and metadata. */
+function publicCheckpoint(data: unknown): unknown {
+  if (!data || typeof data !== "object" || Array.isArray(data)) return data;
+  const d = data as Record<string, unknown>;
+  let out: Record<string, unknown> | undefined;
+  for (const key of ["values", "input", "result"]) {
+    if (!(key in d)) continue;
+    const next = publicValues(d[key]);
+    if (next !== d[key]) (out ??= { ...d })[key] = next;
+  }
+  for (const key of ["config", "parent_config", "parentConfig", "metadata"]) {
+    if (!(key in d)) continue;
+    const next = redactSecrets(d[key]);
+    if (next !== d[key]) (out ??= { ...d })[key] = next;
+  }
+  return out ?? data;
+}
