@@ -29,13 +29,30 @@ export function publicThread(t: Thread): Thread {
   return values === t.values ? t : { ...t, values };
 }
 
-/** A thread state (GET .../state, history): its values and its checkpoint metadata. */
+/**
+ * A thread state (GET .../state, history): its values, its checkpoint metadata, and each task's
+ * result and subgraph state.
+ */
 export function publicState<T extends Record<string, unknown>>(state: T): T {
   const values = publicValues(state.values);
   const metadata = redactSecrets(state.metadata);
-  return values === state.values && metadata === state.metadata
-    ? state
-    : { ...state, values, metadata };
+  const tasks = Array.isArray(state.tasks) ? state.tasks.map(publicTask) : state.tasks;
+  const changed =
+    values !== state.values ||
+    metadata !== state.metadata ||
+    (Array.isArray(tasks) && tasks.some((t, i) => t !== (state.tasks as unknown[])[i]));
+  return changed ? { ...state, values, metadata, tasks } : state;
+}
+
+function publicTask(task: unknown): unknown {
+  if (!task || typeof task !== "object") return task;
+  const t = task as Record<string, unknown>;
+  const result = publicValues(t.result);
+  const state =
+    t.state && typeof t.state === "object"
+      ? publicState(t.state as Record<string, unknown>)
+      : t.state;
+  return result === t.result && state === t.state ? task : { ...t, result, state };
 }
 
 /** A stream chunk of any mode, before it is published. */

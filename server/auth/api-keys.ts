@@ -54,10 +54,8 @@ const KeyEntry = z
     path: ["key"],
   });
 
-const KeysDocument = z.union([
-  z.array(KeyEntry).min(1, "list at least one key"),
-  z.object({ keys: z.array(KeyEntry).min(1, "list at least one key") }).strict(),
-]);
+const KeyList = z.array(KeyEntry).min(1, "list at least one key");
+const KeysObject = z.object({ keys: KeyList }).strict();
 
 export interface ApiKey {
   /** Lower-case hex SHA-256 of the key. */
@@ -123,7 +121,8 @@ export function loadApiKeys(raw: string | undefined, cwd = process.cwd()): ApiKe
       });
     }
   }
-  const parsed = KeysDocument.safeParse(doc);
+  // A list, or {keys: [...]}: parsed as the one it is, so errors name the entry and field.
+  const parsed = Array.isArray(doc) ? KeyList.safeParse(doc) : KeysObject.safeParse(doc);
   if (!parsed.success) throw fromZodError(parsed.error, where, "invalid_config");
   const entries = Array.isArray(parsed.data) ? parsed.data : parsed.data.keys;
   const keys = entries.map((e) => ({

@@ -68,11 +68,7 @@ export async function loadAuthModule(configPath: string, spec: string): Promise<
 }
 
 /** The request context of a user the module authenticated. */
-export function customContext(
-  cache: HandlerCache,
-  user: AuthUser,
-  scopes: string[],
-): RequestAuth {
+export function customContext(cache: HandlerCache, user: AuthUser, scopes: string[]): RequestAuth {
   const tenant = [user.tenant, user.tenant_id].find((t) => typeof t === "string" && t !== "");
   const check = (operation: Operation) => {
     if (operation === "admin" && !scopes.includes(ADMIN_PERMISSION)) {

@@ -34,7 +34,8 @@ export function isHttpAuthError(value: unknown): value is HttpAuthError {
 export function convertAuthError(error: unknown): unknown {
   if (typeof error === "object" && error !== null && "status" in error && "headers" in error) {
     const e = error as { status: unknown; headers: unknown; message?: unknown };
-    const status = typeof e.status === "number" && e.status >= 400 && e.status < 600 ? e.status : 500;
+    const status =
+      typeof e.status === "number" && e.status >= 400 && e.status < 600 ? e.status : 500;
     const message = typeof e.message === "string" && e.message ? e.message : "Unauthorized";
     return new HttpAuthError(status, message, headersOf(e.headers));
   }

@@ -139,7 +139,9 @@ export function hostGuard(options: {
   const ok = (name: string) => (loopback && isLoopbackHost(name)) || extra.includes(name);
   return (req, _res, next) => {
     const header = (req.headers.host ?? "").toLowerCase();
-    const name = header.startsWith("[") ? header.slice(0, header.indexOf("]") + 1) : header.split(":")[0]!;
+    const name = header.startsWith("[")
+      ? header.slice(0, header.indexOf("]") + 1)
+      : header.split(":")[0]!;
     if (ok(name) || ok(header)) return next();
     next(
       new RefineryError("forbidden", `this server does not answer to the name "${header}"`, {

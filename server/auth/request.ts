@@ -31,12 +31,7 @@ export type AuthEvent = `${AuthResource}:${AuthAction}`;
  * What a caller does, in Refinery's own terms, for the built-in roles (viewer < reviewer <
  * member < admin). A custom auth module sees the LangGraph event instead.
  */
-export type Operation =
-  | "read"
-  | "write"
-  | "review"
-  | "run"
-  | "admin";
+export type Operation = "read" | "write" | "review" | "run" | "admin";
 
 export interface RequestAuth {
   /** The authenticated user; undefined when the server runs without auth. */

@@ -14,6 +14,8 @@ const lines: string[] = [];
 beforeAll(async () => {
   s = await startTestServer({
     log: createLogger({ level: "debug", write: (line) => lines.push(line) }),
+    // The one web origin allowed to use the API from a browser (none by default).
+    env: { REFINERY_CORS_ORIGINS: "http://localhost:3000" },
   });
 });
 afterAll(async () => s?.close());
@@ -289,7 +291,7 @@ describe("/metrics", () => {
 });
 
 describe("CORS and Content-Location", () => {
-  it("answers a preflight with 204 and the allowed methods and headers", async () => {
+  it("answers a listed origin's preflight with 204 and the allowed methods and headers", async () => {
     const res = await fetch(`${s.url}/threads/${randomUUID()}/runs/stream`, {
       method: "OPTIONS",
       headers: {
@@ -299,7 +301,8 @@ describe("CORS and Content-Location", () => {
       },
     });
     expect(res.status).toBe(204);
-    expect(res.headers.get("access-control-allow-origin")).toBe("*");
+    expect(res.headers.get("access-control-allow-origin")).toBe("http://localhost:3000");
+    expect(res.headers.get("vary")).toContain("Origin");
     expect(res.headers.get("access-control-allow-methods")).toContain("POST");
     expect(res.headers.get("access-control-allow-methods")).toContain("DELETE");
     expect(res.headers.get("access-control-allow-headers")?.toLowerCase()).toContain(
@@ -320,7 +323,7 @@ describe("CORS and Content-Location", () => {
     const bg = await post(`/threads/${t.thread_id}/runs`, { assistant_id: "slow", input: {} });
     const run = (await bg.json()) as { run_id: string };
     expect(bg.headers.get("content-location")).toBe(`/threads/${t.thread_id}/runs/${run.run_id}`);
-    expect(bg.headers.get("access-control-allow-origin")).toBe("*");
+    expect(bg.headers.get("access-control-allow-origin")).toBe("http://localhost:3000");
     expect(bg.headers.get("access-control-expose-headers")).toContain("Content-Location");
     await s.client.runs.join(t.thread_id, run.run_id);
 
@@ -346,12 +349,51 @@ describe("CORS and Content-Location", () => {
     // Error responses carry CORS headers too, so browsers can read what was wrong.
     const refused = await post(`/threads/${t.thread_id}/runs`, { assistant_id: "nope" });
     expect(refused.status).toBe(404);
-    expect(refused.headers.get("access-control-allow-origin")).toBe("*");
+    expect(refused.headers.get("access-control-allow-origin")).toBe("http://localhost:3000");
     await refused.text();
 
     const stateless = await post("/runs", { assistant_id: "slow", input: {} });
     const sr = (await stateless.json()) as { run_id: string };
     expect(stateless.headers.get("content-location")).toBe(`/runs/${sr.run_id}`);
+  });
+
+  it("gives an unlisted origin no CORS headers and refuses its writes before they run", async () => {
+    const origin = "https://evil.example";
+    const preflight = await fetch(`${s.url}/threads`, {
+      method: "OPTIONS",
+      headers: {
+        Origin: origin,
+        "Access-Control-Request-Method": "POST",
+        "Access-Control-Request-Headers": "content-type",
+      },
+    });
+    expect(preflight.headers.get("access-control-allow-origin")).toBeNull();
+    expect(preflight.headers.get("access-control-allow-methods")).toBeNull();
+    const since = new Date().toISOString();
+    const createdSince = async () =>
+      (await s.client.threads.search({ sortBy: "created_at", sortOrder: "desc", limit: 5 })).filter(
+        (t) => t.created_at >= since,
+      );
+    // A "simple" cross-site POST needs no preflight: the server itself must refuse it.
+    for (const path of ["/threads", "/runs", "/threads/search"]) {
+      const res = await fetch(`${s.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "text/plain", Origin: origin },
+        body: "{}",
+      });
+      expect(res.status).toBe(403);
+      expect(res.headers.get("access-control-allow-origin")).toBeNull();
+      expect(((await res.json()) as { field?: string }).field).toBe("Origin");
+    }
+    expect(await createdSince()).toEqual([]);
+    // The console's own requests are same-origin: allowed, with no CORS headers needed.
+    const same = await fetch(`${s.url}/threads`, {
+      method: "POST",
+      headers: { "content-type": "application/json", Origin: s.url },
+      body: "{}",
+    });
+    expect(same.status).toBe(200);
+    expect(same.headers.get("access-control-allow-origin")).toBeNull();
   });
 
   it("the SDK learns the run and thread ids from Content-Location (onRunCreated)", async () => {
