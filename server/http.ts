@@ -65,7 +65,11 @@ export function errorHandler(log: Logger) {
       // Thrown by a LangGraph auth module: answered as the LangGraph server does, its status,
       // its headers and its message as plain text.
       if (err.status >= 500)
-        log("error", "auth module failed", { method: req.method, path: req.path, message: err.message });
+        log("error", "auth module failed", {
+          method: req.method,
+          path: req.path,
+          message: err.message,
+        });
       for (const [k, v] of Object.entries(err.headers)) res.setHeader(k, v);
       res.status(err.status).type("text/plain; charset=utf-8").send(err.message);
       return;

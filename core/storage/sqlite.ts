@@ -214,7 +214,9 @@ function accessSql(column: string, access: Access | undefined, args: unknown[]):
   if (conds.length === 0) return [];
   const all = conds.join(" AND ");
   return [
-    access.system ? `(json_extract(${column}, '$.created_by') IS 'system' OR (${all}))` : `(${all})`,
+    access.system
+      ? `(json_extract(${column}, '$.created_by') IS 'system' OR (${all}))`
+      : `(${all})`,
   ];
 }
 

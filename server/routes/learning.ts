@@ -74,7 +74,11 @@ export function learningRoutes(deps: AppDeps): Router {
     const q = parseQuery(LessonListQuery, req);
     const { assistant, key } = await lessonsOf(req, false);
     const lessons = await memory().list(key, q);
-    sendJson(res, 200, lessons.map((l) => publicLesson(l, assistant.assistant_id)));
+    sendJson(
+      res,
+      200,
+      lessons.map((l) => publicLesson(l, assistant.assistant_id)),
+    );
   });
 
   r.post("/assistants/:assistant_id/lessons/search", async (req, res) => {
