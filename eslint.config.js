@@ -41,7 +41,7 @@ export default tseslint.config(
       globals: Object.fromEntries(
         [
           "window document location fetch URL URLSearchParams FormData Node Event AbortController",
-          "TextDecoderStream requestAnimationFrame cancelAnimationFrame sessionStorage",
+          "TextDecoderStream requestAnimationFrame cancelAnimationFrame sessionStorage localStorage",
           "setTimeout clearTimeout setInterval clearInterval",
         ]
           .flatMap((names) => names.split(" "))

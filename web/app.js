@@ -1,9 +1,11 @@
 // The console's entry point: a hash router (#/, #/approvals, #/graphs, #/threads/{id}) that
 // mounts one view at a time into <main>, and the approval count in the navigation.
-import { api } from "./lib/api.js";
+import { api, ApiError } from "./lib/api.js";
+import { clearCredential, credential } from "./lib/credentials.js";
 import { approvalsView } from "./views/approvals-view.js";
 import { graphView } from "./views/graph-view.js";
 import { threadView } from "./views/thread-view.js";
+import { signInView } from "./views/sign-in-view.js";
 import { threadsView } from "./views/threads-view.js";
 
 const ROUTES = [
@@ -22,7 +24,33 @@ function parseHash() {
   return { path, query: new URLSearchParams(query) };
 }
 
+let signingIn = false;
+
+/** The server wants credentials: the sign-in form replaces the page until they are accepted. */
+function showSignIn() {
+  if (signingIn) return;
+  signingIn = true;
+  current?.controller.abort();
+  current?.cleanup?.();
+  current = { controller: new AbortController() };
+  updateSignOut();
+  signInView(main, {
+    onSignedIn: () => {
+      signingIn = false;
+      updateSignOut();
+      route();
+      refreshApprovalCount();
+    },
+  });
+}
+
+function updateSignOut() {
+  document.getElementById("sign-out").hidden = signingIn || !credential();
+}
+
 function route() {
+  if (signingIn) return;
+  updateSignOut();
   const { path, query } = parseHash();
   current?.controller.abort();
   current?.cleanup?.();
@@ -65,13 +93,22 @@ async function refreshApprovalCount() {
     badge.hidden = pending.length === 0;
     badge.setAttribute("aria-label", `${pending.length} pending`);
     document.getElementById("server-state").hidden = true;
-  } catch {
-    document.getElementById("server-state").hidden = false;
+  } catch (err) {
+    // A server that wants credentials is reachable: the sign-in form says what to do.
+    document.getElementById("server-state").hidden = err instanceof ApiError && err.status === 401;
   }
 }
 
 window.addEventListener("hashchange", route);
+window.addEventListener("refinery:unauthorized", showSignIn);
+document.getElementById("sign-out").addEventListener("click", () => {
+  clearCredential();
+  showSignIn();
+});
 window.addEventListener("refinery:changed", refreshApprovalCount);
 route();
 refreshApprovalCount();
-setInterval(() => document.visibilityState === "visible" && refreshApprovalCount(), 3000);
+setInterval(
+  () => document.visibilityState === "visible" && !signingIn && refreshApprovalCount(),
+  3000,
+);

@@ -1,7 +1,14 @@
 // The console's HTTP client: JSON requests to the server's API and a fetch-based reader of a
 // run's SSE stream. Paths resolve against the parent of /ui/, so a path prefix works too.
 
+import { authHeaders } from "./credentials.js";
+
 const API_BASE = new URL("../", document.baseURI);
+
+/** The server asked for credentials: the console shows its sign-in form. */
+function unauthorized(status) {
+  if (status === 401) window.dispatchEvent(new Event("refinery:unauthorized"));
+}
 
 /** An API answer other than 2xx, keeping the server's {error, message, field}. */
 export class ApiError extends Error {
@@ -23,10 +30,12 @@ export async function api(path, { method = "GET", body, signal } = {}) {
   try {
     res = await fetch(apiUrl(path), {
       method,
-      headers:
-        body === undefined
+      headers: {
+        ...authHeaders(),
+        ...(body === undefined
           ? { Accept: "application/json" }
-          : { "Content-Type": "application/json" },
+          : { "Content-Type": "application/json" }),
+      },
       body: body === undefined ? undefined : JSON.stringify(body),
       signal,
     });
@@ -46,7 +55,10 @@ export async function api(path, { method = "GET", body, signal } = {}) {
       data = { message: text.slice(0, 500) };
     }
   }
-  if (!res.ok) throw new ApiError(res.status, data);
+  if (!res.ok) {
+    unauthorized(res.status);
+    throw new ApiError(res.status, data);
+  }
   return data;
 }
 
@@ -99,6 +111,7 @@ export async function followRun(threadId, runId, onEvent, signal) {
     try {
       res = await fetch(url, {
         headers: {
+          ...authHeaders(),
           Accept: "text/event-stream",
           ...(lastEventId ? { "Last-Event-ID": lastEventId } : {}),
         },
@@ -111,6 +124,7 @@ export async function followRun(threadId, runId, onEvent, signal) {
       continue;
     }
     if (!res.ok || !res.body) {
+      unauthorized(res.status);
       const body = await res.json().catch(() => null);
       throw new ApiError(res.status, body);
     }
