@@ -5,7 +5,7 @@
 import type { RequestHandler } from "express";
 import { RefineryError } from "../../core/errors.ts";
 
-/** Headers a listed origin may send and read. */
+/** Headers a listed origin may send when its preflight names none, and may read. */
 const ALLOW_HEADERS = "Content-Type, Last-Event-ID, Authorization, X-Api-Key";
 const EXPOSE_HEADERS = "Content-Location, Location, Retry-After, X-Pagination-Total";
 
@@ -43,7 +43,11 @@ export function corsMiddleware(origins: Set<string> | "*"): RequestHandler {
       res.vary("Origin");
       if (req.method === "OPTIONS") {
         res.setHeader("Access-Control-Allow-Methods", "GET, POST, PATCH, PUT, DELETE, OPTIONS");
-        res.setHeader("Access-Control-Allow-Headers", ALLOW_HEADERS);
+        // A listed origin is trusted: whatever headers its client sends (the SDK's own x-*).
+        res.setHeader(
+          "Access-Control-Allow-Headers",
+          req.header("Access-Control-Request-Headers") ?? ALLOW_HEADERS,
+        );
         res.setHeader("Access-Control-Max-Age", "600");
         res.status(204).end();
         return;

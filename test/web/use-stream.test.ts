@@ -29,7 +29,6 @@ describe.skipIf(skipBrowser)(title, () => {
   const problems: string[] = [];
 
   beforeAll(async () => {
-    s = await startTestServer();
     const bundle = await build({
       entryPoints: [APP],
       bundle: true,
@@ -54,6 +53,8 @@ describe.skipIf(skipBrowser)(title, () => {
     });
     await new Promise<void>((resolve) => site.listen(0, "127.0.0.1", resolve));
     siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
+    // The page is another origin: the server lets it in by name (CORS is off by default).
+    s = await startTestServer({ env: { REFINERY_CORS_ORIGINS: siteUrl } });
     browser = await launchChromium();
   }, 60_000);
 
