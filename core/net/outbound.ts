@@ -138,7 +138,8 @@ async function send(
           ),
     );
     const location = response.headers.location;
-    if ((response.status !== 307 && response.status !== 308) || !location) return response;
+    const follow = (response.status === 307 || response.status === 308) && location;
+    if (!follow || maxRedirects === 0) return response;
     if (redirects >= maxRedirects) {
       throw new OutboundError(
         "redirect",
@@ -211,9 +212,10 @@ function precheck(raw: string, policy: OutboundPolicy): OutboundError | undefine
 /** The denial message: names the URL's host and the fix; a resolved address is not named. */
 function denied(target: ParsedTarget, refused: Refusal, resolved: boolean): OutboundError {
   const host = target.url.host;
+  const a = /^[aeiou]/.test(refused.kind) ? "an" : "a";
   const what = resolved
-    ? `it resolves to a ${refused.kind} address`
-    : `${refused.address} is a ${refused.kind} address`;
+    ? `it resolves to ${a} ${refused.kind} address`
+    : `${refused.address} is ${a} ${refused.kind} address`;
   const entry = target.literal
     ? `${target.literal.family === 6 ? `[${refused.address}]` : refused.address}:${target.port}`
     : target.host;
