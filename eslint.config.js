@@ -1,5 +1,6 @@
 // Lint configuration: typescript-eslint recommended rules plus the one-way import rule
-// (server -> graphs -> nodes -> core) that keeps the layers honest.
+// (server -> graphs -> nodes -> core) that keeps the layers honest, and no bare fetch outside
+// core/net/ (requests made on a caller's behalf go through the guarded outbound client).
 import js from "@eslint/js";
 import tseslint from "typescript-eslint";
 
@@ -29,6 +30,28 @@ export default tseslint.config(
         { argsIgnorePattern: "^_", varsIgnorePattern: "^_" },
       ],
       "@typescript-eslint/consistent-type-imports": "error",
+    },
+  },
+  {
+    files: ["server/**/*.ts", "graphs/**/*.ts", "nodes/**/*.ts", "core/**/*.ts"],
+    ignores: ["core/net/**"],
+    rules: {
+      "no-restricted-globals": [
+        "error",
+        {
+          name: "fetch",
+          message:
+            "Use the outbound client of core/net/outbound.ts: it applies the outbound policy (REFINERY_OUTBOUND_ALLOW), timeouts and size caps.",
+        },
+      ],
+      "no-restricted-properties": [
+        "error",
+        {
+          object: "globalThis",
+          property: "fetch",
+          message: "Use the outbound client of core/net/outbound.ts.",
+        },
+      ],
     },
   },
   layer("core", ["nodes", "graphs", "server", "cli"]),

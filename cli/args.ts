@@ -29,14 +29,17 @@ export function parseFlags(
   }
 }
 
-/** The process settings with `--db PATH` (when given and not empty) in place of REFINERY_DB. */
+/**
+ * The process settings with `--db PATH` (when given and not empty) in place of REFINERY_DB. Any
+ * model base URL is allowed: the CLI's user is the operator, whose API key it is.
+ */
 export function settingsFromFlags(
   env: Record<string, string | undefined>,
   db: unknown,
   file?: Parameters<typeof processSettingsFromEnv>[1],
 ): ProcessSettings {
   const path = typeof db === "string" && db !== "" ? { REFINERY_DB: db } : {};
-  return processSettingsFromEnv({ ...env, ...path }, file);
+  return { ...processSettingsFromEnv({ ...env, ...path }, file), modelEndpoints: "any" };
 }
 
 export const RUN_FLAGS = {

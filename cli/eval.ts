@@ -4,7 +4,6 @@
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
-import { processSettingsFromEnv } from "../core/config.ts";
 import { isRefineryError, RefineryError } from "../core/errors.ts";
 import { createSimulatedModel, DEFAULT_SIMULATED_OPTIONS } from "../core/models/simulated.ts";
 import type { Strategy } from "../core/state.ts";
@@ -26,6 +25,7 @@ import {
   type ModelChoice,
   type SimulatedParams,
 } from "../graphs/eval/index.ts";
+import { settingsFromFlags } from "./args.ts";
 import type { CliIO } from "./main.ts";
 
 export const EVAL_HELP = `refinery eval --dataset PATH [options]
@@ -148,7 +148,7 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
     });
   }
 
-  const settings = processSettingsFromEnv(io.env);
+  const settings = settingsFromFlags(io.env, undefined);
   const offline = Boolean(flags.offline) || seed !== undefined || !settings.apiKey;
   const simOptions = parseSimOptions(flags.sim ?? []);
   if (flags.sim?.length && !offline) {

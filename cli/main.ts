@@ -5,6 +5,7 @@ import { readFileSync } from "node:fs";
 import { mergeRefineOptions, type RefineOptions } from "../core/config.ts";
 import { loadConfigFile, type ConfigFile } from "../core/config-file.ts";
 import { isRefineryError, RefineryError } from "../core/errors.ts";
+import { PERMISSIVE_POLICY, setOutboundPolicy } from "../core/net/policy.ts";
 import type { RefineStateType } from "../core/state.ts";
 import type { LessonMemory } from "../core/memory/lessons.ts";
 import { openEngine, type Engine } from "../graphs/engine.ts";
@@ -88,6 +89,8 @@ export interface CliIO {
 
 export async function main(argv: string[], io: CliIO): Promise<number> {
   const [command, ...rest] = argv;
+  // The CLI's user is the operator: its webhooks and verifiers may call any http(s) address.
+  setOutboundPolicy(PERMISSIVE_POLICY);
   try {
     if (!command || command === "--help" || command === "-h" || command === "help") {
       io.stdout.write(MAIN_HELP);

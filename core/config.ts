@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { ApprovalOptionsSchema } from "./approval.ts";
 import { fromZodError, RefineryError } from "./errors.ts";
+import { parseModelEndpoints, type ModelEndpoints } from "./models/endpoints.ts";
 
 export const ModelSpecSchema = z
   .object({
@@ -164,6 +165,8 @@ export interface ProcessSettings {
   dbPath: string;
   apiKey?: string;
   baseURL?: string;
+  /** Base URLs runs may name in `models.*.baseURL` besides `baseURL` (REFINERY_MODEL_ENDPOINTS). */
+  modelEndpoints?: ModelEndpoints;
   model: string;
   /** The lessons memory (on unless REFINERY_MEMORY=off). */
   memory?: boolean;
@@ -202,6 +205,7 @@ export function processSettingsFromEnv(
     dbPath,
     apiKey: env.OPENAI_API_KEY || undefined,
     baseURL: env.OPENAI_BASE_URL || file.baseURL || undefined,
+    modelEndpoints: parseModelEndpoints(env.REFINERY_MODEL_ENDPOINTS),
     model: env.REFINERY_MODEL || file.model || "gpt-4o-mini",
     memory: !["off", "false", "0"].includes(memory),
     ...(storeUrl ? { storeUrl } : {}),

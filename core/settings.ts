@@ -11,6 +11,7 @@ import {
   type RefineOptions,
 } from "./config.ts";
 import { bindModel, DEFAULT_RETRY, type RetryPolicy } from "./models/call.ts";
+import { checkOutboundUrl } from "./net/outbound.ts";
 import type { ModelProvider } from "./models/provider.ts";
 import type { ModelRole } from "./models/types.ts";
 import { DEFAULT_PROMPTS, type PromptName, type PromptTemplate } from "./prompts.ts";
@@ -52,6 +53,11 @@ const PROMPT_FALLBACK: Partial<Record<PromptName, PromptName>> = {
 };
 
 export function buildSettings(options: RefineOptions, provider: ModelProvider): RefineSettings {
+  // Refused here, so a run or assistant naming them is a 422 before anything is stored.
+  provider.checkModels?.(options.models);
+  if (options.approval?.webhook) {
+    checkOutboundUrl(options.approval.webhook.url, "approval.webhook.url");
+  }
   const retry: RetryPolicy = { ...DEFAULT_RETRY, ...options.retry };
   const model = (role: ModelRole) => provider.forRole(role, options.models);
   const specs = parseVerifierSpecs(options.verifiers ?? [], "verifiers");

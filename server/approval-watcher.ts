@@ -10,6 +10,7 @@ import {
   type ApprovalRequest,
 } from "../core/approval.ts";
 import { refineOptionsFromConfigurable } from "../core/config.ts";
+import { outbound, type OutboundClient } from "../core/net/outbound.ts";
 import type { Storage, Thread } from "../core/storage/types.ts";
 import type { Logger } from "./log.ts";
 
@@ -19,7 +20,8 @@ export interface ApprovalWatcherDeps {
   log: Logger;
   /** Starts a run that resumes the thread with a decision (the runs router provides it). */
   resume(threadId: string, decision: ApprovalDecision): Promise<unknown>;
-  fetch?: typeof fetch;
+  /** Delivers the webhook (default: the process's guarded client). */
+  outbound?: OutboundClient;
   intervalMs?: number;
   now?: () => number;
 }
@@ -153,16 +155,19 @@ export class ApprovalWatcher {
     const headers: Record<string, string> = { "content-type": "application/json" };
     if (hook.secret) headers["x-refinery-signature"] = signBody(hook.secret, body);
     let ok = false;
+    let failure = "";
     try {
-      const res = await (this.deps.fetch ?? fetch)(hook.url, {
+      const res = await (this.deps.outbound ?? outbound).request(hook.url, {
         method: "POST",
         headers,
         body,
-        signal: AbortSignal.timeout(10_000),
+        timeoutMs: 10_000,
       });
       ok = res.ok;
-    } catch {
+      failure = `HTTP ${res.status}`;
+    } catch (err) {
       ok = false;
+      failure = err instanceof Error ? err.message : String(err);
     }
     const attempts = row.attempts + 1;
     if (ok) {
@@ -180,6 +185,7 @@ export class ApprovalWatcher {
       thread_id: thread.thread_id,
       url: hook.url,
       attempts,
+      reason: failure,
     });
   }
 }

@@ -3,6 +3,7 @@
 // Runs left `running` by a crash are re-queued at start-up and continue from their last
 // checkpoint; steps that were checkpointed are not executed again.
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
+import { isOutboundError, outbound, type OutboundClient } from "../core/net/outbound.ts";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
 import type { Run, RunStatus, Storage } from "../core/storage/types.ts";
 import type { LearningLoop } from "../graphs/learning.ts";
@@ -38,8 +39,8 @@ export interface ExecutorDeps {
   concurrency: number;
   /** Safety poll for runs made due by time (after_seconds) or by another process. */
   pollMs?: number;
-  /** POSTs run results to `webhook` URLs; injectable for tests. */
-  fetch?: typeof fetch;
+  /** POSTs run results to `webhook` URLs (default: the process's guarded client). */
+  outbound?: OutboundClient;
   /** Learns from finished runs (lessons, outcomes kept for export). */
   learning?: LearningLoop;
   /** Where runs execute; default: in this thread. */
@@ -352,24 +353,36 @@ export class RunExecutor {
   ): Promise<void> {
     const url = run.kwargs.webhook;
     if (!url) return;
-    const doFetch = this.deps.fetch ?? fetch;
+    const client = this.deps.outbound ?? outbound;
     const body = JSON.stringify({ ...run, status, values, error: error ?? null });
+    let failure = "";
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
-        const res = await doFetch(url, {
+        const res = await client.request(url, {
           method: "POST",
           headers: { "content-type": "application/json" },
           body,
-          signal: AbortSignal.timeout(10_000),
+          timeoutMs: 10_000,
         });
         if (res.ok) return;
+        failure = `HTTP ${res.status}`;
         if (res.status < 500 && res.status !== 429) break;
-      } catch {
-        // retried below
+      } catch (err) {
+        failure = err instanceof Error ? err.message : String(err);
+        // The policy will not change between attempts.
+        if (isOutboundError(err) && (err.reason === "denied" || err.reason === "invalid_url")) {
+          this.deps.log("warn", "run webhook not called", {
+            run_id: run.run_id,
+            url,
+            reason: err.message,
+            fix: err.fix,
+          });
+          return;
+        }
       }
       await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
     }
-    this.deps.log("warn", "run webhook failed", { run_id: run.run_id, url });
+    this.deps.log("warn", "run webhook failed", { run_id: run.run_id, url, reason: failure });
   }
 }
 

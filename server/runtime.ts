@@ -7,6 +7,7 @@ import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { processSettingsFromEnv, type ProcessSettings } from "../core/config.ts";
 import { RefineryError } from "../core/errors.ts";
+import { outboundPolicyFromEnv, setOutboundPolicy } from "../core/net/policy.ts";
 import type { LessonMemory } from "../core/memory/lessons.ts";
 import type { ModelProvider } from "../core/models/provider.ts";
 import {
@@ -43,6 +44,8 @@ export type Runtime = Awaited<ReturnType<typeof openRuntime>>;
 export async function openRuntime(options: RuntimeOptions) {
   const { env, log } = options;
   const settings: ProcessSettings = processSettingsFromEnv(env);
+  // Webhooks and webhook verifiers of this thread: strict, REFINERY_OUTBOUND_ALLOW opens hosts.
+  setOutboundPolicy(outboundPolicyFromEnv(env));
   const provider =
     options.provider ?? (await loadProviderModule(env.REFINERY_PROVIDER_MODULE, env));
   // The inbox lives in the database the engine opens, so the engine gets a forwarder to it.

@@ -4,12 +4,19 @@
 // server does not act on are accepted and documented as ignored.
 import { z } from "zod";
 import { EXPORT_FORMATS, ISO_DATE_HINT, isoDateFilter } from "../core/learning/export.ts";
+import { outbound } from "../core/net/outbound.ts";
 import { OUTCOME_VERDICTS } from "../core/storage/learning-sqlite.ts";
 
 export const Uuid = z.uuid({ error: "must be a UUID" });
 const Meta = z.record(z.string(), z.unknown());
 const FEEDBACK_KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 const NodeList = z.union([z.literal("*"), z.array(z.string().min(1))]);
+
+/** A webhook to a literal IP or localhost that the outbound policy denies (core/net/policy.ts). */
+function refuseDeniedTarget(url: string, ctx: z.RefinementCtx): void {
+  const refused = outbound.precheck(url);
+  if (refused) ctx.addIssue({ code: "custom", message: `${refused.message}. Fix: ${refused.fix}` });
+}
 
 export const STREAM_MODES = [
   "values",
@@ -90,7 +97,10 @@ export const RunCreate = z
     on_disconnect: z.enum(["cancel", "continue"]).nullish(),
     on_completion: z.enum(["delete", "keep"]).nullish(),
     if_not_exists: z.enum(["reject", "create"]).nullish(),
-    webhook: z.url({ protocol: /^https?$/, error: "webhook must be an http(s) URL" }).nullish(),
+    webhook: z
+      .url({ protocol: /^https?$/, error: "webhook must be an http(s) URL" })
+      .superRefine(refuseDeniedTarget)
+      .nullish(),
     after_seconds: z
       .number()
       .min(0)

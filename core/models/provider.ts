@@ -1,9 +1,11 @@
 // Resolves the chat model for each role from the process settings and a run's `models` specs:
 // an OpenAI-compatible endpoint when an API key is set, the offline simulated model otherwise.
-// Models are cached per spec so a run does not rebuild clients on every node.
+// Models are cached per spec so a run does not rebuild clients on every node. A spec's baseURL
+// must be an allowed endpoint (endpoints.ts): the API key is sent nowhere else.
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import type { ModelSpec, ProcessSettings, RefineOptions } from "../config.ts";
 import { RefineryError } from "../errors.ts";
+import { createEndpointCheck } from "./endpoints.ts";
 import { createOpenAIModel } from "./openai.ts";
 import { createSimulatedModel } from "./simulated.ts";
 import type { ModelRole } from "./types.ts";
@@ -13,15 +15,23 @@ export interface ModelProvider {
   forRole(role: ModelRole, models: RefineOptions["models"]): BaseChatModel;
   /** True when no API key is configured, so every default model is the simulated one. */
   readonly offline: boolean;
+  /**
+   * Refuses `models` naming a base URL this provider may not call (invalid_config naming the
+   * field, e.g. `models.judge.baseURL`); called when a run's settings are resolved.
+   */
+  checkModels?(models: RefineOptions["models"]): void;
 }
 
+const ROLES = ["default", "generate", "critique", "revise", "judge"] as const;
+
 export function createModelProvider(
-  settings: Pick<ProcessSettings, "apiKey" | "baseURL" | "model">,
+  settings: Pick<ProcessSettings, "apiKey" | "baseURL" | "model" | "modelEndpoints">,
 ): ModelProvider {
   const cache = new Map<string, BaseChatModel>();
   const offline = !settings.apiKey;
+  const checkEndpoint = createEndpointCheck(settings);
 
-  function build(spec: ModelSpec): BaseChatModel {
+  function build(spec: ModelSpec, field: string): BaseChatModel {
     const provider = spec.provider ?? (offline ? "simulated" : "openai");
     if (provider === "simulated") return createSimulatedModel(spec.simulated ?? {});
     if (!settings.apiKey) {
@@ -34,6 +44,7 @@ export function createModelProvider(
         },
       );
     }
+    checkEndpoint(spec.baseURL, field);
     return createOpenAIModel({
       apiKey: settings.apiKey,
       baseURL: spec.baseURL ?? settings.baseURL,
@@ -46,12 +57,16 @@ export function createModelProvider(
 
   return {
     offline,
+    checkModels(models) {
+      for (const role of ROLES) checkEndpoint(models?.[role]?.baseURL, `models.${role}.baseURL`);
+    },
     forRole(role, models) {
       const spec: ModelSpec = { ...models?.default, ...models?.[role] };
       const key = JSON.stringify(spec);
       let model = cache.get(key);
       if (!model) {
-        model = build(spec);
+        const from = models?.[role]?.baseURL !== undefined ? role : "default";
+        model = build(spec, `models.${from}.baseURL`);
         cache.set(key, model);
       }
       return model;

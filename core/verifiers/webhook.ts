@@ -1,9 +1,16 @@
-// The webhook verifier: POSTs the draft to a user's HTTP endpoint and reads its verdict. A
-// verifier being down must not crash a run, so every transport or protocol failure becomes a
-// failed verdict marked with VERIFIER_ERROR_PREFIX; only the run's own abort propagates.
+// The webhook verifier: POSTs the draft to a user's HTTP endpoint and reads its verdict, through
+// the guarded outbound client (core/net/outbound.ts). A verifier being down must not crash a run,
+// so every transport or protocol failure becomes a failed verdict marked with
+// VERIFIER_ERROR_PREFIX; only the run's own abort propagates. Those messages reach whoever created
+// the run, so they carry status codes, sizes and the expected shape, never the reply's body.
 import { z } from "zod";
 import { RefineryError } from "../errors.ts";
-import { truncate } from "./json-schema.ts";
+import {
+  checkOutboundUrl,
+  isOutboundError,
+  outbound,
+  type OutboundClient,
+} from "../net/outbound.ts";
 import { VERIFIER_ERROR_PREFIX, type WebhookVerifierSpec } from "./spec.ts";
 import type { Verifier, VerifierResult } from "./types.ts";
 
@@ -17,13 +24,16 @@ export const webhookReplySchema = z.object({
 const REPLY_SHAPE = '{"pass": boolean, "score"?: number 0..1, "feedback"?: string}';
 
 // A verdict is a few lines of JSON; a reply bigger than this is a misconfigured endpoint.
-const MAX_REPLY_CHARS = 1_000_000;
+const MAX_REPLY_BYTES = 1024 * 1024;
 
 export function createWebhookVerifier(
   spec: WebhookVerifierSpec,
   id: string,
   field = "verifier",
+  client: OutboundClient = outbound,
 ): Verifier {
+  // A literal IP or localhost the outbound policy denies is refused now; names when sent.
+  checkOutboundUrl(spec.url, `${field}.url`, client);
   const headers = new Headers({ "content-type": "application/json", accept: "application/json" });
   try {
     for (const [name, value] of Object.entries(spec.headers ?? {})) headers.set(name, value);
@@ -51,8 +61,6 @@ export function createWebhookVerifier(
     hard: spec.hard,
     deterministic: false,
     async verify(draft, ctx) {
-      const timeout = AbortSignal.timeout(spec.timeoutMs);
-      const signal = ctx.signal ? AbortSignal.any([ctx.signal, timeout]) : timeout;
       const body = JSON.stringify({
         draft,
         task: ctx.task,
@@ -61,31 +69,48 @@ export function createWebhookVerifier(
         verifier_id: id,
       });
       let status: number;
-      let text: string;
+      let raw: Buffer;
       try {
-        const response = await fetch(spec.url, { method: "POST", headers, body, signal });
+        const response = await client.request(spec.url, {
+          method: "POST",
+          headers: Object.fromEntries(headers),
+          body,
+          signal: ctx.signal,
+          timeoutMs: spec.timeoutMs,
+          maxBytes: MAX_REPLY_BYTES,
+        });
         status = response.status;
-        text = await response.text();
+        raw = response.body;
       } catch (error) {
         // The run was cancelled: that is not a verdict, let the caller see the abort.
         if (ctx.signal?.aborted) throw ctx.signal.reason;
-        if (timeout.aborted) return broken(`timed out after ${spec.timeoutMs} ms`);
-        return broken(`could not be reached: ${describeFetchError(error)}`);
+        if (!isOutboundError(error)) {
+          return broken(`failed: ${error instanceof Error ? error.message : String(error)}`);
+        }
+        if (error.reason === "timeout") return broken(`timed out after ${spec.timeoutMs} ms`);
+        if (error.reason === "too_large") {
+          return broken(
+            `sent a reply larger than ${MAX_REPLY_BYTES} bytes; expected a small ${REPLY_SHAPE}`,
+          );
+        }
+        // Denied, unreachable, too many redirects: the client's message names the host.
+        return broken(`failed: ${error.message}${error.fix ? `. Fix: ${error.fix}` : ""}`);
       }
+      const size = `${raw.length} bytes`;
       if (status < 200 || status > 299) {
-        const snippet = text.trim() === "" ? "" : `: ${truncate(text.trim(), 200)}`;
-        return broken(`returned HTTP ${status}${snippet}`);
-      }
-      if (text.length > MAX_REPLY_CHARS) {
-        return broken(`sent a reply of ${text.length} characters; expected a small ${REPLY_SHAPE}`);
+        const redirect =
+          status >= 300 && status <= 399
+            ? "; only 307/308 redirects are followed, give the final URL"
+            : "";
+        return broken(
+          `returned HTTP ${status} (${size})${redirect}; expected 2xx with ${REPLY_SHAPE}`,
+        );
       }
       let json: unknown;
       try {
-        json = JSON.parse(text);
+        json = JSON.parse(raw.toString("utf8"));
       } catch {
-        return broken(
-          `sent a reply that is not JSON (${JSON.stringify(truncate(text.trim(), 120))}); expected ${REPLY_SHAPE}`,
-        );
+        return broken(`sent a reply that is not JSON (${size}); expected ${REPLY_SHAPE}`);
       }
       const reply = webhookReplySchema.safeParse(json);
       if (!reply.success) {
@@ -104,15 +129,4 @@ export function createWebhookVerifier(
       };
     },
   };
-}
-
-/** undici reports "fetch failed" and hides the useful part (ECONNREFUSED, DNS) in `cause`. */
-function describeFetchError(error: unknown): string {
-  if (!(error instanceof Error)) return String(error);
-  const cause = error.cause;
-  if (cause instanceof Error) {
-    const code = (cause as Error & { code?: unknown }).code;
-    return typeof code === "string" ? `${code} (${cause.message})` : cause.message;
-  }
-  return error.message;
 }

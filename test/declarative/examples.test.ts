@@ -5,6 +5,7 @@ import { readdirSync } from "node:fs";
 import { Command } from "@langchain/langgraph";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ApprovalRequest } from "../../core/approval.ts";
+import { setOutboundPolicy, strictPolicy } from "../../core/net/policy.ts";
 import { usageByNodeOf } from "../../core/state.ts";
 import { validateGraphSpec } from "../../graphs/declarative/compile.ts";
 import { createNodeKindRegistry } from "../../graphs/declarative/kinds.ts";
@@ -19,6 +20,11 @@ function kindsWithBackTranslate() {
   kinds.register("back_translate", backTranslateKind);
   return kinds;
 }
+
+// code-answer's test runner (and the checker standing in for it) listen on loopback, which the
+// outbound policy refuses unless REFINERY_OUTBOUND_ALLOW lists it.
+beforeAll(() => setOutboundPolicy(strictPolicy("127.0.0.1")));
+afterAll(() => setOutboundPolicy(undefined));
 
 describe("example graphs", () => {
   it("there are at least four, and every one compiles", () => {

@@ -24,7 +24,8 @@ beforeAll(async () => {
   });
   s = await startTestServer({
     provider: scriptedProvider(model),
-    env: { REFINERY_APPROVAL_POLL_MS: "100" },
+    // The webhook receiver below listens on loopback.
+    env: { REFINERY_APPROVAL_POLL_MS: "100", REFINERY_OUTBOUND_ALLOW: "127.0.0.1" },
   });
 });
 afterAll(async () => s?.close());

@@ -4,6 +4,7 @@ import { createServer, type Server } from "node:http";
 import type { AddressInfo } from "node:net";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ModelInvoker } from "../../core/models/types.ts";
+import { setOutboundPolicy, strictPolicy } from "../../core/net/policy.ts";
 import {
   createVerifiers,
   isDeterministicKind,
@@ -26,6 +27,8 @@ let server: Server;
 let url = "";
 
 beforeAll(async () => {
+  // The webhook endpoint listens on loopback, which the default outbound policy refuses.
+  setOutboundPolicy(strictPolicy("127.0.0.1"));
   server = createServer((req, res) => {
     let raw = "";
     req.on("data", (chunk: Buffer) => (raw += chunk.toString("utf8")));
@@ -41,6 +44,7 @@ beforeAll(async () => {
 });
 
 afterAll(async () => {
+  setOutboundPolicy(undefined);
   server.closeAllConnections();
   await new Promise<void>((resolve) => server.close(() => resolve()));
 });

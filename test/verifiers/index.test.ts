@@ -125,7 +125,7 @@ describe("createVerifiers", () => {
       [
         { kind: "llm_judge", rubric: "r", id: "j1" },
         { kind: "regex", mustMatch: ["a"], id: "r1" },
-        { kind: "webhook", url: "http://127.0.0.1:1/", id: "w1" },
+        { kind: "webhook", url: "https://example.com/check", id: "w1" },
         { kind: "answer_match", expected: 1, id: "a1" },
         { kind: "llm_judge", rubric: "r", id: "j2" },
       ],
