@@ -11,6 +11,7 @@ import type { GraphRegistry } from "../graphs/registry.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import { cancelActionOf, RunRunner, type CancelAction, type RunOutcome } from "./run-runner.ts";
+import { publicRun, publicValues } from "./redact.ts";
 import { serializeError } from "./serde.ts";
 import type { StreamHub } from "./stream-hub.ts";
 
@@ -354,7 +355,13 @@ export class RunExecutor {
     const url = run.kwargs.webhook;
     if (!url) return;
     const client = this.deps.outbound ?? outbound;
-    const body = JSON.stringify({ ...run, status, values, error: error ?? null });
+    // The caller's URL gets what the API would show it: no secrets.
+    const body = JSON.stringify({
+      ...publicRun(run),
+      status,
+      values: publicValues(values),
+      error: error ?? null,
+    });
     let failure = "";
     for (let attempt = 1; attempt <= 3; attempt++) {
       try {
