@@ -57,6 +57,23 @@ describe("system assistants", () => {
   });
 });
 
+describe("system assistants cannot be removed or changed", () => {
+  it("DELETE /assistants/refine is a 409 naming the fix, and refine runs go on", async () => {
+    const del = await failure(s.client.assistants.delete("refine"));
+    expect(del.status).toBe(409);
+    expect(del.body).toMatch(/system assistant of graph .*refine.*cannot be deleted.*POST \/assistants/);
+    const patch = await failure(s.client.assistants.update("refine", { name: "mine" }));
+    expect(patch.status).toBe(409);
+    expect((await s.client.assistants.get("refine")).name).toBe("refine");
+    const t = await s.client.threads.create();
+    const out = (await s.client.runs.wait(t.thread_id, "refine", {
+      input: { task: "What is 2 + 2?" },
+      config: { configurable: { maxIterations: 1 } },
+    })) as RefineValues;
+    expect(out.answer).toMatch(/4/);
+  });
+});
+
 describe("assistant CRUD and versions", () => {
   it("creates, gets, updates (new version), lists versions, sets latest, searches, counts and deletes", async () => {
     const tag = `crud-${Date.now()}`;
