@@ -23,6 +23,10 @@ const running = await startServer({
     // The bench model, as a module: the server thread and every run thread load it.
     REFINERY_PROVIDER_MODULE: `${join(import.meta.dirname, "server-graph.ts")}#benchProvider`,
     BENCH_MODEL_LATENCY_MS: values["latency-ms"],
+    // bench:auth runs one server with keys on (startOurs' `env`).
+    REFINERY_API_KEYS: process.env.REFINERY_API_KEYS,
+    REFINERY_RATE_LIMIT: process.env.REFINERY_RATE_LIMIT,
+    REFINERY_TENANT_MAX_RUNS: process.env.REFINERY_TENANT_MAX_RUNS,
   },
   configPath: undefined,
   port: 0,

@@ -164,6 +164,8 @@ export async function startOurs(options: {
   latencyMs: number;
   workers: number;
   label?: string;
+  /** More environment for the child (e.g. REFINERY_API_KEYS for bench:auth). */
+  env?: Record<string, string>;
 }): Promise<ServerProc> {
   const name = options.label ?? "ours";
   const logFile = join(options.dir, `${name}.log`);
@@ -187,9 +189,12 @@ export async function startOurs(options: {
     ],
     options.dir,
     // BENCH_RUN_THREADS: our server's REFINERY_RUN_THREADS (REFINERY_* is not passed through).
-    cleanEnv(
-      process.env.BENCH_RUN_THREADS ? { REFINERY_RUN_THREADS: process.env.BENCH_RUN_THREADS } : {},
-    ),
+    cleanEnv({
+      ...(process.env.BENCH_RUN_THREADS
+        ? { REFINERY_RUN_THREADS: process.env.BENCH_RUN_THREADS }
+        : {}),
+      ...options.env,
+    }),
     logFile,
   );
   const url = await waitUntil(name, child, logFile, async () => {
