@@ -13,6 +13,7 @@ import { openLearning, type OpenedLearning } from "../graphs/learning.ts";
 import { systemAssistantId } from "../graphs/registry.ts";
 import { optionsFromFlags, parseFlags, RUN_FLAGS, settingsFromFlags, type Flags } from "./args.ts";
 import { evalCommand } from "./eval.ts";
+import { keysCommand } from "./keys.ts";
 import { exportCommand, lessonsCommand } from "./learning.ts";
 import { LiveRenderer, resultJson } from "./render.ts";
 
@@ -24,6 +25,7 @@ Usage:
   refinery eval --dataset PATH [options] compare strategies on a JSONL dataset (resumable)
   refinery lessons list|search|add|edit|pin|unpin|delete   the lessons memory
   refinery export --format sft|dpo|pasr [--out FILE]        training data from stored runs
+  refinery keys new|hash              API keys for the server (REFINERY_API_KEYS)
   refinery COMMAND --help             options of a command
 
 Environment:
@@ -101,8 +103,9 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
     if (command === "eval") return await evalCommand(rest, io);
     if (command === "lessons") return await lessonsCommand(rest, io);
     if (command === "export") return await exportCommand(rest, io);
+    if (command === "keys") return await keysCommand(rest, io);
     throw new RefineryError("invalid_input", `unknown command "${command}"`, {
-      fix: "use run, resume, eval, lessons or export (see refinery --help)",
+      fix: "use run, resume, eval, lessons, export or keys (see refinery --help)",
     });
   } catch (err) {
     return reportError(err, io);
