@@ -361,14 +361,14 @@ function serverSettings(env: Record<string, string | undefined>) {
       what: "the keep-alive interval in ms",
       example: "a number of milliseconds such as 15000",
     }),
-    /** Requests per minute per caller; default 3000 with auth, off without. */
+    /** Requests per minute per caller; default 6000 (100/s) with auth, off without. */
     rateLimit: (authOn: boolean) =>
       intSetting(env.REFINERY_RATE_LIMIT, "REFINERY_RATE_LIMIT", {
-        fallback: authOn ? 3000 : 0,
+        fallback: authOn ? 6000 : 0,
         min: 0,
         max: 100_000_000,
         what: "the request rate limit (requests per minute per caller, 0: none)",
-        example: "a number such as 3000, or 0 for no limit",
+        example: "a number such as 6000, or 0 for no limit",
       }),
     /** Runs pending or running per tenant; default 200 with auth, no cap without. */
     tenantRuns: (authOn: boolean) =>
