@@ -54,6 +54,27 @@ export interface SecuritySettings {
   rateLimiter?: RateLimiter;
   /** Runs pending or running per partition (tenant) at most; absent: no cap. */
   partitionRunLimit?: number;
+  /** The largest `recursion_limit` a run or assistant may ask for (default 1000). */
+  maxRecursionLimit?: number;
+}
+
+/** A run's or assistant's `recursion_limit` within the server's cap, or a 422 naming both. */
+export function checkRecursionLimit(
+  deps: AppDeps,
+  value: number | undefined,
+  field = "config.recursion_limit",
+): void {
+  const cap = deps.security?.maxRecursionLimit ?? 1000;
+  if (value !== undefined && value > cap) {
+    throw new RefineryError(
+      "invalid_input",
+      `recursion_limit ${value} is above this server's cap of ${cap} steps`,
+      {
+        field,
+        fix: `ask for at most ${cap} (the operator sets the cap with REFINERY_MAX_RECURSION_LIMIT)`,
+      },
+    );
+  }
 }
 
 const UUID = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;

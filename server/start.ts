@@ -93,6 +93,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     ...(limits.tenantRuns(Boolean(auth)) > 0
       ? { partitionRunLimit: limits.tenantRuns(Boolean(auth)) }
       : {}),
+    maxRecursionLimit: limits.maxRecursionLimit,
   };
   const runtime = await openRuntime({
     env,
@@ -370,6 +371,17 @@ function serverSettings(env: Record<string, string | undefined>) {
         what: "the request rate limit (requests per minute per caller, 0: none)",
         example: "a number such as 6000, or 0 for no limit",
       }),
+    maxRecursionLimit: intSetting(
+      env.REFINERY_MAX_RECURSION_LIMIT,
+      "REFINERY_MAX_RECURSION_LIMIT",
+      {
+        fallback: 1000,
+        min: 1,
+        max: 10_000,
+        what: "the largest recursion_limit a run may ask for",
+        example: "a number such as 1000",
+      },
+    ),
     /** Runs pending or running per tenant; default 200 with auth, no cap without. */
     tenantRuns: (authOn: boolean) =>
       intSetting(env.REFINERY_TENANT_MAX_RUNS, "REFINERY_TENANT_MAX_RUNS", {

@@ -7,7 +7,13 @@ import { isAuthMatching } from "../../core/auth-filters.ts";
 import { RefineryError } from "../../core/errors.ts";
 import { restoreSecrets } from "../../core/secrets.ts";
 import type { Assistant, Metadata } from "../../core/storage/types.ts";
-import { accessFor, assistantIdOf, findAssistant, type AppDeps } from "../context.ts";
+import {
+  accessFor,
+  assistantIdOf,
+  checkRecursionLimit,
+  findAssistant,
+  type AppDeps,
+} from "../context.ts";
 import { parseBody, sendJson } from "../http.ts";
 import { publicAssistant } from "../redact.ts";
 import {
@@ -24,6 +30,10 @@ export function assistantRoutes(deps: AppDeps): Router {
   const { storage, registry } = deps;
 
   const checkGraph = (graphId: string, config: Record<string, unknown> | undefined) => {
+    checkRecursionLimit(
+      deps,
+      typeof config?.recursion_limit === "number" ? config.recursion_limit : undefined,
+    );
     if (!registry.entry(graphId)) {
       throw new RefineryError("invalid_input", `graph "${graphId}" is not registered`, {
         field: "graph_id",

@@ -14,6 +14,7 @@ import { authOf, OPEN_AUTH, type RequestAuth } from "../auth/request.ts";
 import {
   accessFor,
   assistantIdOf,
+  checkRecursionLimit,
   findAssistant,
   findThread,
   isUuid,
@@ -76,6 +77,7 @@ export function runRoutes(deps: AppDeps): Router {
     raw: unknown,
   ): Promise<{ run: Run; body: RunCreateBody }> {
     const body = parseBody(RunCreate, raw);
+    checkRecursionLimit(deps, body.config?.recursion_limit);
     const stateless = threadId === undefined;
     if (threadId && !isUuid(threadId))
       throw new RefineryError("invalid_input", "thread_id must be a UUID", { field: "thread_id" });

@@ -175,6 +175,31 @@ describe("invalid fields are 422s naming the field", () => {
     expect(await snapshot(threadId)).toEqual(before);
   });
 
+  it("a recursion_limit above the server's cap (1000) is a 422 naming the field and the setting", async () => {
+    const threadId = await finishedThread();
+    const before = await snapshot(threadId);
+    const e = await sdkError(
+      s.client.runs.wait(threadId, "slow", {
+        input: { topic: "r" },
+        config: { recursion_limit: 10_000 },
+      }),
+    );
+    expect(e.status).toBe(422);
+    expect(e.body.field).toBe("config.recursion_limit");
+    expect(e.body.message).toMatch(/cap of 1000.*REFINERY_MAX_RECURSION_LIMIT/);
+    expect(await snapshot(threadId)).toEqual(before);
+    const assistant = await sdkError(
+      s.client.assistants.create({ graphId: "slow", config: { recursion_limit: 5000 } }),
+    );
+    expect(assistant.status).toBe(422);
+    expect(assistant.body.field).toBe("config.recursion_limit");
+    const ok = await s.client.runs.wait(threadId, "slow", {
+      input: { topic: "r" },
+      config: { recursion_limit: 1000 },
+    });
+    expect(ok).toMatchObject({ topic: "r" });
+  });
+
   it("other wrong types and values name their field", async () => {
     const threadId = await finishedThread();
     const before = await snapshot(threadId);
