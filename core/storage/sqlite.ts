@@ -641,7 +641,10 @@ export function createSqliteStorage(db: Database.Database): Storage {
   );
 
   const runs: RunStore = {
-    async create(input: NewRun, { rejectIfInflight, partitionLimit }): Promise<CreateRunResult> {
+    async create(
+      input: NewRun,
+      { rejectIfInflight, partitionLimit, requireInterrupted },
+    ): Promise<CreateRunResult> {
       return db
         .transaction((): CreateRunResult => {
           const thread = prep("SELECT * FROM refinery_threads WHERE thread_id = ?").get(
@@ -654,6 +657,11 @@ export function createSqliteStorage(db: Database.Database): Storage {
           const inflight = (inflightStmt.all(input.thread_id) as Record<string, unknown>[]).map(
             rowToRun,
           );
+          if (
+            requireInterrupted &&
+            ((thread as { status: string }).status !== "interrupted" || inflight.length > 0)
+          )
+            return { created: false, inflight, reason: "not_interrupted" };
           if (rejectIfInflight && inflight.length > 0)
             return { created: false, inflight, reason: "inflight" };
           if (partitionLimit !== undefined) {

@@ -198,8 +198,11 @@ export type CreateRunResult =
   | {
       created: false;
       inflight: Run[];
-      /** `inflight`: the thread has runs in flight; `partition_limit`: the partition's cap. */
-      reason: "inflight" | "partition_limit";
+      /**
+       * `inflight`: the thread has runs in flight; `partition_limit`: the partition's cap;
+       * `not_interrupted`: a resume found the thread no longer waiting (someone answered first).
+       */
+      reason: "inflight" | "partition_limit" | "not_interrupted";
     };
 
 export interface RunStore {
@@ -208,11 +211,12 @@ export interface RunStore {
    * nothing and returns those; otherwise inserts the run as pending and marks the thread busy
    * (recording graph_id / assistant_id in the thread's metadata, as the reference server does).
    * With `partitionLimit`, inserts nothing when the run's partition already has that many runs
-   * pending or running.
+   * pending or running. With `requireInterrupted` (a resume), inserts nothing unless the thread is
+   * interrupted with no run in flight, so of two resumes of one interrupt exactly one is created.
    */
   create(
     run: NewRun,
-    options: { rejectIfInflight: boolean; partitionLimit?: number },
+    options: { rejectIfInflight: boolean; partitionLimit?: number; requireInterrupted?: boolean },
   ): Promise<CreateRunResult>;
   get(runId: string, threadId?: string): Promise<Run | undefined>;
   list(

@@ -237,7 +237,13 @@ export function runRoutes(deps: AppDeps): Router {
           ? { not_before: new Date(Date.now() + body.after_seconds * 1000).toISOString() }
           : {}),
       },
-      { rejectIfInflight: strategy === "reject", ...(limit ? { partitionLimit: limit } : {}) },
+      {
+        rejectIfInflight: strategy === "reject",
+        // A resume is of the interrupt the caller saw: if another request resumed it first (even
+        // one that already finished), this one is refused, checked in the same transaction.
+        requireInterrupted: body.command?.resume !== undefined && strategy === "reject",
+        ...(limit ? { partitionLimit: limit } : {}),
+      },
     );
     if (!result.created && result.reason === "partition_limit") {
       if (isNew) await storage.threads.delete(thread.thread_id);
@@ -250,7 +256,11 @@ export function runRoutes(deps: AppDeps): Router {
         },
       );
     }
-    if (!result.created && body.command?.resume !== undefined) {
+    if (
+      !result.created &&
+      (result.reason === "not_interrupted" ||
+        (result.reason === "inflight" && body.command?.resume !== undefined))
+    ) {
       throw new RefineryError(
         "conflict",
         "This interrupt is already being resumed by another request",

@@ -800,6 +800,36 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
       });
     });
 
+    describe("runs: a resume is created only while its thread waits", () => {
+      it("requireInterrupted: one resume of an interrupt is created; a second, during or after the first, is not", async () => {
+        await storage.threads.create({ thread_id: "w1" });
+        await storage.threads.setSnapshot("w1", {
+          status: "interrupted",
+          values: {},
+          interrupts: { t: [{ id: "i1", value: "approve?" }] },
+        });
+        const resume = (runId: string) =>
+          storage.runs.create(newRun("w1", runId), {
+            rejectIfInflight: true,
+            requireInterrupted: true,
+          });
+        expect((await resume("first")).created).toBe(true);
+        expect(await resume("second")).toMatchObject({
+          created: false,
+          reason: "not_interrupted",
+        });
+        await storage.runs.finish("first", "success", null, {
+          threadId: "w1",
+          snapshot: { status: "idle", values: {}, interrupts: {} },
+        });
+        expect(await resume("third")).toMatchObject({
+          created: false,
+          reason: "not_interrupted",
+        });
+        expect((await storage.runs.list("w1")).map((r) => r.run_id)).toEqual(["first"]);
+      });
+    });
+
     describe("runs: per-partition cap", () => {
       it("refuses a run when its partition already has `partitionLimit` runs in flight, counting no other partition", async () => {
         for (const id of ["p1", "p2", "p3", "q1"]) await storage.threads.create({ thread_id: id });
