@@ -13,6 +13,7 @@ import { ApprovalWatcher } from "./approval-watcher.ts";
 import { RunExecutor } from "./executor.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
+import { DEFAULT_RUN_LIMITS } from "./run-limits.ts";
 import { RunThreadPool, runThreadCount } from "./run-threads.ts";
 import { openRuntime } from "./runtime.ts";
 import { StreamHub } from "./stream-hub.ts";
@@ -92,6 +93,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
             hub,
             log,
             metrics,
+            limits: limits.runs,
           })
         : undefined;
   } catch (err) {
@@ -160,6 +162,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     concurrency,
     pollMs: options.pollMs,
     learning: learning.loop,
+    limits: limits.runs,
     ...(pool ? { target: pool } : {}),
   });
   const hooks: { resumeApproval?: (threadId: string, decision: unknown) => Promise<unknown> } = {};
@@ -337,6 +340,22 @@ function serverSettings(env: Record<string, string | undefined>) {
       what: "the keep-alive interval in ms",
       example: "a number of milliseconds such as 15000",
     }),
+    runs: {
+      stepTimeoutMs: intSetting(env.REFINERY_STEP_TIMEOUT_MS, "REFINERY_STEP_TIMEOUT_MS", {
+        fallback: DEFAULT_RUN_LIMITS.stepTimeoutMs,
+        min: 0,
+        max: 2_147_483_647,
+        what: "the step time limit in ms",
+        example: "a number of milliseconds such as 300000, or 0 for no limit",
+      }),
+      runTimeoutMs: intSetting(env.REFINERY_RUN_TIMEOUT_MS, "REFINERY_RUN_TIMEOUT_MS", {
+        fallback: DEFAULT_RUN_LIMITS.runTimeoutMs,
+        min: 0,
+        max: 2_147_483_647,
+        what: "the run time limit in ms",
+        example: "a number of milliseconds such as 1800000, or 0 for no limit",
+      }),
+    },
   };
 }
 
