@@ -17,7 +17,13 @@ import {
   type RunError,
   type RunLimits,
 } from "./run-limits.ts";
-import { cancelActionOf, RunRunner, type CancelAction, type RunOutcome } from "./run-runner.ts";
+import {
+  cancelActionOf,
+  RunRunner,
+  type AbortReason,
+  type CancelAction,
+  type RunOutcome,
+} from "./run-runner.ts";
 import { serializeError } from "./serde.ts";
 import type { StreamHub } from "./stream-hub.ts";
 
@@ -207,7 +213,9 @@ export class RunExecutor {
     this.deps.metrics?.runsActive.set(this.active.size);
     const { runTimeoutMs } = this.limits;
     const deadline =
-      runTimeoutMs > 0 ? setTimeout(() => controller.abort("timeout"), runTimeoutMs) : undefined;
+      runTimeoutMs > 0
+        ? setTimeout(() => controller.abort("timeout" satisfies AbortReason), runTimeoutMs)
+        : undefined;
     deadline?.unref();
     entry.done = this.execute(entry)
       .catch((err) => {

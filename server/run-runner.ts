@@ -200,7 +200,7 @@ export class RunRunner {
       log("info", "run rolled back", ids);
       return { kind: "rolled_back" };
     }
-    if (signal.aborted && cancel === undefined && status !== "timeout") {
+    if (signal.aborted && cancel === undefined && signal.reason !== "timeout") {
       // Shutdown: the run goes back to the queue and resumes from its last checkpoint. Its stream
       // stays open: clients waiting on it (join, wait, stream) must not be told it ended; their
       // connections are cut when the server closes, and they can join again after restart.

@@ -259,11 +259,11 @@ export class RunThreadPool implements RunTarget {
     }
   }
 
-  /** The live thread with the fewest runs. */
+  /** The live thread with the fewest runs (not one being terminated). */
   private pick(): Slot | undefined {
     let best: Slot | undefined;
     for (const slot of this.slots) {
-      if (slot.dead) continue;
+      if (slot.dead || slot.ended) continue;
       if (!best || slot.runs.size < best.runs.size) best = slot;
     }
     return best;

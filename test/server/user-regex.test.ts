@@ -5,6 +5,7 @@
 // backreference) is a 422 naming its field, for a run and for an assistant.
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/server.ts";
+import { valuesOf } from "../support/wait.ts";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -33,15 +34,17 @@ async function post(path: string, body: unknown) {
 describe("user regular expressions", () => {
   it("runs a regex verifier with a catastrophically backtracking pattern to its end", async () => {
     const thread = await s.client.threads.create();
-    const values = (await s.client.runs.wait(thread.thread_id, "refine", {
-      input: { task: POISON },
-      config: {
-        configurable: {
-          maxIterations: 2,
-          verifiers: [{ kind: "regex", mustMatch: ["(a+)+$"] }],
+    const values = await valuesOf<Values>(
+      s.client.runs.wait(thread.thread_id, "refine", {
+        input: { task: POISON },
+        config: {
+          configurable: {
+            maxIterations: 2,
+            verifiers: [{ kind: "regex", mustMatch: ["(a+)+$"] }],
+          },
         },
-      },
-    })) as Values;
+      }),
+    );
     expect(values.stopReason).toBeTruthy();
     const regex = values.verdicts.filter((v) => v.verifierId === "regex");
     expect(regex.length).toBeGreaterThan(0);
@@ -59,22 +62,24 @@ describe("user regular expressions", () => {
       required: ["code"],
     };
     const thread = await s.client.threads.create();
-    const values = (await s.client.runs.wait(thread.thread_id, "refine", {
-      // The offline model answers with the schema's first enum value: {"code": "aaa…a!"}.
-      input: { task: `Return JSON matching ${JSON.stringify(schema)}` },
-      config: {
-        configurable: {
-          maxIterations: 1,
-          models: { default: { provider: "simulated", simulated: { firstDraftErrorRate: 0 } } },
-          verifiers: [
-            {
-              kind: "json_schema",
-              schema: { ...schema, properties: { code: { type: "string", pattern: "^(a+)+$" } } },
-            },
-          ],
+    const values = await valuesOf<Values>(
+      s.client.runs.wait(thread.thread_id, "refine", {
+        // The offline model answers with the schema's first enum value: {"code": "aaa…a!"}.
+        input: { task: `Return JSON matching ${JSON.stringify(schema)}` },
+        config: {
+          configurable: {
+            maxIterations: 1,
+            models: { default: { provider: "simulated", simulated: { firstDraftErrorRate: 0 } } },
+            verifiers: [
+              {
+                kind: "json_schema",
+                schema: { ...schema, properties: { code: { type: "string", pattern: "^(a+)+$" } } },
+              },
+            ],
+          },
         },
-      },
-    })) as Values;
+      }),
+    );
     const check = values.verdicts.find((v) => v.verifierId === "json_schema");
     expect(check).toMatchObject({ pass: false });
     expect(check!.message).toContain(
