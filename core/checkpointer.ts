@@ -1,5 +1,6 @@
 // Opens the checkpoint store: a SQLite file by default (WAL, so a crash mid-write leaves the
-// last committed checkpoint intact), or an in-memory saver for tests.
+// last committed checkpoint intact), or an in-memory saver for tests. The SQLite saver bounds
+// what a run can store: one checkpoint, and all of a thread's checkpoints (StateLimits).
 import { mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { RunnableConfig } from "@langchain/core/runnables";
@@ -17,6 +18,56 @@ import { SqliteSaver } from "@langchain/langgraph-checkpoint-sqlite";
 import Database from "better-sqlite3";
 import { RefineryError } from "./errors.ts";
 
+/** How much state the SQLite saver stores; 0 switches a limit off. */
+export interface StateLimits {
+  /** Largest serialized checkpoint, or one step's writes (REFINERY_MAX_CHECKPOINT_BYTES). */
+  maxCheckpointBytes: number;
+  /** Most bytes of checkpoints and writes one thread holds (REFINERY_MAX_THREAD_BYTES). */
+  maxThreadBytes: number;
+}
+
+export const DEFAULT_STATE_LIMITS: StateLimits = {
+  maxCheckpointBytes: 8 * 1024 * 1024,
+  maxThreadBytes: 256 * 1024 * 1024,
+};
+
+/** Reads REFINERY_MAX_CHECKPOINT_BYTES and REFINERY_MAX_THREAD_BYTES (whole bytes; 0: no limit). */
+export function stateLimitsFromEnv(env: Record<string, string | undefined>): StateLimits {
+  const read = (field: string, fallback: number): number => {
+    const raw = env[field];
+    if (raw === undefined || raw.trim() === "") return fallback;
+    const n = Number(raw);
+    if (!Number.isSafeInteger(n) || n < 0) {
+      throw new RefineryError("invalid_config", `${field} must be a whole number of bytes`, {
+        field,
+        fix: `set ${field} to a number of bytes such as ${fallback} (0: no limit), or unset it`,
+      });
+    }
+    return n;
+  };
+  return {
+    maxCheckpointBytes: read(
+      "REFINERY_MAX_CHECKPOINT_BYTES",
+      DEFAULT_STATE_LIMITS.maxCheckpointBytes,
+    ),
+    maxThreadBytes: read("REFINERY_MAX_THREAD_BYTES", DEFAULT_STATE_LIMITS.maxThreadBytes),
+  };
+}
+
+/**
+ * A checkpoint, or a thread's checkpoints, would pass a StateLimits limit; nothing was written.
+ * Its name is what a failed run reports as its error (`{error: "StateTooLarge", message}`).
+ */
+export class StateTooLargeError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = "StateTooLarge";
+  }
+}
+
+const mib = (bytes: number) =>
+  `${(bytes / (1024 * 1024)).toFixed(bytes < 1024 * 1024 ? 3 : 1)} MiB`;
+
 export interface OpenedCheckpointer {
   saver: BaseCheckpointSaver;
   /** The open database, shared with other tables that live beside the checkpoints. */
@@ -26,8 +77,11 @@ export interface OpenedCheckpointer {
 
 export function openSqliteCheckpointer(
   path: string,
-  /** `check: false` skips the integrity check (a file another connection opened and checked). */
-  options: { check?: boolean } = {},
+  options: {
+    /** false skips the integrity check (a file another connection opened and checked). */
+    check?: boolean;
+    limits?: StateLimits;
+  } = {},
 ): OpenedCheckpointer {
   const file = resolve(path);
   const fix = "set REFINERY_DB (or `db` in the config file) to a writable SQLite file path";
@@ -72,7 +126,7 @@ export function openSqliteCheckpointer(
       },
     );
   }
-  const saver = new PreparedSqliteSaver(db);
+  const saver = new PreparedSqliteSaver(db, options.limits);
   return {
     saver,
     db,
@@ -96,8 +150,27 @@ export function openMemoryCheckpointer(): OpenedCheckpointer {
  * ends, reads here commit the queue first, and `close` commits what is left. Same SQL, rows and
  * serialization as the library (@langchain/langgraph-checkpoint-sqlite 1.0.4), so files stay
  * interchangeable with it.
+ *
+ * It also enforces `limits` before anything is queued: a checkpoint (or a step's writes) over
+ * `maxCheckpointBytes`, or a thread whose rows would pass `maxThreadBytes`, throws
+ * StateTooLargeError and writes nothing, so the run fails with that error. A thread's total is
+ * summed once, then kept up to date here; it is summed again when a write does not follow this
+ * saver's own last checkpoint of the thread (another connection, a run thread, a rollback or a
+ * fork wrote in between). Rows a replace or ignore leaves unchanged are still counted, so the
+ * total can only err high.
  */
 export class PreparedSqliteSaver extends SqliteSaver {
+  /** Bytes per thread, and the last checkpoint id this saver wrote per namespace; LRU order. */
+  private readonly usage = new Map<string, { bytes: number; heads: Map<string, string> }>();
+  private sizeStatement?: Database.Statement;
+
+  constructor(
+    db: Database.Database,
+    private readonly limits: StateLimits = DEFAULT_STATE_LIMITS,
+  ) {
+    super(db);
+  }
+
   private queue: { write: () => void; resolve: () => void; reject: (err: unknown) => void }[] = [];
   private flushScheduled = false;
   private statements?: {
@@ -162,6 +235,62 @@ export class PreparedSqliteSaver extends SqliteSaver {
     });
   }
 
+  /**
+   * Checks a write of `bytes` to `threadId` against the limits and counts it. `head` is the
+   * checkpoint the write follows in namespace `ns` (a put's parent, or the checkpoint writes
+   * belong to); when this saver did not write it last, the thread's total is summed again.
+   */
+  private charge(
+    threadId: string,
+    ns: string,
+    head: string | undefined,
+    bytes: number,
+    what: "checkpoint" | "writes",
+  ): { bytes: number; heads: Map<string, string> } | undefined {
+    const { maxCheckpointBytes, maxThreadBytes } = this.limits;
+    if (maxCheckpointBytes > 0 && bytes > maxCheckpointBytes) {
+      throw new StateTooLargeError(
+        `${what === "checkpoint" ? "a checkpoint" : "the writes of one step"} of thread ${threadId} ` +
+          `would be ${mib(bytes)} serialized, over the limit of ${mib(maxCheckpointBytes)} ` +
+          `(REFINERY_MAX_CHECKPOINT_BYTES=${maxCheckpointBytes}); nothing was written. Keep large ` +
+          `data out of the graph state (store a reference to it), or raise the limit`,
+      );
+    }
+    if (maxThreadBytes <= 0) return undefined;
+    let usage = this.usage.get(threadId);
+    if (!usage || usage.heads.get(ns) !== head) {
+      usage = { bytes: this.storedBytes(threadId), heads: new Map() };
+      if (head !== undefined) usage.heads.set(ns, head);
+    }
+    // Most recently used last; the oldest thread is forgotten (and summed again if it returns).
+    this.usage.delete(threadId);
+    this.usage.set(threadId, usage);
+    if (this.usage.size > 4096) this.usage.delete(this.usage.keys().next().value as string);
+    if (usage.bytes + bytes > maxThreadBytes) {
+      throw new StateTooLargeError(
+        `thread ${threadId} would hold ${mib(usage.bytes + bytes)} of checkpoints, over the ` +
+          `limit of ${mib(maxThreadBytes)} (REFINERY_MAX_THREAD_BYTES=${maxThreadBytes}); ` +
+          `nothing was written. Continue on a new thread (or delete this one), or raise the limit`,
+      );
+    }
+    usage.bytes += bytes;
+    return usage;
+  }
+
+  /** Bytes of a thread's checkpoints and writes as stored (after committing what is queued). */
+  private storedBytes(threadId: string): number {
+    this.flush();
+    this.setup();
+    this.sizeStatement ??= this.db.prepare(
+      `SELECT
+         (SELECT COALESCE(SUM(COALESCE(length(checkpoint), 0) + COALESCE(length(metadata), 0)), 0)
+            FROM checkpoints WHERE thread_id = ?)
+       + (SELECT COALESCE(SUM(COALESCE(length(value), 0)), 0) FROM writes WHERE thread_id = ?)
+       AS bytes`,
+    );
+    return (this.sizeStatement.get(threadId, threadId) as { bytes: number }).bytes;
+  }
+
   override async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
     this.flush();
     return super.getTuple(config);
@@ -177,6 +306,7 @@ export class PreparedSqliteSaver extends SqliteSaver {
 
   override async deleteThread(threadId: string): Promise<void> {
     this.flush();
+    this.usage.delete(threadId);
     return super.deleteThread(threadId);
   }
 
@@ -198,6 +328,10 @@ export class PreparedSqliteSaver extends SqliteSaver {
     if (type1 !== type2) {
       throw new Error("Failed to serialized checkpoint and metadata to the same type.");
     }
+    const bytes = serializedCheckpoint.length + serializedMetadata.length;
+    const parent = configurable.checkpoint_id as string | undefined;
+    const usage = this.charge(threadId, checkpointNs, parent, bytes, "checkpoint");
+    usage?.heads.set(checkpointNs, checkpoint.id);
     await this.enqueue(() =>
       statements.put.run(
         threadId,
@@ -208,7 +342,10 @@ export class PreparedSqliteSaver extends SqliteSaver {
         serializedCheckpoint,
         serializedMetadata,
       ),
-    );
+    ).catch((err: unknown) => {
+      if (usage) usage.bytes -= bytes;
+      throw err;
+    });
     return {
       configurable: {
         thread_id: threadId,
@@ -247,8 +384,19 @@ export class PreparedSqliteSaver extends SqliteSaver {
         ];
       }),
     );
+    const bytes = rows.reduce((sum, row) => sum + (row[7] as Uint8Array).length, 0);
+    const usage = this.charge(
+      configurable.thread_id as string,
+      (configurable.checkpoint_ns as string | undefined) ?? "",
+      configurable.checkpoint_id as string,
+      bytes,
+      "writes",
+    );
     await this.enqueue(() => {
       for (const row of rows) statement.run(...row);
+    }).catch((err: unknown) => {
+      if (usage) usage.bytes -= bytes;
+      throw err;
     });
   }
 }

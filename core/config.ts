@@ -3,6 +3,7 @@
 // `configurable`, so every entry point reports the same precise errors.
 import { z } from "zod";
 import { ApprovalOptionsSchema } from "./approval.ts";
+import { stateLimitsFromEnv, type StateLimits } from "./checkpointer.ts";
 import { fromZodError, RefineryError } from "./errors.ts";
 import { parseModelEndpoints, type ModelEndpoints } from "./models/endpoints.ts";
 
@@ -174,6 +175,8 @@ export interface ProcessSettings {
   storeUrl?: string;
   /** Embeddings model for lesson retrieval (REFINERY_EMBEDDINGS_MODEL); default: lexical. */
   embeddingsModel?: string;
+  /** How much state the SQLite checkpointer stores (REFINERY_MAX_*_BYTES); default: 8 / 256 MiB. */
+  stateLimits?: StateLimits;
 }
 
 export function processSettingsFromEnv(
@@ -208,6 +211,7 @@ export function processSettingsFromEnv(
     modelEndpoints: parseModelEndpoints(env.REFINERY_MODEL_ENDPOINTS),
     model: env.REFINERY_MODEL || file.model || "gpt-4o-mini",
     memory: !["off", "false", "0"].includes(memory),
+    stateLimits: stateLimitsFromEnv(env),
     ...(storeUrl ? { storeUrl } : {}),
     ...(env.REFINERY_EMBEDDINGS_MODEL ? { embeddingsModel: env.REFINERY_EMBEDDINGS_MODEL } : {}),
   };

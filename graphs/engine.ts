@@ -44,7 +44,10 @@ export function openEngine(options: EngineOptions): Engine {
   const resolve = createSettingsResolver({ provider, defaults: options.defaults });
   const checkpointer = options.memory
     ? openMemoryCheckpointer()
-    : openSqliteCheckpointer(options.settings.dbPath, { check: options.checkIntegrity });
+    : openSqliteCheckpointer(options.settings.dbPath, {
+        check: options.checkIntegrity,
+        limits: options.settings.stateLimits,
+      });
   const graph = createRefineGraph({
     settings: resolve,
     checkpointer: checkpointer.saver,

@@ -10,7 +10,21 @@ import type { LearningLoop } from "../graphs/learning.ts";
 import type { GraphRegistry } from "../graphs/registry.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
-import { cancelActionOf, RunRunner, type CancelAction, type RunOutcome } from "./run-runner.ts";
+import {
+  DEFAULT_RUN_LIMITS,
+  MAX_RUN_ATTEMPTS,
+  notRespondingError,
+  runTimeoutError,
+  type RunError,
+  type RunLimits,
+} from "./run-limits.ts";
+import {
+  cancelActionOf,
+  RunRunner,
+  type AbortReason,
+  type CancelAction,
+  type RunOutcome,
+} from "./run-runner.ts";
 import { publicRun, publicValues } from "./redact.ts";
 import { serializeError } from "./serde.ts";
 import type { StreamHub } from "./stream-hub.ts";
@@ -19,14 +33,18 @@ export type { CancelAction } from "./run-runner.ts";
 
 /**
  * Executes claimed runs somewhere else than the server thread (run threads, run-threads.ts).
- * Aborting `signal` with "interrupt", "rollback" or "shutdown" cancels the run there.
+ * Aborting `signal` with an AbortReason ("interrupt", "rollback", "shutdown", "timeout") cancels
+ * the run there.
  */
 export interface RunTarget {
   execute(run: Run, signal: AbortSignal): Promise<RunOutcome | LostRun>;
 }
 
-/** The thread executing a run stopped before the run ended. */
-export type LostRun = { kind: "lost"; reason: string };
+/**
+ * The thread executing a run stopped before the run ended. `unresponsive`: the run was cancelled
+ * and its thread did not report it finished in time, so the thread was terminated for it.
+ */
+export type LostRun = { kind: "lost"; reason: string; unresponsive?: boolean };
 
 export interface ExecutorDeps {
   storage: Storage;
@@ -46,6 +64,8 @@ export interface ExecutorDeps {
   learning?: LearningLoop;
   /** Where runs execute; default: in this thread. */
   target?: RunTarget;
+  /** Step and run time limits; REFINERY_RUN_TIMEOUT_MS is enforced here. */
+  limits?: RunLimits;
 }
 
 interface Active {
@@ -63,8 +83,10 @@ export class RunExecutor {
 
   /** Runs graphs in this thread, and re-reads threads after cancels and crashes. */
   private readonly runner: RunRunner;
+  private readonly limits: RunLimits;
 
   constructor(private readonly deps: ExecutorDeps) {
+    this.limits = deps.limits ?? DEFAULT_RUN_LIMITS;
     this.runner = new RunRunner({
       storage: deps.storage,
       registry: deps.registry,
@@ -72,18 +94,34 @@ export class RunExecutor {
       checkpoints: deps.checkpoints,
       log: deps.log,
       sink: deps.hub,
+      limits: this.limits,
     });
   }
 
-  /** Re-queues runs a crash left running, repairs threads it left busy, then takes runs. */
+  /**
+   * Re-queues runs a crash left running, repairs threads it left busy, then takes runs. A run
+   * that was already on its last attempt fails instead: a run that takes the process down (or
+   * was running at every kill) is not started again at every start.
+   */
   async start(): Promise<void> {
     const requeued = await this.deps.storage.runs.requeueRunning();
     for (const run of requeued) {
-      this.deps.log("warn", "re-queued run left running by a previous process", {
-        run_id: run.run_id,
-        thread_id: run.thread_id,
-        attempt: run.attempt,
-      });
+      const ids = { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt };
+      if (run.attempt >= MAX_RUN_ATTEMPTS) {
+        await this.fail(run, "error", {
+          error: "RunThreadLost",
+          message:
+            `the run could not finish: it was still running when the server process stopped, ` +
+            `on its attempt ${run.attempt} of ${MAX_RUN_ATTEMPTS}; it is not started again`,
+        });
+        this.deps.log(
+          "error",
+          "run left running by a previous process failed: no attempts left",
+          ids,
+        );
+        continue;
+      }
+      this.deps.log("warn", "re-queued run left running by a previous process", ids);
     }
     await this.repairBusyThreads();
     this.timer = setInterval(() => this.notify(), this.deps.pollMs ?? 1000);
@@ -175,6 +213,12 @@ export class RunExecutor {
     const entry: Active = { run, controller, done: Promise.resolve() };
     this.active.set(run.run_id, entry);
     this.deps.metrics?.runsActive.set(this.active.size);
+    const { runTimeoutMs } = this.limits;
+    const deadline =
+      runTimeoutMs > 0
+        ? setTimeout(() => controller.abort("timeout" satisfies AbortReason), runTimeoutMs)
+        : undefined;
+    deadline?.unref();
     entry.done = this.execute(entry)
       .catch((err) => {
         const error = serializeError(err);
@@ -192,6 +236,7 @@ export class RunExecutor {
         }
       })
       .finally(() => {
+        clearTimeout(deadline);
         this.active.delete(run.run_id);
         this.deps.metrics?.runsActive.set(this.active.size);
         this.notify();
@@ -222,7 +267,7 @@ export class RunExecutor {
         hub.close(run.run_id, { status: "interrupted" });
         return;
       case "lost":
-        return this.recover(run, outcome.reason, controller.signal);
+        return this.recover(run, outcome, controller.signal);
     }
     const { status, values, error } = outcome;
     for (const t of outcome.tokens) metrics?.tokens.inc({ node: t.node, kind: t.kind }, t.tokens);
@@ -236,16 +281,44 @@ export class RunExecutor {
   }
 
   /**
-   * The run thread executing `run` died (it ran out of memory, or crashed), or recording the run
-   * failed (the database stayed locked past its busy timeout, say). Its finished steps are
-   * checkpointed: the run goes back to the queue and resumes from there, up to 3 attempts; then it
-   * fails, so a run that kills its thread every time cannot take the server down in a loop. A run
-   * a user was cancelling ends as interrupted instead; one a shutdown aborted waits for the next
-   * start.
+   * The run thread executing `run` died (it ran out of memory, crashed, or was terminated because
+   * it stayed blocked), or recording the run failed (the database stayed locked past its busy
+   * timeout, say). Its finished steps are checkpointed: the run goes back to the queue and resumes
+   * from there, up to MAX_RUN_ATTEMPTS; then it fails, so a run that kills its thread every time
+   * cannot take the server down in a loop. A run a user was cancelling ends as interrupted
+   * instead, one that ran out of time as "timeout", and one a shutdown aborted waits for the next
+   * start. A cancelled run whose thread had to be terminated for it fails (RunNotResponding), or
+   * is rolled back here when the cancel was a rollback.
    */
-  private async recover(run: Run, reason: string, signal: AbortSignal): Promise<void> {
+  private async recover(run: Run, lost: LostRun, signal: AbortSignal): Promise<void> {
     const { storage, hub, log } = this.deps;
+    const { reason } = lost;
     const ids = { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt };
+    const why: unknown = signal.aborted ? signal.reason : undefined;
+    if (why === "timeout") {
+      await this.fail(run, "timeout", runTimeoutError(this.limits, lost.unresponsive));
+      log("error", "run timed out and its thread was lost", { ...ids, reason });
+      return;
+    }
+    if (lost.unresponsive && why === "rollback") {
+      // The thread is gone, so nothing writes to the run's thread any more: restore it here.
+      const stored = await storage.runs.get(run.run_id, run.thread_id);
+      await this.runner.rollback(stored ?? run);
+      hub.close(run.run_id, { status: "interrupted" });
+      log("error", "cancelled run did not stop; its thread was replaced, the run rolled back", {
+        ...ids,
+        reason,
+      });
+      return;
+    }
+    if (lost.unresponsive && why === "interrupt") {
+      await this.fail(run, "error", notRespondingError("interrupt"));
+      log("error", "cancelled run did not stop; its thread was replaced, the run failed", {
+        ...ids,
+        reason,
+      });
+      return;
+    }
     if (cancelActionOf(signal)) {
       // A user cancelled it: it does not run again. Its thread keeps its latest checkpoint (a
       // rollback that did not get to restore the thread's checkpoint leaves it there).
@@ -256,17 +329,28 @@ export class RunExecutor {
       return;
     }
     // A shutdown's runs resume on the next start, however many attempts they had.
-    if (run.attempt < 3 || signal.aborted) {
+    if (run.attempt < MAX_RUN_ATTEMPTS || signal.aborted) {
       await storage.runs.setStatus(run.run_id, "pending");
       log("error", "run lost before it finished; re-queued", { ...ids, reason });
       return;
     }
-    const error = { error: "RunThreadLost", message: `the run could not finish: ${reason}` };
-    await storage.runs.setStatus(run.run_id, "error", error);
+    await this.fail(run, "error", {
+      error: "RunThreadLost",
+      message: `the run could not finish: ${reason}`,
+    });
+    log("error", `run failed: it could not finish in ${MAX_RUN_ATTEMPTS} attempts`, {
+      ...ids,
+      reason,
+    });
+  }
+
+  /** Ends a run that did not finish by itself as failed: its record, its thread and its stream. */
+  private async fail(run: Run, status: "error" | "timeout", error: RunError): Promise<void> {
+    await this.deps.storage.runs.setStatus(run.run_id, status, error);
     await this.runner.refreshThread(run.thread_id, undefined, { error });
-    this.deps.metrics?.runsFinished.inc({ status: "error" });
-    hub.close(run.run_id, { status: "error", error });
-    log("error", "run failed: it could not finish in 3 attempts", { ...ids, reason });
+    this.deps.metrics?.runsFinished.inc({ status });
+    this.deps.hub.publish(run.run_id, "error", error);
+    this.deps.hub.close(run.run_id, { status, error });
   }
 
   private async learn(run: Run, graphId: string, values: Record<string, unknown>): Promise<void> {

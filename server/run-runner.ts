@@ -10,9 +10,21 @@ import type { Run, Storage, ThreadSnapshot } from "../core/storage/types.ts";
 import type { GraphRegistry, StateSnapshotLike } from "../graphs/registry.ts";
 import type { Logger } from "./log.ts";
 import { publicChunk } from "./redact.ts";
+import {
+  DEFAULT_RUN_LIMITS,
+  runTimeoutError,
+  stepTimeoutError,
+  type RunLimits,
+} from "./run-limits.ts";
 import { interruptsOf, serializeError, toPlain, toStreamChunk } from "./serde.ts";
 
 export type CancelAction = "interrupt" | "rollback";
+
+/**
+ * Why a run's signal aborts: a user's cancel, a graceful shutdown (the run goes back to the
+ * queue), or REFINERY_RUN_TIMEOUT_MS (the run ends with status "timeout").
+ */
+export type AbortReason = CancelAction | "shutdown" | "timeout";
 
 /** Where a run's stream chunks go: the StreamHub, or a run thread's message port. */
 export interface RunEventSink {
@@ -33,7 +45,7 @@ export type RunOutcome =
   | { kind: "rolled_back" }
   | {
       kind: "finished";
-      status: "success" | "error" | "interrupted";
+      status: "success" | "error" | "interrupted" | "timeout";
       values?: Record<string, unknown>;
       error?: { error: string; message: string };
       graphId: string;
@@ -63,6 +75,8 @@ export interface RunRunnerDeps {
   checkpoints: CheckpointAdmin;
   log: Logger;
   sink: RunEventSink;
+  /** Step and run time limits (REFINERY_STEP_TIMEOUT_MS, REFINERY_RUN_TIMEOUT_MS). */
+  limits?: RunLimits;
 }
 
 /** The cancel action a run was aborted with, or undefined (not aborted, or shutdown). */
@@ -74,9 +88,10 @@ export function cancelActionOf(signal: AbortSignal): CancelAction | undefined {
 export class RunRunner {
   constructor(private readonly deps: RunRunnerDeps) {}
 
-  /** Runs `run` to its end (or until `signal` aborts with "interrupt", "rollback" or "shutdown"). */
+  /** Runs `run` to its end (or until `signal` aborts with an AbortReason). */
   async execute(run: Run, signal: AbortSignal): Promise<RunOutcome> {
     const { storage, sink, log } = this.deps;
+    const limits = this.deps.limits ?? DEFAULT_RUN_LIMITS;
     const started = Date.now();
     const ids = { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt };
     sink.open(run.run_id, run.attempt);
@@ -87,7 +102,7 @@ export class RunRunner {
     const configurable = kwargs.config.configurable;
     const graphId = String(configurable.graph_id);
     const threadConfig = { configurable: { thread_id: run.thread_id, checkpoint_ns: "" } };
-    let status: "success" | "error" | "interrupted" = "success";
+    let status: "success" | "error" | "interrupted" | "timeout" = "success";
     let error: { error: string; message: string } | undefined;
     let before: Record<string, unknown> | undefined;
     /** The last root `values` chunk, and whether the graph stopped at an interrupt. */
@@ -96,6 +111,7 @@ export class RunRunner {
     let graph;
     try {
       graph = await this.deps.registry.get(graphId, kwargs.config);
+      applyStepTimeout(graph, limits.stepTimeoutMs);
       // The latest checkpoint is all a run needs before it starts (its id, and the usage so far);
       // the saver reads it without building a state snapshot.
       const latest = await this.deps.checkpointer.getTuple(threadConfig);
@@ -164,11 +180,16 @@ export class RunRunner {
         );
       }
     } catch (err) {
-      if (signal.aborted) {
+      if (signal.aborted && signal.reason === "timeout") {
+        status = "timeout";
+        error = runTimeoutError(limits);
+        sink.publish(run.run_id, "error", error);
+        log("warn", "run timed out", { ...ids, error });
+      } else if (signal.aborted) {
         status = "interrupted";
       } else {
         status = "error";
-        error = serializeError(err);
+        error = isStepTimeout(err, limits) ? stepTimeoutError(limits) : serializeError(err);
         sink.publish(run.run_id, "error", error);
         log("warn", "run failed", { ...ids, error });
       }
@@ -176,27 +197,11 @@ export class RunRunner {
 
     const cancel = cancelActionOf(signal);
     if (cancel === "rollback") {
-      await this.deps.checkpoints.rollback(
-        run.thread_id,
-        kwargs.checkpoint_before ?? null,
-        run.run_id,
-      );
-      await storage.runs.delete(run.run_id, run.thread_id);
-      // The thread goes back to the graph of its previous run, which owns the restored state.
-      const [previous] = await storage.runs.list(run.thread_id, { limit: 1 });
-      const previousGraph = previous?.kwargs.config.configurable.graph_id;
-      if (previous && typeof previousGraph === "string") {
-        await storage.threads.update(run.thread_id, {
-          metadata: { graph_id: previousGraph, assistant_id: previous.assistant_id },
-        });
-        await this.refreshThread(run.thread_id);
-      } else {
-        await this.refreshThread(run.thread_id, graph);
-      }
+      await this.rollback(run, graph);
       log("info", "run rolled back", ids);
       return { kind: "rolled_back" };
     }
-    if (signal.aborted && cancel === undefined) {
+    if (signal.aborted && cancel === undefined && signal.reason !== "timeout") {
       // Shutdown: the run goes back to the queue and resumes from its last checkpoint. Its stream
       // stays open: clients waiting on it (join, wait, stream) must not be told it ended; their
       // connections are cut when the server closes, and they can join again after restart.
@@ -229,7 +234,7 @@ export class RunRunner {
         threadId: run.thread_id,
         snapshot: snapshotOf(
           after,
-          status === "error" ? error : undefined,
+          status === "error" || status === "timeout" ? error : undefined,
           status === "interrupted",
           values ?? null,
         ),
@@ -246,6 +251,34 @@ export class RunRunner {
       graphId,
       tokens: tokensAdded(before, after?.values),
     };
+  }
+
+  /**
+   * Cancel with rollback: restores the thread to its checkpoint from before the run (with the
+   * pending writes it had) and deletes the run. The executor calls it too, for a run whose thread
+   * had to be terminated (the run's record then comes from storage: its checkpoint_before was
+   * recorded there). A run that never recorded checkpoint_before wrote nothing to restore.
+   */
+  async rollback(
+    run: Run,
+    graph?: { getState: (c: Record<string, unknown>) => Promise<StateSnapshotLike> },
+  ): Promise<void> {
+    const { storage } = this.deps;
+    const before = run.kwargs.checkpoint_before;
+    if (before !== undefined)
+      await this.deps.checkpoints.rollback(run.thread_id, before, run.run_id);
+    await storage.runs.delete(run.run_id, run.thread_id);
+    // The thread goes back to the graph of its previous run, which owns the restored state.
+    const [previous] = await storage.runs.list(run.thread_id, { limit: 1 });
+    const previousGraph = previous?.kwargs.config.configurable.graph_id;
+    if (previous && typeof previousGraph === "string") {
+      await storage.threads.update(run.thread_id, {
+        metadata: { graph_id: previousGraph, assistant_id: previous.assistant_id },
+      });
+      await this.refreshThread(run.thread_id);
+    } else {
+      await this.refreshThread(run.thread_id, graph);
+    }
   }
 
   /** Writes a thread's snapshot (values, interrupts, status) after a cancel or a repair. */
@@ -332,6 +365,30 @@ function tokensAdded(before: unknown, after: unknown): TokenCount[] {
  */
 function isInterruptChunk(data: unknown): boolean {
   return typeof data === "object" && data !== null && "__interrupt__" in data;
+}
+
+/**
+ * Sets LangGraph's per-step timeout (Pregel `stepTimeout`) on a compiled graph, keeping a shorter
+ * one the graph already has. The registry hands out the same graph object to every run, and every
+ * run of this process has the same limit.
+ */
+function applyStepTimeout(graph: object, ms: number): void {
+  if (ms <= 0) return;
+  const g = graph as { stepTimeout?: number };
+  if (g.stepTimeout === undefined || g.stepTimeout > ms) g.stepTimeout = ms;
+}
+
+/**
+ * LangGraph ends a step that outlived `stepTimeout` by rejecting it with a plain Error("Abort")
+ * (pregel/runner.ts); the run's own signal was not aborted (the caller checked).
+ */
+function isStepTimeout(err: unknown, limits: RunLimits): boolean {
+  return (
+    limits.stepTimeoutMs > 0 &&
+    err instanceof Error &&
+    err.name === "Error" &&
+    err.message === "Abort"
+  );
 }
 
 /** A run's configurable without the checkpoint it was created from. */

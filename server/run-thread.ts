@@ -50,6 +50,7 @@ try {
     checkpoints: runtime.checkpoints,
     log,
     sink,
+    limits: data.limits,
   });
   const controllers = new Map<string, AbortController>();
   const running = new Set<Promise<void>>();
@@ -106,6 +107,12 @@ try {
     }
   });
   send({ type: "ready" });
+  // The pool's watchdog reads these: a step that never yields stops them, and the thread is
+  // replaced after REFINERY_STEP_TIMEOUT_MS. Unref'd: a closing thread exits with it running.
+  setInterval(
+    () => port.postMessage([{ type: "beat" }] satisfies FromThread[]),
+    data.beatMs,
+  ).unref();
 } catch (err) {
   send({ type: "failed", error: serializeError(err) });
 }

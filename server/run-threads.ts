@@ -3,7 +3,9 @@
 // opens its own runtime (runtime.ts) on the same SQLite file, runs what it is handed
 // (run-thread.ts) and sends back stream chunks as JSON text, log entries and the run's outcome.
 // A thread that dies loses nothing checkpointed: its runs come back as "lost" and the executor
-// re-queues them; a new thread takes its place.
+// re-queues them; a new thread takes its place. A thread is also ended from here when it does not
+// answer: a run cancelled there that is not reported finished within CANCEL_GRACE_MS (the thread
+// is presumed stuck in a step that never yields), or no heartbeat for REFINERY_STEP_TIMEOUT_MS.
 import { availableParallelism } from "node:os";
 import { SHARE_ENV, Worker } from "node:worker_threads";
 import { RefineryError } from "../core/errors.ts";
@@ -11,6 +13,12 @@ import type { Run } from "../core/storage/types.ts";
 import type { LostRun, RunTarget } from "./executor.ts";
 import type { Logger, LogLevel } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
+import {
+  blockedThreadReason,
+  CANCEL_GRACE_MS,
+  DEFAULT_RUN_LIMITS,
+  type RunLimits,
+} from "./run-limits.ts";
 import type { RunOutcome } from "./run-runner.ts";
 import { JsonText } from "./serde.ts";
 import type { StreamHub } from "./stream-hub.ts";
@@ -21,6 +29,9 @@ export interface RunThreadData {
   index: number;
   env: Record<string, string | undefined>;
   configPath?: string;
+  limits: RunLimits;
+  /** How often the thread posts a heartbeat (ms). */
+  beatMs: number;
 }
 
 export type ToThread =
@@ -32,6 +43,8 @@ export type ToThread =
 
 export type FromThread =
   | { type: "ready" }
+  /** Posted from the thread's event loop every `beatMs`: a blocked loop posts none. */
+  | { type: "beat" }
   | { type: "failed"; error: { error: string; message: string } }
   | { type: "open"; runId: string; attempt: number }
   | { type: "event"; runId: string; event: string; json: string }
@@ -49,12 +62,20 @@ interface Pending {
 }
 
 interface Slot {
+  /** 1-based, as run threads' log entries name it. */
+  index: number;
   worker: Worker;
   ready: Promise<void>;
   runs: Map<string, Pending>;
   /** Started and not exited (counted in refinery_run_threads). */
   live: boolean;
   dead: boolean;
+  /** When the last heartbeat arrived (ms since epoch). */
+  lastBeat: number;
+  /** Why this thread was terminated from here, when it was. */
+  ended?: string;
+  /** Cancelled runs that did not stop, for which the thread was terminated. */
+  unresponsive: Set<string>;
 }
 
 /**
@@ -79,6 +100,10 @@ export function runThreadCount(raw: string | number | undefined): number {
 export class RunThreadPool implements RunTarget {
   private readonly slots: Slot[] = [];
   private closing = false;
+  private watchdog?: NodeJS.Timeout;
+  private lastWatch = Date.now();
+  /** How often the watchdog looks at the heartbeats (ms). */
+  private readonly watchMs: number;
 
   private constructor(
     private readonly options: {
@@ -87,7 +112,10 @@ export class RunThreadPool implements RunTarget {
       log: Logger;
       metrics?: Metrics;
     },
-  ) {}
+  ) {
+    const { stepTimeoutMs } = options.data.limits;
+    this.watchMs = Math.min(1_000, Math.max(50, Math.floor(stepTimeoutMs / 4)));
+  }
 
   /** Starts `count` threads and waits until each has opened its runtime. */
   static async start(options: {
@@ -97,14 +125,23 @@ export class RunThreadPool implements RunTarget {
     hub: StreamHub;
     log: Logger;
     metrics?: Metrics;
+    limits?: RunLimits;
   }): Promise<RunThreadPool> {
+    const limits = options.limits ?? DEFAULT_RUN_LIMITS;
+    // Several beats fit in the step limit even when it is short (tests); at most 4 per second.
+    const beatMs =
+      limits.stepTimeoutMs > 0 ? Math.min(250, Math.max(10, limits.stepTimeoutMs / 8)) : 250;
     const pool = new RunThreadPool({
-      data: { env: { ...options.env }, configPath: options.configPath },
+      data: { env: { ...options.env }, configPath: options.configPath, limits, beatMs },
       hub: options.hub,
       log: options.log,
       metrics: options.metrics,
     });
     for (let i = 0; i < options.count; i++) pool.slots.push(pool.spawn(i + 1));
+    if (limits.stepTimeoutMs > 0) {
+      pool.watchdog = setInterval(() => pool.watch(), pool.watchMs);
+      pool.watchdog.unref();
+    }
     try {
       await Promise.all(pool.slots.map((s) => s.ready));
     } catch (err) {
@@ -125,13 +162,28 @@ export class RunThreadPool implements RunTarget {
       () =>
         new Promise<RunOutcome | LostRun>((resolve, reject) => {
           if (slot.dead) return resolve({ kind: "lost", reason: "run thread stopped" });
-          const onAbort = () =>
+          let grace: NodeJS.Timeout | undefined;
+          const onAbort = () => {
             slot.worker.postMessage({
               type: "abort",
               runId: run.run_id,
               reason: signal.reason as unknown,
             } satisfies ToThread);
-          const settle = () => signal.removeEventListener("abort", onAbort);
+            // A thread that reports nothing within the grace is stuck in a step that never
+            // yields: only terminating it stops that step.
+            grace = setTimeout(() => {
+              if (!slot.runs.has(run.run_id) || slot.dead) return;
+              slot.unresponsive.add(run.run_id);
+              this.end(
+                slot,
+                `run ${run.run_id} did not stop within ${CANCEL_GRACE_MS} ms of its cancel (${String(signal.reason)})`,
+              );
+            }, CANCEL_GRACE_MS);
+          };
+          const settle = () => {
+            signal.removeEventListener("abort", onAbort);
+            clearTimeout(grace);
+          };
           slot.runs.set(run.run_id, {
             resolve: (o) => (settle(), resolve(o)),
             reject: (e) => (settle(), reject(e)),
@@ -161,6 +213,7 @@ export class RunThreadPool implements RunTarget {
   /** Lets the threads finish what they run, close their databases and exit (call after the executor stopped). */
   async close(timeoutMs = 5_000): Promise<void> {
     this.closing = true;
+    clearInterval(this.watchdog);
     await Promise.all(
       this.slots.map(async (slot) => {
         if (slot.dead) return;
@@ -173,11 +226,44 @@ export class RunThreadPool implements RunTarget {
     );
   }
 
-  /** The live thread with the fewest runs. */
+  /**
+   * Terminates a thread that does not answer; its exit hands its runs back as lost (the
+   * unresponsive ones marked so) and a new thread replaces it.
+   */
+  private end(slot: Slot, why: string): void {
+    if (slot.dead || slot.ended) return;
+    slot.ended = why;
+    this.options.log("error", "run thread terminated", {
+      run_thread: slot.index,
+      reason: why,
+      runs: [...slot.runs.keys()],
+    });
+    void slot.worker.terminate();
+  }
+
+  /**
+   * The watchdog: a started thread whose heartbeat is older than REFINERY_STEP_TIMEOUT_MS has had
+   * its event loop blocked that long. When this thread itself was blocked (its timer ran late),
+   * beats may be waiting in the queue unread, so that round only resets the clocks.
+   */
+  private watch(): void {
+    const now = Date.now();
+    const late = now - this.lastWatch > 4 * this.watchMs;
+    this.lastWatch = now;
+    const { limits } = this.options.data;
+    for (const slot of this.slots) {
+      if (!slot.live || slot.dead || slot.ended) continue;
+      if (late) slot.lastBeat = now;
+      else if (now - slot.lastBeat > limits.stepTimeoutMs)
+        this.end(slot, blockedThreadReason(slot.index, limits));
+    }
+  }
+
+  /** The live thread with the fewest runs (not one being terminated). */
   private pick(): Slot | undefined {
     let best: Slot | undefined;
     for (const slot of this.slots) {
-      if (slot.dead) continue;
+      if (slot.dead || slot.ended) continue;
       if (!best || slot.runs.size < best.runs.size) best = slot;
     }
     return best;
@@ -199,10 +285,13 @@ export class RunThreadPool implements RunTarget {
     let markReady!: () => void;
     let markFailed!: (err: Error) => void;
     const slot: Slot = {
+      index,
       worker,
       runs: new Map(),
       live: false,
       dead: false,
+      lastBeat: Date.now(),
+      unresponsive: new Set(),
       ready: new Promise<void>((resolve, reject) => {
         markReady = resolve;
         markFailed = reject;
@@ -212,6 +301,9 @@ export class RunThreadPool implements RunTarget {
     worker.on("message", (batch: FromThread[]) => {
       for (const m of batch) {
         switch (m.type) {
+          case "beat":
+            slot.lastBeat = Date.now();
+            break;
           case "event":
             hub.publish(m.runId, m.event, new JsonText(m.json));
             break;
@@ -231,6 +323,7 @@ export class RunThreadPool implements RunTarget {
           case "ready":
             markReady();
             slot.live = true;
+            slot.lastBeat = Date.now();
             this.options.metrics?.runThreads.inc();
             break;
           case "failed":
@@ -248,8 +341,14 @@ export class RunThreadPool implements RunTarget {
       if (started) this.options.metrics?.runThreads.dec();
       slot.live = false;
       markFailed(new Error(`run thread exited with code ${code}`));
-      const reason = `run thread exited with code ${code}`;
-      for (const pending of slot.runs.values()) pending.resolve({ kind: "lost", reason });
+      const reason = slot.ended ?? `run thread exited with code ${code}`;
+      for (const [runId, pending] of slot.runs) {
+        pending.resolve({
+          kind: "lost",
+          reason,
+          ...(slot.unresponsive.has(runId) ? { unresponsive: true } : {}),
+        });
+      }
       slot.runs.clear();
       // A thread that never started (its runtime failed to open) is not replaced: the next one
       // would fail the same way, in a loop. Its runs fail after their attempts instead.

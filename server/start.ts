@@ -18,6 +18,7 @@ import type { SecuritySettings } from "./context.ts";
 import { RunExecutor } from "./executor.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
+import { DEFAULT_RUN_LIMITS } from "./run-limits.ts";
 import { RunThreadPool, runThreadCount } from "./run-threads.ts";
 import { openRuntime } from "./runtime.ts";
 import { StreamHub } from "./stream-hub.ts";
@@ -116,6 +117,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
             hub,
             log,
             metrics,
+            limits: limits.runs,
           })
         : undefined;
   } catch (err) {
@@ -184,6 +186,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     concurrency,
     pollMs: options.pollMs,
     learning: learning.loop,
+    limits: limits.runs,
     ...(pool ? { target: pool } : {}),
   });
   const hooks: { resumeApproval?: (threadId: string, decision: unknown) => Promise<unknown> } = {};
@@ -391,6 +394,22 @@ function serverSettings(env: Record<string, string | undefined>) {
         what: "the runs in flight per tenant (0: no cap)",
         example: "a number such as 200, or 0 for no cap",
       }),
+    runs: {
+      stepTimeoutMs: intSetting(env.REFINERY_STEP_TIMEOUT_MS, "REFINERY_STEP_TIMEOUT_MS", {
+        fallback: DEFAULT_RUN_LIMITS.stepTimeoutMs,
+        min: 0,
+        max: 2_147_483_647,
+        what: "the step time limit in ms",
+        example: "a number of milliseconds such as 300000, or 0 for no limit",
+      }),
+      runTimeoutMs: intSetting(env.REFINERY_RUN_TIMEOUT_MS, "REFINERY_RUN_TIMEOUT_MS", {
+        fallback: DEFAULT_RUN_LIMITS.runTimeoutMs,
+        min: 0,
+        max: 2_147_483_647,
+        what: "the run time limit in ms",
+        example: "a number of milliseconds such as 1800000, or 0 for no limit",
+      }),
+    },
   };
 }
 

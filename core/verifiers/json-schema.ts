@@ -1,6 +1,8 @@
 // The json_schema verifier: finds the JSON in a draft and validates it with ajv, reporting each
-// violation as `<JSON pointer> <rule>` so a reviser can fix exactly that spot.
+// violation as `<JSON pointer> <rule>` so a reviser can fix exactly that spot. `pattern` and
+// `patternProperties` run on RE2 (user-regex.ts), so a schema cannot make validation backtrack.
 import { Ajv, type ErrorObject, type ValidateFunction } from "ajv";
+import type { RegExpEngine } from "ajv/dist/types/index.js";
 import { Ajv2019 } from "ajv/dist/2019.js";
 import { Ajv2020 } from "ajv/dist/2020.js";
 import addFormatsModule from "ajv-formats";
@@ -8,6 +10,7 @@ import { z } from "zod";
 import { RefineryError } from "../errors.ts";
 import type { JsonSchemaVerifierSpec } from "./spec.ts";
 import type { Verifier } from "./types.ts";
+import { compileUserRegex } from "./user-regex.ts";
 
 // ajv-formats is CommonJS with `exports.default`; under NodeNext the default import is the
 // module object, so take `.default` when it is there.
@@ -103,12 +106,39 @@ function matchingBracket(text: string, start: number): number | undefined {
 
 type AnyAjv = Ajv | Ajv2019 | Ajv2020;
 
+/** A pattern of the schema RE2 cannot compile; compileJsonSchema finds where it is. */
+class SchemaPatternError extends Error {
+  constructor(
+    readonly pattern: string,
+    readonly refusal: RefineryError,
+  ) {
+    super(refusal.message);
+  }
+}
+
+/**
+ * ajv's regular expressions, on RE2. ajv keys compiled patterns by `toString()`, so each one
+ * names its source. `u` (ajv's unicodeRegExp) changes nothing on RE2.
+ */
+const re2Engine: RegExpEngine = Object.assign(
+  (pattern: string) => {
+    let regex;
+    try {
+      regex = compileUserRegex(pattern, "", "pattern");
+    } catch (err) {
+      throw err instanceof RefineryError ? new SchemaPatternError(pattern, err) : err;
+    }
+    return { test: (text: string) => regex.test(text), toString: () => `/${pattern}/` };
+  },
+  { code: "refineryRe2" },
+);
+
 /** Picks the ajv dialect from `$schema`; no `$schema` means draft 2020-12 (what zod emits). */
 function ajvFor(schema: Record<string, unknown>, field: string): AnyAjv {
   const declared = typeof schema.$schema === "string" ? schema.$schema : undefined;
   // strict: false because user schemas routinely carry annotations ajv does not know
   // ("example", vendor keywords); invalid uses of known keywords are still rejected.
-  const options = { allErrors: true, strict: false } as const;
+  const options = { allErrors: true, strict: false, code: { regExp: re2Engine } } as const;
   let ajv: AnyAjv;
   if (declared === undefined || declared.includes("2020-12")) ajv = new Ajv2020(options);
   else if (declared.includes("2019-09")) ajv = new Ajv2019(options);
@@ -147,6 +177,13 @@ export function compileJsonSchema(
     COMPILED.set(key, validate);
     return validate;
   } catch (error) {
+    if (error instanceof SchemaPatternError) {
+      throw new RefineryError("invalid_config", `invalid JSON Schema: ${error.refusal.message}`, {
+        field: `${field}.schema${patternPath(schema, error.pattern) ?? ""}`,
+        fix: error.refusal.fix,
+        cause: error.refusal,
+      });
+    }
     throw new RefineryError(
       "invalid_config",
       `invalid JSON Schema: ${error instanceof Error ? error.message : String(error)}`,
@@ -157,6 +194,32 @@ export function compileJsonSchema(
       },
     );
   }
+}
+
+/**
+ * Where `pattern` sits in the schema (`.properties.code.pattern`, `.patternProperties["^x-"]`),
+ * for the error; undefined when it is not found (ajv compiled it from elsewhere).
+ */
+function patternPath(node: unknown, pattern: string, path = "", depth = 0): string | undefined {
+  if (depth > 64 || node === null || typeof node !== "object") return undefined;
+  if (Array.isArray(node)) {
+    for (let i = 0; i < node.length; i++) {
+      const found = patternPath(node[i], pattern, `${path}[${i}]`, depth + 1);
+      if (found) return found;
+    }
+    return undefined;
+  }
+  const record = node as Record<string, unknown>;
+  if (record.pattern === pattern) return `${path}.pattern`;
+  const props = record.patternProperties;
+  if (props && typeof props === "object" && Object.hasOwn(props, pattern))
+    return `${path}.patternProperties[${JSON.stringify(pattern)}]`;
+  for (const [key, value] of Object.entries(record)) {
+    const step = /^[A-Za-z_$][\w$]*$/.test(key) ? `.${key}` : `[${JSON.stringify(key)}]`;
+    const found = patternPath(value, pattern, `${path}${step}`, depth + 1);
+    if (found) return found;
+  }
+  return undefined;
 }
 
 /**

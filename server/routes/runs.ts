@@ -376,10 +376,9 @@ export function runRoutes(deps: AppDeps): Router {
     let end: RunEnd | undefined = hub.ended(run.run_id);
     const current = await storage.runs.get(run.run_id);
     if (!end && current && !TERMINAL.has(current.status)) end = await hub.waitForEnd(run.run_id);
+    const failed = (status?: string) => status === "error" || status === "timeout";
     const latest =
-      end?.status === "error" || current?.status === "error"
-        ? (end?.error ?? current?.error)
-        : undefined;
+      failed(end?.status) || failed(current?.status) ? (end?.error ?? current?.error) : undefined;
     if (latest) return { __error__: latest };
     if (end?.values !== undefined) return publicValues(end.values);
     const thread = await storage.threads.get(run.thread_id);
@@ -700,7 +699,7 @@ async function* finishedEvents(run: Run, deps: AppDeps): AsyncGenerator<RunEvent
     event: "metadata",
     data: { run_id: run.run_id, attempt: run.attempt },
   };
-  if (run.status === "error" && run.error) {
+  if ((run.status === "error" || run.status === "timeout") && run.error) {
     yield { id: `${run.attempt}-1`, event: "error", data: run.error };
     return;
   }

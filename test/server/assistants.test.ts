@@ -7,7 +7,7 @@ import { startTestServer, type TestServer } from "../support/server.ts";
 import { failure } from "../support/wait.ts";
 
 const NAMESPACE = "6ba7b821-9dad-11d1-80b4-00c04fd430c8";
-const GRAPHS = ["refine", "approval", "slow", "failing"];
+const GRAPHS = ["refine", "approval", "slow", "failing", "busy", "hang"];
 
 let s: TestServer;
 beforeAll(async () => {

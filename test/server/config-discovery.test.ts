@@ -40,7 +40,14 @@ async function graphIds(client: Client): Promise<string[]> {
 describe("langgraph.json discovery", () => {
   it("reads the file REFINERY_CONFIG names, and serves its graphs", async () => {
     const { client } = await start({ REFINERY_CONFIG: FIXTURE_CONFIG });
-    expect(await graphIds(client)).toEqual(["approval", "failing", "refine", "slow"]);
+    expect(await graphIds(client)).toEqual([
+      "approval",
+      "busy",
+      "failing",
+      "hang",
+      "refine",
+      "slow",
+    ]);
     const assistant = await client.assistants.get(systemAssistantId("slow"));
     expect(assistant.graph_id).toBe("slow");
     const thread = await client.threads.create();
@@ -55,7 +62,14 @@ describe("langgraph.json discovery", () => {
     process.chdir(dirname(FIXTURE_CONFIG));
     cleanup.push(() => process.chdir(cwd));
     const { client } = await start({});
-    expect(await graphIds(client)).toEqual(["approval", "failing", "refine", "slow"]);
+    expect(await graphIds(client)).toEqual([
+      "approval",
+      "busy",
+      "failing",
+      "hang",
+      "refine",
+      "slow",
+    ]);
   });
 
   it("serves only the built-in graphs when there is no file", async () => {

@@ -1,6 +1,7 @@
 // Crash recovery of the server process: background runs in flight and queued when the process
 // is SIGKILLed (twice) finish exactly once after restarts on the same SQLite file, and steps
-// that were checkpointed before a crash are never executed again.
+// that were checkpointed before a crash are never executed again; a run in flight at every kill
+// fails after its last attempt instead of being re-queued at every start.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -20,6 +21,8 @@ import {
 import { FIXTURE_CONFIG, startTestServer } from "../support/server.ts";
 
 const NODES = ["one", "two", "three"] as const;
+
+type RunError = { error: string; message: string } | null;
 const DELAY_MS = 400;
 const REFINE_INPUT = { task: "What is 17 * 23 + 4?" };
 const REFINE_CONFIG = {
@@ -298,6 +301,51 @@ describe("crash between recording a run's outcome and its thread's", () => {
       await s.close();
     }
   });
+});
+
+describe("a run in flight at every SIGKILL of the server", () => {
+  it("is failed at the start after its last attempt, not re-queued forever", async () => {
+    const file = join(dir, "kill-count.txt");
+    // A step that never ends, in the server thread (no run thread to start: restarts are faster).
+    const env = {
+      REFINERY_DB: join(dir, "killed.db"),
+      COUNT_FILE: file,
+      REFINERY_RUN_THREADS: "0",
+    };
+    let server: ChildServer = await startChildServer(env);
+    const started = (times: number) =>
+      waitFor(`step "wait" started ${times} times`, () =>
+        readCounts(file).filter((l) => l === "wait kill-1").length >= times ? true : undefined,
+      );
+    const thread = await server.client.threads.create();
+    const run = await server.client.runs.create(thread.thread_id, "hang", {
+      input: { topic: "kill-1" },
+    });
+    for (let attempt = 1; attempt <= 3; attempt++) {
+      await started(attempt);
+      await server.stop("SIGKILL");
+      server = await startChildServer(env);
+    }
+    const record = await waitFor("the run to fail", async () => {
+      const r = await server.client.runs.get(thread.thread_id, run.run_id);
+      return r.status === "error" ? (r as typeof r & { error: RunError }) : undefined;
+    });
+    expect(record.error?.error).toBe("RunThreadLost");
+    expect(record.error?.message).toMatch(/attempt 3 of 3; it is not started again/);
+    expect((await server.client.threads.get(thread.thread_id)).status).toBe("error");
+    // It never started a fourth time, and the server runs other graphs.
+    const values = await server.client.runs.wait(null, "slow", {
+      input: { topic: "after-kills", delayMs: 0 },
+    });
+    expect(values).toMatchObject({ log: ["one", "two", "three"] });
+    expect(readCounts(file).filter((l) => l.endsWith(" kill-1"))).toEqual([
+      "one kill-1",
+      "wait kill-1",
+      "wait kill-1",
+      "wait kill-1",
+    ]);
+    await server.stop("SIGTERM");
+  }, 180_000);
 });
 
 interface RefineOut {

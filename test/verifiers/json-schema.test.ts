@@ -130,6 +130,47 @@ describe("json_schema verifier", () => {
   });
 });
 
+describe("patterns in schemas", () => {
+  it("validates pattern and patternProperties on RE2: a backtracking pattern does not hang", async () => {
+    const v = verifier({
+      type: "object",
+      properties: { code: { type: "string", pattern: "^(a+)+$" } },
+      patternProperties: { "^(x+x+)+y$": { type: "number" } },
+    });
+    const draft = JSON.stringify({ code: `${"a".repeat(40)}!`, [`${"x".repeat(40)}y`]: "s" });
+    const result = await v.verify(draft, ctx);
+    expect(result.pass).toBe(false);
+    expect(result.message).toContain('/code must match pattern "^(a+)+$"');
+    expect(result.message).toContain("must be number");
+    expect((await v.verify(JSON.stringify({ code: "aaaa", xxy: 1 }), ctx)).pass).toBe(true);
+  });
+
+  it("refuses a pattern RE2 cannot run, naming where it is in the schema", () => {
+    const refused = (schema: Record<string, unknown>) => {
+      try {
+        verifier(schema);
+      } catch (error) {
+        if (isRefineryError(error)) return error;
+        throw error;
+      }
+      throw new Error("expected the schema to be refused");
+    };
+    const lookahead = refused({
+      type: "object",
+      properties: { "pass word": { type: "string", pattern: "^(?=.*\\d).{8,}$" } },
+    });
+    expect(lookahead.code).toBe("invalid_config");
+    expect(lookahead.field).toBe('verifiers[0].schema.properties["pass word"].pattern');
+    expect(lookahead.message).toMatch(/lookahead is not supported/);
+    expect(lookahead.fix).toMatch(/RE2/);
+    const backreference = refused({ patternProperties: { "^(\\w)\\1$": {} } });
+    expect(backreference.field).toBe(
+      `verifiers[0].schema.patternProperties[${JSON.stringify("^(\\w)\\1$")}]`,
+    );
+    expect(backreference.message).toMatch(/backreferences are not supported/);
+  });
+});
+
 describe("zod schemas", () => {
   const Person = z.object({ name: z.string(), age: z.number().int() });
 

@@ -1,4 +1,6 @@
 // Tests for the regex verifier: required and forbidden patterns, flags, and config errors.
+// Patterns run on RE2: a pattern that backtracks catastrophically in JavaScript is matched in
+// linear time, and what RE2 cannot do (lookaround, backreferences) is refused by field.
 import { describe, expect, it } from "vitest";
 import { RefineryError } from "../../core/errors.ts";
 import { createRegexVerifier } from "../../core/verifiers/regex.ts";
@@ -73,5 +75,49 @@ describe("regex verifier", () => {
   it("rejects a flag combination RegExp refuses", () => {
     const error = thrown(() => regex({ mustMatch: ["a"], flags: "uv" }));
     expect(error.field).toBe("verifiers[2].flags");
+  });
+
+  it("matches a catastrophically backtracking pattern without hanging", async () => {
+    // On a backtracking engine `(a+)+$` on 34 a's and a "!" takes minutes; RE2 is linear.
+    const v = regex({ mustMatch: ["(a+)+$"], mustNotMatch: ["^(a|aa)+!"] });
+    const result = await v.verify(`${"a".repeat(34)}!`, ctx);
+    expect(result.pass).toBe(false);
+    expect(result.message).toMatch(/^the draft fails 2 pattern rules:/);
+    const long = await regex({ mustMatch: ["^(a+)+$"] }).verify(`${"a".repeat(100_000)}!`, ctx);
+    expect(long.pass).toBe(false);
+  });
+
+  it.each([
+    ["a lookahead", "^(?=.*\\d)\\w+$", /lookahead is not supported/],
+    ["a negative lookahead", "^(?!TODO)", /lookahead is not supported/],
+    ["a lookbehind", "(?<=\\$)\\d+", /lookbehind is not supported/],
+    ["a backreference", "(\\w)\\1", /backreferences are not supported/],
+    ["a named backreference", "(?<q>['\"]).*\\k<q>", /backreferences are not supported/],
+  ])("refuses %s, naming the pattern and how to write it for RE2", (_what, source, reason) => {
+    const error = thrown(() => regex({ mustMatch: ["ok", source] }));
+    expect(error.code).toBe("invalid_config");
+    expect(error.field).toBe("verifiers[2].mustMatch[1]");
+    expect(error.message).toMatch(reason);
+    expect(error.fix).toMatch(/RE2/);
+  });
+
+  it("keeps the JavaScript flags i, m, s and y, and JavaScript syntax RE2 spells differently", async () => {
+    const pass = async (spec: Omit<RegexVerifierSpec, "kind" | "hard">, draft: string) =>
+      (await regex(spec).verify(draft, ctx)).pass;
+    expect(await pass({ mustMatch: ["^b$"] }, "a\nb")).toBe(false);
+    expect(await pass({ mustMatch: ["^b$"], flags: "m" }, "a\nb")).toBe(true);
+    expect(await pass({ mustMatch: ["a.b"] }, "a\nb")).toBe(false);
+    expect(await pass({ mustMatch: ["a.b"], flags: "s" }, "a\nb")).toBe(true);
+    expect(await pass({ mustMatch: ["ANSWER"], flags: "i" }, "answer: 4")).toBe(true);
+    // y: the match must start at the start of the draft.
+    expect(await pass({ mustMatch: ["b"], flags: "y" }, "ab")).toBe(false);
+    expect(await pass({ mustMatch: ["b"], flags: "y" }, "ba")).toBe(true);
+    // Named groups, \u escapes and \p classes as JavaScript writes them.
+    expect(
+      await pass(
+        { mustMatch: ["(?<year>\\d{4})", "Caf\\u00e9", "\\p{Lu}"], flags: "u" },
+        "Café 2024",
+      ),
+    ).toBe(true);
   });
 });
