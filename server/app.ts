@@ -6,7 +6,7 @@ import { authMiddleware, isPublicPath } from "./auth/index.ts";
 import { corsMiddleware } from "./auth/cors.ts";
 import { rateLimitMiddleware } from "./auth/rate-limit.ts";
 import type { AppDeps } from "./context.ts";
-import { errorHandler, sendJson } from "./http.ts";
+import { bodyDepthGuard, errorHandler, sendJson } from "./http.ts";
 import { apiDocsRoutes } from "./routes/docs.ts";
 import { assistantRoutes } from "./routes/assistants.ts";
 import { evalRoutes } from "./routes/eval.ts";
@@ -50,6 +50,7 @@ export function createApp(
       type: ["application/json", "application/*+json"],
     }),
   );
+  app.use(bodyDepthGuard);
 
   app.use(metaRoutes(deps));
   app.use(apiDocsRoutes());

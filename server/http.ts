@@ -14,6 +14,35 @@ export function parseBody<S extends z.ZodType>(schema: S, value: unknown, where 
   return result.data;
 }
 
+/** How deep a request body may nest: state and configs stay far below; 10,000 levels blew the stack. */
+export const MAX_BODY_DEPTH = 100;
+
+/** True when `value` nests deeper than `max` (walked with a stack of its own, not recursion). */
+export function nestsDeeperThan(value: unknown, max: number): boolean {
+  const stack: [unknown, number][] = [[value, 0]];
+  while (stack.length > 0) {
+    const [v, depth] = stack.pop()!;
+    if (v === null || typeof v !== "object") continue;
+    if (depth >= max) return true;
+    for (const child of Array.isArray(v) ? v : Object.values(v)) stack.push([child, depth + 1]);
+  }
+  return false;
+}
+
+/** Refuses a parsed JSON body that nests deeper than MAX_BODY_DEPTH, before any route sees it. */
+export function bodyDepthGuard(req: Request, _res: Response, next: NextFunction): void {
+  if (req.body !== undefined && nestsDeeperThan(req.body, MAX_BODY_DEPTH)) {
+    next(
+      new RefineryError("invalid_input", `the body nests deeper than ${MAX_BODY_DEPTH} levels`, {
+        field: "body",
+        fix: `flatten it: objects and lists may nest at most ${MAX_BODY_DEPTH} levels`,
+      }),
+    );
+    return;
+  }
+  next();
+}
+
 export function sendJson(res: Response, status: number, body: unknown): void {
   res.status(status).type("application/json").send(toJson(body));
 }

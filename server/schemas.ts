@@ -9,6 +9,19 @@ import { OUTCOME_VERDICTS } from "../core/storage/learning-sqlite.ts";
 
 export const Uuid = z.uuid({ error: "must be a UUID" });
 const Meta = z.record(z.string(), z.unknown());
+
+/** Fields a search filter may name, counted through nested objects: SQLite's expression depth. */
+export const MAX_FILTER_FIELDS = 100;
+const countFields = (value: unknown): number =>
+  value && typeof value === "object" && !Array.isArray(value)
+    ? Object.values(value).reduce<number>((n, v) => n + 1 + countFields(v), 0)
+    : 0;
+/** A metadata or values filter: at most MAX_FILTER_FIELDS fields. */
+const Filter = Meta.refine((f) => countFields(f) <= MAX_FILTER_FIELDS, {
+  message: `a filter may name at most ${MAX_FILTER_FIELDS} fields; narrow it`,
+});
+/** Assistant names searched by substring (SQLite caps LIKE patterns at 50,000 bytes). */
+const NameSearch = z.string().max(1000, "name must be at most 1000 characters");
 const FEEDBACK_KEY_PATTERN = /^[A-Za-z0-9_.:-]{1,64}$/;
 const NodeList = z.union([z.literal("*"), z.array(z.string().min(1))]);
 
@@ -176,8 +189,8 @@ const Page = {
 export const AssistantSearch = z
   .object({
     graph_id: z.string().nullish(),
-    name: z.string().nullish(),
-    metadata: Meta.nullish(),
+    name: NameSearch.nullish(),
+    metadata: Filter.nullish(),
     sort_by: z.enum(["assistant_id", "graph_id", "name", "created_at", "updated_at"]).nullish(),
     select: z.array(z.string()).nullish(),
     ...Page,
@@ -185,11 +198,15 @@ export const AssistantSearch = z
   .strict();
 
 export const AssistantCount = z
-  .object({ graph_id: z.string().nullish(), name: z.string().nullish(), metadata: Meta.nullish() })
+  .object({
+    graph_id: z.string().nullish(),
+    name: NameSearch.nullish(),
+    metadata: Filter.nullish(),
+  })
   .strict();
 
 export const AssistantVersionsSearch = z
-  .object({ metadata: Meta.nullish(), limit: Page.limit, offset: Page.offset })
+  .object({ metadata: Filter.nullish(), limit: Page.limit, offset: Page.offset })
   .strict();
 export const AssistantSetLatest = z.object({ version: z.number().int().min(1) }).strict();
 
@@ -212,9 +229,9 @@ export const ThreadPatch = z
 
 export const ThreadSearch = z
   .object({
-    ids: z.array(Uuid).nullish(),
-    metadata: Meta.nullish(),
-    values: Meta.nullish(),
+    ids: z.array(Uuid).max(1000).nullish(),
+    metadata: Filter.nullish(),
+    values: Filter.nullish(),
     status: ThreadStatus.nullish(),
     sort_by: z.enum(["thread_id", "status", "created_at", "updated_at"]).nullish(),
     select: z.array(z.string()).nullish(),
@@ -223,7 +240,7 @@ export const ThreadSearch = z
   .strict();
 
 export const ThreadCount = z
-  .object({ metadata: Meta.nullish(), values: Meta.nullish(), status: ThreadStatus.nullish() })
+  .object({ metadata: Filter.nullish(), values: Filter.nullish(), status: ThreadStatus.nullish() })
   .strict();
 
 export const ThreadStateUpdate = z
@@ -243,7 +260,7 @@ export const ThreadHistory = z
   .object({
     limit: z.number().int().min(1).max(1000).nullish(),
     before: z.union([z.string(), z.object({ configurable: CheckpointSchema }).loose()]).nullish(),
-    metadata: Meta.nullish(),
+    metadata: Filter.nullish(),
     checkpoint: CheckpointSchema.nullish(),
   })
   .strict();

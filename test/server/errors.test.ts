@@ -121,6 +121,45 @@ describe("malformed and oversized bodies", () => {
   });
 });
 
+describe("bodies that used to be 500s", () => {
+  it("JSON nested 10,000 deep is a 422 naming body, on every route, and creates nothing", async () => {
+    const before = await snapshot();
+    const deep = (n: number) => `${"[".repeat(n)}${"]".repeat(n)}`;
+    for (const [path, body] of [
+      ["/threads", `{"metadata": {"x": ${deep(10_000)}}}`],
+      ["/threads/search", `{"metadata": {"x": ${deep(10_000)}}}`],
+      ["/runs/wait", `{"assistant_id": "slow", "input": {"x": ${deep(10_000)}}}`],
+      ["/runs", `{"assistant_id": "slow", "input": {"x": ${deep(10_000)}}}`],
+      ["/assistants", `{"graph_id": "slow", "config": {"configurable": {"x": ${deep(10_000)}}}}`],
+    ] as const) {
+      const res = await raw("POST", path, body);
+      expect(res.status, path).toBe(422);
+      expect(res.body.field).toBe("body");
+      expect(res.body.message).toMatch(/deeper than 100 levels/);
+    }
+    // 100 levels are fine.
+    expect((await raw("POST", "/threads/search", `{"metadata": {"x": ${deep(90)}}}`)).status).toBe(
+      200,
+    );
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it("a filter naming 5,000 fields and a 100 kB name search are 422s naming the field", async () => {
+    const many = Object.fromEntries(Array.from({ length: 5000 }, (_, i) => [`k${i}`, i]));
+    for (const [path, body, field] of [
+      ["/threads/search", { metadata: many }, "metadata"],
+      ["/threads/count", { values: many }, "values"],
+      ["/assistants/search", { metadata: many }, "metadata"],
+      ["/assistants/search", { name: "%".repeat(100_000) }, "name"],
+      ["/assistants/count", { name: "a".repeat(100_000) }, "name"],
+    ] as const) {
+      const res = await raw("POST", path, JSON.stringify(body));
+      expect(res.status, `${path} ${field}`).toBe(422);
+      expect(res.body.field).toBe(field);
+    }
+  });
+});
+
 describe("invalid fields are 422s naming the field", () => {
   it("stream_mode: 5 names stream_mode and creates no run", async () => {
     const threadId = await finishedThread();
