@@ -6,7 +6,12 @@ import { z } from "zod";
 import { RefineryError } from "../../core/errors.ts";
 import type { SettingsResolver } from "../../core/settings.ts";
 import type { Feedback } from "../../core/state.ts";
-import { compileExpression, ExpressionError, type Value } from "./expression.ts";
+import {
+  BLOCKED_PROPERTIES,
+  compileExpression,
+  ExpressionError,
+  type Value,
+} from "./expression.ts";
 import { buildScope, SCOPE_SHAPE } from "./scope.ts";
 import type { DeclarativeStateType, DeclarativeUpdate } from "./state.ts";
 
@@ -25,7 +30,17 @@ export const TransformOptionsSchema = z
           ),
         z.string({ error: "expected an expression (a string)" }),
       )
-      .refine((set) => Object.keys(set).length > 0, "set needs at least one field"),
+      .refine((set) => Object.keys(set).length > 0, "set needs at least one field")
+      .superRefine((set, ctx) => {
+        for (const field of Object.keys(set)) {
+          if (field.startsWith("vars.") && BLOCKED_PROPERTIES.has(field.slice(5)))
+            ctx.addIssue({
+              code: "custom",
+              path: [field],
+              message: `${field} is reserved (it would reach the object prototype); use another name`,
+            });
+        }
+      }),
   })
   .strict();
 export type TransformOptions = z.infer<typeof TransformOptionsSchema>;
@@ -67,7 +82,8 @@ export function createTransformNode(options: TransformOptions, settings: Setting
   ): DeclarativeUpdate {
     const scope = buildScope(state, settings(config, state.options).limits);
     const update: DeclarativeUpdate = {};
-    const vars: Record<string, Value> = {};
+    // No prototype: a name can never reach Object.prototype (the schema refuses them too).
+    const vars: Record<string, Value> = Object.create(null) as Record<string, Value>;
     for (const [field, expr] of assignments) {
       const value = expr.evaluate(scope);
       if (field.startsWith("vars.")) vars[field.slice(5)] = value;
@@ -81,7 +97,7 @@ export function createTransformNode(options: TransformOptions, settings: Setting
         if (note.text.trim() !== "") update.feedback = note;
       } else update[field as "task" | "context"] = text(value);
     }
-    if (Object.keys(vars).length) update.vars = vars;
+    if (Object.keys(vars).length) update.vars = { ...vars };
     return update;
   };
 }

@@ -201,6 +201,12 @@ describe("graph spec compiler", () => {
     spec.nodes.fix = { kind: "transform", set: { stopReason: '"accepted"' } };
     e = refusal(spec);
     expect(e.field).toBe("nodes.fix.set.stopReason");
+    for (const name of ["__proto__", "constructor", "prototype"]) {
+      spec.nodes.fix = { kind: "transform", set: { [`vars.${name}`]: "1" } };
+      e = refusal(spec);
+      expect(e.field).toBe(`nodes.fix.set.vars.${name}`);
+      expect(e.message).toMatch(/reserved/);
+    }
   });
 
   it("invalid verifier options: nodes.<name>.verifiers[i].<field>", () => {
