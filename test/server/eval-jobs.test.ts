@@ -1,0 +1,317 @@
+// Evaluation jobs over the real server: they run in an eval thread (not the HTTP thread) and
+// report progress; GET /eval lists the caller's, POST /eval/{id}/cancel stops one with its records
+// so far, and a thread that cannot stop (an item keeping the CPU busy) is terminated and replaced
+// while the server keeps answering; oversized jobs and too many running jobs are refused before
+// anything starts; a job of another partition is a 404. The model is a provider module whose
+// calls are slow, or spin the CPU (test/fixtures/eval-provider.ts).
+import type { IncomingMessage } from "node:http";
+import { join } from "node:path";
+import { threadId } from "node:worker_threads";
+import type { Request } from "express";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { ItemRecord } from "../../graphs/eval/index.ts";
+import { OPEN_AUTH, setAuth } from "../../server/auth/request.ts";
+import type { EvalJobInfo, EvalJobView } from "../../server/eval-jobs.ts";
+import { startServer } from "../../server/start.ts";
+import { SlowModel } from "../fixtures/eval-provider.ts";
+import { scriptedProvider } from "../support/scripted-model.ts";
+import { startTestServer, type TestServer } from "../support/server.ts";
+import { eventually } from "../support/wait.ts";
+
+const PROVIDER = `${join(import.meta.dirname, "../fixtures/eval-provider.ts")}#evalProvider`;
+
+/** Items the provider answers right (42), each `task` prefixed. */
+const items = (n: number, prefix = "") =>
+  Array.from({ length: n }, (_, i) => ({
+    id: `q${i}`,
+    task: `${prefix}Question ${i}: what is 6 * 7?`,
+    reference: 42,
+  }));
+
+/** A caller of partition `partition` (the test server sets it from this header). */
+const as = (partition?: string): Record<string, string> =>
+  partition === undefined ? {} : { "x-test-partition": partition };
+
+function client(server: TestServer) {
+  const call = async (method: string, path: string, body?: unknown, partition?: string) => {
+    const res = await fetch(`${server.url}${path}`, {
+      method,
+      headers: { "content-type": "application/json", ...as(partition) },
+      body: body === undefined ? undefined : JSON.stringify(body),
+    });
+    const text = await res.text();
+    const json = res.headers.get("content-type")?.startsWith("application/json");
+    return { status: res.status, headers: res.headers, body: json ? JSON.parse(text) : text };
+  };
+  return {
+    start: (body: unknown, partition?: string) => call("POST", "/eval", body, partition),
+    get: (id: string, partition?: string) => call("GET", `/eval/${id}`, undefined, partition),
+    list: (query = "", partition?: string) => call("GET", `/eval${query}`, undefined, partition),
+    cancel: (id: string, partition?: string) =>
+      call("POST", `/eval/${id}/cancel`, undefined, partition),
+    chart: (id: string, partition?: string) =>
+      call("GET", `/eval/${id}/chart.svg`, undefined, partition),
+    /** Polls the job until `until` holds. */
+    waitFor: (id: string, until: (job: EvalJobView) => boolean, what: string, partition?: string) =>
+      eventually(
+        async () => {
+          const job = (await call("GET", `/eval/${id}`, undefined, partition)).body as EvalJobView;
+          return until(job) ? job : undefined;
+        },
+        what,
+        60_000,
+        50,
+      ),
+  };
+}
+
+/** Test-only stand-in for an auth middleware: the partition comes from a request header. */
+function partitionFromHeader(server: TestServer): void {
+  server.running.server.prependListener("request", (req: IncomingMessage) => {
+    const partition = req.headers["x-test-partition"];
+    if (typeof partition !== "string") return;
+    setAuth(req as Request, {
+      ...OPEN_AUTH,
+      partition,
+      user: {
+        identity: `user-of-${partition}`,
+        display_name: partition,
+        is_authenticated: true,
+        permissions: [],
+      },
+    });
+  });
+}
+
+const pairs = (records: ItemRecord[]) => records.map((r) => `${r.strategy}/${r.item_id}`);
+
+// Eval threads start on the first job (a few seconds on a loaded machine): generous timeouts.
+describe("eval jobs in an eval thread", { timeout: 90_000 }, () => {
+  let server: TestServer;
+  let api: ReturnType<typeof client>;
+  beforeAll(async () => {
+    server = await startTestServer({
+      env: { REFINERY_PROVIDER_MODULE: PROVIDER, SLOW_MODEL_MS: "40" },
+    });
+    partitionFromHeader(server);
+    api = client(server);
+  });
+  afterAll(() => server?.close());
+
+  it("runs off the HTTP thread with progress; list, get and cancel keep its records so far", async () => {
+    const started = await api.start({ items: items(200), strategies: ["vanilla"], concurrency: 1 });
+    expect(started.status).toBe(202);
+    const id = (started.body as EvalJobView).eval_id;
+    expect(started.headers.get("location")).toBe(`/eval/${id}`);
+    expect(started.body).toMatchObject({
+      status: "running",
+      size: 200,
+      runs_in: "eval_thread",
+      owner: { partition: "", identity: null },
+    });
+
+    const running = await api.waitFor(id, (j) => j.progress.done >= 3, "progress");
+    expect(running.status).toBe("running");
+    expect(running.progress.total).toBe(200);
+    // Not the thread that serves HTTP (the test's own thread here).
+    expect(running.worker_thread_id).toEqual(expect.any(Number));
+    expect(running.worker_thread_id).not.toBe(threadId);
+    expect((await fetch(`${server.url}/ok`)).status).toBe(200);
+
+    const listed = await api.list();
+    expect(listed.status).toBe(200);
+    const mine = (listed.body as EvalJobInfo[]).find((j) => j.eval_id === id);
+    expect(mine).toMatchObject({ status: "running" });
+    expect(mine).not.toHaveProperty("records");
+
+    const cancelled = await api.cancel(id);
+    expect(cancelled.status).toBe(200);
+    const job = cancelled.body as EvalJobView;
+    expect(job.status).toBe("cancelled");
+    expect(job.records.length).toBeGreaterThanOrEqual(3);
+    expect(job.records.length).toBeLessThan(200);
+    expect(new Set(pairs(job.records)).size).toBe(job.records.length);
+    // Stopped in its thread: an interrupted summary of the records so far.
+    expect(job.summary).toMatchObject({ status: "interrupted" });
+    const again = await api.get(id);
+    expect(again.body).toMatchObject({ status: "cancelled", records: job.records });
+    const twice = await api.cancel(id);
+    expect(twice.status).toBe(409);
+    expect(twice.body).toMatchObject({ error: "conflict", field: "eval_id" });
+  });
+
+  it("pages the caller's jobs newest first, without records", async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      const res = await api.start({ items: items(2), strategies: ["vanilla"], seed: i + 1 }, "pg");
+      expect(res.status).toBe(202);
+      ids.push((res.body as EvalJobView).eval_id);
+      await api.waitFor(ids[i] as string, (j) => j.status !== "running", "job end", "pg");
+    }
+    const first = await api.list("?limit=2", "pg");
+    expect((first.body as EvalJobInfo[]).map((j) => j.eval_id)).toEqual([ids[2], ids[1]]);
+    const next = await api.list("?limit=2&offset=2", "pg");
+    expect((next.body as EvalJobInfo[]).map((j) => j.eval_id)).toEqual([ids[0]]);
+    for (const job of first.body as EvalJobInfo[]) {
+      expect(job).toMatchObject({ status: "succeeded", owner: { partition: "pg" } });
+      expect(job).not.toHaveProperty("records");
+    }
+    const bad = await api.list("?limit=0", "pg");
+    expect(bad.status).toBe(422);
+    expect(bad.body).toMatchObject({ field: "limit" });
+  });
+
+  it("an item that keeps the CPU busy does not hold up the server; cancel terminates and replaces its thread, and the thread's other job resumes", async () => {
+    // A slow job first, on the same (only) eval thread.
+    const other = await api.start({ items: items(30), strategies: ["vanilla"], concurrency: 1 });
+    expect(other.status).toBe(202);
+    const otherId = (other.body as EvalJobView).eval_id;
+    await api.waitFor(otherId, (j) => j.progress.done >= 2, "the other job's progress");
+
+    // Its first item is quick; the second spins the CPU for a minute as soon as it starts.
+    const [quick, spin] = [items(1)[0], { ...items(2, "SPIN:60000 ")[1] }];
+    const busy = await api.start(
+      { items: [quick, spin], strategies: ["vanilla"], concurrency: 1 },
+      "spin",
+    );
+    expect(busy.status).toBe(202);
+    const busyId = (busy.body as EvalJobView).eval_id;
+    const busyThread = (busy.body as EvalJobView).worker_thread_id;
+    await api.waitFor(busyId, (j) => j.progress.done >= 1, "the quick item", "spin");
+
+    // The eval thread spins for a minute; HTTP is answered meanwhile.
+    const ok = await fetch(`${server.url}/ok`, { signal: AbortSignal.timeout(20_000) });
+    expect(ok.status).toBe(200);
+    expect((await api.get(busyId, "spin")).body).toMatchObject({ status: "running" });
+
+    const cancelling = Date.now();
+    const cancelled = await api.cancel(busyId, "spin");
+    // Well before the minute of spinning ends (the thread gets 1 s to stop).
+    expect(Date.now() - cancelling).toBeLessThan(30_000);
+    expect(cancelled.status).toBe(200);
+    expect(cancelled.body).toMatchObject({
+      status: "cancelled",
+      error: { error: "cancelled", message: expect.stringMatching(/grace period/) },
+    });
+
+    // The other job lost its thread and resumes on a new one from its records: all 30, once.
+    const resumed = await api.waitFor(otherId, (j) => j.status !== "running", "the other job");
+    expect(resumed).toMatchObject({ status: "succeeded", attempts: 2 });
+    expect(resumed.worker_thread_id).not.toBe(busyThread);
+    expect(resumed.records).toHaveLength(30);
+    expect(new Set(pairs(resumed.records)).size).toBe(30);
+    expect(resumed.summary).toMatchObject({ status: "complete", items: 30 });
+  });
+
+  it("refuses a job larger than REFINERY_EVAL_MAX_RUNS with a 422 naming the field; nothing starts", async () => {
+    const before = ((await api.list("?limit=100", "flood")).body as EvalJobInfo[]).length;
+    // The reproduction: 5,000 items × 3 strategies × 100 replicates = 1.5 million graph runs.
+    const flood = await api.start(
+      {
+        items: items(5000).map(({ task, reference }) => ({ task, reference })),
+        seed: 1,
+        replicates: 100,
+      },
+      "flood",
+    );
+    expect(flood.status).toBe(422);
+    expect(flood.body).toMatchObject({
+      error: "invalid_input",
+      field: "items",
+      message: expect.stringMatching(/1500000 graph runs.*REFINERY_EVAL_MAX_RUNS.*at most 66 item/),
+    });
+    const limited = await api.start(
+      { items: items(5000), seed: 1, replicates: 100, limit: 1000 },
+      "flood",
+    );
+    expect(limited.status).toBe(422);
+    expect(limited.body).toMatchObject({ field: "limit" });
+    expect(((await api.list("?limit=100", "flood")).body as EvalJobInfo[]).length).toBe(before);
+  });
+
+  it("refuses more running jobs per partition than REFINERY_EVAL_MAX_JOBS with 429 and Retry-After", async () => {
+    const slow = { items: items(200), strategies: ["vanilla"], concurrency: 1 };
+    const a = await api.start(slow, "cap");
+    const b = await api.start(slow, "cap");
+    expect([a.status, b.status]).toEqual([202, 202]);
+    const refused = await api.start(slow, "cap");
+    expect(refused.status).toBe(429);
+    expect(Number(refused.headers.get("retry-after"))).toBeGreaterThanOrEqual(1);
+    expect(refused.body).toMatchObject({
+      error: "rate_limited",
+      retryable: true,
+      message: expect.stringMatching(/REFINERY_EVAL_MAX_JOBS/),
+    });
+    // Per partition: another caller is not held up by these.
+    const elsewhere = await api.start({ items: items(1), strategies: ["vanilla"] }, "cap-2");
+    expect(elsewhere.status).toBe(202);
+    // A slot frees up when one ends.
+    await api.cancel((a.body as EvalJobView).eval_id, "cap");
+    const third = await api.start(slow, "cap");
+    expect(third.status).toBe(202);
+    await api.cancel((b.body as EvalJobView).eval_id, "cap");
+    await api.cancel((third.body as EvalJobView).eval_id, "cap");
+  });
+
+  it("shows a job only to its own partition: another partition gets the 404 of a missing job", async () => {
+    const res = await api.start({ items: items(2), strategies: ["vanilla"], seed: 5 }, "a");
+    expect(res.status).toBe(202);
+    const id = (res.body as EvalJobView).eval_id;
+    expect(res.body).toMatchObject({ owner: { partition: "a", identity: "user-of-a" } });
+    const job = await api.waitFor(id, (j) => j.status !== "running", "job end", "a");
+    expect(job.status).toBe("succeeded");
+    expect((await api.chart(id, "a")).status).toBe(200);
+
+    const missing = "00000000-0000-4000-8000-000000000000";
+    const unknown = await api.get(missing, "b");
+    for (const partition of ["b", undefined]) {
+      const seen = await api.get(id, partition);
+      expect(seen.status).toBe(404);
+      expect(JSON.stringify(seen.body).replaceAll(id, missing)).toBe(JSON.stringify(unknown.body));
+      expect((await api.chart(id, partition)).status).toBe(404);
+      expect((await api.cancel(id, partition)).status).toBe(404);
+      const listed = (await api.list("?limit=100", partition)).body as EvalJobInfo[];
+      expect(listed.map((j) => j.eval_id)).not.toContain(id);
+    }
+  });
+});
+
+describe("eval jobs with an injected provider", () => {
+  it("run in the server thread, and cancel still stops them with their records", async () => {
+    // A provider object cannot cross threads: jobs run where the graphs do, in this thread.
+    const server = await startTestServer({ provider: scriptedProvider(new SlowModel(40)) });
+    try {
+      const api = client(server);
+      const started = await api.start({
+        items: items(200),
+        strategies: ["vanilla"],
+        concurrency: 2,
+      });
+      expect(started.status).toBe(202);
+      const id = (started.body as EvalJobView).eval_id;
+      const running = await api.waitFor(id, (j) => j.progress.done >= 2, "progress");
+      expect(running).toMatchObject({ runs_in: "server_thread", worker_thread_id: threadId });
+      const cancelled = await api.cancel(id);
+      expect(cancelled.body).toMatchObject({ status: "cancelled" });
+      const job = cancelled.body as EvalJobView;
+      expect(job.records.length).toBeGreaterThanOrEqual(2);
+      expect(job.records.length).toBeLessThan(200);
+    } finally {
+      await server.close();
+    }
+  });
+});
+
+describe("eval settings", () => {
+  it("a bad REFINERY_EVAL_MAX_RUNS or REFINERY_EVAL_THREADS stops start-up naming it", async () => {
+    for (const [name, value] of [
+      ["REFINERY_EVAL_MAX_RUNS", "many"],
+      ["REFINERY_EVAL_MAX_JOBS", "0"],
+      ["REFINERY_EVAL_THREADS", "-1"],
+    ] as const) {
+      await expect(
+        startServer({ env: { REFINERY_DB: ":memory:", [name]: value }, port: 0 }),
+      ).rejects.toMatchObject({ code: "invalid_config", field: name });
+    }
+  });
+});
