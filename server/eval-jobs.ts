@@ -27,7 +27,7 @@ export interface EvalOwner {
   identity: string | null;
 }
 
-/** A job as GET /eval lists it (GET /eval/{id} adds `records`). */
+/** A job as GET /eval lists it (GET /eval/{id} adds a page of `records`). */
 export interface EvalJobInfo {
   eval_id: string;
   status: EvalJobStatus;
@@ -43,13 +43,24 @@ export interface EvalJobInfo {
   /** Times it was started: more than 1 when its eval thread went away and it resumed. */
   attempts: number;
   progress: EvalJobProgress;
+  /** Records kept so far (one per item run that ended). */
+  records_total: number;
   summary?: EvalSummary;
   error?: { error: string; message: string; field?: string };
 }
 
 export interface EvalJobView extends EvalJobInfo {
+  /** The page of records asked for (records_offset, records_limit), in the order they ended. */
   records: ItemRecord[];
 }
+
+/** Which records a view holds: the first 1,000 unless asked otherwise (5,000 at most a page). */
+export interface RecordsPage {
+  offset: number;
+  limit: number;
+}
+
+export const RECORDS_PAGE = { default: 1_000, max: 5_000 } as const;
 
 export interface EvalJobsOptions {
   target: EvalTarget;
@@ -163,6 +174,7 @@ export class EvalJobs {
         worker_thread_id: null,
         attempts: 0,
         progress: { total: 0, done: 0, skipped: 0, elapsed_ms: 0 },
+        records_total: 0,
       },
       records: [],
       bySeed: new Map(),
@@ -211,8 +223,8 @@ export class EvalJobs {
   }
 
   /** A job of the partition; another partition's job is not found, like a missing one. */
-  get(partition: string, id: string): EvalJobView {
-    return this.view(this.find(partition, id));
+  get(partition: string, id: string, page?: RecordsPage): EvalJobView {
+    return this.view(this.find(partition, id), page);
   }
 
   /** Stops a running job; resolves once it has ended (`cancelled`, its records so far kept). */
@@ -255,8 +267,18 @@ export class EvalJobs {
     return job;
   }
 
-  private view(job: Job): EvalJobView {
-    return { ...job.info, records: job.records };
+  /**
+   * The job with a page of its records: a whole job can hold 20,000 of them, several MB of JSON
+   * that the server thread would serialize for every poll.
+   */
+  private view(
+    job: Job,
+    page: RecordsPage = { offset: 0, limit: RECORDS_PAGE.default },
+  ): EvalJobView {
+    return {
+      ...job.info,
+      records: job.records.slice(page.offset, page.offset + page.limit),
+    };
   }
 
   /** Hands the job to its executor (again, after its thread went away). */
@@ -281,6 +303,7 @@ export class EvalJobs {
       record: (record, seed) => {
         if (!live()) return;
         job.records.push(record);
+        job.info.records_total = job.records.length;
         const key = seedKey(seed);
         const list = job.bySeed.get(key);
         if (list) list.push(record);

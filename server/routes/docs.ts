@@ -254,7 +254,8 @@ const OPS: Op[] = [
   {
     method: "get",
     path: "/eval/{id}",
-    summary: "An evaluation job: progress, records and summary",
+    summary:
+      "An evaluation job: progress, summary and a page of its records (?records_offset=0 &records_limit=1000, at most 5000; 0 for none)",
     tag: "eval",
   },
   {

@@ -16,7 +16,13 @@ import {
 } from "../../graphs/eval/index.ts";
 import { authOf } from "../auth/request.ts";
 import type { AppDeps } from "../context.ts";
-import { EVAL_LIMITS, EvalJobLimitError, EvalJobs, type EvalOwner } from "../eval-jobs.ts";
+import {
+  EVAL_LIMITS,
+  EvalJobLimitError,
+  EvalJobs,
+  RECORDS_PAGE,
+  type EvalOwner,
+} from "../eval-jobs.ts";
 import { InlineEvalTarget } from "../eval-inline.ts";
 import { parseBody, sendJson } from "../http.ts";
 
@@ -51,6 +57,12 @@ export const EvalCreate = z.strictObject({
 export const EvalListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(100).default(20),
   offset: z.coerce.number().int().min(0).default(0),
+});
+
+export const EvalGetQuery = z.object({
+  records_offset: z.coerce.number().int().min(0).default(0),
+  /** 0: no records (a cheap progress poll). */
+  records_limit: z.coerce.number().int().min(0).max(RECORDS_PAGE.max).default(RECORDS_PAGE.default),
 });
 
 function ownerOf(req: Request): EvalOwner {
@@ -94,7 +106,9 @@ export function evalRoutes(deps: AppDeps): Router {
   });
 
   r.get("/eval/:id", (req, res) => {
-    sendJson(res, 200, jobs.get(ownerOf(req).partition, req.params.id));
+    const q = parseBody(EvalGetQuery, req.query);
+    const page = { offset: q.records_offset, limit: q.records_limit };
+    sendJson(res, 200, jobs.get(ownerOf(req).partition, req.params.id, page));
   });
 
   r.post("/eval/:id/cancel", async (req, res) => {
@@ -102,7 +116,7 @@ export function evalRoutes(deps: AppDeps): Router {
   });
 
   r.get("/eval/:id/chart.svg", (req, res) => {
-    const job = jobs.get(ownerOf(req).partition, req.params.id);
+    const job = jobs.get(ownerOf(req).partition, req.params.id, { offset: 0, limit: 0 });
     if (!job.summary) {
       throw new RefineryError(
         "conflict",

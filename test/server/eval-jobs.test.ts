@@ -140,7 +140,7 @@ describe("eval jobs in an eval thread", { timeout: 90_000 }, () => {
     expect(twice.body).toMatchObject({ error: "conflict", field: "eval_id" });
   });
 
-  it("pages the caller's jobs newest first, without records", async () => {
+  it("pages the caller's jobs newest first without records, and a job's records", async () => {
     const ids: string[] = [];
     for (let i = 0; i < 3; i++) {
       const res = await api.start({ items: items(2), strategies: ["vanilla"], seed: i + 1 }, "pg");
@@ -159,6 +159,18 @@ describe("eval jobs in an eval thread", { timeout: 90_000 }, () => {
     const bad = await api.list("?limit=0", "pg");
     expect(bad.status).toBe(422);
     expect(bad.body).toMatchObject({ field: "limit" });
+
+    // A job's records come in pages; records_limit=0 reads its progress alone.
+    const whole = (await api.get(ids[0] as string, "pg")).body as EvalJobView;
+    expect(whole).toMatchObject({ records_total: 2 });
+    expect(whole.records).toHaveLength(2);
+    const second = await api.get(`${ids[0]}?records_offset=1&records_limit=1`, "pg");
+    expect((second.body as EvalJobView).records).toEqual(whole.records.slice(1));
+    const none = await api.get(`${ids[0]}?records_limit=0`, "pg");
+    expect(none.body).toMatchObject({ records: [], records_total: 2, status: "succeeded" });
+    const tooMany = await api.get(`${ids[0]}?records_limit=5001`, "pg");
+    expect(tooMany.status).toBe(422);
+    expect(tooMany.body).toMatchObject({ field: "records_limit" });
   });
 
   it("an item that keeps the CPU busy does not hold up the server; cancel terminates and replaces its thread, and the thread's other job resumes", async () => {
