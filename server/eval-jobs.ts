@@ -111,14 +111,22 @@ interface Job {
   accepted: boolean;
   /** The error it ended with, as its executor reported it. */
   failure?: WireError;
-  /** Resolves when a thread has taken the job (or it has ended). */
-  taken: Promise<void>;
-  take(): void;
-  /** Resolves when the job is accepted (its items checked) or has ended. */
-  settled: Promise<void>;
-  settle(): void;
-  ended: Promise<void>;
-  end(): void;
+  /** A thread has taken the job (or it has ended). */
+  taken: Signal;
+  /** The job is accepted (its items checked) or has ended. */
+  settled: Signal;
+  ended: Signal;
+}
+
+interface Signal {
+  promise: Promise<void>;
+  fire(): void;
+}
+
+function signal(): Signal {
+  let fire!: () => void;
+  const promise = new Promise<void>((resolve) => (fire = resolve));
+  return { promise, fire };
 }
 
 export class EvalJobs {
@@ -126,10 +134,6 @@ export class EvalJobs {
   private closed = false;
 
   constructor(private readonly options: EvalJobsOptions) {}
-
-  get runsIn(): EvalTarget["kind"] {
-    return this.options.target.kind;
-  }
 
   /**
    * Checks and starts a job; resolves once its items were checked (a bad one throws, 422, and
@@ -159,9 +163,6 @@ export class EvalJobs {
       });
     }
     const now = new Date().toISOString();
-    let take!: () => void;
-    let settle!: () => void;
-    let end!: () => void;
     const job: Job = {
       info: {
         eval_id: randomUUID(),
@@ -182,12 +183,9 @@ export class EvalJobs {
       attempt: 0,
       cancelling: false,
       accepted: false,
-      taken: new Promise<void>((r) => (take = r)),
-      take: () => take(),
-      settled: new Promise<void>((r) => (settle = r)),
-      settle: () => settle(),
-      ended: new Promise<void>((r) => (end = r)),
-      end: () => end(),
+      taken: signal(),
+      settled: signal(),
+      ended: signal(),
     };
     this.jobs.set(job.info.eval_id, job);
     this.options.log("info", "evaluation started", {
@@ -198,8 +196,8 @@ export class EvalJobs {
     });
     this.start(job);
     // A new eval thread takes a second or two to open its engine: that does not count.
-    await within(job.taken, 60_000);
-    await within(job.settled, this.options.acceptWaitMs ?? 5_000);
+    await within(job.taken.promise, 60_000);
+    await within(job.settled.promise, this.options.acceptWaitMs ?? 5_000);
     const failure = job.failure;
     if (
       job.info.status === "failed" &&
@@ -240,7 +238,7 @@ export class EvalJobs {
       job.cancelling = true;
       this.options.target.cancel(id, this.options.cancelGraceMs ?? 1_000);
     }
-    await job.ended;
+    await job.ended.promise;
     return this.view(job);
   }
 
@@ -293,12 +291,12 @@ export class EvalJobs {
         if (!live()) return;
         job.info.worker_thread_id = threadId;
         touch();
-        job.take();
+        job.taken.fire();
       },
       accepted: () => {
         if (!live()) return;
         job.accepted = true;
-        job.settle();
+        job.settled.fire();
       },
       record: (record, seed) => {
         if (!live()) return;
@@ -378,9 +376,9 @@ export class EvalJobs {
       records: job.records.length,
       ...(job.info.error ? { error: job.info.error } : {}),
     });
-    job.take();
-    job.settle();
-    job.end();
+    job.taken.fire();
+    job.settled.fire();
+    job.ended.fire();
     this.prune();
   }
 

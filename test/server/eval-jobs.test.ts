@@ -2,16 +2,21 @@
 // report progress; GET /eval lists the caller's, POST /eval/{id}/cancel stops one with its records
 // so far, and a thread that cannot stop (an item keeping the CPU busy) is terminated and replaced
 // while the server keeps answering; oversized jobs and too many running jobs are refused before
-// anything starts; a job of another partition is a 404. The model is a provider module whose
-// calls are slow, or spin the CPU (test/fixtures/eval-provider.ts).
+// anything starts; a job of another partition is a 404; the oldest finished jobs are dropped past
+// the number of jobs or records kept. The model is a provider module whose calls are slow, or
+// spin the CPU (test/fixtures/eval-provider.ts).
 import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
 import { threadId } from "node:worker_threads";
 import type { Request } from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ItemRecord } from "../../graphs/eval/index.ts";
+import { processSettingsFromEnv } from "../../core/config.ts";
+import { openEngine } from "../../graphs/engine.ts";
+import { engineRunner, type ItemRecord } from "../../graphs/eval/index.ts";
 import { OPEN_AUTH, setAuth } from "../../server/auth/request.ts";
-import type { EvalJobInfo, EvalJobView } from "../../server/eval-jobs.ts";
+import { InlineEvalTarget } from "../../server/eval-inline.ts";
+import { EvalJobs, type EvalJobInfo, type EvalJobView } from "../../server/eval-jobs.ts";
+import { silentLogger } from "../../server/log.ts";
 import { startServer } from "../../server/start.ts";
 import { SlowModel } from "../fixtures/eval-provider.ts";
 import { scriptedProvider } from "../support/scripted-model.ts";
@@ -310,6 +315,52 @@ describe("eval jobs with an injected provider", () => {
       expect(job.records.length).toBeLessThan(200);
     } finally {
       await server.close();
+    }
+  });
+});
+
+describe("finished jobs kept", () => {
+  it("drops the oldest finished jobs past the jobs or the records kept", async () => {
+    const engine = openEngine({ settings: processSettingsFromEnv({}), memory: true });
+    const jobs = new EvalJobs({
+      target: new InlineEvalTarget(async () => engineRunner(engine)),
+      log: silentLogger,
+      maxRuns: 100,
+      maxJobs: 5,
+      keep: { jobs: 3, records: 5 },
+    });
+    try {
+      const owner = { partition: "", identity: null };
+      const run = async (n: number) => {
+        const { eval_id } = await jobs.create(owner, {
+          items: items(n),
+          name: "kept",
+          strategies: ["vanilla"],
+          concurrency: 2,
+          seed: 1,
+          replicates: 1,
+        });
+        await eventually(
+          () => (jobs.get("", eval_id).status === "running" ? undefined : true),
+          "job end",
+          30_000,
+        );
+        return eval_id;
+      };
+      const [a, b] = [await run(2), await run(2)];
+      const ids = () => jobs.list("", { limit: 100, offset: 0 }).map((j) => j.eval_id);
+      expect(ids()).toEqual([b, a]);
+      // 6 records > 5 kept: the oldest job goes.
+      const c = await run(2);
+      expect(ids()).toEqual([c, b]);
+      const d = await run(1);
+      expect(ids()).toEqual([d, c, b]);
+      // 4 jobs > 3 kept: the oldest goes.
+      const e = await run(1);
+      expect(ids()).toEqual([e, d, c]);
+    } finally {
+      await jobs.close();
+      engine.close();
     }
   });
 });
