@@ -86,17 +86,6 @@ export const EVAL_LIMITS = { maxRuns: 20_000, maxJobs: 2 } as const;
 /** Times a job is started again after its eval thread went away, before it ends `interrupted`. */
 const MAX_ATTEMPTS = 3;
 
-/** A refused job because the partition runs enough already: answered 429 with Retry-After. */
-export class EvalJobLimitError extends RefineryError {
-  constructor(
-    message: string,
-    readonly retryAfterSeconds: number,
-    options: { field: string; fix: string },
-  ) {
-    super("rate_limited", message, options);
-  }
-}
-
 interface Job {
   info: EvalJobInfo;
   records: ItemRecord[];
@@ -147,12 +136,13 @@ export class EvalJobs {
       (j) => j.info.status === "running" && j.info.owner.partition === owner.partition,
     );
     if (running.length >= maxJobs) {
-      throw new EvalJobLimitError(
+      throw new RefineryError(
+        "rate_limited",
         `${running.length} evaluation job(s) of yours are running; this server runs at most ${maxJobs} at once per caller (REFINERY_EVAL_MAX_JOBS)`,
-        retryAfter(running),
         {
           field: "eval_id",
           fix: "wait for one to finish (GET /eval lists them), cancel one with POST /eval/{id}/cancel, or retry after Retry-After seconds",
+          retryAfterMs: retryAfterMs(running),
         },
       );
     }
@@ -409,8 +399,8 @@ async function within(promise: Promise<void>, ms: number): Promise<void> {
   clearTimeout(timer);
 }
 
-/** Seconds until the partition's soonest-ending job is expected to end (1 to 600; 10 unknown). */
-function retryAfter(running: readonly Job[]): number {
+/** Until the partition's soonest-ending job is expected to end (1 s to 10 min; 10 s unknown). */
+function retryAfterMs(running: readonly Job[]): number {
   let soonest = Number.POSITIVE_INFINITY;
   for (const { info } of running) {
     const ran = info.progress.done - info.progress.skipped;
@@ -418,5 +408,5 @@ function retryAfter(running: readonly Job[]): number {
     const left = ((info.progress.total - info.progress.done) * info.progress.elapsed_ms) / ran;
     soonest = Math.min(soonest, left / 1000);
   }
-  return Number.isFinite(soonest) ? Math.min(600, Math.max(1, Math.ceil(soonest))) : 10;
+  return 1000 * (Number.isFinite(soonest) ? Math.min(600, Math.max(1, Math.ceil(soonest))) : 10);
 }

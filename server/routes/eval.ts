@@ -16,13 +16,7 @@ import {
 } from "../../graphs/eval/index.ts";
 import { authOf } from "../auth/request.ts";
 import type { AppDeps } from "../context.ts";
-import {
-  EVAL_LIMITS,
-  EvalJobLimitError,
-  EvalJobs,
-  RECORDS_PAGE,
-  type EvalOwner,
-} from "../eval-jobs.ts";
+import { EVAL_LIMITS, EvalJobs, RECORDS_PAGE, type EvalOwner } from "../eval-jobs.ts";
 import { InlineEvalTarget } from "../eval-inline.ts";
 import { parseBody, sendJson } from "../http.ts";
 
@@ -65,8 +59,10 @@ export const EvalGetQuery = z.object({
   records_limit: z.coerce.number().int().min(0).max(RECORDS_PAGE.max).default(RECORDS_PAGE.default),
 });
 
-function ownerOf(req: Request): EvalOwner {
+/** The caller, once its role allows `operation` (starting and cancelling jobs is running graphs). */
+function ownerOf(req: Request, operation: "read" | "run"): EvalOwner {
   const auth = authOf(req);
+  auth.check(operation);
   return { partition: auth.partition, identity: auth.user?.identity ?? null };
 }
 
@@ -87,36 +83,30 @@ export function evalRoutes(deps: AppDeps): Router {
     });
 
   r.post("/eval", async (req, res) => {
+    const owner = ownerOf(req, "run");
     const body = parseBody(EvalCreate, req.body);
-    let job;
-    try {
-      job = await jobs.create(ownerOf(req), body);
-    } catch (err) {
-      if (err instanceof EvalJobLimitError)
-        res.setHeader("Retry-After", String(err.retryAfterSeconds));
-      throw err;
-    }
+    const job = await jobs.create(owner, body);
     res.setHeader("Location", `/eval/${job.eval_id}`);
     sendJson(res, 202, job);
   });
 
   r.get("/eval", (req, res) => {
     const page = parseBody(EvalListQuery, req.query);
-    sendJson(res, 200, jobs.list(ownerOf(req).partition, page));
+    sendJson(res, 200, jobs.list(ownerOf(req, "read").partition, page));
   });
 
   r.get("/eval/:id", (req, res) => {
     const q = parseBody(EvalGetQuery, req.query);
     const page = { offset: q.records_offset, limit: q.records_limit };
-    sendJson(res, 200, jobs.get(ownerOf(req).partition, req.params.id, page));
+    sendJson(res, 200, jobs.get(ownerOf(req, "read").partition, req.params.id, page));
   });
 
   r.post("/eval/:id/cancel", async (req, res) => {
-    sendJson(res, 200, await jobs.cancel(ownerOf(req).partition, req.params.id));
+    sendJson(res, 200, await jobs.cancel(ownerOf(req, "run").partition, req.params.id));
   });
 
   r.get("/eval/:id/chart.svg", (req, res) => {
-    const job = jobs.get(ownerOf(req).partition, req.params.id, { offset: 0, limit: 0 });
+    const job = jobs.get(ownerOf(req, "read").partition, req.params.id, { offset: 0, limit: 0 });
     if (!job.summary) {
       throw new RefineryError(
         "conflict",

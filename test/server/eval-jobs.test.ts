@@ -2,23 +2,21 @@
 // report progress; GET /eval lists the caller's, POST /eval/{id}/cancel stops one with its records
 // so far, and a thread that cannot stop (an item keeping the CPU busy) is terminated and replaced
 // while the server keeps answering; oversized jobs and too many running jobs are refused before
-// anything starts; a job of another partition is a 404; the oldest finished jobs are dropped past
+// anything starts; a job of another partition (tenant, with API keys) is a 404; the oldest finished jobs are dropped past
 // the number of jobs or records kept. The model is a provider module whose calls are slow, or
 // spin the CPU (test/fixtures/eval-provider.ts).
-import type { IncomingMessage } from "node:http";
 import { join } from "node:path";
 import { threadId } from "node:worker_threads";
-import type { Request } from "express";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { processSettingsFromEnv } from "../../core/config.ts";
 import { openEngine } from "../../graphs/engine.ts";
 import { engineRunner, type ItemRecord } from "../../graphs/eval/index.ts";
-import { OPEN_AUTH, setAuth } from "../../server/auth/request.ts";
 import { InlineEvalTarget } from "../../server/eval-inline.ts";
 import { EvalJobs, type EvalJobInfo, type EvalJobView } from "../../server/eval-jobs.ts";
 import { silentLogger } from "../../server/log.ts";
 import { startServer } from "../../server/start.ts";
 import { SlowModel } from "../fixtures/eval-provider.ts";
+import { keyHeaders, keysEnv, type Role } from "../support/auth.ts";
 import { scriptedProvider } from "../support/scripted-model.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 import { eventually } from "../support/wait.ts";
@@ -33,15 +31,24 @@ const items = (n: number, prefix = "") =>
     reference: 42,
   }));
 
-/** A caller of partition `partition` (the test server sets it from this header). */
-const as = (partition?: string): Record<string, string> =>
-  partition === undefined ? {} : { "x-test-partition": partition };
+/** Tenants (partitions) of the server with API keys; a key per role of each. */
+const TENANTS = ["main", "pg", "spin", "flood", "cap", "cap-2", "a", "b"];
 
-function client(server: TestServer) {
-  const call = async (method: string, path: string, body?: unknown, partition?: string) => {
+/** A caller: a tenant's member by default ("main"); none on a server without auth. */
+type Caller = string | { tenant: string; role: Role };
+const as = (caller?: Caller): Record<string, string> =>
+  caller === undefined
+    ? {}
+    : typeof caller === "string"
+      ? keyHeaders(caller)
+      : keyHeaders(caller.tenant, caller.role);
+
+/** The /eval API as `fallback` (or the caller passed to each call) sees it. */
+function client(server: TestServer, fallback?: Caller) {
+  const call = async (method: string, path: string, body?: unknown, partition?: Caller) => {
     const res = await fetch(`${server.url}${path}`, {
       method,
-      headers: { "content-type": "application/json", ...as(partition) },
+      headers: { "content-type": "application/json", ...as(partition ?? fallback) },
       body: body === undefined ? undefined : JSON.stringify(body),
     });
     const text = await res.text();
@@ -49,15 +56,15 @@ function client(server: TestServer) {
     return { status: res.status, headers: res.headers, body: json ? JSON.parse(text) : text };
   };
   return {
-    start: (body: unknown, partition?: string) => call("POST", "/eval", body, partition),
-    get: (id: string, partition?: string) => call("GET", `/eval/${id}`, undefined, partition),
-    list: (query = "", partition?: string) => call("GET", `/eval${query}`, undefined, partition),
-    cancel: (id: string, partition?: string) =>
+    start: (body: unknown, partition?: Caller) => call("POST", "/eval", body, partition),
+    get: (id: string, partition?: Caller) => call("GET", `/eval/${id}`, undefined, partition),
+    list: (query = "", partition?: Caller) => call("GET", `/eval${query}`, undefined, partition),
+    cancel: (id: string, partition?: Caller) =>
       call("POST", `/eval/${id}/cancel`, undefined, partition),
-    chart: (id: string, partition?: string) =>
+    chart: (id: string, partition?: Caller) =>
       call("GET", `/eval/${id}/chart.svg`, undefined, partition),
     /** Polls the job until `until` holds. */
-    waitFor: (id: string, until: (job: EvalJobView) => boolean, what: string, partition?: string) =>
+    waitFor: (id: string, until: (job: EvalJobView) => boolean, what: string, partition?: Caller) =>
       eventually(
         async () => {
           const job = (await call("GET", `/eval/${id}`, undefined, partition)).body as EvalJobView;
@@ -70,24 +77,6 @@ function client(server: TestServer) {
   };
 }
 
-/** Test-only stand-in for an auth middleware: the partition comes from a request header. */
-function partitionFromHeader(server: TestServer): void {
-  server.running.server.prependListener("request", (req: IncomingMessage) => {
-    const partition = req.headers["x-test-partition"];
-    if (typeof partition !== "string") return;
-    setAuth(req as Request, {
-      ...OPEN_AUTH,
-      partition,
-      user: {
-        identity: `user-of-${partition}`,
-        display_name: partition,
-        is_authenticated: true,
-        permissions: [],
-      },
-    });
-  });
-}
-
 const pairs = (records: ItemRecord[]) => records.map((r) => `${r.strategy}/${r.item_id}`);
 
 // Eval threads start on the first job (a few seconds on a loaded machine): generous timeouts.
@@ -96,10 +85,14 @@ describe("eval jobs in an eval thread", { timeout: 90_000 }, () => {
   let api: ReturnType<typeof client>;
   beforeAll(async () => {
     server = await startTestServer({
-      env: { REFINERY_PROVIDER_MODULE: PROVIDER, SLOW_MODEL_MS: "40" },
+      env: {
+        REFINERY_PROVIDER_MODULE: PROVIDER,
+        SLOW_MODEL_MS: "40",
+        REFINERY_API_KEYS: keysEnv(TENANTS),
+        REFINERY_RATE_LIMIT: "0",
+      },
     });
-    partitionFromHeader(server);
-    api = client(server);
+    api = client(server, "main");
   });
   afterAll(() => server?.close());
 
@@ -112,7 +105,7 @@ describe("eval jobs in an eval thread", { timeout: 90_000 }, () => {
       status: "running",
       size: 200,
       runs_in: "eval_thread",
-      owner: { partition: "", identity: null },
+      owner: { partition: "main", identity: "member@main" },
     });
 
     const running = await api.waitFor(id, (j) => j.progress.done >= 3, "progress");
@@ -270,18 +263,18 @@ describe("eval jobs in an eval thread", { timeout: 90_000 }, () => {
     await api.cancel((third.body as EvalJobView).eval_id, "cap");
   });
 
-  it("shows a job only to its own partition: another partition gets the 404 of a missing job", async () => {
+  it("shows a job only to its own partition (another gets the 404 of a missing job); viewers cannot start or cancel", async () => {
     const res = await api.start({ items: items(2), strategies: ["vanilla"], seed: 5 }, "a");
     expect(res.status).toBe(202);
     const id = (res.body as EvalJobView).eval_id;
-    expect(res.body).toMatchObject({ owner: { partition: "a", identity: "user-of-a" } });
+    expect(res.body).toMatchObject({ owner: { partition: "a", identity: "member@a" } });
     const job = await api.waitFor(id, (j) => j.status !== "running", "job end", "a");
     expect(job.status).toBe("succeeded");
     expect((await api.chart(id, "a")).status).toBe(200);
 
     const missing = "00000000-0000-4000-8000-000000000000";
     const unknown = await api.get(missing, "b");
-    for (const partition of ["b", undefined]) {
+    for (const partition of ["b", { tenant: "b", role: "admin" as const }]) {
       const seen = await api.get(id, partition);
       expect(seen.status).toBe(404);
       expect(JSON.stringify(seen.body).replaceAll(id, missing)).toBe(JSON.stringify(unknown.body));
@@ -290,6 +283,17 @@ describe("eval jobs in an eval thread", { timeout: 90_000 }, () => {
       const listed = (await api.list("?limit=100", partition)).body as EvalJobInfo[];
       expect(listed.map((j) => j.eval_id)).not.toContain(id);
     }
+
+    // A viewer of the same tenant reads the job, but running or stopping graphs is not for it.
+    const viewer = { tenant: "a", role: "viewer" as const };
+    expect((await api.get(id, viewer)).status).toBe(200);
+    const refused = await api.start({ items: items(1), seed: 1 }, viewer);
+    expect(refused.status).toBe(403);
+    expect(refused.body).toMatchObject({ error: "forbidden" });
+    expect((await api.cancel(id, viewer)).status).toBe(403);
+    // And without a key nothing is served.
+    const anonymous = await fetch(`${server.url}/eval`);
+    expect(anonymous.status).toBe(401);
   });
 });
 
@@ -307,7 +311,12 @@ describe("eval jobs with an injected provider", () => {
       expect(started.status).toBe(202);
       const id = (started.body as EvalJobView).eval_id;
       const running = await api.waitFor(id, (j) => j.progress.done >= 2, "progress");
-      expect(running).toMatchObject({ runs_in: "server_thread", worker_thread_id: threadId });
+      expect(running).toMatchObject({
+        runs_in: "server_thread",
+        worker_thread_id: threadId,
+        // Without auth, everyone shares the partition "".
+        owner: { partition: "", identity: null },
+      });
       const cancelled = await api.cancel(id);
       expect(cancelled.body).toMatchObject({ status: "cancelled" });
       const job = cancelled.body as EvalJobView;
