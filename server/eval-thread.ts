@@ -1,14 +1,13 @@
 // An eval thread: runs the evaluation jobs the server thread hands it (eval-threads.ts) on its own
-// engine — the server's settings and model provider (REFINERY_PROVIDER_MODULE included), the
-// refine graph, and an in-memory checkpointer, since evaluation threads are scratch — and sends
-// back each job's acceptance, records, progress and end. A job's graph runs never touch the
-// server thread or the database.
+// engine (the server's settings, outbound policy and model provider, REFINERY_PROVIDER_MODULE
+// included; the refine graph; an in-memory checkpointer, since evaluation threads are scratch)
+// and sends back each job's acceptance, records, progress and end. A job's graph runs never
+// touch the server thread or the database.
 import { parentPort, threadId, workerData } from "node:worker_threads";
-import { processSettingsFromEnv } from "../core/config.ts";
 import { openEngine } from "../graphs/engine.ts";
 import { engineRunner, runEvalJob } from "../graphs/eval/index.ts";
 import type { Logger } from "./log.ts";
-import { loadProviderModule } from "./runtime.ts";
+import { prepareGraphThread } from "./runtime.ts";
 import {
   toWireError,
   type EvalThreadData,
@@ -37,8 +36,8 @@ const log: Logger = (level, msg, fields) =>
   send({ type: "log", level, msg, fields: { ...fields, eval_thread: data.index } });
 
 try {
-  const settings = processSettingsFromEnv(data.env);
-  const provider = await loadProviderModule(data.env.REFINERY_PROVIDER_MODULE, data.env);
+  // The same settings, outbound policy and provider as the server's other graph threads.
+  const { settings, provider } = await prepareGraphThread(data.env);
   const engine = openEngine({ settings, provider, memory: true });
   const runner = engineRunner(engine);
   const controllers = new Map<string, AbortController>();

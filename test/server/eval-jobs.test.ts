@@ -5,6 +5,8 @@
 // anything starts; a job of another partition (tenant, with API keys) is a 404; the oldest finished jobs are dropped past
 // the number of jobs or records kept. The model is a provider module whose calls are slow, or
 // spin the CPU (test/fixtures/eval-provider.ts).
+import { createServer, type Server } from "node:http";
+import type { AddressInfo } from "node:net";
 import { join } from "node:path";
 import { threadId } from "node:worker_threads";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
@@ -83,18 +85,34 @@ const pairs = (records: ItemRecord[]) => records.map((r) => `${r.strategy}/${r.i
 describe("eval jobs in an eval thread", { timeout: 90_000 }, () => {
   let server: TestServer;
   let api: ReturnType<typeof client>;
+  // A webhook verifier's endpoint on loopback, which only this server's environment allows.
+  let hook: Server;
+  let hookPort: number;
+  let hookCalls = 0;
   beforeAll(async () => {
+    hook = createServer((req, res) => {
+      hookCalls++;
+      req.resume();
+      res.setHeader("content-type", "application/json");
+      res.end(JSON.stringify({ pass: true }));
+    });
+    await new Promise<void>((r) => hook.listen(0, "127.0.0.1", r));
+    hookPort = (hook.address() as AddressInfo).port;
     server = await startTestServer({
       env: {
         REFINERY_PROVIDER_MODULE: PROVIDER,
         SLOW_MODEL_MS: "40",
         REFINERY_API_KEYS: keysEnv(TENANTS),
         REFINERY_RATE_LIMIT: "0",
+        REFINERY_OUTBOUND_ALLOW: `127.0.0.1:${hookPort}`,
       },
     });
     api = client(server, "main");
   });
-  afterAll(() => server?.close());
+  afterAll(async () => {
+    await server?.close();
+    await new Promise((r) => hook?.close(r));
+  });
 
   it("runs off the HTTP thread with progress; list, get and cancel keep its records so far", async () => {
     const started = await api.start({ items: items(200), strategies: ["vanilla"], concurrency: 1 });
@@ -211,6 +229,30 @@ describe("eval jobs in an eval thread", { timeout: 90_000 }, () => {
     expect(resumed.records).toHaveLength(30);
     expect(new Set(pairs(resumed.records)).size).toBe(30);
     expect(resumed.summary).toMatchObject({ status: "complete", items: 30 });
+  });
+
+  it("applies the server's outbound policy in the eval thread: an allowed verifier endpoint is called, another refused", async () => {
+    const withHook = (port: number) => ({
+      items: items(2).map((item) => ({
+        ...item,
+        verifiers: [{ kind: "webhook", url: `http://127.0.0.1:${port}/verify` }],
+      })),
+      strategies: ["vanilla"],
+      seed: 2,
+    });
+    const res = await api.start(withHook(hookPort));
+    expect(res.status).toBe(202);
+    const job = await api.waitFor(
+      (res.body as EvalJobView).eval_id,
+      (j) => j.status !== "running",
+      "the job",
+    );
+    expect(job.status).toBe("succeeded");
+    expect(hookCalls).toBeGreaterThan(0);
+    // Another loopback port is not in REFINERY_OUTBOUND_ALLOW: refused before anything runs.
+    const refused = await api.start(withHook(hookPort === 1 ? 2 : 1));
+    expect(refused.status).toBe(422);
+    expect(refused.body).toMatchObject({ field: "items[0]: verifiers[0].url" });
   });
 
   it("refuses a job larger than REFINERY_EVAL_MAX_RUNS with a 422 naming the field; nothing starts", async () => {
