@@ -8,6 +8,7 @@ import type { FeedbackInbox } from "../core/storage/feedback-inbox.ts";
 import type { Access, Assistant, Storage, Thread } from "../core/storage/types.ts";
 import { systemAssistantId, type GraphRegistry, type RunnableGraph } from "../graphs/registry.ts";
 import type { LearningLoop } from "../graphs/learning.ts";
+import type { EvalJobs } from "./eval-jobs.ts";
 import type { RunExecutor } from "./executor.ts";
 import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
@@ -38,6 +39,8 @@ export interface AppDeps {
   inbox?: FeedbackInbox;
   /** Filled by the runs router: resumes a thread waiting on an approval with a decision. */
   hooks?: { resumeApproval?: (threadId: string, decision: unknown) => Promise<unknown> };
+  /** Evaluation jobs (start.ts); without it /eval runs jobs in the server thread. */
+  evalJobs?: EvalJobs;
   bodyLimit?: string;
   keepAliveMs?: number;
   version: string;

@@ -41,13 +41,26 @@ export interface RuntimeOptions {
 
 export type Runtime = Awaited<ReturnType<typeof openRuntime>>;
 
-export async function openRuntime(options: RuntimeOptions) {
-  const { env, log } = options;
+/**
+ * What every thread that runs graphs sets up first (the server thread, run threads, eval
+ * threads): the process settings, this thread's outbound policy and the model provider.
+ */
+export async function prepareGraphThread(
+  env: Record<string, string | undefined>,
+  provider?: ModelProvider,
+): Promise<{ settings: ProcessSettings; provider?: ModelProvider }> {
   const settings: ProcessSettings = processSettingsFromEnv(env);
   // Webhooks and webhook verifiers of this thread: strict, REFINERY_OUTBOUND_ALLOW opens hosts.
   setOutboundPolicy(outboundPolicyFromEnv(env));
-  const provider =
-    options.provider ?? (await loadProviderModule(env.REFINERY_PROVIDER_MODULE, env));
+  return {
+    settings,
+    provider: provider ?? (await loadProviderModule(env.REFINERY_PROVIDER_MODULE, env)),
+  };
+}
+
+export async function openRuntime(options: RuntimeOptions) {
+  const { env, log } = options;
+  const { settings, provider } = await prepareGraphThread(env, options.provider);
   // The inbox lives in the database the engine opens, so the engine gets a forwarder to it.
   const inboxRef: { current?: FeedbackInbox } = {};
   // Likewise the lessons memory, opened on that database below.

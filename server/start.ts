@@ -9,12 +9,17 @@ import type { GraphSpecService } from "../graphs/declarative/index.ts";
 import { systemAssistantId } from "../graphs/registry.ts";
 import type { ModelProvider } from "../core/models/provider.ts";
 import { fromZodError, RefineryError } from "../core/errors.ts";
+import { openEngine } from "../graphs/engine.ts";
+import { engineRunner } from "../graphs/eval/index.ts";
 import { createApp } from "./app.ts";
 import { ApprovalWatcher } from "./approval-watcher.ts";
 import { checkExposure, hostGuard, loadAuthBackend } from "./auth/index.ts";
 import { parseOrigins } from "./auth/cors.ts";
 import { RateLimiter } from "./auth/rate-limit.ts";
 import type { SecuritySettings } from "./context.ts";
+import { InlineEvalTarget } from "./eval-inline.ts";
+import { EVAL_LIMITS, EvalJobs } from "./eval-jobs.ts";
+import { EvalThreadPool, evalThreadCount } from "./eval-threads.ts";
 import { RunExecutor } from "./executor.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
@@ -124,6 +129,20 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await runtime.close();
     throw err;
   }
+  // Evaluation jobs run in eval threads (opened on first use), off the HTTP thread; a provider
+  // object cannot cross threads, so with one (tests) they run here, as graphs do.
+  const evalJobs = new EvalJobs({
+    target:
+      options.provider || limits.evalThreads === 0
+        ? new InlineEvalTarget(async () =>
+            // Eval threads are scratch: an in-memory checkpointer, as in an eval thread.
+            engineRunner(openEngine({ settings, provider: engine.provider, memory: true })),
+          )
+        : new EvalThreadPool({ size: limits.evalThreads, env: { ...env }, log }),
+    log,
+    maxRuns: limits.evalMaxRuns,
+    maxJobs: limits.evalMaxJobs,
+  });
   // No connection checkpoints the WAL on commit (run threads turn it off in run-thread.ts); a
   // thread of its own does, off the path of requests and run steps.
   const wal =
@@ -132,6 +151,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       : WalCheckpointer.start(db, log, { restartBytes: options.walRestartBytes });
   /** Stops the run threads and the WAL thread, then closes the database. */
   const release = async () => {
+    await evalJobs.close();
     await pool?.close();
     await wal?.close();
     await runtime.close();
@@ -198,6 +218,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     storage,
     registry,
     executor,
+    evalJobs,
     hub,
     checkpointer: saver,
     checkpoints,
@@ -357,6 +378,21 @@ function serverSettings(env: Record<string, string | undefined>) {
       max: 1_000_000,
       what: "the number of finished runs whose events are kept",
       example: "a number such as 500",
+    }),
+    evalThreads: evalThreadCount(env.REFINERY_EVAL_THREADS),
+    evalMaxRuns: intSetting(env.REFINERY_EVAL_MAX_RUNS, "REFINERY_EVAL_MAX_RUNS", {
+      fallback: EVAL_LIMITS.maxRuns,
+      min: 1,
+      max: 10_000_000,
+      what: "the number of graph runs one evaluation job may ask for",
+      example: `a number such as ${EVAL_LIMITS.maxRuns}`,
+    }),
+    evalMaxJobs: intSetting(env.REFINERY_EVAL_MAX_JOBS, "REFINERY_EVAL_MAX_JOBS", {
+      fallback: EVAL_LIMITS.maxJobs,
+      min: 1,
+      max: 1000,
+      what: "the number of evaluation jobs running at once per caller",
+      example: `a number such as ${EVAL_LIMITS.maxJobs}`,
     }),
     keepAliveMs: intSetting(env.REFINERY_KEEPALIVE_MS, "REFINERY_KEEPALIVE_MS", {
       fallback: 15_000,

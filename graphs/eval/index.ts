@@ -1,6 +1,7 @@
 // The evaluation harness: datasets, runs per strategy, per-item records, summaries and reports.
 // The CLI (cli/eval.ts) and the HTTP route (server/routes/eval.ts) are thin adapters over it.
 export * from "./dataset.ts";
+export * from "./job.ts";
 export * from "./pool.ts";
 export * from "./records.ts";
 export * from "./replicates.ts";

@@ -240,11 +240,31 @@ const OPS: Op[] = [
   {
     method: "post",
     path: "/eval",
-    summary: "Start an evaluation of dataset items through refinement strategies",
+    summary:
+      "Start an evaluation job of dataset items through refinement strategies, in an eval thread (422 over REFINERY_EVAL_MAX_RUNS graph runs, 429 past REFINERY_EVAL_MAX_JOBS running)",
     body: EvalCreate,
     tag: "eval",
   },
-  { method: "get", path: "/eval/{id}", summary: "Evaluation progress and results", tag: "eval" },
+  {
+    method: "get",
+    path: "/eval",
+    summary: "Your evaluation jobs, newest first, without records (?limit=20 &offset=0)",
+    tag: "eval",
+  },
+  {
+    method: "get",
+    path: "/eval/{id}",
+    summary:
+      "An evaluation job: progress, summary and a page of its records (?records_offset=0 &records_limit=1000, at most 5000; 0 for none)",
+    tag: "eval",
+  },
+  {
+    method: "post",
+    path: "/eval/{id}/cancel",
+    summary:
+      "Cancel a running evaluation job; answers once it ended (cancelled, records so far kept)",
+    tag: "eval",
+  },
   {
     method: "get",
     path: "/approvals",

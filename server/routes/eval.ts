@@ -1,28 +1,23 @@
-// /eval: starts an evaluation of dataset items through refinement strategies as a background job
-// on the server's own refine graph and model (POST /eval), reports progress and results
-// (GET /eval/:id) and the chart (GET /eval/:id/chart.svg). Jobs live in memory: for resumable
-// evaluations use `refinery eval`, whose records file survives a restart.
-import { randomUUID } from "node:crypto";
+// /eval: evaluation jobs of dataset items through refinement strategies on the server's refine
+// graph and model. POST /eval starts one (checked against the job limits, run in an eval thread:
+// eval-jobs.ts), GET /eval lists the caller's, GET /eval/:id reads one with its progress and
+// records, POST /eval/:id/cancel stops it, GET /eval/:id/chart.svg draws it. A caller sees only
+// the jobs of its own partition (authOf(req)); another partition's job is a 404.
+import type { Request } from "express";
 import { Router } from "express";
 import { z } from "zod";
 import { RefineryError } from "../../core/errors.ts";
 import {
   DEFAULT_CONCURRENCY,
   graphRunner,
-  parseDatasetItems,
   renderChartSvg,
-  replicateModels,
-  runReplicated,
-  seedOf,
   STRATEGIES,
-  type EvalProgress,
-  type EvalSummary,
-  type ItemRecord,
-  type ModelChoice,
   type RefineGraphLike,
 } from "../../graphs/eval/index.ts";
-import { DEFAULT_SIMULATED_OPTIONS } from "../../core/models/simulated.ts";
+import { authOf } from "../auth/request.ts";
 import type { AppDeps } from "../context.ts";
+import { EVAL_LIMITS, EvalJobs, RECORDS_PAGE, type EvalOwner } from "../eval-jobs.ts";
+import { InlineEvalTarget } from "../eval-inline.ts";
 import { parseBody, sendJson } from "../http.ts";
 
 export const EvalCreate = z.strictObject({
@@ -53,132 +48,77 @@ export const EvalCreate = z.strictObject({
   replicates: z.number().int().min(1).max(100).default(1),
 });
 
-interface EvalJob {
-  eval_id: string;
-  status: "running" | "succeeded" | "failed" | "interrupted";
-  created_at: string;
-  updated_at: string;
-  progress: { total: number; done: number; skipped: number; elapsed_ms: number };
-  summary?: EvalSummary;
-  records: ItemRecord[];
-  error?: Record<string, unknown>;
-}
+export const EvalListQuery = z.object({
+  limit: z.coerce.number().int().min(1).max(100).default(20),
+  offset: z.coerce.number().int().min(0).default(0),
+});
 
-const MAX_JOBS = 100;
+export const EvalGetQuery = z.object({
+  records_offset: z.coerce.number().int().min(0).default(0),
+  /** 0: no records (a cheap progress poll). */
+  records_limit: z.coerce.number().int().min(0).max(RECORDS_PAGE.max).default(RECORDS_PAGE.default),
+});
+
+/** The caller, once its role allows `operation` (starting and cancelling jobs is running graphs). */
+function ownerOf(req: Request, operation: "read" | "run"): EvalOwner {
+  const auth = authOf(req);
+  auth.check(operation);
+  return { partition: auth.partition, identity: auth.user?.identity ?? null };
+}
 
 export function evalRoutes(deps: AppDeps): Router {
   const r = Router();
-  const jobs = new Map<string, EvalJob>();
+  // start.ts passes the server's job table; an app built without one runs jobs in this thread.
+  const jobs =
+    deps.evalJobs ??
+    new EvalJobs({
+      target: new InlineEvalTarget(async () =>
+        graphRunner((await deps.registry.get("refine")) as unknown as RefineGraphLike, {
+          validate: (options) => deps.validateConfig?.("refine", { configurable: options }),
+          deleteThread: (id) => deps.checkpoints.deleteThread(id),
+        }),
+      ),
+      log: deps.log,
+      ...EVAL_LIMITS,
+    });
 
   r.post("/eval", async (req, res) => {
+    const owner = ownerOf(req, "run");
     const body = parseBody(EvalCreate, req.body);
-    const dataset = parseDatasetItems(body.items, body.name);
-    const offline = body.offline === true || body.seed !== undefined;
-    const models = replicateModels(
-      offline
-        ? { kind: "simulated", seed: body.seed ?? DEFAULT_SIMULATED_OPTIONS.seed }
-        : { kind: "configured" },
-      body.replicates,
-      {
-        field: "replicates",
-        fix: 'add "seed": N (or "offline": true), or drop "replicates" for the configured model',
-      },
-    );
-    const graph = (await deps.registry.get("refine")) as unknown as RefineGraphLike;
-    const now = new Date().toISOString();
-    const job: EvalJob = {
-      eval_id: randomUUID(),
-      status: "running",
-      created_at: now,
-      updated_at: now,
-      progress: { total: 0, done: 0, skipped: 0, elapsed_ms: 0 },
-      records: [],
-    };
-    // Progress over all replicates: what the finished ones did, plus the running one's.
-    let before = { seed: seedOf(models[0] as ModelChoice), done: 0, elapsed: 0 };
-    const started = runReplicated({
-      datasets: [dataset],
-      strategies: body.strategies,
-      runner: graphRunner(graph, {
-        validate: (options) => deps.validateConfig?.("refine", { configurable: options }),
-        deleteThread: (id) => deps.checkpoints.deleteThread(id),
-      }),
-      models,
-      // Each replicate has its own records (their configurations differ); the job lists all.
-      sinkFor: () => ({ existing: () => [], append: (r) => void job.records.push(r) }),
-      concurrency: body.concurrency,
-      limit: body.limit,
-      maxIterations: body.max_iterations,
-      onProgress: (p: EvalProgress, seed) => {
-        if (seed !== before.seed)
-          before = { seed, done: job.progress.done, elapsed: job.progress.elapsed_ms };
-        job.progress = {
-          total: p.total * models.length,
-          done: before.done + p.done,
-          skipped: p.skipped,
-          elapsed_ms: before.elapsed + p.elapsedMs,
-        };
-        job.updated_at = new Date().toISOString();
-      },
-    });
-    // Configuration errors (bad verifier in an item) are the client's: answer them now.
-    const early = await Promise.race([
-      started.then(
-        () => undefined,
-        (err: unknown) => err,
-      ),
-      new Promise((resolve) => setImmediate(resolve, undefined)),
-    ]);
-    if (
-      early instanceof RefineryError &&
-      (early.code === "invalid_input" || early.code === "invalid_config")
-    ) {
-      throw early;
-    }
-    started.then(
-      (result) => {
-        job.summary = result.summary;
-        job.status = result.summary.status === "interrupted" ? "interrupted" : "succeeded";
-        job.updated_at = new Date().toISOString();
-      },
-      (err: unknown) => {
-        job.status = "failed";
-        job.error =
-          err instanceof RefineryError
-            ? err.toJSON()
-            : { error: "internal", message: (err as Error)?.message ?? String(err) };
-        job.updated_at = new Date().toISOString();
-        deps.log("warn", "evaluation failed", { eval_id: job.eval_id, ...job.error });
-      },
-    );
-    jobs.set(job.eval_id, job);
-    for (const id of jobs.keys()) {
-      if (jobs.size <= MAX_JOBS) break;
-      if (jobs.get(id)?.status !== "running") jobs.delete(id);
-    }
+    const job = await jobs.create(owner, body);
     res.setHeader("Location", `/eval/${job.eval_id}`);
     sendJson(res, 202, job);
   });
 
-  const find = (id: string): EvalJob => {
-    const job = jobs.get(id);
-    if (!job) {
-      throw new RefineryError("not_found", "Evaluation not found", {
-        field: "eval_id",
-        fix: `no evaluation with id ${id} (jobs are kept in memory until the server restarts)`,
-      });
-    }
-    return job;
-  };
+  r.get("/eval", (req, res) => {
+    const page = parseBody(EvalListQuery, req.query);
+    sendJson(res, 200, jobs.list(ownerOf(req, "read").partition, page));
+  });
 
-  r.get("/eval/:id", (req, res) => sendJson(res, 200, find(req.params.id)));
+  r.get("/eval/:id", (req, res) => {
+    const q = parseBody(EvalGetQuery, req.query);
+    const page = { offset: q.records_offset, limit: q.records_limit };
+    sendJson(res, 200, jobs.get(ownerOf(req, "read").partition, req.params.id, page));
+  });
+
+  r.post("/eval/:id/cancel", async (req, res) => {
+    sendJson(res, 200, await jobs.cancel(ownerOf(req, "run").partition, req.params.id));
+  });
 
   r.get("/eval/:id/chart.svg", (req, res) => {
-    const job = find(req.params.id);
+    const job = jobs.get(ownerOf(req, "read").partition, req.params.id, { offset: 0, limit: 0 });
     if (!job.summary) {
-      throw new RefineryError("conflict", `evaluation ${job.eval_id} is ${job.status}`, {
-        fix: "the chart exists once the evaluation has finished; poll GET /eval/{id}",
-      });
+      throw new RefineryError(
+        "conflict",
+        `evaluation ${job.eval_id} is ${job.status} and has no summary`,
+        {
+          field: "eval_id",
+          fix:
+            job.status === "running"
+              ? "the chart exists once the evaluation has finished; poll GET /eval/{id}"
+              : "this evaluation ended without a summary (see its error); start it again",
+        },
+      );
     }
     res.type("image/svg+xml").send(renderChartSvg(job.summary));
   });
