@@ -26,6 +26,12 @@ const CONC_RUNS = num("BENCH_CONC_RUNS", 800);
 const CONC_BLOCK = num("BENCH_CONC_BLOCK", 200);
 const TIMEOUT_S = num("BENCH_TIMEOUT_S", 1500);
 
+/**
+ * BENCH_AUTH_CONTROL=1: an A/A run, the second server open too (still labelled "keys"): how far
+ * two identical servers differ on this machine, the noise floor the targets are read against.
+ */
+const CONTROL = env.BENCH_AUTH_CONTROL === "1";
+
 const TARGET_SEQ_MS = 1;
 const TARGET_THROUGHPUT = 0.95;
 
@@ -36,7 +42,14 @@ interface Variant {
   proc: ServerProc;
   client: Client;
   seq: number[][];
-  conc: { runs: number; ms: number }[][];
+  conc: Block[][];
+}
+
+/** A block of concurrent runs: how many, how long, and the server's CPU (all threads) meanwhile. */
+interface Block {
+  runs: number;
+  ms: number;
+  cpuMs: number;
 }
 
 async function oneRun(v: Variant): Promise<number> {
@@ -52,8 +65,9 @@ async function oneRun(v: Variant): Promise<number> {
   return performance.now() - t;
 }
 
-async function concurrent(v: Variant, runs: number): Promise<{ runs: number; ms: number }> {
+async function concurrent(v: Variant, runs: number): Promise<Block> {
   let next = 0;
+  const cpu = v.proc.cpuSeconds();
   const started = performance.now();
   await Promise.all(
     Array.from({ length: Math.min(CONCURRENCY, runs) }, async () => {
@@ -63,7 +77,7 @@ async function concurrent(v: Variant, runs: number): Promise<{ runs: number; ms:
       }
     }),
   );
-  return { runs, ms: performance.now() - started };
+  return { runs, ms: performance.now() - started, cpuMs: (v.proc.cpuSeconds() - cpu) * 1000 };
 }
 
 async function main(): Promise<void> {
@@ -91,14 +105,16 @@ async function main(): Promise<void> {
       latencyMs: 0,
       workers: 64,
       label: "keys",
-      env: {
-        REFINERY_API_KEYS: JSON.stringify([
-          { key: KEY, identity: "bench", tenant: "bench", role: "member" },
-        ]),
-        // High enough never to refuse the bench, low enough to be counted on every request.
-        REFINERY_RATE_LIMIT: "100000000",
-        REFINERY_TENANT_MAX_RUNS: "1000",
-      },
+      env: CONTROL
+        ? {}
+        : {
+            REFINERY_API_KEYS: JSON.stringify([
+              { key: KEY, identity: "bench", tenant: "bench", role: "member" },
+            ]),
+            // High enough never to refuse the bench, low enough to be counted on every request.
+            REFINERY_RATE_LIMIT: "100000000",
+            REFINERY_TENANT_MAX_RUNS: "1000",
+          },
     });
     procs.push(keyed);
     const client = (url: string, headers: Record<string, string> = {}) =>
@@ -119,7 +135,8 @@ async function main(): Promise<void> {
     ];
     // The keyed server really refuses a request without the key.
     const refused = await fetch(`${keyed.url}/threads/search`, { method: "POST", body: "{}" });
-    if (refused.status !== 401)
+    if (CONTROL) console.log("A/A control run: both servers are open");
+    else if (refused.status !== 401)
       throw new Error(`keys server answered ${refused.status} without a key`);
 
     console.log(`warm-up: ${WARMUP_RUNS} runs per server at ${CONCURRENCY} concurrent`);
@@ -134,7 +151,7 @@ async function main(): Promise<void> {
             seq[k]!.push(await oneRun(variants[k]!));
         }
       }
-      const conc: { runs: number; ms: number }[][] = variants.map(() => []);
+      const conc: Block[][] = variants.map(() => []);
       for (let done = 0, cycle = round; done < CONC_RUNS; done += CONC_BLOCK, cycle++) {
         for (let j = 0; j < variants.length; j++) {
           const k = (j + cycle) % variants.length;
@@ -158,7 +175,12 @@ async function main(): Promise<void> {
   }
 }
 
-function rate(blocks: { runs: number; ms: number }[]): number {
+/** Server CPU per run over the blocks, in ms. */
+function cpuPerRun(blocks: Block[]): number {
+  return blocks.reduce((a, b) => a + b.cpuMs, 0) / blocks.reduce((a, b) => a + b.runs, 0);
+}
+
+function rate(blocks: Block[]): number {
   const runs = blocks.reduce((a, b) => a + b.runs, 0);
   const ms = blocks.reduce((a, b) => a + b.ms, 0);
   return (runs / ms) * 1000;
@@ -170,19 +192,25 @@ function report([open, keys]: [Variant, Variant]): void {
     keysP50: percentile(keys.seq[r]!, 50),
     openRate: rate(open.conc[r]!),
     keysRate: rate(keys.conc[r]!),
+    openCpu: cpuPerRun(open.conc[r]!),
+    keysCpu: cpuPerRun(keys.conc[r]!),
   }));
   const deltas = rounds.map((r) => r.keysP50 - r.openP50);
   const ratios = rounds.map((r) => r.keysRate / r.openRate);
   const delta = median(deltas);
   const ratio = median(ratios);
   console.log(
-    "\n| round | seq p50 open | seq p50 keys | keys - open | 16-conc open | 16-conc keys | keys / open |",
+    "\n| round | seq p50 open | seq p50 keys | keys - open | 16-conc open | 16-conc keys | keys / open | CPU/run open | CPU/run keys |",
   );
-  console.log("|---|---|---|---|---|---|---|");
+  console.log("|---|---|---|---|---|---|---|---|---|");
   rounds.forEach((r, i) =>
     console.log(
-      `| ${i + 1} | ${r.openP50.toFixed(2)} ms | ${r.keysP50.toFixed(2)} ms | ${deltas[i]!.toFixed(2)} ms | ${r.openRate.toFixed(1)} runs/s | ${r.keysRate.toFixed(1)} runs/s | ${ratios[i]!.toFixed(3)} |`,
+      `| ${i + 1} | ${r.openP50.toFixed(2)} ms | ${r.keysP50.toFixed(2)} ms | ${deltas[i]!.toFixed(2)} ms | ${r.openRate.toFixed(1)} runs/s | ${r.keysRate.toFixed(1)} runs/s | ${ratios[i]!.toFixed(3)} | ${r.openCpu.toFixed(2)} ms | ${r.keysCpu.toFixed(2)} ms |`,
     ),
+  );
+  const cpuRatio = median(rounds.map((r) => r.keysCpu / r.openCpu));
+  console.log(
+    `\nserver CPU per run at ${CONCURRENCY} concurrent (all its threads), keys / open: median of rounds ${cpuRatio.toFixed(3)}`,
   );
   console.log(
     `\nsequential runs.wait p50, keys - open: median of rounds ${delta.toFixed(2)} ms (target <= ${TARGET_SEQ_MS} ms): ${delta <= TARGET_SEQ_MS ? "met" : "MISSED"}`,
