@@ -171,7 +171,30 @@ export class PreparedSqliteSaver extends SqliteSaver {
     super(db);
   }
 
-  private queue: { write: () => void; resolve: () => void; reject: (err: unknown) => void }[] = [];
+  private queue: {
+    threadId: string;
+    write: () => void;
+    resolve: () => void;
+    reject: (err: unknown) => void;
+  }[] = [];
+  /** Threads whose writes are dropped (a run being rolled back), see fence(). */
+  private readonly fenced = new Set<string>();
+
+  /**
+   * Drops every write to `threadId` from now on, queued ones included, until unfence(): a run
+   * cancelled with rollback can still have writes in flight in LangGraph's loop after its stream
+   * ended, and one landing after the rollback would bring the rolled-back run's state back.
+   * Runs of a thread follow one another, so the next run of the thread lifts the fence.
+   */
+  fence(threadId: string): void {
+    this.fenced.add(threadId);
+    if (this.fenced.size > 10_000) this.fenced.delete(this.fenced.values().next().value as string);
+    this.flush();
+  }
+
+  unfence(threadId: string): void {
+    this.fenced.delete(threadId);
+  }
   private flushScheduled = false;
   private statements?: {
     put: Database.Statement;
@@ -197,7 +220,13 @@ export class PreparedSqliteSaver extends SqliteSaver {
 
   /** Commits the queued writes in one transaction; each write's promise settles with it. */
   flush(): void {
-    const batch = this.queue.splice(0);
+    const all = this.queue.splice(0);
+    if (all.length === 0) return;
+    const batch = all.filter((op) => {
+      if (!this.fenced.has(op.threadId)) return true;
+      op.resolve();
+      return false;
+    });
     if (batch.length === 0) return;
     try {
       this.db
@@ -223,9 +252,10 @@ export class PreparedSqliteSaver extends SqliteSaver {
    * Queues a write; writes queued in the same turn of the event loop (steps of concurrent runs,
    * or CPU-only steps of one run) commit together, which saves a commit per write.
    */
-  private enqueue(write: () => void): Promise<void> {
+  private enqueue(threadId: string, write: () => void): Promise<void> {
+    if (this.fenced.has(threadId)) return Promise.resolve();
     return new Promise((resolve, reject) => {
-      this.queue.push({ write, resolve, reject });
+      this.queue.push({ threadId, write, resolve, reject });
       if (this.flushScheduled) return;
       this.flushScheduled = true;
       setImmediate(() => {
@@ -332,7 +362,7 @@ export class PreparedSqliteSaver extends SqliteSaver {
     const parent = configurable.checkpoint_id as string | undefined;
     const usage = this.charge(threadId, checkpointNs, parent, bytes, "checkpoint");
     usage?.heads.set(checkpointNs, checkpoint.id);
-    await this.enqueue(() =>
+    await this.enqueue(threadId, () =>
       statements.put.run(
         threadId,
         checkpointNs,
@@ -392,7 +422,7 @@ export class PreparedSqliteSaver extends SqliteSaver {
       bytes,
       "writes",
     );
-    await this.enqueue(() => {
+    await this.enqueue(configurable.thread_id as string, () => {
       for (const row of rows) statement.run(...row);
     }).catch((err: unknown) => {
       if (usage) usage.bytes -= bytes;

@@ -51,10 +51,10 @@ export function loadConfigFile(path: string): ConfigFile {
   }
   const result = ConfigFileSchema.safeParse(data ?? {});
   if (!result.success) {
-    const err = fromZodError(result.error, "", "invalid_config");
+    const err = fromZodError(result.error, "", "invalid_config", ConfigFileSchema);
     throw new RefineryError("invalid_config", `${path}: ${err.message}`, {
       field: err.field,
-      fix: "see README, Configuration",
+      fix: err.fix ?? "see README, Configuration",
     });
   }
   const { db, model, baseURL, ...refine } = result.data;

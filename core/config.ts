@@ -4,6 +4,7 @@
 import { z } from "zod";
 import { ApprovalOptionsSchema } from "./approval.ts";
 import { stateLimitsFromEnv, type StateLimits } from "./checkpointer.ts";
+import { suggestion } from "./suggest.ts";
 import { fromZodError, RefineryError } from "./errors.ts";
 import { parseModelEndpoints, type ModelEndpoints } from "./models/endpoints.ts";
 
@@ -122,8 +123,43 @@ export const DEFAULT_LIMITS = { maxIterations: 3, scoreThreshold: 0.8 } as const
 /** Validates refine options; `prefix` names where they came from (e.g. `config.configurable`). */
 export function parseRefineOptions(input: unknown, prefix = ""): RefineOptions {
   const result = RefineOptionsSchema.safeParse(input ?? {});
-  if (!result.success) throw fromZodError(result.error, prefix, "invalid_config");
+  if (!result.success)
+    throw fromZodError(result.error, prefix, "invalid_config", RefineOptionsSchema);
   return result.data;
+}
+
+/** Keys of a `configurable` that belong to LangGraph or the server, not to refine options. */
+const RUNTIME_KEYS = new Set([
+  "thread_id",
+  "checkpoint_id",
+  "checkpoint_ns",
+  "checkpoint_map",
+  "thread_ts",
+  "graph_id",
+  "assistant_id",
+  "run_id",
+  "user_id",
+  "user-agent",
+]);
+const RUNTIME_PREFIXES = ["__", "langgraph_", "refinery_", "x-"];
+
+/**
+ * A refine graph's `configurable` may hold only refine options and LangGraph's own keys: a
+ * misspelt option (`maxIteration`) is an error naming it and the closest option, not a silently
+ * ignored setting.
+ */
+export function checkConfigurableKeys(
+  configurable: Record<string, unknown> | undefined,
+  prefix = "config.configurable",
+): void {
+  for (const key of Object.keys(configurable ?? {})) {
+    if ((REFINE_OPTION_KEYS as readonly string[]).includes(key) || RUNTIME_KEYS.has(key)) continue;
+    if (RUNTIME_PREFIXES.some((p) => key.startsWith(p))) continue;
+    throw new RefineryError("invalid_config", `unknown refine option "${key}"`, {
+      field: `${prefix}.${key}`,
+      fix: suggestion(key, REFINE_OPTION_KEYS, "refine options"),
+    });
+  }
 }
 
 /**

@@ -1,5 +1,6 @@
 // One error type for everything a user or client can get wrong, with a closed set of codes.
 // Each code says whether retrying can help and which HTTP status it maps to (the only table).
+import { suggestion } from "./suggest.ts";
 
 export const ERROR_CODES = {
   invalid_input: { status: 422, retryable: false },
@@ -80,19 +81,77 @@ export function isRefineryError(value: unknown): value is RefineryError {
   return value instanceof RefineryError;
 }
 
-/** Turns a zod error into a RefineryError naming the first offending field. */
+/**
+ * Turns a zod error into a RefineryError naming the first offending field. With the `schema`
+ * that failed, a misspelt field is named itself, with the closest valid name as the fix.
+ */
 export function fromZodError(
-  error: { issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string }> },
+  error: {
+    issues: ReadonlyArray<{ path: ReadonlyArray<PropertyKey>; message: string; code?: string }>;
+  },
   prefix = "",
   code: ErrorCode = "invalid_input",
+  schema?: unknown,
 ): RefineryError {
   const issue = error.issues[0];
-  const path = issue ? formatPath(issue.path) : "";
-  const field = [prefix, path].filter(Boolean).join(path.startsWith("[") ? "" : ".");
   const more = error.issues.length > 1 ? ` (and ${error.issues.length - 1} more problem(s))` : "";
+  const unknownKey =
+    issue?.code === "unrecognized_keys"
+      ? (issue as unknown as { keys?: string[] }).keys?.[0]
+      : undefined;
+  if (issue && unknownKey !== undefined) {
+    const at = [...issue.path, unknownKey];
+    const known = schema ? keysAt(schema, issue.path) : undefined;
+    return new RefineryError(code, `unknown field "${unknownKey}"${more}`, {
+      field: joinField(prefix, formatPath(at)),
+      ...(known ? { fix: suggestion(unknownKey, known) } : {}),
+    });
+  }
+  const path = issue ? formatPath(issue.path) : "";
   return new RefineryError(code, `${issue?.message ?? "invalid value"}${more}`, {
-    field: field || undefined,
+    field: joinField(prefix, path) || undefined,
   });
+}
+
+function joinField(prefix: string, path: string): string {
+  return [prefix, path].filter(Boolean).join(path.startsWith("[") ? "" : ".");
+}
+
+interface ZodLike {
+  _zod?: { def?: Record<string, unknown> };
+  shape?: Record<string, unknown>;
+}
+
+/** The field names of the object schema at `path` inside `schema` (optional etc. unwrapped). */
+function keysAt(schema: unknown, path: ReadonlyArray<PropertyKey>): string[] | undefined {
+  let s = unwrap(schema);
+  for (const p of path) {
+    const def = (s as ZodLike | undefined)?._zod?.def;
+    if (!def) return undefined;
+    if (def.type === "object") s = unwrap((s as ZodLike).shape?.[String(p)]);
+    else if (def.type === "array") s = unwrap(def.element);
+    else if (def.type === "record") s = unwrap(def.valueType);
+    else return undefined;
+  }
+  const shape =
+    (s as ZodLike | undefined)?._zod?.def?.type === "object" ? (s as ZodLike).shape : undefined;
+  return shape ? Object.keys(shape) : undefined;
+}
+
+function unwrap(schema: unknown): unknown {
+  let s = schema as ZodLike | undefined;
+  for (let i = 0; i < 10 && s?._zod?.def; i++) {
+    const def = s._zod.def;
+    if (
+      ["optional", "nullable", "default", "readonly", "catch", "nonoptional"].includes(
+        String(def.type),
+      )
+    )
+      s = def.innerType as ZodLike;
+    else if (def.type === "pipe") s = def.in as ZodLike;
+    else break;
+  }
+  return s;
 }
 
 function formatPath(path: ReadonlyArray<PropertyKey>): string {

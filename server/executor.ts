@@ -150,24 +150,38 @@ export class RunExecutor {
   /**
    * Cancels a run. A running one is aborted (its finished steps stay checkpointed; with
    * `rollback` the thread is restored to its checkpoint before the run and the run deleted).
-   * A pending one never starts. Returns false when the run is not in flight.
+   * A pending one never starts. Returns false when the run was not cancelled: it had already
+   * ended, or it ended on its own before the cancel reached it.
    */
   async cancel(run: Run, action: CancelAction): Promise<boolean> {
-    const active = this.active.get(run.run_id);
-    if (active) {
-      active.controller.abort(action);
-      await active.done;
-      return true;
+    // The caller read `run` a moment ago; it may have been claimed since. Only storage can say
+    // whether it is still pending, in the same step that cancels it.
+    for (let tries = 0; ; tries++) {
+      const active = this.active.get(run.run_id);
+      if (active) {
+        active.controller.abort(action);
+        await active.done;
+        // A run whose last step ended as the cancel arrived finished anyway: say so.
+        const after = await this.deps.storage.runs.get(run.run_id);
+        return (
+          !after ||
+          after.status === "interrupted" ||
+          after.status === "pending" ||
+          after.error?.error === "RunNotResponding"
+        );
+      }
+      if (await this.deps.storage.runs.cancelPending(run.run_id, action)) {
+        this.deps.hub.close(run.run_id, { status: "interrupted" });
+        await this.runner.refreshThread(run.thread_id);
+        return true;
+      }
+      const current = await this.deps.storage.runs.get(run.run_id);
+      if (!current || current.status !== "running") return false; // ended (or gone)
+      // Claimed a moment ago: this process launches it right after its claim commits. A run
+      // that stays running without being ours is another process's (up to 1 s to tell).
+      if (tries >= 100) return false;
+      await new Promise((resolve) => setTimeout(resolve, tries < 10 ? 0 : 10));
     }
-    if (run.status !== "pending") return false;
-    if (action === "rollback") {
-      await this.deps.storage.runs.delete(run.run_id, run.thread_id);
-    } else {
-      await this.deps.storage.runs.setStatus(run.run_id, "interrupted");
-    }
-    this.deps.hub.close(run.run_id, { status: "interrupted" });
-    await this.runner.refreshThread(run.thread_id);
-    return true;
   }
 
   /**

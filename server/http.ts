@@ -10,7 +10,7 @@ import type { RunEvent } from "./stream-hub.ts";
 
 export function parseBody<S extends z.ZodType>(schema: S, value: unknown, where = ""): z.infer<S> {
   const result = schema.safeParse(value ?? {});
-  if (!result.success) throw fromZodError(result.error, where, "invalid_input");
+  if (!result.success) throw fromZodError(result.error, where, "invalid_input", schema);
   return result.data;
 }
 

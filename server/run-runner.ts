@@ -101,6 +101,8 @@ export class RunRunner {
     const kwargs = run.kwargs;
     const configurable = kwargs.config.configurable;
     const graphId = String(configurable.graph_id);
+    // A run of this thread that was rolled back here before has no writes left in flight.
+    fencing(this.deps.checkpointer)?.unfence(run.thread_id);
     const threadConfig = { configurable: { thread_id: run.thread_id, checkpoint_ns: "" } };
     let status: "success" | "error" | "interrupted" | "timeout" = "success";
     let error: { error: string; message: string } | undefined;
@@ -264,6 +266,8 @@ export class RunRunner {
     graph?: { getState: (c: Record<string, unknown>) => Promise<StateSnapshotLike> },
   ): Promise<void> {
     const { storage } = this.deps;
+    // The run's writes still in flight in LangGraph's loop are dropped, not applied after this.
+    fencing(this.deps.checkpointer)?.fence(run.thread_id);
     const before = run.kwargs.checkpoint_before;
     if (before !== undefined)
       await this.deps.checkpoints.rollback(run.thread_id, before, run.run_id);
@@ -397,4 +401,14 @@ function withoutCheckpointId(configurable: Record<string, unknown>): Record<stri
   delete rest.checkpoint_id;
   delete rest.checkpoint_map;
   return rest;
+}
+
+/** The saver's write fence (PreparedSqliteSaver), when the checkpointer has one. */
+function fencing(
+  saver: unknown,
+): { fence(threadId: string): void; unfence(threadId: string): void } | undefined {
+  const s = saver as { fence?: unknown; unfence?: unknown };
+  return typeof s.fence === "function" && typeof s.unfence === "function"
+    ? (saver as { fence(threadId: string): void; unfence(threadId: string): void })
+    : undefined;
 }

@@ -4,7 +4,7 @@ import { existsSync } from "node:fs";
 import type { AddressInfo } from "node:net";
 import type { Server } from "node:http";
 import { z } from "zod";
-import { RefineOptionsSchema } from "../core/config.ts";
+import { checkConfigurableKeys, RefineOptionsSchema } from "../core/config.ts";
 import type { GraphSpecService } from "../graphs/declarative/index.ts";
 import { systemAssistantId } from "../graphs/registry.ts";
 import type { ModelProvider } from "../core/models/provider.ts";
@@ -229,13 +229,17 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     bodyLimit: limits.bodyLimit,
     security,
     validateConfig: (graphId, config) => {
-      if (takesRefineInput(graphId)) engine.resolve(config as never);
+      if (takesRefineInput(graphId)) {
+        checkConfigurableKeys(config?.configurable as Record<string, unknown> | undefined);
+        engine.resolve(config as never);
+      }
       graphSpecs.checkConfig(graphId, config);
     },
     validateInput: (graphId, input) => {
       if (!takesRefineInput(graphId)) return;
       const parsed = RefineInputSchema.safeParse(input);
-      if (!parsed.success) throw fromZodError(parsed.error, "input");
+      if (!parsed.success)
+        throw fromZodError(parsed.error, "input", "invalid_input", RefineInputSchema);
     },
     schemasFor: (graphId) =>
       takesRefineInput(graphId)

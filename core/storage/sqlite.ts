@@ -736,6 +736,16 @@ export function createSqliteStorage(db: Database.Database): Storage {
           .changes > 0
       );
     },
+    async cancelPending(runId, action) {
+      const changes =
+        action === "rollback"
+          ? prep("DELETE FROM refinery_runs WHERE run_id = ? AND status = 'pending'").run(runId)
+              .changes
+          : prep(
+              "UPDATE refinery_runs SET status = 'interrupted', updated_at = ? WHERE run_id = ? AND status = 'pending'",
+            ).run(now(), runId).changes;
+      return changes > 0;
+    },
     async inflight(threadId) {
       return (inflightStmt.all(threadId) as Record<string, unknown>[]).map(rowToRun);
     },

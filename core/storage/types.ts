@@ -224,6 +224,12 @@ export interface RunStore {
     query?: { limit?: number; offset?: number; status?: RunStatus },
   ): Promise<Run[]>;
   delete(runId: string, threadId: string): Promise<boolean>;
+  /**
+   * Cancels a run that has not started, in one step: `rollback` deletes it, `interrupt` marks it
+   * interrupted. False when it is no longer pending (claimed meanwhile, or ended): a cancel that
+   * read it as pending must not delete a run that is executing.
+   */
+  cancelPending(runId: string, action: "interrupt" | "rollback"): Promise<boolean>;
   inflight(threadId: string): Promise<Run[]>;
   /**
    * Claims the oldest pending run that is due and whose thread has no running run, marks it

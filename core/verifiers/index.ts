@@ -1,6 +1,7 @@
 // Entry point of the verifiers: parse specs (shape errors name the field), build verifiers
 // (deeper checks: regexes and schemas compile, a judge exists), and run them deterministic-first
 // so that token-costing checks come last and a crashing check never crashes the run.
+import { closest } from "../suggest.ts";
 import type { z } from "zod";
 import { fromZodError, RefineryError } from "../errors.ts";
 import type { ModelInvoker } from "../models/types.ts";
@@ -80,13 +81,18 @@ export function parseVerifierSpecs(input: unknown, fieldPrefix = "verifiers"): V
   const unknownKey = issue.code === "unrecognized_keys" ? issue.keys[0] : undefined;
   const path = unknownKey === undefined ? issue.path : [...issue.path, unknownKey];
   const base = fromZodError(
-    { issues: [{ ...issue, path }, ...result.error.issues.slice(1)] },
+    // Already pointed at the key: not an unrecognized_keys issue any more for fromZodError.
+    { issues: [{ ...issue, path, code: "custom" }, ...result.error.issues.slice(1)] },
     fieldPrefix,
     "invalid_config",
   );
   let fix: string | undefined;
   if (unknownKey !== undefined && kind) {
-    fix = `remove ${JSON.stringify(unknownKey)}; fields of a ${kind} verifier: ${Object.keys(SPEC_SCHEMAS[kind].shape).join(", ")}`;
+    const fields = Object.keys(SPEC_SCHEMAS[kind].shape);
+    const near = closest(unknownKey, fields);
+    fix = near
+      ? `did you mean "${near}"?`
+      : `remove ${JSON.stringify(unknownKey)}; fields of a ${kind} verifier: ${fields.join(", ")}`;
   } else if (issue.code === "invalid_union" && issue.path.at(-1) === "kind") {
     fix = `set kind to one of: ${VERIFIER_KINDS.join(", ")}`;
   }

@@ -25,7 +25,7 @@ function parseQuery<S extends { safeParse(v: unknown): { success: boolean } }>(
   const result = schema.safeParse(req.query) as
     | { success: true; data: unknown }
     | { success: false; error: Parameters<typeof fromZodError>[0] };
-  if (!result.success) throw fromZodError(result.error, "query");
+  if (!result.success) throw fromZodError(result.error, "query", "invalid_input", schema);
   return result.data as never;
 }
 

@@ -513,7 +513,14 @@ export function runRoutes(deps: AppDeps): Router {
     }
     const cancelling = executor.cancel(run, q.action);
     if (q.wait) {
-      await cancelling;
+      if (!(await cancelling)) {
+        // It ended before the cancel reached it: nothing was cancelled or rolled back.
+        const ended = await storage.runs.get(run.run_id, run.thread_id);
+        throw new RefineryError("conflict", `Run is already ${ended?.status ?? "gone"}`, {
+          field: "run_id",
+          fix: "it finished before the cancel reached it; its result stands (delete the run, or update the thread's state, to undo it)",
+        });
+      }
       res.status(204).end();
     } else {
       void cancelling.catch((err) =>

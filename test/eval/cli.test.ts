@@ -122,7 +122,7 @@ describe("refinery eval", () => {
     [["eval", "--dataset", "DATASET", "--replicates", "0"], /--replicates: expected an integer/],
     [
       ["eval", "--dataset", "DATASET", "--seed", "1", "--sim", "frobnicate=1"],
-      /--sim: Unrecognized key: "frobnicate"/,
+      /--sim frobnicate: unknown field "frobnicate"/,
     ],
     [
       ["eval", "--dataset", "DATASET", "--seed", "1", "--sim", "detectRate=2"],

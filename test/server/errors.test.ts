@@ -121,6 +121,54 @@ describe("malformed and oversized bodies", () => {
   });
 });
 
+describe("misspelt options are 422s naming the field and the closest valid name", () => {
+  it("a refine option misspelt in a run's or an assistant's configurable, or in input.options", async () => {
+    const before = await snapshot();
+    const run = await sdkError(
+      s.client.runs.wait(null, "refine", {
+        input: { task: "What is 2 + 2?" },
+        config: { configurable: { maxIteration: 2 } },
+      }),
+    );
+    expect(run.status).toBe(422);
+    expect(run.body.field).toBe("config.configurable.maxIteration");
+    expect(run.body.message).toMatch(
+      /unknown refine option "maxIteration".*did you mean "maxIterations"/,
+    );
+    const assistant = await sdkError(
+      s.client.assistants.create({
+        graphId: "refine",
+        config: { configurable: { stratgy: "proactive" } },
+      }),
+    );
+    expect(assistant.status).toBe(422);
+    expect(assistant.body.field).toBe("config.configurable.stratgy");
+    expect(assistant.body.message).toMatch(/did you mean "strategy"/);
+    const input = await sdkError(
+      s.client.runs.wait(null, "refine", {
+        input: { task: "What is 2 + 2?", options: { maxIterations: 2, models: { critic: {} } } },
+      }),
+    );
+    expect(input.status).toBe(422);
+    expect(input.body.field).toBe("input.options.models.critic");
+    expect(input.body.message).toMatch(/did you mean "critique"/);
+    // LangGraph's and the server's own keys are not options, and pass.
+    const ok = await s.client.runs.wait(null, "refine", {
+      input: { task: "What is 2 + 2?" },
+      config: { configurable: { maxIterations: 1, user_id: "u1", "x-request-id": "r1" } },
+    });
+    expect(ok).toMatchObject({ stopReason: expect.any(String) });
+    expect(await snapshot()).toEqual(before);
+  });
+
+  it("a misspelt request field names the closest one", async () => {
+    const e = await raw("POST", "/threads/search", JSON.stringify({ limt: 5 }));
+    expect(e.status).toBe(422);
+    expect(e.body.field).toBe("limt");
+    expect(e.body.message).toMatch(/unknown field "limt".*did you mean "limit"/);
+  });
+});
+
 describe("bodies that used to be 500s", () => {
   it("JSON nested 10,000 deep is a 422 naming body, on every route, and creates nothing", async () => {
     const before = await snapshot();

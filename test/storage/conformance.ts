@@ -830,6 +830,26 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
       });
     });
 
+    describe("runs: cancelling a run that has not started", () => {
+      it("cancelPending deletes (rollback) or interrupts a pending run, and leaves a claimed one alone", async () => {
+        await storage.threads.create({ thread_id: "c1" });
+        const make = (id: string) =>
+          storage.runs.create(newRun("c1", id), { rejectIfInflight: false });
+        await make("p-rollback");
+        await make("p-interrupt");
+        expect(await storage.runs.cancelPending("p-rollback", "rollback")).toBe(true);
+        expect(await storage.runs.get("p-rollback")).toBeUndefined();
+        expect(await storage.runs.cancelPending("p-interrupt", "interrupt")).toBe(true);
+        expect((await storage.runs.get("p-interrupt"))?.status).toBe("interrupted");
+        await make("claimed");
+        expect((await storage.runs.claimNext())?.run_id).toBe("claimed");
+        expect(await storage.runs.cancelPending("claimed", "rollback")).toBe(false);
+        expect(await storage.runs.cancelPending("claimed", "interrupt")).toBe(false);
+        expect((await storage.runs.get("claimed"))?.status).toBe("running");
+        expect(await storage.runs.cancelPending("none-such", "rollback")).toBe(false);
+      });
+    });
+
     describe("runs: per-partition cap", () => {
       it("refuses a run when its partition already has `partitionLimit` runs in flight, counting no other partition", async () => {
         for (const id of ["p1", "p2", "p3", "q1"]) await storage.threads.create({ thread_id: id });
