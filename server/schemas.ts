@@ -144,16 +144,7 @@ export const RunCreate = z
       .describe("Accepted; steps are always checkpointed synchronously."),
     langsmith_tracer: z.unknown().optional().describe("Accepted, ignored."),
   })
-  .strict()
-  .superRefine((body, ctx) => {
-    if (body.input !== undefined && body.input !== null && body.command) {
-      ctx.addIssue({
-        code: "custom",
-        path: ["command"],
-        message: "send either input or command, not both",
-      });
-    }
-  });
+  .strict();
 export type RunCreateBody = z.infer<typeof RunCreate>;
 
 export const AssistantCreate = z

@@ -76,7 +76,10 @@ export function runRoutes(deps: AppDeps): Router {
     threadId: string | undefined,
     raw: unknown,
   ): Promise<{ run: Run; body: RunCreateBody }> {
-    const body = parseBody(RunCreate, raw);
+    const parsed = parseBody(RunCreate, raw);
+    // With a command the input is ignored, as the LangGraph server does: front ends send
+    // `input: {}` alongside `command: {resume}` when a reviewer answers.
+    const body = parsed.command ? { ...parsed, input: undefined } : parsed;
     checkRecursionLimit(deps, body.config?.recursion_limit);
     const stateless = threadId === undefined;
     if (threadId && !isUuid(threadId))

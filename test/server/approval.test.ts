@@ -247,3 +247,44 @@ describe("approval deadlines across a restart", () => {
     }
   });
 });
+
+describe("resumes as front ends send them: input {} alongside command", () => {
+  it("the exact request a popular chat UI sends is accepted, and the resumed stream follows", async () => {
+    const t = await s.client.threads.create();
+    await s.client.runs.wait(t.thread_id, "approval", { input: { topic: "ui" } });
+    expect((await s.client.threads.get(t.thread_id)).status).toBe("interrupted");
+    const res = await post(`/threads/${t.thread_id}/runs/stream`, {
+      input: {},
+      command: { resume: { decisions: [{ type: "approve" }] } },
+      stream_mode: ["messages-tuple", "values", "custom"],
+      stream_resumable: false,
+      assistant_id: "approval",
+      on_disconnect: "cancel",
+    });
+    expect(res.status).toBe(200);
+    const text = await res.text();
+    expect(text).toMatch(/event: values/);
+    expect(text).toContain("publish:");
+    expect((await s.client.threads.get(t.thread_id)).status).toBe("idle");
+  });
+
+  it("reject, edit and approve on the refine graph, each with input {} and command", async () => {
+    const tid = await pausedThread();
+    const resume = (thread: string, decision: Record<string, unknown>) =>
+      s.client.runs.wait(thread, "refine", { input: {}, command: { resume: decision } });
+    await resume(tid, { action: "reject", feedback: "show the addition" });
+    expect((await s.client.threads.get(tid)).status).toBe("interrupted");
+    await resume(tid, {
+      action: "edit",
+      text: "2 + 2 = 4, since two and two make four.\nAnswer: 4",
+    });
+    const edited = await idle(tid);
+    expect(edited.approvals.map((a) => a.action)).toEqual(["reject", "edit"]);
+    expect(edited.answer).toMatch(/two and two make four/);
+    const other = await pausedThread();
+    await resume(other, { action: "approve" });
+    const approved = await idle(other);
+    expect(approved.approvals.map((a) => a.action)).toEqual(["approve"]);
+    expect(approved.stopReason).toBe("approved");
+  });
+});

@@ -305,11 +305,6 @@ describe("invalid fields are 422s naming the field", () => {
         "interrupt_before",
       ],
       [() => s.client.runs.create(threadId, "slow", { metadata: "m" as never }), "metadata"],
-      [
-        () =>
-          s.client.runs.create(threadId, "slow", { input: { topic: "x" }, command: { resume: 1 } }),
-        "command",
-      ],
       [() => s.client.threads.create({ threadId: "not-a-uuid" }), "thread_id"],
       [() => s.client.threads.create({ ifExists: "overwrite" as never }), "if_exists"],
       [() => s.client.threads.search({ status: "sleeping" as never }), "status"],
