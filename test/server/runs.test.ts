@@ -428,6 +428,7 @@ describe("errors in a graph", () => {
   it("rejects an unknown graph and a bad body with precise 4xx errors", async () => {
     const threadId = await newThread();
     expect(await statusOf(s.client.runs.wait(threadId, "no-such-graph", { input: {} }))).toBe(404);
+    // The input beside a command is ignored (as LangGraph does); this thread has nothing to resume.
     expect(
       await statusOf(
         s.client.runs.wait(threadId, "slow", {
@@ -435,6 +436,9 @@ describe("errors in a graph", () => {
           command: { resume: "y" },
         }),
       ),
+    ).toBe(409);
+    expect(
+      await statusOf(s.client.runs.wait(threadId, "slow", { multitaskStrategy: "x" as never })),
     ).toBe(422);
     // nothing was inserted
     expect(await s.client.runs.list(threadId)).toEqual([]);
