@@ -136,6 +136,8 @@ const RUNTIME_KEYS = new Set([
   "checkpoint_map",
   "thread_ts",
   "graph_id",
+  // A declarative graph's pinned version (graphs/declarative), checked there.
+  "graph_version",
   "assistant_id",
   "run_id",
   "user_id",

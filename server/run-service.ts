@@ -219,28 +219,37 @@ export function createRunService(deps: AppDeps): RunService {
         : {}),
     };
     const limit = auth.partition ? deps.security?.partitionRunLimit : undefined;
-    const result = await storage.runs.create(
-      {
-        run_id: runId,
-        thread_id: thread.thread_id,
-        assistant_id: assistant.assistant_id,
-        graph_id: assistant.graph_id,
-        metadata: runMetadata,
-        multitask_strategy: strategy,
-        kwargs,
-        partition: auth.partition,
-        ...(body.after_seconds
-          ? { not_before: new Date(Date.now() + body.after_seconds * 1000).toISOString() }
-          : {}),
-      },
-      {
-        rejectIfInflight: strategy === "reject",
-        // A resume is of the interrupt the caller saw: if another request resumed it first (even
-        // one that already finished), this one is refused, checked in the same transaction.
-        requireInterrupted: body.command?.resume !== undefined && strategy === "reject",
-        ...(limit ? { partitionLimit: limit } : {}),
-      },
-    );
+    const targetThread = thread.thread_id;
+    let result: Awaited<ReturnType<typeof storage.runs.create>>;
+    try {
+      result = await storage.runs.create(
+        {
+          run_id: runId,
+          thread_id: targetThread,
+          assistant_id: assistant.assistant_id,
+          graph_id: assistant.graph_id,
+          metadata: runMetadata,
+          multitask_strategy: strategy,
+          kwargs,
+          partition: auth.partition,
+          ...(body.after_seconds
+            ? { not_before: new Date(Date.now() + body.after_seconds * 1000).toISOString() }
+            : {}),
+        },
+        {
+          rejectIfInflight: strategy === "reject",
+          // A resume is of the interrupt the caller saw: if another request resumed it first (even
+          // one that already finished), this one is refused, checked in the same transaction.
+          requireInterrupted: body.command?.resume !== undefined && strategy === "reject",
+          ...(limit ? { partitionLimit: limit } : {}),
+        },
+      );
+    } catch (err) {
+      // A stateless run's new thread is only ever its own: a run that could not be inserted
+      // leaves none behind.
+      if (isNew) await storage.threads.delete(targetThread).catch(() => undefined);
+      throw err;
+    }
     if (!result.created && result.reason === "partition_limit") {
       if (isNew) await storage.threads.delete(thread.thread_id);
       throw new RefineryError(
