@@ -1,6 +1,7 @@
 // Opens the checkpoint store: a SQLite file by default (WAL, so a crash mid-write leaves the
 // last committed checkpoint intact), or an in-memory saver for tests. The SQLite saver bounds
 // what a run can store: one checkpoint, and all of a thread's checkpoints (StateLimits).
+import { ENV_DEFAULTS, readEnv } from "./env.ts";
 import { mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { RunnableConfig } from "@langchain/core/runnables";
@@ -27,30 +28,16 @@ export interface StateLimits {
 }
 
 export const DEFAULT_STATE_LIMITS: StateLimits = {
-  maxCheckpointBytes: 8 * 1024 * 1024,
-  maxThreadBytes: 256 * 1024 * 1024,
+  maxCheckpointBytes: ENV_DEFAULTS.REFINERY_MAX_CHECKPOINT_BYTES,
+  maxThreadBytes: ENV_DEFAULTS.REFINERY_MAX_THREAD_BYTES,
 };
 
 /** Reads REFINERY_MAX_CHECKPOINT_BYTES and REFINERY_MAX_THREAD_BYTES (whole bytes; 0: no limit). */
 export function stateLimitsFromEnv(env: Record<string, string | undefined>): StateLimits {
-  const read = (field: string, fallback: number): number => {
-    const raw = env[field];
-    if (raw === undefined || raw.trim() === "") return fallback;
-    const n = Number(raw);
-    if (!Number.isSafeInteger(n) || n < 0) {
-      throw new RefineryError("invalid_config", `${field} must be a whole number of bytes`, {
-        field,
-        fix: `set ${field} to a number of bytes such as ${fallback} (0: no limit), or unset it`,
-      });
-    }
-    return n;
-  };
+  const e = readEnv(env);
   return {
-    maxCheckpointBytes: read(
-      "REFINERY_MAX_CHECKPOINT_BYTES",
-      DEFAULT_STATE_LIMITS.maxCheckpointBytes,
-    ),
-    maxThreadBytes: read("REFINERY_MAX_THREAD_BYTES", DEFAULT_STATE_LIMITS.maxThreadBytes),
+    maxCheckpointBytes: e.REFINERY_MAX_CHECKPOINT_BYTES,
+    maxThreadBytes: e.REFINERY_MAX_THREAD_BYTES,
   };
 }
 

@@ -3,7 +3,8 @@
 // `configurable`, so every entry point reports the same precise errors.
 import { z } from "zod";
 import { ApprovalOptionsSchema } from "./approval.ts";
-import { stateLimitsFromEnv, type StateLimits } from "./checkpointer.ts";
+import type { StateLimits } from "./checkpointer.ts";
+import { ENV_DEFAULTS, readEnv } from "./env.ts";
 import { suggestion } from "./suggest.ts";
 import { fromZodError, RefineryError } from "./errors.ts";
 import { parseModelEndpoints, type ModelEndpoints } from "./models/endpoints.ts";
@@ -221,36 +222,19 @@ export function processSettingsFromEnv(
   env: Record<string, string | undefined>,
   file: { db?: string; model?: string; baseURL?: string } = {},
 ): ProcessSettings {
-  const dbPath = env.REFINERY_DB || file.db || "./data/refinery.db";
-  if (dbPath.trim() === "") {
-    throw new RefineryError("invalid_config", "database path is empty", {
-      field: "REFINERY_DB",
-      fix: "set REFINERY_DB to a file path such as ./data/refinery.db, or unset it",
-    });
-  }
-  const memory = (env.REFINERY_MEMORY ?? "on").toLowerCase();
-  if (!["on", "off", "true", "false", "1", "0", ""].includes(memory)) {
-    throw new RefineryError("invalid_config", `REFINERY_MEMORY is "${env.REFINERY_MEMORY}"`, {
-      field: "REFINERY_MEMORY",
-      fix: "set it to on or off",
-    });
-  }
-  const storeUrl = env.REFINERY_STORE_URL || undefined;
-  if (storeUrl && !/^postgres(ql)?:\/\//.test(storeUrl)) {
-    throw new RefineryError("invalid_config", "REFINERY_STORE_URL is not a Postgres URL", {
-      field: "REFINERY_STORE_URL",
-      fix: "use postgres://user@host:5432/db, or unset it to keep lessons in the SQLite file",
-    });
-  }
+  const e = readEnv(env);
   return {
-    dbPath,
-    apiKey: env.OPENAI_API_KEY || undefined,
-    baseURL: env.OPENAI_BASE_URL || file.baseURL || undefined,
-    modelEndpoints: parseModelEndpoints(env.REFINERY_MODEL_ENDPOINTS),
-    model: env.REFINERY_MODEL || file.model || "gpt-4o-mini",
-    memory: !["off", "false", "0"].includes(memory),
-    stateLimits: stateLimitsFromEnv(env),
-    ...(storeUrl ? { storeUrl } : {}),
-    ...(env.REFINERY_EMBEDDINGS_MODEL ? { embeddingsModel: env.REFINERY_EMBEDDINGS_MODEL } : {}),
+    dbPath: e.REFINERY_DB ?? file.db ?? ENV_DEFAULTS.REFINERY_DB,
+    apiKey: e.OPENAI_API_KEY,
+    baseURL: e.OPENAI_BASE_URL ?? file.baseURL,
+    modelEndpoints: parseModelEndpoints(e.REFINERY_MODEL_ENDPOINTS),
+    model: e.REFINERY_MODEL ?? file.model ?? ENV_DEFAULTS.REFINERY_MODEL,
+    memory: e.REFINERY_MEMORY,
+    stateLimits: {
+      maxCheckpointBytes: e.REFINERY_MAX_CHECKPOINT_BYTES,
+      maxThreadBytes: e.REFINERY_MAX_THREAD_BYTES,
+    },
+    ...(e.REFINERY_STORE_URL ? { storeUrl: e.REFINERY_STORE_URL } : {}),
+    ...(e.REFINERY_EMBEDDINGS_MODEL ? { embeddingsModel: e.REFINERY_EMBEDDINGS_MODEL } : {}),
   };
 }

@@ -5,7 +5,6 @@
 // not stop a cancelled job within the grace period is terminated; its other jobs come back as
 // lost (the job table resumes them from their records) and a new thread takes its place.
 import { SHARE_ENV, Worker } from "node:worker_threads";
-import { RefineryError } from "../core/errors.ts";
 import type { EvalJobSpec, ItemRecord } from "../graphs/eval/index.ts";
 import type { Logger } from "./log.ts";
 import type {
@@ -26,23 +25,6 @@ interface Slot {
   /** Why it could not start, once it failed to. */
   failure?: WireError;
   dead: boolean;
-}
-
-/** REFINERY_EVAL_THREADS: eval threads at most (default 1); 0 runs jobs in the server thread. */
-export function evalThreadCount(raw: string | number | undefined): number {
-  if (raw === undefined || raw === "") return 1;
-  const n = typeof raw === "number" ? raw : Number(raw);
-  if (!Number.isInteger(n) || n < 0 || n > 16) {
-    throw new RefineryError(
-      "invalid_config",
-      "REFINERY_EVAL_THREADS must be an integer from 0 to 16",
-      {
-        field: "REFINERY_EVAL_THREADS",
-        fix: "use 1 (the default), a small thread count such as 2, or 0 to run evaluations in the server thread",
-      },
-    );
-  }
-  return n;
 }
 
 export class EvalThreadPool implements EvalTarget {

@@ -2,7 +2,8 @@
 // gracefully on SIGTERM/SIGINT (no new runs; in-flight steps checkpoint; exit).
 import { parseArgs } from "node:util";
 import { isRefineryError, type RefineryError } from "../core/errors.ts";
-import { intSetting, parsePort, startServer } from "./start.ts";
+import { readEnv } from "../core/env.ts";
+import { parsePort, startServer } from "./start.ts";
 
 async function main(): Promise<void> {
   let values: { config?: string; port?: string; host?: string; help?: boolean };
@@ -38,13 +39,7 @@ one per core up to 4, 0 = the server thread), OPENAI_API_KEY / OPENAI_BASE_URL /
     process.exit(2);
   }
   // Read before start-up: a bad value is refused now, not at the first SIGTERM.
-  const graceMs = intSetting(process.env.REFINERY_SHUTDOWN_GRACE_MS, "REFINERY_SHUTDOWN_GRACE_MS", {
-    fallback: 10_000,
-    min: 0,
-    max: 3_600_000,
-    what: "the shutdown grace in ms",
-    example: "a number of milliseconds such as 10000",
-  });
+  const graceMs = readEnv(process.env).REFINERY_SHUTDOWN_GRACE_MS;
   const running = await startServer({ configPath: values.config, port, host: values.host });
   process.stdout.write(`Refinery listening on ${running.url} (API page: ${running.url}/docs)\n`);
   let stopping = false;

@@ -8,6 +8,7 @@ import { checkConfigurableKeys, RefineOptionsSchema } from "../core/config.ts";
 import type { GraphSpecService } from "../graphs/declarative/index.ts";
 import { systemAssistantId } from "../graphs/registry.ts";
 import type { ModelProvider } from "../core/models/provider.ts";
+import { readEnv, unknownEnvWarnings, type EnvSettings } from "../core/env.ts";
 import { fromZodError, RefineryError } from "../core/errors.ts";
 import { openEngine } from "../graphs/engine.ts";
 import { engineRunner } from "../graphs/eval/index.ts";
@@ -18,12 +19,11 @@ import { parseOrigins } from "./auth/cors.ts";
 import { RateLimiter } from "./auth/rate-limit.ts";
 import type { SecuritySettings } from "./context.ts";
 import { InlineEvalTarget } from "./eval-inline.ts";
-import { EVAL_LIMITS, EvalJobs } from "./eval-jobs.ts";
-import { EvalThreadPool, evalThreadCount } from "./eval-threads.ts";
+import { EvalJobs } from "./eval-jobs.ts";
+import { EvalThreadPool } from "./eval-threads.ts";
 import { RunExecutor } from "./executor.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
-import { DEFAULT_RUN_LIMITS } from "./run-limits.ts";
 import { RunThreadPool, runThreadCount } from "./run-threads.ts";
 import { openRuntime } from "./runtime.ts";
 import { StreamHub } from "./stream-hub.ts";
@@ -75,24 +75,25 @@ export const VERSION = "0.1.0";
 
 export async function startServer(options: StartOptions = {}): Promise<RunningServer> {
   const env = options.env ?? process.env;
-  const log =
-    options.log ?? createLogger({ level: (env.LOG_LEVEL as LogLevel | undefined) ?? "info" });
+  // Every setting is checked before anything is opened, so a bad one leaves no file behind.
+  const envSettings = readEnv(env);
+  const log = options.log ?? createLogger({ level: envSettings.LOG_LEVEL as LogLevel });
+  for (const warning of unknownEnvWarnings(env)) log("warn", warning);
   const metrics = createMetrics();
-  // Checked before anything is opened, so a bad setting leaves no file behind.
-  const port = parsePort(options.port ?? env.PORT, "PORT");
-  const host = options.host ?? env.HOST ?? "127.0.0.1";
-  const limits = serverSettings(env);
-  let threads = runThreadCount(options.runThreads ?? env.REFINERY_RUN_THREADS);
+  const port = options.port !== undefined ? parsePort(options.port, "PORT") : envSettings.PORT;
+  const host = options.host ?? envSettings.HOST ?? "127.0.0.1";
+  const limits = serverSettings(envSettings);
+  let threads = runThreadCount(options.runThreads ?? envSettings.REFINERY_RUN_THREADS);
   const configPath =
     options.configPath ??
-    env.REFINERY_CONFIG ??
+    envSettings.REFINERY_CONFIG ??
     (existsSync("langgraph.json") ? "langgraph.json" : undefined);
   const auth = await loadAuthBackend({ env, configPath });
-  checkExposure(host, auth, env);
+  checkExposure(host, auth, envSettings.REFINERY_ALLOW_ANONYMOUS);
   const security: SecuritySettings = {
     ...(auth ? { auth } : {}),
-    corsOrigins: parseOrigins(env.REFINERY_CORS_ORIGINS),
-    hostGuard: hostGuard({ boundHost: host, allowed: env.REFINERY_ALLOWED_HOSTS }),
+    corsOrigins: parseOrigins(envSettings.REFINERY_CORS_ORIGINS),
+    hostGuard: hostGuard({ boundHost: host, allowed: envSettings.REFINERY_ALLOWED_HOSTS }),
     ...(limits.rateLimit(Boolean(auth)) > 0
       ? { rateLimiter: new RateLimiter(limits.rateLimit(Boolean(auth))) }
       : {}),
@@ -280,7 +281,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     db,
     storage,
     log,
-    intervalMs: Number(env.REFINERY_APPROVAL_POLL_MS ?? 1000),
+    intervalMs: limits.approvalPollMs,
     resume: async (threadId, decision) => {
       if (!hooks.resumeApproval) throw new Error("runs router not mounted");
       return hooks.resumeApproval(threadId, decision);
@@ -354,101 +355,25 @@ export function parsePort(raw: string | number | undefined, field: "PORT" | "--p
   });
 }
 
-/** The server's other numeric settings, read before anything is opened. */
-function serverSettings(env: Record<string, string | undefined>) {
-  const body = env.REFINERY_BODY_LIMIT || "1mb";
-  if (!/^\d+(\.\d+)?\s*(b|kb|mb|gb)?$/i.test(body)) {
-    throw new RefineryError(
-      "invalid_config",
-      `the request body limit must be a size such as 1mb, not ${JSON.stringify(body)}`,
-      {
-        field: "REFINERY_BODY_LIMIT",
-        fix: "set REFINERY_BODY_LIMIT to a number of bytes or a size such as 512kb or 2mb",
-      },
-    );
-  }
+/** The server's settings from the environment, read (and all checked) before anything is opened. */
+function serverSettings(e: EnvSettings) {
   return {
-    bodyLimit: body,
-    workers: intSetting(env.REFINERY_WORKERS, "REFINERY_WORKERS", {
-      fallback: 64,
-      min: 1,
-      max: 100_000,
-      what: "the number of runs executing at once",
-      example: "a number such as 64",
-    }),
-    retainRuns: intSetting(env.REFINERY_STREAM_RETAIN_RUNS, "REFINERY_STREAM_RETAIN_RUNS", {
-      fallback: 500,
-      min: 0,
-      max: 1_000_000,
-      what: "the number of finished runs whose events are kept",
-      example: "a number such as 500",
-    }),
-    evalThreads: evalThreadCount(env.REFINERY_EVAL_THREADS),
-    evalMaxRuns: intSetting(env.REFINERY_EVAL_MAX_RUNS, "REFINERY_EVAL_MAX_RUNS", {
-      fallback: EVAL_LIMITS.maxRuns,
-      min: 1,
-      max: 10_000_000,
-      what: "the number of graph runs one evaluation job may ask for",
-      example: `a number such as ${EVAL_LIMITS.maxRuns}`,
-    }),
-    evalMaxJobs: intSetting(env.REFINERY_EVAL_MAX_JOBS, "REFINERY_EVAL_MAX_JOBS", {
-      fallback: EVAL_LIMITS.maxJobs,
-      min: 1,
-      max: 1000,
-      what: "the number of evaluation jobs running at once per caller",
-      example: `a number such as ${EVAL_LIMITS.maxJobs}`,
-    }),
-    keepAliveMs: intSetting(env.REFINERY_KEEPALIVE_MS, "REFINERY_KEEPALIVE_MS", {
-      fallback: 15_000,
-      min: 100,
-      max: 600_000,
-      what: "the keep-alive interval in ms",
-      example: "a number of milliseconds such as 15000",
-    }),
+    bodyLimit: e.REFINERY_BODY_LIMIT,
+    workers: e.REFINERY_WORKERS,
+    retainRuns: e.REFINERY_STREAM_RETAIN_RUNS,
+    evalThreads: e.REFINERY_EVAL_THREADS,
+    evalMaxRuns: e.REFINERY_EVAL_MAX_RUNS,
+    evalMaxJobs: e.REFINERY_EVAL_MAX_JOBS,
+    keepAliveMs: e.REFINERY_KEEPALIVE_MS,
     /** Requests per minute per caller; default 6000 (100/s) with auth, off without. */
-    rateLimit: (authOn: boolean) =>
-      intSetting(env.REFINERY_RATE_LIMIT, "REFINERY_RATE_LIMIT", {
-        fallback: authOn ? 6000 : 0,
-        min: 0,
-        max: 100_000_000,
-        what: "the request rate limit (requests per minute per caller, 0: none)",
-        example: "a number such as 6000, or 0 for no limit",
-      }),
-    maxRecursionLimit: intSetting(
-      env.REFINERY_MAX_RECURSION_LIMIT,
-      "REFINERY_MAX_RECURSION_LIMIT",
-      {
-        fallback: 1000,
-        min: 1,
-        max: 10_000,
-        what: "the largest recursion_limit a run may ask for",
-        example: "a number such as 1000",
-      },
-    ),
+    rateLimit: (authOn: boolean) => e.REFINERY_RATE_LIMIT ?? (authOn ? 6000 : 0),
+    maxRecursionLimit: e.REFINERY_MAX_RECURSION_LIMIT,
     /** Runs pending or running per tenant; default 200 with auth, no cap without. */
-    tenantRuns: (authOn: boolean) =>
-      intSetting(env.REFINERY_TENANT_MAX_RUNS, "REFINERY_TENANT_MAX_RUNS", {
-        fallback: authOn ? 200 : 0,
-        min: 0,
-        max: 10_000_000,
-        what: "the runs in flight per tenant (0: no cap)",
-        example: "a number such as 200, or 0 for no cap",
-      }),
+    tenantRuns: (authOn: boolean) => e.REFINERY_TENANT_MAX_RUNS ?? (authOn ? 200 : 0),
+    approvalPollMs: e.REFINERY_APPROVAL_POLL_MS,
     runs: {
-      stepTimeoutMs: intSetting(env.REFINERY_STEP_TIMEOUT_MS, "REFINERY_STEP_TIMEOUT_MS", {
-        fallback: DEFAULT_RUN_LIMITS.stepTimeoutMs,
-        min: 0,
-        max: 2_147_483_647,
-        what: "the step time limit in ms",
-        example: "a number of milliseconds such as 300000, or 0 for no limit",
-      }),
-      runTimeoutMs: intSetting(env.REFINERY_RUN_TIMEOUT_MS, "REFINERY_RUN_TIMEOUT_MS", {
-        fallback: DEFAULT_RUN_LIMITS.runTimeoutMs,
-        min: 0,
-        max: 2_147_483_647,
-        what: "the run time limit in ms",
-        example: "a number of milliseconds such as 1800000, or 0 for no limit",
-      }),
+      stepTimeoutMs: e.REFINERY_STEP_TIMEOUT_MS,
+      runTimeoutMs: e.REFINERY_RUN_TIMEOUT_MS,
     },
   };
 }

@@ -112,9 +112,9 @@ export function isLoopbackHost(host: string): boolean {
 export function checkExposure(
   host: string,
   backend: AuthBackend | undefined,
-  env: Record<string, string | undefined>,
+  allowAnonymous: boolean,
 ): void {
-  if (backend || isLoopbackHost(host) || env.REFINERY_ALLOW_ANONYMOUS === "1") return;
+  if (backend || isLoopbackHost(host) || allowAnonymous) return;
   throw new RefineryError(
     "invalid_config",
     `refusing to serve ${host} without authentication: anyone who reaches it could run graphs with your model key and read every thread`,

@@ -221,7 +221,10 @@ describe("graph spec compiler", () => {
     e = refusal(spec);
     expect(e.field).toBe("nodes.check.verifiers[0].tolerence");
     expect(e.fix).toBe('did you mean "tolerance"?');
-    spec.nodes.check = { kind: "verify", verifiers: [{ kind: "answer_match", expected: 4, zzz: 1 }] };
+    spec.nodes.check = {
+      kind: "verify",
+      verifiers: [{ kind: "answer_match", expected: 4, zzz: 1 }],
+    };
     expect(refusal(spec).fix).toMatch(/fields of a answer_match verifier/);
     spec.nodes.check = { kind: "verify", verifiers: [{ kind: "smell" }] };
     expect(refusal(spec).field).toBe("nodes.check.verifiers[0].kind");

@@ -9,6 +9,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import type { RefineryError } from "../../core/errors.ts";
 import type { Logger } from "../../server/log.ts";
 import { runThreadCount } from "../../server/run-threads.ts";
 import { startServer, type RunningServer } from "../../server/start.ts";
@@ -337,6 +338,7 @@ describe("configuration", () => {
       () => undefined,
       (e: Error) => e,
     );
-    expect(err?.message).toMatch(/REFINERY_RUN_THREADS must be "auto" or 0-64/);
+    expect(err?.message).toMatch(/run threads must be "auto" or 0-64, not "lots"/);
+    expect((err as RefineryError).field).toBe("REFINERY_RUN_THREADS");
   });
 });

@@ -169,7 +169,7 @@ describe("state limits", () => {
       stateLimitsFromEnv({ REFINERY_MAX_CHECKPOINT_BYTES: "1000", REFINERY_MAX_THREAD_BYTES: "0" }),
     ).toEqual({ maxCheckpointBytes: 1000, maxThreadBytes: 0 });
     expect(() => stateLimitsFromEnv({ REFINERY_MAX_THREAD_BYTES: "8mb" })).toThrow(
-      /REFINERY_MAX_THREAD_BYTES must be a whole number of bytes/,
+      /the most bytes of state one thread holds \(0: no limit\) must be an integer/,
     );
   });
 });
