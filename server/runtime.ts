@@ -2,6 +2,7 @@
 // and the `refine` graph), storage, feedback inbox, checkpoint admin, lessons memory, and the
 // graph registry with langgraph.json and declarative graphs. The server's main thread opens one
 // (start.ts); every run thread opens its own on the same database file (run-thread.ts).
+import { readEnv } from "../core/env.ts";
 import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
@@ -54,13 +55,14 @@ export async function prepareGraphThread(
   setOutboundPolicy(outboundPolicyFromEnv(env));
   return {
     settings,
-    provider: provider ?? (await loadProviderModule(env.REFINERY_PROVIDER_MODULE, env)),
+    provider: provider ?? (await loadProviderModule(readEnv(env).REFINERY_PROVIDER_MODULE, env)),
   };
 }
 
 export async function openRuntime(options: RuntimeOptions) {
   const { env, log } = options;
   const { settings, provider } = await prepareGraphThread(env, options.provider);
+  const envSettings = readEnv(env);
   // The inbox lives in the database the engine opens, so the engine gets a forwarder to it.
   const inboxRef: { current?: FeedbackInbox } = {};
   // Likewise the lessons memory, opened on that database below.
@@ -92,7 +94,7 @@ export async function openRuntime(options: RuntimeOptions) {
 
   const configPath =
     options.configPath ??
-    env.REFINERY_CONFIG ??
+    envSettings.REFINERY_CONFIG ??
     (existsSync("langgraph.json") ? "langgraph.json" : undefined);
   const registry: GraphRegistry = await createGraphRegistry({
     builtins: {
@@ -106,7 +108,8 @@ export async function openRuntime(options: RuntimeOptions) {
     log: (level, msg, fields) => log(level, msg, fields),
   });
   // Declarative graphs: stored ones, then REFINERY_GRAPHS_DIR (default ./graphs.d when present).
-  const graphsDir = env.REFINERY_GRAPHS_DIR ?? (existsSync("graphs.d") ? "graphs.d" : undefined);
+  const graphsDir =
+    envSettings.REFINERY_GRAPHS_DIR ?? (existsSync("graphs.d") ? "graphs.d" : undefined);
   const graphSpecs: GraphSpecService = await startGraphSpecs({
     db,
     registry,
@@ -115,7 +118,7 @@ export async function openRuntime(options: RuntimeOptions) {
     inbox,
     lessons,
     graphsDir,
-    nodeKindModules: env.REFINERY_NODE_KINDS,
+    nodeKindModules: envSettings.REFINERY_NODE_KINDS,
     log: (level, msg, fields) => log(level, msg, fields),
   });
 
