@@ -34,7 +34,10 @@ export async function startTestServer(
   const dir = mkdtempSync(join(tmpdir(), "refinery-server-"));
   const dbPath = join(dir, "refinery.db");
   const running = await startServer({
-    env: { REFINERY_DB: dbPath, ...options.env },
+    // Graphs run in the server thread unless a test asks for run threads: each run thread loads
+    // the graph modules (seconds of CPU on the CI machine); test/server/run-threads.test.ts,
+    // stuck-runs and the others that need them set REFINERY_RUN_THREADS themselves.
+    env: { REFINERY_DB: dbPath, REFINERY_RUN_THREADS: "0", ...options.env },
     configPath: options.configPath ?? FIXTURE_CONFIG,
     port: 0,
     host: "127.0.0.1",
