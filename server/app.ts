@@ -53,7 +53,7 @@ export function createApp(
   app.use(bodyDepthGuard);
 
   app.use(metaRoutes(deps));
-  app.use(apiDocsRoutes());
+  app.use(apiDocsRoutes(security));
   app.use(assistantRoutes(deps));
   app.use(threadRoutes(deps));
   app.use(runRoutes(deps));

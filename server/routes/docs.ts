@@ -7,6 +7,20 @@ import * as S from "../schemas.ts";
 import { ApprovalDecisionSchema } from "../../core/approval.ts";
 import { GraphSpecSchema } from "../../graphs/declarative/spec.ts";
 import { EvalCreate } from "./eval.ts";
+import { RESPONSE_SCHEMAS, type ResponseSchemaName } from "../response-schemas.ts";
+import type { SecuritySettings } from "../context.ts";
+
+/** One success response: a named schema (or a list of it), another media type, or no body. */
+interface Out {
+  description: string;
+  json?: ResponseSchemaName;
+  list?: ResponseSchemaName;
+  /** With `list`: each item may also be this full schema (search with `select`). */
+  or?: ResponseSchemaName;
+  count?: true;
+  media?: string;
+  sse?: true;
+}
 
 interface Op {
   method: "get" | "post" | "put" | "patch" | "delete";
@@ -14,17 +28,77 @@ interface Op {
   summary: string;
   body?: z.ZodType;
   tag: string;
+  /** Success statuses and their bodies. */
+  ok: Record<number, Out>;
+  /** Error statuses of this operation beyond those every operation of its kind gets. */
+  errors?: Record<number, string>;
+  /** Served without credentials (no 401, no rate limit). */
+  public?: true;
+  /** Creates a run: 429 when a per-tenant run cap is set. */
+  runs?: true;
+  /** The body may also be YAML. */
+  yaml?: true;
 }
 
+const json = (name: ResponseSchemaName, description = "OK"): Out => ({ description, json: name });
+const list = (name: ResponseSchemaName, description = "OK", or?: ResponseSchemaName): Out => ({
+  description,
+  list: name,
+  ...(or ? { or } : {}),
+});
+const count = (description: string): Out => ({ description, count: true });
+const media = (type: string, description: string): Out => ({ description, media: type });
+const none = (description: string): Out => ({ description });
+const sse: Out = { description: "The run's events as they happen", sse: true };
+
+const RUN_ERRORS = {
+  404: "The thread (unless if_not_exists is create), the assistant or the checkpoint does not exist",
+  409: "command.resume on a thread that is not interrupted",
+  422: "Invalid body, config or input for the graph; or the thread is busy and multitask_strategy is reject (error thread_busy)",
+};
+const STATELESS_RUN_ERRORS = {
+  404: "The assistant does not exist",
+  409: "command.resume: a new thread has nothing to resume",
+  422: RUN_ERRORS[422],
+};
+const GRAPH_WRITE_ERRORS = {
+  409: "The id belongs to a graph that is not declarative, or to one defined by a file",
+  422: "The spec is invalid; field names the offending path",
+};
+
 const OPS: Op[] = [
-  { method: "get", path: "/ok", summary: "Liveness", tag: "meta" },
-  { method: "get", path: "/info", summary: "Server information", tag: "meta" },
-  { method: "get", path: "/metrics", summary: "Prometheus metrics", tag: "meta" },
+  {
+    method: "get",
+    path: "/ok",
+    summary: "Liveness",
+    ok: { 200: json("Ok", "Alive") },
+    public: true,
+    tag: "meta",
+  },
+  {
+    method: "get",
+    path: "/info",
+    summary: "Server information",
+    ok: { 200: json("Info", "Version, graphs and feature flags") },
+    public: true,
+    tag: "meta",
+  },
+  {
+    method: "get",
+    path: "/metrics",
+    summary: "Prometheus metrics",
+    ok: { 200: media("text/plain", "Prometheus text format (admins only when auth is on)") },
+    tag: "meta",
+  },
   {
     method: "post",
     path: "/assistants",
     summary: "Create an assistant (a graph + a saved config)",
     body: S.AssistantCreate,
+    ok: {
+      200: json("Assistant", "The new assistant (or the existing one with if_exists do_nothing)"),
+    },
+    errors: { 409: "An assistant with this assistant_id exists" },
     tag: "assistants",
   },
   {
@@ -32,6 +106,13 @@ const OPS: Op[] = [
     path: "/assistants/search",
     summary: "Search assistants",
     body: S.AssistantSearch,
+    ok: {
+      200: list(
+        "AssistantSelected",
+        "Matching assistants; with select, only the selected fields",
+        "Assistant",
+      ),
+    },
     tag: "assistants",
   },
   {
@@ -39,12 +120,14 @@ const OPS: Op[] = [
     path: "/assistants/count",
     summary: "Count assistants",
     body: S.AssistantCount,
+    ok: { 200: count("How many assistants match") },
     tag: "assistants",
   },
   {
     method: "get",
     path: "/assistants/{assistant_id}",
     summary: "Get an assistant (id or graph id)",
+    ok: { 200: json("Assistant") },
     tag: "assistants",
   },
   {
@@ -52,30 +135,37 @@ const OPS: Op[] = [
     path: "/assistants/{assistant_id}",
     summary: "Update an assistant (new version)",
     body: S.AssistantPatch,
+    ok: { 200: json("Assistant", "The new version") },
+    errors: { 409: "A system assistant cannot be changed" },
     tag: "assistants",
   },
   {
     method: "delete",
     path: "/assistants/{assistant_id}",
     summary: "Delete an assistant",
+    ok: { 204: none("Deleted") },
+    errors: { 409: "A system assistant cannot be deleted" },
     tag: "assistants",
   },
   {
     method: "get",
     path: "/assistants/{assistant_id}/graph",
     summary: "The assistant's graph (nodes and edges)",
+    ok: { 200: json("AssistantGraph") },
     tag: "assistants",
   },
   {
     method: "get",
     path: "/assistants/{assistant_id}/schemas",
     summary: "Input and config schemas",
+    ok: { 200: json("AssistantSchemas") },
     tag: "assistants",
   },
   {
     method: "get",
     path: "/assistants/{assistant_id}/subgraphs",
     summary: "Subgraphs (none: the graphs here have no subgraphs)",
+    ok: { 200: json("Subgraphs") },
     tag: "assistants",
   },
   {
@@ -83,6 +173,7 @@ const OPS: Op[] = [
     path: "/assistants/{assistant_id}/versions",
     summary: "List versions",
     body: S.AssistantVersionsSearch,
+    ok: { 200: list("Assistant", "Versions, newest first") },
     tag: "assistants",
   },
   {
@@ -90,6 +181,8 @@ const OPS: Op[] = [
     path: "/assistants/{assistant_id}/latest",
     summary: "Make a version the latest",
     body: S.AssistantSetLatest,
+    ok: { 200: json("Assistant", "The version now latest") },
+    errors: { 409: "A system assistant cannot be changed" },
     tag: "assistants",
   },
   {
@@ -97,6 +190,8 @@ const OPS: Op[] = [
     path: "/threads",
     summary: "Create a thread",
     body: S.ThreadCreate,
+    ok: { 200: json("Thread", "The new thread (or the existing one with if_exists do_nothing)") },
+    errors: { 409: "A thread with this thread_id exists" },
     tag: "threads",
   },
   {
@@ -104,6 +199,13 @@ const OPS: Op[] = [
     path: "/threads/search",
     summary: "Search threads",
     body: S.ThreadSearch,
+    ok: {
+      200: list(
+        "ThreadSelected",
+        "Matching threads; with select, only the selected fields",
+        "Thread",
+      ),
+    },
     tag: "threads",
   },
   {
@@ -111,40 +213,59 @@ const OPS: Op[] = [
     path: "/threads/count",
     summary: "Count threads",
     body: S.ThreadCount,
+    ok: { 200: count("How many threads match") },
     tag: "threads",
   },
-  { method: "get", path: "/threads/{thread_id}", summary: "Get a thread", tag: "threads" },
+  {
+    method: "get",
+    path: "/threads/{thread_id}",
+    summary: "Get a thread",
+    ok: { 200: json("Thread") },
+    tag: "threads",
+  },
   {
     method: "patch",
     path: "/threads/{thread_id}",
     summary: "Update a thread's metadata",
     body: S.ThreadPatch,
+    ok: { 200: json("Thread") },
     tag: "threads",
   },
   {
     method: "delete",
     path: "/threads/{thread_id}",
     summary: "Delete a thread, its runs and checkpoints",
+    ok: { 204: none("Deleted, with its runs and checkpoints") },
     tag: "threads",
   },
   {
     method: "post",
     path: "/threads/{thread_id}/copy",
     summary: "Copy a thread with its history",
+    ok: { 200: json("Thread", "The copy") },
     tag: "threads",
   },
-  { method: "get", path: "/threads/{thread_id}/state", summary: "Current state", tag: "threads" },
+  {
+    method: "get",
+    path: "/threads/{thread_id}/state",
+    summary: "Current state",
+    ok: { 200: json("ThreadState") },
+    tag: "threads",
+  },
   {
     method: "post",
     path: "/threads/{thread_id}/state",
     summary: "Update state (409 while busy)",
     body: S.ThreadStateUpdate,
+    ok: { 200: json("ThreadStateUpdated") },
+    errors: { 409: "The thread has a run in flight" },
     tag: "threads",
   },
   {
     method: "get",
     path: "/threads/{thread_id}/state/{checkpoint_id}",
     summary: "State at a checkpoint",
+    ok: { 200: json("ThreadState") },
     tag: "threads",
   },
   {
@@ -152,14 +273,23 @@ const OPS: Op[] = [
     path: "/threads/{thread_id}/state/checkpoint",
     summary: "State at a checkpoint",
     body: S.ThreadStateCheckpoint,
+    ok: { 200: json("ThreadState") },
     tag: "threads",
   },
-  { method: "get", path: "/threads/{thread_id}/history", summary: "State history", tag: "threads" },
+  {
+    method: "get",
+    path: "/threads/{thread_id}/history",
+    summary: "State history",
+    ok: { 200: list("ThreadState", "States, newest first") },
+    errors: { 422: "limit is not an integer from 1 to 1000" },
+    tag: "threads",
+  },
   {
     method: "post",
     path: "/threads/{thread_id}/history",
     summary: "State history (filters)",
     body: S.ThreadHistory,
+    ok: { 200: list("ThreadState", "States, newest first") },
     tag: "threads",
   },
   {
@@ -167,6 +297,9 @@ const OPS: Op[] = [
     path: "/threads/{thread_id}/runs",
     summary: "Create a background run",
     body: S.RunCreate,
+    ok: { 200: json("Run", "The run, pending (Content-Location: the run)") },
+    errors: RUN_ERRORS,
+    runs: true,
     tag: "runs",
   },
   {
@@ -174,6 +307,9 @@ const OPS: Op[] = [
     path: "/threads/{thread_id}/runs/stream",
     summary: "Create a run and stream it (SSE)",
     body: S.RunCreate,
+    ok: { 200: sse },
+    errors: RUN_ERRORS,
+    runs: true,
     tag: "runs",
   },
   {
@@ -181,32 +317,55 @@ const OPS: Op[] = [
     path: "/threads/{thread_id}/runs/wait",
     summary: "Create a run and wait for its final state",
     body: S.RunCreate,
+    ok: { 200: json("RunResult") },
+    errors: RUN_ERRORS,
+    runs: true,
     tag: "runs",
   },
-  { method: "get", path: "/threads/{thread_id}/runs", summary: "List runs", tag: "runs" },
-  { method: "get", path: "/threads/{thread_id}/runs/{run_id}", summary: "Get a run", tag: "runs" },
+  {
+    method: "get",
+    path: "/threads/{thread_id}/runs",
+    summary: "List runs",
+    ok: { 200: list("Run", "Runs, newest first") },
+    errors: { 422: "A query parameter (limit, offset, status) is invalid" },
+    tag: "runs",
+  },
+  {
+    method: "get",
+    path: "/threads/{thread_id}/runs/{run_id}",
+    summary: "Get a run",
+    ok: { 200: json("Run") },
+    tag: "runs",
+  },
   {
     method: "delete",
     path: "/threads/{thread_id}/runs/{run_id}",
     summary: "Delete a finished run",
+    ok: { 204: none("Deleted") },
+    errors: { 409: "The run is still in flight: cancel it first" },
     tag: "runs",
   },
   {
     method: "get",
     path: "/threads/{thread_id}/runs/{run_id}/join",
     summary: "Wait for a run's final state",
+    ok: { 200: json("RunResult") },
     tag: "runs",
   },
   {
     method: "get",
     path: "/threads/{thread_id}/runs/{run_id}/stream",
     summary: "Join a run's stream (?stream_mode=&cancel_on_disconnect=; Last-Event-ID replay)",
+    ok: { 200: sse },
+    errors: { 422: "stream_mode or cancel_on_disconnect is invalid" },
     tag: "runs",
   },
   {
     method: "post",
     path: "/threads/{thread_id}/runs/{run_id}/cancel",
     summary: "Cancel a run (?wait=&action=interrupt|rollback)",
+    ok: { 202: none("Cancelling (without ?wait=true)"), 204: none("Cancelled (with ?wait=true)") },
+    errors: { 409: "The run has already ended", 422: "wait or action is invalid" },
     tag: "runs",
   },
   {
@@ -214,6 +373,9 @@ const OPS: Op[] = [
     path: "/runs",
     summary: "Create a stateless background run",
     body: S.RunCreate,
+    ok: { 200: json("Run", "The run, pending, on a new thread") },
+    errors: STATELESS_RUN_ERRORS,
+    runs: true,
     tag: "runs",
   },
   {
@@ -221,6 +383,9 @@ const OPS: Op[] = [
     path: "/runs/stream",
     summary: "Stream a stateless run",
     body: S.RunCreate,
+    ok: { 200: sse },
+    errors: STATELESS_RUN_ERRORS,
+    runs: true,
     tag: "runs",
   },
   {
@@ -228,6 +393,9 @@ const OPS: Op[] = [
     path: "/runs/wait",
     summary: "Wait for a stateless run",
     body: S.RunCreate,
+    ok: { 200: json("RunResult") },
+    errors: STATELESS_RUN_ERRORS,
+    runs: true,
     tag: "runs",
   },
   {
@@ -235,6 +403,8 @@ const OPS: Op[] = [
     path: "/runs/{run_id}/stream",
     summary:
       "Join a stateless run's stream (?stream_mode=&cancel_on_disconnect=; Last-Event-ID replay)",
+    ok: { 200: sse },
+    errors: { 422: "stream_mode or cancel_on_disconnect is invalid" },
     tag: "runs",
   },
   {
@@ -243,12 +413,19 @@ const OPS: Op[] = [
     summary:
       "Start an evaluation job of dataset items through refinement strategies, in an eval thread (422 over REFINERY_EVAL_MAX_RUNS graph runs, 429 past REFINERY_EVAL_MAX_JOBS running)",
     body: EvalCreate,
+    ok: { 202: json("EvalJobWithRecords", "Started (Location: the job)") },
+    errors: {
+      409: "The server is shutting down",
+      429: "Too many of your jobs are running (REFINERY_EVAL_MAX_JOBS)",
+    },
     tag: "eval",
   },
   {
     method: "get",
     path: "/eval",
     summary: "Your evaluation jobs, newest first, without records (?limit=20 &offset=0)",
+    ok: { 200: list("EvalJob", "Your jobs, newest first") },
+    errors: { 422: "limit or offset is invalid" },
     tag: "eval",
   },
   {
@@ -256,6 +433,8 @@ const OPS: Op[] = [
     path: "/eval/{id}",
     summary:
       "An evaluation job: progress, summary and a page of its records (?records_offset=0 &records_limit=1000, at most 5000; 0 for none)",
+    ok: { 200: json("EvalJobWithRecords") },
+    errors: { 422: "records_offset or records_limit is invalid" },
     tag: "eval",
   },
   {
@@ -263,12 +442,15 @@ const OPS: Op[] = [
     path: "/eval/{id}/cancel",
     summary:
       "Cancel a running evaluation job; answers once it ended (cancelled, records so far kept)",
+    ok: { 200: json("EvalJobWithRecords", "The job, cancelled") },
+    errors: { 409: "The job is not running" },
     tag: "eval",
   },
   {
     method: "get",
     path: "/approvals",
     summary: "Pending human approvals (threads interrupted on an approval)",
+    ok: { 200: list("Approval", "Pending approvals, oldest first") },
     tag: "approvals",
   },
   {
@@ -277,6 +459,8 @@ const OPS: Op[] = [
     summary:
       "Answer a pending approval: approve | reject with feedback | edit | abort (409 if already answered)",
     body: ApprovalDecisionSchema,
+    ok: { 200: json("Run", "The run resuming the thread with the decision") },
+    errors: { 409: "The thread is not waiting for an approval" },
     tag: "approvals",
   },
   {
@@ -284,12 +468,15 @@ const OPS: Op[] = [
     path: "/threads/{thread_id}/feedback",
     summary: "Live feedback for a running or waiting thread; the next critique/revise uses it",
     body: S.FeedbackBody,
+    ok: { 200: json("FeedbackQueued") },
     tag: "approvals",
   },
   {
     method: "get",
     path: "/assistants/{assistant_id}/lessons",
     summary: "The assistant's lessons (?query= ranks them, ?limit= ?offset=)",
+    ok: { 200: list("Lesson") },
+    errors: { 422: "A query parameter (query, limit, offset) is invalid" },
     tag: "lessons",
   },
   {
@@ -297,6 +484,10 @@ const OPS: Op[] = [
     path: "/assistants/{assistant_id}/lessons",
     summary: "Add a lesson by hand (merged into an existing one when nearly identical)",
     body: S.LessonCreate,
+    ok: {
+      201: json("Lesson", "Added"),
+      200: json("Lesson", "Merged into a nearly identical lesson"),
+    },
     tag: "lessons",
   },
   {
@@ -304,12 +495,14 @@ const OPS: Op[] = [
     path: "/assistants/{assistant_id}/lessons/search",
     summary: "The lessons a run of this task would get in its generate prompt, with scores",
     body: S.LessonSearch,
+    ok: { 200: list("RetrievedLesson", "Best first") },
     tag: "lessons",
   },
   {
     method: "get",
     path: "/assistants/{assistant_id}/lessons/{lesson_id}",
     summary: "One lesson, with its evidence and how often it helped",
+    ok: { 200: json("Lesson") },
     tag: "lessons",
   },
   {
@@ -317,12 +510,14 @@ const OPS: Op[] = [
     path: "/assistants/{assistant_id}/lessons/{lesson_id}",
     summary: "Edit, pin, un-pin, demote or restore a lesson",
     body: S.LessonPatch,
+    ok: { 200: json("Lesson") },
     tag: "lessons",
   },
   {
     method: "delete",
     path: "/assistants/{assistant_id}/lessons/{lesson_id}",
     summary: "Delete a lesson",
+    ok: { 200: json("Empty", "Deleted") },
     tag: "lessons",
   },
   {
@@ -331,12 +526,14 @@ const OPS: Op[] = [
     summary:
       "Rate a run (key, score 0..1, value, comment); keys limited by the run's feedback_keys",
     body: S.RunRatingCreate,
+    ok: { 201: json("RunRating", "Recorded") },
     tag: "feedback",
   },
   {
     method: "get",
     path: "/threads/{thread_id}/runs/{run_id}/feedback",
     summary: "A run's ratings, human decisions and verifier verdicts",
+    ok: { 200: json("RunFeedback") },
     tag: "feedback",
   },
   {
@@ -344,12 +541,19 @@ const OPS: Op[] = [
     path: "/export",
     summary:
       "Stream training data as JSONL: ?format=sft|dpo|pasr &graph_id &assistant_id &since &until &verdict=verified|failed|any &human_approved_only=true",
+    ok: { 200: media("application/x-ndjson", "One JSON object per line (an attachment)") },
+    errors: {
+      404: "assistant_id names no assistant you can reach, or run records are off",
+      422: "A query parameter is invalid",
+    },
     tag: "feedback",
   },
   {
     method: "get",
     path: "/eval/{id}/chart.svg",
     summary: "Evaluation chart (SVG), once finished",
+    ok: { 200: media("image/svg+xml", "The chart") },
+    errors: { 409: "The job has no summary yet (running) or ended without one" },
     tag: "eval",
   },
   {
@@ -357,13 +561,27 @@ const OPS: Op[] = [
     path: "/graphs",
     summary: "Register a declarative graph (JSON or YAML spec; a new version when the id exists)",
     body: GraphSpecSchema,
+    ok: {
+      201: json("GraphSpecRegistered", "Registered (a new graph or a new version)"),
+      200: json("GraphSpecRegistered", "Unchanged: the same spec is the latest version"),
+    },
+    errors: GRAPH_WRITE_ERRORS,
+    yaml: true,
     tag: "graphs",
   },
-  { method: "get", path: "/graphs", summary: "List declarative graphs", tag: "graphs" },
+  {
+    method: "get",
+    path: "/graphs",
+    summary: "List declarative graphs",
+    ok: { 200: list("GraphSpecInfo") },
+    tag: "graphs",
+  },
   {
     method: "get",
     path: "/graphs/{graph_id}",
     summary: "A declarative graph's spec (latest, or ?version=)",
+    ok: { 200: json("GraphSpecDetail") },
+    errors: { 422: "version is not a positive integer" },
     tag: "graphs",
   },
   {
@@ -371,17 +589,123 @@ const OPS: Op[] = [
     path: "/graphs/{graph_id}",
     summary: "Register a new version of a declarative graph",
     body: GraphSpecSchema,
+    ok: {
+      201: json("GraphSpecRegistered", "Registered (a new graph or a new version)"),
+      200: json("GraphSpecRegistered", "Unchanged: the same spec is the latest version"),
+    },
+    errors: GRAPH_WRITE_ERRORS,
+    yaml: true,
     tag: "graphs",
   },
   {
     method: "delete",
     path: "/graphs/{graph_id}",
     summary: "Delete a declarative graph (every version) and unregister it",
+    ok: { 204: none("Deleted with every version") },
+    errors: { 409: "The graph is defined by a file, not registered over HTTP" },
     tag: "graphs",
   },
 ];
 
-export function openApiDocument(): Record<string, unknown> {
+/** What the server was started with that adds statuses to operations. */
+export interface DocumentOptions {
+  /** Credentials are needed (REFINERY_API_KEYS or an auth module): 401, and 403 by role. */
+  auth?: boolean;
+  /** Requests per caller are limited (REFINERY_RATE_LIMIT): 429. */
+  rateLimit?: boolean;
+  /** Runs pending or running per tenant are capped (REFINERY_TENANT_MAX_RUNS): 429 on run creation. */
+  runLimit?: boolean;
+}
+
+const ERROR_DESCRIPTIONS: Record<number, string> = {
+  400: "Malformed JSON body or path parameter",
+  401: "No credentials, or credentials this server does not accept",
+  403: "Refused: the Host header is not a name of this server, a write from a web origin not in REFINERY_CORS_ORIGINS, or (with auth) the caller's role or auth handler does not allow it",
+  404: "Not found: an id names nothing the caller can reach (another tenant's object answers the same)",
+  413: "The body is larger than REFINERY_BODY_LIMIT",
+  422: "Invalid input: `field` names the offending field, `message` says how to fix it",
+};
+
+const ref = (name: ResponseSchemaName) => ({ $ref: `#/components/schemas/${name}` });
+
+function successResponse(out: Out): Record<string, unknown> {
+  const schema = out.json
+    ? ref(out.json)
+    : out.list
+      ? { type: "array", items: out.or ? { anyOf: [ref(out.or), ref(out.list)] } : ref(out.list) }
+      : out.count
+        ? { type: "integer", minimum: 0 }
+        : undefined;
+  if (schema) return { description: out.description, content: { "application/json": { schema } } };
+  if (out.sse)
+    return {
+      description: out.description,
+      content: { "text/event-stream": { schema: ref("SseStream") } },
+    };
+  if (out.media)
+    return {
+      description: out.description,
+      content: { [out.media]: { schema: { type: "string" } } },
+    };
+  return { description: out.description };
+}
+
+function errorResponse(
+  status: number,
+  description: string,
+  authChecked: boolean,
+): Record<string, unknown> {
+  const content: Record<string, unknown> = { "application/json": { schema: ref("Error") } };
+  // A LangGraph auth module's own refusals are its message as plain text.
+  if (authChecked && (status === 401 || status === 403))
+    content["text/plain"] = { schema: { type: "string" } };
+  return { description, content };
+}
+
+/** The error statuses of an operation, each with what causes it. */
+function errorsOf(op: Op, options: DocumentOptions): Record<number, string> {
+  const hasParams = op.path.includes("{");
+  const out: Record<number, string> = {};
+  if (op.body || hasParams) out[400] = ERROR_DESCRIPTIONS[400]!;
+  if (options.auth && !op.public) out[401] = ERROR_DESCRIPTIONS[401]!;
+  out[403] = ERROR_DESCRIPTIONS[403]!;
+  if (hasParams) out[404] = ERROR_DESCRIPTIONS[404]!;
+  if (op.body) out[413] = ERROR_DESCRIPTIONS[413]!;
+  if (op.body) out[422] = ERROR_DESCRIPTIONS[422]!;
+  Object.assign(out, op.errors ?? {});
+  const limits = [
+    options.rateLimit && !op.public ? "Too many requests (REFINERY_RATE_LIMIT)" : undefined,
+    options.runLimit && op.runs
+      ? "Your tenant has REFINERY_TENANT_MAX_RUNS runs in flight"
+      : undefined,
+    op.errors?.[429],
+  ].filter(Boolean);
+  if (limits.length) out[429] = `${limits.join("; or: ")}. Retry-After says when to retry`;
+  else delete out[429];
+  return out;
+}
+
+let components: Record<string, Record<string, unknown>> | undefined;
+
+/** The response schemas as JSON Schema, referring to each other by #/components/schemas/<name>. */
+function componentSchemas(): Record<string, Record<string, unknown>> {
+  if (components) return components;
+  const registry = z.registry<{ id: string }>();
+  for (const [id, schema] of Object.entries(RESPONSE_SCHEMAS)) registry.add(schema, { id });
+  const { schemas } = z.toJSONSchema(registry, {
+    io: "output",
+    unrepresentable: "any",
+    uri: (id) => `#/components/schemas/${id}`,
+  });
+  components = {};
+  for (const [id, schema] of Object.entries(schemas)) {
+    const { $schema: _s, $id: _i, ...rest } = schema as Record<string, unknown>;
+    components[id] = rest;
+  }
+  return components;
+}
+
+export function openApiDocument(options: DocumentOptions = {}): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const op of OPS) {
     const params = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({
@@ -390,41 +714,64 @@ export function openApiDocument(): Record<string, unknown> {
       required: true,
       schema: { type: "string" },
     }));
+    const responses: Record<string, unknown> = {};
+    for (const [status, out] of Object.entries(op.ok)) responses[status] = successResponse(out);
+    for (const [status, description] of Object.entries(errorsOf(op, options)))
+      responses[status] = errorResponse(
+        Number(status),
+        description,
+        Boolean(options.auth && !op.public),
+      );
+    const bodySchema = op.body
+      ? z.toJSONSchema(op.body, { io: "input", unrepresentable: "any" })
+      : undefined;
     paths[op.path] ??= {};
     paths[op.path]![op.method] = {
       summary: op.summary,
       tags: [op.tag],
       ...(params.length ? { parameters: params } : {}),
-      ...(op.body
+      ...(bodySchema
         ? {
             requestBody: {
               required: true,
               content: {
-                "application/json": {
-                  schema: z.toJSONSchema(op.body, { io: "input", unrepresentable: "any" }),
-                },
+                "application/json": { schema: bodySchema },
+                ...(op.yaml ? { "application/yaml": { schema: { type: "string" } } } : {}),
               },
             },
           }
         : {}),
-      responses: {
-        "200": { description: "OK" },
-        "404": { description: "Not found ({error, message, field})" },
-        "409": { description: "Conflict (busy thread, nothing to resume)" },
-        "422": { description: "Invalid input; `field` names the offending field" },
-      },
+      ...(options.auth && op.public ? { security: [] } : {}),
+      responses,
     };
   }
+  const schemas = componentSchemas();
   return {
     openapi: "3.1.0",
     info: { title: "Refinery API (LangGraph server protocol)", version: "1" },
+    ...(options.auth ? { security: [{ bearer: [] }, { apiKey: [] }] } : {}),
     paths,
+    components: {
+      schemas,
+      ...(options.auth
+        ? {
+            securitySchemes: {
+              bearer: { type: "http", scheme: "bearer" },
+              apiKey: { type: "apiKey", in: "header", name: "x-api-key" },
+            },
+          }
+        : {}),
+    },
   };
 }
 
-export function apiDocsRoutes(): Router {
+export function apiDocsRoutes(security: SecuritySettings = {}): Router {
   const r = Router();
-  const doc = openApiDocument();
+  const doc = openApiDocument({
+    auth: Boolean(security.auth),
+    rateLimit: Boolean(security.rateLimiter),
+    runLimit: Boolean(security.partitionRunLimit),
+  });
   r.get("/openapi.json", (_req, res) => sendJson(res, 200, doc));
   r.get("/docs", (_req, res) => {
     const rows = OPS.map(
@@ -439,7 +786,7 @@ table{border-collapse:collapse;width:100%}td{padding:.35rem .5rem;border-bottom:
 code{font-size:13px}</style></head><body>
 <h1>Refinery API</h1>
 <p>Speaks the LangGraph server protocol: point <code>@langchain/langgraph-sdk</code>'s <code>Client</code> at this URL.
-Request bodies are described in <a href="/openapi.json">/openapi.json</a>. Errors are JSON <code>{error, message, field}</code>.</p>
+Request bodies, responses and the statuses of each operation are described in <a href="/openapi.json">/openapi.json</a> (OpenAPI 3.1). Errors are JSON <code>{error, message, field, retryable}</code>.</p>
 <table>${rows}</table></body></html>`);
   });
   return r;

@@ -1,0 +1,340 @@
+// What the HTTP API answers, as zod schemas: the source of /openapi.json's `components.schemas`
+// (server/routes/docs.ts) so generated clients get real types. They describe the public shapes
+// (server/redact.ts) the routes send; test/server/openapi.test.ts validates real responses
+// against them. Request bodies live in server/schemas.ts.
+import { z } from "zod";
+
+const Json = z.unknown();
+const Meta = z.record(z.string(), z.unknown());
+const Time = z.string().describe("ISO 8601 time");
+const ErrorInfo = z.object({ error: z.string(), message: z.string() });
+
+export const ErrorBody = z
+  .object({
+    error: z
+      .string()
+      .describe(
+        "Error code: invalid_input, invalid_config, bad_request, unauthorized, forbidden, not_found, conflict, busy, thread_busy, payload_too_large, rate_limited, internal, …",
+      ),
+    message: z.string().describe("One line: the field, what was wrong and the fix"),
+    field: z.string().optional().describe("Dotted path of the offending field"),
+    retryable: z.boolean().optional(),
+    detail: z.string().optional(),
+  })
+  .describe("Every error. A LangGraph auth module's own errors are plain text instead.");
+
+export const Ok = z.object({ ok: z.literal(true) });
+
+export const Info = z.object({
+  version: z.string(),
+  name: z.string(),
+  graphs: z.array(z.string()),
+  flags: z.record(z.string(), z.boolean()),
+});
+
+export const Assistant = z.object({
+  assistant_id: z.string(),
+  graph_id: z.string(),
+  config: z
+    .object({
+      tags: z.array(z.string()).optional(),
+      recursion_limit: z.number().int().optional(),
+      configurable: Meta.optional(),
+    })
+    .loose(),
+  context: Meta,
+  metadata: Meta,
+  name: z.string(),
+  description: z.string().nullable(),
+  version: z.number().int(),
+  created_at: Time,
+  updated_at: Time,
+});
+
+/** A search with `select` answers only the selected fields. */
+export const AssistantSelected = Assistant.partial().describe(
+  "An assistant with only the fields named in `select`",
+);
+
+export const AssistantGraph = z
+  .object({
+    nodes: z.array(z.object({ id: z.union([z.string(), z.number()]) }).loose()),
+    edges: z.array(
+      z
+        .object({
+          source: z.union([z.string(), z.number()]),
+          target: z.union([z.string(), z.number()]),
+        })
+        .loose(),
+    ),
+  })
+  .describe("The graph as LangChain's drawable JSON");
+
+const SchemaOrNull = z.record(z.string(), z.unknown()).nullable();
+export const AssistantSchemas = z.object({
+  graph_id: z.string(),
+  input_schema: SchemaOrNull,
+  output_schema: SchemaOrNull,
+  state_schema: SchemaOrNull,
+  config_schema: SchemaOrNull,
+  context_schema: SchemaOrNull,
+});
+
+export const Subgraphs = z
+  .record(z.string(), z.unknown())
+  .describe("Namespace -> schemas (always empty here)");
+
+export const ThreadStatus = z.enum(["idle", "busy", "interrupted", "error"]);
+
+export const Interrupt = z.object({ id: z.string().optional(), value: Json }).loose();
+
+export const Thread = z.object({
+  thread_id: z.string(),
+  created_at: Time,
+  updated_at: Time,
+  metadata: Meta,
+  status: ThreadStatus,
+  values: Meta.nullable(),
+  interrupts: z.record(z.string(), z.array(Interrupt)).describe("Task id -> its interrupts"),
+  config: Meta,
+  error: ErrorInfo.nullable(),
+});
+
+export const ThreadSelected = Thread.partial().describe(
+  "A thread with only the fields named in `select`",
+);
+
+export const Checkpoint = z.object({
+  thread_id: z.string(),
+  checkpoint_ns: z.string(),
+  checkpoint_id: z.string(),
+  checkpoint_map: Meta.nullable(),
+});
+
+const ThreadTask: z.ZodType = z.object({
+  id: z.string(),
+  name: z.string(),
+  path: z.array(z.unknown()),
+  error: z.string().nullable(),
+  interrupts: z.array(Interrupt),
+  checkpoint: Checkpoint.nullable(),
+  get state() {
+    return ThreadState.nullable();
+  },
+  result: Json,
+});
+
+export const ThreadState = z.object({
+  values: z.union([Meta, z.array(z.unknown())]),
+  next: z.array(z.string()),
+  get tasks() {
+    return z.array(ThreadTask);
+  },
+  metadata: Meta,
+  created_at: Time.nullable(),
+  checkpoint: Checkpoint.nullable(),
+  parent_checkpoint: Checkpoint.nullable(),
+});
+
+export const ThreadStateUpdated = z.object({
+  checkpoint: z
+    .object({ thread_id: z.string(), checkpoint_ns: z.string(), checkpoint_id: z.string() })
+    .loose()
+    .nullable()
+    .describe("The checkpoint the update wrote"),
+});
+
+export const RunStatus = z.enum([
+  "pending",
+  "running",
+  "error",
+  "success",
+  "timeout",
+  "interrupted",
+]);
+
+export const Run = z.object({
+  run_id: z.string(),
+  thread_id: z.string(),
+  assistant_id: z.string(),
+  created_at: Time,
+  updated_at: Time,
+  status: RunStatus,
+  metadata: Meta,
+  multitask_strategy: z.enum(["reject", "interrupt", "rollback", "enqueue"]),
+  kwargs: z
+    .object({
+      input: Json,
+      command: z.record(z.string(), z.unknown()).nullable().optional(),
+      config: z.object({ configurable: Meta }).loose(),
+      stream_mode: z.array(z.string()),
+    })
+    .loose(),
+  attempt: z.number().int(),
+  error: ErrorInfo.nullable(),
+});
+
+export const RunResult = z
+  .union([Meta, z.null()])
+  .describe(
+    "The run's final state values; {__error__: {error, message}} when it failed or timed out",
+  );
+
+export const SseStream = z
+  .string()
+  .describe(
+    "Server-sent events `event: <mode>[|namespace]`, `data: <JSON>`, `id: <attempt>-<n>`: first `metadata` ({run_id, attempt}), then one event per chunk of each stream mode, `error` ({error, message}) when the run fails; `: ping` comments while idle. Reconnect with Last-Event-ID to replay.",
+  );
+
+export const Approval = z.object({
+  thread_id: z.string(),
+  task_id: z.string(),
+  interrupt_id: z.string().nullable(),
+  task: z.string().nullable(),
+  request: Json.describe("The approval request the graph interrupted with"),
+  updated_at: Time,
+  metadata: Meta,
+});
+
+const LiveFeedback = z.object({
+  text: z.string(),
+  source: z.enum(["human", "system"]),
+  at: Time,
+});
+export const FeedbackQueued = z.object({
+  thread_id: z.string(),
+  feedback: LiveFeedback,
+  pending: z.array(LiveFeedback).describe("Feedback not yet taken by a step, oldest first"),
+});
+
+export const Lesson = z.object({
+  id: z.string(),
+  assistant_id: z.string(),
+  text: z.string(),
+  graph_id: z.string(),
+  family: z.string(),
+  keywords: z.array(z.string()),
+  source: z.enum(["critique", "verifier", "human", "feedback", "manual"]),
+  evidence: z.array(
+    z.object({
+      thread_id: z.string().optional(),
+      run_id: z.string().optional(),
+      iteration: z.number().optional(),
+    }),
+  ),
+  pinned: z.boolean(),
+  uses: z.number().int(),
+  helped: z.number().int(),
+  failed: z.number().int(),
+  demoted: z.boolean(),
+  created_at: Time,
+  updated_at: Time,
+});
+
+export const RetrievedLesson = z.object({
+  id: z.string(),
+  text: z.string(),
+  score: z.number(),
+  about: z.string(),
+});
+
+export const Empty = z.object({}).describe("An empty object");
+
+export const RunRating = z.object({
+  feedback_id: z.string(),
+  run_id: z.string(),
+  thread_id: z.string(),
+  key: z.string(),
+  score: z.number().nullable(),
+  value: Json,
+  comment: z.string().nullable(),
+  created_at: Time,
+});
+
+export const RunFeedback = z.object({
+  run_id: z.string(),
+  ratings: z.array(RunRating),
+  human_decisions: z.array(Meta),
+  verdicts: z.array(Meta),
+  lessons_used: z.array(z.string()),
+});
+
+const EvalJobStatus = z.enum(["running", "succeeded", "failed", "interrupted", "cancelled"]);
+export const EvalJob = z.object({
+  eval_id: z.string(),
+  status: EvalJobStatus,
+  created_at: Time,
+  updated_at: Time,
+  owner: z.object({ partition: z.string(), identity: z.string().nullable() }),
+  size: z.number().int().describe("Graph runs: items × strategies × replicates"),
+  runs_in: z.string(),
+  worker_thread_id: z.number().int().nullable(),
+  attempts: z.number().int(),
+  progress: z.object({
+    total: z.number(),
+    done: z.number(),
+    skipped: z.number(),
+    elapsed_ms: z.number(),
+  }),
+  records_total: z.number().int(),
+  summary: Meta.optional().describe("Once finished: the evaluation's summary"),
+  error: z
+    .object({ error: z.string(), message: z.string(), field: z.string().optional() })
+    .optional(),
+});
+
+export const EvalJobWithRecords = EvalJob.extend({
+  records: z.array(Meta).describe("The page of item records asked for"),
+});
+
+export const GraphSpecInfo = z.object({
+  graph_id: z.string(),
+  version: z.number().int(),
+  versions: z.array(z.number().int()),
+  description: z.string().nullable(),
+  source: z.enum(["api", "file"]),
+  file: z.string().optional(),
+  created_at: Time,
+  nodes: z.record(z.string(), z.string()).describe("Node name -> kind"),
+});
+
+export const GraphSpecDetail = GraphSpecInfo.extend({ spec: Meta });
+
+export const GraphSpecRegistered = GraphSpecDetail.extend({
+  created: z.boolean().describe("false: the same spec was already the latest version"),
+  assistant_id: z.string().describe("The graph's system assistant"),
+});
+
+/** Every named response schema, as /openapi.json's components.schemas. */
+export const RESPONSE_SCHEMAS = {
+  Error: ErrorBody,
+  Ok,
+  Info,
+  Assistant,
+  AssistantSelected,
+  AssistantGraph,
+  AssistantSchemas,
+  Subgraphs,
+  Thread,
+  ThreadSelected,
+  ThreadState,
+  ThreadStateUpdated,
+  Checkpoint,
+  Run,
+  RunResult,
+  SseStream,
+  Approval,
+  FeedbackQueued,
+  Lesson,
+  RetrievedLesson,
+  Empty,
+  RunRating,
+  RunFeedback,
+  EvalJob,
+  EvalJobWithRecords,
+  GraphSpecInfo,
+  GraphSpecDetail,
+  GraphSpecRegistered,
+} as const;
+
+export type ResponseSchemaName = keyof typeof RESPONSE_SCHEMAS;
