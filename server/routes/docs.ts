@@ -343,7 +343,7 @@ const OPS: Op[] = [
     method: "get",
     path: "/export",
     summary:
-      "Stream training data as JSONL: ?format=sft|dpo|pasr &graph_id &assistant_id &since &until &verdict=verified|failed|any &human_approved_only=true",
+      "Stream training data as JSONL: ?format=sft|dpo|pasr &graph_id &assistant_id &since &until &verdict=verified|failed|any (default verified for sft, any otherwise) &human_approved_only=true",
     tag: "feedback",
   },
   {
