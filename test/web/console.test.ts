@@ -19,7 +19,8 @@ import { roleOf, startOpenAIStub, type OpenAIStub } from "../support/openai-stub
 import { startTestServer, type TestServer } from "../support/server.ts";
 
 // Tasks the OpenAI-compatible stub answers (the other tests name the simulated model).
-const REGRESSES = "What is 3 + 3?";
+// A long unbroken word (a pasted URL) must wrap, not widen the page on a phone.
+const REGRESSES = `What is 3 + 3? Source: https://example.com/${"a-very-long-path-segment".repeat(8)}`;
 const SLOW = "Take your time: what is 5 + 5?";
 
 const title = browserSuiteTitle("web console in Chromium");
@@ -317,6 +318,28 @@ describe.skipIf(skipBrowser)(title, () => {
       command: { resume: { action: "reject", feedback: "show your working" } },
     });
 
+    // No horizontal overflow on a phone, on the list (the queue shows the long task) and the
+    // thread page (approval panel, timeline, graph).
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = () => page.evaluate("document.scrollingElement.scrollWidth");
+    await page.goto(`${s.url}/ui/#/`);
+    await page.locator(`tr[data-thread="${tid}"]`).waitFor();
+    await page.locator(".mini-list li").first().waitFor();
+    expect(await overflow()).toBeLessThanOrEqual(390);
+    await shot("8-threads-390");
+    await page.goto(`${s.url}/ui/#/threads/${tid}`);
+    await page.getByRole("region", { name: "Awaiting your approval" }).waitFor();
+    await page.locator("svg.graph").waitFor();
+    expect(await overflow()).toBeLessThanOrEqual(390);
+    await shot("9-thread-390");
+    await page.setViewportSize({ width: 1400, height: 1000 });
+
+    // The queue already says it.
+    await page.goto(`${s.url}/ui/#/approvals`);
+    const card = page.locator(`.approval-card[data-thread="${tid}"]`);
+    expect(await card.locator(".check-warning").textContent()).toMatch(
+      /fails hard check answer; draft 1 passed every hard check/,
+    );
     await page.goto(`${s.url}/ui/#/threads/${tid}`);
     const panel = page.getByRole("region", { name: "Awaiting your approval" });
     await panel.waitFor();
@@ -352,20 +375,16 @@ describe.skipIf(skipBrowser)(title, () => {
     expect(labels).toEqual(
       expect.arrayContaining(["reject", "edit", "self-refine", "doubt", "approve · abort"]),
     );
-    await shot("8-approved-failing-answer");
-
-    // No horizontal overflow on a phone.
-    await page.setViewportSize({ width: 390, height: 844 });
-    await page.reload();
-    await answer.waitFor();
-    const overflow = () => page.evaluate("document.scrollingElement.scrollWidth");
-    expect(await overflow()).toBeLessThanOrEqual(390);
-    await shot("9-thread-390");
-    await page.goto(`${s.url}/ui/#/`);
-    await page.locator(`tr[data-thread="${tid}"]`).waitFor();
-    expect(await overflow()).toBeLessThanOrEqual(390);
-    await shot("10-threads-390");
-    await page.setViewportSize({ width: 1400, height: 1000 });
+    await shot("10-approved-failing-answer");
+    const row = async () => {
+      await page.goto(`${s.url}/ui/#/`);
+      const r = page.locator(`tr[data-thread="${tid}"]`);
+      await r.waitFor();
+      return r;
+    };
+    expect(await (await row()).locator("[data-stop]").getAttribute("class")).not.toContain(
+      "tone-good",
+    );
 
     // Cancel a busy thread (its model call hangs at the stub).
     const slow = await api<ThreadBody>("POST", "/threads", {});

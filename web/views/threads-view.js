@@ -6,6 +6,7 @@ import { h, mount } from "../lib/dom.js";
 import { ago, dateTime, headline, shortId, tokens } from "../lib/format.js";
 import { approvalBadge, simulatedBadge, statusBadge, stopBadge } from "../components/badges.js";
 import { newRunForm } from "../components/new-run-form.js";
+import { answerChecks } from "../lib/checks.js";
 
 const TABS = [
   { status: "", label: "All" },
@@ -42,7 +43,12 @@ function threadRow(t) {
     h(
       "td",
       {},
-      h("div", { class: "row gap wrap" }, stopBadge(v.stopReason), simulatedBadge(v.simulated)),
+      h(
+        "div",
+        { class: "row gap wrap" },
+        stopBadge(v.stopReason, t.status === "busy" ? null : answerChecks(v)),
+        simulatedBadge(v.simulated),
+      ),
     ),
     h(
       "td",
