@@ -20,7 +20,8 @@ import { startTestServer, type TestServer } from "../support/server.ts";
 
 // Tasks the OpenAI-compatible stub answers (the other tests name the simulated model).
 // A long unbroken word (a pasted URL) must wrap, not widen the page on a phone.
-const REGRESSES = `What is 3 + 3? Source: https://example.com/${"a-very-long-path-segment".repeat(8)}`;
+const LONG_URL = `https://example.com/${"averyverylongpathsegment".repeat(8)}`;
+const REGRESSES = `${LONG_URL} says: what is 3 + 3?`;
 const SLOW = "Take your time: what is 5 + 5?";
 
 const title = browserSuiteTitle("web console in Chromium");
@@ -315,7 +316,7 @@ describe.skipIf(skipBrowser)(title, () => {
     });
     await api("POST", `/threads/${tid}/runs/wait`, {
       assistant_id: assistant.assistant_id,
-      command: { resume: { action: "reject", feedback: "show your working" } },
+      command: { resume: { action: "reject", feedback: `show your working, as ${LONG_URL} does` } },
     });
 
     // No horizontal overflow on a phone, on the list (the queue shows the long task) and the
