@@ -6,6 +6,7 @@ import { once } from "node:events";
 import { openSqliteCheckpointer } from "../core/checkpointer.ts";
 import { RefineryError } from "../core/errors.ts";
 import {
+  defaultVerdict,
   EXPORT_FORMATS,
   exportJsonl,
   ISO_DATE_HINT,
@@ -43,13 +44,15 @@ Writes JSONL training data from the runs kept in the database, streamed (any siz
   dpo    {"prompt": [...], "chosen": [final], "rejected": [earlier draft], "reason": "...", ...}
   pasr   {"messages": [system, user, assistant "<think>…<refine>…</refine>…</think><answer>…</answer>"]}
 Only answers that passed every hard verifier or were approved by a person, not rejected and not
-rated below 0.5, are exported.
+rated below 0.5, are exported. sft leaves out answers that fail a hard check unless
+--verdict any (or failed) asks for them; their metadata names the failing checks.
 Filters:
       --graph ID            runs of this graph
       --assistant ID        runs of this assistant
       --since DATE          runs that ended at or after DATE (ISO, e.g. 2026-11-01)
       --until DATE          runs that ended before DATE
-      --verdict V           verified | failed | any (default): the final answer passed every hard check, or not
+      --verdict V           verified | failed | any: the final answer passed every hard check, or not
+                            (default: verified for sft, any for dpo and pasr)
       --approved-only       only answers a person approved
 Output:
   -o, --out PATH            write to PATH (default: standard output)
@@ -241,7 +244,9 @@ export async function exportCommand(args: string[], io: CliIO): Promise<number> 
       });
     return iso;
   };
-  const verdict = (values.verdict ?? "any") as NonNullable<OutcomeFilter["verdict"]>;
+  const verdict = (values.verdict ?? (format ? defaultVerdict(format) : "any")) as NonNullable<
+    OutcomeFilter["verdict"]
+  >;
   if (!OUTCOME_VERDICTS.includes(verdict))
     throw new RefineryError("invalid_input", "--verdict must be verified, failed or any", {
       field: "--verdict",

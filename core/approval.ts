@@ -94,6 +94,12 @@ export interface ApprovalRequest {
   verdicts: Pick<Verdict, "verifierId" | "hard" | "pass" | "score" | "message">[];
   usage: TokenUsage;
   stopReason: StopReason | null;
+  /** The offered draft's hard verifiers: how many pass, and the ids of those that fail. */
+  hardChecks: { passed: number; total: number; failed: string[] };
+  /** When the offered draft fails a hard check and an earlier one passed them all: that draft. */
+  earlierPassing: { iteration: number; draft: string } | null;
+  /** One plain sentence when the offered draft fails a hard check; null when it passes them all. */
+  warning: string | null;
   /** ISO time after which the server applies `onExpiry`; absent when there is no deadline. */
   deadline?: string;
   onExpiry?: "approve" | "reject" | "wait";

@@ -12,6 +12,7 @@ import {
   type ApprovalRequest,
 } from "../core/approval.ts";
 import { fromZodError } from "../core/errors.ts";
+import { hardCheckReport, hardCheckWarning } from "../core/hard-checks.ts";
 import type { SettingsResolver } from "../core/settings.ts";
 import {
   critiqueFor,
@@ -43,6 +44,16 @@ export function createApproveNode({ settings, now = () => new Date() }: ApproveN
     const previous = state.drafts.find((d) => d.iteration === candidateIteration - 1) ?? null;
     const critique = critiqueFor(state, candidateIteration);
     const deadlineSeconds = s.approval?.deadlineSeconds;
+    // Say plainly when the answer offered fails a hard check that an earlier draft passed (a
+    // reject discards the best-so-far, so revisions that fail can be offered after a right draft).
+    const checks = hardCheckReport(
+      state.verdicts.map((v) => ({ ...v, id: v.verifierId })),
+      candidateIteration,
+    );
+    const earlier =
+      checks.earlierPassing === null
+        ? undefined
+        : state.drafts.findLast((d) => d.iteration === checks.earlierPassing);
     const request: ApprovalRequest = {
       type: "approval",
       reason: pending?.reason ?? "review requested",
@@ -64,6 +75,9 @@ export function createApproveNode({ settings, now = () => new Date() }: ApproveN
       ),
       usage: totalsOnly(state.usage ?? ZERO_USAGE),
       stopReason: pending?.stop ?? null,
+      hardChecks: { passed: checks.passed, total: checks.total, failed: checks.failed },
+      earlierPassing: earlier ? { iteration: earlier.iteration, draft: earlier.text } : null,
+      warning: hardCheckWarning(checks),
       ...(deadlineSeconds
         ? {
             deadline: new Date(now().getTime() + deadlineSeconds * 1000).toISOString(),

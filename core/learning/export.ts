@@ -2,6 +2,7 @@
 // SFT (task -> final approved answer), DPO preference pairs (final answer chosen over a worse
 // earlier draft, with the reason) and PASR refinement traces
 // (`<think> … <refine> … </refine> … </think><answer> … </answer>`). Pure functions.
+import { hardCheckReport } from "../hard-checks.ts";
 import { PASR_SYSTEM_PROMPT } from "../pasr.ts";
 import type { OutcomeWithRatings, RunRating } from "../storage/learning-sqlite.ts";
 import type { RunOutcome } from "./outcome.ts";
@@ -131,6 +132,11 @@ function userMessage(o: RunOutcome): Message {
 }
 
 function metadataOf(o: OutcomeWithRatings): Record<string, unknown> {
+  // An answer that fails a hard check says which, and which earlier draft passed them all.
+  const checks = hardCheckReport(
+    o.verdicts.map((v) => ({ ...v, id: v.verifier_id })),
+    answerIteration(o),
+  );
   return {
     run_id: o.run_id,
     thread_id: o.thread_id,
@@ -142,8 +148,19 @@ function metadataOf(o: OutcomeWithRatings): Record<string, unknown> {
     verified: o.verified,
     human_approved: o.human_approved,
     ratings: o.ratings.map((r: RunRating) => ({ key: r.key, score: r.score, comment: r.comment })),
+    ...(checks.failed.length
+      ? { failed_hard_checks: checks.failed, earlier_passing_iteration: checks.earlierPassing }
+      : {}),
     ...(o.simulated ? { simulated: true } : {}),
   };
+}
+
+/**
+ * The verdict filter an export uses when the caller gives none: SFT trains on the answer itself,
+ * so by default it leaves out answers that fail a hard check (`verdict=any` asks for them).
+ */
+export function defaultVerdict(format: ExportFormat): "verified" | "any" {
+  return format === "sft" ? "verified" : "any";
 }
 
 /** JSONL lines of every example the matching outcomes contribute, produced a page at a time. */

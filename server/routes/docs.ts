@@ -540,7 +540,7 @@ const OPS: Op[] = [
     method: "get",
     path: "/export",
     summary:
-      "Stream training data as JSONL: ?format=sft|dpo|pasr &graph_id &assistant_id &since &until &verdict=verified|failed|any &human_approved_only=true",
+      "Stream training data as JSONL: ?format=sft|dpo|pasr &graph_id &assistant_id &since &until &verdict=verified|failed|any (default verified for sft, any otherwise) &human_approved_only=true",
     ok: { 200: media("application/x-ndjson", "One JSON object per line (an attachment)") },
     errors: {
       404: "assistant_id names no assistant you can reach, or run records are off",

@@ -3,7 +3,7 @@
 import { once } from "node:events";
 import { Router, type Request } from "express";
 import { fromZodError, RefineryError } from "../../core/errors.ts";
-import { exportJsonl } from "../../core/learning/export.ts";
+import { defaultVerdict, exportJsonl } from "../../core/learning/export.ts";
 import { lessonsKey, type LessonMemory } from "../../core/memory/lessons.ts";
 import type { LearningRecords } from "../../core/storage/learning-sqlite.ts";
 import { authOf } from "../auth/request.ts";
@@ -199,7 +199,7 @@ export function learningRoutes(deps: AppDeps): Router {
       ...(assistantId ? { assistant_id: assistantId } : {}),
       ...(q.since ? { since: q.since } : {}),
       ...(q.until ? { until: q.until } : {}),
-      ...(q.verdict ? { verdict: q.verdict } : {}),
+      verdict: q.verdict ?? defaultVerdict(q.format),
       human_approved_only: q.human_approved_only,
     });
     res.status(200);

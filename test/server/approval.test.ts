@@ -12,15 +12,22 @@ import { ScriptedChatModel, scriptedProvider } from "../support/scripted-model.t
 import { FIXTURE_CONFIG, startTestServer, type TestServer } from "../support/server.ts";
 
 const PASS = '{"verdict":"pass","score":0.95,"issues":[]}';
+const REGRESSES = "What is 3 + 3?";
 let model: ScriptedChatModel;
 let s: TestServer;
 
 beforeAll(async () => {
   let revisions = 0;
+  // The task REGRESSES gets a right first draft and wrong revisions (item 10's story).
+  const regresses = (messages: { content: unknown }[]) =>
+    messages.some((m) => String(m.content).includes(REGRESSES));
   model = new ScriptedChatModel({
-    generate: () => "2 + 2 = 4\nAnswer: 4",
+    generate: (m) => (regresses(m) ? "3 + 3 = 6\nAnswer: 6" : "2 + 2 = 4\nAnswer: 4"),
     critique: () => PASS,
-    revise: () => `Revision ${++revisions}: 2 + 2 = 4\nAnswer: 4`,
+    revise: (m) =>
+      regresses(m)
+        ? `Revision ${++revisions}: 3 + 3 = 7\nAnswer: 7`
+        : `Revision ${++revisions}: 2 + 2 = 4\nAnswer: 4`,
   });
   s = await startTestServer({
     provider: scriptedProvider(model),
@@ -137,6 +144,74 @@ describe("approvals over HTTP", () => {
     expect(state.answer).toMatch(/^Revision/);
     expect(state.approvals.map((a) => a.action)).toEqual(["reject", "approve"]);
     expect((await post(`/threads/${tid}/approval`, { action: "approve" })).status).toBe(409);
+  });
+
+  it("a reject that discards a right draft: the next approval, the state and the export say the offered answer fails and draft 1 passed", async () => {
+    const thread = await s.client.threads.create();
+    const tid = thread.thread_id;
+    await s.client.runs.wait(tid, "refine", {
+      input: { task: REGRESSES },
+      config: {
+        configurable: {
+          approval: { mode: "final" },
+          maxIterations: 3,
+          verifiers: [{ kind: "answer_match", id: "answer", expected: 6 }],
+          retry: { retries: 0 },
+        },
+      },
+    });
+    const pending = async () => {
+      const list = (await (await fetch(`${s.url}/approvals`)).json()) as {
+        thread_id: string;
+        request: Record<string, unknown>;
+      }[];
+      return list.find((a) => a.thread_id === tid)?.request;
+    };
+    // Draft 1 is right: nothing to warn about.
+    expect(await pending()).toMatchObject({
+      iteration: 1,
+      hardChecks: { passed: 1, total: 1, failed: [] },
+      earlierPassing: null,
+      warning: null,
+    });
+    await s.client.runs.wait(tid, "refine", {
+      command: { resume: { action: "reject", feedback: "show your working" } },
+    });
+    const second = await pending();
+    expect(second).toMatchObject({
+      stopReason: "max_iterations",
+      hardChecks: { passed: 0, total: 1, failed: ["answer"] },
+      earlierPassing: { iteration: 1, draft: "3 + 3 = 6\nAnswer: 6" },
+    });
+    expect(second?.iteration).toBeGreaterThan(1);
+    expect(second?.draft).toMatch(/Answer: 7/);
+    expect(second?.warning).toBe(
+      `The answer offered (draft ${String(second?.iteration)}) fails hard check answer; draft 1 passed every hard check.`,
+    );
+
+    await s.client.runs.wait(tid, "refine", { command: { resume: { action: "approve" } } });
+    const done = await idle(tid);
+    expect(done.stopReason).toBe("approved");
+    expect(done.answer).toMatch(/Answer: 7/);
+
+    // The default SFT export leaves the failing answer out; verdict=any asks for it, labelled.
+    const exported = async (query: string) =>
+      (await (await fetch(`${s.url}/export?${query}`)).text())
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l) as { metadata: Record<string, unknown> })
+        .filter((l) => l.metadata.thread_id === tid);
+    const labelled = await until(async () => {
+      const lines = await exported("format=sft&verdict=any");
+      return lines.length ? lines : undefined;
+    });
+    expect(labelled[0]?.metadata).toMatchObject({
+      verified: false,
+      human_approved: true,
+      failed_hard_checks: ["answer"],
+      earlier_passing_iteration: 1,
+    });
+    expect(await exported("format=sft")).toEqual([]);
   });
 
   it("live feedback sent while waiting reaches the next revise and is stored in the state", async () => {

@@ -1,7 +1,10 @@
 // The web console end to end in headless Chromium against the real server: the approval queue,
-// reject with feedback while the next iteration streams in live, approve, the finished thread.
+// reject with feedback while the next iteration streams in live, approve, the finished thread;
+// an approved answer that fails a hard check an earlier draft passed; cancelling a busy thread;
+// search, filters and pages past 100 threads; the chart, run options and graph drawing; and no
+// horizontal overflow on a 390 px wide screen.
 // Screenshots go to REFINERY_SCREENSHOTS or <tmpdir>/refinery-console-screenshots (logged).
-import { mkdirSync } from "node:fs";
+import { mkdirSync, readFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import type { Page } from "playwright-core";
@@ -12,7 +15,14 @@ import {
   skipBrowser,
   type Browser,
 } from "../support/chromium.ts";
+import { roleOf, startOpenAIStub, type OpenAIStub } from "../support/openai-stub.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
+
+// Tasks the OpenAI-compatible stub answers (the other tests name the simulated model).
+// A long unbroken word (a pasted URL) must wrap, not widen the page on a phone.
+const LONG_URL = `https://example.com/${"averyverylongpathsegment".repeat(8)}`;
+const REGRESSES = `${LONG_URL} says: what is 3 + 3?`;
+const SLOW = "Take your time: what is 5 + 5?";
 
 const title = browserSuiteTitle("web console in Chromium");
 
@@ -44,6 +54,7 @@ interface ThreadBody {
 
 describe.skipIf(skipBrowser)(title, () => {
   let s: TestServer;
+  let stub: OpenAIStub;
   let browser: Browser;
   let page: Page;
   let shots: string;
@@ -69,7 +80,20 @@ describe.skipIf(skipBrowser)(title, () => {
   };
 
   beforeAll(async () => {
-    s = await startTestServer();
+    stub = await startOpenAIStub();
+    let revisions = 0;
+    stub.setHandler((body) => {
+      const text = JSON.stringify(body.messages ?? []);
+      const role = roleOf(body);
+      if (text.includes(SLOW)) return { delayMs: 60_000, content: "Answer: 10" };
+      if (role === "critique") return { content: '{"verdict":"pass","score":0.9,"issues":[]}' };
+      // A right first draft, then revisions that are wrong.
+      if (role === "generate") return { content: "3 + 3 = 6\nAnswer: 6" };
+      return { content: `Revision ${++revisions}: 3 + 3 = 7\nAnswer: 7` };
+    });
+    s = await startTestServer({
+      env: { OPENAI_API_KEY: "test-key", OPENAI_BASE_URL: stub.url, REFINERY_MODEL: "stub-model" },
+    });
     // One fixed directory, overwritten by every run: easy to find, never piles up.
     shots = process.env.REFINERY_SCREENSHOTS ?? join(tmpdir(), "refinery-console-screenshots");
     mkdirSync(shots, { recursive: true });
@@ -91,6 +115,7 @@ describe.skipIf(skipBrowser)(title, () => {
   afterAll(async () => {
     await browser?.close();
     await s?.close();
+    await stub?.close();
     if (shots) console.log(`web console screenshots: ${shots}`);
   });
 
@@ -268,4 +293,193 @@ describe.skipIf(skipBrowser)(title, () => {
     await shot("7-proactive-follow-up");
     expect(problems).toEqual([]);
   });
+
+  it("says an approved answer fails a hard check an earlier draft passed; chart, options, graph labels; cancel; filters and pages; 390 px", async () => {
+    // Item 10's story: draft 1 is right, a reviewer rejects it, the revisions are wrong.
+    const assistant = await api<{ assistant_id: string }>("POST", "/assistants", {
+      graph_id: "refine",
+      name: "Regress reviewer",
+    });
+    const thread = await api<ThreadBody>("POST", "/threads", {});
+    const tid = thread.thread_id;
+    await api("POST", `/threads/${tid}/runs/wait`, {
+      assistant_id: assistant.assistant_id,
+      input: { task: REGRESSES },
+      config: {
+        configurable: {
+          approval: { mode: "final" },
+          maxIterations: 3,
+          verifiers: [{ kind: "answer_match", id: "answer", expected: 6 }],
+          retry: { retries: 0 },
+        },
+      },
+    });
+    await api("POST", `/threads/${tid}/runs/wait`, {
+      assistant_id: assistant.assistant_id,
+      command: { resume: { action: "reject", feedback: `show your working, as ${LONG_URL} does` } },
+    });
+
+    // No horizontal overflow on a phone, on the list (the queue shows the long task) and the
+    // thread page (approval panel, timeline, graph).
+    await page.setViewportSize({ width: 390, height: 844 });
+    const overflow = () => page.evaluate("document.scrollingElement.scrollWidth");
+    await page.goto(`${s.url}/ui/#/`);
+    await page.locator(`tr[data-thread="${tid}"]`).waitFor();
+    await page.locator(".mini-list li").first().waitFor();
+    expect(await overflow()).toBeLessThanOrEqual(390);
+    await shot("8-threads-390");
+    await page.goto(`${s.url}/ui/#/threads/${tid}`);
+    await page.getByRole("region", { name: "Awaiting your approval" }).waitFor();
+    await page.locator("svg.graph").waitFor();
+    expect(await overflow()).toBeLessThanOrEqual(390);
+    await shot("9-thread-390");
+    await page.setViewportSize({ width: 1400, height: 1000 });
+
+    // The queue already says it.
+    await page.goto(`${s.url}/ui/#/approvals`);
+    const card = page.locator(`.approval-card[data-thread="${tid}"]`);
+    expect(await card.locator(".check-warning").textContent()).toMatch(
+      /fails hard check answer; draft 1 passed every hard check/,
+    );
+    await page.goto(`${s.url}/ui/#/threads/${tid}`);
+    const panel = page.getByRole("region", { name: "Awaiting your approval" });
+    await panel.waitFor();
+    expect(await panel.locator(".check-warning").textContent()).toMatch(
+      /fails hard check answer; draft 1 passed every hard check/,
+    );
+    await panel.getByRole("button", { name: "Approve" }).click();
+    const answer = page.getByRole("region", { name: "Final answer" });
+    await answer.waitFor({ timeout: 20_000 });
+    const checks = answer.locator(".answer-checks");
+    expect(await checks.getAttribute("data-checks")).toBe("fail");
+    expect(await checks.textContent()).toMatch(
+      /Fails hard check answer \(0 of 1 pass\)\. Draft 1 passed every hard check\./,
+    );
+    const stop = page.locator(".thread-head [data-stop]");
+    expect(await stop.textContent()).toBe("stop: approved");
+    expect(await stop.getAttribute("class")).not.toContain("tone-good");
+
+    // The chart: one point and one bar per draft; only draft 1 passes.
+    const chart = page.locator(".progress-chart");
+    expect(await chart.locator("rect.bar").count()).toBe(3);
+    expect(await chart.locator("circle.dot.pass").count()).toBe(1);
+    expect(await chart.locator('circle.dot.pass[data-iteration="1"]').count()).toBe(1);
+    expect(await chart.locator("circle.dot.fail").count()).toBe(2);
+    // The options the run went with, defaults marked.
+    const option = (key: string) => page.locator(`[data-option="${key}"]`).textContent();
+    expect(await option("maxIterations")).toBe("Max iterations3");
+    expect(await option("strategy")).toBe("Strategyself-refine (default)");
+    expect(await option("approval")).toBe("Approvalfinal");
+    expect(await option("verifiers")).toContain("answer (answer_match): expected 6");
+    // The graph says what each edge means.
+    const labels = await page.locator("svg.graph text.edge-label").allTextContents();
+    expect(labels).toEqual(
+      expect.arrayContaining(["reject", "edit", "self-refine", "doubt", "approve · abort"]),
+    );
+    await shot("10-approved-failing-answer");
+    const row = async () => {
+      await page.goto(`${s.url}/ui/#/`);
+      const r = page.locator(`tr[data-thread="${tid}"]`);
+      await r.waitFor();
+      return r;
+    };
+    expect(await (await row()).locator("[data-stop]").getAttribute("class")).not.toContain(
+      "tone-good",
+    );
+
+    // Cancel a busy thread (its model call hangs at the stub).
+    const slow = await api<ThreadBody>("POST", "/threads", {});
+    const run = await api<{ run_id: string }>("POST", `/threads/${slow.thread_id}/runs`, {
+      assistant_id: "refine",
+      input: { task: SLOW },
+    });
+    await page.goto(`${s.url}/ui/#/threads/${slow.thread_id}`);
+    await page.getByRole("button", { name: "Cancel run" }).click();
+    await expect
+      .poll(() => page.locator(".thread-head [data-status]").textContent(), { timeout: 15_000 })
+      .not.toBe("busy");
+    expect(await page.getByRole("button", { name: "Cancel run" }).count()).toBe(0);
+    const cancelled = await api<{ status: string }>(
+      "GET",
+      `/threads/${slow.thread_id}/runs/${run.run_id}`,
+    );
+    expect(cancelled.status).toBe("interrupted");
+
+    // A declarative graph: conditions as labels, no internal __finish__ node.
+    const yaml = readFileSync(
+      join(import.meta.dirname, "../../graphs/examples/json-extraction.yaml"),
+      "utf8",
+    );
+    const registered = await fetch(`${s.url}/graphs`, {
+      method: "POST",
+      headers: { "Content-Type": "application/yaml" },
+      body: yaml,
+    });
+    expect(registered.status).toBe(201);
+    await page.goto(`${s.url}/ui/#/graphs`);
+    const declarative = page.getByRole("region", { name: "json-extraction" });
+    await declarative.locator("svg.graph").waitFor();
+    expect(await declarative.locator("g.node text").allTextContents()).not.toContain("__finish__");
+    expect(await declarative.locator("text.edge-label").allTextContents()).toEqual(
+      expect.arrayContaining(["verdicts.allHardPass", "else"]),
+    );
+
+    // Past 100 threads: pages of 50, newest first; the oldest is on page 3.
+    const made: string[] = [];
+    for (let i = 0; i < 105; i += 15)
+      made.push(
+        ...(
+          await Promise.all(
+            Array.from({ length: 15 }, () => api<ThreadBody>("POST", "/threads", {})),
+          )
+        ).map((t) => t.thread_id),
+      );
+    const total = await api<number>("POST", "/threads/count", {});
+    expect(total).toBeGreaterThan(100);
+    const oldest = (
+      await api<ThreadBody[]>("POST", "/threads/search", {
+        limit: 1,
+        sort_by: "updated_at",
+        sort_order: "asc",
+      })
+    )[0]!.thread_id;
+    await page.goto(`${s.url}/ui/#/`);
+    const pager = page.getByRole("navigation", { name: "Pages" });
+    await expect.poll(() => pager.locator("[data-range]").textContent()).toBe(`1–50 of ${total}`);
+    await pager.getByRole("link", { name: "Older →" }).click();
+    await expect.poll(() => pager.locator("[data-range]").textContent()).toBe(`51–100 of ${total}`);
+    await pager.getByRole("link", { name: "Older →" }).click();
+    await page.locator(`tr[data-thread="${oldest}"]`).waitFor();
+    expect(await pager.getByRole("link", { name: "Older →" }).count()).toBe(0);
+
+    // Filters: assistant, graph, search by id, updated since; each through the form.
+    await page.goto(`${s.url}/ui/#/`);
+    const form = page.getByRole("search", { name: "Find threads" });
+    await form.getByLabel("Assistant").selectOption({ label: "Regress reviewer (refine)" });
+    await form.getByRole("button", { name: "Apply" }).click();
+    await expect.poll(() => page.locator("tr[data-thread]").count()).toBe(1);
+    expect(await page.locator("tr[data-thread]").getAttribute("data-thread")).toBe(tid);
+    expect(new URL(page.url()).hash).toBe(`#/?assistant=${assistant.assistant_id}`);
+
+    await page.goto(`${s.url}/ui/#/?graph=refine`);
+    await page.locator(`tr[data-thread="${tid}"]`).waitFor();
+    expect(await page.locator(`tr[data-thread="${made[0]}"]`).count()).toBe(0);
+    await page.getByRole("link", { name: /^Interrupted/ }).click();
+    await expect.poll(() => page.locator("tr[data-thread]").count()).toBe(0);
+    expect(new URL(page.url()).hash).toBe("#/?status=interrupted&graph=refine");
+
+    await page.goto(`${s.url}/ui/#/`);
+    await page.getByRole("search").getByLabel("Search").fill(slow.thread_id);
+    await page.getByRole("search").getByRole("button", { name: "Apply" }).click();
+    await expect.poll(() => page.locator("tr[data-thread]").count()).toBe(1);
+    expect(await page.locator("tr[data-thread]").getAttribute("data-thread")).toBe(slow.thread_id);
+
+    const local = (d: Date) =>
+      `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
+    await page.goto(`${s.url}/ui/#/?since=${local(new Date(Date.now() + 86_400_000))}`);
+    await page.getByText("No thread matches these filters.").waitFor();
+    await page.goto(`${s.url}/ui/#/?since=${local(new Date())}&graph=refine`);
+    await page.locator(`tr[data-thread="${tid}"]`).waitFor();
+    expect(problems).toEqual([]);
+  }, 90_000);
 });

@@ -218,6 +218,22 @@ export function approvalPanel({ threadId, request, since, onDecided, onStale }) 
       ),
       h("p", { class: "meta-line small" }, meta),
     ),
+    request.warning
+      ? h(
+          "div",
+          { class: "check-warning", role: "note", "data-checks": "fail" },
+          h("strong", {}, "This answer fails a hard check. "),
+          request.warning,
+          request.earlierPassing
+            ? h(
+                "details",
+                {},
+                h("summary", {}, `Draft ${request.earlierPassing.iteration}, which passed`),
+                h("pre", { class: "draft-text" }, request.earlierPassing.draft),
+              )
+            : null,
+        )
+      : null,
     h(
       "div",
       { class: ["approval-body", rows && "two-col"] },

@@ -1,6 +1,7 @@
 // Small labelled chips: thread status, stop reason, verifier verdicts, the simulated-model label.
 // Every chip says its meaning in words, never by colour alone.
 import { h } from "../lib/dom.js";
+import { checksSentence } from "../lib/checks.js";
 import { STATUS_HELP, STATUS_TEXT, STOP_HELP, STOP_TEXT, score } from "../lib/format.js";
 
 export function statusBadge(status) {
@@ -13,10 +14,16 @@ export function statusBadge(status) {
   );
 }
 
-export function stopBadge(stopReason) {
+/**
+ * @param {string|null} stopReason
+ * @param {{failed: string[]}|null} [checks] the answer's hard checks: an answer that fails one is
+ *   never shown in the "good" tone, whatever stopped the run.
+ */
+export function stopBadge(stopReason, checks = null) {
   if (!stopReason) return null;
+  const failing = Boolean(checks?.failed?.length);
   const tone =
-    stopReason === "accepted" || stopReason === "approved"
+    (stopReason === "accepted" || stopReason === "approved") && !failing
       ? "good"
       : stopReason === "model_error" || stopReason === "aborted"
         ? "bad"
@@ -27,10 +34,26 @@ export function stopBadge(stopReason) {
     "span",
     {
       class: ["badge", "stop", `tone-${tone}`],
-      title: STOP_HELP[stopReason] ?? "",
+      title: `${STOP_HELP[stopReason] ?? ""}${failing ? " (the answer fails a hard check)" : ""}`,
       "data-stop": stopReason,
     },
     `stop: ${STOP_TEXT[stopReason] ?? stopReason}`,
+  );
+}
+
+/** Whether an answer passes its hard checks, in words (and which earlier draft passed). */
+export function checksNote(report) {
+  if (!report) return null;
+  const state = !report.total ? "none" : report.failed.length ? "fail" : "pass";
+  return h(
+    "p",
+    { class: ["answer-checks", `checks-${state}`], "data-checks": state },
+    h(
+      "span",
+      { class: "mark", "aria-hidden": "true" },
+      state === "fail" ? "✗" : state === "pass" ? "✓" : "–",
+    ),
+    checksSentence(report),
   );
 }
 

@@ -1,5 +1,7 @@
 // Draws a graph's structure as an inline SVG from layoutGraph: nodes as boxes, the main path as
-// straight arrows, forward skips as arcs above, loops back as arcs below (dashed = conditional).
+// straight arrows, other edges as arcs above or below the row (the side that crosses fewer arcs;
+// dashed = conditional), each conditional edge labelled with its condition when it is known.
+import { api } from "../lib/api.js";
 import { h, nextId, svg } from "../lib/dom.js";
 import { layoutGraph } from "../lib/graph-layout.js";
 
@@ -20,8 +22,10 @@ function anchors(edges, byId) {
   };
   for (const e of edges) {
     if (e.kind === "next") continue;
-    const side = e.kind === "forward" ? "top" : "bottom";
-    const [left, right] = e.kind === "forward" ? [e.source, e.target] : [e.target, e.source];
+    const side = e.side ?? (e.kind === "forward" ? "top" : "bottom");
+    const a = byId.get(e.source);
+    const b = byId.get(e.target);
+    const [left, right] = a.x <= b.x ? [e.source, e.target] : [e.target, e.source];
     add(left, side, "right", e);
     add(right, side, "left", e);
   }
@@ -48,18 +52,63 @@ function anchors(edges, byId) {
 function edgePath(e, a, b, at) {
   if (e.kind === "next") {
     const y = a.y + a.h / 2;
-    return { d: `M${a.x + a.w},${y} L${b.x - 2},${y}` };
+    return {
+      d: `M${a.x + a.w},${y} L${b.x - 2},${y}`,
+      mid: { x: (a.x + a.w + b.x) / 2, y: y - 6 },
+    };
   }
-  const above = e.kind === "forward";
+  const above = (e.side ?? (e.kind === "forward" ? "top" : "bottom")) === "top";
   const { left, right } = at.get(e);
-  const [sx, tx] = above ? [left, right] : [right, left];
+  const [sx, tx] = a.x <= b.x ? [left, right] : [right, left];
   const sy = above ? a.y : a.y + a.h;
   const ty = above ? b.y : b.y + b.h;
   const lift = 12 + Math.max(1, e.span) * 17;
   const cy = above ? Math.min(sy, ty) - lift : Math.max(sy, ty) + lift;
   // A cubic's peak is three quarters of the way to its control points.
   const extent = sy + (cy - sy) * 0.75;
-  return { d: `M${sx},${sy} C${sx},${cy} ${tx},${cy} ${tx},${above ? ty - 2 : ty + 2}`, extent };
+  // The label sits on the arc a third of the way from its source, so the labels of two arcs
+  // between the same nodes in opposite directions do not land on each other.
+  const t = 0.3;
+  const at3 = (p0, p1, p2, p3) =>
+    p0 * (1 - t) ** 3 + 3 * p1 * (1 - t) ** 2 * t + 3 * p2 * (1 - t) * t ** 2 + p3 * t ** 3;
+  const lx = at3(sx, sx, tx, tx);
+  const ly = at3(sy, cy, cy, ty);
+  return {
+    d: `M${sx},${sy} C${sx},${cy} ${tx},${cy} ${tx},${above ? ty - 2 : ty + 2}`,
+    extent,
+    mid: { x: lx, y: above ? ly - 3 : ly + 10 },
+  };
+}
+
+/**
+ * What the refine graph's router (graphs/refine.ts, routeNext) sends along each edge. Edges into
+ * approve (a reviewer is asked) and end (the loop stops) go unlabelled: the node says it.
+ */
+export const REFINE_EDGE_LABELS = {
+  "generate>critique": "self-refine",
+  "generate>verify": "other strategies",
+  "critique>verify": "self-refine",
+  "critique>revise": "issues named",
+  "verify>revise": "not done",
+  "verify>critique": "doubt",
+  "revise>critique": "self-refine",
+  "revise>verify": "other strategies",
+  "approve>revise": "reject",
+  "approve>verify": "edit",
+  "approve>__end__": "approve · abort",
+};
+
+/** Condition labels of a declarative graph's spec (GET /graphs): "source>target" -> condition. */
+export function specEdgeLabels(spec) {
+  const labels = {};
+  const id = (n) => (n === "END" ? "__end__" : n);
+  for (const e of spec?.edges ?? []) {
+    if (!e || typeof e.from !== "string") continue;
+    for (const w of e.when ?? [])
+      if (w?.to && w.if) labels[`${e.from}>${id(w.to)}`] ??= String(w.if);
+    if (e.else) labels[`${e.from}>${id(e.else)}`] ??= "else";
+  }
+  return labels;
 }
 
 /**
@@ -67,7 +116,10 @@ function edgePath(e, a, b, at) {
  * @param {{current?: string[], counts?: Record<string, number>, title?: string}} options
  */
 export function graphSvg(graph, options = {}) {
-  const layout = layoutGraph(graph.nodes ?? [], graph.edges ?? []);
+  const labels = options.labels ?? {};
+  const layout = layoutGraph(graph.nodes ?? [], graph.edges ?? [], {
+    labelled: Object.keys(labels).length > 0,
+  });
   const byId = new Map(layout.nodes.map((n) => [n.id, n]));
   const current = new Set(options.current ?? []);
   const counts = options.counts ?? {};
@@ -75,16 +127,26 @@ export function graphSvg(graph, options = {}) {
 
   const at = anchors(layout.edges, byId);
   const paths = [];
+  const texts = [];
   let minY = 0;
   let maxY = layout.height;
   // Long arcs first, so the short ones (drawn later) stay visible on top.
   const ordered = [...layout.edges].sort((x, y) => y.span - x.span);
   for (const e of ordered) {
-    const { d, extent } = edgePath(e, byId.get(e.source), byId.get(e.target), at);
+    const { d, extent, mid } = edgePath(e, byId.get(e.source), byId.get(e.target), at);
     if (extent !== undefined) {
-      minY = Math.min(minY, extent);
-      maxY = Math.max(maxY, extent);
+      minY = Math.min(minY, extent - (labels[`${e.source}>${e.target}`] ? 16 : 0));
+      maxY = Math.max(maxY, extent + (labels[`${e.source}>${e.target}`] ? 16 : 0));
     }
+    const label = labels[`${e.source}>${e.target}`];
+    if (label)
+      texts.push(
+        svg(
+          "text",
+          { class: "edge-label", x: mid.x, y: mid.y, "text-anchor": "middle" },
+          label.length > 28 ? `${label.slice(0, 27)}…` : label,
+        ),
+      );
     paths.push(
       svg(
         "path",
@@ -101,7 +163,7 @@ export function graphSvg(graph, options = {}) {
         svg(
           "title",
           {},
-          `${LABELS[e.source] ?? e.source} → ${LABELS[e.target] ?? e.target}${e.conditional ? " (conditional)" : ""}`,
+          `${LABELS[e.source] ?? e.source} → ${LABELS[e.target] ?? e.target}${e.conditional ? ` (conditional${labels[`${e.source}>${e.target}`] ? `: ${labels[`${e.source}>${e.target}`]}` : ""})` : ""}`,
         ),
       ),
     );
@@ -186,6 +248,7 @@ export function graphSvg(graph, options = {}) {
       ),
     ),
     svg("g", { class: "edges" }, paths),
+    svg("g", { class: "edge-labels" }, texts),
     svg("g", { class: "nodes" }, boxes),
   );
 }
@@ -215,4 +278,18 @@ export function graphLegend({ current = false } = {}) {
     item("loop", "loops back"),
     current ? item("current", "where the thread is") : null,
   );
+}
+
+/** Condition labels for a graph: the refine graph's own, a declarative graph's from its spec. */
+export async function edgeLabelsFor(graphId, specs, signal) {
+  if (graphId === "refine") return REFINE_EDGE_LABELS;
+  try {
+    // The list says which graphs are declarative; only their own page carries the spec.
+    const list = specs ?? (await api("/graphs", { signal }));
+    if (!(list ?? []).some((g) => g.graph_id === graphId)) return {};
+    const found = await api(`/graphs/${encodeURIComponent(graphId)}`, { signal });
+    return specEdgeLabels(found?.spec);
+  } catch {
+    return {};
+  }
 }

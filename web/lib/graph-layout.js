@@ -1,9 +1,14 @@
 // A layered layout of a graph's nodes and edges (GET /assistants/{id}/graph), left to right:
 // back edges are found by a depth-first walk from __start__, layers are longest paths over the
-// remaining edges, and nodes of one layer stack vertically. Pure: no DOM.
+// remaining edges, and nodes of one layer stack vertically. Arcs go above or below the row,
+// whichever crosses fewer arcs already placed. A declarative graph's internal `__finish__` step
+// is drawn as the end it leads to. Pure: no DOM.
 
 const NODE_H = 40;
 const COL_GAP = 40;
+/** Room between columns for a condition label on a straight arrow. */
+const LABEL_GAP = 76;
+const FINISH = "__finish__";
 const LABELS = { __start__: "start", __end__: "end" };
 const ROW_GAP = 28;
 
@@ -11,7 +16,9 @@ const ROW_GAP = 28;
  * @param {{id: string}[]} nodes
  * @param {{source: string, target: string, conditional?: boolean}[]} edges
  */
-export function layoutGraph(nodes, edges) {
+export function layoutGraph(rawNodes, rawEdges, { labelled = false } = {}) {
+  const { nodes, edges } = withoutFinish(rawNodes, rawEdges);
+  const colGap = labelled ? LABEL_GAP : COL_GAP;
   const ids = nodes.map((n) => n.id);
   // One width for all boxes, from the longest label (13px bold ≈ 7.6px a character) plus room
   // for a run count.
@@ -70,7 +77,7 @@ export function layoutGraph(nodes, edges) {
       placed.set(id, {
         id,
         layer: l,
-        x: l * (nodeW + COL_GAP),
+        x: l * (nodeW + colGap),
         y: top + (columnHeight - h) / 2 + i * (NODE_H + ROW_GAP),
         w: nodeW,
         h: NODE_H,
@@ -91,13 +98,72 @@ export function layoutGraph(nodes, edges) {
       conditional: Boolean(e.conditional),
       kind,
       span: Math.abs(b.layer - a.layer),
+      // Columns the arc spans, left to right (for sides and crossings).
+      from: Math.min(a.layer, b.layer),
+      to: Math.max(a.layer, b.layer),
     };
   });
+  assignSides(laidEdges);
 
   return {
     nodes: ids.map((id) => placed.get(id)),
     edges: laidEdges,
-    width: columns.length * nodeW + Math.max(0, columns.length - 1) * COL_GAP,
+    width: columns.length * nodeW + Math.max(0, columns.length - 1) * colGap,
     height: columnHeight,
   };
+}
+
+/** Drops `__finish__` (a declarative graph's last internal step): edges into it go to the end. */
+function withoutFinish(nodes, edges) {
+  if (!nodes.some((n) => n.id === FINISH)) return { nodes, edges };
+  const seen = new Set();
+  const out = [];
+  for (const e of edges) {
+    if (e.source === FINISH) continue;
+    const target = e.target === FINISH ? "__end__" : e.target;
+    const key = `${e.source}>${target}`;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    out.push({ ...e, target });
+  }
+  const hasEnd = nodes.some((n) => n.id === "__end__");
+  return {
+    nodes: nodes.filter((n) => n.id !== FINISH).concat(hasEnd ? [] : [{ id: "__end__" }]),
+    edges: out,
+  };
+}
+
+/** Two arcs on one side cross when each starts strictly inside the other's span. */
+function crosses(a, b) {
+  return (
+    (a.from < b.from && b.from < a.to && a.to < b.to) ||
+    (b.from < a.from && a.from < b.to && b.to < a.to)
+  );
+}
+
+/**
+ * Puts each arc above or below the row: longest first, on the side where it crosses fewer arcs
+ * already placed (ties: forward above, back below).
+ */
+function assignSides(edges) {
+  const placed = { top: [], bottom: [] };
+  const arcs = edges.filter((e) => e.kind !== "next").sort((a, b) => b.span - a.span);
+  for (const e of arcs) {
+    const preferred = e.kind === "forward" ? "top" : "bottom";
+    const other = preferred === "top" ? "bottom" : "top";
+    const cost = (side) => placed[side].filter((x) => crosses(x, e)).length;
+    const side = cost(other) < cost(preferred) ? other : preferred;
+    e.side = side;
+    placed[side].push(e);
+  }
+}
+
+/** How many pairs of arcs cross (on the same side of the row). */
+export function arcCrossings(layout) {
+  const arcs = layout.edges.filter((e) => e.kind !== "next");
+  let n = 0;
+  for (let i = 0; i < arcs.length; i++)
+    for (let j = i + 1; j < arcs.length; j++)
+      if (arcs[i].side === arcs[j].side && crosses(arcs[i], arcs[j])) n++;
+  return n;
 }

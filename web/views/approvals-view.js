@@ -34,6 +34,7 @@ function approvalCard(p) {
         ),
       ),
       h("p", { class: "reason" }, r.reason ?? "approval requested"),
+      r.warning ? h("p", { class: "check-warning small", "data-checks": "fail" }, r.warning) : null,
       h(
         "p",
         { class: "meta-line small" },

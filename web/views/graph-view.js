@@ -1,7 +1,7 @@
 // Every registered graph drawn from its structure (GET /assistants/{id}/graph).
 import { api, describeError } from "../lib/api.js";
 import { h, mount } from "../lib/dom.js";
-import { graphLegend, graphSvg } from "../components/graph-svg.js";
+import { edgeLabelsFor, graphLegend, graphSvg } from "../components/graph-svg.js";
 
 export function graphView(main, { signal }) {
   document.title = "Graphs · Refinery";
@@ -27,15 +27,17 @@ export function graphView(main, { signal }) {
   (async () => {
     try {
       const info = await api("/info", { signal });
+      const specs = await api("/graphs", { signal }).catch(() => []);
       const graphs = await Promise.all(
         info.graphs.map(async (id) => ({
           id,
           graph: await api(`/assistants/${encodeURIComponent(id)}/graph`, { signal }),
+          labels: await edgeLabelsFor(id, specs, signal),
         })),
       );
       mount(
         body,
-        graphs.map(({ id, graph }) =>
+        graphs.map(({ id, graph, labels }) =>
           h(
             "section",
             { class: "card", "aria-labelledby": `graph-${id}` },
@@ -47,7 +49,11 @@ export function graphView(main, { signal }) {
                 ? h("span", { class: "muted small" }, " · the built-in refinement loop")
                 : null,
             ),
-            h("div", { class: "graph-wrap" }, graphSvg(graph, { title: `The ${id} graph` })),
+            h(
+              "div",
+              { class: "graph-wrap" },
+              graphSvg(graph, { title: `The ${id} graph`, labels }),
+            ),
             graphLegend(),
           ),
         ),

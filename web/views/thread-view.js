@@ -6,8 +6,36 @@ import { announce, h, mount } from "../lib/dom.js";
 import { ago, dateTime, duration, headline, score, shortId, tokens } from "../lib/format.js";
 import { approvalBadge, simulatedBadge, statusBadge, stopBadge } from "../components/badges.js";
 import { approvalPanel, showError } from "../components/approval-panel.js";
-import { graphLegend, graphSvg, refineCounts } from "../components/graph-svg.js";
+import { edgeLabelsFor, graphLegend, graphSvg, refineCounts } from "../components/graph-svg.js";
 import { timeline } from "../components/timeline.js";
+import { progressChart } from "../components/progress-chart.js";
+import { answerChecks } from "../lib/checks.js";
+import { checksNote } from "../components/badges.js";
+
+const DEFAULTS = { strategy: "self-refine", maxIterations: 3, scoreThreshold: 0.8, critique: true };
+
+/** A verifier spec in a few words: its kind, id and what it checks. */
+function verifierText(v) {
+  const what = [];
+  if (v.expected !== undefined) what.push(`expected ${JSON.stringify(v.expected)}`);
+  if (v.mustMatch?.length) what.push(`must match ${v.mustMatch.join(", ")}`);
+  if (v.mustNotMatch?.length) what.push(`must not match ${v.mustNotMatch.join(", ")}`);
+  if (v.maxLength !== undefined) what.push(`at most ${v.maxLength} ${v.unit ?? "chars"}`);
+  if (v.minLength !== undefined) what.push(`at least ${v.minLength} ${v.unit ?? "chars"}`);
+  if (v.rubric) what.push(headline(v.rubric, 60));
+  if (v.url) what.push(String(v.url));
+  const hard = v.hard ?? v.kind !== "llm_judge";
+  return `${v.id ? `${v.id} (${v.kind})` : v.kind}${what.length ? `: ${what.join("; ")}` : ""}${hard ? "" : " · soft"}`;
+}
+
+/** The options the run went with: graph defaults < the thread's input options < the run's configurable. */
+function effectiveOptions(values, run) {
+  const configurable = run?.kwargs?.config?.configurable ?? {};
+  const merged = { ...DEFAULTS, ...(values?.options ?? {}) };
+  for (const [k, v] of Object.entries(configurable)) if (v !== undefined) merged[k] = v;
+  const given = new Set([...Object.keys(values?.options ?? {}), ...Object.keys(configurable)]);
+  return { merged, given };
+}
 
 function pendingApproval(thread) {
   for (const list of Object.values(thread?.interrupts ?? {}))
@@ -37,6 +65,7 @@ export function threadView(main, { params, signal }) {
   let next = [];
   let runs = [];
   let graph = null;
+  let graphLabels = {};
   /** The run being followed: {runId, controller, node, activity}. */
   let live = null;
   let approvalKey = null;
@@ -60,6 +89,8 @@ export function threadView(main, { params, signal }) {
   );
   const timelineSlot = h("div", {});
   const usageSlot = h("div", {});
+  const chartSlot = h("div", {});
+  const optionsSlot = h("div", {});
   const feedbackSlot = h("div", {});
   const runsSlot = h("div", {});
 
@@ -153,9 +184,21 @@ export function threadView(main, { params, signal }) {
         { class: "side-col" },
         h(
           "section",
+          { class: "card", "aria-labelledby": "chart-title" },
+          h("h2", { id: "chart-title" }, "Score and tokens"),
+          chartSlot,
+        ),
+        h(
+          "section",
           { class: "card", "aria-labelledby": "usage-title" },
           h("h2", { id: "usage-title" }, "Tokens"),
           usageSlot,
+        ),
+        h(
+          "section",
+          { class: "card", "aria-labelledby": "options-title" },
+          h("h2", { id: "options-title" }, "Run options"),
+          optionsSlot,
         ),
         h(
           "section",
@@ -197,12 +240,13 @@ export function threadView(main, { params, signal }) {
         { class: "row gap wrap badges" },
         statusBadge(status()),
         !live && pendingApproval(thread) ? approvalBadge() : null,
-        stopBadge(v.stopReason),
+        stopBadge(v.stopReason, live ? null : answerChecks(v)),
         simulatedBadge(v.simulated),
         v.strategy
           ? h("span", { class: "badge neutral", title: "Refinement strategy" }, v.strategy)
           : null,
       ),
+      status() === "busy" ? cancelButton() : null,
       h(
         "dl",
         { class: "stats" },
@@ -223,6 +267,51 @@ export function threadView(main, { params, signal }) {
           h("dd", { class: "mono", title: threadId }, shortId(threadId)),
         ),
       ),
+    );
+  }
+
+  function activeRunId() {
+    return (
+      live?.runId ??
+      runs.find((r) => r.status === "running")?.run_id ??
+      [...runs].reverse().find((r) => r.status === "pending")?.run_id ??
+      null
+    );
+  }
+
+  function cancelButton() {
+    const runId = activeRunId();
+    if (!runId) return null;
+    return h(
+      "div",
+      { class: "row gap wrap cancel-row" },
+      h(
+        "button",
+        {
+          type: "button",
+          class: "btn danger-outline small",
+          onclick: async (e) => {
+            const b = e.currentTarget;
+            b.disabled = true;
+            b.textContent = "Cancelling…";
+            try {
+              await api(`${path}/runs/${encodeURIComponent(runId)}/cancel?wait=true`, {
+                method: "POST",
+              });
+              announce("Run cancelled.");
+              live?.controller.abort();
+              live = null;
+              load();
+            } catch (err) {
+              showError(notice, err);
+              b.disabled = false;
+              b.textContent = "Cancel run";
+            }
+          },
+        },
+        "Cancel run",
+      ),
+      h("span", { class: "muted small" }, "Stops the run; drafts so far are kept."),
     );
   }
 
@@ -269,6 +358,7 @@ export function threadView(main, { params, signal }) {
     const v = thread.values ?? {};
     const err = v.error ?? thread.error;
     const parts = [];
+    const checks = answerChecks(v);
     if (err)
       parts.push(
         h(
@@ -285,7 +375,10 @@ export function threadView(main, { params, signal }) {
       parts.push(
         h(
           "section",
-          { class: "card answer-card", "aria-labelledby": "answer-title" },
+          {
+            class: ["card", "answer-card", checks?.failed.length && "failing"],
+            "aria-labelledby": "answer-title",
+          },
           h(
             "div",
             { class: "row between gap wrap" },
@@ -293,10 +386,11 @@ export function threadView(main, { params, signal }) {
             h(
               "div",
               { class: "row gap" },
-              stopBadge(v.stopReason),
-              v.best ? h("span", { class: "muted small" }, `from draft ${v.best.iteration}`) : null,
+              stopBadge(v.stopReason, checks),
+              checks ? h("span", { class: "muted small" }, `from draft ${checks.iteration}`) : null,
             ),
           ),
+          checksNote(checks),
           h("pre", { class: "draft-text answer", tabindex: 0 }, v.answer),
         ),
       );
@@ -314,6 +408,7 @@ export function threadView(main, { params, signal }) {
       graphSvg(graph, {
         current,
         counts: refineCounts(thread.values),
+        labels: graphLabels,
         title: "The thread's graph; highlighted: where it is now",
       }),
     );
@@ -337,8 +432,78 @@ export function threadView(main, { params, signal }) {
     mount(timelineSlot, timeline(v, { activity: live?.activity }));
   }
 
+  function renderOptions() {
+    const v = thread.values ?? {};
+    if (!Array.isArray(v.drafts)) {
+      mount(optionsSlot, h("p", { class: "muted small" }, "Not a refine thread."));
+      return;
+    }
+    const { merged: o, given } = effectiveOptions(v, runs[0]);
+    const row = (key, label, value) =>
+      h(
+        "div",
+        { "data-option": key },
+        h("dt", {}, label),
+        h(
+          "dd",
+          {},
+          value,
+          given.has(key) ? null : h("span", { class: "muted tiny" }, " (default)"),
+        ),
+      );
+    const approval = o.approval
+      ? `${o.approval.mode}${o.approval.deadlineSeconds ? `, ${o.approval.deadlineSeconds} s then ${o.approval.onExpiry ?? "wait"}` : ""}`
+      : "none";
+    const models = Object.entries(o.models ?? {})
+      .map(([role, m]) => `${role}: ${m.model ?? m.provider ?? "default"}`)
+      .join(", ");
+    mount(
+      optionsSlot,
+      h(
+        "dl",
+        { class: "options-list" },
+        row(
+          "strategy",
+          "Strategy",
+          v.strategy && v.strategy !== o.strategy
+            ? `${v.strategy} (asked: ${o.strategy})`
+            : o.strategy,
+        ),
+        row("maxIterations", "Max iterations", String(o.maxIterations)),
+        row("tokenBudget", "Token budget", o.tokenBudget ? tokens(o.tokenBudget) : "none"),
+        row("scoreThreshold", "Score threshold", String(o.scoreThreshold)),
+        row("critique", "Critique", o.critique === false ? "off" : "on"),
+        row("approval", "Approval", approval),
+        models ? row("models", "Models", models) : null,
+        h(
+          "div",
+          { "data-option": "verifiers" },
+          h("dt", {}, "Verifiers"),
+          h(
+            "dd",
+            {},
+            o.verifiers?.length
+              ? h(
+                  "ul",
+                  { class: "plain-list" },
+                  o.verifiers.map((x) => h("li", {}, verifierText(x))),
+                )
+              : "none",
+          ),
+        ),
+      ),
+    );
+  }
+
   function renderAside() {
     const v = thread.values ?? {};
+    mount(
+      chartSlot,
+      Array.isArray(v.drafts)
+        ? progressChart(v)
+        : h("p", { class: "muted small" }, "Not a refine thread."),
+    );
+    renderOptions();
     const byNode = Object.entries(v.usage?.byNode ?? {}).filter(
       ([, u]) => u.calls > 0 || u.totalTokens > 0,
     );
@@ -523,10 +688,12 @@ export function threadView(main, { params, signal }) {
       runs = rs ?? [];
       if (!graph) {
         const graphId = thread.metadata?.graph_id ?? thread.metadata?.assistant_id;
-        if (graphId)
+        if (graphId) {
           graph = await api(`/assistants/${encodeURIComponent(graphId)}/graph`, { signal }).catch(
             () => null,
           );
+          graphLabels = await edgeLabelsFor(thread.metadata?.graph_id ?? graphId, null, signal);
+        }
       }
       notice.hidden = true;
       renderAll();
