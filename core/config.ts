@@ -19,7 +19,13 @@ export const ModelSpecSchema = z
     model: z.string().min(1).optional().describe("Model name, e.g. gpt-4o-mini."),
     baseURL: z.url().optional().describe("OpenAI-compatible base URL (default OPENAI_BASE_URL)."),
     temperature: z.number().min(0).max(2).optional(),
-    timeoutMs: z.number().int().min(100).max(600_000).optional(),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(100)
+      .max(600_000)
+      .optional()
+      .describe("Per-attempt timeout in ms (default REFINERY_MODEL_TIMEOUT_MS, 60000)."),
     maxTokens: z.number().int().positive().optional(),
     simulated: z
       .record(z.string(), z.unknown())
@@ -38,6 +44,15 @@ export const RetrySchema = z
     retries: z.number().int().min(0).max(10).optional(),
     baseDelayMs: z.number().int().min(0).max(60_000).optional(),
     maxDelayMs: z.number().int().min(0).max(300_000).optional(),
+    deadlineMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(3_600_000)
+      .optional()
+      .describe(
+        "Longest one model call may take, all attempts and waits included; 0: no limit (default REFINERY_MODEL_DEADLINE_MS, 120000).",
+      ),
   })
   .strict();
 
@@ -215,6 +230,29 @@ export interface ProcessSettings {
   embeddingsModel?: string;
   /** How much state the SQLite checkpointer stores (REFINERY_MAX_*_BYTES); default: 8 / 256 MiB. */
   stateLimits?: StateLimits;
+  /** Per-attempt model timeout when a run's `models` sets none (REFINERY_MODEL_TIMEOUT_MS). */
+  modelTimeoutMs?: number;
+  /** `retry.deadlineMs` when a run sets none (REFINERY_MODEL_DEADLINE_MS). */
+  modelDeadlineMs?: number;
+}
+
+/** A whole number of milliseconds from the environment, or undefined when the variable is unset. */
+function envMs(
+  env: Record<string, string | undefined>,
+  name: string,
+  min: number,
+  max: number,
+): number | undefined {
+  const raw = env[name];
+  if (raw === undefined || raw.trim() === "") return undefined;
+  const value = Number(raw);
+  if (!Number.isInteger(value) || value < min || value > max) {
+    throw new RefineryError("invalid_config", `${name} is "${raw}"`, {
+      field: name,
+      fix: `set it to a whole number of milliseconds from ${min} to ${max}, or unset it`,
+    });
+  }
+  return value;
 }
 
 export function processSettingsFromEnv(
@@ -242,8 +280,12 @@ export function processSettingsFromEnv(
       fix: "use postgres://user@host:5432/db, or unset it to keep lessons in the SQLite file",
     });
   }
+  const modelTimeoutMs = envMs(env, "REFINERY_MODEL_TIMEOUT_MS", 100, 600_000);
+  const modelDeadlineMs = envMs(env, "REFINERY_MODEL_DEADLINE_MS", 0, 3_600_000);
   return {
     dbPath,
+    ...(modelTimeoutMs !== undefined ? { modelTimeoutMs } : {}),
+    ...(modelDeadlineMs !== undefined ? { modelDeadlineMs } : {}),
     apiKey: env.OPENAI_API_KEY || undefined,
     baseURL: env.OPENAI_BASE_URL || file.baseURL || undefined,
     modelEndpoints: parseModelEndpoints(env.REFINERY_MODEL_ENDPOINTS),
