@@ -1,6 +1,7 @@
 // The `refinery` command line: `run` refines a task with live progress, `resume` continues an
 // interrupted run from its last checkpoint. Errors are one line on stderr with a non-zero exit.
 import { randomUUID } from "node:crypto";
+import type { Command } from "@langchain/langgraph";
 import { readFileSync } from "node:fs";
 import { mergeRefineOptions, type RefineOptions } from "../core/config.ts";
 import { loadConfigFile, type ConfigFile } from "../core/config-file.ts";
@@ -8,6 +9,7 @@ import { isRefineryError, RefineryError } from "../core/errors.ts";
 import { PERMISSIVE_POLICY, setOutboundPolicy } from "../core/net/policy.ts";
 import type { RefineStateType } from "../core/state.ts";
 import type { LessonMemory } from "../core/memory/lessons.ts";
+import { continueAfterModelError } from "../graphs/continue.ts";
 import { openEngine, type Engine } from "../graphs/engine.ts";
 import { openLearning, type OpenedLearning } from "../graphs/learning.ts";
 import { systemAssistantId } from "../graphs/registry.ts";
@@ -309,6 +311,20 @@ async function resumeCommand(args: string[], io: CliIO): Promise<number> {
     }
     const values = state.values as RefineStateType;
     const maxIterations = engine.resolve(undefined, values.options).limits.maxIterations;
+    // A run a model failure stopped mid-run continues at the step that failed.
+    const again = await continueAfterModelError(engine.graph, config);
+    if (again) {
+      return await execute(
+        engine,
+        threadId,
+        again,
+        flags,
+        io,
+        maxIterations,
+        values.simulated,
+        false,
+      );
+    }
     if (state.next.length === 0) {
       if (!flags.json && !flags.quiet)
         io.stdout.write(`thread ${threadId} already finished; nothing to resume\n`);
@@ -323,7 +339,7 @@ async function resumeCommand(args: string[], io: CliIO): Promise<number> {
 async function execute(
   engine: CliEngine,
   threadId: string,
-  input: Record<string, unknown> | null,
+  input: Record<string, unknown> | Command | null,
   flags: Flags,
   io: CliIO,
   maxIterations: number,
@@ -342,7 +358,7 @@ async function execute(
   process.once("SIGINT", onSignal);
   let completedSteps = 0;
   try {
-    const stream = await engine.graph.stream(input, {
+    const stream = await engine.graph.stream(input as Parameters<typeof engine.graph.stream>[0], {
       ...config,
       streamMode: "updates",
       // Commit each step before the next starts: a killed run never redoes a finished step.

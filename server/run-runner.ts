@@ -5,6 +5,7 @@
 // thread, from the RunOutcome returned here.
 import { Command, type BaseCheckpointSaver } from "@langchain/langgraph";
 import { usageByNodeOf } from "../core/state.ts";
+import { continueAfterModelError } from "../graphs/continue.ts";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
 import type { Run, Storage, ThreadSnapshot } from "../core/storage/types.ts";
 import type { GraphRegistry, StateSnapshotLike } from "../graphs/registry.ts";
@@ -134,6 +135,10 @@ export class RunRunner {
       // created with: that would replay finished steps and drop its input.
       const resumed = started && current !== kwargs.checkpoint_before;
       if (resumed) input = null;
+      // A new run with no input on a thread a model failure stopped mid-run retries that step.
+      else if (input === null && before?.stopReason === "model_error") {
+        input = (await continueAfterModelError(graph, threadConfig)) ?? null;
+      }
       const modes = [
         ...new Set(
           kwargs.stream_mode.map((m) => LIB_MODE[m]).filter((m): m is string => Boolean(m)),
