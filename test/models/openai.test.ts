@@ -7,7 +7,10 @@ import { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import { AIMessage, HumanMessage, SystemMessage } from "@langchain/core/messages";
 import type { AIMessageChunk, BaseMessage } from "@langchain/core/messages";
 import type { ChatResult } from "@langchain/core/outputs";
+import { parseRefineOptions, processSettingsFromEnv } from "../../core/config.ts";
 import { RefineryError } from "../../core/errors.ts";
+import { createModelProvider } from "../../core/models/provider.ts";
+import { createSettingsResolver } from "../../core/settings.ts";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   DEFAULT_RETRY,
@@ -406,6 +409,81 @@ describe("callModel against an OpenAI-compatible endpoint", () => {
       callModel(model(), messages, { role: "generate", config: { signal: controller.signal } }),
     ).rejects.toMatchObject({ name: "AbortError" });
     expect(stub.requests).toHaveLength(0);
+  });
+});
+
+describe("timeouts and the deadline: defaults, environment and run options", () => {
+  const env = { OPENAI_API_KEY: "sk-test", REFINERY_DB: ":memory:" };
+
+  it("REFINERY_MODEL_TIMEOUT_MS and REFINERY_MODEL_DEADLINE_MS set the defaults; a run's options win", () => {
+    const settings = processSettingsFromEnv({
+      ...env,
+      OPENAI_BASE_URL: stub.url,
+      REFINERY_MODEL_TIMEOUT_MS: "5000",
+      REFINERY_MODEL_DEADLINE_MS: "30000",
+    });
+    const resolve = createSettingsResolver({ provider: createModelProvider(settings) });
+
+    const byEnv = resolve(undefined);
+    expect((byEnv.model("generate") as unknown as { timeout: number }).timeout).toBe(5_000);
+    expect(byEnv.retry.deadlineMs).toBe(30_000);
+    const byRun = resolve({
+      configurable: { models: { critique: { timeoutMs: 700 } }, retry: { deadlineMs: 900 } },
+    });
+    expect((byRun.model("critique") as unknown as { timeout: number }).timeout).toBe(700);
+    expect(byRun.retry).toEqual({ ...DEFAULT_RETRY, deadlineMs: 900 });
+
+    const unset = createSettingsResolver({
+      provider: createModelProvider(processSettingsFromEnv({ ...env, OPENAI_BASE_URL: stub.url })),
+    })(undefined);
+    expect((unset.model("revise") as unknown as { timeout: number }).timeout).toBe(60_000);
+    expect(unset.retry.deadlineMs).toBe(120_000);
+  });
+
+  it.each([
+    ["REFINERY_MODEL_TIMEOUT_MS", "soon"],
+    ["REFINERY_MODEL_TIMEOUT_MS", "50"],
+    ["REFINERY_MODEL_DEADLINE_MS", "-1"],
+    ["REFINERY_MODEL_DEADLINE_MS", "1.5"],
+  ])("%s=%s is refused, naming the variable and the range", (name, value) => {
+    const error = (() => {
+      try {
+        processSettingsFromEnv({ ...env, [name]: value });
+      } catch (e) {
+        return e as RefineryError;
+      }
+      return undefined;
+    })();
+    expect(error).toBeInstanceOf(RefineryError);
+    expect(error?.field).toBe(name);
+    expect(error?.fix).toMatch(/whole number of milliseconds from \d+ to \d+/);
+  });
+
+  it("retry.deadlineMs is validated with the other refine options", () => {
+    expect(() => parseRefineOptions({ retry: { deadlineMs: -5 } }, "config.configurable")).toThrow(
+      expect.objectContaining({ field: "config.configurable.retry.deadlineMs" }),
+    );
+    expect(() => parseRefineOptions({ retry: { deadline: 5 } }, "config.configurable")).toThrow(
+      expect.objectContaining({
+        field: "config.configurable.retry.deadline",
+        fix: expect.stringContaining("deadlineMs") as unknown,
+      }),
+    );
+    expect(parseRefineOptions({ retry: { deadlineMs: 0 } }).retry?.deadlineMs).toBe(0);
+  });
+
+  it("retry.deadlineMs 0 means no deadline: the retries alone end the call", async () => {
+    stub.setHandler(() => ({ delayMs: 60_000 }));
+
+    const error = await failure(
+      callModel(model({ timeoutMs: 100 }), messages, {
+        role: "generate",
+        retry: { retries: 1, baseDelayMs: 0, maxDelayMs: 0, deadlineMs: 0 },
+      }),
+    );
+
+    expect(error.attempts).toBe(2);
+    expect(error.message).toContain("timed out");
   });
 });
 
