@@ -157,6 +157,15 @@ describe("the server with an OpenAI-compatible model", () => {
     );
     const [run] = await s.client.runs.list(thread.thread_id);
     expect(run?.status).toBe("error");
+
+    // Nothing was drafted; once the endpoint answers, a run with no input retries generate.
+    stub.setHandler(answer);
+    const again = (await s.client.runs.wait(thread.thread_id, "refine", {
+      input: null,
+      config,
+    })) as unknown as Values;
+    expect(again.stopReason).toBe("accepted");
+    expect(again.answer).toMatch(/395/);
   });
 
   it("a run stopped by a model failure mid-run continues at the failed step when run again with input null", async () => {
