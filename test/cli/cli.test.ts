@@ -229,13 +229,17 @@ describe("a model that fails mid-run", () => {
       if (role === "generate") return { content: "17 * 23 = 381, plus 4 is 385.\nAnswer: 385" };
       // The critic hangs until the endpoint "recovers".
       if (role === "critique" && down) return { delayMs: 60_000 };
+      // Recovered, the endpoint reports no usage: the CLI counts the tokens and says so.
       if (role === "critique") {
         const wrong = String(body.messages?.[1]?.content ?? "").includes("Answer: 385");
         return wrong
-          ? { content: '{"verdict":"revise","score":0.2,"issues":["17 * 23 is 391, not 381"]}' }
-          : { content: '{"verdict":"pass","score":0.95,"issues":[]}' };
+          ? {
+              content: '{"verdict":"revise","score":0.2,"issues":["17 * 23 is 391, not 381"]}',
+              usage: null,
+            }
+          : { content: '{"verdict":"pass","score":0.95,"issues":[]}', usage: null };
       }
-      return { content: "17 * 23 = 391, plus 4 is 395.\nAnswer: 395" };
+      return { content: "17 * 23 = 391, plus 4 is 395.\nAnswer: 395", usage: null };
     });
     const env = {
       OPENAI_API_KEY: "test-key",
@@ -260,10 +264,13 @@ describe("a model that fails mid-run", () => {
 
       down = false;
       const before = served.length;
-      const resumed = await run(["resume", "mf-1", "--json"], env);
+      const resumed = await run(["resume", "mf-1"], env);
       expect(resumed.stderr).toBe("");
       expect(resumed.code).toBe(0);
-      expect(JSON.parse(resumed.stdout)).toMatchObject({ stop_reason: "accepted", iterations: 2 });
+      expect(resumed.stdout).toMatch(/stop reason: accepted/);
+      expect(resumed.stdout).toMatch(
+        /note: the endpoint reported no usage for some calls; [\d,]+ of the tokens were counted with the cl100k_base tokenizer/,
+      );
       expect(served.slice(before)).toEqual(["critique", "revise", "critique"]);
     } finally {
       await stub.close();
