@@ -9,7 +9,7 @@ import { isRefineryError, RefineryError } from "../core/errors.ts";
 import { PERMISSIVE_POLICY, setOutboundPolicy } from "../core/net/policy.ts";
 import type { RefineStateType } from "../core/state.ts";
 import type { LessonMemory } from "../core/memory/lessons.ts";
-import { continueAfterModelError } from "../graphs/continue.ts";
+import { continueAfterModelError, recordFailedAttempts } from "../graphs/continue.ts";
 import { openEngine, type Engine } from "../graphs/engine.ts";
 import { openLearning, type OpenedLearning } from "../graphs/learning.ts";
 import { systemAssistantId } from "../graphs/registry.ts";
@@ -377,10 +377,14 @@ async function execute(
     }
     // Nothing was completed: drop the input checkpoint so no half-started thread is left behind.
     if (fresh && completedSteps === 0) await engine.checkpointer.saver.deleteThread(threadId);
-    else if (!isRefineryError(err) || err.retryable) {
-      io.stderr.write(
-        `refinery: the run stopped at a checkpoint; continue with \`refinery resume ${threadId}\`\n`,
-      );
+    else {
+      // The failed step's attempts count in the thread's usage; that step stays next.
+      await recordFailedAttempts(engine.graph, config, err).catch(() => false);
+      if (!isRefineryError(err) || err.retryable) {
+        io.stderr.write(
+          `refinery: the run stopped at a checkpoint; continue with \`refinery resume ${threadId}\`\n`,
+        );
+      }
     }
     throw err;
   } finally {

@@ -5,7 +5,7 @@
 // thread, from the RunOutcome returned here.
 import { Command, type BaseCheckpointSaver } from "@langchain/langgraph";
 import { usageByNodeOf } from "../core/state.ts";
-import { continueAfterModelError } from "../graphs/continue.ts";
+import { continueAfterModelError, recordFailedAttempts } from "../graphs/continue.ts";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
 import type { Run, Storage, ThreadSnapshot } from "../core/storage/types.ts";
 import type { GraphRegistry, StateSnapshotLike } from "../graphs/registry.ts";
@@ -111,6 +111,8 @@ export class RunRunner {
     /** The last root `values` chunk, and whether the graph stopped at an interrupt. */
     let lastValues: unknown;
     let interrupted = false;
+    /** What failed the run (status "error"). */
+    let failure: unknown;
     let graph;
     try {
       graph = await this.deps.registry.get(graphId, kwargs.config);
@@ -196,6 +198,7 @@ export class RunRunner {
         status = "interrupted";
       } else {
         status = "error";
+        failure = err;
         error = isStepTimeout(err, limits) ? stepTimeoutError(limits) : serializeError(err);
         sink.publish(run.run_id, "error", error);
         log("warn", "run failed", { ...ids, error });
@@ -227,6 +230,17 @@ export class RunRunner {
         status === "success" && !interrupted && lastValues !== undefined
           ? { values: lastValues, next: [], tasks: [], config: threadConfig }
           : await graph?.getState(threadConfig);
+      // A step whose model failed for good threw its writes away: its attempts are counted
+      // in the thread's usage now, and the step stays next (a run with input null retries it).
+      if (
+        status === "error" &&
+        graph &&
+        after &&
+        !kwargs.temporary &&
+        (await recordFailedAttempts(graph, threadConfig, failure, after))
+      ) {
+        after = await graph.getState(threadConfig);
+      }
     } catch (err) {
       log("error", "could not read final state", { ...ids, error: serializeError(err) });
     }

@@ -157,15 +157,27 @@ describe("the server with an OpenAI-compatible model", () => {
     );
     const [run] = await s.client.runs.list(thread.thread_id);
     expect(run?.status).toBe("error");
+    // Every attempt the failed step made is counted in the thread's usage, as generate's.
+    const attempts = Number(/over (\d+) attempts/.exec(out.__error__?.message ?? "")?.[1]);
+    expect(attempts).toBeGreaterThan(1);
+    expect(stub.requests.filter((r) => roleOf(r) === "generate").length).toBeGreaterThanOrEqual(
+      attempts,
+    );
+    const failed = await s.client.threads.getState(thread.thread_id);
+    const spent = (failed.values as unknown as Values).usage;
+    expect(spent).toMatchObject({ calls: attempts, totalTokens: 0 });
+    expect(failed.next).toEqual(["generate"]);
 
     // Nothing was drafted; once the endpoint answers, a run with no input retries generate.
     stub.setHandler(answer);
     const again = (await s.client.runs.wait(thread.thread_id, "refine", {
       input: null,
       config,
-    })) as unknown as Values;
+    })) as unknown as Values & { usage: { byNode: Record<string, { calls: number }> } };
     expect(again.stopReason).toBe("accepted");
     expect(again.answer).toMatch(/395/);
+    expect(again.usage.byNode.generate?.calls).toBe(attempts + 1);
+    expect(again.usage.calls).toBe(attempts + 4);
   });
 
   it("a run stopped by a model failure mid-run continues at the failed step when run again with input null", async () => {
