@@ -101,6 +101,8 @@ export class RunRunner {
 
     const kwargs = run.kwargs;
     const configurable = kwargs.config.configurable;
+    // When the executor will abort this attempt of the run (REFINERY_RUN_TIMEOUT_MS).
+    const runDeadline = limits.runTimeoutMs > 0 ? started + limits.runTimeoutMs : undefined;
     const graphId = String(configurable.graph_id);
     // A run of this thread that was rolled back here before has no writes left in flight.
     fencing(this.deps.checkpointer)?.unfence(run.thread_id);
@@ -151,6 +153,8 @@ export class RunRunner {
           ...(resumed ? withoutCheckpointId(configurable) : configurable),
           thread_id: run.thread_id,
           run_id: run.run_id,
+          // Model calls wait for a Retry-After only if the run may still be going by then.
+          ...(runDeadline !== undefined ? { refinery_run_deadline: runDeadline } : {}),
         },
         ...(kwargs.config.tags ? { tags: kwargs.config.tags } : {}),
         ...(kwargs.config.recursion_limit ? { recursionLimit: kwargs.config.recursion_limit } : {}),

@@ -152,10 +152,18 @@ export async function callModel(
       }
       let delay: number;
       if (failure.retryAfterMs !== undefined) {
-        // The endpoint said when: honoured in full, as long as the deadline allows it.
+        // The endpoint said when: honoured in full, as long as the call's deadline and the
+        // run's (REFINERY_RUN_TIMEOUT_MS, on the server) allow it.
         delay = failure.retryAfterMs;
-        if (deadline && delay > deadline.remaining()) {
-          throw retryAfterError(where(), failure, policy, deadline.remaining(), usage, attempts);
+        const callLeft = deadline ? deadline.remaining() : Infinity;
+        const runEnds = runDeadlineOf(options.config);
+        const runLeft = runEnds === undefined ? Infinity : Math.max(0, runEnds - Date.now());
+        if (delay > Math.min(callLeft, runLeft)) {
+          const limit =
+            callLeft <= runLeft
+              ? { left: callLeft, setting: `retry.deadlineMs (${policy.deadlineMs} ms)` }
+              : { left: runLeft, setting: "the run's time limit (REFINERY_RUN_TIMEOUT_MS)" };
+          throw retryAfterError(where(), failure, limit, usage, attempts);
         }
       } else {
         delay = backoffDelay(attempts, policy);
@@ -171,6 +179,15 @@ export async function callModel(
   } finally {
     deadline?.stop();
   }
+}
+
+/**
+ * When the run must end, as epoch milliseconds: the server's run runner puts it in the config
+ * (`refinery_run_deadline`, from REFINERY_RUN_TIMEOUT_MS); absent elsewhere.
+ */
+function runDeadlineOf(config: RunnableConfig | undefined): number | undefined {
+  const value: unknown = config?.configurable?.refinery_run_deadline;
+  return typeof value === "number" && Number.isFinite(value) ? value : undefined;
 }
 
 interface Deadline {
@@ -525,17 +542,19 @@ function deadlineError(
 function retryAfterError(
   where: ModelDescription,
   failure: Failure,
-  policy: RetryPolicy,
-  remainingMs: number,
+  limit: { left: number; setting: string },
   usage: TokenUsage,
   attempts: number,
 ): ModelCallError {
   const wait = failure.retryAfterMs ?? 0;
+  const raise = limit.setting.startsWith("retry.")
+    ? "retry.deadlineMs (default REFINERY_MODEL_DEADLINE_MS)"
+    : "REFINERY_RUN_TIMEOUT_MS";
   return new ModelCallError(
     "model_unavailable",
-    `model "${where.model}" at ${where.baseURL} answered HTTP ${failure.status ?? "?"} asking to retry after ${Math.ceil(wait / 1000)} s (Retry-After), more than the ${remainingMs} ms left of retry.deadlineMs (${policy.deadlineMs} ms): gave up after ${attempts === 1 ? "1 attempt" : `${attempts} attempts`}.`,
+    `model "${where.model}" at ${where.baseURL} answered HTTP ${failure.status ?? "?"} asking to retry after ${Math.ceil(wait / 1000)} s (Retry-After), more than the ${limit.left} ms left of ${limit.setting}: gave up after ${attempts === 1 ? "1 attempt" : `${attempts} attempts`}.`,
     {
-      fix: "retry later, or raise retry.deadlineMs (default REFINERY_MODEL_DEADLINE_MS) to wait as long as the endpoint asks.",
+      fix: `retry later, or raise ${raise} to wait as long as the endpoint asks.`,
       retryAfterMs: wait,
       usage,
       attempts,

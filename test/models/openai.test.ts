@@ -272,6 +272,26 @@ describe("callModel against an OpenAI-compatible endpoint", () => {
     expect(error.usage.calls).toBe(3);
   });
 
+  it("gives up at once when Retry-After asks for more than the run has left (REFINERY_RUN_TIMEOUT_MS)", async () => {
+    const { delays, sleep } = recordingSleep();
+    stub.enqueue({ status: 503, headers: { "retry-after": "90" } }, { content: "too late" });
+
+    const error = await failure(
+      callModel(model(), messages, {
+        role: "generate",
+        retry: { retries: 3, baseDelayMs: 5, maxDelayMs: 8_000, deadlineMs: 0 },
+        config: { configurable: { refinery_run_deadline: Date.now() + 60_000 } },
+        sleep,
+      }),
+    );
+
+    expect(delays).toEqual([]);
+    expect(error.message).toMatch(
+      /HTTP 503 asking to retry after 90 s \(Retry-After\), more than the \d+ ms left of the run's time limit \(REFINERY_RUN_TIMEOUT_MS\)/,
+    );
+    expect(error.fix).toContain("raise REFINERY_RUN_TIMEOUT_MS");
+  });
+
   it("a hung endpoint: attempts are cut at timeoutMs and the call ends at retry.deadlineMs, naming both", async () => {
     stub.setHandler(() => ({ delayMs: 60_000 }));
 

@@ -180,6 +180,22 @@ describe("the server with an OpenAI-compatible model", () => {
     expect(again.usage.calls).toBe(attempts + 4);
   });
 
+  it("a Retry-After longer than the run may last fails the run at once, saying so", async () => {
+    stub.enqueue({ status: 429, headers: { "retry-after": "3600" } });
+    const thread = await s.client.threads.create();
+    const out = (await s.client.runs.wait(thread.thread_id, "refine", {
+      input: TASK,
+      // No call deadline: only the run's (REFINERY_RUN_TIMEOUT_MS, 30 minutes by default) is left.
+      config: { configurable: { ...config.configurable, retry: { deadlineMs: 0 } } },
+      raiseError: false,
+    })) as unknown as { __error__?: { error: string; message: string } };
+
+    expect(out.__error__?.error).toBe("model_unavailable");
+    expect(out.__error__?.message).toMatch(
+      /asking to retry after 3600 s \(Retry-After\), more than the \d+ ms left of the run's time limit \(REFINERY_RUN_TIMEOUT_MS\): gave up after 1 attempt/,
+    );
+  });
+
   it("a run stopped by a model failure mid-run continues at the failed step when run again with input null", async () => {
     // First run: the draft comes back, then the critic hangs until the call's deadline.
     stub.setHandler((body) => (roleOf(body) === "critique" ? hang : answer(body)));
