@@ -78,7 +78,9 @@ Exit codes: 0 answer passes every hard verifier; 3 finished, but the best answer
 const RESUME_HELP = `refinery resume THREAD_ID [options]
 
 Continues a run that was interrupted (Ctrl-C, crash, lost connection) from its last checkpoint;
-steps already checkpointed are not executed again. The run keeps the options it started with.
+steps already checkpointed are not executed again. A run a model failure stopped early
+(stop reason model_error) continues at the step that failed. The run keeps the options it
+started with.
       --db PATH   SQLite checkpoint file (default REFINERY_DB or ./data/refinery.db)
       --json      print one JSON result
   -q, --quiet     print only the final answer
