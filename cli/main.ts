@@ -1,6 +1,7 @@
 // The `refinery` command line: `run` refines a task with live progress, `resume` continues an
 // interrupted run from its last checkpoint. Errors are one line on stderr with a non-zero exit.
 import { randomUUID } from "node:crypto";
+import type { Command } from "@langchain/langgraph";
 import { readFileSync } from "node:fs";
 import { mergeRefineOptions, type RefineOptions } from "../core/config.ts";
 import { loadConfigFile, type ConfigFile } from "../core/config-file.ts";
@@ -8,6 +9,7 @@ import { isRefineryError, RefineryError } from "../core/errors.ts";
 import { PERMISSIVE_POLICY, setOutboundPolicy } from "../core/net/policy.ts";
 import type { RefineStateType } from "../core/state.ts";
 import type { LessonMemory } from "../core/memory/lessons.ts";
+import { continueAfterModelError, recordFailedAttempts } from "../graphs/continue.ts";
 import { openEngine, type Engine } from "../graphs/engine.ts";
 import { openLearning, type OpenedLearning } from "../graphs/learning.ts";
 import { systemAssistantId } from "../graphs/registry.ts";
@@ -76,7 +78,9 @@ Exit codes: 0 answer passes every hard verifier; 3 finished, but the best answer
 const RESUME_HELP = `refinery resume THREAD_ID [options]
 
 Continues a run that was interrupted (Ctrl-C, crash, lost connection) from its last checkpoint;
-steps already checkpointed are not executed again. The run keeps the options it started with.
+steps already checkpointed are not executed again. A run a model failure stopped early
+(stop reason model_error) continues at the step that failed. The run keeps the options it
+started with.
       --db PATH   SQLite checkpoint file (default REFINERY_DB or ./data/refinery.db)
       --json      print one JSON result
   -q, --quiet     print only the final answer
@@ -309,6 +313,20 @@ async function resumeCommand(args: string[], io: CliIO): Promise<number> {
     }
     const values = state.values as RefineStateType;
     const maxIterations = engine.resolve(undefined, values.options).limits.maxIterations;
+    // A run a model failure stopped mid-run continues at the step that failed.
+    const again = await continueAfterModelError(engine.graph, config);
+    if (again) {
+      return await execute(
+        engine,
+        threadId,
+        again,
+        flags,
+        io,
+        maxIterations,
+        values.simulated,
+        false,
+      );
+    }
     if (state.next.length === 0) {
       if (!flags.json && !flags.quiet)
         io.stdout.write(`thread ${threadId} already finished; nothing to resume\n`);
@@ -323,7 +341,7 @@ async function resumeCommand(args: string[], io: CliIO): Promise<number> {
 async function execute(
   engine: CliEngine,
   threadId: string,
-  input: Record<string, unknown> | null,
+  input: Record<string, unknown> | Command | null,
   flags: Flags,
   io: CliIO,
   maxIterations: number,
@@ -342,7 +360,7 @@ async function execute(
   process.once("SIGINT", onSignal);
   let completedSteps = 0;
   try {
-    const stream = await engine.graph.stream(input, {
+    const stream = await engine.graph.stream(input as Parameters<typeof engine.graph.stream>[0], {
       ...config,
       streamMode: "updates",
       // Commit each step before the next starts: a killed run never redoes a finished step.
@@ -361,10 +379,14 @@ async function execute(
     }
     // Nothing was completed: drop the input checkpoint so no half-started thread is left behind.
     if (fresh && completedSteps === 0) await engine.checkpointer.saver.deleteThread(threadId);
-    else if (!isRefineryError(err) || err.retryable) {
-      io.stderr.write(
-        `refinery: the run stopped at a checkpoint; continue with \`refinery resume ${threadId}\`\n`,
-      );
+    else {
+      // The failed step's attempts count in the thread's usage; that step stays next.
+      await recordFailedAttempts(engine.graph, config, err).catch(() => false);
+      if (!isRefineryError(err) || err.retryable) {
+        io.stderr.write(
+          `refinery: the run stopped at a checkpoint; continue with \`refinery resume ${threadId}\`\n`,
+        );
+      }
     }
     throw err;
   } finally {

@@ -90,6 +90,10 @@ export class LiveRenderer {
     this.out.write(
       `\ntokens: ${fmt(u.totalTokens)} total (${fmt(u.promptTokens)} prompt + ${fmt(u.completionTokens)} completion) in ${u.calls} model call(s); ${((Date.now() - this.started) / 1000).toFixed(1)} s\n`,
     );
+    if (u.estimatedTokens)
+      this.out.write(
+        `note: the endpoint reported no usage for some calls; ${fmt(u.estimatedTokens)} of the tokens were counted with the cl100k_base tokenizer\n`,
+      );
     if (state.simulated)
       this.out.write(
         "note: produced by the offline simulated model (set OPENAI_API_KEY for a real one)\n",

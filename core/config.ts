@@ -20,7 +20,13 @@ export const ModelSpecSchema = z
     model: z.string().min(1).optional().describe("Model name, e.g. gpt-4o-mini."),
     baseURL: z.url().optional().describe("OpenAI-compatible base URL (default OPENAI_BASE_URL)."),
     temperature: z.number().min(0).max(2).optional(),
-    timeoutMs: z.number().int().min(100).max(600_000).optional(),
+    timeoutMs: z
+      .number()
+      .int()
+      .min(100)
+      .max(600_000)
+      .optional()
+      .describe("Per-attempt timeout in ms (default REFINERY_MODEL_TIMEOUT_MS, 60000)."),
     maxTokens: z.number().int().positive().optional(),
     simulated: z
       .record(z.string(), z.unknown())
@@ -39,6 +45,15 @@ export const RetrySchema = z
     retries: z.number().int().min(0).max(10).optional(),
     baseDelayMs: z.number().int().min(0).max(60_000).optional(),
     maxDelayMs: z.number().int().min(0).max(300_000).optional(),
+    deadlineMs: z
+      .number()
+      .int()
+      .min(0)
+      .max(3_600_000)
+      .optional()
+      .describe(
+        "Longest one model call may take, all attempts and waits included; 0: no limit (default REFINERY_MODEL_DEADLINE_MS, 120000).",
+      ),
   })
   .strict();
 
@@ -216,6 +231,10 @@ export interface ProcessSettings {
   embeddingsModel?: string;
   /** How much state the SQLite checkpointer stores (REFINERY_MAX_*_BYTES); default: 8 / 256 MiB. */
   stateLimits?: StateLimits;
+  /** Per-attempt model timeout when a run's `models` sets none (REFINERY_MODEL_TIMEOUT_MS). */
+  modelTimeoutMs?: number;
+  /** `retry.deadlineMs` when a run sets none (REFINERY_MODEL_DEADLINE_MS). */
+  modelDeadlineMs?: number;
 }
 
 export function processSettingsFromEnv(
@@ -225,6 +244,12 @@ export function processSettingsFromEnv(
   const e = readEnv(env);
   return {
     dbPath: e.REFINERY_DB ?? file.db ?? ENV_DEFAULTS.REFINERY_DB,
+    ...(e.REFINERY_MODEL_TIMEOUT_MS !== undefined
+      ? { modelTimeoutMs: e.REFINERY_MODEL_TIMEOUT_MS }
+      : {}),
+    ...(e.REFINERY_MODEL_DEADLINE_MS !== undefined
+      ? { modelDeadlineMs: e.REFINERY_MODEL_DEADLINE_MS }
+      : {}),
     apiKey: e.OPENAI_API_KEY,
     baseURL: e.OPENAI_BASE_URL ?? file.baseURL,
     modelEndpoints: parseModelEndpoints(e.REFINERY_MODEL_ENDPOINTS),

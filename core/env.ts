@@ -115,6 +115,21 @@ export const EnvSchema = z.object({
   REFINERY_MODEL: text(),
   REFINERY_MODEL_ENDPOINTS: text(),
   REFINERY_EMBEDDINGS_MODEL: text(),
+  REFINERY_MODEL_TIMEOUT_MS: int({
+    fallback: undefined,
+    min: 100,
+    max: 600_000,
+    what: "the time limit of one model attempt in ms",
+    example: "a whole number of milliseconds from 100 to 600000 such as 60000, or unset it",
+  }),
+  REFINERY_MODEL_DEADLINE_MS: int({
+    fallback: undefined,
+    min: 0,
+    max: 3_600_000,
+    what: "the time limit of one model call (all attempts) in ms",
+    example:
+      "a whole number of milliseconds from 0 to 3600000 such as 120000 (0: none), or unset it",
+  }),
   REFINERY_MEMORY: oneOf(
     ["on", "off", "true", "false", "1", "0"],
     "on",

@@ -58,7 +58,11 @@ export function buildSettings(options: RefineOptions, provider: ModelProvider): 
   if (options.approval?.webhook) {
     checkOutboundUrl(options.approval.webhook.url, "approval.webhook.url");
   }
-  const retry: RetryPolicy = { ...DEFAULT_RETRY, ...options.retry };
+  const retry: RetryPolicy = {
+    ...DEFAULT_RETRY,
+    ...(provider.deadlineMs !== undefined ? { deadlineMs: provider.deadlineMs } : {}),
+    ...options.retry,
+  };
   const model = (role: ModelRole) => provider.forRole(role, options.models);
   const specs = parseVerifierSpecs(options.verifiers ?? [], "verifiers");
   const needsJudge = specs.some((s) => s.kind === "llm_judge");

@@ -108,6 +108,11 @@ export interface RunError {
   message: string;
   node: string;
   iteration: number;
+  /**
+   * The graph node that failed (its name in the graph, which in a declarative graph may differ
+   * from `node`): a run with `input: null` on the thread continues there.
+   */
+  step?: string;
 }
 
 /** Named reducers, so each field's merge rule is stated once and testable. */

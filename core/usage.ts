@@ -7,6 +7,11 @@ export interface TokenUsage {
   totalTokens: number;
   /** Number of model calls, counting every attempt (retries included). */
   calls: number;
+  /**
+   * How many of `totalTokens` Refinery counted itself with a tokenizer (cl100k_base) because the
+   * endpoint reported no usage for the call; absent when every figure came from the endpoint.
+   */
+  estimatedTokens?: number;
 }
 
 export const ZERO_USAGE: TokenUsage = Object.freeze({
@@ -18,12 +23,16 @@ export const ZERO_USAGE: TokenUsage = Object.freeze({
 
 export function addUsage(a: TokenUsage, b: Partial<TokenUsage> | undefined): TokenUsage {
   if (!b) return a;
-  return {
+  const sum: TokenUsage = {
     promptTokens: a.promptTokens + (b.promptTokens ?? 0),
     completionTokens: a.completionTokens + (b.completionTokens ?? 0),
     totalTokens: a.totalTokens + (b.totalTokens ?? 0),
     calls: a.calls + (b.calls ?? 0),
   };
+  // Only present when some tokens were counted here, so reported usage keeps its shape.
+  const estimated = (a.estimatedTokens ?? 0) + (b.estimatedTokens ?? 0);
+  if (estimated > 0) sum.estimatedTokens = estimated;
+  return sum;
 }
 
 /** Reads LangChain's `usage_metadata` (input/output/total tokens) into our shape, as one call. */
@@ -74,6 +83,12 @@ export function addNodeUsage(totals: UsageTotals, spent: NodeUsage | undefined):
 
 /** The totals without the per-node split (what approval requests and summaries show). */
 export function totalsOnly(usage: TokenUsage): TokenUsage {
-  const { promptTokens, completionTokens, totalTokens, calls } = usage;
-  return { promptTokens, completionTokens, totalTokens, calls };
+  const { promptTokens, completionTokens, totalTokens, calls, estimatedTokens } = usage;
+  return {
+    promptTokens,
+    completionTokens,
+    totalTokens,
+    calls,
+    ...(estimatedTokens ? { estimatedTokens } : {}),
+  };
 }

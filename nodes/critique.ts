@@ -74,7 +74,7 @@ export function createCritiqueNode({ settings }: CritiqueNodeOptions) {
         },
       );
     } catch (err) {
-      return stopOnModelFailure(err, "critique", state);
+      return stopOnModelFailure(err, "critique", state, config);
     }
     if (strategy === "self-refine")
       return { critiques: entry, usage: nodeUsage("critique", entry.usage) };
@@ -106,7 +106,7 @@ export function createCritiqueNode({ settings }: CritiqueNodeOptions) {
       } catch (err) {
         // The follow-up failed after its retries: keep the draft on the first critique's word,
         // as before the follow-up existed, and record the error.
-        const failed = stopOnModelFailure(err, "critique", state);
+        const failed = stopOnModelFailure(err, "critique", state, config);
         const previous = state.best && state.best.iteration !== draft.iteration ? state.best : null;
         const best = pickBest(previous, asCandidate(draft, assessment));
         return {

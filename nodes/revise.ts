@@ -57,7 +57,7 @@ export function createReviseNode({ settings }: ReviseNodeOptions) {
         signal: config.signal,
       });
     } catch (err) {
-      return stopOnModelFailure(err, "revise", state);
+      return stopOnModelFailure(err, "revise", state, config);
     }
     const iteration = previous.iteration + 1;
     const draft: Draft = {

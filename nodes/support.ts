@@ -49,18 +49,27 @@ export function usageOf(err: unknown): TokenUsage {
 /**
  * A model call failed after its retries. Before any draft exists there is nothing to keep, so
  * the error propagates and the run fails. Once a draft exists, the run stops with the
- * best-so-far answer and the error recorded, counting the tokens the failed attempts spent.
+ * best-so-far answer and the error recorded (with the graph node that failed, where a run with
+ * `input: null` continues: graphs/continue.ts), counting the tokens the failed attempts spent.
  */
 export function stopOnModelFailure(
   err: unknown,
   node: string,
   state: RefineStateType,
+  config?: RunnableConfig,
 ): RefineUpdate {
   const last = latestDraft(state);
   if (!isRefineryError(err) || !last) throw err;
   const usage = usageOf(err);
+  const step: unknown = config?.metadata?.langgraph_node;
   return {
-    error: { code: err.code, message: err.toLine(), node, iteration: state.iteration },
+    error: {
+      code: err.code,
+      message: err.toLine(),
+      node,
+      iteration: state.iteration,
+      ...(typeof step === "string" ? { step } : {}),
+    },
     stopReason: "model_error",
     answer: state.best?.text ?? last.text,
     usage: nodeUsage(node, usage),

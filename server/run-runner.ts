@@ -5,6 +5,7 @@
 // thread, from the RunOutcome returned here.
 import { Command, type BaseCheckpointSaver } from "@langchain/langgraph";
 import { usageByNodeOf } from "../core/state.ts";
+import { continueAfterModelError, recordFailedAttempts } from "../graphs/continue.ts";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
 import type { Run, Storage, ThreadSnapshot } from "../core/storage/types.ts";
 import type { GraphRegistry, StateSnapshotLike } from "../graphs/registry.ts";
@@ -100,6 +101,8 @@ export class RunRunner {
 
     const kwargs = run.kwargs;
     const configurable = kwargs.config.configurable;
+    // When the executor will abort this attempt of the run (REFINERY_RUN_TIMEOUT_MS).
+    const runDeadline = limits.runTimeoutMs > 0 ? started + limits.runTimeoutMs : undefined;
     const graphId = String(configurable.graph_id);
     // A run of this thread that was rolled back here before has no writes left in flight.
     fencing(this.deps.checkpointer)?.unfence(run.thread_id);
@@ -110,6 +113,8 @@ export class RunRunner {
     /** The last root `values` chunk, and whether the graph stopped at an interrupt. */
     let lastValues: unknown;
     let interrupted = false;
+    /** What failed the run (status "error"). */
+    let failure: unknown;
     let graph;
     try {
       graph = await this.deps.registry.get(graphId, kwargs.config);
@@ -134,6 +139,10 @@ export class RunRunner {
       // created with: that would replay finished steps and drop its input.
       const resumed = started && current !== kwargs.checkpoint_before;
       if (resumed) input = null;
+      // A new run with no input on a thread a model failure stopped mid-run retries that step.
+      else if (input === null && before?.stopReason === "model_error") {
+        input = (await continueAfterModelError(graph, threadConfig)) ?? null;
+      }
       const modes = [
         ...new Set(
           kwargs.stream_mode.map((m) => LIB_MODE[m]).filter((m): m is string => Boolean(m)),
@@ -144,6 +153,8 @@ export class RunRunner {
           ...(resumed ? withoutCheckpointId(configurable) : configurable),
           thread_id: run.thread_id,
           run_id: run.run_id,
+          // Model calls wait for a Retry-After only if the run may still be going by then.
+          ...(runDeadline !== undefined ? { refinery_run_deadline: runDeadline } : {}),
         },
         ...(kwargs.config.tags ? { tags: kwargs.config.tags } : {}),
         ...(kwargs.config.recursion_limit ? { recursionLimit: kwargs.config.recursion_limit } : {}),
@@ -191,6 +202,7 @@ export class RunRunner {
         status = "interrupted";
       } else {
         status = "error";
+        failure = err;
         error = isStepTimeout(err, limits) ? stepTimeoutError(limits) : serializeError(err);
         sink.publish(run.run_id, "error", error);
         log("warn", "run failed", { ...ids, error });
@@ -222,6 +234,17 @@ export class RunRunner {
         status === "success" && !interrupted && lastValues !== undefined
           ? { values: lastValues, next: [], tasks: [], config: threadConfig }
           : await graph?.getState(threadConfig);
+      // A step whose model failed for good threw its writes away: its attempts are counted
+      // in the thread's usage now, and the step stays next (a run with input null retries it).
+      if (
+        status === "error" &&
+        graph &&
+        after &&
+        !kwargs.temporary &&
+        (await recordFailedAttempts(graph, threadConfig, failure, after))
+      ) {
+        after = await graph.getState(threadConfig);
+      }
     } catch (err) {
       log("error", "could not read final state", { ...ids, error: serializeError(err) });
     }

@@ -1,28 +1,55 @@
 // One model call with Refinery's own retry policy and full token accounting: every attempt is
-// counted, transient failures (429, 5xx, timeouts, dropped connections) are retried with
-// backoff, and the final failure becomes a RefineryError that says what to fix.
+// counted, transient failures (429, 5xx, timeouts, dropped connections, malformed replies) are
+// retried with backoff within the call's deadline, replies without usage are counted with a
+// tokenizer, and the final failure becomes a RefineryError that says what to fix.
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
-import type { BaseMessage } from "@langchain/core/messages";
-import { AIMessage, AIMessageChunk } from "@langchain/core/messages";
+import type { BaseMessage, AIMessageChunk } from "@langchain/core/messages";
+import { AIMessage } from "@langchain/core/messages";
 import type { RunnableConfig } from "@langchain/core/runnables";
 import { RefineryError, isRefineryError } from "../errors.ts";
 import type { ErrorCode, RefineryErrorOptions } from "../errors.ts";
 import { ZERO_USAGE, addUsage, usageFromMetadata } from "../usage.ts";
 import type { TokenUsage } from "../usage.ts";
+import { countPromptTokens, countTokens } from "./tokenize.ts";
 import type { ModelInvoker, ModelRole, RefineryCallOptions } from "./types.ts";
 
 export interface RetryPolicy {
   /** Retries after the first attempt; 0 means a single attempt. */
   retries: number;
   baseDelayMs: number;
+  /** Longest backoff between attempts (a Retry-After the endpoint sends may be longer). */
   maxDelayMs: number;
+  /**
+   * Longest one model call may take, every attempt and wait included (`retry.deadlineMs`);
+   * 0 or absent: no limit. An attempt still running then is cut off.
+   */
+  deadlineMs?: number;
 }
+
+/** Per-attempt timeout of a model when neither its spec nor REFINERY_MODEL_TIMEOUT_MS sets one. */
+export const DEFAULT_MODEL_TIMEOUT_MS = 60_000;
 
 export const DEFAULT_RETRY: RetryPolicy = Object.freeze({
   retries: 3,
   baseDelayMs: 500,
   maxDelayMs: 8000,
+  deadlineMs: 120_000,
 });
+
+/**
+ * A 200 reply that is not a chat completion (not JSON, no choices, an empty stream): transient
+ * for a proxy or a server under load, so it is retried like a 5xx.
+ */
+export class MalformedReplyError extends Error {
+  /** Usage the reply reported, if it parsed far enough to carry some. */
+  readonly usage_metadata?: { input_tokens?: number; output_tokens?: number };
+
+  constructor(message: string, usage?: { input_tokens?: number; output_tokens?: number }) {
+    super(message);
+    this.name = "MalformedReplyError";
+    if (usage) this.usage_metadata = usage;
+  }
+}
 
 export interface CallModelOptions {
   role: ModelRole;
@@ -76,7 +103,9 @@ export async function callModel(
 ): Promise<CallModelResult> {
   const policy = options.retry ?? DEFAULT_RETRY;
   const sleep = options.sleep ?? defaultSleep;
-  const signal = combineSignals(options.signal, options.config?.signal);
+  const caller = combineSignals(options.signal, options.config?.signal);
+  const deadline = startDeadline(policy.deadlineMs);
+  const signal = combineSignals(caller, deadline?.signal);
   const callOptions: RefineryCallOptions = {
     ...options.config,
     signal,
@@ -85,39 +114,118 @@ export async function callModel(
   const started = Date.now();
   let usage: TokenUsage = ZERO_USAGE;
   let attempts = 0;
+  const where = () => describeModel(model);
+  const pastDeadline = (error: unknown) =>
+    deadlineError(where(), options.role, policy, usage, attempts, error);
 
-  for (;;) {
-    signal?.throwIfAborted();
-    attempts += 1;
-    usage = addUsage(usage, { calls: 1 });
-    let failure: Failure;
-    try {
-      const message = await raceAbort(
-        options.onChunk
-          ? streamReply(model, messages, callOptions, (t) => options.onChunk?.(t, attempts))
-          : model.invoke(messages, callOptions),
-        signal,
-      );
-      usage = addUsage(usage, tokensOnly(message.usage_metadata));
-      return {
-        text: messageText(message.content),
-        message: toAIMessage(message),
-        usage,
-        attempts,
-        latencyMs: Date.now() - started,
-      };
-    } catch (error) {
-      // The caller gave up: no retry and no wrapping, so cancellation propagates as itself.
-      if (signal?.aborted) throw signal.reason;
-      usage = addUsage(usage, tokensOnly(usageOf(error)));
-      failure = classifyModelError(error);
-      if (!failure.retryable || attempts > policy.retries) {
-        throw toModelCallError(failure, error, describeModel(model), usage, attempts);
+  try {
+    for (;;) {
+      caller?.throwIfAborted();
+      attempts += 1;
+      usage = addUsage(usage, { calls: 1 });
+      let failure: Failure;
+      try {
+        const message = await raceAbort(
+          options.onChunk
+            ? streamReply(model, messages, callOptions, (t) => options.onChunk?.(t, attempts))
+            : model.invoke(messages, callOptions),
+          signal,
+        );
+        const text = messageText(message.content);
+        usage = addUsage(usage, await replyUsage(message, messages, text));
+        return {
+          text,
+          message: toAIMessage(message),
+          usage,
+          attempts,
+          latencyMs: Date.now() - started,
+        };
+      } catch (error) {
+        // The caller gave up: no retry and no wrapping, so cancellation propagates as itself.
+        if (caller?.aborted) throw caller.reason;
+        usage = addUsage(usage, tokensOnly(usageOf(error)));
+        if (deadline?.signal.aborted) throw pastDeadline(error);
+        failure = classifyModelError(error);
+        if (!failure.retryable || attempts > policy.retries) {
+          throw toModelCallError(failure, error, where(), usage, attempts, options.role);
+        }
+      }
+      let delay: number;
+      if (failure.retryAfterMs !== undefined) {
+        // The endpoint said when: honoured in full, as long as the call's deadline and the
+        // run's (REFINERY_RUN_TIMEOUT_MS, on the server) allow it.
+        delay = failure.retryAfterMs;
+        const callLeft = deadline ? deadline.remaining() : Infinity;
+        const runEnds = runDeadlineOf(options.config);
+        const runLeft = runEnds === undefined ? Infinity : Math.max(0, runEnds - Date.now());
+        if (delay > Math.min(callLeft, runLeft)) {
+          const limit =
+            callLeft <= runLeft
+              ? { left: callLeft, setting: `retry.deadlineMs (${policy.deadlineMs} ms)` }
+              : { left: runLeft, setting: "the run's time limit (REFINERY_RUN_TIMEOUT_MS)" };
+          throw retryAfterError(where(), failure, limit, usage, attempts);
+        }
+      } else {
+        delay = backoffDelay(attempts, policy);
+      }
+      try {
+        await sleepUnlessAborted(delay, signal, sleep);
+      } catch (error) {
+        if (caller?.aborted) throw caller.reason;
+        if (deadline?.signal.aborted) throw pastDeadline(error);
+        throw error;
       }
     }
-    const delay = failure.retryAfterMs ?? backoffDelay(attempts, policy);
-    await sleepUnlessAborted(Math.min(delay, policy.maxDelayMs), signal, sleep);
+  } finally {
+    deadline?.stop();
   }
+}
+
+/**
+ * When the run must end, as epoch milliseconds: the server's run runner puts it in the config
+ * (`refinery_run_deadline`, from REFINERY_RUN_TIMEOUT_MS); absent elsewhere.
+ */
+function runDeadlineOf(config: RunnableConfig | undefined): number | undefined {
+  const value: unknown = config?.configurable?.refinery_run_deadline;
+  return typeof value === "number" && Number.isFinite(value) ? value : undefined;
+}
+
+interface Deadline {
+  signal: AbortSignal;
+  remaining(): number;
+  stop(): void;
+}
+
+function startDeadline(ms: number | undefined): Deadline | undefined {
+  if (!ms || ms <= 0) return undefined;
+  const controller = new AbortController();
+  const ends = Date.now() + ms;
+  const timer = setTimeout(() => controller.abort(new Error("model call deadline")), ms);
+  return {
+    signal: controller.signal,
+    remaining: () => Math.max(0, ends - Date.now()),
+    stop: () => clearTimeout(timer),
+  };
+}
+
+/**
+ * The reply's usage as the endpoint reported it; when it reported none (no `usage` in the body,
+ * or a stream without a usage chunk), prompt and reply counted with the tokenizer and marked
+ * as estimated, so token budgets hold on any endpoint.
+ */
+async function replyUsage(
+  message: BaseMessage & { usage_metadata?: { input_tokens?: number; output_tokens?: number } },
+  messages: BaseMessage[],
+  text: string,
+): Promise<Partial<TokenUsage>> {
+  const meta = message.usage_metadata;
+  if (meta && (typeof meta.input_tokens === "number" || typeof meta.output_tokens === "number")) {
+    return tokensOnly(meta) ?? {};
+  }
+  const promptTokens = await countPromptTokens(messages, messageText);
+  const completionTokens = await countTokens(text);
+  const totalTokens = promptTokens + completionTokens;
+  return { promptTokens, completionTokens, totalTokens, estimatedTokens: totalTokens };
 }
 
 async function streamReply(
@@ -132,7 +240,10 @@ async function streamReply(
     if (text) onText(text);
     full = full ? full.concat(chunk) : chunk;
   }
-  return toAIMessage(full ?? new AIMessageChunk({ content: "" }));
+  // Even an empty answer streams a chunk (the role, the finish reason): none at all means the
+  // endpoint sent no completion chunks (an error page, `choices: []` in every event).
+  if (!full) throw new MalformedReplyError("the streamed reply held no completion chunks");
+  return toAIMessage(full);
 }
 
 /** Adapts a model and its retry policy to what verifiers call (see ModelInvoker). */
@@ -182,6 +293,7 @@ export type FailureKind =
   | "quota"
   | "context_overflow"
   | "rejected"
+  | "malformed"
   | "unknown";
 
 export interface Failure {
@@ -228,6 +340,16 @@ export function classifyModelError(error: unknown): Failure {
   // A model that speaks our language (the simulated one) has already decided.
   if (isRefineryError(error)) return { kind: "refinery", retryable: error.retryable };
   const chain = causeChain(error);
+  // A 200 that is no chat completion: the OpenAI SDK's JSON.parse of a non-JSON body, our own
+  // check of the body (openai.ts), or a stream without completion chunks.
+  if (
+    chain.some(
+      (e) =>
+        e instanceof MalformedReplyError || (e instanceof SyntaxError && /JSON/i.test(e.message)),
+    )
+  ) {
+    return { kind: "malformed", retryable: true };
+  }
   const status = chain.map(statusOf).find((s) => s !== undefined);
   const codes = chain.flatMap((e) => [stringProp(e, "code"), nestedErrorCode(e)]).filter(isString);
   const names = chain.flatMap((e) => [stringProp(e, "name"), constructorName(e)]).filter(isString);
@@ -280,10 +402,13 @@ function toModelCallError(
   where: ModelDescription,
   usage: TokenUsage,
   attempts: number,
+  role?: ModelRole,
 ): ModelCallError {
   const target = `model "${where.model}" at ${where.baseURL}`;
   const tries = attempts === 1 ? "1 attempt" : `${attempts} attempts`;
-  const detail = firstLine(error);
+  const timeoutField = `models.${role ?? "default"}.timeoutMs`;
+  const detail =
+    failure.kind === "malformed" ? firstLine(malformedCause(error) ?? error) : firstLine(error);
   const serverFix = "check OPENAI_BASE_URL and that the server is running";
   const make = (code: ErrorCode, message: string, fix: string) =>
     new ModelCallError(code, message, { fix, cause: error, usage, attempts });
@@ -303,8 +428,16 @@ function toModelCallError(
     case "timeout":
       return make(
         "model_unavailable",
-        `Model call to ${target} timed out (${tries}).`,
-        `${serverFix}, or raise the model timeout for slow models.`,
+        where.timeoutMs === undefined
+          ? `Model call to ${target} timed out (${tries}).`
+          : `Model call to ${target} timed out: no answer within ${where.timeoutMs} ms (${timeoutField}) on each of ${tries}.`,
+        `${serverFix}, or raise ${timeoutField} (default REFINERY_MODEL_TIMEOUT_MS) for slow models.`,
+      );
+    case "malformed":
+      return make(
+        "model_error",
+        `${target} answered 200 with a reply that is not a chat completion, ${tries}: ${detail}`,
+        "check that OPENAI_BASE_URL (or models.*.baseURL) points at an OpenAI-compatible chat completions API, including its /v1 path.",
       );
     case "connection":
       return make(
@@ -375,6 +508,58 @@ function toModelCallError(
 interface ModelDescription {
   model: string;
   baseURL: string;
+  /** The model's per-attempt timeout, when it has one (ChatOpenAI's `timeout`). */
+  timeoutMs?: number;
+}
+
+/** The call ran out of `retry.deadlineMs`: an attempt was cut off, or a backoff would pass it. */
+function deadlineError(
+  where: ModelDescription,
+  role: ModelRole,
+  policy: RetryPolicy,
+  usage: TokenUsage,
+  attempts: number,
+  cause: unknown,
+): ModelCallError {
+  const tries = attempts === 1 ? "1 attempt" : `${attempts} attempts`;
+  const perAttempt =
+    where.timeoutMs === undefined
+      ? ""
+      : `, each limited to ${where.timeoutMs} ms by models.${role}.timeoutMs`;
+  return new ModelCallError(
+    "model_unavailable",
+    `Model call to model "${where.model}" at ${where.baseURL} got no answer within retry.deadlineMs (${policy.deadlineMs} ms) over ${tries}${perAttempt}.`,
+    {
+      fix: "check that the endpoint is up and answering, or raise retry.deadlineMs (default REFINERY_MODEL_DEADLINE_MS) for slow models.",
+      cause,
+      usage,
+      attempts,
+    },
+  );
+}
+
+/** The endpoint asked for a wait (Retry-After) longer than what is left of the deadline. */
+function retryAfterError(
+  where: ModelDescription,
+  failure: Failure,
+  limit: { left: number; setting: string },
+  usage: TokenUsage,
+  attempts: number,
+): ModelCallError {
+  const wait = failure.retryAfterMs ?? 0;
+  const raise = limit.setting.startsWith("retry.")
+    ? "retry.deadlineMs (default REFINERY_MODEL_DEADLINE_MS)"
+    : "REFINERY_RUN_TIMEOUT_MS";
+  return new ModelCallError(
+    "model_unavailable",
+    `model "${where.model}" at ${where.baseURL} answered HTTP ${failure.status ?? "?"} asking to retry after ${Math.ceil(wait / 1000)} s (Retry-After), more than the ${limit.left} ms left of ${limit.setting}: gave up after ${attempts === 1 ? "1 attempt" : `${attempts} attempts`}.`,
+    {
+      fix: `retry later, or raise ${raise} to wait as long as the endpoint asks.`,
+      retryAfterMs: wait,
+      usage,
+      attempts,
+    },
+  );
 }
 
 /** Reads the model name and endpoint off a ChatOpenAI-like model, for error messages only. */
@@ -382,6 +567,7 @@ function describeModel(model: BaseChatModel): ModelDescription {
   const m = model as unknown as {
     model?: unknown;
     modelName?: unknown;
+    timeout?: unknown;
     clientConfig?: { baseURL?: unknown };
   };
   const name = typeof m.model === "string" ? m.model : m.modelName;
@@ -389,6 +575,7 @@ function describeModel(model: BaseChatModel): ModelDescription {
   return {
     model: typeof name === "string" ? name : model.getName(),
     baseURL: typeof baseURL === "string" ? baseURL : "the default OpenAI endpoint",
+    ...(typeof m.timeout === "number" ? { timeoutMs: m.timeout } : {}),
   };
 }
 
@@ -399,11 +586,13 @@ function tokensOnly(
   return { ...usageFromMetadata(meta), calls: 0 };
 }
 
-/** Usage an attempt reported before failing, if the error exposes it. */
+/** Usage an attempt reported before failing, if the error or one of its causes exposes it. */
 function usageOf(error: unknown): { input_tokens?: number; output_tokens?: number } | undefined {
-  if (typeof error !== "object" || error === null || !("usage_metadata" in error)) return undefined;
-  const meta = error.usage_metadata;
-  return typeof meta === "object" && meta !== null ? meta : undefined;
+  for (const e of causeChain(error)) {
+    const meta = (e as { usage_metadata?: unknown }).usage_metadata;
+    if (typeof meta === "object" && meta !== null) return meta;
+  }
+  return undefined;
 }
 
 /** Streamed calls return an AIMessageChunk; callers get a plain AIMessage either way. */
@@ -548,6 +737,14 @@ function constructorName(e: object): string | undefined {
 
 function isString(value: string | undefined): value is string {
   return value !== undefined;
+}
+
+/** What was wrong with a malformed reply (the SDK wraps it in a "Connection error."). */
+function malformedCause(error: unknown): object | undefined {
+  return causeChain(error).find(
+    (e) =>
+      e instanceof MalformedReplyError || (e instanceof SyntaxError && /JSON/i.test(e.message)),
+  );
 }
 
 /** The first line of an error's message, without LangChain's troubleshooting footer. */

@@ -20,12 +20,17 @@ export interface ModelProvider {
    * field, e.g. `models.judge.baseURL`); called when a run's settings are resolved.
    */
   checkModels?(models: RefineOptions["models"]): void;
+  /** `retry.deadlineMs` for runs that set none (REFINERY_MODEL_DEADLINE_MS). */
+  readonly deadlineMs?: number;
 }
 
 const ROLES = ["default", "generate", "critique", "revise", "judge"] as const;
 
 export function createModelProvider(
-  settings: Pick<ProcessSettings, "apiKey" | "baseURL" | "model" | "modelEndpoints">,
+  settings: Pick<
+    ProcessSettings,
+    "apiKey" | "baseURL" | "model" | "modelEndpoints" | "modelTimeoutMs" | "modelDeadlineMs"
+  >,
 ): ModelProvider {
   const cache = new Map<string, BaseChatModel>();
   const offline = !settings.apiKey;
@@ -50,13 +55,14 @@ export function createModelProvider(
       baseURL: spec.baseURL ?? settings.baseURL,
       model: spec.model ?? settings.model,
       temperature: spec.temperature,
-      timeoutMs: spec.timeoutMs,
+      timeoutMs: spec.timeoutMs ?? settings.modelTimeoutMs,
       maxTokens: spec.maxTokens,
     });
   }
 
   return {
     offline,
+    ...(settings.modelDeadlineMs !== undefined ? { deadlineMs: settings.modelDeadlineMs } : {}),
     checkModels(models) {
       for (const role of ROLES) checkEndpoint(models?.[role]?.baseURL, `models.${role}.baseURL`);
     },

@@ -5,6 +5,7 @@ import { closest } from "../suggest.ts";
 import type { z } from "zod";
 import { fromZodError, RefineryError } from "../errors.ts";
 import type { ModelInvoker } from "../models/types.ts";
+import type { TokenUsage } from "../usage.ts";
 import { createAnswerMatchVerifier } from "./answer-match.ts";
 import { createArithmeticStepsVerifier } from "./arithmetic-steps.ts";
 import { createConstraintsVerifier } from "./constraints.ts";
@@ -242,11 +243,14 @@ async function runOne(verifier: Verifier, draft: string, ctx: VerifyContext): Pr
         : error instanceof Error
           ? error.message
           : String(error);
+    // A model-backed verifier that failed still spent its attempts (ModelCallError.usage).
+    const usage = (error as { usage?: TokenUsage } | null)?.usage;
     return {
       ...base,
       pass: false,
       score: 0,
       message: `${VERIFIER_ERROR_PREFIX}${verifier.kind} verifier ${JSON.stringify(verifier.id)} failed to run: ${detail}`,
+      ...(usage && typeof usage.calls === "number" ? { usage } : {}),
       latencyMs: Math.round(performance.now() - started),
     };
   }

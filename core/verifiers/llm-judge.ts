@@ -103,7 +103,13 @@ export function createLlmJudgeVerifier(
       let usage: TokenUsage = ZERO_USAGE;
       let lastReply = "";
       for (let attempt = 1; attempt <= MAX_ATTEMPTS; attempt++) {
-        const reply = await judge(messages, { role: "judge", signal: ctx.signal });
+        let reply;
+        try {
+          reply = await judge(messages, { role: "judge", signal: ctx.signal });
+        } catch (error) {
+          // The earlier, unreadable replies were paid for too.
+          throw withEarlierUsage(error, usage);
+        }
         usage = addUsage(usage, reply.usage);
         lastReply = reply.text;
         const grade = parseJudgeReply(reply.text);
@@ -141,4 +147,16 @@ export function createLlmJudgeVerifier(
 
 function round(n: number): number {
   return Math.round(n * 1000) / 1000;
+}
+
+/** The failure of a judge call, carrying the usage of the judge calls made before it. */
+function withEarlierUsage(error: unknown, earlier: TokenUsage): unknown {
+  if (earlier.calls === 0 || typeof error !== "object" || error === null) return error;
+  const own = (error as { usage?: TokenUsage }).usage;
+  Object.defineProperty(error, "usage", {
+    value: addUsage(earlier, own),
+    configurable: true,
+    enumerable: true,
+  });
+  return error;
 }

@@ -77,7 +77,7 @@ export const backTranslateKind: NodeKind<typeof BackTranslateSchema> = {
         { role: "judge", config, retry: s.retry, signal: config.signal },
       );
     } catch (err) {
-      return stopOnModelFailure(err, deps.name, state);
+      return stopOnModelFailure(err, deps.name, state, config);
     }
     const similarity = Math.round(overlap(source, result.text) * 1000) / 1000;
     const pass = similarity >= o.threshold;

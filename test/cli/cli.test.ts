@@ -218,6 +218,66 @@ describe("refinery CLI", () => {
   }, 60_000);
 });
 
+describe("a model that fails mid-run", () => {
+  it("stops the run at REFINERY_MODEL_DEADLINE_MS with model_error, and resume continues at the failed step", async () => {
+    const stub = await startOpenAIStub();
+    const served: string[] = [];
+    let down = true;
+    stub.setHandler(async (body) => {
+      const role = roleOf(body);
+      served.push(role);
+      if (role === "generate") return { content: "17 * 23 = 381, plus 4 is 385.\nAnswer: 385" };
+      // The critic hangs until the endpoint "recovers".
+      if (role === "critique" && down) return { delayMs: 60_000 };
+      // Recovered, the endpoint reports no usage: the CLI counts the tokens and says so.
+      if (role === "critique") {
+        const wrong = String(body.messages?.[1]?.content ?? "").includes("Answer: 385");
+        return wrong
+          ? {
+              content: '{"verdict":"revise","score":0.2,"issues":["17 * 23 is 391, not 381"]}',
+              usage: null,
+            }
+          : { content: '{"verdict":"pass","score":0.95,"issues":[]}', usage: null };
+      }
+      return { content: "17 * 23 = 391, plus 4 is 395.\nAnswer: 395", usage: null };
+    });
+    const env = {
+      OPENAI_API_KEY: "test-key",
+      OPENAI_BASE_URL: stub.url,
+      REFINERY_DB: join(dir, "model-failure.db"),
+      // Short enough for a test, long enough for the answers that do come on a loaded machine.
+      REFINERY_MODEL_TIMEOUT_MS: "300",
+      REFINERY_MODEL_DEADLINE_MS: "1000",
+    };
+    try {
+      const first = await run(
+        ["run", "What is 17 * 23 + 4?", "--expect-number", "395", "--thread", "mf-1", "--json"],
+        env,
+      );
+      expect(first.code).toBe(3);
+      expect(JSON.parse(first.stdout)).toMatchObject({ stop_reason: "model_error" });
+      expect(first.stderr).toMatch(
+        /stopped early: .*got no answer within retry\.deadlineMs \(1000 ms\).*models\.critique\.timeoutMs/,
+      );
+      expect(served[0]).toBe("generate");
+      expect(new Set(served.slice(1))).toEqual(new Set(["critique"]));
+
+      down = false;
+      const before = served.length;
+      const resumed = await run(["resume", "mf-1"], env);
+      expect(resumed.stderr).toBe("");
+      expect(resumed.code).toBe(0);
+      expect(resumed.stdout).toMatch(/stop reason: accepted/);
+      expect(resumed.stdout).toMatch(
+        /note: the endpoint reported no usage for some calls; [\d,]+ of the tokens were counted with the cl100k_base tokenizer/,
+      );
+      expect(served.slice(before)).toEqual(["critique", "revise", "critique"]);
+    } finally {
+      await stub.close();
+    }
+  }, 60_000);
+});
+
 async function waitFor(cond: () => boolean, timeoutMs: number): Promise<void> {
   const start = Date.now();
   while (!cond()) {

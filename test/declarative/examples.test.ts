@@ -7,6 +7,8 @@ import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { ApprovalRequest } from "../../core/approval.ts";
 import { setOutboundPolicy, strictPolicy } from "../../core/net/policy.ts";
 import { usageByNodeOf } from "../../core/state.ts";
+import { RefineryError } from "../../core/errors.ts";
+import { continueAfterModelError } from "../../graphs/continue.ts";
 import { validateGraphSpec } from "../../graphs/declarative/compile.ts";
 import { createNodeKindRegistry } from "../../graphs/declarative/kinds.ts";
 import { backTranslateKind, overlap } from "../../graphs/examples/back-translate.ts";
@@ -60,6 +62,29 @@ describe("example graphs", () => {
     expect(repair?.[0]?.content).toMatch(/You repair a JSON object/);
     expect(repair?.[1]?.content).toMatch(/\[record\]/);
     expect(model.callsFor("critique")).toHaveLength(0);
+  });
+
+  it("json-extraction: a repair stopped by model_error continues at that node (its id, not its kind) on the next run", async () => {
+    const { graph, config, model } = compileScripted(readExample("json-extraction.yaml"), {
+      generate: ['{"name": "Ada Lovelace", "age": "36"}'],
+      revise: [
+        new RefineryError("model_unavailable", "endpoint down"),
+        '{"name": "Ada Lovelace", "age": 36, "email": "ada@example.org"}',
+      ],
+    });
+    const input = { task: "Extract.", context: "Ada Lovelace (36), ada@example.org" };
+    const stopped = await graph.invoke(input, config);
+    expect(stopped.stopReason).toBe("model_error");
+    expect(stopped.error).toMatchObject({ node: "revise", step: "repair" });
+
+    const again = await continueAfterModelError(graph, config);
+    expect(again?.goto).toEqual(["repair"]);
+    const out = await graph.invoke(again as never, config);
+    expect(out.stopReason).toBe("accepted");
+    expect(out.error).toBeNull();
+    expect(out.drafts).toHaveLength(2);
+    expect(model.callsFor("generate")).toHaveLength(1);
+    expect(model.callsFor("revise")).toHaveLength(2);
   });
 
   it("json-extraction: stops at maxIterations with the best draft when the schema never passes", async () => {

@@ -7,7 +7,10 @@ import { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import { AIMessage, HumanMessage, SystemMessage } from "@langchain/core/messages";
 import type { AIMessageChunk, BaseMessage } from "@langchain/core/messages";
 import type { ChatResult } from "@langchain/core/outputs";
+import { parseRefineOptions, processSettingsFromEnv } from "../../core/config.ts";
 import { RefineryError } from "../../core/errors.ts";
+import { createModelProvider } from "../../core/models/provider.ts";
+import { createSettingsResolver } from "../../core/settings.ts";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import {
   DEFAULT_RETRY,
@@ -21,6 +24,7 @@ import {
 } from "../../core/models/call.ts";
 import type { RetryPolicy } from "../../core/models/call.ts";
 import { createOpenAIModel } from "../../core/models/openai.ts";
+import { loadTokenizer } from "../../core/models/tokenize.ts";
 import type { ModelRole, RefineryCallOptions } from "../../core/models/types.ts";
 import { startOpenAIStub } from "../support/openai-stub.ts";
 import type { OpenAIStub } from "../support/openai-stub.ts";
@@ -151,24 +155,47 @@ describe("callModel against an OpenAI-compatible endpoint", () => {
     expect(error.attempts).toBe(1);
   });
 
-  it("waits for Retry-After on a 429, capped at maxDelayMs", async () => {
+  it("waits as long as Retry-After asks on a 429, beyond maxDelayMs, within the deadline", async () => {
     const { delays, sleep } = recordingSleep();
     stub.enqueue(
       { status: 429, headers: { "retry-after": "1" } },
-      { status: 429, headers: { "retry-after": "120" } },
+      { status: 429, headers: { "retry-after": "30" } },
       { content: "finally" },
     );
 
     const result = await callModel(model(), messages, {
       role: "critique",
-      retry: { retries: 3, baseDelayMs: 5, maxDelayMs: 8_000 },
+      retry: { retries: 3, baseDelayMs: 5, maxDelayMs: 8_000, deadlineMs: 120_000 },
       sleep,
     });
 
     expect(result.text).toBe("finally");
     expect(result.attempts).toBe(3);
     expect(result.usage.calls).toBe(3);
-    expect(delays).toEqual([1_000, 8_000]);
+    expect(delays).toEqual([1_000, 30_000]);
+  });
+
+  it("gives up at once when Retry-After asks for more than the deadline has left, saying so", async () => {
+    const { delays, sleep } = recordingSleep();
+    stub.enqueue({ status: 429, headers: { "retry-after": "120" } }, { content: "too late" });
+
+    const error = await failure(
+      callModel(model(), messages, {
+        role: "critique",
+        retry: { retries: 3, baseDelayMs: 5, maxDelayMs: 8_000, deadlineMs: 5_000 },
+        sleep,
+      }),
+    );
+
+    expect(delays).toEqual([]);
+    expect(stub.requests).toHaveLength(1);
+    expect(error.code).toBe("model_unavailable");
+    expect(error.retryAfterMs).toBe(120_000);
+    expect(error.message).toMatch(
+      /asking to retry after 120 s \(Retry-After\), more than the \d+ ms left of retry\.deadlineMs \(5000 ms\)/,
+    );
+    expect(error.fix).toContain("retry.deadlineMs");
+    expect(error.usage.calls).toBe(1);
   });
 
   it("uses full-jitter exponential backoff when no Retry-After is given", async () => {
@@ -239,8 +266,56 @@ describe("callModel against an OpenAI-compatible endpoint", () => {
     expect(error.message).toContain("timed out");
     expect(error.message).toContain(stub.url);
     expect(error.fix).toContain("OPENAI_BASE_URL");
+    expect(error.message).toContain("no answer within 100 ms (models.revise.timeoutMs)");
+    expect(error.fix).toContain("REFINERY_MODEL_TIMEOUT_MS");
     expect(error.attempts).toBe(3);
     expect(error.usage.calls).toBe(3);
+  });
+
+  it("gives up at once when Retry-After asks for more than the run has left (REFINERY_RUN_TIMEOUT_MS)", async () => {
+    const { delays, sleep } = recordingSleep();
+    stub.enqueue({ status: 503, headers: { "retry-after": "90" } }, { content: "too late" });
+
+    const error = await failure(
+      callModel(model(), messages, {
+        role: "generate",
+        retry: { retries: 3, baseDelayMs: 5, maxDelayMs: 8_000, deadlineMs: 0 },
+        config: { configurable: { refinery_run_deadline: Date.now() + 60_000 } },
+        sleep,
+      }),
+    );
+
+    expect(delays).toEqual([]);
+    expect(error.message).toMatch(
+      /HTTP 503 asking to retry after 90 s \(Retry-After\), more than the \d+ ms left of the run's time limit \(REFINERY_RUN_TIMEOUT_MS\)/,
+    );
+    expect(error.fix).toContain("raise REFINERY_RUN_TIMEOUT_MS");
+  });
+
+  it("a hung endpoint: attempts are cut at timeoutMs and the call ends at retry.deadlineMs, naming both", async () => {
+    stub.setHandler(() => ({ delayMs: 60_000 }));
+
+    const error = await failure(
+      callModel(model({ timeoutMs: 100 }), messages, {
+        role: "critique",
+        retry: { retries: 10, baseDelayMs: 0, maxDelayMs: 0, deadlineMs: 350 },
+      }),
+    );
+
+    expect(error.code).toBe("model_unavailable");
+    expect(error.message).toMatch(
+      /got no answer within retry\.deadlineMs \(350 ms\) over \d+ attempts, each limited to 100 ms by models\.critique\.timeoutMs/,
+    );
+    expect(error.fix).toContain("REFINERY_MODEL_DEADLINE_MS");
+    // Cut by the deadline, not by running out of its 11 attempts; every attempt is counted.
+    expect(error.attempts).toBeLessThan(11);
+    expect(error.usage.calls).toBe(error.attempts);
+    expect(stub.requests).toHaveLength(error.attempts);
+  });
+
+  it("a model built without a timeout waits 60 s per attempt, not the SDK's 10 minutes", () => {
+    const m = createOpenAIModel({ apiKey: "sk-test", baseURL: stub.url, model: "stub-model" });
+    expect(m.timeout).toBe(60_000);
   });
 
   it("does not retry a 401 and names OPENAI_API_KEY", async () => {
@@ -354,6 +429,174 @@ describe("callModel against an OpenAI-compatible endpoint", () => {
       callModel(model(), messages, { role: "generate", config: { signal: controller.signal } }),
     ).rejects.toMatchObject({ name: "AbortError" });
     expect(stub.requests).toHaveLength(0);
+  });
+});
+
+describe("timeouts and the deadline: defaults, environment and run options", () => {
+  const env = { OPENAI_API_KEY: "sk-test", REFINERY_DB: ":memory:" };
+
+  it("REFINERY_MODEL_TIMEOUT_MS and REFINERY_MODEL_DEADLINE_MS set the defaults; a run's options win", () => {
+    const settings = processSettingsFromEnv({
+      ...env,
+      OPENAI_BASE_URL: stub.url,
+      REFINERY_MODEL_TIMEOUT_MS: "5000",
+      REFINERY_MODEL_DEADLINE_MS: "30000",
+    });
+    const resolve = createSettingsResolver({ provider: createModelProvider(settings) });
+
+    const byEnv = resolve(undefined);
+    expect((byEnv.model("generate") as unknown as { timeout: number }).timeout).toBe(5_000);
+    expect(byEnv.retry.deadlineMs).toBe(30_000);
+    const byRun = resolve({
+      configurable: { models: { critique: { timeoutMs: 700 } }, retry: { deadlineMs: 900 } },
+    });
+    expect((byRun.model("critique") as unknown as { timeout: number }).timeout).toBe(700);
+    expect(byRun.retry).toEqual({ ...DEFAULT_RETRY, deadlineMs: 900 });
+
+    const unset = createSettingsResolver({
+      provider: createModelProvider(processSettingsFromEnv({ ...env, OPENAI_BASE_URL: stub.url })),
+    })(undefined);
+    expect((unset.model("revise") as unknown as { timeout: number }).timeout).toBe(60_000);
+    expect(unset.retry.deadlineMs).toBe(120_000);
+  });
+
+  it.each([
+    ["REFINERY_MODEL_TIMEOUT_MS", "soon"],
+    ["REFINERY_MODEL_TIMEOUT_MS", "50"],
+    ["REFINERY_MODEL_DEADLINE_MS", "-1"],
+    ["REFINERY_MODEL_DEADLINE_MS", "1.5"],
+  ])("%s=%s is refused, naming the variable and the range", (name, value) => {
+    const error = (() => {
+      try {
+        processSettingsFromEnv({ ...env, [name]: value });
+      } catch (e) {
+        return e as RefineryError;
+      }
+      return undefined;
+    })();
+    expect(error).toBeInstanceOf(RefineryError);
+    expect(error?.field).toBe(name);
+    expect(error?.fix).toMatch(/whole number of milliseconds from \d+ to \d+/);
+  });
+
+  it("retry.deadlineMs is validated with the other refine options", () => {
+    expect(() => parseRefineOptions({ retry: { deadlineMs: -5 } }, "config.configurable")).toThrow(
+      expect.objectContaining({ field: "config.configurable.retry.deadlineMs" }),
+    );
+    expect(() => parseRefineOptions({ retry: { deadline: 5 } }, "config.configurable")).toThrow(
+      expect.objectContaining({
+        field: "config.configurable.retry.deadline",
+        fix: expect.stringContaining("deadlineMs") as unknown,
+      }),
+    );
+    expect(parseRefineOptions({ retry: { deadlineMs: 0 } }).retry?.deadlineMs).toBe(0);
+  });
+
+  it("retry.deadlineMs 0 means no deadline: the retries alone end the call", async () => {
+    stub.setHandler(() => ({ delayMs: 60_000 }));
+
+    const error = await failure(
+      callModel(model({ timeoutMs: 100 }), messages, {
+        role: "generate",
+        retry: { retries: 1, baseDelayMs: 0, maxDelayMs: 0, deadlineMs: 0 },
+      }),
+    );
+
+    expect(error.attempts).toBe(2);
+    expect(error.message).toContain("timed out");
+  });
+});
+
+describe("malformed replies and missing usage", () => {
+  it("retries a 200 whose body is not JSON and a 200 with `choices: []`, counting every attempt", async () => {
+    stub.enqueue(
+      { status: 200, body: "<html>upstream busy</html>" },
+      { status: 200, body: { id: "x", object: "chat.completion", created: 0, choices: [] } },
+      { content: "third time", usage: { prompt_tokens: 7, completion_tokens: 2 } },
+    );
+
+    const result = await callModel(model(), messages, { role: "generate", retry: FAST });
+
+    expect(result.text).toBe("third time");
+    expect(result.attempts).toBe(3);
+    expect(result.usage).toEqual({
+      promptTokens: 7,
+      completionTokens: 2,
+      totalTokens: 9,
+      calls: 3,
+    });
+  });
+
+  it("fails with a precise model_error when every reply is not JSON", async () => {
+    stub.setHandler(() => ({ status: 200, body: "<html>oops</html>" }));
+
+    const error = await failure(callModel(model(), messages, { role: "generate", retry: FAST }));
+
+    expect(error.code).toBe("model_error");
+    expect(error.attempts).toBe(3);
+    expect(stub.requests).toHaveLength(3);
+    expect(error.message).toContain(
+      "answered 200 with a reply that is not a chat completion, 3 attempts",
+    );
+    expect(error.message).toContain("the body is not JSON");
+    expect(error.fix).toContain("OpenAI-compatible chat completions API");
+  });
+
+  it("fails with a precise model_error when every reply has `choices: []`, counting their usage", async () => {
+    stub.setHandler(() => ({
+      status: 200,
+      body: { choices: [], usage: { prompt_tokens: 5, completion_tokens: 0, total_tokens: 5 } },
+    }));
+
+    const error = await failure(callModel(model(), messages, { role: "critique", retry: FAST }));
+
+    expect(error.code).toBe("model_error");
+    expect(error.message).toContain("the completion has an empty `choices` list");
+    expect(error.message).not.toContain("Cannot read properties");
+    expect(error.usage).toMatchObject({ promptTokens: 15, calls: 3 });
+  });
+
+  it("retries a streamed call whose 200 is not a stream of completion chunks", async () => {
+    stub.enqueue({ status: 200, body: "not a stream" }, { content: "streamed fine" });
+    const pieces: string[] = [];
+
+    const result = await callModel(model(), messages, {
+      role: "generate",
+      retry: FAST,
+      onChunk: (text) => pieces.push(text),
+    });
+
+    expect(result.text).toBe("streamed fine");
+    expect(result.attempts).toBe(2);
+    expect(pieces.join("")).toBe("streamed fine");
+  });
+
+  it("counts the tokens itself with cl100k_base when the endpoint reports no usage, and says so", async () => {
+    const reply = "Seventeen times twenty-three is 391; plus 4 is 395.";
+    stub.enqueue({ content: reply, usage: null }, { content: reply, usage: null });
+    // The encoder itself (cl100k_base): what is checked here is what gets counted.
+    const cl100k = await loadTokenizer();
+    const prompt =
+      3 + messages.reduce((n, m) => n + 3 + cl100k.encode(String(m.content)).length, 0);
+    const completion = cl100k.encode(reply).length;
+    const expected = {
+      promptTokens: prompt,
+      completionTokens: completion,
+      totalTokens: prompt + completion,
+      calls: 1,
+      estimatedTokens: prompt + completion,
+    };
+
+    const plain = await callModel(model(), messages, { role: "generate", retry: FAST });
+    const streamed = await callModel(model(), messages, {
+      role: "generate",
+      retry: FAST,
+      onChunk: () => undefined,
+    });
+
+    expect(completion).toBeGreaterThan(5);
+    expect(plain.usage).toEqual(expected);
+    expect(streamed.usage).toEqual(expected);
   });
 });
 
@@ -500,7 +743,12 @@ describe("bindModel", () => {
   });
 
   it("uses the default retry policy when none is given", () => {
-    expect(DEFAULT_RETRY).toEqual({ retries: 3, baseDelayMs: 500, maxDelayMs: 8_000 });
+    expect(DEFAULT_RETRY).toEqual({
+      retries: 3,
+      baseDelayMs: 500,
+      maxDelayMs: 8_000,
+      deadlineMs: 120_000,
+    });
   });
 });
 

@@ -19,10 +19,10 @@ export interface StubUsage {
   completion_tokens: number;
 }
 
-/** A successful completion; usage defaults to a length-based estimate. */
+/** A successful completion; usage defaults to a length-based estimate, `null` reports none. */
 export interface StubCompletion {
   content: string;
-  usage?: StubUsage;
+  usage?: StubUsage | null;
   delayMs?: number;
 }
 
@@ -195,8 +195,10 @@ export async function startOpenAIStub(script: readonly StubReply[] = []): Promis
 }
 
 function sendCompletion(res: ServerResponse, body: ChatRequestBody, reply: StubCompletion): void {
-  const usage = reply.usage ?? estimateUsage(body, reply.content);
-  const usageBody = { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens };
+  const usage = reply.usage === null ? null : (reply.usage ?? estimateUsage(body, reply.content));
+  const usageBody = usage
+    ? { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens }
+    : undefined;
   const id = `chatcmpl-stub-${Math.random().toString(36).slice(2, 10)}`;
   const created = Math.floor(Date.now() / 1000);
   const model = body.model ?? STUB_MODEL;
@@ -232,7 +234,7 @@ function sendCompletion(res: ServerResponse, body: ChatRequestBody, reply: StubC
     chunk([{ index: 0, delta: { content: piece }, finish_reason: null }]);
   }
   chunk([{ index: 0, delta: {}, finish_reason: "stop" }]);
-  if (body.stream_options?.include_usage) chunk([], { usage: usageBody });
+  if (body.stream_options?.include_usage && usageBody) chunk([], { usage: usageBody });
   res.end("data: [DONE]\n\n");
 }
 

@@ -2,7 +2,9 @@
 // single reformatting retry, soft failure, and usage summed over every attempt.
 import type { BaseMessage } from "@langchain/core/messages";
 import { describe, expect, it } from "vitest";
+import { ModelCallError } from "../../core/models/call.ts";
 import type { ModelInvoker, ModelRole } from "../../core/models/types.ts";
+import { runVerifiers } from "../../core/verifiers/index.ts";
 import type { TokenUsage } from "../../core/usage.ts";
 import {
   createLlmJudgeVerifier,
@@ -178,5 +180,34 @@ describe("llm_judge verifier", () => {
     const v = createLlmJudgeVerifier(spec(), "judge", judge);
     await expect(v.verify("d", { ...ctx, signal: controller.signal })).rejects.toThrow("aborted");
     expect(seen).toBe(controller.signal);
+  });
+
+  it("a judge call that fails for good still counts its attempts and the unreadable replies before it", async () => {
+    let calls = 0;
+    const judge: ModelInvoker = async () => {
+      calls += 1;
+      if (calls === 1) {
+        return {
+          text: "no idea",
+          usage: { promptTokens: 100, completionTokens: 10, totalTokens: 110, calls: 1 },
+        };
+      }
+      throw new ModelCallError("model_unavailable", "judge endpoint down", {
+        usage: { promptTokens: 120, completionTokens: 0, totalTokens: 120, calls: 3 },
+        attempts: 3,
+      });
+    };
+    const v = createLlmJudgeVerifier(spec(), "judge", judge);
+
+    const [verdict] = await runVerifiers([v], "draft", ctx);
+
+    expect(verdict?.pass).toBe(false);
+    expect(verdict && isVerifierErrorMessage(verdict.message)).toBe(true);
+    expect(verdict?.usage).toEqual({
+      promptTokens: 220,
+      completionTokens: 10,
+      totalTokens: 230,
+      calls: 4,
+    });
   });
 });
