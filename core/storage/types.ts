@@ -191,6 +191,11 @@ export interface NewRun {
   not_before?: string;
   /** The caller's data partition (its tenant); the per-partition cap counts runs by it. */
   partition?: string;
+  /**
+   * "running" (attempt 1): a run the caller executes itself, in its own process (the CLI), so
+   * no executor ever claims it. Default "pending": queued for an executor.
+   */
+  status?: "pending" | "running";
 }
 
 export type CreateRunResult =
