@@ -164,12 +164,6 @@ describe("refinery export", () => {
       ],
       [["export", "--format", "sfd"], "--format", /did you mean --format sft\?/],
       [["export", "--format", "sft", "--db", typo], "--db", /no database at .*lerning\.db Fix: /],
-      [["lessons", "list", "--db", typo], "--db", /no database at/],
-      [
-        ["export", "--fromat", "sft"],
-        "--fromat",
-        /unknown option --fromat.*did you mean --format\?/,
-      ],
       [["export", "--format", "sft", "--since", "last week"], "--since"],
       [["export", "--format", "sft", "--verdict", "great"], "--verdict"],
       [["export", "--format", "sft", "--since", "2026-12-01", "--until", "2026-11-01"], "--since"],
