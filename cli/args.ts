@@ -18,11 +18,9 @@ export type Flags = Record<string, string | boolean | (string | boolean)[] | und
  * `parseArgs` (strict, positionals allowed) whose refusals are one-line invalid_input errors; an
  * unknown flag names the closest known one. `command` is for the fix ("refinery run --help").
  */
-export function parseFlags(
-  args: string[],
-  options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>,
-  command = "",
-) {
+export function parseFlags<
+  T extends Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>,
+>(args: string[], options: T, command = "") {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {

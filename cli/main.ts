@@ -55,9 +55,9 @@ Usage:
   refinery --version                  the version
 
 Exit codes: 0 the answer passes every hard verifier; 3 finished, but the best answer fails one;
-4 waiting for a reviewer (answer with approve, reject, edit or abort); 1 error (model, storage);
-2 invalid input (bad flag or value, unknown thread, a thread not in the state the command needs);
-130 stopped by Ctrl-C (continue with resume).
+4 waiting for a reviewer (answer with approve, reject, edit or abort); 1 error (model, storage, a
+conflict with another process); 2 invalid input (bad flag or value, unknown thread, a thread not in
+the state the command needs); 130 stopped by Ctrl-C (continue with resume).
 
 Environment:
   OPENAI_API_KEY    use an OpenAI-compatible endpoint (without it: the offline simulated model)
@@ -192,8 +192,11 @@ function version(): string {
   return pkg.version;
 }
 
-/** Invalid input: a bad flag or value, an unknown thread, a thread not in the state needed. */
-const INVALID_CODES = new Set(["invalid_input", "invalid_config", "not_found", "conflict"]);
+/**
+ * Invalid input: a bad flag or value, an unknown thread or lesson. A conflict with another
+ * process (a busy thread, an approval answered first, a configuration mismatch) is an error.
+ */
+const INVALID_CODES = new Set(["invalid_input", "invalid_config", "not_found"]);
 
 function reportError(err: unknown, io: CliIO): number {
   if (isRefineryError(err)) {
@@ -222,7 +225,7 @@ async function readTask(positionals: string[], flags: Flags, io: CliIO): Promise
       throw new RefineryError(
         "invalid_input",
         "give the task either as TASK or with --file, not both",
-        { field: "--file" },
+        { field: "--file", fix: "drop the TASK argument, or drop --file PATH" },
       );
     try {
       task = readFileSync(flags.file, "utf8");
@@ -361,7 +364,7 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
     const threadId = typeof flags.thread === "string" ? flags.thread : randomUUID();
     const existing = await stateOf(engine, threadId);
     if (existing.next.length > 0) {
-      throw new RefineryError("conflict", `thread ${threadId} has an unfinished run`, {
+      throw new RefineryError("invalid_input", `thread ${threadId} has an unfinished run`, {
         field: "--thread",
         fix: pendingApproval(existing)
           ? `it waits for a reviewer: \`refinery approve ${threadId}\` (or reject, edit, abort)`
@@ -494,7 +497,7 @@ async function decideCommand(command: DecisionCommand, args: string[], io: CliIO
   try {
     const state = await threadState(engine, threadId);
     if (!pendingApproval(state)) {
-      throw new RefineryError("conflict", `thread ${threadId} is not waiting for a reviewer`, {
+      throw new RefineryError("invalid_input", `thread ${threadId} is not waiting for a reviewer`, {
         field: "THREAD_ID",
         fix:
           state.next.length > 0
