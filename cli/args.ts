@@ -110,6 +110,7 @@ export const RUN_FLAGS = {
   offline: { type: "boolean" },
   seed: { type: "string" },
   thread: { type: "string" },
+  assistant: { type: "string" },
   db: { type: "string" },
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },

@@ -6,7 +6,11 @@ import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { Command } from "@langchain/langgraph";
 import type { ApprovalDecision } from "../core/approval.ts";
-import { mergeRefineOptions, type RefineOptions } from "../core/config.ts";
+import {
+  mergeRefineOptions,
+  refineOptionsFromConfigurable,
+  type RefineOptions,
+} from "../core/config.ts";
 import { loadConfigFile, type ConfigFile } from "../core/config-file.ts";
 import { isRefineryError, RefineryError } from "../core/errors.ts";
 import { PERMISSIVE_POLICY, setOutboundPolicy } from "../core/net/policy.ts";
@@ -98,6 +102,8 @@ Output:
       --json                 print one JSON result instead of live progress
   -q, --quiet                print only the final answer
       --thread UUID          thread to use (default: a new one); a finished thread takes a new task
+      --assistant UUID       start from this refine assistant's options (config file < assistant
+                             < flags) and record the run under it (default: the refine graph's own)
       --db PATH              SQLite checkpoint file (default REFINERY_DB or ./data/refinery.db)
 
 With approval in the config (approval: {mode: final}), a run stops for a reviewer: on a terminal
@@ -317,6 +323,7 @@ async function learnFrom(
   engine: CliEngine,
   threadId: string,
   runId: string,
+  assistantId: string,
   state: StateSnapshotLike,
   io: CliIO,
 ): Promise<void> {
@@ -328,7 +335,7 @@ async function learnFrom(
       values,
       run_id: runId,
       thread_id: threadId,
-      assistant_id: REFINE_ASSISTANT,
+      assistant_id: assistantId,
       graph_id: "refine",
       learn: options?.memory?.enabled !== false,
     });
@@ -354,10 +361,16 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
     });
   }
   const file = typeof flags.config === "string" ? loadConfigFile(flags.config) : undefined;
-  const options: RefineOptions = mergeRefineOptions(file?.refine, optionsFromFlags(flags));
+  const flagOptions = optionsFromFlags(flags);
   const task = await readTask(positionals, flags, io);
   const engine = await openFromFlags(flags, io, file);
   try {
+    const assistant = await assistantFor(
+      engine,
+      typeof flags.assistant === "string" ? flags.assistant : file?.assistant,
+      typeof flags.assistant === "string" ? "--assistant" : "assistant",
+    );
+    const options: RefineOptions = mergeRefineOptions(file?.refine, assistant.options, flagOptions);
     // Build the settings once before any checkpoint is written, so a bad verifier or model spec
     // fails here with nothing stored.
     const settings = engine.resolve(undefined, options);
@@ -382,6 +395,7 @@ async function runCommand(args: string[], io: CliIO): Promise<number> {
     return await execute(engine, threadId, existing, { input }, flags, io, {
       maxIterations: settings.limits.maxIterations,
       simulated: simulated.simulated === true,
+      assistantId: assistant.id,
     });
   } finally {
     engine.close();
@@ -394,6 +408,41 @@ const READ_FLAGS = {
   quiet: { type: "boolean", short: "q" },
   help: { type: "boolean", short: "h" },
 } as const;
+
+/**
+ * The assistant a CLI run starts from and is recorded under: `ref` (a UUID, or "refine"), else
+ * the refine graph's system assistant. Its options are validated as refine options.
+ */
+async function assistantFor(
+  engine: CliEngine,
+  ref: string | undefined,
+  field: string,
+): Promise<{ id: string; options?: RefineOptions }> {
+  if (ref === undefined || ref === "refine" || ref === REFINE_ASSISTANT)
+    return { id: REFINE_ASSISTANT };
+  const found = UUID.test(ref) ? await engine.storage.assistants.get(ref) : undefined;
+  if (!found)
+    throw new RefineryError("not_found", `no assistant ${ref} in ${engine.checkpointer.db?.name}`, {
+      field,
+      fix: "give the UUID of an assistant of the refine graph in this database (GET /assistants on the server), or leave it out",
+    });
+  if (found.graph_id !== "refine")
+    throw new RefineryError(
+      "invalid_input",
+      `assistant ${ref} is of graph "${found.graph_id}"; the CLI runs the refine graph`,
+      { field, fix: "use an assistant of the refine graph, or run this one on the server" },
+    );
+  return {
+    id: found.assistant_id,
+    options: refineOptionsFromConfigurable(found.config.configurable),
+  };
+}
+
+/** The assistant a thread's runs were recorded under (the refine graph's own by default). */
+async function threadAssistant(engine: CliEngine, threadId: string): Promise<string> {
+  const id = (await engine.storage.threads.get(threadId))?.metadata.assistant_id;
+  return typeof id === "string" ? id : REFINE_ASSISTANT;
+}
 
 /** The one THREAD_ID a command takes. */
 function threadArg(positionals: string[], command: string): string {
@@ -466,6 +515,7 @@ async function resumeCommand(args: string[], io: CliIO): Promise<number> {
     return await execute(engine, threadId, state, {}, flags, io, {
       maxIterations,
       simulated: values.simulated,
+      assistantId: await threadAssistant(engine, threadId),
     });
   } finally {
     engine.close();
@@ -510,6 +560,7 @@ async function decideCommand(command: DecisionCommand, args: string[], io: CliIO
     return await execute(engine, threadId, state, { decision }, flags, io, {
       maxIterations,
       simulated: values.simulated,
+      assistantId: await threadAssistant(engine, threadId),
     });
   } finally {
     engine.close();
@@ -529,11 +580,15 @@ async function execute(
   what: { input?: Record<string, unknown>; decision?: ApprovalDecision },
   flags: Flags,
   io: CliIO,
-  opts: { maxIterations: number; simulated: boolean },
+  opts: { maxIterations: number; simulated: boolean; assistantId: string },
 ): Promise<number> {
-  const { maxIterations } = opts;
+  const { maxIterations, assistantId } = opts;
   const recursionLimit = 4 * maxIterations + 10;
-  const config = { configurable: { thread_id: threadId }, recursionLimit };
+  // assistant_id: the lessons memory the run reads is the assistant's.
+  const config = {
+    configurable: { thread_id: threadId, assistant_id: assistantId },
+    recursionLimit,
+  };
   const live = !flags.json && !flags.quiet;
   const interactive = live && Boolean(io.stdin?.isTTY) && Boolean(io.stdout.isTTY);
   const renderer = new LiveRenderer(
@@ -549,6 +604,7 @@ async function execute(
     const run = await beginLocalRun(engine.storage, {
       threadId,
       graphId: "refine",
+      assistantId,
       input: input ?? null,
       ...(decision ? { command: { resume: decision } } : {}),
       checkpointBefore:
@@ -609,7 +665,7 @@ async function execute(
     }
     state = await stateOf(engine, threadId);
     await finishLocalRun(engine.storage, run, state);
-    await learnFrom(engine, threadId, run.run_id, state, io);
+    await learnFrom(engine, threadId, run.run_id, assistantId, state, io);
     const request = pendingApproval(state);
     if (!request) break;
     if (!interactive) {

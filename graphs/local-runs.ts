@@ -13,6 +13,8 @@ import { systemAssistantId, type StateSnapshotLike } from "./registry.ts";
 export interface LocalRunStart {
   threadId: string;
   graphId: string;
+  /** The assistant the run is recorded under (default: the graph's system assistant). */
+  assistantId?: string;
   /** What the run executes: new input, a resume command, or null (continue from the checkpoint). */
   input: Record<string, unknown> | null;
   command?: { resume: unknown };
@@ -80,16 +82,17 @@ export function snapshotFromState(
  * its row is reused and finished by this process.
  */
 export async function beginLocalRun(storage: Storage, start: LocalRunStart): Promise<Run> {
-  const assistantId = systemAssistantId(start.graphId);
-  await storage.assistants.create(
-    {
-      assistant_id: assistantId,
-      graph_id: start.graphId,
-      name: start.graphId,
-      metadata: { created_by: "system" },
-    },
-    "do_nothing",
-  );
+  const assistantId = start.assistantId ?? systemAssistantId(start.graphId);
+  if (assistantId === systemAssistantId(start.graphId))
+    await storage.assistants.create(
+      {
+        assistant_id: assistantId,
+        graph_id: start.graphId,
+        name: start.graphId,
+        metadata: { created_by: "system" },
+      },
+      "do_nothing",
+    );
   const existing = await storage.threads.get(start.threadId);
   if (!existing) {
     await storage.threads.create({ thread_id: start.threadId, metadata: {} }, "do_nothing");

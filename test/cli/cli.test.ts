@@ -223,7 +223,7 @@ describe("refinery CLI", () => {
     let server: TestServer;
     afterAll(async () => server?.close());
 
-    it("waits for a reviewer (exit 4) where the server sees it; approve from the CLI, a reject from the server, abort from the CLI", async () => {
+    it("waits for a reviewer (exit 4) where the server sees it; approve from the CLI, a reject from the server, abort from the CLI; --assistant runs on a server-made assistant", async () => {
       // The server's graphs run in its own thread here, on the offline model, as the CLI's do.
       server = await startTestServer({ env: { REFINERY_RUN_THREADS: "0" } });
       const db = server.dbPath;
@@ -270,11 +270,30 @@ describe("refinery CLI", () => {
         /^refinery: THREAD_ID: thread .* is not waiting for a reviewer .*Fix: /,
       );
 
-      // A second CLI thread, answered by the server: reject with feedback runs the loop again
-      // there, until it waits once more; the CLI then aborts it.
+      // A second CLI thread, on an assistant made on the server (its options ask for approval),
+      // answered by the server: reject with feedback runs the loop again there, until it waits
+      // once more; the CLI then aborts it.
+      const assistant = await server.client.assistants.create({
+        graphId: "refine",
+        config: { configurable: { approval: { mode: "final" }, maxIterations: 2 } },
+      });
       const second = JSON.parse(
-        (await run(["run", task, "--config", config(), "--db", db, "--json", "--quiet"])).stdout,
+        (
+          await run([
+            "run",
+            task,
+            "--assistant",
+            assistant.assistant_id,
+            "--db",
+            db,
+            "--json",
+            "--quiet",
+          ])
+        ).stdout,
       ).thread_id as string;
+      expect(await server.client.runs.list(second)).toEqual([
+        expect.objectContaining({ assistant_id: assistant.assistant_id }),
+      ]);
       const rejected = await fetch(`${server.url}/threads/${second}/approval`, {
         method: "POST",
         headers: { "content-type": "application/json" },
