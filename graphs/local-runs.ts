@@ -39,6 +39,23 @@ function ownerOf(run: Run): LocalOwner | undefined {
     : undefined;
 }
 
+/**
+ * True when `run` is executed by a CLI process on this machine that is still alive. A server
+ * starting up leaves such runs alone instead of re-queueing them: their process finishes them.
+ * (A CLI run recorded on another host name is re-queued, as any run left running.)
+ */
+export function isLiveLocalRun(run: Run): boolean {
+  const owner = ownerOf(run);
+  if (!owner || run.status !== "running") return false;
+  if (owner.host !== hostname()) return false;
+  try {
+    process.kill(owner.pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code !== "ESRCH";
+  }
+}
+
 /** True when `run` was started by a CLI process on this machine that no longer exists. */
 function isOrphan(run: Run): boolean {
   const owner = ownerOf(run);

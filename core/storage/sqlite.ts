@@ -809,17 +809,21 @@ export function createSqliteStorage(db: Database.Database): Storage {
         "UPDATE refinery_runs SET kwargs = json_set(kwargs, '$.checkpoint_before', json(?)) WHERE run_id = ?",
       ).run(j(checkpointId), runId);
     },
-    async requeueRunning() {
+    async requeueRunning(keep) {
       return db
         .transaction(() => {
           const rows = (
             prep(
               "SELECT * FROM refinery_runs WHERE status = 'running' ORDER BY seq",
             ).all() as Record<string, unknown>[]
-          ).map(rowToRun);
-          prep(
-            "UPDATE refinery_runs SET status = 'pending', updated_at = ? WHERE status = 'running'",
-          ).run(now());
+          )
+            .map(rowToRun)
+            .filter((r) => !keep?.(r));
+          const t = now();
+          const requeue = prep(
+            "UPDATE refinery_runs SET status = 'pending', updated_at = ? WHERE run_id = ? AND status = 'running'",
+          );
+          for (const r of rows) requeue.run(t, r.run_id);
           return rows.map((r) => ({ ...r, status: "pending" as const }));
         })
         .immediate();

@@ -1317,6 +1317,16 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
           expect((await storage.runs.get("r1"))?.status).toBe("pending");
         });
 
+        it("leaves the runs `keep` names running (runs a live CLI process executes)", async () => {
+          await created("t1", "cli", { status: "running", metadata: { source: "cli" } });
+          await created("t2", "r2");
+          expect((await storage.runs.claimNext())?.run_id).toBe("r2");
+          const requeued = await storage.runs.requeueRunning((r) => r.metadata.source === "cli");
+          expect(requeued.map((r) => r.run_id)).toEqual(["r2"]);
+          expect((await storage.runs.get("cli"))?.status).toBe("running");
+          expect((await storage.runs.get("r2"))?.status).toBe("pending");
+        });
+
         it("turns running runs back to pending, and a later claim counts attempt 2", async () => {
           await created("t1", "r1");
           await created("t2", "r2");
