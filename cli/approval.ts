@@ -130,14 +130,15 @@ export async function promptDecision(io: CliIO): Promise<ApprovalDecision | unde
   });
   let closed = false;
   rl.on("close", () => (closed = true));
-  const ask = async (q: string): Promise<string | undefined> => {
-    if (closed) return undefined;
-    try {
-      return await rl.question(q);
-    } catch {
-      return undefined;
-    }
-  };
+  // Ctrl-C or Ctrl-D at the prompt: leave the approval waiting.
+  rl.on("SIGINT", () => rl.close());
+  const ask = (q: string): Promise<string | undefined> =>
+    closed
+      ? Promise.resolve(undefined)
+      : new Promise((resolve) => {
+          rl.once("close", () => resolve(undefined));
+          rl.question(q).then(resolve, () => resolve(undefined));
+        });
   try {
     for (;;) {
       const choice = (

@@ -676,7 +676,7 @@ async function execute(
     io.stdout.write(renderWaiting(threadId, request));
     decision = await promptDecision(io);
     if (!decision) {
-      io.stdout.write(`left waiting; answer later with:\n${answerHelp(threadId)}\n`);
+      io.stdout.write(`\nleft waiting; answer later with:\n${answerHelp(threadId)}\n`);
       return EXIT.waiting;
     }
     input = undefined;
