@@ -8,24 +8,44 @@ import {
   type RefineOptions,
 } from "../core/config.ts";
 import { RefineryError } from "../core/errors.ts";
-import { readFileSync } from "node:fs";
+import { closest } from "../core/suggest.ts";
+import { existsSync, readFileSync } from "node:fs";
 import { parseArgs } from "node:util";
 
 export type Flags = Record<string, string | boolean | (string | boolean)[] | undefined>;
 
-/** `parseArgs` (strict, positionals allowed) whose refusals are one-line invalid_input errors. */
-export function parseFlags(
-  args: string[],
-  options: Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>,
-) {
+/**
+ * `parseArgs` (strict, positionals allowed) whose refusals are one-line invalid_input errors; an
+ * unknown flag names the closest known one. `command` is for the fix ("refinery run --help").
+ */
+export function parseFlags<
+  T extends Record<string, { type: "string" | "boolean"; short?: string; multiple?: boolean }>,
+>(args: string[], options: T, command = "") {
   try {
     return parseArgs({ args, options, allowPositionals: true, strict: true });
   } catch (err) {
-    throw new RefineryError(
-      "invalid_input",
-      (err as Error).message.split("\n")[0] ?? "invalid arguments",
-      { fix: "see --help for the accepted options" },
-    );
+    const e = err as Error & { code?: string };
+    const help = `refinery ${command ? `${command} ` : ""}--help`;
+    const unknown = /^Unknown option '([^']+)'/.exec(e.message)?.[1];
+    if (unknown) {
+      const known = Object.keys(options).map((k) => `--${k}`);
+      const near = unknown.startsWith("--") ? closest(unknown.split("=")[0]!, known) : undefined;
+      throw new RefineryError("invalid_input", `unknown option ${unknown}`, {
+        field: unknown,
+        fix: near ? `did you mean ${near}? (see ${help})` : `see ${help} for the accepted options`,
+      });
+    }
+    const missing = /^Option '(-[^' ]+)(?:, (--[^' ]+))?[^']*' argument missing/.exec(e.message);
+    if (missing) {
+      const flag = missing[2] ?? missing[1]!;
+      throw new RefineryError("invalid_input", `${flag} needs a value`, {
+        field: flag,
+        fix: `pass it as ${flag} VALUE (see ${help})`,
+      });
+    }
+    throw new RefineryError("invalid_input", e.message.split("\n")[0] ?? "invalid arguments", {
+      fix: `see ${help} for the accepted options`,
+    });
   }
 }
 
@@ -40,6 +60,28 @@ export function settingsFromFlags(
 ): ProcessSettings {
   const path = typeof db === "string" && db !== "" ? { REFINERY_DB: db } : {};
   return { ...processSettingsFromEnv({ ...env, ...path }, file), modelEndpoints: "any" };
+}
+
+/**
+ * settingsFromFlags for a command that reads what runs stored (resume, approve, export, lessons):
+ * a database file that does not exist is refused, naming where the path came from, instead of an
+ * empty database being created and read.
+ */
+export function existingDbSettings(
+  env: Record<string, string | undefined>,
+  db: unknown,
+): ProcessSettings {
+  const settings = settingsFromFlags(env, db);
+  const path = settings.dbPath;
+  if (path !== ":memory:" && !existsSync(path)) {
+    const field =
+      typeof db === "string" && db !== "" ? "--db" : env.REFINERY_DB ? "REFINERY_DB" : "--db";
+    throw new RefineryError("invalid_input", `no database at ${path}`, {
+      field,
+      fix: `check the path: give --db (or REFINERY_DB) the file your runs were stored in${field === "--db" && !db ? " (none yet: start with `refinery run`)" : ""}`,
+    });
+  }
+  return settings;
 }
 
 export const RUN_FLAGS = {
@@ -68,6 +110,7 @@ export const RUN_FLAGS = {
   offline: { type: "boolean" },
   seed: { type: "string" },
   thread: { type: "string" },
+  assistant: { type: "string" },
   db: { type: "string" },
   json: { type: "boolean" },
   quiet: { type: "boolean", short: "q" },

@@ -2,6 +2,15 @@
 // Entry point of the `refinery` bin: registers tsx so the TypeScript sources run without a build.
 import { register } from "tsx/esm/api";
 
+// A reader that stops early (`refinery export ... | head`) closes the pipe: stop quietly, as
+// other command-line tools do, instead of dying on an unhandled EPIPE with a stack trace.
+for (const stream of [process.stdout, process.stderr]) {
+  stream.on("error", (err) => {
+    if (err.code === "EPIPE") process.exit(process.exitCode ?? 0);
+    throw err;
+  });
+}
+
 register();
 const { main } = await import("./main.ts");
 const code = await main(process.argv.slice(2), {

@@ -3,7 +3,6 @@
 // Results are appended per item, so running the same command again resumes an interrupted run.
 import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
-import { parseArgs } from "node:util";
 import { isRefineryError, RefineryError } from "../core/errors.ts";
 import { createSimulatedModel, DEFAULT_SIMULATED_OPTIONS } from "../core/models/simulated.ts";
 import type { Strategy } from "../core/state.ts";
@@ -25,7 +24,7 @@ import {
   type ModelChoice,
   type SimulatedParams,
 } from "../graphs/eval/index.ts";
-import { settingsFromFlags } from "./args.ts";
+import { parseFlags, settingsFromFlags } from "./args.ts";
 import type { CliIO } from "./main.ts";
 
 export const EVAL_HELP = `refinery eval --dataset PATH [options]
@@ -87,6 +86,7 @@ function intFlag(
       `expected an integer from ${min} to ${max}, got "${value}"`,
       {
         field: `--${name}`,
+        fix: `pass a whole number between ${min} and ${max}, e.g. --${name} ${Math.min(Math.max(min, 1), max)}`,
       },
     );
   }
@@ -109,18 +109,11 @@ function parseStrategies(raw: string | undefined): Strategy[] {
 }
 
 export async function evalCommand(args: string[], io: CliIO): Promise<number> {
-  let parsed;
-  try {
-    parsed = parseArgs({ args, options: EVAL_FLAGS, allowPositionals: false, strict: true });
-  } catch (err) {
-    throw new RefineryError(
-      "invalid_input",
-      (err as Error).message.split("\n")[0] ?? "invalid arguments",
-      {
-        fix: "see refinery eval --help",
-      },
-    );
-  }
+  const parsed = parseFlags(args, EVAL_FLAGS, "eval");
+  if (parsed.positionals.length > 0)
+    throw new RefineryError("invalid_input", `unexpected argument "${parsed.positionals[0]}"`, {
+      fix: "eval takes only options, e.g. refinery eval --dataset data.jsonl (see refinery eval --help)",
+    });
   const flags = parsed.values;
   if (flags.help) {
     io.stdout.write(EVAL_HELP);

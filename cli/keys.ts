@@ -1,7 +1,7 @@
 // `refinery keys`: makes API keys for REFINERY_API_KEYS. `new` prints a fresh key once (for the
 // person or service that will use it) and the entry to add to the keys file, which holds only
 // the key's SHA-256; `hash` prints the SHA-256 of an existing key.
-import { parseArgs } from "node:util";
+import { parseFlags } from "./args.ts";
 import { hashKey, newKey, ROLES, type Role } from "../core/api-keys.ts";
 import { RefineryError } from "../core/errors.ts";
 import type { CliIO } from "./main.ts";
@@ -40,16 +40,20 @@ export async function keysCommand(argv: string[], io: CliIO): Promise<number> {
       fix: "use refinery keys new or refinery keys hash (see refinery keys --help)",
     });
   }
-  const { values } = parseArgs({
-    args: rest,
-    options: {
+  const { values, positionals } = parseFlags(
+    rest,
+    {
       identity: { type: "string" },
       tenant: { type: "string" },
       role: { type: "string" },
       json: { type: "boolean" },
     },
-    strict: true,
-  });
+    "keys",
+  );
+  if (positionals.length > 0)
+    throw new RefineryError("invalid_input", `unexpected argument "${positionals[0]}"`, {
+      fix: "refinery keys new --identity alice --tenant acme --role member",
+    });
   for (const field of ["identity", "tenant", "role"] as const) {
     if (!values[field]?.trim()) {
       throw new RefineryError("invalid_input", `--${field} is required`, {

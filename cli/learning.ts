@@ -17,7 +17,8 @@ import type { Lesson } from "../core/memory/lessons.ts";
 import { OUTCOME_VERDICTS, type OutcomeFilter } from "../core/storage/learning-sqlite.ts";
 import { openLearning, type OpenedLearning } from "../graphs/learning.ts";
 import { systemAssistantId } from "../graphs/registry.ts";
-import { parseFlags, settingsFromFlags } from "./args.ts";
+import { existingDbSettings, parseFlags, settingsFromFlags } from "./args.ts";
+import { closest } from "../core/suggest.ts";
 import type { CliIO } from "./main.ts";
 
 const LESSONS_HELP = `refinery lessons COMMAND [options]
@@ -59,11 +60,13 @@ Output:
       --db PATH             SQLite file (default REFINERY_DB or ./data/refinery.db)
 `;
 
+/** `existing`: the command reads stored data, so a database file that is not there is an error. */
 async function open(
   io: CliIO,
   db: unknown,
+  existing: boolean,
 ): Promise<OpenedLearning & { closeAll(): Promise<void> }> {
-  const settings = settingsFromFlags(io.env, db);
+  const settings = existing ? existingDbSettings(io.env, db) : settingsFromFlags(io.env, db);
   const checkpointer = openSqliteCheckpointer(settings.dbPath);
   const learning = await openLearning(settings, checkpointer.db!).catch((err: unknown) => {
     checkpointer.close();
@@ -96,7 +99,10 @@ function positiveInt(value: unknown, field: string): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1)
-    throw new RefineryError("invalid_input", `${field} must be a positive integer`, { field });
+    throw new RefineryError("invalid_input", `${field} must be a positive integer`, {
+      field,
+      fix: `e.g. ${field} 10`,
+    });
   return n;
 }
 
@@ -106,28 +112,34 @@ function line(l: Lesson): string {
 }
 
 export async function lessonsCommand(args: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseFlags(args, {
-    assistant: { type: "string" },
-    query: { type: "string" },
-    limit: { type: "string" },
-    keywords: { type: "string" },
-    text: { type: "string" },
-    pin: { type: "boolean" },
-    restore: { type: "boolean" },
-    json: { type: "boolean" },
-    db: { type: "string" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values, positionals } = parseFlags(
+    args,
+    {
+      assistant: { type: "string" },
+      query: { type: "string" },
+      limit: { type: "string" },
+      keywords: { type: "string" },
+      text: { type: "string" },
+      pin: { type: "boolean" },
+      restore: { type: "boolean" },
+      json: { type: "boolean" },
+      db: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    "lessons",
+  );
   const [sub, ...rest] = positionals;
   if (values.help || !sub) {
     io.stdout.write(LESSONS_HELP);
     return sub || values.help ? 0 : 2;
   }
   const known = ["list", "search", "add", "edit", "pin", "unpin", "delete"];
-  if (!known.includes(sub))
+  if (!known.includes(sub)) {
+    const near = closest(sub, known);
     throw new RefineryError("invalid_input", `unknown lessons command "${sub}"`, {
-      fix: `use one of ${known.join(", ")}`,
+      fix: near ? `did you mean \`refinery lessons ${near}\`?` : `use one of ${known.join(", ")}`,
     });
+  }
   const needsArg = sub !== "list";
   if (needsArg && rest.length !== 1)
     throw new RefineryError(
@@ -137,7 +149,8 @@ export async function lessonsCommand(args: string[], io: CliIO): Promise<number>
     );
   const limit = positiveInt(values.limit, "--limit");
   const assistant = assistantOf(values.assistant);
-  const learning = await open(io, values.db);
+  // Adding a lesson may start a new database; every other subcommand reads an existing one.
+  const learning = await open(io, values.db, sub !== "add");
   try {
     const memory = learning.memory;
     if (!memory)
@@ -208,18 +221,22 @@ export async function lessonsCommand(args: string[], io: CliIO): Promise<number>
 }
 
 export async function exportCommand(args: string[], io: CliIO): Promise<number> {
-  const { values, positionals } = parseFlags(args, {
-    format: { type: "string" },
-    graph: { type: "string" },
-    assistant: { type: "string" },
-    since: { type: "string" },
-    until: { type: "string" },
-    verdict: { type: "string" },
-    "approved-only": { type: "boolean" },
-    out: { type: "string", short: "o" },
-    db: { type: "string" },
-    help: { type: "boolean", short: "h" },
-  });
+  const { values, positionals } = parseFlags(
+    args,
+    {
+      format: { type: "string" },
+      graph: { type: "string" },
+      assistant: { type: "string" },
+      since: { type: "string" },
+      until: { type: "string" },
+      verdict: { type: "string" },
+      "approved-only": { type: "boolean" },
+      out: { type: "string", short: "o" },
+      db: { type: "string" },
+      help: { type: "boolean", short: "h" },
+    },
+    "export",
+  );
   if (values.help) {
     io.stdout.write(EXPORT_HELP);
     return 0;
@@ -228,12 +245,25 @@ export async function exportCommand(args: string[], io: CliIO): Promise<number> 
     throw new RefineryError("invalid_input", `unexpected argument "${positionals[0]}"`, {
       fix: "see refinery export --help",
     });
-  const format = values.format as ExportFormat | undefined;
-  if (!format || !EXPORT_FORMATS.includes(format))
+  const format = values.format as ExportFormat | "" | undefined;
+  if (format === undefined || format === "")
     throw new RefineryError("invalid_input", "--format is required: sft, dpo or pasr", {
       field: "--format",
       fix: "e.g. refinery export --format sft --out sft.jsonl",
     });
+  if (!EXPORT_FORMATS.includes(format)) {
+    const near = closest(format, EXPORT_FORMATS);
+    throw new RefineryError(
+      "invalid_input",
+      `unknown format "${format}": the formats are ${EXPORT_FORMATS.join(", ")}`,
+      {
+        field: "--format",
+        fix: near
+          ? `did you mean --format ${near}?`
+          : "e.g. refinery export --format sft --out sft.jsonl",
+      },
+    );
+  }
   const date = (flag: "since" | "until") => {
     const v = values[flag];
     if (v === undefined) return undefined;
@@ -241,6 +271,7 @@ export async function exportCommand(args: string[], io: CliIO): Promise<number> 
     if (iso === undefined)
       throw new RefineryError("invalid_input", `--${flag} must be ${ISO_DATE_HINT}`, {
         field: `--${flag}`,
+        fix: `e.g. --${flag} 2026-11-01`,
       });
     return iso;
   };
@@ -250,6 +281,7 @@ export async function exportCommand(args: string[], io: CliIO): Promise<number> 
   if (!OUTCOME_VERDICTS.includes(verdict))
     throw new RefineryError("invalid_input", "--verdict must be verified, failed or any", {
       field: "--verdict",
+      fix: "e.g. --verdict verified (or leave it out for any)",
     });
   const filter: OutcomeFilter = {
     ...(typeof values.graph === "string" ? { graph_id: values.graph } : {}),
@@ -264,8 +296,9 @@ export async function exportCommand(args: string[], io: CliIO): Promise<number> 
   if (filter.since && filter.until && filter.since >= filter.until)
     throw new RefineryError("invalid_input", "--since must be before --until", {
       field: "--since",
+      fix: "swap the two dates",
     });
-  const learning = await open(io, values.db);
+  const learning = await open(io, values.db, true);
   try {
     let out: ReturnType<typeof createWriteStream> | undefined;
     if (typeof values.out === "string") {
@@ -286,7 +319,10 @@ export async function exportCommand(args: string[], io: CliIO): Promise<number> 
       count += 1;
       if (out) {
         if (!out.write(l)) await once(out, "drain");
-      } else io.stdout.write(l);
+      } else if ((io.stdout.write(l) as unknown) === false && "once" in io.stdout) {
+        // A slow reader: wait rather than buffer the whole export in memory.
+        await once(io.stdout as unknown as NodeJS.EventEmitter, "drain");
+      }
     }
     if (out) {
       out.end();

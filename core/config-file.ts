@@ -11,12 +11,18 @@ export const ConfigFileSchema = RefineOptionsSchema.extend({
   db: z.string().min(1).optional().describe("SQLite file for checkpoints (REFINERY_DB overrides)."),
   model: z.string().min(1).optional().describe("Default model name (REFINERY_MODEL overrides)."),
   baseURL: z.url().optional().describe("OpenAI-compatible base URL (OPENAI_BASE_URL overrides)."),
+  assistant: z
+    .string()
+    .min(1)
+    .optional()
+    .describe("Assistant (UUID) of the refine graph whose options the CLI's runs start from."),
 }).strict();
 
 export interface ConfigFile {
   db?: string;
   model?: string;
   baseURL?: string;
+  assistant?: string;
   refine: RefineOptions;
 }
 
@@ -57,6 +63,6 @@ export function loadConfigFile(path: string): ConfigFile {
       fix: err.fix ?? "see README, Configuration",
     });
   }
-  const { db, model, baseURL, ...refine } = result.data;
-  return { db, model, baseURL, refine };
+  const { db, model, baseURL, assistant, ...refine } = result.data;
+  return { db, model, baseURL, assistant, refine };
 }

@@ -28,6 +28,7 @@ import {
 import { publicRun, publicValues } from "./redact.ts";
 import { serializeError } from "./serde.ts";
 import type { StreamHub } from "./stream-hub.ts";
+import { isLiveLocalRun } from "../graphs/local-runs.ts";
 
 export type { CancelAction } from "./run-runner.ts";
 
@@ -104,7 +105,8 @@ export class RunExecutor {
    * was running at every kill) is not started again at every start.
    */
   async start(): Promise<void> {
-    const requeued = await this.deps.storage.runs.requeueRunning();
+    // Runs a live CLI process executes are its own; those of a CLI that died are re-queued.
+    const requeued = await this.deps.storage.runs.requeueRunning(isLiveLocalRun);
     for (const run of requeued) {
       const ids = { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt };
       if (run.attempt >= MAX_RUN_ATTEMPTS) {

@@ -677,16 +677,16 @@ export function createSqliteStorage(db: Database.Database): Storage {
             assistant_id: input.assistant_id,
             created_at: t,
             updated_at: t,
-            status: "pending",
+            status: input.status ?? "pending",
             metadata: input.metadata ?? {},
             multitask_strategy: input.multitask_strategy,
             kwargs: input.kwargs,
-            attempt: 0,
+            attempt: input.status === "running" ? 1 : 0,
             error: null,
           };
           prep(
             `INSERT INTO refinery_runs (run_id, thread_id, assistant_id, created_at, updated_at, not_before, status, metadata, multitask_strategy, kwargs, attempt, error, seq, partition)
-           VALUES (?, ?, ?, ?, ?, ?, 'pending', ?, ?, ?, 0, NULL, ?, ?)`,
+           VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)`,
           ).run(
             run.run_id,
             run.thread_id,
@@ -694,9 +694,11 @@ export function createSqliteStorage(db: Database.Database): Storage {
             t,
             t,
             notBefore,
+            run.status,
             j(run.metadata),
             run.multitask_strategy,
             j(run.kwargs),
+            run.attempt,
             nextSeq(),
             input.partition ?? "",
           );
@@ -807,17 +809,21 @@ export function createSqliteStorage(db: Database.Database): Storage {
         "UPDATE refinery_runs SET kwargs = json_set(kwargs, '$.checkpoint_before', json(?)) WHERE run_id = ?",
       ).run(j(checkpointId), runId);
     },
-    async requeueRunning() {
+    async requeueRunning(keep) {
       return db
         .transaction(() => {
           const rows = (
             prep(
               "SELECT * FROM refinery_runs WHERE status = 'running' ORDER BY seq",
             ).all() as Record<string, unknown>[]
-          ).map(rowToRun);
-          prep(
-            "UPDATE refinery_runs SET status = 'pending', updated_at = ? WHERE status = 'running'",
-          ).run(now());
+          )
+            .map(rowToRun)
+            .filter((r) => !keep?.(r));
+          const t = now();
+          const requeue = prep(
+            "UPDATE refinery_runs SET status = 'pending', updated_at = ? WHERE run_id = ? AND status = 'running'",
+          );
+          for (const r of rows) requeue.run(t, r.run_id);
           return rows.map((r) => ({ ...r, status: "pending" as const }));
         })
         .immediate();

@@ -191,6 +191,11 @@ export interface NewRun {
   not_before?: string;
   /** The caller's data partition (its tenant); the per-partition cap counts runs by it. */
   partition?: string;
+  /**
+   * "running" (attempt 1): a run the caller executes itself, in its own process (the CLI), so
+   * no executor ever claims it. Default "pending": queued for an executor.
+   */
+  status?: "pending" | "running";
 }
 
 export type CreateRunResult =
@@ -255,8 +260,11 @@ export interface RunStore {
   ): Promise<void>;
   /** Records the thread's checkpoint when the run first started (used by rollback and crash recovery). */
   setCheckpointBefore(runId: string, checkpointId: string | null): Promise<void>;
-  /** Crash recovery at start-up: runs left running go back to pending, returns them. */
-  requeueRunning(): Promise<Run[]>;
+  /**
+   * Crash recovery at start-up: runs left running go back to pending, returns them. Runs for
+   * which `keep` is true stay running (a run another live process executes, e.g. the CLI).
+   */
+  requeueRunning(keep?: (run: Run) => boolean): Promise<Run[]>;
   countByStatus(): Promise<Record<RunStatus, number>>;
 }
 

@@ -14,6 +14,7 @@ import {
 import type { z } from "zod";
 import { mergeRefineOptions, parseRefineOptions, type RefineOptions } from "../../core/config.ts";
 import { RefineryError } from "../../core/errors.ts";
+import { closest } from "../../core/suggest.ts";
 import type { ModelProvider } from "../../core/models/provider.ts";
 import { createSettingsResolver, type SettingsResolver } from "../../core/settings.ts";
 import { latestDraft, type StopReason } from "../../core/state.ts";
@@ -229,12 +230,17 @@ function validateNode(
       "rename the node",
     );
   const kind = kinds.get(node.kind);
-  if (!kind)
+  if (!kind) {
+    const names = kinds.names();
+    const near = closest(node.kind, names);
     throw invalid(
       `${path}.kind`,
       `unknown node kind "${node.kind}"`,
-      `use one of: ${kinds.names().join(", ")}`,
+      near
+        ? `did you mean "${near}"? (node kinds: ${names.join(", ")})`
+        : `node kinds here: ${names.join(", ")}. A kind written in TypeScript must be registered: start the server with REFINERY_NODE_KINDS naming the module that exports it, e.g. REFINERY_NODE_KINDS=./graphs/examples/back-translate.ts npm start`,
     );
+  }
   const { kind: _kind, description: _d, options: rawOptions, ...own } = node;
   const parsed = kind.schema.safeParse(own);
   if (!parsed.success) throw zodError(parsed.error, path);

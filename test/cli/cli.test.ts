@@ -7,6 +7,8 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { roleOf, startOpenAIStub } from "../support/openai-stub.ts";
+import { startTestServer, type TestServer } from "../support/server.ts";
+import { systemAssistantId } from "../../graphs/registry.ts";
 
 const BIN = join(import.meta.dirname, "../../cli/bin.mjs");
 const dir = mkdtempSync(join(tmpdir(), "refinery-cli-"));
@@ -61,13 +63,43 @@ function threadsIn(db: string): string[] {
   }
 }
 
+function rowsIn(db: string, sql: string): unknown[] {
+  const conn = new Database(db, { readonly: true });
+  try {
+    return conn.prepare(sql).all();
+  } finally {
+    conn.close();
+  }
+}
+
+const CRASH = "0c6a3b7e-2f4d-4e8a-9b1c-5d6e7f8a9b0c";
+
+/** A config file that asks a reviewer for the final answer. */
+function config(): string {
+  const path = join(dir, "approval.yaml");
+  if (!existsSync(path))
+    writeFileSync(
+      path,
+      "approval: {mode: final}\nverifiers:\n  - {kind: answer_match, expected: 395}\n",
+    );
+  return path;
+}
+
 describe("refinery CLI", () => {
   it("--help works for every command", async () => {
-    for (const args of [["--help"], ["run", "--help"], ["resume", "--help"]]) {
+    for (const args of [
+      ["--help"],
+      ["run", "--help"],
+      ["resume", "--help"],
+      ["approve", "--help"],
+    ]) {
       const r = await run(args);
       expect(r.code).toBe(0);
       expect(r.stdout).toMatch(/refinery/);
     }
+    const version = await run(["--version"]);
+    expect(version).toMatchObject({ code: 0, stderr: "" });
+    expect(version.stdout).toMatch(/^refinery \d+\.\d+\.\d+\n$/);
   });
 
   it("run prints each iteration live, then the answer, stop reason and tokens (offline model)", async () => {
@@ -131,7 +163,12 @@ describe("refinery CLI", () => {
       [["run", "x", "--verifier", '{"kind":"telepathy"}'], /kind/],
       [["run", "x", "--max-iterations", "many"], /--max-iterations/],
       [["run", "x", "--max-iterations", "0"], /--max-iterations/],
-      [["run", "x", "--nope"], /Unknown option/],
+      [
+        ["run", "x", "--max-iteration", "3"],
+        /unknown option --max-iteration\b.*did you mean --max-iterations\?/,
+      ],
+      [["run", "x", "--thread", "crash-1"], /--thread: .*not a UUID.*Fix: omit --thread/],
+      [["reject", "3f2b8c1e-1111-4222-8333-444455556666"], /--feedback: reject needs feedback/],
       [
         ["run", "x", "--verifier", '{"kind":"json_schema","schema":{"type":"nonsense"}}'],
         /schema/i,
@@ -156,6 +193,7 @@ describe("refinery CLI", () => {
       expect(r.stderr).toMatch(/OPENAI_BASE_URL/);
       expect(r.stderr).not.toMatch(/ {4}at /);
       expect(threadsIn(db)).toEqual([]);
+      expect(rowsIn(db, "select thread_id from refinery_threads")).toEqual([]);
     });
 
     it("a corrupt database file is reported, not overwritten", async () => {
@@ -167,12 +205,151 @@ describe("refinery CLI", () => {
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
     });
 
-    it("resume of an unknown thread is a one-line error", async () => {
+    it("resume of an unknown thread is invalid input (exit 2); a mistyped --db is refused, not created", async () => {
+      writeFileSync(db, "");
       const r = await run(["resume", "no-such-thread", "--db", db]);
-      expect(r.code).toBe(1);
-      expect(r.stderr).toMatch(/no run with thread id no-such-thread/);
+      expect(r.code).toBe(2);
+      expect(r.stderr).toMatch(/no run with thread id no-such-thread.*Fix: check the id/);
+      const typo = join(dir, "refnery.db");
+      const t = await run(["resume", "no-such-thread", "--db", typo]);
+      expect(t.code).toBe(2);
+      expect(t.stderr).toMatch(/^refinery: --db: no database at .*refnery\.db Fix: check the path/);
+      expect(t.stderr.trim().split("\n")).toHaveLength(1);
+      expect(existsSync(typo)).toBe(false);
     });
   });
+
+  describe("approval: a CLI run is an ordinary thread of the server's database", () => {
+    let server: TestServer;
+    afterAll(async () => server?.close());
+
+    it("waits for a reviewer (exit 4) where the server sees it; approve from the CLI, a reject from the server, abort from the CLI; --assistant runs on a server-made assistant", async () => {
+      // The server's graphs run in its own thread here, on the offline model, as the CLI's do.
+      server = await startTestServer({ env: { REFINERY_RUN_THREADS: "0" } });
+      const db = server.dbPath;
+      const task = "What is 17 * 23 + 4?";
+      const waiting = await run(["run", task, "--config", config(), "--db", db, "--json"]);
+      expect(waiting.stderr).toBe("");
+      expect(waiting.code).toBe(4);
+      const paused = JSON.parse(waiting.stdout);
+      expect(paused).toMatchObject({
+        status: "waiting_for_approval",
+        approval: { type: "approval" },
+      });
+      const id: string = paused.thread_id;
+      expect(paused.approval.draft).toMatch(/Answer: /);
+
+      // The server over the same file sees the thread, its run and the pending approval.
+      const thread = await server.client.threads.get(id);
+      expect(thread).toMatchObject({ status: "interrupted", metadata: { graph_id: "refine" } });
+      const runs = await server.client.runs.list(id);
+      expect(runs).toHaveLength(1);
+      expect(runs[0]).toMatchObject({
+        status: "success",
+        assistant_id: systemAssistantId("refine"),
+      });
+      const queue = (await (await fetch(`${server.url}/approvals`)).json()) as {
+        thread_id: string;
+        task: string;
+      }[];
+      expect(queue).toContainEqual(expect.objectContaining({ thread_id: id, task }));
+
+      const approved = await run(["approve", id, "--db", db, "--json"]);
+      expect(approved.stderr).toBe("");
+      expect(approved.code).toBe(0);
+      expect(JSON.parse(approved.stdout)).toMatchObject({
+        status: "finished",
+        stop_reason: "approved",
+      });
+      expect(await server.client.threads.get(id)).toMatchObject({ status: "idle" });
+      expect(await server.client.runs.list(id)).toHaveLength(2);
+      // Nothing waits any more: a second answer is refused in one line, exit 2.
+      const again = await run(["approve", id, "--db", db]);
+      expect(again.code).toBe(2);
+      expect(again.stderr).toMatch(
+        /^refinery: THREAD_ID: thread .* is not waiting for a reviewer .*Fix: /,
+      );
+
+      // A second CLI thread, on an assistant made on the server (its options ask for approval),
+      // answered by the server: reject with feedback runs the loop again there, until it waits
+      // once more; the CLI then aborts it.
+      const assistant = await server.client.assistants.create({
+        graphId: "refine",
+        config: { configurable: { approval: { mode: "final" }, maxIterations: 2 } },
+      });
+      const second = JSON.parse(
+        (
+          await run([
+            "run",
+            task,
+            "--assistant",
+            assistant.assistant_id,
+            "--db",
+            db,
+            "--json",
+            "--quiet",
+          ])
+        ).stdout,
+      ).thread_id as string;
+      expect(await server.client.runs.list(second)).toEqual([
+        expect.objectContaining({ assistant_id: assistant.assistant_id }),
+      ]);
+      const rejected = await fetch(`${server.url}/threads/${second}/approval`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify({ action: "reject", feedback: "show each step" }),
+      });
+      expect(rejected.status).toBe(200);
+      const { run_id } = (await rejected.json()) as { run_id: string };
+      await server.client.runs.join(second, run_id);
+      expect(await server.client.threads.get(second)).toMatchObject({ status: "interrupted" });
+      const aborted = await run(["abort", second, "--db", db]);
+      expect(aborted.code).toBe(3);
+      expect(aborted.stdout).toMatch(/stop reason: aborted/);
+      const state = (await server.client.threads.get(second)).values as {
+        approvals: { action: string }[];
+      };
+      expect(state.approvals.map((a) => a.action)).toEqual(["reject", "abort"]);
+    }, 60_000);
+  });
+
+  // A terminal for the CLI: util-linux `script` runs it on a pseudo-terminal fed from our pipe.
+  it.skipIf(!existsSync("/usr/bin/script"))(
+    "on a terminal, a run waiting for a reviewer asks what to do and continues with the answer",
+    async () => {
+      const q = (a: string) => `'${a.replace(/'/g, "'\\''")}'`;
+      const command = [
+        process.execPath,
+        BIN,
+        "run",
+        "What is 17 * 23 + 4?",
+        "--config",
+        config(),
+        "--db",
+        join(dir, "tty.db"),
+      ]
+        .map(q)
+        .join(" ");
+      const child = spawn("/usr/bin/script", ["-qec", command, "/dev/null"], {
+        env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", TERM: "dumb" },
+        stdio: ["pipe", "pipe", "pipe"],
+      });
+      let stdout = "";
+      let answered = false;
+      child.stdout.on("data", (d) => {
+        stdout += String(d);
+        if (!answered && stdout.includes("[w]ait? ")) {
+          answered = true;
+          child.stdin.write("a\n");
+        }
+      });
+      const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+      expect(stdout).toMatch(/waiting for a reviewer/);
+      expect(stdout).toMatch(/stop reason: approved/);
+      expect(code).toBe(0);
+    },
+    60_000,
+  );
 
   it("crash-resume: a killed run continues from its checkpoint without redoing finished steps", async () => {
     const stub = await startOpenAIStub();
@@ -194,7 +371,7 @@ describe("refinery CLI", () => {
     const env = { OPENAI_API_KEY: "test-key", OPENAI_BASE_URL: stub.url, REFINERY_DB: db };
     try {
       const first = cli(
-        ["run", "What is 17 * 23 + 4?", "--expect-number", "395", "--thread", "crash-1"],
+        ["run", "What is 17 * 23 + 4?", "--expect-number", "395", "--thread", CRASH],
         env,
       );
       await waitFor(() => served.includes("revise"), 20_000);
@@ -203,7 +380,7 @@ describe("refinery CLI", () => {
       expect(killed.code).toBeNull();
       expect(served).toEqual(["generate", "critique", "revise"]);
 
-      const resumed = await run(["resume", "crash-1", "--json"], env);
+      const resumed = await run(["resume", CRASH, "--json"], env);
       expect(resumed.stderr).toBe("");
       expect(resumed.code).toBe(0);
       const result = JSON.parse(resumed.stdout);
@@ -211,7 +388,12 @@ describe("refinery CLI", () => {
       expect(result.answer).toMatch(/Answer: 395/);
       // generate and the first critique were checkpointed: only the interrupted revise is redone.
       expect(served).toEqual(["generate", "critique", "revise", "revise", "critique"]);
-      expect(threadsIn(db)).toEqual(["crash-1"]);
+      expect(threadsIn(db)).toEqual([CRASH]);
+      // The killed process's run was taken over by resume: one run, finished, as the server sees it.
+      expect(rowsIn(db, "select status, attempt from refinery_runs")).toEqual([
+        { status: "success", attempt: 1 },
+      ]);
+      expect(rowsIn(db, "select status from refinery_threads")).toEqual([{ status: "idle" }]);
     } finally {
       await stub.close();
     }

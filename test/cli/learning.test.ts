@@ -1,7 +1,7 @@
 // `refinery lessons` and `refinery export` as a user runs them: child processes of the bin on a
 // real SQLite file, the offline simulated model for the runs.
 import { spawn } from "node:child_process";
-import { mkdtempSync, readFileSync, rmSync } from "node:fs";
+import { existsSync, mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { afterAll, describe, expect, it } from "vitest";
@@ -66,7 +66,7 @@ describe("refinery lessons", () => {
 
     expect((await run(["lessons", "delete", lesson.id])).code).toBe(0);
     const again = await run(["lessons", "delete", lesson.id]);
-    expect(again.code).toBe(1);
+    expect(again.code).toBe(2);
     expect(again.stderr.trim().split("\n")).toHaveLength(1);
     expect(again.stderr).toMatch(/^refinery: ID: no lesson .* Fix: list the ids/);
   }, 180_000);
@@ -90,7 +90,7 @@ describe("refinery lessons", () => {
 });
 
 describe("refinery export", () => {
-  it("writes the runs the CLI refined as SFT, DPO and PASR JSONL", async () => {
+  it("writes the runs the CLI refined as SFT, DPO and PASR JSONL, and stops quietly when its reader goes away", async () => {
     // Seed 3 of the simulated model: the first draft of this task is wrong and gets revised.
     const tasks = ["What is 17 * 23 + 4?", "What is 48 / 6 + 9?", "What is 125 - 38 * 2?"];
     for (const task of tasks) {
@@ -138,12 +138,32 @@ describe("refinery export", () => {
     }
     const none = await run(["export", "--format", "sft", "--until", "2001-01-01"]);
     expect(none).toMatchObject({ code: 0, stdout: "" });
+
+    // `refinery export ... | head`: the reader goes away; the export stops quietly.
+    const child = spawn(process.execPath, [BIN, "export", "--format", "sft", "--verdict", "any"], {
+      env: { PATH: process.env.PATH ?? "", HOME: process.env.HOME ?? "", REFINERY_DB: DB },
+      stdio: ["ignore", "pipe", "pipe"],
+    });
+    // The reader closes before the first line is written: every write meets a closed pipe.
+    child.stdout.destroy();
+    let stderr = "";
+    child.stderr.on("data", (d) => (stderr += String(d)));
+    const code = await new Promise<number | null>((resolve) => child.on("close", resolve));
+    expect(stderr).toBe("");
+    expect(code).toBe(0);
   }, 180_000);
 
   it("refuses invalid filters with one line and exit 2", async () => {
-    for (const [args, field] of [
-      [["export"], "--format"],
-      [["export", "--format", "csv"], "--format"],
+    const typo = join(dir, "lerning.db");
+    for (const [args, field, message] of [
+      [["export"], "--format", /--format is required/],
+      [
+        ["export", "--format", "xml"],
+        "--format",
+        /unknown format "xml": the formats are sft, dpo, pasr/,
+      ],
+      [["export", "--format", "sfd"], "--format", /did you mean --format sft\?/],
+      [["export", "--format", "sft", "--db", typo], "--db", /no database at .*lerning\.db Fix: /],
       [["export", "--format", "sft", "--since", "last week"], "--since"],
       [["export", "--format", "sft", "--verdict", "great"], "--verdict"],
       [["export", "--format", "sft", "--since", "2026-12-01", "--until", "2026-11-01"], "--since"],
@@ -152,7 +172,11 @@ describe("refinery export", () => {
       const r = await run([...args]);
       expect(r.code, args.join(" ")).toBe(2);
       expect(r.stderr, args.join(" ")).toContain(`${field}:`);
+      if (message) expect(r.stderr).toMatch(message);
+      expect(r.stderr, args.join(" ")).toMatch(/ Fix: /);
       expect(r.stderr.trim().split("\n")).toHaveLength(1);
     }
+    // Read-only commands do not create the database they were pointed at by mistake.
+    expect(existsSync(typo)).toBe(false);
   }, 180_000);
 });

@@ -118,7 +118,7 @@ describe("refinery eval", () => {
       /--strategies: unknown strategy "telepathy"/,
     ],
     [["eval", "--dataset", "DATASET", "--concurrency", "0"], /--concurrency: expected an integer/],
-    [["eval", "--dataset", "DATASET", "--frobnicate"], /Unknown option/],
+    [["eval", "--dataset", "DATASET", "--frobnicate"], /unknown option --frobnicate/],
     [["eval", "--dataset", "DATASET", "--replicates", "0"], /--replicates: expected an integer/],
     [
       ["eval", "--dataset", "DATASET", "--seed", "1", "--sim", "frobnicate=1"],

@@ -1169,6 +1169,16 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
           expect(await storage.runs.get("r1")).toEqual(claimed);
         });
 
+        it("never claims a run created running (the CLI executes it itself), nor another run of its thread", async () => {
+          const own = await created("t1", "r1", { status: "running" });
+          expect(own).toMatchObject({ status: "running", attempt: 1 });
+          expect(await storage.runs.get("r1")).toEqual(own);
+          expect((await storage.threads.get("t1"))?.status).toBe("busy");
+          await created("t1", "r2");
+          expect(await storage.runs.claimNext()).toBeUndefined();
+          expect((await storage.runs.inflight("t1")).map((r) => r.run_id)).toEqual(["r1", "r2"]);
+        });
+
         it("does not claim a second run of a thread that has a running run", async () => {
           await created("t1", "r1");
           await created("t1", "r2");
@@ -1305,6 +1315,16 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
           await created("t1", "r1");
           expect(await storage.runs.requeueRunning()).toEqual([]);
           expect((await storage.runs.get("r1"))?.status).toBe("pending");
+        });
+
+        it("leaves the runs `keep` names running (runs a live CLI process executes)", async () => {
+          await created("t1", "cli", { status: "running", metadata: { source: "cli" } });
+          await created("t2", "r2");
+          expect((await storage.runs.claimNext())?.run_id).toBe("r2");
+          const requeued = await storage.runs.requeueRunning((r) => r.metadata.source === "cli");
+          expect(requeued.map((r) => r.run_id)).toEqual(["r2"]);
+          expect((await storage.runs.get("cli"))?.status).toBe("running");
+          expect((await storage.runs.get("r2"))?.status).toBe("pending");
         });
 
         it("turns running runs back to pending, and a later claim counts attempt 2", async () => {
