@@ -1,5 +1,6 @@
 // The `refinery` CLI as a user runs it: a child process of the installed bin, a real SQLite
 // file, the offline model by default and the OpenAI-compatible stub server for the HTTP path.
+import { randomUUID } from "node:crypto";
 import { spawn, type ChildProcess } from "node:child_process";
 import { existsSync, mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -431,9 +432,10 @@ describe("a model that fails mid-run", () => {
       REFINERY_MODEL_TIMEOUT_MS: "300",
       REFINERY_MODEL_DEADLINE_MS: "1000",
     };
+    const thread = randomUUID();
     try {
       const first = await run(
-        ["run", "What is 17 * 23 + 4?", "--expect-number", "395", "--thread", "mf-1", "--json"],
+        ["run", "What is 17 * 23 + 4?", "--expect-number", "395", "--thread", thread, "--json"],
         env,
       );
       expect(first.code).toBe(3);
@@ -446,7 +448,7 @@ describe("a model that fails mid-run", () => {
 
       down = false;
       const before = served.length;
-      const resumed = await run(["resume", "mf-1"], env);
+      const resumed = await run(["resume", thread], env);
       expect(resumed.stderr).toBe("");
       expect(resumed.code).toBe(0);
       expect(resumed.stdout).toMatch(/stop reason: accepted/);
