@@ -12,6 +12,7 @@ import {
   type RefineOptions,
 } from "../core/config.ts";
 import { loadConfigFile, type ConfigFile } from "../core/config-file.ts";
+import { readEnv, unknownEnvWarnings } from "../core/env.ts";
 import { isRefineryError, RefineryError } from "../core/errors.ts";
 import { PERMISSIVE_POLICY, setOutboundPolicy } from "../core/net/policy.ts";
 import type { RefineStateType } from "../core/state.ts";
@@ -173,6 +174,10 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
       io.stdout.write(`refinery ${version()}\n`);
       return 0;
     }
+    // Every setting is checked before a command opens anything; a misspelt one is named.
+    readEnv(io.env);
+    for (const warning of unknownEnvWarnings(io.env))
+      io.stderr.write(`refinery: warning: ${warning}\n`);
     if (command === "run") return await runCommand(rest, io);
     if (command === "resume") return await resumeCommand(rest, io);
     if ((DECISION_COMMANDS as readonly string[]).includes(command))

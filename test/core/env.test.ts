@@ -135,3 +135,29 @@ describe("unknown REFINERY_* settings", () => {
     }
   });
 });
+
+describe("the CLI reads the same settings", () => {
+  async function cli(argv: string[], env: Record<string, string>) {
+    const { main } = await import("../../cli/main.ts");
+    let stdout = "";
+    let stderr = "";
+    const code = await main(argv, {
+      stdout: { write: (s: string) => void (stdout += s) },
+      stderr: { write: (s: string) => void (stderr += s) },
+      env,
+    });
+    return { code, stdout, stderr };
+  }
+
+  it("refuses a bad value in one line before opening anything, and names a misspelt one", async () => {
+    const bad = await cli(["run", "2+2?"], { REFINERY_APPROVAL_POLL_MS: "abc" });
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toBe(
+      'refinery: REFINERY_APPROVAL_POLL_MS: how often approval deadlines are checked, in ms must be an integer from 10 to 3600000, not "abc" Fix: set REFINERY_APPROVAL_POLL_MS to a number of milliseconds such as 1000\n',
+    );
+    const typo = await cli(["keys", "hash", "--help"], { REFINERY_DBB: "x.db" });
+    expect(typo.stderr).toBe(
+      "refinery: warning: REFINERY_DBB is not a Refinery setting and is ignored; did you mean REFINERY_DB?\n",
+    );
+  });
+});
