@@ -2,6 +2,7 @@
 // interrupted run from its last checkpoint, `approve|reject|edit|abort` answer a run waiting for a
 // reviewer. Every run is an ordinary thread + run in the database the server uses. Errors are one
 // line on stderr with a non-zero exit (EXIT below).
+import { attemptJournalOf } from "../core/models/attempt-journal.ts";
 import { randomUUID } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { Command } from "@langchain/langgraph";
@@ -709,6 +710,14 @@ async function execute(
     command = undefined;
   }
   const values = state.values as RefineStateType;
+  // Every model attempt of a run that reached its end is in a checkpoint now.
+  if (state.next.length === 0) {
+    try {
+      attemptJournalOf(engine.checkpointer.saver)?.clear(threadId);
+    } catch {
+      // Only the journal's leftover rows stay; the next run of the thread drops them.
+    }
+  }
   if (live) renderer.finish(values);
   return report(threadId, state, flags, io, !live);
 }

@@ -1,6 +1,12 @@
 // Opens the checkpoint store: a SQLite file by default (WAL, so a crash mid-write leaves the
 // last committed checkpoint intact), or an in-memory saver for tests. The SQLite saver bounds
 // what a run can store: one checkpoint, and all of a thread's checkpoints (StateLimits).
+import {
+  ATTEMPT_JOURNAL,
+  clearAttemptJournal,
+  createSqliteAttemptJournal,
+  type AttemptJournal,
+} from "./models/attempt-journal.ts";
 import { ENV_DEFAULTS, readEnv } from "./env.ts";
 import { mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
@@ -324,7 +330,16 @@ export class PreparedSqliteSaver extends SqliteSaver {
   override async deleteThread(threadId: string): Promise<void> {
     this.flush();
     this.usage.delete(threadId);
+    clearAttemptJournal(this.db, threadId);
     return super.deleteThread(threadId);
+  }
+
+  private journal?: AttemptJournal;
+
+  /** The journal of model attempts in this file (see core/models/attempt-journal.ts). */
+  [ATTEMPT_JOURNAL](): AttemptJournal {
+    this.journal ??= createSqliteAttemptJournal(this.db);
+    return this.journal;
   }
 
   override async put(

@@ -3,6 +3,7 @@
 // executor calls it in the server thread, or a run thread calls it (run-thread.ts); either way the
 // executor does what follows a run (metrics, closing the stream, webhook, learning) in the server
 // thread, from the RunOutcome returned here.
+import { attemptJournalOf } from "../core/models/attempt-journal.ts";
 import { Command, type BaseCheckpointSaver } from "@langchain/langgraph";
 import { usageByNodeOf } from "../core/state.ts";
 import { continueAfterModelError, recordFailedAttempts } from "../graphs/continue.ts";
@@ -249,6 +250,17 @@ export class RunRunner {
       log("error", "could not read final state", { ...ids, error: serializeError(err) });
     }
     const values = after ? toPlain<Record<string, unknown>>(after.values) : undefined;
+    // Every model attempt of a run that reached its end is in a checkpoint now.
+    if (status === "success" && !interrupted && after && after.next.length === 0) {
+      try {
+        attemptJournalOf(this.deps.checkpointer)?.clear(run.thread_id);
+      } catch (err) {
+        log("warn", "could not clear the model attempt journal", {
+          ...ids,
+          error: serializeError(err),
+        });
+      }
+    }
     if (kwargs.temporary) {
       await storage.runs.finish(run.run_id, status, error ?? null);
       await this.deps.checkpoints.deleteThread(run.thread_id);

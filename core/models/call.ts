@@ -2,6 +2,7 @@
 // counted, transient failures (429, 5xx, timeouts, dropped connections, malformed replies) are
 // retried with backoff within the call's deadline, replies without usage are counted with a
 // tokenizer, and the final failure becomes a RefineryError that says what to fix.
+import { attemptScope, type AttemptScope } from "./attempt-journal.ts";
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import type { BaseMessage, AIMessageChunk } from "@langchain/core/messages";
 import { AIMessage } from "@langchain/core/messages";
@@ -112,7 +113,11 @@ export async function callModel(
     refineryRole: options.role,
   };
   const started = Date.now();
-  let usage: TokenUsage = ZERO_USAGE;
+  // Attempts of a checkpointed step are journaled (attempt-journal.ts); the step's first call
+  // starts from what earlier executions of the step spent, so no paid attempt goes uncounted.
+  const scope = attemptScope(options.config);
+  const journal = scope ? journaled(scope) : undefined;
+  let usage: TokenUsage = (scope?.first ? journal?.carried() : undefined) ?? ZERO_USAGE;
   let attempts = 0;
   const where = () => describeModel(model);
   const pastDeadline = (error: unknown) =>
@@ -123,6 +128,7 @@ export async function callModel(
       caller?.throwIfAborted();
       attempts += 1;
       usage = addUsage(usage, { calls: 1 });
+      const row = journal?.begin();
       let failure: Failure;
       try {
         const message = await raceAbort(
@@ -132,7 +138,9 @@ export async function callModel(
           signal,
         );
         const text = messageText(message.content);
-        usage = addUsage(usage, await replyUsage(message, messages, text));
+        const spent = await replyUsage(message, messages, text);
+        journal?.end(row, spent);
+        usage = addUsage(usage, spent);
         return {
           text,
           message: toAIMessage(message),
@@ -143,7 +151,9 @@ export async function callModel(
       } catch (error) {
         // The caller gave up: no retry and no wrapping, so cancellation propagates as itself.
         if (caller?.aborted) throw caller.reason;
-        usage = addUsage(usage, tokensOnly(usageOf(error)));
+        const spent = tokensOnly(usageOf(error));
+        if (spent) journal?.end(row, spent);
+        usage = addUsage(usage, spent);
         if (deadline?.signal.aborted) throw pastDeadline(error);
         failure = classifyModelError(error);
         if (!failure.retryable || attempts > policy.retries) {
@@ -179,6 +189,27 @@ export async function callModel(
   } finally {
     deadline?.stop();
   }
+}
+
+/**
+ * The journal of one call's attempts. Journaling never fails a call: a journal that cannot be
+ * written (a read-only or full disk) only loses the count of attempts a crash would cut.
+ */
+function journaled(scope: AttemptScope) {
+  const safely = <T>(f: () => T): T | undefined => {
+    try {
+      return f();
+    } catch {
+      return undefined;
+    }
+  };
+  return {
+    carried: () => safely(() => scope.journal.carried(scope.key)),
+    begin: () => safely(() => scope.journal.begin(scope.key, scope.node)),
+    end: (row: number | bigint | undefined, spent: Partial<TokenUsage>) => {
+      if (row !== undefined) safely(() => scope.journal.end(row, spent));
+    },
+  };
 }
 
 /**

@@ -1,6 +1,7 @@
 // Operations on stored checkpoints that BaseCheckpointSaver does not offer: copying a thread's
 // history and rolling a thread back to the checkpoint it had before a cancelled run.
 // One implementation per checkpointer backend; the server only sees this interface.
+import { clearAttemptJournal } from "../models/attempt-journal.ts";
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
 import type Database from "better-sqlite3";
 
@@ -55,6 +56,8 @@ export function createSqliteCheckpointAdmin(db: Database.Database): CheckpointAd
     },
     async rollback(threadId, keep, runId) {
       db.transaction(() => {
+        // The rolled-back run's attempts of unfinished steps go with it.
+        clearAttemptJournal(db, threadId);
         if (keep === null) {
           db.prepare("DELETE FROM checkpoints WHERE thread_id = ?").run(threadId);
           db.prepare("DELETE FROM writes WHERE thread_id = ?").run(threadId);
@@ -94,6 +97,7 @@ export function createSqliteCheckpointAdmin(db: Database.Database): CheckpointAd
     },
     async deleteThread(threadId) {
       db.transaction(() => {
+        clearAttemptJournal(db, threadId);
         db.prepare("DELETE FROM checkpoints WHERE thread_id = ?").run(threadId);
         db.prepare("DELETE FROM writes WHERE thread_id = ?").run(threadId);
       }).immediate();

@@ -18,6 +18,7 @@ import {
   waitFor,
   type ChildServer,
 } from "../support/child-server.ts";
+import { roleOf, startOpenAIStub } from "../support/openai-stub.ts";
 import { FIXTURE_CONFIG, startTestServer } from "../support/server.ts";
 
 const NODES = ["one", "two", "three"] as const;
@@ -368,3 +369,57 @@ function summary(o: RefineOut) {
     verdicts: o.verdicts.length,
   };
 }
+
+describe("a model attempt cut by a SIGKILL", () => {
+  it("is counted in the thread's usage when the step runs again after the restart", async () => {
+    // The critique's first attempt never gets an answer: the server dies while waiting for it.
+    let critiques = 0;
+    const stub = await startOpenAIStub();
+    stub.setHandler((body) => {
+      const role = roleOf(body);
+      if (role === "generate")
+        return {
+          content: "17 * 23 = 391, plus 4 is 395.\nAnswer: 395",
+          usage: { prompt_tokens: 40, completion_tokens: 12 },
+        };
+      if (role === "critique" && ++critiques === 1) return { delayMs: 60_000 };
+      return {
+        content: '{"verdict":"pass","score":0.95,"issues":[]}',
+        usage: { prompt_tokens: 60, completion_tokens: 9 },
+      };
+    });
+    const env = {
+      REFINERY_DB: join(dir, "cut-attempt.db"),
+      REFINERY_RUN_THREADS: "0",
+      OPENAI_API_KEY: "test-key",
+      OPENAI_BASE_URL: stub.url,
+    };
+    let server: ChildServer = await startChildServer(env);
+    try {
+      const thread = await server.client.threads.create();
+      const run = await server.client.runs.create(thread.thread_id, "refine", {
+        input: REFINE_INPUT,
+        config: { configurable: { verifiers: [{ kind: "answer_match", expected: 395 }] } },
+      });
+      await waitFor("the critique call to be in flight", () =>
+        critiques === 1 ? true : undefined,
+      );
+      await server.stop("SIGKILL");
+      server = await startChildServer(env);
+      await server.client.runs.join(thread.thread_id, run.run_id);
+      const state = await server.client.threads.getState<{
+        answer: string;
+        usage: { calls: number; byNode: Record<string, { calls: number }> };
+      }>(thread.thread_id);
+      expect(state.values.answer).toMatch(/395/);
+      // Every request the endpoint received is counted: the cut critique attempt too.
+      expect(stub.requests.map(roleOf)).toEqual(["generate", "critique", "critique"]);
+      expect(state.values.usage.calls).toBe(3);
+      expect(state.values.usage.byNode.critique?.calls).toBe(2);
+      expect(state.values.usage.byNode.generate?.calls).toBe(1);
+    } finally {
+      await server.stop("SIGKILL");
+      await stub.close();
+    }
+  }, 60_000);
+});

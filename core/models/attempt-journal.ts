@@ -1,0 +1,183 @@
+// Model attempts that no checkpoint holds. A step's model calls are counted in the usage the
+// step writes when it finishes; an attempt of a step that never finished (the process was
+// killed, the run was cancelled or timed out, the step failed for another reason) would be
+// forgotten, though the endpoint was paid for it. So each attempt of a checkpointed step is
+// written down here first, beside the checkpoints in the same SQLite file: a row when it starts
+// (one call), its tokens when it ends. When the same step runs again (same parent checkpoint,
+// same task id: LangGraph derives task ids from them), its first model call adds what the earlier
+// executions of that step spent, and the step's usage carries it into the state. Rows of steps
+// that have since been checkpointed are dropped then, as they are already counted.
+import { randomUUID } from "node:crypto";
+import type { RunnableConfig } from "@langchain/core/runnables";
+import type Database from "better-sqlite3";
+import { addUsage, ZERO_USAGE, type TokenUsage } from "../usage.ts";
+
+/** A checkpoint saver that keeps a journal answers this symbol (PreparedSqliteSaver). */
+export const ATTEMPT_JOURNAL = Symbol.for("refinery.attemptJournal");
+
+export interface AttemptKey {
+  threadId: string;
+  /** The checkpoint the step runs from. */
+  parentId: string;
+  /** LangGraph's task id: the same when the step runs again from the same checkpoint. */
+  taskId: string;
+  /** This execution of the step (a new one each time it runs). */
+  exec: string;
+}
+
+export interface AttemptJournal {
+  /** Writes an attempt down as it starts; returns its row. */
+  begin(key: AttemptKey, node: string): number | bigint;
+  /** Records what the attempt cost once it ended (answered or failed). */
+  end(row: number | bigint, usage: Partial<TokenUsage>): void;
+  /**
+   * What earlier executions of this step spent (none of it in any checkpoint), and drops the rows
+   * of the thread's steps that have been checkpointed since.
+   */
+  carried(key: AttemptKey): TokenUsage | undefined;
+  /** Drops a thread's rows: its run finished, every attempt it made is in a checkpoint. */
+  clear(threadId: string): void;
+}
+
+/** The journal of a checkpoint saver, if it keeps one. */
+export function attemptJournalOf(saver: unknown): AttemptJournal | undefined {
+  const s = saver as { [ATTEMPT_JOURNAL]?: () => AttemptJournal | undefined } | undefined;
+  return typeof s?.[ATTEMPT_JOURNAL] === "function" ? s[ATTEMPT_JOURNAL]() : undefined;
+}
+
+export interface AttemptScope {
+  journal: AttemptJournal;
+  key: AttemptKey;
+  node: string;
+  /** The step's first model call in this execution: the one that carries earlier spend. */
+  first: boolean;
+}
+
+/** One execution id per task execution (its scratchpad object is new each time it runs). */
+const executions = new WeakMap<object, string>();
+
+/**
+ * Where a model call made in a node stands: its thread, the checkpoint its step runs from and the
+ * step's task, when the graph runs with a saver that keeps a journal; undefined otherwise (no
+ * checkpointer, a subgraph's step, a call outside a graph).
+ */
+export function attemptScope(config: RunnableConfig | undefined): AttemptScope | undefined {
+  const c = config?.configurable as Record<string, unknown> | undefined;
+  if (!c) return undefined;
+  const journal = attemptJournalOf(c.__pregel_checkpointer);
+  if (!journal) return undefined;
+  const ns = c.checkpoint_ns;
+  // A subgraph's steps run from the subgraph's checkpoints; only the root graph's are journaled.
+  if (typeof ns === "string" && ns.includes("|")) return undefined;
+  const threadId = c.thread_id;
+  const parentId = (c.checkpoint_map as Record<string, unknown> | undefined)?.[""];
+  const taskId = c.__pregel_task_id;
+  const pad = c.__pregel_scratchpad;
+  if (
+    typeof threadId !== "string" ||
+    typeof parentId !== "string" ||
+    typeof taskId !== "string" ||
+    typeof pad !== "object" ||
+    pad === null
+  ) {
+    return undefined;
+  }
+  let exec = executions.get(pad);
+  const first = exec === undefined;
+  if (exec === undefined) {
+    exec = randomUUID();
+    executions.set(pad, exec);
+  }
+  const node = (config?.metadata as { langgraph_node?: unknown } | undefined)?.langgraph_node;
+  return {
+    journal,
+    key: { threadId, parentId, taskId, exec },
+    node: typeof node === "string" ? node : "",
+    first,
+  };
+}
+
+export function ensureAttemptJournalTable(db: Database.Database): void {
+  db.exec(`CREATE TABLE IF NOT EXISTS refinery_model_attempts (
+    id INTEGER PRIMARY KEY,
+    thread_id TEXT NOT NULL,
+    parent_id TEXT NOT NULL,
+    task_id TEXT NOT NULL,
+    exec TEXT NOT NULL,
+    node TEXT NOT NULL,
+    calls INTEGER NOT NULL DEFAULT 1,
+    prompt_tokens INTEGER NOT NULL DEFAULT 0,
+    completion_tokens INTEGER NOT NULL DEFAULT 0,
+    total_tokens INTEGER NOT NULL DEFAULT 0,
+    estimated_tokens INTEGER NOT NULL DEFAULT 0
+  );
+  CREATE INDEX IF NOT EXISTS refinery_model_attempts_thread
+    ON refinery_model_attempts(thread_id, parent_id, task_id);`);
+}
+
+/** Drops a thread's journal (the thread is deleted, or a run of it rolled back). */
+export function clearAttemptJournal(db: Database.Database, threadId: string): void {
+  ensureAttemptJournalTable(db);
+  db.prepare("DELETE FROM refinery_model_attempts WHERE thread_id = ?").run(threadId);
+}
+
+/** The journal in a SQLite file (each statement commits on its own, before the call goes out). */
+export function createSqliteAttemptJournal(db: Database.Database): AttemptJournal {
+  ensureAttemptJournalTable(db);
+  const insert = db.prepare(
+    "INSERT INTO refinery_model_attempts (thread_id, parent_id, task_id, exec, node) VALUES (?, ?, ?, ?, ?)",
+  );
+  const update = db.prepare(
+    `UPDATE refinery_model_attempts SET prompt_tokens = ?, completion_tokens = ?, total_tokens = ?,
+       estimated_tokens = ? WHERE id = ?`,
+  );
+  const dropOthers = db.prepare(
+    "DELETE FROM refinery_model_attempts WHERE thread_id = ? AND parent_id <> ?",
+  );
+  const sum = db.prepare(
+    `SELECT COUNT(*) AS n, TOTAL(calls) AS calls, TOTAL(prompt_tokens) AS prompt,
+       TOTAL(completion_tokens) AS completion, TOTAL(total_tokens) AS total,
+       TOTAL(estimated_tokens) AS estimated
+     FROM refinery_model_attempts WHERE thread_id = ? AND parent_id = ? AND task_id = ? AND exec <> ?`,
+  );
+  const clear = db.prepare("DELETE FROM refinery_model_attempts WHERE thread_id = ?");
+  const carried = db.transaction((key: AttemptKey) => {
+    dropOthers.run(key.threadId, key.parentId);
+    return sum.get(key.threadId, key.parentId, key.taskId, key.exec) as {
+      n: number;
+      calls: number;
+      prompt: number;
+      completion: number;
+      total: number;
+      estimated: number;
+    };
+  });
+  return {
+    begin(key, node) {
+      return insert.run(key.threadId, key.parentId, key.taskId, key.exec, node).lastInsertRowid;
+    },
+    end(row, usage) {
+      update.run(
+        usage.promptTokens ?? 0,
+        usage.completionTokens ?? 0,
+        usage.totalTokens ?? 0,
+        usage.estimatedTokens ?? 0,
+        row,
+      );
+    },
+    clear(threadId) {
+      clear.run(threadId);
+    },
+    carried(key) {
+      const r = carried.immediate(key);
+      if (!r || r.n === 0) return undefined;
+      return addUsage(ZERO_USAGE, {
+        calls: r.calls,
+        promptTokens: r.prompt,
+        completionTokens: r.completion,
+        totalTokens: r.total,
+        ...(r.estimated > 0 ? { estimatedTokens: r.estimated } : {}),
+      });
+    },
+  };
+}
