@@ -211,19 +211,33 @@ export class PreparedSqliteSaver extends SqliteSaver {
     return this.statements;
   }
 
+  /**
+   * Writes that may wait for the next commit instead of causing one (the model attempt journal's
+   * tokens and clean-up): they ride along with the next batch of checkpoint writes.
+   */
+  private lazy: { threadId: string; write: () => void }[] = [];
+
   /** Commits the queued writes in one transaction; each write's promise settles with it. */
   flush(): void {
     const all = this.queue.splice(0);
     if (all.length === 0) return;
+    const lazy = this.lazy.splice(0).filter((op) => !this.fenced.has(op.threadId));
     const batch = all.filter((op) => {
       if (!this.fenced.has(op.threadId)) return true;
       op.resolve();
       return false;
     });
-    if (batch.length === 0) return;
+    if (batch.length === 0 && lazy.length === 0) return;
     try {
       this.db
         .transaction(() => {
+          for (const op of lazy) {
+            try {
+              op.write();
+            } catch {
+              // Journal bookkeeping never fails the checkpoint writes it rides with.
+            }
+          }
           for (const op of batch) op.write();
         })
         .immediate();
@@ -338,7 +352,11 @@ export class PreparedSqliteSaver extends SqliteSaver {
 
   /** The journal of model attempts in this file (see core/models/attempt-journal.ts). */
   [ATTEMPT_JOURNAL](): AttemptJournal {
-    this.journal ??= createSqliteAttemptJournal(this.db);
+    // Tokens and clean-up commit with the next checkpoint writes (see the journal).
+    this.journal ??= createSqliteAttemptJournal(this.db, (threadId, write) => {
+      if (this.lazy.length > 10_000) this.lazy.splice(0, 1);
+      this.lazy.push({ threadId, write });
+    });
     return this.journal;
   }
 

@@ -29,7 +29,7 @@ export interface AttemptJournal {
   /** Writes an attempt down as it starts; returns its row. */
   begin(key: AttemptKey, node: string): number | bigint;
   /** Records what the attempt cost once it ended (answered or failed). */
-  end(row: number | bigint, usage: Partial<TokenUsage>): void;
+  end(row: number | bigint, usage: Partial<TokenUsage>, threadId: string): void;
   /**
    * What earlier executions of this step spent (none of it in any checkpoint), and drops the rows
    * of the thread's steps that have been checkpointed since.
@@ -111,8 +111,7 @@ export function ensureAttemptJournalTable(db: Database.Database): void {
     total_tokens INTEGER NOT NULL DEFAULT 0,
     estimated_tokens INTEGER NOT NULL DEFAULT 0
   );
-  CREATE INDEX IF NOT EXISTS refinery_model_attempts_thread
-    ON refinery_model_attempts(thread_id, parent_id, task_id);`);
+  CREATE INDEX IF NOT EXISTS refinery_model_attempts_thread ON refinery_model_attempts(thread_id);`);
 }
 
 /** Drops a thread's journal (the thread is deleted, or a run of it rolled back). */
@@ -121,8 +120,16 @@ export function clearAttemptJournal(db: Database.Database, threadId: string): vo
   db.prepare("DELETE FROM refinery_model_attempts WHERE thread_id = ?").run(threadId);
 }
 
-/** The journal in a SQLite file (each statement commits on its own, before the call goes out). */
-export function createSqliteAttemptJournal(db: Database.Database): AttemptJournal {
+/**
+ * The journal in a SQLite file. An attempt's row commits before the call goes out. What can wait
+ * (an attempt's tokens, dropping rows already counted) goes to `defer` when given: the saver
+ * commits it with the step's checkpoint writes, one commit fewer per call; a crash before that
+ * loses only the tokens of attempts whose step was not checkpointed (their calls stay counted).
+ */
+export function createSqliteAttemptJournal(
+  db: Database.Database,
+  defer: (threadId: string, write: () => void) => void = (_thread, write) => write(),
+): AttemptJournal {
   ensureAttemptJournalTable(db);
   const insert = db.prepare(
     "INSERT INTO refinery_model_attempts (thread_id, parent_id, task_id, exec, node) VALUES (?, ?, ?, ?, ?)",
@@ -141,8 +148,8 @@ export function createSqliteAttemptJournal(db: Database.Database): AttemptJourna
      FROM refinery_model_attempts WHERE thread_id = ? AND parent_id = ? AND task_id = ? AND exec <> ?`,
   );
   const clear = db.prepare("DELETE FROM refinery_model_attempts WHERE thread_id = ?");
-  const carried = db.transaction((key: AttemptKey) => {
-    dropOthers.run(key.threadId, key.parentId);
+  const carried = (key: AttemptKey) => {
+    defer(key.threadId, () => dropOthers.run(key.threadId, key.parentId));
     return sum.get(key.threadId, key.parentId, key.taskId, key.exec) as {
       n: number;
       calls: number;
@@ -151,25 +158,27 @@ export function createSqliteAttemptJournal(db: Database.Database): AttemptJourna
       total: number;
       estimated: number;
     };
-  });
+  };
   return {
     begin(key, node) {
       return insert.run(key.threadId, key.parentId, key.taskId, key.exec, node).lastInsertRowid;
     },
-    end(row, usage) {
-      update.run(
-        usage.promptTokens ?? 0,
-        usage.completionTokens ?? 0,
-        usage.totalTokens ?? 0,
-        usage.estimatedTokens ?? 0,
-        row,
+    end(row, usage, threadId) {
+      defer(threadId, () =>
+        update.run(
+          usage.promptTokens ?? 0,
+          usage.completionTokens ?? 0,
+          usage.totalTokens ?? 0,
+          usage.estimatedTokens ?? 0,
+          row,
+        ),
       );
     },
     clear(threadId) {
       clear.run(threadId);
     },
     carried(key) {
-      const r = carried.immediate(key);
+      const r = carried(key);
       if (!r || r.n === 0) return undefined;
       return addUsage(ZERO_USAGE, {
         calls: r.calls,

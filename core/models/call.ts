@@ -207,7 +207,7 @@ function journaled(scope: AttemptScope) {
     carried: () => safely(() => scope.journal.carried(scope.key)),
     begin: () => safely(() => scope.journal.begin(scope.key, scope.node)),
     end: (row: number | bigint | undefined, spent: Partial<TokenUsage>) => {
-      if (row !== undefined) safely(() => scope.journal.end(row, spent));
+      if (row !== undefined) safely(() => scope.journal.end(row, spent, scope.key.threadId));
     },
   };
 }

@@ -23,11 +23,11 @@ describe("attempt journal", () => {
     const step = { threadId: "t", parentId: "c1", taskId: "task-a" };
     // An execution that was cut: one attempt answered (tokens known), one cut mid-reply.
     const first = { ...step, exec: "e1" };
-    journal.end(journal.begin(first, "critique"), {
-      promptTokens: 10,
-      completionTokens: 5,
-      totalTokens: 15,
-    });
+    journal.end(
+      journal.begin(first, "critique"),
+      { promptTokens: 10, completionTokens: 5, totalTokens: 15 },
+      "t",
+    );
     journal.begin(first, "critique");
     // A row of an earlier step (parent c0), already in a checkpoint.
     journal.begin({ threadId: "t", parentId: "c0", taskId: "task-0", exec: "e0" }, "generate");
