@@ -110,16 +110,21 @@ export function assistantRoutes(deps: AppDeps): Router {
       "read",
       { system: true },
     );
-    const found = await storage.assistants.search({
+    const filters = {
       ...access,
       graph_id: q.graph_id ?? undefined,
       name: q.name ?? undefined,
       metadata: q.metadata ?? undefined,
+    };
+    const found = await storage.assistants.search({
+      ...filters,
       limit: q.limit ?? 10,
       offset: q.offset ?? 0,
       sort_by: q.sort_by ?? undefined,
       sort_order: q.sort_order ?? undefined,
     });
+    // The LangGraph server sends the number of matches (every page) as X-Pagination-Total.
+    res.setHeader("X-Pagination-Total", String(await storage.assistants.count(filters)));
     const rows = found.map(publicAssistant);
     sendJson(res, 200, q.select?.length ? rows.map((a) => pick(a, q.select ?? [])) : rows);
   });

@@ -78,17 +78,26 @@ export function threadRoutes(deps: AppDeps): Router {
       },
       "read",
     );
-    const found = await storage.threads.search({
+    const filters = {
       ...access,
-      ids: q.ids ?? undefined,
       metadata: q.metadata ?? undefined,
       values: q.values ?? undefined,
       status: q.status ?? undefined,
+    };
+    const found = await storage.threads.search({
+      ...filters,
+      ids: q.ids ?? undefined,
       limit: q.limit ?? 10,
       offset: q.offset ?? 0,
       sort_by: q.sort_by ?? undefined,
       sort_order: q.sort_order ?? undefined,
     });
+    // The LangGraph server sends the number of matches (every page) as X-Pagination-Total.
+    const total = q.ids
+      ? (await storage.threads.search({ ...filters, ids: q.ids, limit: q.ids.length, offset: 0 }))
+          .length
+      : await storage.threads.count(filters);
+    res.setHeader("X-Pagination-Total", String(total));
     const rows = found.map(publicThread);
     const select = q.select;
     sendJson(

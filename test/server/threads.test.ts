@@ -125,6 +125,34 @@ describe("thread CRUD", () => {
     expect(await s.client.threads.count({ metadata: { tag: "nothing-has-this" } })).toBe(0);
   });
 
+  it("search answers X-Pagination-Total: every match, not the page (as the LangGraph server does)", async () => {
+    const tag = randomUUID();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      ids.push((await s.client.threads.create({ metadata: { tag } })).thread_id);
+    }
+    const search = async (path: string, body: unknown) => {
+      const res = await fetch(`${s.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      return {
+        total: res.headers.get("x-pagination-total"),
+        rows: (await res.json()) as unknown[],
+      };
+    };
+    const page = await search("/threads/search", { metadata: { tag }, limit: 2 });
+    expect(page).toMatchObject({ total: "3" });
+    expect(page.rows).toHaveLength(2);
+    expect((await search("/threads/search", { ids: ids.slice(0, 2), limit: 1 })).total).toBe("2");
+    for (let i = 0; i < 2; i++)
+      await s.client.assistants.create({ graphId: "slow", metadata: { tag } });
+    const assistants = await search("/assistants/search", { metadata: { tag }, limit: 1 });
+    expect(assistants).toMatchObject({ total: "2" });
+    expect(assistants.rows).toHaveLength(1);
+  });
+
   it("deletes a thread with its runs and checkpoints: a recreated thread starts empty", async () => {
     const id = await finishedSlowThread("gone");
     expect(await s.client.runs.list(id)).toHaveLength(1);
