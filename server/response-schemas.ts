@@ -94,10 +94,13 @@ export const Thread = z.object({
   updated_at: Time,
   metadata: Meta,
   status: ThreadStatus,
-  values: Meta.nullable(),
-  interrupts: z.record(z.string(), z.array(Interrupt)).describe("Task id -> its interrupts"),
+  values: Meta.optional().describe("Absent until the thread has run"),
+  interrupts: z
+    .record(z.string(), z.array(Interrupt))
+    .optional()
+    .describe("Task id -> its interrupts; absent until the thread has run"),
   config: Meta,
-  error: ErrorInfo.nullable(),
+  error: ErrorInfo.optional().describe("Present when the thread's last run failed"),
 });
 
 export const ThreadSelected = Thread.partial().describe(

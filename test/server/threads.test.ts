@@ -54,6 +54,14 @@ describe("thread CRUD", () => {
     expect(plain).toMatchObject({ status: "idle", metadata: {} });
     expect(plain.thread_id).toMatch(/^[0-9a-f-]{36}$/);
     expect(plain.values ?? null).toBeNull();
+    // As the LangGraph server answers (issue 22): no values, interrupts or error until it runs.
+    expect(Object.keys(plain).sort()).toEqual(
+      ["config", "created_at", "metadata", "status", "thread_id", "updated_at"].sort(),
+    );
+    await s.client.runs.wait(plain.thread_id, "slow", { input: { topic: "k" } });
+    const ran = await s.client.threads.get(plain.thread_id);
+    expect(ran).toMatchObject({ values: { topic: "k" }, interrupts: {} });
+    expect(ran).not.toHaveProperty("error");
 
     const tagged = await s.client.threads.create({ metadata: { user: "ann", n: 1 } });
     expect(tagged.metadata).toEqual({ user: "ann", n: 1 });
