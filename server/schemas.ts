@@ -106,7 +106,9 @@ export const RunCreate = z
     stream_resumable: z
       .boolean()
       .nullish()
-      .describe("Accepted; every stream is resumable here (Last-Event-ID)."),
+      .describe(
+        "Every stream is resumable here (Last-Event-ID); true also sends a Location to reconnect to.",
+      ),
     interrupt_before: NodeList.nullish(),
     interrupt_after: NodeList.nullish(),
     multitask_strategy: z.enum(["reject", "interrupt", "rollback", "enqueue"]).nullish(),

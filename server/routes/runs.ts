@@ -57,6 +57,7 @@ export function runRoutes(deps: AppDeps): Router {
     stateless: boolean,
     cancelOnDisconnect: boolean,
     modes?: Set<string>,
+    resumable = false,
   ) {
     const abort = new AbortController();
     res.on("close", () => {
@@ -71,9 +72,12 @@ export function runRoutes(deps: AppDeps): Router {
       : events(run, req, abort.signal);
     await writeSse(res, onlyModes(source, modes), {
       keepAliveMs,
+      // Location (where the SDK reconnects with Last-Event-ID) only for a stream the client
+      // asked to be resumable: the SDK asks it whether the run is still active after the stream
+      // ends, one more GET per run, and the LangGraph server sends none (issue 22).
       headers: {
         "Content-Location": location(run, stateless),
-        Location: `${location(run, stateless)}/stream`,
+        ...(resumable ? { Location: `${location(run, stateless)}/stream` } : {}),
       },
     });
   }
@@ -87,7 +91,7 @@ export function runRoutes(deps: AppDeps): Router {
 
   r.post("/threads/:thread_id/runs/stream", async (req, res) => {
     const { run, body } = await createRun(authOf(req), req.params.thread_id, req.body);
-    await stream(req, res, run, false, body.on_disconnect === "cancel");
+    await stream(req, res, run, false, body.on_disconnect === "cancel", undefined, resumable(body));
   });
 
   r.post("/threads/:thread_id/runs/wait", async (req, res) => {
@@ -297,7 +301,7 @@ export function runRoutes(deps: AppDeps): Router {
 
   r.post("/runs/stream", async (req, res) => {
     const { run, body } = await createRun(authOf(req), undefined, req.body);
-    await stream(req, res, run, true, body.on_disconnect === "cancel");
+    await stream(req, res, run, true, body.on_disconnect === "cancel", undefined, resumable(body));
   });
 
   // Where a stateless stream's Location points (the SDK reconnects there with Last-Event-ID).
@@ -335,6 +339,9 @@ export function runRoutes(deps: AppDeps): Router {
 }
 
 /** The SSE event names a join's `stream_mode` keeps (events are named by the library mode). */
+/** A stream the client asked to resume after a dropped connection (the SDK's streamResumable). */
+const resumable = (body: { stream_resumable?: boolean | null }) => body.stream_resumable === true;
+
 function modeFilter(modes: string | string[] | undefined): Set<string> | undefined {
   if (modes === undefined) return undefined;
   const list = Array.isArray(modes) ? modes : [modes];
