@@ -26,8 +26,10 @@ export const ErrorBody = z
 export const Ok = z.object({ ok: z.literal(true) });
 
 export const Info = z.object({
-  version: z.string(),
+  version: z.string().describe("Refinery's version"),
   name: z.string(),
+  langgraph_js_version: z.string().optional().describe("The @langchain/langgraph graphs run on"),
+  context: z.literal("js"),
   graphs: z.array(z.string()),
   flags: z.record(z.string(), z.boolean()),
 });
