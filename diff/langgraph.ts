@@ -10,6 +10,7 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureReferenceServer, startReference } from "../bench/server-procs.ts";
+import { systemAssistantId } from "../graphs/registry.ts";
 import { silentLogger } from "../server/log.ts";
 import { startServer } from "../server/start.ts";
 import { CORPUS, type Case } from "./corpus.ts";
@@ -21,11 +22,38 @@ const CONFIG = join(import.meta.dirname, "langgraph.json");
 const GRAPHS = join(import.meta.dirname, "graphs.ts");
 export const CORS_ORIGIN = "http://localhost:3000";
 
+/**
+ * Every case starts from the same server state: no threads, and only the graphs' system
+ * assistants (cases run one after the other; both servers keep their state across cases).
+ */
+async function reset(url: string): Promise<void> {
+  const post = async (path: string, body: unknown) =>
+    (await (
+      await fetch(`${url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      })
+    ).json()) as { thread_id?: string; assistant_id?: string; metadata?: { created_by?: string } }[];
+  for (;;) {
+    const threads = await post("/threads/search", { limit: 100 });
+    if (threads.length === 0) break;
+    for (const t of threads) await fetch(`${url}/threads/${t.thread_id}`, { method: "DELETE" });
+  }
+  for (;;) {
+    const mine = (await post("/assistants/search", { limit: 1000 })).filter(
+      (a) => a.metadata?.created_by !== "system",
+    );
+    if (mine.length === 0) break;
+    for (const a of mine) await fetch(`${url}/assistants/${a.assistant_id}`, { method: "DELETE" });
+  }
+}
+
 /** What is compared of a step: error bodies by shape only (their texts are ours to write). */
 function comparable(step: Step): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   if (step.status !== undefined) out.status = step.status;
-  if (step.headers) out.headers = step.headers;
+  if (step.headers) out.headers = normalize(step.headers);
   if (step.body !== undefined) {
     out.body = (step.status ?? 200) >= 400 ? shapeOf(step.body) : normalize(step.body);
   }
@@ -115,6 +143,12 @@ async function main() {
       pollMs: 50,
     }),
   ]);
+  // Refinery always serves its own `refine` graph; its system assistant goes, so both servers
+  // hold the same assistants (the graph itself stays: /info lists it, an intended difference).
+  const refine = await fetch(`${ours.url}/assistants/${systemAssistantId("refine")}`, {
+    method: "DELETE",
+  });
+  if (!refine.ok) log(`could not delete the refine system assistant: ${refine.status}`);
   const results: CaseResult[] = [];
   try {
     const selected = CORPUS.filter(
@@ -125,6 +159,7 @@ async function main() {
       const o = new Target("ours", ours.url);
       const r = new Target("reference", reference.url);
       try {
+        await Promise.all([reset(ours.url), reset(reference.url)]);
         await Promise.all([c.run(o), c.run(r)]);
         results.push({ c, ...classify(c, diffSteps(o.steps, r.steps)) });
       } catch (error) {

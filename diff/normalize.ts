@@ -3,11 +3,17 @@
 // each with a path such as `create.body.metadata.graph_id`.
 
 const UUID = /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/gi;
+/** Interrupt ids: a hash of the task's checkpoint namespace, which holds a random task id. */
+const HEX32 = /\b[0-9a-f]{32}\b/g;
 const ISO_TIME = /\d{4}-\d{2}-\d{2}T\d{2}:\d{2}:\d{2}(\.\d+)?(Z|[+-]\d{2}:?\d{2})?/g;
 
-/** Ids (uuids: threads, runs, assistants, checkpoints) become `<uuid>`, timestamps `<ts>`. */
+/**
+ * Ids (uuids: threads, runs, assistants, checkpoints) become `<uuid>`, interrupt ids `<hex32>`,
+ * timestamps `<ts>`; object keys are sorted (key order is no difference).
+ */
 export function normalize(value: unknown): unknown {
-  if (typeof value === "string") return value.replace(UUID, "<uuid>").replace(ISO_TIME, "<ts>");
+  if (typeof value === "string")
+    return value.replace(UUID, "<uuid>").replace(HEX32, "<hex32>").replace(ISO_TIME, "<ts>");
   if (Array.isArray(value)) return value.map(normalize);
   if (value !== null && typeof value === "object") {
     const out: Record<string, unknown> = {};

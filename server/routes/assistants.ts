@@ -69,7 +69,7 @@ export function assistantRoutes(deps: AppDeps): Router {
       context: body.context ?? {},
       metadata: { ...(body.metadata ?? {}) },
       if_exists: body.if_exists ?? "raise",
-      name: body.name ?? body.graph_id,
+      name: body.name ?? "Untitled",
       description: body.description ?? null,
     };
     const access = await accessFor(req, "assistants:create", value, "write");
@@ -81,7 +81,7 @@ export function assistantRoutes(deps: AppDeps): Router {
         config: body.config ?? {},
         context: body.context ?? {},
         metadata: (value.metadata ?? {}) as Metadata,
-        name: body.name ?? body.graph_id,
+        name: body.name ?? "Untitled",
         description: body.description ?? null,
       },
       body.if_exists ?? "raise",

@@ -152,6 +152,12 @@ describe("assistant CRUD and versions", () => {
     expect((await failure(s.client.assistants.delete(created.assistant_id))).status).toBe(404);
   });
 
+  it('an assistant created without a name is "Untitled", as the LangGraph server names it (issue 22)', async () => {
+    const a = await s.client.assistants.create({ graphId: "refine" });
+    expect(a.name).toBe("Untitled");
+    expect((await s.client.assistants.get(a.assistant_id)).name).toBe("Untitled");
+  });
+
   it("if_exists do_nothing returns the existing assistant; raise is a 409", async () => {
     const first = await s.client.assistants.create({ graphId: "slow", name: "first" });
     const again = await s.client.assistants.create({
