@@ -17,6 +17,7 @@ import {
   type RunLimits,
 } from "./run-limits.ts";
 import { interruptsOf, serializeError, toPlain, toStreamChunk } from "./serde.ts";
+import { LANGGRAPH_VERSION } from "./versions.ts";
 
 export type CancelAction = "interrupt" | "rollback";
 
@@ -152,7 +153,10 @@ export class RunRunner {
           run_id: run.run_id,
           thread_id: run.thread_id,
           graph_id: graphId,
+          assistant_id: run.assistant_id,
           run_attempt: run.attempt,
+          // As the LangGraph server's runs carry it (checkpoint and message metadata, issue 22).
+          ...(LANGGRAPH_VERSION ? { langgraph_version: LANGGRAPH_VERSION } : {}),
         },
         ...(kwargs.context !== undefined ? { context: kwargs.context } : {}),
         streamMode: modes.length ? modes : ["values"],

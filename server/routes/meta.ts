@@ -1,23 +1,11 @@
 // Meta endpoints: liveness, server info, Prometheus metrics.
-import { readFileSync } from "node:fs";
-import { createRequire } from "node:module";
 import { Router } from "express";
 import type { AppDeps } from "../context.ts";
 import { authOf } from "../auth/request.ts";
 import { sendJson } from "../http.ts";
-
-/** The installed @langchain/langgraph's version, as the LangGraph server reports it in /info. */
-function langgraphVersion(): string | undefined {
-  try {
-    const file = createRequire(import.meta.url).resolve("@langchain/langgraph/package.json");
-    return (JSON.parse(readFileSync(file, "utf8")) as { version?: string }).version;
-  } catch {
-    return undefined;
-  }
-}
+import { LANGGRAPH_VERSION } from "../versions.ts";
 
 export function metaRoutes(deps: AppDeps): Router {
-  const langgraphJsVersion = langgraphVersion();
   const r = Router();
   r.get("/ok", (_req, res) => sendJson(res, 200, { ok: true }));
   r.get("/info", (_req, res) =>
@@ -25,7 +13,7 @@ export function metaRoutes(deps: AppDeps): Router {
       version: deps.version,
       name: "refinery",
       // As the LangGraph server (JS) answers (issue 22).
-      langgraph_js_version: langgraphJsVersion,
+      langgraph_js_version: LANGGRAPH_VERSION,
       context: "js",
       graphs: deps.registry.ids(),
       flags: {

@@ -337,6 +337,23 @@ describe("state and history", () => {
     expect(got.map((h) => h.checkpoint.checkpoint_id)).toEqual([all[2]?.checkpoint.checkpoint_id]);
   });
 
+  it("a checkpoint's metadata names the run that wrote it, as the LangGraph server's do (issue 22)", async () => {
+    const thread = await s.client.threads.create();
+    const run = await s.client.runs.create(thread.thread_id, "slow", { input: { topic: "md" } });
+    await s.client.runs.join(thread.thread_id, run.run_id);
+    const state = await s.client.threads.getState(thread.thread_id);
+    expect(state.metadata).toMatchObject({
+      run_id: run.run_id,
+      run_attempt: 1,
+      graph_id: "slow",
+      assistant_id: run.assistant_id,
+      langgraph_version: expect.stringMatching(/^\d+\.\d+/),
+      source: "loop",
+    });
+    const history = await s.client.threads.getHistory(thread.thread_id);
+    expect(history.every((h) => h.metadata?.run_id === run.run_id)).toBe(true);
+  });
+
   it("a thread that never ran has an empty state and history", async () => {
     const t = await s.client.threads.create();
     const state = await s.client.threads.getState(t.thread_id);
