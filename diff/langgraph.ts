@@ -10,13 +10,11 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
 import { ensureReferenceServer, startReference } from "../bench/server-procs.ts";
-import { systemAssistantId } from "../graphs/registry.ts";
 import { silentLogger } from "../server/log.ts";
 import { startServer } from "../server/start.ts";
-import { CORPUS, type Case } from "./corpus.ts";
-import { INTENDED, type Intended } from "./intended.ts";
-import { compare, normalize, shapeOf, type Difference } from "./normalize.ts";
-import { Target, type Step } from "./target.ts";
+import { CORPUS } from "./corpus.ts";
+import { classify, diffSteps, type CaseResult } from "./compare.ts";
+import { Target } from "./target.ts";
 
 const CONFIG = join(import.meta.dirname, "langgraph.json");
 const GRAPHS = join(import.meta.dirname, "graphs.ts");
@@ -34,7 +32,11 @@ async function reset(url: string): Promise<void> {
         headers: { "content-type": "application/json" },
         body: JSON.stringify(body),
       })
-    ).json()) as { thread_id?: string; assistant_id?: string; metadata?: { created_by?: string } }[];
+    ).json()) as {
+      thread_id?: string;
+      assistant_id?: string;
+      metadata?: { created_by?: string };
+    }[];
   for (;;) {
     const threads = await post("/threads/search", { limit: 100 });
     if (threads.length === 0) break;
@@ -49,67 +51,6 @@ async function reset(url: string): Promise<void> {
   }
 }
 
-/** What is compared of a step: error bodies by shape only (their texts are ours to write). */
-function comparable(step: Step): Record<string, unknown> {
-  const out: Record<string, unknown> = {};
-  if (step.status !== undefined) out.status = step.status;
-  if (step.headers) out.headers = normalize(step.headers);
-  if (step.body !== undefined) {
-    out.body = (step.status ?? 200) >= 400 ? shapeOf(step.body) : normalize(step.body);
-  }
-  if (step.events) out.events = normalize(step.events);
-  if (step.result !== undefined) out.result = normalize(step.result);
-  if (step.error) out.error = step.error;
-  if (step.requests) out.requests = normalize(step.requests);
-  return out;
-}
-
-export interface CaseResult {
-  c: Case;
-  unexpected: Difference[];
-  intended: { d: Difference; why: Intended }[];
-  crash?: string;
-}
-
-export function diffSteps(ours: Step[], ref: Step[]): Difference[] {
-  const out: Difference[] = [];
-  const n = Math.max(ours.length, ref.length);
-  for (let i = 0; i < n; i++) {
-    const o = ours[i];
-    const r = ref[i];
-    const label = (r ?? o)!.label;
-    if (!o) out.push({ path: label, kind: "missing", ref: comparable(r!) });
-    else if (!r) out.push({ path: label, kind: "extra", ours: comparable(o) });
-    else if (o.status !== r.status) {
-      // A different status makes every body difference noise: one difference, bodies attached.
-      out.push({
-        path: `${label}.status`,
-        kind: "value",
-        ours: { status: o.status, body: comparable(o).body },
-        ref: { status: r.status, body: comparable(r).body },
-      });
-    } else out.push(...compare(comparable(o), comparable(r), label));
-  }
-  return out;
-}
-
-export function classify(c: Case, diffs: Difference[]): Omit<CaseResult, "c" | "crash"> {
-  const unexpected: Difference[] = [];
-  const intended: CaseResult["intended"] = [];
-  for (const d of diffs) {
-    const why = INTENDED.find(
-      (e) =>
-        (e.route === "*" || e.route === c.route) &&
-        (!e.case || e.case.test(c.name)) &&
-        (!e.kind || e.kind === d.kind) &&
-        e.path.test(d.path),
-    );
-    if (why) intended.push({ d, why });
-    else unexpected.push(d);
-  }
-  return { unexpected, intended };
-}
-
 const show = (v: unknown) => {
   const s = JSON.stringify(v);
   return s === undefined ? "∅" : s.length > 160 ? `${s.slice(0, 157)}...` : s;
@@ -122,9 +63,14 @@ async function main() {
   const dir = mkdtempSync(join(tmpdir(), "refinery-diff-"));
   const log = (msg: string) => process.stderr.write(`${msg}\n`);
   const packageDir = ensureReferenceServer(log);
-  const graphs = Object.fromEntries(
-    ["echo", "approval", "slow", "chat", "custom"].map((id) => [id, `${GRAPHS}:${id}`]),
-  );
+  // The reference serves Refinery's own `refine` graph too (as bench:server runs it), so both
+  // servers hold the same system assistants.
+  const graphs = {
+    ...Object.fromEntries(
+      ["echo", "approval", "slow", "chat", "custom"].map((id) => [id, `${GRAPHS}:${id}`]),
+    ),
+    refine: `${join(import.meta.dirname, "..", "bench", "server-graph.ts")}:graph`,
+  };
   log("starting both servers");
   const [reference, ours] = await Promise.all([
     startReference({ packageDir, dir, latencyMs: 0, workers: 4, graphs }),
@@ -143,12 +89,6 @@ async function main() {
       pollMs: 50,
     }),
   ]);
-  // Refinery always serves its own `refine` graph; its system assistant goes, so both servers
-  // hold the same assistants (the graph itself stays: /info lists it, an intended difference).
-  const refine = await fetch(`${ours.url}/assistants/${systemAssistantId("refine")}`, {
-    method: "DELETE",
-  });
-  if (!refine.ok) log(`could not delete the refine system assistant: ${refine.status}`);
   const results: CaseResult[] = [];
   try {
     const selected = CORPUS.filter(

@@ -28,6 +28,8 @@ export interface Step {
   /** SDK steps: the result, or the error's status. */
   result?: unknown;
   error?: { status?: number };
+  /** The body is a list compared without its order. */
+  unordered?: boolean;
   /** SDK steps: `METHOD /path` of every request the SDK made. */
   requests?: string[];
 }
@@ -59,8 +61,13 @@ export class Target {
     method: string,
     path: string,
     body?: unknown,
-    headers: Record<string, string> = {},
+    options: {
+      headers?: Record<string, string>;
+      /** A list whose order is unspecified (search without sort_by: ties on created_at). */
+      unordered?: boolean;
+    } = {},
   ): Promise<Step & { json: Json }> {
+    const headers = options.headers ?? {};
     const res = await realFetch(`${this.url}${path}`, {
       method,
       headers: {
@@ -80,7 +87,7 @@ export class Target {
       if (v !== null) picked[h] = h === "content-type" ? v.split(";")[0]!.trim() : v;
     }
     const text = await res.text();
-    const step: Step = { label, status: res.status, headers: picked };
+    const step: Step = { label, status: res.status, headers: picked, unordered: options.unordered };
     let json: Json = undefined;
     if (picked["content-type"] === "text/event-stream") step.events = parseSse(text);
     else if (text !== "") {
