@@ -169,6 +169,12 @@ export function runRoutes(deps: AppDeps): Router {
       action: q.action,
       metadata: { run_ids: [req.params.run_id], status: "pending" },
     });
+    // Cancelling a run that has ended changes nothing: accepted, as the LangGraph server does
+    // (issue 22). With wait, the caller is told nothing was cancelled or rolled back (409).
+    if (TERMINAL.has(run.status) && !q.wait) {
+      res.status(202).end();
+      return;
+    }
     if (TERMINAL.has(run.status)) {
       throw new RefineryError("conflict", `Run is already ${run.status}`, {
         field: "run_id",

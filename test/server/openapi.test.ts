@@ -235,7 +235,8 @@ async function exerciseEveryOperation(): Promise<void> {
   await expectStatus(409, "DELETE", `/threads/${tid}/runs/${busy.run_id}`);
   await expectStatus(422, "POST", `/threads/${tid}/runs/${busy.run_id}/cancel?action=explode`);
   await expectStatus(204, "POST", `/threads/${tid}/runs/${busy.run_id}/cancel?wait=true`);
-  await expectStatus(409, "POST", `/threads/${tid}/runs/${busy.run_id}/cancel`);
+  await expectStatus(409, "POST", `/threads/${tid}/runs/${busy.run_id}/cancel?wait=1`);
+  await expectStatus(202, "POST", `/threads/${tid}/runs/${busy.run_id}/cancel`);
   await expectStatus(404, "POST", `/threads/${tid}/runs/${missing}/cancel`);
   const again = await sdk.runs.create(tid, "slow", { input: { topic: "again", delayMs: 400 } });
   await expectStatus(202, "POST", `/threads/${tid}/runs/${again.run_id}/cancel`);
