@@ -48,6 +48,8 @@ export type RunOutcome =
       kind: "finished";
       status: "success" | "error" | "interrupted" | "timeout";
       values?: Record<string, unknown>;
+      /** What /wait and /join answer when it is not `values` (an interrupt chunk). */
+      output?: Record<string, unknown>;
       error?: { error: string; message: string };
       graphId: string;
       /** LLM tokens this run added, by node. */
@@ -111,6 +113,8 @@ export class RunRunner {
     /** The last root `values` chunk, and whether the graph stopped at an interrupt. */
     let lastValues: unknown;
     let interrupted = false;
+    /** The last interrupt chunk (`{__interrupt__: [...]}`): what /wait answers for this run. */
+    let interruptChunk: unknown;
     let graph;
     try {
       graph = await this.deps.registry.get(graphId, kwargs.config);
@@ -175,8 +179,10 @@ export class RunRunner {
           ? (parts as [string[], string, unknown])
           : ([[], ...parts] as unknown as [string[], string, unknown]);
         if (mode === "values" && ns.length === 0) {
-          if (isInterruptChunk(data)) interrupted = true;
-          else lastValues = data;
+          if (isInterruptChunk(data)) {
+            interrupted = true;
+            interruptChunk = data;
+          } else lastValues = data;
         }
         const name = mode === "messages" ? "messages" : mode;
         sink.publish(
@@ -253,6 +259,11 @@ export class RunRunner {
       kind: "finished",
       status,
       ...(values ? { values } : {}),
+      // As the LangGraph server answers /wait: a run that stopped at an interrupt answers its
+      // last values chunk, the interrupt, not the state (issue 22).
+      ...(status === "success" && interrupted && interruptChunk !== undefined
+        ? { output: toPlain<Record<string, unknown>>(interruptChunk) }
+        : {}),
       ...(error ? { error } : {}),
       graphId,
       tokens: tokensAdded(before, after?.values),

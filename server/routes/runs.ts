@@ -42,6 +42,9 @@ export function runRoutes(deps: AppDeps): Router {
     if (latest) return { __error__: latest };
     if (end?.values !== undefined) return publicValues(end.values);
     const thread = await storage.threads.get(run.thread_id);
+    // A run that stopped at an interrupt answers it, as the LangGraph server does (issue 22).
+    if (thread?.status === "interrupted" && current?.status === "success")
+      return publicValues({ __interrupt__: Object.values(thread.interrupts).flat() });
     return publicValues(thread?.values ?? null);
   }
 
