@@ -3,7 +3,7 @@
 // executor calls it in the server thread, or a run thread calls it (run-thread.ts); either way the
 // executor does what follows a run (metrics, closing the stream, webhook, learning) in the server
 // thread, from the RunOutcome returned here.
-import { Command, type BaseCheckpointSaver } from "@langchain/langgraph";
+import { Command, Send, type BaseCheckpointSaver } from "@langchain/langgraph";
 import { usageByNodeOf } from "../core/state.ts";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
 import type { Run, Storage, ThreadSnapshot } from "../core/storage/types.ts";
@@ -131,9 +131,7 @@ export class RunRunner {
         await this.deps.checkpoints.snapshot(run.run_id, run.thread_id, kwargs.checkpoint_before);
         await storage.runs.setCheckpointBefore(run.run_id, kwargs.checkpoint_before);
       }
-      let input: unknown = kwargs.command
-        ? new Command(kwargs.command as ConstructorParameters<typeof Command>[0])
-        : (kwargs.input ?? null);
+      let input: unknown = kwargs.command ? toCommand(kwargs.command) : (kwargs.input ?? null);
       // A re-queued run whose input was already checkpointed continues instead of starting over,
       // from the thread's latest checkpoint (its own progress), not from a checkpoint_id it was
       // created with: that would replay finished steps and drop its input.
@@ -376,6 +374,22 @@ function tokensAdded(before: unknown, after: unknown): TokenCount[] {
     if (completion > 0) out.push({ node, kind: "completion", tokens: completion });
   }
   return out;
+}
+
+/**
+ * A command as JSON sent it: `goto` may name nodes or be `{node, input}` objects (one or a
+ * list), which become `Send`s, as the LangGraph server reads them (issue 22).
+ */
+function toCommand(command: NonNullable<Run["kwargs"]["command"]>): Command {
+  const asSend = (g: unknown) =>
+    g && typeof g === "object" && "node" in g && typeof g.node === "string"
+      ? new Send(g.node, (g as { input?: unknown }).input)
+      : g;
+  const goto = (command as { goto?: unknown }).goto;
+  return new Command({
+    ...(command as ConstructorParameters<typeof Command>[0]),
+    ...(goto === undefined ? {} : { goto: Array.isArray(goto) ? goto.map(asSend) : asSend(goto) }),
+  } as ConstructorParameters<typeof Command>[0]);
 }
 
 /**

@@ -227,6 +227,19 @@ describe("interrupts", () => {
     ).toBe(409);
   });
 
+  it("command.goto as {node, input} is a Send, as the LangGraph server reads it (issue 22)", async () => {
+    const threadId = await newThread();
+    await s.client.runs.wait(threadId, "approval", { input: { topic: "g" } });
+    const out = await valuesOf<StepValues & { __error__?: unknown }>(
+      s.client.runs.wait(threadId, "approval", {
+        command: { goto: { node: "publish", input: { topic: "sent" } } as never },
+      }),
+    );
+    expect(out.__error__).toBeUndefined();
+    const state = await s.client.threads.getState<StepValues>(threadId);
+    expect(state.values.log).toContain("publish:undefined");
+  });
+
   it("stops before a node with interruptBefore and continues with input null", async () => {
     const threadId = await newThread();
     const out = await valuesOf<StepValues>(
