@@ -117,32 +117,54 @@ async function main() {
 function report(results: CaseResult[], verbose: boolean): void {
   const routes = new Map<string, CaseResult[]>();
   for (const r of results) routes.set(r.c.route, [...(routes.get(r.c.route) ?? []), r]);
+  const listed = (r: CaseResult, gap: boolean) =>
+    r.intended.filter((i) => Boolean(i.why.gap) === gap).length;
   const rows = [...routes].map(([route, rs]) => ({
     route,
     cases: rs.length,
     same: rs.filter((r) => !r.unexpected.length && !r.intended.length && !r.crash).length,
-    intended: rs.reduce((n, r) => n + r.intended.length, 0),
+    intended: rs.reduce((n, r) => n + listed(r, false), 0),
+    gaps: rs.reduce((n, r) => n + listed(r, true), 0),
     unexpected: rs.reduce((n, r) => n + r.unexpected.length + (r.crash ? 1 : 0), 0),
   }));
   const w = Math.max(...rows.map((r) => r.route.length), 5);
-  const line = (a: string, b: string, c: string, d: string, e: string) =>
-    `${a.padEnd(w)}  ${b.padStart(5)}  ${c.padStart(9)}  ${d.padStart(8)}  ${e.padStart(10)}`;
-  console.log(line("route", "cases", "identical", "intended", "unexpected"));
+  const cols = ["cases", "identical", "intended", "gaps", "unexpected"];
+  const line = (first: string, rest: string[]) =>
+    `${first.padEnd(w)}  ${rest.map((v, i) => v.padStart(cols[i]!.length)).join("  ")}`;
+  console.log(line("route", cols));
   for (const r of rows) {
-    console.log(
-      line(r.route, String(r.cases), String(r.same), String(r.intended), String(r.unexpected)),
-    );
+    console.log(line(r.route, [r.cases, r.same, r.intended, r.gaps, r.unexpected].map(String)));
   }
-  const total = (k: "cases" | "same" | "intended" | "unexpected") =>
+  const total = (k: "cases" | "same" | "intended" | "gaps" | "unexpected") =>
     String(rows.reduce((n, r) => n + r[k], 0));
-  console.log(line("total", total("cases"), total("same"), total("intended"), total("unexpected")));
+  console.log(
+    line("total", [
+      total("cases"),
+      total("same"),
+      total("intended"),
+      total("gaps"),
+      total("unexpected"),
+    ]),
+  );
+  // Differences by reason: one line per intended entry that matched, with its count.
+  const byReason = new Map<string, number>();
+  for (const r of results) {
+    for (const i of r.intended) {
+      const key = `${i.why.gap ? "gap" : "intended"}: ${i.why.reason}`;
+      byReason.set(key, (byReason.get(key) ?? 0) + 1);
+    }
+  }
+  console.log("\nlisted differences (count, reason):");
+  for (const [reason, n] of [...byReason].sort((a, b) => b[1] - a[1])) {
+    console.log(`${String(n).padStart(5)}  ${reason}`);
+  }
   for (const r of results) {
     const shown = [
       ...r.unexpected.map(
         (d) => `  UNEXPECTED ${d.kind} ${d.path}: ours ${show(d.ours)} reference ${show(d.ref)}`,
       ),
       ...(verbose
-        ? r.intended.map((i) => `  intended ${i.d.kind} ${i.d.path} (${i.why.reason})`)
+        ? r.intended.map((i) => `  ${i.why.gap ? "gap" : "intended"} ${i.d.kind} ${i.d.path}`)
         : []),
       ...(r.crash ? [`  CRASH ${r.crash}`] : []),
     ];
