@@ -249,7 +249,10 @@ export const ThreadStateUpdate = z
   .strip();
 
 export const ThreadStateCheckpoint = z
-  .object({ checkpoint: CheckpointSchema, subgraphs: z.boolean().nullish() })
+  .object({
+    checkpoint: CheckpointSchema.nullish().describe("Absent: the latest state"),
+    subgraphs: z.boolean().nullish(),
+  })
   .strip();
 
 export const ThreadHistory = z

@@ -232,7 +232,8 @@ export function threadRoutes(deps: AppDeps): Router {
   r.post("/threads/:thread_id/state/checkpoint", async (req, res) => {
     const { thread } = await reachable(req, "read");
     const body = parseBody(ThreadStateCheckpoint, req.body);
-    const { thread_id: _ignored, ...checkpoint } = body.checkpoint;
+    // Without a checkpoint: the latest state, as the LangGraph server answers (issue 22).
+    const { thread_id: _ignored, ...checkpoint } = body.checkpoint ?? {};
     sendJson(res, 200, await stateAt(thread, checkpoint, Boolean(body.subgraphs)));
   });
 
@@ -258,7 +259,11 @@ export function threadRoutes(deps: AppDeps): Router {
     let next;
     try {
       next = await graph.updateState(
-        { configurable: { thread_id: thread.thread_id, checkpoint_ns: "", ...ref } },
+        {
+          configurable: { thread_id: thread.thread_id, checkpoint_ns: "", ...ref },
+          // Its checkpoint names the graph, as the LangGraph server's do (issue 22).
+          metadata: { graph_id: thread.metadata.graph_id },
+        },
         body.values ?? null,
         body.as_node ?? undefined,
       );

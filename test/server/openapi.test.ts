@@ -194,7 +194,7 @@ async function exerciseEveryOperation(): Promise<void> {
   await expectStatus(200, "POST", `/threads/${tid}/state/checkpoint`, {
     checkpoint: { checkpoint_id: checkpointId },
   });
-  await expectStatus(422, "POST", `/threads/${tid}/state/checkpoint`, {});
+  await expectStatus(422, "POST", `/threads/${tid}/state/checkpoint`, { checkpoint: 5 });
   await expectStatus(200, "GET", `/threads/${tid}/history?limit=2`);
   await expectStatus(422, "GET", `/threads/${tid}/history?limit=0`);
   await sdk.threads.getHistory(tid, { limit: 3 });

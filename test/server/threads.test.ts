@@ -354,6 +354,21 @@ describe("state and history", () => {
     expect(history.every((h) => h.metadata?.run_id === run.run_id)).toBe(true);
   });
 
+  it("state/checkpoint without a checkpoint is the latest state; a state update's checkpoint names the graph (issue 22)", async () => {
+    const threadId = await finishedSlowThread("lc");
+    const res = await fetch(`${s.url}/threads/${threadId}/state/checkpoint`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(res.status).toBe(200);
+    const latest = (await res.json()) as ThreadState<StepValues>;
+    expect(latest.values.log).toEqual(["one", "two", "three"]);
+    await s.client.threads.updateState(threadId, { values: { topic: "changed" } });
+    const state = await s.client.threads.getState(threadId);
+    expect(state.metadata).toMatchObject({ source: "update", graph_id: "slow" });
+  });
+
   it("a thread that never ran has an empty state and history", async () => {
     const t = await s.client.threads.create();
     const state = await s.client.threads.getState(t.thread_id);
