@@ -245,6 +245,8 @@ export const RetrievedLesson = z.object({
 
 export const Empty = z.object({}).describe("An empty object");
 
+export const DeletedIds = z.array(z.string()).describe("The ids deleted");
+
 export const RunRating = z.object({
   feedback_id: z.string(),
   run_id: z.string(),
@@ -333,6 +335,7 @@ export const RESPONSE_SCHEMAS = {
   Lesson,
   RetrievedLesson,
   Empty,
+  DeletedIds,
   RunRating,
   RunFeedback,
   EvalJob,

@@ -195,7 +195,8 @@ export function assistantRoutes(deps: AppDeps): Router {
   r.delete("/assistants/:assistant_id", async (req, res) => {
     const a = await reachable(req, "delete");
     await storage.assistants.delete(a.assistant_id);
-    res.status(204).end();
+    // The deleted ids, as the LangGraph server answers (issue 22).
+    sendJson(res, 200, [a.assistant_id]);
   });
 
   r.get("/assistants/:assistant_id/graph", async (req, res) => {

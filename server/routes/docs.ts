@@ -143,7 +143,7 @@ const OPS: Op[] = [
     method: "delete",
     path: "/assistants/{assistant_id}",
     summary: "Delete an assistant",
-    ok: { 204: none("Deleted") },
+    ok: { 200: json("DeletedIds", "Deleted: the assistant's id") },
     errors: { 409: "A system assistant cannot be deleted" },
     tag: "assistants",
   },

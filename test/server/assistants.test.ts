@@ -144,7 +144,8 @@ describe("assistant CRUD and versions", () => {
     const limited = await s.client.assistants.search({ metadata: { tag }, limit: 1 });
     expect(limited).toHaveLength(1);
 
-    await s.client.assistants.delete(created.assistant_id);
+    // The deleted ids, as the LangGraph server answers (issue 22).
+    expect(await s.client.assistants.delete(created.assistant_id)).toEqual([created.assistant_id]);
     const gone = await failure(s.client.assistants.get(created.assistant_id));
     expect(gone.status).toBe(404);
     expect(gone.body).toContain("Assistant not found");
