@@ -195,6 +195,35 @@ export function assistantRoutes(deps: AppDeps): Router {
   r.delete("/assistants/:assistant_id", async (req, res) => {
     const a = await reachable(req, "delete");
     await storage.assistants.delete(a.assistant_id);
+    // ?delete_threads=true (the SDK's deleteThreads) also deletes the caller's threads of this
+    // assistant (metadata.assistant_id), with their runs and checkpoints, as the LangGraph
+    // server does (issue 22).
+    if (req.query.delete_threads === "true") {
+      const search = await accessFor(
+        req,
+        "threads:search",
+        { metadata: { assistant_id: a.assistant_id }, limit: 1000, offset: 0 },
+        "read",
+      );
+      const ids: string[] = [];
+      for (let offset = 0; ; offset += 1000) {
+        const page = await storage.threads.search({
+          ...search,
+          metadata: { assistant_id: a.assistant_id },
+          limit: 1000,
+          offset,
+        });
+        ids.push(...page.map((t) => t.thread_id));
+        if (page.length < 1000) break;
+      }
+      for (const threadId of ids) {
+        const access = await accessFor(req, "threads:delete", { thread_id: threadId }, "write");
+        for (const run of await storage.runs.inflight(threadId))
+          await deps.executor.cancel(run, "interrupt");
+        await deps.checkpoints.deleteThread(threadId);
+        await storage.threads.delete(threadId, access);
+      }
+    }
     // The deleted ids, as the LangGraph server answers (issue 22).
     sendJson(res, 200, [a.assistant_id]);
   });

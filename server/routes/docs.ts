@@ -142,7 +142,7 @@ const OPS: Op[] = [
   {
     method: "delete",
     path: "/assistants/{assistant_id}",
-    summary: "Delete an assistant",
+    summary: "Delete an assistant (?delete_threads=true: and its threads)",
     ok: { 200: json("DeletedIds", "Deleted: the assistant's id") },
     errors: { 409: "A system assistant cannot be deleted" },
     tag: "assistants",
