@@ -152,6 +152,19 @@ add("DELETE /assistants/{assistant_id}", "created and missing", async (t) => {
   await t.http("get after", "GET", `/assistants/${id}`);
   await t.http("delete again", "DELETE", `/assistants/${id}`);
 });
+add("DELETE /assistants/{assistant_id}", "delete_threads", async (t) => {
+  const id = await assistant(t);
+  const mine = await thread(t);
+  await t.http("run", "POST", `/threads/${mine}/runs/wait`, { assistant_id: id, input: {} });
+  const other = await ranThread(t);
+  await t.http("delete", "DELETE", `/assistants/${id}?delete_threads=true`);
+  await t.http("its thread", "GET", `/threads/${mine}`);
+  await t.http("another thread", "GET", `/threads/${other}`);
+  await t.sdk("sdk delete", async (c) => {
+    const a = await c.assistants.create({ graphId: "echo" });
+    return c.assistants.delete(a.assistant_id, { deleteThreads: true });
+  });
+});
 for (const sub of ["graph", "schemas", "subgraphs"]) {
   add(`GET /assistants/{assistant_id}/${sub}`, "echo", async (t) => {
     const id = await assistant(t);
