@@ -263,8 +263,12 @@ export async function startReference(options: {
   dir: string;
   latencyMs: number;
   workers: number;
+  /** Graph id → absolute `file.ts:export` (default: the bench's `refine` graph). */
+  graphs?: Record<string, string>;
+  /** Log file name (default `reference`). */
+  label?: string;
 }): Promise<ServerProc> {
-  const name = "reference";
+  const name = options.label ?? "reference";
   const logFile = join(options.dir, `${name}.log`);
   const port = await freePort();
   const graphFile = join(BENCH_DIR, "server-graph.ts");
@@ -274,7 +278,12 @@ export async function startReference(options: {
     host: HOST,
     cwd: options.dir,
     // Relative to cwd: the preload hook joins cwd and this path to resolve @langchain/langgraph.
-    graphs: { refine: `${relative(options.dir, graphFile)}:graph` },
+    graphs: Object.fromEntries(
+      Object.entries(options.graphs ?? { refine: `${graphFile}:graph` }).map(([id, spec]) => [
+        id,
+        relative(options.dir, spec),
+      ]),
+    ),
   };
   const dist = join(options.packageDir, "dist");
   const child = launch(

@@ -74,6 +74,8 @@ export function openSqliteCheckpointer(
     /** false skips the integrity check (a file another connection opened and checked). */
     check?: boolean;
     limits?: StateLimits;
+    /** Store each run's config.metadata in its checkpoints' metadata (the server). */
+    runMetadata?: boolean;
   } = {},
 ): OpenedCheckpointer {
   const file = resolve(path);
@@ -119,7 +121,7 @@ export function openSqliteCheckpointer(
       },
     );
   }
-  const saver = new PreparedSqliteSaver(db, options.limits);
+  const saver = new PreparedSqliteSaver(db, options.limits, { runMetadata: options.runMetadata });
   return {
     saver,
     db,
@@ -160,6 +162,7 @@ export class PreparedSqliteSaver extends SqliteSaver {
   constructor(
     db: Database.Database,
     private readonly limits: StateLimits = DEFAULT_STATE_LIMITS,
+    private readonly options: { runMetadata?: boolean } = {},
   ) {
     super(db);
   }
@@ -371,9 +374,13 @@ export class PreparedSqliteSaver extends SqliteSaver {
     const threadId = configurable.thread_id as string | undefined;
     const checkpointNs = (configurable.checkpoint_ns as string | undefined) ?? "";
     if (!threadId) throw new Error(`Missing "thread_id" field in passed "config.configurable".`);
+    // On the server, a checkpoint's metadata carries the run's (config.metadata: run_id,
+    // graph_id, assistant_id…), as the LangGraph server stores it; LangGraph reads `run_id` there.
+    const fullMetadata =
+      this.options.runMetadata && config.metadata ? { ...config.metadata, ...metadata } : metadata;
     const [[type1, serializedCheckpoint], [type2, serializedMetadata]] = await Promise.all([
       this.serde.dumpsTyped(copyCheckpoint(checkpoint)),
-      this.serde.dumpsTyped(metadata),
+      this.serde.dumpsTyped(fullMetadata),
     ]);
     if (type1 !== type2) {
       throw new Error("Failed to serialized checkpoint and metadata to the same type.");

@@ -23,6 +23,8 @@ export interface EngineOptions {
   provider?: ModelProvider;
   /** False when another connection in this process already checked the file (run threads). */
   checkIntegrity?: boolean;
+  /** Store each run's config.metadata in its checkpoints' metadata, as the LangGraph server does. */
+  runMetadata?: boolean;
   /** Live feedback source (the server's inbox). */
   inbox?: FeedbackSource;
   /** Lessons for generate's prompt (the lessons memory). */
@@ -47,6 +49,7 @@ export function openEngine(options: EngineOptions): Engine {
     : openSqliteCheckpointer(options.settings.dbPath, {
         check: options.checkIntegrity,
         limits: options.settings.stateLimits,
+        runMetadata: options.runMetadata,
       });
   const graph = createRefineGraph({
     settings: resolve,

@@ -289,7 +289,11 @@ export class RunExecutor {
     for (const t of outcome.tokens) metrics?.tokens.inc({ node: t.node, kind: t.kind }, t.tokens);
     metrics?.runsFinished.inc({ status });
     metrics?.runDuration.observe({ status }, (Date.now() - started) / 1000);
-    hub.close(run.run_id, { status, values, ...(error ? { error } : {}) });
+    hub.close(run.run_id, {
+      status,
+      values: outcome.output ?? values,
+      ...(error ? { error } : {}),
+    });
     if (run.kwargs.webhook) void this.callWebhook(run, status, values, error);
     // After the clients have the result; awaited so a graceful shutdown lets it finish.
     if (this.deps.learning && status === "success" && values)

@@ -26,7 +26,14 @@ export function publicValues<T>(values: T): T {
 
 export function publicThread(t: Thread): Thread {
   const values = publicValues(t.values);
-  return values === t.values ? t : { ...t, values };
+  // As the LangGraph server answers: a thread that never ran has no `values` and no
+  // `interrupts`, and `error` is there only when its last run failed (issue 22).
+  const { values: _values, interrupts, error, ...rest } = t;
+  return {
+    ...rest,
+    ...(values === null ? {} : { values, interrupts }),
+    ...(error === null ? {} : { error }),
+  } as Thread;
 }
 
 /**

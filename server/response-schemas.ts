@@ -26,8 +26,10 @@ export const ErrorBody = z
 export const Ok = z.object({ ok: z.literal(true) });
 
 export const Info = z.object({
-  version: z.string(),
+  version: z.string().describe("Refinery's version"),
   name: z.string(),
+  langgraph_js_version: z.string().optional().describe("The @langchain/langgraph graphs run on"),
+  context: z.literal("js"),
   graphs: z.array(z.string()),
   flags: z.record(z.string(), z.boolean()),
 });
@@ -94,10 +96,13 @@ export const Thread = z.object({
   updated_at: Time,
   metadata: Meta,
   status: ThreadStatus,
-  values: Meta.nullable(),
-  interrupts: z.record(z.string(), z.array(Interrupt)).describe("Task id -> its interrupts"),
+  values: Meta.optional().describe("Absent until the thread has run"),
+  interrupts: z
+    .record(z.string(), z.array(Interrupt))
+    .optional()
+    .describe("Task id -> its interrupts; absent until the thread has run"),
   config: Meta,
-  error: ErrorInfo.nullable(),
+  error: ErrorInfo.optional().describe("Present when the thread's last run failed"),
 });
 
 export const ThreadSelected = Thread.partial().describe(
@@ -240,6 +245,8 @@ export const RetrievedLesson = z.object({
 
 export const Empty = z.object({}).describe("An empty object");
 
+export const DeletedIds = z.array(z.string()).describe("The ids deleted");
+
 export const RunRating = z.object({
   feedback_id: z.string(),
   run_id: z.string(),
@@ -328,6 +335,7 @@ export const RESPONSE_SCHEMAS = {
   Lesson,
   RetrievedLesson,
   Empty,
+  DeletedIds,
   RunRating,
   RunFeedback,
   EvalJob,

@@ -4,7 +4,7 @@
 // executor does what follows a run (metrics, closing the stream, webhook, learning) in the server
 // thread, from the RunOutcome returned here.
 import { attemptJournalOf } from "../core/models/attempt-journal.ts";
-import { Command, type BaseCheckpointSaver } from "@langchain/langgraph";
+import { Command, Send, type BaseCheckpointSaver } from "@langchain/langgraph";
 import { usageByNodeOf } from "../core/state.ts";
 import { continueAfterModelError, recordFailedAttempts } from "../graphs/continue.ts";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
@@ -19,6 +19,7 @@ import {
   type RunLimits,
 } from "./run-limits.ts";
 import { interruptsOf, serializeError, toPlain, toStreamChunk } from "./serde.ts";
+import { LANGGRAPH_VERSION } from "./versions.ts";
 
 export type CancelAction = "interrupt" | "rollback";
 
@@ -49,6 +50,8 @@ export type RunOutcome =
       kind: "finished";
       status: "success" | "error" | "interrupted" | "timeout";
       values?: Record<string, unknown>;
+      /** What /wait and /join answer when it is not `values` (an interrupt chunk). */
+      output?: Record<string, unknown>;
       error?: { error: string; message: string };
       graphId: string;
       /** LLM tokens this run added, by node. */
@@ -116,6 +119,8 @@ export class RunRunner {
     let interrupted = false;
     /** What failed the run (status "error"). */
     let failure: unknown;
+    /** The last interrupt chunk (`{__interrupt__: [...]}`): what /wait answers for this run. */
+    let interruptChunk: unknown;
     let graph;
     try {
       graph = await this.deps.registry.get(graphId, kwargs.config);
@@ -132,9 +137,7 @@ export class RunRunner {
         await this.deps.checkpoints.snapshot(run.run_id, run.thread_id, kwargs.checkpoint_before);
         await storage.runs.setCheckpointBefore(run.run_id, kwargs.checkpoint_before);
       }
-      let input: unknown = kwargs.command
-        ? new Command(kwargs.command as ConstructorParameters<typeof Command>[0])
-        : (kwargs.input ?? null);
+      let input: unknown = kwargs.command ? toCommand(kwargs.command) : (kwargs.input ?? null);
       // A re-queued run whose input was already checkpointed continues instead of starting over,
       // from the thread's latest checkpoint (its own progress), not from a checkpoint_id it was
       // created with: that would replay finished steps and drop its input.
@@ -164,7 +167,10 @@ export class RunRunner {
           run_id: run.run_id,
           thread_id: run.thread_id,
           graph_id: graphId,
+          assistant_id: run.assistant_id,
           run_attempt: run.attempt,
+          // As the LangGraph server's runs carry it (checkpoint and message metadata, issue 22).
+          ...(LANGGRAPH_VERSION ? { langgraph_version: LANGGRAPH_VERSION } : {}),
         },
         ...(kwargs.context !== undefined ? { context: kwargs.context } : {}),
         streamMode: modes.length ? modes : ["values"],
@@ -183,8 +189,10 @@ export class RunRunner {
           ? (parts as [string[], string, unknown])
           : ([[], ...parts] as unknown as [string[], string, unknown]);
         if (mode === "values" && ns.length === 0) {
-          if (isInterruptChunk(data)) interrupted = true;
-          else lastValues = data;
+          if (isInterruptChunk(data)) {
+            interrupted = true;
+            interruptChunk = data;
+          } else lastValues = data;
         }
         const name = mode === "messages" ? "messages" : mode;
         sink.publish(
@@ -284,6 +292,11 @@ export class RunRunner {
       kind: "finished",
       status,
       ...(values ? { values } : {}),
+      // As the LangGraph server answers /wait: a run that stopped at an interrupt answers its
+      // last values chunk, the interrupt, not the state (issue 22).
+      ...(status === "success" && interrupted && interruptChunk !== undefined
+        ? { output: toPlain<Record<string, unknown>>(interruptChunk) }
+        : {}),
       ...(error ? { error } : {}),
       graphId,
       tokens: tokensAdded(before, after?.values),
@@ -396,6 +409,22 @@ function tokensAdded(before: unknown, after: unknown): TokenCount[] {
     if (completion > 0) out.push({ node, kind: "completion", tokens: completion });
   }
   return out;
+}
+
+/**
+ * A command as JSON sent it: `goto` may name nodes or be `{node, input}` objects (one or a
+ * list), which become `Send`s, as the LangGraph server reads them (issue 22).
+ */
+function toCommand(command: NonNullable<Run["kwargs"]["command"]>): Command {
+  const asSend = (g: unknown) =>
+    g && typeof g === "object" && "node" in g && typeof g.node === "string"
+      ? new Send(g.node, (g as { input?: unknown }).input)
+      : g;
+  const goto = (command as { goto?: unknown }).goto;
+  return new Command({
+    ...(command as ConstructorParameters<typeof Command>[0]),
+    ...(goto === undefined ? {} : { goto: Array.isArray(goto) ? goto.map(asSend) : asSend(goto) }),
+  } as ConstructorParameters<typeof Command>[0]);
 }
 
 /**

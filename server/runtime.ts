@@ -77,6 +77,7 @@ export async function openRuntime(options: RuntimeOptions) {
     settings,
     provider,
     checkIntegrity: !options.thread,
+    runMetadata: true,
     lessons,
     inbox: { take: async (threadId) => (inboxRef.current ? inboxRef.current.take(threadId) : []) },
   });

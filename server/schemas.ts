@@ -1,7 +1,10 @@
 // Every request body and query the HTTP API accepts, as zod schemas in one place. They
-// validate requests and generate /openapi.json. Bodies are strict: a misspelt field is a 422
-// that names it, not a silently ignored option. Fields the official SDK sends that this
-// server does not act on are accepted and documented as ignored.
+// validate requests and generate /openapi.json. Bodies of the LangGraph protocol (assistants,
+// threads, state, history, runs, commands) drop fields they do not know (`.strip()`), as the
+// LangGraph server does: a client written against it must not be refused here (issue 22,
+// npm run diff:langgraph). Refinery's own bodies (lessons, ratings, feedback) are strict: a
+// misspelt field is a 422 that names it. Fields the official SDK sends that this server does
+// not act on are accepted and documented as ignored.
 import { z } from "zod";
 import { EXPORT_FORMATS, ISO_DATE_HINT, isoDateFilter } from "../core/learning/export.ts";
 import { outbound } from "../core/net/outbound.ts";
@@ -75,7 +78,7 @@ export const CommandSchema = z
       .optional()
       .describe("Sent by Command.toJSON() (RemoteGraph); accepted and dropped."),
   })
-  .strict();
+  .strip();
 
 export const RunCreate = z
   .object({
@@ -103,7 +106,9 @@ export const RunCreate = z
     stream_resumable: z
       .boolean()
       .nullish()
-      .describe("Accepted; every stream is resumable here (Last-Event-ID)."),
+      .describe(
+        "Every stream is resumable here (Last-Event-ID); true also sends a Location to reconnect to.",
+      ),
     interrupt_before: NodeList.nullish(),
     interrupt_after: NodeList.nullish(),
     multitask_strategy: z.enum(["reject", "interrupt", "rollback", "enqueue"]).nullish(),
@@ -144,7 +149,7 @@ export const RunCreate = z
       .describe("Accepted; steps are always checkpointed synchronously."),
     langsmith_tracer: z.unknown().optional().describe("Accepted, ignored."),
   })
-  .strict();
+  .strip();
 export type RunCreateBody = z.infer<typeof RunCreate>;
 
 export const AssistantCreate = z
@@ -158,7 +163,7 @@ export const AssistantCreate = z
     name: z.string().min(1).max(200).nullish(),
     description: z.string().max(2000).nullish(),
   })
-  .strict();
+  .strip();
 
 export const AssistantPatch = z
   .object({
@@ -169,7 +174,7 @@ export const AssistantPatch = z
     name: z.string().min(1).max(200).nullish(),
     description: z.string().max(2000).nullish(),
   })
-  .strict();
+  .strip();
 
 const Page = {
   limit: z.number().int().min(1).max(1000).nullish(),
@@ -186,7 +191,7 @@ export const AssistantSearch = z
     select: z.array(z.string()).nullish(),
     ...Page,
   })
-  .strict();
+  .strip();
 
 export const AssistantCount = z
   .object({
@@ -194,12 +199,12 @@ export const AssistantCount = z
     name: NameSearch.nullish(),
     metadata: Filter.nullish(),
   })
-  .strict();
+  .strip();
 
 export const AssistantVersionsSearch = z
   .object({ metadata: Filter.nullish(), limit: Page.limit, offset: Page.offset })
-  .strict();
-export const AssistantSetLatest = z.object({ version: z.number().int().min(1) }).strict();
+  .strip();
+export const AssistantSetLatest = z.object({ version: z.number().int().min(1) }).strip();
 
 export const ThreadStatus = z.enum(["idle", "busy", "interrupted", "error"]);
 
@@ -212,11 +217,11 @@ export const ThreadCreate = z
     supersteps: z.unknown().optional(),
     ttl: z.unknown().optional().describe("Accepted, ignored."),
   })
-  .strict();
+  .strip();
 
 export const ThreadPatch = z
   .object({ metadata: Meta.nullish(), ttl: z.unknown().optional() })
-  .strict();
+  .strip();
 
 export const ThreadSearch = z
   .object({
@@ -228,11 +233,11 @@ export const ThreadSearch = z
     select: z.array(z.string()).nullish(),
     ...Page,
   })
-  .strict();
+  .strip();
 
 export const ThreadCount = z
   .object({ metadata: Filter.nullish(), values: Filter.nullish(), status: ThreadStatus.nullish() })
-  .strict();
+  .strip();
 
 export const ThreadStateUpdate = z
   .object({
@@ -241,11 +246,14 @@ export const ThreadStateUpdate = z
     checkpoint_id: z.string().nullish(),
     checkpoint: CheckpointSchema.nullish(),
   })
-  .strict();
+  .strip();
 
 export const ThreadStateCheckpoint = z
-  .object({ checkpoint: CheckpointSchema, subgraphs: z.boolean().nullish() })
-  .strict();
+  .object({
+    checkpoint: CheckpointSchema.nullish().describe("Absent: the latest state"),
+    subgraphs: z.boolean().nullish(),
+  })
+  .strip();
 
 export const ThreadHistory = z
   .object({
@@ -254,7 +262,7 @@ export const ThreadHistory = z
     metadata: Filter.nullish(),
     checkpoint: CheckpointSchema.nullish(),
   })
-  .strict();
+  .strip();
 
 export const RunListQuery = z.object({
   limit: z.coerce.number().int().min(1).max(1000).optional(),

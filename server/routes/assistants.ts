@@ -69,7 +69,7 @@ export function assistantRoutes(deps: AppDeps): Router {
       context: body.context ?? {},
       metadata: { ...(body.metadata ?? {}) },
       if_exists: body.if_exists ?? "raise",
-      name: body.name ?? body.graph_id,
+      name: body.name ?? "Untitled",
       description: body.description ?? null,
     };
     const access = await accessFor(req, "assistants:create", value, "write");
@@ -81,7 +81,7 @@ export function assistantRoutes(deps: AppDeps): Router {
         config: body.config ?? {},
         context: body.context ?? {},
         metadata: (value.metadata ?? {}) as Metadata,
-        name: body.name ?? body.graph_id,
+        name: body.name ?? "Untitled",
         description: body.description ?? null,
       },
       body.if_exists ?? "raise",
@@ -110,16 +110,21 @@ export function assistantRoutes(deps: AppDeps): Router {
       "read",
       { system: true },
     );
-    const found = await storage.assistants.search({
+    const filters = {
       ...access,
       graph_id: q.graph_id ?? undefined,
       name: q.name ?? undefined,
       metadata: q.metadata ?? undefined,
+    };
+    const found = await storage.assistants.search({
+      ...filters,
       limit: q.limit ?? 10,
       offset: q.offset ?? 0,
       sort_by: q.sort_by ?? undefined,
       sort_order: q.sort_order ?? undefined,
     });
+    // The LangGraph server sends the number of matches (every page) as X-Pagination-Total.
+    res.setHeader("X-Pagination-Total", String(await storage.assistants.count(filters)));
     const rows = found.map(publicAssistant);
     sendJson(res, 200, q.select?.length ? rows.map((a) => pick(a, q.select ?? [])) : rows);
   });
@@ -190,7 +195,37 @@ export function assistantRoutes(deps: AppDeps): Router {
   r.delete("/assistants/:assistant_id", async (req, res) => {
     const a = await reachable(req, "delete");
     await storage.assistants.delete(a.assistant_id);
-    res.status(204).end();
+    // ?delete_threads=true (the SDK's deleteThreads) also deletes the caller's threads of this
+    // assistant (metadata.assistant_id), with their runs and checkpoints, as the LangGraph
+    // server does (issue 22).
+    if (req.query.delete_threads === "true") {
+      const search = await accessFor(
+        req,
+        "threads:search",
+        { metadata: { assistant_id: a.assistant_id }, limit: 1000, offset: 0 },
+        "read",
+      );
+      const ids: string[] = [];
+      for (let offset = 0; ; offset += 1000) {
+        const page = await storage.threads.search({
+          ...search,
+          metadata: { assistant_id: a.assistant_id },
+          limit: 1000,
+          offset,
+        });
+        ids.push(...page.map((t) => t.thread_id));
+        if (page.length < 1000) break;
+      }
+      for (const threadId of ids) {
+        const access = await accessFor(req, "threads:delete", { thread_id: threadId }, "write");
+        for (const run of await storage.runs.inflight(threadId))
+          await deps.executor.cancel(run, "interrupt");
+        await deps.checkpoints.deleteThread(threadId);
+        await storage.threads.delete(threadId, access);
+      }
+    }
+    // The deleted ids, as the LangGraph server answers (issue 22).
+    sendJson(res, 200, [a.assistant_id]);
   });
 
   r.get("/assistants/:assistant_id/graph", async (req, res) => {

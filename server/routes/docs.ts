@@ -142,8 +142,8 @@ const OPS: Op[] = [
   {
     method: "delete",
     path: "/assistants/{assistant_id}",
-    summary: "Delete an assistant",
-    ok: { 204: none("Deleted") },
+    summary: "Delete an assistant (?delete_threads=true: and its threads)",
+    ok: { 200: json("DeletedIds", "Deleted: the assistant's id") },
     errors: { 409: "A system assistant cannot be deleted" },
     tag: "assistants",
   },
@@ -364,8 +364,11 @@ const OPS: Op[] = [
     method: "post",
     path: "/threads/{thread_id}/runs/{run_id}/cancel",
     summary: "Cancel a run (?wait=&action=interrupt|rollback)",
-    ok: { 202: none("Cancelling (without ?wait=true)"), 204: none("Cancelled (with ?wait=true)") },
-    errors: { 409: "The run has already ended", 422: "wait or action is invalid" },
+    ok: {
+      202: none("Cancelling (without ?wait=true); a run that has ended is left as it is"),
+      204: none("Cancelled (with ?wait=true)"),
+    },
+    errors: { 409: "With ?wait=true: the run has already ended", 422: "wait or action is invalid" },
     tag: "runs",
   },
   {

@@ -3,6 +3,7 @@ import { Router } from "express";
 import type { AppDeps } from "../context.ts";
 import { authOf } from "../auth/request.ts";
 import { sendJson } from "../http.ts";
+import { LANGGRAPH_VERSION } from "../versions.ts";
 
 export function metaRoutes(deps: AppDeps): Router {
   const r = Router();
@@ -11,6 +12,9 @@ export function metaRoutes(deps: AppDeps): Router {
     sendJson(res, 200, {
       version: deps.version,
       name: "refinery",
+      // As the LangGraph server (JS) answers (issue 22).
+      langgraph_js_version: LANGGRAPH_VERSION,
+      context: "js",
       graphs: deps.registry.ids(),
       flags: {
         assistants: true,

@@ -42,6 +42,9 @@ export function runRoutes(deps: AppDeps): Router {
     if (latest) return { __error__: latest };
     if (end?.values !== undefined) return publicValues(end.values);
     const thread = await storage.threads.get(run.thread_id);
+    // A run that stopped at an interrupt answers it, as the LangGraph server does (issue 22).
+    if (thread?.status === "interrupted" && current?.status === "success")
+      return publicValues({ __interrupt__: Object.values(thread.interrupts).flat() });
     return publicValues(thread?.values ?? null);
   }
 
@@ -57,6 +60,7 @@ export function runRoutes(deps: AppDeps): Router {
     stateless: boolean,
     cancelOnDisconnect: boolean,
     modes?: Set<string>,
+    resumable = false,
   ) {
     const abort = new AbortController();
     res.on("close", () => {
@@ -71,9 +75,12 @@ export function runRoutes(deps: AppDeps): Router {
       : events(run, req, abort.signal);
     await writeSse(res, onlyModes(source, modes), {
       keepAliveMs,
+      // Location (where the SDK reconnects with Last-Event-ID) only for a stream the client
+      // asked to be resumable: the SDK asks it whether the run is still active after the stream
+      // ends, one more GET per run, and the LangGraph server sends none (issue 22).
       headers: {
         "Content-Location": location(run, stateless),
-        Location: `${location(run, stateless)}/stream`,
+        ...(resumable ? { Location: `${location(run, stateless)}/stream` } : {}),
       },
     });
   }
@@ -87,7 +94,7 @@ export function runRoutes(deps: AppDeps): Router {
 
   r.post("/threads/:thread_id/runs/stream", async (req, res) => {
     const { run, body } = await createRun(authOf(req), req.params.thread_id, req.body);
-    await stream(req, res, run, false, body.on_disconnect === "cancel");
+    await stream(req, res, run, false, body.on_disconnect === "cancel", undefined, resumable(body));
   });
 
   r.post("/threads/:thread_id/runs/wait", async (req, res) => {
@@ -165,6 +172,12 @@ export function runRoutes(deps: AppDeps): Router {
       action: q.action,
       metadata: { run_ids: [req.params.run_id], status: "pending" },
     });
+    // Cancelling a run that has ended changes nothing: accepted, as the LangGraph server does
+    // (issue 22). With wait, the caller is told nothing was cancelled or rolled back (409).
+    if (TERMINAL.has(run.status) && !q.wait) {
+      res.status(202).end();
+      return;
+    }
     if (TERMINAL.has(run.status)) {
       throw new RefineryError("conflict", `Run is already ${run.status}`, {
         field: "run_id",
@@ -297,7 +310,7 @@ export function runRoutes(deps: AppDeps): Router {
 
   r.post("/runs/stream", async (req, res) => {
     const { run, body } = await createRun(authOf(req), undefined, req.body);
-    await stream(req, res, run, true, body.on_disconnect === "cancel");
+    await stream(req, res, run, true, body.on_disconnect === "cancel", undefined, resumable(body));
   });
 
   // Where a stateless stream's Location points (the SDK reconnects there with Last-Event-ID).
@@ -335,6 +348,9 @@ export function runRoutes(deps: AppDeps): Router {
 }
 
 /** The SSE event names a join's `stream_mode` keeps (events are named by the library mode). */
+/** A stream the client asked to resume after a dropped connection (the SDK's streamResumable). */
+const resumable = (body: { stream_resumable?: boolean | null }) => body.stream_resumable === true;
+
 function modeFilter(modes: string | string[] | undefined): Set<string> | undefined {
   if (modes === undefined) return undefined;
   const list = Array.isArray(modes) ? modes : [modes];

@@ -78,17 +78,26 @@ export function threadRoutes(deps: AppDeps): Router {
       },
       "read",
     );
-    const found = await storage.threads.search({
+    const filters = {
       ...access,
-      ids: q.ids ?? undefined,
       metadata: q.metadata ?? undefined,
       values: q.values ?? undefined,
       status: q.status ?? undefined,
+    };
+    const found = await storage.threads.search({
+      ...filters,
+      ids: q.ids ?? undefined,
       limit: q.limit ?? 10,
       offset: q.offset ?? 0,
       sort_by: q.sort_by ?? undefined,
       sort_order: q.sort_order ?? undefined,
     });
+    // The LangGraph server sends the number of matches (every page) as X-Pagination-Total.
+    const total = q.ids
+      ? (await storage.threads.search({ ...filters, ids: q.ids, limit: q.ids.length, offset: 0 }))
+          .length
+      : await storage.threads.count(filters);
+    res.setHeader("X-Pagination-Total", String(total));
     const rows = found.map(publicThread);
     const select = q.select;
     sendJson(
@@ -223,7 +232,8 @@ export function threadRoutes(deps: AppDeps): Router {
   r.post("/threads/:thread_id/state/checkpoint", async (req, res) => {
     const { thread } = await reachable(req, "read");
     const body = parseBody(ThreadStateCheckpoint, req.body);
-    const { thread_id: _ignored, ...checkpoint } = body.checkpoint;
+    // Without a checkpoint: the latest state, as the LangGraph server answers (issue 22).
+    const { thread_id: _ignored, ...checkpoint } = body.checkpoint ?? {};
     sendJson(res, 200, await stateAt(thread, checkpoint, Boolean(body.subgraphs)));
   });
 
@@ -249,7 +259,11 @@ export function threadRoutes(deps: AppDeps): Router {
     let next;
     try {
       next = await graph.updateState(
-        { configurable: { thread_id: thread.thread_id, checkpoint_ns: "", ...ref } },
+        {
+          configurable: { thread_id: thread.thread_id, checkpoint_ns: "", ...ref },
+          // Its checkpoint names the graph, as the LangGraph server's do (issue 22).
+          metadata: { graph_id: thread.metadata.graph_id },
+        },
         body.values ?? null,
         body.as_node ?? undefined,
       );

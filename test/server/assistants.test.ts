@@ -144,12 +144,33 @@ describe("assistant CRUD and versions", () => {
     const limited = await s.client.assistants.search({ metadata: { tag }, limit: 1 });
     expect(limited).toHaveLength(1);
 
-    await s.client.assistants.delete(created.assistant_id);
+    // The deleted ids, as the LangGraph server answers (issue 22).
+    expect(await s.client.assistants.delete(created.assistant_id)).toEqual([created.assistant_id]);
     const gone = await failure(s.client.assistants.get(created.assistant_id));
     expect(gone.status).toBe(404);
     expect(gone.body).toContain("Assistant not found");
     expect(await s.client.assistants.count({ metadata: { tag } })).toBe(1);
     expect((await failure(s.client.assistants.delete(created.assistant_id))).status).toBe(404);
+  });
+
+  it("delete with deleteThreads also deletes the assistant's threads, no others (issue 22)", async () => {
+    const mine = await s.client.assistants.create({ graphId: "slow" });
+    const other = await s.client.assistants.create({ graphId: "slow" });
+    const t1 = await s.client.threads.create();
+    await s.client.runs.wait(t1.thread_id, mine.assistant_id, { input: { topic: "dt" } });
+    const t2 = await s.client.threads.create();
+    await s.client.runs.wait(t2.thread_id, other.assistant_id, { input: { topic: "dt" } });
+    expect(await s.client.assistants.delete(mine.assistant_id, { deleteThreads: true })).toEqual([
+      mine.assistant_id,
+    ]);
+    expect((await failure(s.client.threads.get(t1.thread_id))).status).toBe(404);
+    expect((await s.client.threads.get(t2.thread_id)).thread_id).toBe(t2.thread_id);
+  });
+
+  it('an assistant created without a name is "Untitled", as the LangGraph server names it (issue 22)', async () => {
+    const a = await s.client.assistants.create({ graphId: "refine" });
+    expect(a.name).toBe("Untitled");
+    expect((await s.client.assistants.get(a.assistant_id)).name).toBe("Untitled");
   });
 
   it("if_exists do_nothing returns the existing assistant; raise is a 409", async () => {

@@ -414,7 +414,10 @@ describe("runs.cancel", () => {
     await s.client.runs.cancel(threadId, run.run_id, true);
     expect((await s.client.runs.get(threadId, run.run_id)).status).toBe("interrupted");
     expect((await s.client.threads.get(threadId)).status).toBe("idle");
-    expect(await statusOf(s.client.runs.cancel(threadId, run.run_id))).toBe(409);
+    // Cancelling it again changes nothing: accepted, or a 409 when waiting (issue 22).
+    await s.client.runs.cancel(threadId, run.run_id);
+    expect(await statusOf(s.client.runs.cancel(threadId, run.run_id, true))).toBe(409);
+    expect((await s.client.runs.get(threadId, run.run_id)).status).toBe("interrupted");
 
     // with rollback, a pending run is deleted
     const other = await s.client.runs.create(threadId, "slow", {
@@ -452,14 +455,15 @@ describe("runs.cancel", () => {
     expect((await s.client.threads.get(threadId)).status).toBe("idle");
   });
 
-  it("cancel of a finished run is a 409", async () => {
+  it("cancel of a finished run changes nothing: accepted (as the LangGraph server does), a 409 with wait", async () => {
     const threadId = await newThread();
     let runId: string | undefined;
     await s.client.runs.wait(threadId, "slow", {
       input: { topic: "c-done", delayMs: 0 },
       onRunCreated: (m) => (runId = m.run_id),
     });
-    expect(await statusOf(s.client.runs.cancel(threadId, runId!))).toBe(409);
+    await s.client.runs.cancel(threadId, runId!);
+    await s.client.runs.cancel(threadId, runId!, false, "rollback");
     expect(await statusOf(s.client.runs.cancel(threadId, runId!, true, "rollback"))).toBe(409);
     expect((await s.client.runs.get(threadId, runId!)).status).toBe("success");
   });

@@ -158,7 +158,7 @@ async function exerciseEveryOperation(): Promise<void> {
   await expectStatus(404, "GET", `/assistants/${missing}`);
   await sdk.assistants.update(aid, { metadata: { v: 2 } });
   await expectStatus(409, "PATCH", "/assistants/slow", { metadata: { x: 1 } });
-  await expectStatus(422, "PATCH", `/assistants/${aid}`, { nmae: "typo" });
+  await expectStatus(422, "PATCH", `/assistants/${aid}`, { name: 5 });
   await sdk.assistants.getGraph(aid);
   await sdk.assistants.getSchemas(aid);
   await sdk.assistants.getSubgraphs(aid);
@@ -194,7 +194,7 @@ async function exerciseEveryOperation(): Promise<void> {
   await expectStatus(200, "POST", `/threads/${tid}/state/checkpoint`, {
     checkpoint: { checkpoint_id: checkpointId },
   });
-  await expectStatus(422, "POST", `/threads/${tid}/state/checkpoint`, {});
+  await expectStatus(422, "POST", `/threads/${tid}/state/checkpoint`, { checkpoint: 5 });
   await expectStatus(200, "GET", `/threads/${tid}/history?limit=2`);
   await expectStatus(422, "GET", `/threads/${tid}/history?limit=0`);
   await sdk.threads.getHistory(tid, { limit: 3 });
@@ -223,7 +223,11 @@ async function exerciseEveryOperation(): Promise<void> {
     assistant_id: "slow",
     command: { resume: "yes" },
   });
-  await expectStatus(422, "POST", `/threads/${tid}/runs/wait`, { assistant_id: "slow", inptu: 1 });
+  await expectStatus(422, "POST", `/threads/${tid}/runs/wait`, {
+    assistant_id: "slow",
+    input: 1,
+    config: 1,
+  });
   // A slow run in flight: the busy thread's conflicts, then cancels with and without wait.
   const busy = await sdk.runs.create(tid, "slow", { input: { topic: "busy", delayMs: 400 } });
   await expectStatus(409, "POST", `/threads/${tid}/state`, { values: { topic: "no" } });
@@ -231,7 +235,8 @@ async function exerciseEveryOperation(): Promise<void> {
   await expectStatus(409, "DELETE", `/threads/${tid}/runs/${busy.run_id}`);
   await expectStatus(422, "POST", `/threads/${tid}/runs/${busy.run_id}/cancel?action=explode`);
   await expectStatus(204, "POST", `/threads/${tid}/runs/${busy.run_id}/cancel?wait=true`);
-  await expectStatus(409, "POST", `/threads/${tid}/runs/${busy.run_id}/cancel`);
+  await expectStatus(409, "POST", `/threads/${tid}/runs/${busy.run_id}/cancel?wait=1`);
+  await expectStatus(202, "POST", `/threads/${tid}/runs/${busy.run_id}/cancel`);
   await expectStatus(404, "POST", `/threads/${tid}/runs/${missing}/cancel`);
   const again = await sdk.runs.create(tid, "slow", { input: { topic: "again", delayMs: 400 } });
   await expectStatus(202, "POST", `/threads/${tid}/runs/${again.run_id}/cancel`);

@@ -190,16 +190,29 @@ describe("/openapi.json", () => {
     expect(run({ assistant_id: "slow", input: {}, stream_mode: ["values", "updates"] })).toBe(true);
     expect(run({ assistant_id: "slow", stream_mode: 5 })).toBe(false);
     expect(run({ assistant_id: "slow", stream_mode: "nope" })).toBe(false);
-    expect(run({ assistant_id: "slow", inptu: {} })).toBe(false);
+    // Unknown fields are dropped, as the LangGraph server does (issue 22).
+    expect(run({ assistant_id: "slow", inptu: {} })).toBe(true);
     expect(run({ assistant_id: "slow", multitask_strategy: "enqueue" })).toBe(true);
     expect(run({ assistant_id: "slow", config: { recursion_limit: -1 } })).toBe(false);
     const thread = bodyOf("post", "/threads");
     expect(thread({ metadata: { a: 1 }, if_exists: "do_nothing" })).toBe(true);
     expect(thread({ thread_id: "not-a-uuid" })).toBe(false);
-    expect(thread({ metdata: {} })).toBe(false);
+    expect(thread({ metdata: {} })).toBe(true);
     const search = bodyOf("post", "/threads/search");
     expect(search({ status: "idle", limit: 10 })).toBe(true);
     expect(search({ limit: "x" })).toBe(false);
+  });
+});
+
+describe("/info", () => {
+  it("has the LangGraph server's (JS) fields: version, langgraph_js_version, context, flags (issue 22)", async () => {
+    const info = (await (await fetch(`${s.url}/info`)).json()) as Record<string, unknown>;
+    expect(info).toMatchObject({
+      version: expect.any(String),
+      langgraph_js_version: expect.stringMatching(/^\d+\.\d+\.\d+/),
+      context: "js",
+      flags: { assistants: true, crons: false },
+    });
   });
 });
 

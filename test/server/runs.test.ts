@@ -178,12 +178,20 @@ describe("runs.wait and background runs", () => {
 describe("interrupts", () => {
   it("interrupts in a node and resumes with command.resume", async () => {
     const threadId = await newThread();
-    const first = await valuesOf<StepValues>(
+    // As the LangGraph server answers (issue 22): a run stopped at an interrupt answers it.
+    const first = await valuesOf<{ __interrupt__: { id: string; value: unknown }[] }>(
       s.client.runs.wait(threadId, "approval", {
         input: { topic: "t1" },
       }),
     );
-    expect(first.log).toEqual(["draft:t1"]);
+    expect(first).toEqual({
+      __interrupt__: [
+        { id: expect.any(String), value: { question: "approve?", draft: "draft:t1" } },
+      ],
+    });
+    expect((await s.client.threads.getState<StepValues>(threadId)).values.log).toEqual([
+      "draft:t1",
+    ]);
 
     const thread = await s.client.threads.get(threadId);
     expect(thread.status).toBe("interrupted");
@@ -219,6 +227,19 @@ describe("interrupts", () => {
     ).toBe(409);
   });
 
+  it("command.goto as {node, input} is a Send, as the LangGraph server reads it (issue 22)", async () => {
+    const threadId = await newThread();
+    await s.client.runs.wait(threadId, "approval", { input: { topic: "g" } });
+    const out = await valuesOf<StepValues & { __error__?: unknown }>(
+      s.client.runs.wait(threadId, "approval", {
+        command: { goto: { node: "publish", input: { topic: "sent" } } as never },
+      }),
+    );
+    expect(out.__error__).toBeUndefined();
+    const state = await s.client.threads.getState<StepValues>(threadId);
+    expect(state.values.log).toContain("publish:undefined");
+  });
+
   it("stops before a node with interruptBefore and continues with input null", async () => {
     const threadId = await newThread();
     const out = await valuesOf<StepValues>(
@@ -227,7 +248,8 @@ describe("interrupts", () => {
         interruptBefore: ["two"],
       }),
     );
-    expect(out.log).toEqual(["one"]);
+    expect(out).toEqual({ __interrupt__: [] });
+    expect((await s.client.threads.getState<StepValues>(threadId)).values.log).toEqual(["one"]);
     expect((await s.client.threads.getState(threadId)).next).toEqual(["two"]);
     expect((await s.client.threads.get(threadId)).status).toBe("interrupted");
 
@@ -244,7 +266,8 @@ describe("interrupts", () => {
         interruptAfter: ["one", "two"],
       }),
     );
-    expect(out.log).toEqual(["one"]);
+    expect(out).toEqual({ __interrupt__: [] });
+    expect((await s.client.threads.getState<StepValues>(threadId)).values.log).toEqual(["one"]);
     expect((await s.client.threads.getState(threadId)).next).toEqual(["two"]);
     expect((await s.client.threads.get(threadId)).status).toBe("interrupted");
 
@@ -257,21 +280,15 @@ describe("interrupts", () => {
   it('interruptBefore "*" stops before every node', async () => {
     const threadId = await newThread();
     const logs: string[][] = [];
-    let out = await valuesOf<StepValues>(
-      s.client.runs.wait(threadId, "slow", {
-        input: { topic: "all", delayMs: 0 },
-        interruptBefore: "*",
-      }),
-    );
-    logs.push(out.log);
+    const logNow = async () => (await s.client.threads.getState<StepValues>(threadId)).values.log;
+    await s.client.runs.wait(threadId, "slow", {
+      input: { topic: "all", delayMs: 0 },
+      interruptBefore: "*",
+    });
+    logs.push(await logNow());
     for (let i = 0; i < 3; i++) {
-      out = await valuesOf<StepValues>(
-        s.client.runs.wait(threadId, "slow", {
-          input: null,
-          interruptBefore: "*",
-        }),
-      );
-      logs.push(out.log);
+      await s.client.runs.wait(threadId, "slow", { input: null, interruptBefore: "*" });
+      logs.push(await logNow());
     }
     expect(logs).toEqual([[], ["one"], ["one", "two"], ["one", "two", "three"]]);
   });

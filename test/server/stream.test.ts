@@ -5,7 +5,7 @@ import { randomUUID } from "node:crypto";
 import type { AddressInfo } from "node:net";
 import { connect } from "node:net";
 import express from "express";
-import type { Client } from "@langchain/langgraph-sdk";
+import { Client } from "@langchain/langgraph-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { writeSse } from "../../server/http.ts";
 import { StreamHub, type RunEvent } from "../../server/stream-hub.ts";
@@ -417,6 +417,7 @@ describe("raw SSE", () => {
       assistant_id: "slow",
       input: { topic: "raw", delayMs: 0 },
       stream_mode: ["values", "updates"],
+      stream_resumable: true,
     });
     expect(res.status).toBe(200);
     expect(res.headers.get("content-type")).toMatch(/^text\/event-stream/);
@@ -633,6 +634,7 @@ describe("stateless streams", () => {
       assistant_id: "slow",
       input: { topic: "sl-loc", delayMs: 0 },
       stream_mode: "updates",
+      stream_resumable: true,
     });
     const location = res.headers.get("location");
     expect(location).toMatch(/^\/runs\/[0-9a-f-]{36}\/stream$/);
@@ -648,6 +650,35 @@ describe("stateless streams", () => {
 
     const unknown = await fetch(`${s.url}/runs/${randomUUID()}/stream`);
     expect(unknown.status).toBe(404);
+  });
+
+  it("a stream not asked to be resumable has no Location, so the SDK makes no extra request after it (issue 22)", async () => {
+    const res = await postJson(`/runs/stream`, {
+      assistant_id: "slow",
+      input: { topic: "sl-noloc", delayMs: 0 },
+      stream_mode: "updates",
+    });
+    expect(res.headers.get("location")).toBeNull();
+    expect(res.headers.get("content-location")).toMatch(/^\/runs\/[0-9a-f-]{36}$/);
+    await readFrames(res);
+    const requests: string[] = [];
+    const client = new Client({
+      apiUrl: s.url,
+      callerOptions: { maxRetries: 0 },
+      onRequest: (url, init) => {
+        requests.push(`${init.method ?? "GET"} ${new URL(url).pathname}`);
+        return init;
+      },
+    });
+    const thread = await client.threads.create();
+    requests.length = 0;
+    for await (const chunk of client.runs.stream(thread.thread_id, "slow", {
+      input: { topic: "sl-noloc" },
+      streamMode: "updates",
+    })) {
+      void chunk;
+    }
+    expect(requests).toEqual([`POST /threads/${thread.thread_id}/runs/stream`]);
   });
 });
 

@@ -54,6 +54,14 @@ describe("thread CRUD", () => {
     expect(plain).toMatchObject({ status: "idle", metadata: {} });
     expect(plain.thread_id).toMatch(/^[0-9a-f-]{36}$/);
     expect(plain.values ?? null).toBeNull();
+    // As the LangGraph server answers (issue 22): no values, interrupts or error until it runs.
+    expect(Object.keys(plain).sort()).toEqual(
+      ["config", "created_at", "metadata", "status", "thread_id", "updated_at"].sort(),
+    );
+    await s.client.runs.wait(plain.thread_id, "slow", { input: { topic: "k" } });
+    const ran = await s.client.threads.get(plain.thread_id);
+    expect(ran).toMatchObject({ values: { topic: "k" }, interrupts: {} });
+    expect(ran).not.toHaveProperty("error");
 
     const tagged = await s.client.threads.create({ metadata: { user: "ann", n: 1 } });
     expect(tagged.metadata).toEqual({ user: "ann", n: 1 });
@@ -123,6 +131,34 @@ describe("thread CRUD", () => {
     expect(await s.client.threads.count({ metadata: { tag }, status: "idle" })).toBe(2);
     expect(await s.client.threads.count({ values: { topic: "searched" } })).toBe(1);
     expect(await s.client.threads.count({ metadata: { tag: "nothing-has-this" } })).toBe(0);
+  });
+
+  it("search answers X-Pagination-Total: every match, not the page (as the LangGraph server does)", async () => {
+    const tag = randomUUID();
+    const ids: string[] = [];
+    for (let i = 0; i < 3; i++) {
+      ids.push((await s.client.threads.create({ metadata: { tag } })).thread_id);
+    }
+    const search = async (path: string, body: unknown) => {
+      const res = await fetch(`${s.url}${path}`, {
+        method: "POST",
+        headers: { "content-type": "application/json" },
+        body: JSON.stringify(body),
+      });
+      return {
+        total: res.headers.get("x-pagination-total"),
+        rows: (await res.json()) as unknown[],
+      };
+    };
+    const page = await search("/threads/search", { metadata: { tag }, limit: 2 });
+    expect(page).toMatchObject({ total: "3" });
+    expect(page.rows).toHaveLength(2);
+    expect((await search("/threads/search", { ids: ids.slice(0, 2), limit: 1 })).total).toBe("2");
+    for (let i = 0; i < 2; i++)
+      await s.client.assistants.create({ graphId: "slow", metadata: { tag } });
+    const assistants = await search("/assistants/search", { metadata: { tag }, limit: 1 });
+    expect(assistants).toMatchObject({ total: "2" });
+    expect(assistants.rows).toHaveLength(1);
   });
 
   it("deletes a thread with its runs and checkpoints: a recreated thread starts empty", async () => {
@@ -299,6 +335,38 @@ describe("state and history", () => {
     expect(res.status).toBe(200);
     const got = (await res.json()) as ThreadState[];
     expect(got.map((h) => h.checkpoint.checkpoint_id)).toEqual([all[2]?.checkpoint.checkpoint_id]);
+  });
+
+  it("a checkpoint's metadata names the run that wrote it, as the LangGraph server's do (issue 22)", async () => {
+    const thread = await s.client.threads.create();
+    const run = await s.client.runs.create(thread.thread_id, "slow", { input: { topic: "md" } });
+    await s.client.runs.join(thread.thread_id, run.run_id);
+    const state = await s.client.threads.getState(thread.thread_id);
+    expect(state.metadata).toMatchObject({
+      run_id: run.run_id,
+      run_attempt: 1,
+      graph_id: "slow",
+      assistant_id: run.assistant_id,
+      langgraph_version: expect.stringMatching(/^\d+\.\d+/),
+      source: "loop",
+    });
+    const history = await s.client.threads.getHistory(thread.thread_id);
+    expect(history.every((h) => h.metadata?.run_id === run.run_id)).toBe(true);
+  });
+
+  it("state/checkpoint without a checkpoint is the latest state; a state update's checkpoint names the graph (issue 22)", async () => {
+    const threadId = await finishedSlowThread("lc");
+    const res = await fetch(`${s.url}/threads/${threadId}/state/checkpoint`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    expect(res.status).toBe(200);
+    const latest = (await res.json()) as ThreadState<StepValues>;
+    expect(latest.values.log).toEqual(["one", "two", "three"]);
+    await s.client.threads.updateState(threadId, { values: { topic: "changed" } });
+    const state = await s.client.threads.getState(threadId);
+    expect(state.metadata).toMatchObject({ source: "update", graph_id: "slow" });
   });
 
   it("a thread that never ran has an empty state and history", async () => {

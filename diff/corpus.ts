@@ -1,0 +1,752 @@
+// The corpus of the differential harness: every case runs against both servers (each on its own
+// fresh server state, so ids differ but the sequence is the same) and records steps, compared
+// after normalisation. `route` groups the table; a case may touch more routes while setting up.
+import type { Target } from "./target.ts";
+
+export interface Case {
+  route: string;
+  name: string;
+  run(t: Target): Promise<void>;
+}
+
+const cases: Case[] = [];
+const add = (route: string, name: string, run: (t: Target) => Promise<void>) =>
+  cases.push({ route, name, run });
+
+const A1 = "00000000-0000-4000-8000-00000000000a";
+const T1 = "00000000-0000-4000-8000-0000000000a1";
+const MISSING = "00000000-0000-4000-8000-0000000000ff";
+
+/** A fresh thread; returns its id. */
+async function thread(t: Target, body: unknown = {}): Promise<string> {
+  const res = await t.http("setup: create thread", "POST", "/threads", body);
+  t.steps.pop();
+  return res.json.thread_id as string;
+}
+/** A thread with one finished echo run. */
+async function ranThread(t: Target, graph = "echo", input: unknown = { topic: "x" }) {
+  const id = await thread(t);
+  await t.http("setup: run", "POST", `/threads/${id}/runs/wait`, { assistant_id: graph, input });
+  t.steps.pop();
+  return id;
+}
+/** A thread interrupted by the approval graph. */
+async function interrupted(t: Target): Promise<string> {
+  return ranThread(t, "approval", { topic: "t" });
+}
+async function assistant(t: Target, body: unknown = { graph_id: "echo" }): Promise<string> {
+  const res = await t.http("setup: create assistant", "POST", "/assistants", body);
+  t.steps.pop();
+  return res.json.assistant_id as string;
+}
+
+// ---- meta
+add("GET /ok", "ok", async (t) => void (await t.http("ok", "GET", "/ok")));
+add("GET /info", "info", async (t) => void (await t.http("info", "GET", "/info")));
+
+// ---- assistants
+for (const [name, body] of [
+  ["graph_id only", { graph_id: "echo" }],
+  [
+    "every field",
+    { graph_id: "echo", config: { tags: ["a"] }, metadata: { a: 1 }, name: "n", description: "d" },
+  ],
+  [
+    "nulls",
+    {
+      graph_id: "echo",
+      config: null,
+      metadata: null,
+      name: null,
+      description: null,
+      context: null,
+    },
+  ],
+  ["empty config and metadata", { graph_id: "echo", config: {}, metadata: {}, context: {} }],
+  ["unknown field", { graph_id: "echo", colour: "blue" }],
+  ["fixed id", { graph_id: "echo", assistant_id: A1 }],
+  ["missing graph_id", {}],
+  ["unknown graph", { graph_id: "nope" }],
+  ["graph_id null", { graph_id: null }],
+] as const) {
+  add(
+    "POST /assistants",
+    name,
+    async (t) => void (await t.http("create", "POST", "/assistants", body)),
+  );
+}
+for (const ifExists of ["raise", "do_nothing"]) {
+  add("POST /assistants", `twice, if_exists ${ifExists}`, async (t) => {
+    await t.http("first", "POST", "/assistants", { graph_id: "echo", assistant_id: A1 });
+    await t.http("second", "POST", "/assistants", {
+      graph_id: "echo",
+      assistant_id: A1,
+      if_exists: ifExists,
+      name: "other",
+    });
+  });
+}
+add("POST /assistants", "sdk create", async (t) => {
+  await t.sdk("create", (c) => c.assistants.create({ graphId: "echo", metadata: { k: "v" } }));
+});
+for (const [name, body] of [
+  ["empty", {}],
+  ["graph_id", { graph_id: "echo" }],
+  ["limit and offset", { limit: 2, offset: 1 }],
+  ["nulls", { metadata: null, graph_id: null, limit: null, offset: null }],
+  ["metadata", { metadata: { created_by: "system" } }],
+  ["sort asc", { sort_by: "graph_id", sort_order: "asc" }],
+  ["select", { select: ["assistant_id", "graph_id"] }],
+  ["name", { name: "echo" }],
+  ["unknown field", { colour: "blue" }],
+  ["limit 0", { limit: 0 }],
+] as const) {
+  add("POST /assistants/search", name, async (t) => {
+    await t.http("search", "POST", "/assistants/search", body, {
+      unordered: !("sort_by" in body),
+    });
+  });
+}
+add("POST /assistants/search", "sdk search", async (t) => {
+  await t.sdk("search", (c) => c.assistants.search({ graphId: "echo" }));
+});
+for (const [name, body] of [
+  ["empty", {}],
+  ["graph_id", { graph_id: "approval" }],
+  ["metadata", { metadata: { created_by: "system" } }],
+] as const) {
+  add("POST /assistants/count", name, async (t) => {
+    await t.http("count", "POST", "/assistants/count", body);
+  });
+}
+add("GET /assistants/{assistant_id}", "created", async (t) => {
+  const id = await assistant(t);
+  await t.http("get", "GET", `/assistants/${id}`);
+  await t.sdk("sdk get", (c) => c.assistants.get(id));
+});
+add("GET /assistants/{assistant_id}", "missing", async (t) => {
+  await t.http("get", "GET", `/assistants/${MISSING}`);
+});
+add("GET /assistants/{assistant_id}", "graph id as assistant id", async (t) => {
+  await t.http("get", "GET", `/assistants/echo`);
+});
+for (const [name, body] of [
+  ["metadata", { metadata: { b: 2 } }],
+  ["empty", {}],
+  ["graph_id", { graph_id: "approval" }],
+  ["config", { config: { tags: ["z"] } }],
+  ["name", { name: "renamed" }],
+] as const) {
+  add("PATCH /assistants/{assistant_id}", name, async (t) => {
+    const id = await assistant(t, { graph_id: "echo", metadata: { a: 1 } });
+    await t.http("patch", "PATCH", `/assistants/${id}`, body);
+    await t.http("get", "GET", `/assistants/${id}`);
+  });
+}
+add("PATCH /assistants/{assistant_id}", "missing", async (t) => {
+  await t.http("patch", "PATCH", `/assistants/${MISSING}`, { metadata: {} });
+});
+add("DELETE /assistants/{assistant_id}", "created and missing", async (t) => {
+  const id = await assistant(t);
+  await t.http("delete", "DELETE", `/assistants/${id}`);
+  await t.http("get after", "GET", `/assistants/${id}`);
+  await t.http("delete again", "DELETE", `/assistants/${id}`);
+});
+add("DELETE /assistants/{assistant_id}", "delete_threads", async (t) => {
+  const id = await assistant(t);
+  const mine = await thread(t);
+  await t.http("run", "POST", `/threads/${mine}/runs/wait`, { assistant_id: id, input: {} });
+  const other = await ranThread(t);
+  await t.http("delete", "DELETE", `/assistants/${id}?delete_threads=true`);
+  await t.http("its thread", "GET", `/threads/${mine}`);
+  await t.http("another thread", "GET", `/threads/${other}`);
+  await t.sdk("sdk delete", async (c) => {
+    const a = await c.assistants.create({ graphId: "echo" });
+    return c.assistants.delete(a.assistant_id, { deleteThreads: true });
+  });
+});
+for (const sub of ["graph", "schemas", "subgraphs"]) {
+  add(`GET /assistants/{assistant_id}/${sub}`, "echo", async (t) => {
+    const id = await assistant(t);
+    await t.http(sub, "GET", `/assistants/${id}/${sub}`);
+  });
+  add(`GET /assistants/{assistant_id}/${sub}`, "missing", async (t) => {
+    await t.http(sub, "GET", `/assistants/${MISSING}/${sub}`);
+  });
+}
+add("GET /assistants/{assistant_id}/graph", "xray", async (t) => {
+  const id = await assistant(t, { graph_id: "approval" });
+  await t.http("graph", "GET", `/assistants/${id}/graph?xray=true`);
+});
+add("POST /assistants/{assistant_id}/versions", "after a patch", async (t) => {
+  const id = await assistant(t);
+  await t.http("patch", "PATCH", `/assistants/${id}`, { metadata: { v: 2 } });
+  await t.http("versions", "POST", `/assistants/${id}/versions`, {});
+  await t.http("versions limited", "POST", `/assistants/${id}/versions`, { limit: 1 });
+  await t.http("versions by metadata", "POST", `/assistants/${id}/versions`, {
+    metadata: { v: 2 },
+  });
+});
+add("POST /assistants/{assistant_id}/latest", "set version", async (t) => {
+  const id = await assistant(t);
+  await t.http("patch", "PATCH", `/assistants/${id}`, { metadata: { v: 2 } });
+  await t.http("latest 1", "POST", `/assistants/${id}/latest`, { version: 1 });
+  await t.http("latest 9", "POST", `/assistants/${id}/latest`, { version: 9 });
+  await t.http("latest missing", "POST", `/assistants/${id}/latest`, {});
+});
+
+// ---- threads
+for (const [name, body] of [
+  ["empty", {}],
+  ["metadata", { metadata: { a: 1 } }],
+  ["nulls", { metadata: null, thread_id: null, if_exists: null }],
+  ["fixed id", { thread_id: T1 }],
+  ["unknown field", { colour: "blue" }],
+  ["graph_id in metadata", { metadata: { graph_id: "echo" } }],
+  ["ttl", { ttl: { strategy: "delete", ttl: 60 } }],
+] as const) {
+  add("POST /threads", name, async (t) => void (await t.http("create", "POST", "/threads", body)));
+}
+add("POST /threads", "no body", async (t) => void (await t.http("create", "POST", "/threads")));
+for (const ifExists of ["raise", "do_nothing"]) {
+  add("POST /threads", `twice, if_exists ${ifExists}`, async (t) => {
+    await t.http("first", "POST", "/threads", { thread_id: T1, metadata: { n: 1 } });
+    await t.http("second", "POST", "/threads", {
+      thread_id: T1,
+      if_exists: ifExists,
+      metadata: { n: 2 },
+    });
+  });
+}
+add("POST /threads", "sdk create", async (t) => {
+  await t.sdk("create", (c) => c.threads.create({ metadata: { k: "v" }, graphId: "echo" }));
+});
+const searchBodies = [
+  ["empty", {}],
+  ["status idle", { status: "idle" }],
+  ["status interrupted", { status: "interrupted" }],
+  ["metadata", { metadata: { n: 1 } }],
+  ["limit and offset", { limit: 1, offset: 1 }],
+  ["sort", { sort_by: "created_at", sort_order: "asc" }],
+  ["select", { select: ["thread_id", "status"] }],
+  ["nulls", { metadata: null, status: null, values: null, limit: null, offset: null }],
+  ["values", { values: { topic: "x" } }],
+  ["unknown field", { colour: "blue" }],
+] as const;
+for (const [name, body] of searchBodies) {
+  add("POST /threads/search", name, async (t) => {
+    await thread(t, { metadata: { n: 1 } });
+    await ranThread(t);
+    await interrupted(t);
+    await t.http("search", "POST", "/threads/search", body, {
+      unordered: !("sort_by" in body),
+    });
+  });
+}
+add("POST /threads/search", "ids", async (t) => {
+  const id = await thread(t);
+  await thread(t);
+  await t.http("search", "POST", "/threads/search", { ids: [id] });
+});
+add("POST /threads/search", "CORS: headers a browser app may read", async (t) => {
+  await thread(t);
+  await t.http(
+    "search",
+    "POST",
+    "/threads/search",
+    {},
+    {
+      headers: { origin: "http://localhost:3000" },
+    },
+  );
+});
+add("POST /threads/search", "sdk search", async (t) => {
+  await thread(t, { metadata: { n: 1 } });
+  await t.sdk("search", (c) => c.threads.search({ metadata: { n: 1 }, limit: 5 }));
+});
+for (const [name, body] of [
+  ["empty", {}],
+  ["status", { status: "idle" }],
+  ["metadata", { metadata: { n: 1 } }],
+] as const) {
+  add("POST /threads/count", name, async (t) => {
+    await thread(t, { metadata: { n: 1 } });
+    await ranThread(t);
+    await t.http("count", "POST", "/threads/count", body);
+  });
+}
+add("GET /threads/{thread_id}", "fresh, after a run, interrupted, missing", async (t) => {
+  await t.http("fresh", "GET", `/threads/${await thread(t)}`);
+  await t.http("ran", "GET", `/threads/${await ranThread(t)}`);
+  await t.http("interrupted", "GET", `/threads/${await interrupted(t)}`);
+  await t.http("missing", "GET", `/threads/${MISSING}`);
+  const id = await ranThread(t);
+  await t.sdk("sdk get", (c) => c.threads.get(id));
+});
+for (const [name, body] of [
+  ["metadata", { metadata: { b: 2 } }],
+  ["empty", {}],
+  ["metadata null", { metadata: null }],
+] as const) {
+  add("PATCH /threads/{thread_id}", name, async (t) => {
+    const id = await thread(t, { metadata: { a: 1 } });
+    await t.http("patch", "PATCH", `/threads/${id}`, body);
+  });
+}
+add("PATCH /threads/{thread_id}", "missing", async (t) => {
+  await t.http("patch", "PATCH", `/threads/${MISSING}`, { metadata: {} });
+});
+add("DELETE /threads/{thread_id}", "created and missing", async (t) => {
+  const id = await ranThread(t);
+  await t.http("delete", "DELETE", `/threads/${id}`);
+  await t.http("get after", "GET", `/threads/${id}`);
+  await t.http("delete again", "DELETE", `/threads/${id}`);
+});
+add("POST /threads/{thread_id}/copy", "after a run, missing", async (t) => {
+  const id = await ranThread(t);
+  const copy = await t.http("copy", "POST", `/threads/${id}/copy`);
+  await t.http("copy state", "GET", `/threads/${copy.json?.thread_id}/state`);
+  await t.http("missing", "POST", `/threads/${MISSING}/copy`);
+});
+add("GET /threads/{thread_id}/state", "fresh, after a run, interrupted, missing", async (t) => {
+  await t.http("fresh", "GET", `/threads/${await thread(t)}/state`);
+  await t.http("ran", "GET", `/threads/${await ranThread(t)}/state`);
+  await t.http("interrupted", "GET", `/threads/${await interrupted(t)}/state`);
+  await t.http("subgraphs", "GET", `/threads/${await interrupted(t)}/state?subgraphs=true`);
+  await t.http("missing", "GET", `/threads/${MISSING}/state`);
+  const id = await interrupted(t);
+  await t.sdk("sdk getState", (c) => c.threads.getState(id));
+});
+for (const [name, body] of [
+  ["values", { values: { topic: "y" } }],
+  ["as_node", { values: { topic: "y" }, as_node: "second" }],
+  ["values null", { values: null }],
+  ["empty", {}],
+  ["unknown node", { values: { topic: "y" }, as_node: "nope" }],
+  ["checkpoint", "checkpoint"],
+] as const) {
+  add("POST /threads/{thread_id}/state", name, async (t) => {
+    const id = await ranThread(t);
+    let payload: unknown = body;
+    if (body === "checkpoint") {
+      const state = await t.http("state", "GET", `/threads/${id}/state`);
+      payload = { values: { topic: "z" }, checkpoint: state.json.checkpoint };
+    }
+    await t.http("update", "POST", `/threads/${id}/state`, payload);
+    await t.http("state after", "GET", `/threads/${id}/state`);
+  });
+}
+add("POST /threads/{thread_id}/state", "fresh thread without a graph", async (t) => {
+  await t.http("update", "POST", `/threads/${await thread(t)}/state`, { values: { topic: "y" } });
+});
+add("POST /threads/{thread_id}/state", "sdk updateState", async (t) => {
+  const id = await ranThread(t);
+  await t.sdk("update", (c) => c.threads.updateState(id, { values: { topic: "w" } }));
+});
+add("GET /threads/{thread_id}/state/{checkpoint_id}", "existing and missing", async (t) => {
+  const id = await ranThread(t);
+  const state = await t.http("state", "GET", `/threads/${id}/state`);
+  await t.http("at", "GET", `/threads/${id}/state/${state.json.checkpoint.checkpoint_id}`);
+  await t.http("missing", "GET", `/threads/${id}/state/${MISSING}`);
+});
+add("POST /threads/{thread_id}/state/checkpoint", "existing, missing", async (t) => {
+  const id = await ranThread(t);
+  const state = await t.http("state", "GET", `/threads/${id}/state`);
+  await t.http("at", "POST", `/threads/${id}/state/checkpoint`, {
+    checkpoint: state.json.checkpoint,
+  });
+  await t.http("missing", "POST", `/threads/${id}/state/checkpoint`, {
+    checkpoint: { checkpoint_id: MISSING },
+  });
+  await t.http("empty", "POST", `/threads/${id}/state/checkpoint`, {});
+});
+add("GET /threads/{thread_id}/history", "after a run", async (t) => {
+  const id = await ranThread(t);
+  await t.http("all", "GET", `/threads/${id}/history`);
+  await t.http("limit", "GET", `/threads/${id}/history?limit=2`);
+  await t.http("fresh", "GET", `/threads/${await thread(t)}/history`);
+  await t.http("missing", "GET", `/threads/${MISSING}/history`);
+});
+for (const [name, body] of [
+  ["empty", {}],
+  ["limit", { limit: 2 }],
+  ["metadata", { metadata: { source: "loop" } }],
+  ["nulls", { limit: null, before: null, metadata: null, checkpoint: null }],
+  ["before", "before"],
+] as const) {
+  add("POST /threads/{thread_id}/history", name, async (t) => {
+    const id = await ranThread(t);
+    let payload: unknown = body;
+    if (body === "before") {
+      const state = await t.http("state", "GET", `/threads/${id}/state`);
+      payload = { before: state.json.checkpoint, limit: 2 };
+    }
+    await t.http("history", "POST", `/threads/${id}/history`, payload);
+  });
+}
+add("POST /threads/{thread_id}/history", "sdk getHistory", async (t) => {
+  const id = await ranThread(t);
+  await t.sdk("history", (c) => c.threads.getHistory(id, { limit: 3 }));
+});
+
+// ---- runs on a thread
+const runBodies = [
+  ["input", { assistant_id: "echo", input: { topic: "a" } }],
+  ["input empty", { assistant_id: "echo", input: {} }],
+  ["input null", { assistant_id: "echo", input: null }],
+  ["no input", { assistant_id: "echo" }],
+  [
+    "every optional null",
+    {
+      assistant_id: "echo",
+      input: { topic: "a" },
+      config: null,
+      context: null,
+      metadata: null,
+      checkpoint: null,
+      checkpoint_id: null,
+      interrupt_before: null,
+      interrupt_after: null,
+      webhook: null,
+      multitask_strategy: null,
+      stream_mode: null,
+      on_disconnect: null,
+    },
+  ],
+  [
+    "config and metadata",
+    {
+      assistant_id: "echo",
+      input: { topic: "a" },
+      config: { tags: ["x"], recursion_limit: 10 },
+      metadata: { m: 1 },
+    },
+  ],
+  ["context", { assistant_id: "echo", input: { topic: "a" }, context: { user: "u" } }],
+  ["unknown field", { assistant_id: "echo", input: { topic: "a" }, colour: "blue" }],
+  ["missing assistant_id", { input: { topic: "a" } }],
+  ["unknown assistant", { assistant_id: MISSING, input: { topic: "a" } }],
+  [
+    "interrupt_before",
+    { assistant_id: "echo", input: { topic: "a" }, interrupt_before: ["second"] },
+  ],
+  ["interrupt_after *", { assistant_id: "echo", input: { topic: "a" }, interrupt_after: "*" }],
+  [
+    "input and command",
+    { assistant_id: "approval", input: { topic: "a" }, command: { resume: "yes" } },
+  ],
+  ["after_seconds", { assistant_id: "echo", input: { topic: "a" }, after_seconds: 0 }],
+  ["durability", { assistant_id: "echo", input: { topic: "a" }, durability: "exit" }],
+  ["if_not_exists create", "if_not_exists"],
+] as const;
+for (const [name, body] of runBodies) {
+  add("POST /threads/{thread_id}/runs/wait", name, async (t) => {
+    const id = body === "if_not_exists" ? MISSING : await thread(t);
+    const payload =
+      body === "if_not_exists"
+        ? { assistant_id: "echo", input: { topic: "a" }, if_not_exists: "create" }
+        : body;
+    await t.http("wait", "POST", `/threads/${id}/runs/wait`, payload);
+    await t.http("state", "GET", `/threads/${id}/state`);
+  });
+}
+add("POST /threads/{thread_id}/runs/wait", "missing thread", async (t) => {
+  await t.http("wait", "POST", `/threads/${MISSING}/runs/wait`, {
+    assistant_id: "echo",
+    input: {},
+  });
+});
+add("POST /threads/{thread_id}/runs/wait", "failing node", async (t) => {
+  const id = await thread(t);
+  await t.http("wait", "POST", `/threads/${id}/runs/wait`, {
+    assistant_id: "echo",
+    input: { topic: 5 },
+    config: { recursion_limit: 1 },
+  });
+});
+add("POST /threads/{thread_id}/runs/wait", "sdk wait", async (t) => {
+  const id = await thread(t);
+  await t.sdk("wait", (c) => c.runs.wait(id, "echo", { input: { topic: "s" } }));
+});
+add("POST /threads/{thread_id}/runs", "background, join, get, list, delete", async (t) => {
+  const id = await thread(t);
+  const run = await t.http("create", "POST", `/threads/${id}/runs`, {
+    assistant_id: "echo",
+    input: { topic: "b" },
+  });
+  const runId = run.json?.run_id as string;
+  await t.http("join", "GET", `/threads/${id}/runs/${runId}/join`);
+  await t.http("get", "GET", `/threads/${id}/runs/${runId}`);
+  await t.http("list", "GET", `/threads/${id}/runs`);
+  await t.http("list limited", "GET", `/threads/${id}/runs?limit=1&offset=0&status=success`);
+  await t.http("join stream", "GET", `/threads/${id}/runs/${runId}/stream`);
+  await t.http("cancel finished", "POST", `/threads/${id}/runs/${runId}/cancel`);
+  await t.http("delete", "DELETE", `/threads/${id}/runs/${runId}`);
+  await t.http("get deleted", "GET", `/threads/${id}/runs/${runId}`);
+  await t.http("get missing", "GET", `/threads/${id}/runs/${MISSING}`);
+  await t.http("join missing", "GET", `/threads/${id}/runs/${MISSING}/join`);
+});
+add("POST /threads/{thread_id}/runs", "sdk create and join", async (t) => {
+  const id = await thread(t);
+  const run = await t.sdk("create", (c) => c.runs.create(id, "echo", { input: { topic: "c" } }));
+  await t.sdk("join", (c) => c.runs.join(id, run!.run_id));
+  await t.sdk("get", (c) => c.runs.get(id, run!.run_id));
+  await t.sdk("list", (c) => c.runs.list(id));
+});
+for (const strategy of ["reject", "enqueue", "interrupt", "rollback"]) {
+  add("POST /threads/{thread_id}/runs", `multitask ${strategy}`, async (t) => {
+    const id = await thread(t);
+    const first = await t.http("first", "POST", `/threads/${id}/runs`, {
+      assistant_id: "slow",
+      input: { topic: "1", delayMs: 400 },
+    });
+    await new Promise((r) => setTimeout(r, 150));
+    const second = await t.http("second", "POST", `/threads/${id}/runs`, {
+      assistant_id: "slow",
+      input: { topic: "2", delayMs: 10 },
+      multitask_strategy: strategy,
+    });
+    await t.http("join first", "GET", `/threads/${id}/runs/${first.json.run_id}/join`);
+    if (second.json?.run_id) {
+      await t.http("join second", "GET", `/threads/${id}/runs/${second.json.run_id}/join`);
+    }
+    await t.http("first after", "GET", `/threads/${id}/runs/${first.json.run_id}`);
+    await t.http("state", "GET", `/threads/${id}/state`);
+  });
+}
+for (const action of ["interrupt", "rollback"]) {
+  add("POST /threads/{thread_id}/runs/{run_id}/cancel", `running, action ${action}`, async (t) => {
+    const id = await thread(t);
+    const run = await t.http("create", "POST", `/threads/${id}/runs`, {
+      assistant_id: "slow",
+      input: { topic: "1", delayMs: 400 },
+    });
+    await new Promise((r) => setTimeout(r, 150));
+    await t.http(
+      "cancel",
+      "POST",
+      `/threads/${id}/runs/${run.json.run_id}/cancel?wait=1&action=${action}`,
+    );
+    await t.http("get", "GET", `/threads/${id}/runs/${run.json.run_id}`);
+    await t.http("thread", "GET", `/threads/${id}`);
+  });
+}
+
+// ---- streams
+const modes = [
+  "values",
+  "updates",
+  "debug",
+  "messages",
+  "messages-tuple",
+  "custom",
+  "tasks",
+  "checkpoints",
+  "events",
+];
+for (const mode of modes) {
+  for (const graph of mode.startsWith("messages") || mode === "events"
+    ? ["chat"]
+    : ["echo", "custom"]) {
+    if (mode === "custom" && graph === "echo") continue;
+    add("POST /threads/{thread_id}/runs/stream", `${mode} on ${graph}`, async (t) => {
+      const id = await thread(t);
+      const input =
+        graph === "chat" ? { messages: [{ role: "user", content: "hi" }] } : { topic: "s" };
+      await t.http("stream", "POST", `/threads/${id}/runs/stream`, {
+        assistant_id: graph,
+        input,
+        stream_mode: mode,
+      });
+    });
+  }
+}
+for (const combo of [
+  ["values", "updates"],
+  ["updates", "custom"],
+  ["values", "messages-tuple"],
+  ["values", "messages-tuple", "custom", "updates"],
+  modes,
+  [],
+]) {
+  add("POST /threads/{thread_id}/runs/stream", `modes [${combo.join(", ")}] on chat`, async (t) => {
+    const id = await thread(t);
+    await t.http("stream", "POST", `/threads/${id}/runs/stream`, {
+      assistant_id: "chat",
+      input: { messages: [{ role: "user", content: "hi" }] },
+      stream_mode: combo,
+    });
+  });
+}
+add("POST /threads/{thread_id}/runs/stream", "no stream_mode, stream_subgraphs", async (t) => {
+  const id = await thread(t);
+  await t.http("stream", "POST", `/threads/${id}/runs/stream`, {
+    assistant_id: "echo",
+    input: { topic: "s" },
+    stream_subgraphs: true,
+  });
+});
+add("POST /threads/{thread_id}/runs/stream", "interrupted", async (t) => {
+  const id = await thread(t);
+  await t.http("stream", "POST", `/threads/${id}/runs/stream`, {
+    assistant_id: "approval",
+    input: { topic: "s" },
+    stream_mode: ["values", "updates"],
+  });
+});
+add("POST /threads/{thread_id}/runs/stream", "failing run", async (t) => {
+  const id = await thread(t);
+  await t.http("stream", "POST", `/threads/${id}/runs/stream`, {
+    assistant_id: "echo",
+    input: { topic: "s" },
+    config: { recursion_limit: 1 },
+  });
+});
+add("POST /threads/{thread_id}/runs/stream", "invalid body", async (t) => {
+  const id = await thread(t);
+  await t.http("stream", "POST", `/threads/${id}/runs/stream`, {
+    assistant_id: "echo",
+    stream_mode: "nope",
+  });
+});
+add("POST /threads/{thread_id}/runs/stream", "sdk stream", async (t) => {
+  const id = await thread(t);
+  await t.sdkStream("stream", (c) =>
+    c.runs.stream(id, "echo", { input: { topic: "s" }, streamMode: ["values", "updates"] }),
+  );
+});
+add("POST /threads/{thread_id}/runs/stream", "sdk stream messages-tuple", async (t) => {
+  const id = await thread(t);
+  await t.sdkStream("stream", (c) =>
+    c.runs.stream(id, "chat", {
+      input: { messages: [{ role: "user", content: "hi" }] },
+      streamMode: ["messages-tuple"],
+    }),
+  );
+});
+add("POST /threads/{thread_id}/runs/stream", "sdk stream resumable, join stream", async (t) => {
+  const id = await thread(t);
+  let runId = "";
+  await t.sdkStream("stream", async function* (c) {
+    for await (const chunk of c.runs.stream(id, "echo", {
+      input: { topic: "r" },
+      streamMode: ["values"],
+      streamResumable: true,
+      onRunCreated: ({ run_id }) => void (runId = run_id),
+    })) {
+      yield chunk;
+    }
+  });
+  await t.sdkStream(
+    "joinStream",
+    (c) =>
+      c.runs.joinStream(id, runId, { streamMode: ["values"] }) as AsyncIterable<{
+        event: string;
+        data: unknown;
+      }>,
+  );
+});
+
+// ---- interrupts and resumes
+const resumes = [
+  ["resume string", { command: { resume: "yes" } }],
+  ["resume object", { command: { resume: { approved: true } } }],
+  ["resume null", { command: { resume: null } }],
+  ["input null and command", { input: null, command: { resume: "yes" } }],
+  ["command with update", { command: { update: { topic: "u" }, resume: "yes" } }],
+  ["command goto", { command: { goto: "publish" } }],
+  ["command goto list", { command: { goto: ["publish"] } }],
+  ["command goto send", { command: { goto: { node: "publish", input: { topic: "g" } } } }],
+  ["command update only", { command: { update: { topic: "u" } } }],
+  ["command update list", { command: { update: [["topic", "u"]] } }],
+  ["empty command", { command: {} }],
+  ["resume map by interrupt id", "map"],
+  ["input (no command)", { input: { topic: "again" } }],
+  ["no input, no command", {}],
+] as const;
+for (const [name, extra] of resumes) {
+  add("POST /threads/{thread_id}/runs/wait", `resume: ${name}`, async (t) => {
+    const id = await interrupted(t);
+    let payload: Record<string, unknown> = extra as Record<string, unknown>;
+    if (extra === "map") {
+      const state = await t.http("state", "GET", `/threads/${id}/state`);
+      const interruptId = state.json.tasks?.[0]?.interrupts?.[0]?.id as string;
+      payload = { command: { resume: { [interruptId]: "yes" } } };
+    }
+    await t.http("resume", "POST", `/threads/${id}/runs/wait`, {
+      assistant_id: "approval",
+      ...payload,
+    });
+    await t.http("state", "GET", `/threads/${id}/state`);
+  });
+}
+add("POST /threads/{thread_id}/runs/stream", "resume as useStream sends it", async (t) => {
+  const id = await interrupted(t);
+  await t.http("resume", "POST", `/threads/${id}/runs/stream`, {
+    assistant_id: "approval",
+    command: { resume: "yes" },
+    stream_mode: ["values", "messages-tuple", "updates", "custom"],
+    stream_subgraphs: true,
+    stream_resumable: true,
+    on_disconnect: "continue",
+    config: { configurable: {} },
+    metadata: {},
+  });
+});
+add("POST /threads/{thread_id}/runs/stream", "sdk resume with Command", async (t) => {
+  const id = await interrupted(t);
+  await t.sdkStream("resume", (c) =>
+    c.runs.stream(id, "approval", {
+      command: { resume: { approved: true } },
+      streamMode: ["values"],
+    }),
+  );
+});
+add(
+  "POST /threads/{thread_id}/runs/stream",
+  "resume a thread that is not interrupted",
+  async (t) => {
+    const id = await ranThread(t);
+    await t.http("resume", "POST", `/threads/${id}/runs/stream`, {
+      assistant_id: "echo",
+      command: { resume: "yes" },
+      stream_mode: ["values"],
+    });
+  },
+);
+
+// ---- stateless runs
+add("POST /runs/wait", "input", async (t) => {
+  await t.http("wait", "POST", "/runs/wait", { assistant_id: "echo", input: { topic: "l" } });
+});
+add("POST /runs/wait", "on_completion keep", async (t) => {
+  await t.http("wait", "POST", "/runs/wait", {
+    assistant_id: "echo",
+    input: { topic: "l" },
+    on_completion: "keep",
+  });
+  await t.http("threads", "POST", "/threads/search", {});
+});
+add("POST /runs/wait", "missing assistant_id", async (t) => {
+  await t.http("wait", "POST", "/runs/wait", { input: { topic: "l" } });
+});
+add("POST /runs/wait", "sdk wait", async (t) => {
+  await t.sdk("wait", (c) => c.runs.wait(null, "echo", { input: { topic: "l" } }));
+});
+add("POST /runs/stream", "values and updates", async (t) => {
+  await t.http("stream", "POST", "/runs/stream", {
+    assistant_id: "echo",
+    input: { topic: "l" },
+    stream_mode: ["values", "updates"],
+  });
+});
+add("POST /runs/stream", "sdk stream", async (t) => {
+  await t.sdkStream("stream", (c) =>
+    c.runs.stream(null, "echo", { input: { topic: "l" }, streamMode: "updates" }),
+  );
+});
+add("POST /runs", "background", async (t) => {
+  await t.http("create", "POST", "/runs", { assistant_id: "echo", input: { topic: "l" } });
+});
+
+export const CORPUS: readonly Case[] = cases;
