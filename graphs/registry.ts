@@ -98,7 +98,12 @@ const LangGraphJsonSchema = z
   .object({
     graphs: z.record(
       z.string().regex(/^[A-Za-z0-9_.-]+$/, "graph ids may contain letters, digits, _ . -"),
-      z.string().regex(/^.+:[A-Za-z_$][\w$]*$/, 'expected "./path/to/file.ts:exportName"'),
+      z
+        .string()
+        .regex(
+          /^(.+:[A-Za-z_$][\w$]*|[^:]+)$/,
+          'expected "./path/to/file.ts:exportName" (or "./path/to/file.ts" for the default export)',
+        ),
     ),
     env: z.union([z.record(z.string(), z.string()), z.string().min(1)]).optional(),
     dependencies: z.array(z.string().min(1)).optional(),
@@ -159,10 +164,24 @@ function configError(message: string, field: string, fix: string): RefineryError
   return new RefineryError("invalid_config", message, { field, fix });
 }
 
-/** `env`: an object, or the path of a dotenv file relative to langgraph.json. */
-function readEnvSetting(env: string | Record<string, string>, base: string, path: string) {
+/**
+ * `env`: an object, or the path of a dotenv file relative to langgraph.json. A missing file is a
+ * warning, as with `langgraphjs dev` (a fresh clone has no `.env`); an unreadable one an error.
+ */
+function readEnvSetting(
+  env: string | Record<string, string>,
+  base: string,
+  path: string,
+  log: RegistryOptions["log"],
+): Record<string, string> {
   if (typeof env !== "string") return env;
   const file = isAbsolute(env) ? env : resolve(base, env);
+  if (!existsSync(file)) {
+    log?.("warn", `the env file ${file} named in ${path} does not exist; continuing without it`, {
+      field: "env",
+    });
+    return {};
+  }
   let text: string;
   try {
     text = readFileSync(file, "utf8");
@@ -170,7 +189,7 @@ function readEnvSetting(env: string | Record<string, string>, base: string, path
     throw configError(
       `cannot read the env file ${file} named in ${path}: ${(err as Error).message.split("\n")[0]}`,
       "env",
-      "give the path of a dotenv file relative to langgraph.json, or an object of variables",
+      "give the path of a readable dotenv file relative to langgraph.json, or an object of variables",
     );
   }
   return parseEnv(text) as Record<string, string>;
@@ -205,7 +224,7 @@ async function loadLangGraphJson(path: string, options: RegistryOptions): Promis
   const base = dirname(resolve(path));
   const { env, dependencies, node_version: nodeVersion } = parsed.data;
   // Variables already set in the environment win over langgraph.json's.
-  const fileEnv = env === undefined ? {} : readEnvSetting(env, base, path);
+  const fileEnv = env === undefined ? {} : readEnvSetting(env, base, path, options.log);
   for (const [k, v] of Object.entries(fileEnv)) process.env[k] ??= v;
   if (nodeVersion && compareVersions(process.versions.node, nodeVersion) < 0) {
     options.log?.(
@@ -261,9 +280,10 @@ async function loadLangGraphJson(path: string, options: RegistryOptions): Promis
   if (options.log) registerSdkLogger(options.log);
   const out: GraphEntry[] = [];
   for (const [graphId, spec] of Object.entries(parsed.data.graphs)) {
+    // "./file.ts:name", or "./file.ts" for the default export as on the LangGraph server.
     const cut = spec.lastIndexOf(":");
-    const file = spec.slice(0, cut);
-    const exportName = spec.slice(cut + 1);
+    const file = cut < 0 ? spec : spec.slice(0, cut);
+    const exportName = cut < 0 ? "default" : spec.slice(cut + 1);
     const abs = isAbsolute(file) ? file : resolve(base, file);
     let mod: Record<string, unknown>;
     try {
@@ -282,7 +302,10 @@ async function loadLangGraphJson(path: string, options: RegistryOptions): Promis
     if (exported === undefined) {
       throw new RefineryError("invalid_config", `${abs} has no export "${exportName}"`, {
         field: `graphs.${graphId}`,
-        fix: `export the graph as \`export const ${exportName} = ...\``,
+        fix:
+          exportName === "default"
+            ? "export the graph as `export default ...`, or name its export after a colon"
+            : `export the graph as \`export const ${exportName} = ...\``,
       });
     }
     if (isThenable(exported)) {

@@ -111,6 +111,7 @@ describe("langgraph.json start-up checks", () => {
     `import { Annotation, START, StateGraph } from "@langchain/langgraph";
 const S = Annotation.Root({ x: Annotation<string> });
 export const g = new StateGraph(S).addNode("n", () => ({})).addEdge(START, "n");
+export default g.compile();
 export const rejected = Promise.reject(new Error("no model key"));
 rejected.catch(() => {});
 `,
@@ -152,15 +153,26 @@ rejected.catch(() => {});
     });
   });
 
-  it("names an env file that cannot be read and a LANGGRAPH_CONFIG that is not JSON", async () => {
-    await expect(load({ env: "./nope.env" })).rejects.toMatchObject({
-      field: "env",
-    });
+  it("warns of a missing env file, names an unreadable one and a LANGGRAPH_CONFIG that is not JSON", async () => {
+    // A missing env file is a warning, as with `langgraphjs dev`; an unreadable one (here a
+    // directory) stops start-up.
+    expect((await load({ env: "./nope.env" })).warnings).toEqual([
+      expect.stringMatching(/nope\.env named in .* does not exist; continuing without it$/),
+    ]);
+    await expect(load({ env: "." })).rejects.toMatchObject({ field: "env" });
     await expect(load({}, { LANGGRAPH_CONFIG: "{graph" })).rejects.toMatchObject({
       field: "LANGGRAPH_CONFIG",
     });
     const { registry } = await load({}, { LANGGRAPH_CONFIG: '{"g": {"context": {"k": 1}}}' });
     expect(registry.entry("g")?.defaults).toEqual({ config: {}, context: { k: 1 } });
+  });
+
+  it("takes a file without an export name as its default export", async () => {
+    const { registry } = await load({ graphs: { g: "./g.ts" } });
+    expect(Object.keys((await registry.get("g")).nodes ?? {})).toContain("n");
+    await expect(load({ graphs: { g: "./missing-default.ts" } })).rejects.toMatchObject({
+      field: "graphs.g",
+    });
   });
 
   it("names a graph whose Promise export rejects", async () => {
