@@ -115,6 +115,9 @@ const LangGraphJsonSchema = z
   .loose();
 
 export async function createGraphRegistry(options: RegistryOptions): Promise<GraphRegistry> {
+  // getLogger() of @langchain/langgraph-sdk/logging, for graph (and node kind) modules; they may
+  // call it when they are imported.
+  if (options.log) registerSdkLogger(options.log);
   const entries = new Map<string, GraphEntry>();
   for (const [graphId, { graph, description }] of Object.entries(options.builtins)) {
     entries.set(graphId, { graphId, source: "builtin", description, get: async () => graph });
@@ -276,8 +279,6 @@ async function loadLangGraphJson(path: string, options: RegistryOptions): Promis
       }
     }
   }
-  // Graph modules may call getLogger() when they are imported.
-  if (options.log) registerSdkLogger(options.log);
   const out: GraphEntry[] = [];
   for (const [graphId, spec] of Object.entries(parsed.data.graphs)) {
     // "./file.ts:name", or "./file.ts" for the default export as on the LangGraph server.

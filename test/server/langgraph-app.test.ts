@@ -58,6 +58,11 @@ describe("a LangGraph app's graphs", () => {
     expect(system.context).toEqual({ tone: "dry" });
     expect(await nodes(system.assistant_id)).toEqual(["__end__", "__start__", "variant_b"]);
     expect(await wait(system.assistant_id)).toMatchObject({ path: ["variant_b:t"] });
+    const thread = await s.client.threads.create();
+    await s.client.runs.wait(thread.thread_id, system.assistant_id, { input: { topic: "t" } });
+    const state = await s.client.threads.getState(thread.thread_id);
+    expect(state.values).toMatchObject({ path: ["variant_b:t"] });
+    expect(state.next).toEqual([]);
 
     const other = await s.client.assistants.create({
       graphId: "factory",
