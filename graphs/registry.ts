@@ -1,13 +1,17 @@
 // The graph registry: the built-in graphs plus those declared in a langgraph.json
 // (`{"graphs": {"id": "./file.ts:export"}, "env": {...}}`). Every graph runs on the server's
-// own checkpointer; an export may be a compiled graph, a StateGraph or a factory.
-import { readFileSync } from "node:fs";
+// own checkpointer. An export may be a compiled graph, a StateGraph builder, a Promise of either,
+// a function of the run's config returning any of these (sync or async, called per run), or a
+// LangChain `createAgent` agent (unwrapped to its compiled graph), as the LangGraph server loads them.
+import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
+import { parseEnv } from "node:util";
 import type { BaseCheckpointSaver, BaseStore } from "@langchain/langgraph";
 import { v5 as uuidv5 } from "uuid";
 import { z } from "zod";
 import { fromZodError, RefineryError } from "../core/errors.ts";
+import { registerSdkLogger, type SdkLogSink } from "./sdk-logger.ts";
 
 /** The namespace the LangGraph server uses for system assistant ids: uuid5(graph_id, NS). */
 export const ASSISTANT_NAMESPACE = "6ba7b821-9dad-11d1-80b4-00c04fd430c8";
@@ -63,6 +67,8 @@ export interface GraphEntry {
   /** "builtin" or the langgraph.json spec ("./file.ts:export"). */
   source: string;
   description?: string;
+  /** The system assistant's config and context (LANGGRAPH_CONFIG), for langgraph.json graphs. */
+  defaults?: { config?: Record<string, unknown>; context?: Record<string, unknown> };
   get(config?: Record<string, unknown>): Promise<RunnableGraph>;
 }
 
@@ -82,20 +88,36 @@ export interface RegistryOptions {
   configPath?: string;
   checkpointer: BaseCheckpointSaver;
   store?: BaseStore;
-  log?: (level: "info" | "warn", message: string, fields?: Record<string, unknown>) => void;
+  /** The server's log; graphs' `getLogger()` (`@langchain/langgraph-sdk/logging`) writes here. */
+  log?: SdkLogSink;
+  /** The server's environment; its LANGGRAPH_CONFIG wins over langgraph.json's `env`. */
+  env?: Record<string, string | undefined>;
 }
 
 const LangGraphJsonSchema = z
   .object({
     graphs: z.record(
       z.string().regex(/^[A-Za-z0-9_.-]+$/, "graph ids may contain letters, digits, _ . -"),
-      z.string().regex(/^.+:[A-Za-z_$][\w$]*$/, 'expected "./path/to/file.ts:exportName"'),
+      z
+        .string()
+        .regex(
+          /^(.+:[A-Za-z_$][\w$]*|[^:]+)$/,
+          'expected "./path/to/file.ts:exportName" (or "./path/to/file.ts" for the default export)',
+        ),
     ),
-    env: z.union([z.record(z.string(), z.string()), z.string()]).optional(),
+    env: z.union([z.record(z.string(), z.string()), z.string().min(1)]).optional(),
+    dependencies: z.array(z.string().min(1)).optional(),
+    node_version: z
+      .string()
+      .regex(/^\d+(\.\d+){0,2}$/, 'expected a Node.js version such as "20"')
+      .optional(),
   })
   .loose();
 
 export async function createGraphRegistry(options: RegistryOptions): Promise<GraphRegistry> {
+  // getLogger() of @langchain/langgraph-sdk/logging, for graph (and node kind) modules; they may
+  // call it when they are imported.
+  if (options.log) registerSdkLogger(options.log);
   const entries = new Map<string, GraphEntry>();
   for (const [graphId, { graph, description }] of Object.entries(options.builtins)) {
     entries.set(graphId, { graphId, source: "builtin", description, get: async () => graph });
@@ -139,6 +161,53 @@ export async function createGraphRegistry(options: RegistryOptions): Promise<Gra
   };
 }
 
+const LangGraphConfigSchema = z.record(z.string(), z.record(z.string(), z.unknown()));
+
+function configError(message: string, field: string, fix: string): RefineryError {
+  return new RefineryError("invalid_config", message, { field, fix });
+}
+
+/**
+ * `env`: an object, or the path of a dotenv file relative to langgraph.json. A missing file is a
+ * warning, as with `langgraphjs dev` (a fresh clone has no `.env`); an unreadable one an error.
+ */
+function readEnvSetting(
+  env: string | Record<string, string>,
+  base: string,
+  path: string,
+  log: RegistryOptions["log"],
+): Record<string, string> {
+  if (typeof env !== "string") return env;
+  const file = isAbsolute(env) ? env : resolve(base, env);
+  if (!existsSync(file)) {
+    log?.("warn", `the env file ${file} named in ${path} does not exist; continuing without it`, {
+      field: "env",
+    });
+    return {};
+  }
+  let text: string;
+  try {
+    text = readFileSync(file, "utf8");
+  } catch (err) {
+    throw configError(
+      `cannot read the env file ${file} named in ${path}: ${(err as Error).message.split("\n")[0]}`,
+      "env",
+      "give the path of a readable dotenv file relative to langgraph.json, or an object of variables",
+    );
+  }
+  return parseEnv(text) as Record<string, string>;
+}
+
+function compareVersions(a: string, b: string): number {
+  const pa = a.split(".").map(Number);
+  const pb = b.split(".").map(Number);
+  for (let i = 0; i < Math.max(pa.length, pb.length); i++) {
+    const d = (pa[i] ?? 0) - (pb[i] ?? 0);
+    if (d !== 0) return d;
+  }
+  return 0;
+}
+
 async function loadLangGraphJson(path: string, options: RegistryOptions): Promise<GraphEntry[]> {
   let raw: unknown;
   try {
@@ -156,15 +225,66 @@ async function loadLangGraphJson(path: string, options: RegistryOptions): Promis
   const parsed = LangGraphJsonSchema.safeParse(raw);
   if (!parsed.success) throw fromZodError(parsed.error, path, "invalid_config");
   const base = dirname(resolve(path));
-  const env = parsed.data.env;
-  if (env && typeof env === "object") {
-    for (const [k, v] of Object.entries(env)) process.env[k] ??= v;
+  const { env, dependencies, node_version: nodeVersion } = parsed.data;
+  // Variables already set in the environment win over langgraph.json's.
+  const fileEnv = env === undefined ? {} : readEnvSetting(env, base, path, options.log);
+  for (const [k, v] of Object.entries(fileEnv)) process.env[k] ??= v;
+  if (nodeVersion && compareVersions(process.versions.node, nodeVersion) < 0) {
+    options.log?.(
+      "warn",
+      `langgraph.json asks for Node.js ${nodeVersion}; this server runs on ${process.versions.node}`,
+      { field: "node_version" },
+    );
+  }
+  // Dependencies are installed by the project (npm install); local ones must exist.
+  for (const [i, dep] of (dependencies ?? []).entries()) {
+    if (!dep.startsWith(".") && !isAbsolute(dep)) continue;
+    const abs = isAbsolute(dep) ? dep : resolve(base, dep);
+    if (!existsSync(abs)) {
+      throw configError(
+        `local dependency "${dep}" does not exist (resolved to ${abs})`,
+        `dependencies[${i}]`,
+        "give local dependencies as paths relative to langgraph.json",
+      );
+    }
+  }
+  // LANGGRAPH_CONFIG: per-graph config (`configurable`, ...) and `context` of system assistants.
+  // The server's environment wins, then langgraph.json's env, then this process's.
+  const rawDefaults =
+    options.env?.LANGGRAPH_CONFIG ?? fileEnv.LANGGRAPH_CONFIG ?? process.env.LANGGRAPH_CONFIG;
+  let defaults: z.infer<typeof LangGraphConfigSchema> = {};
+  if (rawDefaults) {
+    let json: unknown;
+    try {
+      json = JSON.parse(rawDefaults);
+    } catch (err) {
+      throw configError(
+        `LANGGRAPH_CONFIG is not JSON: ${(err as Error).message.split("\n")[0]}`,
+        "LANGGRAPH_CONFIG",
+        'set it to {"<graph id>": {"configurable": {...}, "context": {...}}}',
+      );
+    }
+    const checked = LangGraphConfigSchema.safeParse(json);
+    if (!checked.success) throw fromZodError(checked.error, "LANGGRAPH_CONFIG", "invalid_config");
+    defaults = checked.data;
+    for (const graphId of Object.keys(defaults)) {
+      if (!(graphId in parsed.data.graphs)) {
+        options.log?.(
+          "warn",
+          `LANGGRAPH_CONFIG names graph "${graphId}", which langgraph.json does not declare`,
+          {
+            field: "LANGGRAPH_CONFIG",
+          },
+        );
+      }
+    }
   }
   const out: GraphEntry[] = [];
   for (const [graphId, spec] of Object.entries(parsed.data.graphs)) {
+    // "./file.ts:name", or "./file.ts" for the default export as on the LangGraph server.
     const cut = spec.lastIndexOf(":");
-    const file = spec.slice(0, cut);
-    const exportName = spec.slice(cut + 1);
+    const file = cut < 0 ? spec : spec.slice(0, cut);
+    const exportName = cut < 0 ? "default" : spec.slice(cut + 1);
     const abs = isAbsolute(file) ? file : resolve(base, file);
     let mod: Record<string, unknown>;
     try {
@@ -179,16 +299,46 @@ async function loadLangGraphJson(path: string, options: RegistryOptions): Promis
         },
       );
     }
-    const exported = mod[exportName];
+    let exported = mod[exportName];
     if (exported === undefined) {
       throw new RefineryError("invalid_config", `${abs} has no export "${exportName}"`, {
         field: `graphs.${graphId}`,
-        fix: `export the graph as \`export const ${exportName} = ...\``,
+        fix:
+          exportName === "default"
+            ? "export the graph as `export default ...`, or name its export after a colon"
+            : `export the graph as \`export const ${exportName} = ...\``,
       });
     }
-    out.push(makeEntry(graphId, spec, exported, options));
+    if (isThenable(exported)) {
+      try {
+        exported = await exported;
+      } catch (err) {
+        throw configError(
+          `the export "${exportName}" of ${abs} is a Promise that rejected: ${(err as Error)?.message?.split("\n")[0] ?? String(err)}`,
+          `graphs.${graphId}`,
+          "make the Promise resolve to a graph",
+        );
+      }
+    }
+    const entry = makeEntry(graphId, spec, exported, options);
+    const { context, ...config } = defaults[graphId] ?? {};
+    if (defaults[graphId]) {
+      entry.defaults = {
+        config,
+        ...(context !== undefined ? { context: context as Record<string, unknown> } : {}),
+      };
+    }
+    out.push(entry);
   }
   return out;
+}
+
+function isThenable(x: unknown): x is PromiseLike<unknown> {
+  return (
+    (typeof x === "object" || typeof x === "function") &&
+    x !== null &&
+    typeof (x as { then?: unknown }).then === "function"
+  );
 }
 
 function isCompiled(x: unknown): x is RunnableGraph {
@@ -208,13 +358,25 @@ function isStateGraph(x: unknown): x is { compile(opts: Record<string, unknown>)
   );
 }
 
+/**
+ * A LangChain 1.x `createAgent` agent wraps its compiled graph: it carries the outer builder and
+ * the compiled Pregel under `.graph`. The LangGraph server unwraps it to that graph; so do we.
+ */
+function unwrapAgent(x: unknown): unknown {
+  if (typeof x !== "object" || x === null) return x;
+  const inner = (x as { graph?: unknown }).graph;
+  const builder = (inner as { builder?: unknown } | null | undefined)?.builder;
+  return isCompiled(inner) && typeof builder === "object" && builder !== null ? inner : x;
+}
+
 function makeEntry(
   graphId: string,
   source: string,
   exported: unknown,
   options: RegistryOptions,
 ): GraphEntry {
-  const attach = (g: unknown): RunnableGraph => {
+  const attach = (value: unknown): RunnableGraph => {
+    const g = unwrapAgent(value);
     if (isStateGraph(g) && !isCompiled(g))
       return g.compile({ checkpointer: options.checkpointer, store: options.store });
     if (isCompiled(g)) {
@@ -235,12 +397,16 @@ function makeEntry(
     }
     throw new RefineryError("invalid_config", `export for graph "${graphId}" is not a graph`, {
       field: `graphs.${graphId}`,
-      fix: "export a compiled graph, a StateGraph, or a function (config) => graph",
+      fix: "export a compiled graph, a StateGraph, a Promise of one, a function (config) => graph, or a createAgent agent",
     });
   };
   if (typeof exported === "function" && !isStateGraph(exported)) {
     const factory = exported as (config: Record<string, unknown>) => unknown;
-    return { graphId, source, get: async (config) => attach(await factory(config ?? {})) };
+    return {
+      graphId,
+      source,
+      get: async (config) => attach(await factory(config ?? { configurable: {} })),
+    };
   }
   const graph = attach(exported);
   return { graphId, source, get: async () => graph };

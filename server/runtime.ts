@@ -106,6 +106,7 @@ export async function openRuntime(options: RuntimeOptions) {
     },
     configPath,
     checkpointer: saver,
+    env,
     log: (level, msg, fields) => log(level, msg, fields),
   });
   // Declarative graphs: stored ones, then REFINERY_GRAPHS_DIR (default ./graphs.d when present).

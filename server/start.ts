@@ -181,12 +181,15 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const takesRefineInput = (graphId: string) => graphId === "refine" || graphSpecs.has(graphId);
   try {
     for (const graphId of registry.ids()) {
+      // LANGGRAPH_CONFIG's config and context for this graph, as the LangGraph server sets them.
+      const defaults = registry.entry(graphId)?.defaults;
       await storage.assistants.create(
         {
           assistant_id: systemAssistantId(graphId),
           graph_id: graphId,
           name: graphId,
           metadata: { created_by: "system" },
+          ...defaults,
         },
         "do_nothing",
       );
