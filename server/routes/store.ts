@@ -146,7 +146,8 @@ export function storeRoutes(deps: AppDeps): Router {
   r.post("/store/namespaces", async (req, res) => {
     const body = parseBody(StoreListNamespaces, req.body);
     const store = storeFor(req);
-    await authOf(req).authorize(
+    const prefix = await authorize(
+      req,
       "store:list_namespaces",
       {
         namespace: body.prefix ?? undefined,
@@ -156,9 +157,10 @@ export function storeRoutes(deps: AppDeps): Router {
         offset: body.offset ?? 0,
       },
       "read",
+      "prefix",
     );
     const namespaces = await store.listNamespaces({
-      ...(body.prefix ? { prefix: body.prefix } : {}),
+      ...(prefix && prefix.length > 0 ? { prefix } : {}),
       ...(body.suffix ? { suffix: body.suffix } : {}),
       ...(body.max_depth != null ? { maxDepth: body.max_depth } : {}),
       limit: body.limit ?? 100,

@@ -25,7 +25,12 @@ afterAll(async () => {
   await s?.close();
 });
 
-async function http(method: string, path: string, body?: unknown, headers = ACME) {
+async function http(
+  method: string,
+  path: string,
+  body?: unknown,
+  headers: Record<string, string> = ACME,
+) {
   const res = await fetch(`${s.url}${path}`, {
     method,
     headers: { "content-type": "application/json", ...headers },
