@@ -125,6 +125,10 @@ export class SqliteStore extends BaseStore {
       for (const { column, ddl } of ADDED_COLUMNS) {
         if (!have.has(column)) this.db.exec(`ALTER TABLE store_items ADD COLUMN ${ddl}`);
       }
+      // Only items with a TTL are in it: finding whether any exists, and sweeping, stay cheap.
+      this.db.exec(
+        "CREATE INDEX IF NOT EXISTS store_items_expiry ON store_items(expires_at) WHERE expires_at IS NOT NULL",
+      );
     } catch (err) {
       if (this.owned) this.db.close();
       throw new RefineryError(
@@ -186,7 +190,8 @@ export class SqliteStore extends BaseStore {
 
   private hasTtl_(): boolean {
     return (
-      this.stmt("SELECT 1 FROM store_items WHERE ttl_ms IS NOT NULL LIMIT 1").get() !== undefined
+      this.stmt("SELECT 1 FROM store_items WHERE expires_at IS NOT NULL LIMIT 1").get() !==
+      undefined
     );
   }
 
