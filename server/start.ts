@@ -292,11 +292,9 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   approvals.start();
   // Expired store items are already invisible to reads; this deletes them once a minute.
   const storeSweeper = setInterval(() => {
-    try {
-      runtime.userStore.sweep();
-    } catch (err) {
+    runtime.userStore.sweep().catch((err: unknown) => {
       log("warn", "store TTL sweep failed", { error: (err as Error).message });
-    }
+    });
   }, 60_000);
   storeSweeper.unref();
   const address = server.address() as AddressInfo;

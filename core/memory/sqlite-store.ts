@@ -19,6 +19,8 @@ import {
   joinNamespace,
   literalPrefix,
   planBatch,
+  refreshes,
+  ttlMsOf,
   selectNamespaces,
   splitNamespace,
   type Condition,
@@ -45,16 +47,6 @@ const ADDED_COLUMNS = [
   { column: "ttl_ms", ddl: "ttl_ms INTEGER" },
 ];
 const LIVE = "(expires_at IS NULL OR expires_at > @now)";
-
-/**
- * What the Store API adds to LangGraph's operations (LangGraph's server semantics): a put's
- * `ttl` in minutes (null or absent: never expires), and whether a read pushes the expiry of what
- * it returns `ttl` minutes from now (`refreshTtl`, default true).
- */
-export interface TtlOptions {
-  ttl?: number | null;
-  refreshTtl?: boolean;
-}
 
 // Namespaces come in the order of their oldest item, items in insertion order within one: the
 // order InMemoryStore's maps give. An update keeps its `seq`, so it keeps its place.
@@ -211,8 +203,7 @@ export class SqliteStore extends BaseStore {
       this.stmt("DELETE FROM store_items WHERE namespace = ? AND key = ?").run(ns, op.key);
       return;
     }
-    const ttl = (op as PutOperation & TtlOptions).ttl;
-    const ttlMs = typeof ttl === "number" ? Math.round(ttl * 60_000) : null;
+    const ttlMs = ttlMsOf(op);
     // An expired item is replaced as new (a fresh created_at), as if the sweeper had run.
     this.stmt(
       `INSERT INTO store_items (namespace, key, value, created_at, updated_at, expires_at, ttl_ms)
@@ -288,11 +279,6 @@ export class SqliteStore extends BaseStore {
     this.statements.set(sql, statement);
     return statement;
   }
-}
-
-/** Whether a get or search refreshes the TTL of what it reads (LangGraph's default: yes). */
-function refreshes(op: object): boolean {
-  return (op as TtlOptions).refreshTtl !== false;
 }
 
 function toItem(row: Row): Item {

@@ -13,7 +13,7 @@ import {
   type SearchItem,
   type SearchOperation,
 } from "@langchain/langgraph-checkpoint";
-import type { TtlOptions } from "./sqlite-store.ts";
+import type { TtlOptions } from "./store-ops.ts";
 
 export const USER_ROOT = "refinery_store";
 
@@ -25,11 +25,10 @@ export function partitionLabel(partition: string): string {
 export class PartitionedStore extends BaseStore {
   private readonly prefix: string[];
 
-  /** `supportsTtl`: whether `base` honours `ttl` / `refreshTtl` (the SQLite store does). */
+  /** `base` honours `ttl` / `refreshTtl` if it is ours (SqliteStore, PostgresStore). */
   constructor(
     readonly base: BaseStore,
     partition: string,
-    readonly supportsTtl: boolean,
   ) {
     super();
     this.prefix = [USER_ROOT, partitionLabel(partition)];
@@ -134,15 +133,17 @@ export class PartitionedStore extends BaseStore {
 export interface UserStore {
   readonly kind: "sqlite" | "postgres";
   forPartition(partition: string): PartitionedStore;
-  /** Deletes expired items (SQLite; Postgres keeps no TTL). */
-  sweep(): number;
+  /** Deletes expired items; returns how many. */
+  sweep(): Promise<number>;
 }
 
 export function createUserStore(base: BaseStore, kind: "sqlite" | "postgres"): UserStore {
   return {
     kind,
-    forPartition: (partition) => new PartitionedStore(base, partition, kind === "sqlite"),
-    sweep: () =>
-      "sweepExpired" in base ? (base as unknown as { sweepExpired(): number }).sweepExpired() : 0,
+    forPartition: (partition) => new PartitionedStore(base, partition),
+    sweep: async () =>
+      "sweepExpired" in base
+        ? (base as unknown as { sweepExpired(): number | Promise<number> }).sweepExpired()
+        : 0,
   };
 }

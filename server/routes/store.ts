@@ -67,12 +67,6 @@ export function storeRoutes(deps: AppDeps): Router {
   r.put("/store/items", async (req, res) => {
     const body = parseBody(StorePutItem, req.body);
     const store = storeFor(req);
-    if (body.ttl != null && !store.supportsTtl) {
-      throw new RefineryError("invalid_input", "ttl needs the SQLite store", {
-        field: "ttl",
-        fix: "leave ttl out (or null) with REFINERY_STORE_URL (Postgres), or use the SQLite store",
-      });
-    }
     const namespace = await authorize(
       req,
       "store:put",

@@ -4,14 +4,15 @@ import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
-import { afterEach, beforeEach, describe, expect, it, vi } from "vitest";
+import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { openSqliteCheckpointer } from "../../core/checkpointer.ts";
 import { RefineryError } from "../../core/errors.ts";
 import { openStore } from "../../core/memory/open-store.ts";
 import { SqliteStore } from "../../core/memory/sqlite-store.ts";
 import { describeStoreConformance } from "./store-conformance.ts";
+import { describeStoreTtl } from "./store-ttl.ts";
 
-describeStoreConformance("sqlite", async () => {
+const openSqlite = async () => {
   const dir = mkdtempSync(join(tmpdir(), "refinery-store-"));
   const store = new SqliteStore(join(dir, "refinery.db"));
   return {
@@ -21,7 +22,9 @@ describeStoreConformance("sqlite", async () => {
       rmSync(dir, { recursive: true, force: true });
     },
   };
-});
+};
+describeStoreConformance("sqlite", openSqlite);
+describeStoreTtl("sqlite", openSqlite);
 
 describe("sqlite store file", () => {
   let dir: string;
@@ -131,33 +134,5 @@ describe("sqlite store file", () => {
     expect(await store.get(["t"], "k")).toBeNull();
     expect((await store.get(["lessons", "a1"], "l1"))?.value).toEqual({ text: "old" });
     store.stop();
-  });
-
-  it("refreshes a TTL on get and search unless refreshTtl is false", async () => {
-    vi.useFakeTimers({ toFake: ["Date"] });
-    try {
-      const t0 = Date.parse("2026-01-01T00:00:00Z");
-      vi.setSystemTime(t0);
-      const store = new SqliteStore(join(dir, "refinery.db"));
-      const put = (key: string) =>
-        store.batch([{ namespace: ["t"], key, value: { key }, ttl: 1 } as never]);
-      await put("a");
-      await put("b");
-      vi.setSystemTime(t0 + 50_000);
-      await store.get(["t"], "a"); // "a" now lives until t0 + 110 s
-      await store.batch([{ namespace: ["t"], key: "b", refreshTtl: false } as never]);
-      vi.setSystemTime(t0 + 100_000);
-      expect((await store.search(["t"])).map((i) => i.key)).toEqual(["a"]); // refreshes "a"
-      vi.setSystemTime(t0 + 150_000);
-      const [found] = await store.batch([
-        { namespacePrefix: ["t"], limit: 10, offset: 0, refreshTtl: false } as never,
-      ]);
-      expect((found as unknown as { key: string }[]).map((i) => i.key)).toEqual(["a"]);
-      vi.setSystemTime(t0 + 161_000);
-      expect(await store.search(["t"])).toEqual([]);
-      store.stop();
-    } finally {
-      vi.useRealTimers();
-    }
   });
 });
