@@ -94,7 +94,12 @@ export async function openRuntime(options: RuntimeOptions) {
   const learning = await openLearning(settings, db);
   lessonsRef.memory = learning.memory;
   // The Store API's store (/store/*, config.store in graphs): the same backend as the lessons.
-  const opened = await openStore(settings.storeUrl ? { postgresUrl: settings.storeUrl } : { db });
+  const opened = await openStore(
+    settings.storeUrl ? { postgresUrl: settings.storeUrl } : { db },
+  ).catch(async (err: unknown) => {
+    await learning.close();
+    throw err;
+  });
   const userStore: UserStore = createUserStore(opened.store, opened.kind);
 
   const configPath =
