@@ -117,7 +117,7 @@ export class SqliteStore extends BaseStore {
       for (const { column, ddl } of ADDED_COLUMNS) {
         if (!have.has(column)) this.db.exec(`ALTER TABLE store_items ADD COLUMN ${ddl}`);
       }
-      // Only items with a TTL are in it: finding whether any exists, and sweeping, stay cheap.
+      // Only items with a TTL are in it: the sweep stays cheap.
       this.db.exec(
         "CREATE INDEX IF NOT EXISTS store_items_expiry ON store_items(expires_at) WHERE expires_at IS NOT NULL",
       );
@@ -135,7 +135,9 @@ export class SqliteStore extends BaseStore {
     const plan = planBatch(operations);
     const results: unknown[] = operations.map(() => undefined);
     const now = Date.now();
-    let writes = plan.puts.length > 0;
+    const writes = plan.puts.length > 0;
+    /** Rows read with a TTL that the read refreshes. */
+    const stale: Row[] = [];
     const run = () => {
       for (const read of plan.reads) {
         if (read.kind === "get") {
@@ -143,25 +145,29 @@ export class SqliteStore extends BaseStore {
             `SELECT seq, namespace, key, value, created_at, updated_at, ttl_ms FROM store_items
              WHERE namespace = @ns AND key = @key AND ${LIVE}`,
           ).get({ ns: joinNamespace(read.op.namespace), key: read.op.key, now }) as Row | undefined;
-          if (row && refreshes(read.op)) this.refresh_([row], now);
+          if (row && refreshes(read.op)) stale.push(row);
           results[read.index] = row ? toItem(row) : null;
         } else if (read.kind === "search") {
           const rows = this.search_(read.op, read.conditions, now);
-          if (refreshes(read.op)) this.refresh_(rows, now);
+          if (refreshes(read.op)) stale.push(...rows);
           results[read.index] = rows.map(toItem);
         } else {
           results[read.index] = this.listNamespaces_(read.op, now);
         }
       }
+      if (writes) this.refresh_(stale, now);
       for (const put of plan.puts) this.put_(put, now);
     };
-    // A read that refreshes a TTL writes; only items with a TTL are touched.
-    if (!writes)
-      writes = plan.reads.some((r) => r.kind !== "list" && refreshes(r.op)) && this.hasTtl_();
     try {
       // IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading a read.
       if (writes) this.db.transaction(run).immediate();
-      else this.db.transaction(run).deferred();
+      else {
+        this.db.transaction(run).deferred();
+        // Reads take no write lock unless what they read has a TTL to push back (the lessons
+        // memory never does); an item that expired in between stays expired.
+        if (stale.some((r) => r.ttl_ms != null))
+          this.db.transaction(() => this.refresh_(stale, now)).immediate();
+      }
     } catch (err) {
       const code = (err as { code?: string }).code ?? "";
       throw new RefineryError("storage_error", `SQLite store: ${(err as Error).message}`, {
@@ -180,16 +186,11 @@ export class SqliteStore extends BaseStore {
     ).run(now).changes;
   }
 
-  private hasTtl_(): boolean {
-    return (
-      this.stmt("SELECT 1 FROM store_items WHERE expires_at IS NOT NULL LIMIT 1").get() !==
-      undefined
-    );
-  }
-
   private refresh_(rows: Row[], now: number): void {
-    const update = this.stmt("UPDATE store_items SET expires_at = ? + ttl_ms WHERE seq = ?");
-    for (const row of rows) if (row.ttl_ms != null) update.run(now, row.seq);
+    const update = this.stmt(
+      "UPDATE store_items SET expires_at = @now + ttl_ms WHERE seq = @seq AND expires_at > @now",
+    );
+    for (const row of rows) if (row.ttl_ms != null) update.run({ now, seq: row.seq });
   }
 
   /** Closes the database if this store opened it; a shared one is left to its owner. */
