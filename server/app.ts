@@ -14,6 +14,7 @@ import { learningRoutes } from "./routes/learning.ts";
 import { graphSpecRoutes, type GraphSpecRouteDeps } from "./routes/graph-specs.ts";
 import { metaRoutes } from "./routes/meta.ts";
 import { runRoutes } from "./routes/runs.ts";
+import { storeRoutes } from "./routes/store.ts";
 import { threadRoutes } from "./routes/threads.ts";
 import { uiRoutes } from "./routes/ui.ts";
 
@@ -59,6 +60,7 @@ export function createApp(
   app.use(runRoutes(deps));
   app.use(evalRoutes(deps));
   app.use(learningRoutes(deps));
+  app.use(storeRoutes(deps));
   if (deps.graphSpecs) app.use(graphSpecRoutes({ ...deps, graphSpecs: deps.graphSpecs }));
   app.use(uiRoutes());
 

@@ -8,6 +8,7 @@ import type { FeedbackInbox } from "../core/storage/feedback-inbox.ts";
 import type { Access, Assistant, Storage, Thread } from "../core/storage/types.ts";
 import { systemAssistantId, type GraphRegistry, type RunnableGraph } from "../graphs/registry.ts";
 import type { LearningLoop } from "../graphs/learning.ts";
+import type { UserStore } from "../core/memory/user-store.ts";
 import type { EvalJobs } from "./eval-jobs.ts";
 import type { RunExecutor } from "./executor.ts";
 import type { Logger } from "./log.ts";
@@ -35,6 +36,8 @@ export interface AppDeps {
   schemasFor?: (graphId: string) => Record<string, unknown> | undefined;
   /** Lessons memory and the records kept with each run (ratings, outcomes for export). */
   learning?: LearningLoop;
+  /** The Store API's store (/store/*); absent: those routes answer 404. */
+  store?: UserStore;
   /** Live feedback for running or waiting threads. */
   inbox?: FeedbackInbox;
   /** Filled by the runs router: resumes a thread waiting on an approval with a decision. */

@@ -29,6 +29,7 @@ import { publicRun, publicValues } from "./redact.ts";
 import { serializeError } from "./serde.ts";
 import type { StreamHub } from "./stream-hub.ts";
 import { isLiveLocalRun } from "../graphs/local-runs.ts";
+import type { UserStore } from "../core/memory/user-store.ts";
 
 export type { CancelAction } from "./run-runner.ts";
 
@@ -67,6 +68,8 @@ export interface ExecutorDeps {
   target?: RunTarget;
   /** Step and run time limits; REFINERY_RUN_TIMEOUT_MS is enforced here. */
   limits?: RunLimits;
+  /** The Store API's store, for runs executed in this thread. */
+  store?: UserStore;
 }
 
 interface Active {
@@ -96,6 +99,7 @@ export class RunExecutor {
       log: deps.log,
       sink: deps.hub,
       limits: this.limits,
+      ...(deps.store ? { store: deps.store } : {}),
     });
   }
 

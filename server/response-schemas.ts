@@ -312,6 +312,20 @@ export const GraphSpecRegistered = GraphSpecDetail.extend({
   assistant_id: z.string().describe("The graph's system assistant"),
 });
 
+export const StoreItem = z.object({
+  namespace: z.array(z.string()),
+  key: z.string(),
+  value: Meta,
+  created_at: Time,
+  updated_at: Time,
+  score: z.number().nullable().optional(),
+});
+export const StoreItemOrNull = StoreItem.nullable().describe(
+  "The item, or null when there is none",
+);
+export const StoreSearchResult = z.object({ items: z.array(StoreItem) });
+export const StoreNamespaces = z.object({ namespaces: z.array(z.array(z.string())) });
+
 /** Every named response schema, as /openapi.json's components.schemas. */
 export const RESPONSE_SCHEMAS = {
   Error: ErrorBody,
@@ -343,6 +357,10 @@ export const RESPONSE_SCHEMAS = {
   GraphSpecInfo,
   GraphSpecDetail,
   GraphSpecRegistered,
+  StoreItem,
+  StoreItemOrNull,
+  StoreSearchResult,
+  StoreNamespaces,
 } as const;
 
 export type ResponseSchemaName = keyof typeof RESPONSE_SCHEMAS;

@@ -11,6 +11,7 @@ import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
 import type { Run, Storage, ThreadSnapshot } from "../core/storage/types.ts";
 import type { GraphRegistry, StateSnapshotLike } from "../graphs/registry.ts";
 import type { Logger } from "./log.ts";
+import type { UserStore } from "../core/memory/user-store.ts";
 import { publicChunk } from "./redact.ts";
 import {
   DEFAULT_RUN_LIMITS,
@@ -82,6 +83,8 @@ export interface RunRunnerDeps {
   sink: RunEventSink;
   /** Step and run time limits (REFINERY_STEP_TIMEOUT_MS, REFINERY_RUN_TIMEOUT_MS). */
   limits?: RunLimits;
+  /** The Store API's store: graphs get the run's partition of it as `config.store`. */
+  store?: UserStore;
 }
 
 /** The cancel action a run was aborted with, or undefined (not aborted, or shutdown). */
@@ -173,6 +176,9 @@ export class RunRunner {
           ...(LANGGRAPH_VERSION ? { langgraph_version: LANGGRAPH_VERSION } : {}),
         },
         ...(kwargs.context !== undefined ? { context: kwargs.context } : {}),
+        ...(this.deps.store
+          ? { store: this.deps.store.forPartition(partitionOf(configurable)) }
+          : {}),
         streamMode: modes.length ? modes : ["values"],
         // Each step is committed before the next one starts, so a crash never redoes a step that
         // finished (LangGraph's default, "async", starts the next step while the write is queued).
@@ -457,6 +463,12 @@ function isStepTimeout(err: unknown, limits: RunLimits): boolean {
     err.name === "Error" &&
     err.message === "Abort"
   );
+}
+
+/** The store partition (tenant, with API keys) the run service stamped on a run; else "". */
+function partitionOf(configurable: Record<string, unknown>): string {
+  const partition = configurable.refinery_store_partition;
+  return typeof partition === "string" ? partition : "";
 }
 
 /** A run's configurable without the checkpoint it was created from. */

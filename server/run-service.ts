@@ -49,6 +49,7 @@ const SERVER_KEYS = [
   "langgraph_auth_user_id",
   "langgraph_auth_permissions",
   "refinery_partition",
+  "refinery_store_partition",
 ];
 
 /** A command as stored and run: without the `lg_name` tag that `Command.toJSON()` adds. */
@@ -105,6 +106,7 @@ export function createRunService(deps: AppDeps): RunService {
         }
       : {};
     if (auth.partition) stamped.refinery_partition = auth.partition;
+    if (auth.storePartition) stamped.refinery_store_partition = auth.storePartition;
     // What a LangGraph auth handler sees for threads:create_run (it may stamp the metadata).
     const value: Record<string, unknown> = {
       thread_id: threadId,

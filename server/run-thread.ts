@@ -51,6 +51,7 @@ try {
     log,
     sink,
     limits: data.limits,
+    store: runtime.userStore,
   });
   const controllers = new Map<string, AbortController>();
   const running = new Set<Promise<void>>();

@@ -21,6 +21,8 @@ import { createSqliteStorage } from "../core/storage/sqlite.ts";
 import type { Storage } from "../core/storage/types.ts";
 import { startGraphSpecs, type GraphSpecService } from "../graphs/declarative/index.ts";
 import { openEngine, type Engine } from "../graphs/engine.ts";
+import { openStore } from "../core/memory/open-store.ts";
+import { createUserStore, type UserStore } from "../core/memory/user-store.ts";
 import { openLearning, type LessonSource } from "../graphs/learning.ts";
 import { createGraphRegistry, systemAssistantId, type GraphRegistry } from "../graphs/registry.ts";
 import type { RunnableGraph } from "../graphs/registry.ts";
@@ -92,6 +94,14 @@ export async function openRuntime(options: RuntimeOptions) {
   // Lessons memory (the same SQLite file, or Postgres with REFINERY_STORE_URL) and run records.
   const learning = await openLearning(settings, db);
   lessonsRef.memory = learning.memory;
+  // The Store API's store (/store/*, config.store in graphs): the same backend as the lessons.
+  const opened = await openStore(
+    settings.storeUrl ? { postgresUrl: settings.storeUrl } : { db },
+  ).catch(async (err: unknown) => {
+    await learning.close();
+    throw err;
+  });
+  const userStore: UserStore = createUserStore(opened.store, opened.kind);
 
   const configPath =
     options.configPath ??
@@ -133,12 +143,14 @@ export async function openRuntime(options: RuntimeOptions) {
     inbox,
     checkpoints,
     learning,
+    userStore,
     registry,
     graphSpecs,
     configPath,
     async close(): Promise<void> {
       await storage.close();
       await learning.close();
+      await opened.close();
       engine.close();
     },
   };

@@ -210,6 +210,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     concurrency,
     pollMs: options.pollMs,
     learning: learning.loop,
+    store: runtime.userStore,
     limits: limits.runs,
     ...(pool ? { target: pool } : {}),
   });
@@ -217,6 +218,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const app = createApp({
     graphSpecs,
     learning: learning.loop,
+    store: runtime.userStore,
     inbox,
     hooks,
     storage,
@@ -291,6 +293,13 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     },
   });
   approvals.start();
+  // Expired store items are already invisible to reads; this deletes them once a minute.
+  const storeSweeper = setInterval(() => {
+    runtime.userStore.sweep().catch((err: unknown) => {
+      log("warn", "store TTL sweep failed", { error: (err as Error).message });
+    });
+  }, 60_000);
+  storeSweeper.unref();
   const address = server.address() as AddressInfo;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
   log("info", "server listening", {
@@ -317,6 +326,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       if (closed) return;
       closed = true;
       approvals.stop();
+      clearInterval(storeSweeper);
       const stopped = new Promise<void>((r) => server.close(() => r()));
       await executor.stop(graceMs);
       server.closeAllConnections();

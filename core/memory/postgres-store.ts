@@ -11,7 +11,6 @@ import {
   type Operation,
   type OperationResults,
   type PutOperation,
-  type SearchItem,
   type SearchOperation,
 } from "@langchain/langgraph-checkpoint";
 import pg from "pg";
@@ -21,7 +20,9 @@ import {
   joinNamespace,
   literalPrefix,
   planBatch,
+  refreshes,
   selectNamespaces,
+  ttlMsOf,
   splitNamespace,
   type Condition,
   type Scalar,
@@ -35,12 +36,18 @@ export interface PostgresStoreOptions {
 }
 
 interface Row {
+  seq: string;
+  ttl_ms: string | null;
   namespace: string;
   key: string;
   value: Record<string, unknown>;
   created_at: Date;
   updated_at: Date;
 }
+
+/** Not expired at `$n` (a timestamptz parameter). */
+const live = (param: string) => `(expires_at IS NULL OR expires_at > ${param})`;
+const COLUMNS = "seq, namespace, key, value, created_at, updated_at, ttl_ms";
 
 const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
 // Serialises concurrent setup() calls across processes (CREATE TABLE IF NOT EXISTS can race).
@@ -89,6 +96,11 @@ export class PostgresStore extends BaseStore {
         updated_at TIMESTAMPTZ NOT NULL,
         UNIQUE (namespace, key)
       )`);
+      // TTLs (the Store API); a table made before them gets the columns.
+      await client.query(`ALTER TABLE ${this.table}
+        ADD COLUMN IF NOT EXISTS expires_at TIMESTAMPTZ, ADD COLUMN IF NOT EXISTS ttl_ms BIGINT`);
+      await client.query(`CREATE INDEX IF NOT EXISTS store_items_expiry
+        ON ${this.table} (expires_at) WHERE expires_at IS NOT NULL`);
     }).catch((err: unknown) => {
       this.ready = undefined;
       throw err;
@@ -109,26 +121,53 @@ export class PostgresStore extends BaseStore {
     const plan = planBatch(operations);
     await this.setup();
     const results: unknown[] = operations.map(() => undefined);
+    const now = new Date();
     await this.transaction(async (client) => {
       for (const read of plan.reads) {
         if (read.kind === "get") {
           const { rows } = await client.query<Row>({
             name: `${this.prefix}_get`,
-            text: `SELECT namespace, key, value, created_at, updated_at FROM ${this.table}
-                   WHERE namespace = $1 AND key = $2`,
-            values: [joinNamespace(read.op.namespace), read.op.key],
+            text: `SELECT ${COLUMNS} FROM ${this.table}
+                   WHERE namespace = $1 AND key = $2 AND ${live("$3")}`,
+            values: [joinNamespace(read.op.namespace), read.op.key, now],
           });
+          if (refreshes(read.op)) await this.refresh_(client, rows, now);
           results[read.index] = rows[0] ? toItem(rows[0]) : null;
         } else if (read.kind === "search") {
-          results[read.index] = await this.search_(client, read.op, read.conditions);
+          const rows = await this.search_(client, read.op, read.conditions, now);
+          if (refreshes(read.op)) await this.refresh_(client, rows, now);
+          results[read.index] = rows.map(toItem);
         } else {
-          results[read.index] = await this.listNamespaces_(client, read.op);
+          results[read.index] = await this.listNamespaces_(client, read.op, now);
         }
       }
-      const now = new Date();
       for (const put of plan.puts) await this.put_(client, put, now);
     });
     return results as OperationResults<Op>;
+  }
+
+  /** Deletes the items whose TTL has run out (reads skip them already); returns how many. */
+  async sweepExpired(now = Date.now()): Promise<number> {
+    await this.setup();
+    let deleted = 0;
+    await this.transaction(async (client) => {
+      const result = await client.query(
+        `DELETE FROM ${this.table} WHERE expires_at IS NOT NULL AND expires_at <= $1`,
+        [new Date(now)],
+      );
+      deleted = result.rowCount ?? 0;
+    });
+    return deleted;
+  }
+
+  private async refresh_(client: pg.PoolClient, rows: Row[], now: Date): Promise<void> {
+    const seqs = rows.filter((r) => r.ttl_ms !== null).map((r) => r.seq);
+    if (seqs.length === 0) return;
+    await client.query(
+      `UPDATE ${this.table} SET expires_at = $1::timestamptz + ttl_ms * interval '1 millisecond'
+       WHERE seq = ANY($2::bigint[])`,
+      [now, seqs],
+    );
   }
 
   private async put_(client: pg.PoolClient, op: PutOperation, now: Date): Promise<void> {
@@ -141,13 +180,26 @@ export class PostgresStore extends BaseStore {
       });
       return;
     }
+    const ttlMs = ttlMsOf(op);
+    // An expired item is replaced as new (a fresh created_at), as if the sweeper had run.
     await client.query({
       name: `${this.prefix}_put`,
-      text: `INSERT INTO ${this.table} (namespace, key, value, created_at, updated_at)
-             VALUES ($1, $2, $3, $4, $4)
+      text: `INSERT INTO ${this.table} (namespace, key, value, created_at, updated_at, expires_at, ttl_ms)
+             VALUES ($1, $2, $3, $4, $4, $5, $6)
              ON CONFLICT (namespace, key) DO UPDATE
-             SET value = excluded.value, updated_at = excluded.updated_at`,
-      values: [ns, op.key, JSON.stringify(op.value), now],
+             SET value = excluded.value, updated_at = excluded.updated_at,
+               expires_at = excluded.expires_at, ttl_ms = excluded.ttl_ms,
+               created_at = CASE WHEN ${this.table}.expires_at IS NOT NULL
+                 AND ${this.table}.expires_at <= $4 THEN excluded.created_at
+                 ELSE ${this.table}.created_at END`,
+      values: [
+        ns,
+        op.key,
+        JSON.stringify(op.value),
+        now,
+        ttlMs === null ? null : new Date(now.getTime() + ttlMs),
+        ttlMs,
+      ],
     });
   }
 
@@ -155,36 +207,41 @@ export class PostgresStore extends BaseStore {
     client: pg.PoolClient,
     op: SearchOperation,
     conditions: Condition[],
-  ): Promise<SearchItem[]> {
+    now: Date,
+  ): Promise<Row[]> {
     const values: unknown[] = [];
     const bind = (v: unknown) => `$${values.push(v)}`;
-    let scope = "";
+    let scope = `WHERE ${live(bind(now))}`;
     if (op.namespacePrefix.length > 0) {
       const { from, to } = descendantRange(op.namespacePrefix);
-      scope = `WHERE namespace = ${bind(joinNamespace(op.namespacePrefix))}
-               OR (namespace >= ${bind(from)} AND namespace < ${bind(to)})`;
+      scope += ` AND (namespace = ${bind(joinNamespace(op.namespacePrefix))}
+               OR (namespace >= ${bind(from)} AND namespace < ${bind(to)}))`;
     }
     const where = conditions.map((c) => conditionSql(c, bind));
-    const text = `SELECT namespace, key, value, created_at, updated_at FROM
+    const text = `SELECT ${COLUMNS} FROM
       (SELECT *, MIN(seq) OVER (PARTITION BY namespace) AS ns_first FROM ${this.table} ${scope}) AS t
       ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
       ORDER BY ns_first, seq LIMIT ${bind(op.limit ?? 10)} OFFSET ${bind(op.offset ?? 0)}`;
     const { rows } = await client.query<Row>(text, values);
-    return rows.map(toItem);
+    return rows;
   }
 
   private async listNamespaces_(
     client: pg.PoolClient,
     op: ListNamespacesOperation,
+    now: Date,
   ): Promise<string[][]> {
     const prefix = literalPrefix(op);
     const { rows } = prefix
       ? await client.query<{ namespace: string }>(
           `SELECT DISTINCT namespace FROM ${this.table}
-           WHERE namespace = $1 OR (namespace >= $2 AND namespace < $3)`,
-          [joinNamespace(prefix), descendantRange(prefix).from, descendantRange(prefix).to],
+           WHERE ${live("$4")} AND (namespace = $1 OR (namespace >= $2 AND namespace < $3))`,
+          [joinNamespace(prefix), descendantRange(prefix).from, descendantRange(prefix).to, now],
         )
-      : await client.query<{ namespace: string }>(`SELECT DISTINCT namespace FROM ${this.table}`);
+      : await client.query<{ namespace: string }>(
+          `SELECT DISTINCT namespace FROM ${this.table} WHERE ${live("$1")}`,
+          [now],
+        );
     return selectNamespaces(
       rows.map((r) => splitNamespace(r.namespace)),
       op,

@@ -10,7 +10,6 @@ import {
   type Operation,
   type OperationResults,
   type PutOperation,
-  type SearchItem,
   type SearchOperation,
 } from "@langchain/langgraph-checkpoint";
 import Database from "better-sqlite3";
@@ -20,6 +19,8 @@ import {
   joinNamespace,
   literalPrefix,
   planBatch,
+  refreshes,
+  ttlMsOf,
   selectNamespaces,
   splitNamespace,
   type Condition,
@@ -34,9 +35,18 @@ CREATE TABLE IF NOT EXISTS store_items (
   value TEXT NOT NULL,
   created_at INTEGER NOT NULL,
   updated_at INTEGER NOT NULL,
+  expires_at INTEGER,
+  ttl_ms INTEGER,
   UNIQUE (namespace, key)
 );
 `;
+
+/** Columns added after the first release: a file made before gets them on open. */
+const ADDED_COLUMNS = [
+  { column: "expires_at", ddl: "expires_at INTEGER" },
+  { column: "ttl_ms", ddl: "ttl_ms INTEGER" },
+];
+const LIVE = "(expires_at IS NULL OR expires_at > @now)";
 
 // Namespaces come in the order of their oldest item, items in insertion order within one: the
 // order InMemoryStore's maps give. An update keeps its `seq`, so it keeps its place.
@@ -45,6 +55,8 @@ const NAMESPACE_WHERE = "(namespace = @ns OR (namespace >= @from AND namespace <
 const STATEMENT_CACHE_SIZE = 64;
 
 interface Row {
+  seq: number;
+  ttl_ms: number | null;
   namespace: string;
   key: string;
   value: string;
@@ -99,6 +111,16 @@ export class SqliteStore extends BaseStore {
     this.db = typeof source === "string" ? openSqliteFile(source) : source;
     try {
       this.db.exec(SCHEMA);
+      const have = new Set(
+        (this.db.pragma("table_info(store_items)") as Array<{ name: string }>).map((c) => c.name),
+      );
+      for (const { column, ddl } of ADDED_COLUMNS) {
+        if (!have.has(column)) this.db.exec(`ALTER TABLE store_items ADD COLUMN ${ddl}`);
+      }
+      // Only items with a TTL are in it: the sweep stays cheap.
+      this.db.exec(
+        "CREATE INDEX IF NOT EXISTS store_items_expiry ON store_items(expires_at) WHERE expires_at IS NOT NULL",
+      );
     } catch (err) {
       if (this.owned) this.db.close();
       throw new RefineryError(
@@ -112,26 +134,40 @@ export class SqliteStore extends BaseStore {
   async batch<Op extends Operation[]>(operations: Op): Promise<OperationResults<Op>> {
     const plan = planBatch(operations);
     const results: unknown[] = operations.map(() => undefined);
+    const now = Date.now();
+    const writes = plan.puts.length > 0;
+    /** Rows read with a TTL that the read refreshes. */
+    const stale: Row[] = [];
     const run = () => {
       for (const read of plan.reads) {
         if (read.kind === "get") {
           const row = this.stmt(
-            "SELECT namespace, key, value, created_at, updated_at FROM store_items WHERE namespace = ? AND key = ?",
-          ).get(joinNamespace(read.op.namespace), read.op.key) as Row | undefined;
+            `SELECT seq, namespace, key, value, created_at, updated_at, ttl_ms FROM store_items
+             WHERE namespace = @ns AND key = @key AND ${LIVE}`,
+          ).get({ ns: joinNamespace(read.op.namespace), key: read.op.key, now }) as Row | undefined;
+          if (row && refreshes(read.op)) stale.push(row);
           results[read.index] = row ? toItem(row) : null;
         } else if (read.kind === "search") {
-          results[read.index] = this.search_(read.op, read.conditions);
+          const rows = this.search_(read.op, read.conditions, now);
+          if (refreshes(read.op)) stale.push(...rows);
+          results[read.index] = rows.map(toItem);
         } else {
-          results[read.index] = this.listNamespaces_(read.op);
+          results[read.index] = this.listNamespaces_(read.op, now);
         }
       }
-      const now = Date.now();
+      if (writes) this.refresh_(stale, now);
       for (const put of plan.puts) this.put_(put, now);
     };
     try {
       // IMMEDIATE takes the write lock up front, so two processes never deadlock upgrading a read.
-      if (plan.puts.length > 0) this.db.transaction(run).immediate();
-      else this.db.transaction(run).deferred();
+      if (writes) this.db.transaction(run).immediate();
+      else {
+        this.db.transaction(run).deferred();
+        // Reads take no write lock unless what they read has a TTL to push back (the lessons
+        // memory never does); an item that expired in between stays expired.
+        if (stale.some((r) => r.ttl_ms != null))
+          this.db.transaction(() => this.refresh_(stale, now)).immediate();
+      }
     } catch (err) {
       const code = (err as { code?: string }).code ?? "";
       throw new RefineryError("storage_error", `SQLite store: ${(err as Error).message}`, {
@@ -141,6 +177,20 @@ export class SqliteStore extends BaseStore {
       });
     }
     return results as OperationResults<Op>;
+  }
+
+  /** Deletes the items whose TTL has run out (reads skip them already); returns how many. */
+  sweepExpired(now = Date.now()): number {
+    return this.stmt(
+      "DELETE FROM store_items WHERE expires_at IS NOT NULL AND expires_at <= ?",
+    ).run(now).changes;
+  }
+
+  private refresh_(rows: Row[], now: number): void {
+    const update = this.stmt(
+      "UPDATE store_items SET expires_at = @now + ttl_ms WHERE seq = @seq AND expires_at > @now",
+    );
+    for (const row of rows) if (row.ttl_ms != null) update.run({ now, seq: row.seq });
   }
 
   /** Closes the database if this store opened it; a shared one is left to its owner. */
@@ -154,43 +204,60 @@ export class SqliteStore extends BaseStore {
       this.stmt("DELETE FROM store_items WHERE namespace = ? AND key = ?").run(ns, op.key);
       return;
     }
+    const ttlMs = ttlMsOf(op);
+    // An expired item is replaced as new (a fresh created_at), as if the sweeper had run.
     this.stmt(
-      `INSERT INTO store_items (namespace, key, value, created_at, updated_at) VALUES (?, ?, ?, ?, ?)
-       ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value, updated_at = excluded.updated_at`,
-    ).run(ns, op.key, JSON.stringify(op.value), now, now);
+      `INSERT INTO store_items (namespace, key, value, created_at, updated_at, expires_at, ttl_ms)
+       VALUES (@ns, @key, @value, @now, @now, @expires, @ttl)
+       ON CONFLICT (namespace, key) DO UPDATE SET value = excluded.value,
+         updated_at = excluded.updated_at, expires_at = excluded.expires_at, ttl_ms = excluded.ttl_ms,
+         created_at = CASE WHEN store_items.expires_at IS NOT NULL AND store_items.expires_at <= @now
+           THEN excluded.created_at ELSE store_items.created_at END`,
+    ).run({
+      ns,
+      key: op.key,
+      value: JSON.stringify(op.value),
+      now,
+      expires: ttlMs === null ? null : now + ttlMs,
+      ttl: ttlMs,
+    });
   }
 
-  private search_(op: SearchOperation, conditions: Condition[]): SearchItem[] {
+  private search_(op: SearchOperation, conditions: Condition[], now: number): Row[] {
     const params: Record<string, unknown> = {
       limit: op.limit ?? 10,
       offset: op.offset ?? 0,
+      now,
     };
-    let scope = "";
+    let scope = `WHERE ${LIVE}`;
     if (op.namespacePrefix.length > 0) {
       Object.assign(
         params,
         { ns: joinNamespace(op.namespacePrefix) },
         descendantRange(op.namespacePrefix),
       );
-      scope = `WHERE ${NAMESPACE_WHERE}`;
+      scope = `WHERE ${LIVE} AND ${NAMESPACE_WHERE}`;
     }
     const where = conditions.map((c, i) => conditionSql(c, `c${i}`, params));
-    const sql = `SELECT namespace, key, value, created_at, updated_at FROM
+    const sql = `SELECT seq, namespace, key, value, created_at, updated_at, ttl_ms FROM
       (SELECT *, ${ORDER_WINDOW} FROM store_items ${scope}) AS t
       ${where.length > 0 ? `WHERE ${where.join(" AND ")}` : ""}
       ORDER BY ns_first, seq LIMIT @limit OFFSET @offset`;
-    return (this.stmt(sql).all(params) as Row[]).map(toItem);
+    return this.stmt(sql).all(params) as Row[];
   }
 
-  private listNamespaces_(op: ListNamespacesOperation): string[][] {
+  private listNamespaces_(op: ListNamespacesOperation, now: number): string[][] {
     const prefix = literalPrefix(op);
     const rows = (
       prefix
-        ? this.stmt(`SELECT DISTINCT namespace FROM store_items WHERE ${NAMESPACE_WHERE}`).all({
+        ? this.stmt(
+            `SELECT DISTINCT namespace FROM store_items WHERE ${LIVE} AND ${NAMESPACE_WHERE}`,
+          ).all({
             ns: joinNamespace(prefix),
             ...descendantRange(prefix),
+            now,
           })
-        : this.stmt("SELECT DISTINCT namespace FROM store_items").all()
+        : this.stmt(`SELECT DISTINCT namespace FROM store_items WHERE ${LIVE}`).all({ now })
     ) as Array<{ namespace: string }>;
     return selectNamespaces(
       rows.map((r) => splitNamespace(r.namespace)),

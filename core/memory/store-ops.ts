@@ -12,6 +12,27 @@ import {
 } from "@langchain/langgraph-checkpoint";
 import { RefineryError } from "../errors.ts";
 
+/**
+ * What the Store API adds to LangGraph's operations (LangGraph's server semantics): a put's
+ * `ttl` in minutes (null or absent: never expires), and whether a read pushes the expiry of what
+ * it returns `ttl` minutes from now (`refreshTtl`, default true).
+ */
+export interface TtlOptions {
+  ttl?: number | null;
+  refreshTtl?: boolean;
+}
+
+/** Whether a get or search refreshes the TTL of what it reads (LangGraph's default: yes). */
+export function refreshes(op: object): boolean {
+  return (op as TtlOptions).refreshTtl !== false;
+}
+
+/** A put's TTL in milliseconds, or null when it never expires. */
+export function ttlMsOf(op: PutOperation): number | null {
+  const ttl = (op as PutOperation & TtlOptions).ttl;
+  return typeof ttl === "number" ? Math.round(ttl * 60_000) : null;
+}
+
 /** Joins namespace labels; labels cannot contain it (`validateNamespace` rejects ':' and '.'). */
 export const NS_SEPARATOR = ":";
 

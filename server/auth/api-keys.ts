@@ -96,6 +96,7 @@ function keyContext(entry: ApiKey): RequestAuth {
     user,
     scopes: user.permissions,
     partition: entry.tenant,
+    storePartition: entry.tenant,
     check,
     async authorize(event: AuthEvent, value: Record<string, unknown>, operation: Operation) {
       check(operation);

@@ -44,6 +44,11 @@ export interface RequestAuth {
    */
   readonly partition: string;
   /**
+   * The store partition (/store/* and `config.store` in runs): the tenant with built-in keys;
+   * absent otherwise, where the store is shared as on LangGraph's server (handlers may narrow it).
+   */
+  readonly storePartition?: string;
+  /**
    * Runs the auth handler for `event` (LangGraph semantics): throws an HttpAuthError to refuse,
    * may change `value` in place (e.g. stamp `metadata.owner`), returns the filters every row the
    * caller touches must match (undefined: no restriction). `operation` is what the built-in

@@ -4,6 +4,7 @@ import { Router } from "express";
 import { z } from "zod";
 import { sendJson } from "../http.ts";
 import * as S from "../schemas.ts";
+import * as Store from "../store-schemas.ts";
 import { ApprovalDecisionSchema } from "../../core/approval.ts";
 import { GraphSpecSchema } from "../../graphs/declarative/spec.ts";
 import { EvalCreate } from "./eval.ts";
@@ -522,6 +523,46 @@ const OPS: Op[] = [
     summary: "Delete a lesson",
     ok: { 200: json("Empty", "Deleted") },
     tag: "lessons",
+  },
+  {
+    method: "put",
+    path: "/store/items",
+    summary: "Store or replace an item (ttl in minutes; index is accepted and ignored)",
+    body: Store.StorePutItem,
+    ok: { 204: none("Stored") },
+    tag: "store",
+  },
+  {
+    method: "get",
+    path: "/store/items",
+    summary: "Get an item: ?namespace=<labels joined by '.'>&key=&refresh_ttl=true|false",
+    ok: { 200: json("StoreItemOrNull", "The item, or null") },
+    errors: { 422: "namespace or key is missing or invalid" },
+    tag: "store",
+  },
+  {
+    method: "delete",
+    path: "/store/items",
+    summary: "Delete an item (nothing to delete is not an error)",
+    body: Store.StoreDeleteItem,
+    ok: { 204: none("Deleted") },
+    tag: "store",
+  },
+  {
+    method: "post",
+    path: "/store/items/search",
+    summary: "Search items under a namespace prefix (filter on top-level fields; query is ignored)",
+    body: Store.StoreSearchItems,
+    ok: { 200: json("StoreSearchResult") },
+    tag: "store",
+  },
+  {
+    method: "post",
+    path: "/store/namespaces",
+    summary: "List namespaces (prefix, suffix, max_depth, limit, offset)",
+    body: Store.StoreListNamespaces,
+    ok: { 200: json("StoreNamespaces") },
+    tag: "store",
   },
   {
     method: "post",

@@ -164,6 +164,8 @@ for (const setup of SETUPS) {
       });
       expect(job.status).toBe(202);
       a.evalJob = ((await job.json()) as { eval_id: string }).eval_id;
+      await A.store.putItem(["notes"], "a-item", { marker: "a-store-secret" });
+      await A.store.putItem(["a-only-ns"], "k", { marker: "a-store-secret" });
     });
 
     afterAll(async () => {
@@ -206,7 +208,15 @@ for (const setup of SETUPS) {
     }
 
     /** Text of A's that must never reach B. */
-    const A_MARKERS = ["a-assistant", "a-thread", "a-secret-topic", "a-approval", "A's private"];
+    const A_MARKERS = [
+      "a-assistant",
+      "a-thread",
+      "a-secret-topic",
+      "a-approval",
+      "A's private",
+      "a-store-secret",
+      "a-only-ns",
+    ];
     const noneOfA = (text: string) => {
       for (const m of [...A_MARKERS, a.assistant, a.threadDone, a.runDone, a.threadPaused])
         expect(text).not.toContain(m);
@@ -428,6 +438,34 @@ for (const setup of SETUPS) {
       "GET /eval/{id}/chart.svg": () =>
         asIfMissing((ids) => http("B", "GET", `/eval/${ids.evalJob}/chart.svg`)),
 
+      // Store: B's calls reach only B's own items (a tenant prefix with keys, the auth module's
+      // namespace rewrite with JWTs); the same namespace and key are B's own item.
+      "PUT /store/items": async () => {
+        await B.store.putItem(["notes"], "a-item", { marker: "b-wrote" });
+        expect((await B.store.getItem(["notes"], "a-item"))?.value).toEqual({ marker: "b-wrote" });
+        expect((await A.store.getItem(["notes"], "a-item"))?.value).toEqual({
+          marker: "a-store-secret",
+        });
+      },
+      "GET /store/items": async () => {
+        expect(await B.store.getItem(["a-only-ns"], "k")).toBeNull();
+        const raw = await http("B", "GET", "/store/items?namespace=a-only-ns&key=k");
+        expect(raw.status).toBe(200);
+        expect(await raw.text()).toBe("null");
+      },
+      "DELETE /store/items": async () => {
+        await B.store.deleteItem(["a-only-ns"], "k");
+        expect(await A.store.getItem(["a-only-ns"], "k")).not.toBeNull();
+      },
+      "POST /store/items/search": async () => {
+        noneOfA(JSON.stringify(await B.store.searchItems([], { limit: 1000 })));
+        expect((await B.store.searchItems(["a-only-ns"])).items).toEqual([]);
+      },
+      "POST /store/namespaces": async () => {
+        noneOfA(JSON.stringify(await B.store.listNamespaces({ limit: 1000 })));
+        expect((await B.store.listNamespaces({ prefix: ["a-only-ns"] })).namespaces).toEqual([]);
+      },
+
       // Declarative graphs change the server for everyone: admins only.
       "POST /graphs": async () => {
         const res = await http("B", "POST", "/graphs", { id: "taken", kind: "refine" });
@@ -474,6 +512,12 @@ for (const setup of SETUPS) {
       }[];
       expect(lessons.find((l) => l.id === a.lessonShared)?.pinned).not.toBe(true);
       expect((await http("A", "GET", `/eval/${a.evalJob}`)).status).toBe(200);
+      expect((await A.store.getItem(["notes"], "a-item"))?.value).toEqual({
+        marker: "a-store-secret",
+      });
+      expect((await A.store.getItem(["a-only-ns"], "k"))?.value).toEqual({
+        marker: "a-store-secret",
+      });
     });
   });
 }

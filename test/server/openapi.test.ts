@@ -313,6 +313,20 @@ async function exerciseEveryOperation(): Promise<void> {
   await expectStatus(200, "DELETE", `${lessons}/${lid}`);
   await expectStatus(404, "DELETE", `${lessons}/${lid}`);
 
+  // Store.
+  const item = { namespace: ["oa", "notes"], key: "k", value: { n: 1 } };
+  await expectStatus(204, "PUT", "/store/items", { ...item, ttl: 60 });
+  await expectStatus(422, "PUT", "/store/items", { ...item, namespace: ["a.b"] });
+  await expectStatus(200, "GET", "/store/items?namespace=oa.notes&key=k");
+  await expectStatus(200, "GET", "/store/items?namespace=oa.notes&key=none");
+  await expectStatus(422, "GET", "/store/items?namespace=oa.notes");
+  await expectStatus(200, "POST", "/store/items/search", { namespace_prefix: ["oa"] });
+  await expectStatus(422, "POST", "/store/items/search", { filter: { n: { $near: 1 } } });
+  await expectStatus(200, "POST", "/store/namespaces", { prefix: ["oa"] });
+  await expectStatus(422, "POST", "/store/namespaces", { max_depth: 0 });
+  await expectStatus(204, "DELETE", "/store/items", { namespace: item.namespace, key: "k" });
+  await expectStatus(422, "DELETE", "/store/items", { namespace: item.namespace });
+
   // Training-data export.
   await expectStatus(200, "GET", "/export?format=sft");
   await expectStatus(422, "GET", "/export?format=csv");

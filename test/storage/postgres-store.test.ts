@@ -8,6 +8,7 @@ import { RefineryError } from "../../core/errors.ts";
 import { openStore } from "../../core/memory/open-store.ts";
 import { PostgresStore } from "../../core/memory/postgres-store.ts";
 import { describeStoreConformance } from "./store-conformance.ts";
+import { describeStoreTtl } from "./store-ttl.ts";
 
 const PG_URL = process.env.REFINERY_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
 const PREFIX = `refinery_store_test_${randomBytes(4).toString("hex")}`;
@@ -31,7 +32,7 @@ afterAll(async () => {
 
 const nextSchema = () => `${PREFIX}_${(schemas += 1)}`;
 
-describeStoreConformance("postgres", async () => {
+const openPostgres = async () => {
   const schema = nextSchema();
   const opened = await openStore({ postgresUrl: PG_URL, schema });
   return {
@@ -41,7 +42,9 @@ describeStoreConformance("postgres", async () => {
       await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
     },
   };
-});
+};
+describeStoreConformance("postgres", openPostgres);
+describeStoreTtl("postgres", openPostgres);
 
 describe("postgres store", () => {
   it("opens as kind postgres and keeps items across a reopen", async () => {
