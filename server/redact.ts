@@ -94,8 +94,19 @@ function publicCheckpoint(data: unknown): unknown {
   }
   for (const key of ["config", "parent_config", "parentConfig", "metadata"]) {
     if (!(key in d)) continue;
-    const next = redactSecrets(d[key]);
+    const next = withoutRuntimeKeys(redactSecrets(d[key]));
     if (next !== d[key]) (out ??= { ...d })[key] = next;
   }
   return out ?? data;
+}
+
+/** Keys the run runner adds to a run's `configurable` for its own use, never shown to clients. */
+const RUNTIME_ONLY_KEYS = ["refinery_run_deadline"];
+
+function withoutRuntimeKeys(config: unknown): unknown {
+  const configurable = (config as { configurable?: Record<string, unknown> } | null)?.configurable;
+  if (!configurable || !RUNTIME_ONLY_KEYS.some((k) => k in configurable)) return config;
+  const rest = { ...configurable };
+  for (const k of RUNTIME_ONLY_KEYS) delete rest[k];
+  return { ...(config as object), configurable: rest };
 }

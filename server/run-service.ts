@@ -50,6 +50,8 @@ const SERVER_KEYS = [
   "langgraph_auth_permissions",
   "refinery_partition",
   "refinery_store_partition",
+  // When the run must end (REFINERY_RUN_TIMEOUT_MS), set by the run runner for model calls.
+  "refinery_run_deadline",
 ];
 
 /** A command as stored and run: without the `lg_name` tag that `Command.toJSON()` adds. */

@@ -311,6 +311,8 @@ describe("runs.stream modes", () => {
     ]);
     const checkpoints = debug.filter((d) => d.type === "checkpoint");
     expect(checkpoints.map((d) => d.step)).toEqual([-1, 0, 1, 2, 3]);
+    // The run runner's own keys (the run's deadline) stay out of the configs clients see.
+    expect(JSON.stringify(debug)).not.toContain("refinery_run_deadline");
     expect(checkpoints.at(-1)?.payload.values).toMatchObject({ log: ["one", "two", "three"] });
     for (const [i, c] of checkpoints.entries()) {
       const config = c.payload.config as { configurable: Record<string, unknown> };
