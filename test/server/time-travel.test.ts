@@ -124,7 +124,7 @@ describe("updateState as a node, then input null", () => {
     expect(out.log).toEqual(["one", "one-edited", "two", "three"]);
   });
 
-  it("refine as generate: next is critique and the run revises the edited draft to an answer", async () => {
+  it("refine as generate: next is critique, and the run accepts the edited draft", async () => {
     const { id } = await finishedThread("refine", { task: "What is 2 + 2?" });
     const at = await checkpointBefore(id, "critique");
     const { out } = await editAndContinue(
@@ -210,8 +210,18 @@ describe("updateState as a node, then input null", () => {
     expect((await s.client.threads.getState(id)).next).toEqual(["critique"]);
   });
 
-  it("declarative graph as its generate node: next is the verify node, and it finishes", async () => {
-    const { id } = await finishedThread("json-extraction", { task: "Extract the person." });
+  it("declarative graph as its generate node: next is the verify node (the finish step on a stopped state unless nodeStop is cleared), and it finishes", async () => {
+    const { id, head } = await finishedThread("json-extraction", { task: "Extract the person." });
+    // On the stopped state the edges read the last step's stop reason: an update as extract goes
+    // to the finishing step, as the same edge would after a run of extract; with `nodeStop: null`
+    // it goes to extract's successor.
+    for (const [values, next] of [
+      [{}, ["__finish__"]],
+      [{ nodeStop: null }, ["check"]],
+    ] as const) {
+      await s.client.threads.updateState(id, { values, asNode: "extract", checkpointId: head });
+      expect((await s.client.threads.getState(id)).next).toEqual(next);
+    }
     const at = await checkpointBefore(id, "check");
     const { out } = await editAndContinue(
       id,
