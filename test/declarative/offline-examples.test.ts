@@ -36,9 +36,10 @@ async function register(yaml: string): Promise<Response> {
 
 async function runOn(graphId: string, input: Record<string, unknown>) {
   const thread = await s.client.threads.create();
-  const values = (await s.client.runs.wait(thread.thread_id, graphId, {
-    input,
-  })) as unknown as Values;
+  // A run that stops at an interrupt answers /wait with the interrupt (as LangGraph does): the
+  // values are the thread's state.
+  await s.client.runs.wait(thread.thread_id, graphId, { input });
+  const values = (await s.client.threads.getState(thread.thread_id)).values as unknown as Values;
   return { threadId: thread.thread_id, values };
 }
 
