@@ -160,6 +160,14 @@ export class PostgresStore extends BaseStore {
     return deleted;
   }
 
+  /** Deletes every item (POST /internal/truncate, dev servers only). */
+  async clear(): Promise<void> {
+    await this.setup();
+    await this.transaction(async (client) => {
+      await client.query(`DELETE FROM ${this.table}`);
+    });
+  }
+
   private async refresh_(client: pg.PoolClient, rows: Row[], now: Date): Promise<void> {
     const seqs = rows.filter((r) => r.ttl_ms !== null).map((r) => r.seq);
     if (seqs.length === 0) return;

@@ -186,6 +186,11 @@ export class SqliteStore extends BaseStore {
     ).run(now).changes;
   }
 
+  /** Deletes every item (POST /internal/truncate, dev servers only). */
+  clear(): void {
+    this.stmt("DELETE FROM store_items").run();
+  }
+
   private refresh_(rows: Row[], now: number): void {
     const update = this.stmt(
       "UPDATE store_items SET expires_at = @now + ttl_ms WHERE seq = @seq AND expires_at > @now",

@@ -135,6 +135,8 @@ export interface UserStore {
   forPartition(partition: string): PartitionedStore;
   /** Deletes expired items; returns how many. */
   sweep(): Promise<number>;
+  /** Deletes every item of every partition (POST /internal/truncate, dev servers only). */
+  clear(): Promise<void>;
 }
 
 export function createUserStore(base: BaseStore, kind: "sqlite" | "postgres"): UserStore {
@@ -145,5 +147,8 @@ export function createUserStore(base: BaseStore, kind: "sqlite" | "postgres"): U
       "sweepExpired" in base
         ? (base as unknown as { sweepExpired(): number | Promise<number> }).sweepExpired()
         : 0,
+    clear: async () => {
+      if ("clear" in base) await (base as unknown as { clear(): void | Promise<void> }).clear();
+    },
   };
 }

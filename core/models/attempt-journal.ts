@@ -114,10 +114,11 @@ export function ensureAttemptJournalTable(db: Database.Database): void {
   CREATE INDEX IF NOT EXISTS refinery_model_attempts_thread ON refinery_model_attempts(thread_id);`);
 }
 
-/** Drops a thread's journal (the thread is deleted, or a run of it rolled back). */
-export function clearAttemptJournal(db: Database.Database, threadId: string): void {
+/** Drops a thread's journal (the thread is deleted, or a run of it rolled back); all without `threadId`. */
+export function clearAttemptJournal(db: Database.Database, threadId?: string): void {
   ensureAttemptJournalTable(db);
-  db.prepare("DELETE FROM refinery_model_attempts WHERE thread_id = ?").run(threadId);
+  if (threadId === undefined) db.prepare("DELETE FROM refinery_model_attempts").run();
+  else db.prepare("DELETE FROM refinery_model_attempts WHERE thread_id = ?").run(threadId);
 }
 
 /**

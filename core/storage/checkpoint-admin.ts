@@ -21,6 +21,13 @@ export interface CheckpointAdmin {
   /** Drops a run's snapshot once the run can no longer be rolled back. */
   discard(runId: string): Promise<void>;
   deleteThread(threadId: string): Promise<void>;
+  /**
+   * Keeps only the latest checkpoint of each namespace of `threadId` (and its pending writes):
+   * the thread's state stays, its history goes (POST /threads/prune, strategy keep_latest).
+   */
+  keepLatest(threadId: string): Promise<void>;
+  /** Deletes every checkpoint of every thread (POST /internal/truncate, dev servers only). */
+  truncate(): Promise<void>;
 }
 
 /** Ensures the saver created its tables, so admin SQL never runs before them. */
@@ -100,6 +107,25 @@ export function createSqliteCheckpointAdmin(db: Database.Database): CheckpointAd
         clearAttemptJournal(db, threadId);
         db.prepare("DELETE FROM checkpoints WHERE thread_id = ?").run(threadId);
         db.prepare("DELETE FROM writes WHERE thread_id = ?").run(threadId);
+      }).immediate();
+    },
+    async keepLatest(threadId) {
+      db.transaction(() => {
+        for (const table of ["checkpoints", "writes"]) {
+          db.prepare(
+            `DELETE FROM ${table} WHERE thread_id = @t AND checkpoint_id < (
+               SELECT MAX(c.checkpoint_id) FROM checkpoints c
+               WHERE c.thread_id = @t AND c.checkpoint_ns = ${table}.checkpoint_ns)`,
+          ).run({ t: threadId });
+        }
+      }).immediate();
+    },
+    async truncate() {
+      db.transaction(() => {
+        db.exec(
+          "DELETE FROM checkpoints; DELETE FROM writes; DELETE FROM refinery_rollback_writes",
+        );
+        clearAttemptJournal(db);
       }).immediate();
     },
   };

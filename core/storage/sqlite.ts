@@ -751,6 +751,13 @@ export function createSqliteStorage(db: Database.Database): Storage {
     async inflight(threadId) {
       return (inflightStmt.all(threadId) as Record<string, unknown>[]).map(rowToRun);
     },
+    async allInflight() {
+      return (
+        prep(
+          "SELECT * FROM refinery_runs WHERE status IN ('pending', 'running') ORDER BY seq",
+        ).all() as Record<string, unknown>[]
+      ).map(rowToRun);
+    },
     async claimNext() {
       return db
         .transaction(() => {

@@ -236,6 +236,8 @@ export interface RunStore {
    */
   cancelPending(runId: string, action: "interrupt" | "rollback"): Promise<boolean>;
   inflight(threadId: string): Promise<Run[]>;
+  /** Every pending or running run of every thread, oldest first (bulk cancel by status). */
+  allInflight(): Promise<Run[]>;
   /**
    * Claims the oldest pending run that is due and whose thread has no running run, marks it
    * running and increments its attempt. Returns undefined when nothing is claimable.
