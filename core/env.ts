@@ -149,6 +149,7 @@ export const EnvSchema = z.object({
   REFINERY_ALLOW_ANONYMOUS: flag(
     "set it to 1 to serve without authentication on a non-loopback address, or unset it",
   ),
+  REFINERY_DEV: flag("set it to 1 to serve the dev routes (POST /internal/truncate), or unset it"),
   REFINERY_ALLOWED_HOSTS: text(),
   REFINERY_CORS_ORIGINS: text(),
   REFINERY_OUTBOUND_ALLOW: text(),

@@ -9,6 +9,7 @@ import type { AppDeps } from "./context.ts";
 import { bodyDepthGuard, errorHandler, sendJson } from "./http.ts";
 import { apiDocsRoutes } from "./routes/docs.ts";
 import { assistantRoutes } from "./routes/assistants.ts";
+import { bulkRoutes } from "./routes/bulk.ts";
 import { evalRoutes } from "./routes/eval.ts";
 import { learningRoutes } from "./routes/learning.ts";
 import { graphSpecRoutes, type GraphSpecRouteDeps } from "./routes/graph-specs.ts";
@@ -54,8 +55,9 @@ export function createApp(
   app.use(bodyDepthGuard);
 
   app.use(metaRoutes(deps));
-  app.use(apiDocsRoutes(security));
+  app.use(apiDocsRoutes(security, Boolean(deps.dev)));
   app.use(assistantRoutes(deps));
+  app.use(bulkRoutes(deps));
   app.use(threadRoutes(deps));
   app.use(runRoutes(deps));
   app.use(evalRoutes(deps));

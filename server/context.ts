@@ -47,6 +47,8 @@ export interface AppDeps {
   bodyLimit?: string;
   keepAliveMs?: number;
   version: string;
+  /** REFINERY_DEV=1: the dev server's routes (POST /internal/truncate) exist. */
+  dev?: boolean;
   /** Authentication and the guards at the edge; absent: open, loopback development mode. */
   security?: SecuritySettings;
 }

@@ -326,6 +326,8 @@ export const StoreItemOrNull = StoreItem.nullable().describe(
 export const StoreSearchResult = z.object({ items: z.array(StoreItem) });
 export const StoreNamespaces = z.object({ namespaces: z.array(z.array(z.string())) });
 
+export const PrunedCount = z.object({ pruned_count: z.number().int().min(0) });
+
 /** Every named response schema, as /openapi.json's components.schemas. */
 export const RESPONSE_SCHEMAS = {
   Error: ErrorBody,
@@ -361,6 +363,7 @@ export const RESPONSE_SCHEMAS = {
   StoreItemOrNull,
   StoreSearchResult,
   StoreNamespaces,
+  PrunedCount,
 } as const;
 
 export type ResponseSchemaName = keyof typeof RESPONSE_SCHEMAS;

@@ -231,6 +231,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     log,
     metrics,
     version: VERSION,
+    dev: envSettings.REFINERY_DEV,
     keepAliveMs: options.keepAliveMs ?? limits.keepAliveMs,
     bodyLimit: limits.bodyLimit,
     security,

@@ -8,6 +8,7 @@ import * as Store from "../store-schemas.ts";
 import { ApprovalDecisionSchema } from "../../core/approval.ts";
 import { GraphSpecSchema } from "../../graphs/declarative/spec.ts";
 import { EvalCreate } from "./eval.ts";
+import { RunBatchBody, RunsCancelBody, ThreadPruneBody, TruncateBody } from "./bulk.ts";
 import { RESPONSE_SCHEMAS, type ResponseSchemaName } from "../response-schemas.ts";
 import type { SecuritySettings } from "../context.ts";
 
@@ -39,6 +40,8 @@ interface Op {
   runs?: true;
   /** The body may also be YAML. */
   yaml?: true;
+  /** Served only by a dev server (REFINERY_DEV=1). */
+  dev?: true;
 }
 
 const json = (name: ResponseSchemaName, description = "OK"): Out => ({ description, json: name });
@@ -241,6 +244,16 @@ const OPS: Op[] = [
   },
   {
     method: "post",
+    path: "/threads/prune",
+    summary:
+      "Prune threads: strategy delete (default) deletes them, keep_latest keeps each one's latest checkpoint only (a thread with a run in flight is skipped); threads you cannot reach are not counted",
+    body: ThreadPruneBody,
+    ok: { 200: json("PrunedCount", "How many threads were pruned") },
+    errors: { 422: "thread_ids is not a list of UUIDs (at most 1000), or strategy is invalid" },
+    tag: "threads",
+  },
+  {
+    method: "post",
     path: "/threads/{thread_id}/copy",
     summary: "Copy a thread with its history",
     ok: { 200: json("Thread", "The copy") },
@@ -400,6 +413,32 @@ const OPS: Op[] = [
     ok: { 200: json("RunResult") },
     errors: STATELESS_RUN_ERRORS,
     runs: true,
+    tag: "runs",
+  },
+  {
+    method: "post",
+    path: "/runs/batch",
+    summary: "Create a batch of stateless background runs (a list of run creates, at most 1000)",
+    body: RunBatchBody,
+    ok: { 200: list("Run", "The runs, pending, each on a new thread, in the order asked") },
+    errors: {
+      ...STATELESS_RUN_ERRORS,
+      422: "The body is not a list, or an item is invalid (field starts with its index, e.g. [2].assistant_id); no run is created",
+    },
+    runs: true,
+    tag: "runs",
+  },
+  {
+    method: "post",
+    path: "/runs/cancel",
+    summary:
+      "Cancel many runs: {thread_id, run_ids} or {status: pending|running|all} (?action=interrupt|rollback); runs that have ended are left as they are",
+    body: RunsCancelBody,
+    ok: { 204: none("Cancelling every run named, or every run of yours in that status") },
+    errors: {
+      404: "thread_id or one of run_ids names nothing the caller can reach; nothing is cancelled",
+      422: "Neither thread_id with run_ids nor status, both, or action is invalid",
+    },
     tag: "runs",
   },
   {
@@ -649,6 +688,17 @@ const OPS: Op[] = [
     errors: { 409: "The graph is defined by a file, not registered over HTTP" },
     tag: "graphs",
   },
+  {
+    method: "post",
+    path: "/internal/truncate",
+    summary:
+      "Dev servers only (REFINERY_DEV=1; admins): delete every run, thread, assistant (the graphs' own stay), checkpoint or store item, as the body's flags say",
+    body: TruncateBody,
+    ok: { 200: json("Ok", "Deleted") },
+    errors: { 422: "A flag is not a boolean, or an unknown one" },
+    dev: true,
+    tag: "dev",
+  },
 ];
 
 /** What the server was started with that adds statuses to operations. */
@@ -659,6 +709,8 @@ export interface DocumentOptions {
   rateLimit?: boolean;
   /** Runs pending or running per tenant are capped (REFINERY_TENANT_MAX_RUNS): 429 on run creation. */
   runLimit?: boolean;
+  /** The dev routes are served (REFINERY_DEV=1). */
+  dev?: boolean;
 }
 
 const ERROR_DESCRIPTIONS: Record<number, string> = {
@@ -752,6 +804,7 @@ function componentSchemas(): Record<string, Record<string, unknown>> {
 export function openApiDocument(options: DocumentOptions = {}): Record<string, unknown> {
   const paths: Record<string, Record<string, unknown>> = {};
   for (const op of OPS) {
+    if (op.dev && !options.dev) continue;
     const params = [...op.path.matchAll(/\{(\w+)\}/g)].map((m) => ({
       name: m[1],
       in: "path",
@@ -809,19 +862,22 @@ export function openApiDocument(options: DocumentOptions = {}): Record<string, u
   };
 }
 
-export function apiDocsRoutes(security: SecuritySettings = {}): Router {
+export function apiDocsRoutes(security: SecuritySettings = {}, dev = false): Router {
   const r = Router();
   const doc = openApiDocument({
     auth: Boolean(security.auth),
     rateLimit: Boolean(security.rateLimiter),
     runLimit: Boolean(security.partitionRunLimit),
+    dev,
   });
   r.get("/openapi.json", (_req, res) => sendJson(res, 200, doc));
   r.get("/docs", (_req, res) => {
-    const rows = OPS.map(
-      (op) =>
-        `<tr><td class="m ${op.method}">${op.method.toUpperCase()}</td><td><code>${op.path}</code></td><td>${op.summary}</td></tr>`,
-    ).join("\n");
+    const rows = OPS.filter((op) => dev || !op.dev)
+      .map(
+        (op) =>
+          `<tr><td class="m ${op.method}">${op.method.toUpperCase()}</td><td><code>${op.path}</code></td><td>${op.summary}</td></tr>`,
+      )
+      .join("\n");
     res.type("html")
       .send(`<!doctype html><html><head><meta charset="utf-8"><title>Refinery API</title>
 <style>body{font:15px/1.5 system-ui,sans-serif;max-width:980px;margin:2rem auto;padding:0 1rem;color:#222}

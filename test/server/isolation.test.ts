@@ -57,7 +57,11 @@ const SETUPS: Setup[] = [
     async start() {
       const server = await startTestServer({
         configPath: AUTH_CONFIG,
-        env: { REFINERY_API_KEYS: keysEnv(["acme", "beta"]), REFINERY_RATE_LIMIT: "0" },
+        env: {
+          REFINERY_API_KEYS: keysEnv(["acme", "beta"]),
+          REFINERY_RATE_LIMIT: "0",
+          REFINERY_DEV: "1",
+        },
       });
       return { server, a: keyHeaders("acme"), b: keyHeaders("beta") };
     },
@@ -68,7 +72,7 @@ const SETUPS: Setup[] = [
     async start() {
       const server = await startTestServer({
         configPath: JWT_CONFIG,
-        env: { REFINERY_RATE_LIMIT: "0" },
+        env: { REFINERY_RATE_LIMIT: "0", REFINERY_DEV: "1" },
       });
       return {
         server,
@@ -101,6 +105,7 @@ for (const setup of SETUPS) {
       lessonOwn: string;
       evalJob: string;
       doneMetadata: Record<string, unknown>;
+      doneHistory: number;
     };
 
     const http = (who: "A" | "B", method: string, path: string, body?: unknown) =>
@@ -134,6 +139,7 @@ for (const setup of SETUPS) {
       a.runDone = (await A.runs.list(done.thread_id))[0]!.run_id;
       a.checkpoint = (await A.threads.getHistory(done.thread_id))[0]!.checkpoint.checkpoint_id!;
       a.doneMetadata = (await A.threads.get(done.thread_id)).metadata as Record<string, unknown>;
+      a.doneHistory = (await A.threads.getHistory(done.thread_id, { limit: 100 })).length;
       const paused = await A.threads.create();
       a.threadPaused = paused.thread_id;
       await A.runs.wait(paused.thread_id, "approval", { input: { topic: "a-approval" } });
@@ -360,6 +366,33 @@ for (const setup of SETUPS) {
         asIfMissing((ids) => B.runs.wait(null, ids.assistant, { input: {} })),
       "GET /runs/{run_id}/stream": () =>
         asIfMissing((ids) => http("B", "GET", `/runs/${ids.statelessRun}/stream`)),
+      "POST /runs/batch": () =>
+        asIfMissing((ids) => B.runs.createBatch([{ assistantId: ids.assistant, input: {} }])),
+      "POST /runs/cancel": async () => {
+        await asIfMissing((ids) =>
+          B.runs.cancelMany({ threadId: ids.threadBusy, runIds: [ids.runBusy] }),
+        );
+        // By status: B's runs only (A's busy run is still running afterwards).
+        await B.runs.cancelMany({ status: "all", action: "rollback" });
+      },
+      "POST /threads/prune": async () => {
+        const threads = [a.threadDone, a.threadPaused, a.threadBusy];
+        expect(await B.threads.prune(threads, { strategy: "keep_latest" })).toEqual({
+          pruned_count: 0,
+        });
+        expect(await B.threads.prune(threads)).toEqual({ pruned_count: 0 });
+      },
+      // The dev server's reset: admins only (B is not one).
+      "POST /internal/truncate": async () => {
+        const res = await http("B", "POST", "/internal/truncate", {
+          runs: true,
+          threads: true,
+          assistants: true,
+          checkpointer: true,
+          store: true,
+        });
+        expect(res.status).toBe(403);
+      },
 
       // Human in the loop
       "GET /approvals": async () => {
@@ -501,6 +534,7 @@ for (const setup of SETUPS) {
       expect(assistant.name).toBe("A's assistant");
       expect((await A.threads.get(a.threadDone)).metadata).toEqual(a.doneMetadata);
       expect((await A.runs.list(a.threadDone)).map((r) => r.run_id)).toEqual([a.runDone]);
+      expect(await A.threads.getHistory(a.threadDone, { limit: 100 })).toHaveLength(a.doneHistory);
       expect((await A.threads.getState(a.threadDone)).values).toMatchObject({
         topic: "a-secret-topic",
       });

@@ -77,6 +77,8 @@ beforeAll(async () => {
       REFINERY_RATE_LIMIT: "1000000",
       REFINERY_TENANT_MAX_RUNS: "50",
       REFINERY_EVAL_MAX_JOBS: "1",
+      // The dev routes (POST /internal/truncate) are documented and served.
+      REFINERY_DEV: "1",
     },
   });
   overrideFetchImplementation(recording);
@@ -258,6 +260,40 @@ async function exerciseEveryOperation(): Promise<void> {
   );
   await expectStatus(404, "GET", `/runs/${missing}/stream`);
   await expectStatus(422, "GET", `/runs/${stateless.run_id}/stream?cancel_on_disconnect=maybe`);
+
+  // Bulk: a batch of stateless runs, cancelling many runs, pruning threads; the dev truncate.
+  const batch = await sdk.runs.createBatch([
+    { assistantId: "slow", input: { topic: "b1" } },
+    { assistantId: "slow", input: { topic: "b2" } },
+  ]);
+  expect(batch).toHaveLength(2);
+  await expectStatus(422, "POST", "/runs/batch", [{ assistant_id: "slow" }, { config: 1 }]);
+  await expectStatus(404, "POST", "/runs/batch", [{ assistant_id: missing }]);
+  const bulk = await sdk.threads.create();
+  const bulkRun = await sdk.runs.create(bulk.thread_id, "slow", {
+    input: { topic: "bulk", delayMs: 400 },
+  });
+  await sdk.runs.cancelMany({ threadId: bulk.thread_id, runIds: [bulkRun.run_id] });
+  await sdk.runs.cancelMany({ status: "all", action: "interrupt" });
+  await expectStatus(404, "POST", "/runs/cancel", {
+    thread_id: bulk.thread_id,
+    run_ids: [missing],
+  });
+  await expectStatus(422, "POST", "/runs/cancel", { status: "all", run_ids: [missing] });
+  await expectStatus(422, "POST", "/runs/cancel?action=explode", { status: "all" });
+  await sdk.runs.join(bulk.thread_id, bulkRun.run_id);
+  await sdk.threads.prune([bulk.thread_id], { strategy: "keep_latest" });
+  await sdk.threads.prune([bulk.thread_id, missing]);
+  await expectStatus(422, "POST", "/threads/prune", { thread_ids: [bulk.thread_id], strategy: 1 });
+  await expectStatus(200, "POST", "/internal/truncate", {});
+  await expectStatus(422, "POST", "/internal/truncate", { runs: "yes" });
+  await expectStatus(
+    403,
+    "POST",
+    "/internal/truncate",
+    {},
+    { "x-api-key": keyOf("acme", "member") },
+  );
 
   // Human approval on the refine graph, live feedback, ratings.
   const paused = await sdk.threads.create();

@@ -524,3 +524,20 @@ describe("/wait latency", () => {
     expect(await s.client.runs.list(threadId, { limit: 100 })).toHaveLength(20);
   });
 });
+
+describe("dev routes", () => {
+  it("POST /internal/truncate is a 404 unless the server runs with REFINERY_DEV=1", async () => {
+    const res = await fetch(`${s.url}/internal/truncate`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify({ threads: true }),
+    });
+    expect(res.status).toBe(404);
+    expect(((await res.json()) as { message: string }).message).toContain("/internal/truncate");
+    const doc = (await (await fetch(`${s.url}/openapi.json`)).json()) as {
+      paths: Record<string, unknown>;
+    };
+    expect(doc.paths["/internal/truncate"]).toBeUndefined();
+    expect(doc.paths["/runs/batch"]).toBeDefined();
+  });
+});
