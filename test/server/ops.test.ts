@@ -65,6 +65,9 @@ const CONTRACT: [string, string][] = [
   ["post", "/runs"],
   ["post", "/runs/stream"],
   ["post", "/runs/wait"],
+  ["post", "/runs/batch"],
+  ["post", "/runs/cancel"],
+  ["post", "/threads/prune"],
 ];
 
 interface Layer {
