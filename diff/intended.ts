@@ -316,7 +316,7 @@ export const INTENDED: Intended[] = [
     path: STATUS,
     when: statuses(422, 200),
     reason:
-      'refresh_ttl other than true/false is refused with a 422 naming query.refresh_ttl; the reference reads anything but "true" as false',
+      "refresh_ttl other than true/false is refused with a 422 naming query.refresh_ttl; the reference answers the item",
   },
 
   // ---- Known gaps (not fixed yet)

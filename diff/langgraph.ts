@@ -47,7 +47,6 @@ async function reset(url: string): Promise<void> {
     const { namespaces } = (await post("/store/namespaces", { limit: 1000 })) as unknown as {
       namespaces: string[][];
     };
-    process.stderr.write(`reset ${url} ${JSON.stringify(namespaces)}\n`);
     if (namespaces.length === 0) break;
     for (const namespace of namespaces) {
       const { items } = (await post("/store/items/search", {
