@@ -749,4 +749,153 @@ add("POST /runs", "background", async (t) => {
   await t.http("create", "POST", "/runs", { assistant_id: "echo", input: { topic: "l" } });
 });
 
+// ---- store
+/** Items in two nested namespaces and one other. */
+async function storeItems(t: Target): Promise<void> {
+  for (const [namespace, key, value] of [
+    [["users", "alice"], "prefs", { theme: "dark", size: 3 }],
+    [["users", "alice"], "profile", { name: "Alice", size: 5 }],
+    [["users", "bob"], "prefs", { theme: "light", size: 1 }],
+    [["docs"], "readme", { text: "hello" }],
+  ] as const) {
+    await t.http("setup: put", "PUT", "/store/items", { namespace, key, value });
+    t.steps.pop();
+  }
+}
+for (const [name, query] of [
+  ["missing item", "namespace=users.alice&key=nope"],
+  ["nested", "namespace=users.alice&key=prefs"],
+  ["refresh_ttl true", "namespace=users.alice&key=prefs&refresh_ttl=true"],
+  ["refresh_ttl false", "namespace=users.alice&key=prefs&refresh_ttl=false"],
+  ["prefix only", "namespace=users&key=prefs"],
+  ["no namespace", "key=prefs"],
+  ["empty namespace", "namespace=&key=prefs"],
+  ["no key", "namespace=users.alice"],
+  ["unknown parameter", "namespace=users.alice&key=prefs&colour=blue"],
+  ["refresh_ttl not a flag", "namespace=users.alice&key=prefs&refresh_ttl=maybe"],
+] as const) {
+  add("GET /store/items", name, async (t) => {
+    await storeItems(t);
+    await t.http("get", "GET", `/store/items?${query}`);
+  });
+}
+for (const [name, body] of [
+  ["existing", { namespace: ["users", "alice"], key: "prefs" }],
+  ["missing item", { namespace: ["users", "alice"], key: "nope" }],
+  ["empty namespace", { namespace: [], key: "prefs" }],
+  ["missing key", { namespace: ["users", "alice"] }],
+  ["unknown field", { namespace: ["users", "alice"], key: "prefs", colour: "blue" }],
+] as const) {
+  add("DELETE /store/items", name, async (t) => {
+    await storeItems(t);
+    await t.http("delete", "DELETE", "/store/items", body);
+    await t.http("get", "GET", "/store/items?namespace=users.alice&key=prefs");
+  });
+}
+add("DELETE /store/items", "sdk delete", async (t) => {
+  await storeItems(t);
+  await t.sdk("delete", (c) => c.store.deleteItem(["users", "alice"], "prefs"));
+  await t.sdk("delete missing", (c) => c.store.deleteItem(["users", "alice"], "nope"));
+  await t.sdk("get", (c) => c.store.getItem(["users", "alice"], "prefs"));
+});
+for (const [name, body] of [
+  ["empty", {}],
+  ["prefix", { namespace_prefix: ["users"] }],
+  ["nested prefix", { namespace_prefix: ["users", "alice"] }],
+  ["empty prefix", { namespace_prefix: [] }],
+  ["unknown prefix", { namespace_prefix: ["nobody"] }],
+  ["filter", { namespace_prefix: ["users"], filter: { theme: "dark" } }],
+  ["filter operator", { filter: { size: { $gt: 2 } } }],
+  ["filter no match", { filter: { theme: "blue" } }],
+  ["limit and offset", { namespace_prefix: ["users"], limit: 1, offset: 1 }],
+  ["offset past the end", { offset: 10 }],
+  ["limit 0", { limit: 0 }],
+  ["query", { namespace_prefix: ["docs"], query: "hello" }],
+  ["refresh_ttl", { namespace_prefix: ["docs"], refresh_ttl: true }],
+  ["nulls", { namespace_prefix: null, filter: null, limit: null, offset: null, query: null }],
+  ["unknown field", { namespace_prefix: ["users"], colour: "blue" }],
+  ["limit a string", { limit: "2" }],
+  ["namespace_prefix a string", { namespace_prefix: "users" }],
+  ["filter an array", { filter: ["theme"] }],
+] as const) {
+  add("POST /store/items/search", name, async (t) => {
+    await storeItems(t);
+    await t.http("search", "POST", "/store/items/search", body);
+  });
+}
+add("POST /store/items/search", "sdk search", async (t) => {
+  await storeItems(t);
+  await t.sdk("search", (c) => c.store.searchItems(["users"], { filter: { theme: "dark" } }));
+  await t.sdk("search paged", (c) => c.store.searchItems(["users"], { limit: 1, offset: 1 }));
+  await t.sdk("search all", (c) => c.store.searchItems([]));
+});
+for (const [name, body] of [
+  ["empty", {}],
+  ["prefix", { prefix: ["users"] }],
+  ["empty prefix", { prefix: [] }],
+  ["suffix", { suffix: ["alice"] }],
+  ["max_depth", { max_depth: 1 }],
+  ["limit and offset", { limit: 1, offset: 1 }],
+  ["nulls", { prefix: null, suffix: null, max_depth: null, limit: null, offset: null }],
+  ["unknown field", { colour: "blue" }],
+  ["max_depth a string", { max_depth: "1" }],
+  ["prefix a string", { prefix: "users" }],
+] as const) {
+  add("POST /store/namespaces", name, async (t) => {
+    await storeItems(t);
+    await t.http("namespaces", "POST", "/store/namespaces", body);
+  });
+}
+add("POST /store/namespaces", "sdk list", async (t) => {
+  await storeItems(t);
+  await t.sdk("list", (c) => c.store.listNamespaces());
+  await t.sdk("list prefix depth", (c) =>
+    c.store.listNamespaces({ prefix: ["users"], maxDepth: 1 }),
+  );
+  await t.sdk("list suffix", (c) => c.store.listNamespaces({ suffix: ["prefs"] }));
+});
+
+// Puts last: the reference's in-memory store keeps listing a namespace after its last item is
+// deleted (reset cannot empty it), so the namespaces these cases create would show up in every
+// later listing; the cases above only use the namespaces storeItems() recreates.
+for (const [name, body] of [
+  ["simple", { namespace: ["users", "alice"], key: "prefs", value: { theme: "dark" } }],
+  ["nested namespace", { namespace: ["a", "b", "c", "d"], key: "k", value: { n: 1 } }],
+  ["empty namespace", { namespace: [], key: "k", value: {} }],
+  ["index false", { namespace: ["docs"], key: "k", value: { t: "x" }, index: false }],
+  ["index fields", { namespace: ["docs"], key: "k", value: { t: "x" }, index: ["t"] }],
+  ["ttl", { namespace: ["docs"], key: "k", value: { t: "x" }, ttl: 5 }],
+  ["ttl null and index null", { namespace: ["docs"], key: "k", value: {}, ttl: null, index: null }],
+  ["unknown field", { namespace: ["docs"], key: "k", value: {}, colour: "blue" }],
+  ["missing key", { namespace: ["docs"], value: {} }],
+  ["missing value", { namespace: ["docs"], key: "k" }],
+  ["value a string", { namespace: ["docs"], key: "k", value: "text" }],
+  ["key a number", { namespace: ["docs"], key: 7, value: {} }],
+  ["namespace a string", { namespace: "docs", key: "k", value: {} }],
+  ["label with a period", { namespace: ["a.b"], key: "k", value: {} }],
+  ["empty label", { namespace: [""], key: "k", value: {} }],
+  ["ttl a string", { namespace: ["docs"], key: "k", value: {}, ttl: "5" }],
+] as const) {
+  add("PUT /store/items", name, async (t) => {
+    await t.http("put", "PUT", "/store/items", body);
+    const ns = Array.isArray(body.namespace) ? body.namespace.join(".") : String(body.namespace);
+    await t.http("get", "GET", `/store/items?namespace=${encodeURIComponent(ns)}&key=k`);
+  });
+}
+add("PUT /store/items", "twice", async (t) => {
+  await t.http("first", "PUT", "/store/items", { namespace: ["d"], key: "k", value: { v: 1 } });
+  await t.http("second", "PUT", "/store/items", { namespace: ["d"], key: "k", value: { v: 2 } });
+  await t.http("get", "GET", "/store/items?namespace=d&key=k");
+});
+add("PUT /store/items", "sdk put and get", async (t) => {
+  await t.sdk("put", (c) => c.store.putItem(["users", "alice"], "k", { a: 1 }));
+  await t.sdk("put ttl", (c) =>
+    c.store.putItem(["users"], "t", { a: 2 }, { ttl: 10, index: false }),
+  );
+  await t.sdk("get", (c) => c.store.getItem(["users", "alice"], "k"));
+  await t.sdk("get refresh", (c) => c.store.getItem(["users"], "t", { refreshTtl: true }));
+  await t.sdk("get missing", (c) => c.store.getItem(["users", "alice"], "nope"));
+  await t.sdk("put empty namespace", (c) => c.store.putItem([], "k", { a: 1 }));
+});
+
 export const CORPUS: readonly Case[] = cases;

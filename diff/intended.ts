@@ -288,6 +288,37 @@ export const INTENDED: Intended[] = [
       "an update addressed to a checkpoint: the reference copies that checkpoint's checkpoint_map (null) into the new checkpoint's metadata",
   },
 
+  // ---- Store API
+  {
+    route: "*",
+    path: /(^|\.)error\.status$/,
+    when: (d) => d.ours === 422 && d.ref === 400,
+    reason:
+      "an invalid body sent through the SDK (an empty namespace) is a 422 naming the field and the fix (Refinery's error contract); the reference answers 400",
+  },
+  ...["PUT /store/items", "GET /store/items"].map((route): Intended => ({
+    route,
+    path: /^get\.status$/,
+    when: statuses(422, 500),
+    reason:
+      "a GET /store/items without a namespace (or with an empty one) is a 422 naming query.namespace; the reference fails with a 500 (a reference bug)",
+  })),
+  {
+    route: "PUT /store/items",
+    case: /^ttl a string$/,
+    path: /^(put\.status|get\.body)$/,
+    reason:
+      "a ttl that is not a number is refused with a 422 naming ttl (a misspelt expiry must not be guessed: the item could outlive what its writer asked); the reference stores the item",
+  },
+  {
+    route: "GET /store/items",
+    case: /^refresh_ttl not a flag$/,
+    path: STATUS,
+    when: statuses(422, 200),
+    reason:
+      "refresh_ttl other than true/false is refused with a 422 naming query.refresh_ttl; the reference answers the item",
+  },
+
   // ---- Known gaps (not fixed yet)
   {
     route: "*",

@@ -42,6 +42,26 @@ async function reset(url: string): Promise<void> {
     if (threads.length === 0) break;
     for (const t of threads) await fetch(`${url}/threads/${t.thread_id}`, { method: "DELETE" });
   }
+  // The store: every item under every namespace (a few rounds at most).
+  for (let round = 0; round < 3; round++) {
+    const { namespaces } = (await post("/store/namespaces", { limit: 1000 })) as unknown as {
+      namespaces: string[][];
+    };
+    if (namespaces.length === 0) break;
+    for (const namespace of namespaces) {
+      const { items } = (await post("/store/items/search", {
+        namespace_prefix: namespace,
+        limit: 1000,
+      })) as unknown as { items: { key: string }[] };
+      for (const { key } of items) {
+        await fetch(`${url}/store/items`, {
+          method: "DELETE",
+          headers: { "content-type": "application/json" },
+          body: JSON.stringify({ namespace, key }),
+        });
+      }
+    }
+  }
   for (;;) {
     const mine = (await post("/assistants/search", { limit: 1000 })).filter(
       (a) => a.metadata?.created_by !== "system",

@@ -1,5 +1,6 @@
 // Request bodies of the Store API (/store/*), LangGraph's shapes: namespaces are arrays of labels
-// (a GET joins them with "."), ttl is in minutes, limit/offset page.
+// (a GET joins them with "."), ttl is in minutes, limit/offset page. Unknown fields (and query
+// parameters) are dropped, as LangGraph's server does (npm run diff:langgraph).
 import { z } from "zod";
 
 const Label = z
@@ -32,9 +33,9 @@ export const StorePutItem = z
     index: z.union([z.literal(false), z.array(z.string())]).nullish(),
     ttl: Ttl.nullish(),
   })
-  .strict();
+  .strip();
 
-export const StoreDeleteItem = z.object({ namespace: StoreNamespace, key: Key }).strict();
+export const StoreDeleteItem = z.object({ namespace: StoreNamespace, key: Key }).strip();
 
 const Flag = z.enum(["true", "false"], { error: "must be true or false" });
 
@@ -46,7 +47,7 @@ export const StoreGetItemQuery = z
     key: Key,
     refresh_ttl: Flag.optional(),
   })
-  .strict();
+  .strip();
 
 export const StoreSearchItems = z
   .object({
@@ -57,7 +58,7 @@ export const StoreSearchItems = z
     query: z.string().max(10_000).nullish(),
     refresh_ttl: z.boolean().nullish(),
   })
-  .strict();
+  .strip();
 
 export const StoreListNamespaces = z
   .object({
@@ -67,4 +68,4 @@ export const StoreListNamespaces = z
     limit: z.number().int().min(1).max(1000).nullish(),
     offset: z.number().int().min(0).nullish(),
   })
-  .strict();
+  .strip();

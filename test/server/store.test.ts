@@ -136,7 +136,6 @@ describe("Store API", () => {
       ["PUT", "/store/items", { namespace: ["a"], value: {} }, "key"],
       ["PUT", "/store/items", { namespace: ["a"], key: "k", value: [1] }, "value"],
       ["PUT", "/store/items", { namespace: ["a"], key: "k", value: {}, ttl: -1 }, "ttl"],
-      ["PUT", "/store/items", { namespace: ["a"], key: "k", value: {}, tll: 1 }, "tll"],
       ["DELETE", "/store/items", { namespace: ["a"] }, "key"],
       ["POST", "/store/items/search", { filter: { n: { $near: 1 } } }, "filter.n"],
       ["POST", "/store/items/search", { limit: 0 }, "limit"],
@@ -149,6 +148,31 @@ describe("Store API", () => {
       expect(res.status, `${method} ${path} ${JSON.stringify(body)}`).toBe(422);
       expect(res.json?.field, `${method} ${path} ${JSON.stringify(body)}`).toBe(field);
     }
+  });
+
+  it("drops unknown fields and query parameters, as LangGraph's server does", async () => {
+    const put = await http("PUT", "/store/items", {
+      namespace: ["extra"],
+      key: "k",
+      value: { v: 1 },
+      colour: "blue",
+    });
+    expect(put.status).toBe(204);
+    const got = await http("GET", "/store/items?namespace=extra&key=k&colour=blue");
+    expect(got.status).toBe(200);
+    expect(got.json).toMatchObject({ namespace: ["extra"], key: "k", value: { v: 1 } });
+    const found = await http("POST", "/store/items/search", {
+      namespace_prefix: ["extra"],
+      colour: "blue",
+    });
+    expect(found.status).toBe(200);
+    expect(await http("POST", "/store/namespaces", { prefix: ["extra"], colour: "blue" })).toEqual({
+      status: 200,
+      json: { namespaces: [["extra"]] },
+    });
+    const del = await http("DELETE", "/store/items", { namespace: ["extra"], key: "k", colour: 1 });
+    expect(del.status).toBe(204);
+    expect(await acme.store.getItem(["extra"], "k")).toBeNull();
   });
 
   it("lets an item expire after its ttl (minutes), and sweeps expired rows", async () => {
