@@ -162,7 +162,16 @@ export class RunRunner {
       const wantsEvents = kwargs.stream_mode.includes("events");
       // The older `messages` mode reads whole messages from the values chunks.
       const wantsMessages = kwargs.stream_mode.includes("messages");
-      const modes = [...new Set([...published, ...(wantsMessages ? ["values"] : [])])];
+      // With events or messages, the library also streams debug chunks (not published unless
+      // asked for), as the LangGraph server does: the order of chunks and callback events
+      // then matches the reference's.
+      const modes = [
+        ...new Set([
+          ...published,
+          ...(wantsMessages ? ["values"] : []),
+          ...(wantsEvents || wantsMessages ? ["debug"] : []),
+        ]),
+      ];
       const options = {
         configurable: {
           ...(resumed ? withoutCheckpointId(configurable) : configurable),
