@@ -624,6 +624,23 @@ add("POST /threads/{thread_id}/runs/stream", "sdk stream messages-tuple", async 
     }),
   );
 });
+add("POST /threads/{thread_id}/runs/stream", "sdk stream messages, events, values", async (t) => {
+  const id = await thread(t);
+  await t.sdkStream("stream", (c) =>
+    c.runs.stream(id, "chat", {
+      input: { messages: [{ role: "user", content: "hi" }] },
+      streamMode: ["messages", "events", "values"],
+    }),
+  );
+});
+add("POST /threads/{thread_id}/runs/stream", "modes [updates, messages] on chat", async (t) => {
+  const id = await thread(t);
+  await t.http("stream", "POST", `/threads/${id}/runs/stream`, {
+    assistant_id: "chat",
+    input: { messages: [{ role: "user", content: "hi" }] },
+    stream_mode: ["updates", "messages"],
+  });
+});
 add("POST /threads/{thread_id}/runs/stream", "sdk stream resumable, join stream", async (t) => {
   const id = await thread(t);
   let runId = "";

@@ -321,15 +321,6 @@ export const INTENDED: Intended[] = [
 
   // ---- Known gaps (not fixed yet)
   {
-    route: "*",
-    path: STATUS,
-    when: statuses(422, 200),
-    case: /messages on chat|events on chat|\bmessages, messages-tuple|, events\]/,
-    gap: true,
-    reason:
-      "stream modes messages (whole messages: messages/partial, messages/complete) and events (LangChain callback events) are refused; messages-tuple streams the same tokens",
-  },
-  {
     route: "GET /assistants/{assistant_id}/schemas",
     path: /^schemas\.body\.(config|context|input|output|state)_schema$/,
     gap: true,

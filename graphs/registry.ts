@@ -23,6 +23,8 @@ export function systemAssistantId(graphId: string): string {
 /** What the server needs from a compiled graph (a LangGraph Pregel). */
 export interface RunnableGraph {
   stream(input: unknown, options?: Record<string, unknown>): Promise<AsyncIterable<unknown>>;
+  /** LangChain's callback events (`version: "v2"`), for the `events` and `messages` modes. */
+  streamEvents?(input: unknown, options: Record<string, unknown>): AsyncIterable<unknown>;
   getState(
     config: Record<string, unknown>,
     options?: Record<string, unknown>,

@@ -110,3 +110,36 @@ function withoutRuntimeKeys(config: unknown): unknown {
   for (const k of RUNTIME_ONLY_KEYS) delete rest[k];
   return { ...(config as object), configurable: rest };
 }
+
+/**
+ * Callback event metadata (events and messages stream modes): LangChain copies the run's
+ * configurable values into it, so the runner's own keys are dropped and secrets redacted.
+ */
+export function publicMetadata(
+  metadata: Record<string, unknown> | undefined,
+): Record<string, unknown> | undefined {
+  if (!metadata) return metadata;
+  const hidden = [...RUNTIME_ONLY_KEYS, "refinery_store_partition"];
+  const redacted = redactSecrets(metadata);
+  if (!hidden.some((k) => k in redacted)) return redacted;
+  const rest = { ...redacted };
+  for (const k of hidden) delete rest[k];
+  return rest;
+}
+
+/**
+ * One event of the `events` stream mode: its metadata as publicMetadata shows it, and the state
+ * a chain event carries (input, output, chunk) as publicValues does.
+ */
+export function publicEvent<
+  T extends { metadata?: Record<string, unknown>; data?: Record<string, unknown> },
+>(event: T): T {
+  const metadata = publicMetadata(event.metadata);
+  let data = event.data;
+  for (const key of ["input", "output", "chunk"]) {
+    if (!data || !(key in data)) continue;
+    const next = publicValues(data[key]);
+    if (next !== data[key]) data = { ...data, [key]: next };
+  }
+  return metadata === event.metadata && data === event.data ? event : { ...event, metadata, data };
+}

@@ -12,7 +12,8 @@ import type { Run, Storage, ThreadSnapshot } from "../core/storage/types.ts";
 import type { GraphRegistry, StateSnapshotLike } from "../graphs/registry.ts";
 import type { Logger } from "./log.ts";
 import type { UserStore } from "../core/memory/user-store.ts";
-import { publicChunk } from "./redact.ts";
+import { publicChunk, publicEvent } from "./redact.ts";
+import { MessageStream, type CallbackEvent } from "./message-stream.ts";
 import {
   DEFAULT_RUN_LIMITS,
   runTimeoutError,
@@ -61,7 +62,8 @@ export type RunOutcome =
 
 /**
  * Stream modes clients may ask for, and the library mode that produces each; a run's SSE events
- * are named by the library mode.
+ * are named by the library mode. `events` and `messages` are not library modes: they come from
+ * LangChain's callback events (message-stream.ts).
  */
 export const LIB_MODE: Record<string, string> = {
   values: "values",
@@ -150,12 +152,27 @@ export class RunRunner {
       else if (input === null && before?.stopReason === "model_error") {
         input = (await continueAfterModelError(graph, threadConfig)) ?? null;
       }
-      const modes = [
+      const requested = [
         ...new Set(
           kwargs.stream_mode.map((m) => LIB_MODE[m]).filter((m): m is string => Boolean(m)),
         ),
       ];
-      const stream = await graph.stream(input, {
+      // What is published: the requested library modes (values when the run asked for none).
+      const published = new Set(kwargs.stream_mode.length ? requested : ["values"]);
+      const wantsEvents = kwargs.stream_mode.includes("events");
+      // The older `messages` mode reads whole messages from the values chunks.
+      const wantsMessages = kwargs.stream_mode.includes("messages");
+      // With events or messages, the library also streams debug chunks (not published unless
+      // asked for), as the LangGraph server does: the order of chunks and callback events
+      // then matches the reference's.
+      const modes = [
+        ...new Set([
+          ...published,
+          ...(wantsMessages ? ["values"] : []),
+          ...(wantsEvents || wantsMessages ? ["debug"] : []),
+        ]),
+      ];
+      const options = {
         configurable: {
           ...(resumed ? withoutCheckpointId(configurable) : configurable),
           thread_id: run.thread_id,
@@ -187,9 +204,9 @@ export class RunRunner {
         ...(kwargs.interrupt_before ? { interruptBefore: kwargs.interrupt_before } : {}),
         ...(kwargs.interrupt_after ? { interruptAfter: kwargs.interrupt_after } : {}),
         signal,
-      });
+      };
       const subgraphs = Boolean(kwargs.stream_subgraphs);
-      for await (const chunk of stream) {
+      const onChunk = (chunk: unknown): void => {
         const parts = chunk as unknown[];
         const [ns, mode, data] = subgraphs
           ? (parts as [string[], string, unknown])
@@ -200,12 +217,41 @@ export class RunRunner {
             interruptChunk = data;
           } else lastValues = data;
         }
-        const name = mode === "messages" ? "messages" : mode;
-        sink.publish(
-          run.run_id,
-          ns.length ? `${name}|${ns.join("|")}` : name,
-          publicChunk(mode, toStreamChunk(mode, data)),
-        );
+        if (published.has(mode))
+          sink.publish(
+            run.run_id,
+            ns.length ? `${mode}|${ns.join("|")}` : mode,
+            publicChunk(mode, toStreamChunk(mode, data)),
+          );
+        // After the chunk, as the LangGraph server orders them.
+        if (mode === "values" && ns.length === 0) messages?.complete(data);
+      };
+      const messages = wantsMessages
+        ? new MessageStream((event, data) => sink.publish(run.run_id, event, data))
+        : undefined;
+      if (wantsEvents || wantsMessages) {
+        if (typeof graph.streamEvents !== "function")
+          throw new Error(
+            `graph "${graphId}" cannot stream events (stream modes events, messages)`,
+          );
+        // As the LangGraph server does: the run's own stream chunks are the root's on_chain_stream
+        // events (its run_id is the run's); every other callback event is an `events` event.
+        const events = graph.streamEvents(input, { ...options, version: "v2", runId: run.run_id });
+        for await (const raw of events) {
+          const event = raw as CallbackEvent;
+          if (event.tags?.includes("langsmith:hidden")) continue;
+          if (event.event === "on_chain_stream" && event.run_id === run.run_id) {
+            onChunk(event.data?.chunk);
+            continue;
+          }
+          // With stream_subgraphs, subgraphs' chunks are already in the root's (namespaced).
+          if (event.event === "on_chain_stream" && subgraphs) continue;
+          if (wantsEvents) sink.publish(run.run_id, "events", publicEvent(event));
+          if (event.event === "on_chat_model_stream" && !event.tags?.includes("nostream"))
+            messages?.partial(event);
+        }
+      } else {
+        for await (const chunk of await graph.stream(input, options)) onChunk(chunk);
       }
     } catch (err) {
       if (signal.aborted && signal.reason === "timeout") {

@@ -354,7 +354,8 @@ const resumable = (body: { stream_resumable?: boolean | null }) => body.stream_r
 function modeFilter(modes: string | string[] | undefined): Set<string> | undefined {
   if (modes === undefined) return undefined;
   const list = Array.isArray(modes) ? modes : [modes];
-  return new Set(list.map((m) => LIB_MODE[m] ?? m));
+  // The older `messages` mode's events are messages/partial, messages/complete, messages/metadata.
+  return new Set(list.map((m) => (m === "messages" ? "messages/" : (LIB_MODE[m] ?? m))));
 }
 
 /** Events of the given modes (with or without a subgraph namespace), metadata and errors. */
@@ -370,7 +371,8 @@ async function* filterModes(
   modes: Set<string>,
 ): AsyncGenerator<RunEvent> {
   for await (const e of source) {
-    const mode = e.event.split("|")[0]!;
+    const name = e.event.split("|")[0]!;
+    const mode = name.startsWith("messages/") ? "messages/" : name;
     if (mode === "metadata" || mode === "error" || modes.has(mode)) yield e;
   }
 }

@@ -635,7 +635,7 @@ describe("the SDK does not retry 4xx", () => {
     const base = `${s.url}/threads/${thread.thread_id}/runs/${r!.run_id}/stream`;
     for (const [query, field] of [
       ["cancel_on_disconnect=maybe", "cancel_on_disconnect"],
-      ["stream_mode=events", "stream_mode"],
+      ["stream_mode=tokens", "stream_mode"],
     ]) {
       const res = await fetch(`${base}?${query}`);
       expect(res.status, query).toBe(422);

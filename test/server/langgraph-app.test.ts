@@ -1,6 +1,7 @@
 // A project laid out like a LangGraph app (test/fixtures/langgraph-app) served as it is: graph
 // exports in every form the LangGraph server loads (a Promise, a factory of the run's config, an
-// uncompiled builder, a createAgent-shaped agent, a graph taking getLogger() at import),
+// uncompiled builder, a createAgent-shaped agent, a graph taking getLogger() at import, a chat
+// graph whose subgraph streams a model's tokens: the events and messages stream modes),
 // langgraph.json's `env` file with LANGGRAPH_CONFIG defaults for system assistants,
 // `dependencies` and `node_version`. One real server, driven with the official SDK; the
 // registry's start-up checks (bad env file, missing local dependency, bad LANGGRAPH_CONFIG, a
@@ -105,6 +106,60 @@ describe("a LangGraph app's graphs", () => {
       msg: "object form",
       fields: { step: 2, logger: "graph" },
     });
+  });
+
+  it("streams events and messages from a chat model in a subgraph, with stream_subgraphs, as the LangGraph server does", async () => {
+    const thread = await s.client.threads.create();
+    type Ev = { event: string; data: unknown };
+    const events: Ev[] = [];
+    let runId = "";
+    for await (const e of s.client.runs.stream(thread.thread_id, "chat", {
+      input: { messages: [{ role: "user", content: "hi" }] },
+      streamMode: ["events", "messages", "updates"],
+      streamSubgraphs: true,
+      onRunCreated: ({ run_id }) => void (runId = run_id),
+    }))
+      events.push(e as Ev);
+    const names = events.map((e) => e.event);
+    // updates are namespaced by the subgraph's task; events and messages/* are not (as the
+    // reference names them: the namespace is in each event's metadata)
+    expect(names).toContain("updates");
+    expect(names.some((n) => /^updates\|assistant:[0-9a-f-]{36}$/.test(n))).toBe(true);
+    expect(new Set(names.filter((n) => !n.startsWith("updates")))).toEqual(
+      new Set(["metadata", "events", "messages/metadata", "messages/partial", "messages/complete"]),
+    );
+    const callbacks = events
+      .filter((e) => e.event === "events")
+      .map((e) => e.data as { event: string; run_id: string; metadata: Record<string, unknown> });
+    expect(callbacks[0]).toMatchObject({ event: "on_chain_start", run_id: runId });
+    // the subgraphs' own chunks arrive namespaced, not as on_chain_stream events
+    expect(callbacks.filter((c) => c.event === "on_chain_stream")).toEqual([]);
+    const token = callbacks.find((c) => c.event === "on_chat_model_stream")!;
+    expect(token.metadata.langgraph_checkpoint_ns).toMatch(/^assistant:/);
+    // the tokens add up, partial by partial, to the model's answer
+    const partials = events
+      .filter((e) => e.event === "messages/partial")
+      .map((e) => (e.data as { content: string; type: string }[])[0]!);
+    expect(partials.length).toBeGreaterThan(2);
+    expect(partials.map((m) => m.content)).toEqual(
+      [..."hello there"].map((_, i) => "hello there".slice(0, i + 1)),
+    );
+    expect(partials.every((m) => m.type === "ai")).toBe(true);
+    const metadata = events.find((e) => e.event === "messages/metadata")!.data as Record<
+      string,
+      { metadata: Record<string, unknown> }
+    >;
+    expect(Object.values(metadata)[0]!.metadata).toMatchObject({
+      langgraph_node: "reply",
+      thread_id: thread.thread_id,
+    });
+    // messages/complete: the input message after the first step, the reply after the last
+    const complete = events
+      .filter((e) => e.event === "messages/complete")
+      .map((e) => (e.data as { type: string; content: string; id: string }[]).map((m) => m.type));
+    expect(complete).toEqual([["human"], ["ai"]]);
+    // the root's on_chain_end closes the stream
+    expect(events.at(-1)).toMatchObject({ event: "events", data: { event: "on_chain_end" } });
   });
 });
 

@@ -141,7 +141,15 @@ describe("run threads", () => {
   });
 
   it("streams every mode from a thread as the server thread does, and replays after Last-Event-ID", async () => {
-    const streamMode = ["values", "updates", "messages-tuple", "custom", "debug"] as const;
+    const streamMode = [
+      "values",
+      "updates",
+      "messages-tuple",
+      "custom",
+      "debug",
+      "messages",
+      "events",
+    ] as const;
     const collect = async (s: Started) => {
       const thread = await s.client.threads.create();
       const events: { event: string; data: unknown; id?: string }[] = [];
@@ -156,7 +164,8 @@ describe("run threads", () => {
     const [ours, theirs] = await Promise.all([collect(threaded), collect(inline)]);
     const names = (e: { event: string }[]) => e.map((x) => x.event);
     expect(names(ours.events)).toEqual(names(theirs.events));
-    for (const mode of ["values", "updates", "messages", "debug"])
+    // (this model answers in one piece: no on_chat_model_stream, so no messages/partial)
+    for (const mode of ["values", "updates", "messages", "debug", "events"])
       expect(names(ours.events)).toContain(mode);
     const lastValues = (e: { event: string; data: unknown }[]) =>
       outcomeOf(e.filter((x) => x.event === "values").at(-1)!.data as RefineValues);

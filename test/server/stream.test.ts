@@ -287,6 +287,121 @@ describe("runs.stream modes", () => {
     expect(texts.filter((t) => recorded.has(t)).length).toBeGreaterThanOrEqual(1);
   });
 
+  it("messages: messages/metadata once per model message, then messages/partial with the text so far, mixed with values", async () => {
+    const threadId = await newThread();
+    const events = await collect(
+      s.client.runs.stream(threadId, "refine", {
+        input: REFINE_TASK,
+        config: REFINE_CONFIG,
+        streamMode: ["messages", "values"],
+      }),
+    );
+    expect(events[0]!.event).toBe("metadata");
+    const names = new Set(events.map((e) => e.event));
+    expect([...names].sort()).toEqual([
+      "messages/metadata",
+      "messages/partial",
+      "metadata",
+      "values",
+    ]);
+    const seen = new Map<string, string>();
+    for (const e of events) {
+      if (e.event === "messages/metadata") {
+        const entries = Object.entries(
+          e.data as Record<string, { metadata: Record<string, unknown> }>,
+        );
+        expect(entries).toHaveLength(1);
+        const [id, value] = entries[0]!;
+        expect(seen.has(id!)).toBe(false);
+        seen.set(id!, "");
+        expect(["generate", "critique", "revise", "verify"]).toContain(
+          value!.metadata.langgraph_node,
+        );
+        expect(value!.metadata.thread_id).toBe(threadId);
+      } else if (e.event === "messages/partial") {
+        const [message] = e.data as { id: string; type: string; content: string }[];
+        // announced by messages/metadata first; each partial holds the whole text so far
+        expect(seen.has(message!.id)).toBe(true);
+        expect(message!.type).toBe("ai");
+        expect(message!.content.startsWith(seen.get(message!.id)!)).toBe(true);
+        seen.set(message!.id, message!.content);
+      }
+    }
+    expect(seen.size).toBeGreaterThan(1);
+    const final = (await s.client.threads.getState<RefineValues>(threadId)).values;
+    const recorded = new Set([
+      ...final.drafts.map((d) => d.text),
+      ...final.critiques.map((c) => c.raw),
+    ]);
+    expect([...seen.values()].filter((t) => recorded.has(t)).length).toBeGreaterThanOrEqual(1);
+    // values still carries the state, as without messages
+    expect((ofType(events, "values").at(-1)!.data as RefineValues).answer).toBe(final.answer);
+  });
+
+  it("events: LangChain's v2 callback events, the root run's id the run's, mixed with updates; joinStream filters both", async () => {
+    const threadId = await newThread();
+    let runId = "";
+    const events = await collect(
+      s.client.runs.stream(threadId, "refine", {
+        input: REFINE_TASK,
+        config: REFINE_CONFIG,
+        streamMode: ["events", "updates"],
+        onRunCreated: ({ run_id }) => void (runId = run_id),
+      }),
+    );
+    const names = new Set(events.map((e) => e.event));
+    expect([...names].sort()).toEqual(["events", "metadata", "updates"]);
+    const callbacks = ofType(events, "events").map(
+      (e) =>
+        e.data as {
+          event: string;
+          name: string;
+          run_id: string;
+          metadata: Record<string, unknown>;
+          data: Record<string, unknown>;
+        },
+    );
+    const kinds = new Set(callbacks.map((c) => c.event));
+    for (const k of [
+      "on_chain_start",
+      "on_chain_end",
+      "on_chat_model_start",
+      "on_chat_model_stream",
+      "on_chat_model_end",
+    ])
+      expect(kinds).toContain(k);
+    // the run's own chunks are the updates events, not on_chain_stream events of the root
+    expect(callbacks.some((c) => c.event === "on_chain_stream" && c.run_id === runId)).toBe(false);
+    expect(callbacks[0]).toMatchObject({ event: "on_chain_start", run_id: runId });
+    const token = callbacks.find((c) => c.event === "on_chat_model_stream")!;
+    expect(token.data.chunk).toMatchObject({ type: "ai" });
+    expect(token.metadata).toMatchObject({ thread_id: threadId, run_id: runId });
+    expect(Object.keys(token.metadata)).not.toContain("refinery_run_deadline");
+    // a join with a mode filter replays only that mode (and metadata)
+    const joined = await collect(
+      s.client.runs.joinStream(threadId, runId, { streamMode: "events" }),
+    );
+    expect(joined).toEqual(events.filter((e) => e.event !== "updates"));
+  });
+
+  it("messages in a join filter keeps messages/* events, not messages-tuple's", async () => {
+    const threadId = await newThread();
+    const run = await s.client.runs.create(threadId, "refine", {
+      input: REFINE_TASK,
+      config: REFINE_CONFIG,
+      streamMode: ["messages", "messages-tuple"],
+    });
+    const all = await collect(s.client.runs.joinStream(threadId, run.run_id));
+    expect(ofType(all, "messages").length).toBeGreaterThan(0);
+    const only = await collect(
+      s.client.runs.joinStream(threadId, run.run_id, { streamMode: "messages" as never }),
+    );
+    expect(only.length).toBeGreaterThan(1);
+    expect(only).toEqual(
+      all.filter((e) => e.event === "metadata" || e.event.startsWith("messages/")),
+    );
+  });
+
   it("debug: checkpoints, tasks and task results with step numbers", async () => {
     const threadId = await newThread();
     const events = await collect(
@@ -372,7 +487,8 @@ describe("runs.stream modes", () => {
       stream_mode: ["values", "bogus"],
     });
     expect(res.status).toBe(422);
-    expect(await res.text()).toContain("messages-tuple");
+    const text = await res.text();
+    for (const mode of ["messages-tuple", "messages", "events"]) expect(text).toContain(mode);
   });
 });
 
