@@ -351,11 +351,4 @@ export const INTENDED: Intended[] = [
     reason:
       "command.goto while an interrupt is pending: Refinery's /wait answers the pending interrupt again, the reference the values after the node it went to",
   },
-  {
-    route: "POST /threads/{thread_id}/copy",
-    path: /^copy\.body\.metadata\.thread_id$/,
-    kind: "missing",
-    gap: true,
-    reason: "the reference stamps the copy's thread_id into its metadata",
-  },
 ];

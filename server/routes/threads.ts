@@ -179,7 +179,11 @@ export function threadRoutes(deps: AppDeps): Router {
   r.post("/threads/:thread_id/copy", async (req, res) => {
     const { thread: from } = await reachable(req, "read");
     const threadId = randomUUID();
-    const value: Record<string, unknown> = { thread_id: threadId, metadata: { ...from.metadata } };
+    // The copy's metadata names the copy, as the LangGraph server stamps it.
+    const value: Record<string, unknown> = {
+      thread_id: threadId,
+      metadata: { ...from.metadata, thread_id: threadId },
+    };
     await accessFor(req, "threads:create", value, "write");
     const copy = await storage.threads.create({
       thread_id: threadId,

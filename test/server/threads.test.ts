@@ -214,6 +214,8 @@ describe("copy", () => {
     await s.client.runs.wait(original.thread_id, "approval", { input: { topic: "c" } });
     const copy = await s.client.threads.copy(original.thread_id);
     expect(copy.thread_id).not.toBe(original.thread_id);
+    // As the LangGraph server does, the copy's metadata names the copy.
+    expect(copy.metadata).toMatchObject({ thread_id: copy.thread_id });
     expect(copy.metadata).toMatchObject({ who: "orig" });
     expect(copy.status).toBe("interrupted");
 
