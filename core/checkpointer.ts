@@ -7,7 +7,7 @@ import {
   createSqliteAttemptJournal,
   type AttemptJournal,
 } from "./models/attempt-journal.ts";
-import { ENV_DEFAULTS, readEnv } from "./env.ts";
+import { ENV_DEFAULTS, readEnv, type EnvSettings } from "./env.ts";
 import { mkdirSync, statSync } from "node:fs";
 import { dirname, resolve } from "node:path";
 import type { RunnableConfig } from "@langchain/core/runnables";
@@ -38,13 +38,17 @@ export const DEFAULT_STATE_LIMITS: StateLimits = {
   maxThreadBytes: ENV_DEFAULTS.REFINERY_MAX_THREAD_BYTES,
 };
 
-/** Reads REFINERY_MAX_CHECKPOINT_BYTES and REFINERY_MAX_THREAD_BYTES (whole bytes; 0: no limit). */
-export function stateLimitsFromEnv(env: Record<string, string | undefined>): StateLimits {
-  const e = readEnv(env);
+/** The state limits among the parsed settings (whole bytes; 0: no limit). */
+export function stateLimitsOf(e: EnvSettings): StateLimits {
   return {
     maxCheckpointBytes: e.REFINERY_MAX_CHECKPOINT_BYTES,
     maxThreadBytes: e.REFINERY_MAX_THREAD_BYTES,
   };
+}
+
+/** Reads REFINERY_MAX_CHECKPOINT_BYTES and REFINERY_MAX_THREAD_BYTES (whole bytes; 0: no limit). */
+export function stateLimitsFromEnv(env: Record<string, string | undefined>): StateLimits {
+  return stateLimitsOf(readEnv(env));
 }
 
 /**

@@ -3,7 +3,7 @@
 // `configurable`, so every entry point reports the same precise errors.
 import { z } from "zod";
 import { ApprovalOptionsSchema } from "./approval.ts";
-import type { StateLimits } from "./checkpointer.ts";
+import { stateLimitsOf, type StateLimits } from "./checkpointer.ts";
 import { ENV_DEFAULTS, readEnv } from "./env.ts";
 import { suggestion } from "./suggest.ts";
 import { fromZodError, RefineryError } from "./errors.ts";
@@ -255,10 +255,7 @@ export function processSettingsFromEnv(
     modelEndpoints: parseModelEndpoints(e.REFINERY_MODEL_ENDPOINTS),
     model: e.REFINERY_MODEL ?? file.model ?? ENV_DEFAULTS.REFINERY_MODEL,
     memory: e.REFINERY_MEMORY,
-    stateLimits: {
-      maxCheckpointBytes: e.REFINERY_MAX_CHECKPOINT_BYTES,
-      maxThreadBytes: e.REFINERY_MAX_THREAD_BYTES,
-    },
+    stateLimits: stateLimitsOf(e),
     ...(e.REFINERY_STORE_URL ? { storeUrl: e.REFINERY_STORE_URL } : {}),
     ...(e.REFINERY_EMBEDDINGS_MODEL ? { embeddingsModel: e.REFINERY_EMBEDDINGS_MODEL } : {}),
   };

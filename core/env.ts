@@ -8,7 +8,6 @@ import { closest } from "./suggest.ts";
 
 /** Defaults a setting falls back to when unset (or set to the empty string). */
 export const ENV_DEFAULTS = {
-  PORT: 8123,
   REFINERY_DB: "./data/refinery.db",
   REFINERY_MODEL: "gpt-4o-mini",
   REFINERY_WORKERS: 64,
@@ -37,30 +36,61 @@ function issue(ctx: z.RefinementCtx, message: string, fix: string): typeof z.NEV
 
 const unset = (raw: string | undefined): raw is undefined => raw === undefined || raw.trim() === "";
 
-/** An integer from `min` to `max`; `fallback` when unset. */
-function int<F extends number | undefined>(spec: {
+interface IntSpec<F extends number | undefined> {
   fallback: F;
   min: number;
   max: number;
   what: string;
   example: string;
-}) {
+}
+
+/** Why `raw` is not an integer from `min` to `max` (the error's message), or undefined. */
+function intProblem(raw: string | number, spec: IntSpec<number | undefined>): string | undefined {
+  const n = typeof raw === "number" ? raw : Number(raw.trim());
+  return Number.isInteger(n) && n >= spec.min && n <= spec.max
+    ? undefined
+    : `${spec.what} must be an integer from ${spec.min} to ${spec.max}, not ${JSON.stringify(raw)}`;
+}
+
+/** An integer from `min` to `max`; `fallback` when unset. */
+function int<F extends number | undefined>(spec: IntSpec<F>) {
   return z
     .string()
     .optional()
     .transform((raw, ctx): number | F => {
       if (unset(raw)) return spec.fallback;
-      const n = Number(raw.trim());
-      if (!Number.isInteger(n) || n < spec.min || n > spec.max) {
-        return issue(
-          ctx,
-          `${spec.what} must be an integer from ${spec.min} to ${spec.max}, not ${JSON.stringify(raw)}`,
-          `set it to ${spec.example}`,
-        );
-      }
-      return n;
+      const problem = intProblem(raw, spec);
+      return problem ? issue(ctx, problem, `set it to ${spec.example}`) : Number(raw.trim());
     });
 }
+
+/**
+ * The same integer rule for a setting that does not come from the environment (a flag such as
+ * --port, or an option given in code): `fallback` when unset, else an error naming `field`.
+ */
+export function intSetting(
+  raw: string | number | undefined,
+  field: string,
+  spec: IntSpec<number>,
+): number {
+  if (raw === undefined || raw === "") return spec.fallback;
+  const problem = intProblem(raw, spec);
+  if (problem) {
+    throw new RefineryError("invalid_config", problem, {
+      field,
+      fix: `set ${field} to ${spec.example}`,
+    });
+  }
+  return typeof raw === "number" ? raw : Number(raw.trim());
+}
+
+export const PORT_SPEC: IntSpec<number> = {
+  fallback: 8123,
+  min: 0,
+  max: 65535,
+  what: "a port",
+  example: "a port such as 8123, or 0 for any free port",
+};
 
 /** Free text (a path, a name, a list parsed where it is used); undefined when unset. */
 const text = () =>
@@ -92,13 +122,7 @@ const flag = (fix: string) =>
   );
 
 export const EnvSchema = z.object({
-  PORT: int({
-    fallback: ENV_DEFAULTS.PORT,
-    min: 0,
-    max: 65535,
-    what: "a port",
-    example: "a port such as 8123, or 0 for any free port",
-  }),
+  PORT: int(PORT_SPEC),
   HOST: text(),
   LOG_LEVEL: oneOf(
     ["debug", "info", "warn", "error"],

@@ -8,7 +8,13 @@ import { checkConfigurableKeys, RefineOptionsSchema } from "../core/config.ts";
 import type { GraphSpecService } from "../graphs/declarative/index.ts";
 import { systemAssistantId } from "../graphs/registry.ts";
 import type { ModelProvider } from "../core/models/provider.ts";
-import { readEnv, unknownEnvWarnings, type EnvSettings } from "../core/env.ts";
+import {
+  intSetting,
+  PORT_SPEC,
+  readEnv,
+  unknownEnvWarnings,
+  type EnvSettings,
+} from "../core/env.ts";
 import { fromZodError, RefineryError } from "../core/errors.ts";
 import { openEngine } from "../graphs/engine.ts";
 import { engineRunner } from "../graphs/eval/index.ts";
@@ -337,36 +343,9 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   };
 }
 
-/**
- * An integer setting (an environment variable, or a flag): `fallback` when unset, else an integer
- * from `min` to `max`. `what` and `example` make the error: "<what> must be an integer from ...".
- */
-export function intSetting(
-  raw: string | number | undefined,
-  field: string,
-  spec: { fallback: number; min: number; max: number; what: string; example: string },
-): number {
-  if (raw === undefined || raw === "") return spec.fallback;
-  const n = typeof raw === "number" ? raw : Number(raw);
-  if (!Number.isInteger(n) || n < spec.min || n > spec.max) {
-    throw new RefineryError(
-      "invalid_config",
-      `${spec.what} must be an integer from ${spec.min} to ${spec.max}, not ${JSON.stringify(raw)}`,
-      { field, fix: `set ${field} to ${spec.example}` },
-    );
-  }
-  return n;
-}
-
 /** A port from PORT or --port: 0 (any free port) to 65535; default 8123. */
 export function parsePort(raw: string | number | undefined, field: "PORT" | "--port"): number {
-  return intSetting(raw, field, {
-    fallback: 8123,
-    min: 0,
-    max: 65535,
-    what: "a port",
-    example: "a port such as 8123, or 0 for any free port",
-  });
+  return intSetting(raw, field, PORT_SPEC);
 }
 
 /** The server's settings from the environment, read (and all checked) before anything is opened. */

@@ -97,7 +97,11 @@ export function attemptScope(config: RunnableConfig | undefined): AttemptScope |
   };
 }
 
+/** Databases whose journal table exists (created once per connection, not per call). */
+const tables = new WeakSet<Database.Database>();
+
 export function ensureAttemptJournalTable(db: Database.Database): void {
+  if (tables.has(db)) return;
   db.exec(`CREATE TABLE IF NOT EXISTS refinery_model_attempts (
     id INTEGER PRIMARY KEY,
     thread_id TEXT NOT NULL,
@@ -112,6 +116,7 @@ export function ensureAttemptJournalTable(db: Database.Database): void {
     estimated_tokens INTEGER NOT NULL DEFAULT 0
   );
   CREATE INDEX IF NOT EXISTS refinery_model_attempts_thread ON refinery_model_attempts(thread_id);`);
+  tables.add(db);
 }
 
 /** Drops a thread's journal (the thread is deleted, or a run of it rolled back); all without `threadId`. */
