@@ -35,7 +35,10 @@ export interface AttemptJournal {
    * of the thread's steps that have been checkpointed since.
    */
   carried(key: AttemptKey): TokenUsage | undefined;
-  /** Drops a thread's rows: its run finished, every attempt it made is in a checkpoint. */
+  /**
+   * Drops a thread's rows: its run finished, every attempt it made is in a checkpoint. Deferred
+   * like the tokens: rows a crash leaves are dropped by the thread's next step instead.
+   */
   clear(threadId: string): void;
 }
 
@@ -181,7 +184,7 @@ export function createSqliteAttemptJournal(
       );
     },
     clear(threadId) {
-      clear.run(threadId);
+      defer(threadId, () => clear.run(threadId));
     },
     carried(key) {
       const r = carried(key);
