@@ -100,15 +100,25 @@ function publicCheckpoint(data: unknown): unknown {
   return out ?? data;
 }
 
-/** Keys the run runner adds to a run's `configurable` for its own use, never shown to clients. */
-const RUNTIME_ONLY_KEYS = ["refinery_run_deadline"];
+/**
+ * Keys the server adds to a run's `configurable` for its own use (the run's deadline, the store's
+ * tenant prefix), never shown to clients.
+ */
+const RUNTIME_ONLY_KEYS = ["refinery_run_deadline", "refinery_store_partition"];
+
+/** `record` without the runtime-only keys (itself when it has none). */
+function withoutRuntimeOnly(record: Record<string, unknown>): Record<string, unknown> {
+  if (!RUNTIME_ONLY_KEYS.some((k) => k in record)) return record;
+  const rest = { ...record };
+  for (const k of RUNTIME_ONLY_KEYS) delete rest[k];
+  return rest;
+}
 
 function withoutRuntimeKeys(config: unknown): unknown {
   const configurable = (config as { configurable?: Record<string, unknown> } | null)?.configurable;
-  if (!configurable || !RUNTIME_ONLY_KEYS.some((k) => k in configurable)) return config;
-  const rest = { ...configurable };
-  for (const k of RUNTIME_ONLY_KEYS) delete rest[k];
-  return { ...(config as object), configurable: rest };
+  if (!configurable) return config;
+  const rest = withoutRuntimeOnly(configurable);
+  return rest === configurable ? config : { ...(config as object), configurable: rest };
 }
 
 /**
@@ -118,13 +128,7 @@ function withoutRuntimeKeys(config: unknown): unknown {
 export function publicMetadata(
   metadata: Record<string, unknown> | undefined,
 ): Record<string, unknown> | undefined {
-  if (!metadata) return metadata;
-  const hidden = [...RUNTIME_ONLY_KEYS, "refinery_store_partition"];
-  const redacted = redactSecrets(metadata);
-  if (!hidden.some((k) => k in redacted)) return redacted;
-  const rest = { ...redacted };
-  for (const k of hidden) delete rest[k];
-  return rest;
+  return metadata && withoutRuntimeOnly(redactSecrets(metadata));
 }
 
 /**
