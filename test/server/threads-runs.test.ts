@@ -69,9 +69,7 @@ describe("supersteps on thread create", () => {
       graphId: "slow",
       supersteps: [
         {
-          updates: [
-            { command: { update: { topic: "jump" }, goto: "three" }, asNode: "one" },
-          ],
+          updates: [{ command: { update: { topic: "jump" }, goto: "three" }, asNode: "one" }],
         },
       ],
     });
@@ -310,7 +308,10 @@ describe("thread TTL", () => {
 
 describe("runtime context", () => {
   it("reaches the nodes, merged over the assistant's context key by key", async () => {
-    const direct = await s.client.runs.wait(null, "ctx", { input: {}, context: { tone: "formal" } });
+    const direct = await s.client.runs.wait(null, "ctx", {
+      input: {},
+      context: { tone: "formal" },
+    });
     expect(direct).toEqual({ log: ["tone:formal limit:none"] });
     const assistant = await s.client.assistants.create({
       graphId: "ctx",
