@@ -69,7 +69,7 @@ describe("supersteps on thread create", () => {
       graphId: "slow",
       supersteps: [
         {
-          updates: [{ command: { update: { topic: "jump" }, goto: "three" }, asNode: "one" }],
+          updates: [{ values: undefined, command: { update: { topic: "jump" }, goto: "three" }, asNode: "one" }],
         },
       ],
     });
@@ -131,7 +131,7 @@ describe("thread.config", () => {
       config: { configurable: { other: 1 } },
     });
     const again = await s.client.threads.get(thread.thread_id);
-    expect(again.config.configurable).toEqual({ user_pref: "short", other: 1 });
+    expect(again.config?.configurable).toEqual({ user_pref: "short", other: 1 });
   });
 });
 
