@@ -915,4 +915,80 @@ add("PUT /store/items", "sdk put and get", async (t) => {
   await t.sdk("put empty namespace", (c) => c.store.putItem([], "k", { a: 1 }));
 });
 
+// ---- issue 17 (h4): supersteps, thread.config, runtime context, /wait and /join at an interrupt
+add("POST /threads", "supersteps", async (t) => {
+  const res = await t.http("create", "POST", "/threads", {
+    metadata: { graph_id: "echo" },
+    supersteps: [
+      { updates: [{ values: { topic: "s", log: "seeded" }, as_node: "first" }] },
+      { updates: [{ values: { log: "again" }, as_node: "second" }] },
+    ],
+  });
+  const id = res.json.thread_id as string;
+  await t.http("state", "GET", `/threads/${id}/state`);
+  await t.http("history", "POST", `/threads/${id}/history`, {});
+  await t.http("run on", "POST", `/threads/${id}/runs/wait`, { assistant_id: "echo", input: null });
+});
+add("POST /threads", "supersteps with a command", async (t) => {
+  const res = await t.http("create", "POST", "/threads", {
+    metadata: { graph_id: "echo" },
+    supersteps: [
+      { updates: [{ command: { update: { topic: "c" }, goto: "second" }, as_node: "first" }] },
+    ],
+  });
+  await t.http("state", "GET", `/threads/${res.json.thread_id as string}/state`);
+});
+add("POST /threads", "sdk supersteps", async (t) => {
+  await t.sdk("create", async (c) => {
+    const created = await c.threads.create({
+      graphId: "echo",
+      supersteps: [{ updates: [{ values: { topic: "sdk" }, asNode: "first" }] }],
+    });
+    return c.threads.getState(created.thread_id);
+  });
+});
+add("GET /threads/{thread_id}", "config after runs", async (t) => {
+  const id = await thread(t);
+  await t.http("run", "POST", `/threads/${id}/runs/wait`, {
+    assistant_id: "echo",
+    input: { topic: "a" },
+    config: { configurable: { pref: "short" }, tags: ["t1"] },
+  });
+  await t.http("get", "GET", `/threads/${id}`);
+  await t.http("run again", "POST", `/threads/${id}/runs/wait`, {
+    assistant_id: "echo",
+    input: { topic: "b" },
+    config: { configurable: { other: 1 } },
+  });
+  await t.http("get again", "GET", `/threads/${id}`);
+});
+for (const [name, body] of [
+  ["context", { assistant_id: "ctx", input: {}, context: { tone: "formal" } }],
+  ["context with limit", { assistant_id: "ctx", input: {}, context: { tone: "casual", limit: 2 } }],
+  ["context refused by the schema", { assistant_id: "ctx", input: {}, context: { tone: "rude" } }],
+] as const) {
+  add("POST /runs/wait", name, async (t) => void (await t.http("wait", "POST", "/runs/wait", body)));
+}
+add("POST /runs/wait", "context merged over the assistant's", async (t) => {
+  const id = await assistant(t, { graph_id: "ctx", context: { tone: "casual", limit: 3 } });
+  await t.http("defaults", "POST", "/runs/wait", { assistant_id: id, input: {} });
+  await t.http("merged", "POST", "/runs/wait", {
+    assistant_id: id,
+    input: {},
+    context: { tone: "formal" },
+  });
+  await t.sdk("sdk merged", (c) => c.runs.wait(null, id, { input: {}, context: { limit: 7 } }));
+});
+add("GET /threads/{thread_id}/runs/{run_id}/join", "a run stopped at an interrupt", async (t) => {
+  const id = await thread(t);
+  await t.http("wait", "POST", `/threads/${id}/runs/wait`, {
+    assistant_id: "approval",
+    input: { topic: "i" },
+  });
+  const runs = await t.http("list", "GET", `/threads/${id}/runs`);
+  const runId = (runs.json as unknown as { run_id: string }[])[0]!.run_id;
+  await t.http("join", "GET", `/threads/${id}/runs/${runId}/join`);
+  await t.sdk("sdk join", (c) => c.runs.join(id, runId));
+});
+
 export const CORPUS: readonly Case[] = cases;

@@ -467,7 +467,7 @@ function tokensAdded(before: unknown, after: unknown): TokenCount[] {
  * A command as JSON sent it: `goto` may name nodes or be `{node, input}` objects (one or a
  * list), which become `Send`s, as the LangGraph server reads them (issue 22).
  */
-function toCommand(command: NonNullable<Run["kwargs"]["command"]>): Command {
+export function toCommand(command: NonNullable<Run["kwargs"]["command"]>): Command {
   const asSend = (g: unknown) =>
     g && typeof g === "object" && "node" in g && typeof g.node === "string"
       ? new Send(g.node, (g as { input?: unknown }).input)
