@@ -54,6 +54,18 @@ const SERVER_KEYS = [
   "refinery_run_deadline",
 ];
 
+/**
+ * A run's context: the assistant's with the run's over it (a context that is no object replaces
+ * the other), as the LangGraph server merges them.
+ */
+function runContext(assistant: unknown, run: unknown): unknown {
+  const isObject = (v: unknown): v is Record<string, unknown> =>
+    typeof v === "object" && v !== null && !Array.isArray(v);
+  if (run !== undefined && run !== null && !isObject(run)) return run;
+  if (assistant !== undefined && assistant !== null && !isObject(assistant)) return assistant;
+  return { ...(isObject(assistant) ? assistant : {}), ...(isObject(run) ? run : {}) };
+}
+
 /** A command as stored and run: without the `lg_name` tag that `Command.toJSON()` adds. */
 function withoutName(command: NonNullable<RunCreateBody["command"]>): RunKwargs["command"] {
   const { lg_name: _name, ...rest } = command;
@@ -175,9 +187,25 @@ export function createRunService(deps: AppDeps): RunService {
     for (const key of SERVER_KEYS) delete configurable[key];
     Object.assign(configurable, stamped);
     deps.validateConfig?.(assistant.graph_id, { configurable });
+    // As the LangGraph server's runs carry it (after validation: it is no refine option).
+    configurable.run_id = runId;
     if (body.input !== undefined && body.input !== null)
       deps.validateInput?.(assistant.graph_id, body.input);
     await checkTargets(assistant.graph_id, body, thread, configurable);
+    // The run's metadata, as the LangGraph server stamps it: the assistant's, then the thread's
+    // (with the graph and assistant this run stamps on it; a thread this run creates adds none),
+    // then the caller's.
+    const metadata: Metadata = {
+      ...(assistant.metadata ?? {}),
+      ...(thread
+        ? {
+            ...thread.metadata,
+            graph_id: assistant.graph_id,
+            assistant_id: assistant.assistant_id,
+          }
+        : {}),
+      ...runMetadata,
+    };
     // A new thread belongs to the caller: it gets the run's metadata as the handler left it
     // (with built-in keys, the tenant), as the LangGraph server does.
     const isNew = stateless; // "raise" below: a stateless run's thread is always its own
@@ -190,7 +218,8 @@ export function createRunService(deps: AppDeps): RunService {
     }
     const kwargs: RunKwargs = {
       input: body.input ?? null,
-      command: body.command ? withoutName(body.command) : null,
+      // Absent without a command, as in the LangGraph server's run objects.
+      ...(body.command ? { command: withoutName(body.command) } : {}),
       config: {
         ...(assistant.config.tags || body.config?.tags
           ? { tags: [...(assistant.config.tags ?? []), ...(body.config?.tags ?? [])] }
@@ -199,16 +228,18 @@ export function createRunService(deps: AppDeps): RunService {
           ? { recursion_limit: body.config?.recursion_limit ?? assistant.config.recursion_limit }
           : {}),
         configurable,
-        metadata: { ...(assistant.metadata ?? {}), ...runMetadata },
+        metadata,
       },
-      ...(body.context !== undefined ? { context: body.context } : {}),
+      // The assistant's context under the run's, as the LangGraph server merges them.
+      context: runContext(assistant.context, body.context),
       stream_mode:
         body.stream_mode === undefined || body.stream_mode === null
           ? ["values"]
           : Array.isArray(body.stream_mode)
             ? body.stream_mode
             : [body.stream_mode],
-      stream_subgraphs: Boolean(body.stream_subgraphs),
+      subgraphs: Boolean(body.stream_subgraphs),
+      resumable: Boolean(body.stream_resumable),
       ...(body.interrupt_before ? { interrupt_before: body.interrupt_before } : {}),
       ...(body.interrupt_after ? { interrupt_after: body.interrupt_after } : {}),
       ...(body.on_disconnect ? { on_disconnect: body.on_disconnect } : {}),
@@ -232,7 +263,7 @@ export function createRunService(deps: AppDeps): RunService {
           thread_id: targetThread,
           assistant_id: assistant.assistant_id,
           graph_id: assistant.graph_id,
-          metadata: runMetadata,
+          metadata,
           multitask_strategy: strategy,
           kwargs,
           partition: auth.partition,
