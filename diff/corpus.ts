@@ -1,7 +1,7 @@
 // The corpus of the differential harness: every case runs against both servers (each on its own
 // fresh server state, so ids differ but the sequence is the same) and records steps, compared
 // after normalisation. `route` groups the table; a case may touch more routes while setting up.
-import type { Target } from "./target.ts";
+import type { Json, Target } from "./target.ts";
 
 export interface Case {
   route: string;
@@ -764,6 +764,95 @@ add("POST /runs/stream", "sdk stream", async (t) => {
 });
 add("POST /runs", "background", async (t) => {
   await t.http("create", "POST", "/runs", { assistant_id: "echo", input: { topic: "l" } });
+});
+
+// ---- bulk operations
+add("POST /runs/batch", "two runs, kept and joined", async (t) => {
+  const res = await t.http("batch", "POST", "/runs/batch", [
+    { assistant_id: "echo", input: { topic: "b1" }, on_completion: "keep", metadata: { n: 1 } },
+    { assistant_id: "echo", input: { topic: "b2" }, on_completion: "keep" },
+  ]);
+  for (const [i, run] of ((res.json ?? []) as Json[]).entries()) {
+    await t.http(`join ${i}`, "GET", `/threads/${run.thread_id}/runs/${run.run_id}/join`);
+  }
+});
+for (const [name, body] of [
+  ["empty list", []],
+  ["an item without assistant_id", [{ assistant_id: "echo" }, { input: { topic: "x" } }]],
+  ["not a list", { assistant_id: "echo" }],
+] as const) {
+  add("POST /runs/batch", name, async (t) => {
+    await t.http("batch", "POST", "/runs/batch", body);
+    await t.http("threads", "POST", "/threads/search", {});
+  });
+}
+add("GET /runs/{run_id}/stream", "join stream of a finished stateless run", async (t) => {
+  const res = await t.http("create", "POST", "/runs", {
+    assistant_id: "echo",
+    input: { topic: "j" },
+    on_completion: "keep",
+  });
+  await t.http("join", "GET", `/threads/${res.json.thread_id}/runs/${res.json.run_id}/join`);
+  await t.http("join stream", "GET", `/runs/${res.json.run_id}/stream`);
+});
+add("GET /runs/{run_id}/stream", "join stream of an unknown run", async (t) => {
+  await t.http("join stream", "GET", `/runs/${MISSING}/stream`);
+});
+for (const [name, flags] of [
+  ["threads and runs", { threads: true, runs: true }],
+  ["runs", { runs: true }],
+  ["checkpointer", { checkpointer: true }],
+  ["assistants", { assistants: true }],
+  ["store", { store: true }],
+  ["everything", { runs: true, threads: true, assistants: true, checkpointer: true, store: true }],
+  ["no flags", {}],
+  ["unknown flag", { colour: true }],
+] as const) {
+  add("POST /internal/truncate", name, async (t) => {
+    const id = await ranThread(t);
+    await assistant(t);
+    // A namespace of storeItems: the reference keeps a namespace whose items were all deleted
+    // (the harness's reset deletes items), and the namespaces cases list this one anyway.
+    await t.http("setup: put", "PUT", "/store/items", {
+      namespace: ["docs"],
+      key: "readme",
+      value: { text: "hello" },
+    });
+    t.steps.pop();
+    await t.http("truncate", "POST", "/internal/truncate", flags);
+    await t.http("threads", "POST", "/threads/search", {});
+    await t.http("runs", "GET", `/threads/${id}/runs`);
+    await t.http("state", "GET", `/threads/${id}/state`);
+    await t.http("assistants", "POST", "/assistants/search", {}, { unordered: true });
+    await t.http("item", "GET", "/store/items?namespace=docs&key=readme");
+  });
+}
+// Refinery-only (LangGraph Platform's bulk operations; the reference, `langgraph dev`, has none).
+// The other Refinery-only operations of /openapi.json are not replayed: the reference has nothing
+// to compare them with (GET /metrics, /eval…, /approvals, POST /threads/{id}/approval,
+// /threads/{id}/feedback, run feedback, /assistants/{id}/lessons…, GET /export, /graphs…).
+add("POST /runs/cancel", "by thread and run ids", async (t) => {
+  const id = await thread(t);
+  const run = await t.http("create", "POST", `/threads/${id}/runs`, {
+    assistant_id: "slow",
+    input: { topic: "c", delayMs: 300 },
+  });
+  await t.http("cancel", "POST", "/runs/cancel", { thread_id: id, run_ids: [run.json.run_id] });
+  await t.http("join", "GET", `/threads/${id}/runs/${run.json.run_id}/join`);
+  await t.http("get", "GET", `/threads/${id}/runs/${run.json.run_id}`);
+});
+add("POST /runs/cancel", "neither ids nor status", async (t) => {
+  await t.http("cancel", "POST", "/runs/cancel", {});
+});
+add("POST /threads/prune", "delete", async (t) => {
+  const id = await ranThread(t);
+  await t.http("prune", "POST", "/threads/prune", { thread_ids: [id] });
+  await t.http("get", "GET", `/threads/${id}`);
+});
+add("POST /threads/prune", "keep_latest", async (t) => {
+  const id = await ranThread(t);
+  await t.http("prune", "POST", "/threads/prune", { thread_ids: [id], strategy: "keep_latest" });
+  await t.http("history", "POST", `/threads/${id}/history`, {});
 });
 
 // ---- store

@@ -207,10 +207,10 @@ export const INTENDED: Intended[] = [
   },
   {
     route: "*",
-    path: /\.kwargs\.(command|checkpoint_before|on_disconnect)$/,
+    path: /\.kwargs\.(checkpoint_before|on_disconnect)$/,
     kind: "extra",
     reason:
-      "a run's kwargs are what Refinery stored to execute it: the checkpoint it started from (for rollback and crash recovery), its on_disconnect, and its command as run (the reference keeps the command too, but drops the lg_name tag); extra fields",
+      "a run's kwargs keep what Refinery needs to execute it: the checkpoint it started from (rollback, crash recovery) and its on_disconnect; extra fields",
   },
   {
     route: "POST /assistants/{assistant_id}/versions",
@@ -319,6 +319,22 @@ export const INTENDED: Intended[] = [
     reason:
       "refresh_ttl other than true/false is refused with a 422 naming query.refresh_ttl; the reference answers the item",
   },
+
+  // ---- Bulk and dev operations
+  {
+    route: "POST /internal/truncate",
+    case: /^unknown flag$/,
+    path: STATUS,
+    when: statuses(422, 200),
+    reason:
+      "a flag truncate does not know is refused with a 422 naming it: a misspelt flag of a route that deletes everything must not silently delete nothing (or less than asked); the reference ignores it",
+  },
+  ...["POST /runs/cancel", "POST /threads/prune"].map((route): Intended => ({
+    route,
+    path: /./,
+    reason:
+      "a Refinery-only route (the LangGraph Platform's bulk cancel and thread prune, which the reference, langgraph dev, does not serve: 404), and what follows from it",
+  })),
 
   // ---- Known gaps (not fixed yet)
   {
