@@ -798,35 +798,6 @@ add("GET /runs/{run_id}/stream", "join stream of a finished stateless run", asyn
 add("GET /runs/{run_id}/stream", "join stream of an unknown run", async (t) => {
   await t.http("join stream", "GET", `/runs/${MISSING}/stream`);
 });
-for (const [name, flags] of [
-  ["threads and runs", { threads: true, runs: true }],
-  ["runs", { runs: true }],
-  ["checkpointer", { checkpointer: true }],
-  ["assistants", { assistants: true }],
-  ["store", { store: true }],
-  ["everything", { runs: true, threads: true, assistants: true, checkpointer: true, store: true }],
-  ["no flags", {}],
-  ["unknown flag", { colour: true }],
-] as const) {
-  add("POST /internal/truncate", name, async (t) => {
-    const id = await ranThread(t);
-    await assistant(t);
-    // A namespace of storeItems: the reference keeps a namespace whose items were all deleted
-    // (the harness's reset deletes items), and the namespaces cases list this one anyway.
-    await t.http("setup: put", "PUT", "/store/items", {
-      namespace: ["docs"],
-      key: "readme",
-      value: { text: "hello" },
-    });
-    t.steps.pop();
-    await t.http("truncate", "POST", "/internal/truncate", flags);
-    await t.http("threads", "POST", "/threads/search", {});
-    await t.http("runs", "GET", `/threads/${id}/runs`);
-    await t.http("state", "GET", `/threads/${id}/state`);
-    await t.http("assistants", "POST", "/assistants/search", {}, { unordered: true });
-    await t.http("item", "GET", "/store/items?namespace=docs&key=readme");
-  });
-}
 // Refinery-only (LangGraph Platform's bulk operations; the reference, `langgraph dev`, has none).
 // The other Refinery-only operations of /openapi.json are not replayed: the reference has nothing
 // to compare them with (GET /metrics, /eval…, /approvals, POST /threads/{id}/approval,
@@ -1003,5 +974,36 @@ add("PUT /store/items", "sdk put and get", async (t) => {
   await t.sdk("get missing", (c) => c.store.getItem(["users", "alice"], "nope"));
   await t.sdk("put empty namespace", (c) => c.store.putItem([], "k", { a: 1 }));
 });
+
+// ---- dev server: POST /internal/truncate. Last: the reference keeps a store namespace whose
+// items were all deleted (the harness's reset deletes items one by one), which would show in the
+// store cases' namespace lists and search order.
+for (const [name, flags] of [
+  ["threads and runs", { threads: true, runs: true }],
+  ["runs", { runs: true }],
+  ["checkpointer", { checkpointer: true }],
+  ["assistants", { assistants: true }],
+  ["store", { store: true }],
+  ["everything", { runs: true, threads: true, assistants: true, checkpointer: true, store: true }],
+  ["no flags", {}],
+  ["unknown flag", { colour: true }],
+] as const) {
+  add("POST /internal/truncate", name, async (t) => {
+    const id = await ranThread(t);
+    await assistant(t);
+    await t.http("setup: put", "PUT", "/store/items", {
+      namespace: ["t"],
+      key: "k",
+      value: { v: 1 },
+    });
+    t.steps.pop();
+    await t.http("truncate", "POST", "/internal/truncate", flags);
+    await t.http("threads", "POST", "/threads/search", {});
+    await t.http("runs", "GET", `/threads/${id}/runs`);
+    await t.http("state", "GET", `/threads/${id}/state`);
+    await t.http("assistants", "POST", "/assistants/search", {}, { unordered: true });
+    await t.http("item", "GET", "/store/items?namespace=t&key=k");
+  });
+}
 
 export const CORPUS: readonly Case[] = cases;
