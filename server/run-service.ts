@@ -187,11 +187,27 @@ export function createRunService(deps: AppDeps): RunService {
     for (const key of SERVER_KEYS) delete configurable[key];
     Object.assign(configurable, stamped);
     deps.validateConfig?.(assistant.graph_id, { configurable });
+    // As the LangGraph server's runs carry it (after validation: it is no refine option).
+    configurable.run_id = runId;
     if (body.input !== undefined && body.input !== null)
       deps.validateInput?.(assistant.graph_id, body.input);
     await checkTargets(assistant.graph_id, body, thread, configurable);
     const context = mergeContext(assistant.context, body.context);
     await checkContext(assistant.graph_id, context, configurable);
+    // The run's metadata, as the LangGraph server stamps it: the assistant's, then the thread's
+    // (with the graph and assistant this run stamps on it; a thread this run creates adds none),
+    // then the caller's.
+    const metadata: Metadata = {
+      ...(assistant.metadata ?? {}),
+      ...(thread
+        ? {
+            ...thread.metadata,
+            graph_id: assistant.graph_id,
+            assistant_id: assistant.assistant_id,
+          }
+        : {}),
+      ...runMetadata,
+    };
     // A new thread belongs to the caller: it gets the run's metadata as the handler left it
     // (with built-in keys, the tenant), as the LangGraph server does.
     const isNew = stateless; // "raise" below: a stateless run's thread is always its own
@@ -204,7 +220,8 @@ export function createRunService(deps: AppDeps): RunService {
     }
     const kwargs: RunKwargs = {
       input: body.input ?? null,
-      command: body.command ? withoutName(body.command) : null,
+      // Absent without a command, as in the LangGraph server's run objects.
+      ...(body.command ? { command: withoutName(body.command) } : {}),
       config: {
         ...(assistant.config.tags || body.config?.tags
           ? { tags: [...(assistant.config.tags ?? []), ...(body.config?.tags ?? [])] }
@@ -213,7 +230,7 @@ export function createRunService(deps: AppDeps): RunService {
           ? { recursion_limit: body.config?.recursion_limit ?? assistant.config.recursion_limit }
           : {}),
         configurable,
-        metadata: { ...(assistant.metadata ?? {}), ...runMetadata },
+        metadata,
       },
       // The assistant's context under the run's, key by key, as the LangGraph server merges them.
       context,
@@ -223,7 +240,8 @@ export function createRunService(deps: AppDeps): RunService {
           : Array.isArray(body.stream_mode)
             ? body.stream_mode
             : [body.stream_mode],
-      stream_subgraphs: Boolean(body.stream_subgraphs),
+      subgraphs: Boolean(body.stream_subgraphs),
+      resumable: Boolean(body.stream_resumable),
       ...(body.interrupt_before ? { interrupt_before: body.interrupt_before } : {}),
       ...(body.interrupt_after ? { interrupt_after: body.interrupt_after } : {}),
       ...(body.on_disconnect ? { on_disconnect: body.on_disconnect } : {}),
@@ -247,7 +265,7 @@ export function createRunService(deps: AppDeps): RunService {
           thread_id: targetThread,
           assistant_id: assistant.assistant_id,
           graph_id: assistant.graph_id,
-          metadata: runMetadata,
+          metadata,
           multitask_strategy: strategy,
           kwargs,
           partition: auth.partition,

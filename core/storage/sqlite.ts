@@ -291,10 +291,21 @@ function rowToRun(r: Record<string, unknown>): Run {
     status: r.status as RunStatus,
     metadata: p(r.metadata, {}),
     multitask_strategy: r.multitask_strategy as Run["multitask_strategy"],
-    kwargs: p(r.kwargs, { config: { configurable: {} }, stream_mode: ["values"] }),
+    kwargs: kwargsOf(r.kwargs),
     attempt: r.attempt as number,
     error: p(r.error, null),
   };
+}
+
+/** A stored run's kwargs; older rows named `subgraphs` `stream_subgraphs`. */
+function kwargsOf(raw: unknown): Run["kwargs"] {
+  const kwargs = p<Run["kwargs"] & { stream_subgraphs?: boolean }>(raw, {
+    config: { configurable: {} },
+    stream_mode: ["values"],
+  });
+  if (kwargs.stream_subgraphs === undefined) return kwargs;
+  const { stream_subgraphs: subgraphs, ...rest } = kwargs;
+  return { ...rest, subgraphs };
 }
 
 /**

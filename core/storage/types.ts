@@ -157,7 +157,10 @@ export interface RunKwargs {
   };
   context?: unknown;
   stream_mode: string[];
-  stream_subgraphs?: boolean;
+  /** stream_subgraphs: subgraphs' chunks are streamed too (named as the LangGraph server does). */
+  subgraphs?: boolean;
+  /** stream_resumable: the client asked for a stream it can reconnect to. */
+  resumable?: boolean;
   interrupt_before?: string[] | "*";
   interrupt_after?: string[] | "*";
   on_disconnect?: "cancel" | "continue";
