@@ -967,7 +967,11 @@ for (const [name, body] of [
   ["context with limit", { assistant_id: "ctx", input: {}, context: { tone: "casual", limit: 2 } }],
   ["context refused by the schema", { assistant_id: "ctx", input: {}, context: { tone: "rude" } }],
 ] as const) {
-  add("POST /runs/wait", name, async (t) => void (await t.http("wait", "POST", "/runs/wait", body)));
+  add(
+    "POST /runs/wait",
+    name,
+    async (t) => void (await t.http("wait", "POST", "/runs/wait", body)),
+  );
 }
 add("POST /runs/wait", "context merged over the assistant's", async (t) => {
   const id = await assistant(t, { graph_id: "ctx", context: { tone: "casual", limit: 3 } });

@@ -351,4 +351,22 @@ export const INTENDED: Intended[] = [
     reason:
       "command.goto while an interrupt is pending: Refinery's /wait answers the pending interrupt again, the reference the values after the node it went to",
   },
+
+  // ---- issue 17 (h4): supersteps, runtime context
+  {
+    route: "POST /threads",
+    case: /supersteps/,
+    path: /^create\.body\.interrupts$/,
+    kind: "extra",
+    reason:
+      "a thread created with supersteps answers its values with its interrupts (empty), as every Refinery thread that has values does; the reference answers the values alone",
+  },
+  {
+    route: "POST /runs/wait",
+    case: /context refused by the schema/,
+    path: STATUS,
+    when: statuses(422, 200),
+    reason:
+      "a run context the graph's context schema refuses is a 422 naming context.<field> before any run exists; the reference creates the run, which fails at its first step",
+  },
 ];
