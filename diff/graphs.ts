@@ -14,7 +14,6 @@ import {
   START,
   StateGraph,
 } from "@langchain/langgraph";
-import { z } from "zod";
 
 const State = Annotation.Root({
   topic: Annotation<string>({ reducer: (_l, r) => r, default: () => "" }),
@@ -87,19 +86,4 @@ export const custom = new StateGraph(State)
   })
   .addEdge(START, "emit")
   .addEdge("emit", END)
-  .compile();
-
-// ---- issue 17 (h4): a graph compiled with a runtime context schema; its node reports the context
-// it was given (the run's merged over the assistant's).
-const Context = z.object({
-  tone: z.enum(["formal", "casual"]),
-  limit: z.number().int().positive().optional(),
-});
-
-export const ctx = new StateGraph(State, { context: Context })
-  .addNode("speak", (_s, config: LangGraphRunnableConfig<z.infer<typeof Context>>) => ({
-    log: `tone:${config.context?.tone} limit:${config.context?.limit ?? "none"}`,
-  }))
-  .addEdge(START, "speak")
-  .addEdge("speak", END)
   .compile();

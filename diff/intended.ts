@@ -344,4 +344,21 @@ export const INTENDED: Intended[] = [
     reason:
       "a graph whose state is an Annotation (not zod) has null schemas; the reference derives them from the TypeScript types",
   },
+  // ---- issue 17 (h4): supersteps, runtime context
+  {
+    route: "POST /threads",
+    case: /supersteps/,
+    path: /^create\.body\.interrupts$/,
+    kind: "extra",
+    reason:
+      "a thread created with supersteps answers its values with its interrupts (empty), as every Refinery thread that has values does; the reference answers the values alone",
+  },
+  {
+    route: "POST /runs/wait",
+    case: /context refused by the schema/,
+    path: STATUS,
+    when: statuses(422, 200),
+    reason:
+      "a run context the graph's context schema refuses is a 422 naming context.<field> before any run exists; the reference creates the run, which fails at its first step",
+  },
 ];

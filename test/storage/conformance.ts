@@ -555,6 +555,39 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
         expect(await storage.runs.claimNext()).toBeUndefined();
       });
 
+      it("a TTL expires a thread after its last update; a run in flight keeps it", async () => {
+        const t0 = Date.now();
+        await storage.threads.create({ thread_id: "t1", ttl_ms: 60_000 });
+        await storage.threads.create({ thread_id: "t2" });
+        await storage.threads.create({ thread_id: "t3", ttl_ms: 60_000 });
+        expect(await storage.threads.expired(t0 + 30_000, 10)).toEqual([]);
+        expect((await storage.threads.expired(t0 + 61_000, 10)).sort()).toEqual(["t1", "t3"]);
+        expect(await storage.threads.expired(t0 + 61_000, 1)).toHaveLength(1);
+        // A run in flight keeps t3; an update moves t1's expiry on, and null removes its TTL.
+        await storage.runs.create(newRun("t3", "r1"), { rejectIfInflight: false });
+        expect(await storage.threads.expired(t0 + 61_000, 10)).toEqual(["t1"]);
+        await storage.threads.update("t1", { ttl_ms: null });
+        expect(await storage.threads.expired(t0 + 10_000_000, 10)).toEqual([]);
+        await storage.threads.update("t2", { ttl_ms: 1_000 });
+        expect(await storage.threads.expired(Date.now() + 2_000, 10)).toEqual(["t2"]);
+      });
+
+      it("a run's thread_config is merged over the thread's config", async () => {
+        await storage.threads.create({ thread_id: "t1" });
+        await storage.runs.create(
+          newRun("t1", "r1", { thread_config: { tags: ["a"], configurable: { x: 1 } } }),
+          { rejectIfInflight: false },
+        );
+        await storage.runs.create(
+          newRun("t1", "r2", { thread_config: { configurable: { x: 1, y: 2 } } }),
+          { rejectIfInflight: false },
+        );
+        expect((await storage.threads.get("t1"))?.config).toEqual({
+          tags: ["a"],
+          configurable: { x: 1, y: 2 },
+        });
+      });
+
       describe("search and count", () => {
         beforeEach(async () => {
           const rows: Array<
