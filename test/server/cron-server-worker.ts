@@ -1,6 +1,7 @@
 // One whole Refinery server in a worker thread, for the two-servers-on-one-file cron race
-// (test/server/crons.test.ts): its cron clock reads the time the test thread sets in shared
+// (test/server/crons.test.ts): it loads, waits for "open", then starts; its cron clock reads the time the test thread sets in shared
 // memory, and each "tick" message makes one scheduler pass and answers how many runs it made.
+import { once } from "node:events";
 import { parentPort, workerData } from "node:worker_threads";
 import { silentLogger } from "../../server/log.ts";
 import { startServer } from "../../server/start.ts";
@@ -8,6 +9,9 @@ import { startServer } from "../../server/start.ts";
 const { db, config, clock } = workerData as { db: string; config: string; clock: SharedArrayBuffer };
 const now = new BigInt64Array(clock);
 
+// Loaded (the costly part, in parallel with the other server); opened when the test says so.
+parentPort!.postMessage({ loaded: true });
+await once(parentPort!, "message");
 const running = await startServer({
   env: { REFINERY_DB: db, REFINERY_RUN_THREADS: "0" },
   configPath: config,
