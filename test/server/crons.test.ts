@@ -11,6 +11,7 @@ import { join } from "node:path";
 import { Worker } from "node:worker_threads";
 import { Client } from "@langchain/langgraph-sdk";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { AUTH_CONFIG, keyOf, keysEnv, sdkClient } from "../support/auth.ts";
 import { FIXTURE_CONFIG, startTestServer, type TestServer } from "../support/server.ts";
 
 const MINUTE = 60_000;
@@ -52,8 +53,7 @@ describe("crons on one server", () => {
     await s?.close();
   });
 
-  const threadsOf = (marker: string) =>
-    client.threads.search({ metadata: { marker }, limit: 100 });
+  const threadsOf = (marker: string) => client.threads.search({ metadata: { marker }, limit: 100 });
 
   it("a stateless cron fires each minute as a run that completes, and stops when deleted", async () => {
     const marker = randomUUID();
@@ -272,6 +272,104 @@ describe("crons on one server", () => {
   });
 });
 
+describe("crons with API keys", () => {
+  let now = START;
+  let dir: string;
+  let s: TestServer;
+  const dbPath = () => join(dir, "tenants.db");
+  const env = (tenants: string[]) => ({
+    REFINERY_API_KEYS: keysEnv(tenants),
+    REFINERY_RATE_LIMIT: "0",
+    REFINERY_TENANT_MAX_CRONS: "2",
+  });
+  const as = (tenant: string, role: "viewer" | "member" = "member") =>
+    sdkClient(s.url, { "x-api-key": keyOf(tenant, role) });
+
+  beforeAll(async () => {
+    dir = mkdtempSync(join(tmpdir(), "refinery-crons-keys-"));
+    s = await startTestServer({
+      dbPath: dbPath(),
+      configPath: AUTH_CONFIG,
+      env: env(["acme", "beta"]),
+      cronClock: () => now,
+      cronPollMs: 3_600_000,
+    });
+  });
+  afterAll(async () => {
+    await s?.close();
+    rmSync(dir, { recursive: true, force: true });
+  });
+
+  it("each firing is a run of the cron's creator: their tenant, their identity in the config", async () => {
+    const acme = as("acme");
+    const cron = await acme.crons.create("whoami", {
+      schedule: "* * * * *",
+      input: {},
+      metadata: { tenant_id: "beta" },
+      onRunCompleted: "keep",
+    });
+    expect(cron).toMatchObject({ user_id: "member@acme", metadata: { tenant_id: "acme" } });
+    now = Date.parse(cron.next_run_date!);
+    expect(await s.running.crons.tick()).toBe(1);
+    const [thread] = await until(async () => {
+      const found = await acme.threads.search({ metadata: { assistant_id: cron.assistant_id } });
+      return found.length === 1 && found;
+    });
+    expect(thread!.metadata).toMatchObject({ tenant_id: "acme" });
+    const [run] = await acme.runs.list(thread!.thread_id);
+    await acme.runs.join(thread!.thread_id, run!.run_id);
+    const values = (await acme.threads.getState(thread!.thread_id)).values as {
+      who: { user_id: string; user: Record<string, unknown> };
+    };
+    expect(values.who.user_id).toBe("member@acme");
+    expect(values.who.user).toMatchObject({ identity: "member@acme", tenant: "acme" });
+    // Another tenant sees neither the cron nor what it made.
+    const beta = as("beta");
+    expect(await beta.crons.count()).toBe(0);
+    expect((await failure(() => beta.threads.get(thread!.thread_id))).status).toBe(404);
+    await acme.crons.delete(cron.cron_id);
+  });
+
+  it("caps crons per tenant (REFINERY_TENANT_MAX_CRONS), and a viewer makes none", async () => {
+    const acme = as("acme");
+    const made = [
+      await acme.crons.create("slow", { schedule: "0 1 * * *" }),
+      await acme.crons.create("slow", { schedule: "0 2 * * *" }),
+    ];
+    const over = await failure(() => acme.crons.create("slow", { schedule: "0 3 * * *" }));
+    expect(over.status).toBe(409);
+    expect(over.body).toMatch(/REFINERY_TENANT_MAX_CRONS/);
+    // The cap is per tenant: beta still has room.
+    const beta = await as("beta").crons.create("slow", { schedule: "0 3 * * *" });
+    expect(
+      (await failure(() => as("acme", "viewer").crons.create("slow", { schedule: "0 3 * * *" })))
+        .status,
+    ).toBe(403);
+    for (const c of made) await acme.crons.delete(c.cron_id);
+    await as("beta").crons.delete(beta.cron_id);
+  });
+
+  it("a revoked key's crons make no more runs", async () => {
+    const beta = as("beta");
+    const cron = await beta.crons.create("slow", {
+      schedule: "* * * * *",
+      input: { topic: "revoked" },
+      onRunCompleted: "keep",
+    });
+    await s.close();
+    // beta's keys are gone from REFINERY_API_KEYS.
+    s = await startTestServer({
+      dbPath: dbPath(),
+      configPath: AUTH_CONFIG,
+      env: env(["acme"]),
+      cronClock: () => now,
+      cronPollMs: 3_600_000,
+    });
+    now = Date.parse(cron.next_run_date!);
+    expect(await s.running.crons.tick()).toBe(0);
+  });
+});
+
 describe("crons across restarts and processes", () => {
   let dir: string;
   beforeAll(() => {
@@ -297,7 +395,10 @@ describe("crons across restarts and processes", () => {
       expect(await second.running.crons.tick()).toBe(1);
       expect(await second.running.crons.tick()).toBe(0);
       const [after] = await second.client.crons.search({ metadata: { marker } });
-      expect(after).toMatchObject({ cron_id: cron.cron_id, next_run_date: "2031-03-04T05:17:00.000Z" });
+      expect(after).toMatchObject({
+        cron_id: cron.cron_id,
+        next_run_date: "2031-03-04T05:17:00.000Z",
+      });
       expect(await second.client.threads.search({ metadata: { marker } })).toHaveLength(1);
     } finally {
       await second.close();
@@ -358,7 +459,10 @@ describe("crons across restarts and processes", () => {
         const made = await Promise.all(answers);
         for (const m of made) expect(m.error).toBeUndefined();
         made.forEach((m, i) => (won[i]! += m.made as number));
-        expect(made.reduce((n, m) => n + (m.made as number), 0), `trial ${trial}`).toBe(CRONS);
+        expect(
+          made.reduce((n, m) => n + (m.made as number), 0),
+          `trial ${trial}`,
+        ).toBe(CRONS);
       }
       // Every firing made one run, on its own kept thread: no firing twice, none lost.
       const count = await client.threads.count({ metadata: { marker } });
