@@ -16,7 +16,10 @@ function parse(schedule: string, timezone: string | null, field: string): Cron {
     throw new RefineryError(
       "invalid_input",
       `schedule must be a cron expression of at most ${MAX_SCHEDULE_LENGTH} characters`,
-      { field, fix: `give 5 fields (minute hour day-of-month month day-of-week), e.g. ${EXAMPLES}` },
+      {
+        field,
+        fix: `give 5 fields (minute hour day-of-month month day-of-week), e.g. ${EXAMPLES}`,
+      },
     );
   }
   const parts = text.split(/\s+/).length;
@@ -34,7 +37,10 @@ function parse(schedule: string, timezone: string | null, field: string): Cron {
     throw new RefineryError(
       "invalid_input",
       `schedule ${JSON.stringify(text)} is not a valid cron expression (${detail})`,
-      { field, fix: `give 5 fields (minute hour day-of-month month day-of-week), e.g. ${EXAMPLES}` },
+      {
+        field,
+        fix: `give 5 fields (minute hour day-of-month month day-of-week), e.g. ${EXAMPLES}`,
+      },
     );
   }
 }
@@ -97,10 +103,14 @@ export function firstFireTime(
 export function isoTime(value: string, field: string): string {
   const ms = Date.parse(value);
   if (!/^\d{4}-\d{2}-\d{2}/.test(value) || Number.isNaN(ms)) {
-    throw new RefineryError("invalid_input", `${field} ${JSON.stringify(value)} is not an ISO time`, {
-      field,
-      fix: "give an ISO 8601 time such as 2030-01-01T00:00:00Z",
-    });
+    throw new RefineryError(
+      "invalid_input",
+      `${field} ${JSON.stringify(value)} is not an ISO time`,
+      {
+        field,
+        fix: "give an ISO 8601 time such as 2030-01-01T00:00:00Z",
+      },
+    );
   }
   return new Date(ms).toISOString();
 }

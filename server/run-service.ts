@@ -7,14 +7,7 @@ import { randomUUID } from "node:crypto";
 import { ApprovalDecisionSchema, isApprovalRequest, normalizeDecision } from "../core/approval.ts";
 import { isAuthMatching } from "../core/auth-filters.ts";
 import { fromZodError, RefineryError } from "../core/errors.ts";
-import type {
-  Access,
-  Assistant,
-  Metadata,
-  Run,
-  RunKwargs,
-  Thread,
-} from "../core/storage/types.ts";
+import type { Access, Assistant, Metadata, Run, RunKwargs, Thread } from "../core/storage/types.ts";
 import type { RequestAuth } from "./auth/request.ts";
 import {
   assistantIdOf,

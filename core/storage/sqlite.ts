@@ -922,7 +922,10 @@ export function createSqliteStorage(db: Database.Database): Storage {
     },
   };
 
-  function cronWhere(q: Omit<CronQuery, "limit" | "offset" | "sort_by" | "sort_order">, args: unknown[]) {
+  function cronWhere(
+    q: Omit<CronQuery, "limit" | "offset" | "sort_by" | "sort_order">,
+    args: unknown[],
+  ) {
     const conds: string[] = [];
     if (q.assistant_id) {
       conds.push("assistant_id = ?");
@@ -950,9 +953,9 @@ export function createSqliteStorage(db: Database.Database): Storage {
       return db
         .transaction(() => {
           if (options.partitionLimit !== undefined) {
-            const { n } = prep(
-              "SELECT COUNT(*) AS n FROM refinery_crons WHERE partition = ?",
-            ).get(input.owner.partition) as { n: number };
+            const { n } = prep("SELECT COUNT(*) AS n FROM refinery_crons WHERE partition = ?").get(
+              input.owner.partition,
+            ) as { n: number };
             if (n >= options.partitionLimit) return undefined;
           }
           if (cronById(input.cron_id)) {

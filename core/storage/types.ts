@@ -364,13 +364,13 @@ export interface CronStore {
    * firing; a cron due many times over (the server was down) is claimed once. `next` gets the
    * cron and returns its next fire time after `now` (or null: it never fires again).
    */
-  claimDue(
-    now: string,
-    limit: number,
-    next: (cron: Cron) => string | null,
-  ): Promise<DueCron[]>;
+  claimDue(now: string, limit: number, next: (cron: Cron) => string | null): Promise<DueCron[]>;
   /** Records the run a claimed firing made (or why it made none). */
-  recordFiring(cronId: string, fireAt: string, outcome: { run_id?: string; error?: string }): Promise<void>;
+  recordFiring(
+    cronId: string,
+    fireAt: string,
+    outcome: { run_id?: string; error?: string },
+  ): Promise<void>;
 }
 
 export interface Storage {

@@ -24,7 +24,13 @@ import {
 } from "../schemas.ts";
 
 /** Fields of a create body that describe the schedule, not the run. */
-const SCHEDULE_FIELDS = new Set(["schedule", "timezone", "end_time", "enabled", "on_run_completed"]);
+const SCHEDULE_FIELDS = new Set([
+  "schedule",
+  "timezone",
+  "end_time",
+  "enabled",
+  "on_run_completed",
+]);
 
 /** A cron as it leaves the server: no secret of its payload's config shows. */
 export function publicCron(cron: Cron): Cron {
@@ -35,7 +41,9 @@ export function publicCron(cron: Cron): Cron {
 /** The run create body a cron fires with: the given run fields, nulls left out. */
 function payloadOf(body: Record<string, unknown>): Record<string, unknown> {
   return Object.fromEntries(
-    Object.entries(body).filter(([k, v]) => !SCHEDULE_FIELDS.has(k) && v !== undefined && v !== null),
+    Object.entries(body).filter(
+      ([k, v]) => !SCHEDULE_FIELDS.has(k) && v !== undefined && v !== null,
+    ),
   );
 }
 
@@ -67,7 +75,10 @@ export function cronRoutes(deps: AppDeps): Router {
       throw new RefineryError(
         "invalid_input",
         "on_run_completed is for stateless crons: a thread's cron runs on that thread",
-        { field: "on_run_completed", fix: "leave it out, or create the cron with POST /runs/crons" },
+        {
+          field: "on_run_completed",
+          fix: "leave it out, or create the cron with POST /runs/crons",
+        },
       );
     }
     const cronId = randomUUID();

@@ -6,7 +6,11 @@ import { parentPort, workerData } from "node:worker_threads";
 import { silentLogger } from "../../server/log.ts";
 import { startServer } from "../../server/start.ts";
 
-const { db, config, clock } = workerData as { db: string; config: string; clock: SharedArrayBuffer };
+const { db, config, clock } = workerData as {
+  db: string;
+  config: string;
+  clock: SharedArrayBuffer;
+};
 const now = new BigInt64Array(clock);
 
 // Loaded (the costly part, in parallel with the other server); opened when the test says so.
