@@ -157,12 +157,15 @@ export function cronRoutes(deps: AppDeps): Router {
     const cronId = cronIdOf(req);
     const auth = authOf(req);
     const patch = parseBody(CronPatch, req.body);
-    const access = await accessFor(
-      req,
-      "crons:update",
-      { cron_id: cronId, schedule: patch.schedule ?? null, payload: payloadOf(patch) },
-      "run",
-    );
+    // What a LangGraph auth handler sees for crons:update; it may stamp the metadata (with API
+    // keys: the tenant, whatever the caller sent), which is what is merged into the cron's.
+    const value: Record<string, unknown> = {
+      cron_id: cronId,
+      schedule: patch.schedule ?? null,
+      payload: payloadOf(patch),
+      metadata: patch.metadata ?? undefined,
+    };
+    const access = await accessFor(req, "crons:update", value, "run");
     const cur = await storage.crons.get(cronId, access);
     if (!cur) throw notFound("Cron", cronId);
     if (cur.thread_id !== null && patch.on_run_completed) {
@@ -188,7 +191,7 @@ export function cronRoutes(deps: AppDeps): Router {
       });
       fields.payload = payload;
     }
-    if (patch.metadata) fields.metadata = patch.metadata;
+    if (value.metadata) fields.metadata = value.metadata as Record<string, unknown>;
     if (patch.on_run_completed) fields.on_run_completed = patch.on_run_completed;
     if (typeof patch.enabled === "boolean") fields.enabled = patch.enabled;
     const now = clock();

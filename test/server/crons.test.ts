@@ -323,6 +323,11 @@ describe("crons with API keys", () => {
     };
     expect(values.who.user_id).toBe("member@acme");
     expect(values.who.user).toMatchObject({ identity: "member@acme", tenant: "acme" });
+    // The tenant is the server's to set, on update too.
+    const moved = await acme.crons.update(cron.cron_id, {
+      metadata: { tenant_id: "beta", note: "mine" },
+    });
+    expect(moved.metadata).toEqual({ tenant_id: "acme", note: "mine" });
     // Another tenant sees neither the cron nor what it made.
     const beta = as("beta");
     expect(await beta.crons.count()).toBe(0);
