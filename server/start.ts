@@ -6,7 +6,7 @@ import type { Server } from "node:http";
 import { z } from "zod";
 import { checkConfigurableKeys, RefineOptionsSchema } from "../core/config.ts";
 import type { GraphSpecService } from "../graphs/declarative/index.ts";
-import { systemAssistantId } from "../graphs/registry.ts";
+import { platformSectionsOf, systemAssistantId } from "../graphs/registry.ts";
 import type { ModelProvider } from "../core/models/provider.ts";
 import {
   intSetting,
@@ -19,6 +19,8 @@ import { fromZodError, RefineryError } from "../core/errors.ts";
 import { openEngine } from "../graphs/engine.ts";
 import { engineRunner } from "../graphs/eval/index.ts";
 import { createApp } from "./app.ts";
+import { loadCustomApp } from "./custom-app.ts";
+import { bundleUis } from "./ui-bundle.ts";
 import { ApprovalWatcher } from "./approval-watcher.ts";
 import { checkExposure, hostGuard, loadAuthBackend } from "./auth/index.ts";
 import { parseOrigins } from "./auth/cors.ts";
@@ -94,6 +96,12 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     options.configPath ??
     envSettings.REFINERY_CONFIG ??
     (existsSync("langgraph.json") ? "langgraph.json" : undefined);
+  // langgraph.json's http and ui sections, checked before anything is opened.
+  const platform = platformSectionsOf(configPath);
+  for (const key of platform?.unsupportedHttpKeys ?? [])
+    log("warn", `langgraph.json ${key} is not supported by this server; it is ignored`, {
+      field: key,
+    });
   const auth = await loadAuthBackend({ env, configPath });
   checkExposure(host, auth, envSettings.REFINERY_ALLOW_ANONYMOUS);
   const security: SecuritySettings = {
@@ -108,6 +116,14 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       : {}),
     maxRecursionLimit: limits.maxRecursionLimit,
   };
+  // The custom HTTP app and the UI bundles load before the database opens: a broken one
+  // stops start-up naming its field, leaving nothing behind.
+  const customApp = platform?.http?.app
+    ? await loadCustomApp(platform.base, platform.http.app)
+    : undefined;
+  const uiBundles = platform?.ui
+    ? await bundleUis({ base: platform.base, ui: platform.ui, shared: platform.uiShared })
+    : undefined;
   const runtime = await openRuntime({
     env,
     configPath,
@@ -241,6 +257,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     keepAliveMs: options.keepAliveMs ?? limits.keepAliveMs,
     bodyLimit: limits.bodyLimit,
     security,
+    ...(platform?.http ? { http: { app: customApp, section: platform.http } } : {}),
+    ...(uiBundles ? { ui: uiBundles } : {}),
     validateConfig: (graphId, config) => {
       if (takesRefineInput(graphId)) {
         checkConfigurableKeys(config?.configurable as Record<string, unknown> | undefined);
