@@ -168,7 +168,13 @@ export function platformSectionsOf(configPath: string | undefined): PlatformSect
     return undefined; // the graph registry reports an unreadable langgraph.json
   }
   const parsed = LangGraphJsonSchema.safeParse(raw);
-  if (!parsed.success) throw fromZodError(parsed.error, configPath, "invalid_config");
+  if (!parsed.success) {
+    const err = fromZodError(parsed.error, "", "invalid_config", LangGraphJsonSchema);
+    throw new RefineryError("invalid_config", `${configPath}: ${err.message}`, {
+      ...(err.field ? { field: err.field } : {}),
+      ...(err.fix ? { fix: err.fix } : {}),
+    });
+  }
   const { http, ui, ui_config: uiConfig } = parsed.data;
   return {
     base: dirname(resolve(configPath)),
