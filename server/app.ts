@@ -41,7 +41,7 @@ export function createApp(
   // who is calling (auth), how often (rate limits). Errors go to the one error handler below.
   const security = deps.security ?? {};
   if (security.hostGuard) app.use(security.hostGuard);
-  app.use(corsMiddleware(security.corsOrigins ?? new Set()));
+  app.use(corsMiddleware(security.corsOrigins ?? new Set(), security.corsOptions));
   app.use(authMiddleware(security.auth));
   if (security.rateLimiter) {
     const limit = rateLimitMiddleware(security.rateLimiter);

@@ -20,6 +20,7 @@ import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import type { AuthBackend } from "./auth/index.ts";
 import type { RateLimiter } from "./auth/rate-limit.ts";
+import type { CorsOptions } from "./auth/cors.ts";
 import { authOf, type AuthEvent, type Operation } from "./auth/request.ts";
 import type { StreamHub } from "./stream-hub.ts";
 import type { HonoLike } from "./custom-app.ts";
@@ -68,6 +69,8 @@ export interface SecuritySettings {
   auth?: AuthBackend;
   /** Origins that get CORS headers ("*": any); none by default. */
   corsOrigins?: Set<string> | "*";
+  /** langgraph.json `http.cors`: origin pattern, methods, headers, credentials, max age. */
+  corsOptions?: CorsOptions;
   /** Refuses requests whose Host is not a name of this server (DNS rebinding). */
   hostGuard?: RequestHandler;
   rateLimiter?: RateLimiter;

@@ -23,7 +23,7 @@ import { loadCustomApp } from "./custom-app.ts";
 import { bundleUis } from "./ui-bundle.ts";
 import { ApprovalWatcher } from "./approval-watcher.ts";
 import { checkExposure, hostGuard, loadAuthBackend } from "./auth/index.ts";
-import { parseOrigins } from "./auth/cors.ts";
+import { corsSettings, parseOrigins } from "./auth/cors.ts";
 import { RateLimiter } from "./auth/rate-limit.ts";
 import type { SecuritySettings } from "./context.ts";
 import { InlineEvalTarget } from "./eval-inline.ts";
@@ -104,9 +104,12 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     });
   const auth = await loadAuthBackend({ env, configPath });
   checkExposure(host, auth, envSettings.REFINERY_ALLOW_ANONYMOUS);
+  // REFINERY_CORS_ORIGINS and langgraph.json http.cors.
+  const cors = corsSettings(parseOrigins(envSettings.REFINERY_CORS_ORIGINS), platform?.http?.cors);
   const security: SecuritySettings = {
     ...(auth ? { auth } : {}),
-    corsOrigins: parseOrigins(envSettings.REFINERY_CORS_ORIGINS),
+    corsOrigins: cors.origins,
+    corsOptions: cors.options,
     hostGuard: hostGuard({ boundHost: host, allowed: envSettings.REFINERY_ALLOWED_HOSTS }),
     ...(limits.rateLimit(Boolean(auth)) > 0
       ? { rateLimiter: new RateLimiter(limits.rateLimit(Boolean(auth))) }

@@ -98,6 +98,36 @@ describe("custom routes (http.app)", () => {
     expect(await crossSite.json()).toMatchObject({ error: "forbidden", field: "Origin" });
   });
 
+  it("answers CORS as http.cors says: listed origins, an origin pattern, credentials, max age", async () => {
+    const preflight = (origin: string) =>
+      fetch(`${s.url}/custom/echo`, {
+        method: "OPTIONS",
+        headers: {
+          origin,
+          "access-control-request-method": "POST",
+          "access-control-request-headers": "content-type, x-api-key",
+        },
+      });
+    for (const origin of ["https://app.example.com", "https://pr-7.preview.example"]) {
+      const res = await preflight(origin);
+      expect(res.status).toBe(204);
+      expect(res.headers.get("access-control-allow-origin")).toBe(origin);
+      expect(res.headers.get("access-control-allow-credentials")).toBe("true");
+      expect(res.headers.get("access-control-max-age")).toBe("120");
+    }
+    const refused = await preflight("https://evil.example");
+    expect(refused.headers.get("access-control-allow-origin")).toBeNull();
+    // A listed origin may write, to custom and built-in routes alike, and reads what is exposed.
+    const res = await call("POST", "/custom/echo", {
+      json: { a: 1 },
+      headers: { origin: "https://app.example.com" },
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get("access-control-expose-headers")).toBe(
+      "X-Custom-App, Content-Location, X-Pagination-Total",
+    );
+  });
+
   it("a custom route wins over the built-in one at the same path", async () => {
     const res = await fetch(`${s.url}/ok`);
     expect(await res.json()).toEqual({ ok: true, from: "custom-app" });
@@ -334,6 +364,16 @@ export const g = new StateGraph(S).addNode("n", () => ({})).addEdge(START, "n");
     [{ http: { disable_runs: "yes" } }, "http.disable_runs", /boolean/],
     [{ http: { cors: { max_age: -1 } } }, "http.cors.max_age", /./],
     [{ http: { cors: { allow_origin: ["x"] } } }, "http.cors.allow_origin", /unknown field/],
+    [
+      { http: { cors: { allow_origins: ["app.example.com"] } } },
+      "http.cors.allow_origins",
+      /is not an origin/,
+    ],
+    [
+      { http: { cors: { allow_origin_regex: "(?=x)" } } },
+      "http.cors.allow_origin_regex",
+      /RE2|regular expression/,
+    ],
     [{ ui: { g: "./missing.jsx" } }, "ui.g", /does not exist/],
     [{ ui: { g: "./broken-ui.jsx" } }, "ui.g", /does not build/],
     [{ ui: { g: "./no-default-ui.jsx" } }, "ui.g", /does not build/],
