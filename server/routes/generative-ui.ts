@@ -9,14 +9,17 @@ import { parseBody, sendJson } from "../http.ts";
 import { UiComponentRequest } from "../schemas.ts";
 import { uiFileType, type UiBundle, type UiBundles } from "../ui-bundle.ts";
 
-/** Escapes text for an HTML attribute value (the component name comes from the caller). */
+/** Escapes text for a double-quoted HTML attribute value. */
 function attr(text: string): string {
-  return text
-    .replaceAll("&", "&amp;")
-    .replaceAll('"', "&quot;")
-    .replaceAll("'", "&#39;")
-    .replaceAll("<", "&lt;")
-    .replaceAll(">", "&gt;");
+  return text.replaceAll("&", "&amp;").replaceAll('"', "&quot;");
+}
+
+/**
+ * Escapes text for a single-quoted attribute value (onload='...'): the component name comes from
+ * the caller, and a quote in it must not end the attribute.
+ */
+function singleQuotedAttr(text: string): string {
+  return text.replaceAll("&", "&amp;").replaceAll("'", "&#39;");
 }
 
 function uiNotFound(graphId: string, bundles: UiBundles | undefined): RefineryError {
@@ -47,7 +50,7 @@ function componentHtml(req: Request, bundle: UiBundle, name: string): string {
     // "{{shadowRootId}}" is replaced by the SDK with the id of the element it renders into.
     const onload = `${bundle.globalName}.render(${JSON.stringify(name)}, "{{shadowRootId}}")`;
     lines.push(
-      `<script src="${attr(`${base}/${js.basename}`)}" onload='${attr(onload)}'></script>`,
+      `<script src="${attr(`${base}/${js.basename}`)}" onload='${singleQuotedAttr(onload)}'></script>`,
     );
   }
   return lines.join("\n");
