@@ -699,7 +699,7 @@ const OPS: Op[] = [
     body: S.UiComponentRequest,
     ok: {
       200: media(
-        "text/html",
+        "text/plain",
         "A <link> per stylesheet and a <script> whose onload renders the component into the SDK's shadow root",
       ),
     },

@@ -64,9 +64,11 @@ export function generativeUiRoutes(bundles: UiBundles | undefined): Router {
     const graphId = req.params.graph_id!;
     const bundle = bundles?.find(graphId);
     if (!bundle) throw uiNotFound(graphId, bundles);
+    // As plain text, as the reference sends it: the SDK reads the text and parses it itself, and
+    // a browser never renders it as a page of this origin.
     res
       .status(200)
-      .type("text/html; charset=utf-8")
+      .type("text/plain; charset=utf-8")
       .send(componentHtml(req, bundle, body.name));
   });
   r.get("/ui/:graph_id/:file", (req, res) => {

@@ -156,9 +156,17 @@ describe("custom routes (http.app)", () => {
       title: "QUARTERLY REPORT",
       tenant_id: "acme",
     });
-    // Runs go through the wrapped routes too.
+    // Runs go through the wrapped routes too, waited for and streamed (SSE passes through).
     const out = await client.runs.wait(thread.thread_id, "echo", { input: { topic: "hi" } });
     expect(out).toMatchObject({ reply: "echo:hi" });
+    const events: string[] = [];
+    for await (const chunk of client.runs.stream(thread.thread_id, "echo", {
+      input: { topic: "again" },
+      streamMode: ["values"],
+    }))
+      events.push(`${chunk.event}:${JSON.stringify(chunk.data)}`);
+    expect(events[0]).toMatch(/^metadata:/);
+    expect(events.at(-1)).toContain('"reply":"echo:again"');
   });
 
   it("answers bad bodies with 4xx, never a crash: malformed JSON, too large, non-JSON to the app", async () => {
