@@ -19,7 +19,13 @@ import { storeRoutes } from "./routes/store.ts";
 import { threadRoutes } from "./routes/threads.ts";
 import { consoleRoutes } from "./routes/console.ts";
 import { generativeUiRoutes } from "./routes/generative-ui.ts";
-import { customAppMiddleware, deferBodyError, disabledRoutes } from "./custom-app.ts";
+import {
+  customAppMiddleware,
+  customRouteMatcher,
+  deferBodyError,
+  disabledRoutes,
+} from "./custom-app.ts";
+import { setAuth } from "./auth/request.ts";
 
 export type { AppDeps } from "./context.ts";
 
@@ -79,7 +85,26 @@ export function createApp(
   }
   app.use(bodyDepthGuard);
   // langgraph.json `http.app`: the user's routes first, then (what they leave) the built-in ones.
-  if (customApp) app.use(customAppMiddleware(customApp, deps.log));
+  if (customApp) {
+    const auth = security.auth;
+    if (auth) {
+      // A path served without credentials needs them when the app answers it, except those the
+      // LangGraph server leaves open too (/info, GET /ui/*).
+      const handles = customRouteMatcher(customApp);
+      app.use((req, _res, next) => {
+        const referenceOpen =
+          req.path === "/info" ||
+          ((req.method === "GET" || req.method === "HEAD") && /^\/ui(\/|$)/.test(req.path));
+        if (!isPublicPath(req) || referenceOpen) return next();
+        handles(req.method, req.path)
+          .then(async (custom) => {
+            if (custom) setAuth(req, await auth.authenticate(req));
+          })
+          .then(() => next(), next);
+      });
+    }
+    app.use(customAppMiddleware(customApp, deps.log));
+  }
   const disabled = disabledRoutes(deps.http?.section);
   if (disabled) app.use(disabled);
 

@@ -68,6 +68,31 @@ export async function loadCustomApp(base: string, spec: string): Promise<HonoLik
   return app;
 }
 
+/**
+ * Whether the app has a route (or a middleware narrower than "*") for this method and path.
+ * Paths the server serves without credentials (the console, /ok, /docs, ...) need them when
+ * the app answers there instead: the app's code must not run for anonymous callers where the
+ * LangGraph server would authenticate them.
+ */
+export function customRouteMatcher(
+  user: HonoLike,
+): (method: string, path: string) => Promise<boolean> {
+  const probe = new Hono();
+  let any = false;
+  for (const route of user.routes as { method: string; path: string }[]) {
+    if (route.method === "ALL" && (route.path === "*" || route.path === "/*")) continue;
+    const ok = () => new Response(null, { status: 204 });
+    if (route.method === "ALL") probe.all(route.path, ok);
+    else probe.on(route.method, route.path, ok);
+    any = true;
+  }
+  return async (method, path) => {
+    if (!any) return false;
+    const res = await probe.fetch(new Request(`http://probe${path}`, { method }));
+    return res.status === 204;
+  };
+}
+
 interface Pending {
   next: NextFunction;
   /** The Request the app received, to tell whether it replaced it. */

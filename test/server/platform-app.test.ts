@@ -128,9 +128,15 @@ describe("custom routes (http.app)", () => {
     );
   });
 
-  it("a custom route wins over the built-in one at the same path", async () => {
-    const res = await fetch(`${s.url}/ok`);
+  it("a custom route wins over the built-in one at the same path, and needs credentials there", async () => {
+    const res = await call("GET", "/ok");
     expect(await res.json()).toEqual({ ok: true, from: "custom-app" });
+    // /ok is open on its own; the app's route at that path is the app's code: authenticated.
+    expect((await fetch(`${s.url}/ok`)).status).toBe(401);
+    // What the app does not answer stays open: the console's files, /info, the UI's assets.
+    expect((await fetch(`${s.url}/console/`)).status).toBe(200);
+    expect((await fetch(`${s.url}/info`)).status).toBe(200);
+    expect((await fetch(`${s.url}/ui/echo/entrypoint.js`)).status).toBe(200);
   });
 
   it("the app's middleware wraps the built-in routes", async () => {
