@@ -79,7 +79,11 @@ export function createApp(
     // Other bodies are read within the same limit for the app; the built-in routes take JSON only.
     app.use(express.raw({ limit, type: () => true, verify: keepRaw }));
     app.use((req, _res, next) => {
-      if (Buffer.isBuffer(req.body)) req.body = undefined;
+      // YAML stays text for the routes that read it (POST /graphs); other bodies are the app's.
+      if (Buffer.isBuffer(req.body))
+        req.body = /yaml/i.test(req.headers["content-type"] ?? "")
+          ? req.body.toString("utf8")
+          : undefined;
       next();
     });
   }

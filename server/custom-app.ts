@@ -206,8 +206,13 @@ async function passThrough(c: Context<Env>, pending: WeakMap<IncomingMessage, Pe
     try {
       const text = await c.req.text();
       const type = (c.req.header("content-type") ?? "").split(";")[0]!.trim();
-      (incoming as Request).body =
-        JSON_TYPE.test(type) && text.trim() !== "" ? JSON.parse(text) : undefined;
+      (incoming as Request).body = JSON_TYPE.test(type)
+        ? text.trim() === ""
+          ? undefined
+          : JSON.parse(text)
+        : /yaml/i.test(type)
+          ? text
+          : undefined;
       error = undefined;
     } catch (err) {
       error = Object.assign(new Error((err as Error).message), {

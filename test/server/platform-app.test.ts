@@ -212,6 +212,24 @@ describe("custom routes (http.app)", () => {
     expect(await text.json()).toEqual({ length: 11, type: "text/plain" });
   });
 
+  it("built-in routes that take other media still get their bodies (a YAML graph spec)", async () => {
+    const yaml = [
+      "id: yaml-graph",
+      "start: write",
+      "nodes:",
+      "  write: { kind: generate, prompt: { system: Answer. } }",
+      "edges:",
+      "  - { from: write, to: END }",
+      "",
+    ].join("\n");
+    const res = await call("POST", "/graphs", {
+      body: yaml,
+      headers: { "content-type": "application/yaml", ...keyHeaders("acme", "admin") },
+    });
+    expect(res.status, await res.clone().text()).toBe(201);
+    expect(await res.json()).toMatchObject({ graph_id: "yaml-graph" });
+  });
+
   it("an app error is its status (HTTPException) or a logged 500, and the server goes on", async () => {
     const teapot = await call("GET", "/custom/teapot");
     expect(teapot.status).toBe(418);
