@@ -38,7 +38,8 @@ describe.skipIf(skipBrowser)(title, () => {
     await s?.close();
   });
 
-  const apiRequests = () => requests.filter((r) => !new URL(r.url()).pathname.startsWith("/console/"));
+  const apiRequests = () =>
+    requests.filter((r) => !new URL(r.url()).pathname.startsWith("/console/"));
 
   it("asks for a key, refuses a wrong one, and shows nothing before", async () => {
     await page.goto(`${s.url}/console/`);
