@@ -589,3 +589,13 @@ export const CronCount = z
     metadata: Filter.nullish(),
   })
   .strip();
+
+/** POST /ui/{graph_id}: the component the SDK's LoadExternalComponent asks for. */
+export const UiComponentRequest = z
+  .object({
+    name: z
+      .string({ error: "name is required: the component's name in the UI module's default export" })
+      .min(1, "name must not be empty")
+      .max(200, "name is at most 200 characters"),
+  })
+  .strip();

@@ -6,7 +6,7 @@ import type { Server } from "node:http";
 import { z } from "zod";
 import { checkConfigurableKeys, RefineOptionsSchema } from "../core/config.ts";
 import type { GraphSpecService } from "../graphs/declarative/index.ts";
-import { systemAssistantId } from "../graphs/registry.ts";
+import { platformSectionsOf, systemAssistantId } from "../graphs/registry.ts";
 import type { ModelProvider } from "../core/models/provider.ts";
 import {
   intSetting,
@@ -19,10 +19,12 @@ import { fromZodError, RefineryError } from "../core/errors.ts";
 import { openEngine } from "../graphs/engine.ts";
 import { engineRunner } from "../graphs/eval/index.ts";
 import { createApp, type AppDeps } from "./app.ts";
+import { loadCustomApp } from "./custom-app.ts";
+import { bundleUis } from "./ui-bundle.ts";
 import { ApprovalWatcher } from "./approval-watcher.ts";
 import { CronScheduler } from "./cron-scheduler.ts";
 import { checkExposure, hostGuard, loadAuthBackend } from "./auth/index.ts";
-import { parseOrigins } from "./auth/cors.ts";
+import { corsSettings, parseOrigins } from "./auth/cors.ts";
 import { RateLimiter } from "./auth/rate-limit.ts";
 import type { SecuritySettings } from "./context.ts";
 import { InlineEvalTarget } from "./eval-inline.ts";
@@ -102,11 +104,20 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     options.configPath ??
     envSettings.REFINERY_CONFIG ??
     (existsSync("langgraph.json") ? "langgraph.json" : undefined);
+  // langgraph.json's http and ui sections, checked before anything is opened.
+  const platform = platformSectionsOf(configPath);
+  for (const key of platform?.unsupportedHttpKeys ?? [])
+    log("warn", `langgraph.json ${key} is not supported by this server; it is ignored`, {
+      field: key,
+    });
   const auth = await loadAuthBackend({ env, configPath });
   checkExposure(host, auth, envSettings.REFINERY_ALLOW_ANONYMOUS);
+  // REFINERY_CORS_ORIGINS and langgraph.json http.cors.
+  const cors = corsSettings(parseOrigins(envSettings.REFINERY_CORS_ORIGINS), platform?.http?.cors);
   const security: SecuritySettings = {
     ...(auth ? { auth } : {}),
-    corsOrigins: parseOrigins(envSettings.REFINERY_CORS_ORIGINS),
+    corsOrigins: cors.origins,
+    corsOptions: cors.options,
     hostGuard: hostGuard({ boundHost: host, allowed: envSettings.REFINERY_ALLOWED_HOSTS }),
     ...(limits.rateLimit(Boolean(auth)) > 0
       ? { rateLimiter: new RateLimiter(limits.rateLimit(Boolean(auth))) }
@@ -116,6 +127,14 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       : {}),
     maxRecursionLimit: limits.maxRecursionLimit,
   };
+  // The custom HTTP app and the UI bundles load before the database opens: a broken one
+  // stops start-up naming its field, leaving nothing behind.
+  const customApp = platform?.http?.app
+    ? await loadCustomApp(platform.base, platform.http.app)
+    : undefined;
+  const uiBundles = platform?.ui
+    ? await bundleUis({ base: platform.base, ui: platform.ui, shared: platform.uiShared })
+    : undefined;
   const runtime = await openRuntime({
     env,
     configPath,
@@ -251,6 +270,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     keepAliveMs: options.keepAliveMs ?? limits.keepAliveMs,
     bodyLimit: limits.bodyLimit,
     security,
+    ...(platform?.http ? { http: { app: customApp, section: platform.http } } : {}),
+    ...(uiBundles ? { ui: uiBundles } : {}),
     validateConfig: (graphId, config) => {
       if (takesRefineInput(graphId)) {
         checkConfigurableKeys(config?.configurable as Record<string, unknown> | undefined);

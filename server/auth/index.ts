@@ -113,13 +113,24 @@ function toFetchRequest(req: Request): globalThis.Request {
   });
 }
 
-/** Paths served to anyone: liveness, server info, the API description, the console's files. */
+/**
+ * Paths served to anyone: liveness, server info, the API description, the console's files, and
+ * (as on the LangGraph server, whose auth skips every GET under /ui) generative UI's bundled
+ * assets; `POST /ui/{graph}` is authenticated.
+ */
 export function isPublicPath(req: Request): boolean {
   const path = req.path;
   if (path === "/ok" || path === "/info" || path === "/docs" || path === "/openapi.json")
     return true;
   const read = req.method === "GET" || req.method === "HEAD";
-  return read && (path === "/" || path === "/ui" || path.startsWith("/ui/"));
+  return (
+    read &&
+    (path === "/" ||
+      path === "/console" ||
+      path.startsWith("/console/") ||
+      path === "/ui" ||
+      path.startsWith("/ui/"))
+  );
 }
 
 export function authMiddleware(backend: AuthBackend | undefined): RequestHandler {

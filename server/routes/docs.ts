@@ -20,7 +20,7 @@ interface Out {
   /** With `list`: each item may also be this full schema (search with `select`). */
   or?: ResponseSchemaName;
   count?: true;
-  media?: string;
+  media?: string | string[];
   sse?: true;
 }
 
@@ -51,7 +51,10 @@ const list = (name: ResponseSchemaName, description = "OK", or?: ResponseSchemaN
   ...(or ? { or } : {}),
 });
 const count = (description: string): Out => ({ description, count: true });
-const media = (type: string, description: string): Out => ({ description, media: type });
+const media = (type: string | string[], description: string): Out => ({
+  description,
+  media: type,
+});
 const none = (description: string): Out => ({ description });
 const sse: Out = { description: "The run's events as they happen", sse: true };
 
@@ -763,6 +766,32 @@ const OPS: Op[] = [
   },
   {
     method: "post",
+    path: "/ui/{graph_id}",
+    summary:
+      "Generative UI: the HTML that loads a component of the graph's UI module (langgraph.json ui), as the SDK's LoadExternalComponent fetches it",
+    body: S.UiComponentRequest,
+    ok: {
+      200: media(
+        "text/plain",
+        "A <link> per stylesheet and a <script> whose onload renders the component into the SDK's shadow root",
+      ),
+    },
+    errors: { 404: "langgraph.json declares no UI for this graph" },
+    tag: "ui",
+  },
+  {
+    method: "get",
+    path: "/ui/{graph_id}/{file}",
+    summary:
+      "A bundled file of the graph's UI (the JavaScript or the stylesheet POST /ui/{graph_id} names)",
+    ok: {
+      200: media(["text/javascript", "text/css"], "The file, bundled at start-up"),
+    },
+    public: true,
+    tag: "ui",
+  },
+  {
+    method: "post",
     path: "/internal/truncate",
     summary:
       "Dev servers only (REFINERY_DEV=1; admins): delete every run, thread, assistant (the graphs' own stay), checkpoint or store item, as the body's flags say",
@@ -814,7 +843,9 @@ function successResponse(out: Out): Record<string, unknown> {
   if (out.media)
     return {
       description: out.description,
-      content: { [out.media]: { schema: { type: "string" } } },
+      content: Object.fromEntries(
+        [out.media].flat().map((type) => [type, { schema: { type: "string" } }]),
+      ),
     };
   return { description: out.description };
 }

@@ -549,6 +549,22 @@ for (const setup of SETUPS) {
         expect((await B.store.listNamespaces({ prefix: ["a-only-ns"] })).namespaces).toEqual([]);
       },
 
+      // Generative UI bundles belong to the server's project, not to a tenant: A and B get the
+      // same answer (no UI on this server: 404), and nothing of A's is named in it.
+      "POST /ui/{graph_id}": async () => {
+        const forB = await http("B", "POST", "/ui/slow", { name: "Greeting" });
+        const forA = await http("A", "POST", "/ui/slow", { name: "Greeting" });
+        expect([forB.status, forA.status]).toEqual([404, 404]);
+        const body = await forB.text();
+        expect(body).toBe(await forA.text());
+        noneOfA(body);
+      },
+      "GET /ui/{graph_id}/{file}": async () => {
+        const forB = await http("B", "GET", "/ui/slow/entrypoint.js");
+        expect(forB.status).toBe(404);
+        noneOfA(await forB.text());
+      },
+
       // Declarative graphs change the server for everyone: admins only.
       "POST /graphs": async () => {
         const res = await http("B", "POST", "/graphs", { id: "taken", kind: "refine" });
