@@ -18,7 +18,8 @@ import {
 import { fromZodError, RefineryError } from "../core/errors.ts";
 import { openEngine } from "../graphs/engine.ts";
 import { engineRunner } from "../graphs/eval/index.ts";
-import { createApp } from "./app.ts";
+import { createApp, protocolOf } from "./app.ts";
+import { handleUpgrades } from "./routes/protocol.ts";
 import { ApprovalWatcher } from "./approval-watcher.ts";
 import { checkExposure, hostGuard, loadAuthBackend } from "./auth/index.ts";
 import { parseOrigins } from "./auth/cors.ts";
@@ -282,6 +283,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     );
   }).catch((err: unknown) => abandon(listenError(err, host, port)));
   server.keepAliveTimeout = 65_000;
+  // WebSocket upgrades (the thread protocol) pass through the app's middleware like requests.
+  handleUpgrades(server, app);
   try {
     await executor.start();
   } catch (err) {
@@ -335,6 +338,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       approvals.stop();
       clearInterval(storeSweeper);
       const stopped = new Promise<void>((r) => server.close(() => r()));
+      protocolOf(app).close();
       await executor.stop(graceMs);
       server.closeAllConnections();
       await stopped;
