@@ -164,12 +164,14 @@ export class ProtocolService {
   async checkThread(auth: RequestAuth, threadId: string): Promise<Thread | undefined> {
     const thread = await this.deps.storage.threads.get(threadId);
     if (!thread) return undefined;
-    if (!(await this.canRead(auth, thread))) {
-      throw new RefineryError("not_found", "Thread not found", {
-        field: "thread_id",
-        fix: `no thread with id ${threadId}`,
-      });
-    }
+    if (!(await this.canRead(auth, thread))) throw threadNotFound();
+    return thread;
+  }
+
+  /** The thread, readable by the caller; a missing one answers as another tenant's (404). */
+  async requireThread(auth: RequestAuth, threadId: string): Promise<Thread> {
+    const thread = await this.checkThread(auth, threadId);
+    if (!thread) throw threadNotFound();
     return thread;
   }
 
@@ -265,7 +267,7 @@ export class ProtocolService {
       case "state.get":
         return this.stateGet(auth, threadId, command);
       case "agent.getTree":
-        await this.checkThread(auth, threadId);
+        await this.requireThread(auth, threadId);
         return this.success(threadId, command.id, { tree: this.tree(threadId) });
       case "subscription.reconnect":
         return protocolError(
@@ -337,9 +339,9 @@ export class ProtocolService {
         fix: "send {interrupt_id, response} or {responses: [{interrupt_id, response}, ...]}",
       });
     }
-    const thread = await this.checkThread(auth, threadId);
-    const pending = thread ? pendingInterrupts(thread) : [];
-    if (!thread || pending.length === 0) {
+    const thread = await this.requireThread(auth, threadId);
+    const pending = pendingInterrupts(thread);
+    if (pending.length === 0) {
       return protocolError(
         command.id,
         "invalid_argument",
@@ -388,13 +390,7 @@ export class ProtocolService {
   ): Promise<ProtocolResponse> {
     const p = StateGetParams.safeParse(command.params ?? {});
     if (!p.success) throw fromZodError(p.error, "params", "invalid_input", StateGetParams);
-    const thread = await this.checkThread(auth, threadId);
-    if (!thread) {
-      throw new RefineryError("not_found", "Thread not found", {
-        field: "thread_id",
-        fix: "start a run on it first (run.start)",
-      });
-    }
+    const thread = await this.requireThread(auth, threadId);
     const values = publicValues(thread.values ?? {}) as Record<string, unknown>;
     const keys = p.data.keys;
     const filtered =
@@ -447,11 +443,12 @@ export class ProtocolService {
 
   private async follow(record: ThreadRecord, runId: string, graphName: unknown): Promise<void> {
     const name = typeof graphName === "string" ? graphName : "root";
-    // Streams opened before the thread existed: only callers who may read it keep theirs.
+    // Only callers who may read the thread keep their streams: checked again for every run (a
+    // stream may have opened before the thread existed, or its metadata may have changed).
     const thread = await this.deps.storage.threads.get(record.threadId);
-    for (const sink of record.sinks.values()) {
-      if (sink.verified) continue;
+    for (const sink of [...record.sinks.values()]) {
       if (thread && (await this.canRead(sink.auth, thread))) {
+        if (sink.verified) continue;
         sink.verified = true;
         for (const e of record.events) if (sink.accepts(e)) sink.send(e);
       } else {
@@ -591,6 +588,13 @@ export class ProtocolService {
       record.sinks.clear();
     }
   }
+}
+
+function threadNotFound(): RefineryError {
+  return new RefineryError("not_found", "Thread not found", {
+    field: "thread_id",
+    fix: "no thread with this id that you can reach (run.start creates one)",
+  });
 }
 
 function lifecycle(

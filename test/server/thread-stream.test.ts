@@ -221,6 +221,30 @@ describe("thread protocol (ThreadStream) without auth", () => {
     );
   });
 
+  it("refuses a WebSocket upgrade for a foreign Host or from another web origin", async () => {
+    const status = (headers: Record<string, string>) =>
+      new Promise<number>((resolve, reject) => {
+        const ws = new WebSocket(
+          `${server.url.replace("http", "ws")}/threads/${randomUUID()}/stream/events`,
+          { headers },
+        );
+        ws.once("unexpected-response", (_req, res) => {
+          resolve(res.statusCode ?? 0);
+          ws.terminate();
+        });
+        ws.once("open", () => {
+          resolve(101);
+          ws.close();
+        });
+        ws.once("error", (err) =>
+          err.message.includes("Unexpected server response") ? undefined : reject(err),
+        );
+      });
+    expect(await status({ host: "evil.example" })).toBe(403);
+    expect(await status({ origin: "https://evil.example" })).toBe(403);
+    expect(await status({ origin: server.url })).toBe(101);
+  });
+
   it("answers malformed WebSocket messages with protocol errors and bounds subscriptions", async () => {
     const ws = new WebSocket(
       `${server.url.replace("http", "ws")}/threads/${randomUUID()}/stream/events`,
