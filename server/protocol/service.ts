@@ -141,7 +141,7 @@ const RespondParams = z.object({
 const StateGetParams = z.object({ keys: z.array(z.string()).max(1000).optional() });
 
 /** Stream modes of a protocol run (the channels the events come from). */
-const RUN_STREAM_MODES = ["values", "updates", "messages-tuple", "custom", "tasks"];
+const RUN_STREAM_MODES = ["values", "updates", "messages-tuple", "custom", "tasks", "checkpoints"];
 
 export interface ProtocolServiceDeps extends AppDeps {
   runs: RunService;
@@ -422,11 +422,18 @@ export class ProtocolService {
     record.currentRunId = run.run_id;
     const graphId = run.kwargs.config.configurable?.graph_id;
     record.graphId = typeof graphId === "string" ? graphId : record.graphId;
-    const graphName = record.graphId ?? body.assistant_id;
+    const graphName = record.graphId ?? String(body.assistant_id);
+    // The run's first event ("running") is out before the command answers, as the reference
+    // does, unless an earlier run of the thread is still being followed (it comes after that).
+    const announceNow = record.pumping === 0;
+    if (announceNow) await this.beginRun(record, graphName);
     record.pumping += 1;
     // Runs of a thread are followed one after another, in the order they were started.
     record.pump = record.pump
-      .then(() => this.follow(record, run.run_id, graphName))
+      .then(async () => {
+        if (!announceNow) await this.beginRun(record, graphName);
+        await this.follow(record, run.run_id, graphName);
+      })
       .catch((err: unknown) =>
         this.deps.log("warn", "protocol stream failed", {
           thread_id: record.threadId,
@@ -441,8 +448,8 @@ export class ProtocolService {
     return run;
   }
 
-  private async follow(record: ThreadRecord, runId: string, graphName: unknown): Promise<void> {
-    const name = typeof graphName === "string" ? graphName : "root";
+  /** Checks the thread's streams against it, then announces the run ("running"). */
+  private async beginRun(record: ThreadRecord, graphName: string): Promise<void> {
     // Only callers who may read the thread keep their streams: checked again for every run (a
     // stream may have opened before the thread existed, or its metadata may have changed).
     const thread = await this.deps.storage.threads.get(record.threadId);
@@ -458,8 +465,11 @@ export class ProtocolService {
     }
     record.runStartSeq = record.seq;
     record.namespaces.clear();
+    this.emit(record, [lifecycle([], "running", graphName)]);
+  }
+
+  private async follow(record: ThreadRecord, runId: string, name: string): Promise<void> {
     const converter = new RunEventConverter();
-    this.emit(record, [lifecycle([], "running", name)]);
     let failed: string | undefined;
     for await (const e of this.deps.hub.subscribe(runId, undefined)) {
       if (e.event === "metadata") continue;

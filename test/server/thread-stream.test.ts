@@ -31,8 +31,11 @@ function record(thread: ThreadStream): Ev[] {
   return events;
 }
 
+/** The run's own lifecycle (the root namespace; nodes that stream get one of their own). */
 const lifecycles = (events: Ev[]) =>
-  events.filter((e) => e.method === "lifecycle").map((e) => e.params.data.event);
+  events
+    .filter((e) => e.method === "lifecycle" && e.params.namespace.length === 0)
+    .map((e) => e.params.data.event);
 
 const wsFactory = (headers?: Record<string, string>) => (url: string) =>
   new WebSocket(url, headers ? { headers } : {}) as unknown as globalThis.WebSocket;
@@ -53,7 +56,7 @@ async function chatRoundTrip(thread: ThreadStream): Promise<void> {
   expect(messages[0]).toMatchObject({ event: "message-start" });
   const deltas = messages
     .filter((m) => m.event === "content-block-delta")
-    .map((m) => (m.content as { text: string }).text);
+    .map((m) => (m.delta as { type: string; text: string }).text);
   expect(deltas.length).toBeGreaterThan(1);
   expect(deltas.join("")).toBe("hello there");
   expect(messages.at(-1)).toMatchObject({ event: "message-finish" });
@@ -174,11 +177,18 @@ describe("thread protocol (ThreadStream) without auth", () => {
         .filter((f) => f.includes("data: "))
         .map((f) => JSON.parse(f.slice(f.indexOf("data: ") + 6)) as Ev);
     };
+    const root = (list: Ev[]) =>
+      list.filter((e) => e.params.namespace.length === 0).map((e) => e.method);
     const all = await read();
-    expect(all.map((e) => e.method)).toEqual(["lifecycle", "input.requested", "lifecycle"]);
+    expect(root(all)).toEqual(["lifecycle", "input.requested", "lifecycle"]);
+    // The node that streamed a message had a namespace of its own, started and completed.
+    const nested = all.filter((e) => e.params.namespace.length === 1);
+    expect(nested.map((e) => e.params.data.event)).toEqual(["started", "completed"]);
+    expect(nested[0]!.params.namespace[0]).toMatch(/^reply:/);
     const running = events.find((e) => e.method === "lifecycle")!;
     const later = await read(running.seq);
-    expect(later.map((e) => e.method)).toEqual(["input.requested", "lifecycle"]);
+    expect(root(later)).toEqual(["input.requested", "lifecycle"]);
+    expect(later.every((e) => e.seq > running.seq)).toBe(true);
   });
 
   it("answers malformed commands and filters with the field to fix", async () => {
