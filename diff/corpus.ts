@@ -919,7 +919,11 @@ add("PUT /store/items", "sdk put and get", async (t) => {
 // /threads/{id}/stream/events, raw and through the SDK's ThreadStream. The event stream never
 // ends by itself: it is read until the run's terminal lifecycle event, then left.
 const TERMINAL = new Set(["completed", "failed", "interrupted"]);
-type ProtocolEv = { method: string; seq: number; params: { data: Record<string, unknown> } };
+type ProtocolEv = {
+  method: string;
+  seq: number;
+  params: { namespace: string[]; data: Record<string, unknown> };
+};
 /** Protocol events with their wall-clock timestamps replaced (they are numbers). */
 const untimed = (e: ProtocolEv) => ({
   ...e,
@@ -964,7 +968,9 @@ async function protocolStream(
           if (!data) continue;
           const e = JSON.parse(data.slice(6)) as ProtocolEv;
           events.push(e);
-          if (e.method === "lifecycle" && TERMINAL.has(String(e.params.data.event))) seen += 1;
+          const root = e.params.namespace.length === 0;
+          if (root && e.method === "lifecycle" && TERMINAL.has(String(e.params.data.event)))
+            seen += 1;
         }
       }
       step.events = events.map((e) => ({ event: e.method, data: untimed(e) }));
@@ -997,7 +1003,7 @@ add("POST /threads/{thread_id}/commands", "run.start on a new thread id", async 
   const id = "00000000-0000-4000-8000-0000000000b1";
   await command(t, "start", id, "run.start", { assistant_id: "echo", input: { topic: "n" } });
   await protocolStream(t, "events", id, { channels: ["values", "lifecycle"] });
-  await t.http("thread", "GET", `/threads/${id}`);
+  await command(t, "state", id, "state.get");
 });
 add("POST /threads/{thread_id}/commands", "interrupt, input.respond, resumed", async (t) => {
   const id = await thread(t);
