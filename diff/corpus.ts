@@ -1,6 +1,7 @@
 // The corpus of the differential harness: every case runs against both servers (each on its own
 // fresh server state, so ids differ but the sequence is the same) and records steps, compared
 // after normalisation. `route` groups the table; a case may touch more routes while setting up.
+import WebSocket from "ws";
 import type { Step, Target } from "./target.ts";
 
 export interface Case {
@@ -1070,39 +1071,55 @@ add("POST /threads/{thread_id}/stream/events", "replay of a finished run, since"
   const since = all.find((e) => e.method === "values")?.seq ?? 0;
   await protocolStream(t, "since first values", id, { channels: ["values", "lifecycle"], since });
 });
-add("ThreadStream (SDK)", "run.start over SSE until completed", async (t) => {
-  await t.sdk("thread stream", async (client) => {
-    const stream = client.threads.stream("00000000-0000-4000-8000-0000000000b2", {
-      assistantId: "approval",
-    });
-    const events: ProtocolEv[] = [];
-    stream.onEvent((e) => events.push(e as unknown as ProtocolEv));
-    try {
-      await stream.run.start({ input: { topic: "sdk" } });
-      for (let i = 0; i < 300 && !stream.interrupted; i++)
-        await new Promise((r) => setTimeout(r, 20));
-      const interrupts = stream.interrupts.map((i) => i.payload);
-      await stream.input.respond({
-        interrupt_id: stream.interrupts[0]?.interruptId ?? "none",
-        namespace: [],
-        response: "yes",
-      });
-      for (let i = 0; i < 300; i++) {
-        const last = events.filter((e) => e.method === "lifecycle").at(-1);
-        if (last?.params.data.event === "completed") break;
-        await new Promise((r) => setTimeout(r, 20));
+for (const transport of ["sse", "websocket"] as const) {
+  add("ThreadStream (SDK)", `run.start and input.respond over ${transport}`, async (t) => {
+    await t.sdk("thread stream", async (client) => {
+      const stream = // A thread id per transport: the reference keeps a thread's protocol record (bound to
+        // the transport that first used it) for the life of the process.
+        client.threads.stream(
+          `00000000-0000-4000-8000-0000000000${transport === "sse" ? "b2" : "b3"}`,
+          {
+            assistantId: "approval",
+            ...(transport === "websocket"
+              ? {
+                  transport: "websocket" as const,
+                  webSocketFactory: (url: string) =>
+                    new WebSocket(url) as unknown as globalThis.WebSocket,
+                }
+              : {}),
+          },
+        );
+      const events: ProtocolEv[] = [];
+      stream.onEvent((e) => events.push(e as unknown as ProtocolEv));
+      try {
+        await stream.run.start({ input: { topic: "sdk" } });
+        for (let i = 0; i < 300 && !stream.interrupted; i++)
+          await new Promise((r) => setTimeout(r, 20));
+        const interrupts = stream.interrupts.map((i) => i.payload);
+        await stream.input.respond({
+          interrupt_id: stream.interrupts[0]?.interruptId ?? "none",
+          namespace: [],
+          response: "yes",
+        });
+        for (let i = 0; i < 300; i++) {
+          const last = events
+            .filter((e) => e.method === "lifecycle" && e.params.namespace.length === 0)
+            .at(-1);
+          if (last?.params.data.event === "completed") break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        return {
+          interrupts,
+          events: events.map((e) => ({
+            method: e.method,
+            data: e.method === "values" ? e.params.data : e.params.data.event,
+          })),
+        };
+      } finally {
+        await stream.close();
       }
-      return {
-        interrupts,
-        events: events.map((e) => ({
-          method: e.method,
-          data: e.method === "values" ? e.params.data : e.params.data.event,
-        })),
-      };
-    } finally {
-      await stream.close();
-    }
+    });
   });
-});
+}
 
 export const CORPUS: readonly Case[] = cases;
