@@ -1,7 +1,8 @@
 // The corpus of the differential harness: every case runs against both servers (each on its own
 // fresh server state, so ids differ but the sequence is the same) and records steps, compared
 // after normalisation. `route` groups the table; a case may touch more routes while setting up.
-import type { Json, Target } from "./target.ts";
+import WebSocket from "ws";
+import type { Json, Step, Target } from "./target.ts";
 
 export interface Case {
   route: string;
@@ -1111,6 +1112,212 @@ add("GET /ui/{graph_id}/{file}", "the bundle's script", async (t) => {
 add("GET /ui/{graph_id}/{file}", "a file the bundle does not have", async (t) => {
   await t.http("file", "GET", "/ui/echo/nope.js");
 });
+
+// ---- thread protocol (issue 18): POST /threads/{id}/commands and the SSE event stream
+// /threads/{id}/stream/events, raw and through the SDK's ThreadStream. The event stream never
+// ends by itself: it is read until the run's terminal lifecycle event, then left.
+const TERMINAL = new Set(["completed", "failed", "interrupted"]);
+type ProtocolEv = {
+  method: string;
+  seq: number;
+  params: { namespace: string[]; data: Record<string, unknown> };
+};
+/** Protocol events with their wall-clock timestamps replaced (they are numbers). */
+const untimed = (e: ProtocolEv) => ({
+  ...e,
+  params: { ...e.params, timestamp: "<ts>" },
+});
+async function protocolStream(
+  t: Target,
+  label: string,
+  threadId: string,
+  filter: Record<string, unknown>,
+  terminals = 1,
+): Promise<ProtocolEv[]> {
+  const abort = new AbortController();
+  const timer = setTimeout(() => abort.abort(), 15_000);
+  const events: ProtocolEv[] = [];
+  const res = await fetch(`${t.url}/threads/${threadId}/stream/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json", accept: "text/event-stream" },
+    body: JSON.stringify(filter),
+    signal: abort.signal,
+  });
+  const step: Step = {
+    label,
+    status: res.status,
+    headers: { "content-type": (res.headers.get("content-type") ?? "").split(";")[0]!.trim() },
+  };
+  try {
+    if (res.ok && res.body) {
+      const reader = res.body.getReader();
+      const decoder = new TextDecoder();
+      let buffer = "";
+      let seen = 0;
+      while (seen < terminals) {
+        const { value, done } = await reader.read();
+        if (done) break;
+        buffer += decoder.decode(value, { stream: true });
+        let end: number;
+        while ((end = buffer.indexOf("\n\n")) !== -1) {
+          const frame = buffer.slice(0, end);
+          buffer = buffer.slice(end + 2);
+          const data = frame.split("\n").find((l) => l.startsWith("data: "));
+          if (!data) continue;
+          const e = JSON.parse(data.slice(6)) as ProtocolEv;
+          events.push(e);
+          const root = e.params.namespace.length === 0;
+          if (root && e.method === "lifecycle" && TERMINAL.has(String(e.params.data.event)))
+            seen += 1;
+        }
+      }
+      step.events = events.map((e) => ({ event: e.method, data: untimed(e) }));
+    } else step.body = await res.text();
+  } catch {
+    step.events = events.map((e) => ({ event: e.method, data: untimed(e) }));
+  } finally {
+    clearTimeout(timer);
+    abort.abort();
+  }
+  t.steps.push(step);
+  return events;
+}
+const command = (t: Target, label: string, threadId: string, method: string, params?: unknown) =>
+  t.http(label, "POST", `/threads/${threadId}/commands`, {
+    id: 1,
+    method,
+    ...(params === undefined ? {} : { params }),
+  });
+const ALL_CHANNELS = ["values", "updates", "lifecycle", "input", "custom", "messages"];
+
+add("POST /threads/{thread_id}/commands", "run.start on echo, then its events", async (t) => {
+  const id = await thread(t);
+  await command(t, "start", id, "run.start", { assistant_id: "echo", input: { topic: "p" } });
+  await protocolStream(t, "events", id, { channels: ALL_CHANNELS });
+  await command(t, "state", id, "state.get");
+  await command(t, "state keys", id, "state.get", { keys: ["log"] });
+});
+add("POST /threads/{thread_id}/commands", "run.start on a new thread id", async (t) => {
+  const id = "00000000-0000-4000-8000-0000000000b1";
+  await command(t, "start", id, "run.start", { assistant_id: "echo", input: { topic: "n" } });
+  await protocolStream(t, "events", id, { channels: ["values", "lifecycle"] });
+  await command(t, "state", id, "state.get");
+});
+add("POST /threads/{thread_id}/commands", "interrupt, input.respond, resumed", async (t) => {
+  const id = await thread(t);
+  await command(t, "start", id, "run.start", { assistant_id: "approval", input: { topic: "a" } });
+  const first = await protocolStream(t, "until interrupted", id, { channels: ALL_CHANNELS });
+  const request = first.find((e) => e.method === "input.requested");
+  const interruptId = String(request?.params.data.interrupt_id ?? "none");
+  await command(t, "respond", id, "input.respond", {
+    interrupt_id: interruptId,
+    response: { approved: true },
+  });
+  const since = first.at(-1)?.seq ?? 0;
+  await protocolStream(t, "resumed", id, { channels: ALL_CHANNELS, since });
+  await t.http("state", "GET", `/threads/${id}/state`);
+});
+add("POST /threads/{thread_id}/commands", "messages and custom events", async (t) => {
+  const a = await thread(t);
+  await command(t, "start chat", a, "run.start", {
+    assistant_id: "chat",
+    input: { messages: [{ role: "user", content: "hi" }] },
+  });
+  await protocolStream(t, "chat events", a, { channels: ["messages", "lifecycle"] });
+  const b = await thread(t);
+  await command(t, "start custom", b, "run.start", {
+    assistant_id: "custom",
+    input: { topic: "c" },
+  });
+  await protocolStream(t, "custom events", b, { channels: ["custom", "lifecycle"] });
+});
+add("POST /threads/{thread_id}/commands", "failing run", async (t) => {
+  const id = await thread(t);
+  await command(t, "start", id, "run.start", { assistant_id: "echo", input: { topic: 5 } });
+  await protocolStream(t, "events", id, { channels: ["lifecycle", "values"] });
+});
+add("POST /threads/{thread_id}/commands", "invalid commands", async (t) => {
+  const id = await ranThread(t);
+  await command(t, "unknown method", id, "state.fork");
+  await command(t, "run.start without assistant", id, "run.start", { input: {} });
+  await command(t, "respond while not interrupted", id, "input.respond", {
+    interrupt_id: "x",
+    response: 1,
+  });
+  await command(t, "respond without interrupt_id", id, "input.respond", { response: 1 });
+  await t.http("no id", "POST", `/threads/${id}/commands`, { method: "state.get" });
+  await t.http("negative id", "POST", `/threads/${id}/commands`, { id: -1, method: "state.get" });
+  await t.http("no method", "POST", `/threads/${id}/commands`, { id: 1 });
+  await command(t, "state of a missing thread", MISSING, "state.get");
+});
+add("POST /threads/{thread_id}/stream/events", "invalid filters", async (t) => {
+  const id = await ranThread(t);
+  for (const [label, body] of [
+    ["no channels", {}],
+    ["unknown field", { channels: ["values"], colour: "blue" }],
+    ["negative since", { channels: ["values"], since: -1 }],
+    ["depth not integer", { channels: ["values"], depth: 1.5 }],
+  ] as const)
+    await t.http(label, "POST", `/threads/${id}/stream/events`, body);
+});
+add("POST /threads/{thread_id}/stream/events", "replay of a finished run, since", async (t) => {
+  const id = await thread(t);
+  await command(t, "start", id, "run.start", { assistant_id: "echo", input: { topic: "r" } });
+  const all = await protocolStream(t, "all", id, { channels: ["values", "lifecycle"] });
+  await protocolStream(t, "again", id, { channels: ["values", "lifecycle"] });
+  const since = all.find((e) => e.method === "values")?.seq ?? 0;
+  await protocolStream(t, "since first values", id, { channels: ["values", "lifecycle"], since });
+});
+for (const transport of ["sse", "websocket"] as const) {
+  add("ThreadStream (SDK)", `run.start and input.respond over ${transport}`, async (t) => {
+    await t.sdk("thread stream", async (client) => {
+      const stream = // A thread id per transport: the reference keeps a thread's protocol record (bound to
+        // the transport that first used it) for the life of the process.
+        client.threads.stream(
+          `00000000-0000-4000-8000-0000000000${transport === "sse" ? "b2" : "b3"}`,
+          {
+            assistantId: "approval",
+            ...(transport === "websocket"
+              ? {
+                  transport: "websocket" as const,
+                  webSocketFactory: (url: string) =>
+                    new WebSocket(url) as unknown as globalThis.WebSocket,
+                }
+              : {}),
+          },
+        );
+      const events: ProtocolEv[] = [];
+      stream.onEvent((e) => events.push(e as unknown as ProtocolEv));
+      try {
+        await stream.run.start({ input: { topic: "sdk" } });
+        for (let i = 0; i < 300 && !stream.interrupted; i++)
+          await new Promise((r) => setTimeout(r, 20));
+        const interrupts = stream.interrupts.map((i) => i.payload);
+        await stream.input.respond({
+          interrupt_id: stream.interrupts[0]?.interruptId ?? "none",
+          namespace: [],
+          response: "yes",
+        });
+        for (let i = 0; i < 300; i++) {
+          const last = events
+            .filter((e) => e.method === "lifecycle" && e.params.namespace.length === 0)
+            .at(-1);
+          if (last?.params.data.event === "completed") break;
+          await new Promise((r) => setTimeout(r, 20));
+        }
+        return {
+          interrupts,
+          events: events.map((e) => ({
+            method: e.method,
+            data: e.method === "values" ? e.params.data : e.params.data.event,
+          })),
+        };
+      } finally {
+        await stream.close();
+      }
+    });
+  });
+}
 
 // ---- dev server: POST /internal/truncate. Last: the reference keeps a store namespace whose
 // items were all deleted (the harness's reset deletes items one by one), which would show in the

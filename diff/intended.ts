@@ -368,4 +368,20 @@ export const INTENDED: Intended[] = [
     reason:
       "a run context the graph's context schema refuses is a 422 naming context.<field> before any run exists; the reference creates the run, which fails at its first step",
   },
+  // ---- thread protocol (issue 18)
+  {
+    route: "POST /threads/{thread_id}/commands",
+    case: /invalid commands/,
+    path: /^(run\.start without assistant|respond without interrupt_id)\.status$/,
+    when: statuses(422, 200),
+    reason:
+      "Refinery's error contract: a command whose params are invalid is a 422 naming the field (params.assistant_id, params.interrupt_id); the reference answers 200 with a protocol error ({type: error}); the SDK throws on both",
+  },
+  {
+    route: "POST /threads/{thread_id}/commands",
+    case: /invalid commands/,
+    path: /^(unknown method|respond while not interrupted)\.body\.(error|message)$/,
+    reason:
+      "on a thread whose runs this process did not start through the protocol the reference answers no_such_run for every command; Refinery reads the thread itself and names the problem: an unknown command, or no interrupt waiting for an answer",
+  },
 ];

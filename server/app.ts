@@ -15,6 +15,8 @@ import { evalRoutes } from "./routes/eval.ts";
 import { learningRoutes } from "./routes/learning.ts";
 import { graphSpecRoutes, type GraphSpecRouteDeps } from "./routes/graph-specs.ts";
 import { metaRoutes } from "./routes/meta.ts";
+import { protocolRoutes } from "./routes/protocol.ts";
+import type { ProtocolService } from "./protocol/service.ts";
 import { runRoutes } from "./routes/runs.ts";
 import { storeRoutes } from "./routes/store.ts";
 import { threadRoutes } from "./routes/threads.ts";
@@ -120,6 +122,10 @@ export function createApp(
   app.use(threadRoutes(deps));
   app.use(cronRoutes(deps));
   app.use(runRoutes(deps));
+  // The thread protocol (the SDK's ThreadStream): commands, SSE and WebSocket event streams.
+  const protocol = protocolRoutes(deps);
+  app.use(protocol.router);
+  app.locals.protocol = protocol.service;
   app.use(evalRoutes(deps));
   app.use(learningRoutes(deps));
   app.use(storeRoutes(deps));
@@ -140,4 +146,9 @@ export function createApp(
   });
   app.use(errorHandler(deps.log));
   return app;
+}
+
+/** The thread protocol's service of an app made by createApp (to end its streams at shutdown). */
+export function protocolOf(app: express.Express): ProtocolService {
+  return app.locals.protocol as ProtocolService;
 }

@@ -196,6 +196,23 @@ export const SseStream = z
     "Server-sent events `event: <mode>[|namespace]`, `data: <JSON>`, `id: <attempt>-<n>`: first `metadata` ({run_id, attempt}), then one event per chunk of each stream mode, `error` ({error, message}) when the run fails; `: ping` comments while idle. Reconnect with Last-Event-ID to replay.",
   );
 
+export const ProtocolResponse = z
+  .union([
+    z.object({
+      type: z.literal("success"),
+      id: z.number().int(),
+      result: Json.describe("run.start: {run_id}; state.get: {values, checkpoint}; …"),
+      meta: z.object({ thread_id: z.string(), applied_through_seq: z.number().int() }).optional(),
+    }),
+    z.object({
+      type: z.literal("error"),
+      id: z.number().int().nullable(),
+      error: z.string().describe("unknown_command, invalid_argument, not_supported, …"),
+      message: z.string(),
+    }),
+  ])
+  .describe("A thread protocol command's response");
+
 export const Approval = z.object({
   thread_id: z.string(),
   task_id: z.string(),
@@ -377,6 +394,7 @@ export const RESPONSE_SCHEMAS = {
   Run,
   RunResult,
   SseStream,
+  ProtocolResponse,
   Approval,
   FeedbackQueued,
   Lesson,

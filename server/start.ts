@@ -18,8 +18,9 @@ import {
 import { fromZodError, RefineryError } from "../core/errors.ts";
 import { openEngine } from "../graphs/engine.ts";
 import { engineRunner } from "../graphs/eval/index.ts";
-import { createApp, type AppDeps } from "./app.ts";
+import { createApp, protocolOf, type AppDeps } from "./app.ts";
 import { loadCustomApp } from "./custom-app.ts";
+import { handleUpgrades } from "./routes/protocol.ts";
 import { bundleUis } from "./ui-bundle.ts";
 import { ApprovalWatcher } from "./approval-watcher.ts";
 import { CronScheduler } from "./cron-scheduler.ts";
@@ -314,6 +315,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     );
   }).catch((err: unknown) => abandon(listenError(err, host, port)));
   server.keepAliveTimeout = 65_000;
+  // WebSocket upgrades (the thread protocol) pass through the app's middleware like requests.
+  handleUpgrades(server, app);
   try {
     await executor.start();
   } catch (err) {
@@ -408,6 +411,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       clearInterval(storeSweeper);
       clearInterval(threadSweeper);
       const stopped = new Promise<void>((r) => server.close(() => r()));
+      protocolOf(app).close();
       await executor.stop(graceMs);
       server.closeAllConnections();
       await stopped;

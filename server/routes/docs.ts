@@ -10,6 +10,7 @@ import { GraphSpecSchema } from "../../graphs/declarative/spec.ts";
 import { EvalCreate } from "./eval.ts";
 import { RunBatchBody, RunsCancelBody, ThreadPruneBody, TruncateBody } from "./bulk.ts";
 import { RESPONSE_SCHEMAS, type ResponseSchemaName } from "../response-schemas.ts";
+import { EventsFilterBody, ProtocolCommand } from "../protocol/service.ts";
 import type { SecuritySettings } from "../context.ts";
 
 /** One success response: a named schema (or a list of it), another media type, or no body. */
@@ -589,6 +590,35 @@ const OPS: Op[] = [
     body: S.FeedbackBody,
     ok: { 200: json("FeedbackQueued") },
     tag: "approvals",
+  },
+  {
+    method: "post",
+    path: "/threads/{thread_id}/commands",
+    summary:
+      "Thread protocol (the SDK's ThreadStream): one command — run.start, input.respond, state.get, agent.getTree",
+    body: ProtocolCommand,
+    ok: { 200: json("ProtocolResponse", "The command's response ({type: success|error, id, …})") },
+    errors: { 422: "The command or its params are invalid (`field` names which)" },
+    runs: true,
+    tag: "protocol",
+  },
+  {
+    method: "post",
+    path: "/threads/{thread_id}/stream/events",
+    summary:
+      "Thread protocol: the thread's events on the given channels (SSE; GET with a WebSocket upgrade for the bidirectional transport)",
+    body: EventsFilterBody,
+    ok: {
+      200: media(
+        "text/event-stream",
+        "Protocol events `id: <seq>`, `event: <method>`, `data: {type: event, seq, event_id, method, params}`, kept ones replayed first (after `since`); open until the client leaves",
+      ),
+    },
+    errors: {
+      422: "A channel, namespace, depth or since is invalid",
+      429: "The thread already has 64 event streams open",
+    },
+    tag: "protocol",
   },
   {
     method: "get",

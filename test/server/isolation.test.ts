@@ -264,6 +264,31 @@ for (const setup of SETUPS) {
         const own = await B.assistants.create({ graphId: "slow", name: "B's" });
         expect(own.metadata?.[setup.owner.key]).not.toBe(setup.owner.a);
       },
+      // The thread protocol (ThreadStream): commands and event streams on A's threads.
+      "POST /threads/{thread_id}/commands": async () => {
+        const command = (method: string, params: Record<string, unknown>) => (ids: typeof a) =>
+          http("B", "POST", `/threads/${ids.threadPaused}/commands`, { id: 1, method, params });
+        await asIfMissing(command("state.get", {}));
+        await asIfMissing(command("agent.getTree", {}));
+        await asIfMissing(command("input.respond", { interrupt_id: "x", response: "approve" }));
+        // run.start makes a missing thread (if_not_exists "create"); on A's it is refused.
+        const start = await http("B", "POST", `/threads/${a.threadPaused}/commands`, {
+          id: 1,
+          method: "run.start",
+          params: { assistant_id: "slow", input: { topic: "b" } },
+        });
+        expect(start.status).toBe(404);
+        noneOfA(await start.text());
+        expect((await A.threads.get(a.threadPaused)).status).toBe("interrupted");
+      },
+      "POST /threads/{thread_id}/stream/events": async () => {
+        // A stream may open on a thread id no one has used yet; on A's thread it is refused.
+        const res = await http("B", "POST", `/threads/${a.threadDone}/stream/events`, {
+          channels: ["values", "lifecycle", "messages"],
+        });
+        expect(res.status).toBe(404);
+        noneOfA(await res.text());
+      },
       "POST /assistants/search": async () => {
         noneOfA(JSON.stringify(await B.assistants.search({ limit: 1000 })));
         expect(

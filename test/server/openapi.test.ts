@@ -206,6 +206,20 @@ async function exerciseEveryOperation(): Promise<void> {
   await expectStatus(422, "POST", `/threads/${tid}/history`, { limit: "3" });
   await sdk.threads.updateState(tid, { values: { topic: "edited" } });
   await expectStatus(422, "POST", `/threads/${tid}/state`, { values: { topic: "x" }, as_node: 5 });
+  // The thread protocol (ThreadStream): a command, and an event stream (SSE, open until aborted).
+  await expectStatus(200, "POST", `/threads/${tid}/commands`, { id: 1, method: "state.get" });
+  await expectStatus(404, "POST", `/threads/${missing}/commands`, { id: 1, method: "state.get" });
+  await expectStatus(422, "POST", `/threads/${tid}/commands`, { id: "one", method: "state.get" });
+  const events = new AbortController();
+  const sse = await recording(`${s.url}/threads/${tid}/stream/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json", ...ADMIN },
+    body: JSON.stringify({ channels: ["values"] }),
+    signal: events.signal,
+  });
+  expect(sse.status).toBe(200);
+  events.abort();
+  await expectStatus(422, "POST", `/threads/${tid}/stream/events`, { channels: ["bogus"] });
   const copy = await sdk.threads.copy(tid);
   await expectStatus(404, "POST", `/threads/${missing}/copy`);
   await sdk.threads.delete(copy.thread_id);
