@@ -126,9 +126,12 @@ export function toThreadState(state: StateSnapshotLike): Record<string, unknown>
       path: t.path ?? [],
       error: t.error != null ? serializeError(t.error).message : null,
       interrupts: (t.interrupts ?? []).map((i) => ({ id: i.id, value: i.value })),
+      // A subgraph task read without `subgraphs`: where its state is ({thread_id,
+      // checkpoint_ns}, the namespace with the task id), as the LangGraph server answers; a
+      // client passes it back as `checkpoint` to read or update that subgraph's state.
       checkpoint:
         t.state && typeof t.state === "object" && "configurable" in (t.state as object)
-          ? checkpointRef(t.state as { configurable?: Record<string, unknown> })
+          ? (publicConfig(t.state as ConfigLike)?.configurable ?? null)
           : null,
       state:
         t.state && typeof t.state === "object" && "values" in (t.state as object)
