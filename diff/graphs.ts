@@ -87,3 +87,37 @@ export const custom = new StateGraph(State)
   .addEdge(START, "emit")
   .addEdge("emit", END)
   .compile();
+
+// ---- subgraphs (issue 17): `nested` runs outline → review → publish, where `review` is a
+// compiled subgraph (prep → approve) and `approve` is one too (ask, which calls interrupt()).
+// `log` is replaced, not appended, so a subgraph handing its whole state back adds nothing twice.
+const SubState = Annotation.Root({
+  topic: Annotation<string>({ reducer: (_l, r) => r, default: () => "" }),
+  log: Annotation<string[]>({ reducer: (_l, r) => r, default: () => [] }),
+  decision: Annotation<unknown>({ reducer: (_l, r) => r, default: () => null }),
+});
+const subStep = (s: typeof SubState.State, entry: string) => ({ log: [...s.log, entry] });
+const subApprove = new StateGraph(SubState)
+  .addNode("ask", (s) => {
+    const decision = interrupt({ question: "publish?", topic: s.topic });
+    return { decision, ...subStep(s, `ask:${JSON.stringify(decision)}`) };
+  })
+  .addEdge(START, "ask")
+  .addEdge("ask", END)
+  .compile();
+const subReview = new StateGraph(SubState)
+  .addNode("prep", (s) => subStep(s, `prep:${s.topic}`))
+  .addNode("approve", subApprove)
+  .addEdge(START, "prep")
+  .addEdge("prep", "approve")
+  .addEdge("approve", END)
+  .compile();
+export const nested = new StateGraph(SubState)
+  .addNode("outline", (s) => subStep(s, `outline:${s.topic}`))
+  .addNode("review", subReview)
+  .addNode("publish", (s) => subStep(s, `publish:${JSON.stringify(s.decision)}`))
+  .addEdge(START, "outline")
+  .addEdge("outline", "review")
+  .addEdge("review", "publish")
+  .addEdge("publish", END)
+  .compile();

@@ -18,6 +18,7 @@ import {
 } from "./context.ts";
 import { parseBody } from "./http.ts";
 import { RunCreate, type RunCreateBody } from "./schemas.ts";
+import { nodeNamesOf } from "./subgraphs.ts";
 
 export interface RunService {
   /** Creates a run for `auth` on `threadId` (undefined: a stateless run on a new thread). */
@@ -362,7 +363,7 @@ export function createRunService(deps: AppDeps): RunService {
     };
     if (!Array.isArray(lists.interrupt_before) && !Array.isArray(lists.interrupt_after)) return;
     const graph = await deps.registry.get(graphId, { configurable });
-    const nodes = Object.keys(graph.nodes ?? {}).filter((n) => !n.startsWith("__"));
+    const nodes = await nodeNamesOf(graph);
     if (nodes.length === 0) return;
     for (const [field, names] of Object.entries(lists)) {
       if (!Array.isArray(names)) continue;
@@ -382,3 +383,4 @@ export function createRunService(deps: AppDeps): RunService {
     statelessOwner: (runId) => statelessOwners.get(runId),
   };
 }
+

@@ -116,7 +116,7 @@ export function serializeError(error: unknown): { error: string; message: string
   };
 }
 
-export function toThreadState(state: StateSnapshotLike): Record<string, unknown> {
+export function toThreadState(state: StateSnapshotLike, nested = false): Record<string, unknown> {
   return {
     values: state.values ?? {},
     next: state.next,
@@ -135,11 +135,13 @@ export function toThreadState(state: StateSnapshotLike): Record<string, unknown>
           : null,
       state:
         t.state && typeof t.state === "object" && "values" in (t.state as object)
-          ? toThreadState(t.state as StateSnapshotLike)
+          ? toThreadState(t.state as StateSnapshotLike, true)
           : null,
       result: t.result ?? null,
     })),
-    metadata: state.metadata ?? {},
+    // A subgraph that has not started has no checkpoint, hence no metadata (left out, as the
+    // LangGraph server leaves it).
+    metadata: nested ? state.metadata : (state.metadata ?? {}),
     created_at: state.createdAt ?? null,
     checkpoint: checkpointRef(state.config),
     parent_checkpoint: checkpointRef(state.parentConfig),

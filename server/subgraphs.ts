@@ -81,3 +81,20 @@ export async function subgraphsOf(
   for (const [ns, subgraph] of found) out[ns] = await schemaOf(subgraph);
   return out;
 }
+
+/**
+ * The node names a run's interrupt_before/after may name: the graph's own and its subgraphs' (at
+ * any depth), internal (`__`) ones left out.
+ */
+export async function nodeNamesOf(graph: unknown): Promise<string[]> {
+  const names = new Set(Object.keys((graph as { nodes?: object }).nodes ?? {}));
+  const g = graph as WithSubgraphs;
+  if (typeof g.getSubgraphsAsync === "function") {
+    let seen = 0;
+    for await (const [, sub] of g.getSubgraphsAsync(undefined, true)) {
+      for (const n of Object.keys((sub as { nodes?: object }).nodes ?? {})) names.add(n);
+      if (++seen >= MAX_SUBGRAPHS) break;
+    }
+  }
+  return [...names].filter((n) => !n.startsWith("__"));
+}
