@@ -937,13 +937,17 @@ add("GET /assistants/{assistant_id}/subgraphs", "sdk getSubgraphs", async (t) =>
   await t.sdk("recurse", (c) => c.assistants.getSubgraphs("nested", { recurse: true }));
   await t.sdk("namespace", (c) => c.assistants.getSubgraphs("nested", { namespace: "review" }));
 });
-add("GET /threads/{thread_id}/state", "subgraph interrupt, with and without subgraphs", async (t) => {
-  const id = await nestedInterrupted(t);
-  await t.http("run", "GET", `/threads/${id}/runs`);
-  await t.http("state", "GET", `/threads/${id}/state`);
-  await t.http("subgraphs", "GET", `/threads/${id}/state?subgraphs=true`);
-  await t.http("thread", "GET", `/threads/${id}`);
-});
+add(
+  "GET /threads/{thread_id}/state",
+  "subgraph interrupt, with and without subgraphs",
+  async (t) => {
+    const id = await nestedInterrupted(t);
+    await t.http("run", "GET", `/threads/${id}/runs`);
+    await t.http("state", "GET", `/threads/${id}/state`);
+    await t.http("subgraphs", "GET", `/threads/${id}/state?subgraphs=true`);
+    await t.http("thread", "GET", `/threads/${id}`);
+  },
+);
 add("POST /threads/{thread_id}/state/checkpoint", "a subgraph's checkpoint_ns", async (t) => {
   const id = await nestedInterrupted(t);
   const state = await t.http("state", "GET", `/threads/${id}/state`);

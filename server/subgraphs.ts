@@ -83,18 +83,19 @@ export async function subgraphsOf(
 }
 
 /**
- * The node names a run's interrupt_before/after may name: the graph's own and its subgraphs' (at
- * any depth), internal (`__`) ones left out.
+ * The nodes of a graph's subgraphs (at any depth) that are not the graph's own, each with the
+ * namespace of the first subgraph that has it: a run's interrupt_before/after cannot reach them.
  */
-export async function nodeNamesOf(graph: unknown): Promise<string[]> {
-  const names = new Set(Object.keys((graph as { nodes?: object }).nodes ?? {}));
+export async function subgraphNodesOf(graph: unknown): Promise<Map<string, string>> {
+  const own = new Set(Object.keys((graph as { nodes?: object }).nodes ?? {}));
+  const out = new Map<string, string>();
   const g = graph as WithSubgraphs;
-  if (typeof g.getSubgraphsAsync === "function") {
-    let seen = 0;
-    for await (const [, sub] of g.getSubgraphsAsync(undefined, true)) {
-      for (const n of Object.keys((sub as { nodes?: object }).nodes ?? {})) names.add(n);
-      if (++seen >= MAX_SUBGRAPHS) break;
-    }
+  if (typeof g.getSubgraphsAsync !== "function") return out;
+  let seen = 0;
+  for await (const [ns, sub] of g.getSubgraphsAsync(undefined, true)) {
+    for (const n of Object.keys((sub as { nodes?: object }).nodes ?? {}))
+      if (!own.has(n) && !n.startsWith("__") && !out.has(n)) out.set(n, ns);
+    if (++seen >= MAX_SUBGRAPHS) break;
   }
-  return [...names].filter((n) => !n.startsWith("__"));
+  return out;
 }

@@ -168,7 +168,8 @@ const OPS: Op[] = [
   {
     method: "get",
     path: "/assistants/{assistant_id}/subgraphs",
-    summary: "The graph's subgraphs by namespace, with their schemas (?recurse=true: nested ones too)",
+    summary:
+      "The graph's subgraphs by namespace, with their schemas (?recurse=true: nested ones too)",
     ok: { 200: json("Subgraphs") },
     errors: { 422: "recurse is not a boolean" },
     tag: "assistants",
