@@ -984,19 +984,27 @@ for (const modify of [false, true]) {
     },
   );
 }
-for (const [name, extra] of [
-  ["interrupt_before a subgraph", { interrupt_before: ["review"] }],
-  ["interrupt_before a subgraph's node", { interrupt_before: ["prep"] }],
-  ["interrupt_after a subgraph's node", { interrupt_after: ["prep"] }],
-] as const) {
-  add("POST /threads/{thread_id}/runs/wait", `nested, ${name}`, async (t) => {
+add("POST /threads/{thread_id}/runs/wait", "nested, interrupt_before a subgraph", async (t) => {
+  const id = await thread(t);
+  await t.http("run", "POST", `/threads/${id}/runs/wait`, {
+    assistant_id: "nested",
+    input: { topic: "i" },
+    interrupt_before: ["review"],
+  });
+  await t.http("state", "GET", `/threads/${id}/state?subgraphs=true`);
+  await t.http("continue", "POST", `/threads/${id}/runs/wait`, {
+    assistant_id: "nested",
+    input: null,
+  });
+});
+for (const field of ["interrupt_before", "interrupt_after"]) {
+  add("POST /threads/{thread_id}/runs/wait", `nested, ${field} a subgraph's node`, async (t) => {
     const id = await thread(t);
     await t.http("run", "POST", `/threads/${id}/runs/wait`, {
       assistant_id: "nested",
       input: { topic: "i" },
-      ...extra,
+      [field]: ["prep"],
     });
-    await t.http("state", "GET", `/threads/${id}/state?subgraphs=true`);
   });
 }
 add("POST /threads/{thread_id}/runs/stream", "nested, stream_subgraphs, then resume", async (t) => {

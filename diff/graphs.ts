@@ -14,6 +14,7 @@ import {
   START,
   StateGraph,
 } from "@langchain/langgraph";
+import { z } from "zod";
 
 const State = Annotation.Root({
   topic: Annotation<string>({ reducer: (_l, r) => r, default: () => "" }),
@@ -90,13 +91,14 @@ export const custom = new StateGraph(State)
 
 // ---- subgraphs (issue 17): `nested` runs outline → review → publish, where `review` is a
 // compiled subgraph (prep → approve) and `approve` is one too (ask, which calls interrupt()).
-// `log` is replaced, not appended, so a subgraph handing its whole state back adds nothing twice.
-const SubState = Annotation.Root({
-  topic: Annotation<string>({ reducer: (_l, r) => r, default: () => "" }),
-  log: Annotation<string[]>({ reducer: (_l, r) => r, default: () => [] }),
-  decision: Annotation<unknown>({ reducer: (_l, r) => r, default: () => null }),
+// The state is zod (each field keeps its last value, so a subgraph handing its whole state back
+// adds nothing twice): both servers take the subgraphs' schemas from it at run time.
+const SubState = z.object({
+  topic: z.string().default(""),
+  log: z.array(z.string()).default([]),
+  decision: z.unknown().default(null),
 });
-const subStep = (s: typeof SubState.State, entry: string) => ({ log: [...s.log, entry] });
+const subStep = (s: z.infer<typeof SubState>, entry: string) => ({ log: [...s.log, entry] });
 const subApprove = new StateGraph(SubState)
   .addNode("ask", (s) => {
     const decision = interrupt({ question: "publish?", topic: s.topic });
