@@ -21,6 +21,7 @@ export const ENV_DEFAULTS = {
   REFINERY_RUN_TIMEOUT_MS: 1_800_000,
   REFINERY_SHUTDOWN_GRACE_MS: 10_000,
   REFINERY_APPROVAL_POLL_MS: 1000,
+  REFINERY_THREAD_SWEEP_MS: 60_000,
   REFINERY_MAX_CHECKPOINT_BYTES: 8 * 1024 * 1024,
   REFINERY_MAX_THREAD_BYTES: 256 * 1024 * 1024,
   REFINERY_BODY_LIMIT: "1mb",
@@ -275,6 +276,13 @@ export const EnvSchema = z.object({
     max: 3_600_000,
     what: "how often approval deadlines are checked, in ms",
     example: "a number of milliseconds such as 1000",
+  }),
+  REFINERY_THREAD_SWEEP_MS: int({
+    fallback: ENV_DEFAULTS.REFINERY_THREAD_SWEEP_MS,
+    min: 100,
+    max: 86_400_000,
+    what: "how often threads whose TTL ran out are deleted, in ms",
+    example: "a number of milliseconds such as 60000",
   }),
   REFINERY_MAX_CHECKPOINT_BYTES: int({
     fallback: ENV_DEFAULTS.REFINERY_MAX_CHECKPOINT_BYTES,

@@ -1,7 +1,7 @@
 // The corpus of the differential harness: every case runs against both servers (each on its own
 // fresh server state, so ids differ but the sequence is the same) and records steps, compared
 // after normalisation. `route` groups the table; a case may touch more routes while setting up.
-import type { Target } from "./target.ts";
+import type { Json, Target } from "./target.ts";
 
 export interface Case {
   route: string;
@@ -766,6 +766,66 @@ add("POST /runs", "background", async (t) => {
   await t.http("create", "POST", "/runs", { assistant_id: "echo", input: { topic: "l" } });
 });
 
+// ---- bulk operations
+add("POST /runs/batch", "two runs, kept and joined", async (t) => {
+  const res = await t.http("batch", "POST", "/runs/batch", [
+    { assistant_id: "echo", input: { topic: "b1" }, on_completion: "keep", metadata: { n: 1 } },
+    { assistant_id: "echo", input: { topic: "b2" }, on_completion: "keep" },
+  ]);
+  for (const [i, run] of ((res.json ?? []) as Json[]).entries()) {
+    await t.http(`join ${i}`, "GET", `/threads/${run.thread_id}/runs/${run.run_id}/join`);
+  }
+});
+for (const [name, body] of [
+  ["empty list", []],
+  ["an item without assistant_id", [{ assistant_id: "echo" }, { input: { topic: "x" } }]],
+  ["not a list", { assistant_id: "echo" }],
+] as const) {
+  add("POST /runs/batch", name, async (t) => {
+    await t.http("batch", "POST", "/runs/batch", body);
+    await t.http("threads", "POST", "/threads/search", {});
+  });
+}
+add("GET /runs/{run_id}/stream", "join stream of a finished stateless run", async (t) => {
+  const res = await t.http("create", "POST", "/runs", {
+    assistant_id: "echo",
+    input: { topic: "j" },
+    on_completion: "keep",
+  });
+  await t.http("join", "GET", `/threads/${res.json.thread_id}/runs/${res.json.run_id}/join`);
+  await t.http("join stream", "GET", `/runs/${res.json.run_id}/stream`);
+});
+add("GET /runs/{run_id}/stream", "join stream of an unknown run", async (t) => {
+  await t.http("join stream", "GET", `/runs/${MISSING}/stream`);
+});
+// Refinery-only (LangGraph Platform's bulk operations; the reference, `langgraph dev`, has none).
+// The other Refinery-only operations of /openapi.json are not replayed: the reference has nothing
+// to compare them with (GET /metrics, /eval…, /approvals, POST /threads/{id}/approval,
+// /threads/{id}/feedback, run feedback, /assistants/{id}/lessons…, GET /export, /graphs…).
+add("POST /runs/cancel", "by thread and run ids", async (t) => {
+  const id = await thread(t);
+  const run = await t.http("create", "POST", `/threads/${id}/runs`, {
+    assistant_id: "slow",
+    input: { topic: "c", delayMs: 300 },
+  });
+  await t.http("cancel", "POST", "/runs/cancel", { thread_id: id, run_ids: [run.json.run_id] });
+  await t.http("join", "GET", `/threads/${id}/runs/${run.json.run_id}/join`);
+  await t.http("get", "GET", `/threads/${id}/runs/${run.json.run_id}`);
+});
+add("POST /runs/cancel", "neither ids nor status", async (t) => {
+  await t.http("cancel", "POST", "/runs/cancel", {});
+});
+add("POST /threads/prune", "delete", async (t) => {
+  const id = await ranThread(t);
+  await t.http("prune", "POST", "/threads/prune", { thread_ids: [id] });
+  await t.http("get", "GET", `/threads/${id}`);
+});
+add("POST /threads/prune", "keep_latest", async (t) => {
+  const id = await ranThread(t);
+  await t.http("prune", "POST", "/threads/prune", { thread_ids: [id], strategy: "keep_latest" });
+  await t.http("history", "POST", `/threads/${id}/history`, {});
+});
+
 // ---- store
 /** Items in two nested namespaces and one other. */
 async function storeItems(t: Target): Promise<void> {
@@ -1029,5 +1089,115 @@ add("POST /threads/{thread_id}/runs/stream", "nested, without stream_subgraphs",
   );
 });
 // ---- end subgraphs
+
+// ---- issue 17 (h4): supersteps, thread.config, runtime context, /wait and /join at an interrupt
+add("POST /threads", "supersteps", async (t) => {
+  const res = await t.http("create", "POST", "/threads", {
+    metadata: { graph_id: "echo" },
+    supersteps: [
+      { updates: [{ values: { topic: "s", log: "seeded" }, as_node: "first" }] },
+      { updates: [{ values: { log: "again" }, as_node: "second" }] },
+    ],
+  });
+  const id = res.json.thread_id as string;
+  await t.http("state", "GET", `/threads/${id}/state`);
+  await t.http("history", "POST", `/threads/${id}/history`, {});
+  await t.http("run on", "POST", `/threads/${id}/runs/wait`, { assistant_id: "echo", input: null });
+});
+add("POST /threads", "supersteps with a command", async (t) => {
+  const res = await t.http("create", "POST", "/threads", {
+    metadata: { graph_id: "echo" },
+    supersteps: [
+      { updates: [{ command: { update: { topic: "c" }, goto: "second" }, as_node: "first" }] },
+    ],
+  });
+  await t.http("state", "GET", `/threads/${res.json.thread_id as string}/state`);
+});
+add("POST /threads", "sdk supersteps", async (t) => {
+  await t.sdk("create", async (c) => {
+    const created = await c.threads.create({
+      graphId: "echo",
+      supersteps: [{ updates: [{ values: { topic: "sdk" }, asNode: "first" }] }],
+    });
+    return c.threads.getState(created.thread_id);
+  });
+});
+add("GET /threads/{thread_id}", "config after runs", async (t) => {
+  const id = await thread(t);
+  await t.http("run", "POST", `/threads/${id}/runs/wait`, {
+    assistant_id: "echo",
+    input: { topic: "a" },
+    config: { configurable: { pref: "short" }, tags: ["t1"] },
+  });
+  await t.http("get", "GET", `/threads/${id}`);
+  await t.http("run again", "POST", `/threads/${id}/runs/wait`, {
+    assistant_id: "echo",
+    input: { topic: "b" },
+    config: { configurable: { other: 1 } },
+  });
+  await t.http("get again", "GET", `/threads/${id}`);
+});
+for (const [name, body] of [
+  ["context", { assistant_id: "ctx", input: {}, context: { tone: "formal" } }],
+  ["context with limit", { assistant_id: "ctx", input: {}, context: { tone: "casual", limit: 2 } }],
+  ["context refused by the schema", { assistant_id: "ctx", input: {}, context: { tone: "rude" } }],
+] as const) {
+  add(
+    "POST /runs/wait",
+    name,
+    async (t) => void (await t.http("wait", "POST", "/runs/wait", body)),
+  );
+}
+add("POST /runs/wait", "context merged over the assistant's", async (t) => {
+  const id = await assistant(t, { graph_id: "ctx", context: { tone: "casual", limit: 3 } });
+  await t.http("defaults", "POST", "/runs/wait", { assistant_id: id, input: {} });
+  await t.http("merged", "POST", "/runs/wait", {
+    assistant_id: id,
+    input: {},
+    context: { tone: "formal" },
+  });
+  await t.sdk("sdk merged", (c) => c.runs.wait(null, id, { input: {}, context: { limit: 7 } }));
+});
+add("GET /threads/{thread_id}/runs/{run_id}/join", "a run stopped at an interrupt", async (t) => {
+  const id = await thread(t);
+  await t.http("wait", "POST", `/threads/${id}/runs/wait`, {
+    assistant_id: "approval",
+    input: { topic: "i" },
+  });
+  const runs = await t.http("list", "GET", `/threads/${id}/runs`);
+  const runId = (runs.json as unknown as { run_id: string }[])[0]!.run_id;
+  await t.http("join", "GET", `/threads/${id}/runs/${runId}/join`);
+  await t.sdk("sdk join", (c) => c.runs.join(id, runId));
+});
+// ---- dev server: POST /internal/truncate. Last: the reference keeps a store namespace whose
+// items were all deleted (the harness's reset deletes items one by one), which would show in the
+// store cases' namespace lists and search order.
+for (const [name, flags] of [
+  ["threads and runs", { threads: true, runs: true }],
+  ["runs", { runs: true }],
+  ["checkpointer", { checkpointer: true }],
+  ["assistants", { assistants: true }],
+  ["store", { store: true }],
+  ["everything", { runs: true, threads: true, assistants: true, checkpointer: true, store: true }],
+  ["no flags", {}],
+  ["unknown flag", { colour: true }],
+] as const) {
+  add("POST /internal/truncate", name, async (t) => {
+    const id = await ranThread(t);
+    await assistant(t);
+    await t.http("setup: put", "PUT", "/store/items", {
+      namespace: ["t"],
+      key: "k",
+      value: { v: 1 },
+    });
+    t.steps.pop();
+    await t.http("truncate", "POST", "/internal/truncate", flags);
+    await t.http("threads", "POST", "/threads/search", {});
+    await t.http("runs", "GET", `/threads/${id}/runs`);
+    await t.http("state", "GET", `/threads/${id}/state`);
+    await t.http("assistants", "POST", "/assistants/search", {}, { unordered: true });
+    await t.http("item", "GET", "/store/items?namespace=t&key=k");
+  });
+}
 
 export const CORPUS: readonly Case[] = cases;

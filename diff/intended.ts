@@ -207,9 +207,10 @@ export const INTENDED: Intended[] = [
   },
   {
     route: "*",
-    path: /\.kwargs\.(command|stream_subgraphs|checkpoint_before)$/,
+    path: /\.kwargs\.(checkpoint_before|on_disconnect)$/,
     kind: "extra",
-    reason: "a run's kwargs are what Refinery stored to execute it; extra fields",
+    reason:
+      "a run's kwargs keep what Refinery needs to execute it: the checkpoint it started from (rollback, crash recovery) and its on_disconnect; extra fields",
   },
   {
     route: "POST /assistants/{assistant_id}/versions",
@@ -319,6 +320,22 @@ export const INTENDED: Intended[] = [
       "refresh_ttl other than true/false is refused with a 422 naming query.refresh_ttl; the reference answers the item",
   },
 
+  // ---- Bulk and dev operations
+  {
+    route: "POST /internal/truncate",
+    case: /^unknown flag$/,
+    path: STATUS,
+    when: statuses(422, 200),
+    reason:
+      "a flag truncate does not know is refused with a 422 naming it: a misspelt flag of a route that deletes everything must not silently delete nothing (or less than asked); the reference ignores it",
+  },
+  ...["POST /runs/cancel", "POST /threads/prune"].map((route): Intended => ({
+    route,
+    path: /./,
+    reason:
+      "a Refinery-only route (the LangGraph Platform's bulk cancel and thread prune, which the reference, langgraph dev, does not serve: 404), and what follows from it",
+  })),
+
   // ---- subgraphs (issue 17)
   {
     route: "POST /threads/{thread_id}/runs/wait",
@@ -336,29 +353,5 @@ export const INTENDED: Intended[] = [
     gap: true,
     reason:
       "a graph whose state is an Annotation (not zod) has null schemas; the reference derives them from the TypeScript types",
-  },
-  {
-    route: "*",
-    path: /\.(body|result)(\[\d+\])?\.metadata\.(assistant_id|graph_id|created_by)$|\.kwargs\.(config\.metadata\.(assistant_id|graph_id)|config\.configurable\.run_id|context|resumable|subgraphs)$/,
-    kind: "missing",
-    gap: true,
-    reason:
-      "run objects: the reference stamps assistant_id, graph_id and the assistant's metadata into each run's metadata and keeps resumable/subgraphs/context in kwargs; Refinery's runs carry the caller's metadata only",
-  },
-  {
-    route: "POST /threads/{thread_id}/runs/stream",
-    case: /stream_subgraphs|useStream/,
-    path: /^(stream|resume)\.events/,
-    gap: true,
-    reason:
-      "with stream_subgraphs the reference also emits checkpoints events ({id, parent_id, source, step}) between the requested ones; Refinery emits the requested modes only",
-  },
-  {
-    route: "POST /threads/{thread_id}/runs/wait",
-    case: /resume: command goto/,
-    path: /^resume\.body\./,
-    gap: true,
-    reason:
-      "command.goto while an interrupt is pending: Refinery's /wait answers the pending interrupt again, the reference the values after the node it went to",
   },
 ];

@@ -103,6 +103,8 @@ async function main() {
         REFINERY_RUN_THREADS: "0",
         // The reference answers every origin; we answer the origins we are told (CORS case).
         REFINERY_CORS_ORIGINS: CORS_ORIGIN,
+        // The reference is `langgraph dev`: its dev-only route (POST /internal/truncate) exists.
+        REFINERY_DEV: "1",
       },
       configPath: CONFIG,
       port: 0,

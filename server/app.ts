@@ -6,7 +6,7 @@ import { authMiddleware, isPublicPath } from "./auth/index.ts";
 import { corsMiddleware } from "./auth/cors.ts";
 import { rateLimitMiddleware } from "./auth/rate-limit.ts";
 import type { AppDeps } from "./context.ts";
-import { bodyDepthGuard, errorHandler, sendJson } from "./http.ts";
+import { bodyDepthGuard, errorHandler, errorJson, sendJson } from "./http.ts";
 import { apiDocsRoutes } from "./routes/docs.ts";
 import { assistantRoutes } from "./routes/assistants.ts";
 import { bulkRoutes } from "./routes/bulk.ts";
@@ -70,9 +70,11 @@ export function createApp(
     sendJson(
       res,
       404,
-      new RefineryError("not_found", `No route ${req.method} ${req.path}`, {
-        fix: "see GET /docs for the API",
-      }).toJSON(),
+      errorJson(
+        new RefineryError("not_found", `No route ${req.method} ${req.path}`, {
+          fix: "see GET /docs for the API",
+        }),
+      ),
     );
   });
   app.use(errorHandler(deps.log));

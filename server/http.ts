@@ -57,6 +57,26 @@ export function notFound(
   });
 }
 
+/**
+ * The one error body, whatever the path (a RefineryError, a malformed or oversized body, a
+ * router error, a missing route, an unexpected failure). `detail` comes first and holds the
+ * reason as the LangGraph server words it ("Assistant not found"): the key its Python server
+ * sends and LangGraph clients read (the Python SDK reads `message`, then `detail`); the official
+ * JS SDK shows the body's text, so its message begins `HTTP 404: {"detail":"Assistant not found"`.
+ * Refinery's own keys follow: `error` (the code), `message` (one line: field, reason, fix),
+ * `field`, `fix` and `retryable`.
+ */
+export function errorJson(err: RefineryError): Record<string, unknown> {
+  return {
+    detail: err.message,
+    error: err.code,
+    message: err.toLine(),
+    ...(err.field ? { field: err.field } : {}),
+    ...(err.fix ? { fix: err.fix } : {}),
+    retryable: err.retryable,
+  };
+}
+
 /** Maps every error to a JSON response; only unexpected errors are 500, and never show a stack. */
 export function errorHandler(log: Logger) {
   return (err: unknown, req: Request, res: Response, _next: NextFunction): void => {
@@ -66,17 +86,33 @@ export function errorHandler(log: Logger) {
     }
     const body = err as { type?: string; status?: number; expose?: boolean; message?: string };
     if (body && body.type === "entity.parse.failed") {
-      sendJson(res, 400, {
-        error: "bad_request",
-        message: `Malformed JSON body: ${body.message ?? "parse error"}. Fix: send valid JSON with Content-Type: application/json`,
-      });
+      sendJson(
+        res,
+        400,
+        errorJson(
+          new RefineryError(
+            "bad_request",
+            `Malformed JSON body: ${body.message ?? "parse error"}`,
+            {
+              field: "body",
+              fix: "send valid JSON with Content-Type: application/json",
+            },
+          ),
+        ),
+      );
       return;
     }
     if (body && body.type === "entity.too.large") {
-      sendJson(res, 413, {
-        error: "payload_too_large",
-        message: "Request body is too large. Fix: send a smaller body or raise REFINERY_BODY_LIMIT",
-      });
+      sendJson(
+        res,
+        413,
+        errorJson(
+          new RefineryError("payload_too_large", "Request body is too large", {
+            field: "body",
+            fix: "send a smaller body or raise REFINERY_BODY_LIMIT",
+          }),
+        ),
+      );
       return;
     }
     if (
@@ -87,7 +123,8 @@ export function errorHandler(log: Logger) {
       // The router's "Failed to decode param" is a 400 URIError that is not marked `expose`.
       (body.expose || err instanceof URIError)
     ) {
-      sendJson(res, body.status, { error: "bad_request", message: body.message ?? "bad request" });
+      const refused = new RefineryError("bad_request", body.message ?? "bad request");
+      sendJson(res, body.status, errorJson(refused));
       return;
     }
     if (isHttpAuthError(err)) {
@@ -114,7 +151,7 @@ export function errorHandler(log: Logger) {
           error: err.code,
           message: err.message,
         });
-      sendJson(res, err.status, { ...err.toJSON(), detail: err.toLine() });
+      sendJson(res, err.status, errorJson(err));
       return;
     }
     log("error", "unexpected error", {
@@ -123,7 +160,7 @@ export function errorHandler(log: Logger) {
       message: (err as Error)?.message,
       stack: (err as Error)?.stack,
     });
-    sendJson(res, 500, { error: "internal", message: "Internal server error" });
+    sendJson(res, 500, errorJson(new RefineryError("internal", "Internal server error")));
   };
 }
 

@@ -31,6 +31,8 @@ export function publicThread(t: Thread): Thread {
   const { values: _values, interrupts, error, ...rest } = t;
   return {
     ...rest,
+    // The configurable its runs were given: may carry secrets (models' API keys).
+    config: redactSecrets(t.config) as Thread["config"],
     ...(values === null ? {} : { values, interrupts }),
     ...(error === null ? {} : { error }),
   } as Thread;

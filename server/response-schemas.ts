@@ -11,6 +11,11 @@ const ErrorInfo = z.object({ error: z.string(), message: z.string() });
 
 export const ErrorBody = z
   .object({
+    detail: z
+      .string()
+      .describe(
+        'The reason as the LangGraph server words it (e.g. "Assistant not found"): the key LangGraph clients read',
+      ),
     error: z
       .string()
       .describe(
@@ -18,8 +23,8 @@ export const ErrorBody = z
       ),
     message: z.string().describe("One line: the field, what was wrong and the fix"),
     field: z.string().optional().describe("Dotted path of the offending field"),
-    retryable: z.boolean().optional(),
-    detail: z.string().optional(),
+    fix: z.string().optional().describe("What to do about it"),
+    retryable: z.boolean(),
   })
   .describe("Every error. A LangGraph auth module's own errors are plain text instead.");
 

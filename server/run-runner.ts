@@ -4,7 +4,12 @@
 // executor does what follows a run (metrics, closing the stream, webhook, learning) in the server
 // thread, from the RunOutcome returned here.
 import { attemptJournalOf } from "../core/models/attempt-journal.ts";
-import { Command, Send, type BaseCheckpointSaver } from "@langchain/langgraph";
+import {
+  Command,
+  isCheckpointEnvelope,
+  Send,
+  type BaseCheckpointSaver,
+} from "@langchain/langgraph";
 import { usageByNodeOf } from "../core/state.ts";
 import { continueAfterModelError, recordFailedAttempts } from "../graphs/continue.ts";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
@@ -124,7 +129,12 @@ export class RunRunner {
     let interrupted = false;
     /** What failed the run (status "error"). */
     let failure: unknown;
-    /** The last interrupt chunk (`{__interrupt__: [...]}`): what /wait answers for this run. */
+    /**
+     * The interrupt chunk (`{__interrupt__: [...]}`) when it is the run's last root values chunk:
+     * what /wait answers for this run. A step can interrupt one task and finish another (a
+     * `command.goto` while an interrupt is pending): the values after it come last, and /wait
+     * answers those, as the LangGraph server does (its last values event).
+     */
     let interruptChunk: unknown;
     let graph;
     try {
@@ -172,7 +182,16 @@ export class RunRunner {
           ...(wantsEvents || wantsMessages ? ["debug"] : []),
         ]),
       ];
+      const subgraphs = Boolean(kwargs.subgraphs);
+      // With subgraphs streamed and values among the library modes, the LangGraph server (which
+      // always runs streamEvents) also emits LangGraph's checkpoint envelopes ({id, parent_id,
+      // step, source}, before each values chunk) as `checkpoints` events, unless the client asked
+      // for the full `checkpoints` mode. LangGraph passes them only to stream calls that carry a
+      // `version` (streamEvents'): graph.stream gets one too, so they come without the cost of
+      // callback events.
+      const envelopes = subgraphs && modes.includes("values");
       const options = {
+        ...(envelopes ? { version: "v2" as const } : {}),
         configurable: {
           ...(resumed ? withoutCheckpointId(configurable) : configurable),
           thread_id: run.thread_id,
@@ -200,22 +219,34 @@ export class RunRunner {
         // Each step is committed before the next one starts, so a crash never redoes a step that
         // finished (LangGraph's default, "async", starts the next step while the write is queued).
         durability: "sync",
-        subgraphs: Boolean(kwargs.stream_subgraphs),
+        subgraphs: Boolean(kwargs.subgraphs),
         ...(kwargs.interrupt_before ? { interruptBefore: kwargs.interrupt_before } : {}),
         ...(kwargs.interrupt_after ? { interruptAfter: kwargs.interrupt_after } : {}),
         signal,
       };
-      const subgraphs = Boolean(kwargs.stream_subgraphs);
+      const wantsCheckpoints = kwargs.stream_mode.includes("checkpoints");
       const onChunk = (chunk: unknown): void => {
         const parts = chunk as unknown[];
         const [ns, mode, data] = subgraphs
           ? (parts as [string[], string, unknown])
           : ([[], ...parts] as unknown as [string[], string, unknown]);
+        if (mode === "checkpoints" && isCheckpointEnvelope(data)) {
+          if (envelopes && !wantsCheckpoints)
+            sink.publish(
+              run.run_id,
+              ns.length ? `checkpoints|${ns.join("|")}` : "checkpoints",
+              data,
+            );
+          return;
+        }
         if (mode === "values" && ns.length === 0) {
           if (isInterruptChunk(data)) {
             interrupted = true;
             interruptChunk = data;
-          } else lastValues = data;
+          } else {
+            lastValues = data;
+            interruptChunk = undefined;
+          }
         }
         if (published.has(mode))
           sink.publish(
@@ -467,7 +498,7 @@ function tokensAdded(before: unknown, after: unknown): TokenCount[] {
  * A command as JSON sent it: `goto` may name nodes or be `{node, input}` objects (one or a
  * list), which become `Send`s, as the LangGraph server reads them (issue 22).
  */
-function toCommand(command: NonNullable<Run["kwargs"]["command"]>): Command {
+export function toCommand(command: NonNullable<Run["kwargs"]["command"]>): Command {
   const asSend = (g: unknown) =>
     g && typeof g === "object" && "node" in g && typeof g.node === "string"
       ? new Send(g.node, (g as { input?: unknown }).input)

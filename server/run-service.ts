@@ -4,6 +4,7 @@
 // thread it runs on, and inserts it under the multitask, resume and per-tenant rules. The runs
 // routes and the approval endpoints (and the approval watcher, as the server) call it.
 import { randomUUID } from "node:crypto";
+import { interopSafeParse, isInteropZodSchema } from "@langchain/core/utils/types";
 import { ApprovalDecisionSchema, isApprovalRequest, normalizeDecision } from "../core/approval.ts";
 import { isAuthMatching } from "../core/auth-filters.ts";
 import { fromZodError, RefineryError } from "../core/errors.ts";
@@ -53,6 +54,17 @@ const SERVER_KEYS = [
   "refinery_store_partition",
   // When the run must end (REFINERY_RUN_TIMEOUT_MS), set by the run runner for model calls.
   "refinery_run_deadline",
+];
+
+/** Keys of a run's `configurable` that belong to that run only, never to its thread. */
+const PER_RUN_KEYS = [
+  "checkpoint_id",
+  "checkpoint_ns",
+  "checkpoint_map",
+  "run_id",
+  "thread_id",
+  "graph_id",
+  "assistant_id",
 ];
 
 /** A command as stored and run: without the `lg_name` tag that `Command.toJSON()` adds. */
@@ -176,9 +188,27 @@ export function createRunService(deps: AppDeps): RunService {
     for (const key of SERVER_KEYS) delete configurable[key];
     Object.assign(configurable, stamped);
     deps.validateConfig?.(assistant.graph_id, { configurable });
+    // As the LangGraph server's runs carry it (after validation: it is no refine option).
+    configurable.run_id = runId;
     if (body.input !== undefined && body.input !== null)
       deps.validateInput?.(assistant.graph_id, body.input);
     await checkTargets(assistant.graph_id, body, thread, configurable);
+    const context = mergeContext(assistant.context, body.context);
+    await checkContext(assistant.graph_id, context, configurable);
+    // The run's metadata, as the LangGraph server stamps it: the assistant's, then the thread's
+    // (with the graph and assistant this run stamps on it; a thread this run creates adds none),
+    // then the caller's.
+    const metadata: Metadata = {
+      ...(assistant.metadata ?? {}),
+      ...(thread
+        ? {
+            ...thread.metadata,
+            graph_id: assistant.graph_id,
+            assistant_id: assistant.assistant_id,
+          }
+        : {}),
+      ...runMetadata,
+    };
     // A new thread belongs to the caller: it gets the run's metadata as the handler left it
     // (with built-in keys, the tenant), as the LangGraph server does.
     const isNew = stateless; // "raise" below: a stateless run's thread is always its own
@@ -191,7 +221,8 @@ export function createRunService(deps: AppDeps): RunService {
     }
     const kwargs: RunKwargs = {
       input: body.input ?? null,
-      command: body.command ? withoutName(body.command) : null,
+      // Absent without a command, as in the LangGraph server's run objects.
+      ...(body.command ? { command: withoutName(body.command) } : {}),
       config: {
         ...(assistant.config.tags || body.config?.tags
           ? { tags: [...(assistant.config.tags ?? []), ...(body.config?.tags ?? [])] }
@@ -200,16 +231,18 @@ export function createRunService(deps: AppDeps): RunService {
           ? { recursion_limit: body.config?.recursion_limit ?? assistant.config.recursion_limit }
           : {}),
         configurable,
-        metadata: { ...(assistant.metadata ?? {}), ...runMetadata },
+        metadata,
       },
-      ...(body.context !== undefined ? { context: body.context } : {}),
+      // The assistant's context under the run's, key by key, as the LangGraph server merges them.
+      context,
       stream_mode:
         body.stream_mode === undefined || body.stream_mode === null
           ? ["values"]
           : Array.isArray(body.stream_mode)
             ? body.stream_mode
             : [body.stream_mode],
-      stream_subgraphs: Boolean(body.stream_subgraphs),
+      subgraphs: Boolean(body.stream_subgraphs),
+      resumable: Boolean(body.stream_resumable),
       ...(body.interrupt_before ? { interrupt_before: body.interrupt_before } : {}),
       ...(body.interrupt_after ? { interrupt_after: body.interrupt_after } : {}),
       ...(body.on_disconnect ? { on_disconnect: body.on_disconnect } : {}),
@@ -233,10 +266,11 @@ export function createRunService(deps: AppDeps): RunService {
           thread_id: targetThread,
           assistant_id: assistant.assistant_id,
           graph_id: assistant.graph_id,
-          metadata: runMetadata,
+          metadata,
           multitask_strategy: strategy,
           kwargs,
           partition: auth.partition,
+          thread_config: threadConfigOf(kwargs.config),
           ...(body.after_seconds
             ? { not_before: new Date(Date.now() + body.after_seconds * 1000).toISOString() }
             : {}),
@@ -315,21 +349,71 @@ export function createRunService(deps: AppDeps): RunService {
     return { ...(filters ? { filters } : {}), ...(system ? { system: true } : {}) };
   }
 
+  /**
+   * What a run leaves in its thread's `config`, as the LangGraph server fills it: its tags,
+   * recursion limit and the configurable that sticks to the thread (without the per-run keys —
+   * checkpoint, run, thread, graph and assistant ids — and without what only the server sets).
+   */
+  function threadConfigOf(config: RunKwargs["config"]): Record<string, unknown> {
+    const configurable = { ...config.configurable };
+    for (const key of [...PER_RUN_KEYS, ...SERVER_KEYS]) delete configurable[key];
+    return {
+      ...(config.tags ? { tags: config.tags } : {}),
+      ...(config.recursion_limit ? { recursion_limit: config.recursion_limit } : {}),
+      configurable,
+    };
+  }
+
   async function stickyConfigurable(threadId: string): Promise<Record<string, unknown>> {
     const [last] = await storage.runs.list(threadId, { limit: 1 });
     const out = { ...(last?.kwargs.config.configurable ?? {}) };
-    for (const key of [
-      "checkpoint_id",
-      "checkpoint_ns",
-      "checkpoint_map",
-      "run_id",
-      "thread_id",
-      "graph_id",
-      "assistant_id",
-      ...SERVER_KEYS,
-    ])
-      delete out[key];
+    for (const key of [...PER_RUN_KEYS, ...SERVER_KEYS]) delete out[key];
     return out;
+  }
+
+  /**
+   * The run's runtime context: the assistant's `context` defaults under the run's `context`,
+   * key by key (LangGraph's merge). A run's context that is not an object is refused.
+   */
+  function mergeContext(defaults: unknown, given: unknown): Record<string, unknown> {
+    if (
+      given !== undefined &&
+      given !== null &&
+      (typeof given !== "object" || Array.isArray(given))
+    )
+      throw new RefineryError("invalid_input", "context must be an object", {
+        field: "context",
+        fix: "send the graph's runtime context as a JSON object of its fields (or leave it out)",
+      });
+    const base =
+      defaults && typeof defaults === "object" && !Array.isArray(defaults)
+        ? (defaults as Record<string, unknown>)
+        : {};
+    return { ...base, ...((given as Record<string, unknown> | null | undefined) ?? {}) };
+  }
+
+  /**
+   * A graph compiled with a context schema (`new StateGraph(State, { context })`) gets the merged
+   * context checked now: a 422 naming \`context.<field>\` instead of a run that fails at its first
+   * step. A graph that cannot be built here is left to the run to report.
+   */
+  async function checkContext(
+    graphId: string,
+    context: Record<string, unknown>,
+    configurable: Record<string, unknown>,
+  ): Promise<void> {
+    let schema: unknown;
+    try {
+      const graph = (await deps.registry.get(graphId, { configurable })) as {
+        builder?: { _configRuntimeSchema?: unknown };
+      };
+      schema = graph.builder?._configRuntimeSchema;
+    } catch {
+      return;
+    }
+    if (!isInteropZodSchema(schema)) return;
+    const result = interopSafeParse(schema, context);
+    if (!result.success) throw fromZodError(result.error, "context", "invalid_input", schema);
   }
 
   /** A run must name a checkpoint and nodes that exist: a 404 / 422 now, not a failed run later. */

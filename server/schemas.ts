@@ -207,20 +207,77 @@ export const AssistantSetLatest = z.object({ version: z.number().int().min(1) })
 
 export const ThreadStatus = z.enum(["idle", "busy", "interrupted", "error"]);
 
+/** Bounds of a thread create's `supersteps` (each one is a checkpoint write). */
+export const MAX_SUPERSTEPS = 100;
+export const MAX_SUPERSTEP_UPDATES = 100;
+/** The longest thread TTL: ten years, in minutes. */
+export const MAX_THREAD_TTL_MINUTES = 5_256_000;
+
+/**
+ * A thread's time to live, as the SDK sends it (`{ttl, strategy: "delete"}`; a bare number is
+ * read as minutes too): the thread, its runs and checkpoints are deleted that many minutes
+ * after its last update.
+ */
+export const ThreadTtl = z.preprocess(
+  (v) => (typeof v === "number" ? { ttl: v } : v),
+  z
+    .object(
+      {
+        strategy: z
+          .literal("delete", { error: 'ttl.strategy must be "delete" (the only strategy)' })
+          .optional(),
+        ttl: z
+          .number({
+            error: "ttl.ttl is required: the minutes the thread lives after its last update",
+          })
+          .positive("ttl.ttl must be a positive number of minutes")
+          .max(MAX_THREAD_TTL_MINUTES, `ttl.ttl must be at most ${MAX_THREAD_TTL_MINUTES} minutes`),
+      },
+      { error: 'ttl must be {"ttl": <minutes>, "strategy": "delete"} or a number of minutes' },
+    )
+    .strict(),
+);
+
 export const ThreadCreate = z
   .object({
     thread_id: Uuid.nullish(),
     metadata: Meta.nullish(),
     if_exists: z.enum(["raise", "do_nothing"]).nullish(),
     graph_id: z.string().nullish(),
-    supersteps: z.unknown().optional(),
-    ttl: z.unknown().optional().describe("Accepted, ignored."),
+    supersteps: z
+      .array(
+        z
+          .object({
+            updates: z
+              .array(
+                z
+                  .object({
+                    values: z.unknown().optional(),
+                    command: CommandSchema.nullish(),
+                    as_node: z
+                      .string()
+                      .min(1, "as_node is required: the node the update is made as"),
+                  })
+                  .strip(),
+              )
+              .min(1, "a superstep needs at least one update")
+              .max(
+                MAX_SUPERSTEP_UPDATES,
+                `a superstep may hold at most ${MAX_SUPERSTEP_UPDATES} updates`,
+              ),
+          })
+          .strip(),
+      )
+      .max(MAX_SUPERSTEPS, `at most ${MAX_SUPERSTEPS} supersteps per request`)
+      .nullish()
+      .describe(
+        "State updates applied in order, each superstep's updates together, as the thread's first checkpoints (needs graph_id)",
+      ),
+    ttl: ThreadTtl.nullish(),
   })
   .strip();
 
-export const ThreadPatch = z
-  .object({ metadata: Meta.nullish(), ttl: z.unknown().optional() })
-  .strip();
+export const ThreadPatch = z.object({ metadata: Meta.nullish(), ttl: ThreadTtl.nullish() }).strip();
 
 export const ThreadSearch = z
   .object({
@@ -287,6 +344,20 @@ export const JoinStreamQuery = z.object({
     .optional()
     .describe("Accepted, ignored."),
   checkpoint_id: z.string().optional().describe("Accepted, ignored (useStream sends it)."),
+});
+
+export const THREAD_STREAM_MODES = ["run_modes", "lifecycle", "state_update"] as const;
+const ThreadStreamMode = z.enum(THREAD_STREAM_MODES, {
+  error: `stream_mode must be one of ${THREAD_STREAM_MODES.join(", ")}`,
+});
+
+export const ThreadStreamQuery = z.object({
+  stream_mode: z
+    .union([ThreadStreamMode, z.array(ThreadStreamMode).max(3)])
+    .optional()
+    .describe(
+      "run_modes (default): every event of the thread's runs, and run_done after each; lifecycle: each run's metadata (start) and run_done (end); state_update: the runs' values events",
+    ),
 });
 
 export const CancelQuery = z.object({

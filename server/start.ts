@@ -307,6 +307,34 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     });
   }, 60_000);
   storeSweeper.unref();
+  // Threads whose TTL ran out: deleted with their checkpoints and runs, at most
+  // THREAD_SWEEP_BATCH per tick (one tick at a time), so a backlog never stalls the server.
+  let sweepingThreads = false;
+  const threadSweeper = setInterval(() => {
+    if (sweepingThreads) return;
+    sweepingThreads = true;
+    sweepExpiredThreads()
+      .then((n) => {
+        if (n > 0) log("info", "expired threads deleted", { threads: n });
+      })
+      .catch((err: unknown) => {
+        log("warn", "thread TTL sweep failed", { error: (err as Error).message });
+      })
+      .finally(() => {
+        sweepingThreads = false;
+      });
+  }, limits.threadSweepMs);
+  threadSweeper.unref();
+  async function sweepExpiredThreads(): Promise<number> {
+    let deleted = 0;
+    for (const threadId of await storage.threads.expired(Date.now(), THREAD_SWEEP_BATCH)) {
+      // A run created since the query keeps the thread (it moves the expiry on).
+      if ((await storage.runs.inflight(threadId)).length > 0) continue;
+      await checkpoints.deleteThread(threadId);
+      if (await storage.threads.delete(threadId)) deleted += 1;
+    }
+    return deleted;
+  }
   const address = server.address() as AddressInfo;
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
   log("info", "server listening", {
@@ -334,6 +362,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       closed = true;
       approvals.stop();
       clearInterval(storeSweeper);
+      clearInterval(threadSweeper);
       const stopped = new Promise<void>((r) => server.close(() => r()));
       await executor.stop(graceMs);
       server.closeAllConnections();
@@ -364,12 +393,16 @@ function serverSettings(e: EnvSettings) {
     /** Runs pending or running per tenant; default 200 with auth, no cap without. */
     tenantRuns: (authOn: boolean) => e.REFINERY_TENANT_MAX_RUNS ?? (authOn ? 200 : 0),
     approvalPollMs: e.REFINERY_APPROVAL_POLL_MS,
+    threadSweepMs: e.REFINERY_THREAD_SWEEP_MS,
     runs: {
       stepTimeoutMs: e.REFINERY_STEP_TIMEOUT_MS,
       runTimeoutMs: e.REFINERY_RUN_TIMEOUT_MS,
     },
   };
 }
+
+/** Expired threads deleted per sweep tick, at most. */
+const THREAD_SWEEP_BATCH = 100;
 
 /** Why the server could not listen, naming the setting to change. */
 function listenError(err: unknown, host: string, port: number): unknown {

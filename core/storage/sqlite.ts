@@ -87,10 +87,17 @@ CREATE INDEX IF NOT EXISTS refinery_runs_seq ON refinery_runs(seq);
 /** Columns added after a table was first shipped: added to older files at open. */
 const ADDED_COLUMNS: { table: string; column: string; ddl: string }[] = [
   { table: "refinery_runs", column: "partition", ddl: "partition TEXT NOT NULL DEFAULT ''" },
+  // A thread's TTL (ms) and when it expires (epoch ms): its last update plus the TTL.
+  { table: "refinery_threads", column: "ttl_ms", ddl: "ttl_ms INTEGER" },
+  { table: "refinery_threads", column: "expires_at", ddl: "expires_at INTEGER" },
 ];
 const AFTER_COLUMNS = `
 CREATE INDEX IF NOT EXISTS refinery_runs_partition ON refinery_runs(partition, status);
+CREATE INDEX IF NOT EXISTS refinery_threads_expires ON refinery_threads(expires_at) WHERE expires_at IS NOT NULL;
 `;
+
+/** SQL that moves a thread's expiry to now (the \`?\`, epoch ms) plus its TTL, if it has one. */
+const TOUCH_EXPIRY = "expires_at = CASE WHEN ttl_ms IS NULL THEN NULL ELSE ? + ttl_ms END";
 
 function addMissingColumns(db: Database.Database): void {
   for (const { table, column, ddl } of ADDED_COLUMNS) {
@@ -284,10 +291,21 @@ function rowToRun(r: Record<string, unknown>): Run {
     status: r.status as RunStatus,
     metadata: p(r.metadata, {}),
     multitask_strategy: r.multitask_strategy as Run["multitask_strategy"],
-    kwargs: p(r.kwargs, { config: { configurable: {} }, stream_mode: ["values"] }),
+    kwargs: kwargsOf(r.kwargs),
     attempt: r.attempt as number,
     error: p(r.error, null),
   };
+}
+
+/** A stored run's kwargs; older rows named `subgraphs` `stream_subgraphs`. */
+function kwargsOf(raw: unknown): Run["kwargs"] {
+  const kwargs = p<Run["kwargs"] & { stream_subgraphs?: boolean }>(raw, {
+    config: { configurable: {} },
+    stream_mode: ["values"],
+  });
+  if (kwargs.stream_subgraphs === undefined) return kwargs;
+  const { stream_subgraphs: subgraphs, ...rest } = kwargs;
+  return { ...rest, subgraphs };
 }
 
 /**
@@ -506,8 +524,8 @@ export function createSqliteStorage(db: Database.Database): Storage {
 
   function writeSnapshot(id: string, s: ThreadSnapshot): void {
     prep(
-      `UPDATE refinery_threads SET status = ?, "values" = ?, interrupts = ?, error = ?, updated_at = ? WHERE thread_id = ?`,
-    ).run(s.status, j(s.values), j(s.interrupts), j(s.error ?? null), now(), id);
+      `UPDATE refinery_threads SET status = ?, "values" = ?, interrupts = ?, error = ?, updated_at = ?, ${TOUCH_EXPIRY} WHERE thread_id = ?`,
+    ).run(s.status, j(s.values), j(s.interrupts), j(s.error ?? null), now(), Date.now(), id);
   }
 
   const threads: ThreadStore = {
@@ -537,6 +555,12 @@ export function createSqliteStorage(db: Database.Database): Storage {
             error: null,
           };
           insertThread(thread);
+          if (input.ttl_ms)
+            prep("UPDATE refinery_threads SET ttl_ms = ?, expires_at = ? WHERE thread_id = ?").run(
+              input.ttl_ms,
+              Date.now() + input.ttl_ms,
+              input.thread_id,
+            );
           return thread;
         })
         .immediate();
@@ -555,11 +579,14 @@ export function createSqliteStorage(db: Database.Database): Storage {
           if (!reaches(t.metadata, access)) return undefined;
           const metadata = { ...t.metadata, ...(patch.metadata ?? {}) };
           const updated = now();
-          prep("UPDATE refinery_threads SET metadata = ?, updated_at = ? WHERE thread_id = ?").run(
-            j(metadata),
-            updated,
-            id,
-          );
+          if (patch.ttl_ms !== undefined)
+            prep("UPDATE refinery_threads SET ttl_ms = ? WHERE thread_id = ?").run(
+              patch.ttl_ms,
+              id,
+            );
+          prep(
+            `UPDATE refinery_threads SET metadata = ?, updated_at = ?, ${TOUCH_EXPIRY} WHERE thread_id = ?`,
+          ).run(j(metadata), updated, Date.now(), id);
           return { ...t, metadata, updated_at: updated };
         })
         .immediate();
@@ -594,6 +621,16 @@ export function createSqliteStorage(db: Database.Database): Storage {
     },
     async setSnapshot(id, s: ThreadSnapshot) {
       writeSnapshot(id, s);
+    },
+    async expired(nowMs, limit) {
+      // A thread with a run pending or running is left for a later sweep: its run touches it.
+      return (
+        prep(
+          `SELECT thread_id FROM refinery_threads t WHERE expires_at IS NOT NULL AND expires_at <= ?
+             AND NOT EXISTS (SELECT 1 FROM refinery_runs r WHERE r.thread_id = t.thread_id AND r.status IN ('pending', 'running'))
+           ORDER BY expires_at LIMIT ?`,
+        ).all(nowMs, limit) as { thread_id: string }[]
+      ).map((r) => r.thread_id);
     },
   };
 
@@ -707,9 +744,17 @@ export function createSqliteStorage(db: Database.Database): Storage {
             graph_id: input.graph_id,
             assistant_id: input.assistant_id,
           };
+          // The thread keeps the config its runs were given (thread.config), as the LangGraph
+          // server fills it: each run's over the one before.
+          const config = input.thread_config
+            ? {
+                ...p<Record<string, unknown>>((thread as Record<string, unknown>).config, {}),
+                ...input.thread_config,
+              }
+            : p<Record<string, unknown>>((thread as Record<string, unknown>).config, {});
           prep(
-            "UPDATE refinery_threads SET status = 'busy', metadata = ?, updated_at = ? WHERE thread_id = ?",
-          ).run(j(meta), t, input.thread_id);
+            `UPDATE refinery_threads SET status = 'busy', metadata = ?, config = ?, updated_at = ?, ${TOUCH_EXPIRY} WHERE thread_id = ?`,
+          ).run(j(meta), j(config), t, Date.now(), input.thread_id);
           return { created: true, run, inflight };
         })
         .immediate();

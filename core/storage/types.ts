@@ -120,16 +120,17 @@ export interface ThreadSnapshot {
 }
 
 export interface ThreadStore {
+  /** `ttl_ms`: the thread expires that long after its last update (see `expired`). */
   create(
-    input: { thread_id: string; metadata?: Metadata },
+    input: { thread_id: string; metadata?: Metadata; ttl_ms?: number },
     ifExists?: "raise" | "do_nothing",
   ): Promise<Thread>;
   /** The thread, or undefined when it does not exist or `access` does not reach it. */
   get(threadId: string, access?: Access): Promise<Thread | undefined>;
-  /** Merges metadata (shallow). */
+  /** Merges metadata (shallow); `ttl_ms` sets (null: removes) the TTL. Moves the expiry on. */
   update(
     threadId: string,
-    patch: { metadata?: Metadata },
+    patch: { metadata?: Metadata; ttl_ms?: number | null },
     access?: Access,
   ): Promise<Thread | undefined>;
   /** Deletes the thread and its runs. Checkpoints are deleted by the caller's checkpointer. */
@@ -138,6 +139,11 @@ export interface ThreadStore {
   count(query: Omit<ThreadQuery, keyof SearchPage | "ids">): Promise<number>;
   /** Records the thread's state after a run or a state update. */
   setSnapshot(threadId: string, snapshot: ThreadSnapshot): Promise<void>;
+  /**
+   * Up to `limit` threads whose TTL ran out by `nowMs` (epoch ms) and that have no run pending or
+   * running, oldest expiry first. The caller deletes them (checkpoints, then the thread).
+   */
+  expired(nowMs: number, limit: number): Promise<string[]>;
 }
 
 export interface RunKwargs {
@@ -151,7 +157,10 @@ export interface RunKwargs {
   };
   context?: unknown;
   stream_mode: string[];
-  stream_subgraphs?: boolean;
+  /** stream_subgraphs: subgraphs' chunks are streamed too (named as the LangGraph server does). */
+  subgraphs?: boolean;
+  /** stream_resumable: the client asked for a stream it can reconnect to. */
+  resumable?: boolean;
   interrupt_before?: string[] | "*";
   interrupt_after?: string[] | "*";
   on_disconnect?: "cancel" | "continue";
@@ -196,6 +205,8 @@ export interface NewRun {
    * no executor ever claims it. Default "pending": queued for an executor.
    */
   status?: "pending" | "running";
+  /** Merged over the thread's `config` (key by key at the top level) when the run is inserted. */
+  thread_config?: Record<string, unknown>;
 }
 
 export type CreateRunResult =

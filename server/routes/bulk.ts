@@ -18,6 +18,7 @@ export const MAX_BATCH = 1000;
 
 export const RunBatchBody = z
   .array(z.unknown(), { error: "the body must be a list of run creates" })
+  .min(1, { error: "the batch is empty: send at least one run create" })
   .max(MAX_BATCH, { error: `at most ${MAX_BATCH} runs per batch` });
 
 export const RunsCancelBody = z

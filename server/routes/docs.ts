@@ -241,7 +241,8 @@ const OPS: Op[] = [
   {
     method: "patch",
     path: "/threads/{thread_id}",
-    summary: "Update a thread's metadata",
+    summary:
+      "Update a thread's metadata and TTL (ttl: {ttl: minutes, strategy: delete}; null removes it)",
     body: S.ThreadPatch,
     ok: { 200: json("Thread") },
     tag: "threads",
@@ -384,6 +385,15 @@ const OPS: Op[] = [
     ok: { 200: sse },
     errors: { 422: "stream_mode or cancel_on_disconnect is invalid" },
     tag: "runs",
+  },
+  {
+    method: "get",
+    path: "/threads/{thread_id}/stream",
+    summary:
+      "Join a thread's stream: each run's events as they happen, run after run, until you leave or the thread is deleted (?stream_mode=run_modes|lifecycle|state_update; ids <run_id>:<event id>, Last-Event-ID resumes)",
+    ok: { 200: { description: "The thread's runs' events, and run_done after each", sse: true } },
+    errors: { 422: "stream_mode is not run_modes, lifecycle or state_update" },
+    tag: "threads",
   },
   {
     method: "post",

@@ -12,7 +12,13 @@ import type { Run } from "../../core/storage/types.ts";
 import { authOf, OPEN_AUTH } from "../auth/request.ts";
 import { accessFor, findThread, isUuid, type AppDeps } from "../context.ts";
 import { notFound, parseBody, sendJson, writeJsonWithKeepAlive, writeSse } from "../http.ts";
-import { CancelQuery, FeedbackBody, JoinStreamQuery, RunListQuery } from "../schemas.ts";
+import {
+  CancelQuery,
+  FeedbackBody,
+  JoinStreamQuery,
+  RunListQuery,
+  ThreadStreamQuery,
+} from "../schemas.ts";
 import { publicRun, publicValues } from "../redact.ts";
 import { LIB_MODE } from "../run-runner.ts";
 import { createRunService } from "../run-service.ts";
@@ -165,6 +171,105 @@ export function runRoutes(deps: AppDeps): Router {
     const q = parseBody(JoinStreamQuery, req.query);
     await stream(req, res, run, false, q.cancel_on_disconnect, modeFilter(q.stream_mode));
   });
+
+  // The thread's stream: the events of each run on the thread, one after the other, until the
+  // client leaves or the thread is deleted. Event ids are "<run_id>:<run's event id>" (and
+  // "<run_id>:done"), so Last-Event-ID resumes inside a run or after it.
+  r.get("/threads/:thread_id/stream", async (req, res) => {
+    const access = await accessFor(
+      req,
+      "threads:read",
+      { thread_id: req.params.thread_id },
+      "read",
+    );
+    const thread = await findThread(deps, req.params.thread_id, access);
+    const q = parseBody(ThreadStreamQuery, req.query, "query");
+    const modes = new Set(
+      q.stream_mode === undefined
+        ? ["run_modes"]
+        : Array.isArray(q.stream_mode)
+          ? q.stream_mode
+          : [q.stream_mode],
+    );
+    const abort = new AbortController();
+    res.on("close", () => abort.abort());
+    const lastEventId = req.header("Last-Event-ID") || undefined;
+    await writeSse(res, threadEvents(thread.thread_id, access, modes, lastEventId, abort.signal), {
+      keepAliveMs,
+      headers: { "Content-Location": `/threads/${thread.thread_id}/stream` },
+    });
+  });
+
+  /** How often a thread stream looks for the thread's next run (and whether it still exists). */
+  const THREAD_STREAM_POLL_MS = 250;
+
+  async function* threadEvents(
+    threadId: string,
+    access: Awaited<ReturnType<typeof accessFor>>,
+    modes: Set<string>,
+    lastEventId: string | undefined,
+    signal: AbortSignal,
+  ): AsyncGenerator<RunEvent> {
+    const keep = (event: string): boolean => {
+      if (modes.has("run_modes")) return true;
+      const name = event.split("|")[0]!;
+      return (
+        (modes.has("lifecycle") && name === "metadata") ||
+        (modes.has("state_update") && name === "values")
+      );
+    };
+    const resume = /^([0-9a-f-]{36}):(.+)$/i.exec(lastEventId ?? "");
+    // Runs already handled: everything the thread had before the stream (or before the run
+    // Last-Event-ID names) except what is still in flight.
+    const handled = new Set<string>();
+    const todo: { run: Run; after?: string }[] = [];
+    const initial = (await storage.runs.list(threadId, { limit: 100 })).reverse();
+    const resumeAt = resume ? initial.findIndex((run) => run.run_id === resume[1]) : -1;
+    initial.forEach((run, i) => {
+      if (resumeAt >= 0 ? i < resumeAt : TERMINAL.has(run.status)) handled.add(run.run_id);
+      else todo.push(i === resumeAt ? { run, after: resume![2] } : { run });
+    });
+    while (!signal.aborted) {
+      for (let next = todo.shift(); next && !signal.aborted; next = todo.shift()) {
+        const { run, after } = next;
+        handled.add(run.run_id);
+        if (after === "done") continue;
+        const current = await storage.runs.get(run.run_id, threadId);
+        if (!current) continue;
+        const gone = TERMINAL.has(current.status) && !hub.ended(run.run_id);
+        const source = gone
+          ? finishedEvents(current, deps)
+          : hub.subscribe(run.run_id, after, signal);
+        for await (const e of source) {
+          if (keep(e.event)) yield { ...e, id: `${run.run_id}:${e.id}` };
+        }
+        if (signal.aborted) return;
+        const ended = await storage.runs.get(run.run_id, threadId);
+        if (modes.has("run_modes") || modes.has("lifecycle"))
+          yield {
+            id: `${run.run_id}:done`,
+            event: "run_done",
+            data: { run_id: run.run_id, status: ended?.status ?? hub.ended(run.run_id)?.status },
+          };
+      }
+      await new Promise<void>((resolve) => {
+        const timer = setTimeout(done, THREAD_STREAM_POLL_MS);
+        signal.addEventListener("abort", done, { once: true });
+        function done() {
+          clearTimeout(timer);
+          signal.removeEventListener("abort", done);
+          resolve();
+        }
+      });
+      if (signal.aborted) return;
+      // The thread is gone (deleted, or no longer the caller's): the stream ends.
+      if (!(await storage.threads.get(threadId, access))) return;
+      const recent = (await storage.runs.list(threadId, { limit: 20 })).reverse();
+      for (const run of recent) if (!handled.has(run.run_id)) todo.push({ run });
+      // Forget ids older than what a list can return again.
+      if (handled.size > 1000) for (const id of [...handled].slice(0, 500)) handled.delete(id);
+    }
+  }
 
   r.post("/threads/:thread_id/runs/:run_id/cancel", async (req, res) => {
     const q = parseBody(CancelQuery, req.query);

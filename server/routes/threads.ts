@@ -16,7 +16,17 @@ import {
   ThreadStateUpdate,
 } from "../schemas.ts";
 import { publicState, publicThread } from "../redact.ts";
+import { toCommand } from "../run-runner.ts";
 import { interruptsOf, toPlain, toThreadState } from "../serde.ts";
+
+/** A thread TTL as parsed (`{ttl: minutes}`), in ms. */
+const ttlMs = (ttl: { ttl: number }): number => Math.max(1, Math.round(ttl.ttl * 60_000));
+
+/** A command as run: without the `lg_name` tag that `Command.toJSON()` adds. */
+function withoutName<T extends { lg_name?: unknown }>(command: T): Omit<T, "lg_name"> {
+  const { lg_name: _name, ...rest } = command;
+  return rest;
+}
 
 export function threadRoutes(deps: AppDeps): Router {
   const r = Router();
@@ -24,12 +34,6 @@ export function threadRoutes(deps: AppDeps): Router {
 
   r.post("/threads", async (req, res) => {
     const body = parseBody(ThreadCreate, req.body);
-    if (body.supersteps !== undefined && body.supersteps !== null) {
-      throw new RefineryError("invalid_input", "supersteps is not supported", {
-        field: "supersteps",
-        fix: "create the thread, then POST /threads/{id}/state",
-      });
-    }
     // The SDK sends `graphId` as metadata.graph_id: a misspelt one would only surface later as
     // "Thread has no graph yet".
     const metaGraph = body.metadata?.graph_id;
@@ -48,9 +52,22 @@ export function threadRoutes(deps: AppDeps): Router {
       },
       if_exists: body.if_exists ?? "raise",
     };
+    const supersteps = body.supersteps?.length ? body.supersteps : undefined;
+    if (supersteps && !graphId) {
+      throw new RefineryError("invalid_input", "supersteps need the thread's graph", {
+        field: "graph_id",
+        fix: "send graph_id (the SDK's graphId) with supersteps: the updates are made as that graph's nodes",
+      });
+    }
     const access = await accessFor(req, "threads:create", value, "write");
+    const threadId = String(value.thread_id);
+    const existed = supersteps ? Boolean(await storage.threads.get(threadId)) : false;
     const thread = await storage.threads.create(
-      { thread_id: String(value.thread_id), metadata: (value.metadata ?? {}) as Metadata },
+      {
+        thread_id: threadId,
+        metadata: (value.metadata ?? {}) as Metadata,
+        ...(body.ttl ? { ttl_ms: ttlMs(body.ttl) } : {}),
+      },
       body.if_exists ?? "raise",
     );
     // if_exists "do_nothing" returns an existing thread: only the caller's own.
@@ -60,8 +77,95 @@ export function threadRoutes(deps: AppDeps): Router {
         fix: "use another thread_id",
       });
     }
-    sendJson(res, 200, publicThread(thread));
+    if (!supersteps) {
+      sendJson(res, 200, publicThread(thread));
+      return;
+    }
+    try {
+      await applySupersteps(thread, supersteps);
+    } catch (err) {
+      // A new thread whose supersteps were refused is not left behind.
+      if (!existed) {
+        await deps.checkpoints.deleteThread(thread.thread_id).catch(() => undefined);
+        await storage.threads.delete(thread.thread_id).catch(() => undefined);
+      }
+      throw err;
+    }
+    sendJson(res, 200, publicThread((await storage.threads.get(thread.thread_id)) ?? thread));
   });
+
+  /**
+   * Applies a thread create's supersteps as the LangGraph server does (the graph's
+   * bulkUpdateState: each superstep's updates are one step, made as their nodes), then records
+   * the thread's state.
+   */
+  const applySupersteps = async (
+    thread: Thread,
+    supersteps: NonNullable<ReturnType<typeof ThreadCreate.parse>["supersteps"]>,
+  ) => {
+    if ((await storage.runs.inflight(thread.thread_id)).length > 0) {
+      throw new RefineryError("busy", "Thread is busy", {
+        field: "thread_id",
+        fix: "wait for the thread's run to finish (or cancel it), then apply the supersteps",
+      });
+    }
+    const graph = (await graphOfThread(deps, thread)) as
+      | (Awaited<ReturnType<typeof graphOfThread>> & {
+          bulkUpdateState?: (
+            config: Record<string, unknown>,
+            steps: { updates: { values: unknown; asNode: string }[] }[],
+          ) => Promise<unknown>;
+        })
+      | undefined;
+    if (!graph?.bulkUpdateState) {
+      throw new RefineryError("invalid_input", "this graph cannot take supersteps", {
+        field: "graph_id",
+        fix: "create the thread, then POST /threads/{id}/state once per update",
+      });
+    }
+    try {
+      await graph.bulkUpdateState(
+        {
+          configurable: { thread_id: thread.thread_id, checkpoint_ns: "" },
+          metadata: { graph_id: thread.metadata.graph_id },
+        },
+        supersteps.map((step) => ({
+          updates: step.updates.map((u) => ({
+            values: u.command ? toCommand(withoutName(u.command)) : (u.values ?? null),
+            asNode: u.as_node,
+          })),
+        })),
+      );
+    } catch (err) {
+      throw new RefineryError("invalid_input", `supersteps rejected: ${(err as Error).message}`, {
+        field: "supersteps",
+        fix: "name nodes of the thread's graph in as_node, with values its state accepts",
+      });
+    }
+    await recordState(thread, graph);
+  };
+
+  /** The thread's snapshot after a state update: its values, interrupts and status. */
+  const recordState = async (
+    thread: Thread,
+    graph: NonNullable<Awaited<ReturnType<typeof graphOfThread>>>,
+  ) => {
+    const state = await graph.getState({
+      configurable: { thread_id: thread.thread_id, checkpoint_ns: "" },
+    });
+    await storage.threads.setSnapshot(thread.thread_id, {
+      status:
+        state.next.length > 0 && Object.keys(interruptsOf(state)).length > 0
+          ? "interrupted"
+          : thread.status === "error"
+            ? "idle"
+            : thread.status === "busy"
+              ? "idle"
+              : thread.status,
+      values: toPlain(state.values),
+      interrupts: interruptsOf(state),
+    });
+  };
 
   r.post("/threads/search", async (req, res) => {
     const q = parseBody(ThreadSearch, req.body);
@@ -160,7 +264,11 @@ export function threadRoutes(deps: AppDeps): Router {
     await findThread(deps, req.params.thread_id, access);
     const updated = await storage.threads.update(
       req.params.thread_id,
-      { metadata: (value.metadata ?? undefined) as Metadata | undefined },
+      {
+        metadata: (value.metadata ?? undefined) as Metadata | undefined,
+        // null: the thread no longer expires; absent: its TTL stays.
+        ...(body.ttl !== undefined ? { ttl_ms: body.ttl ? ttlMs(body.ttl) : null } : {}),
+      },
       access,
     );
     if (!updated) throw new RefineryError("not_found", "Thread not found", { field: "thread_id" });
@@ -277,21 +385,7 @@ export function threadRoutes(deps: AppDeps): Router {
         field: body.as_node ? "as_node" : "values",
       });
     }
-    const state = await graph.getState({
-      configurable: { thread_id: thread.thread_id, checkpoint_ns: "" },
-    });
-    await storage.threads.setSnapshot(thread.thread_id, {
-      status:
-        state.next.length > 0 && Object.keys(interruptsOf(state)).length > 0
-          ? "interrupted"
-          : thread.status === "error"
-            ? "idle"
-            : thread.status === "busy"
-              ? "idle"
-              : thread.status,
-      values: toPlain(state.values),
-      interrupts: interruptsOf(state),
-    });
+    await recordState(thread, graph);
     sendJson(res, 200, { checkpoint: next.configurable ?? null });
   });
 

@@ -51,6 +51,10 @@ describe("POST /runs/batch", () => {
     const threads = await s.client.threads.search({ values: { topic: marker } });
     expect(threads).toEqual([]);
     expect((await post("/runs/batch", { assistant_id: "slow" })).status).toBe(422);
+    // an empty batch is refused too, as the LangGraph server refuses it
+    const empty = await post("/runs/batch", []);
+    expect(empty.status).toBe(422);
+    expect(String(empty.json?.message)).toMatch(/empty/);
   });
 });
 

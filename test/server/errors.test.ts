@@ -683,3 +683,63 @@ describe("refine input is checked when the run is created", () => {
     expect((await s.client.threads.get(thread.thread_id)).status).toBe("idle");
   });
 });
+
+describe("one error body on every path, in the shape LangGraph clients read", () => {
+  /** Every error body: `detail` first (the LangGraph server's key and wording), then ours. */
+  const shaped = (text: string) => {
+    const body = JSON.parse(text) as Record<string, unknown>;
+    expect(Object.keys(body)[0]).toBe("detail");
+    expect(typeof body.detail).toBe("string");
+    expect(typeof body.error).toBe("string");
+    expect(typeof body.message).toBe("string");
+    expect(typeof body.retryable).toBe("boolean");
+    return body;
+  };
+
+  it("a missing resource reads as against the reference: detail is its sentence", async () => {
+    const assistant = await sdkError(s.client.assistants.get(randomUUID()));
+    expect(assistant.status).toBe(404);
+    expect(shaped(assistant.text).detail).toBe("Assistant not found");
+    // The SDK's message leads with the status and the reference's sentence.
+    expect(`HTTP ${assistant.status}: ${assistant.text}`).toMatch(
+      /^HTTP 404: \{"detail":"Assistant not found"/,
+    );
+    const thread = await sdkError(s.client.threads.get(randomUUID()));
+    expect(shaped(thread.text)).toMatchObject({
+      detail: "Thread not found",
+      error: "not_found",
+      field: "thread_id",
+    });
+    const run = await sdkError(s.client.runs.get(randomUUID(), randomUUID()));
+    expect(shaped(run.text).detail).toBe("Thread not found");
+  });
+
+  it("validation errors keep field and fix as keys, and message as one line", async () => {
+    const e = await sdkError(
+      s.client.assistants.create({
+        graphId: "refine",
+        config: { configurable: { stratgy: "proactive" } },
+      }),
+    );
+    const body = shaped(e.text);
+    expect(body.field).toBe("config.configurable.stratgy");
+    expect(typeof body.fix).toBe("string");
+    expect(body.message).toContain(String(body.detail));
+    expect(body.message).toContain(String(body.fix));
+  });
+
+  it("malformed JSON, an oversized body, a bad path parameter and a missing route: same shape", async () => {
+    const malformed = await raw("POST", "/threads", '{"metadata": {');
+    expect(malformed.status).toBe(400);
+    expect(shaped(malformed.text)).toMatchObject({ error: "bad_request", field: "body" });
+    const big = await raw("POST", "/threads", JSON.stringify({ x: "y".repeat(1_100_000) }));
+    expect(big.status).toBe(413);
+    expect(shaped(big.text)).toMatchObject({ error: "payload_too_large", field: "body" });
+    const badParam = await raw("GET", "/threads/%E0%A4%A");
+    expect(badParam.status).toBe(400);
+    shaped(badParam.text);
+    const route = await raw("GET", "/no/such/route");
+    expect(route.status).toBe(404);
+    expect(shaped(route.text).detail).toBe("No route GET /no/such/route");
+  });
+});

@@ -321,6 +321,8 @@ for (const setup of SETUPS) {
             checkpoint_map: null,
           }),
         ),
+      "GET /threads/{thread_id}/stream": () =>
+        asIfMissing((ids) => http("B", "GET", `/threads/${ids.threadDone}/stream`)),
       "GET /threads/{thread_id}/history": () =>
         asIfMissing((ids) => http("B", "GET", `/threads/${ids.threadDone}/history`)),
       "POST /threads/{thread_id}/history": () =>

@@ -125,9 +125,24 @@ describe("a LangGraph app's graphs", () => {
     // reference names them: the namespace is in each event's metadata)
     expect(names).toContain("updates");
     expect(names.some((n) => /^updates\|assistant:[0-9a-f-]{36}$/.test(n))).toBe(true);
-    expect(new Set(names.filter((n) => !n.startsWith("updates")))).toEqual(
+    expect(
+      new Set(names.filter((n) => !n.startsWith("updates") && !n.startsWith("checkpoints"))),
+    ).toEqual(
       new Set(["metadata", "events", "messages/metadata", "messages/partial", "messages/complete"]),
     );
+    // messages reads values, so (with subgraphs) LangGraph's checkpoint envelopes come along, the
+    // root's and the subgraph's (namespaced), as the reference emits them
+    const envelopes = events.filter((e) => e.event.startsWith("checkpoints"));
+    expect(envelopes.some((e) => e.event === "checkpoints")).toBe(true);
+    expect(envelopes.some((e) => /^checkpoints\|assistant:[0-9a-f-]{36}$/.test(e.event))).toBe(
+      true,
+    );
+    for (const e of envelopes) {
+      expect(Object.keys(e.data as object).sort()).toEqual(
+        expect.arrayContaining(["id", "source", "step"]),
+      );
+      expect(e.data).not.toHaveProperty("values");
+    }
     const callbacks = events
       .filter((e) => e.event === "events")
       .map((e) => e.data as { event: string; run_id: string; metadata: Record<string, unknown> });

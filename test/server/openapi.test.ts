@@ -221,6 +221,16 @@ async function exerciseEveryOperation(): Promise<void> {
   await expectStatus(404, "GET", `/threads/${tid}/runs/${missing}/join`);
   await drain(sdk.runs.joinStream(tid, rid));
   await expectStatus(422, "GET", `/threads/${tid}/runs/${rid}/stream?stream_mode=bogus`);
+  // The thread's stream stays open until the client leaves.
+  const leave = new AbortController();
+  const threadStream = await recording(`${s.url}/threads/${tid}/stream`, {
+    headers: ADMIN,
+    signal: leave.signal,
+  });
+  expect(threadStream.status).toBe(200);
+  leave.abort();
+  await expectStatus(422, "GET", `/threads/${tid}/stream?stream_mode=values`);
+  await expectStatus(404, "GET", `/threads/${missing}/stream`);
   await drain(sdk.runs.stream(tid, "slow", { input: { topic: "streamed" } }));
   await expectStatus(404, "POST", `/threads/${missing}/runs/stream`, { assistant_id: "slow" });
   await expectStatus(409, "POST", `/threads/${tid}/runs/wait`, {

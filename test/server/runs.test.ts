@@ -159,6 +159,63 @@ describe("runs.wait and background runs", () => {
     expect(await statusOf(s.client.runs.get(threadId, randomUUID()))).toBe(404);
   });
 
+  it("stamps a run as the LangGraph server does: metadata from the assistant, thread and caller; kwargs keep context, subgraphs, resumable and the run id", async () => {
+    const assistant = await s.client.assistants.create({
+      graphId: "slow",
+      metadata: { team: "blue", owner: "assistant" },
+      context: { tone: "dry", length: 1 },
+    });
+    const threadId = (await s.client.threads.create({ metadata: { project: "p1" } })).thread_id;
+    const run = (await s.client.runs.create(threadId, assistant.assistant_id, {
+      input: { topic: "m", delayMs: 0 },
+      metadata: { owner: "caller" },
+      context: { length: 2 } as never,
+      streamSubgraphs: true,
+      streamResumable: true,
+    })) as Run & { kwargs: Record<string, unknown> & { config: Record<string, never> } };
+    const stamped = {
+      team: "blue",
+      project: "p1",
+      graph_id: "slow",
+      assistant_id: assistant.assistant_id,
+      owner: "caller",
+    };
+    expect(run.metadata).toEqual(stamped);
+    expect(run.kwargs).toMatchObject({
+      subgraphs: true,
+      resumable: true,
+      context: { tone: "dry", length: 2 },
+      config: {
+        metadata: stamped,
+        configurable: {
+          run_id: run.run_id,
+          thread_id: threadId,
+          graph_id: "slow",
+          assistant_id: assistant.assistant_id,
+        },
+      },
+    });
+    expect(run.kwargs).not.toHaveProperty("command");
+    await s.client.runs.join(threadId, run.run_id);
+    // get and list answer the same stamped run; the thread keeps its metadata plus the graph's
+    expect((await s.client.runs.get(threadId, run.run_id)).metadata).toEqual(stamped);
+    expect((await s.client.runs.list(threadId))[0]?.metadata).toEqual(stamped);
+    expect((await s.client.threads.get(threadId)).metadata).toEqual({
+      project: "p1",
+      graph_id: "slow",
+      assistant_id: assistant.assistant_id,
+    });
+    // a run of a system assistant carries its created_by; a thread the run creates adds nothing
+    const created = randomUUID();
+    const fresh = await s.client.runs.create(created, "slow", {
+      input: { topic: "n", delayMs: 0 },
+      ifNotExists: "create",
+    });
+    expect(fresh.metadata).toEqual({ created_by: "system" });
+    await s.client.runs.join(created, fresh.run_id);
+    expect((await s.client.threads.get(created)).metadata).toMatchObject({ graph_id: "slow" });
+  });
+
   it("deletes a run: 409 while in flight, 204 once finished, then 404", async () => {
     const threadId = await newThread();
     const run = await s.client.runs.create(threadId, "slow", {
@@ -238,6 +295,21 @@ describe("interrupts", () => {
     expect(out.__error__).toBeUndefined();
     const state = await s.client.threads.getState<StepValues>(threadId);
     expect(state.values.log).toContain("publish:undefined");
+  });
+
+  it("command.goto while an interrupt is pending answers the values after the node it went to (issue 22)", async () => {
+    const threadId = await newThread();
+    await s.client.runs.wait(threadId, "approval", { input: { topic: "j" } });
+    const out = await valuesOf<StepValues & { __interrupt__?: unknown }>(
+      s.client.runs.wait(threadId, "approval", { command: { goto: "publish" } }),
+    );
+    // the pending review interrupts again in the same step, and publish runs: its values come
+    // last, and /wait answers them, as the LangGraph server does
+    expect(out.__interrupt__).toBeUndefined();
+    expect(out.log).toEqual(["draft:j", expect.stringMatching(/^publish:/)]);
+    const thread = await s.client.threads.get(threadId);
+    expect(thread.status).toBe("interrupted");
+    expect((await s.client.threads.getState(threadId)).next).toEqual(["review"]);
   });
 
   it("stops before a node with interruptBefore and continues with input null", async () => {
