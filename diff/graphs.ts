@@ -89,21 +89,6 @@ export const custom = new StateGraph(State)
   .addEdge("emit", END)
   .compile();
 
-// ---- issue 17 (h4): a graph compiled with a runtime context schema; its node reports the context
-// it was given (the run's merged over the assistant's).
-const Context = z.object({
-  tone: z.enum(["formal", "casual"]),
-  limit: z.number().int().positive().optional(),
-});
-
-export const ctx = new StateGraph(State, { context: Context })
-  .addNode("speak", (_s, config: LangGraphRunnableConfig<z.infer<typeof Context>>) => ({
-    log: `tone:${config.context?.tone} limit:${config.context?.limit ?? "none"}`,
-  }))
-  .addEdge(START, "speak")
-  .addEdge("speak", END)
-  .compile();
-
 // ---- subgraphs (issue 17): `nested` runs outline → review → publish, where `review` is a
 // compiled subgraph (prep → approve) and `approve` is one too (ask, which calls interrupt()).
 // The state is zod (each field keeps its last value, so a subgraph handing its whole state back

@@ -42,6 +42,13 @@ export const INTENDED: Intended[] = [
   },
   {
     route: "GET /info",
+    path: /^info\.body\.flags\.crons$/,
+    kind: "value",
+    reason:
+      "Refinery-only: Refinery has crons (POST /runs/crons, scheduled by its own scheduler) and says so; the LangGraph JS server has no crons (shapes follow LangGraph Python's)",
+  },
+  {
+    route: "GET /info",
     path: /^info\.body\.flags\.langsmith_tracing_replicas$/,
     reason: "Refinery sends no traces to LangSmith",
   },
@@ -353,5 +360,22 @@ export const INTENDED: Intended[] = [
     gap: true,
     reason:
       "a graph whose state is an Annotation (not zod) has null schemas; the reference derives them from the TypeScript types",
+  },
+  // ---- issue 17 (h4): supersteps, runtime context
+  {
+    route: "POST /threads",
+    case: /supersteps/,
+    path: /^create\.body\.interrupts$/,
+    kind: "extra",
+    reason:
+      "a thread created with supersteps answers its values with its interrupts (empty), as every Refinery thread that has values does; the reference answers the values alone",
+  },
+  {
+    route: "POST /runs/wait",
+    case: /context refused by the schema/,
+    path: STATUS,
+    when: statuses(422, 200),
+    reason:
+      "a run context the graph's context schema refuses is a 422 naming context.<field> before any run exists; the reference creates the run, which fails at its first step",
   },
 ];

@@ -90,6 +90,8 @@ async function main() {
       ["echo", "approval", "slow", "chat", "custom", "nested"].map((id) => [id, `${GRAPHS}:${id}`]),
     ),
     refine: `${join(import.meta.dirname, "..", "bench", "server-graph.ts")}:graph`,
+    // Issue 17 (h4): a graph with a runtime context schema.
+    ctx: `${join(import.meta.dirname, "context-graph.ts")}:ctx`,
   };
   log("starting both servers");
   const [reference, ours] = await Promise.all([

@@ -10,6 +10,7 @@ import { bodyDepthGuard, errorHandler, errorJson, sendJson } from "./http.ts";
 import { apiDocsRoutes } from "./routes/docs.ts";
 import { assistantRoutes } from "./routes/assistants.ts";
 import { bulkRoutes } from "./routes/bulk.ts";
+import { cronRoutes } from "./routes/crons.ts";
 import { evalRoutes } from "./routes/eval.ts";
 import { learningRoutes } from "./routes/learning.ts";
 import { graphSpecRoutes, type GraphSpecRouteDeps } from "./routes/graph-specs.ts";
@@ -59,6 +60,7 @@ export function createApp(
   app.use(assistantRoutes(deps));
   app.use(bulkRoutes(deps));
   app.use(threadRoutes(deps));
+  app.use(cronRoutes(deps));
   app.use(runRoutes(deps));
   app.use(evalRoutes(deps));
   app.use(learningRoutes(deps));

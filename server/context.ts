@@ -49,6 +49,8 @@ export interface AppDeps {
   version: string;
   /** REFINERY_DEV=1: the dev server's routes (POST /internal/truncate) exist. */
   dev?: boolean;
+  /** Crons: the scheduler's clock (tests drive it) and the cap per tenant (0 or absent: none). */
+  crons?: { now: () => number; maxPerTenant?: number };
   /** Authentication and the guards at the edge; absent: open, loopback development mode. */
   security?: SecuritySettings;
 }

@@ -18,8 +18,9 @@ import {
 import { fromZodError, RefineryError } from "../core/errors.ts";
 import { openEngine } from "../graphs/engine.ts";
 import { engineRunner } from "../graphs/eval/index.ts";
-import { createApp } from "./app.ts";
+import { createApp, type AppDeps } from "./app.ts";
 import { ApprovalWatcher } from "./approval-watcher.ts";
+import { CronScheduler } from "./cron-scheduler.ts";
 import { checkExposure, hostGuard, loadAuthBackend } from "./auth/index.ts";
 import { parseOrigins } from "./auth/cors.ts";
 import { RateLimiter } from "./auth/rate-limit.ts";
@@ -31,6 +32,7 @@ import { RunExecutor } from "./executor.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
 import { RunThreadPool, runThreadCount } from "./run-threads.ts";
+import { createRunService } from "./run-service.ts";
 import { openRuntime } from "./runtime.ts";
 import { StreamHub } from "./stream-hub.ts";
 import { WalCheckpointer } from "./wal-checkpointer.ts";
@@ -55,12 +57,18 @@ export interface StartOptions {
   runThreads?: number | "auto";
   /** WAL size past which its checkpoint waits for old readers so the WAL starts over (32 MiB). */
   walRestartBytes?: number;
+  /** The cron scheduler's clock (ms since the epoch; default Date.now): tests drive it. */
+  cronClock?: () => number;
+  /** How often the cron scheduler looks for due crons (default 1000 ms). */
+  cronPollMs?: number;
 }
 
 export interface RunningServer {
   url: string;
   server: Server;
   executor: RunExecutor;
+  /** Fires crons; `tick()` makes one pass now. */
+  crons: CronScheduler;
   /** Graceful stop: no new runs, in-flight runs get `graceMs` to finish, then the db closes. */
   close(graceMs?: number): Promise<void>;
 }
@@ -221,8 +229,10 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     ...(pool ? { target: pool } : {}),
   });
   const hooks: { resumeApproval?: (threadId: string, decision: unknown) => Promise<unknown> } = {};
-  const app = createApp({
+  const cronClock = options.cronClock ?? Date.now;
+  const appDeps: AppDeps & { graphSpecs: GraphSpecService } = {
     graphSpecs,
+    crons: { now: cronClock, maxPerTenant: limits.tenantCrons },
     learning: learning.loop,
     store: runtime.userStore,
     inbox,
@@ -271,7 +281,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
             }),
           }
         : undefined,
-  });
+  };
+  const app = createApp(appDeps);
 
   const server = await new Promise<Server>((resolve, reject) => {
     // A burst of connections (1,000 clients at once) overflows the default backlog of 511, and
@@ -300,6 +311,16 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     },
   });
   approvals.start();
+  // Crons fire as runs of their creators, through the same run service as POST /runs.
+  const crons = new CronScheduler({
+    storage,
+    runs: createRunService(appDeps),
+    auth,
+    log,
+    now: cronClock,
+    pollMs: options.cronPollMs,
+  });
+  crons.start();
   // Expired store items are already invisible to reads; this deletes them once a minute.
   const storeSweeper = setInterval(() => {
     runtime.userStore.sweep().catch((err: unknown) => {
@@ -357,10 +378,12 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     url,
     server,
     executor,
+    crons,
     async close(graceMs = 10_000) {
       if (closed) return;
       closed = true;
       approvals.stop();
+      await crons.stop();
       clearInterval(storeSweeper);
       clearInterval(threadSweeper);
       const stopped = new Promise<void>((r) => server.close(() => r()));
@@ -394,6 +417,7 @@ function serverSettings(e: EnvSettings) {
     tenantRuns: (authOn: boolean) => e.REFINERY_TENANT_MAX_RUNS ?? (authOn ? 200 : 0),
     approvalPollMs: e.REFINERY_APPROVAL_POLL_MS,
     threadSweepMs: e.REFINERY_THREAD_SWEEP_MS,
+    tenantCrons: e.REFINERY_TENANT_MAX_CRONS,
     runs: {
       stepTimeoutMs: e.REFINERY_STEP_TIMEOUT_MS,
       runTimeoutMs: e.REFINERY_RUN_TIMEOUT_MS,

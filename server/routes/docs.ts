@@ -473,6 +473,69 @@ const OPS: Op[] = [
   },
   {
     method: "post",
+    path: "/runs/crons",
+    summary:
+      "Create a stateless cron: a run (on a new thread each time) made on a 5-field cron schedule, in timezone, until end_time",
+    body: S.CronCreate,
+    ok: { 200: json("Cron", "The cron, with its next_run_date") },
+    errors: {
+      404: "The assistant does not exist",
+      409: "Your tenant already has REFINERY_TENANT_MAX_CRONS crons",
+      422: "Invalid body: schedule, timezone or end_time, or the run it would make (config, input, nodes)",
+    },
+    tag: "crons",
+  },
+  {
+    method: "post",
+    path: "/threads/{thread_id}/runs/crons",
+    summary: "Create a cron on a thread: each firing is a run on that thread",
+    body: S.CronCreate,
+    ok: { 200: json("Cron", "The cron, with its next_run_date") },
+    errors: {
+      404: "The thread or the assistant does not exist",
+      409: "Your tenant already has REFINERY_TENANT_MAX_CRONS crons",
+      422: "Invalid body: schedule, timezone or end_time, or the run it would make (config, input, nodes)",
+    },
+    tag: "crons",
+  },
+  {
+    method: "patch",
+    path: "/runs/crons/{cron_id}",
+    summary:
+      "Update a cron: its schedule, timezone, end_time (null clears), enabled, metadata or run payload",
+    body: S.CronPatch,
+    ok: { 200: json("Cron", "The cron as updated") },
+    errors: { 422: "Invalid body, or the run the new payload would make is invalid" },
+    tag: "crons",
+  },
+  {
+    method: "delete",
+    path: "/runs/crons/{cron_id}",
+    summary: "Delete a cron: it fires no more (runs it made are left as they are)",
+    ok: { 204: none("Deleted") },
+    errors: { 422: "cron_id is not a UUID" },
+    tag: "crons",
+  },
+  {
+    method: "post",
+    path: "/runs/crons/search",
+    summary: "Search crons (assistant_id, thread_id, enabled, metadata; sort, paging, select)",
+    body: S.CronSearch,
+    ok: {
+      200: list("CronSelected", "Matching crons; with select, only the selected fields", "Cron"),
+    },
+    tag: "crons",
+  },
+  {
+    method: "post",
+    path: "/runs/crons/count",
+    summary: "Count crons",
+    body: S.CronCount,
+    ok: { 200: count("How many crons match") },
+    tag: "crons",
+  },
+  {
+    method: "post",
     path: "/eval",
     summary:
       "Start an evaluation job of dataset items through refinement strategies, in an eval thread (422 over REFINERY_EVAL_MAX_RUNS graph runs, 429 past REFINERY_EVAL_MAX_JOBS running)",

@@ -163,7 +163,15 @@ export function runRoutes(deps: AppDeps): Router {
 
   r.get("/threads/:thread_id/runs/:run_id/join", async (req, res) => {
     const run = await findRun(req, "read");
-    await writeJsonWithKeepAlive(res, outcome(run), {});
+    // Joining a run that already stopped at an interrupt answers the thread's values, as the
+    // LangGraph server does (it has no live stream left to read the interrupt chunk from);
+    // joined while it runs, the interrupt chunk (`__interrupt__`), as /wait answers.
+    const thread = TERMINAL.has(run.status) ? await storage.threads.get(run.thread_id) : undefined;
+    const result =
+      thread?.status === "interrupted" && run.status === "success"
+        ? Promise.resolve(publicValues(thread.values))
+        : outcome(run);
+    await writeJsonWithKeepAlive(res, result, {});
   });
 
   r.get("/threads/:thread_id/runs/:run_id/stream", async (req, res) => {

@@ -106,6 +106,8 @@ for (const setup of SETUPS) {
       evalJob: string;
       doneMetadata: Record<string, unknown>;
       doneHistory: number;
+      cron: string;
+      threadCron: string;
     };
 
     const http = (who: "A" | "B", method: string, path: string, body?: unknown) =>
@@ -170,6 +172,16 @@ for (const setup of SETUPS) {
       });
       expect(job.status).toBe(202);
       a.evalJob = ((await job.json()) as { eval_id: string }).eval_id;
+      a.cron = (
+        await A.crons.create("slow", {
+          schedule: "0 3 * * *",
+          input: { topic: "a-cron-topic" },
+          metadata: { marker: "a-cron" },
+        })
+      ).cron_id;
+      a.threadCron = (
+        await A.crons.createForThread(a.threadDone, "slow", { schedule: "0 4 * * *" })
+      ).cron_id;
       await A.store.putItem(["notes"], "a-item", { marker: "a-store-secret" });
       await A.store.putItem(["a-only-ns"], "k", { marker: "a-store-secret" });
     });
@@ -199,6 +211,8 @@ for (const setup of SETUPS) {
         lessonShared: randomUUID(),
         lessonOwn: randomUUID(),
         evalJob: randomUUID(),
+        cron: randomUUID(),
+        threadCron: randomUUID(),
       };
       const onA = await outcomeOf(() => attempt(a));
       const onMissing = await outcomeOf(() => attempt(missing));
@@ -222,6 +236,7 @@ for (const setup of SETUPS) {
       "A's private",
       "a-store-secret",
       "a-only-ns",
+      "a-cron",
     ];
     const noneOfA = (text: string) => {
       for (const m of [...A_MARKERS, a.assistant, a.threadDone, a.runDone, a.threadPaused])
@@ -378,6 +393,39 @@ for (const setup of SETUPS) {
         );
         // By status: B's runs only (A's busy run is still running afterwards).
         await B.runs.cancelMany({ status: "all", action: "rollback" });
+      },
+      // Crons: B can neither see, change nor delete A's, nor make one on A's thread or assistant.
+      "POST /runs/crons": async () => {
+        await asIfMissing((ids) =>
+          B.crons.create(ids.assistant, { schedule: "0 3 * * *", input: {} }),
+        );
+        const own = await B.crons.create("slow", {
+          schedule: "0 5 * * *",
+          metadata: { [setup.owner.key]: setup.owner.a },
+        });
+        expect(own.metadata?.[setup.owner.key]).not.toBe(setup.owner.a);
+        await B.crons.delete(own.cron_id);
+      },
+      "POST /threads/{thread_id}/runs/crons": () =>
+        asIfMissing((ids) =>
+          B.crons.createForThread(ids.threadDone, "slow", { schedule: "0 3 * * *" }),
+        ),
+      "PATCH /runs/crons/{cron_id}": () =>
+        asIfMissing((ids) => B.crons.update(ids.cron, { enabled: false, schedule: "* * * * *" })),
+      "DELETE /runs/crons/{cron_id}": async () => {
+        await asIfMissing((ids) => B.crons.delete(ids.cron));
+        await asIfMissing((ids) => B.crons.delete(ids.threadCron));
+      },
+      "POST /runs/crons/search": async () => {
+        noneOfA(JSON.stringify(await B.crons.search({ limit: 1000 })));
+        expect(await B.crons.search({ threadId: a.threadDone })).toEqual([]);
+        expect(await B.crons.search({ metadata: { [setup.owner.key]: setup.owner.a } })).toEqual(
+          [],
+        );
+      },
+      "POST /runs/crons/count": async () => {
+        expect(await B.crons.count({ metadata: { marker: "a-cron" } })).toBe(0);
+        expect(await B.crons.count({ threadId: a.threadDone })).toBe(0);
       },
       "POST /threads/prune": async () => {
         const threads = [a.threadDone, a.threadPaused, a.threadBusy];
@@ -553,6 +601,9 @@ for (const setup of SETUPS) {
       expect((await A.store.getItem(["notes"], "a-item"))?.value).toEqual({
         marker: "a-store-secret",
       });
+      const crons = await A.crons.search({ limit: 100 });
+      expect(crons.map((c) => c.cron_id).sort()).toEqual([a.cron, a.threadCron].sort());
+      expect(crons.every((c) => c.enabled && c.schedule.startsWith("0 "))).toBe(true);
       expect((await A.store.getItem(["a-only-ns"], "k"))?.value).toEqual({
         marker: "a-store-secret",
       });

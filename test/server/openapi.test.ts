@@ -273,6 +273,32 @@ async function exerciseEveryOperation(): Promise<void> {
   await expectStatus(404, "GET", `/runs/${missing}/stream`);
   await expectStatus(422, "GET", `/runs/${stateless.run_id}/stream?cancel_on_disconnect=maybe`);
 
+  // Crons (made, changed, listed, deleted; none fires here: the schedules are hours away).
+  const cron = await sdk.crons.create("slow", { schedule: "0 3 * * *", input: { topic: "c" } });
+  await expectStatus(422, "POST", "/runs/crons", { assistant_id: "slow", schedule: "61 * * * *" });
+  await expectStatus(404, "POST", "/runs/crons", { assistant_id: missing, schedule: "0 3 * * *" });
+  const threadCron = await sdk.crons.createForThread(tid, "slow", { schedule: "0 4 * * *" });
+  await expectStatus(404, "POST", `/threads/${missing}/runs/crons`, {
+    assistant_id: "slow",
+    schedule: "0 4 * * *",
+  });
+  await expectStatus(422, "POST", `/threads/${tid}/runs/crons`, {
+    assistant_id: "slow",
+    schedule: "* * * * * *",
+  });
+  await sdk.crons.update(cron.cron_id, { enabled: false });
+  await expectStatus(404, "PATCH", `/runs/crons/${missing}`, { enabled: true });
+  await expectStatus(422, "PATCH", `/runs/crons/${cron.cron_id}`, { timezone: "Nowhere/Land" });
+  await sdk.crons.search({ assistantId: "slow" });
+  await expectStatus(200, "POST", "/runs/crons/search", { select: ["cron_id", "schedule"] });
+  await expectStatus(422, "POST", "/runs/crons/search", { limit: 0 });
+  await sdk.crons.count({ assistantId: "slow" });
+  await expectStatus(422, "POST", "/runs/crons/count", { thread_id: "not-a-uuid" });
+  await sdk.crons.delete(threadCron.cron_id);
+  await sdk.crons.delete(cron.cron_id);
+  await expectStatus(404, "DELETE", `/runs/crons/${cron.cron_id}`);
+  await expectStatus(422, "DELETE", "/runs/crons/not-a-uuid");
+
   // Bulk: a batch of stateless runs, cancelling many runs, pruning threads; the dev truncate.
   const batch = await sdk.runs.createBatch([
     { assistantId: "slow", input: { topic: "b1" } },
