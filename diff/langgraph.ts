@@ -87,11 +87,13 @@ async function main() {
   // servers hold the same system assistants.
   const graphs = {
     ...Object.fromEntries(
-      ["echo", "approval", "slow", "chat", "custom", "nested"].map((id) => [id, `${GRAPHS}:${id}`]),
+      ["echo", "approval", "slow", "chat", "custom"].map((id) => [id, `${GRAPHS}:${id}`]),
     ),
     refine: `${join(import.meta.dirname, "..", "bench", "server-graph.ts")}:graph`,
     // Issue 17 (h4): a graph with a runtime context schema.
     ctx: `${join(import.meta.dirname, "context-graph.ts")}:ctx`,
+    // Issue 17 (subgraphs): a graph whose nodes are compiled subgraphs.
+    nested: `${join(import.meta.dirname, "subgraph-graph.ts")}:nested`,
   };
   log("starting both servers");
   const [reference, ours] = await Promise.all([
