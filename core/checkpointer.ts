@@ -380,8 +380,13 @@ export class PreparedSqliteSaver extends SqliteSaver {
     if (!threadId) throw new Error(`Missing "thread_id" field in passed "config.configurable".`);
     // On the server, a checkpoint's metadata carries the run's (config.metadata: run_id,
     // graph_id, assistant_id…), as the LangGraph server stores it; LangGraph reads `run_id` there.
+    // A subgraph's checkpoints also carry the checkpoint_map LangGraph hands the subgraph (the
+    // checkpoint of each enclosing graph), as the LangGraph server copies it from the config.
+    const map = checkpointNs !== "" ? configurable.checkpoint_map : undefined;
     const fullMetadata =
-      this.options.runMetadata && config.metadata ? { ...config.metadata, ...metadata } : metadata;
+      this.options.runMetadata && config.metadata
+        ? { ...(map ? { checkpoint_map: map } : {}), ...config.metadata, ...metadata }
+        : metadata;
     const [[type1, serializedCheckpoint], [type2, serializedMetadata]] = await Promise.all([
       this.serde.dumpsTyped(copyCheckpoint(checkpoint)),
       this.serde.dumpsTyped(fullMetadata),

@@ -976,6 +976,121 @@ add("PUT /store/items", "sdk put and get", async (t) => {
   await t.sdk("put empty namespace", (c) => c.store.putItem([], "k", { a: 1 }));
 });
 
+// ---- subgraphs (issue 17): the `nested` graph (outline → review[prep → approve[ask]] → publish,
+// `ask` calls interrupt()).
+/** A thread stopped at the interrupt inside nested's subgraph; returns its id. */
+async function nestedInterrupted(t: Target): Promise<string> {
+  return ranThread(t, "nested", { topic: "n" });
+}
+for (const [name, query] of [
+  ["nested", ""],
+  ["nested, recurse", "?recurse=true"],
+  ["nested, namespace", "/review"],
+  ["nested, nested namespace with recurse", "/review%7Capprove?recurse=true"],
+  ["nested, nested namespace without recurse", "/review%7Capprove"],
+  ["nested, unknown namespace", "/nope"],
+] as const) {
+  add("GET /assistants/{assistant_id}/subgraphs", name, async (t) => {
+    await t.http("subgraphs", "GET", `/assistants/nested/subgraphs${query}`);
+  });
+}
+add("GET /assistants/{assistant_id}/subgraphs", "sdk getSubgraphs", async (t) => {
+  await t.sdk("recurse", (c) => c.assistants.getSubgraphs("nested", { recurse: true }));
+  await t.sdk("namespace", (c) => c.assistants.getSubgraphs("nested", { namespace: "review" }));
+});
+add(
+  "GET /threads/{thread_id}/state",
+  "subgraph interrupt, with and without subgraphs",
+  async (t) => {
+    const id = await nestedInterrupted(t);
+    await t.http("run", "GET", `/threads/${id}/runs`);
+    await t.http("state", "GET", `/threads/${id}/state`);
+    await t.http("subgraphs", "GET", `/threads/${id}/state?subgraphs=true`);
+    await t.http("thread", "GET", `/threads/${id}`);
+  },
+);
+add("POST /threads/{thread_id}/state/checkpoint", "a subgraph's checkpoint_ns", async (t) => {
+  const id = await nestedInterrupted(t);
+  const state = await t.http("state", "GET", `/threads/${id}/state`);
+  const checkpoint = state.json.tasks?.[0]?.checkpoint as Record<string, unknown>;
+  await t.http("subgraph state", "POST", `/threads/${id}/state/checkpoint`, { checkpoint });
+  await t.http("subgraph state, subgraphs", "POST", `/threads/${id}/state/checkpoint`, {
+    checkpoint,
+    subgraphs: true,
+  });
+  await t.http("subgraph history", "POST", `/threads/${id}/history`, { checkpoint, limit: 5 });
+  await t.sdk("sdk getState", (c) => c.threads.getState(id, checkpoint as never));
+});
+for (const modify of [false, true]) {
+  add(
+    "POST /threads/{thread_id}/runs/wait",
+    `resume a subgraph interrupt, ${modify ? "after updating the subgraph's state" : "no state change"}`,
+    async (t) => {
+      const id = await nestedInterrupted(t);
+      if (modify) {
+        const state = await t.http("state", "GET", `/threads/${id}/state?subgraphs=true`);
+        const inner = state.json.tasks?.[0]?.state?.tasks?.[0]?.state?.checkpoint;
+        await t.http("update subgraph", "POST", `/threads/${id}/state`, {
+          values: { topic: "edited" },
+          checkpoint: inner,
+        });
+        await t.http("state after update", "GET", `/threads/${id}/state?subgraphs=true`);
+      }
+      await t.http("resume", "POST", `/threads/${id}/runs/wait`, {
+        assistant_id: "nested",
+        command: { resume: "yes" },
+      });
+      await t.http("state", "GET", `/threads/${id}/state`);
+      await t.http("history", "POST", `/threads/${id}/history`, { limit: 3 });
+    },
+  );
+}
+add("POST /threads/{thread_id}/runs/wait", "nested, interrupt_before a subgraph", async (t) => {
+  const id = await thread(t);
+  await t.http("run", "POST", `/threads/${id}/runs/wait`, {
+    assistant_id: "nested",
+    input: { topic: "i" },
+    interrupt_before: ["review"],
+  });
+  await t.http("state", "GET", `/threads/${id}/state?subgraphs=true`);
+  await t.http("continue", "POST", `/threads/${id}/runs/wait`, {
+    assistant_id: "nested",
+    input: null,
+  });
+});
+for (const field of ["interrupt_before", "interrupt_after"]) {
+  add("POST /threads/{thread_id}/runs/wait", `nested, ${field} a subgraph's node`, async (t) => {
+    const id = await thread(t);
+    await t.http("run", "POST", `/threads/${id}/runs/wait`, {
+      assistant_id: "nested",
+      input: { topic: "i" },
+      [field]: ["prep"],
+    });
+  });
+}
+add("POST /threads/{thread_id}/runs/stream", "nested, stream_subgraphs, then resume", async (t) => {
+  const id = await thread(t);
+  await t.http("stream", "POST", `/threads/${id}/runs/stream`, {
+    assistant_id: "nested",
+    input: { topic: "s" },
+    stream_mode: ["values", "updates", "custom"],
+    stream_subgraphs: true,
+  });
+  await t.http("resume", "POST", `/threads/${id}/runs/stream`, {
+    assistant_id: "nested",
+    command: { resume: "ok" },
+    stream_mode: ["updates"],
+    stream_subgraphs: true,
+  });
+});
+add("POST /threads/{thread_id}/runs/stream", "nested, without stream_subgraphs", async (t) => {
+  const id = await thread(t);
+  await t.sdkStream("stream", (c) =>
+    c.runs.stream(id, "nested", { input: { topic: "s" }, streamMode: ["values", "updates"] }),
+  );
+});
+// ---- end subgraphs
+
 // ---- issue 17 (h4): supersteps, thread.config, runtime context, /wait and /join at an interrupt
 add("POST /threads", "supersteps", async (t) => {
   const res = await t.http("create", "POST", "/threads", {

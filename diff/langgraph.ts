@@ -92,6 +92,8 @@ async function main() {
     refine: `${join(import.meta.dirname, "..", "bench", "server-graph.ts")}:graph`,
     // Issue 17 (h4): a graph with a runtime context schema.
     ctx: `${join(import.meta.dirname, "context-graph.ts")}:ctx`,
+    // Issue 17 (subgraphs): a graph whose nodes are compiled subgraphs.
+    nested: `${join(import.meta.dirname, "subgraph-graph.ts")}:nested`,
   };
   copyFileSync(join(import.meta.dirname, "ui.jsx"), join(dir, "ui.jsx"));
   log("starting both servers");

@@ -88,8 +88,18 @@ export const AssistantSchemas = z.object({
 });
 
 export const Subgraphs = z
-  .record(z.string(), z.unknown())
-  .describe("Namespace -> schemas (always empty here)");
+  .record(
+    z.string(),
+    z
+      .object({
+        state: z.unknown().optional(),
+        input: z.unknown().optional(),
+        output: z.unknown().optional(),
+        config: z.unknown().optional(),
+      })
+      .loose(),
+  )
+  .describe("Namespace (`node` or `node|inner`) -> the subgraph's JSON schemas");
 
 export const ThreadStatus = z.enum(["idle", "busy", "interrupted", "error"]);
 

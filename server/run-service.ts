@@ -19,6 +19,7 @@ import {
 } from "./context.ts";
 import { parseBody } from "./http.ts";
 import { RunCreate, type RunCreateBody } from "./schemas.ts";
+import { subgraphNodesOf } from "./subgraphs.ts";
 
 export interface RunService {
   /** Creates a run for `auth` on `threadId` (undefined: a stateless run on a new thread). */
@@ -469,9 +470,24 @@ export function createRunService(deps: AppDeps): RunService {
     const graph = await deps.registry.get(graphId, { configurable });
     const nodes = Object.keys(graph.nodes ?? {}).filter((n) => !n.startsWith("__"));
     if (nodes.length === 0) return;
+    const inSubgraphs = await subgraphNodesOf(graph);
     for (const [field, names] of Object.entries(lists)) {
       if (!Array.isArray(names)) continue;
       names.forEach((name, i) => {
+        const ns = inSubgraphs.get(name);
+        // LangGraph applies a run's interrupt lists to the root graph's nodes only: a subgraph's
+        // node named there would never stop the run (the LangGraph server accepts it silently).
+        if (!nodes.includes(name) && ns !== undefined) {
+          const owner = ns.split("|")[0];
+          throw new RefineryError(
+            "invalid_input",
+            `node "${name}" is in subgraph "${ns}" of graph "${graphId}": a run's ${field} applies to the graph's own nodes only`,
+            {
+              field: `${field}[${i}]`,
+              fix: `name the subgraph's node "${owner}" to stop before or after the whole subgraph, or compile the subgraph with ${field === "interrupt_before" ? "interruptBefore" : "interruptAfter"}: ["${name}"] (or call interrupt() in its node)`,
+            },
+          );
+        }
         if (!nodes.includes(name)) {
           throw new RefineryError("invalid_input", `graph "${graphId}" has no node "${name}"`, {
             field: `${field}[${i}]`,

@@ -116,7 +116,7 @@ export function serializeError(error: unknown): { error: string; message: string
   };
 }
 
-export function toThreadState(state: StateSnapshotLike): Record<string, unknown> {
+export function toThreadState(state: StateSnapshotLike, nested = false): Record<string, unknown> {
   return {
     values: state.values ?? {},
     next: state.next,
@@ -126,17 +126,22 @@ export function toThreadState(state: StateSnapshotLike): Record<string, unknown>
       path: t.path ?? [],
       error: t.error != null ? serializeError(t.error).message : null,
       interrupts: (t.interrupts ?? []).map((i) => ({ id: i.id, value: i.value })),
+      // A subgraph task read without `subgraphs`: where its state is ({thread_id,
+      // checkpoint_ns}, the namespace with the task id), as the LangGraph server answers; a
+      // client passes it back as `checkpoint` to read or update that subgraph's state.
       checkpoint:
         t.state && typeof t.state === "object" && "configurable" in (t.state as object)
-          ? checkpointRef(t.state as { configurable?: Record<string, unknown> })
+          ? (publicConfig(t.state as ConfigLike)?.configurable ?? null)
           : null,
       state:
         t.state && typeof t.state === "object" && "values" in (t.state as object)
-          ? toThreadState(t.state as StateSnapshotLike)
+          ? toThreadState(t.state as StateSnapshotLike, true)
           : null,
       result: t.result ?? null,
     })),
-    metadata: state.metadata ?? {},
+    // A subgraph that has not started has no checkpoint, hence no metadata (left out, as the
+    // LangGraph server leaves it).
+    metadata: nested ? state.metadata : (state.metadata ?? {}),
     created_at: state.createdAt ?? null,
     checkpoint: checkpointRef(state.config),
     parent_checkpoint: checkpointRef(state.parentConfig),

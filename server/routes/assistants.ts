@@ -16,6 +16,7 @@ import {
 } from "../context.ts";
 import { parseBody, sendJson } from "../http.ts";
 import { publicAssistant } from "../redact.ts";
+import { parseRecurse, subgraphsOf } from "../subgraphs.ts";
 import {
   AssistantCount,
   AssistantCreate,
@@ -252,10 +253,17 @@ export function assistantRoutes(deps: AppDeps): Router {
     });
   });
 
-  r.get("/assistants/:assistant_id/subgraphs", async (req, res) => {
-    await reachable(req, "read");
-    sendJson(res, 200, {});
-  });
+  // The graph's subgraphs by namespace (`node`, `node|inner` with recurse), with their schemas;
+  // a namespace path segment narrows the answer to that subgraph.
+  const subgraphs = async (req: Request, res: Parameters<typeof sendJson>[0]) => {
+    const recurse = parseRecurse(req.query.recurse);
+    const namespace = req.params.namespace as string | undefined;
+    const a = await reachable(req, "read");
+    const graph = await registry.get(a.graph_id, a.config);
+    sendJson(res, 200, await subgraphsOf(graph, namespace, recurse));
+  };
+  r.get("/assistants/:assistant_id/subgraphs", subgraphs);
+  r.get("/assistants/:assistant_id/subgraphs/:namespace", subgraphs);
 
   r.post("/assistants/:assistant_id/versions", async (req, res) => {
     const q = parseBody(AssistantVersionsSearch, req.body);

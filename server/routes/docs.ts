@@ -172,8 +172,19 @@ const OPS: Op[] = [
   {
     method: "get",
     path: "/assistants/{assistant_id}/subgraphs",
-    summary: "Subgraphs (none: the graphs here have no subgraphs)",
+    summary:
+      "The graph's subgraphs by namespace, with their schemas (?recurse=true: nested ones too)",
     ok: { 200: json("Subgraphs") },
+    errors: { 422: "recurse is not a boolean" },
+    tag: "assistants",
+  },
+  {
+    method: "get",
+    path: "/assistants/{assistant_id}/subgraphs/{namespace}",
+    summary:
+      "The subgraph at a namespace (`node`, or `node|inner` with ?recurse=true), with its schemas",
+    ok: { 200: json("Subgraphs") },
+    errors: { 422: "recurse is not a boolean" },
     tag: "assistants",
   },
   {

@@ -368,6 +368,7 @@ export function threadRoutes(deps: AppDeps): Router {
     const checkpoint =
       body.checkpoint ?? (body.checkpoint_id ? { checkpoint_id: body.checkpoint_id } : {});
     const { thread_id: _ignored, ...ref } = checkpoint;
+    await requireSubgraphCheckpoint(thread.thread_id, ref);
     let next;
     try {
       next = await graph.updateState(
@@ -387,6 +388,36 @@ export function threadRoutes(deps: AppDeps): Router {
     await recordState(thread, graph);
     sendJson(res, 200, { checkpoint: next.configurable ?? null });
   });
+
+  /**
+   * An update of a subgraph's state (`checkpoint.checkpoint_ns` set) must name a namespace the
+   * thread has checkpoints in (and, with a checkpoint_id, that checkpoint): LangGraph would
+   * otherwise start a new history under any namespace that begins with a subgraph's name.
+   */
+  const requireSubgraphCheckpoint = async (threadId: string, ref: Record<string, unknown>) => {
+    const ns = ref.checkpoint_ns;
+    if (typeof ns !== "string" || ns === "") return;
+    const id = typeof ref.checkpoint_id === "string" ? ref.checkpoint_id : undefined;
+    const found = await deps.checkpointer.getTuple({
+      configurable: {
+        thread_id: threadId,
+        checkpoint_ns: ns,
+        ...(id ? { checkpoint_id: id } : {}),
+      },
+    });
+    if (!found) {
+      throw new RefineryError(
+        "not_found",
+        id
+          ? `the thread has no checkpoint ${id} in namespace "${ns}"`
+          : `the thread has no subgraph checkpoint in namespace "${ns}"`,
+        {
+          field: id ? "checkpoint.checkpoint_id" : "checkpoint.checkpoint_ns",
+          fix: "use a task's checkpoint from GET /threads/{id}/state (with subgraphs=true for nested ones); a subgraph that has not started yet takes its state from its parent's (checkpoint_ns \"\")",
+        },
+      );
+    }
+  };
 
   const history = async (
     thread: Thread,

@@ -311,6 +311,8 @@ for (const setup of SETUPS) {
         asIfMissing((ids) => B.assistants.getSchemas(ids.assistant)),
       "GET /assistants/{assistant_id}/subgraphs": () =>
         asIfMissing((ids) => B.assistants.getSubgraphs(ids.assistant)),
+      "GET /assistants/{assistant_id}/subgraphs/{namespace}": () =>
+        asIfMissing((ids) => B.assistants.getSubgraphs(ids.assistant, { namespace: "inner" })),
       "POST /assistants/{assistant_id}/versions": () =>
         asIfMissing((ids) => B.assistants.getVersions(ids.assistant)),
       "POST /assistants/{assistant_id}/latest": () =>

@@ -167,6 +167,8 @@ async function exerciseEveryOperation(): Promise<void> {
   await sdk.assistants.getGraph(aid);
   await sdk.assistants.getSchemas(aid);
   await sdk.assistants.getSubgraphs(aid);
+  await sdk.assistants.getSubgraphs(aid, { namespace: "one", recurse: true });
+  await expectStatus(422, "GET", `/assistants/${aid}/subgraphs?recurse=maybe`);
   await sdk.assistants.getVersions(aid);
   await sdk.assistants.setLatest(aid, 1);
   await expectStatus(404, "POST", `/assistants/${aid}/latest`, { version: 99 });
