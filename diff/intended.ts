@@ -343,16 +343,6 @@ export const INTENDED: Intended[] = [
       "a Refinery-only route (the LangGraph Platform's bulk cancel and thread prune, which the reference, langgraph dev, does not serve: 404), and what follows from it",
   })),
 
-  // ---- subgraphs (issue 17)
-  {
-    route: "POST /threads/{thread_id}/runs/wait",
-    case: /^nested, interrupt_(before|after) a subgraph's node$/,
-    path: /^run\.status$/,
-    when: statuses(422, 200),
-    reason:
-      "interrupt_before/after naming only a subgraph's node is a 422 naming the field: LangGraph applies a run's lists to the root graph's nodes, so the reference accepts the name and never stops there",
-  },
-
   // ---- Known gaps (not fixed yet)
   {
     route: "GET /assistants/{assistant_id}/schemas",

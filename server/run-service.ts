@@ -476,17 +476,19 @@ export function createRunService(deps: AppDeps): RunService {
       names.forEach((name, i) => {
         const ns = inSubgraphs.get(name);
         // LangGraph applies a run's interrupt lists to the root graph's nodes only: a subgraph's
-        // node named there would never stop the run (the LangGraph server accepts it silently).
+        // node named there never stops the run. The LangGraph server accepts the name, so clients
+        // written against it may send one; accepted as there, with a warning that says why the run
+        // will not stop at it.
         if (!nodes.includes(name) && ns !== undefined) {
           const owner = ns.split("|")[0];
-          throw new RefineryError(
-            "invalid_input",
-            `node "${name}" is in subgraph "${ns}" of graph "${graphId}": a run's ${field} applies to the graph's own nodes only`,
-            {
-              field: `${field}[${i}]`,
-              fix: `name the subgraph's node "${owner}" to stop before or after the whole subgraph, or compile the subgraph with ${field === "interrupt_before" ? "interruptBefore" : "interruptAfter"}: ["${name}"] (or call interrupt() in its node)`,
-            },
-          );
+          deps.log("warn", `${field} names a subgraph's node: the run will not stop there`, {
+            field: `${field}[${i}]`,
+            graph_id: graphId,
+            node: name,
+            subgraph: ns,
+            fix: `name the subgraph's node "${owner}" to stop before or after the whole subgraph, or compile the subgraph with ${field === "interrupt_before" ? "interruptBefore" : "interruptAfter"}: ["${name}"] (or call interrupt() in its node)`,
+          });
+          return;
         }
         if (!nodes.includes(name)) {
           throw new RefineryError("invalid_input", `graph "${graphId}" has no node "${name}"`, {
