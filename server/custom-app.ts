@@ -15,7 +15,7 @@ import { HTTPException } from "hono/http-exception";
 import { RefineryError } from "../core/errors.ts";
 import type { HttpSection } from "../graphs/registry.ts";
 import { authOf } from "./auth/request.ts";
-import { sendJson } from "./http.ts";
+import { errorJson, sendJson } from "./http.ts";
 import type { Logger } from "./log.ts";
 
 /** What the server needs of a Hono app (duck-typed: the user's copy of hono may differ). */
@@ -259,10 +259,12 @@ export function disabledRoutes(http: HttpSection | undefined): RequestHandler | 
     sendJson(
       res,
       404,
-      new RefineryError("not_found", `No route ${req.method} ${req.path}`, {
-        field: `http.${group.flag}`,
-        fix: `langgraph.json turns these routes off (http.${group.flag}: true)`,
-      }).toJSON(),
+      errorJson(
+        new RefineryError("not_found", `No route ${req.method} ${req.path}`, {
+          field: `http.${group.flag}`,
+          fix: `langgraph.json turns these routes off (http.${group.flag}: true)`,
+        }),
+      ),
     );
   };
 }

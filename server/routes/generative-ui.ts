@@ -5,7 +5,7 @@
 import { Router, type Request } from "express";
 import { RefineryError } from "../../core/errors.ts";
 import { authOf } from "../auth/request.ts";
-import { parseBody, sendJson } from "../http.ts";
+import { errorJson, parseBody, sendJson } from "../http.ts";
 import { UiComponentRequest } from "../schemas.ts";
 import { uiFileType, type UiBundle, type UiBundles } from "../ui-bundle.ts";
 
@@ -80,10 +80,12 @@ export function generativeUiRoutes(bundles: UiBundles | undefined): Router {
       sendJson(
         res,
         404,
-        new RefineryError("not_found", `UI "${bundle.name}" has no file ${req.params.file}`, {
-          field: "file",
-          fix: "load the files POST /ui/{graph_id} names",
-        }).toJSON(),
+        errorJson(
+          new RefineryError("not_found", `UI "${bundle.name}" has no file ${req.params.file}`, {
+            field: "file",
+            fix: "load the files POST /ui/{graph_id} names",
+          }),
+        ),
       );
       return;
     }
