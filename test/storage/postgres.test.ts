@@ -184,7 +184,7 @@ describe("postgres storage: two pools on one schema", () => {
 
   it("claimNext across pools, many trials: each run claimed once, in enqueue order per thread, never two running on a thread", async () => {
     const THREADS = 4;
-    const RUNS_PER_THREAD = 4;
+    const RUNS_PER_THREAD = 6;
     const WORKERS_PER_POOL = 3;
     for (let trial = 0; trial < 20; trial++) {
       const threadIds = Array.from({ length: THREADS }, (_, i) => `race-${trial}-t${i}`);
@@ -198,17 +198,19 @@ describe("postgres storage: two pools on one schema", () => {
       let produced = 0;
       let finished = 0;
 
-      // Runs are enqueued while the workers already claim, alternating pools.
+      const enqueue = async (i: number) => {
+        const thread = threadIds[i % THREADS]!;
+        const runId = `race-${trial}-r${i}`;
+        // Recorded before the insert: a worker may claim it before create returns.
+        enqueued.get(thread)!.push(runId);
+        await (i % 2 ? b : a).runs.create(newRun(thread, runId), { rejectIfInflight: false });
+        produced += 1;
+      };
+      // Half the runs queue up before the workers start, so every thread has a backlog; the rest
+      // are enqueued while the workers claim, alternating pools.
+      for (let i = 0; i < total / 2; i++) await enqueue(i);
       const producer = (async () => {
-        for (let i = 0; i < total; i++) {
-          const thread = threadIds[i % THREADS]!;
-          const runId = `race-${trial}-r${i}`;
-          // Recorded before the insert: a worker may claim it before create returns.
-          enqueued.get(thread)!.push(runId);
-          await (i % 2 ? b : a).runs.create(newRun(thread, runId), { rejectIfInflight: false });
-          produced += 1;
-          if (i % 3 === 0) await sleep(0);
-        }
+        for (let i = total / 2; i < total; i++) await enqueue(i);
       })();
 
       const worker = async (storage: PostgresStorage) => {
@@ -278,7 +280,31 @@ describe("postgres storage: two pools on one schema", () => {
       expect(results.filter((r) => !r.created).map((r) => !r.created && r.reason)).toEqual(
         Array(5).fill("not_interrupted"),
       );
+      const [created] = await a.runs.list(thread);
       expect(await a.runs.list(thread)).toHaveLength(1);
+      // Ended, so the next tests on this schema find no pending run of it.
+      await a.runs.setStatus(created!.run_id, "success");
+    }
+  });
+
+  it("a run ending while another is enqueued from the other pool leaves the thread busy", async () => {
+    for (let trial = 0; trial < 15; trial++) {
+      const thread = `end-${trial}`;
+      await a.threads.create({ thread_id: thread });
+      await a.runs.create(newRun(thread, `${thread}-r1`), { rejectIfInflight: false });
+      expect((await a.runs.claimNext())?.run_id).toBe(`${thread}-r1`);
+      await Promise.all([
+        a.runs.finish(`${thread}-r1`, "success", null, {
+          threadId: thread,
+          snapshot: { status: "idle", values: { n: 1 }, interrupts: {} },
+        }),
+        b.runs.create(newRun(thread, `${thread}-r2`), { rejectIfInflight: false }),
+      ]);
+      // Whichever went first, r2 is pending, so the thread must say busy.
+      expect((await b.runs.get(`${thread}-r2`))?.status).toBe("pending");
+      expect((await b.threads.get(thread))?.status, `trial ${trial}`).toBe("busy");
+      expect((await b.runs.claimNext())?.run_id).toBe(`${thread}-r2`);
+      await b.runs.setStatus(`${thread}-r2`, "success");
     }
   });
 
