@@ -267,6 +267,9 @@ export async function startReference(options: {
   graphs?: Record<string, string>;
   /** Log file name (default `reference`). */
   label?: string;
+  /** langgraph.json `http` and `ui`, passed to the reference as its CLI passes them. */
+  http?: Record<string, unknown>;
+  ui?: Record<string, string>;
 }): Promise<ServerProc> {
   const name = options.label ?? "reference";
   const logFile = join(options.dir, `${name}.log`);
@@ -284,6 +287,8 @@ export async function startReference(options: {
         relative(options.dir, spec),
       ]),
     ),
+    ...(options.http ? { http: options.http } : {}),
+    ...(options.ui ? { ui: options.ui } : {}),
   };
   const dist = join(options.packageDir, "dist");
   const child = launch(

@@ -22,6 +22,7 @@ export const ENV_DEFAULTS = {
   REFINERY_SHUTDOWN_GRACE_MS: 10_000,
   REFINERY_APPROVAL_POLL_MS: 1000,
   REFINERY_THREAD_SWEEP_MS: 60_000,
+  REFINERY_TENANT_MAX_CRONS: 100,
   REFINERY_MAX_CHECKPOINT_BYTES: 8 * 1024 * 1024,
   REFINERY_MAX_THREAD_BYTES: 256 * 1024 * 1024,
   REFINERY_BODY_LIMIT: "1mb",
@@ -191,6 +192,13 @@ export const EnvSchema = z.object({
     max: 10_000_000,
     what: "the runs in flight per tenant (0: no cap)",
     example: "a number such as 200, or 0 for no cap",
+  }),
+  REFINERY_TENANT_MAX_CRONS: int({
+    fallback: ENV_DEFAULTS.REFINERY_TENANT_MAX_CRONS,
+    min: 0,
+    max: 1_000_000,
+    what: "the crons (scheduled runs) per tenant (0: no cap)",
+    example: "a number such as 100, or 0 for no cap",
   }),
   REFINERY_MAX_RECURSION_LIMIT: int({
     fallback: ENV_DEFAULTS.REFINERY_MAX_RECURSION_LIMIT,

@@ -108,6 +108,16 @@ export function fromZodError(
     });
   }
   const path = issue ? formatPath(issue.path) : "";
+  // A bad key of a record: zod says "Invalid key in record"; the key's own rule says why.
+  const keyIssue =
+    issue?.code === "invalid_key"
+      ? (issue as unknown as { issues?: { message?: string }[] }).issues?.[0]?.message
+      : undefined;
+  if (keyIssue) {
+    return new RefineryError(code, `invalid key: ${keyIssue}${more}`, {
+      field: joinField(prefix, path) || undefined,
+    });
+  }
   return new RefineryError(code, `${issue?.message ?? "invalid value"}${more}`, {
     field: joinField(prefix, path) || undefined,
   });

@@ -1054,6 +1054,64 @@ add("GET /threads/{thread_id}/runs/{run_id}/join", "a run stopped at an interrup
   await t.http("join", "GET", `/threads/${id}/runs/${runId}/join`);
   await t.sdk("sdk join", (c) => c.runs.join(id, runId));
 });
+// ---- custom routes (langgraph.json http.app: diff/app.ts) and generative UI (ui: diff/ui.jsx)
+add("custom routes", "the app's own GET route", async (t) => {
+  await t.http("hello", "GET", "/custom/hello?q=1");
+});
+add("custom routes", "the app's own POST route", async (t) => {
+  await t.http("echo", "POST", "/custom/echo", { a: [1, "x"], b: null });
+});
+add("custom routes", "a middleware changes the body of POST /threads", async (t) => {
+  const created = await t.http(
+    "create",
+    "POST",
+    "/threads",
+    { metadata: { team: "blue" } },
+    { headers: { "x-rewrite": "1" } },
+  );
+  await t.http("get", "GET", `/threads/${created.json.thread_id}`);
+});
+/** The HTML names this server's host: the same for both once the host is replaced. */
+function hostless(t: Target): void {
+  const step = t.steps.at(-1)!;
+  if (typeof step.body === "string")
+    step.body = step.body.replaceAll(new URL(t.url).host, "<host>");
+}
+add("POST /ui/{graph_id}", "a component's HTML", async (t) => {
+  await t.http(
+    "ui",
+    "POST",
+    "/ui/echo",
+    { name: "Greeting" },
+    { headers: { accept: "text/html" } },
+  );
+  hostless(t);
+});
+add("POST /ui/{graph_id}", "through the SDK's UI client", async (t) => {
+  const ui = (
+    t.client as unknown as { "~ui": { getComponent(a: string, b: string): Promise<string> } }
+  )["~ui"];
+  const html = await t.sdk("getComponent", () => ui.getComponent("echo", "Other"));
+  const step = t.steps.at(-1)!;
+  if (typeof html === "string") step.result = html.replaceAll(new URL(t.url).host, "<host>");
+});
+add("POST /ui/{graph_id}", "a graph without UI", async (t) => {
+  await t.http("ui", "POST", "/ui/approval", { name: "Greeting" });
+});
+add("POST /ui/{graph_id}", "no name", async (t) => {
+  await t.http("ui", "POST", "/ui/echo", {});
+});
+add("GET /ui/{graph_id}/{file}", "the bundle's script", async (t) => {
+  await t.http("script", "GET", "/ui/echo/entrypoint.js");
+  // Two bundlers' output: what a client relies on is that it is served, as JavaScript.
+  const step = t.steps.at(-1)!;
+  step.body =
+    typeof step.body === "string" && step.body.includes("__LGUI_echo") ? "<bundle>" : step.body;
+});
+add("GET /ui/{graph_id}/{file}", "a file the bundle does not have", async (t) => {
+  await t.http("file", "GET", "/ui/echo/nope.js");
+});
+
 // ---- dev server: POST /internal/truncate. Last: the reference keeps a store namespace whose
 // items were all deleted (the harness's reset deletes items one by one), which would show in the
 // store cases' namespace lists and search order.

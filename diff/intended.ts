@@ -42,6 +42,13 @@ export const INTENDED: Intended[] = [
   },
   {
     route: "GET /info",
+    path: /^info\.body\.flags\.crons$/,
+    kind: "value",
+    reason:
+      "Refinery-only: Refinery has crons (POST /runs/crons, scheduled by its own scheduler) and says so; the LangGraph JS server has no crons (shapes follow LangGraph Python's)",
+  },
+  {
+    route: "GET /info",
     path: /^info\.body\.flags\.langsmith_tracing_replicas$/,
     reason: "Refinery sends no traces to LangSmith",
   },

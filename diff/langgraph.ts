@@ -5,7 +5,7 @@
 // statuses, bodies, the headers clients read, SSE event sequences and the requests the SDK makes.
 // Every difference not in diff/intended.ts fails the run (exit 1). Flags: --only <substring>
 // runs the cases whose route or name contains it; --verbose prints intended differences too.
-import { mkdtempSync, rmSync } from "node:fs";
+import { copyFileSync, mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { parseArgs } from "node:util";
@@ -93,9 +93,19 @@ async function main() {
     // Issue 17 (h4): a graph with a runtime context schema.
     ctx: `${join(import.meta.dirname, "context-graph.ts")}:ctx`,
   };
+  copyFileSync(join(import.meta.dirname, "ui.jsx"), join(dir, "ui.jsx"));
   log("starting both servers");
   const [reference, ours] = await Promise.all([
-    startReference({ packageDir, dir, latencyMs: 0, workers: 4, graphs }),
+    startReference({
+      packageDir,
+      dir,
+      latencyMs: 0,
+      workers: 4,
+      graphs,
+      // The same custom app; the UI module must lie inside the reference's project folder.
+      http: { app: `${join(import.meta.dirname, "app.ts")}:app` },
+      ui: { echo: "./ui.jsx" },
+    }),
     startServer({
       env: {
         REFINERY_DB: join(dir, "ours.db"),

@@ -96,22 +96,126 @@ export interface RegistryOptions {
   env?: Record<string, string | undefined>;
 }
 
+/** A module export as langgraph.json names it: "./file.ts:export" (default export without ":"). */
+const ModuleSpec = z
+  .string()
+  .regex(
+    /^(.+:[A-Za-z_$][\w$]*|[^:]+)$/,
+    'expected "./path/to/file.ts:exportName" (or "./path/to/file.ts" for the default export)',
+  );
+
+const OriginList = z.array(z.string().min(1)).max(1000);
+
+/**
+ * langgraph.json `http`, as the LangGraph server (JS) reads it: a Hono app mounted beside the
+ * API (`app`), built-in route groups turned off, and CORS. Keys the LangGraph Platform has and
+ * this server does not are accepted and reported in the log (`unsupportedHttpKeys`).
+ */
+const HttpSectionSchema = z
+  .object({
+    app: ModuleSpec.optional(),
+    disable_assistants: z.boolean().optional(),
+    disable_threads: z.boolean().optional(),
+    disable_runs: z.boolean().optional(),
+    disable_store: z.boolean().optional(),
+    disable_meta: z.boolean().optional(),
+    cors: z
+      .strictObject({
+        allow_origins: OriginList.optional(),
+        allow_methods: z
+          .array(z.string().regex(/^[A-Za-z]+$/, "expected an HTTP method"))
+          .optional(),
+        allow_headers: z
+          .array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "expected a header name"))
+          .optional(),
+        allow_credentials: z.boolean().optional(),
+        allow_origin_regex: z.string().min(1).optional(),
+        expose_headers: z
+          .array(z.string().regex(/^[!#$%&'*+.^_`|~0-9A-Za-z-]+$/, "expected a header name"))
+          .optional(),
+        max_age: z.number().int().min(0).max(86_400).optional(),
+      })
+      .optional(),
+  })
+  .loose();
+
+export type HttpSection = z.infer<typeof HttpSectionSchema>;
+
+const HTTP_KEYS = new Set(Object.keys(HttpSectionSchema.shape));
+
+/** What langgraph.json says about the HTTP server: the custom app, route groups, CORS, UI. */
+export interface PlatformSections {
+  /** The folder of langgraph.json: module paths are relative to it. */
+  base: string;
+  http?: HttpSection;
+  /** Keys of `http` this server does not implement (logged at start-up). */
+  unsupportedHttpKeys: string[];
+  /** Generative UI: a UI module per name (the graph id the SDK asks for). */
+  ui?: Record<string, string>;
+  uiShared: string[];
+}
+
+/**
+ * The `http`, `ui` and `ui_config` sections of a langgraph.json, checked with the same schema
+ * the registry loads it with (errors name the field); undefined without a config file.
+ */
+export function platformSectionsOf(configPath: string | undefined): PlatformSections | undefined {
+  if (!configPath) return undefined;
+  let raw: unknown;
+  try {
+    raw = JSON.parse(readFileSync(configPath, "utf8"));
+  } catch {
+    return undefined; // the graph registry reports an unreadable langgraph.json
+  }
+  const parsed = LangGraphJsonSchema.safeParse(raw);
+  if (!parsed.success) {
+    const err = fromZodError(parsed.error, "", "invalid_config", LangGraphJsonSchema);
+    throw new RefineryError("invalid_config", `${configPath}: ${err.message}`, {
+      ...(err.field ? { field: err.field } : {}),
+      ...(err.fix ? { fix: err.fix } : {}),
+    });
+  }
+  const { http, ui, ui_config: uiConfig } = parsed.data;
+  return {
+    base: dirname(resolve(configPath)),
+    ...(http ? { http } : {}),
+    unsupportedHttpKeys: Object.keys(http ?? {})
+      .filter((k) => !HTTP_KEYS.has(k))
+      .map((k) => `http.${k}`),
+    ...(ui && Object.keys(ui).length > 0 ? { ui } : {}),
+    uiShared: uiConfig?.shared ?? [],
+  };
+}
+
 const LangGraphJsonSchema = z
   .object({
     graphs: z.record(
       z.string().regex(/^[A-Za-z0-9_.-]+$/, "graph ids may contain letters, digits, _ . -"),
-      z
-        .string()
-        .regex(
-          /^(.+:[A-Za-z_$][\w$]*|[^:]+)$/,
-          'expected "./path/to/file.ts:exportName" (or "./path/to/file.ts" for the default export)',
-        ),
+      ModuleSpec,
     ),
     env: z.union([z.record(z.string(), z.string()), z.string().min(1)]).optional(),
     dependencies: z.array(z.string().min(1)).optional(),
     node_version: z
       .string()
       .regex(/^\d+(\.\d+){0,2}$/, 'expected a Node.js version such as "20"')
+      .optional(),
+    http: HttpSectionSchema.optional(),
+    ui: z
+      .record(
+        z
+          .string()
+          .regex(/^[A-Za-z0-9_.-]+$/, "UI names (graph ids) may contain letters, digits, _ . -"),
+        z.string().min(1, 'expected the path of a UI module, e.g. "./src/ui.tsx"'),
+      )
+      .optional(),
+    ui_config: z
+      .strictObject({
+        shared: z
+          .array(z.string().min(1))
+          .max(100)
+          .optional()
+          .describe("more packages the page provides to the components, besides React and the SDK"),
+      })
       .optional(),
   })
   .loose();

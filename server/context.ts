@@ -6,7 +6,12 @@ import { RefineryError } from "../core/errors.ts";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
 import type { FeedbackInbox } from "../core/storage/feedback-inbox.ts";
 import type { Access, Assistant, Storage, Thread } from "../core/storage/types.ts";
-import { systemAssistantId, type GraphRegistry, type RunnableGraph } from "../graphs/registry.ts";
+import {
+  systemAssistantId,
+  type GraphRegistry,
+  type HttpSection,
+  type RunnableGraph,
+} from "../graphs/registry.ts";
 import type { LearningLoop } from "../graphs/learning.ts";
 import type { UserStore } from "../core/memory/user-store.ts";
 import type { EvalJobs } from "./eval-jobs.ts";
@@ -15,8 +20,11 @@ import type { Logger } from "./log.ts";
 import type { Metrics } from "./metrics.ts";
 import type { AuthBackend } from "./auth/index.ts";
 import type { RateLimiter } from "./auth/rate-limit.ts";
+import type { CorsOptions } from "./auth/cors.ts";
 import { authOf, type AuthEvent, type Operation } from "./auth/request.ts";
 import type { StreamHub } from "./stream-hub.ts";
+import type { HonoLike } from "./custom-app.ts";
+import type { UiBundles } from "./ui-bundle.ts";
 import { notFound } from "./http.ts";
 
 export interface AppDeps {
@@ -49,14 +57,22 @@ export interface AppDeps {
   version: string;
   /** REFINERY_DEV=1: the dev server's routes (POST /internal/truncate) exist. */
   dev?: boolean;
+  /** Crons: the scheduler's clock (tests drive it) and the cap per tenant (0 or absent: none). */
+  crons?: { now: () => number; maxPerTenant?: number };
   /** Authentication and the guards at the edge; absent: open, loopback development mode. */
   security?: SecuritySettings;
+  /** langgraph.json `http`: the custom Hono app (loaded) and the built-in route groups off. */
+  http?: { app?: HonoLike; section?: HttpSection };
+  /** langgraph.json `ui`: the bundled generative UI components. */
+  ui?: UiBundles;
 }
 
 export interface SecuritySettings {
   auth?: AuthBackend;
   /** Origins that get CORS headers ("*": any); none by default. */
   corsOrigins?: Set<string> | "*";
+  /** langgraph.json `http.cors`: origin pattern, methods, headers, credentials, max age. */
+  corsOptions?: CorsOptions;
   /** Refuses requests whose Host is not a name of this server (DNS rebinding). */
   hostGuard?: RequestHandler;
   rateLimiter?: RateLimiter;

@@ -48,7 +48,7 @@ export function sendJson(res: Response, status: number, body: unknown): void {
 }
 
 export function notFound(
-  what: "Thread" | "Run" | "Assistant" | "Graph" | "Checkpoint",
+  what: "Thread" | "Run" | "Assistant" | "Graph" | "Checkpoint" | "Cron",
   id: string,
 ): RefineryError {
   return new RefineryError("not_found", `${what} not found`, {

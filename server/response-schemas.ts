@@ -331,6 +331,32 @@ export const StoreItemOrNull = StoreItem.nullable().describe(
 export const StoreSearchResult = z.object({ items: z.array(StoreItem) });
 export const StoreNamespaces = z.object({ namespaces: z.array(z.array(z.string())) });
 
+export const Cron = z
+  .object({
+    cron_id: z.string(),
+    assistant_id: z.string(),
+    thread_id: z.string().nullable().describe("null: a stateless cron (a new thread per firing)"),
+    on_run_completed: z
+      .enum(["delete", "keep"])
+      .nullable()
+      .describe("Stateless crons: the thread of each firing is deleted or kept once its run ends"),
+    end_time: Time.nullable(),
+    schedule: z.string().describe("5-field cron expression"),
+    timezone: z.string().nullable().describe("IANA time zone; null: UTC"),
+    created_at: Time,
+    updated_at: Time,
+    payload: Meta.describe("The run create body each firing sends"),
+    user_id: z.string().nullable().describe("Who made it (null without auth)"),
+    next_run_date: Time.nullable().describe("When it fires next; null: never again (end_time)"),
+    metadata: Meta,
+    enabled: z.boolean(),
+  })
+  .describe("A cron: a run made on a schedule");
+
+export const CronSelected = Cron.partial().describe(
+  "A cron with only the fields named in `select`",
+);
+
 export const PrunedCount = z.object({ pruned_count: z.number().int().min(0) });
 
 /** Every named response schema, as /openapi.json's components.schemas. */
@@ -369,6 +395,8 @@ export const RESPONSE_SCHEMAS = {
   StoreSearchResult,
   StoreNamespaces,
   PrunedCount,
+  Cron,
+  CronSelected,
 } as const;
 
 export type ResponseSchemaName = keyof typeof RESPONSE_SCHEMAS;

@@ -8,7 +8,7 @@ import { interopSafeParse, isInteropZodSchema } from "@langchain/core/utils/type
 import { ApprovalDecisionSchema, isApprovalRequest, normalizeDecision } from "../core/approval.ts";
 import { isAuthMatching } from "../core/auth-filters.ts";
 import { fromZodError, RefineryError } from "../core/errors.ts";
-import type { Access, Metadata, Run, RunKwargs, Thread } from "../core/storage/types.ts";
+import type { Access, Assistant, Metadata, Run, RunKwargs, Thread } from "../core/storage/types.ts";
 import type { RequestAuth } from "./auth/request.ts";
 import {
   assistantIdOf,
@@ -27,6 +27,16 @@ export interface RunService {
     threadId: string | undefined,
     raw: unknown,
   ): Promise<{ run: Run; body: RunCreateBody }>;
+  /**
+   * Checks a run as `create` would (body, assistant, thread, auth handler, config, input,
+   * nodes) and creates nothing: a cron's payload is checked so when it is made. Returns the
+   * assistant the run would use.
+   */
+  check(
+    auth: RequestAuth,
+    threadId: string | undefined,
+    raw: unknown,
+  ): Promise<{ body: RunCreateBody; assistant: Assistant }>;
   /** The metadata of a stateless run's thread, kept for joining its stream once it is gone. */
   statelessOwner(runId: string): Metadata | undefined;
 }
@@ -84,6 +94,16 @@ export function createRunService(deps: AppDeps): RunService {
     threadId: string | undefined,
     raw: unknown,
   ): Promise<{ run: Run; body: RunCreateBody }> {
+    const { run, body } = await createOrCheck(auth, threadId, raw, false);
+    return { run: run!, body };
+  }
+
+  async function createOrCheck(
+    auth: RequestAuth,
+    threadId: string | undefined,
+    raw: unknown,
+    checkOnly: boolean,
+  ): Promise<{ run?: Run; body: RunCreateBody; assistant: Assistant }> {
     const parsed = parseBody(RunCreate, raw);
     // With a command the input is ignored, as the LangGraph server does: front ends send
     // `input: {}` alongside `command: {resume}` when a reviewer answers.
@@ -208,6 +228,7 @@ export function createRunService(deps: AppDeps): RunService {
         : {}),
       ...runMetadata,
     };
+    if (checkOnly) return { body, assistant };
     // A new thread belongs to the caller: it gets the run's metadata as the handler left it
     // (with built-in keys, the tenant), as the LangGraph server does.
     const isNew = stateless; // "raise" below: a stateless run's thread is always its own
@@ -334,7 +355,7 @@ export function createRunService(deps: AppDeps): RunService {
         statelessOwners.delete(id);
       }
     }
-    return { run: result.run, body };
+    return { run: result.run, body, assistant };
   }
 
   async function accessForAuth(
@@ -463,6 +484,7 @@ export function createRunService(deps: AppDeps): RunService {
 
   return {
     create: createRun,
+    check: async (auth, threadId, raw) => createOrCheck(auth, threadId, raw, true),
     statelessOwner: (runId) => statelessOwners.get(runId),
   };
 }

@@ -479,3 +479,123 @@ export const ExportQuery = z
     message: "since must be before until",
     path: ["since"],
   });
+
+// ---- Crons (scheduled runs): LangGraph's /runs/crons ------------------------------------------
+
+/** The run fields a cron's payload may carry: a run create's, minus what names one moment. */
+const CronRunFields = RunCreate.omit({
+  command: true,
+  checkpoint_id: true,
+  checkpoint: true,
+  on_disconnect: true,
+  on_completion: true,
+  if_not_exists: true,
+  after_seconds: true,
+  strict_resume: true,
+});
+
+const CronSchedule = z
+  .string({
+    error:
+      'schedule is required: a 5-field cron expression such as "*/15 * * * *" (every 15 minutes)',
+  })
+  .describe(
+    "5 fields (minute hour day-of-month month day-of-week) or @hourly/@daily/@weekly/@monthly/@yearly, read in `timezone` (UTC when absent)",
+  );
+const CronTimezone = z
+  .string()
+  .max(100)
+  .describe('IANA time zone the schedule is read in, e.g. "Europe/Paris"; absent: UTC');
+const CronEndTime = z.string().max(100).describe("ISO time after which the cron fires no more");
+const OnRunCompleted = z
+  .enum(["delete", "keep"])
+  .describe(
+    "Stateless crons: delete (default) or keep the new thread of each firing once its run ends",
+  );
+
+export const CronCreate = CronRunFields.extend({
+  schedule: CronSchedule,
+  timezone: CronTimezone.nullish(),
+  end_time: CronEndTime.nullish(),
+  enabled: z.boolean().nullish().describe("false: stored but not fired (default true)"),
+  on_run_completed: OnRunCompleted.nullish(),
+}).strip();
+export type CronCreateBody = z.infer<typeof CronCreate>;
+
+/** The payload fields a PATCH may change (LangGraph's CronUpdate). */
+export const CRON_PAYLOAD_PATCH_FIELDS = [
+  "input",
+  "metadata",
+  "config",
+  "context",
+  "webhook",
+  "interrupt_before",
+  "interrupt_after",
+  "stream_mode",
+  "stream_subgraphs",
+  "stream_resumable",
+  "durability",
+] as const;
+
+export const CronPatch = CronRunFields.pick({
+  input: true,
+  metadata: true,
+  config: true,
+  context: true,
+  webhook: true,
+  interrupt_before: true,
+  interrupt_after: true,
+  stream_mode: true,
+  stream_subgraphs: true,
+  stream_resumable: true,
+  durability: true,
+})
+  .extend({
+    schedule: CronSchedule.nullish(),
+    timezone: CronTimezone.nullish(),
+    end_time: CronEndTime.nullable()
+      .optional()
+      .describe("ISO time after which the cron fires no more; null clears it"),
+    enabled: z.boolean().nullish(),
+    on_run_completed: OnRunCompleted.nullish(),
+  })
+  .strip();
+
+export const CRON_SORT_FIELDS = [
+  "cron_id",
+  "assistant_id",
+  "thread_id",
+  "created_at",
+  "updated_at",
+  "next_run_date",
+] as const;
+
+export const CronSearch = z
+  .object({
+    assistant_id: z.string().max(200).nullish().describe("An assistant id or a graph id"),
+    thread_id: Uuid.nullish(),
+    enabled: z.boolean().nullish(),
+    metadata: Filter.nullish(),
+    sort_by: z.enum(CRON_SORT_FIELDS).nullish(),
+    select: z.array(z.string()).nullish(),
+    ...Page,
+  })
+  .strip();
+
+export const CronCount = z
+  .object({
+    assistant_id: z.string().max(200).nullish(),
+    thread_id: Uuid.nullish(),
+    metadata: Filter.nullish(),
+  })
+  .strip();
+
+/** POST /ui/{graph_id}: the component the SDK's LoadExternalComponent asks for. */
+export const UiComponentRequest = z
+  .object({
+    name: z
+      .string({ error: "name is required: the component's name in the UI module's default export" })
+      .min(1, "name must not be empty")
+      .max(200, "name is at most 200 characters"),
+  })
+  .strip();

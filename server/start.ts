@@ -6,7 +6,7 @@ import type { Server } from "node:http";
 import { z } from "zod";
 import { checkConfigurableKeys, RefineOptionsSchema } from "../core/config.ts";
 import type { GraphSpecService } from "../graphs/declarative/index.ts";
-import { systemAssistantId } from "../graphs/registry.ts";
+import { platformSectionsOf, systemAssistantId } from "../graphs/registry.ts";
 import type { ModelProvider } from "../core/models/provider.ts";
 import {
   intSetting,
@@ -18,10 +18,13 @@ import {
 import { fromZodError, RefineryError } from "../core/errors.ts";
 import { openEngine } from "../graphs/engine.ts";
 import { engineRunner } from "../graphs/eval/index.ts";
-import { createApp } from "./app.ts";
+import { createApp, type AppDeps } from "./app.ts";
+import { loadCustomApp } from "./custom-app.ts";
+import { bundleUis } from "./ui-bundle.ts";
 import { ApprovalWatcher } from "./approval-watcher.ts";
+import { CronScheduler } from "./cron-scheduler.ts";
 import { checkExposure, hostGuard, loadAuthBackend } from "./auth/index.ts";
-import { parseOrigins } from "./auth/cors.ts";
+import { corsSettings, parseOrigins } from "./auth/cors.ts";
 import { RateLimiter } from "./auth/rate-limit.ts";
 import type { SecuritySettings } from "./context.ts";
 import { InlineEvalTarget } from "./eval-inline.ts";
@@ -31,6 +34,7 @@ import { RunExecutor } from "./executor.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
 import { RunThreadPool, runThreadCount } from "./run-threads.ts";
+import { createRunService } from "./run-service.ts";
 import { openRuntime } from "./runtime.ts";
 import { StreamHub } from "./stream-hub.ts";
 import { WalCheckpointer } from "./wal-checkpointer.ts";
@@ -55,12 +59,18 @@ export interface StartOptions {
   runThreads?: number | "auto";
   /** WAL size past which its checkpoint waits for old readers so the WAL starts over (32 MiB). */
   walRestartBytes?: number;
+  /** The cron scheduler's clock (ms since the epoch; default Date.now): tests drive it. */
+  cronClock?: () => number;
+  /** How often the cron scheduler looks for due crons (default 1000 ms). */
+  cronPollMs?: number;
 }
 
 export interface RunningServer {
   url: string;
   server: Server;
   executor: RunExecutor;
+  /** Fires crons; `tick()` makes one pass now. */
+  crons: CronScheduler;
   /** Graceful stop: no new runs, in-flight runs get `graceMs` to finish, then the db closes. */
   close(graceMs?: number): Promise<void>;
 }
@@ -94,11 +104,20 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     options.configPath ??
     envSettings.REFINERY_CONFIG ??
     (existsSync("langgraph.json") ? "langgraph.json" : undefined);
+  // langgraph.json's http and ui sections, checked before anything is opened.
+  const platform = platformSectionsOf(configPath);
+  for (const key of platform?.unsupportedHttpKeys ?? [])
+    log("warn", `langgraph.json ${key} is not supported by this server; it is ignored`, {
+      field: key,
+    });
   const auth = await loadAuthBackend({ env, configPath });
   checkExposure(host, auth, envSettings.REFINERY_ALLOW_ANONYMOUS);
+  // REFINERY_CORS_ORIGINS and langgraph.json http.cors.
+  const cors = corsSettings(parseOrigins(envSettings.REFINERY_CORS_ORIGINS), platform?.http?.cors);
   const security: SecuritySettings = {
     ...(auth ? { auth } : {}),
-    corsOrigins: parseOrigins(envSettings.REFINERY_CORS_ORIGINS),
+    corsOrigins: cors.origins,
+    corsOptions: cors.options,
     hostGuard: hostGuard({ boundHost: host, allowed: envSettings.REFINERY_ALLOWED_HOSTS }),
     ...(limits.rateLimit(Boolean(auth)) > 0
       ? { rateLimiter: new RateLimiter(limits.rateLimit(Boolean(auth))) }
@@ -108,6 +127,14 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       : {}),
     maxRecursionLimit: limits.maxRecursionLimit,
   };
+  // The custom HTTP app and the UI bundles load before the database opens: a broken one
+  // stops start-up naming its field, leaving nothing behind.
+  const customApp = platform?.http?.app
+    ? await loadCustomApp(platform.base, platform.http.app)
+    : undefined;
+  const uiBundles = platform?.ui
+    ? await bundleUis({ base: platform.base, ui: platform.ui, shared: platform.uiShared })
+    : undefined;
   const runtime = await openRuntime({
     env,
     configPath,
@@ -221,8 +248,10 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     ...(pool ? { target: pool } : {}),
   });
   const hooks: { resumeApproval?: (threadId: string, decision: unknown) => Promise<unknown> } = {};
-  const app = createApp({
+  const cronClock = options.cronClock ?? Date.now;
+  const appDeps: AppDeps & { graphSpecs: GraphSpecService } = {
     graphSpecs,
+    crons: { now: cronClock, maxPerTenant: limits.tenantCrons },
     learning: learning.loop,
     store: runtime.userStore,
     inbox,
@@ -241,6 +270,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     keepAliveMs: options.keepAliveMs ?? limits.keepAliveMs,
     bodyLimit: limits.bodyLimit,
     security,
+    ...(platform?.http ? { http: { app: customApp, section: platform.http } } : {}),
+    ...(uiBundles ? { ui: uiBundles } : {}),
     validateConfig: (graphId, config) => {
       if (takesRefineInput(graphId)) {
         checkConfigurableKeys(config?.configurable as Record<string, unknown> | undefined);
@@ -271,7 +302,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
             }),
           }
         : undefined,
-  });
+  };
+  const app = createApp(appDeps);
 
   const server = await new Promise<Server>((resolve, reject) => {
     // A burst of connections (1,000 clients at once) overflows the default backlog of 511, and
@@ -300,6 +332,16 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     },
   });
   approvals.start();
+  // Crons fire as runs of their creators, through the same run service as POST /runs.
+  const crons = new CronScheduler({
+    storage,
+    runs: createRunService(appDeps),
+    auth,
+    log,
+    now: cronClock,
+    pollMs: options.cronPollMs,
+  });
+  crons.start();
   // Expired store items are already invisible to reads; this deletes them once a minute.
   const storeSweeper = setInterval(() => {
     runtime.userStore.sweep().catch((err: unknown) => {
@@ -357,10 +399,12 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     url,
     server,
     executor,
+    crons,
     async close(graceMs = 10_000) {
       if (closed) return;
       closed = true;
       approvals.stop();
+      await crons.stop();
       clearInterval(storeSweeper);
       clearInterval(threadSweeper);
       const stopped = new Promise<void>((r) => server.close(() => r()));
@@ -394,6 +438,7 @@ function serverSettings(e: EnvSettings) {
     tenantRuns: (authOn: boolean) => e.REFINERY_TENANT_MAX_RUNS ?? (authOn ? 200 : 0),
     approvalPollMs: e.REFINERY_APPROVAL_POLL_MS,
     threadSweepMs: e.REFINERY_THREAD_SWEEP_MS,
+    tenantCrons: e.REFINERY_TENANT_MAX_CRONS,
     runs: {
       stepTimeoutMs: e.REFINERY_STEP_TIMEOUT_MS,
       runTimeoutMs: e.REFINERY_RUN_TIMEOUT_MS,

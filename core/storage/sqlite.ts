@@ -12,6 +12,10 @@ import type {
   AssistantQuery,
   AssistantStore,
   CreateRunResult,
+  Cron,
+  CronQuery,
+  CronStore,
+  DueCron,
   Metadata,
   NewAssistant,
   NewRun,
@@ -83,7 +87,40 @@ CREATE INDEX IF NOT EXISTS refinery_runs_thread ON refinery_runs(thread_id, stat
 DROP INDEX IF EXISTS refinery_runs_queue;
 CREATE INDEX IF NOT EXISTS refinery_runs_claim ON refinery_runs(status, seq);
 CREATE INDEX IF NOT EXISTS refinery_runs_seq ON refinery_runs(seq);
+CREATE TABLE IF NOT EXISTS refinery_crons (
+  cron_id TEXT PRIMARY KEY,
+  assistant_id TEXT NOT NULL,
+  thread_id TEXT,
+  on_run_completed TEXT,
+  end_time TEXT,
+  schedule TEXT NOT NULL,
+  timezone TEXT,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL,
+  payload TEXT NOT NULL,
+  user_id TEXT,
+  next_run_date TEXT,
+  metadata TEXT NOT NULL,
+  enabled INTEGER NOT NULL,
+  owner TEXT NOT NULL,
+  partition TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX IF NOT EXISTS refinery_crons_due ON refinery_crons(enabled, next_run_date);
+CREATE INDEX IF NOT EXISTS refinery_crons_partition ON refinery_crons(partition);
+CREATE INDEX IF NOT EXISTS refinery_crons_thread ON refinery_crons(thread_id);
+-- One row per firing: the primary key is the claim of (cron, fire time); the newest are kept.
+CREATE TABLE IF NOT EXISTS refinery_cron_fires (
+  cron_id TEXT NOT NULL,
+  fire_at TEXT NOT NULL,
+  claimed_at TEXT NOT NULL,
+  run_id TEXT,
+  error TEXT,
+  PRIMARY KEY (cron_id, fire_at)
+);
 `;
+
+/** Firings kept per cron (the newest), for inspection; older ones are deleted as new ones come. */
+export const CRON_FIRES_KEPT = 100;
 
 /** Columns added after a table was first shipped: added to older files at open. */
 const ADDED_COLUMNS: { table: string; column: string; ddl: string }[] = [
@@ -115,6 +152,14 @@ const p = <T>(v: unknown, fallback: T): T =>
 
 const ASSISTANT_SORT = new Set(["assistant_id", "graph_id", "name", "created_at", "updated_at"]);
 const THREAD_SORT = new Set(["thread_id", "status", "created_at", "updated_at"]);
+const CRON_SORT = new Set([
+  "cron_id",
+  "assistant_id",
+  "thread_id",
+  "created_at",
+  "updated_at",
+  "next_run_date",
+]);
 
 /**
  * SQL conditions for JSON containment, as Postgres `@>` does it: nested objects are contained key
@@ -308,6 +353,25 @@ function kwargsOf(raw: unknown): Run["kwargs"] {
   if (kwargs.stream_subgraphs === undefined) return kwargs;
   const { stream_subgraphs: subgraphs, ...rest } = kwargs;
   return { ...rest, subgraphs };
+}
+
+function rowToCron(r: Record<string, unknown>): Cron {
+  return {
+    cron_id: r.cron_id as string,
+    assistant_id: r.assistant_id as string,
+    thread_id: (r.thread_id as string | null) ?? null,
+    on_run_completed: (r.on_run_completed as Cron["on_run_completed"]) ?? null,
+    end_time: (r.end_time as string | null) ?? null,
+    schedule: r.schedule as string,
+    timezone: (r.timezone as string | null) ?? null,
+    created_at: r.created_at as string,
+    updated_at: r.updated_at as string,
+    payload: p(r.payload, {}),
+    user_id: (r.user_id as string | null) ?? null,
+    next_run_date: (r.next_run_date as string | null) ?? null,
+    metadata: p(r.metadata, {}),
+    enabled: r.enabled === 1,
+  };
 }
 
 /**
@@ -600,6 +664,11 @@ export function createSqliteStorage(db: Database.Database): Storage {
           if (!r || !reaches(p((r as { metadata: unknown }).metadata, {}), access)) return false;
           const n = prep("DELETE FROM refinery_threads WHERE thread_id = ?").run(id).changes;
           prep("DELETE FROM refinery_runs WHERE thread_id = ?").run(id);
+          // A thread's crons have nothing left to run on.
+          prep(
+            "DELETE FROM refinery_cron_fires WHERE cron_id IN (SELECT cron_id FROM refinery_crons WHERE thread_id = ?)",
+          ).run(id);
+          prep("DELETE FROM refinery_crons WHERE thread_id = ?").run(id);
           return n > 0;
         })
         .immediate();
@@ -900,5 +969,183 @@ export function createSqliteStorage(db: Database.Database): Storage {
     },
   };
 
-  return { assistants, threads, runs, close: async () => {} };
+  function cronWhere(
+    q: Omit<CronQuery, "limit" | "offset" | "sort_by" | "sort_order">,
+    args: unknown[],
+  ) {
+    const conds: string[] = [];
+    if (q.assistant_id) {
+      conds.push("assistant_id = ?");
+      args.push(q.assistant_id);
+    }
+    if (q.thread_id) {
+      conds.push("thread_id = ?");
+      args.push(q.thread_id);
+    }
+    if (q.enabled !== undefined) {
+      conds.push("enabled = ?");
+      args.push(q.enabled ? 1 : 0);
+    }
+    conds.push(...containment("metadata", q.metadata, args));
+    conds.push(...accessSql("metadata", q, args));
+    return conds.length ? `WHERE ${conds.join(" AND ")}` : "";
+  }
+
+  const cronById = (id: string) =>
+    prep("SELECT * FROM refinery_crons WHERE cron_id = ?").get(id) as
+      Record<string, unknown> | undefined;
+
+  const crons: CronStore = {
+    async create(input, options = {}) {
+      return db
+        .transaction(() => {
+          if (options.partitionLimit !== undefined) {
+            const { n } = prep("SELECT COUNT(*) AS n FROM refinery_crons WHERE partition = ?").get(
+              input.owner.partition,
+            ) as { n: number };
+            if (n >= options.partitionLimit) return undefined;
+          }
+          if (cronById(input.cron_id)) {
+            throw new RefineryError("conflict", `cron ${input.cron_id} already exists`, {
+              field: "cron_id",
+            });
+          }
+          const t = now();
+          prep(
+            `INSERT INTO refinery_crons (cron_id, assistant_id, thread_id, on_run_completed, end_time, schedule, timezone, created_at, updated_at, payload, user_id, next_run_date, metadata, enabled, owner, partition)
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+          ).run(
+            input.cron_id,
+            input.assistant_id,
+            input.thread_id,
+            input.on_run_completed,
+            input.end_time,
+            input.schedule,
+            input.timezone,
+            t,
+            t,
+            j(input.payload),
+            input.user_id,
+            input.next_run_date,
+            j(input.metadata),
+            input.enabled ? 1 : 0,
+            j(input.owner),
+            input.owner.partition,
+          );
+          return rowToCron(cronById(input.cron_id)!);
+        })
+        .immediate();
+    },
+    async get(id, access) {
+      const r = cronById(id);
+      const c = r ? rowToCron(r) : undefined;
+      return c && reaches(c.metadata, access) ? c : undefined;
+    },
+    async update(id, patch, access) {
+      return db
+        .transaction(() => {
+          const r = cronById(id);
+          if (!r) return undefined;
+          const cur = rowToCron(r);
+          if (!reaches(cur.metadata, access)) return undefined;
+          const next: Cron = {
+            ...cur,
+            ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)),
+            metadata: patch.metadata ? { ...cur.metadata, ...patch.metadata } : cur.metadata,
+            updated_at: now(),
+          };
+          prep(
+            `UPDATE refinery_crons SET schedule = ?, timezone = ?, end_time = ?, payload = ?, metadata = ?, enabled = ?, on_run_completed = ?, next_run_date = ?, updated_at = ? WHERE cron_id = ?`,
+          ).run(
+            next.schedule,
+            next.timezone,
+            next.end_time,
+            j(next.payload),
+            j(next.metadata),
+            next.enabled ? 1 : 0,
+            next.on_run_completed,
+            next.next_run_date,
+            next.updated_at,
+            id,
+          );
+          return next;
+        })
+        .immediate();
+    },
+    async delete(id, access) {
+      return db
+        .transaction(() => {
+          const r = cronById(id);
+          if (!r || !reaches(p(r.metadata, {}), access)) return false;
+          prep("DELETE FROM refinery_cron_fires WHERE cron_id = ?").run(id);
+          return prep("DELETE FROM refinery_crons WHERE cron_id = ?").run(id).changes > 0;
+        })
+        .immediate();
+    },
+    async search(q) {
+      const args: unknown[] = [];
+      const where = cronWhere(q, args);
+      const sql = `SELECT * FROM refinery_crons ${where} ${page(q.sort_by, CRON_SORT, q.sort_order, "created_at")}, cron_id LIMIT ? OFFSET ?`;
+      return (
+        prep(sql).all(...args, q.limit ?? 10, q.offset ?? 0) as Record<string, unknown>[]
+      ).map(rowToCron);
+    },
+    async count(q) {
+      const args: unknown[] = [];
+      const where = cronWhere(q, args);
+      return (
+        prep(`SELECT COUNT(*) AS n FROM refinery_crons ${where}`).get(...args) as { n: number }
+      ).n;
+    },
+    async claimDue(at, limit, nextOf) {
+      return db
+        .transaction((): DueCron[] => {
+          const rows = prep(
+            `SELECT * FROM refinery_crons WHERE enabled = 1 AND next_run_date IS NOT NULL AND next_run_date <= ?
+             ORDER BY next_run_date, cron_id LIMIT ?`,
+          ).all(at, limit) as Record<string, unknown>[];
+          const claimed: DueCron[] = [];
+          const t = now();
+          for (const r of rows) {
+            const cron = rowToCron(r);
+            const fireAt = cron.next_run_date!;
+            let next: string | null;
+            try {
+              next = nextOf(cron);
+            } catch {
+              next = null; // a schedule that cannot be computed any more fires no more
+            }
+            // Both in this transaction: the unique (cron, fire time) row, and next_run_date moved
+            // on only from the value read. Either one failing means another process claimed it.
+            const fired = prep(
+              "INSERT OR IGNORE INTO refinery_cron_fires (cron_id, fire_at, claimed_at) VALUES (?, ?, ?)",
+            ).run(cron.cron_id, fireAt, t).changes;
+            if (fired !== 1) continue;
+            const moved = prep(
+              "UPDATE refinery_crons SET next_run_date = ? WHERE cron_id = ? AND next_run_date = ?",
+            ).run(next, cron.cron_id, fireAt).changes;
+            if (moved !== 1) throw new Error(`cron ${cron.cron_id} moved during its claim`);
+            prep(
+              `DELETE FROM refinery_cron_fires WHERE cron_id = ? AND fire_at <
+               (SELECT fire_at FROM refinery_cron_fires WHERE cron_id = ? ORDER BY fire_at DESC LIMIT 1 OFFSET ?)`,
+            ).run(cron.cron_id, cron.cron_id, CRON_FIRES_KEPT - 1);
+            claimed.push({
+              ...cron,
+              next_run_date: next,
+              owner: p(r.owner, { scopes: [], partition: "" }),
+              fire_at: fireAt,
+            });
+          }
+          return claimed;
+        })
+        .immediate();
+    },
+    async recordFiring(cronId, fireAt, outcome) {
+      prep(
+        "UPDATE refinery_cron_fires SET run_id = ?, error = ? WHERE cron_id = ? AND fire_at = ?",
+      ).run(outcome.run_id ?? null, outcome.error ?? null, cronId, fireAt);
+    },
+  };
+
+  return { assistants, threads, runs, crons, close: async () => {} };
 }

@@ -1,5 +1,5 @@
-// Storage contracts for assistants, threads and runs. The server and the run executor only see
-// these interfaces; SQLite (core/storage/sqlite.ts, the embedded default) and Postgres
+// Storage contracts for assistants, threads, runs and crons. The server and the run executor
+// only see these interfaces; SQLite (core/storage/sqlite.ts, the embedded default) and Postgres
 // (core/storage/postgres/, for several processes on one database; not yet selectable in the
 // server) implement them and both run the conformance suite in test/storage. Storage never knows
 // HTTP: it returns undefined / false or throws RefineryError, and the server maps codes to statuses.
@@ -134,7 +134,7 @@ export interface ThreadStore {
     patch: { metadata?: Metadata; ttl_ms?: number | null },
     access?: Access,
   ): Promise<Thread | undefined>;
-  /** Deletes the thread and its runs. Checkpoints are deleted by the caller's checkpointer. */
+  /** Deletes the thread, its runs and its crons. Checkpoints are deleted by the caller's checkpointer. */
   delete(threadId: string, access?: Access): Promise<boolean>;
   search(query: ThreadQuery): Promise<Thread[]>;
   count(query: Omit<ThreadQuery, keyof SearchPage | "ids">): Promise<number>;
@@ -282,10 +282,114 @@ export interface RunStore {
   countByStatus(): Promise<Record<RunStatus, number>>;
 }
 
+/** What to do with a stateless cron's thread once its run ends. */
+export type CronOnRunCompleted = "delete" | "keep";
+
+/** A scheduled run (LangGraph's cron): a run payload fired on a cron schedule. */
+export interface Cron {
+  cron_id: string;
+  assistant_id: string;
+  /** The thread every firing runs on; null: a stateless cron (a new thread per firing). */
+  thread_id: string | null;
+  /** Stateless crons only: the thread of each firing is deleted when its run ends, or kept. */
+  on_run_completed: CronOnRunCompleted | null;
+  /** No firing after this time (ISO); null: none. */
+  end_time: string | null;
+  /** A 5-field cron expression (minute hour day-of-month month day-of-week). */
+  schedule: string;
+  /** IANA time zone the schedule is read in; null: UTC. */
+  timezone: string | null;
+  created_at: string;
+  updated_at: string;
+  /** The run create body each firing sends (assistant_id, input, config, …). */
+  payload: Record<string, unknown>;
+  /** The identity of the user who made it; null without auth. */
+  user_id: string | null;
+  /** When it fires next (ISO, UTC); null when it never will (past end_time). */
+  next_run_date: string | null;
+  metadata: Metadata;
+  enabled: boolean;
+}
+
+/**
+ * Who a cron's runs are made for: what a request of its creator carried, so each firing is a
+ * run that creator could have made (same auth handler, tenant, partition and caps). Never shown.
+ */
+export interface CronOwner {
+  user?: Record<string, unknown>;
+  scopes: string[];
+  partition: string;
+  storePartition?: string;
+}
+
+export interface NewCron extends Omit<Cron, "created_at" | "updated_at"> {
+  owner: CronOwner;
+}
+
+/** Fields a PATCH may change; `next_run_date` is recomputed by the caller when the schedule moves. */
+export type CronPatch = Partial<
+  Pick<
+    Cron,
+    | "schedule"
+    | "timezone"
+    | "end_time"
+    | "payload"
+    | "metadata"
+    | "enabled"
+    | "on_run_completed"
+    | "next_run_date"
+  >
+>;
+
+export interface CronQuery extends SearchPage, Access {
+  assistant_id?: string;
+  thread_id?: string;
+  enabled?: boolean;
+  metadata?: Metadata;
+}
+
+/** A cron as the scheduler sees it: with its owner. */
+export interface DueCron extends Cron {
+  owner: CronOwner;
+  /** The firing this caller claimed (the next_run_date it advanced from). */
+  fire_at: string;
+}
+
+export interface CronStore {
+  /**
+   * Inserts it, unless `partitionLimit` is given and the owner's partition already has that many
+   * crons: then inserts nothing and returns undefined.
+   */
+  create(input: NewCron, options?: { partitionLimit?: number }): Promise<Cron | undefined>;
+  /** The cron, or undefined when it does not exist or `access` does not reach it. */
+  get(cronId: string, access?: Access): Promise<Cron | undefined>;
+  /** Applies the patch (metadata merged, shallow); undefined when `access` does not reach it. */
+  update(cronId: string, patch: CronPatch, access?: Access): Promise<Cron | undefined>;
+  delete(cronId: string, access?: Access): Promise<boolean>;
+  search(query: CronQuery): Promise<Cron[]>;
+  count(query: Omit<CronQuery, keyof SearchPage>): Promise<number>;
+  /**
+   * Claims the firings due at `now` (ISO), at most `limit`: for each enabled cron whose
+   * next_run_date is at or before `now`, in one transaction, records the firing (cron_id,
+   * fire time) under a unique key and moves next_run_date to `next(cron)` only if it still is the
+   * fire time it read. Of several processes sharing the database exactly one claims each
+   * firing; a cron due many times over (the server was down) is claimed once. `next` gets the
+   * cron and returns its next fire time after `now` (or null: it never fires again).
+   */
+  claimDue(now: string, limit: number, next: (cron: Cron) => string | null): Promise<DueCron[]>;
+  /** Records the run a claimed firing made (or why it made none). */
+  recordFiring(
+    cronId: string,
+    fireAt: string,
+    outcome: { run_id?: string; error?: string },
+  ): Promise<void>;
+}
+
 export interface Storage {
   assistants: AssistantStore;
   threads: ThreadStore;
   runs: RunStore;
+  crons: CronStore;
   close(): Promise<void>;
 }
 

@@ -56,6 +56,17 @@ export class ApiKeyAuth {
     return entry;
   }
 
+  /**
+   * The auth context of a key's holder without the key (a cron firing for its creator): the
+   * current key of that identity in that tenant, so a revoked key's crons make no more runs and
+   * a changed role applies. Undefined when there is none.
+   */
+  contextOf(identity: string, tenant: string): RequestAuth | undefined {
+    for (const entry of this.byHash.values())
+      if (entry.identity === identity && entry.tenant === tenant) return keyContext(entry);
+    return undefined;
+  }
+
   /** The auth context for a request presenting `key`; throws `unauthorized` otherwise. */
   authenticate(key: string | undefined): RequestAuth {
     if (!key) {

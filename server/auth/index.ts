@@ -4,16 +4,41 @@
 // against DNS rebinding, CORS and cross-site requests, per-identity rate limits).
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import { RefineryError } from "../../core/errors.ts";
+import type { CronOwner } from "../../core/storage/types.ts";
 import { ApiKeyAuth, loadApiKeys, presentedKey } from "./api-keys.ts";
 import { authSectionOf, authenticateWith, customContext, loadAuthModule } from "./custom.ts";
 import type { HandlerCache } from "./handlers.ts";
-import { OPEN_AUTH, setAuth, type RequestAuth } from "./request.ts";
+import { OPEN_AUTH, setAuth, type AuthUser, type RequestAuth } from "./request.ts";
 
 export interface AuthBackend {
   kind: "api_keys" | "custom";
   /** For the start-up log line. */
   describe: string;
   authenticate(req: Request): Promise<RequestAuth>;
+  /**
+   * The auth context of a caller recorded earlier (a cron's creator, `CronOwner`), rebuilt
+   * without a request so its runs go through the same handlers, tenant and caps; undefined when
+   * that caller is no longer accepted (its API key was revoked).
+   */
+  restore(owner: CronOwner): RequestAuth | undefined;
+}
+
+/** What is recorded of a caller to act for it later (server/cron-scheduler.ts). */
+export function ownerOf(auth: RequestAuth): CronOwner {
+  return {
+    ...(auth.user ? { user: { ...auth.user } } : {}),
+    scopes: [...auth.scopes],
+    partition: auth.partition,
+    ...(auth.storePartition !== undefined ? { storePartition: auth.storePartition } : {}),
+  };
+}
+
+/** The auth context a recorded caller acts with: without auth, the open one. */
+export function restoreAuth(
+  backend: AuthBackend | undefined,
+  owner: CronOwner,
+): RequestAuth | undefined {
+  return backend ? backend.restore(owner) : OPEN_AUTH;
 }
 
 /**
@@ -42,6 +67,10 @@ export async function loadAuthBackend(options: {
       kind: "api_keys",
       describe: `API keys (${auth.size})`,
       authenticate: async (req) => auth.authenticate(presentedKey(req.headers)),
+      restore: (owner) =>
+        typeof owner.user?.identity === "string"
+          ? auth.contextOf(owner.user.identity, owner.partition)
+          : undefined,
     };
   }
   if (section && options.configPath) {
@@ -50,6 +79,14 @@ export async function loadAuthBackend(options: {
       kind: "custom",
       describe: `auth module ${section.path}`,
       authenticate: (req) => authenticateCustom(cache, req),
+      // The module's handlers run for the recorded user, as for a request of theirs; a caller
+      // the module let through without authenticate() acts openly, as it did.
+      restore: (owner) =>
+        owner.user && typeof owner.user.identity === "string"
+          ? customContext(cache, owner.user as AuthUser, owner.scopes)
+          : cache.authenticate
+            ? undefined
+            : OPEN_AUTH,
     };
   }
   return undefined;
@@ -76,13 +113,24 @@ function toFetchRequest(req: Request): globalThis.Request {
   });
 }
 
-/** Paths served to anyone: liveness, server info, the API description, the console's files. */
+/**
+ * Paths served to anyone: liveness, server info, the API description, the console's files, and
+ * (as on the LangGraph server, whose auth skips every GET under /ui) generative UI's bundled
+ * assets; `POST /ui/{graph}` is authenticated.
+ */
 export function isPublicPath(req: Request): boolean {
   const path = req.path;
   if (path === "/ok" || path === "/info" || path === "/docs" || path === "/openapi.json")
     return true;
   const read = req.method === "GET" || req.method === "HEAD";
-  return read && (path === "/" || path === "/ui" || path.startsWith("/ui/"));
+  return (
+    read &&
+    (path === "/" ||
+      path === "/console" ||
+      path.startsWith("/console/") ||
+      path === "/ui" ||
+      path.startsWith("/ui/"))
+  );
 }
 
 export function authMiddleware(backend: AuthBackend | undefined): RequestHandler {

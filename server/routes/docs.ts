@@ -20,7 +20,7 @@ interface Out {
   /** With `list`: each item may also be this full schema (search with `select`). */
   or?: ResponseSchemaName;
   count?: true;
-  media?: string;
+  media?: string | string[];
   sse?: true;
 }
 
@@ -51,7 +51,10 @@ const list = (name: ResponseSchemaName, description = "OK", or?: ResponseSchemaN
   ...(or ? { or } : {}),
 });
 const count = (description: string): Out => ({ description, count: true });
-const media = (type: string, description: string): Out => ({ description, media: type });
+const media = (type: string | string[], description: string): Out => ({
+  description,
+  media: type,
+});
 const none = (description: string): Out => ({ description });
 const sse: Out = { description: "The run's events as they happen", sse: true };
 
@@ -462,6 +465,69 @@ const OPS: Op[] = [
   },
   {
     method: "post",
+    path: "/runs/crons",
+    summary:
+      "Create a stateless cron: a run (on a new thread each time) made on a 5-field cron schedule, in timezone, until end_time",
+    body: S.CronCreate,
+    ok: { 200: json("Cron", "The cron, with its next_run_date") },
+    errors: {
+      404: "The assistant does not exist",
+      409: "Your tenant already has REFINERY_TENANT_MAX_CRONS crons",
+      422: "Invalid body: schedule, timezone or end_time, or the run it would make (config, input, nodes)",
+    },
+    tag: "crons",
+  },
+  {
+    method: "post",
+    path: "/threads/{thread_id}/runs/crons",
+    summary: "Create a cron on a thread: each firing is a run on that thread",
+    body: S.CronCreate,
+    ok: { 200: json("Cron", "The cron, with its next_run_date") },
+    errors: {
+      404: "The thread or the assistant does not exist",
+      409: "Your tenant already has REFINERY_TENANT_MAX_CRONS crons",
+      422: "Invalid body: schedule, timezone or end_time, or the run it would make (config, input, nodes)",
+    },
+    tag: "crons",
+  },
+  {
+    method: "patch",
+    path: "/runs/crons/{cron_id}",
+    summary:
+      "Update a cron: its schedule, timezone, end_time (null clears), enabled, metadata or run payload",
+    body: S.CronPatch,
+    ok: { 200: json("Cron", "The cron as updated") },
+    errors: { 422: "Invalid body, or the run the new payload would make is invalid" },
+    tag: "crons",
+  },
+  {
+    method: "delete",
+    path: "/runs/crons/{cron_id}",
+    summary: "Delete a cron: it fires no more (runs it made are left as they are)",
+    ok: { 204: none("Deleted") },
+    errors: { 422: "cron_id is not a UUID" },
+    tag: "crons",
+  },
+  {
+    method: "post",
+    path: "/runs/crons/search",
+    summary: "Search crons (assistant_id, thread_id, enabled, metadata; sort, paging, select)",
+    body: S.CronSearch,
+    ok: {
+      200: list("CronSelected", "Matching crons; with select, only the selected fields", "Cron"),
+    },
+    tag: "crons",
+  },
+  {
+    method: "post",
+    path: "/runs/crons/count",
+    summary: "Count crons",
+    body: S.CronCount,
+    ok: { 200: count("How many crons match") },
+    tag: "crons",
+  },
+  {
+    method: "post",
     path: "/eval",
     summary:
       "Start an evaluation job of dataset items through refinement strategies, in an eval thread (422 over REFINERY_EVAL_MAX_RUNS graph runs, 429 past REFINERY_EVAL_MAX_JOBS running)",
@@ -700,6 +766,32 @@ const OPS: Op[] = [
   },
   {
     method: "post",
+    path: "/ui/{graph_id}",
+    summary:
+      "Generative UI: the HTML that loads a component of the graph's UI module (langgraph.json ui), as the SDK's LoadExternalComponent fetches it",
+    body: S.UiComponentRequest,
+    ok: {
+      200: media(
+        "text/plain",
+        "A <link> per stylesheet and a <script> whose onload renders the component into the SDK's shadow root",
+      ),
+    },
+    errors: { 404: "langgraph.json declares no UI for this graph" },
+    tag: "ui",
+  },
+  {
+    method: "get",
+    path: "/ui/{graph_id}/{file}",
+    summary:
+      "A bundled file of the graph's UI (the JavaScript or the stylesheet POST /ui/{graph_id} names)",
+    ok: {
+      200: media(["text/javascript", "text/css"], "The file, bundled at start-up"),
+    },
+    public: true,
+    tag: "ui",
+  },
+  {
+    method: "post",
     path: "/internal/truncate",
     summary:
       "Dev servers only (REFINERY_DEV=1; admins): delete every run, thread, assistant (the graphs' own stay), checkpoint or store item, as the body's flags say",
@@ -751,7 +843,9 @@ function successResponse(out: Out): Record<string, unknown> {
   if (out.media)
     return {
       description: out.description,
-      content: { [out.media]: { schema: { type: "string" } } },
+      content: Object.fromEntries(
+        [out.media].flat().map((type) => [type, { schema: { type: "string" } }]),
+      ),
     };
   return { description: out.description };
 }

@@ -18,7 +18,7 @@ export function metaRoutes(deps: AppDeps): Router {
       graphs: deps.registry.ids(),
       flags: {
         assistants: true,
-        crons: false,
+        crons: true,
         langsmith: false,
         langsmith_tracing_replicas: false,
       },

@@ -70,6 +70,7 @@ describe("readEnv", () => {
     ["REFINERY_RUN_TIMEOUT_MS", "-5"],
     ["REFINERY_RATE_LIMIT", "lots"],
     ["REFINERY_TENANT_MAX_RUNS", "x"],
+    ["REFINERY_TENANT_MAX_CRONS", "-1"],
     ["REFINERY_MAX_RECURSION_LIMIT", "0"],
     ["REFINERY_MAX_CHECKPOINT_BYTES", "8mb"],
     ["REFINERY_MAX_THREAD_BYTES", "-1"],

@@ -54,7 +54,7 @@ describe("who may call", () => {
       expect(body.error).toBe("unauthorized");
       expect(body.message).toMatch(/x-api-key/);
     }
-    for (const path of ["/ok", "/info", "/openapi.json", "/docs", "/ui/"]) {
+    for (const path of ["/ok", "/info", "/openapi.json", "/docs", "/console/"]) {
       expect((await call(path)).status, path).toBe(200);
     }
   });
@@ -475,7 +475,7 @@ describe("the edge", () => {
   });
 
   it("the web console's files are public; the API behind them is not", async () => {
-    const page = await call("/ui/");
+    const page = await call("/console/");
     expect(page.status).toBe(200);
     await page.text();
     expect((await call("/approvals")).status).toBe(401);

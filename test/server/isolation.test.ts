@@ -106,6 +106,8 @@ for (const setup of SETUPS) {
       evalJob: string;
       doneMetadata: Record<string, unknown>;
       doneHistory: number;
+      cron: string;
+      threadCron: string;
     };
 
     const http = (who: "A" | "B", method: string, path: string, body?: unknown) =>
@@ -170,6 +172,16 @@ for (const setup of SETUPS) {
       });
       expect(job.status).toBe(202);
       a.evalJob = ((await job.json()) as { eval_id: string }).eval_id;
+      a.cron = (
+        await A.crons.create("slow", {
+          schedule: "0 3 * * *",
+          input: { topic: "a-cron-topic" },
+          metadata: { marker: "a-cron" },
+        })
+      ).cron_id;
+      a.threadCron = (
+        await A.crons.createForThread(a.threadDone, "slow", { schedule: "0 4 * * *" })
+      ).cron_id;
       await A.store.putItem(["notes"], "a-item", { marker: "a-store-secret" });
       await A.store.putItem(["a-only-ns"], "k", { marker: "a-store-secret" });
     });
@@ -199,6 +211,8 @@ for (const setup of SETUPS) {
         lessonShared: randomUUID(),
         lessonOwn: randomUUID(),
         evalJob: randomUUID(),
+        cron: randomUUID(),
+        threadCron: randomUUID(),
       };
       const onA = await outcomeOf(() => attempt(a));
       const onMissing = await outcomeOf(() => attempt(missing));
@@ -222,6 +236,7 @@ for (const setup of SETUPS) {
       "A's private",
       "a-store-secret",
       "a-only-ns",
+      "a-cron",
     ];
     const noneOfA = (text: string) => {
       for (const m of [...A_MARKERS, a.assistant, a.threadDone, a.runDone, a.threadPaused])
@@ -377,6 +392,39 @@ for (const setup of SETUPS) {
         // By status: B's runs only (A's busy run is still running afterwards).
         await B.runs.cancelMany({ status: "all", action: "rollback" });
       },
+      // Crons: B can neither see, change nor delete A's, nor make one on A's thread or assistant.
+      "POST /runs/crons": async () => {
+        await asIfMissing((ids) =>
+          B.crons.create(ids.assistant, { schedule: "0 3 * * *", input: {} }),
+        );
+        const own = await B.crons.create("slow", {
+          schedule: "0 5 * * *",
+          metadata: { [setup.owner.key]: setup.owner.a },
+        });
+        expect(own.metadata?.[setup.owner.key]).not.toBe(setup.owner.a);
+        await B.crons.delete(own.cron_id);
+      },
+      "POST /threads/{thread_id}/runs/crons": () =>
+        asIfMissing((ids) =>
+          B.crons.createForThread(ids.threadDone, "slow", { schedule: "0 3 * * *" }),
+        ),
+      "PATCH /runs/crons/{cron_id}": () =>
+        asIfMissing((ids) => B.crons.update(ids.cron, { enabled: false, schedule: "* * * * *" })),
+      "DELETE /runs/crons/{cron_id}": async () => {
+        await asIfMissing((ids) => B.crons.delete(ids.cron));
+        await asIfMissing((ids) => B.crons.delete(ids.threadCron));
+      },
+      "POST /runs/crons/search": async () => {
+        noneOfA(JSON.stringify(await B.crons.search({ limit: 1000 })));
+        expect(await B.crons.search({ threadId: a.threadDone })).toEqual([]);
+        expect(await B.crons.search({ metadata: { [setup.owner.key]: setup.owner.a } })).toEqual(
+          [],
+        );
+      },
+      "POST /runs/crons/count": async () => {
+        expect(await B.crons.count({ metadata: { marker: "a-cron" } })).toBe(0);
+        expect(await B.crons.count({ threadId: a.threadDone })).toBe(0);
+      },
       "POST /threads/prune": async () => {
         const threads = [a.threadDone, a.threadPaused, a.threadBusy];
         expect(await B.threads.prune(threads, { strategy: "keep_latest" })).toEqual({
@@ -501,6 +549,22 @@ for (const setup of SETUPS) {
         expect((await B.store.listNamespaces({ prefix: ["a-only-ns"] })).namespaces).toEqual([]);
       },
 
+      // Generative UI bundles belong to the server's project, not to a tenant: A and B get the
+      // same answer (no UI on this server: 404), and nothing of A's is named in it.
+      "POST /ui/{graph_id}": async () => {
+        const forB = await http("B", "POST", "/ui/slow", { name: "Greeting" });
+        const forA = await http("A", "POST", "/ui/slow", { name: "Greeting" });
+        expect([forB.status, forA.status]).toEqual([404, 404]);
+        const body = await forB.text();
+        expect(body).toBe(await forA.text());
+        noneOfA(body);
+      },
+      "GET /ui/{graph_id}/{file}": async () => {
+        const forB = await http("B", "GET", "/ui/slow/entrypoint.js");
+        expect(forB.status).toBe(404);
+        noneOfA(await forB.text());
+      },
+
       // Declarative graphs change the server for everyone: admins only.
       "POST /graphs": async () => {
         const res = await http("B", "POST", "/graphs", { id: "taken", kind: "refine" });
@@ -551,6 +615,9 @@ for (const setup of SETUPS) {
       expect((await A.store.getItem(["notes"], "a-item"))?.value).toEqual({
         marker: "a-store-secret",
       });
+      const crons = await A.crons.search({ limit: 100 });
+      expect(crons.map((c) => c.cron_id).sort()).toEqual([a.cron, a.threadCron].sort());
+      expect(crons.every((c) => c.enabled && c.schedule.startsWith("0 "))).toBe(true);
       expect((await A.store.getItem(["a-only-ns"], "k"))?.value).toEqual({
         marker: "a-store-secret",
       });

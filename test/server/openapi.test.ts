@@ -13,7 +13,10 @@ import addFormats from "ajv-formats";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { keyOf, keysEnv, sdkClient } from "../support/auth.ts";
 import { scriptedProvider, ScriptedChatModel } from "../support/scripted-model.ts";
+import { join } from "node:path";
 import { startTestServer, type TestServer } from "../support/server.ts";
+
+const PLATFORM_APP = join(import.meta.dirname, "../fixtures/platform-app/langgraph.json");
 
 interface Response_ {
   description: string;
@@ -271,6 +274,32 @@ async function exerciseEveryOperation(): Promise<void> {
   await expectStatus(404, "GET", `/runs/${missing}/stream`);
   await expectStatus(422, "GET", `/runs/${stateless.run_id}/stream?cancel_on_disconnect=maybe`);
 
+  // Crons (made, changed, listed, deleted; none fires here: the schedules are hours away).
+  const cron = await sdk.crons.create("slow", { schedule: "0 3 * * *", input: { topic: "c" } });
+  await expectStatus(422, "POST", "/runs/crons", { assistant_id: "slow", schedule: "61 * * * *" });
+  await expectStatus(404, "POST", "/runs/crons", { assistant_id: missing, schedule: "0 3 * * *" });
+  const threadCron = await sdk.crons.createForThread(tid, "slow", { schedule: "0 4 * * *" });
+  await expectStatus(404, "POST", `/threads/${missing}/runs/crons`, {
+    assistant_id: "slow",
+    schedule: "0 4 * * *",
+  });
+  await expectStatus(422, "POST", `/threads/${tid}/runs/crons`, {
+    assistant_id: "slow",
+    schedule: "* * * * * *",
+  });
+  await sdk.crons.update(cron.cron_id, { enabled: false });
+  await expectStatus(404, "PATCH", `/runs/crons/${missing}`, { enabled: true });
+  await expectStatus(422, "PATCH", `/runs/crons/${cron.cron_id}`, { timezone: "Nowhere/Land" });
+  await sdk.crons.search({ assistantId: "slow" });
+  await expectStatus(200, "POST", "/runs/crons/search", { select: ["cron_id", "schedule"] });
+  await expectStatus(422, "POST", "/runs/crons/search", { limit: 0 });
+  await sdk.crons.count({ assistantId: "slow" });
+  await expectStatus(422, "POST", "/runs/crons/count", { thread_id: "not-a-uuid" });
+  await sdk.crons.delete(threadCron.cron_id);
+  await sdk.crons.delete(cron.cron_id);
+  await expectStatus(404, "DELETE", `/runs/crons/${cron.cron_id}`);
+  await expectStatus(422, "DELETE", "/runs/crons/not-a-uuid");
+
   // Bulk: a batch of stateless runs, cancelling many runs, pruning threads; the dev truncate.
   const batch = await sdk.runs.createBatch([
     { assistantId: "slow", input: { topic: "b1" } },
@@ -433,6 +462,35 @@ async function exerciseEveryOperation(): Promise<void> {
   await expectStatus(404, "GET", `/eval/${missing}`);
   await expectStatus(200, "GET", `/eval/${smallId}/chart.svg`);
   await expectStatus(404, "GET", `/eval/${missing}/chart.svg`);
+
+  // Generative UI: none on this server (404; credentials asked for), and a project that has one.
+  await expectStatus(404, "POST", "/ui/slow", { name: "Greeting" });
+  await expectStatus(401, "POST", "/ui/slow", { name: "Greeting" }, {});
+  await expectStatus(404, "GET", "/ui/slow/entrypoint.js", undefined, {});
+  const withUi = await startTestServer({ configPath: PLATFORM_APP });
+  try {
+    const at = async (status: number, method: string, path: string, body?: unknown) => {
+      const res = await recording(`${withUi.url}${path}`, {
+        method,
+        headers: { "content-type": "application/json" },
+        ...(body === undefined
+          ? {}
+          : { body: typeof body === "string" ? body : JSON.stringify(body) }),
+      });
+      expect(res.status, `${method} ${path}`).toBe(status);
+      await res.text();
+    };
+    await at(200, "POST", "/ui/echo", { name: "Greeting" });
+    await at(422, "POST", "/ui/echo", {});
+    await at(400, "POST", "/ui/echo", "{not json");
+    await at(413, "POST", "/ui/echo", { name: "x".repeat(1_100_000) });
+    await at(404, "POST", "/ui/none-such", { name: "Greeting" });
+    await at(200, "GET", "/ui/echo/entrypoint.js");
+    await at(200, "GET", "/ui/echo/entrypoint.css");
+    await at(404, "GET", "/ui/echo/other.js");
+  } finally {
+    await withUi.close();
+  }
 }
 
 let doc: OpenApi;
@@ -503,7 +561,7 @@ describe("/openapi.json responses", () => {
         if (op.requestBody)
           expect(statuses, where).toEqual(expect.arrayContaining(["400", "413", "422"]));
         // Behind API keys: credentials are checked everywhere but the public paths.
-        if (!["/ok", "/info"].includes(path))
+        if (!["/ok", "/info", "/ui/{graph_id}/{file}"].includes(path))
           expect(statuses, where).toEqual(expect.arrayContaining(["401", "403", "429"]));
       }
     }

@@ -214,7 +214,7 @@ describe("/info", () => {
       version: expect.any(String),
       langgraph_js_version: expect.stringMatching(/^\d+\.\d+\.\d+/),
       context: "js",
-      flags: { assistants: true, crons: false },
+      flags: { assistants: true, crons: true },
     });
   });
 });

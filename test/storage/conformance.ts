@@ -3,7 +3,7 @@
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isAuthMatching } from "../../core/auth-filters.ts";
 import { RefineryError } from "../../core/errors.ts";
-import type { NewRun, Run, RunStatus, Storage } from "../../core/storage/types.ts";
+import type { NewCron, NewRun, Run, RunStatus, Storage } from "../../core/storage/types.ts";
 
 export interface OpenedStorage {
   storage: Storage;
@@ -38,6 +38,29 @@ function newRun(threadId: string, runId: string, extra: Partial<NewRun> = {}): N
 }
 
 const ids = (items: ReadonlyArray<{ run_id: string }>) => items.map((r) => r.run_id);
+
+function newCron(cronId: string, extra: Partial<NewCron> = {}): NewCron {
+  return {
+    cron_id: cronId,
+    assistant_id: "asst-1",
+    thread_id: null,
+    on_run_completed: "delete",
+    end_time: null,
+    schedule: "* * * * *",
+    timezone: null,
+    payload: { input: { task: cronId } },
+    user_id: "u1",
+    next_run_date: "2031-01-01T00:01:00.000Z",
+    metadata: { tenant_id: "t1" },
+    enabled: true,
+    owner: { scopes: ["member"], partition: "t1", user: { identity: "u1" } },
+    ...extra,
+  };
+}
+
+/** The next minute after `at` (what a "* * * * *" schedule gives). */
+const nextMinute = (at: string) =>
+  new Date(Math.floor(Date.parse(at) / 60_000) * 60_000 + 60_000).toISOString();
 
 async function expectRefineryError(promise: Promise<unknown>, code: string, field?: string) {
   const err = await promise.then(
@@ -1411,6 +1434,133 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
           expect(await storage.runs.claimNext()).toBeUndefined();
           expect((await storage.runs.countByStatus()).running).toBe(10);
         });
+      });
+    });
+
+    describe("crons", () => {
+      it("stores, reads through access, merges metadata on update, and deletes", async () => {
+        const c = await storage.crons.create(newCron("c1"));
+        expect(c).toMatchObject({
+          cron_id: "c1",
+          thread_id: null,
+          enabled: true,
+          payload: { input: { task: "c1" } },
+          next_run_date: "2031-01-01T00:01:00.000Z",
+        });
+        expect(c).not.toHaveProperty("owner");
+        expectIsoTime(c!.created_at);
+        expect(await storage.crons.get("c1", { filters: { tenant_id: "t2" } })).toBeUndefined();
+        expect(await storage.crons.get("c1", { filters: { tenant_id: "t1" } })).toMatchObject({
+          cron_id: "c1",
+        });
+        const updated = await storage.crons.update("c1", {
+          metadata: { note: "x" },
+          enabled: false,
+          next_run_date: null,
+        });
+        expect(updated).toMatchObject({
+          metadata: { tenant_id: "t1", note: "x" },
+          enabled: false,
+          next_run_date: null,
+        });
+        expect(
+          await storage.crons.update("c1", { enabled: true }, { filters: { tenant_id: "t2" } }),
+        ).toBeUndefined();
+        expect(await storage.crons.delete("c1", { filters: { tenant_id: "t2" } })).toBe(false);
+        expect(await storage.crons.delete("c1")).toBe(true);
+        expect(await storage.crons.get("c1")).toBeUndefined();
+      });
+
+      it("caps crons per partition", async () => {
+        expect(await storage.crons.create(newCron("a"), { partitionLimit: 2 })).toBeDefined();
+        expect(await storage.crons.create(newCron("b"), { partitionLimit: 2 })).toBeDefined();
+        expect(await storage.crons.create(newCron("c"), { partitionLimit: 2 })).toBeUndefined();
+        const other = { scopes: [], partition: "t2" };
+        expect(
+          await storage.crons.create(newCron("d", { owner: other }), { partitionLimit: 2 }),
+        ).toBeDefined();
+        expect(await storage.crons.count({})).toBe(3);
+      });
+
+      it("searches and counts by assistant, thread, enabled, metadata and access", async () => {
+        await storage.threads.create({ thread_id: "t-1" });
+        await storage.crons.create(newCron("s1", { next_run_date: "2031-01-01T00:03:00.000Z" }));
+        await storage.crons.create(
+          newCron("s2", { thread_id: "t-1", next_run_date: "2031-01-01T00:02:00.000Z" }),
+        );
+        await storage.crons.create(
+          newCron("s3", { assistant_id: "asst-2", enabled: false, metadata: { tenant_id: "t2" } }),
+        );
+        const ids = (cs: { cron_id: string }[]) => cs.map((c) => c.cron_id);
+        expect(
+          ids(
+            await storage.crons.search({
+              sort_by: "next_run_date",
+              sort_order: "asc",
+              filters: { tenant_id: "t1" },
+            }),
+          ),
+        ).toEqual(["s2", "s1"]);
+        expect(ids(await storage.crons.search({ thread_id: "t-1" }))).toEqual(["s2"]);
+        expect(ids(await storage.crons.search({ assistant_id: "asst-2" }))).toEqual(["s3"]);
+        expect(ids(await storage.crons.search({ enabled: false }))).toEqual(["s3"]);
+        expect(await storage.crons.count({ metadata: { tenant_id: "t1" } })).toBe(2);
+        expect(await storage.crons.count({ filters: { tenant_id: "t2" } })).toBe(1);
+        expect(
+          ids(
+            await storage.crons.search({
+              metadata: { tenant_id: "t1" },
+              sort_by: "next_run_date",
+              sort_order: "asc",
+              limit: 1,
+              offset: 1,
+            }),
+          ),
+        ).toEqual(["s1"]);
+        // A thread's crons go with it.
+        await storage.threads.delete("t-1");
+        expect(await storage.crons.get("s2")).toBeUndefined();
+      });
+
+      it("claims each due firing once: missed ticks fire once, disabled and future crons wait", async () => {
+        await storage.crons.create(newCron("due"));
+        await storage.crons.create(newCron("off", { enabled: false }));
+        await storage.crons.create(newCron("later", { next_run_date: "2031-01-01T01:00:00.000Z" }));
+        // Ten minutes late: one firing, at the time it was due; next is after now.
+        const at = "2031-01-01T00:10:30.000Z";
+        const claimed = await storage.crons.claimDue(at, 10, () => nextMinute(at));
+        expect(claimed.map((c) => [c.cron_id, c.fire_at, c.next_run_date])).toEqual([
+          ["due", "2031-01-01T00:01:00.000Z", "2031-01-01T00:11:00.000Z"],
+        ]);
+        expect(claimed[0]!.owner).toEqual({
+          scopes: ["member"],
+          partition: "t1",
+          user: { identity: "u1" },
+        });
+        expect(await storage.crons.claimDue(at, 10, () => nextMinute(at))).toEqual([]);
+        expect((await storage.crons.get("due"))?.next_run_date).toBe("2031-01-01T00:11:00.000Z");
+        await storage.crons.recordFiring("due", claimed[0]!.fire_at, { run_id: "r1" });
+        // A schedule with no next time (past its end) is claimed once more, then never.
+        const end = await storage.crons.claimDue("2031-01-01T00:11:00.000Z", 10, () => null);
+        expect(end.map((c) => [c.cron_id, c.next_run_date])).toEqual([["due", null]]);
+        const last = await storage.crons.claimDue("2032-01-01T00:00:00.000Z", 10, () => null);
+        expect(last.map((c) => [c.cron_id, c.fire_at])).toEqual([
+          ["later", "2031-01-01T01:00:00.000Z"],
+        ]);
+        expect(await storage.crons.claimDue("2033-01-01T00:00:00.000Z", 10, () => null)).toEqual(
+          [],
+        );
+      });
+
+      it("of concurrent claims of the same firings, each is won by one", async () => {
+        for (let i = 0; i < 10; i++) await storage.crons.create(newCron(`race-${i}`));
+        const at = "2031-01-01T00:01:00.000Z";
+        const results = await Promise.all(
+          Array.from({ length: 8 }, () => storage.crons.claimDue(at, 100, () => nextMinute(at))),
+        );
+        const won = results.flat().map((c) => `${c.cron_id}@${c.fire_at}`);
+        expect(won).toHaveLength(10);
+        expect(new Set(won).size).toBe(10);
       });
     });
   });

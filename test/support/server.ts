@@ -29,10 +29,15 @@ export async function startTestServer(
     log?: Logger;
     /** The langgraph.json to serve (default: test/fixtures/langgraph.json). */
     configPath?: string;
+    /** The cron scheduler's clock and poll interval (test/server/crons.test.ts drives them). */
+    cronClock?: () => number;
+    cronPollMs?: number;
+    /** An existing SQLite file to open (default: a new one in a temp folder). */
+    dbPath?: string;
   } = {},
 ): Promise<TestServer> {
   const dir = mkdtempSync(join(tmpdir(), "refinery-server-"));
-  const dbPath = join(dir, "refinery.db");
+  const dbPath = options.dbPath ?? join(dir, "refinery.db");
   const running = await startServer({
     // Graphs run in the server thread unless a test asks for run threads: each run thread loads
     // the graph modules (seconds of CPU on the CI machine); test/server/run-threads.test.ts,
@@ -46,6 +51,8 @@ export async function startTestServer(
     concurrency: options.concurrency ?? 8,
     keepAliveMs: options.keepAliveMs ?? 15_000,
     pollMs: 200,
+    ...(options.cronClock ? { cronClock: options.cronClock } : {}),
+    ...(options.cronPollMs ? { cronPollMs: options.cronPollMs } : {}),
   });
   const client = new Client({
     apiUrl: running.url,

@@ -38,10 +38,11 @@ describe.skipIf(skipBrowser)(title, () => {
     await s?.close();
   });
 
-  const apiRequests = () => requests.filter((r) => !new URL(r.url()).pathname.startsWith("/ui/"));
+  const apiRequests = () =>
+    requests.filter((r) => !new URL(r.url()).pathname.startsWith("/console/"));
 
   it("asks for a key, refuses a wrong one, and shows nothing before", async () => {
-    await page.goto(`${s.url}/ui/`);
+    await page.goto(`${s.url}/console/`);
     await page.waitForSelector("form.sign-in #credential");
     expect(await page.locator("[data-thread]").count()).toBe(0);
     await page.fill("#credential", "not-a-key-of-this-server-at-all");
@@ -72,7 +73,7 @@ describe.skipIf(skipBrowser)(title, () => {
         },
       },
     });
-    await page.goto(`${s.url}/ui/#/threads/${mine.thread_id}`);
+    await page.goto(`${s.url}/console/#/threads/${mine.thread_id}`);
     await page.waitForSelector('.thread-head [data-status="busy"]');
     await page.waitForSelector('.thread-head [data-status="idle"]', { timeout: 30_000 });
     const streams = apiRequests().filter((r) => r.url().endsWith(`/runs/${run.run_id}/stream`));

@@ -150,9 +150,10 @@ describe.skipIf(skipBrowser)(title, () => {
         })
         .toBe(1);
 
-      // The threads page, reached through /ui (redirected to /ui/).
-      await page.goto(`${s.url}/ui`);
-      expect(new URL(page.url()).pathname).toBe("/ui/");
+      // The threads page, reached through the console's old address (a bookmark of /ui/ is
+      // redirected to /console/).
+      await page.goto(`${s.url}/ui/`);
+      expect(new URL(page.url()).pathname).toBe("/console/");
       await expect
         .poll(() => page.getByRole("heading", { level: 1 }).textContent())
         .toBe("Threads");
@@ -278,7 +279,7 @@ describe.skipIf(skipBrowser)(title, () => {
     const first = done.values.critiques.filter((c) => c.iteration === 1);
     expect(first).toHaveLength(2);
 
-    await page.goto(`${s.url}/ui/#/threads/${encodeURIComponent(thread.thread_id)}`);
+    await page.goto(`${s.url}/console/#/threads/${encodeURIComponent(thread.thread_id)}`);
     const card = page.locator('article[data-iteration="1"]');
     await card.waitFor();
     const headings = await card.locator("section.critique h4").allTextContents();
@@ -323,12 +324,12 @@ describe.skipIf(skipBrowser)(title, () => {
     // thread page (approval panel, timeline, graph).
     await page.setViewportSize({ width: 390, height: 844 });
     const overflow = () => page.evaluate("document.scrollingElement.scrollWidth");
-    await page.goto(`${s.url}/ui/#/`);
+    await page.goto(`${s.url}/console/#/`);
     await page.locator(`tr[data-thread="${tid}"]`).waitFor();
     await page.locator(".mini-list li").first().waitFor();
     expect(await overflow()).toBeLessThanOrEqual(390);
     await shot("8-threads-390");
-    await page.goto(`${s.url}/ui/#/threads/${tid}`);
+    await page.goto(`${s.url}/console/#/threads/${tid}`);
     await page.getByRole("region", { name: "Awaiting your approval" }).waitFor();
     await page.locator("svg.graph").waitFor();
     expect(await overflow()).toBeLessThanOrEqual(390);
@@ -336,12 +337,12 @@ describe.skipIf(skipBrowser)(title, () => {
     await page.setViewportSize({ width: 1400, height: 1000 });
 
     // The queue already says it.
-    await page.goto(`${s.url}/ui/#/approvals`);
+    await page.goto(`${s.url}/console/#/approvals`);
     const card = page.locator(`.approval-card[data-thread="${tid}"]`);
     expect(await card.locator(".check-warning").textContent()).toMatch(
       /fails hard check answer; draft 1 passed every hard check/,
     );
-    await page.goto(`${s.url}/ui/#/threads/${tid}`);
+    await page.goto(`${s.url}/console/#/threads/${tid}`);
     const panel = page.getByRole("region", { name: "Awaiting your approval" });
     await panel.waitFor();
     expect(await panel.locator(".check-warning").textContent()).toMatch(
@@ -378,7 +379,7 @@ describe.skipIf(skipBrowser)(title, () => {
     );
     await shot("10-approved-failing-answer");
     const row = async () => {
-      await page.goto(`${s.url}/ui/#/`);
+      await page.goto(`${s.url}/console/#/`);
       const r = page.locator(`tr[data-thread="${tid}"]`);
       await r.waitFor();
       return r;
@@ -393,7 +394,7 @@ describe.skipIf(skipBrowser)(title, () => {
       assistant_id: "refine",
       input: { task: SLOW },
     });
-    await page.goto(`${s.url}/ui/#/threads/${slow.thread_id}`);
+    await page.goto(`${s.url}/console/#/threads/${slow.thread_id}`);
     await page.getByRole("button", { name: "Cancel run" }).click();
     await expect
       .poll(() => page.locator(".thread-head [data-status]").textContent(), { timeout: 15_000 })
@@ -416,7 +417,7 @@ describe.skipIf(skipBrowser)(title, () => {
       body: yaml,
     });
     expect(registered.status).toBe(201);
-    await page.goto(`${s.url}/ui/#/graphs`);
+    await page.goto(`${s.url}/console/#/graphs`);
     const declarative = page.getByRole("region", { name: "json-extraction" });
     await declarative.locator("svg.graph").waitFor();
     expect(await declarative.locator("g.node text").allTextContents()).not.toContain("__finish__");
@@ -443,7 +444,7 @@ describe.skipIf(skipBrowser)(title, () => {
         sort_order: "asc",
       })
     )[0]!.thread_id;
-    await page.goto(`${s.url}/ui/#/`);
+    await page.goto(`${s.url}/console/#/`);
     const pager = page.getByRole("navigation", { name: "Pages" });
     await expect.poll(() => pager.locator("[data-range]").textContent()).toBe(`1–50 of ${total}`);
     await pager.getByRole("link", { name: "Older →" }).click();
@@ -453,7 +454,7 @@ describe.skipIf(skipBrowser)(title, () => {
     expect(await pager.getByRole("link", { name: "Older →" }).count()).toBe(0);
 
     // Filters: assistant, graph, search by id, updated since; each through the form.
-    await page.goto(`${s.url}/ui/#/`);
+    await page.goto(`${s.url}/console/#/`);
     const form = page.getByRole("search", { name: "Find threads" });
     await form.getByLabel("Assistant").selectOption({ label: "Regress reviewer (refine)" });
     await form.getByRole("button", { name: "Apply" }).click();
@@ -461,14 +462,14 @@ describe.skipIf(skipBrowser)(title, () => {
     expect(await page.locator("tr[data-thread]").getAttribute("data-thread")).toBe(tid);
     expect(new URL(page.url()).hash).toBe(`#/?assistant=${assistant.assistant_id}`);
 
-    await page.goto(`${s.url}/ui/#/?graph=refine`);
+    await page.goto(`${s.url}/console/#/?graph=refine`);
     await page.locator(`tr[data-thread="${tid}"]`).waitFor();
     expect(await page.locator(`tr[data-thread="${made[0]}"]`).count()).toBe(0);
     await page.getByRole("link", { name: /^Interrupted/ }).click();
     await expect.poll(() => page.locator("tr[data-thread]").count()).toBe(0);
     expect(new URL(page.url()).hash).toBe("#/?status=interrupted&graph=refine");
 
-    await page.goto(`${s.url}/ui/#/`);
+    await page.goto(`${s.url}/console/#/`);
     await page.getByRole("search").getByLabel("Search").fill(slow.thread_id);
     await page.getByRole("search").getByRole("button", { name: "Apply" }).click();
     await expect.poll(() => page.locator("tr[data-thread]").count()).toBe(1);
@@ -476,9 +477,9 @@ describe.skipIf(skipBrowser)(title, () => {
 
     const local = (d: Date) =>
       `${d.getFullYear()}-${String(d.getMonth() + 1).padStart(2, "0")}-${String(d.getDate()).padStart(2, "0")}`;
-    await page.goto(`${s.url}/ui/#/?since=${local(new Date(Date.now() + 86_400_000))}`);
+    await page.goto(`${s.url}/console/#/?since=${local(new Date(Date.now() + 86_400_000))}`);
     await page.getByText("No thread matches these filters.").waitFor();
-    await page.goto(`${s.url}/ui/#/?since=${local(new Date())}&graph=refine`);
+    await page.goto(`${s.url}/console/#/?since=${local(new Date())}&graph=refine`);
     await page.locator(`tr[data-thread="${tid}"]`).waitFor();
     expect(problems).toEqual([]);
   }, 90_000);

@@ -2,7 +2,7 @@
 // They are browser ES modules outside the TypeScript project, so they are imported by path.
 import { join } from "node:path";
 import { describe, expect, it } from "vitest";
-import { WEB_DIR } from "../../server/routes/ui.ts";
+import { WEB_DIR } from "../../server/routes/console.ts";
 
 interface Row {
   type: string;

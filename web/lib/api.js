@@ -1,5 +1,5 @@
 // The console's HTTP client: JSON requests to the server's API and a fetch-based reader of a
-// run's SSE stream. Paths resolve against the parent of /ui/, so a path prefix works too.
+// run's SSE stream. Paths resolve against the parent of /console/, so a path prefix works too.
 
 import { authHeaders } from "./credentials.js";
 
