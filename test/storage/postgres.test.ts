@@ -46,6 +46,8 @@ storageConformance("postgres", async () => {
         "refinery_assistant_versions",
         "refinery_threads",
         "refinery_runs",
+        "refinery_crons",
+        "refinery_cron_fires",
       ]
         .map((t) => `"${conformanceSchema}".${t}`)
         .join(", ")} RESTART IDENTITY`,
@@ -113,6 +115,8 @@ describe("postgres storage: migrations", () => {
     expect(rows.map((r) => r.table_name)).toEqual([
       "refinery_assistant_versions",
       "refinery_assistants",
+      "refinery_cron_fires",
+      "refinery_crons",
       "refinery_runs",
       "refinery_schema_migrations",
       "refinery_threads",

@@ -90,6 +90,43 @@ CREATE INDEX refinery_runs_partition ON refinery_runs (partition, status);
 CREATE UNIQUE INDEX refinery_runs_one_running ON refinery_runs (thread_id) WHERE status = 'running';
 `,
   },
+  {
+    version: 2,
+    name: "crons and their firings",
+    sql: `
+CREATE TABLE refinery_crons (
+  cron_id TEXT PRIMARY KEY,
+  assistant_id TEXT NOT NULL,
+  thread_id TEXT,
+  on_run_completed TEXT,
+  -- ISO UTC text as the caller gives it (as SQLite keeps it), compared in byte order.
+  end_time TEXT COLLATE "C",
+  schedule TEXT NOT NULL,
+  timezone TEXT,
+  created_at TIMESTAMPTZ NOT NULL,
+  updated_at TIMESTAMPTZ NOT NULL,
+  payload JSONB NOT NULL,
+  user_id TEXT,
+  next_run_date TEXT COLLATE "C",
+  metadata JSONB NOT NULL,
+  enabled BOOLEAN NOT NULL,
+  owner JSONB NOT NULL,
+  partition TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX refinery_crons_due ON refinery_crons (next_run_date) WHERE enabled;
+CREATE INDEX refinery_crons_partition ON refinery_crons (partition);
+CREATE INDEX refinery_crons_thread ON refinery_crons (thread_id);
+-- One row per firing: the primary key is the claim of (cron, fire time); the newest are kept.
+CREATE TABLE refinery_cron_fires (
+  cron_id TEXT NOT NULL,
+  fire_at TEXT COLLATE "C" NOT NULL,
+  claimed_at TIMESTAMPTZ NOT NULL,
+  run_id TEXT,
+  error TEXT,
+  PRIMARY KEY (cron_id, fire_at)
+);
+`,
+  },
 ];
 
 /** Must stay a valid unquoted identifier: it is interpolated into SQL (quoted) and search_path. */

@@ -8,7 +8,9 @@
 //   earlier pending run, locked with FOR UPDATE SKIP LOCKED, so concurrent claimers (any number of
 //   pools and processes) never take one run twice; a partial unique index backs the rule of at
 //   most one running run per thread.
-// - The per-partition cap counts under a transaction-scoped advisory lock on the partition.
+// - The per-partition caps (runs, crons) count under a transaction-scoped advisory lock.
+// - claimDue locks due crons with FOR UPDATE SKIP LOCKED; the unique (cron, fire time) row and
+//   the compare-and-set of next_run_date make each firing claimed once across processes.
 // - Due times (`not_before`) compare with the database's clock, the one clock all processes share.
 // Timestamps are TIMESTAMPTZ written from JavaScript time and returned as ISO strings
 // (`toISOString()`), as SQLite returns them. JSON lives in JSONB: keys come back in JSONB's order,
@@ -24,6 +26,10 @@ import type {
   AssistantQuery,
   AssistantStore,
   CreateRunResult,
+  Cron,
+  CronQuery,
+  CronStore,
+  DueCron,
   NewAssistant,
   NewRun,
   Run,
@@ -63,10 +69,31 @@ const iso = (v: unknown): string => (v instanceof Date ? v.toISOString() : Strin
 
 const ASSISTANT_SORT = new Set(["assistant_id", "graph_id", "name", "created_at", "updated_at"]);
 const THREAD_SORT = new Set(["thread_id", "status", "created_at", "updated_at"]);
-const TEXT_COLUMNS = new Set(["assistant_id", "graph_id", "name", "thread_id", "status"]);
+const CRON_SORT = new Set([
+  "cron_id",
+  "assistant_id",
+  "thread_id",
+  "created_at",
+  "updated_at",
+  "next_run_date",
+]);
+const TEXT_COLUMNS = new Set([
+  "assistant_id",
+  "graph_id",
+  "name",
+  "thread_id",
+  "status",
+  "cron_id",
+  "next_run_date",
+]);
 
-// Advisory lock class for a partition's run cap (second key: hash of schema and partition).
+/** Firings kept per cron (the newest), as the SQLite storage keeps them. */
+const CRON_FIRES_KEPT = 100;
+
+// Advisory lock classes for a partition's run and cron caps (second key: hash of schema and
+// partition).
 const PARTITION_LOCK = 0x52465054; // "RFPT"
+const CRON_PARTITION_LOCK = 0x52464350; // "RFCP"
 const RETRIES = 3;
 
 function page(
@@ -76,9 +103,9 @@ function page(
   fallback: string,
 ) {
   const column = sortBy && allowed.has(sortBy) ? sortBy : fallback;
-  // Byte order for text, as SQLite's default collation sorts.
+  // Byte order for text, as SQLite's default collation sorts; NULL sorts lowest, as in SQLite.
   const key = TEXT_COLUMNS.has(column) ? `${column} COLLATE "C"` : column;
-  return `ORDER BY ${key} ${order === "asc" ? "ASC" : "DESC"}`;
+  return `ORDER BY ${key} ${order === "asc" ? "ASC NULLS FIRST" : "DESC NULLS LAST"}`;
 }
 
 function toUtcIso(time: string): string {
@@ -146,6 +173,25 @@ function rowToRun(r: Row): Run {
     },
     attempt: r.attempt as number,
     error: (r.error as Run["error"]) ?? null,
+  };
+}
+
+function rowToCron(r: Row): Cron {
+  return {
+    cron_id: r.cron_id as string,
+    assistant_id: r.assistant_id as string,
+    thread_id: (r.thread_id as string | null) ?? null,
+    on_run_completed: (r.on_run_completed as Cron["on_run_completed"]) ?? null,
+    end_time: (r.end_time as string | null) ?? null,
+    schedule: r.schedule as string,
+    timezone: (r.timezone as string | null) ?? null,
+    created_at: iso(r.created_at),
+    updated_at: iso(r.updated_at),
+    payload: (r.payload as Cron["payload"]) ?? {},
+    user_id: (r.user_id as string | null) ?? null,
+    next_run_date: (r.next_run_date as string | null) ?? null,
+    metadata: (r.metadata as Cron["metadata"]) ?? {},
+    enabled: r.enabled === true,
   };
 }
 
@@ -281,6 +327,8 @@ export function createPostgresStorage(
   const AV = `${S}.refinery_assistant_versions`;
   const T = `${S}.refinery_threads`;
   const R = `${S}.refinery_runs`;
+  const C = `${S}.refinery_crons`;
+  const CF = `${S}.refinery_cron_fires`;
   // Prepared-statement names are per connection and cut at 63 bytes: short and unique per schema.
   const prefix = `rf_${createHash("sha1").update(schema).digest("hex").slice(0, 10)}`;
 
@@ -627,6 +675,14 @@ export function createPostgresStorage(
         if (!r || !reaches((r.metadata as Record<string, unknown>) ?? {}, access)) return false;
         await q(c, "thread_delete", `DELETE FROM ${T} WHERE thread_id = $1`, [id]);
         await q(c, "thread_runs_delete", `DELETE FROM ${R} WHERE thread_id = $1`, [id]);
+        // A thread's crons have nothing left to run on.
+        await q(
+          c,
+          "thread_cron_fires_delete",
+          `DELETE FROM ${CF} WHERE cron_id IN (SELECT cron_id FROM ${C} WHERE thread_id = $1)`,
+          [id],
+        );
+        await q(c, "thread_crons_delete", `DELETE FROM ${C} WHERE thread_id = $1`, [id]);
         return true;
       });
     },
@@ -951,11 +1007,210 @@ export function createPostgresStorage(
     },
   };
 
+  function cronWhere(
+    query: Omit<CronQuery, "limit" | "offset" | "sort_by" | "sort_order">,
+    bind: Bind,
+  ): string {
+    const conds: string[] = [];
+    if (query.assistant_id) conds.push(`assistant_id = ${bind(query.assistant_id)}`);
+    if (query.thread_id) conds.push(`thread_id = ${bind(query.thread_id)}`);
+    if (query.enabled !== undefined) conds.push(`enabled = ${bind(query.enabled)}`);
+    conds.push(...containmentSql("metadata", query.metadata, bind));
+    conds.push(...accessSql("metadata", query, bind));
+    return conds.length ? `WHERE ${conds.join(" AND ")}` : "";
+  }
+
+  const crons: CronStore = {
+    async create(input, options = {}) {
+      return tx(async (c) => {
+        if (options.partitionLimit !== undefined) {
+          // Creators in the partition count one after the other.
+          await q(c, "cron_partition_lock", "SELECT pg_advisory_xact_lock($1, hashtext($2))", [
+            CRON_PARTITION_LOCK,
+            `${schema}\u0001${input.owner.partition}`,
+          ]);
+          const [{ n }] = (await q(
+            c,
+            "cron_partition_count",
+            `SELECT COUNT(*)::int AS n FROM ${C} WHERE partition = $1`,
+            [input.owner.partition],
+          )) as [{ n: number }];
+          if (n >= options.partitionLimit) return undefined;
+        }
+        const t = now();
+        const [row] = await q(
+          c,
+          "cron_insert",
+          `INSERT INTO ${C} (cron_id, assistant_id, thread_id, on_run_completed, end_time, schedule, timezone, created_at, updated_at, payload, user_id, next_run_date, metadata, enabled, owner, partition)
+           VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $8, $9::jsonb, $10, $11, $12::jsonb, $13, $14::jsonb, $15)
+           ON CONFLICT (cron_id) DO NOTHING RETURNING *`,
+          [
+            input.cron_id,
+            input.assistant_id,
+            input.thread_id,
+            input.on_run_completed,
+            input.end_time,
+            input.schedule,
+            input.timezone,
+            t,
+            j(input.payload),
+            input.user_id,
+            input.next_run_date,
+            j(input.metadata),
+            input.enabled,
+            j(input.owner),
+            input.owner.partition,
+          ],
+        );
+        if (!row) {
+          throw new RefineryError("conflict", `cron ${input.cron_id} already exists`, {
+            field: "cron_id",
+          });
+        }
+        return rowToCron(row);
+      });
+    },
+    async get(id, access) {
+      const [r] = await q(pool, "cron_get", `SELECT * FROM ${C} WHERE cron_id = $1`, [id]);
+      const cron = r ? rowToCron(r) : undefined;
+      return cron && reaches(cron.metadata, access) ? cron : undefined;
+    },
+    async update(id, patch, access) {
+      return tx(async (c) => {
+        const [r] = await q(c, "cron_lock", `SELECT * FROM ${C} WHERE cron_id = $1 FOR UPDATE`, [
+          id,
+        ]);
+        if (!r) return undefined;
+        const cur = rowToCron(r);
+        if (!reaches(cur.metadata, access)) return undefined;
+        const next: Cron = {
+          ...cur,
+          ...Object.fromEntries(Object.entries(patch).filter(([, v]) => v !== undefined)),
+          metadata: patch.metadata ? { ...cur.metadata, ...patch.metadata } : cur.metadata,
+          updated_at: now(),
+        };
+        await q(
+          c,
+          "cron_update",
+          `UPDATE ${C} SET schedule = $2, timezone = $3, end_time = $4, payload = $5::jsonb,
+             metadata = $6::jsonb, enabled = $7, on_run_completed = $8, next_run_date = $9, updated_at = $10
+           WHERE cron_id = $1`,
+          [
+            id,
+            next.schedule,
+            next.timezone,
+            next.end_time,
+            j(next.payload),
+            j(next.metadata),
+            next.enabled,
+            next.on_run_completed,
+            next.next_run_date,
+            next.updated_at,
+          ],
+        );
+        return next;
+      });
+    },
+    async delete(id, access) {
+      return tx(async (c) => {
+        const [r] = await q(c, "cron_lock", `SELECT * FROM ${C} WHERE cron_id = $1 FOR UPDATE`, [
+          id,
+        ]);
+        if (!r || !reaches((r.metadata as Record<string, unknown>) ?? {}, access)) return false;
+        await q(c, "cron_fires_delete", `DELETE FROM ${CF} WHERE cron_id = $1`, [id]);
+        await q(c, "cron_delete", `DELETE FROM ${C} WHERE cron_id = $1`, [id]);
+        return true;
+      });
+    },
+    async search(query) {
+      const values: unknown[] = [];
+      const bind = binder(values);
+      const where = cronWhere(query, bind);
+      const order = page(query.sort_by, CRON_SORT, query.sort_order, "created_at");
+      const rows = await dq(
+        pool,
+        `SELECT * FROM ${C} ${where} ${order}, cron_id COLLATE "C"
+         LIMIT ${bind(query.limit ?? 10)} OFFSET ${bind(query.offset ?? 0)}`,
+        values,
+      );
+      return rows.map(rowToCron);
+    },
+    async count(query) {
+      const values: unknown[] = [];
+      const where = cronWhere(query, binder(values));
+      const [r] = await dq(pool, `SELECT COUNT(*)::int AS n FROM ${C} ${where}`, values);
+      return r!.n as number;
+    },
+    async claimDue(at, limit, nextOf) {
+      return tx(async (c): Promise<DueCron[]> => {
+        // Rows another claimer holds are skipped; one it claimed and committed meanwhile is
+        // rechecked and no longer due. The unique firing row backs both.
+        const rows = await q(
+          c,
+          "cron_due",
+          `SELECT * FROM ${C} WHERE enabled AND next_run_date IS NOT NULL AND next_run_date <= $1
+           ORDER BY next_run_date, cron_id COLLATE "C" LIMIT $2 FOR UPDATE SKIP LOCKED`,
+          [at, limit],
+        );
+        const claimed: DueCron[] = [];
+        const t = now();
+        for (const r of rows) {
+          const cron = rowToCron(r);
+          const fireAt = cron.next_run_date!;
+          let next: string | null;
+          try {
+            next = nextOf(cron);
+          } catch {
+            next = null; // a schedule that cannot be computed any more fires no more
+          }
+          const fired = await q(
+            c,
+            "cron_fire_insert",
+            `INSERT INTO ${CF} (cron_id, fire_at, claimed_at) VALUES ($1, $2, $3)
+             ON CONFLICT DO NOTHING RETURNING cron_id`,
+            [cron.cron_id, fireAt, t],
+          );
+          if (fired.length !== 1) continue;
+          const moved = await q(
+            c,
+            "cron_move",
+            `UPDATE ${C} SET next_run_date = $2 WHERE cron_id = $1 AND next_run_date = $3 RETURNING cron_id`,
+            [cron.cron_id, next, fireAt],
+          );
+          if (moved.length !== 1) throw new Error(`cron ${cron.cron_id} moved during its claim`);
+          await q(
+            c,
+            "cron_fires_prune",
+            `DELETE FROM ${CF} WHERE cron_id = $1 AND fire_at <
+               (SELECT fire_at FROM ${CF} WHERE cron_id = $1 ORDER BY fire_at DESC LIMIT 1 OFFSET $2)`,
+            [cron.cron_id, CRON_FIRES_KEPT - 1],
+          );
+          claimed.push({
+            ...cron,
+            next_run_date: next,
+            owner: (r.owner as DueCron["owner"]) ?? { scopes: [], partition: "" },
+            fire_at: fireAt,
+          });
+        }
+        return claimed;
+      });
+    },
+    async recordFiring(cronId, fireAt, outcome) {
+      await q(
+        pool,
+        "cron_record_firing",
+        `UPDATE ${CF} SET run_id = $3, error = $4 WHERE cron_id = $1 AND fire_at = $2`,
+        [cronId, fireAt, outcome.run_id ?? null, outcome.error ?? null],
+      );
+    },
+  };
+
   let closed = false;
   return {
     assistants,
     threads,
     runs,
+    crons,
     pool,
     schema,
     migrations: opts.migrations ?? { applied: [], current: [] },
