@@ -312,6 +312,44 @@ describe("postgres storage: two pools on one schema", () => {
     }
   });
 
+  it("crons: a partition cap and each due firing hold across both pools", async () => {
+    const owner = { scopes: [], partition: "cron-cap" };
+    const cron = (id: string) => ({
+      cron_id: id,
+      assistant_id: "asst-1",
+      thread_id: null,
+      on_run_completed: null,
+      end_time: null,
+      schedule: "* * * * *",
+      timezone: null,
+      payload: {},
+      user_id: null,
+      next_run_date: "2031-01-01T00:01:00.000Z",
+      metadata: {},
+      enabled: true,
+      owner,
+    });
+    const made = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2 ? b : a).crons.create(cron(`pool-cron-${i}`), { partitionLimit: 4 }),
+      ),
+    );
+    expect(made.filter((c) => c !== undefined)).toHaveLength(4);
+    const at = "2031-01-01T00:05:00.000Z";
+    const claims = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        (i % 2 ? b : a).crons.claimDue(at, 100, () => "2031-01-01T00:06:00.000Z"),
+      ),
+    );
+    const won = claims.flat().map((c) => `${c.cron_id}@${c.fire_at}`);
+    expect(won.sort()).toEqual(
+      made
+        .filter((c) => c !== undefined)
+        .map((c) => `${c.cron_id}@2031-01-01T00:01:00.000Z`)
+        .sort(),
+    );
+  });
+
   it("a partition cap holds for runs created at once from both pools on different threads", async () => {
     const threadIds = Array.from({ length: 12 }, (_, i) => `cap-t${i}`);
     for (const id of threadIds) await a.threads.create({ thread_id: id });
