@@ -1,6 +1,7 @@
 // SQLite implementation of the storage contracts, in the same database file as the checkpoints.
 // better-sqlite3 is synchronous, so every method is one atomic step; the async signatures match
-// the Postgres implementation.
+// the Postgres implementation (core/storage/postgres/storage.ts), which gets the same atomicity
+// from transactions and row locks.
 import type Database from "better-sqlite3";
 import { isAuthMatching } from "../auth-filters.ts";
 import { RefineryError } from "../errors.ts";
@@ -163,7 +164,8 @@ const CRON_SORT = new Set([
 /**
  * SQL conditions for JSON containment, as Postgres `@>` does it: nested objects are contained key
  * by key (in any order), scalars must match in type too (json_extract turns `true` into 1).
- * Arrays compare as whole values.
+ * Arrays compare as whole values (unlike `@>`; the Postgres storage does the same,
+ * core/storage/postgres/filters.ts).
  */
 function containment(
   column: string,

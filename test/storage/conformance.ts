@@ -1,4 +1,4 @@
-// The conformance suite every Storage implementation runs (SQLite now, Postgres later): the
+// The conformance suite every Storage implementation runs (sqlite.test.ts, postgres.test.ts): the
 // contracts of core/storage/types.ts, exercised only through the interface, never through SQL.
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
 import { isAuthMatching } from "../../core/auth-filters.ts";

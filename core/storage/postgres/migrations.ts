@@ -1,0 +1,225 @@
+// Versioned migrations of the Postgres storage schema. Each step is numbered, applied once, in
+// order, and recorded in refinery_schema_migrations with a checksum of its SQL. They run at open
+// inside one transaction that holds a Postgres advisory lock (per schema), so several processes
+// starting at once apply each step exactly once and the others wait, then see it done.
+//
+// Rules for adding a step: append it with the next number; never edit or remove a shipped one
+// (open refuses a database whose recorded checksum differs); only additive DDL (new tables,
+// columns with defaults, indexes), so a process still running the previous version keeps working
+// during a rolling upgrade. Anything destructive needs an explicit command, never a migration.
+import { createHash } from "node:crypto";
+import type pg from "pg";
+import { RefineryError } from "../../errors.ts";
+
+export interface Migration {
+  version: number;
+  name: string;
+  /** Runs with search_path set to the target schema only, so names stay unqualified. */
+  sql: string;
+}
+
+export const MIGRATIONS: readonly Migration[] = [
+  {
+    version: 1,
+    name: "assistants, threads and runs",
+    sql: `
+CREATE TABLE refinery_assistants (
+  assistant_id TEXT PRIMARY KEY,
+  graph_id TEXT NOT NULL,
+  config JSONB NOT NULL,
+  context JSONB NOT NULL,
+  metadata JSONB NOT NULL,
+  name TEXT NOT NULL,
+  description TEXT,
+  version INTEGER NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL,
+  updated_at TIMESTAMPTZ NOT NULL
+);
+CREATE TABLE refinery_assistant_versions (
+  assistant_id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  graph_id TEXT NOT NULL,
+  config JSONB NOT NULL,
+  context JSONB NOT NULL,
+  metadata JSONB NOT NULL,
+  name TEXT NOT NULL,
+  description TEXT,
+  created_at TIMESTAMPTZ NOT NULL,
+  PRIMARY KEY (assistant_id, version)
+);
+CREATE TABLE refinery_threads (
+  thread_id TEXT PRIMARY KEY,
+  created_at TIMESTAMPTZ NOT NULL,
+  updated_at TIMESTAMPTZ NOT NULL,
+  metadata JSONB NOT NULL,
+  status TEXT NOT NULL,
+  "values" JSONB,
+  interrupts JSONB NOT NULL,
+  config JSONB NOT NULL,
+  error JSONB,
+  -- The TTL (ms) and when the thread expires (epoch ms): its last update plus the TTL.
+  ttl_ms BIGINT,
+  expires_at BIGINT
+);
+CREATE INDEX refinery_threads_status ON refinery_threads (status, updated_at);
+CREATE INDEX refinery_threads_expires ON refinery_threads (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE refinery_runs (
+  run_id TEXT PRIMARY KEY,
+  thread_id TEXT NOT NULL,
+  assistant_id TEXT NOT NULL,
+  created_at TIMESTAMPTZ NOT NULL,
+  updated_at TIMESTAMPTZ NOT NULL,
+  -- Earliest start; NULL: as soon as possible (claimNext compares with the database's clock).
+  not_before TIMESTAMPTZ,
+  status TEXT NOT NULL,
+  metadata JSONB NOT NULL,
+  multitask_strategy TEXT NOT NULL,
+  kwargs JSONB NOT NULL,
+  attempt INTEGER NOT NULL DEFAULT 0,
+  error JSONB,
+  -- Enqueue order. Taken while the run's thread row is locked, so it is FIFO per thread.
+  seq BIGINT GENERATED ALWAYS AS IDENTITY,
+  partition TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX refinery_runs_thread ON refinery_runs (thread_id, status, seq);
+CREATE INDEX refinery_runs_seq ON refinery_runs (seq);
+-- The queue: claimNext walks pending runs in seq order.
+CREATE INDEX refinery_runs_pending ON refinery_runs (seq) WHERE status = 'pending';
+CREATE INDEX refinery_runs_partition ON refinery_runs (partition, status);
+-- At most one running run per thread, enforced by the database too (claimNext never tries).
+CREATE UNIQUE INDEX refinery_runs_one_running ON refinery_runs (thread_id) WHERE status = 'running';
+`,
+  },
+  {
+    version: 2,
+    name: "crons and their firings",
+    sql: `
+CREATE TABLE refinery_crons (
+  cron_id TEXT PRIMARY KEY,
+  assistant_id TEXT NOT NULL,
+  thread_id TEXT,
+  on_run_completed TEXT,
+  -- ISO UTC text as the caller gives it (as SQLite keeps it), compared in byte order.
+  end_time TEXT COLLATE "C",
+  schedule TEXT NOT NULL,
+  timezone TEXT,
+  created_at TIMESTAMPTZ NOT NULL,
+  updated_at TIMESTAMPTZ NOT NULL,
+  payload JSONB NOT NULL,
+  user_id TEXT,
+  next_run_date TEXT COLLATE "C",
+  metadata JSONB NOT NULL,
+  enabled BOOLEAN NOT NULL,
+  owner JSONB NOT NULL,
+  partition TEXT NOT NULL DEFAULT ''
+);
+CREATE INDEX refinery_crons_due ON refinery_crons (next_run_date) WHERE enabled;
+CREATE INDEX refinery_crons_partition ON refinery_crons (partition);
+CREATE INDEX refinery_crons_thread ON refinery_crons (thread_id);
+-- One row per firing: the primary key is the claim of (cron, fire time); the newest are kept.
+CREATE TABLE refinery_cron_fires (
+  cron_id TEXT NOT NULL,
+  fire_at TEXT COLLATE "C" NOT NULL,
+  claimed_at TIMESTAMPTZ NOT NULL,
+  run_id TEXT,
+  error TEXT,
+  PRIMARY KEY (cron_id, fire_at)
+);
+`,
+  },
+];
+
+/** Must stay a valid unquoted identifier: it is interpolated into SQL (quoted) and search_path. */
+export const SCHEMA_NAME = /^[A-Za-z_][A-Za-z0-9_]{0,62}$/;
+
+// Advisory lock class for migrations; the second key is the schema's hash, so test files in
+// their own schemas do not wait for each other.
+const MIGRATION_LOCK = 0x52464d47; // "RFMG"
+
+export const checksumOf = (m: Migration): string =>
+  createHash("sha256").update(m.sql).digest("hex");
+
+export function checkSchemaName(schema: string): void {
+  if (!SCHEMA_NAME.test(schema)) {
+    throw new RefineryError("invalid_config", `invalid Postgres schema name "${schema}"`, {
+      field: "schema",
+      fix: "use letters, digits and underscores (at most 63), starting with a letter or underscore",
+    });
+  }
+}
+
+export interface MigrationResult {
+  /** Versions this call applied (empty when another process, or an earlier start, did). */
+  applied: number[];
+  /** Every version recorded in the schema afterwards, ascending. */
+  current: number[];
+}
+
+/**
+ * Brings `schema` up to date: creates it when missing, then applies the migrations it lacks, all
+ * in one transaction under an advisory lock. A schema migrated by a newer version (steps this code
+ * does not know) is left as it is: steps are additive.
+ */
+export async function migrate(
+  pool: pg.Pool,
+  schema: string,
+  migrations: readonly Migration[] = MIGRATIONS,
+): Promise<MigrationResult> {
+  checkSchemaName(schema);
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query("BEGIN");
+    await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [MIGRATION_LOCK, schema]);
+    // Checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
+    // exists, which a user limited to its own schema does not have.
+    const { rowCount } = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [
+      schema,
+    ]);
+    if (!rowCount) await client.query(`CREATE SCHEMA "${schema}"`);
+    await client.query(`SET LOCAL search_path TO "${schema}"`);
+    await client.query(`CREATE TABLE IF NOT EXISTS refinery_schema_migrations (
+      version INTEGER PRIMARY KEY,
+      name TEXT NOT NULL,
+      checksum TEXT NOT NULL,
+      applied_at TIMESTAMPTZ NOT NULL DEFAULT now()
+    )`);
+    const { rows } = await client.query<{ version: number; name: string; checksum: string }>(
+      "SELECT version, name, checksum FROM refinery_schema_migrations ORDER BY version",
+    );
+    const recorded = new Map(rows.map((r) => [r.version, r]));
+    const applied: number[] = [];
+    for (const m of [...migrations].sort((a, b) => a.version - b.version)) {
+      const sum = checksumOf(m);
+      const done = recorded.get(m.version);
+      if (done) {
+        if (done.checksum !== sum) {
+          throw new RefineryError(
+            "storage_error",
+            `migration ${m.version} ("${done.name}") recorded in Postgres schema "${schema}" differs from this version's ("${m.name}")`,
+            {
+              fix: "a shipped migration was edited: restore its SQL and put the change in a new numbered migration",
+            },
+          );
+        }
+        continue;
+      }
+      await client.query(m.sql);
+      await client.query(
+        "INSERT INTO refinery_schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
+        [m.version, m.name, sum],
+      );
+      applied.push(m.version);
+    }
+    await client.query("COMMIT");
+    const current = [...new Set([...recorded.keys(), ...applied])].sort((a, b) => a - b);
+    return { applied, current };
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => {
+      broken = true;
+    });
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}

@@ -1,0 +1,369 @@
+// The Postgres storage against the real Postgres CI provides (REFINERY_TEST_POSTGRES_URL, default
+// postgres://postgres@127.0.0.1:5432/test): the shared conformance suite, each test in its own
+// schema (dropped afterwards), then what only several pools on one database can show: migrations
+// applied once when processes start together, and claims, resumes and partition caps racing
+// between two pools. No Postgres fails the file; it never skips.
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { RefineryError } from "../../core/errors.ts";
+import { MIGRATIONS } from "../../core/storage/postgres/migrations.ts";
+import { openPostgresStorage, type PostgresStorage } from "../../core/storage/postgres/storage.ts";
+import type { NewRun, Run } from "../../core/storage/types.ts";
+import { storageConformance } from "./conformance.ts";
+
+const PG_URL = process.env.REFINERY_TEST_POSTGRES_URL ?? "postgres://postgres@127.0.0.1:5432/test";
+const PREFIX = `refinery_storage_test_${randomBytes(4).toString("hex")}`;
+let admin: pg.Pool;
+let schemas = 0;
+const nextSchema = () => `${PREFIX}_${(schemas += 1)}`;
+
+beforeAll(async () => {
+  admin = new pg.Pool({ connectionString: PG_URL, connectionTimeoutMillis: 5000 });
+  admin.on("error", () => {});
+  // Fails the whole file when Postgres is not there.
+  await admin.query("SELECT 1");
+});
+
+afterAll(async () => {
+  const { rows } = await admin.query<{ nspname: string }>(
+    "SELECT nspname FROM pg_namespace WHERE starts_with(nspname, $1)",
+    [PREFIX],
+  );
+  for (const { nspname } of rows) await admin.query(`DROP SCHEMA "${nspname}" CASCADE`);
+  await admin.end();
+});
+
+// One schema for the suite, migrated by the first test and emptied before each next one (much
+// cheaper than a schema per test); dropped with the others after the file.
+const conformanceSchema = nextSchema();
+let conformanceOpened = false;
+storageConformance("postgres", async () => {
+  if (conformanceOpened) {
+    await admin.query(
+      `TRUNCATE ${[
+        "refinery_assistants",
+        "refinery_assistant_versions",
+        "refinery_threads",
+        "refinery_runs",
+        "refinery_crons",
+        "refinery_cron_fires",
+      ]
+        .map((t) => `"${conformanceSchema}".${t}`)
+        .join(", ")} RESTART IDENTITY`,
+    );
+  }
+  conformanceOpened = true;
+  // The file's shared pool; the storage leaves it open on close.
+  const storage = await openPostgresStorage({ connection: admin, schema: conformanceSchema });
+  return { storage, cleanup: async () => {} };
+});
+
+function newRun(threadId: string, runId: string, extra: Partial<NewRun> = {}): NewRun {
+  return {
+    run_id: runId,
+    thread_id: threadId,
+    assistant_id: "asst-1",
+    graph_id: "refine",
+    multitask_strategy: "enqueue",
+    kwargs: { input: { n: 1 }, config: { configurable: {} }, stream_mode: ["values"] },
+    ...extra,
+  };
+}
+
+const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));
+
+describe("postgres storage: migrations", () => {
+  const versions = MIGRATIONS.map((m) => m.version);
+
+  it("applies every migration once when several processes open a fresh schema at once", async () => {
+    const schema = nextSchema();
+    // Own pools, as separate processes would have.
+    const opened = await Promise.all(
+      Array.from({ length: 4 }, () => openPostgresStorage({ connection: PG_URL, schema, max: 2 })),
+    );
+    try {
+      const applied = opened.map((s) => s.migrations.applied);
+      expect(applied.filter((a) => a.length > 0)).toEqual([versions]);
+      expect(applied.filter((a) => a.length === 0)).toHaveLength(3);
+      for (const s of opened) expect(s.migrations.current).toEqual(versions);
+      const { rows } = await admin.query(
+        `SELECT version FROM "${schema}".refinery_schema_migrations ORDER BY version`,
+      );
+      expect(rows.map((r: { version: number }) => r.version)).toEqual(versions);
+      // They share one database: what one writes the others read.
+      await opened[0]!.threads.create({ thread_id: "t1", metadata: { by: 0 } });
+      expect((await opened[3]!.threads.get("t1"))?.metadata).toEqual({ by: 0 });
+    } finally {
+      await Promise.all(opened.map((s) => s.close()));
+    }
+  });
+
+  it("reopening applies nothing and keeps the data; the tables live in the chosen schema only", async () => {
+    const schema = nextSchema();
+    const first = await openPostgresStorage({ connection: admin, schema });
+    await first.assistants.create({ assistant_id: "a1", graph_id: "refine", name: "one" });
+    const before = await first.assistants.get("a1");
+    await first.close();
+    const again = await openPostgresStorage({ connection: admin, schema });
+    expect(again.migrations).toEqual({ applied: [], current: versions });
+    expect(await again.assistants.get("a1")).toEqual(before);
+    const { rows } = await admin.query<{ table_name: string }>(
+      "SELECT table_name FROM information_schema.tables WHERE table_schema = $1 ORDER BY 1",
+      [schema],
+    );
+    expect(rows.map((r) => r.table_name)).toEqual([
+      "refinery_assistant_versions",
+      "refinery_assistants",
+      "refinery_cron_fires",
+      "refinery_crons",
+      "refinery_runs",
+      "refinery_schema_migrations",
+      "refinery_threads",
+    ]);
+    await again.close();
+  });
+
+  it("refuses a schema whose recorded migration differs from the shipped one, naming it", async () => {
+    const schema = nextSchema();
+    await (await openPostgresStorage({ connection: admin, schema })).close();
+    await admin.query(
+      `UPDATE "${schema}".refinery_schema_migrations SET checksum = 'edited' WHERE version = 1`,
+    );
+    const err = await openPostgresStorage({ connection: admin, schema }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RefineryError);
+    expect((err as RefineryError).code).toBe("storage_error");
+    expect((err as RefineryError).message).toMatch(/migration 1 /);
+    expect((err as RefineryError).fix).toMatch(/new numbered migration/);
+  });
+
+  it("refuses an invalid schema name, and names an unreachable server without its password", async () => {
+    const bad = await openPostgresStorage({ connection: admin, schema: 'x"; DROP TABLE y; --' })
+      .then(() => undefined)
+      .catch((e: unknown) => e);
+    expect(bad).toBeInstanceOf(RefineryError);
+    expect((bad as RefineryError).field).toBe("schema");
+    const down = await openPostgresStorage({
+      connection: "postgres://postgres:secret@127.0.0.1:1/test",
+    }).catch((e: unknown) => e);
+    expect(down).toBeInstanceOf(RefineryError);
+    expect((down as RefineryError).code).toBe("storage_error");
+    expect((down as RefineryError).retryable).toBe(true);
+    expect((down as RefineryError).toLine()).toMatch(
+      /cannot reach Postgres at 127\.0\.0\.1:1\/test/,
+    );
+    expect((down as RefineryError).toLine()).not.toContain("secret");
+  });
+
+  it("refuses a NUL character as invalid input and changes nothing", async () => {
+    const storage = await openPostgresStorage({ connection: admin, schema: nextSchema() });
+    await storage.threads.create({ thread_id: "t1" });
+    const err = await storage.runs
+      .create(newRun("t1", "r1", { metadata: { text: "a\u0000b" } }), { rejectIfInflight: false })
+      .catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(RefineryError);
+    expect((err as RefineryError).code).toBe("invalid_input");
+    expect(await storage.runs.get("r1")).toBeUndefined();
+    expect((await storage.threads.get("t1"))?.status).toBe("idle");
+    await storage.close();
+  });
+});
+
+describe("postgres storage: two pools on one schema", () => {
+  let a: PostgresStorage;
+  let b: PostgresStorage;
+
+  beforeAll(async () => {
+    const schema = nextSchema();
+    [a, b] = await Promise.all([
+      openPostgresStorage({ connection: PG_URL, schema, max: 4 }),
+      openPostgresStorage({ connection: PG_URL, schema, max: 4 }),
+    ]);
+  });
+
+  afterAll(async () => {
+    await a?.close();
+    await b?.close();
+  });
+
+  it("claimNext across pools, many trials: each run claimed once, in enqueue order per thread, never two running on a thread", async () => {
+    const THREADS = 4;
+    const RUNS_PER_THREAD = 6;
+    const WORKERS_PER_POOL = 3;
+    for (let trial = 0; trial < 20; trial++) {
+      const threadIds = Array.from({ length: THREADS }, (_, i) => `race-${trial}-t${i}`);
+      for (const id of threadIds) await a.threads.create({ thread_id: id });
+      const total = THREADS * RUNS_PER_THREAD;
+      const enqueued = new Map<string, string[]>(threadIds.map((id) => [id, []]));
+      const claimedByThread = new Map<string, string[]>(threadIds.map((id) => [id, []]));
+      const claims: string[] = [];
+      const runningThreads = new Set<string>();
+      const violations: string[] = [];
+      let produced = 0;
+      let finished = 0;
+
+      const enqueue = async (i: number) => {
+        const thread = threadIds[i % THREADS]!;
+        const runId = `race-${trial}-r${i}`;
+        // Recorded before the insert: a worker may claim it before create returns.
+        enqueued.get(thread)!.push(runId);
+        await (i % 2 ? b : a).runs.create(newRun(thread, runId), { rejectIfInflight: false });
+        produced += 1;
+      };
+      // Half the runs queue up before the workers start, so every thread has a backlog; the rest
+      // are enqueued while the workers claim, alternating pools.
+      for (let i = 0; i < total / 2; i++) await enqueue(i);
+      const producer = (async () => {
+        for (let i = total / 2; i < total; i++) await enqueue(i);
+      })();
+
+      const worker = async (storage: PostgresStorage) => {
+        while (finished < total) {
+          const run: Run | undefined = await storage.runs.claimNext();
+          if (!run) {
+            await sleep(produced < total ? 0 : 1);
+            continue;
+          }
+          claims.push(run.run_id);
+          claimedByThread.get(run.thread_id)!.push(run.run_id);
+          // Removed from the set before the run ends, so a claim seeing the thread here is a
+          // second running run, never a run claimed just after the first one ended.
+          if (runningThreads.has(run.thread_id))
+            violations.push(`${run.run_id} on ${run.thread_id}`);
+          runningThreads.add(run.thread_id);
+          expect(run.attempt).toBe(1);
+          await sleep(Math.random() < 0.5 ? 0 : 1);
+          runningThreads.delete(run.thread_id);
+          await storage.runs.finish(run.run_id, "success", null, {
+            threadId: run.thread_id,
+            snapshot: { status: "idle", values: { last: run.run_id }, interrupts: {} },
+          });
+          finished += 1;
+        }
+      };
+
+      await Promise.all([
+        producer,
+        ...Array.from({ length: WORKERS_PER_POOL }, () => worker(a)),
+        ...Array.from({ length: WORKERS_PER_POOL }, () => worker(b)),
+      ]);
+
+      expect(violations, `trial ${trial}`).toEqual([]);
+      expect(claims, `trial ${trial}`).toHaveLength(total);
+      expect(new Set(claims).size, `trial ${trial}`).toBe(total);
+      for (const id of threadIds) {
+        expect(claimedByThread.get(id), `trial ${trial} ${id}`).toEqual(enqueued.get(id));
+        // Every run ended, and the thread's last snapshot is its last run's.
+        expect(await b.threads.get(id), `trial ${trial} ${id}`).toMatchObject({
+          status: "idle",
+          values: { last: enqueued.get(id)!.at(-1) },
+        });
+      }
+    }
+    expect(await a.runs.countByStatus()).toMatchObject({ pending: 0, running: 0 });
+  });
+
+  it("of resumes racing from both pools on one interrupt, exactly one is created", async () => {
+    for (let trial = 0; trial < 10; trial++) {
+      const thread = `resume-${trial}`;
+      await a.threads.create({ thread_id: thread });
+      await a.threads.setSnapshot(thread, {
+        status: "interrupted",
+        values: {},
+        interrupts: { t: [{ id: "i1", value: "approve?" }] },
+      });
+      const results = await Promise.all(
+        Array.from({ length: 6 }, (_, i) =>
+          (i % 2 ? b : a).runs.create(newRun(thread, `${thread}-r${i}`), {
+            rejectIfInflight: true,
+            requireInterrupted: true,
+          }),
+        ),
+      );
+      expect(results.filter((r) => r.created)).toHaveLength(1);
+      expect(results.filter((r) => !r.created).map((r) => !r.created && r.reason)).toEqual(
+        Array(5).fill("not_interrupted"),
+      );
+      const [created] = await a.runs.list(thread);
+      expect(await a.runs.list(thread)).toHaveLength(1);
+      // Ended, so the next tests on this schema find no pending run of it.
+      await a.runs.setStatus(created!.run_id, "success");
+    }
+  });
+
+  it("a run ending while another is enqueued from the other pool leaves the thread busy", async () => {
+    for (let trial = 0; trial < 15; trial++) {
+      const thread = `end-${trial}`;
+      await a.threads.create({ thread_id: thread });
+      await a.runs.create(newRun(thread, `${thread}-r1`), { rejectIfInflight: false });
+      expect((await a.runs.claimNext())?.run_id).toBe(`${thread}-r1`);
+      await Promise.all([
+        a.runs.finish(`${thread}-r1`, "success", null, {
+          threadId: thread,
+          snapshot: { status: "idle", values: { n: 1 }, interrupts: {} },
+        }),
+        b.runs.create(newRun(thread, `${thread}-r2`), { rejectIfInflight: false }),
+      ]);
+      // Whichever went first, r2 is pending, so the thread must say busy.
+      expect((await b.runs.get(`${thread}-r2`))?.status).toBe("pending");
+      expect((await b.threads.get(thread))?.status, `trial ${trial}`).toBe("busy");
+      expect((await b.runs.claimNext())?.run_id).toBe(`${thread}-r2`);
+      await b.runs.setStatus(`${thread}-r2`, "success");
+    }
+  });
+
+  it("crons: a partition cap and each due firing hold across both pools", async () => {
+    const owner = { scopes: [], partition: "cron-cap" };
+    const cron = (id: string) => ({
+      cron_id: id,
+      assistant_id: "asst-1",
+      thread_id: null,
+      on_run_completed: null,
+      end_time: null,
+      schedule: "* * * * *",
+      timezone: null,
+      payload: {},
+      user_id: null,
+      next_run_date: "2031-01-01T00:01:00.000Z",
+      metadata: {},
+      enabled: true,
+      owner,
+    });
+    const made = await Promise.all(
+      Array.from({ length: 10 }, (_, i) =>
+        (i % 2 ? b : a).crons.create(cron(`pool-cron-${i}`), { partitionLimit: 4 }),
+      ),
+    );
+    expect(made.filter((c) => c !== undefined)).toHaveLength(4);
+    const at = "2031-01-01T00:05:00.000Z";
+    const claims = await Promise.all(
+      Array.from({ length: 6 }, (_, i) =>
+        (i % 2 ? b : a).crons.claimDue(at, 100, () => "2031-01-01T00:06:00.000Z"),
+      ),
+    );
+    const won = claims.flat().map((c) => `${c.cron_id}@${c.fire_at}`);
+    expect(won.sort()).toEqual(
+      made
+        .filter((c) => c !== undefined)
+        .map((c) => `${c.cron_id}@2031-01-01T00:01:00.000Z`)
+        .sort(),
+    );
+  });
+
+  it("a partition cap holds for runs created at once from both pools on different threads", async () => {
+    const threadIds = Array.from({ length: 12 }, (_, i) => `cap-t${i}`);
+    for (const id of threadIds) await a.threads.create({ thread_id: id });
+    const results = await Promise.all(
+      threadIds.map((id, i) =>
+        (i % 2 ? b : a).runs.create(newRun(id, `cap-r${i}`, { partition: "acme" }), {
+          rejectIfInflight: false,
+          partitionLimit: 3,
+        }),
+      ),
+    );
+    expect(results.filter((r) => r.created)).toHaveLength(3);
+    expect(results.filter((r) => !r.created && r.reason === "partition_limit")).toHaveLength(9);
+    const created = await Promise.all(threadIds.map((id) => a.runs.inflight(id)));
+    expect(created.flat()).toHaveLength(3);
+  });
+});
