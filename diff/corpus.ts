@@ -1420,9 +1420,13 @@ for (const transport of ["sse", "websocket"] as const) {
           if (last?.params.data.event === "completed") break;
           await new Promise((r) => setTimeout(r, 20));
         }
+        // Grouped by channel, in order within each: how a transport interleaves channels depends
+        // on delivery timing (over WebSocket the reference's order of an interrupt and the values
+        // around it varied from run to run under load), while each channel's order is the protocol.
+        const byChannel = (a: ProtocolEv, b: ProtocolEv) => a.method.localeCompare(b.method);
         return {
           interrupts,
-          events: events.map((e) => ({
+          events: [...events].sort(byChannel).map((e) => ({
             method: e.method,
             data: e.method === "values" ? e.params.data : e.params.data.event,
           })),
