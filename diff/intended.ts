@@ -321,13 +321,6 @@ export const INTENDED: Intended[] = [
 
   // ---- Known gaps (not fixed yet)
   {
-    route: "GET /assistants/{assistant_id}/schemas",
-    path: /^schemas\.body\.(config|context|input|output|state)_schema$/,
-    gap: true,
-    reason:
-      "a graph whose state is an Annotation (not zod) has null schemas; the reference derives them from the TypeScript types",
-  },
-  {
     route: "*",
     path: /\.(body|result)(\[\d+\])?\.metadata\.(assistant_id|graph_id|created_by)$|\.kwargs\.(config\.metadata\.(assistant_id|graph_id)|config\.configurable\.run_id|context|resumable|subgraphs)$/,
     kind: "missing",

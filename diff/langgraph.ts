@@ -87,10 +87,24 @@ async function main() {
   // servers hold the same system assistants.
   const graphs = {
     ...Object.fromEntries(
-      ["echo", "approval", "slow", "chat", "custom"].map((id) => [id, `${GRAPHS}:${id}`]),
+      [
+        "echo",
+        "approval",
+        "slow",
+        "chat",
+        "custom",
+        "typed",
+        "zod_state",
+        "zod_v3",
+        "state_schema",
+      ].map((id) => [id, `${GRAPHS}:${id}`]),
     ),
     refine: `${join(import.meta.dirname, "..", "bench", "server-graph.ts")}:graph`,
   };
+  // Both servers derive an Annotation graph's schemas from its TypeScript types, which takes
+  // seconds per graph (tens on a loaded machine): give both a deadline well past the cases' 30 s
+  // request timeout, and warm them up before the cases run (below).
+  process.env.LANGGRAPH_SCHEMA_RESOLVE_TIMEOUT_MS = "600000";
   log("starting both servers");
   const [reference, ours] = await Promise.all([
     startReference({ packageDir, dir, latencyMs: 0, workers: 4, graphs }),
@@ -100,6 +114,7 @@ async function main() {
         REFINERY_RUN_THREADS: "0",
         // The reference answers every origin; we answer the origins we are told (CORS case).
         REFINERY_CORS_ORIGINS: CORS_ORIGIN,
+        REFINERY_SCHEMA_TIMEOUT_MS: "600000",
       },
       configPath: CONFIG,
       port: 0,
@@ -114,6 +129,19 @@ async function main() {
     const selected = CORPUS.filter(
       (c) => !flags.only || `${c.route} ${c.name}`.includes(flags.only),
     );
+    if (selected.some((c) => c.route === "GET /assistants/{assistant_id}/schemas")) {
+      log("extracting graph schemas on both servers (once per graph)");
+      // One graph at a time per server (the reference starts a worker per request).
+      await Promise.all(
+        [ours.url, reference.url].map(async (url) => {
+          for (const id of Object.keys(graphs)) {
+            await fetch(`${url}/assistants/${id}/schemas`).catch((err: unknown) =>
+              log(`warming the schemas of ${id} at ${url} failed: ${String(err)}`),
+            );
+          }
+        }),
+      );
+    }
     log(`replaying ${selected.length} cases`);
     for (const c of selected) {
       const o = new Target("ours", ours.url);

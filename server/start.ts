@@ -223,6 +223,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   });
   // GET /assistants/:id/schemas of langgraph.json graphs (static extraction in a worker, cached).
   const schemaService = createSchemaService({
+    timeoutMs: envSettings.REFINERY_SCHEMA_TIMEOUT_MS,
     warn: (message, fields) => log("warn", message, fields),
   });
   const hooks: { resumeApproval?: (threadId: string, decision: unknown) => Promise<unknown> } = {};

@@ -47,8 +47,11 @@ function isStateSchemaLike(value: unknown): value is StateSchemaLike {
 }
 
 function fromStateSchema(b: Builder): GraphSchemas | undefined {
-  const { _schemaRuntimeDefinition: s, _inputRuntimeDefinition: i, _outputRuntimeDefinition: o } =
-    b;
+  const {
+    _schemaRuntimeDefinition: s,
+    _inputRuntimeDefinition: i,
+    _outputRuntimeDefinition: o,
+  } = b;
   if (!isStateSchemaLike(s) && !isStateSchemaLike(i) && !isStateSchemaLike(o)) return undefined;
   const state = isStateSchemaLike(s) ? s.getJsonSchema() : undefined;
   const input = isStateSchemaLike(i)

@@ -23,7 +23,11 @@ const got: Record<string, Schemas> = {};
 let okBeforeSchemas = false;
 
 beforeAll(async () => {
-  s = await startTestServer({ configPath: join(APP, "langgraph.json") });
+  s = await startTestServer({
+    configPath: join(APP, "langgraph.json"),
+    // A loaded CI machine can take longer than the default 30 s to type-check the fixtures.
+    env: { REFINERY_SCHEMA_TIMEOUT_MS: "300000" },
+  });
   const ids = [
     "annotated",
     "input_output",
@@ -67,15 +71,16 @@ describe("Annotation.Root graphs (from the TypeScript types)", () => {
       mixed: { type: ["string", "number"] },
       detail: { $ref: "#/definitions/{title:string;pages?:number|undefined;labels:any[];}" },
     });
-    expect((state as Json).definitions["{title:string;pages?:number|undefined;labels:any[];}"])
-      .toEqual({
-        type: "object",
-        properties: {
-          title: { type: "string" },
-          pages: { type: "number" },
-          labels: { type: "array", items: {} },
-        },
-      });
+    expect(
+      (state as Json).definitions["{title:string;pages?:number|undefined;labels:any[];}"],
+    ).toEqual({
+      type: "object",
+      properties: {
+        title: { type: "string" },
+        pages: { type: "number" },
+        labels: { type: "array", items: {} },
+      },
+    });
     // Update types: nothing is required.
     expect(state).not.toHaveProperty("required");
     expect(input).toEqual(state);
@@ -153,7 +158,10 @@ describe("zod graphs (from the schema at run time)", () => {
       items: { type: "string", langgraph_nodes: ["collect"] },
       total: { type: "number", default: 0 },
     });
-    expect(props(g.output_schema).items).toMatchObject({ type: "array", langgraph_nodes: ["collect"] });
+    expect(props(g.output_schema).items).toMatchObject({
+      type: "array",
+      langgraph_nodes: ["collect"],
+    });
   });
 
   it("converts plain zod 4 with separate input and output schemas", () => {
@@ -161,7 +169,10 @@ describe("zod graphs (from the schema at run time)", () => {
     expect(props(g.input_schema)).toEqual({ query: { type: "string" } });
     // Input and state are update types (nothing required); the output is the full value.
     expect(g.input_schema).not.toHaveProperty("required");
-    expect(props(g.output_schema)).toEqual({ result: { type: "string" }, score: { type: "number" } });
+    expect(props(g.output_schema)).toEqual({
+      result: { type: "string" },
+      score: { type: "number" },
+    });
     expect((g.output_schema as Json).required).toEqual(["result", "score"]);
     expect(Object.keys(props(g.state_schema))).toEqual(["query", "result", "score"]);
     expect(g.config_schema ?? null).toBeNull();
