@@ -318,6 +318,12 @@ export const INTENDED: Intended[] = [
     reason:
       "refresh_ttl other than true/false is refused with a 422 naming query.refresh_ttl; the reference answers the item",
   },
+  {
+    route: "GET /assistants/{assistant_id}/schemas",
+    path: /^schemas\.body\.(input|output|state)_schema\.definitions\./,
+    reason:
+      "messages (BaseMessage) are described by one compact definition of the fields a client sends (type, content, id, name, kwargs); the reference expands @langchain/core's class into some 20 definitions (30 KB per schema) whose top entry is a oneOf of RemoveMessage alone, an artefact of its vendored typescript-json-schema. The property itself ($ref, array of messages) is the same",
+  },
 
   // ---- Known gaps (not fixed yet)
   {
