@@ -101,5 +101,11 @@ function fromPlainZod(b: Builder): GraphSchemas | undefined {
 export function runtimeSchemas(graph: unknown): GraphSchemas | undefined {
   const builder = (graph as { builder?: Builder } | null | undefined)?.builder;
   if (!builder || typeof builder !== "object") return undefined;
-  return fromStateSchema(builder) ?? fromRegistry(graph) ?? fromPlainZod(builder);
+  let fromState: GraphSchemas | undefined;
+  try {
+    fromState = fromStateSchema(builder);
+  } catch {
+    // A StateSchema whose fields have no JSON Schema: try the other ways.
+  }
+  return fromState ?? fromRegistry(graph) ?? fromPlainZod(builder);
 }
