@@ -353,6 +353,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       closed = true;
       approvals.stop();
       clearInterval(storeSweeper);
+      await schemaService.close();
       const stopped = new Promise<void>((r) => server.close(() => r()));
       await executor.stop(graceMs);
       server.closeAllConnections();

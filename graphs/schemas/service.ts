@@ -24,6 +24,8 @@ export interface SchemaServiceOptions {
 export interface SchemaService {
   /** The graph's schemas; undefined when there are none to give. */
   schemasOf(entry: GraphEntry, graph: unknown): Promise<GraphSchemas | undefined>;
+  /** Stops a running extraction (its requests get no static schemas); for server shutdown. */
+  close(): Promise<void>;
 }
 
 const WORKER = new URL("./thread.mjs", import.meta.url);
@@ -35,6 +37,7 @@ export function createSchemaService(options: SchemaServiceOptions = {}): SchemaS
   const cache = new Map<string, Promise<StaticSchemas | undefined>>();
   let waiting: { spec: StaticSpec; resolve: (o: Outcome) => void }[] = [];
   let busy = false;
+  let current: Worker | undefined;
 
   const runBatch = (batch: typeof waiting): Promise<void> =>
     new Promise((done) => {
@@ -48,6 +51,7 @@ export function createSchemaService(options: SchemaServiceOptions = {}): SchemaS
         if (settled) return;
         settled = true;
         finish(outcomes);
+        if (current === worker) current = undefined;
         void worker.terminate();
       };
       const worker = new Worker(WORKER, {
@@ -56,6 +60,7 @@ export function createSchemaService(options: SchemaServiceOptions = {}): SchemaS
         stdout: true,
         stderr: true,
       });
+      current = worker;
       worker.unref();
       worker.stdout.resume();
       worker.stderr.resume();
@@ -114,6 +119,9 @@ export function createSchemaService(options: SchemaServiceOptions = {}): SchemaS
   };
 
   return {
+    async close() {
+      await current?.terminate();
+    },
     async schemasOf(entry, graph) {
       const live = runtimeSchemas(graph);
       if (live) return live;
