@@ -139,6 +139,18 @@ async function main() {
               log(`warming the schemas of ${id} at ${url} failed: ${String(err)}`),
             );
           }
+          // Then until the server answers a search again (cases start by resetting with one).
+          for (let i = 0; i < 120; i++) {
+            const res = await fetch(`${url}/threads/search`, {
+              method: "POST",
+              headers: { "content-type": "application/json" },
+              body: JSON.stringify({ limit: 1 }),
+            }).catch((err: unknown) => err as Error);
+            const body = res instanceof Response ? await res.text() : String(res);
+            if (res instanceof Response && res.ok && body.startsWith("[")) break;
+            log(`after the schemas, ${url}/threads/search answers ${body.slice(0, 200)}`);
+            await new Promise((r) => setTimeout(r, 1000));
+          }
         }),
       );
     }
