@@ -19,6 +19,7 @@ export const ENV_DEFAULTS = {
   REFINERY_MAX_RECURSION_LIMIT: 1000,
   REFINERY_STEP_TIMEOUT_MS: 300_000,
   REFINERY_RUN_TIMEOUT_MS: 1_800_000,
+  REFINERY_SCHEMA_TIMEOUT_MS: 30_000,
   REFINERY_SHUTDOWN_GRACE_MS: 10_000,
   REFINERY_APPROVAL_POLL_MS: 1000,
   REFINERY_THREAD_SWEEP_MS: 60_000,
@@ -263,6 +264,13 @@ export const EnvSchema = z.object({
     max: 2_147_483_647,
     what: "the step time limit in ms",
     example: "a number of milliseconds such as 300000, or 0 for no limit",
+  }),
+  REFINERY_SCHEMA_TIMEOUT_MS: int({
+    fallback: ENV_DEFAULTS.REFINERY_SCHEMA_TIMEOUT_MS,
+    min: 100,
+    max: 600_000,
+    what: "the schema extraction time limit in ms",
+    example: "a number of milliseconds such as 30000",
   }),
   REFINERY_RUN_TIMEOUT_MS: int({
     fallback: ENV_DEFAULTS.REFINERY_RUN_TIMEOUT_MS,

@@ -175,6 +175,12 @@ for (const sub of ["graph", "schemas", "subgraphs"]) {
     await t.http(sub, "GET", `/assistants/${MISSING}/${sub}`);
   });
 }
+// Schemas of graphs declaring their state each another way (Annotation, zod, StateSchema).
+for (const graph of ["chat", "typed", "zod_state", "zod_v3", "state_schema"]) {
+  add("GET /assistants/{assistant_id}/schemas", graph, async (t) => {
+    await t.http("schemas", "GET", `/assistants/${graph}/schemas`);
+  });
+}
 add("GET /assistants/{assistant_id}/graph", "xray", async (t) => {
   const id = await assistant(t, { graph_id: "approval" });
   await t.http("graph", "GET", `/assistants/${id}/graph?xray=true`);

@@ -2,7 +2,8 @@
 // no model, no clock, no randomness, so both servers must answer the same corpus the same way.
 // `echo` appends one entry per node, `approval` interrupts for a decision, `slow` waits
 // `delayMs` in each of its steps (multitask strategies, cancel), `chat` streams a message from a
-// fake chat model (messages stream modes) and `custom` writes custom stream events.
+// fake chat model (messages stream modes) and `custom` writes custom stream events; `typed`,
+// `zod_state`, `zod_v3` and `state_schema` declare their state each another way (schemas).
 import { AIMessage, type BaseMessage } from "@langchain/core/messages";
 import { FakeListChatModel } from "@langchain/core/utils/testing";
 import {
@@ -11,9 +12,14 @@ import {
   interrupt,
   type LangGraphRunnableConfig,
   MessagesAnnotation,
+  ReducedValue,
   START,
   StateGraph,
+  StateSchema,
 } from "@langchain/langgraph";
+import { registry } from "@langchain/langgraph/zod";
+import { z } from "zod";
+import { z as z3 } from "zod/v3";
 
 const State = Annotation.Root({
   topic: Annotation<string>({ reducer: (_l, r) => r, default: () => "" }),
@@ -86,4 +92,79 @@ export const custom = new StateGraph(State)
   })
   .addEdge(START, "emit")
   .addEdge("emit", END)
+  .compile();
+
+// Graphs for GET /assistants/{id}/schemas, one per way to declare a state: an Annotation with
+// input, output and context annotations (the reference reads the TypeScript types), zod with
+// LangGraph's registry (jsonSchemaExtra) and a context schema, plain zod 3, and a StateSchema.
+const TypedInput = Annotation.Root({ question: Annotation<string> });
+const TypedOutput = Annotation.Root({ answer: Annotation<string>, sources: Annotation<string[]> });
+const TypedState = Annotation.Root({
+  /** What was asked. */
+  question: Annotation<string>,
+  answer: Annotation<string>,
+  sources: Annotation<string[], string | string[]>({
+    reducer: (l, r) => l.concat(r),
+    default: () => [],
+  }),
+  mode: Annotation<"short" | "long" | null>,
+});
+const TypedContext = Annotation.Root({ model: Annotation<string> });
+
+export const typed = new StateGraph(
+  { input: TypedInput, output: TypedOutput, stateSchema: TypedState },
+  TypedContext,
+)
+  .addNode("respond", (s) => ({ answer: `re:${s.question}`, sources: "none" }))
+  .addEdge(START, "respond")
+  .addEdge("respond", END)
+  .compile();
+
+export const zod_state = new StateGraph(
+  z.object({
+    items: z
+      .array(z.string())
+      .default(() => [])
+      .register(registry, {
+        reducer: { schema: z.string(), fn: (a: string[], b: string) => [...a, b] },
+        jsonSchemaExtra: { langgraph_type: "messages" },
+      }),
+    status: z.enum(["idle", "done"]).default("idle"),
+    question: z.string().describe("What to answer"),
+  }),
+  { context: z.object({ model: z.string().describe("Model name") }) },
+)
+  .addNode("work", (s) => ({ items: s.question, status: "done" as const }))
+  .addEdge(START, "work")
+  .addEdge("work", END)
+  .compile();
+
+export const zod_v3 = new StateGraph(
+  z3.object({
+    city: z3.string(),
+    days: z3.number().int().min(1),
+    units: z3.enum(["metric", "imperial"]).optional(),
+  }),
+)
+  .addNode("plan", (s) => ({ days: s.days }))
+  .addEdge(START, "plan")
+  .addEdge("plan", END)
+  .compile();
+
+export const state_schema = new StateGraph(
+  new StateSchema({
+    log: new ReducedValue(
+      z.array(z.string()).default(() => []),
+      {
+        inputSchema: z.union([z.string(), z.array(z.string())]),
+        reducer: (current: string[], next: string | string[]) => current.concat(next),
+        jsonSchemaExtra: { description: "Everything logged" },
+      },
+    ),
+    topic: z.string(),
+  }),
+)
+  .addNode("step", (s) => ({ log: `topic:${s.topic}` }))
+  .addEdge(START, "step")
+  .addEdge("step", END)
   .compile();

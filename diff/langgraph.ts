@@ -87,7 +87,17 @@ async function main() {
   // servers hold the same system assistants.
   const graphs = {
     ...Object.fromEntries(
-      ["echo", "approval", "slow", "chat", "custom"].map((id) => [id, `${GRAPHS}:${id}`]),
+      [
+        "echo",
+        "approval",
+        "slow",
+        "chat",
+        "custom",
+        "typed",
+        "zod_state",
+        "zod_v3",
+        "state_schema",
+      ].map((id) => [id, `${GRAPHS}:${id}`]),
     ),
     refine: `${join(import.meta.dirname, "..", "bench", "server-graph.ts")}:graph`,
     // Issue 17 (h4): a graph with a runtime context schema.
@@ -96,6 +106,10 @@ async function main() {
     nested: `${join(import.meta.dirname, "subgraph-graph.ts")}:nested`,
   };
   copyFileSync(join(import.meta.dirname, "ui.jsx"), join(dir, "ui.jsx"));
+  // Both servers derive an Annotation graph's schemas from its TypeScript types, which takes
+  // seconds per graph (tens on a loaded machine): give both a deadline well past the cases' 30 s
+  // request timeout, and warm them up before the cases run (below).
+  process.env.LANGGRAPH_SCHEMA_RESOLVE_TIMEOUT_MS = "600000";
   log("starting both servers");
   const [reference, ours] = await Promise.all([
     startReference({
@@ -116,6 +130,7 @@ async function main() {
         REFINERY_CORS_ORIGINS: CORS_ORIGIN,
         // The reference is `langgraph dev`: its dev-only route (POST /internal/truncate) exists.
         REFINERY_DEV: "1",
+        REFINERY_SCHEMA_TIMEOUT_MS: "600000",
       },
       configPath: CONFIG,
       port: 0,
@@ -130,6 +145,31 @@ async function main() {
     const selected = CORPUS.filter(
       (c) => !flags.only || `${c.route} ${c.name}`.includes(flags.only),
     );
+    if (selected.some((c) => c.route === "GET /assistants/{assistant_id}/schemas")) {
+      log("extracting graph schemas on both servers (once per graph)");
+      // One graph at a time per server (the reference starts a worker per request).
+      await Promise.all(
+        [ours.url, reference.url].map(async (url) => {
+          for (const id of Object.keys(graphs)) {
+            await fetch(`${url}/assistants/${id}/schemas`).catch((err: unknown) =>
+              log(`warming the schemas of ${id} at ${url} failed: ${String(err)}`),
+            );
+          }
+          // Then until the server answers a search again (cases start by resetting with one).
+          for (let i = 0; i < 120; i++) {
+            const res = await fetch(`${url}/threads/search`, {
+              method: "POST",
+              headers: { "content-type": "application/json" },
+              body: JSON.stringify({ limit: 1 }),
+            }).catch((err: unknown) => err as Error);
+            const body = res instanceof Response ? await res.text() : String(res);
+            if (res instanceof Response && res.ok && body.startsWith("[")) break;
+            log(`after the schemas, ${url}/threads/search answers ${body.slice(0, 200)}`);
+            await new Promise((r) => setTimeout(r, 1000));
+          }
+        }),
+      );
+    }
     log(`replaying ${selected.length} cases`);
     for (const c of selected) {
       const o = new Target("ours", ours.url);

@@ -68,6 +68,8 @@ export interface GraphEntry {
   graphId: string;
   /** "builtin" or the langgraph.json spec ("./file.ts:export"). */
   source: string;
+  /** A langgraph.json graph's source file (absolute) and export, for static schema extraction. */
+  file?: { path: string; exportName: string };
   description?: string;
   /** The system assistant's config and context (LANGGRAPH_CONFIG), for langgraph.json graphs. */
   defaults?: { config?: Record<string, unknown>; context?: Record<string, unknown> };
@@ -427,6 +429,7 @@ async function loadLangGraphJson(path: string, options: RegistryOptions): Promis
       }
     }
     const entry = makeEntry(graphId, spec, exported, options);
+    entry.file = { path: abs, exportName };
     const { context, ...config } = defaults[graphId] ?? {};
     if (defaults[graphId]) {
       entry.defaults = {

@@ -40,8 +40,14 @@ export interface AppDeps {
   validateConfig?: (graphId: string, config: Record<string, unknown> | undefined) => void;
   /** Validates a run's input for a graph (e.g. the refine task); throws RefineryError. */
   validateInput?: (graphId: string, input: unknown) => void;
-  /** Describes a graph's input/config schemas for GET /assistants/:id/schemas. */
-  schemasFor?: (graphId: string) => Record<string, unknown> | undefined;
+  /**
+   * A graph's JSON Schemas for GET /assistants/:id/schemas (`input_schema`, `state_schema`, …),
+   * given the assistant's config (a graph factory is called with it).
+   */
+  schemasFor?: (
+    graphId: string,
+    config: Record<string, unknown>,
+  ) => Promise<Record<string, unknown> | undefined>;
   /** Lessons memory and the records kept with each run (ratings, outcomes for export). */
   learning?: LearningLoop;
   /** The Store API's store (/store/*); absent: those routes answer 404. */

@@ -77,7 +77,9 @@ export const AssistantGraph = z
   })
   .describe("The graph as LangChain's drawable JSON");
 
-const SchemaOrNull = z.record(z.string(), z.unknown()).nullable();
+// Absent when the graph does not declare one (as the LangGraph server answers), null when Refinery
+// has none for the graph.
+const SchemaOrNull = z.record(z.string(), z.unknown()).nullable().optional();
 export const AssistantSchemas = z.object({
   graph_id: z.string(),
   input_schema: SchemaOrNull,

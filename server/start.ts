@@ -7,6 +7,7 @@ import { z } from "zod";
 import { checkConfigurableKeys, RefineOptionsSchema } from "../core/config.ts";
 import type { GraphSpecService } from "../graphs/declarative/index.ts";
 import { platformSectionsOf, systemAssistantId } from "../graphs/registry.ts";
+import { createSchemaService } from "../graphs/schemas/service.ts";
 import type { ModelProvider } from "../core/models/provider.ts";
 import {
   intSetting,
@@ -248,6 +249,11 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     limits: limits.runs,
     ...(pool ? { target: pool } : {}),
   });
+  // GET /assistants/:id/schemas of langgraph.json graphs (static extraction in a worker, cached).
+  const schemaService = createSchemaService({
+    timeoutMs: envSettings.REFINERY_SCHEMA_TIMEOUT_MS,
+    warn: (message, fields) => log("warn", message, fields),
+  });
   const hooks: { resumeApproval?: (threadId: string, decision: unknown) => Promise<unknown> } = {};
   const cronClock = options.cronClock ?? Date.now;
   const appDeps: AppDeps & { graphSpecs: GraphSpecService } = {
@@ -286,23 +292,36 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       if (!parsed.success)
         throw fromZodError(parsed.error, "input", "invalid_input", RefineInputSchema);
     },
-    schemasFor: (graphId) =>
-      takesRefineInput(graphId)
-        ? {
-            input_schema: z.toJSONSchema(
-              z.object({
-                task: z.string().min(1),
-                context: z.string().optional(),
-                options: RefineOptionsSchema.optional(),
-              }),
-              { io: "input", unrepresentable: "any" },
-            ),
-            config_schema: z.toJSONSchema(RefineOptionsSchema, {
-              io: "input",
-              unrepresentable: "any",
+    schemasFor: async (graphId, config) => {
+      if (takesRefineInput(graphId)) {
+        return {
+          input_schema: z.toJSONSchema(
+            z.object({
+              task: z.string().min(1),
+              context: z.string().optional(),
+              options: RefineOptionsSchema.optional(),
             }),
-          }
-        : undefined,
+            { io: "input", unrepresentable: "any" },
+          ),
+          config_schema: z.toJSONSchema(RefineOptionsSchema, {
+            io: "input",
+            unrepresentable: "any",
+          }),
+        };
+      }
+      const entry = registry.entry(graphId);
+      if (!entry) return undefined;
+      const found = await schemaService.schemasOf(entry, await registry.get(graphId, config));
+      if (!found) return undefined;
+      // As the reference: a JS graph's context schema is its config schema (one and the same).
+      return {
+        input_schema: found.input,
+        output_schema: found.output,
+        state_schema: found.state,
+        config_schema: found.config,
+        context_schema: found.config,
+      };
+    },
   };
   const app = createApp(appDeps);
 
@@ -410,6 +429,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       await crons.stop();
       clearInterval(storeSweeper);
       clearInterval(threadSweeper);
+      await schemaService.close();
       const stopped = new Promise<void>((r) => server.close(() => r()));
       protocolOf(app).close();
       await executor.stop(graceMs);

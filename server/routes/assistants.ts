@@ -241,7 +241,8 @@ export function assistantRoutes(deps: AppDeps): Router {
 
   r.get("/assistants/:assistant_id/schemas", async (req, res) => {
     const a = await reachable(req, "read");
-    const schemas = deps.schemasFor?.(a.graph_id) ?? {};
+    // Absent keys (a schema the graph does not declare) are left out, as the reference does.
+    const schemas = (await deps.schemasFor?.(a.graph_id, a.config)) ?? {};
     sendJson(res, 200, {
       graph_id: a.graph_id,
       input_schema: null,
