@@ -148,8 +148,13 @@ describe("a LangGraph project served by `npm start -- --config`", () => {
       expect.arrayContaining(["user", "request", "delayMs", "style", "log"]),
     );
     expect(props(memory.input_schema)).toEqual(expect.arrayContaining(["user", "request"]));
+    // the registry's jsonSchemaExtra reaches the field's schema, as on the LangGraph server
+    expect(memory.state_schema).toMatchObject({
+      properties: { log: { langgraph_nodes: ["recall", "respond"] } },
+    });
     const ctx = await server.client.assistants.getSchemas("ctx");
     expect(props(ctx.context_schema)).toEqual(expect.arrayContaining(["tone", "limit"]));
+    expect(ctx.context_schema).toMatchObject({ required: ["tone"] });
   });
 
   it("lists the subgraphs and resumes an interrupt inside one with Command", async () => {
