@@ -124,6 +124,16 @@ describe("a LangGraph project served by `npm start -- --config`", () => {
     });
     const graph = (await c.assistants.getGraph("agent")) as { nodes: { id: string }[] };
     expect(graph.nodes.map((n) => n.id)).toContain("model_request");
+    // A real `createAgent` agent (langchain 1.x, a fake chat model's canned reply).
+    const reply = (await c.runs.wait(null, "react_agent", {
+      input: { messages: [{ role: "user", content: "hi" }] },
+    })) as { messages: { type: string; content: string }[] };
+    expect(reply.messages.map((m) => [m.type, m.content])).toEqual([
+      ["human", "hi"],
+      ["ai", "[fake model] the agent's reply"],
+    ]);
+    const agentGraph = (await c.assistants.getGraph("react_agent")) as { nodes: { id: string }[] };
+    expect(agentGraph.nodes.map((n) => n.id)).toContain("model_request");
   });
 
   it("writes getLogger() lines to the server's stdout as structured log lines", async () => {
