@@ -38,16 +38,17 @@ export interface ChildServer {
 
 /**
  * Starts the server as `npm start` does (node with its flags, server/main.ts) on port 0 with the
- * fixture graphs and only the environment given (plus PATH and HOME), so no OPENAI_API_KEY or
- * REFINERY_* leaks in.
+ * fixture graphs (or the langgraph.json `configPath` names) and only the environment given (plus
+ * PATH and HOME), so no OPENAI_API_KEY or REFINERY_* leaks in.
  */
 export async function startChildServer(
   env: Record<string, string>,
   timeoutMs = 45_000,
+  configPath = FIXTURE_CONFIG,
 ): Promise<ChildServer> {
   const child = spawn(
     process.execPath,
-    [...START_ARGS, "--config", FIXTURE_CONFIG, "--port", "0", "--host", "127.0.0.1"],
+    [...START_ARGS, "--config", configPath, "--port", "0", "--host", "127.0.0.1"],
     {
       cwd: ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: "warn", ...env },
