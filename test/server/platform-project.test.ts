@@ -5,7 +5,8 @@
 // body-rewriting middleware in front of the built-in POST /threads (the SDK sees the changed
 // thread), `client.crons.*` for the scheduled digest graph, the chat graph streamed through the
 // SDK's ThreadStream over SSE and over a WebSocket (reply tokens, an interrupt, the resume, the
-// final values), and the generative UI fetched as LoadExternalComponent fetches it.
+// final values), the generative UI fetched as LoadExternalComponent fetches it, and a clean exit
+// on SIGTERM.
 //
 // Firing is not waited for here: schedules have minute granularity and a spawned process's clock
 // cannot be driven, so a firing could be a minute away. test/server/crons.test.ts drives the
@@ -313,5 +314,13 @@ describe("the generative UI (as LoadExternalComponent fetches it)", () => {
     const noName = await call("POST", "/ui/support", {});
     expect(noName.status).toBe(422);
     expect(await noName.json()).toMatchObject({ field: "name" });
+  });
+});
+
+describe("stopping the project's server", () => {
+  it("exits cleanly on SIGTERM, as a process manager stops it", async () => {
+    const exit = await server.stop("SIGTERM", 15_000);
+    expect(exit, server.output()).toEqual({ code: 0, signal: null });
+    expect(server.output()).toContain("SIGTERM: stopping");
   });
 });
