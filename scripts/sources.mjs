@@ -12,12 +12,12 @@ export const SOURCE_DIRS = ["core", "nodes", "graphs", "server", "cli"];
 /** Files that change what the build emits, hashed with the sources. */
 const BUILD_INPUTS = ["tsconfig.json", "scripts/build.mjs", "scripts/sources.mjs"];
 
-/** The TypeScript sources, as paths relative to ROOT with "/" separators, sorted. */
-export function sourceFiles() {
+/** Files of SOURCE_DIRS whose name passes `keep`, relative to ROOT with "/" separators, sorted. */
+function filesIn(keep) {
   const files = [];
   for (const dir of SOURCE_DIRS) {
     for (const entry of readdirSync(join(ROOT, dir), { recursive: true, withFileTypes: true })) {
-      if (!entry.isFile() || !entry.name.endsWith(".ts") || entry.name.endsWith(".d.ts")) continue;
+      if (!entry.isFile() || !keep(entry.name)) continue;
       const rel = join(entry.parentPath ?? entry.path, entry.name).slice(ROOT.length + 1);
       files.push(rel.split("\\").join("/"));
     }
@@ -25,10 +25,20 @@ export function sourceFiles() {
   return files.sort();
 }
 
+/** The TypeScript sources the build compiles. */
+export function sourceFiles() {
+  return filesIn((name) => name.endsWith(".ts") && !name.endsWith(".d.ts"));
+}
+
+/** Plain .mjs worker scripts next to the sources (dist/ gets a module that imports each). */
+export function workerScripts() {
+  return filesIn((name) => name.endsWith(".mjs"));
+}
+
 /** sha256 over the name and content of every source file and build input. */
 export function sourceHash() {
   const hash = createHash("sha256");
-  for (const rel of [...sourceFiles(), ...BUILD_INPUTS]) {
+  for (const rel of [...sourceFiles(), ...workerScripts(), ...BUILD_INPUTS]) {
     hash.update(`${rel}\0`);
     hash.update(readFileSync(join(ROOT, rel)));
     hash.update("\0");
