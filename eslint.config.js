@@ -20,7 +20,7 @@ const layer = (from, forbidden) => ({
 });
 
 export default tseslint.config(
-  { ignores: ["node_modules/**", "data/**", "web/dist/**", "coverage/**"] },
+  { ignores: ["node_modules/**", "data/**", "dist/**", "web/dist/**", "coverage/**"] },
   js.configs.recommended,
   ...tseslint.configs.recommended,
   {
@@ -73,7 +73,9 @@ export default tseslint.config(
     },
   },
   {
-    files: ["cli/bin.mjs", "eslint.config.js"],
-    languageOptions: { globals: { process: "readonly", console: "readonly" } },
+    files: ["cli/bin.mjs", "scripts/*.mjs", "eslint.config.js"],
+    languageOptions: {
+      globals: { process: "readonly", console: "readonly", performance: "readonly" },
+    },
   },
 );

@@ -1,6 +1,7 @@
 #!/usr/bin/env node
-// Entry point of the `refinery` bin: registers tsx so the TypeScript sources run without a build.
-import { register } from "tsx/esm/api";
+// Entry point of the `refinery` bin: runs cli/main.ts from the build in dist/ when it is current,
+// else from the TypeScript sources through tsx (scripts/launch.mjs).
+import { launch } from "../scripts/launch.mjs";
 
 // A reader that stops early (`refinery export ... | head`) closes the pipe: stop quietly, as
 // other command-line tools do, instead of dying on an unhandled EPIPE with a stack trace.
@@ -11,8 +12,7 @@ for (const stream of [process.stdout, process.stderr]) {
   });
 }
 
-register();
-const { main } = await import("./main.ts");
+const { main } = await launch("cli/main.ts");
 const code = await main(process.argv.slice(2), {
   stdout: process.stdout,
   stderr: process.stderr,

@@ -1,7 +1,6 @@
 // The learning loop around finished runs: when a run ends, its outcome is kept with the run
 // (for export), the lessons its prompt carried are credited or blamed, and the `reflect` step
 // distils new lessons into the memory. Used by the server's executor and by the CLI.
-import { OpenAIEmbeddings } from "@langchain/openai";
 import type Database from "better-sqlite3";
 import type { ProcessSettings } from "../core/config.ts";
 import type { RunOutcome } from "../core/learning/outcome.ts";
@@ -111,7 +110,7 @@ export async function openLearning(
   const opened = await openStore(settings.storeUrl ? { postgresUrl: settings.storeUrl } : { db });
   const embeddings =
     settings.embeddingsModel && settings.apiKey
-      ? new OpenAIEmbeddings({
+      ? new (await import("@langchain/openai")).OpenAIEmbeddings({
           model: settings.embeddingsModel,
           apiKey: settings.apiKey,
           ...(settings.baseURL ? { configuration: { baseURL: settings.baseURL } } : {}),

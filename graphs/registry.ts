@@ -5,13 +5,13 @@
 // LangChain `createAgent` agent (unwrapped to its compiled graph), as the LangGraph server loads them.
 import { existsSync, readFileSync } from "node:fs";
 import { dirname, isAbsolute, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { parseEnv } from "node:util";
 import type { BaseCheckpointSaver, BaseStore } from "@langchain/langgraph";
 import { v5 as uuidv5 } from "uuid";
 import { z } from "zod";
 import { fromZodError, RefineryError } from "../core/errors.ts";
 import { registerSdkLogger, type SdkLogSink } from "./sdk-logger.ts";
+import { importUserModule } from "../core/import-module.ts";
 
 /** The namespace the LangGraph server uses for system assistant ids: uuid5(graph_id, NS). */
 export const ASSISTANT_NAMESPACE = "6ba7b821-9dad-11d1-80b4-00c04fd430c8";
@@ -396,7 +396,7 @@ async function loadLangGraphJson(path: string, options: RegistryOptions): Promis
     const abs = isAbsolute(file) ? file : resolve(base, file);
     let mod: Record<string, unknown>;
     try {
-      mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
+      mod = (await importUserModule(abs)) as Record<string, unknown>;
     } catch (err) {
       throw new RefineryError(
         "invalid_config",

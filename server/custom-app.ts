@@ -7,7 +7,6 @@
 // route groups off.
 import type { IncomingMessage, ServerResponse } from "node:http";
 import { isAbsolute, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { getRequestListener } from "@hono/node-server";
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import { Hono, type Context } from "hono";
@@ -17,6 +16,7 @@ import type { HttpSection } from "../graphs/registry.ts";
 import { authOf } from "./auth/request.ts";
 import { errorJson, sendJson } from "./http.ts";
 import type { Logger } from "./log.ts";
+import { importUserModule } from "../core/import-module.ts";
 
 /** What the server needs of a Hono app (duck-typed: the user's copy of hono may differ). */
 export interface HonoLike {
@@ -42,7 +42,7 @@ export async function loadCustomApp(base: string, spec: string): Promise<HonoLik
   const abs = isAbsolute(file) ? file : resolve(base, file);
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
+    mod = (await importUserModule(abs)) as Record<string, unknown>;
   } catch (err) {
     throw new RefineryError(
       "invalid_config",

@@ -15,6 +15,7 @@ import type {
   ToEvalThread,
   WireError,
 } from "./eval-protocol.ts";
+import { threadScript } from "./thread-entry.ts";
 
 interface Slot {
   index: number;
@@ -130,10 +131,11 @@ export class EvalThreadPool implements EvalTarget {
   private spawn(): Slot {
     const { log } = this.options;
     const index = ++this.spawned;
-    // The TypeScript loader comes from run-thread.mjs (workers do not inherit tsx).
-    const worker = new Worker(new URL("./run-thread.mjs", import.meta.url), {
+    // From the sources, the TypeScript loader comes from run-thread.mjs (workers do not inherit tsx).
+    const { script, entry } = threadScript("eval-thread");
+    const worker = new Worker(script, {
       workerData: {
-        entry: new URL("./eval-thread.ts", import.meta.url).href,
+        entry,
         index,
         env: { ...this.options.env },
       } satisfies EvalThreadData,

@@ -22,6 +22,7 @@ import {
 import type { RunOutcome } from "./run-runner.ts";
 import { JsonText } from "./serde.ts";
 import type { StreamHub } from "./stream-hub.ts";
+import { threadScript } from "./thread-entry.ts";
 
 export interface RunThreadData {
   entry: string;
@@ -271,13 +272,10 @@ export class RunThreadPool implements RunTarget {
 
   private spawn(index: number): Slot {
     const { hub, log } = this.options;
-    const worker = new Worker(new URL("./run-thread.mjs", import.meta.url), {
-      workerData: {
-        ...this.options.data,
-        index,
-        entry: new URL("./run-thread.ts", import.meta.url).href,
-      } satisfies RunThreadData,
-      // The tsx loader is loaded by run-thread.mjs; flags such as --cpu-prof stay with this thread.
+    const { script, entry } = threadScript("run-thread");
+    const worker = new Worker(script, {
+      workerData: { ...this.options.data, index, entry } satisfies RunThreadData,
+      // From the sources, run-thread.mjs loads tsx; flags such as --cpu-prof stay with this thread.
       execArgv: [],
       // Graph code reads process.env as it would in the server thread (and sees later changes).
       env: SHARE_ENV,

@@ -5,7 +5,6 @@
 import { readEnv } from "../core/env.ts";
 import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { processSettingsFromEnv, type ProcessSettings } from "../core/config.ts";
 import { RefineryError } from "../core/errors.ts";
 import { outboundPolicyFromEnv, setOutboundPolicy } from "../core/net/policy.ts";
@@ -27,6 +26,7 @@ import { openLearning, type LessonSource } from "../graphs/learning.ts";
 import { createGraphRegistry, systemAssistantId, type GraphRegistry } from "../graphs/registry.ts";
 import type { RunnableGraph } from "../graphs/registry.ts";
 import type { Logger } from "./log.ts";
+import { importUserModule } from "../core/import-module.ts";
 
 export interface RuntimeOptions {
   env: Record<string, string | undefined>;
@@ -187,7 +187,7 @@ export async function loadProviderModule(
       fix,
     });
   }
-  const mod = (await import(pathToFileURL(abs).href)) as Record<string, unknown>;
+  const mod = (await importUserModule(abs)) as Record<string, unknown>;
   const exported = mod[name];
   const value =
     typeof exported === "function" ? await (exported as (e: unknown) => unknown)(env) : exported;

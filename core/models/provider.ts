@@ -2,11 +2,12 @@
 // an OpenAI-compatible endpoint when an API key is set, the offline simulated model otherwise.
 // Models are cached per spec so a run does not rebuild clients on every node. A spec's baseURL
 // must be an allowed endpoint (endpoints.ts): the API key is sent nowhere else.
+import { createRequire } from "node:module";
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import type { ModelSpec, ProcessSettings, RefineOptions } from "../config.ts";
 import { RefineryError } from "../errors.ts";
 import { createEndpointCheck } from "./endpoints.ts";
-import { createOpenAIModel } from "./openai.ts";
+import type * as OpenAIModule from "./openai.ts";
 import { createSimulatedModel } from "./simulated.ts";
 import type { ModelRole } from "./types.ts";
 
@@ -25,6 +26,23 @@ export interface ModelProvider {
 }
 
 const ROLES = ["default", "generate", "critique", "revise", "judge"] as const;
+
+/**
+ * ./openai.ts loads the OpenAI client (about 230 modules, a fifth of what a thread loads), so it
+ * is loaded when the first OpenAI-compatible model is built, never in an offline process. From
+ * the build (dist/, JavaScript) that is a synchronous require() of the ES module (Node >= 20.19),
+ * which shares the module instances already imported. From the sources (tsx, vitest), where
+ * require() would load TypeScript as CommonJS with its own copies of the packages, it is
+ * imported up front, as before.
+ */
+let openai: typeof OpenAIModule | undefined = import.meta.url.endsWith(".ts")
+  ? await import("./openai.ts")
+  : undefined;
+
+function createOpenAIModel(opts: OpenAIModule.OpenAIModelOptions) {
+  openai ??= createRequire(import.meta.url)("./openai.js") as typeof OpenAIModule;
+  return openai.createOpenAIModel(opts);
+}
 
 export function createModelProvider(
   settings: Pick<

@@ -1,9 +1,9 @@
 // Node kinds written in TypeScript, loaded by the server at start-up: every module listed in
 // REFINERY_NODE_KINDS (comma-separated paths) exports `nodeKinds: {name: NodeKind}`.
 import { isAbsolute, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { RefineryError } from "../../core/errors.ts";
 import { defaultNodeKinds, type NodeKind, type NodeKindRegistry } from "./kinds.ts";
+import { importUserModule } from "../../core/import-module.ts";
 
 export async function importNodeKinds(
   list: string | undefined,
@@ -17,7 +17,7 @@ export async function importNodeKinds(
     const abs = isAbsolute(path) ? path : resolve(path);
     let mod: { nodeKinds?: Record<string, NodeKind> };
     try {
-      mod = (await import(pathToFileURL(abs).href)) as typeof mod;
+      mod = (await importUserModule(abs)) as typeof mod;
     } catch (err) {
       throw new RefineryError(
         "invalid_config",

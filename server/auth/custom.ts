@@ -3,11 +3,11 @@
 // server's semantics (handlers.ts), so an auth module written for it works unchanged.
 import { readFileSync } from "node:fs";
 import { dirname, resolve } from "node:path";
-import { pathToFileURL } from "node:url";
 import { z } from "zod";
 import { fromZodError, RefineryError } from "../../core/errors.ts";
 import { authenticateWith, runHandler, type HandlerCache } from "./handlers.ts";
 import type { AuthUser, Operation, RequestAuth } from "./request.ts";
+import { importUserModule } from "../../core/import-module.ts";
 
 const AuthSection = z
   .object({
@@ -45,7 +45,7 @@ export async function loadAuthModule(configPath: string, spec: string): Promise<
   const source = resolve(dirname(configPath), file);
   let mod: Record<string, unknown>;
   try {
-    mod = (await import(pathToFileURL(source).href)) as Record<string, unknown>;
+    mod = (await importUserModule(source)) as Record<string, unknown>;
   } catch (err) {
     throw new RefineryError("invalid_config", `cannot load the auth module ${source}`, {
       field: "auth.path",

@@ -5,7 +5,12 @@
 import { join } from "node:path";
 import express, { Router, type Request } from "express";
 
-export const WEB_DIR = join(import.meta.dirname, "../../web");
+// web/ is at the project root: two levels up from server/routes/, three from the build's
+// dist/server/routes/.
+export const WEB_DIR = join(
+  import.meta.dirname,
+  import.meta.url.endsWith(".ts") ? "../../web" : "../../../web",
+);
 
 /** Where the console is served. */
 export const CONSOLE_PATH = "/console";
