@@ -470,6 +470,9 @@ describe.skipIf(skipBrowser)(title, () => {
     expect(new URL(page.url()).hash).toBe("#/?status=interrupted&graph=refine");
 
     await page.goto(`${s.url}/console/#/`);
+    // A hash change re-renders the view (and its form): wait for the unfiltered list (the view
+    // before showed no rows) so the search is typed into the form that stays.
+    await page.locator("tr[data-thread]").first().waitFor();
     await page.getByRole("search").getByLabel("Search").fill(slow.thread_id);
     await page.getByRole("search").getByRole("button", { name: "Apply" }).click();
     await expect.poll(() => page.locator("tr[data-thread]").count()).toBe(1);
