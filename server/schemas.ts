@@ -9,6 +9,11 @@ import { z } from "zod";
 import { EXPORT_FORMATS, ISO_DATE_HINT, isoDateFilter } from "../core/learning/export.ts";
 import { outbound } from "../core/net/outbound.ts";
 import { OUTCOME_VERDICTS } from "../core/storage/learning-sqlite.ts";
+import {
+  ASSISTANT_SORT_FIELDS,
+  CRON_SORT_FIELDS,
+  THREAD_SORT_FIELDS,
+} from "../core/storage/common.ts";
 
 export const Uuid = z.uuid({ error: "must be a UUID" });
 const Meta = z.record(z.string(), z.unknown());
@@ -186,7 +191,7 @@ export const AssistantSearch = z
     graph_id: z.string().nullish(),
     name: NameSearch.nullish(),
     metadata: Filter.nullish(),
-    sort_by: z.enum(["assistant_id", "graph_id", "name", "created_at", "updated_at"]).nullish(),
+    sort_by: z.enum(ASSISTANT_SORT_FIELDS).nullish(),
     select: z.array(z.string()).nullish(),
     ...Page,
   })
@@ -285,7 +290,7 @@ export const ThreadSearch = z
     metadata: Filter.nullish(),
     values: Filter.nullish(),
     status: ThreadStatus.nullish(),
-    sort_by: z.enum(["thread_id", "status", "created_at", "updated_at"]).nullish(),
+    sort_by: z.enum(THREAD_SORT_FIELDS).nullish(),
     select: z.array(z.string()).nullish(),
     ...Page,
   })
@@ -560,15 +565,6 @@ export const CronPatch = CronRunFields.pick({
     on_run_completed: OnRunCompleted.nullish(),
   })
   .strip();
-
-export const CRON_SORT_FIELDS = [
-  "cron_id",
-  "assistant_id",
-  "thread_id",
-  "created_at",
-  "updated_at",
-  "next_run_date",
-] as const;
 
 export const CronSearch = z
   .object({

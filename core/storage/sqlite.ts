@@ -3,8 +3,17 @@
 // the Postgres implementation (core/storage/postgres/storage.ts), which gets the same atomicity
 // from transactions and row locks.
 import type Database from "better-sqlite3";
-import { isAuthMatching } from "../auth-filters.ts";
 import { RefineryError } from "../errors.ts";
+import {
+  ASSISTANT_SORT,
+  CRON_SORT,
+  j,
+  newRun,
+  now,
+  reaches,
+  THREAD_SORT,
+  toUtcIso,
+} from "./common.ts";
 import type {
   Access,
   Assistant,
@@ -145,21 +154,8 @@ function addMissingColumns(db: Database.Database): void {
   db.exec(AFTER_COLUMNS);
 }
 
-const now = () => new Date().toISOString();
-const j = (v: unknown) => JSON.stringify(v ?? null);
 const p = <T>(v: unknown, fallback: T): T =>
   typeof v === "string" ? (JSON.parse(v) as T) : fallback;
-
-const ASSISTANT_SORT = new Set(["assistant_id", "graph_id", "name", "created_at", "updated_at"]);
-const THREAD_SORT = new Set(["thread_id", "status", "created_at", "updated_at"]);
-const CRON_SORT = new Set([
-  "cron_id",
-  "assistant_id",
-  "thread_id",
-  "created_at",
-  "updated_at",
-  "next_run_date",
-]);
 
 /**
  * SQL conditions for JSON containment, as Postgres `@>` does it: nested objects are contained key
@@ -256,11 +252,6 @@ function typedEquals(alias: string, value: unknown, args: unknown[]): string {
   }
 }
 
-const reaches = (metadata: Record<string, unknown>, access: Access | undefined): boolean =>
-  !access ||
-  (access.system === true && metadata.created_by === "system") ||
-  isAuthMatching(metadata, access.filters);
-
 /** The SQL form of `reaches`, for searches and counts. */
 function accessSql(column: string, access: Access | undefined, args: unknown[]): string[] {
   if (!access?.filters) return [];
@@ -274,24 +265,9 @@ function accessSql(column: string, access: Access | undefined, args: unknown[]):
   ];
 }
 
-function toUtcIso(time: string): string {
-  const ms = Date.parse(time);
-  if (Number.isNaN(ms)) {
-    throw new RefineryError(
-      "invalid_input",
-      `not_before ${JSON.stringify(time)} is not an ISO time`,
-      {
-        field: "not_before",
-        fix: "give an ISO 8601 time such as 2025-01-01T12:00:00Z",
-      },
-    );
-  }
-  return new Date(ms).toISOString();
-}
-
 function page(
   sortBy: string | undefined,
-  allowed: Set<string>,
+  allowed: ReadonlySet<string>,
   order: string | undefined,
   fallback: string,
 ) {
@@ -779,19 +755,7 @@ export function createSqliteStorage(db: Database.Database): Storage {
           const t = now();
           // Stored as UTC ISO so claimNext's text comparison orders instants, whatever the offset.
           const notBefore = input.not_before === undefined ? t : toUtcIso(input.not_before);
-          const run: Run = {
-            run_id: input.run_id,
-            thread_id: input.thread_id,
-            assistant_id: input.assistant_id,
-            created_at: t,
-            updated_at: t,
-            status: input.status ?? "pending",
-            metadata: input.metadata ?? {},
-            multitask_strategy: input.multitask_strategy,
-            kwargs: input.kwargs,
-            attempt: input.status === "running" ? 1 : 0,
-            error: null,
-          };
+          const run = newRun(input, t);
           prep(
             `INSERT INTO refinery_runs (run_id, thread_id, assistant_id, created_at, updated_at, not_before, status, metadata, multitask_strategy, kwargs, attempt, error, seq, partition)
            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, NULL, ?, ?)`,

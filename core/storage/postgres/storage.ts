@@ -17,10 +17,18 @@
 // and a NUL character (\u0000) cannot be stored (refused as invalid_input).
 import { createHash } from "node:crypto";
 import pg from "pg";
-import { isAuthMatching } from "../../auth-filters.ts";
 import { RefineryError } from "../../errors.ts";
+import {
+  ASSISTANT_SORT,
+  CRON_SORT,
+  j,
+  newRun,
+  now,
+  reaches,
+  THREAD_SORT,
+  toUtcIso,
+} from "../common.ts";
 import type {
-  Access,
   Assistant,
   AssistantPatch,
   AssistantQuery,
@@ -63,20 +71,8 @@ export interface PostgresStorage extends Storage {
 type Row = Record<string, unknown>;
 type Client = pg.Pool | pg.PoolClient;
 
-const now = () => new Date().toISOString();
-const j = (v: unknown) => JSON.stringify(v ?? null);
 const iso = (v: unknown): string => (v instanceof Date ? v.toISOString() : String(v));
 
-const ASSISTANT_SORT = new Set(["assistant_id", "graph_id", "name", "created_at", "updated_at"]);
-const THREAD_SORT = new Set(["thread_id", "status", "created_at", "updated_at"]);
-const CRON_SORT = new Set([
-  "cron_id",
-  "assistant_id",
-  "thread_id",
-  "created_at",
-  "updated_at",
-  "next_run_date",
-]);
 const TEXT_COLUMNS = new Set([
   "assistant_id",
   "graph_id",
@@ -98,7 +94,7 @@ const RETRIES = 3;
 
 function page(
   sortBy: string | undefined,
-  allowed: Set<string>,
+  allowed: ReadonlySet<string>,
   order: string | undefined,
   fallback: string,
 ) {
@@ -107,26 +103,6 @@ function page(
   const key = TEXT_COLUMNS.has(column) ? `${column} COLLATE "C"` : column;
   return `ORDER BY ${key} ${order === "asc" ? "ASC NULLS FIRST" : "DESC NULLS LAST"}`;
 }
-
-function toUtcIso(time: string): string {
-  const ms = Date.parse(time);
-  if (Number.isNaN(ms)) {
-    throw new RefineryError(
-      "invalid_input",
-      `not_before ${JSON.stringify(time)} is not an ISO time`,
-      {
-        field: "not_before",
-        fix: "give an ISO 8601 time such as 2025-01-01T12:00:00Z",
-      },
-    );
-  }
-  return new Date(ms).toISOString();
-}
-
-const reaches = (metadata: Record<string, unknown>, access: Access | undefined): boolean =>
-  !access ||
-  (access.system === true && metadata.created_by === "system") ||
-  isAuthMatching(metadata, access.filters);
 
 function rowToAssistant(r: Row): Assistant {
   return {
@@ -786,19 +762,7 @@ export function createPostgresStorage(
         }
         const t = now();
         const notBefore = input.not_before === undefined ? null : toUtcIso(input.not_before);
-        const run: Run = {
-          run_id: input.run_id,
-          thread_id: input.thread_id,
-          assistant_id: input.assistant_id,
-          created_at: t,
-          updated_at: t,
-          status: input.status ?? "pending",
-          metadata: input.metadata ?? {},
-          multitask_strategy: input.multitask_strategy,
-          kwargs: input.kwargs,
-          attempt: input.status === "running" ? 1 : 0,
-          error: null,
-        };
+        const run = newRun(input, t);
         await q(
           c,
           "run_insert",
