@@ -11,7 +11,7 @@ import { v5 as uuidv5 } from "uuid";
 import { z } from "zod";
 import { fromZodError, RefineryError } from "../core/errors.ts";
 import { registerSdkLogger, type SdkLogSink } from "./sdk-logger.ts";
-import { importUserModule } from "../core/import-module.ts";
+import { importModuleSpec } from "../core/import-module.ts";
 
 /** The namespace the LangGraph server uses for system assistant ids: uuid5(graph_id, NS). */
 export const ASSISTANT_NAMESPACE = "6ba7b821-9dad-11d1-80b4-00c04fd430c8";
@@ -390,23 +390,11 @@ async function loadLangGraphJson(path: string, options: RegistryOptions): Promis
   const out: GraphEntry[] = [];
   for (const [graphId, spec] of Object.entries(parsed.data.graphs)) {
     // "./file.ts:name", or "./file.ts" for the default export as on the LangGraph server.
-    const cut = spec.lastIndexOf(":");
-    const file = cut < 0 ? spec : spec.slice(0, cut);
-    const exportName = cut < 0 ? "default" : spec.slice(cut + 1);
-    const abs = isAbsolute(file) ? file : resolve(base, file);
-    let mod: Record<string, unknown>;
-    try {
-      mod = (await importUserModule(abs)) as Record<string, unknown>;
-    } catch (err) {
-      throw new RefineryError(
-        "invalid_config",
-        `cannot load graph "${graphId}" from ${abs}: ${(err as Error).message.split("\n")[0]}`,
-        {
-          field: `graphs.${graphId}`,
-          fix: "check the path (relative to langgraph.json) and that the file compiles",
-        },
-      );
-    }
+    const {
+      abs,
+      name: exportName,
+      mod,
+    } = await importModuleSpec(base, spec, `graphs.${graphId}`, `graph "${graphId}"`);
     let exported = mod[exportName];
     if (exported === undefined) {
       throw new RefineryError("invalid_config", `${abs} has no export "${exportName}"`, {

@@ -6,7 +6,6 @@
 // `c.req.json()` and replace `c.req.raw` with a changed one). `http.disable_*` turns built-in
 // route groups off.
 import type { IncomingMessage, ServerResponse } from "node:http";
-import { isAbsolute, resolve } from "node:path";
 import { getRequestListener } from "@hono/node-server";
 import type { NextFunction, Request, RequestHandler, Response } from "express";
 import { Hono, type Context } from "hono";
@@ -16,7 +15,7 @@ import type { HttpSection } from "../graphs/registry.ts";
 import { authOf } from "./auth/request.ts";
 import { errorJson, sendJson } from "./http.ts";
 import type { Logger } from "./log.ts";
-import { importUserModule } from "../core/import-module.ts";
+import { importModuleSpec } from "../core/import-module.ts";
 
 /** What the server needs of a Hono app (duck-typed: the user's copy of hono may differ). */
 export interface HonoLike {
@@ -35,25 +34,7 @@ function isHonoApp(x: unknown): x is HonoLike {
 
 /** Imports the app named by `http.app` ("./file.ts:export", default export without ":"). */
 export async function loadCustomApp(base: string, spec: string): Promise<HonoLike> {
-  const cut = spec.lastIndexOf(":");
-  const hasExport = cut > 1 && !/[\\/]/.test(spec.slice(cut + 1));
-  const file = hasExport ? spec.slice(0, cut) : spec;
-  const name = hasExport ? spec.slice(cut + 1) : "default";
-  const abs = isAbsolute(file) ? file : resolve(base, file);
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await importUserModule(abs)) as Record<string, unknown>;
-  } catch (err) {
-    throw new RefineryError(
-      "invalid_config",
-      `cannot load the HTTP app ${abs}: ${(err as Error).message.split("\n")[0]}`,
-      {
-        field: "http.app",
-        fix: "check the path (relative to langgraph.json) and that the file compiles",
-        cause: err,
-      },
-    );
-  }
+  const { abs, name, mod } = await importModuleSpec(base, spec, "http.app", "the HTTP app");
   const app = mod[name];
   if (!isHonoApp(app)) {
     throw new RefineryError(

@@ -2,12 +2,12 @@
 // `Auth` instance from `@langchain/langgraph-sdk/auth`, loaded and run with the LangGraph
 // server's semantics (handlers.ts), so an auth module written for it works unchanged.
 import { readFileSync } from "node:fs";
-import { dirname, resolve } from "node:path";
+import { dirname } from "node:path";
 import { z } from "zod";
 import { fromZodError, RefineryError } from "../../core/errors.ts";
 import { authenticateWith, runHandler, type HandlerCache } from "./handlers.ts";
 import type { AuthUser, Operation, RequestAuth } from "./request.ts";
-import { importUserModule } from "../../core/import-module.ts";
+import { importModuleSpec } from "../../core/import-module.ts";
 
 const AuthSection = z
   .object({
@@ -37,22 +37,12 @@ export function authSectionOf(configPath: string | undefined): { path: string } 
 
 /** Imports `./file.ts:export` (default export without `:`) relative to the langgraph.json. */
 export async function loadAuthModule(configPath: string, spec: string): Promise<HandlerCache> {
-  const colon = spec.lastIndexOf(":");
-  // "C:\..." on Windows has a colon in the path; an export name never has a slash.
-  const hasExport = colon > 1 && !/[\\/]/.test(spec.slice(colon + 1));
-  const file = hasExport ? spec.slice(0, colon) : spec;
-  const name = hasExport ? spec.slice(colon + 1) : "default";
-  const source = resolve(dirname(configPath), file);
-  let mod: Record<string, unknown>;
-  try {
-    mod = (await importUserModule(source)) as Record<string, unknown>;
-  } catch (err) {
-    throw new RefineryError("invalid_config", `cannot load the auth module ${source}`, {
-      field: "auth.path",
-      fix: `fix the module or the path (${(err as Error).message.split("\n")[0]})`,
-      cause: err,
-    });
-  }
+  const { name, mod } = await importModuleSpec(
+    dirname(configPath),
+    spec,
+    "auth.path",
+    "the auth module",
+  );
   const auth = mod[name] as { "~handlerCache"?: HandlerCache } | undefined;
   if (!auth || typeof auth !== "object" || !("~handlerCache" in auth)) {
     throw new RefineryError(
