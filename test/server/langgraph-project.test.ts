@@ -8,18 +8,17 @@
 // clients and nodes, supersteps, mixed stream modes, time travel, runs.batch / cancelMany, crons
 // and RemoteGraph.
 import { mkdtempSync, rmSync } from "node:fs";
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { RemoteGraph } from "@langchain/langgraph/remote";
-import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   browserSuiteTitle,
   launchChromium,
   skipBrowser,
   type Browser,
+  servePage,
+  type PageSite,
 } from "../support/chromium.ts";
 import { killChildServers, startChildServer, type ChildServer } from "../support/child-server.ts";
 
@@ -28,34 +27,15 @@ const PAGE = join(import.meta.dirname, "../fixtures/use-stream/app.js");
 
 let dir: string;
 let server: ChildServer;
-let site: Server | undefined;
+let site: PageSite | undefined;
 let siteUrl = "";
 
 beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "refinery-project-"));
   if (!skipBrowser) {
     // The useStream page is served from a second origin, so the server must name it in CORS.
-    const bundle = await build({
-      entryPoints: [PAGE],
-      bundle: true,
-      write: false,
-      format: "esm",
-      platform: "browser",
-      target: "es2022",
-      define: { "process.env.NODE_ENV": '"production"' },
-      logLevel: "silent",
-    });
-    const js = bundle.outputFiles[0]!.text;
-    const html =
-      '<!doctype html><meta charset="utf-8"><div id="root"></div>' +
-      '<script type="module" src="/app.js"></script>';
-    site = createServer((req, res) => {
-      const isJs = req.url === "/app.js";
-      res.writeHead(200, { "Content-Type": isJs ? "text/javascript" : "text/html" });
-      res.end(isJs ? js : html);
-    });
-    await new Promise<void>((resolve) => site!.listen(0, "127.0.0.1", resolve));
-    siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
+    site = await servePage(PAGE);
+    siteUrl = site.url;
   }
   server = await startChildServer(
     {
@@ -72,7 +52,7 @@ beforeAll(async () => {
 afterAll(async () => {
   await server?.stop("SIGTERM", 10_000);
   await killChildServers();
-  if (site) await new Promise((resolve) => site!.close(resolve));
+  await site?.close();
   rmSync(dir, { recursive: true, force: true });
 });
 

@@ -4,16 +4,15 @@
 // root with the page's own React: state works across the bundle (a click counts) and the
 // bundle's stylesheet applies. The page (test/fixtures/use-stream/external-component.js) is
 // bundled with esbuild and served from a second loopback port.
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { build } from "esbuild";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   browserSuiteTitle,
   launchChromium,
   skipBrowser,
   type Browser,
+  servePage,
+  type PageSite,
 } from "../support/chromium.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 
@@ -23,42 +22,20 @@ const APP = join(import.meta.dirname, "../fixtures/platform-app/langgraph.json")
 
 describe.skipIf(skipBrowser)(title, () => {
   let s: TestServer;
-  let site: Server;
+  let site: PageSite | undefined;
   let siteUrl: string;
   let browser: Browser;
 
   beforeAll(async () => {
-    const bundle = await build({
-      entryPoints: [PAGE],
-      bundle: true,
-      write: false,
-      format: "esm",
-      platform: "browser",
-      target: "es2022",
-      define: { "process.env.NODE_ENV": '"production"' },
-      logLevel: "silent",
-    });
-    const js = bundle.outputFiles[0]!.text;
-    const html =
-      '<!doctype html><meta charset="utf-8"><div id="root"></div>' +
-      '<script type="module" src="/app.js"></script>';
-    site = createServer((req, res) => {
-      const isJs = req.url === "/app.js";
-      res.writeHead(200, {
-        "Content-Type": isJs ? "text/javascript" : "text/html",
-        "Cache-Control": "no-store",
-      });
-      res.end(isJs ? js : html);
-    });
-    await new Promise<void>((resolve) => site.listen(0, "127.0.0.1", resolve));
-    siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
+    site = await servePage(PAGE);
+    siteUrl = site.url;
     s = await startTestServer({ configPath: APP, env: { REFINERY_CORS_ORIGINS: siteUrl } });
     browser = await launchChromium();
   }, 60_000);
 
   afterAll(async () => {
     await browser?.close();
-    if (site) await new Promise((resolve) => site.close(resolve));
+    await site?.close();
     await s?.close();
   });
 

@@ -3,10 +3,7 @@
 // resumes it with command.resume, and after a reload in mid-run rejoins the run (reconnectOnMount)
 // and ends with its final values. The page (test/fixtures/use-stream/app.js) is bundled with
 // esbuild and served from a second loopback port, so every API call is a cross-origin fetch.
-import { createServer, type Server } from "node:http";
-import type { AddressInfo } from "node:net";
 import { join } from "node:path";
-import { build } from "esbuild";
 import type { Page } from "playwright-core";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -14,6 +11,8 @@ import {
   launchChromium,
   skipBrowser,
   type Browser,
+  servePage,
+  type PageSite,
 } from "../support/chromium.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
 
@@ -23,36 +22,14 @@ const APP = join(import.meta.dirname, "../fixtures/use-stream/app.js");
 
 describe.skipIf(skipBrowser)(title, () => {
   let s: TestServer;
-  let site: Server;
+  let site: PageSite | undefined;
   let siteUrl: string;
   let browser: Browser;
   const problems: string[] = [];
 
   beforeAll(async () => {
-    const bundle = await build({
-      entryPoints: [APP],
-      bundle: true,
-      write: false,
-      format: "esm",
-      platform: "browser",
-      target: "es2022",
-      define: { "process.env.NODE_ENV": '"production"' },
-      logLevel: "silent",
-    });
-    const js = bundle.outputFiles[0]!.text;
-    const html =
-      '<!doctype html><meta charset="utf-8"><div id="root"></div>' +
-      '<script type="module" src="/app.js"></script>';
-    site = createServer((req, res) => {
-      const isJs = req.url === "/app.js";
-      res.writeHead(200, {
-        "Content-Type": isJs ? "text/javascript" : "text/html",
-        "Cache-Control": "no-store",
-      });
-      res.end(isJs ? js : html);
-    });
-    await new Promise<void>((resolve) => site.listen(0, "127.0.0.1", resolve));
-    siteUrl = `http://127.0.0.1:${(site.address() as AddressInfo).port}`;
+    site = await servePage(APP);
+    siteUrl = site.url;
     // The page is another origin: the server lets it in by name (CORS is off by default).
     s = await startTestServer({ env: { REFINERY_CORS_ORIGINS: siteUrl } });
     browser = await launchChromium();
@@ -60,7 +37,7 @@ describe.skipIf(skipBrowser)(title, () => {
 
   afterAll(async () => {
     await browser?.close();
-    await new Promise((resolve) => site?.close(resolve));
+    await site?.close();
     await s?.close();
   });
 
