@@ -137,7 +137,7 @@ async function toolsRoundTrip(thread: ThreadStream, url: string): Promise<void> 
   // The tools channel: each call started, then finished or failed, in its ToolNode task's
   // namespace, shaped as LangGraph's protocol conversion shapes them.
   const toolEvents = events.filter((e) => e.method === "tools");
-  expect(toolEvents).toHaveLength(4);
+  expect(toolEvents).toHaveLength(5);
   const byCall = (id: string) => toolEvents.filter((e) => e.params.data.tool_call_id === id);
   expect(byCall("call-lookup").map((e) => e.params.data)).toEqual([
     {
@@ -146,6 +146,7 @@ async function toolsRoundTrip(thread: ThreadStream, url: string): Promise<void> 
       tool_name: "lookup",
       input: JSON.stringify({ city: "Paris" }),
     },
+    { event: "tool-output-delta", tool_call_id: "call-lookup", delta: "checking Paris" },
     {
       event: "tool-finished",
       tool_call_id: "call-lookup",
@@ -168,7 +169,7 @@ async function toolsRoundTrip(thread: ThreadStream, url: string): Promise<void> 
   const first: Ev[] = [];
   for await (const e of tools) {
     first.push(e as unknown as Ev);
-    if (first.length >= 4) break;
+    if (first.length >= 5) break;
   }
   expect(first.map((e) => e.seq)).toEqual(toolEvents.map((e) => e.seq));
   // The SDK's tool-call projection assembles them: input, output, the failure.
