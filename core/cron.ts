@@ -1,12 +1,15 @@
 // Cron schedules of scheduled runs (POST /runs/crons): a 5-field expression (minute hour
 // day-of-month month day-of-week, or @hourly, @daily, @weekly, @monthly, @yearly), read in UTC or
-// an IANA time zone, as LangGraph's server takes them. Parsing and next fire times are croner's
-// (time zones and DST included). A sixth field is refused rather than guessed at: croner reads it
-// as seconds first, LangGraph's Python server (croniter) as seconds last.
+// an IANA time zone, as LangGraph's server takes them; or 6 fields, the sixth the seconds, as
+// LangGraph's Python server (croniter) reads a sixth field ("* * * * * */15": every 15 seconds).
+// Parsing and next fire times are croner's (time zones and DST included); croner puts seconds
+// first, so a 6-field schedule is handed to it with its last field moved to the front.
 import { Cron } from "croner";
 import { RefineryError } from "./errors.ts";
 
-const EXAMPLES = '"*/15 * * * *" (every 15 minutes) or "0 9 * * 1-5" (09:00 on weekdays)';
+const EXAMPLES =
+  '"*/15 * * * *" (every 15 minutes), "0 9 * * 1-5" (09:00 on weekdays) or "* * * * * */10" (every 10 seconds: seconds last)';
+const FIELDS = "5 fields (minute hour day-of-month month day-of-week), or 6 with the seconds last";
 export const MAX_SCHEDULE_LENGTH = 200;
 
 /** The parsed schedule; throws a 422 naming `field` and the fix. */
@@ -18,28 +21,41 @@ function parse(schedule: string, timezone: string | null, field: string): Cron {
       `schedule must be a cron expression of at most ${MAX_SCHEDULE_LENGTH} characters`,
       {
         field,
-        fix: `give 5 fields (minute hour day-of-month month day-of-week), e.g. ${EXAMPLES}`,
+        fix: `give ${FIELDS}, e.g. ${EXAMPLES}`,
       },
     );
   }
-  const parts = text.split(/\s+/).length;
-  if (!text.startsWith("@") && parts !== 5) {
+  const fields = text.split(/\s+/);
+  if (!text.startsWith("@") && fields.length !== 5 && fields.length !== 6) {
     throw new RefineryError(
       "invalid_input",
-      `schedule ${JSON.stringify(text)} has ${parts} fields; a schedule has 5 (minute hour day-of-month month day-of-week), seconds and years are not supported`,
-      { field, fix: `give 5 fields, e.g. ${EXAMPLES}` },
+      `schedule ${JSON.stringify(text)} has ${fields.length} fields; a schedule has ${FIELDS} (years are not supported)`,
+      { field, fix: `give ${FIELDS}, e.g. ${EXAMPLES}` },
     );
   }
+  const sixth = fields.length === 6;
+  // croner reads seconds first.
+  const pattern = sixth ? [fields[5], ...fields.slice(0, 5)].join(" ") : text;
   try {
-    return new Cron(text, { mode: "5-part", paused: true, ...(timezone ? { timezone } : {}) });
+    return new Cron(pattern, {
+      mode: sixth ? "6-part" : "5-part",
+      paused: true,
+      ...(timezone ? { timezone } : {}),
+    });
   } catch (err) {
-    const detail = (err as Error).message.replace(/^CronPattern:\s*/, "");
+    // croner counts its entries from the seconds (entry 0); name the schedule's own field.
+    const detail = (err as Error).message
+      .replace(/^CronPattern:\s*/, "")
+      .replace(/configuration entry (\d)/, (_m, n: string) => {
+        const entry = Number(n);
+        return `field ${sixth && entry === 0 ? 6 : entry}`;
+      });
     throw new RefineryError(
       "invalid_input",
       `schedule ${JSON.stringify(text)} is not a valid cron expression (${detail})`,
       {
         field,
-        fix: `give 5 fields (minute hour day-of-month month day-of-week), e.g. ${EXAMPLES}`,
+        fix: `give ${FIELDS}, e.g. ${EXAMPLES}`,
       },
     );
   }

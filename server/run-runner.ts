@@ -26,6 +26,7 @@ import {
   type RunLimits,
 } from "./run-limits.ts";
 import { interruptsOf, serializeError, toPlain, toStreamChunk } from "./serde.ts";
+import { toolChunk, ToolNamespaces } from "./tool-stream.ts";
 import { LANGGRAPH_VERSION } from "./versions.ts";
 
 export type CancelAction = "interrupt" | "rollback";
@@ -78,6 +79,9 @@ export const LIB_MODE: Record<string, string> = {
   debug: "debug",
   tasks: "tasks",
   checkpoints: "checkpoints",
+  // Not accepted by the API's stream_mode (as the LangGraph server): the thread protocol asks for
+  // it (CreateRunOptions.internalStreamModes) for its `tools` channel.
+  tools: "tools",
 };
 
 export interface RunRunnerDeps {
@@ -190,7 +194,9 @@ export class RunRunner {
       // `version` (streamEvents'): graph.stream gets one too, so they come without the cost of
       // callback events.
       const envelopes = subgraphs && modes.includes("values");
+      const toolNamespaces = modes.includes("tools") ? new ToolNamespaces() : undefined;
       const options = {
+        ...(toolNamespaces ? { callbacks: [toolNamespaces] } : {}),
         ...(envelopes ? { version: "v2" as const } : {}),
         configurable: {
           ...(resumed ? withoutCheckpointId(configurable) : configurable),
@@ -227,9 +233,12 @@ export class RunRunner {
       const wantsCheckpoints = kwargs.stream_mode.includes("checkpoints");
       const onChunk = (chunk: unknown): void => {
         const parts = chunk as unknown[];
-        const [ns, mode, data] = subgraphs
+        const [streamNs, mode, raw] = subgraphs
           ? (parts as [string[], string, unknown])
           : ([[], ...parts] as unknown as [string[], string, unknown]);
+        const tool = mode === "tools";
+        const ns = (tool && toolNamespaces?.namespaceOf(raw)) || streamNs;
+        const data = tool ? toolChunk(raw) : raw;
         if (mode === "checkpoints" && isCheckpointEnvelope(data)) {
           if (envelopes && !wantsCheckpoints)
             sink.publish(

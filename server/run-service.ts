@@ -21,12 +21,21 @@ import { parseBody } from "./http.ts";
 import { RunCreate, type RunCreateBody } from "./schemas.ts";
 import { subgraphNodesOf } from "./subgraphs.ts";
 
+export interface CreateRunOptions {
+  /**
+   * Stream modes the server itself asks for beyond those the API accepts in `stream_mode`: the
+   * thread protocol's runs stream tool calls (`tools`, run-runner.ts's LIB_MODE).
+   */
+  internalStreamModes?: string[];
+}
+
 export interface RunService {
   /** Creates a run for `auth` on `threadId` (undefined: a stateless run on a new thread). */
   create(
     auth: RequestAuth,
     threadId: string | undefined,
     raw: unknown,
+    options?: CreateRunOptions,
   ): Promise<{ run: Run; body: RunCreateBody }>;
   /**
    * Checks a run as `create` would (body, assistant, thread, auth handler, config, input,
@@ -94,8 +103,9 @@ export function createRunService(deps: AppDeps): RunService {
     auth: RequestAuth,
     threadId: string | undefined,
     raw: unknown,
+    options?: CreateRunOptions,
   ): Promise<{ run: Run; body: RunCreateBody }> {
-    const { run, body } = await createOrCheck(auth, threadId, raw, false);
+    const { run, body } = await createOrCheck(auth, threadId, raw, false, options);
     return { run: run!, body };
   }
 
@@ -104,6 +114,7 @@ export function createRunService(deps: AppDeps): RunService {
     threadId: string | undefined,
     raw: unknown,
     checkOnly: boolean,
+    options?: CreateRunOptions,
   ): Promise<{ run?: Run; body: RunCreateBody; assistant: Assistant }> {
     const parsed = parseBody(RunCreate, raw);
     // With a command the input is ignored, as the LangGraph server does: front ends send
@@ -256,12 +267,14 @@ export function createRunService(deps: AppDeps): RunService {
       },
       // The assistant's context under the run's, key by key, as the LangGraph server merges them.
       context,
-      stream_mode:
-        body.stream_mode === undefined || body.stream_mode === null
+      stream_mode: [
+        ...(body.stream_mode === undefined || body.stream_mode === null
           ? ["values"]
           : Array.isArray(body.stream_mode)
             ? body.stream_mode
-            : [body.stream_mode],
+            : [body.stream_mode]),
+        ...(options?.internalStreamModes ?? []),
+      ],
       subgraphs: Boolean(body.stream_subgraphs),
       resumable: Boolean(body.stream_resumable),
       ...(body.interrupt_before ? { interrupt_before: body.interrupt_before } : {}),

@@ -1,9 +1,16 @@
 // The thread protocol's events (what the SDK's ThreadStream reads): run stream chunks from the
 // StreamHub turned into `{type: "event", seq, event_id, method, params: {namespace, timestamp,
 // node?, data}}`, as the LangGraph server 1.5.1 shapes them (dist/protocol/session). Channels:
-// values, updates, messages (message-start / content-block-* / message-finish), custom, tasks,
-// checkpoints, lifecycle and input (input.requested). Pure functions, no I/O.
-import { inferChannel, isPrefixMatch, isSupportedChannel } from "@langchain/langgraph/stream";
+// values, updates, messages (message-start / content-block-* / message-finish), tools
+// (tool-started / tool-output-delta / tool-finished / tool-error), custom (a chunk with a `name`
+// is on `custom:<name>` too), tasks, checkpoints, lifecycle and input (input.requested). Pure
+// functions, no I/O.
+import {
+  convertToProtocolEvent,
+  inferChannel,
+  isPrefixMatch,
+  isSupportedChannel,
+} from "@langchain/langgraph/stream";
 import { JsonText } from "../serde.ts";
 
 export interface ProtocolEvent {
@@ -147,6 +154,11 @@ export class RunEventConverter {
           ev("custom", isRecord(data) && typeof data.name === "string" ? data : { payload: data }),
         );
         return this.announce(namespace, out, now);
+      case "tools":
+        // LangGraph's own conversion (what the reference's v3 pipeline sends): on_tool_start ->
+        // tool-started {tool_call_id, tool_name, input}, on_tool_end -> tool-finished {output}, …
+        out.push(ev("tools", toolsData(namespace, data)));
+        return this.announce(namespace, out, now);
       case "tasks": {
         out.push(ev("tasks", data));
         // A task's result ends the namespace its node ran in.
@@ -280,6 +292,10 @@ export class RunEventConverter {
       ev({ event: "message-finish", ...(end ?? { reason: m.reason ?? "stop" }) }),
     ];
   }
+}
+
+function toolsData(namespace: string[], payload: unknown): unknown {
+  return convertToProtocolEvent({ namespace, mode: "tools", payload, seq: 0 })[0]?.params.data;
 }
 
 /** Whether `ns` is the namespace of a task of `node` directly under `parent`. */

@@ -140,7 +140,7 @@ const RespondParams = z.object({
 });
 const StateGetParams = z.object({ keys: z.array(z.string()).max(1000).optional() });
 
-/** Stream modes of a protocol run (the channels the events come from). */
+/** Stream modes of a protocol run (the channels the events come from; `tools` is added inside). */
 const RUN_STREAM_MODES = ["values", "updates", "messages-tuple", "custom", "tasks", "checkpoints"];
 
 export interface ProtocolServiceDeps extends AppDeps {
@@ -413,12 +413,12 @@ export class ProtocolService {
     record: ThreadRecord,
     body: Record<string, unknown>,
   ): Promise<{ run_id: string }> {
-    const { run } = await this.deps.runs.create(auth, record.threadId, {
-      ...body,
-      stream_mode: RUN_STREAM_MODES,
-      stream_subgraphs: true,
-      if_not_exists: "create",
-    });
+    const { run } = await this.deps.runs.create(
+      auth,
+      record.threadId,
+      { ...body, stream_mode: RUN_STREAM_MODES, stream_subgraphs: true, if_not_exists: "create" },
+      { internalStreamModes: ["tools"] },
+    );
     record.currentRunId = run.run_id;
     const graphId = run.kwargs.config.configurable?.graph_id;
     record.graphId = typeof graphId === "string" ? graphId : record.graphId;

@@ -479,7 +479,7 @@ const OPS: Op[] = [
     method: "post",
     path: "/runs/crons",
     summary:
-      "Create a stateless cron: a run (on a new thread each time) made on a 5-field cron schedule, in timezone, until end_time",
+      "Create a stateless cron: a run (on a new thread each time) made on a cron schedule (5 fields, or 6 with the seconds last), in timezone, until end_time",
     body: S.CronCreate,
     ok: { 200: json("Cron", "The cron, with its next_run_date") },
     errors: {

@@ -2,8 +2,8 @@
 // that complete (the refine graph on the offline simulated model), stops when deleted, is
 // checked when made as its run would be, survives a restart (a cron due many times while the
 // server was down fires once), and fires exactly once per tick when two whole servers share the
-// SQLite file (many trials). Schedules have minute granularity, so the tests drive the
-// scheduler's clock instead of waiting.
+// SQLite file (many trials). The tests drive the scheduler's clock instead of waiting (a
+// seconds schedule fires in real time in test/server/platform-project.test.ts).
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -162,9 +162,12 @@ describe("crons on one server", () => {
     expect(invalid.field).toBe("schedule");
     expect(invalid.message).toMatch(/minute/);
     expect(invalid.message).toMatch(/Fix: give 5 fields/);
-    const seconds = await bad({ schedule: "*/5 * * * * *" });
-    expect(seconds).toMatchObject({ field: "schedule" });
-    expect(seconds.message).toMatch(/6 fields.*seconds/);
+    const years = await bad({ schedule: "0 0 1 1 * 0 2032" });
+    expect(years).toMatchObject({ field: "schedule" });
+    expect(years.message).toMatch(/7 fields.*6 with the seconds last/);
+    // croner's own complaint, with the schedule's field number (the seconds are the sixth).
+    expect((await bad({ schedule: "* * * * * x" })).message).toMatch(/field 6 \(x\)/);
+    expect((await bad({ schedule: "* * * * * 61" })).message).toMatch(/second: 61/);
     expect(await bad({ schedule: undefined })).toMatchObject({ field: "schedule" });
     expect(await bad({ schedule: "0 0 30 2 *" })).toMatchObject({ field: "schedule" });
     expect(await bad({ timezone: "Mars/Olympus" })).toMatchObject({ field: "timezone" });
@@ -199,6 +202,17 @@ describe("crons on one server", () => {
       timezone: "America/New_York",
       next_run_date: "2031-03-04T14:00:00.000Z",
     });
+    // A sixth field is the seconds, last (as LangGraph's Python server reads it, with croniter).
+    const everyTwenty = await client.crons.update(cron.cron_id, {
+      schedule: "* * * * * */20",
+      timezone: "UTC",
+    });
+    expect(everyTwenty.next_run_date).toBe(
+      new Date(Math.floor(now / 20_000) * 20_000 + 20_000).toISOString(),
+    );
+    const quarterPast = await client.crons.update(cron.cron_id, { schedule: "15 * * * * 45" });
+    expect(new Date(quarterPast.next_run_date!).getUTCMinutes()).toBe(15);
+    expect(new Date(quarterPast.next_run_date!).getUTCSeconds()).toBe(45);
     const end = new Date(now + 10 * 24 * 3600_000).toISOString();
     const updated = await client.crons.update(cron.cron_id, {
       schedule: "30 * * * *",

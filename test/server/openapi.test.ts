@@ -301,7 +301,7 @@ async function exerciseEveryOperation(): Promise<void> {
   });
   await expectStatus(422, "POST", `/threads/${tid}/runs/crons`, {
     assistant_id: "slow",
-    schedule: "* * * * * *",
+    schedule: "0 0 1 1 * 0 2032",
   });
   await sdk.crons.update(cron.cron_id, { enabled: false });
   await expectStatus(404, "PATCH", `/runs/crons/${missing}`, { enabled: true });

@@ -8,11 +8,10 @@
 // final values), the generative UI fetched as LoadExternalComponent fetches it, and a clean exit
 // on SIGTERM.
 //
-// Firing is not waited for here: schedules have minute granularity and a spawned process's clock
-// cannot be driven, so a firing could be a minute away. test/server/crons.test.ts drives the
-// scheduler's clock in-process and checks that crons fire, complete, survive restarts and fire
-// once per tick across servers; here the cron is created, found, changed and deleted through the
-// SDK against the real process, with its next run date checked.
+// A cron fires in the spawned process in real time: a sixth schedule field is the seconds (as
+// LangGraph's Python server reads it), so a cron every two seconds makes its run on the real
+// scheduler, and its result is read back through the SDK. test/server/crons.test.ts drives the
+// scheduler's clock in-process for what takes minutes (restarts, once per tick across servers).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -183,6 +182,40 @@ describe("the scheduled digest graph (client.crons.*)", () => {
     expect(await client.runs.wait(null, "digest", { input: { team: "support" } })).toMatchObject({
       digest: "daily digest for support",
     });
+  });
+});
+
+describe("a cron firing in the running process", () => {
+  it("a thread cron on a seconds schedule makes a run whose result the SDK reads", async () => {
+    const thread = await client.threads.create({ metadata: { team: "ops" } });
+    const cron = await client.crons.createForThread(thread.thread_id, "digest", {
+      schedule: "* * * * * */2",
+      input: { team: "ops" },
+    });
+    const next = new Date(cron.next_run_date!);
+    expect(next.getUTCSeconds() % 2).toBe(0);
+    expect(next.getTime() - Date.now()).toBeLessThanOrEqual(2_000);
+    try {
+      // The scheduler (once a second) claims the firing and makes an ordinary run on the thread.
+      const run = await eventually(
+        async () => (await client.runs.list(thread.thread_id)).at(-1),
+        "the cron's first run",
+        20_000,
+        200,
+      );
+      expect(run).toMatchObject({ thread_id: thread.thread_id, assistant_id: expect.any(String) });
+      expect(await client.runs.join(thread.thread_id, run.run_id)).toMatchObject({
+        digest: "daily digest for ops",
+      });
+      expect((await client.runs.get(thread.thread_id, run.run_id)).status).toBe("success");
+      const state = await client.threads.getState<{ digest: string }>(thread.thread_id);
+      expect(state.values.digest).toBe("daily digest for ops");
+      // The cron moved on to a later firing.
+      const [after] = await client.crons.search({ threadId: thread.thread_id });
+      expect(Date.parse(after!.next_run_date!)).toBeGreaterThan(next.getTime());
+    } finally {
+      await client.crons.delete(cron.cron_id);
+    }
   });
 });
 

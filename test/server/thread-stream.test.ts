@@ -1,7 +1,8 @@
 // The thread protocol through the SDK's ThreadStream (client.threads.stream) against a real
 // listening server, over SSE and WebSocket: a chat graph streams its reply (messages), its
 // state (values, updates), stops at an interrupt (input.requested, lifecycle "interrupted"),
-// and is resumed through the protocol (input.respond). Then authentication, tenant isolation,
+// and is resumed through the protocol (input.respond); a tool-calling graph streams its tool
+// calls (tools) and named custom events (custom:<name>). Then authentication, tenant isolation,
 // and validation of commands, filters and WebSocket messages.
 import { randomUUID } from "node:crypto";
 import { join } from "node:path";
@@ -116,6 +117,134 @@ async function chatRoundTrip(thread: ThreadStream): Promise<void> {
   expect(typeof state.checkpoint?.id).toBe("string");
 }
 
+/**
+ * Runs the tool-calling graph: its tool calls on the `tools` channel (the SDK assembles them),
+ * its named custom events on `custom:progress` alone, every custom event on `custom`.
+ */
+async function toolsRoundTrip(thread: ThreadStream, url: string): Promise<void> {
+  const events = record(thread);
+  const tools = await thread.subscribe(["tools"]);
+  const all = await thread.subscribe(["custom"]);
+  const progress = await thread.subscribe(["custom:progress"]);
+  const toolCalls = thread.toolCalls;
+  await thread.run.start({ input: { messages: [{ type: "human", content: "weather?" }] } });
+  await eventually(
+    () => (lifecycles(events).at(-1) === "completed" ? true : undefined),
+    "the run to complete",
+    10_000,
+  );
+
+  // The tools channel: each call started, then finished or failed, in its ToolNode task's
+  // namespace, shaped as LangGraph's protocol conversion shapes them.
+  const toolEvents = events.filter((e) => e.method === "tools");
+  expect(toolEvents).toHaveLength(5);
+  const byCall = (id: string) => toolEvents.filter((e) => e.params.data.tool_call_id === id);
+  expect(byCall("call-lookup").map((e) => e.params.data)).toEqual([
+    {
+      event: "tool-started",
+      tool_call_id: "call-lookup",
+      tool_name: "lookup",
+      input: JSON.stringify({ city: "Paris" }),
+    },
+    { event: "tool-output-delta", tool_call_id: "call-lookup", delta: "checking Paris" },
+    {
+      event: "tool-finished",
+      tool_call_id: "call-lookup",
+      output: expect.objectContaining({
+        type: "tool",
+        content: "sunny in Paris",
+        tool_call_id: "call-lookup",
+      }),
+    },
+  ]);
+  expect(byCall("call-explode").map((e) => e.params.data)).toEqual([
+    { event: "tool-started", tool_call_id: "call-explode", tool_name: "explode", input: "{}" },
+    { event: "tool-error", tool_call_id: "call-explode", message: "the barometer broke" },
+  ]);
+  const taskNs = toolEvents[0]!.params.namespace;
+  expect(taskNs).toHaveLength(1);
+  expect(taskNs[0]).toMatch(/^tools:/);
+  expect(toolEvents.every((e) => e.params.namespace[0] === taskNs[0])).toBe(true);
+  // The raw subscription reads the same events.
+  const first: Ev[] = [];
+  for await (const e of tools) {
+    first.push(e as unknown as Ev);
+    if (first.length >= 5) break;
+  }
+  expect(first.map((e) => e.seq)).toEqual(toolEvents.map((e) => e.seq));
+  // The SDK's tool-call projection assembles them: input, output, the failure.
+  const assembled: { name: string; input: unknown; output: unknown; namespace: string[] }[] = [];
+  for await (const call of toolCalls) {
+    const output = await call.output.then(
+      (v) => v,
+      (err: Error) => `failed: ${err.message}`,
+    );
+    assembled.push({ name: call.name, input: call.input, output, namespace: call.namespace });
+    if (assembled.length >= 2) break;
+  }
+  expect(assembled.sort((a, b) => a.name.localeCompare(b.name))).toEqual([
+    { name: "explode", input: {}, output: "failed: the barometer broke", namespace: taskNs },
+    { name: "lookup", input: { city: "Paris" }, output: "sunny in Paris", namespace: taskNs },
+  ]);
+
+  // Custom events: `custom` has the unnamed ones ({payload}) and the named ones ({name, payload}).
+  const custom = events.filter((e) => e.method === "custom").map((e) => e.params.data);
+  expect(custom).toEqual([
+    { payload: { step: "model" } },
+    { name: "progress", payload: { city: "Paris", done: false } },
+    { name: "progress", payload: { city: "Paris", done: true } },
+    { payload: { step: "model" } },
+  ]);
+  const everything: unknown[] = [];
+  for await (const e of all) {
+    everything.push((e as unknown as Ev).params.data);
+    if (everything.length >= 4) break;
+  }
+  expect(everything).toEqual(custom);
+  // `custom:progress` reads the named ones only (the SDK hands out their payloads): the unnamed
+  // event written before them is not among the first two.
+  const named: unknown[] = [];
+  for await (const p of progress) {
+    named.push(p);
+    if (named.length >= 2) break;
+  }
+  expect(named).toEqual([
+    { city: "Paris", done: false },
+    { city: "Paris", done: true },
+  ]);
+  // The SDK's extensions read a named channel's last payload.
+  expect(await thread.extensions.progress).toEqual({ city: "Paris", done: true });
+
+  // The server filters too: a stream of `custom:progress` carries nothing else.
+  const res = await fetch(`${url}/threads/${thread.threadId}/stream/events`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify({
+      channels: ["custom:progress", "lifecycle"],
+      namespaces: [[]],
+      depth: 0,
+    }),
+  });
+  const reader = res.body!.getReader();
+  let text = "";
+  while (!text.includes('"completed"'))
+    text += new TextDecoder().decode((await reader.read()).value);
+  await reader.cancel();
+  const frames = text
+    .split("\n\n")
+    .filter((f) => f.includes("data: "))
+    .map((f) => JSON.parse(f.slice(f.indexOf("data: ") + 6)) as Ev);
+  expect(frames.filter((f) => f.method !== "lifecycle").map((f) => f.params.data)).toEqual(
+    custom.filter((c) => c.name === "progress"),
+  );
+
+  // The model answered with what the tools returned.
+  const last = events.filter((e) => e.method === "values").at(-1)!.params.data;
+  const answer = (last.messages as { content: string }[]).at(-1)!.content;
+  expect(answer).toContain("sunny in Paris");
+  expect(answer).toContain("the barometer broke");
+}
+
 describe("thread protocol (ThreadStream) without auth", () => {
   let server: TestServer;
   beforeAll(async () => {
@@ -149,6 +278,28 @@ describe("thread protocol (ThreadStream) without auth", () => {
         tree: { status: string; graph_name: string };
       };
       expect(tree.tree).toMatchObject({ status: "completed", graph_name: "chat" });
+    } finally {
+      await thread.close();
+    }
+  });
+
+  it("streams tool calls and named custom events over SSE", async () => {
+    const thread = server.client.threads.stream({ assistantId: "tools" });
+    try {
+      await toolsRoundTrip(thread, server.url);
+    } finally {
+      await thread.close();
+    }
+  });
+
+  it("streams tool calls and named custom events over a WebSocket", async () => {
+    const thread = server.client.threads.stream({
+      assistantId: "tools",
+      transport: "websocket",
+      webSocketFactory: wsFactory(),
+    });
+    try {
+      await toolsRoundTrip(thread, server.url);
     } finally {
       await thread.close();
     }
