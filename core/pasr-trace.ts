@@ -51,6 +51,8 @@ export class PasrReader {
   /** The parse result and the trace; `fallback` is left false for the caller to decide. */
   finish(): { result: PasrResult; trace: PasrTrace } {
     const fromReasoning = this.reasoningLength > 0;
+    // Reasoning with no content after it still ended: what is missing is the answer.
+    if (this.parser && !this.contentStarted) this.parser.endThink();
     const result = (this.parser ?? new PasrStreamParser()).end();
     const warnings = this.lateReasoning
       ? [...result.warnings, "reasoning sent after the content had started is not parsed"]
