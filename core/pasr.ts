@@ -59,7 +59,7 @@ After </think>, write the final answer inside <answer>...</answer> and nothing a
 
 export type PasrEvent =
   | { type: "think_start" }
-  | { type: "refine"; index: number; text: string }
+  | { type: "refine"; index: number; text: string; offset: number; end: number }
   | { type: "answer"; text: string };
 
 export interface PasrRefinement {
@@ -512,7 +512,7 @@ class PasrMachine {
     }
     const index = this.refinements.length;
     this.refinements.push({ index, text, offset: this.refineOffset, end });
-    events.push({ type: "refine", index, text });
+    events.push({ type: "refine", index, text, offset: this.refineOffset, end });
   }
 
   private closeAnswer(offset: number, events: PasrEvent[]): void {

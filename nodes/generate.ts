@@ -100,6 +100,8 @@ export function createGenerateNode({ settings, lessons }: GenerateNodeOptions) {
           iteration: 1,
           index: e.index,
           text: e.text,
+          offset: e.offset,
+          end: e.end,
         });
       }
     };

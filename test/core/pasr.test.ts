@@ -148,7 +148,7 @@ describe("parsePasr: a think block opened by the chat template", () => {
     expect(p.push("a<refine>b</refine>c")).toEqual([]);
     expect(p.push("</think>")).toEqual([
       { type: "think_start" },
-      { type: "refine", index: 0, text: "b" },
+      { type: "refine", index: 0, text: "b", offset: 1, end: 19 },
     ]);
     expect(p.push("<answer>x</answer>")).toEqual([{ type: "answer", text: "x" }]);
     expect(p.end().implicitThink).toBe(true);
@@ -183,7 +183,13 @@ describe("PasrStreamParser: reasoning in a field of its own", () => {
     events.push(...p.endThink(), ...p.push(content));
     expect(events).toEqual([
       { type: "think_start" },
-      { type: "refine", index: 0, text: "No: 2 + 2 = 4." },
+      {
+        type: "refine",
+        index: 0,
+        text: "No: 2 + 2 = 4.",
+        offset: reasoning.indexOf("<refine>"),
+        end: reasoning.indexOf("Done."),
+      },
       { type: "answer", text: "\\boxed{4}" },
     ]);
     const r = p.end();
@@ -398,10 +404,12 @@ describe("PasrStreamParser: streaming", () => {
     expect(p.push("ink>")).toEqual([{ type: "think_start" }]);
     expect(p.push("First try.<refine>Fix: 80")).toEqual([]);
     expect(p.push("</refine")).toEqual([]);
-    expect(p.push(">")).toEqual([{ type: "refine", index: 0, text: "Fix: 80" }]);
+    expect(p.push(">")).toEqual([
+      { type: "refine", index: 0, text: "Fix: 80", offset: 17, end: 41 },
+    ]);
     expect(p.push("Then<re")).toEqual([]);
     expect(p.push("fine>Units</refine>More")).toEqual([
-      { type: "refine", index: 1, text: "Units" },
+      { type: "refine", index: 1, text: "Units", offset: 45, end: 67 },
     ]);
     expect(p.push("</think><answer>80</answer")).toEqual([]);
     expect(p.push(">")).toEqual([{ type: "answer", text: "80" }]);
@@ -489,7 +497,13 @@ describe("PasrChatModel (test support)", () => {
     expect(chunks).toBe(Math.ceil(reply.length / 5));
     expect(events).toEqual([
       { type: "think_start" },
-      { type: "refine", index: 0, text: "120/1.5 = 80" },
+      {
+        type: "refine",
+        index: 0,
+        text: "120/1.5 = 80",
+        offset: reply.indexOf("<refine>"),
+        end: reply.indexOf("</refine>") + "</refine>".length,
+      },
       { type: "answer", text: "80" },
     ]);
     expect(parser.end().ok).toBe(true);
