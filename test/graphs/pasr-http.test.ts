@@ -2,6 +2,8 @@
 // (ChatOpenAI and the stub server on loopback): the trace kept whole with positions, reasoning
 // sent in `reasoning_content` (streamed and not), a `<think>` opened by the chat template,
 // `\boxed{}` answers accepted without a critique, retries and fallbacks.
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { MemorySaver } from "@langchain/langgraph";
 import { ChatOpenAI } from "@langchain/openai";
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
@@ -210,6 +212,33 @@ describe("pasr over HTTP: \\boxed{} answers", () => {
     );
     expect(state.answer).toBe("\\boxed{\\frac{1}{2}}");
     expect(state.verdicts.every((v) => v.pass)).toBe(true);
+    expect(state.stopReason).toBe("accepted");
+    expect(stub.requests).toHaveLength(1);
+  });
+});
+
+describe("pasr over HTTP: the bundled arithmetic dataset's Answer-line check", () => {
+  it("passes a \\boxed{} answer, so a correct PASR answer is not sent to revise", async () => {
+    const [line] = readFileSync(
+      join(import.meta.dirname, "../../datasets/arithmetic.jsonl"),
+      "utf8",
+    ).split("\n");
+    const item = JSON.parse(line ?? "") as {
+      task: string;
+      reference: number;
+      verifiers: unknown[];
+    };
+    expect(item.verifiers).toContainEqual(expect.objectContaining({ id: "answer-line" }));
+    stub.enqueue({
+      content:
+        "<think>7 boxes of 6: 6 * 7 = 42.\n42 - 15 = 28<refine>42 - 15 = 27</refine></think>" +
+        `<answer>She has \\boxed{${item.reference}} muffins left.</answer>`,
+    });
+    const { state } = await run(httpModel(), item.task, item.verifiers);
+    expect(state.verdicts.map((v) => [v.verifierId, v.pass])).toEqual([
+      ["answer-line", true],
+      ["steps", true],
+    ]);
     expect(state.stopReason).toBe("accepted");
     expect(stub.requests).toHaveLength(1);
   });
