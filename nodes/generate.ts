@@ -147,7 +147,10 @@ export function createGenerateNode({ settings, lessons }: GenerateNodeOptions) {
       } else {
         strategy = "proactive";
         trace.fallback = true;
-        text = stripPasrTags(result.text);
+        // As with a think block in the content, the reasoning stays in the draft proactive revises.
+        text = stripPasrTags(
+          result.reasoning ? `${result.reasoning}\n${result.text}` : result.text,
+        );
         decisions.push({
           iteration: 1,
           node: "generate",

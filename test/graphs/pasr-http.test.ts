@@ -262,4 +262,19 @@ describe("pasr over HTTP: fallback", () => {
     expect(state.pasr?.think).toBe("120 / 1.5 = 80<refine>so 80");
     expect(state.decisions[0]).toMatchObject({ action: "fallback" });
   });
+
+  it("falls back from reasoning with no content after it, keeping the reasoning as the draft", async () => {
+    stub.enqueue({
+      reasoning: "120 / 1.5 = 80, so the speed is 80 km/h.\nAnswer: 80",
+      content: "",
+    });
+    const { state } = await run(httpModel(), TRAIN, expect80);
+    expect(state.pasr).toMatchObject({
+      thinkSource: "reasoning_field",
+      fallback: true,
+      errors: [expect.stringMatching(/^no <answer> block/)],
+    });
+    expect(state.drafts[0]?.text).toBe("120 / 1.5 = 80, so the speed is 80 km/h.\nAnswer: 80");
+    expect(state.answer).toMatch(/Answer: 80/);
+  });
 });
