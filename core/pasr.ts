@@ -21,8 +21,18 @@
 //   parse; a second `<answer>` is skipped and the first answer kept. Tags after `</answer>` are
 //   trailing text. Events are emitted for whatever is locally well-formed, even after an error.
 // - Refinement `index` counts from 0; `offset` is where its `<refine>` tag starts in the whole
-//   input (UTF-16 code units). Refine and answer texts are trimmed; `think` is the trimmed inner
-//   text of `<think>` with its `<refine>` markup kept verbatim.
+//   input and `end` is just past its `</refine>` (UTF-16 code units). Refine and answer texts are
+//   trimmed; `think` is the trimmed inner text of `<think>` with its `<refine>` markup kept
+//   verbatim; `thinkSpan` and `answerSpan` are the untrimmed inner ranges of the two blocks.
+// - A think block opened before the output (chat templates such as Qwen3's or DeepSeek-R1's end
+//   the prompt with `<think>`, so the completion has only the `</think>`) is detected: until the
+//   first `<think>`, `</think>` or `<answer>` tag both readings are parsed, and a `</think>` first
+//   means the output began inside the think block (`implicitThink`). Refine events in such a block
+//   are emitted when its `</think>` arrives. Output with none of the three tags is read as having
+//   no think block. `{ inThink: true }` skips the detection (the caller knows the output starts
+//   inside the block), and `endThink()` closes the block without a tag, for endpoints that send
+//   the reasoning in a separate field (`reasoning_content`): push the reasoning, call
+//   `endThink()`, push the content; offsets then count through the reasoning into the content.
 
 /** Longest run of spaces/tabs tolerated at each whitespace position inside a tag. */
 export const PASR_MAX_TAG_SPACE = 4;
@@ -49,7 +59,7 @@ After </think>, write the final answer inside <answer>...</answer> and nothing a
 
 export type PasrEvent =
   | { type: "think_start" }
-  | { type: "refine"; index: number; text: string }
+  | { type: "refine"; index: number; text: string; offset: number; end: number }
   | { type: "answer"; text: string };
 
 export interface PasrRefinement {
@@ -58,12 +68,26 @@ export interface PasrRefinement {
   text: string;
   /** Where the `<refine>` tag starts in the whole input. */
   offset: number;
+  /** Just past the `</refine>` tag. */
+  end: number;
+}
+
+/** A range of the input, `start` included, `end` excluded. */
+export interface PasrSpan {
+  start: number;
+  end: number;
 }
 
 export interface PasrResult {
   ok: boolean;
   answer?: string;
   think?: string;
+  /** Inner text of the think block(s), from after `<think>` to where `</think>` starts. */
+  thinkSpan?: PasrSpan;
+  /** True when the output began inside the think block (no `<think>` tag of its own). */
+  implicitThink?: true;
+  /** Inner text of the kept `<answer>` block. */
+  answerSpan?: PasrSpan;
   refinements: PasrRefinement[];
   errors: string[];
   /** Format deviations that do not make the answer unusable; `ok` ignores them. */
@@ -126,15 +150,26 @@ function matchTag(s: string, i: number): TagMatch {
 
 const HAS_TEXT = /\S/;
 
-export class PasrStreamParser {
+/** One reading of the output; PasrStreamParser runs one or two of them. */
+class PasrMachine {
   // Unparsed tail: empty, or a `<` that may still become a tag, plus what follows it.
   private pending = "";
   // Characters of the input before `pending[0]`, so tag offsets are absolute.
   private consumed = 0;
   private state: State = "before";
   private ended: PasrResult | undefined;
+  private readonly implicit: boolean;
+  private startEvents: PasrEvent[] = [];
+  /** Offset of the tag that ended the `before` state (`<think>`, `<answer>`). */
+  leftBeforeAt: number | undefined;
+  /** Offset of the first `</think>` that closed a think block. */
+  closedThinkAt: number | undefined;
 
   private sawThink = false;
+  private thinkStart = 0;
+  private thinkEnd: number | undefined;
+  private answerStart = 0;
+  private answerSpan: PasrSpan | undefined;
   private answerOpened = false;
   private thinkOffset = 0;
   private refineOffset = 0;
@@ -150,6 +185,16 @@ export class PasrStreamParser {
   // Misplaced opening tags whose closing partner should be swallowed rather than reported.
   private readonly ignoredOpen: Record<TagName, number> = { think: 0, refine: 0, answer: 0 };
 
+  /** `implicit`: the output starts inside a think block opened before it. */
+  constructor(implicit: boolean) {
+    this.implicit = implicit;
+    if (implicit) {
+      this.sawThink = true;
+      this.state = "think";
+      this.startEvents = [{ type: "think_start" }];
+    }
+  }
+
   /** Characters held back as a possible partial tag; never above PASR_MAX_TAG_LENGTH. */
   get bufferedLength(): number {
     return this.pending.length;
@@ -157,7 +202,8 @@ export class PasrStreamParser {
 
   push(chunk: string): PasrEvent[] {
     if (this.ended) throw new Error("PasrStreamParser.push called after end()");
-    const events: PasrEvent[] = [];
+    const events: PasrEvent[] = this.startEvents;
+    this.startEvents = [];
     const s = this.pending + chunk;
     let pos = 0; // start of the text not yet handed on
     let scan = 0; // where to look for the next `<`
@@ -186,19 +232,36 @@ export class PasrStreamParser {
     return events;
   }
 
+  /** Closes the think block without a tag (the reasoning came in a field of its own). */
+  endThink(): void {
+    if (this.ended) throw new Error("PasrStreamParser.endThink called after end()");
+    this.flushPending();
+    if (this.state === "refine") {
+      this.errors.push(
+        `unclosed <refine> (opened at offset ${this.refineOffset}): the reasoning ended first`,
+      );
+    }
+    if (this.state === "think" || this.state === "refine") {
+      this.thinkEnd = this.consumed;
+      this.setState("after_think");
+    }
+  }
+
   end(): PasrResult {
     if (this.ended) return this.ended;
-    // Whatever is held back never became a tag, so it is plain text.
-    this.text(this.pending);
-    this.consumed += this.pending.length;
-    this.pending = "";
+    this.flushPending();
+    const unclosedThink = this.implicit
+      ? "unclosed <think> (opened before the output, by the chat template or a reasoning field)"
+      : `unclosed <think> (opened at offset ${this.thinkOffset})`;
     switch (this.state) {
       case "refine":
         this.errors.push(`unclosed <refine> (opened at offset ${this.refineOffset})`);
-        this.errors.push(`unclosed <think> (opened at offset ${this.thinkOffset})`);
+        this.errors.push(unclosedThink);
+        this.thinkEnd = this.consumed;
         break;
       case "think":
-        this.errors.push(`unclosed <think> (opened at offset ${this.thinkOffset})`);
+        this.errors.push(unclosedThink);
+        this.thinkEnd = this.consumed;
         break;
       case "answer":
         this.errors.push(`unclosed <answer> (opened at offset ${this.answerOffset})`);
@@ -218,11 +281,23 @@ export class PasrStreamParser {
       ok: this.errors.length === 0 && this.answer !== undefined,
       ...(this.answer === undefined ? {} : { answer: this.answer }),
       ...(think === undefined ? {} : { think }),
+      ...(think === undefined || this.thinkEnd === undefined
+        ? {}
+        : { thinkSpan: { start: this.thinkStart, end: this.thinkEnd } }),
+      ...(this.implicit ? { implicitThink: true as const } : {}),
+      ...(this.answer === undefined || !this.answerSpan ? {} : { answerSpan: this.answerSpan }),
       refinements: this.refinements,
       errors: this.errors,
       warnings: this.warnings,
     };
     return this.ended;
+  }
+
+  /** Whatever is held back never became a tag, so it is plain text. */
+  private flushPending(): void {
+    this.text(this.pending);
+    this.consumed += this.pending.length;
+    this.pending = "";
   }
 
   private setState(state: State): void {
@@ -301,13 +376,16 @@ export class PasrStreamParser {
     switch (this.state) {
       case "before":
         if (name === "think" && !closing) {
+          this.leftBeforeAt = offset;
           this.sawThink = true;
           this.thinkOffset = offset;
+          this.thinkStart = offset + raw.length;
           this.setState("think");
           events.push({ type: "think_start" });
         } else if (name === "answer" && !closing) {
+          this.leftBeforeAt = offset;
           this.warnings.push("no <think> block before <answer>");
-          this.openAnswer(offset);
+          this.openAnswer(offset, offset + raw.length);
         } else if (name === "refine" && !closing) {
           this.misplaced(name, closing, raw, `<refine> at offset ${offset} is outside <think>`);
         } else {
@@ -318,7 +396,7 @@ export class PasrStreamParser {
       case "think":
         if (name === "think" && closing) {
           if (this.ignoredOpen.think > 0) this.misplaced(name, closing, raw, stray);
-          else this.setState("after_think");
+          else this.closeThink(offset);
         } else if (name === "refine" && !closing) {
           this.thinkParts.push(raw);
           this.refineOffset = offset;
@@ -341,12 +419,12 @@ export class PasrStreamParser {
       case "refine":
         if (name === "refine" && closing) {
           if (this.ignoredOpen.refine > 0) this.misplaced(name, closing, raw, stray);
-          else this.closeRefine(raw, events);
+          else this.closeRefine(raw, offset + raw.length, events);
         } else if (name === "think" && closing && this.ignoredOpen.think === 0) {
           this.errors.push(
             `unclosed <refine> (opened at offset ${this.refineOffset}): </think> at offset ${offset} came first`,
           );
-          this.setState("after_think");
+          this.closeThink(offset);
         } else if (name === "refine") {
           this.misplaced(
             name,
@@ -370,7 +448,7 @@ export class PasrStreamParser {
 
       case "after_think":
         if (name === "answer" && !closing) {
-          this.openAnswer(offset);
+          this.openAnswer(offset, offset + raw.length);
         } else if (name === "think" && !closing) {
           // Re-entering keeps any refinements in the second block parseable; one error only.
           this.errors.push(`more than one <think> block (second at offset ${offset})`);
@@ -385,7 +463,7 @@ export class PasrStreamParser {
 
       case "answer":
         if (name === "answer" && closing && this.ignoredOpen.answer === 0) {
-          this.closeAnswer(events);
+          this.closeAnswer(offset, events);
         } else if (!closing) {
           this.misplaced(name, closing, raw, `<${name}> at offset ${offset} is inside <answer>`);
         } else {
@@ -409,13 +487,21 @@ export class PasrStreamParser {
     }
   }
 
-  private openAnswer(offset: number): void {
+  /** `offset`: where the `<answer>` tag starts; `start`: just past it. */
+  private openAnswer(offset: number, start: number): void {
     this.answerOffset = offset;
+    this.answerStart = start;
     this.answerOpened = true;
     this.setState("answer");
   }
 
-  private closeRefine(raw: string, events: PasrEvent[]): void {
+  private closeThink(offset: number): void {
+    this.closedThinkAt ??= offset;
+    this.thinkEnd = offset;
+    this.setState("after_think");
+  }
+
+  private closeRefine(raw: string, end: number, events: PasrEvent[]): void {
     this.thinkParts.push(raw);
     this.setState("think");
     const text = this.refineParts.join("").trim();
@@ -425,11 +511,11 @@ export class PasrStreamParser {
       return;
     }
     const index = this.refinements.length;
-    this.refinements.push({ index, text, offset: this.refineOffset });
-    events.push({ type: "refine", index, text });
+    this.refinements.push({ index, text, offset: this.refineOffset, end });
+    events.push({ type: "refine", index, text, offset: this.refineOffset, end });
   }
 
-  private closeAnswer(events: PasrEvent[]): void {
+  private closeAnswer(offset: number, events: PasrEvent[]): void {
     this.setState("done");
     const text = this.answerParts.join("").trim();
     if (text === "") {
@@ -437,7 +523,82 @@ export class PasrStreamParser {
       return;
     }
     this.answer = text;
+    this.answerSpan = { start: this.answerStart, end: offset };
     events.push({ type: "answer", text });
+  }
+}
+
+export interface PasrParserOptions {
+  /**
+   * The output starts inside a think block opened before it (the caller knows: the reasoning
+   * comes in a field of its own). Default: detected from the first think or answer tag.
+   */
+  inThink?: boolean;
+}
+
+/**
+ * Parses PASR output chunk by chunk. Until the output shows whether it began inside a think
+ * block (see the top of this file), it is read both ways and events are held back; from then on
+ * only the matching reading runs and events come as their tags complete.
+ */
+export class PasrStreamParser {
+  private chosen: PasrMachine | undefined;
+  private readonly tagged: PasrMachine | undefined;
+  private readonly implicit: PasrMachine | undefined;
+  private heldTagged: PasrEvent[] = [];
+  private heldImplicit: PasrEvent[] = [];
+
+  constructor(options: PasrParserOptions = {}) {
+    if (options.inThink) {
+      this.chosen = new PasrMachine(true);
+    } else {
+      this.tagged = new PasrMachine(false);
+      this.implicit = new PasrMachine(true);
+    }
+  }
+
+  /** Characters held back as a possible partial tag; never above PASR_MAX_TAG_LENGTH. */
+  get bufferedLength(): number {
+    return (this.chosen ?? this.tagged)?.bufferedLength ?? 0;
+  }
+
+  push(chunk: string): PasrEvent[] {
+    if (this.chosen) return this.chosen.push(chunk);
+    const tagged = this.tagged as PasrMachine;
+    const implicit = this.implicit as PasrMachine;
+    this.heldTagged.push(...tagged.push(chunk));
+    this.heldImplicit.push(...implicit.push(chunk));
+    const a = tagged.leftBeforeAt;
+    const b = implicit.closedThinkAt;
+    if (a === undefined && b === undefined) return [];
+    return b !== undefined && (a === undefined || b < a)
+      ? this.choose(implicit, this.heldImplicit)
+      : this.choose(tagged, this.heldTagged);
+  }
+
+  /**
+   * Closes the think block without a tag: the reasoning, sent in a field of its own, is over and
+   * the content follows. Only meaningful with `{ inThink: true }`; otherwise the output is taken
+   * to have begun inside the think block.
+   */
+  endThink(): PasrEvent[] {
+    const events = this.chosen ? [] : this.choose(this.implicit as PasrMachine, this.heldImplicit);
+    (this.chosen as PasrMachine).endThink();
+    return events;
+  }
+
+  /** The result; without a think or answer tag the output is read as having no think block. */
+  end(): PasrResult {
+    const machine = this.chosen ?? (this.tagged as PasrMachine);
+    this.choose(machine, []);
+    return machine.end();
+  }
+
+  private choose(machine: PasrMachine, held: PasrEvent[]): PasrEvent[] {
+    this.chosen = machine;
+    this.heldTagged = [];
+    this.heldImplicit = [];
+    return held;
   }
 }
 

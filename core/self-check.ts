@@ -24,8 +24,20 @@ export function isSoftDoubt(reason: string): boolean {
 // Enough to act on; a draft with more wrong steps is doubtful anyway.
 const MAX_LISTED = 3;
 
+export interface SelfCheckOptions {
+  /**
+   * Reasoning behind the draft kept apart from it (the think block of a PASR generation, whose
+   * draft is the answer alone): it counts as the working shown, and is not itself checked.
+   */
+  working?: string;
+}
+
 /** Checks a draft against the task for signs that a critique would find something. */
-export function selfCheck(draft: string, task: string): SelfCheckResult {
+export function selfCheck(
+  draft: string,
+  task: string,
+  options: SelfCheckOptions = {},
+): SelfCheckResult {
   if (draft.trim() === "") return { doubtful: true, reasons: ["empty: the draft is empty"] };
   const reasons: string[] = [];
   const wantsValue = asksForSingleValue(task);
@@ -64,7 +76,8 @@ export function selfCheck(draft: string, task: string): SelfCheckResult {
   // checked by any deterministic verifier: that is exactly when a critique is worth its tokens.
   const wordProblem =
     (task.match(/\d+(?:\.\d+)?/g) ?? []).length >= 2 && !/\d\s*[-+*/×÷]\s*\(?\d/.test(task);
-  if (wantsValue && marked && wordProblem && checkArithmeticSteps(draft).length === 0) {
+  const shown = options.working ? `${options.working}\n${draft}` : draft;
+  if (wantsValue && marked && wordProblem && checkArithmeticSteps(shown).length === 0) {
     reasons.push("no working: the final value is not backed by any computation shown in the draft");
   }
   const wrong = steps.filter((s) => !s.correct);

@@ -74,6 +74,49 @@ export interface Refinement {
   iteration: number;
   index: number;
   text: string;
+  /**
+   * Where its `<refine>` tag starts and just past its `</refine>`, in the positions of the
+   * generation's trace (`PasrTrace.positions`). Absent in states stored before they were kept.
+   */
+  offset?: number;
+  end?: number;
+}
+
+/** A range of a generation, `start` included, `end` excluded (UTF-16 code units). */
+export interface TextSpan {
+  start: number;
+  end: number;
+}
+
+/**
+ * A PASR-format generation kept whole: the think text, each refine segment and the answer with
+ * their positions, how the output was read, and whether the run fell back to proactive.
+ */
+export interface PasrTrace {
+  /**
+   * Where the think block came from: its own `<think>` tag in the content, a `<think>` the chat
+   * template opened before the content (the output has only `</think>`), the endpoint's separate
+   * reasoning field (`reasoning_content`), or nowhere (no think block).
+   */
+  thinkSource: "tag" | "template" | "reasoning_field" | "none";
+  /**
+   * What positions count in: the content, or the reasoning field's text followed directly by the
+   * content (a position at or past `reasoningLength` is in the content).
+   */
+  positions: "content" | "reasoning+content";
+  reasoningLength?: number;
+  /** The trimmed think text, `<refine>` markup kept verbatim. */
+  think: string | null;
+  thinkSpan: TextSpan | null;
+  refinements: { index: number; text: string; start: number; end: number }[];
+  answer: string | null;
+  answerSpan: TextSpan | null;
+  /** Well-formed: an answer and no format errors. */
+  ok: boolean;
+  errors: string[];
+  warnings: string[];
+  /** The output was malformed and the run went on with the proactive strategy. */
+  fallback: boolean;
 }
 
 /** Why the loop waits for a reviewer, and what it would do without one. */
@@ -178,6 +221,8 @@ export const RefineState = Annotation.Root({
     reducer: reducers.append,
     default: () => [],
   }),
+  /** The newest PASR-format generation, kept whole (null for other strategies). */
+  pasr: Annotation<PasrTrace | null>({ reducer: reducers.last, default: () => null }),
   /** Lessons from the memory that generate put in its prompt (absent when none were used). */
   lessons: Annotation<UsedLesson[]>({ reducer: reducers.last, default: () => [] }),
   /** The final answer: the best-so-far draft once the run stops. */
@@ -200,6 +245,20 @@ export function usageByNodeOf(state: {
 /** The newest draft, or undefined before `generate` ran. */
 export function latestDraft(state: Pick<RefineStateType, "drafts">): Draft | undefined {
   return state.drafts[state.drafts.length - 1];
+}
+
+/**
+ * Reasoning behind a draft that is kept apart from it: the think block of the PASR generation
+ * the draft's answer was parsed from (none after a fallback, or for revised drafts).
+ */
+export function reasoningBehind(
+  state: Pick<RefineStateType, "pasr">,
+  draft: Pick<Draft, "source">,
+): string | undefined {
+  const trace = state.pasr;
+  return draft.source === "generate" && trace && !trace.fallback && trace.think
+    ? trace.think
+    : undefined;
 }
 
 export function critiqueFor(

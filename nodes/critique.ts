@@ -7,6 +7,7 @@ import { callModel } from "../core/models/call.ts";
 import type { SettingsResolver } from "../core/settings.ts";
 import {
   latestDraft,
+  reasoningBehind,
   verdictsFor,
   type Critique,
   type RefineStateType,
@@ -83,7 +84,7 @@ export function createCritiqueNode({ settings }: CritiqueNodeOptions) {
     const verdicts = verdictsFor(state, draft.iteration);
     // A concrete defect the self-check found (an arithmetic slip) is a target even when the
     // critic is vague.
-    const check = selfCheck(draft.text, state.task);
+    const check = selfCheck(draft.text, state.task, { working: reasoningBehind(state, draft) });
     const entries = [entry];
     let usage = entry.usage;
     const decisions: StepRecord[] = [];

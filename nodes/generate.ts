@@ -1,6 +1,8 @@
 // The `generate` node: writes the first draft. With the `pasr` strategy it asks a PASR-trained
 // model for `<think>…<refine>…</refine>…</think><answer>…</answer>`, parses the reply while it
-// streams (each refine segment is emitted and stored) and keeps the answer as the draft; a
+// streams (each refine segment is emitted and stored), keeps the answer as the draft and the
+// whole generation as `state.pasr` (think text, refines and answer with their positions; the
+// think may come in the endpoint's reasoning field or be opened by the chat template); a
 // malformed reply falls back to the proactive strategy with the reason recorded.
 // A new task on a thread that holds a finished refinement starts a fresh round.
 import type { RunnableConfig } from "@langchain/core/runnables";
@@ -8,10 +10,13 @@ import { Overwrite } from "@langchain/langgraph";
 import { RefineryError } from "../core/errors.ts";
 import { callModel, isSimulatedModel } from "../core/models/call.ts";
 import { lessonsKey } from "../core/memory/lessons.ts";
-import { PASR_SYSTEM_PROMPT, PasrStreamParser } from "../core/pasr.ts";
+import { PASR_SYSTEM_PROMPT } from "../core/pasr.ts";
+import type { PasrEvent } from "../core/pasr.ts";
+import { PasrReader } from "../core/pasr-trace.ts";
 import type { SettingsResolver } from "../core/settings.ts";
 import type {
   Draft,
+  PasrTrace,
   Refinement,
   RefineStateType,
   RefineUpdate,
@@ -46,10 +51,11 @@ export function createGenerateNode({ settings, lessons }: GenerateNodeOptions) {
     const s = settings(config, state.options);
     const model = s.model("generate");
     let strategy: Strategy = s.strategy;
-    const refinements: Refinement[] = [];
+    let refinements: Refinement[] = [];
     const decisions: StepRecord[] = [];
-    let parser: PasrStreamParser | undefined;
+    let reader: PasrReader | undefined;
     let currentAttempt: number | undefined;
+    let trace: PasrTrace | undefined;
 
     const pasr = strategy === "pasr";
     const memory = s.options.memory;
@@ -77,6 +83,28 @@ export function createGenerateNode({ settings, lessons }: GenerateNodeOptions) {
         : template,
       pasr ? { ...variables, pasr_system: PASR_SYSTEM_PROMPT } : variables,
     );
+    // A retry starts the generation over: what an earlier attempt streamed is dropped.
+    const readerFor = (attempt: number): PasrReader => {
+      if (!reader || attempt !== currentAttempt) {
+        reader = new PasrReader();
+        currentAttempt = attempt;
+      }
+      return reader;
+    };
+    const emitRefines = (events: PasrEvent[]) => {
+      for (const e of events) {
+        if (e.type !== "refine") continue;
+        emit(config, {
+          type: "refine",
+          node: "generate",
+          iteration: 1,
+          index: e.index,
+          text: e.text,
+          offset: e.offset,
+          end: e.end,
+        });
+      }
+    };
     const result = await callModel(model, messages, {
       role: "generate",
       config,
@@ -84,33 +112,32 @@ export function createGenerateNode({ settings, lessons }: GenerateNodeOptions) {
       signal: config.signal,
       ...(pasr
         ? {
-            onChunk: (text: string, attempt: number) => {
-              if (!parser || attempt !== currentAttempt) {
-                parser = new PasrStreamParser();
-                currentAttempt = attempt;
-                refinements.length = 0;
-              }
-              for (const e of parser.push(text)) {
-                if (e.type === "refine") {
-                  refinements.push({ iteration: 1, index: e.index, text: e.text });
-                  emit(config, {
-                    type: "refine",
-                    node: "generate",
-                    iteration: 1,
-                    index: e.index,
-                    text: e.text,
-                  });
-                }
-              }
-            },
+            onChunk: (text: string, attempt: number) =>
+              emitRefines(readerFor(attempt).content(text)),
+            onReasoning: (text: string, attempt: number) =>
+              emitRefines(readerFor(attempt).reasoning(text)),
           }
         : {}),
     });
     let text = result.text;
     if (pasr) {
-      const parsed = (parser ?? new PasrStreamParser()).end();
-      if (parsed.ok && parsed.answer !== undefined) {
-        text = parsed.answer;
+      // A reply that was not streamed chunk by chunk is read whole.
+      if (!reader) {
+        reader = new PasrReader();
+        if (result.reasoning) reader.reasoning(result.reasoning);
+        reader.content(result.text);
+      }
+      const parsed = reader.finish();
+      trace = parsed.trace;
+      refinements = parsed.result.refinements.map((r) => ({
+        iteration: 1,
+        index: r.index,
+        text: r.text,
+        offset: r.offset,
+        end: r.end,
+      }));
+      if (parsed.result.ok && parsed.result.answer !== undefined) {
+        text = parsed.result.answer;
         decisions.push({
           iteration: 1,
           node: "generate",
@@ -119,12 +146,16 @@ export function createGenerateNode({ settings, lessons }: GenerateNodeOptions) {
         });
       } else {
         strategy = "proactive";
-        text = stripPasrTags(result.text);
+        trace.fallback = true;
+        // As with a think block in the content, the reasoning stays in the draft proactive revises.
+        text = stripPasrTags(
+          result.reasoning ? `${result.reasoning}\n${result.text}` : result.text,
+        );
         decisions.push({
           iteration: 1,
           node: "generate",
           action: "fallback",
-          reason: `malformed PASR output (${parsed.errors.join("; ")}): continuing with the proactive strategy`,
+          reason: `malformed PASR output (${parsed.result.errors.join("; ")}): continuing with the proactive strategy`,
         });
       }
     }
@@ -161,6 +192,8 @@ export function createGenerateNode({ settings, lessons }: GenerateNodeOptions) {
     else if (freshRound && state.lessons.length) update.lessons = [];
     if (decisions.length) update.decisions = decisions;
     if (refinements.length) update.refinements = refinements;
+    if (trace) update.pasr = trace;
+    else if (freshRound && state.pasr) update.pasr = null;
     if (freshRound) {
       Object.assign(update, {
         decisions: new Overwrite(decisions),

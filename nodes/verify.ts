@@ -6,6 +6,7 @@ import { selfCheck } from "../core/self-check.ts";
 import type { SettingsResolver } from "../core/settings.ts";
 import {
   critiqueFor,
+  reasoningBehind,
   latestDraft,
   type RefineStateType,
   type RefineUpdate,
@@ -92,7 +93,7 @@ export function createVerifyNode({ settings }: VerifyNodeOptions) {
           : base,
       );
     }
-    const check = selfCheck(draft.text, state.task);
+    const check = selfCheck(draft.text, state.task, { working: reasoningBehind(state, draft) });
     const failing = verdicts.filter((v) => v.hard && !v.pass).map((v) => v.verifierId);
     const step = decideProactiveAfterVerify({
       assessment,

@@ -65,10 +65,17 @@ export interface CallModelOptions {
    * caller parsing the stream can start over when a retry begins).
    */
   onChunk?: (text: string, attempt: number) => void;
+  /**
+   * With `onChunk`: hands over each delta of reasoning the endpoint sends apart from the content
+   * (`reasoning_content`, as DeepSeek-R1 and vLLM's reasoning parsers do).
+   */
+  onReasoning?: (text: string, attempt: number) => void;
 }
 
 export interface CallModelResult {
   text: string;
+  /** Reasoning the endpoint sent apart from the content (`reasoning_content`), when it sent any. */
+  reasoning?: string;
   message: AIMessage;
   /** Usage summed over every attempt; `calls` is the number of attempts. */
   usage: TokenUsage;
@@ -133,16 +140,24 @@ export async function callModel(
       try {
         const message = await raceAbort(
           options.onChunk
-            ? streamReply(model, messages, callOptions, (t) => options.onChunk?.(t, attempts))
+            ? streamReply(
+                model,
+                messages,
+                callOptions,
+                (t) => options.onChunk?.(t, attempts),
+                (t) => options.onReasoning?.(t, attempts),
+              )
             : model.invoke(messages, callOptions),
           signal,
         );
         const text = messageText(message.content);
-        const spent = await replyUsage(message, messages, text);
+        const reasoning = reasoningText(message);
+        const spent = await replyUsage(message, messages, reasoning ? reasoning + text : text);
         journal?.end(row, spent);
         usage = addUsage(usage, spent);
         return {
           text,
+          ...(reasoning ? { reasoning } : {}),
           message: toAIMessage(message),
           usage,
           attempts,
@@ -264,9 +279,12 @@ async function streamReply(
   messages: BaseMessage[],
   callOptions: RefineryCallOptions,
   onText: (text: string) => void,
+  onReasoning: (text: string) => void,
 ): Promise<AIMessage> {
   let full: AIMessageChunk | undefined;
   for await (const chunk of await model.stream(messages, callOptions)) {
+    const reasoning = reasoningText(chunk);
+    if (reasoning) onReasoning(reasoning);
     const text = messageText(chunk.content);
     if (text) onText(text);
     full = full ? full.concat(chunk) : chunk;
@@ -292,6 +310,15 @@ export function isSimulatedModel(model: unknown): boolean {
     model !== null &&
     (model as { simulated?: unknown }).simulated === true
   );
+}
+
+/**
+ * Reasoning an endpoint sent apart from the content: @langchain/openai (1.5) copies a completion's
+ * or a delta's `reasoning_content` into `additional_kwargs`, and chunks concatenate it.
+ */
+export function reasoningText(message: Pick<BaseMessage, "additional_kwargs">): string {
+  const value: unknown = message.additional_kwargs?.reasoning_content;
+  return typeof value === "string" ? value : "";
 }
 
 /** Flattens message content (a string or an array of parts) to its text. */

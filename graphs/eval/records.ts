@@ -27,6 +27,10 @@ export interface ItemRecord {
   simulated: boolean;
   /** A model failure that ended the run early (the best draft so far was graded). */
   error?: string;
+  /** PASR generations only: `<refine>` segments the model wrote inside its one generation. */
+  in_generation_refinements?: number;
+  /** PASR generations only: the output was malformed and the run fell back to proactive. */
+  pasr_fallback?: boolean;
 }
 
 /** Where records go; a file for the CLI, memory for the HTTP job. */

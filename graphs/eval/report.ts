@@ -77,6 +77,12 @@ export function formatTable(summary: EvalSummary): string {
       `${c.strategy} vs ${c.baseline}: ${tokens} of the tokens, accuracy ${points}, harm ${pct(mine?.harm_rate ?? null)} vs ${pct(base?.harm_rate ?? null)}`,
     );
   }
+  for (const s of summary.strategies) {
+    if (!s.pasr_items) continue;
+    out.push(
+      `${s.strategy}: ${s.in_generation_refinements} in-generation refinement(s) over ${s.pasr_items} generation(s) (${num(s.in_generation_refinements / s.pasr_items, 2)}/item); ${s.pasr_fallbacks} malformed, fell back to proactive (${pct(s.pasr_fallbacks / s.pasr_items)})`,
+    );
+  }
   if (isPooled(summary)) out.push("", ...replicateTable(summary));
   return `${out.join("\n")}\n`;
 }

@@ -432,5 +432,11 @@ export async function evaluateItem(
     wall_ms: wallMs,
     simulated: state.simulated,
     ...(state.error ? { error: state.error.message } : {}),
+    ...(state.pasr
+      ? {
+          in_generation_refinements: state.pasr.refinements.length,
+          pasr_fallback: state.pasr.fallback,
+        }
+      : {}),
   };
 }

@@ -34,6 +34,12 @@ export interface StrategySummary {
   stop_reasons: Record<string, number>;
   errors: number;
   simulated: boolean;
+  /** Items whose run began with a PASR generation (the pasr strategy). */
+  pasr_items: number;
+  /** `<refine>` segments written inside those generations, summed. */
+  in_generation_refinements: number;
+  /** Those generations that were malformed, so the run fell back to proactive. */
+  pasr_fallbacks: number;
 }
 
 const ratio = (n: number, d: number): number | null => (d === 0 ? null : n / d);
@@ -88,6 +94,9 @@ export function summarize(strategy: string, records: readonly ItemRecord[]): Str
     stop_reasons: stops,
     errors: count((r) => r.error !== undefined),
     simulated: mine.some((r) => r.simulated),
+    pasr_items: count((r) => r.pasr_fallback !== undefined),
+    in_generation_refinements: sum((r) => r.in_generation_refinements ?? 0),
+    pasr_fallbacks: count((r) => r.pasr_fallback === true),
   };
 }
 

@@ -39,6 +39,8 @@ describe("parsePasr: well-formed output", () => {
       ok: true,
       answer: "4",
       think: "2 + 2 is 4.",
+      thinkSpan: { start: 7, end: 18 },
+      answerSpan: { start: 34, end: 35 },
       refinements: [],
       errors: [],
       warnings: [],
@@ -52,7 +54,12 @@ describe("parsePasr: well-formed output", () => {
     expect(r.ok).toBe(true);
     expect(r.answer).toBe("80 km/h");
     expect(r.refinements).toEqual([
-      { index: 0, text: "120 / 1.5 is 80, not 70.", offset: text.indexOf("<refine>") },
+      {
+        index: 0,
+        text: "120 / 1.5 is 80, not 70.",
+        offset: text.indexOf("<refine>"),
+        end: text.indexOf("</refine>") + "</refine>".length,
+      },
     ]);
     expect(r.think).toBe(
       "Speed is 120 / 1.5 = 70.<refine>120 / 1.5 is 80, not 70.</refine>So 80 km/h.",
@@ -86,6 +93,134 @@ describe("parsePasr: well-formed output", () => {
     expect(r.answer).toBe("3 < 4");
     expect(r.think).toContain('<answer id="1">');
     expect(r.think).toContain("<     answer>"); // five spaces: over the tolerated run
+  });
+});
+
+describe("parsePasr: positions", () => {
+  it("gives spans that slice the think, each refine and the answer out of the input", () => {
+    const text =
+      "Sure.\n<think> a <refine> b </refine> c <refine>d</refine> </think>\n< answer > 42 </answer>";
+    const r = parsePasr(text);
+    expect(r.ok).toBe(true);
+    const span = (s: { start: number; end: number } | undefined) =>
+      s ? text.slice(s.start, s.end) : undefined;
+    expect(span(r.thinkSpan)).toBe(" a <refine> b </refine> c <refine>d</refine> ");
+    expect(span(r.thinkSpan)?.trim()).toBe(r.think);
+    expect(r.refinements.map((x) => text.slice(x.offset, x.end))).toEqual([
+      "<refine> b </refine>",
+      "<refine>d</refine>",
+    ]);
+    expect(span(r.answerSpan)).toBe(" 42 ");
+    expect(r.implicitThink).toBeUndefined();
+  });
+
+  it("ends the think span at end of input when the block is never closed", () => {
+    const r = parsePasr("<think>abc");
+    expect(r.thinkSpan).toEqual({ start: 7, end: 10 });
+    expect(r.answerSpan).toBeUndefined();
+  });
+});
+
+describe("parsePasr: a think block opened by the chat template", () => {
+  it("reads output that starts inside <think> (only the closing tag) as its think block", () => {
+    const text =
+      "Speed = 120/1.5 = 70.<refine>120/1.5 is 80.</refine>So 80.</think><answer>80</answer>";
+    const r = parsePasr(text);
+    expect(r.ok).toBe(true);
+    expect(r.implicitThink).toBe(true);
+    expect(r.think).toBe("Speed = 120/1.5 = 70.<refine>120/1.5 is 80.</refine>So 80.");
+    expect(r.thinkSpan).toEqual({ start: 0, end: text.indexOf("</think>") });
+    expect(r.refinements).toEqual([
+      {
+        index: 0,
+        text: "120/1.5 is 80.",
+        offset: text.indexOf("<refine>"),
+        end: text.indexOf("So 80"),
+      },
+    ]);
+    expect(r.answer).toBe("80");
+    expect(r.errors).toEqual([]);
+    expect(r.warnings).toEqual([]);
+  });
+
+  it("emits the held refine events when the closing </think> arrives", () => {
+    const p = new PasrStreamParser();
+    expect(p.push("a<refine>b</refine>c")).toEqual([]);
+    expect(p.push("</think>")).toEqual([
+      { type: "think_start" },
+      { type: "refine", index: 0, text: "b", offset: 1, end: 19 },
+    ]);
+    expect(p.push("<answer>x</answer>")).toEqual([{ type: "answer", text: "x" }]);
+    expect(p.end().implicitThink).toBe(true);
+  });
+
+  it("keeps the tagged reading when <think> or <answer> comes before any </think>", () => {
+    const tagged = parsePasr("intro <think>t</think><answer>x</answer>");
+    expect(tagged.implicitThink).toBeUndefined();
+    expect(tagged.warnings).toEqual(["text before <think> is ignored"]);
+    const bare = parsePasr("<answer>4</answer> then </think>");
+    expect(bare.implicitThink).toBeUndefined();
+    expect(bare.answer).toBe("4");
+  });
+
+  it("reads output with no think or answer tag as having no think block", () => {
+    const r = parsePasr("just text <refine>r</refine>");
+    expect(r.implicitThink).toBeUndefined();
+    expect(r.think).toBeUndefined();
+    expect(r.errors).toEqual([
+      "<refine> at offset 10 is outside <think>",
+      expect.stringMatching(/^no <answer> block/),
+    ]);
+  });
+});
+
+describe("PasrStreamParser: reasoning in a field of its own", () => {
+  it("parses the reasoning as the think block and the content after endThink()", () => {
+    const reasoning = "2 + 2 = 5?<refine>No: 2 + 2 = 4.</refine>Done.";
+    const content = "<answer>\\boxed{4}</answer>";
+    const p = new PasrStreamParser({ inThink: true });
+    const events = [...p.push(reasoning.slice(0, 13)), ...p.push(reasoning.slice(13))];
+    events.push(...p.endThink(), ...p.push(content));
+    expect(events).toEqual([
+      { type: "think_start" },
+      {
+        type: "refine",
+        index: 0,
+        text: "No: 2 + 2 = 4.",
+        offset: reasoning.indexOf("<refine>"),
+        end: reasoning.indexOf("Done."),
+      },
+      { type: "answer", text: "\\boxed{4}" },
+    ]);
+    const r = p.end();
+    expect(r.ok).toBe(true);
+    expect(r.implicitThink).toBe(true);
+    expect(r.thinkSpan).toEqual({ start: 0, end: reasoning.length });
+    const both = reasoning + content;
+    expect(both.slice(r.refinements[0]?.offset, r.refinements[0]?.end)).toBe(
+      "<refine>No: 2 + 2 = 4.</refine>",
+    );
+    expect(both.slice(r.answerSpan?.start, r.answerSpan?.end)).toBe("\\boxed{4}");
+  });
+
+  it("turns a partial tag held at the end of the reasoning into text, and reports a refine left open", () => {
+    const p = new PasrStreamParser({ inThink: true });
+    p.push("a<refine>b <ans");
+    p.endThink();
+    p.push("<answer>x</answer>");
+    const r = p.end();
+    expect(r.errors).toEqual(["unclosed <refine> (opened at offset 1): the reasoning ended first"]);
+    expect(r.think).toBe("a<refine>b <ans");
+    expect(r.answer).toBe("x");
+  });
+
+  it("reports reasoning that never ends as an unclosed think block", () => {
+    const p = new PasrStreamParser({ inThink: true });
+    p.push("thinking forever");
+    expect(p.end().errors).toEqual([
+      "unclosed <think> (opened before the output, by the chat template or a reasoning field)",
+      expect.stringMatching(/^no <answer> block/),
+    ]);
   });
 });
 
@@ -226,7 +361,7 @@ describe("parsePasr: warnings (ok stays true)", () => {
     );
     expect(r.ok).toBe(true);
     expect(r.warnings).toEqual(["empty <refine> at offset 8 is ignored"]);
-    expect(r.refinements).toEqual([{ index: 0, text: "real", offset: 28 }]);
+    expect(r.refinements).toEqual([{ index: 0, text: "real", offset: 28, end: 49 }]);
     const { events } = whole("<think>a<refine></refine></think><answer>x</answer>");
     expect(events.map((e) => e.type)).toEqual(["think_start", "answer"]);
   });
@@ -240,6 +375,8 @@ describe("PasrStreamParser: streaming", () => {
     "<refine>r</refine><think>t<answer>x</think><answer>y</answer> tail <answer>z</answer>",
     "<think>a<refine>b</think><answer>unclosed",
     "pre<think>\t<refine></refine>< \t/\t refine >< answer </think>mid<answer>  ok  </answer><",
+    "opened by the template <refine>a</refine> b <refine>c<refine>d</refine></ think >\n<answer>42</answer>",
+    "a <thin <refine>x</refine></thinking> </think",
   ];
 
   for (const [n, text] of corpus.entries()) {
@@ -267,10 +404,12 @@ describe("PasrStreamParser: streaming", () => {
     expect(p.push("ink>")).toEqual([{ type: "think_start" }]);
     expect(p.push("First try.<refine>Fix: 80")).toEqual([]);
     expect(p.push("</refine")).toEqual([]);
-    expect(p.push(">")).toEqual([{ type: "refine", index: 0, text: "Fix: 80" }]);
+    expect(p.push(">")).toEqual([
+      { type: "refine", index: 0, text: "Fix: 80", offset: 17, end: 41 },
+    ]);
     expect(p.push("Then<re")).toEqual([]);
     expect(p.push("fine>Units</refine>More")).toEqual([
-      { type: "refine", index: 1, text: "Units" },
+      { type: "refine", index: 1, text: "Units", offset: 45, end: 67 },
     ]);
     expect(p.push("</think><answer>80</answer")).toEqual([]);
     expect(p.push(">")).toEqual([{ type: "answer", text: "80" }]);
@@ -358,7 +497,13 @@ describe("PasrChatModel (test support)", () => {
     expect(chunks).toBe(Math.ceil(reply.length / 5));
     expect(events).toEqual([
       { type: "think_start" },
-      { type: "refine", index: 0, text: "120/1.5 = 80" },
+      {
+        type: "refine",
+        index: 0,
+        text: "120/1.5 = 80",
+        offset: reply.indexOf("<refine>"),
+        end: reply.indexOf("</refine>") + "</refine>".length,
+      },
       { type: "answer", text: "80" },
     ]);
     expect(parser.end().ok).toBe(true);

@@ -237,6 +237,18 @@ describe("selfCheck: word problems without working", () => {
   it("does not ask for working when the task is an explicit expression", () => {
     expect(selfCheck("Answer: 4", "What is 2 + 2?").doubtful).toBe(false);
   });
+  it("counts reasoning kept apart from the draft (a PASR think block) as its working", () => {
+    const task =
+      "A bakery sells muffins in boxes of 6. Priya buys 7 boxes and gives away 15. How many are left?";
+    for (const answer of ["\\boxed{27}", "Answer: 27", "There are \\boxed{27} left."]) {
+      expect(selfCheck(answer, task).reasons, answer).toEqual([
+        expect.stringMatching(/^no working/),
+      ]);
+      const working = "6 * 7 = 41<refine>6 * 7 = 42</refine>\n42 - 15 = 27";
+      // Slips the think corrected itself are its business: only the draft is checked for them.
+      expect(selfCheck(answer, task, { working }).doubtful, answer).toBe(false);
+    }
+  });
 });
 
 describe("isSoftDoubt", () => {

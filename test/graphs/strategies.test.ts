@@ -303,7 +303,16 @@ describe("strategies", () => {
       strategy: "pasr",
       verifiers: expect4,
     })({ task: "What is 2 + 2?" });
-    expect(state.refinements).toEqual([{ iteration: 1, index: 0, text: "No: 2 + 2 = 4." }]);
+    expect(state.refinements).toEqual([
+      {
+        iteration: 1,
+        index: 0,
+        text: "No: 2 + 2 = 4.",
+        offset: reply.indexOf("<refine>"),
+        end: reply.indexOf("</refine>") + "</refine>".length,
+      },
+    ]);
+    expect(state.pasr).toMatchObject({ thinkSource: "tag", ok: true, fallback: false });
     expect(custom.filter((e) => e.type === "refine")).toHaveLength(1);
     expect(state.drafts[0]?.text).toBe("Answer: 4");
     expect(state.stopReason).toBe("accepted");
@@ -321,5 +330,6 @@ describe("strategies", () => {
       reason: expect.stringMatching(/malformed PASR output/),
     });
     expect(state.drafts[0]?.text).not.toMatch(/<think>/);
+    expect(state.pasr).toMatchObject({ ok: false, fallback: true, thinkSource: "tag" });
   });
 });

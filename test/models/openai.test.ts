@@ -670,6 +670,59 @@ describe("streaming", () => {
   });
 });
 
+describe("reasoning sent apart from the content (reasoning_content)", () => {
+  const reasoning = "Two and two: <refine>four, not five.</refine> So four.";
+
+  it("is returned from a plain call, apart from the text", async () => {
+    stub.enqueue({ content: "<answer>4</answer>", reasoning });
+    const result = await callModel(model(), messages, { role: "generate", retry: FAST });
+    expect(result.text).toBe("<answer>4</answer>");
+    expect(result.reasoning).toBe(reasoning);
+    expect(stub.requests[0]?.stream).toBeFalsy();
+  });
+
+  it("is streamed to onReasoning before the content, and returned whole", async () => {
+    stub.enqueue({ content: "<answer>4</answer>", reasoning });
+    const order: string[] = [];
+    const result = await callModel(model(), messages, {
+      role: "generate",
+      retry: FAST,
+      onChunk: (t) => order.push(`content:${t}`),
+      onReasoning: (t) => order.push(`reasoning:${t}`),
+    });
+    expect(stub.requests[0]?.stream).toBe(true);
+    const kinds = order.map((o) => o.slice(0, o.indexOf(":")));
+    expect(kinds.indexOf("content")).toBe(kinds.lastIndexOf("reasoning") + 1);
+    expect(
+      order
+        .filter((o) => o.startsWith("reasoning:"))
+        .map((o) => o.slice("reasoning:".length))
+        .join(""),
+    ).toBe(reasoning);
+    expect(result.reasoning).toBe(reasoning);
+    expect(result.text).toBe("<answer>4</answer>");
+  });
+
+  it("is counted in the estimated completion tokens when the endpoint reports no usage", async () => {
+    stub.enqueue({ content: "<answer>4</answer>", reasoning, usage: null });
+    const result = await callModel(model(), messages, {
+      role: "generate",
+      retry: FAST,
+      onChunk: () => undefined,
+    });
+    const cl100k = await loadTokenizer();
+    expect(result.usage.completionTokens).toBe(
+      cl100k.encode(`${reasoning}<answer>4</answer>`).length,
+    );
+  });
+
+  it("is absent when the endpoint sends none", async () => {
+    stub.enqueue({ content: "4" });
+    const result = await callModel(model(), messages, { role: "generate", retry: FAST });
+    expect(result).not.toHaveProperty("reasoning");
+  });
+});
+
 /** A model outside the HTTP path (like the offline one): answers or throws from a script. */
 class ScriptedModel extends BaseChatModel<RefineryCallOptions> {
   readonly simulated = true;

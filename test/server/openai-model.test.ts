@@ -121,6 +121,49 @@ describe("the server with an OpenAI-compatible model", () => {
     expect(tokens("revise", "completion")).toBe(12);
   });
 
+  it("keeps a PASR generation whole in the stored state, reasoning_content included", async () => {
+    const reasoning = "17 * 23 = 381<refine>17 * 23 = 391</refine>; 391 + 4 = 395";
+    stub.enqueue({ reasoning, content: "<answer>\\boxed{395}</answer>" });
+    const thread = await s.client.threads.create();
+    const values = (await s.client.runs.wait(thread.thread_id, "refine", {
+      input: TASK,
+      config: { configurable: { ...config.configurable, strategy: "pasr" } },
+    })) as unknown as Values & { pasr: Record<string, unknown> };
+    expect(values.answer).toBe("\\boxed{395}");
+    expect(values.stopReason).toBe("accepted");
+    const stored = (await s.client.threads.getState(thread.thread_id)).values as unknown as {
+      pasr: Record<string, unknown>;
+      refinements: unknown[];
+    };
+    expect(stored.pasr).toEqual({
+      thinkSource: "reasoning_field",
+      positions: "reasoning+content",
+      reasoningLength: reasoning.length,
+      think: reasoning,
+      thinkSpan: { start: 0, end: reasoning.length },
+      refinements: [
+        {
+          index: 0,
+          text: "17 * 23 = 391",
+          start: reasoning.indexOf("<refine>"),
+          end: reasoning.indexOf(";"),
+        },
+      ],
+      answer: "\\boxed{395}",
+      answerSpan: {
+        start: reasoning.length + 8,
+        end: reasoning.length + 8 + "\\boxed{395}".length,
+      },
+      ok: true,
+      errors: [],
+      warnings: [],
+      fallback: false,
+    });
+    expect(stored.refinements).toEqual([
+      expect.objectContaining({ index: 0, offset: reasoning.indexOf("<refine>") }),
+    ]);
+  });
+
   it("an endpoint that refuses the key fails the run with an error naming the model, the endpoint and the cause", async () => {
     stub.enqueue({ status: 401, body: { error: { message: "Incorrect API key provided" } } });
     const thread = await s.client.threads.create();

@@ -22,6 +22,11 @@ export interface StubUsage {
 /** A successful completion; usage defaults to a length-based estimate, `null` reports none. */
 export interface StubCompletion {
   content: string;
+  /**
+   * Reasoning sent apart from the content, as `reasoning_content` (DeepSeek-R1, vLLM's reasoning
+   * parsers): in the message, or streamed in deltas (with `content: null`) before the content.
+   */
+  reasoning?: string;
   usage?: StubUsage | null;
   delayMs?: number;
 }
@@ -195,7 +200,10 @@ export async function startOpenAIStub(script: readonly StubReply[] = []): Promis
 }
 
 function sendCompletion(res: ServerResponse, body: ChatRequestBody, reply: StubCompletion): void {
-  const usage = reply.usage === null ? null : (reply.usage ?? estimateUsage(body, reply.content));
+  const usage =
+    reply.usage === null
+      ? null
+      : (reply.usage ?? estimateUsage(body, (reply.reasoning ?? "") + reply.content));
   const usageBody = usage
     ? { ...usage, total_tokens: usage.prompt_tokens + usage.completion_tokens }
     : undefined;
@@ -211,7 +219,11 @@ function sendCompletion(res: ServerResponse, body: ChatRequestBody, reply: StubC
       choices: [
         {
           index: 0,
-          message: { role: "assistant", content: reply.content },
+          message: {
+            role: "assistant",
+            content: reply.content,
+            ...(reply.reasoning === undefined ? {} : { reasoning_content: reply.reasoning }),
+          },
           finish_reason: "stop",
           logprobs: null,
         },
@@ -230,6 +242,9 @@ function sendCompletion(res: ServerResponse, body: ChatRequestBody, reply: StubC
       `data: ${JSON.stringify({ id, object: "chat.completion.chunk", created, model, choices, ...extra })}\n\n`,
     );
   chunk([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]);
+  for (const piece of reply.reasoning?.match(/\S+\s*|\s+/g) ?? []) {
+    chunk([{ index: 0, delta: { content: null, reasoning_content: piece }, finish_reason: null }]);
+  }
   for (const piece of reply.content.match(/\S+\s*|\s+/g) ?? []) {
     chunk([{ index: 0, delta: { content: piece }, finish_reason: null }]);
   }
