@@ -42,6 +42,8 @@ export interface SimulatedModelOptions {
   detectRate?: number;
   /** Like `detectRate`, for a wrong value shown without any working the critic could recheck (it must re-solve the task). Default 0.5. */
   uncheckableDetectRate?: number;
+  /** Share of wrong drafts whose error no deterministic check can see: a step-by-step draft with a misread operand (every step's arithmetic holds), a JSON draft with a well-typed wrong value. The critic finds these with `uncheckableDetectRate`. Default 0.58 (see docs/simulated-model.md). */
+  invisibleErrorRate?: number;
   /** Probability that the critic flags a correct draft with a vague issue. Default 0.15. */
   falseAlarmRate?: number;
   /** When the critic misses a real error: probability it still asks for a vague revision instead of passing. Default 0.5. */
@@ -84,6 +86,7 @@ const OptionsSchema: z.ZodType<ResolvedOptions, SimulatedModelOptions> = z.stric
   firstDraftErrorRate: rate.default(0.35),
   detectRate: rate.default(0.85),
   uncheckableDetectRate: rate.default(0.5),
+  invisibleErrorRate: rate.default(0.58),
   falseAlarmRate: rate.default(0.15),
   vagueCritiqueRate: rate.default(0.5),
   criticCorrelation: rate.default(0),
@@ -532,6 +535,26 @@ function guessType(name: string): string {
 
 const DELTAS = [-2, -1, 1, 2, 3] as const;
 
+/** The expression with one number literal misread (off by `delta`, kept positive). */
+function misreadOperand(ast: Ast, draw: Draw, delta: number): Ast {
+  const count = (node: Ast): number =>
+    node.type === "num"
+      ? 1
+      : node.type === "neg"
+        ? count(node.arg)
+        : count(node.left) + count(node.right);
+  const target = Math.floor(draw("misread") * count(ast));
+  let index = 0;
+  const walk = (node: Ast): Ast => {
+    if (node.type === "neg") return { type: "neg", arg: walk(node.arg) };
+    if (node.type === "bin") return { ...node, left: walk(node.left), right: walk(node.right) };
+    if (index++ !== target) return node;
+    const value = node.value + delta > 0 ? node.value + delta : node.value + Math.abs(delta);
+    return { type: "num", value, text: formatNumber(value) };
+  };
+  return walk(ast);
+}
+
 const VALUE_INTROS_FIRST = [
   (e: string) => `We need the value of ${e}.`,
   (e: string) => `Let's evaluate ${e} step by step, respecting operator precedence.`,
@@ -553,18 +576,24 @@ const TEXT_POINTS = [
 
 type DraftStage = "first" | "revised";
 
+/**
+ * A draft, right or wrong. `invisibleRate` is the share of wrong drafts whose error no
+ * deterministic check can see (a misread operand, a well-typed wrong value).
+ */
 function writeDraft(
   k: Knowledge,
   correct: boolean,
   draw: Draw,
   stage: DraftStage,
   task: string,
+  invisibleRate: number,
 ): string {
+  const invisible = !correct && draw("invisible") < invisibleRate;
   switch (k.kind) {
     case "value":
-      return writeValueDraft(k, correct, draw, stage, task);
+      return writeValueDraft(k, correct, draw, stage, task, invisible);
     case "json":
-      return writeJsonDraft(k.fields, correct, draw);
+      return writeJsonDraft(k.fields, correct, draw, task, invisible);
     case "text":
       return writeTextDraft(k.topic, correct, draw, stage);
   }
@@ -576,13 +605,21 @@ function writeValueDraft(
   draw: Draw,
   stage: DraftStage,
   task: string,
+  invisible: boolean,
 ): string {
   const intros = stage === "first" ? VALUE_INTROS_FIRST : VALUE_INTROS_REVISED;
   const delta = pick(DELTAS, draw("delta"));
   if (k.ast && k.expression !== undefined && k.numeric !== undefined) {
     let steps: Step[] = [];
     let final = evaluateAst(k.ast, steps);
-    if (!correct) {
+    const misread = invisible ? misreadOperand(k.ast, draw, delta) : undefined;
+    const misreadSteps: Step[] = [];
+    const misreadValue = misread ? evaluateAst(misread, misreadSteps) : undefined;
+    if (misreadValue !== undefined && final !== undefined && !numbersEqual(misreadValue, final)) {
+      // Every step's arithmetic holds; one operand was copied wrong from the task.
+      steps = misreadSteps;
+      final = misreadValue;
+    } else if (!correct) {
       const wrongSteps: Step[] = [];
       const stepCount = steps.length;
       const target = Math.floor(draw("wrong-step") * stepCount);
@@ -647,10 +684,22 @@ function wrongAnswer(answer: string, delta: number, task: string, draw: Draw): s
   return distractors.length > 0 ? pick(distractors, draw("distractor")) : "unknown";
 }
 
-function writeJsonDraft(fields: JsonField[], correct: boolean, draw: Draw): string {
+function writeJsonDraft(
+  fields: JsonField[],
+  correct: boolean,
+  draw: Draw,
+  task: string,
+  invisible: boolean,
+): string {
   const obj: Record<string, unknown> = {};
   for (const f of fields) obj[f.name] = f.value;
-  if (!correct) {
+  // A well-typed wrong value: only a field whose value is known (an answer key) can be wrong so.
+  const known = fields.filter((f) => f.exact && f.required && !f.enumValues);
+  const target = invisible && known.length > 0 ? pick(known, draw("json-field")) : undefined;
+  const wrong = target ? wellTypedWrong(target, draw, task) : undefined;
+  if (target && wrong !== undefined) {
+    obj[target.name] = wrong;
+  } else if (!correct) {
     const candidates = fields.filter((f) => f.required);
     const target = candidates.length > 0 ? pick(candidates, draw("json-field")) : undefined;
     if (target) {
@@ -661,6 +710,21 @@ function writeJsonDraft(fields: JsonField[], correct: boolean, draw: Draw): stri
     }
   }
   return JSON.stringify(obj, null, 2);
+}
+
+/** A wrong value of the right type for `field`, or undefined when none comes to hand. */
+function wellTypedWrong(field: JsonField, draw: Draw, task: string): unknown {
+  const v = field.value;
+  let wrong: unknown;
+  if (typeof v === "number") wrong = v + Math.abs(pick(DELTAS, draw("delta")));
+  else if (typeof v === "boolean") wrong = !v;
+  else if (typeof v === "string") {
+    const w = wrongAnswer(v, pick(DELTAS, draw("delta")), task, draw);
+    wrong = w === "unknown" ? undefined : w;
+  }
+  return wrong !== undefined && typeMatches(wrong, field.types) && !deepEqual(wrong, v)
+    ? wrong
+    : undefined;
 }
 
 function mistype(value: unknown): unknown {
@@ -980,12 +1044,16 @@ function score(draw: Draw, label: string, lo: number, hi: number): number {
 }
 
 /**
- * A value draft that shows no computation (no `a op b = c` line) gives the critic nothing to
- * recompute: to find a wrong value it has to solve the task again itself.
+ * A wrong draft whose error no recomputation shows gives the critic nothing to recheck: to find it,
+ * it has to solve the task again itself. That is a value draft with no computation (no
+ * `a op b = c` line) or whose every step holds (a misread operand), and a JSON draft whose values
+ * are all well typed (one is wrong).
  */
-function uncheckable(k: Knowledge, draft: string): boolean {
+function uncheckable(k: Knowledge, draft: string, a: Assessment): boolean {
+  if (a.correct) return false;
+  if (k.kind === "json") return /has the wrong value/.test(a.problem);
   if (k.kind !== "value" || finalAnswer(draft, k.numeric !== undefined) === undefined) return false;
-  return !/[-+]?\d+(?:\.\d+)?\s*[-+*/×÷]\s*\(?[-+]?\d[^=\n]*=\s*[-+]?\d/.test(draft);
+  return firstWrongStep(draft) === undefined;
 }
 
 function runCritique(
@@ -1012,7 +1080,9 @@ function runCritique(
       judged("false-alarm") < o.falseAlarmRate
         ? { verdict: "revise", score: score(draw, "score", 0.55, 0.75), issues: [vague()] }
         : { verdict: "pass", score: score(draw, "score", 0.85, 1), issues: [] };
-  } else if (judged("detect") < (uncheckable(k, draft) ? o.uncheckableDetectRate : o.detectRate)) {
+  } else if (
+    judged("detect") < (uncheckable(k, draft, a) ? o.uncheckableDetectRate : o.detectRate)
+  ) {
     out = { verdict: "revise", score: score(draw, "score", 0.15, 0.45), issues: [a.problem] };
   } else if (judged("vague-miss") < o.vagueCritiqueRate) {
     out = { verdict: "revise", score: score(draw, "score", 0.5, 0.7), issues: [vague()] };
@@ -1041,13 +1111,15 @@ function runRevise(k: Knowledge, parsed: ParsedPrompt, o: ResolvedOptions, draw:
   if (!a.correct) {
     const specific = parsed.hasFailedChecks || a.mentions(parsed.feedback);
     const fixRate = specific ? o.fixRateSpecific : o.fixRateVague;
-    if (draw("fix") < fixRate) return writeDraft(k, true, draw, "revised", parsed.task);
+    if (draw("fix") < fixRate)
+      return writeDraft(k, true, draw, "revised", parsed.task, o.invisibleErrorRate);
     if (!specific && draw("unchanged") < o.unchangedRate) return previous;
-    return writeDraft(k, false, draw, "revised", parsed.task);
+    return writeDraft(k, false, draw, "revised", parsed.task, o.invisibleErrorRate);
   }
-  if (draw("break") < o.breakRate) return writeDraft(k, false, draw, "revised", parsed.task);
+  if (draw("break") < o.breakRate)
+    return writeDraft(k, false, draw, "revised", parsed.task, o.invisibleErrorRate);
   if (draw("unchanged") < o.unchangedRate) return previous;
-  return writeDraft(k, true, draw, "revised", parsed.task);
+  return writeDraft(k, true, draw, "revised", parsed.task, o.invisibleErrorRate);
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1191,6 +1263,7 @@ export class SimulatedChatModel extends BaseChatModel<RefineryCallOptions> {
           draw,
           "first",
           parsed.task,
+          o.invisibleErrorRate,
         );
         break;
       case "critique":
@@ -1208,6 +1281,7 @@ export class SimulatedChatModel extends BaseChatModel<RefineryCallOptions> {
                 draw,
                 "first",
                 parsed.task,
+                o.invisibleErrorRate,
               )
             : runRevise(k, parsed, o, draw);
         break;

@@ -8,6 +8,7 @@ import type { AIMessageChunk, BaseMessage } from "@langchain/core/messages";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { isRefineryError } from "../../core/errors.ts";
+import { checkArithmeticSteps } from "../../core/verifiers/arithmetic-steps.ts";
 import {
   DEFAULT_SIMULATED_OPTIONS,
   SIMULATED_MODEL_NOTICE,
@@ -562,7 +563,8 @@ describe("SimulatedChatModel: aggregate rates follow the parameters", () => {
   const N = 1000;
 
   it("first drafts, detection and false alarms", async () => {
-    const model = createSimulatedModel({ seed: 3 });
+    // Every error visible (a slipped step), so detection runs at detectRate.
+    const model = createSimulatedModel({ seed: 3, invisibleErrorRate: 0 });
     let wrong = 0;
     let detected = 0;
     let correct = 0;
@@ -616,10 +618,11 @@ describe("SimulatedChatModel: aggregate rates follow the parameters", () => {
     expect(breaks / trials).toBeLessThan(0.3 + 0.08);
   });
 
-  it("a wrong value shown without working is detected at uncheckableDetectRate, steps at detectRate", async () => {
+  it("a wrong value with no wrong step to recheck is detected at uncheckableDetectRate, a slipped step at detectRate", async () => {
     const model = createSimulatedModel({ seed: 5 });
     let bare = 0;
     let worked = 0;
+    let consistent = 0;
     for (let i = 0; i < N; i++) {
       const task = arithmeticTask(i);
       const wrong = Number(model.expectedAnswer(task)) + 2;
@@ -628,14 +631,63 @@ describe("SimulatedChatModel: aggregate rates follow the parameters", () => {
       const a = await critiqueOf(
         `Step 1: worked it out: the result is ${wrong}.\nAnswer: ${wrong}`,
       );
-      const b = await critiqueOf(`Step 1: 2 + 3 = 5\nAnswer: ${wrong}`);
+      const b = await critiqueOf(`Step 1: 2 + 3 = 6\nAnswer: ${wrong}`);
+      const c = await critiqueOf(`Step 1: 2 + 3 = 5\nAnswer: ${wrong}`);
       if (a.issues.some((issue) => issue.includes("is wrong"))) bare++;
       if (b.issues.some((issue) => issue.includes("is wrong"))) worked++;
+      if (c.issues.some((issue) => issue.includes("is wrong"))) consistent++;
     }
     expect(bare / N).toBeGreaterThan(0.5 - 0.06);
     expect(bare / N).toBeLessThan(0.5 + 0.06);
+    expect(consistent / N).toBeGreaterThan(0.5 - 0.06);
+    expect(consistent / N).toBeLessThan(0.5 + 0.06);
     expect(worked / N).toBeGreaterThan(0.85 - 0.06);
     expect(worked / N).toBeLessThan(0.85 + 0.06);
+  });
+});
+
+describe("SimulatedChatModel: invisible errors", () => {
+  const N = 600;
+
+  it("a share invisibleErrorRate of wrong step-by-step drafts has every step right (a misread operand)", async () => {
+    const model = createSimulatedModel({ seed: 11, firstDraftErrorRate: 1 });
+    let invisible = 0;
+    for (let i = 0; i < N; i++) {
+      const task = arithmeticTask(i);
+      const draft = await call(model, "generate", { task });
+      expect(model.isCorrect(task, draft)).toBe(false);
+      if (checkArithmeticSteps(draft).every((s) => s.correct)) invisible++;
+    }
+    expect(invisible / N).toBeGreaterThan(0.58 - 0.07);
+    expect(invisible / N).toBeLessThan(0.58 + 0.07);
+    const none = createSimulatedModel({ seed: 11, firstDraftErrorRate: 1, invisibleErrorRate: 0 });
+    for (let i = 0; i < 50; i++) {
+      const task = arithmeticTask(i);
+      const draft = await call(none, "generate", { task });
+      expect(checkArithmeticSteps(draft).some((s) => !s.correct)).toBe(true);
+    }
+  });
+
+  it("an invisible JSON error is a well-typed wrong value that the schema accepts", async () => {
+    const task = "Extract the person as JSON. Text: Maria Chen, 34, lives in Lisbon.";
+    const key = { [task]: JSON.stringify({ name: "Maria Chen", age: 34, city: "Lisbon" }) };
+    let wrongValues = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const model = createSimulatedModel({
+        seed,
+        firstDraftErrorRate: 1,
+        invisibleErrorRate: 1,
+        answerKey: key,
+      });
+      const draft = await call(model, "generate", { task });
+      const obj = JSON.parse(draft) as Record<string, unknown>;
+      expect(model.isCorrect(task, draft)).toBe(false);
+      expect(typeof obj.name).toBe("string");
+      expect(typeof obj.age).toBe("number");
+      expect(typeof obj.city).toBe("string");
+      wrongValues++;
+    }
+    expect(wrongValues).toBe(40);
   });
 });
 
