@@ -46,6 +46,8 @@ export interface SimulatedModelOptions {
   invisibleErrorRate?: number;
   /** Probability that the critic flags a correct draft with a vague issue. Default 0.15. */
   falseAlarmRate?: number;
+  /** Share of false alarms that make a specific wrong claim naming a value, a field or a line ("The final answer 80 is wrong: it should be 82.") instead of a vague doubt. Default 0.5 (an assumption, see docs/simulated-model.md). */
+  specificFalseAlarmRate?: number;
   /** When the critic misses a real error: probability it still asks for a vague revision instead of passing. Default 0.5. */
   vagueCritiqueRate?: number;
   /** Probability that a critique's outcome is the critic's fixed judgement of this final answer (the same for every critique of a draft with that answer, whatever the prompt) rather than a fresh look. 0 (default): every critique is independent; 1: the critic always repeats itself. */
@@ -88,6 +90,7 @@ const OptionsSchema: z.ZodType<ResolvedOptions, SimulatedModelOptions> = z.stric
   uncheckableDetectRate: rate.default(0.5),
   invisibleErrorRate: rate.default(0.58),
   falseAlarmRate: rate.default(0.15),
+  specificFalseAlarmRate: rate.default(0.5),
   vagueCritiqueRate: rate.default(0.5),
   criticCorrelation: rate.default(0),
   fixRateSpecific: rate.default(0.9),
@@ -1077,9 +1080,15 @@ function runCritique(
   let out: { verdict: "pass" | "revise"; score: number; issues: string[] };
   if (a.correct) {
     out =
-      judged("false-alarm") < o.falseAlarmRate
-        ? { verdict: "revise", score: score(draw, "score", 0.55, 0.75), issues: [vague()] }
-        : { verdict: "pass", score: score(draw, "score", 0.85, 1), issues: [] };
+      judged("false-alarm") >= o.falseAlarmRate
+        ? { verdict: "pass", score: score(draw, "score", 0.85, 1), issues: [] }
+        : judged("false-alarm-specific") < o.specificFalseAlarmRate
+          ? {
+              verdict: "revise",
+              score: score(draw, "score", 0.3, 0.5),
+              issues: [falseClaim(k, draft, judged, task)],
+            }
+          : { verdict: "revise", score: score(draw, "score", 0.55, 0.75), issues: [vague()] };
   } else if (
     judged("detect") < (uncheckable(k, draft, a) ? o.uncheckableDetectRate : o.detectRate)
   ) {
@@ -1090,6 +1099,27 @@ function runCritique(
     out = { verdict: "pass", score: score(draw, "score", 0.75, 0.9), issues: [] };
   }
   return JSON.stringify(out);
+}
+
+/** A specific but wrong claim about a correct draft: it names a value, a field or a line. */
+function falseClaim(k: Knowledge, draft: string, draw: Draw, task: string): string {
+  const delta = pick(DELTAS, draw("false-claim-delta"));
+  if (k.kind === "value") {
+    const given = finalAnswer(draft, k.numeric !== undefined) ?? k.answer;
+    const n = parseNumber(given);
+    const claimed =
+      n !== undefined ? formatNumber(n + delta) : wrongAnswer(given, delta, task, draw);
+    return `The final answer ${given} is wrong: it should be ${claimed}.`;
+  }
+  if (k.kind === "json") {
+    const obj = parseJsonObject(draft) ?? {};
+    const present = k.fields.filter((f) => Object.prototype.hasOwnProperty.call(obj, f.name));
+    const field = present.length > 0 ? pick(present, draw("false-claim-field")) : undefined;
+    if (field) {
+      return `The field "${field.name}" has the wrong value ${JSON.stringify(obj[field.name])}; recheck it against the task.`;
+    }
+  }
+  return 'The "Summary:" line does not follow from the points above; rewrite the conclusion.';
 }
 
 function runJudge(k: Knowledge, draft: string, o: ResolvedOptions, draw: Draw): string {

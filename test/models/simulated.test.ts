@@ -8,6 +8,7 @@ import type { AIMessageChunk, BaseMessage } from "@langchain/core/messages";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { isRefineryError } from "../../core/errors.ts";
+import { isVagueIssue } from "../../core/critique-parse.ts";
 import { checkArithmeticSteps } from "../../core/verifiers/arithmetic-steps.ts";
 import {
   DEFAULT_SIMULATED_OPTIONS,
@@ -351,7 +352,7 @@ describe("SimulatedChatModel: roles", () => {
     expect(pass).toMatchObject({ verdict: "pass", issues: [] });
     expect(pass.score).toBeGreaterThanOrEqual(0.85);
 
-    const jumpy = createSimulatedModel({ falseAlarmRate: 1 });
+    const jumpy = createSimulatedModel({ falseAlarmRate: 1, specificFalseAlarmRate: 0 });
     const alarm = CritiqueSchema.parse(JSON.parse(await call(jumpy, "critique", { task, draft })));
     expect(alarm.verdict).toBe("revise");
     expect(alarm.issues).toHaveLength(1);
@@ -688,6 +689,63 @@ describe("SimulatedChatModel: invisible errors", () => {
       wrongValues++;
     }
     expect(wrongValues).toBe(40);
+  });
+});
+
+describe("SimulatedChatModel: specific false alarms", () => {
+  it("a share specificFalseAlarmRate of false alarms names a wrong value instead of a vague doubt", async () => {
+    const model = createSimulatedModel({ seed: 4, firstDraftErrorRate: 0, falseAlarmRate: 1 });
+    const N = 600;
+    let specific = 0;
+    for (let i = 0; i < N; i++) {
+      const task = arithmeticTask(i);
+      const draft = await call(model, "generate", { task });
+      const critique = CritiqueSchema.parse(
+        JSON.parse(await call(model, "critique", { task, draft })),
+      );
+      expect(critique.verdict).toBe("revise");
+      const issue = critique.issues[0] ?? "";
+      if (!isVagueIssue(issue)) {
+        specific++;
+        const answer = model.expectedAnswer(task) ?? "";
+        const m = /is wrong: it should be (-?[\d.]+)\.$/.exec(issue);
+        expect(issue).toContain(`The final answer ${answer} is wrong`);
+        expect(Number(m?.[1])).not.toBe(Number(answer));
+      }
+    }
+    expect(specific / N).toBeGreaterThan(0.5 - 0.07);
+    expect(specific / N).toBeLessThan(0.5 + 0.07);
+    const never = createSimulatedModel({
+      seed: 4,
+      firstDraftErrorRate: 0,
+      falseAlarmRate: 1,
+      specificFalseAlarmRate: 0,
+    });
+    for (let i = 0; i < 50; i++) {
+      const task = arithmeticTask(i);
+      const draft = await call(never, "generate", { task });
+      const critique = CritiqueSchema.parse(
+        JSON.parse(await call(never, "critique", { task, draft })),
+      );
+      expect(critique.issues.every((issue) => isVagueIssue(issue))).toBe(true);
+    }
+  });
+
+  it("a specific false alarm on a JSON draft names one of its fields", async () => {
+    const task = "Return JSON with fields name, age (number) and email.";
+    for (let seed = 1; seed <= 10; seed++) {
+      const model = createSimulatedModel({
+        seed,
+        firstDraftErrorRate: 0,
+        falseAlarmRate: 1,
+        specificFalseAlarmRate: 1,
+      });
+      const draft = await call(model, "generate", { task });
+      const critique = CritiqueSchema.parse(
+        JSON.parse(await call(model, "critique", { task, draft })),
+      );
+      expect(critique.issues[0]).toMatch(/^The field "(name|age|email)" has the wrong value/);
+    }
   });
 });
 
