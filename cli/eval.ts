@@ -42,7 +42,8 @@ and reports per strategy: accuracy, tokens, calls, wall time, refinements, rescu
       --seed N               seed of the simulated model (implies --offline; default ${DEFAULT_SIMULATED_OPTIONS.seed})
       --replicates N         simulated only: run seeds N times (seed, seed+1, ...) and pool them
       --sim NAME=VALUE   +   simulated only: set a simulation parameter (docs/simulated-model.md),
-                             e.g. --sim criticCorrelation=0.5
+                             e.g. --sim criticCorrelation=0.5, or one family's rate:
+                             --sim families.json.invisibleErrorRate=0.3
       --fresh                discard earlier records of these datasets in DIR and start over
       --json                 print the summary JSON instead of the table
 
@@ -253,7 +254,8 @@ function parseSimOptions(raw: string[]): SimulatedParams | undefined {
   if (raw.length === 0) return undefined;
   const options: Record<string, unknown> = {};
   for (const pair of raw) {
-    const m = /^([A-Za-z]+)=(.+)$/.exec(pair.trim());
+    // A family's own rate is a dotted name: families.json.invisibleErrorRate=0.3.
+    const m = /^([A-Za-z]+(?:\.[A-Za-z]+)*)=(.+)$/.exec(pair.trim());
     const value = m?.[2]?.trim();
     const parsed =
       value === "true"
@@ -279,7 +281,7 @@ function parseSimOptions(raw: string[]): SimulatedParams | undefined {
         fix: m[1] === "seed" ? "use --seed N" : "the answer key is built from the dataset",
       });
     }
-    options[m[1]] = parsed;
+    setPath(options, m[1].split("."), parsed);
   }
   try {
     createSimulatedModel(options);
@@ -291,6 +293,20 @@ function parseSimOptions(raw: string[]): SimulatedParams | undefined {
     });
   }
   return options as SimulatedParams;
+}
+
+function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
+  const [head, ...rest] = path;
+  if (head === undefined) return;
+  if (rest.length === 0) {
+    target[head] = value;
+    return;
+  }
+  const next = target[head];
+  const child: Record<string, unknown> =
+    typeof next === "object" && next !== null ? (next as Record<string, unknown>) : {};
+  target[head] = child;
+  setPath(child, rest, value);
 }
 
 /** A progress bar on a terminal; elsewhere one plain line per finished item. */

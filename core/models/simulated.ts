@@ -72,16 +72,49 @@ export interface SimulatedModelOptions {
   lessonBenefit?: number;
   /** When true, the n-th repeat of an identical prompt on one instance draws fresh randomness (like sampling at temperature > 0). Default false: identical prompts give identical outputs. */
   varyRepeats?: boolean;
+  /** Rates for one task family that replace the options above for that family only (docs/simulated-model.md). */
+  families?: Partial<Record<SimulatedFamily, SimulatedRates>>;
   /** Correct final answers by task text (exact, or case/whitespace-insensitive). Checked before `oracle`. */
   answerKey?: Record<string, string>;
   /** Correct final answer for a task, or undefined when unknown. */
   oracle?: SimulatedOracle;
 }
 
-type ResolvedOptions = Required<Omit<SimulatedModelOptions, "answerKey" | "oracle">> &
-  Pick<SimulatedModelOptions, "answerKey" | "oracle">;
+/**
+ * What the simulation knows about a task: `computed` (explicit arithmetic, worked step by step),
+ * `known` (a value from the answer key or oracle: word problems, questions, multiple choice),
+ * `json` (extraction and other JSON tasks), `text` (anything else).
+ */
+export const SIMULATED_FAMILIES = ["computed", "known", "json", "text"] as const;
+export type SimulatedFamily = (typeof SIMULATED_FAMILIES)[number];
+
+/** The rates a task family may set for itself. */
+export const FAMILY_RATES = [
+  "firstDraftErrorRate",
+  "detectRate",
+  "uncheckableDetectRate",
+  "invisibleErrorRate",
+  "falseAlarmRate",
+  "specificFalseAlarmRate",
+  "vagueCritiqueRate",
+  "criticCorrelation",
+  "fixRateSpecific",
+  "fixRateVague",
+  "breakRate",
+  "unchangedRate",
+] as const;
+export type SimulatedRates = Partial<Record<(typeof FAMILY_RATES)[number], number>>;
+
+type ResolvedOptions = Required<Omit<SimulatedModelOptions, "answerKey" | "oracle" | "families">> &
+  Pick<SimulatedModelOptions, "answerKey" | "oracle" | "families">;
 
 const rate = z.number().min(0).max(1);
+const RatesSchema = z.strictObject(
+  Object.fromEntries(FAMILY_RATES.map((name) => [name, rate.optional()])) as Record<
+    (typeof FAMILY_RATES)[number],
+    z.ZodOptional<typeof rate>
+  >,
+);
 
 const OptionsSchema: z.ZodType<ResolvedOptions, SimulatedModelOptions> = z.strictObject({
   seed: z.number().int().default(42),
@@ -103,6 +136,14 @@ const OptionsSchema: z.ZodType<ResolvedOptions, SimulatedModelOptions> = z.stric
   reasoningTokens: z.number().int().min(0).default(32),
   varyRepeats: z.boolean().default(false),
   lessonBenefit: rate.default(0.5),
+  families: z
+    .strictObject(
+      Object.fromEntries(SIMULATED_FAMILIES.map((f) => [f, RatesSchema.optional()])) as Record<
+        SimulatedFamily,
+        z.ZodOptional<typeof RatesSchema>
+      >,
+    )
+    .optional(),
   answerKey: z.record(z.string(), z.string()).optional(),
   oracle: z
     .custom<SimulatedOracle>((v) => typeof v === "function", {
@@ -311,6 +352,17 @@ function understand(task: string, options: ResolvedOptions): Knowledge {
     };
   }
   return { kind: "text", topic: topicOf(task) };
+}
+
+function familyOf(k: Knowledge): SimulatedFamily {
+  if (k.kind === "value") return k.ast ? "computed" : "known";
+  return k.kind;
+}
+
+/** The options with the family's own rates in place of the general ones. */
+function ratesFor(o: ResolvedOptions, family: SimulatedFamily): ResolvedOptions {
+  const own = o.families?.[family];
+  return own ? { ...o, ...own } : o;
 }
 
 function topicOf(task: string): string {
@@ -1280,7 +1332,7 @@ export class SimulatedChatModel extends BaseChatModel<RefineryCallOptions> {
     }
     const draw = createDraw(key);
     const k = understand(parsed.task, this.options);
-    const o = this.options;
+    const o = ratesFor(this.options, familyOf(k));
 
     let text: string;
     switch (parsed.role) {

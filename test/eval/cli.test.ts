@@ -129,6 +129,14 @@ describe("refinery eval", () => {
       /--sim detectRate: Too big/,
     ],
     [
+      ["eval", "--dataset", "DATASET", "--seed", "1", "--sim", "families.json.breakRate=2"],
+      /--sim families\.json\.breakRate: Too big/,
+    ],
+    [
+      ["eval", "--dataset", "DATASET", "--seed", "1", "--sim", "families.prose.breakRate=0.1"],
+      /--sim families.prose: unknown field "prose"/,
+    ],
+    [
       ["eval", "--dataset", "DATASET", "--seed", "1", "--sim", "detectRate"],
       /--sim: expected NAME=VALUE/,
     ],

@@ -146,6 +146,7 @@ describe("SimulatedChatModel: construction and labels", () => {
       [{ detectRate: 1.5 }, "simulatedModel.detectRate"],
       [{ latencyMs: -1 }, "simulatedModel.latencyMs"],
       [{ oracle: "Paris" }, "simulatedModel.oracle"],
+      [{ families: { json: { breakRate: 2 } } }, "simulatedModel.families.json.breakRate"],
     ] as const) {
       try {
         attempt(options)();
@@ -159,6 +160,22 @@ describe("SimulatedChatModel: construction and labels", () => {
       }
     }
     expect(attempt({ errorRate: 0.5 })).toThrow(/unrecognized|errorRate/i);
+    expect(attempt({ families: { prose: { breakRate: 0.1 } } })).toThrow(/prose/);
+    expect(attempt({ families: { json: { seed: 1 } } })).toThrow(/seed/);
+  });
+
+  it("a family's own rates replace the general ones for that family only", async () => {
+    const model = createSimulatedModel({
+      seed: 2,
+      firstDraftErrorRate: 0,
+      families: { json: { firstDraftErrorRate: 1 } },
+    });
+    const json = "Return JSON with fields name, age (number) and email.";
+    for (let i = 0; i < 20; i++) {
+      const task = arithmeticTask(i);
+      expect(model.isCorrect(task, await call(model, "generate", { task }))).toBe(true);
+    }
+    expect(model.isCorrect(json, await call(model, "generate", { task: json }))).toBe(false);
   });
 });
 
