@@ -60,6 +60,10 @@ export interface SimulatedModelOptions {
   breakRate?: number;
   /** When a revision changes nothing of substance (a failed vague fix, or a kept correct draft): probability it returns the previous draft verbatim. Default 0.5. */
   unchangedRate?: number;
+  /** When asked for PASR output (a system prompt with `<refine>` and `<answer>`): probability that a wrong first line of reasoning is caught and fixed by a `<refine>` segment inside the same generation. Default 0.21 (an inference from the PASR paper's headline, see docs/simulated-model.md). */
+  pasrFixRate?: number;
+  /** Probability that PASR output is malformed (the `</answer>` tag is missing), so the strategy falls back. Default 0. */
+  pasrFormatErrorRate?: number;
   /** Half-width of the uniform noise added to judge scores. Default 0.1. */
   judgeNoise?: number;
   /** Simulated latency per call in milliseconds; aborts are honoured while waiting. Default 0. */
@@ -130,6 +134,8 @@ const OptionsSchema: z.ZodType<ResolvedOptions, SimulatedModelOptions> = z.stric
   fixRateVague: rate.default(0.3),
   breakRate: rate.default(0.3),
   unchangedRate: rate.default(0.5),
+  pasrFixRate: rate.default(0.21),
+  pasrFormatErrorRate: rate.default(0),
   judgeNoise: z.number().min(0).max(0.5).default(0.1),
   latencyMs: z.number().int().min(0).max(600_000).default(0),
   charsPerToken: z.number().positive().default(4),
@@ -1205,6 +1211,36 @@ function runRevise(k: Knowledge, parsed: ParsedPrompt, o: ResolvedOptions, draw:
 }
 
 // ---------------------------------------------------------------------------------------------
+// PASR output (core/pasr.ts): `<think>` with the first line of reasoning and, when a wrong one is
+// caught, a `<refine>` segment; then `<answer>` with the answer as it stands.
+
+/** True when the system prompt asks for the PASR format (it names both `<refine>` and `<answer>`). */
+function asksForPasr(messages: BaseMessage[]): boolean {
+  const system = messages
+    .filter((m) => m.getType() === "system")
+    .map((m) => m.text)
+    .join("\n");
+  return /<refine>/i.test(system) && /<answer>/i.test(system);
+}
+
+function writePasr(
+  k: Knowledge,
+  first: string,
+  draw: Draw,
+  o: ResolvedOptions,
+  task: string,
+): string {
+  const a = assess(k, first);
+  const refined = !a.correct && draw("pasr-fix") < o.pasrFixRate;
+  const answer = refined ? writeDraft(k, true, draw, "revised", task, 0) : first;
+  const think = refined
+    ? `${first}\n<refine>\n${a.problem} Corrected:\n${answer}\n</refine>\nContinuing from the corrected work.`
+    : first;
+  const close = draw("pasr-format") < o.pasrFormatErrorRate ? "" : "\n</answer>";
+  return `<think>\n${think}\n</think>\n<answer>\n${answer}${close}`;
+}
+
+// ---------------------------------------------------------------------------------------------
 // The model.
 
 function abortError(signal: AbortSignal): Error {
@@ -1347,6 +1383,7 @@ export class SimulatedChatModel extends BaseChatModel<RefineryCallOptions> {
           parsed.task,
           o.invisibleErrorRate,
         );
+        if (asksForPasr(messages)) text = writePasr(k, text, draw, o, parsed.task);
         break;
       case "critique":
         text = runCritique(k, parsed.draft ?? "", o, draw, parsed.task);

@@ -9,6 +9,7 @@ import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { isRefineryError } from "../../core/errors.ts";
 import { isVagueIssue } from "../../core/critique-parse.ts";
+import { PASR_SYSTEM_PROMPT, parsePasr } from "../../core/pasr.ts";
 import { checkArithmeticSteps } from "../../core/verifiers/arithmetic-steps.ts";
 import {
   DEFAULT_SIMULATED_OPTIONS,
@@ -763,6 +764,53 @@ describe("SimulatedChatModel: specific false alarms", () => {
       );
       expect(critique.issues[0]).toMatch(/^The field "(name|age|email)" has the wrong value/);
     }
+  });
+});
+
+describe("SimulatedChatModel: PASR output", () => {
+  const pasrCall = async (model: SimulatedChatModel, task: string) =>
+    (
+      await model.invoke(
+        [new SystemMessage(PASR_SYSTEM_PROMPT), new HumanMessage(`Task:\n${task}`)],
+        {
+          refineryRole: "generate",
+        },
+      )
+    ).text;
+
+  it("asked for the PASR format, it writes <think>, <refine> when it catches a wrong start, and <answer>", async () => {
+    const N = 400;
+    const model = createSimulatedModel({ seed: 6, firstDraftErrorRate: 1 });
+    let refined = 0;
+    for (let i = 0; i < N; i++) {
+      const task = arithmeticTask(i);
+      const parsed = parsePasr(await pasrCall(model, task));
+      expect(parsed.ok).toBe(true);
+      expect(parsed.errors).toEqual([]);
+      const right = model.isCorrect(task, parsed.answer ?? "");
+      // A refinement is what turns the wrong start into a right answer, and nothing else does.
+      expect(right).toBe(parsed.refinements.length === 1);
+      if (right) refined++;
+    }
+    expect(refined / N).toBeGreaterThan(0.21 - 0.06);
+    expect(refined / N).toBeLessThan(0.21 + 0.06);
+  });
+
+  it("a right start is answered without refinement; the same task without the PASR prompt gets a plain draft", async () => {
+    const model = createSimulatedModel({ seed: 6, firstDraftErrorRate: 0 });
+    const task = arithmeticTask(12);
+    const parsed = parsePasr(await pasrCall(model, task));
+    expect(parsed).toMatchObject({ ok: true, refinements: [] });
+    expect(model.isCorrect(task, parsed.answer ?? "")).toBe(true);
+    const plain = await call(model, "generate", { task });
+    expect(plain).not.toMatch(/<think>|<answer>/);
+    expect(model.isCorrect(task, plain)).toBe(true);
+  });
+
+  it("pasrFormatErrorRate 1 leaves the answer unclosed, so the parser reports an error", async () => {
+    const model = createSimulatedModel({ seed: 6, pasrFormatErrorRate: 1 });
+    const parsed = parsePasr(await pasrCall(model, arithmeticTask(3)));
+    expect(parsed.ok).toBe(false);
   });
 });
 
