@@ -19,12 +19,14 @@ import {
   runReplicated,
   seedOf,
   seedRange,
+  setSimPath,
   STRATEGIES,
   type EvalProgress,
   type ModelChoice,
   type SimulatedParams,
 } from "../graphs/eval/index.ts";
 import { parseFlags, settingsFromFlags } from "./args.ts";
+import { gridCommand } from "./eval-grid.ts";
 import type { CliIO } from "./main.ts";
 
 export const EVAL_HELP = `refinery eval --dataset PATH [options]
@@ -44,6 +46,10 @@ and reports per strategy: accuracy, tokens, calls, wall time, refinements, rescu
       --sim NAME=VALUE   +   simulated only: set a simulation parameter (docs/simulated-model.md),
                              e.g. --sim criticCorrelation=0.5, or one family's rate:
                              --sim families.json.invisibleErrorRate=0.3
+      --grid FILE            simulated only: run the strategies across a grid of simulation
+                             parameters and seeds (YAML, docs/evaluation.md "Sensitivity grid");
+                             with --out, --dataset (else the file's datasets), --concurrency,
+                             --fresh and --json only
       --fresh                discard earlier records of these datasets in DIR and start over
       --json                 print the summary JSON instead of the table
 
@@ -68,6 +74,7 @@ const EVAL_FLAGS = {
   seed: { type: "string" },
   replicates: { type: "string" },
   sim: { type: "string", multiple: true },
+  grid: { type: "string" },
   json: { type: "boolean" },
   fresh: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -120,6 +127,7 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
     io.stdout.write(EVAL_HELP);
     return 0;
   }
+  if (flags.grid !== undefined) return gridCommand(flags.grid, flags, io);
   if (!flags.dataset?.length) {
     throw new RefineryError("invalid_input", "no dataset given", {
       field: "--dataset",
@@ -281,7 +289,7 @@ function parseSimOptions(raw: string[]): SimulatedParams | undefined {
         fix: m[1] === "seed" ? "use --seed N" : "the answer key is built from the dataset",
       });
     }
-    setPath(options, m[1].split("."), parsed);
+    setSimPath(options, m[1], parsed);
   }
   try {
     createSimulatedModel(options);
@@ -295,22 +303,8 @@ function parseSimOptions(raw: string[]): SimulatedParams | undefined {
   return options as SimulatedParams;
 }
 
-function setPath(target: Record<string, unknown>, path: string[], value: unknown): void {
-  const [head, ...rest] = path;
-  if (head === undefined) return;
-  if (rest.length === 0) {
-    target[head] = value;
-    return;
-  }
-  const next = target[head];
-  const child: Record<string, unknown> =
-    typeof next === "object" && next !== null ? (next as Record<string, unknown>) : {};
-  target[head] = child;
-  setPath(child, rest, value);
-}
-
 /** A progress bar on a terminal; elsewhere one plain line per finished item. */
-function createProgress(io: CliIO, prefix = "") {
+export function createProgress(io: CliIO, prefix = "") {
   const tty = Boolean((io.stderr as { isTTY?: boolean }).isTTY);
   let drawn = false;
   return {

@@ -18,7 +18,7 @@ function seedText(summary: EvalSummary): string {
 }
 
 /** A header, a rule and the rows, in columns: the first left-aligned, the rest right-aligned. */
-function columns(head: string[], rows: string[][]): string[] {
+export function columns(head: string[], rows: string[][]): string[] {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) =>
     cells
@@ -114,12 +114,12 @@ function replicateTable(summary: EvalSummary): string[] {
   return [`per seed${summary.simulated ? " (simulated)" : ""}:`, ...columns(head, rows)];
 }
 
-function escapeXml(text: string): string {
+export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /** A "nice" axis maximum: 1, 2 or 5 times a power of ten, at least `value`. */
-function niceMax(value: number): number {
+export function niceMax(value: number): number {
   if (value <= 0) return 1;
   const power = 10 ** Math.floor(Math.log10(value));
   for (const m of [1, 2, 5, 10]) if (m * power >= value) return m * power;
