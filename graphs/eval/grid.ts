@@ -120,9 +120,10 @@ export function parseGrid(text: string, where: string): GridSpec {
   const doc = parseDocument(text, { prettyErrors: false });
   const syntax = doc.errors[0];
   if (syntax) {
-    const line = syntax.linePos?.[0]?.line;
+    const offset = syntax.pos[0];
+    const line = text.slice(0, offset).split("\n").length;
     throw new RefineryError("invalid_input", `not valid YAML: ${syntax.message.split("\n")[0]}`, {
-      field: line === undefined ? where : `${where} line ${line}`,
+      field: `${where} line ${line}`,
       fix: "fix the YAML syntax (indentation, colons, brackets)",
     });
   }
