@@ -2,26 +2,13 @@
 // an SVG forest plot of the accuracy difference and the token ratio with their 95% intervals.
 // Pure string functions, no I/O.
 import type { GridSummary } from "./grid.ts";
-import { columns, escapeXml, niceMax } from "./report.ts";
+import { columns, escapeXml, niceMax, parameterText } from "./report.ts";
 import { seedRange } from "./replicates.ts";
 import type { PairedComparison } from "./stats.ts";
 
 const fmt = (x: number, digits: number) => (Object.is(x, -0) ? 0 : x).toFixed(digits);
 const signed = (x: number) => `${x > 0 ? "+" : ""}${fmt(x, 1)}`;
 const pValue = (p: number) => (p < 0.001 ? "<0.001" : p.toFixed(3));
-
-/** "name=value name=value" for parameters, sorted, nested families flattened. */
-export function parameterText(values: Record<string, unknown>, prefix = ""): string {
-  return Object.entries(values)
-    .sort(([a], [b]) => a.localeCompare(b))
-    .map(([k, v]) =>
-      typeof v === "object" && v !== null
-        ? parameterText(v as Record<string, unknown>, `${prefix}${k}.`)
-        : `${prefix}${k}=${String(v)}`,
-    )
-    .filter(Boolean)
-    .join(" ");
-}
 
 function header(summary: GridSummary): string[] {
   const names = summary.datasets.map((d) => d.name).join(" + ");

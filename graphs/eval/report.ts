@@ -27,6 +27,30 @@ export function columns(head: string[], rows: string[][]): string[] {
   return [line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)];
 }
 
+/** "name=value name=value" for parameters, sorted, nested families flattened. */
+export function parameterText(values: Record<string, unknown>, prefix = ""): string {
+  return Object.entries(values)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) =>
+      typeof v === "object" && v !== null
+        ? parameterText(v as Record<string, unknown>, `${prefix}${k}.`)
+        : `${prefix}${k}=${String(v)}`,
+    )
+    .filter(Boolean)
+    .join(" ");
+}
+
+/** Where the simulation's parameter values come from, printed with them. */
+export const SIMULATED_PARAMETERS_SOURCE =
+  "defaults of DEFAULT_SIMULATED_OPTIONS, each with its source in docs/simulated-model.md; --sim overrides";
+
+/** The simulation's parameters of a simulated summary (the model identity minus provider and seed). */
+function parametersLine(summary: EvalSummary): string[] {
+  if (!summary.simulated) return [];
+  const { provider: _p, seed: _s, seeds: _ss, ...values } = summary.model;
+  return [`parameters (${SIMULATED_PARAMETERS_SOURCE}): ${parameterText(values)}`];
+}
+
 function modelLine(summary: EvalSummary): string {
   const m = summary.model;
   return summary.simulated
@@ -62,6 +86,7 @@ export function formatTable(summary: EvalSummary): string {
   const out = [
     `${summary.datasets.map((d) => d.name).join(" + ")}: ${summary.items} item(s)${isPooled(summary) ? ` × ${summary.seeds.length} seeds` : ""}, max ${summary.max_iterations} iteration(s)${summary.status === "interrupted" ? " — INTERRUPTED, partial results" : ""}`,
     modelLine(summary),
+    ...parametersLine(summary),
     "",
     ...columns(head, rows),
   ];
