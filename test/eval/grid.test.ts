@@ -126,6 +126,12 @@ describe("refinery eval --grid", () => {
     }
     const svg = readFileSync(join(out, "grid.chart.svg"), "utf8");
     expect(svg).toMatch(/<title>SIMULATED — sensitivity grid: proactive vs self-refine<\/title>/);
+    // One row per cell and family, each with a point for accuracy and one for tokens.
+    const rows = summary.cells.reduce((n, c) => n + c.comparisons.length, 0);
+    expect(rows).toBe(8);
+    expect(svg.match(/<circle /g)).toHaveLength(2 * rows);
+    const table = r.stdout.split("\n").filter((l) => /^[12]\s+[01]\s+(all|c|w|x)\s/.test(l));
+    expect(table).toHaveLength(rows);
     expect(existsSync(dataset)).toBe(true);
 
     const rerun = await runCliInProcess(["eval", "--grid", grid, "--out", out]);
