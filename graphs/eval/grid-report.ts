@@ -101,6 +101,13 @@ export function renderGridSvg(summary: GridSummary): string {
     `<text x="8" y="${top - 8}" font-size="11" fill="#555">${escapeXml(`cell: ${Object.keys(summary.grid).join(", ")} · family`)}</text>`,
   ];
   const bottom = top + rows.length * rowH;
+  // Row shading first, so the axes and grid lines stay visible over it.
+  rows.forEach((_, i) => {
+    if (i % 2 === 0)
+      parts.push(
+        `<rect x="0" y="${top + i * rowH}" width="${width}" height="${rowH}" fill="#f7f7f7"/>`,
+      );
+  });
   for (const v of [-maxDelta, -maxDelta / 2, 0, maxDelta / 2, maxDelta]) {
     parts.push(
       `<line x1="${xDelta(v)}" x2="${xDelta(v)}" y1="${top - 4}" y2="${bottom}" stroke="${v === 0 ? "#333" : "#e5e5e5"}"/>`,
@@ -121,10 +128,6 @@ export function renderGridSvg(summary: GridSummary): string {
     const y = top + i * rowH + rowH / 2;
     const color =
       c.accuracyDeltaCi95[1] < 0 ? "#d62728" : c.accuracyDeltaCi95[0] > 0 ? "#2ca02c" : "#1f77b4";
-    if (i % 2 === 0)
-      parts.push(
-        `<rect x="0" y="${y - rowH / 2}" width="${width}" height="${rowH}" fill="#f7f7f7"/>`,
-      );
     const label = `${cell.index}: ${Object.keys(summary.grid)
       .map((k) => String(cell.params[k]))
       .join(", ")} · ${summary.strategies.length > 2 ? `${c.strategy} · ` : ""}${c.family}`;
