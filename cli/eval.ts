@@ -19,12 +19,14 @@ import {
   runReplicated,
   seedOf,
   seedRange,
+  setSimPath,
   STRATEGIES,
   type EvalProgress,
   type ModelChoice,
   type SimulatedParams,
 } from "../graphs/eval/index.ts";
 import { parseFlags, settingsFromFlags } from "./args.ts";
+import { gridCommand } from "./eval-grid.ts";
 import type { CliIO } from "./main.ts";
 
 export const EVAL_HELP = `refinery eval --dataset PATH [options]
@@ -42,7 +44,12 @@ and reports per strategy: accuracy, tokens, calls, wall time, refinements, rescu
       --seed N               seed of the simulated model (implies --offline; default ${DEFAULT_SIMULATED_OPTIONS.seed})
       --replicates N         simulated only: run seeds N times (seed, seed+1, ...) and pool them
       --sim NAME=VALUE   +   simulated only: set a simulation parameter (docs/simulated-model.md),
-                             e.g. --sim criticCorrelation=0.5
+                             e.g. --sim criticCorrelation=0.5, or one family's rate:
+                             --sim families.json.invisibleErrorRate=0.3
+      --grid FILE            simulated only: run the strategies across a grid of simulation
+                             parameters and seeds (YAML, docs/evaluation.md "Sensitivity grid");
+                             with --out, --dataset (else the file's datasets), --concurrency,
+                             --fresh and --json only
       --fresh                discard earlier records of these datasets in DIR and start over
       --json                 print the summary JSON instead of the table
 
@@ -67,6 +74,7 @@ const EVAL_FLAGS = {
   seed: { type: "string" },
   replicates: { type: "string" },
   sim: { type: "string", multiple: true },
+  grid: { type: "string" },
   json: { type: "boolean" },
   fresh: { type: "boolean" },
   help: { type: "boolean", short: "h" },
@@ -119,6 +127,7 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
     io.stdout.write(EVAL_HELP);
     return 0;
   }
+  if (flags.grid !== undefined) return gridCommand(flags.grid, flags, io);
   if (!flags.dataset?.length) {
     throw new RefineryError("invalid_input", "no dataset given", {
       field: "--dataset",
@@ -253,7 +262,8 @@ function parseSimOptions(raw: string[]): SimulatedParams | undefined {
   if (raw.length === 0) return undefined;
   const options: Record<string, unknown> = {};
   for (const pair of raw) {
-    const m = /^([A-Za-z]+)=(.+)$/.exec(pair.trim());
+    // A family's own rate is a dotted name: families.json.invisibleErrorRate=0.3.
+    const m = /^([A-Za-z]+(?:\.[A-Za-z]+)*)=(.+)$/.exec(pair.trim());
     const value = m?.[2]?.trim();
     const parsed =
       value === "true"
@@ -279,7 +289,7 @@ function parseSimOptions(raw: string[]): SimulatedParams | undefined {
         fix: m[1] === "seed" ? "use --seed N" : "the answer key is built from the dataset",
       });
     }
-    options[m[1]] = parsed;
+    setSimPath(options, m[1], parsed);
   }
   try {
     createSimulatedModel(options);
@@ -294,7 +304,7 @@ function parseSimOptions(raw: string[]): SimulatedParams | undefined {
 }
 
 /** A progress bar on a terminal; elsewhere one plain line per finished item. */
-function createProgress(io: CliIO, prefix = "") {
+export function createProgress(io: CliIO, prefix = "") {
   const tty = Boolean((io.stderr as { isTTY?: boolean }).isTTY);
   let drawn = false;
   return {

@@ -42,8 +42,12 @@ export interface SimulatedModelOptions {
   detectRate?: number;
   /** Like `detectRate`, for a wrong value shown without any working the critic could recheck (it must re-solve the task). Default 0.5. */
   uncheckableDetectRate?: number;
+  /** Share of wrong drafts whose error no deterministic check can see: a step-by-step draft with a misread operand (every step's arithmetic holds), a JSON draft with a well-typed wrong value. The critic finds these with `uncheckableDetectRate`. Default 0.58 (see docs/simulated-model.md). */
+  invisibleErrorRate?: number;
   /** Probability that the critic flags a correct draft with a vague issue. Default 0.15. */
   falseAlarmRate?: number;
+  /** Share of false alarms that make a specific wrong claim naming a value, a field or a line ("The final answer 80 is wrong: it should be 82.") instead of a vague doubt. Default 0.5 (an assumption, see docs/simulated-model.md). */
+  specificFalseAlarmRate?: number;
   /** When the critic misses a real error: probability it still asks for a vague revision instead of passing. Default 0.5. */
   vagueCritiqueRate?: number;
   /** Probability that a critique's outcome is the critic's fixed judgement of this final answer (the same for every critique of a draft with that answer, whatever the prompt) rather than a fresh look. 0 (default): every critique is independent; 1: the critic always repeats itself. */
@@ -56,6 +60,10 @@ export interface SimulatedModelOptions {
   breakRate?: number;
   /** When a revision changes nothing of substance (a failed vague fix, or a kept correct draft): probability it returns the previous draft verbatim. Default 0.5. */
   unchangedRate?: number;
+  /** When asked for PASR output (a system prompt with `<refine>` and `<answer>`): probability that a wrong first line of reasoning is caught and fixed by a `<refine>` segment inside the same generation. Default 0.21 (an inference from the PASR paper's headline, see docs/simulated-model.md). */
+  pasrFixRate?: number;
+  /** Probability that PASR output is malformed (the `</answer>` tag is missing), so the strategy falls back. Default 0. */
+  pasrFormatErrorRate?: number;
   /** Half-width of the uniform noise added to judge scores. Default 0.1. */
   judgeNoise?: number;
   /** Simulated latency per call in milliseconds; aborts are honoured while waiting. Default 0. */
@@ -68,35 +76,80 @@ export interface SimulatedModelOptions {
   lessonBenefit?: number;
   /** When true, the n-th repeat of an identical prompt on one instance draws fresh randomness (like sampling at temperature > 0). Default false: identical prompts give identical outputs. */
   varyRepeats?: boolean;
+  /** Rates for one task family that replace the options above for that family only (docs/simulated-model.md). */
+  families?: Partial<Record<SimulatedFamily, SimulatedRates>>;
   /** Correct final answers by task text (exact, or case/whitespace-insensitive). Checked before `oracle`. */
   answerKey?: Record<string, string>;
   /** Correct final answer for a task, or undefined when unknown. */
   oracle?: SimulatedOracle;
 }
 
-type ResolvedOptions = Required<Omit<SimulatedModelOptions, "answerKey" | "oracle">> &
-  Pick<SimulatedModelOptions, "answerKey" | "oracle">;
+/**
+ * What the simulation knows about a task: `computed` (explicit arithmetic, worked step by step),
+ * `known` (a value from the answer key or oracle: word problems, questions, multiple choice),
+ * `json` (extraction and other JSON tasks), `text` (anything else).
+ */
+export const SIMULATED_FAMILIES = ["computed", "known", "json", "text"] as const;
+export type SimulatedFamily = (typeof SIMULATED_FAMILIES)[number];
+
+/** The rates a task family may set for itself. */
+export const FAMILY_RATES = [
+  "firstDraftErrorRate",
+  "detectRate",
+  "uncheckableDetectRate",
+  "invisibleErrorRate",
+  "falseAlarmRate",
+  "specificFalseAlarmRate",
+  "vagueCritiqueRate",
+  "criticCorrelation",
+  "fixRateSpecific",
+  "fixRateVague",
+  "breakRate",
+  "unchangedRate",
+] as const;
+export type SimulatedRates = Partial<Record<(typeof FAMILY_RATES)[number], number>>;
+
+type ResolvedOptions = Required<Omit<SimulatedModelOptions, "answerKey" | "oracle" | "families">> &
+  Pick<SimulatedModelOptions, "answerKey" | "oracle" | "families">;
 
 const rate = z.number().min(0).max(1);
+const RatesSchema = z.strictObject(
+  Object.fromEntries(FAMILY_RATES.map((name) => [name, rate.optional()])) as Record<
+    (typeof FAMILY_RATES)[number],
+    z.ZodOptional<typeof rate>
+  >,
+);
 
 const OptionsSchema: z.ZodType<ResolvedOptions, SimulatedModelOptions> = z.strictObject({
   seed: z.number().int().default(42),
   firstDraftErrorRate: rate.default(0.35),
   detectRate: rate.default(0.85),
   uncheckableDetectRate: rate.default(0.5),
+  invisibleErrorRate: rate.default(0.58),
   falseAlarmRate: rate.default(0.15),
+  specificFalseAlarmRate: rate.default(0.5),
   vagueCritiqueRate: rate.default(0.5),
   criticCorrelation: rate.default(0),
   fixRateSpecific: rate.default(0.9),
   fixRateVague: rate.default(0.3),
   breakRate: rate.default(0.3),
   unchangedRate: rate.default(0.5),
+  pasrFixRate: rate.default(0.21),
+  pasrFormatErrorRate: rate.default(0),
   judgeNoise: z.number().min(0).max(0.5).default(0.1),
   latencyMs: z.number().int().min(0).max(600_000).default(0),
   charsPerToken: z.number().positive().default(4),
   reasoningTokens: z.number().int().min(0).default(32),
   varyRepeats: z.boolean().default(false),
   lessonBenefit: rate.default(0.5),
+  families: z
+    .strictObject(
+      Object.fromEntries(SIMULATED_FAMILIES.map((f) => [f, RatesSchema.optional()])) as Record<
+        SimulatedFamily,
+        z.ZodOptional<typeof RatesSchema>
+      >,
+    )
+    .optional(),
   answerKey: z.record(z.string(), z.string()).optional(),
   oracle: z
     .custom<SimulatedOracle>((v) => typeof v === "function", {
@@ -305,6 +358,17 @@ function understand(task: string, options: ResolvedOptions): Knowledge {
     };
   }
   return { kind: "text", topic: topicOf(task) };
+}
+
+function familyOf(k: Knowledge): SimulatedFamily {
+  if (k.kind === "value") return k.ast ? "computed" : "known";
+  return k.kind;
+}
+
+/** The options with the family's own rates in place of the general ones. */
+function ratesFor(o: ResolvedOptions, family: SimulatedFamily): ResolvedOptions {
+  const own = o.families?.[family];
+  return own ? { ...o, ...own } : o;
 }
 
 function topicOf(task: string): string {
@@ -532,6 +596,26 @@ function guessType(name: string): string {
 
 const DELTAS = [-2, -1, 1, 2, 3] as const;
 
+/** The expression with one number literal misread (off by `delta`, kept positive). */
+function misreadOperand(ast: Ast, draw: Draw, delta: number): Ast {
+  const count = (node: Ast): number =>
+    node.type === "num"
+      ? 1
+      : node.type === "neg"
+        ? count(node.arg)
+        : count(node.left) + count(node.right);
+  const target = Math.floor(draw("misread") * count(ast));
+  let index = 0;
+  const walk = (node: Ast): Ast => {
+    if (node.type === "neg") return { type: "neg", arg: walk(node.arg) };
+    if (node.type === "bin") return { ...node, left: walk(node.left), right: walk(node.right) };
+    if (index++ !== target) return node;
+    const value = node.value + delta > 0 ? node.value + delta : node.value + Math.abs(delta);
+    return { type: "num", value, text: formatNumber(value) };
+  };
+  return walk(ast);
+}
+
 const VALUE_INTROS_FIRST = [
   (e: string) => `We need the value of ${e}.`,
   (e: string) => `Let's evaluate ${e} step by step, respecting operator precedence.`,
@@ -553,18 +637,24 @@ const TEXT_POINTS = [
 
 type DraftStage = "first" | "revised";
 
+/**
+ * A draft, right or wrong. `invisibleRate` is the share of wrong drafts whose error no
+ * deterministic check can see (a misread operand, a well-typed wrong value).
+ */
 function writeDraft(
   k: Knowledge,
   correct: boolean,
   draw: Draw,
   stage: DraftStage,
   task: string,
+  invisibleRate: number,
 ): string {
+  const invisible = !correct && draw("invisible") < invisibleRate;
   switch (k.kind) {
     case "value":
-      return writeValueDraft(k, correct, draw, stage, task);
+      return writeValueDraft(k, correct, draw, stage, task, invisible);
     case "json":
-      return writeJsonDraft(k.fields, correct, draw);
+      return writeJsonDraft(k.fields, correct, draw, task, invisible);
     case "text":
       return writeTextDraft(k.topic, correct, draw, stage);
   }
@@ -576,13 +666,21 @@ function writeValueDraft(
   draw: Draw,
   stage: DraftStage,
   task: string,
+  invisible: boolean,
 ): string {
   const intros = stage === "first" ? VALUE_INTROS_FIRST : VALUE_INTROS_REVISED;
   const delta = pick(DELTAS, draw("delta"));
   if (k.ast && k.expression !== undefined && k.numeric !== undefined) {
     let steps: Step[] = [];
     let final = evaluateAst(k.ast, steps);
-    if (!correct) {
+    const misread = invisible ? misreadOperand(k.ast, draw, delta) : undefined;
+    const misreadSteps: Step[] = [];
+    const misreadValue = misread ? evaluateAst(misread, misreadSteps) : undefined;
+    if (misreadValue !== undefined && final !== undefined && !numbersEqual(misreadValue, final)) {
+      // Every step's arithmetic holds; one operand was copied wrong from the task.
+      steps = misreadSteps;
+      final = misreadValue;
+    } else if (!correct) {
       const wrongSteps: Step[] = [];
       const stepCount = steps.length;
       const target = Math.floor(draw("wrong-step") * stepCount);
@@ -647,10 +745,22 @@ function wrongAnswer(answer: string, delta: number, task: string, draw: Draw): s
   return distractors.length > 0 ? pick(distractors, draw("distractor")) : "unknown";
 }
 
-function writeJsonDraft(fields: JsonField[], correct: boolean, draw: Draw): string {
+function writeJsonDraft(
+  fields: JsonField[],
+  correct: boolean,
+  draw: Draw,
+  task: string,
+  invisible: boolean,
+): string {
   const obj: Record<string, unknown> = {};
   for (const f of fields) obj[f.name] = f.value;
-  if (!correct) {
+  // A well-typed wrong value: only a field whose value is known (an answer key) can be wrong so.
+  const known = fields.filter((f) => f.exact && f.required && !f.enumValues);
+  const target = invisible && known.length > 0 ? pick(known, draw("json-field")) : undefined;
+  const wrong = target ? wellTypedWrong(target, draw, task) : undefined;
+  if (target && wrong !== undefined) {
+    obj[target.name] = wrong;
+  } else if (!correct) {
     const candidates = fields.filter((f) => f.required);
     const target = candidates.length > 0 ? pick(candidates, draw("json-field")) : undefined;
     if (target) {
@@ -661,6 +771,21 @@ function writeJsonDraft(fields: JsonField[], correct: boolean, draw: Draw): stri
     }
   }
   return JSON.stringify(obj, null, 2);
+}
+
+/** A wrong value of the right type for `field`, or undefined when none comes to hand. */
+function wellTypedWrong(field: JsonField, draw: Draw, task: string): unknown {
+  const v = field.value;
+  let wrong: unknown;
+  if (typeof v === "number") wrong = v + Math.abs(pick(DELTAS, draw("delta")));
+  else if (typeof v === "boolean") wrong = !v;
+  else if (typeof v === "string") {
+    const w = wrongAnswer(v, pick(DELTAS, draw("delta")), task, draw);
+    wrong = w === "unknown" ? undefined : w;
+  }
+  return wrong !== undefined && typeMatches(wrong, field.types) && !deepEqual(wrong, v)
+    ? wrong
+    : undefined;
 }
 
 function mistype(value: unknown): unknown {
@@ -980,12 +1105,16 @@ function score(draw: Draw, label: string, lo: number, hi: number): number {
 }
 
 /**
- * A value draft that shows no computation (no `a op b = c` line) gives the critic nothing to
- * recompute: to find a wrong value it has to solve the task again itself.
+ * A wrong draft whose error no recomputation shows gives the critic nothing to recheck: to find it,
+ * it has to solve the task again itself. That is a value draft with no computation (no
+ * `a op b = c` line) or whose every step holds (a misread operand), and a JSON draft whose values
+ * are all well typed (one is wrong).
  */
-function uncheckable(k: Knowledge, draft: string): boolean {
+function uncheckable(k: Knowledge, draft: string, a: Assessment): boolean {
+  if (a.correct) return false;
+  if (k.kind === "json") return /has the wrong value/.test(a.problem);
   if (k.kind !== "value" || finalAnswer(draft, k.numeric !== undefined) === undefined) return false;
-  return !/[-+]?\d+(?:\.\d+)?\s*[-+*/×÷]\s*\(?[-+]?\d[^=\n]*=\s*[-+]?\d/.test(draft);
+  return firstWrongStep(draft) === undefined;
 }
 
 function runCritique(
@@ -1009,10 +1138,18 @@ function runCritique(
   let out: { verdict: "pass" | "revise"; score: number; issues: string[] };
   if (a.correct) {
     out =
-      judged("false-alarm") < o.falseAlarmRate
-        ? { verdict: "revise", score: score(draw, "score", 0.55, 0.75), issues: [vague()] }
-        : { verdict: "pass", score: score(draw, "score", 0.85, 1), issues: [] };
-  } else if (judged("detect") < (uncheckable(k, draft) ? o.uncheckableDetectRate : o.detectRate)) {
+      judged("false-alarm") >= o.falseAlarmRate
+        ? { verdict: "pass", score: score(draw, "score", 0.85, 1), issues: [] }
+        : judged("false-alarm-specific") < o.specificFalseAlarmRate
+          ? {
+              verdict: "revise",
+              score: score(draw, "score", 0.3, 0.5),
+              issues: [falseClaim(k, draft, judged, task)],
+            }
+          : { verdict: "revise", score: score(draw, "score", 0.55, 0.75), issues: [vague()] };
+  } else if (
+    judged("detect") < (uncheckable(k, draft, a) ? o.uncheckableDetectRate : o.detectRate)
+  ) {
     out = { verdict: "revise", score: score(draw, "score", 0.15, 0.45), issues: [a.problem] };
   } else if (judged("vague-miss") < o.vagueCritiqueRate) {
     out = { verdict: "revise", score: score(draw, "score", 0.5, 0.7), issues: [vague()] };
@@ -1020,6 +1157,27 @@ function runCritique(
     out = { verdict: "pass", score: score(draw, "score", 0.75, 0.9), issues: [] };
   }
   return JSON.stringify(out);
+}
+
+/** A specific but wrong claim about a correct draft: it names a value, a field or a line. */
+function falseClaim(k: Knowledge, draft: string, draw: Draw, task: string): string {
+  const delta = pick(DELTAS, draw("false-claim-delta"));
+  if (k.kind === "value") {
+    const given = finalAnswer(draft, k.numeric !== undefined) ?? k.answer;
+    const n = parseNumber(given);
+    const claimed =
+      n !== undefined ? formatNumber(n + delta) : wrongAnswer(given, delta, task, draw);
+    return `The final answer ${given} is wrong: it should be ${claimed}.`;
+  }
+  if (k.kind === "json") {
+    const obj = parseJsonObject(draft) ?? {};
+    const present = k.fields.filter((f) => Object.prototype.hasOwnProperty.call(obj, f.name));
+    const field = present.length > 0 ? pick(present, draw("false-claim-field")) : undefined;
+    if (field) {
+      return `The field "${field.name}" has the wrong value ${JSON.stringify(obj[field.name])}; recheck it against the task.`;
+    }
+  }
+  return 'The "Summary:" line does not follow from the points above; rewrite the conclusion.';
 }
 
 function runJudge(k: Knowledge, draft: string, o: ResolvedOptions, draw: Draw): string {
@@ -1041,13 +1199,45 @@ function runRevise(k: Knowledge, parsed: ParsedPrompt, o: ResolvedOptions, draw:
   if (!a.correct) {
     const specific = parsed.hasFailedChecks || a.mentions(parsed.feedback);
     const fixRate = specific ? o.fixRateSpecific : o.fixRateVague;
-    if (draw("fix") < fixRate) return writeDraft(k, true, draw, "revised", parsed.task);
+    if (draw("fix") < fixRate)
+      return writeDraft(k, true, draw, "revised", parsed.task, o.invisibleErrorRate);
     if (!specific && draw("unchanged") < o.unchangedRate) return previous;
-    return writeDraft(k, false, draw, "revised", parsed.task);
+    return writeDraft(k, false, draw, "revised", parsed.task, o.invisibleErrorRate);
   }
-  if (draw("break") < o.breakRate) return writeDraft(k, false, draw, "revised", parsed.task);
+  if (draw("break") < o.breakRate)
+    return writeDraft(k, false, draw, "revised", parsed.task, o.invisibleErrorRate);
   if (draw("unchanged") < o.unchangedRate) return previous;
-  return writeDraft(k, true, draw, "revised", parsed.task);
+  return writeDraft(k, true, draw, "revised", parsed.task, o.invisibleErrorRate);
+}
+
+// ---------------------------------------------------------------------------------------------
+// PASR output (core/pasr.ts): `<think>` with the first line of reasoning and, when a wrong one is
+// caught, a `<refine>` segment; then `<answer>` with the answer as it stands.
+
+/** True when the system prompt asks for the PASR format (it names both `<refine>` and `<answer>`). */
+function asksForPasr(messages: BaseMessage[]): boolean {
+  const system = messages
+    .filter((m) => m.getType() === "system")
+    .map((m) => m.text)
+    .join("\n");
+  return /<refine>/i.test(system) && /<answer>/i.test(system);
+}
+
+function writePasr(
+  k: Knowledge,
+  first: string,
+  draw: Draw,
+  o: ResolvedOptions,
+  task: string,
+): string {
+  const a = assess(k, first);
+  const refined = !a.correct && draw("pasr-fix") < o.pasrFixRate;
+  const answer = refined ? writeDraft(k, true, draw, "revised", task, 0) : first;
+  const think = refined
+    ? `${first}\n<refine>\n${a.problem} Corrected:\n${answer}\n</refine>\nContinuing from the corrected work.`
+    : first;
+  const close = draw("pasr-format") < o.pasrFormatErrorRate ? "" : "\n</answer>";
+  return `<think>\n${think}\n</think>\n<answer>\n${answer}${close}`;
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -1178,7 +1368,7 @@ export class SimulatedChatModel extends BaseChatModel<RefineryCallOptions> {
     }
     const draw = createDraw(key);
     const k = understand(parsed.task, this.options);
-    const o = this.options;
+    const o = ratesFor(this.options, familyOf(k));
 
     let text: string;
     switch (parsed.role) {
@@ -1191,7 +1381,9 @@ export class SimulatedChatModel extends BaseChatModel<RefineryCallOptions> {
           draw,
           "first",
           parsed.task,
+          o.invisibleErrorRate,
         );
+        if (asksForPasr(messages)) text = writePasr(k, text, draw, o, parsed.task);
         break;
       case "critique":
         text = runCritique(k, parsed.draft ?? "", o, draw, parsed.task);
@@ -1208,6 +1400,7 @@ export class SimulatedChatModel extends BaseChatModel<RefineryCallOptions> {
                 draw,
                 "first",
                 parsed.task,
+                o.invisibleErrorRate,
               )
             : runRevise(k, parsed, o, draw);
         break;

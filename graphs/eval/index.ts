@@ -8,3 +8,6 @@ export * from "./replicates.ts";
 export * from "./report.ts";
 export * from "./run.ts";
 export * from "./summary.ts";
+export * from "./grid.ts";
+export * from "./grid-report.ts";
+export * from "./stats.ts";

@@ -18,13 +18,37 @@ function seedText(summary: EvalSummary): string {
 }
 
 /** A header, a rule and the rows, in columns: the first left-aligned, the rest right-aligned. */
-function columns(head: string[], rows: string[][]): string[] {
+export function columns(head: string[], rows: string[][]): string[] {
   const widths = head.map((h, i) => Math.max(h.length, ...rows.map((r) => (r[i] ?? "").length)));
   const line = (cells: string[]) =>
     cells
       .map((c, i) => (i === 0 ? c.padEnd(widths[i] ?? 0) : c.padStart(widths[i] ?? 0)))
       .join("  ");
   return [line(head), line(widths.map((w) => "-".repeat(w))), ...rows.map(line)];
+}
+
+/** "name=value name=value" for parameters, sorted, nested families flattened. */
+export function parameterText(values: Record<string, unknown>, prefix = ""): string {
+  return Object.entries(values)
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([k, v]) =>
+      typeof v === "object" && v !== null
+        ? parameterText(v as Record<string, unknown>, `${prefix}${k}.`)
+        : `${prefix}${k}=${String(v)}`,
+    )
+    .filter(Boolean)
+    .join(" ");
+}
+
+/** Where the simulation's parameter values come from, printed with them. */
+export const SIMULATED_PARAMETERS_SOURCE =
+  "defaults of DEFAULT_SIMULATED_OPTIONS, each with its source in docs/simulated-model.md; --sim overrides";
+
+/** The simulation's parameters of a simulated summary (the model identity minus provider and seed). */
+function parametersLine(summary: EvalSummary): string[] {
+  if (!summary.simulated) return [];
+  const { provider: _p, seed: _s, seeds: _ss, ...values } = summary.model;
+  return [`parameters (${SIMULATED_PARAMETERS_SOURCE}): ${parameterText(values)}`];
 }
 
 function modelLine(summary: EvalSummary): string {
@@ -62,6 +86,7 @@ export function formatTable(summary: EvalSummary): string {
   const out = [
     `${summary.datasets.map((d) => d.name).join(" + ")}: ${summary.items} item(s)${isPooled(summary) ? ` × ${summary.seeds.length} seeds` : ""}, max ${summary.max_iterations} iteration(s)${summary.status === "interrupted" ? " — INTERRUPTED, partial results" : ""}`,
     modelLine(summary),
+    ...parametersLine(summary),
     "",
     ...columns(head, rows),
   ];
@@ -120,12 +145,12 @@ function replicateTable(summary: EvalSummary): string[] {
   return [`per seed${summary.simulated ? " (simulated)" : ""}:`, ...columns(head, rows)];
 }
 
-function escapeXml(text: string): string {
+export function escapeXml(text: string): string {
   return text.replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
 }
 
 /** A "nice" axis maximum: 1, 2 or 5 times a power of ten, at least `value`. */
-function niceMax(value: number): number {
+export function niceMax(value: number): number {
   if (value <= 0) return 1;
   const power = 10 ** Math.floor(Math.log10(value));
   for (const m of [1, 2, 5, 10]) if (m * power >= value) return m * power;

@@ -194,7 +194,9 @@ describe("selfCheck on the simulated model's first drafts", () => {
     let correctFlagged = 0;
     for (let seed = 1; seed <= 200; seed++) {
       const task = arithmeticTask(seed);
-      const model = new SimulatedChatModel({ seed });
+      // Slipped steps only: an invisible error (a misread operand) passes every cheap check by
+      // design, see the next test.
+      const model = new SimulatedChatModel({ seed, invisibleErrorRate: 0 });
       // The prompt the generate node sends for a fresh run (no context, no feedback yet).
       const messages = buildMessages(DEFAULT_PROMPTS.generate, {
         task,
@@ -216,6 +218,27 @@ describe("selfCheck on the simulated model's first drafts", () => {
     expect(correct).toBeGreaterThanOrEqual(30);
     expect(wrongFlagged / wrong).toBeGreaterThanOrEqual(0.95);
     expect(correctFlagged / correct).toBeLessThanOrEqual(0.05);
+  });
+
+  it("does not see an invisible error: a misread operand with every step right passes it", async () => {
+    let flagged = 0;
+    for (let seed = 1; seed <= 60; seed++) {
+      const task = arithmeticTask(seed);
+      const model = new SimulatedChatModel({
+        seed,
+        firstDraftErrorRate: 1,
+        invisibleErrorRate: 1,
+      });
+      const messages = buildMessages(DEFAULT_PROMPTS.generate, {
+        task,
+        context_block: "",
+        feedback_block: "",
+      });
+      const draft = (await model.invoke(messages, { refineryRole: "generate" })).text;
+      expect(model.isCorrect(task, draft)).toBe(false);
+      if (selfCheck(draft, task).doubtful) flagged++;
+    }
+    expect(flagged / 60).toBeLessThanOrEqual(0.1);
   });
 });
 

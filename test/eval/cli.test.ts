@@ -72,6 +72,10 @@ describe("refinery eval", () => {
     expect(r.stderr).not.toMatch(/refinery:/);
     expect(r.code).toBe(0);
     expect(r.stdout).toMatch(/SIMULATED/);
+    // The parameter set and its source are printed with the results.
+    expect(r.stdout).toMatch(
+      /^parameters \(defaults of DEFAULT_SIMULATED_OPTIONS, each with its source in docs\/simulated-model\.md; --sim overrides\): .*detectRate=0\.85 .*invisibleErrorRate=0\.58 /m,
+    );
     expect(r.stdout).toMatch(/strategy\s+n\s+accuracy\s+tokens\s+tokens\/item\s+calls/);
     expect(r.stdout).toMatch(/^vanilla\s+8\s/m);
     expect(r.stdout).toMatch(/^self-refine\s+8\s/m);
@@ -127,6 +131,14 @@ describe("refinery eval", () => {
     [
       ["eval", "--dataset", "DATASET", "--seed", "1", "--sim", "detectRate=2"],
       /--sim detectRate: Too big/,
+    ],
+    [
+      ["eval", "--dataset", "DATASET", "--seed", "1", "--sim", "families.json.breakRate=2"],
+      /--sim families\.json\.breakRate: Too big/,
+    ],
+    [
+      ["eval", "--dataset", "DATASET", "--seed", "1", "--sim", "families.prose.breakRate=0.1"],
+      /--sim families.prose: unknown field "prose"/,
     ],
     [
       ["eval", "--dataset", "DATASET", "--seed", "1", "--sim", "detectRate"],

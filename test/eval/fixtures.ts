@@ -45,3 +45,19 @@ export function writeDataset(dir: string, name: string, items: unknown[] = SMALL
   writeFileSync(path, `${items.map((i) => JSON.stringify(i)).join("\n")}\n`);
   return path;
 }
+
+/** `refinery …` in-process (no child): exit code and what it wrote. */
+export async function runCliInProcess(
+  args: string[],
+  env: Record<string, string> = {},
+): Promise<{ code: number | null; stdout: string; stderr: string }> {
+  const { main } = await import("../../cli/main.ts");
+  let stdout = "";
+  let stderr = "";
+  const code = await main(args, {
+    stdout: { write: (t: string) => void (stdout += t) },
+    stderr: { write: (t: string) => void (stderr += t) },
+    env,
+  });
+  return { code, stdout, stderr };
+}

@@ -8,6 +8,9 @@ import type { AIMessageChunk, BaseMessage } from "@langchain/core/messages";
 import { describe, expect, it } from "vitest";
 import { z } from "zod";
 import { isRefineryError } from "../../core/errors.ts";
+import { isVagueIssue } from "../../core/critique-parse.ts";
+import { PASR_SYSTEM_PROMPT, parsePasr } from "../../core/pasr.ts";
+import { checkArithmeticSteps } from "../../core/verifiers/arithmetic-steps.ts";
 import {
   DEFAULT_SIMULATED_OPTIONS,
   SIMULATED_MODEL_NOTICE,
@@ -144,6 +147,7 @@ describe("SimulatedChatModel: construction and labels", () => {
       [{ detectRate: 1.5 }, "simulatedModel.detectRate"],
       [{ latencyMs: -1 }, "simulatedModel.latencyMs"],
       [{ oracle: "Paris" }, "simulatedModel.oracle"],
+      [{ families: { json: { breakRate: 2 } } }, "simulatedModel.families.json.breakRate"],
     ] as const) {
       try {
         attempt(options)();
@@ -157,6 +161,22 @@ describe("SimulatedChatModel: construction and labels", () => {
       }
     }
     expect(attempt({ errorRate: 0.5 })).toThrow(/unrecognized|errorRate/i);
+    expect(attempt({ families: { prose: { breakRate: 0.1 } } })).toThrow(/prose/);
+    expect(attempt({ families: { json: { seed: 1 } } })).toThrow(/seed/);
+  });
+
+  it("a family's own rates replace the general ones for that family only", async () => {
+    const model = createSimulatedModel({
+      seed: 2,
+      firstDraftErrorRate: 0,
+      families: { json: { firstDraftErrorRate: 1 } },
+    });
+    const json = "Return JSON with fields name, age (number) and email.";
+    for (let i = 0; i < 20; i++) {
+      const task = arithmeticTask(i);
+      expect(model.isCorrect(task, await call(model, "generate", { task }))).toBe(true);
+    }
+    expect(model.isCorrect(json, await call(model, "generate", { task: json }))).toBe(false);
   });
 });
 
@@ -350,7 +370,7 @@ describe("SimulatedChatModel: roles", () => {
     expect(pass).toMatchObject({ verdict: "pass", issues: [] });
     expect(pass.score).toBeGreaterThanOrEqual(0.85);
 
-    const jumpy = createSimulatedModel({ falseAlarmRate: 1 });
+    const jumpy = createSimulatedModel({ falseAlarmRate: 1, specificFalseAlarmRate: 0 });
     const alarm = CritiqueSchema.parse(JSON.parse(await call(jumpy, "critique", { task, draft })));
     expect(alarm.verdict).toBe("revise");
     expect(alarm.issues).toHaveLength(1);
@@ -562,7 +582,8 @@ describe("SimulatedChatModel: aggregate rates follow the parameters", () => {
   const N = 1000;
 
   it("first drafts, detection and false alarms", async () => {
-    const model = createSimulatedModel({ seed: 3 });
+    // Every error visible (a slipped step), so detection runs at detectRate.
+    const model = createSimulatedModel({ seed: 3, invisibleErrorRate: 0 });
     let wrong = 0;
     let detected = 0;
     let correct = 0;
@@ -616,10 +637,11 @@ describe("SimulatedChatModel: aggregate rates follow the parameters", () => {
     expect(breaks / trials).toBeLessThan(0.3 + 0.08);
   });
 
-  it("a wrong value shown without working is detected at uncheckableDetectRate, steps at detectRate", async () => {
+  it("a wrong value with no wrong step to recheck is detected at uncheckableDetectRate, a slipped step at detectRate", async () => {
     const model = createSimulatedModel({ seed: 5 });
     let bare = 0;
     let worked = 0;
+    let consistent = 0;
     for (let i = 0; i < N; i++) {
       const task = arithmeticTask(i);
       const wrong = Number(model.expectedAnswer(task)) + 2;
@@ -628,14 +650,167 @@ describe("SimulatedChatModel: aggregate rates follow the parameters", () => {
       const a = await critiqueOf(
         `Step 1: worked it out: the result is ${wrong}.\nAnswer: ${wrong}`,
       );
-      const b = await critiqueOf(`Step 1: 2 + 3 = 5\nAnswer: ${wrong}`);
+      const b = await critiqueOf(`Step 1: 2 + 3 = 6\nAnswer: ${wrong}`);
+      const c = await critiqueOf(`Step 1: 2 + 3 = 5\nAnswer: ${wrong}`);
       if (a.issues.some((issue) => issue.includes("is wrong"))) bare++;
       if (b.issues.some((issue) => issue.includes("is wrong"))) worked++;
+      if (c.issues.some((issue) => issue.includes("is wrong"))) consistent++;
     }
     expect(bare / N).toBeGreaterThan(0.5 - 0.06);
     expect(bare / N).toBeLessThan(0.5 + 0.06);
+    expect(consistent / N).toBeGreaterThan(0.5 - 0.06);
+    expect(consistent / N).toBeLessThan(0.5 + 0.06);
     expect(worked / N).toBeGreaterThan(0.85 - 0.06);
     expect(worked / N).toBeLessThan(0.85 + 0.06);
+  });
+});
+
+describe("SimulatedChatModel: invisible errors", () => {
+  const N = 600;
+
+  it("a share invisibleErrorRate of wrong step-by-step drafts has every step right (a misread operand)", async () => {
+    const model = createSimulatedModel({ seed: 11, firstDraftErrorRate: 1 });
+    let invisible = 0;
+    for (let i = 0; i < N; i++) {
+      const task = arithmeticTask(i);
+      const draft = await call(model, "generate", { task });
+      expect(model.isCorrect(task, draft)).toBe(false);
+      if (checkArithmeticSteps(draft).every((s) => s.correct)) invisible++;
+    }
+    expect(invisible / N).toBeGreaterThan(0.58 - 0.07);
+    expect(invisible / N).toBeLessThan(0.58 + 0.07);
+    const none = createSimulatedModel({ seed: 11, firstDraftErrorRate: 1, invisibleErrorRate: 0 });
+    for (let i = 0; i < 50; i++) {
+      const task = arithmeticTask(i);
+      const draft = await call(none, "generate", { task });
+      expect(checkArithmeticSteps(draft).some((s) => !s.correct)).toBe(true);
+    }
+  });
+
+  it("an invisible JSON error is a well-typed wrong value that the schema accepts", async () => {
+    const task = "Extract the person as JSON. Text: Maria Chen, 34, lives in Lisbon.";
+    const key = { [task]: JSON.stringify({ name: "Maria Chen", age: 34, city: "Lisbon" }) };
+    let wrongValues = 0;
+    for (let seed = 1; seed <= 40; seed++) {
+      const model = createSimulatedModel({
+        seed,
+        firstDraftErrorRate: 1,
+        invisibleErrorRate: 1,
+        answerKey: key,
+      });
+      const draft = await call(model, "generate", { task });
+      const obj = JSON.parse(draft) as Record<string, unknown>;
+      expect(model.isCorrect(task, draft)).toBe(false);
+      expect(typeof obj.name).toBe("string");
+      expect(typeof obj.age).toBe("number");
+      expect(typeof obj.city).toBe("string");
+      wrongValues++;
+    }
+    expect(wrongValues).toBe(40);
+  });
+});
+
+describe("SimulatedChatModel: specific false alarms", () => {
+  it("a share specificFalseAlarmRate of false alarms names a wrong value instead of a vague doubt", async () => {
+    const model = createSimulatedModel({ seed: 4, firstDraftErrorRate: 0, falseAlarmRate: 1 });
+    const N = 600;
+    let specific = 0;
+    for (let i = 0; i < N; i++) {
+      const task = arithmeticTask(i);
+      const draft = await call(model, "generate", { task });
+      const critique = CritiqueSchema.parse(
+        JSON.parse(await call(model, "critique", { task, draft })),
+      );
+      expect(critique.verdict).toBe("revise");
+      const issue = critique.issues[0] ?? "";
+      if (!isVagueIssue(issue)) {
+        specific++;
+        const answer = model.expectedAnswer(task) ?? "";
+        const m = /is wrong: it should be (-?[\d.]+)\.$/.exec(issue);
+        expect(issue).toContain(`The final answer ${answer} is wrong`);
+        expect(Number(m?.[1])).not.toBe(Number(answer));
+      }
+    }
+    expect(specific / N).toBeGreaterThan(0.5 - 0.07);
+    expect(specific / N).toBeLessThan(0.5 + 0.07);
+    const never = createSimulatedModel({
+      seed: 4,
+      firstDraftErrorRate: 0,
+      falseAlarmRate: 1,
+      specificFalseAlarmRate: 0,
+    });
+    for (let i = 0; i < 50; i++) {
+      const task = arithmeticTask(i);
+      const draft = await call(never, "generate", { task });
+      const critique = CritiqueSchema.parse(
+        JSON.parse(await call(never, "critique", { task, draft })),
+      );
+      expect(critique.issues.every((issue) => isVagueIssue(issue))).toBe(true);
+    }
+  });
+
+  it("a specific false alarm on a JSON draft names one of its fields", async () => {
+    const task = "Return JSON with fields name, age (number) and email.";
+    for (let seed = 1; seed <= 10; seed++) {
+      const model = createSimulatedModel({
+        seed,
+        firstDraftErrorRate: 0,
+        falseAlarmRate: 1,
+        specificFalseAlarmRate: 1,
+      });
+      const draft = await call(model, "generate", { task });
+      const critique = CritiqueSchema.parse(
+        JSON.parse(await call(model, "critique", { task, draft })),
+      );
+      expect(critique.issues[0]).toMatch(/^The field "(name|age|email)" has the wrong value/);
+    }
+  });
+});
+
+describe("SimulatedChatModel: PASR output", () => {
+  const pasrCall = async (model: SimulatedChatModel, task: string) =>
+    (
+      await model.invoke(
+        [new SystemMessage(PASR_SYSTEM_PROMPT), new HumanMessage(`Task:\n${task}`)],
+        {
+          refineryRole: "generate",
+        },
+      )
+    ).text;
+
+  it("asked for the PASR format, it writes <think>, <refine> when it catches a wrong start, and <answer>", async () => {
+    const N = 400;
+    const model = createSimulatedModel({ seed: 6, firstDraftErrorRate: 1 });
+    let refined = 0;
+    for (let i = 0; i < N; i++) {
+      const task = arithmeticTask(i);
+      const parsed = parsePasr(await pasrCall(model, task));
+      expect(parsed.ok).toBe(true);
+      expect(parsed.errors).toEqual([]);
+      const right = model.isCorrect(task, parsed.answer ?? "");
+      // A refinement is what turns the wrong start into a right answer, and nothing else does.
+      expect(right).toBe(parsed.refinements.length === 1);
+      if (right) refined++;
+    }
+    expect(refined / N).toBeGreaterThan(0.21 - 0.06);
+    expect(refined / N).toBeLessThan(0.21 + 0.06);
+  });
+
+  it("a right start is answered without refinement; the same task without the PASR prompt gets a plain draft", async () => {
+    const model = createSimulatedModel({ seed: 6, firstDraftErrorRate: 0 });
+    const task = arithmeticTask(12);
+    const parsed = parsePasr(await pasrCall(model, task));
+    expect(parsed).toMatchObject({ ok: true, refinements: [] });
+    expect(model.isCorrect(task, parsed.answer ?? "")).toBe(true);
+    const plain = await call(model, "generate", { task });
+    expect(plain).not.toMatch(/<think>|<answer>/);
+    expect(model.isCorrect(task, plain)).toBe(true);
+  });
+
+  it("pasrFormatErrorRate 1 leaves the answer unclosed, so the parser reports an error", async () => {
+    const model = createSimulatedModel({ seed: 6, pasrFormatErrorRate: 1 });
+    const parsed = parsePasr(await pasrCall(model, arithmeticTask(3)));
+    expect(parsed.ok).toBe(false);
   });
 });
 
