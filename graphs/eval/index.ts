@@ -1,5 +1,6 @@
 // The evaluation harness: datasets, runs per strategy, per-item records, summaries and reports.
 // The CLI (cli/eval.ts) and the HTTP route (server/routes/eval.ts) are thin adapters over it.
+export * from "./benchmarks.ts";
 export * from "./dataset.ts";
 export * from "./job.ts";
 export * from "./pool.ts";
