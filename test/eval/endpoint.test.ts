@@ -146,6 +146,58 @@ describe("refinery eval on an endpoint, with benchmark files", () => {
     ).toBe(true);
   });
 
+  it("reads every shipped format through the CLI and grades each with its own check", async () => {
+    const files = [
+      "arc-sample.jsonl",
+      "mmlu-sample.jsonl",
+      "squad-sample.json",
+      "qa-sample.jsonl",
+      "math-sample.jsonl",
+    ].map((f) => join(SAMPLES, f));
+    const s = await stub();
+    // Right answers written the way models write them, not as the reference string.
+    const forms: Record<string, string> = {
+      C: "The answer is (C).",
+      A: "**A**",
+      B: "Answer: B) ",
+      "2": "Answer: 2",
+    };
+    const key = answerKey(files.slice(0, 4), (ref) => forms[ref] ?? `Answer: the ${ref}.`);
+    for (const [task, reply] of answerKey([MATH], (ref) => `\\boxed{${ref}}`)) key.set(task, reply);
+    key.set("Simplify $\\frac{6}{12}$.", "\\boxed{0.5}");
+    key.set(
+      "What is the length of the diagonal of a square with side length $2$?",
+      "\\boxed{\\sqrt{8}}",
+    );
+    s.setHandler((body) => ({ content: key.get(taskOf(body).split("\n")[0] as string) ?? "?" }));
+    const out = join(dir, "formats");
+    const r = await cli(
+      [
+        "eval",
+        ...files.flatMap((f) => ["--dataset", f]),
+        "--strategies",
+        "vanilla",
+        "--json",
+        "--out",
+        out,
+      ],
+      envOf(s),
+    );
+    expect(r.stderr).not.toMatch(/refinery:/);
+    expect(r.code).toBe(0);
+    const summary = JSON.parse(r.stdout);
+    expect(summary.datasets.map((d: { name: string; items: number }) => [d.name, d.items])).toEqual(
+      [
+        ["arc-sample", 3],
+        ["mmlu-sample", 3],
+        ["squad-sample", 2],
+        ["qa-sample", 2],
+        ["math-sample", 6],
+      ],
+    );
+    expect(summary.strategies[0]).toMatchObject({ items: 16, correct: 16 });
+  });
+
   it("self-refine-1 stops after one round; self-refine+ is told only that a wrong answer is wrong", async () => {
     const s = await stub();
     const reply = answerKey([MATH], (ref) => `So the answer is $\\boxed{${ref}}$.`);
