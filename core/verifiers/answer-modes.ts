@@ -92,7 +92,9 @@ export function createBenchmarkModeVerifier(
       const got = finalAnswerText(draft);
       if (got === undefined) return no(`no final answer found: put it in \\boxed{} or ${ASK}`);
       const shown = JSON.stringify(truncate(got, 80));
-      return mathEquivalent(got, expected) ? ok(shown) : no(`final answer ${reveal(shown)}`);
+      return (await mathEquivalent(got, expected))
+        ? ok(shown)
+        : no(`final answer ${reveal(shown)}`);
     },
   };
 }

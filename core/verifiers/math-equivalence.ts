@@ -1,7 +1,16 @@
 // Symbolic equivalence of MATH-style answers: a small LaTeX -> mathjs rewriter, then a numeric
 // comparison (numbers), a comparison at random points (expressions with variables), elementwise
 // for tuples and intervals. String matching fails `\frac{1}{2}` vs `0.5` or `2\sqrt{2}` vs `\sqrt{8}`.
-import { parse, type MathNode } from "mathjs";
+import type * as MathJsModule from "mathjs";
+import type { MathNode } from "mathjs";
+
+type MathJs = typeof MathJsModule;
+let mathjs: Promise<MathJs> | undefined;
+/** mathjs takes seconds to load on a busy machine: only evaluations that grade math load it. */
+function loadMathJs(): Promise<MathJs> {
+  mathjs ??= import("mathjs");
+  return mathjs;
+}
 
 /** Longer answers are not parsed: mathjs on arbitrary text must stay cheap. */
 const MAX_LENGTH = 300;
@@ -141,15 +150,18 @@ function splitTopLevel(s: string): string[] {
 }
 
 /** True when two answers are the same value (or the same tuple, interval or set of values). */
-export function mathEquivalent(a: string, b: string): boolean {
+export async function mathEquivalent(a: string, b: string): Promise<boolean> {
   if (a.length > MAX_LENGTH || b.length > MAX_LENGTH) return plainEqual(a, b);
   const x = latexToMathjs(a);
   const y = latexToMathjs(b);
   if (plainEqual(x, y)) return true;
-  return structuredEqual(x, y);
+  const { parse } = await loadMathJs();
+  return structuredEqual(x, y, parse);
 }
 
-function structuredEqual(x: string, y: string): boolean {
+type Parse = MathJs["parse"];
+
+function structuredEqual(x: string, y: string, parse: Parse): boolean {
   const sx = shapeOf(x);
   const sy = shapeOf(y);
   if (sx || sy) {
@@ -157,17 +169,17 @@ function structuredEqual(x: string, y: string): boolean {
     if (sx.kind === "set" && sy.kind === "set") {
       const left = [...sy.items];
       return sx.items.every((item) => {
-        const k = left.findIndex((other) => valueEqual(item, other));
+        const k = left.findIndex((other) => valueEqual(item, other, parse));
         return k >= 0 && left.splice(k, 1).length === 1;
       });
     }
     if (sx.open !== sy.open || sx.close !== sy.close) return false;
-    return sx.items.every((item, k) => valueEqual(item, sy.items[k] ?? ""));
+    return sx.items.every((item, k) => valueEqual(item, sy.items[k] ?? "", parse));
   }
-  return valueEqual(x, y);
+  return valueEqual(x, y, parse);
 }
 
-function valueEqual(x: string, y: string): boolean {
+function valueEqual(x: string, y: string, parse: Parse): boolean {
   if (plainEqual(x, y)) return true;
   let nx: MathNode;
   let ny: MathNode;

@@ -33,7 +33,7 @@ describe("math mode: equivalent forms that string matching fails", () => {
   ];
   it.each(equivalent)("%s equals %s", async (reference, answer) => {
     expect(answer.replace(/\s/g, "")).not.toBe(reference.replace(/\s/g, ""));
-    expect(mathEquivalent(reference, answer)).toBe(true);
+    expect(await mathEquivalent(reference, answer)).toBe(true);
     const verdict = await grade(
       { expected: reference, mode: "math" },
       `Working.\nThe answer is $\\boxed{${answer}}$.`,
@@ -51,16 +51,16 @@ describe("math mode: equivalent forms that string matching fails", () => {
     ["50\\%", "0.5"],
   ];
   it.each(different)("%s differs from %s", async (reference, answer) => {
-    expect(mathEquivalent(reference, answer)).toBe(false);
+    expect(await mathEquivalent(reference, answer)).toBe(false);
     const verdict = await grade({ expected: reference, mode: "math" }, `\\boxed{${answer}}`);
     expect(verdict.pass).toBe(false);
     expect(verdict.message).toMatch(/does not match expected/);
   });
 
-  it("reads 50\\% as 50, and text answers by normalised text", () => {
-    expect(mathEquivalent("50\\%", "50")).toBe(true);
-    expect(mathEquivalent("\\text{odd}", "odd")).toBe(true);
-    expect(mathEquivalent("\\text{(C)}", "(C)")).toBe(true);
+  it("reads 50\\% as 50, and text answers by normalised text", async () => {
+    expect(await mathEquivalent("50\\%", "50")).toBe(true);
+    expect(await mathEquivalent("\\text{odd}", "odd")).toBe(true);
+    expect(await mathEquivalent("\\text{(C)}", "(C)")).toBe(true);
   });
 
   it("reads the Answer: line when there is no box, and asks for one when there is nothing", async () => {
