@@ -189,6 +189,9 @@ function valueEqual(x: string, y: string, parse: Parse): boolean {
   } catch {
     return false;
   }
+  // A reply is untrusted text: only arithmetic, symbols and the known functions are evaluated
+  // (no assignments, property access, or mathjs functions such as createUnit that change state).
+  if (!isPlainMath(nx) || !isPlainMath(ny)) return false;
   const symbols = [
     ...new Set(
       [nx, ny].flatMap((n) =>
@@ -209,8 +212,11 @@ function valueEqual(x: string, y: string, parse: Parse): boolean {
   try {
     const cx = nx.compile();
     const cy = ny.compile();
+    // Infinity only equals Infinity when both answers say so: 10^{10^{10}} and 10^{10^{11}} both
+    // overflow to Infinity without being the same number.
+    const infinite = x.includes("Infinity") && y.includes("Infinity");
     return points.every((scope) =>
-      closeEnough(cx.evaluate({ ...scope }), cy.evaluate({ ...scope })),
+      closeEnough(cx.evaluate({ ...scope }), cy.evaluate({ ...scope }), infinite),
     );
   } catch {
     return false;
@@ -232,10 +238,30 @@ const KNOWN_NAMES = new Set([
   "i",
 ]);
 
-function closeEnough(p: unknown, q: unknown): boolean {
+const PLAIN_NODES = new Set([
+  "ConstantNode",
+  "SymbolNode",
+  "OperatorNode",
+  "ParenthesisNode",
+  "FunctionNode",
+]);
+const FUNCTIONS = new Set(["sqrt", "nthRoot", "sin", "cos", "tan", "log", "exp", "abs"]);
+
+function isPlainMath(root: MathNode): boolean {
+  return root
+    .filter(() => true)
+    .every((node) => {
+      if (!PLAIN_NODES.has(node.type)) return false;
+      if (node.type !== "FunctionNode") return true;
+      const fn = (node as unknown as { fn?: { name?: unknown } }).fn;
+      return typeof fn?.name === "string" && FUNCTIONS.has(fn.name);
+    });
+}
+
+function closeEnough(p: unknown, q: unknown, infinite: boolean): boolean {
   if (typeof p !== "number" || typeof q !== "number") return false;
   if (Number.isNaN(p) || Number.isNaN(q)) return false;
-  if (!Number.isFinite(p) || !Number.isFinite(q)) return p === q;
+  if (!Number.isFinite(p) || !Number.isFinite(q)) return infinite && p === q;
   return Math.abs(p - q) <= REL_TOLERANCE * Math.max(1, Math.abs(p), Math.abs(q));
 }
 

@@ -57,6 +57,14 @@ describe("math mode: equivalent forms that string matching fails", () => {
     expect(verdict.message).toMatch(/does not match expected/);
   });
 
+  it("evaluates only arithmetic: no state-changing functions, no overflow counted as equal", async () => {
+    expect(await mathEquivalent("10^{10^{10}}", "10^{10^{11}}")).toBe(false);
+    expect(await mathEquivalent('createUnit("foo")', 'createUnit("foo") ')).toBe(true); // same text only
+    expect(await mathEquivalent('createUnit("foo")', "1")).toBe(false);
+    expect(await mathEquivalent("a=2", "2")).toBe(true); // an equation's right side
+    expect(await mathEquivalent("f(x)=x", "x")).toBe(false);
+  });
+
   it("reads 50\\% as 50, and text answers by normalised text", async () => {
     expect(await mathEquivalent("50\\%", "50")).toBe(true);
     expect(await mathEquivalent("\\text{odd}", "odd")).toBe(true);
