@@ -96,6 +96,19 @@ describe("benchmark loaders on the shipped format samples", () => {
     expect(await passes(d.items[2]!, "Answer: 3")).toBe(false);
   });
 
+  it("ARC in the Hugging Face layout (choices as label and text lists) reads the same", async () => {
+    const path = write(
+      "arc-hf.jsonl",
+      `${JSON.stringify({ id: "hf-1", question: "Which is a liquid at room temperature?", choices: { text: ["iron", "water", "salt"], label: ["A", "B", "C"] }, answerKey: "B" })}\n`,
+    );
+    const [item] = loadDataset(path).items;
+    expect(item?.task).toMatch(
+      /^Which is a liquid at room temperature\?\n\nA\. iron\nB\. water\nC\. salt\n/,
+    );
+    expect(await passes(item!, "Water flows.\nAnswer: B")).toBe(true);
+    expect(await passes(item!, "Answer: water")).toBe(true);
+  });
+
   it("MMLU: CSV rows question,A,B,C,D,answer and JSONL with an index or a letter", async () => {
     const csv = loadDataset(sample("mmlu-sample.csv"));
     expect(csv.items.map((i) => i.reference)).toEqual(["B", "C", "B"]);
