@@ -2,10 +2,11 @@
 // (--temperature, --max-tokens, --model-seed, --n), several models in one report (--model, repeated)
 // and the optional LLM judge (--judge-model, --judge-rubric). Each is checked with a precise error.
 import { RefineryError } from "../core/errors.ts";
-import type { Decoding } from "../graphs/eval/index.ts";
+import type { Decoding, EvalStrategy } from "../graphs/eval/index.ts";
 
 export const EVAL_MODEL_FLAGS = {
   model: { type: "string", multiple: true },
+  "strategy-model": { type: "string", multiple: true },
   temperature: { type: "string" },
   "max-tokens": { type: "string" },
   "model-seed": { type: "string" },
@@ -16,6 +17,7 @@ export const EVAL_MODEL_FLAGS = {
 } as const;
 
 export const EVAL_MODEL_HELP = `      --model NAME     +     model(s) of the endpoint; repeat to compare models in one report
+      --strategy-model S=M + strategy S runs on model M of the same endpoint (e.g. self-refine=gpt-4o)
       --temperature T        sampling temperature sent to the endpoint (0..2)
       --max-tokens N         max_tokens of every completion
       --model-seed N         the request's seed (best-effort determinism at the endpoint)
@@ -28,6 +30,7 @@ export const EVAL_MODEL_HELP = `      --model NAME     +     model(s) of the end
 
 interface Flags {
   model?: string[];
+  "strategy-model"?: string[];
   temperature?: string;
   "max-tokens"?: string;
   "model-seed"?: string;
@@ -109,7 +112,15 @@ export function checkOnlineOptions(flags: Flags, offline: boolean): void {
   }
   if (!offline) return;
   const given = (
-    ["model", "temperature", "max-tokens", "model-seed", "n", "judge-model"] as const
+    [
+      "model",
+      "strategy-model",
+      "temperature",
+      "max-tokens",
+      "model-seed",
+      "n",
+      "judge-model",
+    ] as const
   ).find((f) =>
     Array.isArray(flags[f]) ? (flags[f] as string[]).length > 0 : flags[f] !== undefined,
   );
@@ -128,4 +139,30 @@ export function checkOnlineOptions(flags: Flags, offline: boolean): void {
 /** A file-name-safe form of a model name, for per-model records files. */
 export function modelSlug(model: string): string {
   return model.replace(/[^A-Za-z0-9._-]+/g, "_").replace(/^[._]+/, "") || "model";
+}
+
+/** `--strategy-model STRATEGY=MODEL` flags, for strategies this evaluation runs. */
+export function strategyModelsFromFlags(
+  flags: Flags,
+  strategies: readonly EvalStrategy[],
+): Partial<Record<EvalStrategy, string>> | undefined {
+  const raw = flags["strategy-model"] ?? [];
+  if (raw.length === 0) return undefined;
+  const out: Partial<Record<EvalStrategy, string>> = {};
+  for (const pair of raw) {
+    const m = /^\s*([^=\s]+)\s*=\s*(\S.*?)\s*$/.exec(pair);
+    const strategy = m?.[1] as EvalStrategy | undefined;
+    if (!m || strategy === undefined || !strategies.includes(strategy)) {
+      throw new RefineryError(
+        "invalid_input",
+        m ? `strategy "${m[1]}" is not evaluated here` : `expected STRATEGY=MODEL, got "${pair}"`,
+        {
+          field: "--strategy-model",
+          fix: `name one of the --strategies (${strategies.join(", ")}), e.g. --strategy-model ${strategies[0] ?? "self-refine"}=gpt-4o`,
+        },
+      );
+    }
+    out[strategy] = m[2] as string;
+  }
+  return out;
 }

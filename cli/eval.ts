@@ -36,6 +36,7 @@ import {
   EVAL_MODEL_HELP,
   modelSlug,
   modelsFromFlags,
+  strategyModelsFromFlags,
 } from "./eval-options.ts";
 import { replayCommand } from "./eval-replay.ts";
 import type { CliIO } from "./main.ts";
@@ -177,6 +178,7 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
   checkOnlineOptions(flags, offline);
   const decoding = decodingFromFlags(flags);
   const modelNames = modelsFromFlags(flags);
+  const perStrategy = strategyModelsFromFlags(flags, strategies);
   // One evaluation per model: the simulated one, the configured one, or each --model.
   const choices: ModelChoice[] = offline
     ? [
@@ -191,6 +193,7 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
         model: m,
         ...(settings.baseURL ? { baseURL: settings.baseURL } : {}),
         ...(Object.keys(decoding).length > 0 ? { decoding } : {}),
+        ...(perStrategy ? { perStrategy } : {}),
       }));
   const multi = choices.length > 1;
   const outDir = flags.out ?? "results";

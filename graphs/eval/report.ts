@@ -38,7 +38,13 @@ function modelLine(summary: EvalSummary): string {
         .map(([k, v]) => `${k} ${String(v)}`)
         .join(", ")})`
     : "";
-  return `${baseModelLine(summary)}${sent}`;
+  const own = m.per_strategy as Record<string, string> | undefined;
+  const per = own
+    ? `; ${Object.entries(own)
+        .map(([strategy, model]) => `${strategy} on ${model}`)
+        .join(", ")}`
+    : "";
+  return `${baseModelLine(summary)}${sent}${per}`;
 }
 
 function baseModelLine(summary: EvalSummary): string {

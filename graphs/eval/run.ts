@@ -114,7 +114,14 @@ export type ModelChoice =
       options?: SimulatedParams;
     }
   /** The configured endpoint; `model` is unknown when the server's default model is used. */
-  | { kind: "configured"; model?: string; baseURL?: string; decoding?: Decoding };
+  | {
+      kind: "configured";
+      model?: string;
+      baseURL?: string;
+      decoding?: Decoding;
+      /** A model of the same endpoint for some strategies (e.g. a larger critic-reviser). */
+      perStrategy?: Partial<Record<EvalStrategy, string>>;
+    };
 
 /** Decoding parameters sent to the endpoint with every request of the evaluation. */
 export interface Decoding {
@@ -214,7 +221,18 @@ function modelIdentity(choice: ModelChoice): Record<string, unknown> {
         ...(choice.decoding && Object.keys(choice.decoding).length > 0
           ? { decoding: choice.decoding }
           : {}),
+        ...(choice.perStrategy && Object.keys(choice.perStrategy).length > 0
+          ? { per_strategy: choice.perStrategy }
+          : {}),
       };
+}
+
+/** The model one strategy runs on: its own under `perStrategy`, else the evaluation's. */
+function modelOf(choice: ModelChoice, strategy: EvalStrategy): ModelChoice {
+  if (choice.kind !== "configured") return choice;
+  const { perStrategy, ...rest } = choice;
+  const own = perStrategy?.[strategy];
+  return own === undefined ? rest : { ...rest, model: own };
 }
 
 export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult> {
@@ -240,7 +258,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult
         datasets,
         strategy,
         maxIterations,
-        model,
+        model: modelIdentity(modelOf(opts.model, strategy)),
         engine,
         ...(opts.judge
           ? { judge: { ...opts.judge.model, rubric: opts.judge.rubric ?? null } }
@@ -260,13 +278,15 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult
             },
           },
         }
-      : configuredModels(opts.model);
+      : undefined;
+  const modelsOf = (strategy: EvalStrategy) =>
+    models ?? configuredModels(modelOf(opts.model, strategy));
   const optionsFor = (item: DatasetItem, strategy: EvalStrategy): RefineOptions =>
     baselineOptions(strategy, item, {
       strategy: graphStrategy(strategy),
       maxIterations,
       verifiers: item.verifiers,
-      ...(models ? { models } : {}),
+      ...(modelsOf(strategy) ? { models: modelsOf(strategy) } : {}),
       // Items are independent: no lessons from earlier runs (or other items) in any prompt.
       memory: { enabled: false },
     });

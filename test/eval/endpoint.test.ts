@@ -198,6 +198,60 @@ describe("refinery eval on an endpoint, with benchmark files", () => {
     expect(summary.strategies[0]).toMatchObject({ items: 16, correct: 16 });
   });
 
+  it("--strategy-model runs one strategy on another model of the endpoint", async () => {
+    const s = await stub();
+    s.setHandler((body) => {
+      const role = roleOf(body);
+      if (role === "critique") return { content: '{"verdict":"pass","score":0.95,"issues":[]}' };
+      return { content: "Answer: 61" };
+    });
+    const out = join(dir, "per-strategy");
+    const r = await cli(
+      [
+        "eval",
+        "--dataset",
+        GSM8K,
+        "--strategies",
+        "vanilla,self-refine",
+        "--strategy-model",
+        "self-refine=big-m",
+        "--limit",
+        "1",
+        "--concurrency",
+        "1",
+        "--out",
+        out,
+      ],
+      envOf(s),
+    );
+    expect(r.stderr).not.toMatch(/refinery:/);
+    expect(r.code).toBe(0);
+    // Item-major, one at a time: vanilla's one call, then self-refine's generate and critique.
+    expect(s.requests.map((b) => b.model)).toEqual(["stub-model", "big-m", "big-m"]);
+    expect(r.stdout).toMatch(/model stub-model at .*; self-refine on big-m/);
+    const summary = JSON.parse(readFileSync(join(out, "gsm8k-sample.summary.json"), "utf8"));
+    expect(summary.model.per_strategy).toEqual({ "self-refine": "big-m" });
+
+    const bad = await cli(
+      [
+        "eval",
+        "--dataset",
+        GSM8K,
+        "--strategies",
+        "vanilla",
+        "--strategy-model",
+        "proactive=x",
+        "--out",
+        out,
+      ],
+      envOf(s),
+    );
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toMatch(
+      /--strategy-model: strategy "proactive" is not evaluated here.*name one of the --strategies \(vanilla\)/,
+    );
+  });
+
   it("self-refine-1 stops after one round; self-refine+ is told only that a wrong answer is wrong", async () => {
     const s = await stub();
     const reply = answerKey([MATH], (ref) => `So the answer is $\\boxed{${ref}}$.`);
