@@ -17,6 +17,7 @@ import {
 } from "../graphs/eval/index.ts";
 import { settingsFromFlags } from "./args.ts";
 import { createProgress } from "./eval.ts";
+import { EVAL_MODEL_FLAGS } from "./eval-options.ts";
 import type { CliIO } from "./main.ts";
 
 // Flags that the grid file sets itself, or that make no sense for a grid.
@@ -28,7 +29,9 @@ const NOT_WITH_GRID = [
   "seed",
   "replicates",
   "sim",
-] as const;
+  // The endpoint's options: a grid runs on the simulated model only.
+  ...Object.keys(EVAL_MODEL_FLAGS),
+];
 
 export async function gridCommand(
   path: string,

@@ -5,13 +5,15 @@ import { mkdirSync, rmSync, writeFileSync } from "node:fs";
 import { join } from "node:path";
 import { isRefineryError, RefineryError } from "../core/errors.ts";
 import { createSimulatedModel, DEFAULT_SIMULATED_OPTIONS } from "../core/models/simulated.ts";
-import type { Strategy } from "../core/state.ts";
+import { bindModel } from "../core/models/call.ts";
 import { openEngine } from "../graphs/engine.ts";
 import {
   DEFAULT_CONCURRENCY,
   DEFAULT_MAX_ITERATIONS,
   engineRunner,
+  EVAL_STRATEGIES,
   fileSink,
+  formatJudgeTable,
   formatTable,
   loadDataset,
   renderChartSvg,
@@ -20,13 +22,25 @@ import {
   seedOf,
   seedRange,
   setSimPath,
-  STRATEGIES,
+  type EvalJudge,
   type EvalProgress,
+  type EvalStrategy,
+  type EvalSummary,
   type ModelChoice,
   type SimulatedParams,
 } from "../graphs/eval/index.ts";
 import { parseFlags, settingsFromFlags } from "./args.ts";
 import { gridCommand } from "./eval-grid.ts";
+import {
+  checkOnlineOptions,
+  decodingFromFlags,
+  EVAL_MODEL_FLAGS,
+  EVAL_MODEL_HELP,
+  modelSlug,
+  modelsFromFlags,
+  strategyModelsFromFlags,
+} from "./eval-options.ts";
+import { replayCommand } from "./eval-replay.ts";
 import type { CliIO } from "./main.ts";
 
 export const EVAL_HELP = `refinery eval --dataset PATH [options]
@@ -34,8 +48,11 @@ export const EVAL_HELP = `refinery eval --dataset PATH [options]
 Runs every item of a JSONL dataset ({id?, task, context?, reference, grade?, verifiers?} per
 line) through each strategy, grades the first draft and the final answer against the reference,
 and reports per strategy: accuracy, tokens, calls, wall time, refinements, rescue and harm rates.
-      --dataset PATH  +      JSONL dataset (repeatable: the datasets are evaluated together)
-      --strategies LIST      comma-separated: ${STRATEGIES.join(", ")} (default vanilla,self-refine,proactive)
+      --dataset PATH  +      JSONL dataset (repeatable: the datasets are evaluated together); a
+                             benchmark file as FORMAT:PATH (gsm8k, math, arc, mmlu, qa) or
+                             recognised by its fields (docs/evaluation.md)
+      --strategies LIST      comma-separated: ${EVAL_STRATEGIES.join(", ")}
+                             (default vanilla,self-refine,proactive)
       --out DIR              where records, summary and chart go (default results/)
       --concurrency N        items running at once (default ${DEFAULT_CONCURRENCY})
       --limit N              evaluate only the first N items
@@ -52,7 +69,7 @@ and reports per strategy: accuracy, tokens, calls, wall time, refinements, rescu
                              --fresh and --json only
       --fresh                discard earlier records of these datasets in DIR and start over
       --json                 print the summary JSON instead of the table
-
+${EVAL_MODEL_HELP}
 Model: OPENAI_API_KEY / OPENAI_BASE_URL / REFINERY_MODEL, else the offline simulated model
 (results are then labelled "simulated" everywhere).
 Output in DIR, named after the dataset(s): NAME.records.jsonl (one record per item and strategy,
@@ -78,6 +95,7 @@ const EVAL_FLAGS = {
   json: { type: "boolean" },
   fresh: { type: "boolean" },
   help: { type: "boolean", short: "h" },
+  ...EVAL_MODEL_FLAGS,
 } as const;
 
 function intFlag(
@@ -101,19 +119,19 @@ function intFlag(
   return n;
 }
 
-function parseStrategies(raw: string | undefined): Strategy[] {
+function parseStrategies(raw: string | undefined): EvalStrategy[] {
   const names = (raw ?? "vanilla,self-refine,proactive")
     .split(",")
     .map((s) => s.trim())
     .filter(Boolean);
-  const unknown = names.find((n) => !(STRATEGIES as readonly string[]).includes(n));
+  const unknown = names.find((n) => !(EVAL_STRATEGIES as readonly string[]).includes(n));
   if (unknown !== undefined || names.length === 0) {
     throw new RefineryError("invalid_input", `unknown strategy "${unknown ?? ""}"`, {
       field: "--strategies",
-      fix: `use a comma-separated list of ${STRATEGIES.join(", ")}`,
+      fix: `use a comma-separated list of ${EVAL_STRATEGIES.join(", ")}`,
     });
   }
-  return [...new Set(names)] as Strategy[];
+  return [...new Set(names)] as EvalStrategy[];
 }
 
 export async function evalCommand(args: string[], io: CliIO): Promise<number> {
@@ -149,6 +167,13 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
       fix: "give the files different base names",
     });
   }
+  if (flags.replay !== undefined) {
+    return replayCommand(flags.replay, datasets, {
+      out: flags.out ?? "results",
+      json: Boolean(flags.json),
+      io,
+    });
+  }
 
   const settings = settingsFromFlags(io.env, undefined);
   const offline = Boolean(flags.offline) || seed !== undefined || !settings.apiKey;
@@ -159,86 +184,150 @@ export async function evalCommand(args: string[], io: CliIO): Promise<number> {
       fix: "add --seed N (or --offline), or drop --sim for a real model",
     });
   }
-  const model: ModelChoice = offline
-    ? {
-        kind: "simulated",
-        seed: seed ?? DEFAULT_SIMULATED_OPTIONS.seed,
-        ...(simOptions ? { options: simOptions } : {}),
-      }
-    : {
-        kind: "configured",
-        model: settings.model,
+  checkOnlineOptions(flags, offline);
+  const decoding = decodingFromFlags(flags);
+  const modelNames = modelsFromFlags(flags);
+  const perStrategy = strategyModelsFromFlags(flags, strategies);
+  // One evaluation per model: the simulated one, the configured one, or each --model.
+  const choices: ModelChoice[] = offline
+    ? [
+        {
+          kind: "simulated",
+          seed: seed ?? DEFAULT_SIMULATED_OPTIONS.seed,
+          ...(simOptions ? { options: simOptions } : {}),
+        },
+      ]
+    : (modelNames ?? [settings.model]).map((m) => ({
+        kind: "configured" as const,
+        model: m,
         ...(settings.baseURL ? { baseURL: settings.baseURL } : {}),
-      };
+        ...(Object.keys(decoding).length > 0 ? { decoding } : {}),
+        ...(perStrategy ? { perStrategy } : {}),
+      }));
+  const multi = choices.length > 1;
   const outDir = flags.out ?? "results";
   const name = names.join("+");
-  const recordsPathOf = (s: number | undefined) =>
-    join(outDir, replicates > 1 ? `${name}.seed-${s}.records.jsonl` : `${name}.records.jsonl`);
-  const models = replicateModels(model, replicates, {
-    field: "--replicates",
-    fix: "add --seed N (or --offline), or drop --replicates for a real model",
-  });
+  const baseOf = (choice: ModelChoice) =>
+    multi && choice.kind === "configured" ? `${name}.${modelSlug(choice.model ?? "")}` : name;
+  const recordsPathOf = (choice: ModelChoice, s: number | undefined) =>
+    join(
+      outDir,
+      replicates > 1
+        ? `${baseOf(choice)}.seed-${s}.records.jsonl`
+        : `${baseOf(choice)}.records.jsonl`,
+    );
+  const plans = choices.map((choice) => ({
+    choice,
+    models: replicateModels(choice, replicates, {
+      field: "--replicates",
+      fix: "add --seed N (or --offline), or drop --replicates for a real model",
+    }),
+  }));
 
-  if (flags.fresh) for (const m of models) rmSync(recordsPathOf(seedOf(m)), { force: true });
+  if (flags.fresh)
+    for (const p of plans)
+      for (const m of p.models) rmSync(recordsPathOf(p.choice, seedOf(m)), { force: true });
   const engine = openEngine({ settings, memory: true });
+  const judgeModel = flags["judge-model"];
+  const judge: EvalJudge | undefined =
+    judgeModel === undefined
+      ? undefined
+      : {
+          invoke: bindModel(engine.provider.forRole("judge", { judge: { model: judgeModel } })),
+          model: {
+            model: judgeModel,
+            ...(settings.baseURL ? { baseURL: settings.baseURL } : {}),
+          },
+          ...(flags["judge-rubric"] ? { rubric: flags["judge-rubric"] } : {}),
+        };
   const abort = new AbortController();
   const onSignal = () => abort.abort();
   process.once("SIGINT", onSignal);
-  let recordsPath = recordsPathOf(undefined);
+  let recordsPath = recordsPathOf(choices[0] as ModelChoice, undefined);
   let progress: ReturnType<typeof createProgress> | undefined;
   let progressSeed: number | undefined;
   try {
-    const { summary, runs } = await runReplicated({
-      datasets,
-      strategies,
-      runner: engineRunner(engine),
-      models,
-      sinkFor: (s) => fileSink((recordsPath = recordsPathOf(s))),
-      concurrency,
-      limit,
-      maxIterations,
-      signal: abort.signal,
-      onProgress: (p, s) => {
-        if (!progress || s !== progressSeed) {
-          progress?.end();
-          progress = createProgress(io, replicates > 1 ? `seed ${s} ` : "");
-          progressSeed = s;
+    const results: { choice: ModelChoice; summary: EvalSummary; runs: { seed: number }[] }[] = [];
+    for (const plan of plans) {
+      // Each model starts its own progress display.
+      progressSeed = Number.NaN;
+      const { summary, runs } = await runReplicated({
+        datasets,
+        strategies,
+        runner: engineRunner(engine),
+        models: plan.models,
+        sinkFor: (s) => fileSink((recordsPath = recordsPathOf(plan.choice, s))),
+        concurrency,
+        limit,
+        maxIterations,
+        judge,
+        signal: abort.signal,
+        onProgress: (p, s) => {
+          if (!progress || s !== progressSeed) {
+            progress?.end();
+            const label = multi && plan.choice.kind === "configured" ? `${plan.choice.model} ` : "";
+            progress = createProgress(io, `${label}${replicates > 1 ? `seed ${s} ` : ""}`);
+            progressSeed = s;
+          }
+          progress.update(p);
+        },
+      }).catch((err: unknown) => {
+        progress?.end();
+        if (
+          isRefineryError(err) &&
+          err.code !== "invalid_input" &&
+          err.code !== "invalid_config" &&
+          err.code !== "conflict"
+        ) {
+          throw new RefineryError(err.code, err.message, {
+            field: err.field,
+            fix: `${err.fix ? `${err.fix}; ` : ""}finished items are kept in ${recordsPath}: run the same command again to resume`,
+          });
         }
-        progress.update(p);
-      },
-    }).catch((err: unknown) => {
+        throw err;
+      });
       progress?.end();
-      if (
-        isRefineryError(err) &&
-        err.code !== "invalid_input" &&
-        err.code !== "invalid_config" &&
-        err.code !== "conflict"
-      ) {
-        throw new RefineryError(err.code, err.message, {
-          field: err.field,
-          fix: `${err.fix ? `${err.fix}; ` : ""}finished items are kept in ${recordsPath}: run the same command again to resume`,
-        });
-      }
-      throw err;
-    });
-    progress?.end();
+      results.push({ choice: plan.choice, summary, runs });
+      if (summary.status === "interrupted") break;
+    }
     mkdirSync(outDir, { recursive: true });
     const summaryPath = join(outDir, `${name}.summary.json`);
-    const chartPath = join(outDir, `${name}.chart.svg`);
-    const recordsFiles = runs.map((r) => recordsPathOf(r.seed));
-    const recordsNote =
-      replicates > 1 ? { records_files: recordsFiles } : { records_file: recordsFiles[0] };
-    writeFileSync(summaryPath, `${JSON.stringify({ ...summary, ...recordsNote }, null, 2)}\n`);
-    writeFileSync(chartPath, renderChartSvg(summary));
-    if (flags.json) io.stdout.write(`${JSON.stringify(summary, null, 2)}\n`);
-    else {
-      io.stdout.write(formatTable(summary));
+    const reports = results.map(({ choice, summary, runs }) => {
+      const recordsFiles = runs.map((r) => recordsPathOf(choice, r.seed));
+      const recordsNote =
+        replicates > 1 ? { records_files: recordsFiles } : { records_file: recordsFiles[0] };
+      const chartPath = join(outDir, `${baseOf(choice)}.chart.svg`);
+      writeFileSync(chartPath, renderChartSvg(summary));
       const records =
         replicates > 1
-          ? join(outDir, `${name}.seed-{${seedRange(runs.map((r) => r.seed))}}.records.jsonl`)
+          ? join(
+              outDir,
+              `${baseOf(choice)}.seed-{${seedRange(runs.map((r) => r.seed))}}.records.jsonl`,
+            )
           : recordsFiles[0];
-      io.stdout.write(`\nrecords: ${records}\nsummary: ${summaryPath}\nchart:   ${chartPath}\n`);
+      return { summary: { ...summary, ...recordsNote }, chartPath, records };
+    });
+    // Several models: one report holding each model's summary, in the order given.
+    const report = multi ? { models: reports.map((r) => r.summary) } : reports[0]?.summary;
+    writeFileSync(summaryPath, `${JSON.stringify(report, null, 2)}\n`);
+    if (flags.json) {
+      const plain = results.map((r) => r.summary);
+      io.stdout.write(`${JSON.stringify(multi ? { models: plain } : plain[0], null, 2)}\n`);
+    } else {
+      for (const [k, r] of reports.entries()) {
+        const summary = results[k]?.summary as EvalSummary;
+        if (k > 0) io.stdout.write("\n");
+        io.stdout.write(formatTable(summary) + formatJudgeTable(summary));
+        io.stdout.write(
+          multi
+            ? `\nrecords: ${r.records}\nchart:   ${r.chartPath}\n`
+            : `\nrecords: ${r.records}\nsummary: ${summaryPath}\nchart:   ${r.chartPath}\n`,
+        );
+      }
+      if (multi) io.stdout.write(`\nsummary: ${summaryPath}\n`);
     }
+    const last = results.at(-1) as (typeof results)[number];
+    const { summary, runs } = last;
     if (summary.status === "interrupted") {
       const n = summary.evaluated + summary.skipped;
       const where =

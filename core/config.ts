@@ -28,6 +28,20 @@ export const ModelSpecSchema = z
       .optional()
       .describe("Per-attempt timeout in ms (default REFINERY_MODEL_TIMEOUT_MS, 60000)."),
     maxTokens: z.number().int().positive().optional(),
+    seed: z
+      .number()
+      .int()
+      .optional()
+      .describe("Sampling seed sent to the endpoint (best-effort determinism where supported)."),
+    n: z
+      .number()
+      .int()
+      .min(1)
+      .max(16)
+      .optional()
+      .describe(
+        "Completions per request, sent to the endpoint; Refinery reads the first and counts the usage of all.",
+      ),
     simulated: z
       .record(z.string(), z.unknown())
       .optional()

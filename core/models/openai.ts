@@ -12,6 +12,10 @@ export interface OpenAIModelOptions {
   /** Per-attempt timeout (default 60 s); a timed-out attempt is retried by callModel. */
   timeoutMs?: number;
   maxTokens?: number;
+  /** Sent as the request's `seed`. */
+  seed?: number;
+  /** Sent as the request's `n`. */
+  n?: number;
 }
 
 export function createOpenAIModel(opts: OpenAIModelOptions): ChatOpenAI {
@@ -20,6 +24,9 @@ export function createOpenAIModel(opts: OpenAIModelOptions): ChatOpenAI {
     model: opts.model,
     temperature: opts.temperature,
     maxTokens: opts.maxTokens,
+    n: opts.n,
+    // LangChain sends `seed` only as a per-call option; as a model kwarg it goes on every request.
+    ...(opts.seed === undefined ? {} : { modelKwargs: { seed: opts.seed } }),
     timeout: opts.timeoutMs ?? DEFAULT_MODEL_TIMEOUT_MS,
     // Neither LangChain's caller nor the openai SDK may retry behind our back: uncounted attempts.
     maxRetries: 0,

@@ -75,6 +75,8 @@ export function createModelProvider(
       temperature: spec.temperature,
       timeoutMs: spec.timeoutMs ?? settings.modelTimeoutMs,
       maxTokens: spec.maxTokens,
+      seed: spec.seed,
+      n: spec.n,
     });
   }
 

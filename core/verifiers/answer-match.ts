@@ -2,6 +2,7 @@
 // `\boxed{}`, GSM8K `####`, `Answer:` lines) and compares it with the expected value, numerically
 // within a tolerance or as normalised text.
 import { RefineryError } from "../errors.ts";
+import { createBenchmarkModeVerifier } from "./answer-modes.ts";
 import { truncate } from "./json-schema.ts";
 import type { AnswerMatchVerifierSpec } from "./spec.ts";
 import type { Verifier } from "./types.ts";
@@ -53,6 +54,11 @@ function boxedMarkers(text: string): Marker[] {
     if (inner !== "") out.push({ text: inner, source: "boxed", index: m.index });
   }
   return out;
+}
+
+/** The content of the last `\boxed{}` in `text`, if any. */
+export function lastBoxed(text: string): string | undefined {
+  return boxedMarkers(text).at(-1)?.text;
 }
 
 function closingBrace(text: string, open: number): number | undefined {
@@ -202,6 +208,9 @@ export function createAnswerMatchVerifier(
   id: string,
   field = "verifier",
 ): Verifier {
+  if (spec.mode === "math" || spec.mode === "choice" || spec.mode === "qa") {
+    return createBenchmarkModeVerifier({ ...spec, mode: spec.mode }, id, field);
+  }
   const expectedNumber =
     typeof spec.expected === "number" ? spec.expected : parseNumericString(spec.expected);
   const mode = spec.mode ?? (expectedNumber === undefined ? "exact" : "numeric");

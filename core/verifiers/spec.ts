@@ -87,8 +87,26 @@ export const answerMatchSpecSchema = z.strictObject({
   expected: z.union([z.string().trim().min(1), z.number().finite()], {
     error: "expected must be a non-empty string or a finite number",
   }),
-  /** Default: numeric when `expected` is a number or a numeric string, exact otherwise. */
-  mode: z.enum(["exact", "numeric"]).optional(),
+  /**
+   * Default: numeric when `expected` is a number or a numeric string, exact otherwise. math:
+   * symbolic equivalence of LaTeX answers (MATH); choice: the chosen option's label (needs
+   * `choices`); qa: SQuAD-normalised exact match against `expected` or any of `alternatives`.
+   */
+  mode: z.enum(["exact", "numeric", "math", "choice", "qa"]).optional(),
+  /** choice mode: the options, in order, e.g. [{"label": "A", "text": "Paris"}]. */
+  choices: z
+    .array(
+      z.strictObject({
+        label: z.string().trim().min(1, "a choice label must not be empty"),
+        text: z.string(),
+      }),
+    )
+    .min(2, "choices needs at least two options")
+    .optional(),
+  /** qa mode: other accepted answers (SQuAD lists several per question). */
+  alternatives: z.array(z.string().trim().min(1)).optional(),
+  /** qa mode: pass when token F1 reaches this instead of requiring an exact match. */
+  minF1: z.number().min(0).max(1).optional(),
   /** Absolute tolerance for numeric mode. */
   tolerance: z.number().nonnegative().default(1e-6),
   /** Relative tolerance for numeric mode; a match within either tolerance passes. */

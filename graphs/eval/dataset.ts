@@ -6,6 +6,7 @@ import { readFileSync } from "node:fs";
 import { basename, extname } from "node:path";
 import { z } from "zod";
 import { isRefineryError, RefineryError } from "../../core/errors.ts";
+import { parseBenchmark, splitFormat } from "./benchmarks.ts";
 import {
   createVerifiers,
   parseVerifierSpecs,
@@ -76,7 +77,12 @@ export function datasetNameOf(path: string): string {
   return basename(path, extname(path)) || "dataset";
 }
 
-export function loadDataset(path: string): Dataset {
+/**
+ * Reads a dataset: Refinery's JSONL, or a standard benchmark's public file format (benchmarks.ts),
+ * named as `FORMAT:PATH` (`gsm8k:test.jsonl`) or recognised by the first record's fields.
+ */
+export function loadDataset(spec: string): Dataset {
+  const { format, path } = splitFormat(spec);
   let text: string;
   try {
     text = readFileSync(path, "utf8");
@@ -87,7 +93,31 @@ export function loadDataset(path: string): Dataset {
       { field: "--dataset", fix: "pass the path of a JSONL file, one item per line" },
     );
   }
-  return parseDataset(text, datasetNameOf(path), path);
+  const csv = extname(path).toLowerCase() === ".csv";
+  if (format === "refinery" || (format === undefined && !csv && isRefineryJsonl(text))) {
+    return parseDataset(text, datasetNameOf(path), path);
+  }
+  if (csv && format !== undefined && format !== "mmlu") {
+    throw new RefineryError("invalid_input", `a CSV dataset is read as MMLU, not ${format}`, {
+      field: "--dataset",
+      fix: `use mmlu:${path}, or give ${format} as JSONL`,
+    });
+  }
+  return parseBenchmark(text, datasetNameOf(path), path, format, csv);
+}
+
+/** Refinery's own format: the first record has `task` or `reference` (benchmark records do not). */
+function isRefineryJsonl(text: string): boolean {
+  const first = text.split(/\r?\n/).find((l) => l.trim() !== "");
+  if (first === undefined) return true;
+  try {
+    const value = JSON.parse(first) as unknown;
+    if (value === null || typeof value !== "object" || Array.isArray(value)) return true;
+    return "task" in value || "reference" in value;
+  } catch {
+    // Not JSON: a SQuAD document spans lines; otherwise the JSONL parser names the line.
+    return !/^\s*\{\s*"(version|data)"/.test(text);
+  }
 }
 
 /** Parses JSONL text; `where` names the source in errors (a path, or "items" for HTTP). */

@@ -5,12 +5,14 @@ import { createHash } from "node:crypto";
 import { appendFileSync, existsSync, mkdirSync, readFileSync, truncateSync } from "node:fs";
 import { dirname } from "node:path";
 import { RefineryError } from "../../core/errors.ts";
-import type { StopReason, Strategy } from "../../core/state.ts";
+import type { StopReason } from "../../core/state.ts";
+import type { EvalStrategy } from "./baselines.ts";
+import type { JudgeVerdicts } from "./judge.ts";
 
 export interface ItemRecord {
   /** Hash of everything that makes results comparable (datasets, strategy, model, limits). */
   config: string;
-  strategy: Strategy;
+  strategy: EvalStrategy;
   dataset: string;
   item_id: string;
   first_correct: boolean;
@@ -31,6 +33,13 @@ export interface ItemRecord {
   in_generation_refinements?: number;
   /** PASR generations only: the output was malformed and the run fell back to proactive. */
   pasr_fallback?: boolean;
+  /** The texts that were graded, so `refinery eval --replay` can grade them again. */
+  first_answer?: string;
+  final_answer?: string;
+  /** The grading check's score of the final answer (token F1 for qa items; 1/0 otherwise). */
+  final_score?: number;
+  /** The optional LLM judge's grades (`--judge-model`); absent when no judge was asked for. */
+  judge?: JudgeVerdicts;
 }
 
 /** Where records go; a file for the CLI, memory for the HTTP job. */
@@ -96,11 +105,13 @@ export function recordKey(strategy: string, dataset: string, itemId: string): st
 /** What identifies one strategy's evaluation; any change means its old records cannot be mixed in. */
 export interface ConfigIdentity {
   datasets: { name: string; sha256: string }[];
-  strategy: Strategy;
+  strategy: EvalStrategy;
   maxIterations: number;
   model: Record<string, unknown>;
   /** Engine settings the runs depend on but do not pass explicitly (default prompts, limits). */
   engine?: Record<string, unknown>;
+  /** The LLM judge's model and rubric, when answers are judged too. */
+  judge?: Record<string, unknown>;
 }
 
 export function configHash(identity: ConfigIdentity): string {

@@ -53,6 +53,26 @@ function parametersLine(summary: EvalSummary): string[] {
 
 function modelLine(summary: EvalSummary): string {
   const m = summary.model;
+  if (m.replayed !== undefined) {
+    return `REPLAY of ${String(m.replayed)}: the recorded answers graded again, no model called`;
+  }
+  const decoding = m.decoding as Record<string, unknown> | undefined;
+  const sent = decoding
+    ? ` (${Object.entries(decoding)
+        .map(([k, v]) => `${k} ${String(v)}`)
+        .join(", ")})`
+    : "";
+  const own = m.per_strategy as Record<string, string> | undefined;
+  const per = own
+    ? `; ${Object.entries(own)
+        .map(([strategy, model]) => `${strategy} on ${model}`)
+        .join(", ")}`
+    : "";
+  return `${baseModelLine(summary)}${sent}${per}`;
+}
+
+function baseModelLine(summary: EvalSummary): string {
+  const m = summary.model;
   return summary.simulated
     ? `SIMULATED — ${summary.notice ?? "offline simulated model"} (${seedText(summary)})`
     : `model ${m.model === undefined ? "(the server's configured model)" : String(m.model)}${m.baseURL ? ` at ${String(m.baseURL)}` : ""}`;
@@ -214,4 +234,29 @@ export function renderChartSvg(summary: EvalSummary): string {
   });
   parts.push("</svg>");
   return `${parts.join("\n")}\n`;
+}
+
+/** The LLM judge's grades, apart from the deterministic table and marked as model-graded. */
+export function formatJudgeTable(summary: EvalSummary): string {
+  if (!summary.judge) return "";
+  const head = [
+    "strategy",
+    "n",
+    "judge accuracy",
+    "first right",
+    "disagree",
+    "errors",
+    "judge tokens",
+  ];
+  const rows = summary.judge.strategies.map((s) => [
+    s.strategy,
+    String(s.items),
+    `${pct(s.accuracy)} (${s.correct})`,
+    String(s.first_correct),
+    String(s.disagreements),
+    String(s.errors),
+    int(s.tokens),
+  ]);
+  const model = String(summary.judge.model.model ?? "the configured model");
+  return `\nLLM-JUDGE GRADED by ${model}: a second grade by a model, not deterministic; the accuracy above is the deterministic one\n${columns(head, rows).join("\n")}\n`;
 }

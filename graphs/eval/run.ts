@@ -16,7 +16,15 @@ import { DEFAULT_PROMPTS } from "../../core/prompts.ts";
 import { usageByNodeOf, type RefineStateType, type Strategy } from "../../core/state.ts";
 import { runVerifiers, type Verifier } from "../../core/verifiers/index.ts";
 import type { Engine } from "../engine.ts";
+import { BASELINES, baselineOptions, graphStrategy, type EvalStrategy } from "./baselines.ts";
 import { graderFor, referenceText, type Dataset, type DatasetItem } from "./dataset.ts";
+import {
+  judgeAnswers,
+  summarizeJudge,
+  type EvalJudge,
+  type JudgeStrategySummary,
+} from "./judge.ts";
+import { provenanceOf, type Provenance } from "./provenance.ts";
 import { runPool } from "./pool.ts";
 import { configHash, recordKey, type ItemRecord, type RecordSink } from "./records.ts";
 import {
@@ -32,6 +40,11 @@ export const STRATEGIES = [
   "proactive",
   "pasr",
 ] as const satisfies readonly Strategy[];
+/** What an evaluation can compare: the graph's strategies and the papers' baselines. */
+export const EVAL_STRATEGIES = [
+  ...STRATEGIES,
+  ...BASELINES,
+] as const satisfies readonly EvalStrategy[];
 export const DEFAULT_CONCURRENCY = 4;
 export const DEFAULT_MAX_ITERATIONS = 3;
 
@@ -101,7 +114,22 @@ export type ModelChoice =
       options?: SimulatedParams;
     }
   /** The configured endpoint; `model` is unknown when the server's default model is used. */
-  | { kind: "configured"; model?: string; baseURL?: string };
+  | {
+      kind: "configured";
+      model?: string;
+      baseURL?: string;
+      decoding?: Decoding;
+      /** A model of the same endpoint for some strategies (e.g. a larger critic-reviser). */
+      perStrategy?: Partial<Record<EvalStrategy, string>>;
+    };
+
+/** Decoding parameters sent to the endpoint with every request of the evaluation. */
+export interface Decoding {
+  temperature?: number;
+  maxTokens?: number;
+  seed?: number;
+  n?: number;
+}
 
 export interface EvalProgress {
   total: number;
@@ -114,7 +142,7 @@ export interface EvalProgress {
 
 export interface EvaluationOptions {
   datasets: Dataset[];
-  strategies: Strategy[];
+  strategies: EvalStrategy[];
   runner: RefineRunner;
   sink: RecordSink;
   model: ModelChoice;
@@ -124,6 +152,8 @@ export interface EvaluationOptions {
   maxIterations?: number;
   signal?: AbortSignal;
   onProgress?: (progress: EvalProgress) => void;
+  /** An LLM judge grading every answer a second time (reported apart, marked as model-graded). */
+  judge?: EvalJudge;
 }
 
 export interface EvalSummary {
@@ -145,6 +175,10 @@ export interface EvalSummary {
   skipped: number;
   elapsed_ms: number;
   generated_at: string;
+  /** The code version and the prompts each strategy used (hash and text). */
+  provenance?: Provenance;
+  /** Present when an LLM judge graded the answers too: not deterministic, reported apart. */
+  judge?: { model: Record<string, unknown>; strategies: JudgeStrategySummary[] };
 }
 
 export interface EvalResult {
@@ -184,7 +218,21 @@ function modelIdentity(choice: ModelChoice): Record<string, unknown> {
         provider: "openai",
         ...(choice.model ? { model: choice.model } : {}),
         ...(choice.baseURL ? { baseURL: choice.baseURL } : {}),
+        ...(choice.decoding && Object.keys(choice.decoding).length > 0
+          ? { decoding: choice.decoding }
+          : {}),
+        ...(choice.perStrategy && Object.keys(choice.perStrategy).length > 0
+          ? { per_strategy: choice.perStrategy }
+          : {}),
       };
+}
+
+/** The model one strategy runs on: its own under `perStrategy`, else the evaluation's. */
+function modelOf(choice: ModelChoice, strategy: EvalStrategy): ModelChoice {
+  if (choice.kind !== "configured") return choice;
+  const { perStrategy, ...rest } = choice;
+  const own = perStrategy?.[strategy];
+  return own === undefined ? rest : { ...rest, model: own };
 }
 
 export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult> {
@@ -194,7 +242,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult
   if (opts.strategies.length === 0) {
     throw new RefineryError("invalid_input", "no strategy to evaluate", {
       field: "strategies",
-      fix: `name one or more of ${STRATEGIES.join(", ")}`,
+      fix: `name one or more of ${EVAL_STRATEGIES.join(", ")}`,
     });
   }
   const allItems = opts.datasets.flatMap((d) => d.items);
@@ -206,7 +254,16 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult
   const hashes = new Map(
     opts.strategies.map((strategy) => [
       strategy,
-      configHash({ datasets, strategy, maxIterations, model, engine }),
+      configHash({
+        datasets,
+        strategy,
+        maxIterations,
+        model: modelIdentity(modelOf(opts.model, strategy)),
+        engine,
+        ...(opts.judge
+          ? { judge: { ...opts.judge.model, rubric: opts.judge.rubric ?? null } }
+          : {}),
+      }),
     ]),
   );
   const models: RefineOptions["models"] =
@@ -222,19 +279,22 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult
           },
         }
       : undefined;
-  const optionsFor = (item: DatasetItem, strategy: Strategy): RefineOptions => ({
-    strategy,
-    maxIterations,
-    verifiers: item.verifiers,
-    ...(models ? { models } : {}),
-    // Items are independent: no lessons from earlier runs (or other items) in any prompt.
-    memory: { enabled: false },
-  });
+  const modelsOf = (strategy: EvalStrategy) =>
+    models ?? configuredModels(modelOf(opts.model, strategy));
+  const optionsFor = (item: DatasetItem, strategy: EvalStrategy): RefineOptions =>
+    baselineOptions(strategy, item, {
+      strategy: graphStrategy(strategy),
+      maxIterations,
+      verifiers: item.verifiers,
+      ...(modelsOf(strategy) ? { models: modelsOf(strategy) } : {}),
+      // Items are independent: no lessons from earlier runs (or other items) in any prompt.
+      memory: { enabled: false },
+    });
 
   // Configuration errors surface before anything runs, named by item.
   for (const item of items) {
     try {
-      opts.runner.validate?.(optionsFor(item, opts.strategies[0] as Strategy));
+      for (const strategy of opts.strategies) opts.runner.validate?.(optionsFor(item, strategy));
     } catch (err) {
       if (!isRefineryError(err)) throw err;
       throw new RefineryError(err.code, err.message, {
@@ -316,6 +376,7 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult
             options: optionsFor(item, strategy),
             config: hashes.get(strategy) as string,
             graders: gradersOf(item),
+            judge: opts.judge,
             signal: run.signal,
           });
         } finally {
@@ -358,6 +419,10 @@ export async function runEvaluation(opts: EvaluationOptions): Promise<EvalResult
     skipped,
     elapsed_ms: Math.round(performance.now() - started),
     generated_at: new Date().toISOString(),
+    provenance: provenanceOf(opts.strategies, opts.judge !== undefined),
+    ...(opts.judge
+      ? { judge: { model: opts.judge.model, strategies: summarizeJudge(opts.strategies, records) } }
+      : {}),
   };
   return { summary, records };
 }
@@ -368,13 +433,21 @@ interface ItemContext {
   config: string;
   /** The item's grading verifiers (default: built from the item). */
   graders?: Verifier[];
+  judge?: EvalJudge;
   signal?: AbortSignal;
+}
+
+/** The `models` option of runs on the configured endpoint: the model name and decoding. */
+function configuredModels(choice: ModelChoice): RefineOptions["models"] {
+  if (choice.kind !== "configured") return undefined;
+  const spec = { ...(choice.model ? { model: choice.model } : {}), ...choice.decoding };
+  return Object.keys(spec).length > 0 ? { default: spec } : undefined;
 }
 
 /** Runs one item with one strategy and grades its first draft and its final answer. */
 export async function evaluateItem(
   item: DatasetItem,
-  strategy: Strategy,
+  strategy: EvalStrategy,
   ctx: ItemContext,
 ): Promise<ItemRecord> {
   const threadId = `eval-${ctx.config}-${strategy}-${randomUUID()}`;
@@ -399,16 +472,10 @@ export async function evaluateItem(
   }
   const wallMs = Math.round(performance.now() - started);
   const graders = ctx.graders ?? graderFor(item);
-  const grade = async (text: string) => {
-    const verdicts = await runVerifiers(graders, text, {
-      task: item.task,
-      context: item.context,
-      iteration: 0,
-    });
-    return verdicts.every((v) => v.pass);
-  };
   const first = state.drafts[0]?.text ?? "";
   const final = state.answer ?? state.best?.text ?? state.drafts.at(-1)?.text ?? "";
+  const graded = await gradeAnswers(item, graders, first, final);
+  const judged = ctx.judge && (await judgeAnswers(ctx.judge, item, first, final, ctx.signal));
   const tokensByNode: Record<string, number> = {};
   for (const [node, usage] of Object.entries(usageByNodeOf(state)))
     tokensByNode[node] = usage.totalTokens;
@@ -417,8 +484,8 @@ export async function evaluateItem(
     strategy,
     dataset: item.dataset,
     item_id: item.id,
-    first_correct: await grade(first),
-    final_correct: await grade(final),
+    first_correct: graded.first,
+    final_correct: graded.final,
     tokens: {
       prompt: state.usage.promptTokens,
       completion: state.usage.completionTokens,
@@ -438,5 +505,27 @@ export async function evaluateItem(
           pasr_fallback: state.pasr.fallback,
         }
       : {}),
+    first_answer: first,
+    final_answer: final,
+    final_score: graded.finalScore,
+    ...(judged ? { judge: judged } : {}),
+  };
+}
+
+/** Grades a first draft and a final answer with an item's grading check (no model involved). */
+export async function gradeAnswers(
+  item: DatasetItem,
+  graders: readonly Verifier[],
+  first: string,
+  final: string,
+): Promise<{ first: boolean; final: boolean; finalScore: number }> {
+  const grade = (text: string) =>
+    runVerifiers(graders, text, { task: item.task, context: item.context, iteration: 0 });
+  const firstVerdicts = await grade(first);
+  const finalVerdicts = final === first ? firstVerdicts : await grade(final);
+  return {
+    first: firstVerdicts.every((v) => v.pass),
+    final: finalVerdicts.every((v) => v.pass),
+    finalScore: Math.min(...finalVerdicts.map((v) => v.score), 1),
   };
 }
