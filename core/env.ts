@@ -23,6 +23,7 @@ export const ENV_DEFAULTS = {
   REFINERY_SHUTDOWN_GRACE_MS: 10_000,
   REFINERY_APPROVAL_POLL_MS: 1000,
   REFINERY_THREAD_SWEEP_MS: 60_000,
+  REFINERY_RUN_LEASE_MS: 30_000,
   REFINERY_TENANT_MAX_CRONS: 100,
   REFINERY_MAX_CHECKPOINT_BYTES: 8 * 1024 * 1024,
   REFINERY_MAX_THREAD_BYTES: 256 * 1024 * 1024,
@@ -299,6 +300,13 @@ export const EnvSchema = z.object({
     max: 86_400_000,
     what: "how often threads whose TTL ran out are deleted, in ms",
     example: "a number of milliseconds such as 60000",
+  }),
+  REFINERY_RUN_LEASE_MS: int({
+    fallback: ENV_DEFAULTS.REFINERY_RUN_LEASE_MS,
+    min: 300,
+    max: 600_000,
+    what: "how long a run stays leased to its worker without a heartbeat before another worker takes it over, in ms",
+    example: "a number of milliseconds such as 30000",
   }),
   REFINERY_MAX_CHECKPOINT_BYTES: int({
     fallback: ENV_DEFAULTS.REFINERY_MAX_CHECKPOINT_BYTES,

@@ -247,6 +247,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     learning: learning.loop,
     store: runtime.userStore,
     limits: limits.runs,
+    leaseMs: envSettings.REFINERY_RUN_LEASE_MS,
     ...(pool ? { target: pool } : {}),
   });
   // GET /assistants/:id/schemas of langgraph.json graphs (static extraction in a worker, cached).
