@@ -32,6 +32,7 @@ import type { SecuritySettings } from "./context.ts";
 import { InlineEvalTarget } from "./eval-inline.ts";
 import { EvalJobs } from "./eval-jobs.ts";
 import { EvalThreadPool } from "./eval-threads.ts";
+import { DutyLeader } from "./duties.ts";
 import { RunExecutor } from "./executor.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
@@ -344,10 +345,26 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await new Promise((r) => server.close(r));
     await abandon(err);
   }
+  // Duties one process does at a time when several share the database.
+  const duties = new DutyLeader(
+    storage.duties,
+    (name) =>
+      Math.max(
+        envSettings.REFINERY_RUN_LEASE_MS,
+        3 *
+          (name === "approvals"
+            ? limits.approvalPollMs
+            : name === "thread-sweep"
+              ? limits.threadSweepMs
+              : STORE_SWEEP_MS),
+      ),
+    log,
+  );
   const approvals = new ApprovalWatcher({
     db,
     storage,
     log,
+    duty: () => duties.holds("approvals"),
     intervalMs: limits.approvalPollMs,
     resume: async (threadId, decision) => {
       if (!hooks.resumeApproval) throw new Error("runs router not mounted");
@@ -367,10 +384,13 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   crons.start();
   // Expired store items are already invisible to reads; this deletes them once a minute.
   const storeSweeper = setInterval(() => {
-    runtime.userStore.sweep().catch((err: unknown) => {
-      log("warn", "store TTL sweep failed", { error: (err as Error).message });
-    });
-  }, 60_000);
+    void duties
+      .holds("store-sweep")
+      .then((ours) => (ours ? runtime.userStore.sweep() : undefined))
+      .catch((err: unknown) => {
+        log("warn", "store TTL sweep failed", { error: (err as Error).message });
+      });
+  }, STORE_SWEEP_MS);
   storeSweeper.unref();
   // Threads whose TTL ran out: deleted with their checkpoints and runs, at most
   // THREAD_SWEEP_BATCH per tick (one tick at a time), so a backlog never stalls the server.
@@ -392,6 +412,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   threadSweeper.unref();
   async function sweepExpiredThreads(): Promise<number> {
     let deleted = 0;
+    if (!(await duties.holds("thread-sweep"))) return 0;
     for (const threadId of await storage.threads.expired(Date.now(), THREAD_SWEEP_BATCH)) {
       // A run created since the query keeps the thread (it moves the expiry on).
       if ((await storage.runs.inflight(threadId)).length > 0) continue;
@@ -434,6 +455,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       const stopped = new Promise<void>((r) => server.close(() => r()));
       protocolOf(app).close();
       await executor.stop(graceMs);
+      await duties.releaseAll();
       server.closeAllConnections();
       await stopped;
       await release();
@@ -470,6 +492,9 @@ function serverSettings(e: EnvSettings) {
     },
   };
 }
+
+/** How often expired store items are deleted. */
+const STORE_SWEEP_MS = 60_000;
 
 /** Expired threads deleted per sweep tick, at most. */
 const THREAD_SWEEP_BATCH = 100;
