@@ -28,7 +28,7 @@ import { CronScheduler } from "./cron-scheduler.ts";
 import { checkExposure, hostGuard, loadAuthBackend } from "./auth/index.ts";
 import { corsSettings, parseOrigins } from "./auth/cors.ts";
 import { RateLimiter } from "./auth/rate-limit.ts";
-import type { SecuritySettings } from "./context.ts";
+import type { SecuritySettings, ServerRole } from "./context.ts";
 import { InlineEvalTarget } from "./eval-inline.ts";
 import { EvalJobs } from "./eval-jobs.ts";
 import { EvalThreadPool } from "./eval-threads.ts";
@@ -44,6 +44,11 @@ import { WalCheckpointer } from "./wal-checkpointer.ts";
 
 export interface StartOptions {
   env?: Record<string, string | undefined>;
+  /**
+   * "api": serves HTTP and executes no runs (workers elsewhere claim them); "worker": executes
+   * runs and serves only /ok, /info and /metrics; "both" (default): one process does everything.
+   */
+  role?: ServerRole;
   /** langgraph.json; default: REFINERY_CONFIG, else ./langgraph.json when it exists. */
   configPath?: string;
   port?: number;
@@ -147,7 +152,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const { settings, engine, db, saver, storage, inbox, checkpoints, learning, registry } = runtime;
   // Finished runs' events stay replayable (join-stream, Last-Event-ID) for 60 s, at most this many.
   const hub = new StreamHub({ maxFinishedRuns: limits.retainRuns });
-  if (options.provider || settings.dbPath === ":memory:") threads = 0;
+  const role = options.role ?? "both";
+  if (options.provider || settings.dbPath === ":memory:" || role === "api") threads = 0;
   let pool: RunThreadPool | undefined;
   try {
     pool =
@@ -234,7 +240,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await abandon(err);
   }
 
-  const concurrency = options.concurrency ?? limits.workers;
+  // An api process claims nothing (it still takes back runs of stopped workers for the others).
+  const concurrency = role === "api" ? 0 : (options.concurrency ?? limits.workers);
   const executor = new RunExecutor({
     storage,
     registry,
@@ -275,6 +282,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     log,
     metrics,
     version: VERSION,
+    role,
     dev: envSettings.REFINERY_DEV,
     keepAliveMs: options.keepAliveMs ?? limits.keepAliveMs,
     bodyLimit: limits.bodyLimit,
@@ -371,7 +379,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       return hooks.resumeApproval(threadId, decision);
     },
   });
-  approvals.start();
+  // Approval deadlines and crons act through the API's run service: not a worker's duties.
+  if (role !== "worker") approvals.start();
   // Crons fire as runs of their creators, through the same run service as POST /runs.
   const crons = new CronScheduler({
     storage,
@@ -381,7 +390,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     now: cronClock,
     pollMs: options.cronPollMs,
   });
-  crons.start();
+  if (role !== "worker") crons.start();
   // Expired store items are already invisible to reads; this deletes them once a minute.
   const storeSweeper = setInterval(() => {
     void duties
@@ -432,6 +441,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       : env.REFINERY_PROVIDER_MODULE && !options.provider
         ? `provider module ${env.REFINERY_PROVIDER_MODULE}`
         : settings.model,
+    role,
     workers: concurrency,
     run_threads: pool?.size ?? 0,
     auth: auth?.describe ?? "off (open to every caller that reaches the address)",
@@ -453,7 +463,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       clearInterval(threadSweeper);
       await schemaService.close();
       const stopped = new Promise<void>((r) => server.close(() => r()));
-      protocolOf(app).close();
+      // A worker's app has no thread protocol.
+      (protocolOf(app) as ReturnType<typeof protocolOf> | undefined)?.close();
       await executor.stop(graceMs);
       await duties.releaseAll();
       server.closeAllConnections();
