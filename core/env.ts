@@ -125,6 +125,42 @@ const flag = (fix: string) =>
     ["on", "true", "1", "yes"].includes(v),
   );
 
+/** A Redis URL (redis:// or rediss://); undefined when unset. Credentials are never echoed. */
+const redisUrl = () =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx): string | undefined => {
+      if (unset(raw)) return undefined;
+      let protocol = "";
+      try {
+        protocol = new URL(raw.trim()).protocol;
+      } catch {
+        // reported below
+      }
+      if (protocol === "redis:" || protocol === "rediss:") return raw.trim();
+      return issue(
+        ctx,
+        "the value must be a Redis URL (redis://host:port or rediss://host:port)",
+        "set it to a URL such as redis://127.0.0.1:6379, or leave it unset (workers then poll the database)",
+      );
+    });
+
+/** The prefix of every Redis key and channel: letters, digits and _ . : - (1 to 64). */
+const redisPrefix = () =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx): string => {
+      if (unset(raw)) return "refinery";
+      if (/^[A-Za-z0-9_.:-]{1,64}$/.test(raw.trim())) return raw.trim();
+      return issue(
+        ctx,
+        `the prefix must be 1 to 64 letters, digits, _ . : or -, not ${JSON.stringify(raw)}`,
+        "set it to a name such as refinery-prod",
+      );
+    });
+
 export const EnvSchema = z.object({
   PORT: int(PORT_SPEC),
   HOST: text(),
@@ -179,6 +215,8 @@ export const EnvSchema = z.object({
   ),
   REFINERY_DEV: flag("set it to 1 to serve the dev routes (POST /internal/truncate), or unset it"),
   REFINERY_ALLOWED_HOSTS: text(),
+  REFINERY_REDIS_URL: redisUrl(),
+  REFINERY_REDIS_PREFIX: redisPrefix(),
   REFINERY_CORS_ORIGINS: text(),
   REFINERY_OUTBOUND_ALLOW: text(),
   REFINERY_RATE_LIMIT: int({

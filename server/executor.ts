@@ -29,6 +29,7 @@ import {
 } from "./run-runner.ts";
 import { publicRun, publicValues } from "./redact.ts";
 import { serializeError } from "./serde.ts";
+import type { RunSignals } from "./signals/types.ts";
 import type { StreamHub } from "./stream-hub.ts";
 import { leaseHolderGone, newLeaseHolder, type LeaseHolder } from "./leases.ts";
 import type { UserStore } from "../core/memory/user-store.ts";
@@ -77,7 +78,12 @@ export interface ExecutorDeps {
    * that another executor sharing the database takes it over.
    */
   leaseMs?: number;
+  /** Wakes other processes' workers when a run is queued, and carries cancels to them. */
+  signals?: RunSignals;
 }
+
+/** How long a cancel of a run executing in another process waits for it to stop. */
+const REMOTE_CANCEL_MS = 15_000;
 
 export const DEFAULT_LEASE_MS = 30_000;
 
@@ -117,6 +123,8 @@ export class RunExecutor {
       limits: this.limits,
       ...(deps.store ? { store: deps.store } : {}),
     });
+    deps.signals?.onWake(() => this.wakeLocal());
+    deps.signals?.onCancel((runId, action) => this.active.get(runId)?.controller.abort(action));
   }
 
   /** The id this executor's leases are held under (host:pid:instance). */
@@ -132,11 +140,11 @@ export class RunExecutor {
     await this.reclaim();
     await this.repairBusyThreads();
     this.renewedAt = Date.now();
-    this.timer = setInterval(() => this.notify(), this.deps.pollMs ?? 1000);
+    this.timer = setInterval(() => this.wakeLocal(), this.deps.pollMs ?? 1000);
     this.timer.unref();
     this.heartbeat = setInterval(() => void this.beat(), Math.max(50, this.leaseMs / 3));
     this.heartbeat.unref();
-    this.notify();
+    this.wakeLocal();
   }
 
   /**
@@ -220,8 +228,14 @@ export class RunExecutor {
     active.controller.abort("lease_lost" satisfies AbortReason);
   }
 
-  /** Wakes the pool: call after creating a run. */
+  /** A run was queued: wakes this pool, and the workers of other processes (signals). */
   notify(): void {
+    this.wakeLocal();
+    if (this.deps.signals?.kind === "redis") this.deps.signals.wake();
+  }
+
+  /** Wakes this pool: it claims runs while it has room. */
+  private wakeLocal(): void {
     if (this.stopping) return;
     if (this.pumping) {
       this.again = true;
@@ -269,9 +283,26 @@ export class RunExecutor {
       const current = await this.deps.storage.runs.get(run.run_id);
       if (!current || current.status !== "running") return false; // ended (or gone)
       // Claimed a moment ago: this process launches it right after its claim commits. A run
-      // that stays running without being ours is another process's (up to 1 s to tell).
+      // that stays running without being ours is another process's: with signals across
+      // processes the cancel goes to it, and this waits for the run to stop there.
+      if (tries === 10 && this.deps.signals?.kind === "redis")
+        return this.cancelElsewhere(run, action);
       if (tries >= 100) return false;
       await new Promise((resolve) => setTimeout(resolve, tries < 10 ? 0 : 10));
+    }
+  }
+
+  /** Sends the cancel to the process executing `run`, and waits (a while) for the run to stop. */
+  private async cancelElsewhere(run: Run, action: CancelAction): Promise<boolean> {
+    this.deps.signals!.cancel(run.run_id, action);
+    const deadline = Date.now() + REMOTE_CANCEL_MS;
+    for (;;) {
+      const after = await this.deps.storage.runs.get(run.run_id);
+      if (!after || after.status !== "running") {
+        return !after || after.status === "interrupted" || after.status === "pending";
+      }
+      if (Date.now() > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
 
@@ -350,7 +381,7 @@ export class RunExecutor {
         clearTimeout(deadline);
         this.active.delete(run.run_id);
         this.deps.metrics?.runsActive.set(this.active.size);
-        this.notify();
+        this.wakeLocal();
       });
   }
 

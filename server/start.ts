@@ -33,6 +33,9 @@ import { InlineEvalTarget } from "./eval-inline.ts";
 import { EvalJobs } from "./eval-jobs.ts";
 import { EvalThreadPool } from "./eval-threads.ts";
 import { DutyLeader } from "./duties.ts";
+import { LocalSignals } from "./signals/local.ts";
+import { RedisSignals } from "./signals/redis.ts";
+import type { RunSignals } from "./signals/types.ts";
 import { RunExecutor } from "./executor.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
@@ -240,6 +243,16 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await abandon(err);
   }
 
+  // Signals between processes sharing the database: Redis when configured, else none needed
+  // beyond this process (workers elsewhere poll the queue).
+  const signals: RunSignals = envSettings.REFINERY_REDIS_URL
+    ? new RedisSignals({
+        url: envSettings.REFINERY_REDIS_URL,
+        prefix: envSettings.REFINERY_REDIS_PREFIX,
+        log,
+      })
+    : new LocalSignals();
+  if (signals instanceof RedisSignals) await signals.start();
   // An api process claims nothing (it still takes back runs of stopped workers for the others).
   const concurrency = role === "api" ? 0 : (options.concurrency ?? limits.workers);
   const executor = new RunExecutor({
@@ -256,6 +269,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     store: runtime.userStore,
     limits: limits.runs,
     leaseMs: envSettings.REFINERY_RUN_LEASE_MS,
+    signals,
     ...(pool ? { target: pool } : {}),
   });
   // GET /assistants/:id/schemas of langgraph.json graphs (static extraction in a worker, cached).
@@ -442,6 +456,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
         ? `provider module ${env.REFINERY_PROVIDER_MODULE}`
         : settings.model,
     role,
+    signals: signals.kind,
     workers: concurrency,
     run_threads: pool?.size ?? 0,
     auth: auth?.describe ?? "off (open to every caller that reaches the address)",
@@ -467,6 +482,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       (protocolOf(app) as ReturnType<typeof protocolOf> | undefined)?.close();
       await executor.stop(graceMs);
       await duties.releaseAll();
+      await signals.close();
       server.closeAllConnections();
       await stopped;
       await release();
