@@ -34,6 +34,7 @@ import { EvalJobs } from "./eval-jobs.ts";
 import { EvalThreadPool } from "./eval-threads.ts";
 import { DutyLeader } from "./duties.ts";
 import { LocalSignals } from "./signals/local.ts";
+import { RedisRunEvents } from "./signals/redis-events.ts";
 import { RedisSignals } from "./signals/redis.ts";
 import type { RunSignals } from "./signals/types.ts";
 import { RunExecutor } from "./executor.ts";
@@ -42,7 +43,7 @@ import { createMetrics } from "./metrics.ts";
 import { RunThreadPool, runThreadCount } from "./run-threads.ts";
 import { createRunService } from "./run-service.ts";
 import { openRuntime } from "./runtime.ts";
-import { StreamHub } from "./stream-hub.ts";
+import { StreamHub, type RunEnd } from "./stream-hub.ts";
 import { WalCheckpointer } from "./wal-checkpointer.ts";
 
 export interface StartOptions {
@@ -154,7 +155,29 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   });
   const { settings, engine, db, saver, storage, inbox, checkpoints, learning, registry } = runtime;
   // Finished runs' events stay replayable (join-stream, Last-Event-ID) for 60 s, at most this many.
-  const hub = new StreamHub({ maxFinishedRuns: limits.retainRuns });
+  // With Redis, run events are mirrored to Redis Streams, so any process serves any run's stream.
+  const remoteEvents = envSettings.REFINERY_REDIS_URL
+    ? new RedisRunEvents({
+        url: envSettings.REFINERY_REDIS_URL,
+        prefix: envSettings.REFINERY_REDIS_PREFIX,
+        maxLen: REMOTE_EVENTS_PER_RUN,
+        ttlSeconds: REMOTE_EVENTS_TTL_S,
+      })
+    : undefined;
+  const hub = new StreamHub({
+    maxFinishedRuns: limits.retainRuns,
+    ...(remoteEvents
+      ? {
+          remote: remoteEvents,
+          settled: async (runId: string): Promise<RunEnd | undefined> => {
+            const run = await storage.runs.get(runId);
+            if (!run) return { status: "interrupted" }; // rolled back: deleted
+            if (run.status === "pending" || run.status === "running") return undefined;
+            return { status: run.status, ...(run.error ? { error: run.error } : {}) };
+          },
+        }
+      : {}),
+  });
   const role = options.role ?? "both";
   if (options.provider || settings.dbPath === ":memory:" || role === "api") threads = 0;
   let pool: RunThreadPool | undefined;
@@ -483,6 +506,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       await executor.stop(graceMs);
       await duties.releaseAll();
       await signals.close();
+      await remoteEvents?.close();
       server.closeAllConnections();
       await stopped;
       await release();
@@ -519,6 +543,11 @@ function serverSettings(e: EnvSettings) {
     },
   };
 }
+
+/** Run events kept per run in Redis (as the in-process hub's per-run cap). */
+const REMOTE_EVENTS_PER_RUN = 2_000;
+/** How long a run's events stay in Redis after its last one, in seconds. */
+const REMOTE_EVENTS_TTL_S = 600;
 
 /** How often expired store items are deleted. */
 const STORE_SWEEP_MS = 60_000;

@@ -120,4 +120,67 @@ describe("api and worker processes signalling through Redis", () => {
     expect((await worker.stop("SIGTERM")).code, worker.output()).toBe(0);
     expect((await api.stop("SIGTERM")).code, api.output()).toBe(0);
   }, 90_000);
+
+  it("wait, stream and join-stream (with Last-Event-ID) on the api process follow a run executing in the worker", async () => {
+    const p = prefix();
+    const env = {
+      REFINERY_DB: join(dir, "events.db"),
+      REFINERY_RUN_THREADS: "0",
+      REFINERY_REDIS_URL: REDIS_URL,
+      REFINERY_REDIS_PREFIX: p,
+    };
+    const worker = await startChildServer(env, undefined, FIXTURE_CONFIG, ["--role", "worker"]);
+    const api = await startChildServer(env, undefined, FIXTURE_CONFIG, ["--role", "api"]);
+    try {
+      const t1 = await api.client.threads.create();
+      const waited = (await api.client.runs.wait(t1.thread_id, "slow", {
+        input: { topic: "w", delayMs: 50 },
+      })) as { log?: string[] };
+      expect(waited.log).toEqual(["one", "two", "three"]);
+
+      const t2 = await api.client.threads.create();
+      const streamed: { event: string; data: unknown }[] = [];
+      for await (const c of api.client.runs.stream(t2.thread_id, "slow", {
+        input: { topic: "s", delayMs: 50 },
+        streamMode: ["values", "updates"],
+      }))
+        streamed.push(c);
+      expect(streamed[0]?.event).toBe("metadata");
+      expect(streamed.filter((c) => c.event === "updates")).toHaveLength(3);
+      expect(streamed.filter((c) => c.event === "values").at(-1)?.data).toMatchObject({
+        log: ["one", "two", "three"],
+      });
+
+      // Joined twice while it runs in the worker: from the start, and after its 3rd event.
+      const t3 = await api.client.threads.create();
+      const run = await api.client.runs.create(t3.thread_id, "slow", {
+        input: { topic: "j", delayMs: 400 },
+        streamMode: ["values", "updates"],
+      });
+      const ids = async (lastEventId?: string) => {
+        const out: string[] = [];
+        for await (const c of api.client.runs.joinStream(t3.thread_id, run.run_id, {
+          streamMode: ["values", "updates"],
+          ...(lastEventId ? { lastEventId } : {}),
+        }))
+          out.push((c as { id?: string }).id ?? "");
+        return out;
+      };
+      const [all, after] = await Promise.all([ids(), ids("1-3")]);
+      expect(all.length).toBeGreaterThan(5);
+      expect(all.every((id) => /^1-\d+$/.test(id))).toBe(true);
+      expect(after).toEqual(all.filter((id) => Number(id.split("-")[1]) > 3));
+      const again = await api.client.runs.get(t3.thread_id, run.run_id);
+      expect(again.status).toBe("success");
+      expect(worker.output()).not.toMatch(/Redis unreachable/);
+    } finally {
+      await worker.stop("SIGTERM");
+      await api.stop("SIGTERM");
+      const { Redis } = await import("ioredis");
+      const r = new Redis(REDIS_URL);
+      const keys = await r.keys(`${p}:*`);
+      if (keys.length) await r.del(...keys);
+      r.disconnect();
+    }
+  }, 90_000);
 });
