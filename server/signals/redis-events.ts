@@ -70,36 +70,42 @@ export class RedisRunEvents implements RemoteRunEvents {
     const onAbort = () => reader.disconnect();
     signal?.addEventListener("abort", onAbort, { once: true });
     try {
-      const backlog = await reader.xrange(key, "-", "+");
-      const entries = backlog.map(([id, fields]) => ({ id, entry: parse(fields) }));
-      // Replay from the current attempt's start, as the in-process hub keeps only that attempt.
-      let from = 0;
-      entries.forEach((e, i) => {
-        if (e.entry?.kind === "open") from = i;
-      });
-      let last = "0-0";
-      for (const { id, entry } of entries.slice(from)) {
-        last = id;
-        if (!entry) continue;
-        yield entry;
-        if (entry.kind === "end") return;
-      }
-      if (entries.length > 0) last = entries.at(-1)!.id;
+      // undefined until the backlog is read.
+      let last: string | undefined;
       while (!signal?.aborted) {
-        const got = await reader.xread("BLOCK", BLOCK_MS, "STREAMS", key, last);
-        if (!got) yield { kind: "idle" };
-        for (const [, items] of got ?? []) {
-          for (const [id, fields] of items) {
-            last = id;
-            const entry = parse(fields);
-            if (!entry) continue;
-            yield entry;
-            if (entry.kind === "end") return;
+        let batch: { id: string; entry: RemoteEntry | undefined }[];
+        try {
+          if (last === undefined) {
+            const backlog = (await reader.xrange(key, "-", "+")).map(([id, fields]) => ({
+              id,
+              entry: parse(fields),
+            }));
+            last = backlog.at(-1)?.id ?? "0-0";
+            // Replay from the current attempt's start, as the in-process hub keeps only that one.
+            let from = 0;
+            backlog.forEach((e, i) => {
+              if (e.entry?.kind === "open") from = i;
+            });
+            batch = backlog.slice(from);
+          } else {
+            const got = await reader.xread("BLOCK", BLOCK_MS, "STREAMS", key, last);
+            batch = (got?.[0]?.[1] ?? []).map(([id, fields]) => ({ id, entry: parse(fields) }));
+            if (!got) yield { kind: "idle" };
           }
+        } catch {
+          if (signal?.aborted) return;
+          // Redis is down: the reader may ask the database meanwhile; reading resumes after.
+          yield { kind: "idle" };
+          await new Promise((resolve) => setTimeout(resolve, BLOCK_MS / 2));
+          continue;
+        }
+        for (const { id, entry } of batch) {
+          last = id;
+          if (!entry) continue;
+          yield entry;
+          if (entry.kind === "end") return;
         }
       }
-    } catch (err) {
-      if (!signal?.aborted) throw err;
     } finally {
       signal?.removeEventListener("abort", onAbort);
       reader.disconnect();

@@ -183,4 +183,27 @@ describe("api and worker processes signalling through Redis", () => {
       r.disconnect();
     }
   }, 90_000);
+
+  it("with Redis unreachable, both processes warn and runs still finish: workers poll, wait reads the database", async () => {
+    const env = {
+      REFINERY_DB: join(dir, "down.db"),
+      REFINERY_RUN_THREADS: "0",
+      REFINERY_REDIS_URL: "redis://127.0.0.1:1",
+      REFINERY_REDIS_PREFIX: prefix(),
+      LOG_LEVEL: "warn",
+    };
+    const worker = await startChildServer(env, undefined, FIXTURE_CONFIG, ["--role", "worker"]);
+    const api = await startChildServer(env, undefined, FIXTURE_CONFIG, ["--role", "api"]);
+    try {
+      const thread = await api.client.threads.create();
+      const out = (await api.client.runs.wait(thread.thread_id, "slow", {
+        input: { topic: "d", delayMs: 50 },
+      })) as { log?: string[] };
+      expect(out.log).toEqual(["one", "two", "three"]);
+      for (const s of [worker, api]) expect(s.output()).toMatch(/Redis unreachable/);
+    } finally {
+      expect((await worker.stop("SIGTERM")).code, worker.output()).toBe(0);
+      expect((await api.stop("SIGTERM")).code, api.output()).toBe(0);
+    }
+  }, 90_000);
 });
