@@ -18,7 +18,12 @@ import {
 import { FIXTURE_CONFIG } from "../support/server.ts";
 
 const REDIS_URL = process.env.REFINERY_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
-const prefix = () => `refinery-test-${randomBytes(4).toString("hex")}`;
+const prefixes: string[] = [];
+const prefix = () => {
+  const p = `refinery-test-${randomBytes(4).toString("hex")}`;
+  prefixes.push(p);
+  return p;
+};
 
 let dir: string;
 beforeAll(() => {
@@ -27,6 +32,14 @@ beforeAll(() => {
 afterAll(async () => {
   await killChildServers();
   rmSync(dir, { recursive: true, force: true });
+  // The run events the tests' processes mirrored to Redis.
+  const { Redis } = await import("ioredis");
+  const r = new Redis(REDIS_URL);
+  for (const p of prefixes) {
+    const keys = await r.keys(`${p}:*`);
+    if (keys.length) await r.del(...keys);
+  }
+  r.disconnect();
 });
 
 function recorder(): { log: Logger; lines: string[] } {
@@ -176,11 +189,6 @@ describe("api and worker processes signalling through Redis", () => {
     } finally {
       await worker.stop("SIGTERM");
       await api.stop("SIGTERM");
-      const { Redis } = await import("ioredis");
-      const r = new Redis(REDIS_URL);
-      const keys = await r.keys(`${p}:*`);
-      if (keys.length) await r.del(...keys);
-      r.disconnect();
     }
   }, 90_000);
 
