@@ -23,6 +23,7 @@ export const ENV_DEFAULTS = {
   REFINERY_SHUTDOWN_GRACE_MS: 10_000,
   REFINERY_APPROVAL_POLL_MS: 1000,
   REFINERY_THREAD_SWEEP_MS: 60_000,
+  REFINERY_RUN_LEASE_MS: 30_000,
   REFINERY_TENANT_MAX_CRONS: 100,
   REFINERY_MAX_CHECKPOINT_BYTES: 8 * 1024 * 1024,
   REFINERY_MAX_THREAD_BYTES: 256 * 1024 * 1024,
@@ -124,6 +125,42 @@ const flag = (fix: string) =>
     ["on", "true", "1", "yes"].includes(v),
   );
 
+/** A Redis URL (redis:// or rediss://); undefined when unset. Credentials are never echoed. */
+const redisUrl = () =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx): string | undefined => {
+      if (unset(raw)) return undefined;
+      let protocol = "";
+      try {
+        protocol = new URL(raw.trim()).protocol;
+      } catch {
+        // reported below
+      }
+      if (protocol === "redis:" || protocol === "rediss:") return raw.trim();
+      return issue(
+        ctx,
+        "the value must be a Redis URL (redis://host:port or rediss://host:port)",
+        "set it to a URL such as redis://127.0.0.1:6379, or leave it unset (workers then poll the database)",
+      );
+    });
+
+/** The prefix of every Redis key and channel: letters, digits and _ . : - (1 to 64). */
+const redisPrefix = () =>
+  z
+    .string()
+    .optional()
+    .transform((raw, ctx): string => {
+      if (unset(raw)) return "refinery";
+      if (/^[A-Za-z0-9_.:-]{1,64}$/.test(raw.trim())) return raw.trim();
+      return issue(
+        ctx,
+        `the prefix must be 1 to 64 letters, digits, _ . : or -, not ${JSON.stringify(raw)}`,
+        "set it to a name such as refinery-prod",
+      );
+    });
+
 export const EnvSchema = z.object({
   PORT: int(PORT_SPEC),
   HOST: text(),
@@ -178,6 +215,8 @@ export const EnvSchema = z.object({
   ),
   REFINERY_DEV: flag("set it to 1 to serve the dev routes (POST /internal/truncate), or unset it"),
   REFINERY_ALLOWED_HOSTS: text(),
+  REFINERY_REDIS_URL: redisUrl(),
+  REFINERY_REDIS_PREFIX: redisPrefix(),
   REFINERY_CORS_ORIGINS: text(),
   REFINERY_OUTBOUND_ALLOW: text(),
   REFINERY_RATE_LIMIT: int({
@@ -299,6 +338,13 @@ export const EnvSchema = z.object({
     max: 86_400_000,
     what: "how often threads whose TTL ran out are deleted, in ms",
     example: "a number of milliseconds such as 60000",
+  }),
+  REFINERY_RUN_LEASE_MS: int({
+    fallback: ENV_DEFAULTS.REFINERY_RUN_LEASE_MS,
+    min: 300,
+    max: 600_000,
+    what: "how long a run stays leased to its worker without a heartbeat before another worker takes it over, in ms",
+    example: "a number of milliseconds such as 30000",
   }),
   REFINERY_MAX_CHECKPOINT_BYTES: int({
     fallback: ENV_DEFAULTS.REFINERY_MAX_CHECKPOINT_BYTES,

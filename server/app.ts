@@ -91,6 +91,7 @@ export function createApp(
     });
   }
   app.use(bodyDepthGuard);
+  if (deps.role === "worker") return workerApp(app, deps);
   // langgraph.json `http.app`: the user's routes first, then (what they leave) the built-in ones.
   if (customApp) {
     const auth = security.auth;
@@ -141,6 +142,26 @@ export function createApp(
         new RefineryError("not_found", `No route ${req.method} ${req.path}`, {
           fix: "see GET /docs for the API",
         }),
+      ),
+    );
+  });
+  app.use(errorHandler(deps.log));
+  return app;
+}
+
+/** A worker process's HTTP: liveness and metrics only; the API is served by the api processes. */
+function workerApp(app: express.Express, deps: AppDeps): express.Express {
+  app.use(metaRoutes(deps));
+  app.use((req, res) => {
+    sendJson(
+      res,
+      404,
+      errorJson(
+        new RefineryError(
+          "not_found",
+          `No route ${req.method} ${req.path}: this process runs with --role worker and serves only /ok, /info and /metrics`,
+          { fix: "send API requests to a process started with --role api (or without --role)" },
+        ),
       ),
     );
   });

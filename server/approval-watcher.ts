@@ -24,6 +24,8 @@ export interface ApprovalWatcherDeps {
   outbound?: OutboundClient;
   intervalMs?: number;
   now?: () => number;
+  /** False when another process does this duty now (server/duties.ts); default: always ours. */
+  duty?: () => Promise<boolean>;
 }
 
 const MAX_ATTEMPTS = 6;
@@ -61,6 +63,7 @@ export class ApprovalWatcher {
     if (this.running) return;
     this.running = true;
     try {
+      if (this.deps.duty && !(await this.deps.duty())) return;
       const threads = await this.deps.storage.threads.search({
         status: "interrupted",
         limit: 500,

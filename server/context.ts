@@ -27,6 +27,11 @@ import type { HonoLike } from "./custom-app.ts";
 import type { UiBundles } from "./ui-bundle.ts";
 import { notFound } from "./http.ts";
 
+/** api: serves HTTP, executes no runs; worker: executes runs, serves /ok and /metrics; both. */
+export type ServerRole = "api" | "worker" | "both";
+
+export const SERVER_ROLES: readonly ServerRole[] = ["api", "worker", "both"];
+
 export interface AppDeps {
   storage: Storage;
   registry: GraphRegistry;
@@ -54,6 +59,11 @@ export interface AppDeps {
   store?: UserStore;
   /** Live feedback for running or waiting threads. */
   inbox?: FeedbackInbox;
+  /**
+   * What this process does (`npm start -- --role`): "worker" serves only /ok, /info and /metrics
+   * (every other path answers 404 naming the role); default "both".
+   */
+  role?: ServerRole;
   /** Filled by the runs router: resumes a thread waiting on an approval with a decision. */
   hooks?: { resumeApproval?: (threadId: string, decision: unknown) => Promise<unknown> };
   /** Evaluation jobs (start.ts); without it /eval runs jobs in the server thread. */

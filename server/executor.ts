@@ -1,7 +1,9 @@
 // The run executor: a bounded pool of workers that claim pending runs from storage, stream
 // the graph, publish events to the hub, and record the outcome on the run and its thread.
-// Runs left `running` by a crash are re-queued at start-up and continue from their last
-// checkpoint; steps that were checkpointed are not executed again.
+// A claimed run is leased to this executor; it renews the leases of its live runs (a heartbeat,
+// every third of the lease), and takes back runs whose lease lapsed (their process stopped, here
+// or on another machine sharing the database) or whose holder on this machine is gone: they
+// continue from their last checkpoint; steps that were checkpointed are not executed again.
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
 import { isOutboundError, outbound, type OutboundClient } from "../core/net/outbound.ts";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
@@ -27,8 +29,9 @@ import {
 } from "./run-runner.ts";
 import { publicRun, publicValues } from "./redact.ts";
 import { serializeError } from "./serde.ts";
+import type { RunSignals } from "./signals/types.ts";
 import type { StreamHub } from "./stream-hub.ts";
-import { isLiveLocalRun } from "../graphs/local-runs.ts";
+import { leaseHolderGone, newLeaseHolder, type LeaseHolder } from "./leases.ts";
 import type { UserStore } from "../core/memory/user-store.ts";
 
 export type { CancelAction } from "./run-runner.ts";
@@ -70,7 +73,19 @@ export interface ExecutorDeps {
   limits?: RunLimits;
   /** The Store API's store, for runs executed in this thread. */
   store?: UserStore;
+  /**
+   * How long a claimed run stays leased without a heartbeat (REFINERY_RUN_LEASE_MS, 30 s): after
+   * that another executor sharing the database takes it over.
+   */
+  leaseMs?: number;
+  /** Wakes other processes' workers when a run is queued, and carries cancels to them. */
+  signals?: RunSignals;
 }
+
+/** How long a cancel of a run executing in another process waits for it to stop. */
+const REMOTE_CANCEL_MS = 15_000;
+
+export const DEFAULT_LEASE_MS = 30_000;
 
 interface Active {
   run: Run;
@@ -84,6 +99,12 @@ export class RunExecutor {
   private again = false;
   private stopping = false;
   private timer?: NodeJS.Timeout;
+  private heartbeat?: NodeJS.Timeout;
+  private beating = false;
+  /** When the leases were last renewed (ms): past the lease, this executor lets its runs go. */
+  private renewedAt = Date.now();
+  private readonly holder: LeaseHolder = newLeaseHolder();
+  private readonly leaseMs: number;
 
   /** Runs graphs in this thread, and re-reads threads after cancels and crashes. */
   private readonly runner: RunRunner;
@@ -91,6 +112,7 @@ export class RunExecutor {
 
   constructor(private readonly deps: ExecutorDeps) {
     this.limits = deps.limits ?? DEFAULT_RUN_LIMITS;
+    this.leaseMs = deps.leaseMs ?? DEFAULT_LEASE_MS;
     this.runner = new RunRunner({
       storage: deps.storage,
       registry: deps.registry,
@@ -101,42 +123,119 @@ export class RunExecutor {
       limits: this.limits,
       ...(deps.store ? { store: deps.store } : {}),
     });
+    deps.signals?.onWake(() => this.wakeLocal());
+    deps.signals?.onCancel((runId, action) => this.active.get(runId)?.controller.abort(action));
+  }
+
+  /** The id this executor's leases are held under (host:pid:instance). */
+  get leaseOwner(): string {
+    return this.holder.id;
   }
 
   /**
-   * Re-queues runs a crash left running, repairs threads it left busy, then takes runs. A run
-   * that was already on its last attempt fails instead: a run that takes the process down (or
-   * was running at every kill) is not started again at every start.
+   * Takes back runs whose executor is gone (see reclaim), repairs threads a crash left busy,
+   * then takes runs, and heartbeats its leases every third of the lease.
    */
   async start(): Promise<void> {
-    // Runs a live CLI process executes are its own; those of a CLI that died are re-queued.
-    const requeued = await this.deps.storage.runs.requeueRunning(isLiveLocalRun);
-    for (const run of requeued) {
-      const ids = { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt };
-      if (run.attempt >= MAX_RUN_ATTEMPTS) {
-        await this.fail(run, "error", {
+    await this.reclaim();
+    await this.repairBusyThreads();
+    this.renewedAt = Date.now();
+    this.timer = setInterval(() => this.wakeLocal(), this.deps.pollMs ?? 1000);
+    this.timer.unref();
+    this.heartbeat = setInterval(() => void this.beat(), Math.max(50, this.leaseMs / 3));
+    this.heartbeat.unref();
+    this.wakeLocal();
+  }
+
+  /**
+   * Re-queues runs whose lease lapsed or whose holder is gone (a process that crashed, here or on
+   * another machine; a CLI process that died). A run that was already on its last attempt fails
+   * instead: a run that takes its process down (or was running at every kill) is not started
+   * again and again.
+   */
+  private async reclaim(): Promise<void> {
+    const reclaimed = await this.deps.storage.runs.reclaimRunning({
+      gone: leaseHolderGone,
+      exhausted: {
+        attempts: MAX_RUN_ATTEMPTS,
+        error: {
           error: "RunThreadLost",
           message:
-            `the run could not finish: it was still running when the server process stopped, ` +
-            `on its attempt ${run.attempt} of ${MAX_RUN_ATTEMPTS}; it is not started again`,
-        });
+            `the run could not finish: its worker stopped while it was running, on its attempt ` +
+            `${MAX_RUN_ATTEMPTS} of ${MAX_RUN_ATTEMPTS}; it is not started again`,
+        },
+      },
+    });
+    for (const run of reclaimed) {
+      const ids = { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt };
+      this.deps.metrics?.leaseReclaims.inc();
+      if (run.status === "error") {
+        await this.runner.refreshThread(run.thread_id, undefined, { error: run.error! });
+        this.deps.metrics?.runsFinished.inc({ status: "error" });
+        this.deps.hub.publish(run.run_id, "error", run.error);
+        this.deps.hub.close(run.run_id, { status: "error", error: run.error! });
         this.deps.log(
           "error",
-          "run left running by a previous process failed: no attempts left",
+          "run left running by a stopped worker failed: no attempts left",
           ids,
         );
         continue;
       }
-      this.deps.log("warn", "re-queued run left running by a previous process", ids);
+      this.deps.log("warn", "re-queued run left running by a stopped worker", ids);
     }
-    await this.repairBusyThreads();
-    this.timer = setInterval(() => this.notify(), this.deps.pollMs ?? 1000);
-    this.timer.unref();
-    this.notify();
+    if (reclaimed.length > 0) this.notify();
   }
 
-  /** Wakes the pool: call after creating a run. */
+  /**
+   * Renews the leases of the runs executing here, stops those whose lease this executor lost
+   * (another took them over), and takes back runs of stopped workers. When the database cannot
+   * be reached for a whole lease, every run here stops: another executor may have them by now;
+   * they continue from their last checkpoint wherever they are claimed next.
+   */
+  private async beat(): Promise<void> {
+    if (this.beating) return;
+    this.beating = true;
+    try {
+      const ids = [...this.active.keys()];
+      try {
+        const lost = await this.deps.storage.runs.renewLeases(this.holder.id, ids, this.leaseMs);
+        this.renewedAt = Date.now();
+        for (const id of lost) this.letGo(id, "its lease was taken over by another worker");
+      } catch (err) {
+        this.deps.log("warn", "renewing run leases failed", { error: serializeError(err) });
+        if (Date.now() - this.renewedAt >= this.leaseMs) {
+          for (const id of ids) this.letGo(id, "its lease could not be renewed in time");
+        }
+        return;
+      }
+      if (!this.stopping) await this.reclaim();
+    } catch (err) {
+      this.deps.log("warn", "reclaiming runs failed", { error: serializeError(err) });
+    } finally {
+      this.beating = false;
+    }
+  }
+
+  /** Stops executing a run whose lease is not this executor's any more, writing nothing. */
+  private letGo(runId: string, why: string): void {
+    const active = this.active.get(runId);
+    if (!active || active.controller.signal.aborted) return;
+    this.deps.metrics?.leasesLost.inc();
+    this.deps.log("warn", `run stopped here: ${why}`, {
+      run_id: runId,
+      thread_id: active.run.thread_id,
+    });
+    active.controller.abort("lease_lost" satisfies AbortReason);
+  }
+
+  /** A run was queued: wakes this pool, and the workers of other processes (signals). */
   notify(): void {
+    this.wakeLocal();
+    if (this.deps.signals?.kind === "redis") this.deps.signals.wake();
+  }
+
+  /** Wakes this pool: it claims runs while it has room. */
+  private wakeLocal(): void {
     if (this.stopping) return;
     if (this.pumping) {
       this.again = true;
@@ -184,9 +283,26 @@ export class RunExecutor {
       const current = await this.deps.storage.runs.get(run.run_id);
       if (!current || current.status !== "running") return false; // ended (or gone)
       // Claimed a moment ago: this process launches it right after its claim commits. A run
-      // that stays running without being ours is another process's (up to 1 s to tell).
+      // that stays running without being ours is another process's: with signals across
+      // processes the cancel goes to it, and this waits for the run to stop there.
+      if (tries === 10 && this.deps.signals?.kind === "redis")
+        return this.cancelElsewhere(run, action);
       if (tries >= 100) return false;
       await new Promise((resolve) => setTimeout(resolve, tries < 10 ? 0 : 10));
+    }
+  }
+
+  /** Sends the cancel to the process executing `run`, and waits (a while) for the run to stop. */
+  private async cancelElsewhere(run: Run, action: CancelAction): Promise<boolean> {
+    this.deps.signals!.cancel(run.run_id, action);
+    const deadline = Date.now() + REMOTE_CANCEL_MS;
+    for (;;) {
+      const after = await this.deps.storage.runs.get(run.run_id);
+      if (!after || after.status !== "running") {
+        return !after || after.status === "interrupted" || after.status === "pending";
+      }
+      if (Date.now() > deadline) return false;
+      await new Promise((resolve) => setTimeout(resolve, 20));
     }
   }
 
@@ -208,6 +324,9 @@ export class RunExecutor {
       }
       await finished;
     }
+    // Heartbeats went on through the grace; runs still leased here are free for others now.
+    if (this.heartbeat) clearInterval(this.heartbeat);
+    this.holder.retire();
   }
 
   private async pump(): Promise<void> {
@@ -216,7 +335,10 @@ export class RunExecutor {
       do {
         this.again = false;
         while (!this.stopping && this.active.size < this.deps.concurrency) {
-          const run = await this.deps.storage.runs.claimNext();
+          const run = await this.deps.storage.runs.claimNext({
+            owner: this.holder.id,
+            ttlMs: this.leaseMs,
+          });
           if (!run) break;
           this.launch(run);
         }
@@ -259,7 +381,7 @@ export class RunExecutor {
         clearTimeout(deadline);
         this.active.delete(run.run_id);
         this.deps.metrics?.runsActive.set(this.active.size);
-        this.notify();
+        this.wakeLocal();
       });
   }
 
@@ -319,6 +441,13 @@ export class RunExecutor {
     const { reason } = lost;
     const ids = { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt };
     const why: unknown = signal.aborted ? signal.reason : undefined;
+    if (why === "lease_lost") {
+      log("warn", "run lost after its lease lapsed; another worker continues it", {
+        ...ids,
+        reason,
+      });
+      return;
+    }
     if (why === "timeout") {
       await this.fail(run, "timeout", runTimeoutError(this.limits, lost.unresponsive));
       log("error", "run timed out and its thread was lost", { ...ids, reason });

@@ -11,6 +11,8 @@ export interface Metrics {
   httpRequests: Counter<"method" | "status">;
   runThreads: Gauge;
   runThreadExits: Counter;
+  leaseReclaims: Counter;
+  leasesLost: Counter;
 }
 
 export function createMetrics(): Metrics {
@@ -54,6 +56,16 @@ export function createMetrics(): Metrics {
     runThreadExits: new Counter({
       name: "refinery_run_thread_exits_total",
       help: "Run threads that stopped unexpectedly (each is replaced; its runs resume from their last checkpoint).",
+      registers: [registry],
+    }),
+    leaseReclaims: new Counter({
+      name: "refinery_run_lease_reclaims_total",
+      help: "Runs this process took back from a worker that stopped heartbeating (their lease lapsed), to continue from their last checkpoint.",
+      registers: [registry],
+    }),
+    leasesLost: new Counter({
+      name: "refinery_run_leases_lost_total",
+      help: "Runs this process stopped executing because its lease on them lapsed (another worker continues them).",
       registers: [registry],
     }),
     httpRequests: new Counter({

@@ -33,9 +33,10 @@ export type CancelAction = "interrupt" | "rollback";
 
 /**
  * Why a run's signal aborts: a user's cancel, a graceful shutdown (the run goes back to the
- * queue), or REFINERY_RUN_TIMEOUT_MS (the run ends with status "timeout").
+ * queue), REFINERY_RUN_TIMEOUT_MS (the run ends with status "timeout"), or its lease lapsed
+ * (another worker took it over: nothing more is written for it here).
  */
-export type AbortReason = CancelAction | "shutdown" | "timeout";
+export type AbortReason = CancelAction | "shutdown" | "timeout" | "lease_lost";
 
 /** Where a run's stream chunks go: the StreamHub, or a run thread's message port. */
 export interface RunEventSink {
@@ -320,6 +321,10 @@ export class RunRunner {
       // Shutdown: the run goes back to the queue and resumes from its last checkpoint. Its stream
       // stays open: clients waiting on it (join, wait, stream) must not be told it ended; their
       // connections are cut when the server closes, and they can join again after restart.
+      if (signal.reason === "lease_lost") {
+        log("warn", "run stopped: its lease lapsed and another worker continues it", ids);
+        return { kind: "paused" };
+      }
       await storage.runs.setStatus(run.run_id, "pending");
       log("info", "run paused for shutdown", ids);
       return { kind: "paused" };

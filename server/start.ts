@@ -28,21 +28,31 @@ import { CronScheduler } from "./cron-scheduler.ts";
 import { checkExposure, hostGuard, loadAuthBackend } from "./auth/index.ts";
 import { corsSettings, parseOrigins } from "./auth/cors.ts";
 import { RateLimiter } from "./auth/rate-limit.ts";
-import type { SecuritySettings } from "./context.ts";
+import type { SecuritySettings, ServerRole } from "./context.ts";
 import { InlineEvalTarget } from "./eval-inline.ts";
 import { EvalJobs } from "./eval-jobs.ts";
 import { EvalThreadPool } from "./eval-threads.ts";
+import { DutyLeader } from "./duties.ts";
+import { LocalSignals } from "./signals/local.ts";
+import { RedisRunEvents } from "./signals/redis-events.ts";
+import { RedisSignals } from "./signals/redis.ts";
+import type { RunSignals } from "./signals/types.ts";
 import { RunExecutor } from "./executor.ts";
 import { createLogger, type Logger, type LogLevel } from "./log.ts";
 import { createMetrics } from "./metrics.ts";
 import { RunThreadPool, runThreadCount } from "./run-threads.ts";
 import { createRunService } from "./run-service.ts";
 import { openRuntime } from "./runtime.ts";
-import { StreamHub } from "./stream-hub.ts";
+import { StreamHub, type RunEnd } from "./stream-hub.ts";
 import { WalCheckpointer } from "./wal-checkpointer.ts";
 
 export interface StartOptions {
   env?: Record<string, string | undefined>;
+  /**
+   * "api": serves HTTP and executes no runs (workers elsewhere claim them); "worker": executes
+   * runs and serves only /ok, /info and /metrics; "both" (default): one process does everything.
+   */
+  role?: ServerRole;
   /** langgraph.json; default: REFINERY_CONFIG, else ./langgraph.json when it exists. */
   configPath?: string;
   port?: number;
@@ -145,8 +155,31 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   });
   const { settings, engine, db, saver, storage, inbox, checkpoints, learning, registry } = runtime;
   // Finished runs' events stay replayable (join-stream, Last-Event-ID) for 60 s, at most this many.
-  const hub = new StreamHub({ maxFinishedRuns: limits.retainRuns });
-  if (options.provider || settings.dbPath === ":memory:") threads = 0;
+  // With Redis, run events are mirrored to Redis Streams, so any process serves any run's stream.
+  const remoteEvents = envSettings.REFINERY_REDIS_URL
+    ? new RedisRunEvents({
+        url: envSettings.REFINERY_REDIS_URL,
+        prefix: envSettings.REFINERY_REDIS_PREFIX,
+        maxLen: REMOTE_EVENTS_PER_RUN,
+        ttlSeconds: REMOTE_EVENTS_TTL_S,
+      })
+    : undefined;
+  const hub = new StreamHub({
+    maxFinishedRuns: limits.retainRuns,
+    ...(remoteEvents
+      ? {
+          remote: remoteEvents,
+          settled: async (runId: string): Promise<RunEnd | undefined> => {
+            const run = await storage.runs.get(runId);
+            if (!run) return { status: "interrupted" }; // rolled back: deleted
+            if (run.status === "pending" || run.status === "running") return undefined;
+            return { status: run.status, ...(run.error ? { error: run.error } : {}) };
+          },
+        }
+      : {}),
+  });
+  const role = options.role ?? "both";
+  if (options.provider || settings.dbPath === ":memory:" || role === "api") threads = 0;
   let pool: RunThreadPool | undefined;
   try {
     pool =
@@ -233,7 +266,18 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await abandon(err);
   }
 
-  const concurrency = options.concurrency ?? limits.workers;
+  // Signals between processes sharing the database: Redis when configured, else none needed
+  // beyond this process (workers elsewhere poll the queue).
+  const signals: RunSignals = envSettings.REFINERY_REDIS_URL
+    ? new RedisSignals({
+        url: envSettings.REFINERY_REDIS_URL,
+        prefix: envSettings.REFINERY_REDIS_PREFIX,
+        log,
+      })
+    : new LocalSignals();
+  if (signals instanceof RedisSignals) await signals.start();
+  // An api process claims nothing (it still takes back runs of stopped workers for the others).
+  const concurrency = role === "api" ? 0 : (options.concurrency ?? limits.workers);
   const executor = new RunExecutor({
     storage,
     registry,
@@ -247,6 +291,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     learning: learning.loop,
     store: runtime.userStore,
     limits: limits.runs,
+    leaseMs: envSettings.REFINERY_RUN_LEASE_MS,
+    signals,
     ...(pool ? { target: pool } : {}),
   });
   // GET /assistants/:id/schemas of langgraph.json graphs (static extraction in a worker, cached).
@@ -273,6 +319,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     log,
     metrics,
     version: VERSION,
+    role,
     dev: envSettings.REFINERY_DEV,
     keepAliveMs: options.keepAliveMs ?? limits.keepAliveMs,
     bodyLimit: limits.bodyLimit,
@@ -343,17 +390,34 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await new Promise((r) => server.close(r));
     await abandon(err);
   }
+  // Duties one process does at a time when several share the database.
+  const duties = new DutyLeader(
+    storage.duties,
+    (name) =>
+      Math.max(
+        envSettings.REFINERY_RUN_LEASE_MS,
+        3 *
+          (name === "approvals"
+            ? limits.approvalPollMs
+            : name === "thread-sweep"
+              ? limits.threadSweepMs
+              : STORE_SWEEP_MS),
+      ),
+    log,
+  );
   const approvals = new ApprovalWatcher({
     db,
     storage,
     log,
+    duty: () => duties.holds("approvals"),
     intervalMs: limits.approvalPollMs,
     resume: async (threadId, decision) => {
       if (!hooks.resumeApproval) throw new Error("runs router not mounted");
       return hooks.resumeApproval(threadId, decision);
     },
   });
-  approvals.start();
+  // Approval deadlines and crons act through the API's run service: not a worker's duties.
+  if (role !== "worker") approvals.start();
   // Crons fire as runs of their creators, through the same run service as POST /runs.
   const crons = new CronScheduler({
     storage,
@@ -363,13 +427,16 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     now: cronClock,
     pollMs: options.cronPollMs,
   });
-  crons.start();
+  if (role !== "worker") crons.start();
   // Expired store items are already invisible to reads; this deletes them once a minute.
   const storeSweeper = setInterval(() => {
-    runtime.userStore.sweep().catch((err: unknown) => {
-      log("warn", "store TTL sweep failed", { error: (err as Error).message });
-    });
-  }, 60_000);
+    void duties
+      .holds("store-sweep")
+      .then((ours) => (ours ? runtime.userStore.sweep() : undefined))
+      .catch((err: unknown) => {
+        log("warn", "store TTL sweep failed", { error: (err as Error).message });
+      });
+  }, STORE_SWEEP_MS);
   storeSweeper.unref();
   // Threads whose TTL ran out: deleted with their checkpoints and runs, at most
   // THREAD_SWEEP_BATCH per tick (one tick at a time), so a backlog never stalls the server.
@@ -391,6 +458,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   threadSweeper.unref();
   async function sweepExpiredThreads(): Promise<number> {
     let deleted = 0;
+    if (!(await duties.holds("thread-sweep"))) return 0;
     for (const threadId of await storage.threads.expired(Date.now(), THREAD_SWEEP_BATCH)) {
       // A run created since the query keeps the thread (it moves the expiry on).
       if ((await storage.runs.inflight(threadId)).length > 0) continue;
@@ -410,6 +478,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       : env.REFINERY_PROVIDER_MODULE && !options.provider
         ? `provider module ${env.REFINERY_PROVIDER_MODULE}`
         : settings.model,
+    role,
+    signals: signals.kind,
     workers: concurrency,
     run_threads: pool?.size ?? 0,
     auth: auth?.describe ?? "off (open to every caller that reaches the address)",
@@ -431,8 +501,12 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       clearInterval(threadSweeper);
       await schemaService.close();
       const stopped = new Promise<void>((r) => server.close(() => r()));
-      protocolOf(app).close();
+      // A worker's app has no thread protocol.
+      (protocolOf(app) as ReturnType<typeof protocolOf> | undefined)?.close();
       await executor.stop(graceMs);
+      await duties.releaseAll();
+      await signals.close();
+      await remoteEvents?.close();
       server.closeAllConnections();
       await stopped;
       await release();
@@ -469,6 +543,14 @@ function serverSettings(e: EnvSettings) {
     },
   };
 }
+
+/** Run events kept per run in Redis (as the in-process hub's per-run cap). */
+const REMOTE_EVENTS_PER_RUN = 2_000;
+/** How long a run's events stay in Redis after its last one, in seconds. */
+const REMOTE_EVENTS_TTL_S = 600;
+
+/** How often expired store items are deleted. */
+const STORE_SWEEP_MS = 60_000;
 
 /** Expired threads deleted per sweep tick, at most. */
 const THREAD_SWEEP_BATCH = 100;

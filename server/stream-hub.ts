@@ -3,6 +3,10 @@
 // run re-queued after a crash starts a new attempt, and its log is replayed from the start.
 // Finished runs keep their log for a while, bounded by time and by how many runs and events are
 // kept, so memory does not grow with throughput; a run dropped from here is served from storage.
+// With `remote` (Redis Streams, server/signals/redis-events.ts) every run's log is mirrored there
+// too, and a run this process does not execute is followed from there: clients of any process
+// see the events of a run executing in another.
+import type { RemoteRunEvents } from "./signals/redis-events.ts";
 
 export interface RunEvent {
   id: string;
@@ -39,6 +43,13 @@ export interface StreamHubOptions {
   maxFinishedRuns?: number;
   /** Events kept across all finished runs' logs; the run that ended first is dropped first. */
   maxFinishedEvents?: number;
+  /** Mirrors runs' logs for other processes and follows theirs (Redis Streams). */
+  remote?: RemoteRunEvents;
+  /**
+   * With `remote`: how a run followed from Redis ended according to the database (undefined:
+   * not ended), asked when Redis is quiet, so a run whose events never reach Redis still ends.
+   */
+  settled?: (runId: string) => Promise<RunEnd | undefined>;
 }
 
 export class StreamHub {
@@ -51,8 +62,12 @@ export class StreamHub {
   private readonly maxEvents: number;
   private readonly maxFinishedRuns: number;
   private readonly maxFinishedEvents: number;
+  private readonly remote?: RemoteRunEvents;
+  private readonly settled?: (runId: string) => Promise<RunEnd | undefined>;
 
   constructor(options: StreamHubOptions = {}) {
+    this.remote = options.remote;
+    this.settled = options.settled;
     this.retentionMs = options.retentionMs ?? 60_000;
     this.maxEvents = options.maxEventsPerRun ?? 2_000;
     this.maxFinishedRuns = options.maxFinishedRuns ?? 500;
@@ -72,6 +87,7 @@ export class StreamHub {
       endWaiters: existing?.endWaiters ?? [],
     };
     this.channels.set(runId, channel);
+    this.remote?.append(runId, { kind: "open", attempt });
   }
 
   publish(runId: string, event: string, data: unknown): void {
@@ -83,11 +99,13 @@ export class StreamHub {
     if (channel.events.length > this.maxEvents)
       channel.events.splice(0, channel.events.length - this.maxEvents);
     for (const listener of channel.listeners) listener(e);
+    this.remote?.append(runId, { kind: "event", event: e });
   }
 
   /** Marks the run finished: listeners get `null`, waiters get the end record. */
   close(runId: string, end: RunEnd): void {
     const channel = this.channels.get(runId) ?? this.placeholder(runId);
+    if (!channel.closed) this.remote?.append(runId, { kind: "end", end });
     channel.closed = true;
     channel.end = end;
     for (const listener of channel.listeners) listener(null);
@@ -104,8 +122,9 @@ export class StreamHub {
     }
   }
 
-  /** Resolves when the run ends in this process. */
+  /** Resolves when the run ends (in this process, or with `remote`, in any). */
   waitForEnd(runId: string): Promise<RunEnd> {
+    if (this.remote && !this.known(runId)) return this.remoteEnd(runId);
     const channel = this.channels.get(runId) ?? this.placeholder(runId);
     if (channel.end) return Promise.resolve(channel.end);
     return new Promise((resolve) => channel.endWaiters.push(resolve));
@@ -124,6 +143,10 @@ export class StreamHub {
     lastEventId: string | undefined,
     signal?: AbortSignal,
   ): AsyncGenerator<RunEvent> {
+    if (this.remote && !this.known(runId)) {
+      yield* this.remoteSubscribe(runId, lastEventId, signal);
+      return;
+    }
     const channel = this.channels.get(runId) ?? this.placeholder(runId);
     const queue: (RunEvent | null)[] = [];
     let wake: (() => void) | undefined;
@@ -150,6 +173,44 @@ export class StreamHub {
     } finally {
       channel.listeners.delete(listener);
       signal?.removeEventListener("abort", onAbort);
+    }
+  }
+
+  /** True when this process executes (or executed) the run, so its log is here. */
+  private known(runId: string): boolean {
+    const channel = this.channels.get(runId);
+    return channel !== undefined && (channel.attempt > 0 || channel.closed);
+  }
+
+  private async remoteEnd(runId: string): Promise<RunEnd> {
+    const stop = new AbortController();
+    try {
+      for await (const entry of this.remote!.follow(runId, stop.signal)) {
+        if (entry.kind === "end") return entry.end;
+        const end = entry.kind === "idle" ? await this.settled?.(runId) : undefined;
+        if (end) return end;
+      }
+    } finally {
+      stop.abort();
+    }
+    return (await this.settled?.(runId)) ?? { status: "interrupted" };
+  }
+
+  /** A run executing in another process: its log from Redis, with the Last-Event-ID rule. */
+  private async *remoteSubscribe(
+    runId: string,
+    lastEventId: string | undefined,
+    signal?: AbortSignal,
+  ): AsyncGenerator<RunEvent> {
+    const m = lastEventId ? /^(\d+)-(\d+)$/.exec(lastEventId) : null;
+    const after = m ? { attempt: Number(m[1]), n: Number(m[2]) } : undefined;
+    for await (const entry of this.remote!.follow(runId, signal)) {
+      if (entry.kind === "end") return;
+      if (entry.kind === "idle" && (await this.settled?.(runId))) return;
+      if (entry.kind !== "event") continue;
+      const [a, n] = entry.event.id.split("-").map(Number) as [number, number];
+      if (after && (a < after.attempt || (a === after.attempt && n <= after.n))) continue;
+      yield entry.event;
     }
   }
 

@@ -25,6 +25,7 @@ import type {
   CronQuery,
   CronStore,
   DueCron,
+  DutyLeaseStore,
   Metadata,
   NewAssistant,
   NewRun,
@@ -126,6 +127,12 @@ CREATE TABLE IF NOT EXISTS refinery_cron_fires (
   error TEXT,
   PRIMARY KEY (cron_id, fire_at)
 );
+-- Duties one process does at a time (approval deadlines, crons, sweeps): who, until when (ms).
+CREATE TABLE IF NOT EXISTS refinery_duty_leases (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  expires_at INTEGER NOT NULL
+);
 `;
 
 /** Firings kept per cron (the newest), for inspection; older ones are deleted as new ones come. */
@@ -137,6 +144,10 @@ const ADDED_COLUMNS: { table: string; column: string; ddl: string }[] = [
   // A thread's TTL (ms) and when it expires (epoch ms): its last update plus the TTL.
   { table: "refinery_threads", column: "ttl_ms", ddl: "ttl_ms INTEGER" },
   { table: "refinery_threads", column: "expires_at", ddl: "expires_at INTEGER" },
+  // A running run's lease: its executor, and until when (epoch ms) it holds the run without a
+  // heartbeat. NULL: leased to nobody (a run the CLI executes).
+  { table: "refinery_runs", column: "lease_owner", ddl: "lease_owner TEXT" },
+  { table: "refinery_runs", column: "lease_expires_at", ddl: "lease_expires_at INTEGER" },
 ];
 const AFTER_COLUMNS = `
 CREATE INDEX IF NOT EXISTS refinery_runs_partition ON refinery_runs(partition, status);
@@ -838,7 +849,7 @@ export function createSqliteStorage(db: Database.Database): Storage {
         ).all() as Record<string, unknown>[]
       ).map(rowToRun);
     },
-    async claimNext() {
+    async claimNext(lease) {
       return db
         .transaction(() => {
           const r = prep(
@@ -852,8 +863,8 @@ export function createSqliteStorage(db: Database.Database): Storage {
           if (!r) return undefined;
           const t = now();
           prep(
-            "UPDATE refinery_runs SET status = 'running', attempt = attempt + 1, updated_at = ? WHERE run_id = ?",
-          ).run(t, r.run_id);
+            "UPDATE refinery_runs SET status = 'running', attempt = attempt + 1, updated_at = ?, lease_owner = ?, lease_expires_at = ? WHERE run_id = ?",
+          ).run(t, lease?.owner ?? null, lease ? Date.now() + lease.ttlMs : null, r.run_id);
           return {
             ...rowToRun(r),
             status: "running" as const,
@@ -896,22 +907,44 @@ export function createSqliteStorage(db: Database.Database): Storage {
         "UPDATE refinery_runs SET kwargs = json_set(kwargs, '$.checkpoint_before', json(?)) WHERE run_id = ?",
       ).run(j(checkpointId), runId);
     },
-    async requeueRunning(keep) {
+    async renewLeases(owner, runIds, ttlMs) {
+      if (runIds.length === 0) return [];
       return db
         .transaction(() => {
+          const renew = prep(
+            "UPDATE refinery_runs SET lease_expires_at = ? WHERE run_id = ? AND status = 'running' AND lease_owner = ?",
+          );
+          const until = Date.now() + ttlMs;
+          return runIds.filter((id) => renew.run(until, id, owner).changes === 0);
+        })
+        .immediate();
+    },
+    async reclaimRunning(options = {}) {
+      const { gone, exhausted } = options;
+      return db
+        .transaction(() => {
+          const t = Date.now();
           const rows = (
             prep(
               "SELECT * FROM refinery_runs WHERE status = 'running' ORDER BY seq",
             ).all() as Record<string, unknown>[]
-          )
-            .map(rowToRun)
-            .filter((r) => !keep?.(r));
-          const t = now();
-          const requeue = prep(
-            "UPDATE refinery_runs SET status = 'pending', updated_at = ? WHERE run_id = ? AND status = 'running'",
+          ).filter((r) => {
+            const expires = r.lease_expires_at as number | null;
+            if (expires !== null && expires <= t) return true;
+            return gone?.(rowToRun(r), (r.lease_owner as string | null) ?? null) ?? false;
+          });
+          const updated = now();
+          const back = prep(
+            "UPDATE refinery_runs SET status = ?, error = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?",
           );
-          for (const r of rows) requeue.run(t, r.run_id);
-          return rows.map((r) => ({ ...r, status: "pending" as const }));
+          return rows.map((r) => {
+            const run = rowToRun(r);
+            const failed = exhausted !== undefined && run.attempt >= exhausted.attempts;
+            const status: RunStatus = failed ? "error" : "pending";
+            const error = failed ? exhausted.error : run.error;
+            back.run(status, j(error), updated, run.run_id);
+            return { ...run, status, error, updated_at: updated };
+          });
         })
         .immediate();
     },
@@ -1111,5 +1144,21 @@ export function createSqliteStorage(db: Database.Database): Storage {
     },
   };
 
-  return { assistants, threads, runs, crons, close: async () => {} };
+  const duties: DutyLeaseStore = {
+    async acquire(name, owner, ttlMs) {
+      const t = Date.now();
+      return (
+        prep(
+          `INSERT INTO refinery_duty_leases (name, owner, expires_at) VALUES (?, ?, ?)
+           ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+           WHERE refinery_duty_leases.owner = excluded.owner OR refinery_duty_leases.expires_at <= ?`,
+        ).run(name, owner, t + ttlMs, t).changes > 0
+      );
+    },
+    async release(name, owner) {
+      prep("DELETE FROM refinery_duty_leases WHERE name = ? AND owner = ?").run(name, owner);
+    },
+  };
+
+  return { assistants, threads, runs, crons, duties, close: async () => {} };
 }

@@ -210,6 +210,27 @@ export interface NewRun {
   thread_config?: Record<string, unknown>;
 }
 
+/** Who executes a claimed run, and for how long without a heartbeat (renewLeases). */
+export interface RunLease {
+  /** The executor's id: host, process id and a random instance id (see server/leases.ts). */
+  owner: string;
+  ttlMs: number;
+}
+
+/**
+ * Named leases for duties exactly one process does at a time (approval deadlines, crons, the
+ * thread TTL sweep): whoever holds a name does the duty until it stops renewing.
+ */
+export interface DutyLeaseStore {
+  /**
+   * Takes or renews the lease `name` for `owner` for `ttlMs`: true when `owner` holds it now
+   * (it was free, lapsed, or already its own), false when another owner holds it.
+   */
+  acquire(name: string, owner: string, ttlMs: number): Promise<boolean>;
+  /** Gives the lease up if `owner` holds it (a graceful stop), so another takes it at once. */
+  release(name: string, owner: string): Promise<void>;
+}
+
 export type CreateRunResult =
   | { created: true; run: Run; inflight: Run[] }
   | {
@@ -252,9 +273,18 @@ export interface RunStore {
   allInflight(): Promise<Run[]>;
   /**
    * Claims the oldest pending run that is due and whose thread has no running run, marks it
-   * running and increments its attempt. Returns undefined when nothing is claimable.
+   * running and increments its attempt. Returns undefined when nothing is claimable. With `lease`,
+   * the run is leased to `lease.owner` for `lease.ttlMs`: renewLeases keeps it, reclaimRunning
+   * takes it back once it lapses. Without, it is leased to nobody (a lease-less running run is
+   * reclaimed when reclaimRunning's `gone` says so).
    */
-  claimNext(): Promise<Run | undefined>;
+  claimNext(lease?: RunLease): Promise<Run | undefined>;
+  /**
+   * Heartbeat: moves the lease of each of `runIds` that is running and leased to `owner` to
+   * `ttlMs` from now. Returns the ids whose lease `owner` no longer holds (reclaimed by another
+   * process, or ended): their executor must stop executing them.
+   */
+  renewLeases(owner: string, runIds: string[], ttlMs: number): Promise<string[]>;
   /** Sets a terminal or intermediate status; returns the updated run. */
   setStatus(
     runId: string,
@@ -275,10 +305,17 @@ export interface RunStore {
   /** Records the thread's checkpoint when the run first started (used by rollback and crash recovery). */
   setCheckpointBefore(runId: string, checkpointId: string | null): Promise<void>;
   /**
-   * Crash recovery at start-up: runs left running go back to pending, returns them. Runs for
-   * which `keep` is true stay running (a run another live process executes, e.g. the CLI).
+   * Crash recovery, by any process at any time: running runs whose lease lapsed, or for which
+   * `gone(run, owner)` is true (`owner`: the lease holder, null for a run leased to nobody, e.g.
+   * one the CLI executes), go back to pending, and are returned. A later claim continues them
+   * from their last checkpoint as attempt + 1. With `exhausted`, those already on attempt
+   * `exhausted.attempts` (or later) end with status "error" and `exhausted.error` instead. Each
+   * run is reclaimed by exactly one caller.
    */
-  requeueRunning(keep?: (run: Run) => boolean): Promise<Run[]>;
+  reclaimRunning(options?: {
+    gone?: (run: Run, owner: string | null) => boolean;
+    exhausted?: { attempts: number; error: { error: string; message: string } };
+  }): Promise<Run[]>;
   countByStatus(): Promise<Record<RunStatus, number>>;
 }
 
@@ -390,6 +427,7 @@ export interface Storage {
   threads: ThreadStore;
   runs: RunStore;
   crons: CronStore;
+  duties: DutyLeaseStore;
   close(): Promise<void>;
 }
 

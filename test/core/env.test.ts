@@ -50,6 +50,21 @@ describe("readEnv", () => {
     });
   });
 
+  it("REFINERY_RUN_LEASE_MS, REFINERY_REDIS_URL and REFINERY_REDIS_PREFIX are checked, naming the fix", () => {
+    expect(readEnv({}).REFINERY_RUN_LEASE_MS).toBe(30_000);
+    expect(readEnv({}).REFINERY_REDIS_PREFIX).toBe("refinery");
+    expect(refusal({ REFINERY_RUN_LEASE_MS: "100" }).toLine()).toBe(
+      'REFINERY_RUN_LEASE_MS: how long a run stays leased to its worker without a heartbeat before another worker takes it over, in ms must be an integer from 300 to 600000, not "100" Fix: set REFINERY_RUN_LEASE_MS to a number of milliseconds such as 30000',
+    );
+    expect(readEnv({ REFINERY_REDIS_URL: "redis://127.0.0.1:6379" }).REFINERY_REDIS_URL).toBe(
+      "redis://127.0.0.1:6379",
+    );
+    expect(refusal({ REFINERY_REDIS_URL: "127.0.0.1:6379" }).toLine()).toBe(
+      "REFINERY_REDIS_URL: the value must be a Redis URL (redis://host:port or rediss://host:port) Fix: set REFINERY_REDIS_URL to a URL such as redis://127.0.0.1:6379, or leave it unset (workers then poll the database)",
+    );
+    expect(refusal({ REFINERY_REDIS_PREFIX: "a b" }).field).toBe("REFINERY_REDIS_PREFIX");
+  });
+
   it("REFINERY_APPROVAL_POLL_MS=abc is refused, not a 1 ms poll", () => {
     const e = refusal({ REFINERY_APPROVAL_POLL_MS: "abc" });
     expect(e.field).toBe("REFINERY_APPROVAL_POLL_MS");

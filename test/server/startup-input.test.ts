@@ -46,6 +46,18 @@ describe("npm start with a bad port", () => {
   });
 });
 
+describe("npm start with a bad --role", () => {
+  it("refuses a role it does not know with exit 2 and one line naming the roles", () => {
+    const out = npmStart(["--role", "workers"], {});
+    expect(out.status).toBe(2);
+    expect(out.stderr.trim()).toBe(
+      'refinery server: --role: --role must be api, worker or both, got "workers" ' +
+        "Fix: use --role api (HTTP only), --role worker (runs only) or leave it out (both)",
+    );
+    expect(existsSync(out.db)).toBe(false);
+  });
+});
+
 // Every other setting goes through the same schema (core/env.ts); test/core/env.test.ts checks
 // each one's message. These two go through npm start end to end.
 describe("npm start with other bad settings", () => {

@@ -1366,48 +1366,148 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
         });
       });
 
-      describe("requeueRunning", () => {
-        it("returns nothing when nothing is running", async () => {
+      describe("leases", () => {
+        const lapsed = { owner: "w1", ttlMs: 0 };
+        const held = { owner: "w1", ttlMs: 60_000 };
+
+        it("reclaims nothing when nothing is running", async () => {
           await created("t1", "r1");
-          expect(await storage.runs.requeueRunning()).toEqual([]);
+          expect(await storage.runs.reclaimRunning()).toEqual([]);
           expect((await storage.runs.get("r1"))?.status).toBe("pending");
         });
 
-        it("leaves the runs `keep` names running (runs a live CLI process executes)", async () => {
-          await created("t1", "cli", { status: "running", metadata: { source: "cli" } });
-          await created("t2", "r2");
-          expect((await storage.runs.claimNext())?.run_id).toBe("r2");
-          const requeued = await storage.runs.requeueRunning((r) => r.metadata.source === "cli");
-          expect(requeued.map((r) => r.run_id)).toEqual(["r2"]);
-          expect((await storage.runs.get("cli"))?.status).toBe("running");
-          expect((await storage.runs.get("r2"))?.status).toBe("pending");
-        });
-
-        it("turns running runs back to pending, and a later claim counts attempt 2", async () => {
+        it("takes back runs whose lease lapsed, keeps held ones; a later claim counts attempt 2, in thread order", async () => {
           await created("t1", "r1");
           await created("t2", "r2");
           await created("t2", "r3");
           await storage.threads.create({ thread_id: "t3" });
-          await created("t3", "done");
-          await storage.runs.setStatus("done", "success");
-          expect((await storage.runs.claimNext())?.run_id).toBe("r1");
-          expect((await storage.runs.claimNext())?.run_id).toBe("r2");
+          await created("t3", "held");
+          expect(await storage.runs.claimNext(lapsed)).toMatchObject({ run_id: "r1", attempt: 1 });
+          expect(await storage.runs.claimNext(lapsed)).toMatchObject({ run_id: "r2", attempt: 1 });
+          expect(await storage.runs.claimNext(held)).toMatchObject({ run_id: "held" });
+          await nextTick();
 
-          const requeued = await storage.runs.requeueRunning();
-          expect(requeued.map((r) => [r.run_id, r.status, r.attempt]).sort()).toEqual([
+          const reclaimed = await storage.runs.reclaimRunning();
+          expect(reclaimed.map((r) => [r.run_id, r.status, r.attempt])).toEqual([
             ["r1", "pending", 1],
             ["r2", "pending", 1],
           ]);
-          expect((await storage.runs.get("r1"))?.status).toBe("pending");
-          expect((await storage.runs.get("r2"))?.status).toBe("pending");
+          expect((await storage.runs.get("held"))?.status).toBe("running");
           expect((await storage.runs.get("r3"))?.status).toBe("pending");
-          expect((await storage.runs.get("done"))?.status).toBe("success");
-          expect(await storage.runs.requeueRunning()).toEqual([]);
+          expect(await storage.runs.reclaimRunning()).toEqual([]);
 
-          expect(await storage.runs.claimNext()).toMatchObject({ run_id: "r1", attempt: 2 });
+          expect(await storage.runs.claimNext(held)).toMatchObject({ run_id: "r1", attempt: 2 });
           // r2 was enqueued before r3 on its thread, so it still goes first.
-          expect(await storage.runs.claimNext()).toMatchObject({ run_id: "r2", attempt: 2 });
-          expect(await storage.runs.claimNext()).toBeUndefined();
+          expect(await storage.runs.claimNext(held)).toMatchObject({ run_id: "r2", attempt: 2 });
+          expect(await storage.runs.claimNext(held)).toBeUndefined();
+        });
+
+        it("renewLeases keeps the holder's runs and names the ones it lost", async () => {
+          await storage.threads.create({ thread_id: "t3" });
+          await created("t1", "r1");
+          await created("t2", "r2");
+          await created("t3", "r3");
+          await storage.runs.claimNext(lapsed);
+          await storage.runs.claimNext(held);
+          await storage.runs.claimNext(lapsed);
+          await nextTick();
+          // r1 lapsed but nobody took it yet: its holder may still renew it. r3 is taken over.
+          expect(await storage.runs.renewLeases("w1", ["r1", "r2"], 60_000)).toEqual([]);
+          expect(ids(await storage.runs.reclaimRunning())).toEqual(["r3"]);
+          expect((await storage.runs.get("r1"))?.status).toBe("running");
+          expect(await storage.runs.renewLeases("w1", ["r1", "r2", "r3"], 60_000)).toEqual(["r3"]);
+          expect(await storage.runs.renewLeases("w2", ["r1"], 60_000)).toEqual(["r1"]);
+          expect(await storage.runs.renewLeases("w1", [], 60_000)).toEqual([]);
+          // Ended runs are not held by anyone.
+          await storage.runs.setStatus("r2", "success");
+          expect(await storage.runs.renewLeases("w1", ["r1", "r2"], 60_000)).toEqual(["r2"]);
+        });
+
+        it("gone names runs whose holder stopped (and lease-less ones, as a dead CLI's)", async () => {
+          await created("t1", "cli-live", { status: "running", metadata: { source: "cli" } });
+          await created("t2", "cli-dead", { status: "running", metadata: { source: "cli" } });
+          await storage.threads.create({ thread_id: "t3" });
+          await created("t3", "dead");
+          await storage.threads.create({ thread_id: "t4" });
+          await created("t4", "alive");
+          await storage.runs.claimNext({ owner: "gone-worker", ttlMs: 60_000 });
+          await storage.runs.claimNext(held);
+          const asked: [string, string | null][] = [];
+          const reclaimed = await storage.runs.reclaimRunning({
+            gone: (run, owner) => {
+              asked.push([run.run_id, owner]);
+              return owner === "gone-worker" || run.run_id === "cli-dead";
+            },
+          });
+          expect(ids(reclaimed)).toEqual(["cli-dead", "dead"]);
+          expect(asked.sort()).toEqual([
+            ["alive", "w1"],
+            ["cli-dead", null],
+            ["cli-live", null],
+            ["dead", "gone-worker"],
+          ]);
+          expect((await storage.runs.get("cli-live"))?.status).toBe("running");
+          expect((await storage.runs.get("alive"))?.status).toBe("running");
+          expect((await storage.runs.get("dead"))?.status).toBe("pending");
+        });
+
+        it("with exhausted, a run already on its last attempt ends as an error instead", async () => {
+          await created("t1", "r1");
+          await created("t2", "r2");
+          const error = { error: "RunThreadLost", message: "no attempts left" };
+          await storage.runs.claimNext(lapsed);
+          await nextTick();
+          await storage.runs.reclaimRunning();
+          expect(await storage.runs.claimNext(lapsed)).toMatchObject({ run_id: "r1", attempt: 2 });
+          expect(await storage.runs.claimNext(lapsed)).toMatchObject({ run_id: "r2", attempt: 1 });
+          await nextTick();
+          const reclaimed = await storage.runs.reclaimRunning({
+            exhausted: { attempts: 2, error },
+          });
+          expect(reclaimed.map((r) => [r.run_id, r.status, r.error])).toEqual([
+            ["r1", "error", error],
+            ["r2", "pending", null],
+          ]);
+          expect(await storage.runs.get("r1")).toMatchObject({ status: "error", error });
+          expect(await storage.runs.claimNext(held)).toMatchObject({ run_id: "r2", attempt: 2 });
+        });
+
+        it("concurrent reclaimers take each lapsed run exactly once", async () => {
+          for (let i = 0; i < 8; i++) {
+            await storage.threads.create({ thread_id: `lt${i}` });
+            await created(`lt${i}`, `lr${i}`);
+            await storage.runs.claimNext(lapsed);
+          }
+          await nextTick();
+          const all = (
+            await Promise.all(Array.from({ length: 4 }, () => storage.runs.reclaimRunning()))
+          ).flat();
+          expect(ids(all).sort()).toEqual(Array.from({ length: 8 }, (_, i) => `lr${i}`).sort());
+        });
+      });
+
+      describe("duty leases", () => {
+        it("one holder at a time: renewable by its holder, free once released or lapsed", async () => {
+          expect(await storage.duties.acquire("crons", "a", 60_000)).toBe(true);
+          expect(await storage.duties.acquire("crons", "b", 60_000)).toBe(false);
+          expect(await storage.duties.acquire("crons", "a", 60_000)).toBe(true);
+          // Another duty is another lease.
+          expect(await storage.duties.acquire("approvals", "b", 0)).toBe(true);
+          await storage.duties.release("crons", "b"); // not b's: nothing happens
+          expect(await storage.duties.acquire("crons", "b", 60_000)).toBe(false);
+          await storage.duties.release("crons", "a");
+          expect(await storage.duties.acquire("crons", "b", 60_000)).toBe(true);
+          await nextTick();
+          // b's lease on approvals lapsed: a takes it.
+          expect(await storage.duties.acquire("approvals", "a", 60_000)).toBe(true);
+          expect(await storage.duties.acquire("approvals", "b", 60_000)).toBe(false);
+        });
+
+        it("of concurrent acquirers exactly one gets a free lease", async () => {
+          const got = await Promise.all(
+            ["a", "b", "c", "d"].map((o) => storage.duties.acquire("sweep", o, 60_000)),
+          );
+          expect(got.filter(Boolean)).toHaveLength(1);
         });
       });
 

@@ -48,6 +48,7 @@ storageConformance("postgres", async () => {
         "refinery_runs",
         "refinery_crons",
         "refinery_cron_fires",
+        "refinery_duty_leases",
       ]
         .map((t) => `"${conformanceSchema}".${t}`)
         .join(", ")} RESTART IDENTITY`,
@@ -117,6 +118,7 @@ describe("postgres storage: migrations", () => {
       "refinery_assistants",
       "refinery_cron_fires",
       "refinery_crons",
+      "refinery_duty_leases",
       "refinery_runs",
       "refinery_schema_migrations",
       "refinery_threads",
@@ -261,6 +263,47 @@ describe("postgres storage: two pools on one schema", () => {
       }
     }
     expect(await a.runs.countByStatus()).toMatchObject({ pending: 0, running: 0 });
+  });
+
+  it("leases across pools, many trials: a heartbeat racing reclaimers keeps a run, or the run is reclaimed exactly once and its holder told", async () => {
+    for (let trial = 0; trial < 25; trial++) {
+      const runIds: string[] = [];
+      for (let i = 0; i < 6; i++) {
+        const thread = `lease-${trial}-t${i}`;
+        await a.threads.create({ thread_id: thread });
+        await a.runs.create(newRun(thread, `${thread}-r`), { rejectIfInflight: false });
+        runIds.push((await a.runs.claimNext({ owner: "wa", ttlMs: 3 }))!.run_id);
+      }
+      await sleep(Math.floor(Math.random() * 6));
+      const [fromB, fromA, renewal] = await Promise.all([
+        b.runs.reclaimRunning(),
+        a.runs.reclaimRunning(),
+        a.runs.renewLeases("wa", runIds, 60_000),
+      ]);
+      const reclaimed = [...fromB, ...fromA].map((r) => r.run_id);
+      expect(new Set(reclaimed).size, `trial ${trial}`).toBe(reclaimed.length);
+      // The heartbeat lost exactly the runs reclaimed before it; after it, nothing is lost more.
+      expect([...renewal].sort(), `trial ${trial}`).toEqual([...reclaimed].sort());
+      expect(await a.runs.renewLeases("wa", runIds, 60_000)).toEqual(renewal);
+      for (const id of runIds) {
+        expect((await b.runs.get(id))?.status, `trial ${trial} ${id}`).toBe(
+          reclaimed.includes(id) ? "pending" : "running",
+        );
+        await b.runs.setStatus(id, "success");
+      }
+    }
+  });
+
+  it("duty leases across pools: of acquirers racing many times, one holds each duty", async () => {
+    for (let trial = 0; trial < 20; trial++) {
+      const name = `duty-${trial}`;
+      const got = await Promise.all(
+        ["a1", "b1", "a2", "b2"].map((owner, i) =>
+          (i % 2 ? b : a).duties.acquire(name, owner, 60_000),
+        ),
+      );
+      expect(got.filter(Boolean), `trial ${trial}`).toHaveLength(1);
+    }
   });
 
   it("of resumes racing from both pools on one interrupt, exactly one is created", async () => {

@@ -90,7 +90,9 @@ describe("sqlite storage file", () => {
     expect(await again.runs.list("t1")).toEqual(before.runs);
 
     // The queue carries on where it was: crash recovery, then FIFO after older runs.
-    expect((await again.runs.requeueRunning()).map((r) => r.run_id)).toEqual(["r1"]);
+    expect((await again.runs.reclaimRunning({ gone: () => true })).map((r) => r.run_id)).toEqual([
+      "r1",
+    ]);
     await again.runs.create(newRun("t1", "r0"), { rejectIfInflight: false });
     const claimed: string[] = [];
     for (let run = await again.runs.claimNext(); run; run = await again.runs.claimNext()) {

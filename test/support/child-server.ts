@@ -45,10 +45,12 @@ export async function startChildServer(
   env: Record<string, string>,
   timeoutMs = 45_000,
   configPath = FIXTURE_CONFIG,
+  /** More flags for server/main.ts (e.g. --role worker). */
+  extraArgs: string[] = [],
 ): Promise<ChildServer> {
   const child = spawn(
     process.execPath,
-    [...START_ARGS, "--config", configPath, "--port", "0", "--host", "127.0.0.1"],
+    [...START_ARGS, "--config", configPath, "--port", "0", "--host", "127.0.0.1", ...extraArgs],
     {
       cwd: ROOT,
       env: { PATH: process.env.PATH, HOME: process.env.HOME, LOG_LEVEL: "warn", ...env },

@@ -127,6 +127,23 @@ CREATE TABLE refinery_cron_fires (
 );
 `,
   },
+  {
+    version: 3,
+    name: "run leases and duty leases",
+    sql: `
+-- A running run's lease: its executor, and until when it holds the run without a heartbeat.
+-- NULL: leased to nobody (a run the CLI executes).
+ALTER TABLE refinery_runs ADD COLUMN lease_owner TEXT;
+ALTER TABLE refinery_runs ADD COLUMN lease_expires_at TIMESTAMPTZ;
+CREATE INDEX refinery_runs_running ON refinery_runs (seq) WHERE status = 'running';
+-- Duties one process does at a time (approval deadlines, crons, sweeps): who, until when.
+CREATE TABLE refinery_duty_leases (
+  name TEXT PRIMARY KEY,
+  owner TEXT NOT NULL,
+  expires_at TIMESTAMPTZ NOT NULL
+);
+`,
+  },
 ];
 
 /** Must stay a valid unquoted identifier: it is interpolated into SQL (quoted) and search_path. */

@@ -38,6 +38,7 @@ import type {
   CronQuery,
   CronStore,
   DueCron,
+  DutyLeaseStore,
   NewAssistant,
   NewRun,
   Run,
@@ -305,6 +306,7 @@ export function createPostgresStorage(
   const R = `${S}.refinery_runs`;
   const C = `${S}.refinery_crons`;
   const CF = `${S}.refinery_cron_fires`;
+  const D = `${S}.refinery_duty_leases`;
   // Prepared-statement names are per connection and cut at 63 bytes: short and unique per schema.
   const prefix = `rf_${createHash("sha1").update(schema).digest("hex").slice(0, 10)}`;
 
@@ -862,7 +864,7 @@ export function createPostgresStorage(
       );
       return rows.map(rowToRun);
     },
-    async claimNext() {
+    async claimNext(lease) {
       // One statement. A claimer skips rows another holds (SKIP LOCKED); a row claimed and
       // committed after this statement's snapshot is rechecked and no longer pending. The
       // per-thread conditions see a concurrently claimed earlier run as pending, so a thread's
@@ -879,10 +881,13 @@ export function createPostgresStorage(
            LIMIT 1
            FOR UPDATE OF r SKIP LOCKED
          )
-         UPDATE ${R} u SET status = 'running', attempt = u.attempt + 1, updated_at = $1
+         UPDATE ${R} u SET status = 'running', attempt = u.attempt + 1, updated_at = $1,
+           lease_owner = $2,
+           lease_expires_at = CASE WHEN $2::text IS NULL THEN NULL
+             ELSE clock_timestamp() + $3::double precision * interval '1 millisecond' END
          FROM next WHERE u.run_id = next.run_id AND u.status = 'pending'
          RETURNING u.*`,
-        [now()],
+        [now(), lease?.owner ?? null, lease?.ttlMs ?? 0],
       );
       return r ? rowToRun(r) : undefined;
     },
@@ -931,26 +936,57 @@ export function createPostgresStorage(
         [runId, j(checkpointId)],
       );
     },
-    async requeueRunning(keep) {
-      return tx(async (c) => {
-        const rows = (
-          await q(
-            c,
-            "run_running_lock",
-            `SELECT * FROM ${R} WHERE status = 'running' ORDER BY seq FOR UPDATE`,
-          )
-        )
-          .map(rowToRun)
-          .filter((r) => !keep?.(r));
-        if (rows.length === 0) return [];
-        await q(
-          c,
-          "run_requeue",
-          `UPDATE ${R} SET status = 'pending', updated_at = $2 WHERE run_id = ANY($1::text[]) AND status = 'running'`,
-          [rows.map((r) => r.run_id), now()],
-        );
-        return rows.map((r) => ({ ...r, status: "pending" as const }));
-      });
+    async renewLeases(owner, runIds, ttlMs) {
+      if (runIds.length === 0) return [];
+      // Lease times are the database's clock, the one every process shares.
+      const rows = await q(
+        pool,
+        "run_renew_leases",
+        `UPDATE ${R} SET lease_expires_at = clock_timestamp() + $3::double precision * interval '1 millisecond'
+         WHERE run_id = ANY($2::text[]) AND status = 'running' AND lease_owner = $1
+         RETURNING run_id`,
+        [owner, runIds, ttlMs],
+      );
+      const held = new Set(rows.map((r) => r.run_id as string));
+      return runIds.filter((id) => !held.has(id));
+    },
+    async reclaimRunning(options = {}) {
+      const { gone, exhausted } = options;
+      const running = await q(
+        pool,
+        "run_running_leases",
+        `SELECT *, lease_expires_at <= clock_timestamp() AS lapsed FROM ${R}
+         WHERE status = 'running' ORDER BY seq`,
+      );
+      const picked = running.filter(
+        (r) =>
+          r.lapsed === true ||
+          (gone?.(rowToRun(r), (r.lease_owner as string | null) ?? null) ?? false),
+      );
+      if (picked.length === 0) return [];
+      // One statement: a row another reclaimer (or a heartbeat) changed since the read is
+      // rechecked after its lock, so each run is reclaimed once, and a renewed lease is kept.
+      const rows = await q(
+        pool,
+        "run_reclaim",
+        `UPDATE ${R} u SET
+           status = CASE WHEN u.attempt >= $4 THEN 'error' ELSE 'pending' END,
+           error = CASE WHEN u.attempt >= $4 THEN $5::jsonb ELSE u.error END,
+           updated_at = $6, lease_owner = NULL, lease_expires_at = NULL
+         FROM unnest($1::text[], $2::text[], $3::boolean[]) AS g(id, owner, gone)
+         WHERE u.run_id = g.id AND u.status = 'running' AND u.lease_owner IS NOT DISTINCT FROM g.owner
+           AND (g.gone OR u.lease_expires_at <= clock_timestamp())
+         RETURNING u.*`,
+        [
+          picked.map((r) => r.run_id),
+          picked.map((r) => r.lease_owner ?? null),
+          picked.map((r) => r.lapsed !== true),
+          exhausted?.attempts ?? 2 ** 31 - 1,
+          j(exhausted?.error ?? null),
+          now(),
+        ],
+      );
+      return rows.sort((a, b) => Number(a.seq) - Number(b.seq)).map(rowToRun);
     },
     async countByStatus() {
       const out: Record<RunStatus, number> = {
@@ -1169,12 +1205,35 @@ export function createPostgresStorage(
     },
   };
 
+  const duties: DutyLeaseStore = {
+    async acquire(name, owner, ttlMs) {
+      const rows = await q(
+        pool,
+        "duty_acquire",
+        `INSERT INTO ${D} AS d (name, owner, expires_at)
+         VALUES ($1, $2, clock_timestamp() + $3::double precision * interval '1 millisecond')
+         ON CONFLICT (name) DO UPDATE SET owner = excluded.owner, expires_at = excluded.expires_at
+         WHERE d.owner = excluded.owner OR d.expires_at <= clock_timestamp()
+         RETURNING name`,
+        [name, owner, ttlMs],
+      );
+      return rows.length > 0;
+    },
+    async release(name, owner) {
+      await q(pool, "duty_release", `DELETE FROM ${D} WHERE name = $1 AND owner = $2`, [
+        name,
+        owner,
+      ]);
+    },
+  };
+
   let closed = false;
   return {
     assistants,
     threads,
     runs,
     crons,
+    duties,
     pool,
     schema,
     migrations: opts.migrations ?? { applied: [], current: [] },

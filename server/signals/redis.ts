@@ -1,0 +1,129 @@
+// Signals across processes through Redis pub/sub (REFINERY_REDIS_URL): channels
+// `<prefix>:wake` and `<prefix>:cancel`, so several deployments can share one Redis under their
+// own REFINERY_REDIS_PREFIX. Redis unreachable (at start or later) is not fatal: a warning is
+// logged once per outage, signals are dropped meanwhile (workers find new runs by polling), and
+// ioredis reconnects and resubscribes on its own.
+import { Redis } from "ioredis";
+import type { Logger } from "../log.ts";
+import type { CancelAction } from "../run-runner.ts";
+import type { RunSignals } from "./types.ts";
+
+export interface RedisSignalsOptions {
+  url: string;
+  prefix: string;
+  log: Logger;
+}
+
+/** host:port of a Redis URL, never its credentials. */
+export function describeRedisUrl(url: string): string {
+  const u = new URL(url);
+  return `${u.hostname}:${u.port || "6379"}`;
+}
+
+export class RedisSignals implements RunSignals {
+  readonly kind = "redis" as const;
+  private readonly pub: Redis;
+  private readonly sub: Redis;
+  private readonly wakeChannel: string;
+  private readonly cancelChannel: string;
+  private readonly wakes: (() => void)[] = [];
+  private readonly cancels: ((runId: string, action: CancelAction) => void)[] = [];
+  private down = false;
+
+  constructor(private readonly options: RedisSignalsOptions) {
+    this.wakeChannel = `${options.prefix}:wake`;
+    this.cancelChannel = `${options.prefix}:cancel`;
+    const common = {
+      // Fail fast while Redis is down (the signal is dropped) instead of queueing commands.
+      enableOfflineQueue: false,
+      maxRetriesPerRequest: 1,
+      retryStrategy: (times: number) => Math.min(times * 200, 2000),
+    };
+    this.pub = new Redis(options.url, { ...common, lazyConnect: true });
+    // The subscriber queues its SUBSCRIBE until connected (and resubscribes after a reconnect).
+    this.sub = new Redis(options.url, { ...common, enableOfflineQueue: true, lazyConnect: true });
+    for (const client of [this.pub, this.sub]) {
+      client.on("error", (err: Error) => this.outage(err));
+      client.on("ready", () => this.recovered());
+    }
+    this.sub.on("message", (channel: string, message: string) => this.receive(channel, message));
+  }
+
+  /** Connects both clients; resolves either way (unreachable: warned, signals dropped until up). */
+  async start(): Promise<void> {
+    await Promise.all([
+      this.pub.connect().catch((err: Error) => this.outage(err)),
+      this.sub.connect().catch((err: Error) => this.outage(err)),
+    ]);
+    // Queued until connected when Redis is down now; ioredis resubscribes after reconnects.
+    void this.sub
+      .subscribe(this.wakeChannel, this.cancelChannel)
+      .catch((err: Error) => this.outage(err));
+    if (!this.down)
+      this.options.log("info", "signalling through Redis", {
+        redis: describeRedisUrl(this.options.url),
+        prefix: this.options.prefix,
+      });
+  }
+
+  wake(): void {
+    this.send(this.wakeChannel, "1");
+  }
+
+  onWake(listener: () => void): void {
+    this.wakes.push(listener);
+  }
+
+  cancel(runId: string, action: CancelAction): void {
+    this.send(this.cancelChannel, JSON.stringify({ run_id: runId, action }));
+  }
+
+  onCancel(listener: (runId: string, action: CancelAction) => void): void {
+    this.cancels.push(listener);
+  }
+
+  async close(): Promise<void> {
+    this.pub.disconnect();
+    this.sub.disconnect();
+  }
+
+  private send(channel: string, message: string): void {
+    if (this.pub.status !== "ready") return;
+    this.pub.publish(channel, message).catch((err: Error) => this.outage(err));
+  }
+
+  private receive(channel: string, message: string): void {
+    if (channel === this.wakeChannel) {
+      for (const l of this.wakes) l();
+      return;
+    }
+    if (channel !== this.cancelChannel) return;
+    let parsed: { run_id?: unknown; action?: unknown };
+    try {
+      parsed = JSON.parse(message) as typeof parsed;
+    } catch {
+      return;
+    }
+    const { run_id: runId, action } = parsed;
+    if (typeof runId !== "string" || (action !== "interrupt" && action !== "rollback")) return;
+    for (const l of this.cancels) l(runId, action);
+  }
+
+  private outage(err: Error): void {
+    if (this.down) return;
+    this.down = true;
+    this.options.log(
+      "warn",
+      "Redis unreachable: new runs are found by polling (every second) and cancels reach only this process until it is back",
+      { redis: describeRedisUrl(this.options.url), error: err.message },
+    );
+  }
+
+  private recovered(): void {
+    if (!this.down || this.pub.status !== "ready" || this.sub.status !== "ready") return;
+    this.down = false;
+    this.options.log("info", "Redis reachable again: signalling through it", {
+      redis: describeRedisUrl(this.options.url),
+    });
+  }
+}
