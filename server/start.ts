@@ -73,6 +73,11 @@ export interface RunningServer {
   executor: RunExecutor;
   /** Fires crons; `tick()` makes one pass now. */
   crons: CronScheduler;
+  /**
+   * Settles once the run threads have opened their runtimes (or failed to; it never rejects):
+   * the server listens before that, and runs handed to a thread meanwhile wait for it.
+   */
+  runThreadsReady: Promise<void>;
   /** Graceful stop: no new runs, in-flight runs get `graceMs` to finish, then the db closes. */
   close(graceMs?: number): Promise<void>;
 }
@@ -147,24 +152,20 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   // Finished runs' events stay replayable (join-stream, Last-Event-ID) for 60 s, at most this many.
   const hub = new StreamHub({ maxFinishedRuns: limits.retainRuns });
   if (options.provider || settings.dbPath === ":memory:") threads = 0;
-  let pool: RunThreadPool | undefined;
-  try {
-    pool =
-      threads > 0
-        ? await RunThreadPool.start({
-            count: threads,
-            env: { ...env },
-            configPath: runtime.configPath,
-            hub,
-            log,
-            metrics,
-            limits: limits.runs,
-          })
-        : undefined;
-  } catch (err) {
-    await runtime.close();
-    throw err;
-  }
+  // Run threads open their runtimes in the background: the server listens meanwhile (start-up to
+  // /ok is this thread's alone), and a run handed to a thread waits until it is ready.
+  const pool =
+    threads > 0
+      ? RunThreadPool.launch({
+          count: threads,
+          env: { ...env },
+          configPath: runtime.configPath,
+          hub,
+          log,
+          metrics,
+          limits: limits.runs,
+        })
+      : undefined;
   // Evaluation jobs run in eval threads (opened on first use), off the HTTP thread; a provider
   // object cannot cross threads, so with one (tests) they run here, as graphs do.
   const evalJobs = new EvalJobs({
@@ -415,13 +416,22 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     auth: auth?.describe ?? "off (open to every caller that reaches the address)",
     lessons: learning.storeKind ?? "off",
   });
-
   let closed = false;
+  const runThreadsReady = (pool?.ready() ?? Promise.resolve()).then(
+    () => log("info", "run threads ready", { run_threads: pool?.size ?? 0 }),
+    (err: Error) => {
+      // Runs handed to a thread that could not start come back lost and fail after their
+      // attempts; the server thread opened the same runtime, so this is rare (a thread's own
+      // resources: memory, a module that fails only in a worker).
+      if (!closed) log("error", "run threads could not start", { error: err.message });
+    },
+  );
   return {
     url,
     server,
     executor,
     crons,
+    runThreadsReady,
     async close(graceMs = 10_000) {
       if (closed) return;
       closed = true;

@@ -68,6 +68,8 @@ beforeAll(async () => {
   // Graph code in run threads reads the same process.env as the server thread (SHARE_ENV).
   process.env.COUNT_FILE = countFile;
   [threaded, inline] = await Promise.all([start("threaded", 2), start("inline", 0)]);
+  // The server listens while its run threads start: these tests count on both being up.
+  await threaded.running.runThreadsReady;
 });
 afterAll(async () => {
   await Promise.all([threaded?.running.close(2_000), inline?.running.close(2_000)]);
@@ -221,6 +223,32 @@ describe("run threads", () => {
     );
     expect(done.log).toEqual(["draft:t-int", "review:yes", "publish:yes"]);
     expect((await threaded.client.threads.get(thread.thread_id)).status).toBe("idle");
+  });
+});
+
+describe("start-up", () => {
+  it("serves before its run threads are ready; runs sent meanwhile wait for them and run there", async () => {
+    const fresh = await start("fresh", 2);
+    try {
+      // Sent as soon as the server listens, while the threads may still be opening the file.
+      const [ok, ...runs] = await Promise.all([
+        fetch(`${fresh.url}/ok`),
+        ...Array.from({ length: 4 }, () =>
+          valuesOf<RefineValues>(fresh.client.runs.wait(null, "refine", REFINE)),
+        ),
+      ]);
+      expect(ok.status).toBe(200);
+      for (const values of runs) expect(outcomeOf(values).stopReason).toBeTruthy();
+      const byThread = fresh.logs
+        .filter((e) => e.msg === "run finished")
+        .map((e) => e.fields.run_thread);
+      expect(byThread).toHaveLength(4);
+      expect(new Set(byThread)).toEqual(new Set([1, 2]));
+      await fresh.running.runThreadsReady;
+      expect(fresh.logs.some((e) => e.msg === "run threads ready")).toBe(true);
+    } finally {
+      await fresh.running.close(2_000);
+    }
   });
 });
 
