@@ -270,14 +270,18 @@ export class PreparedSqliteSaver extends SqliteSaver {
     return result;
   }
 
-  /** The tuple with its whole checkpoint, remembered for the next put. */
-  private async completed(tuple: CheckpointTuple, memo: Map<string, Checkpoint>) {
+  /**
+   * The tuple with its whole checkpoint; `keep`: remembered for the next put (a run starts from
+   * what getTuple read; a history listing is not worth measuring every state of).
+   */
+  private async completed(tuple: CheckpointTuple, memo: Map<string, Checkpoint>, keep: boolean) {
     const { thread_id, checkpoint_ns } = tuple.config.configurable ?? {};
     const threadId = thread_id as string;
     const ns = (checkpoint_ns as string | undefined) ?? "";
     const depth = deltaOf(tuple.checkpoint)?.depth ?? 0;
     const parentId = tuple.parentConfig?.configurable?.checkpoint_id as string | undefined;
     tuple.checkpoint = await this.whole(threadId, ns, tuple.checkpoint, parentId, memo);
+    if (!keep) return tuple;
     const size = sizeOf(tuple.checkpoint, undefined, tuple.checkpoint, undefined);
     this.rememberState(threadId, ns, remember(tuple.checkpoint, depth, size));
     return tuple;
@@ -455,7 +459,7 @@ export class PreparedSqliteSaver extends SqliteSaver {
   override async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
     this.flush();
     const tuple = await super.getTuple(config);
-    return tuple && this.completed(tuple, new Map());
+    return tuple && this.completed(tuple, new Map(), true);
   }
 
   override async *list(
@@ -464,7 +468,8 @@ export class PreparedSqliteSaver extends SqliteSaver {
   ): AsyncGenerator<CheckpointTuple> {
     this.flush();
     const memo = new Map<string, Checkpoint>();
-    for await (const tuple of super.list(config, options)) yield await this.completed(tuple, memo);
+    for await (const tuple of super.list(config, options))
+      yield await this.completed(tuple, memo, false);
   }
 
   override async deleteThread(threadId: string): Promise<void> {
