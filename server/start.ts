@@ -74,10 +74,11 @@ export interface RunningServer {
   /** Fires crons; `tick()` makes one pass now. */
   crons: CronScheduler;
   /**
-   * Settles once the run threads have opened their runtimes (or failed to; it never rejects):
-   * the server listens before that, and runs handed to a thread meanwhile wait for it.
+   * Settles once the run threads started so far have opened their runtimes (or failed to; it
+   * never rejects): the server listens before that, and runs handed to a thread meanwhile wait
+   * for it. While idle the server runs one thread; the others start with the first run.
    */
-  runThreadsReady: Promise<void>;
+  runThreadsReady(): Promise<void>;
   /** Graceful stop: no new runs, in-flight runs get `graceMs` to finish, then the db closes. */
   close(graceMs?: number): Promise<void>;
 }
@@ -164,6 +165,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
           log,
           metrics,
           limits: limits.runs,
+          // One thread while idle (each holds a runtime); the others start with the first run.
+          idle: 1,
         })
       : undefined;
   // Evaluation jobs run in eval threads (opened on first use), off the HTTP thread; a provider
@@ -417,8 +420,12 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     lessons: learning.storeKind ?? "off",
   });
   let closed = false;
-  const runThreadsReady = (pool?.ready() ?? Promise.resolve()).then(
-    () => log("info", "run threads ready", { run_threads: pool?.size ?? 0 }),
+  void (pool?.ready() ?? Promise.resolve()).then(
+    () =>
+      log("info", "run threads ready", {
+        started: pool?.started ?? 0,
+        run_threads: pool?.size ?? 0,
+      }),
     (err: Error) => {
       // Runs handed to a thread that could not start come back lost and fail after their
       // attempts; the server thread opened the same runtime, so this is rare (a thread's own
@@ -431,7 +438,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     server,
     executor,
     crons,
-    runThreadsReady,
+    runThreadsReady: () => (pool?.ready() ?? Promise.resolve()).catch(() => {}),
     async close(graceMs = 10_000) {
       if (closed) return;
       closed = true;
