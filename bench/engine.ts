@@ -193,7 +193,7 @@ function createBare(checkpointer: BaseCheckpointSaver): Built {
 
 interface Store {
   saver: BaseCheckpointSaver;
-  /** What one thread left in the store, when the store can tell (SQLite). */
+  /** What one thread left in the store (checkpoints with their metadata, writes), when the store can tell (SQLite). */
   persisted(threadId: string): Persisted | undefined;
   close(): void;
 }
@@ -221,7 +221,7 @@ function sqliteStore(dir: string): StoreKind {
         persisted(threadId) {
           const c = db
             .prepare(
-              "SELECT count(*) AS n, sum(length(checkpoint)) AS b FROM checkpoints WHERE thread_id = ?",
+              "SELECT count(*) AS n, sum(length(checkpoint) + length(metadata)) AS b FROM checkpoints WHERE thread_id = ?",
             )
             .get(threadId) as { n: number; b: number };
           const w = db
@@ -349,7 +349,8 @@ function report(label: string, rounds: RoundResult[]): number {
   if (persisted) {
     const line = (p: Persisted) =>
       `${p.checkpoints} checkpoints (${f(p.checkpointBytes / 1024, 1)} KiB), ` +
-      `${p.writes} writes (${f(p.writeBytes / 1024, 1)} KiB)`;
+      `${p.writes} writes (${f(p.writeBytes / 1024, 1)} KiB), ` +
+      `${f((p.checkpointBytes + p.writeBytes) / 1024, 1)} KiB in all`;
     console.log(`\npersisted per run: ours ${line(persisted.ours)}; bare ${line(persisted.bare)}`);
   }
   return med((x) => x.ratio);
@@ -388,7 +389,7 @@ async function main(): Promise<void> {
         `which ${verdict} the ${TARGET}x target`,
     );
   } finally {
-    rmSync(dir, { recursive: true, force: true });
+    if (!env.BENCH_KEEP) rmSync(dir, { recursive: true, force: true });
   }
 }
 

@@ -24,6 +24,17 @@ import {
 import { SqliteSaver } from "@langchain/langgraph-checkpoint-sqlite";
 import Database from "better-sqlite3";
 import { RefineryError } from "./errors.ts";
+import {
+  apply,
+  deltaOf,
+  diff,
+  MAX_DEPTH,
+  pack,
+  remember,
+  sizeOf,
+  unpacking,
+  type Remembered,
+} from "./checkpoint-delta.ts";
 
 /** How much state the SQLite saver stores; 0 switches a limit off. */
 export interface StateLimits {
@@ -147,8 +158,11 @@ export function openMemoryCheckpointer(): OpenedCheckpointer {
  * writes queued in one turn of the event loop share one transaction, and each call resolves once
  * its write is committed. LangGraph awaits every pending checkpoint write before a run's stream
  * ends, reads here commit the queue first, and `close` commits what is left. Same SQL, rows and
- * serialization as the library (@langchain/langgraph-checkpoint-sqlite 1.0.4), so files stay
- * interchangeable with it.
+ * serialization as the library (@langchain/langgraph-checkpoint-sqlite 1.0.4), except that a
+ * checkpoint whose parent this saver wrote or read is stored as a delta from it (only what
+ * changed; see core/checkpoint-delta.ts): each channel value is stored once per version, not
+ * once per checkpoint. Reads put the whole checkpoint back together; rows written by the library
+ * (or before deltas) are whole checkpoints and read as they are, so existing files open unchanged.
  *
  * It also enforces `limits` before anything is queued: a checkpoint (or a step's writes) over
  * `maxCheckpointBytes`, or a thread whose rows would pass `maxThreadBytes`, throws
@@ -169,6 +183,7 @@ export class PreparedSqliteSaver extends SqliteSaver {
     private readonly options: { runMetadata?: boolean } = {},
   ) {
     super(db);
+    this.serde = unpacking(this.serde);
   }
 
   private queue: {
@@ -188,6 +203,7 @@ export class PreparedSqliteSaver extends SqliteSaver {
    */
   fence(threadId: string): void {
     this.fenced.add(threadId);
+    this.forget(threadId);
     if (this.fenced.size > 10_000) this.fenced.delete(this.fenced.values().next().value as string);
     this.flush();
   }
@@ -196,6 +212,109 @@ export class PreparedSqliteSaver extends SqliteSaver {
     this.fenced.delete(threadId);
   }
   private flushScheduled = false;
+
+  /**
+   * The state of recent checkpoints (written or read here) by thread, namespace and id: the next
+   * checkpoint is stored as a delta from its parent's when the parent is here. Oldest first.
+   */
+  private readonly states = new Map<string, Remembered>();
+
+  private rememberState(threadId: string, ns: string, state: Remembered): string {
+    const key = `${threadId}\u0000${ns}\u0000${state.id}`;
+    this.states.delete(key);
+    this.states.set(key, state);
+    if (this.states.size > 1024) this.states.delete(this.states.keys().next().value as string);
+    return key;
+  }
+
+  private forget(threadId: string): void {
+    const prefix = `${threadId}\u0000`;
+    for (const key of this.states.keys()) if (key.startsWith(prefix)) this.states.delete(key);
+  }
+
+  private rowStatement?: Database.Statement;
+
+  /**
+   * The whole checkpoint `stored` stands for: itself, or (a delta) applied to its parent's,
+   * read from the file and put together the same way; `memo` keeps those found by id.
+   */
+  private async whole(
+    threadId: string,
+    ns: string,
+    stored: Checkpoint,
+    parentId: string | undefined,
+    memo: Map<string, Checkpoint>,
+  ): Promise<Checkpoint> {
+    if (!deltaOf(stored)) return stored;
+    let parent = parentId === undefined ? undefined : memo.get(parentId);
+    if (!parent && parentId !== undefined) {
+      this.rowStatement ??= this.db.prepare(
+        "SELECT type, checkpoint, parent_checkpoint_id FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+      );
+      const row = this.rowStatement.get(threadId, ns, parentId) as
+        | { type: string | null; checkpoint: Uint8Array; parent_checkpoint_id: string | null }
+        | undefined;
+      if (row) {
+        const cp = (await this.serde.loadsTyped(row.type ?? "json", row.checkpoint)) as Checkpoint;
+        parent = await this.whole(threadId, ns, cp, row.parent_checkpoint_id ?? undefined, memo);
+      }
+    }
+    if (!parent) {
+      throw new Error(
+        `checkpoint ${stored.id} of thread ${threadId} is stored as a change to checkpoint ` +
+          `${String(parentId)}, which is missing from the database`,
+      );
+    }
+    const result = apply(parent, stored);
+    memo.set(result.id, result);
+    return result;
+  }
+
+  /**
+   * The tuple with its whole checkpoint; `keep`: remembered for the next put (a run starts from
+   * what getTuple read; a history listing is not worth measuring every state of).
+   */
+  private async completed(tuple: CheckpointTuple, memo: Map<string, Checkpoint>, keep: boolean) {
+    const { thread_id, checkpoint_ns } = tuple.config.configurable ?? {};
+    const threadId = thread_id as string;
+    const ns = (checkpoint_ns as string | undefined) ?? "";
+    const depth = deltaOf(tuple.checkpoint)?.depth ?? 0;
+    const parentId = tuple.parentConfig?.configurable?.checkpoint_id as string | undefined;
+    tuple.checkpoint = await this.whole(threadId, ns, tuple.checkpoint, parentId, memo);
+    if (!keep) return tuple;
+    const size = sizeOf(tuple.checkpoint, undefined, tuple.checkpoint, undefined);
+    this.rememberState(threadId, ns, remember(tuple.checkpoint, depth, size));
+    return tuple;
+  }
+
+  /**
+   * Rewrites the latest checkpoint of each namespace of `threadId` as a whole one, so it no
+   * longer needs the checkpoints before it (which POST /threads/prune then deletes).
+   */
+  async keyframeLatest(threadId: string): Promise<void> {
+    this.flush();
+    this.setup();
+    const latest = this.db
+      .prepare(
+        "SELECT checkpoint_ns AS ns, MAX(checkpoint_id) AS id FROM checkpoints WHERE thread_id = ? GROUP BY checkpoint_ns",
+      )
+      .all(threadId) as { ns: string; id: string }[];
+    for (const { ns, id } of latest) {
+      const tuple = await this.getTuple({
+        configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: id },
+      });
+      if (!tuple) continue;
+      const [type, serialized] = await this.serde.dumpsTyped(tuple.checkpoint);
+      const bytes = pack(serialized);
+      this.db
+        .prepare(
+          "UPDATE checkpoints SET type = ?, checkpoint = ? WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+        )
+        .run(type, bytes, threadId, ns, id);
+    }
+    this.forget(threadId);
+  }
+
   private statements?: {
     put: Database.Statement;
     writeReplace: Database.Statement;
@@ -290,12 +409,14 @@ export class PreparedSqliteSaver extends SqliteSaver {
     head: string | undefined,
     bytes: number,
     what: "checkpoint" | "writes",
+    /** The bytes held against maxCheckpointBytes (the whole checkpoint's), if not `bytes`. */
+    size = bytes,
   ): { bytes: number; heads: Map<string, string> } | undefined {
     const { maxCheckpointBytes, maxThreadBytes } = this.limits;
-    if (maxCheckpointBytes > 0 && bytes > maxCheckpointBytes) {
+    if (maxCheckpointBytes > 0 && size > maxCheckpointBytes) {
       throw new StateTooLargeError(
         `${what === "checkpoint" ? "a checkpoint" : "the writes of one step"} of thread ${threadId} ` +
-          `would be ${mib(bytes)} serialized, over the limit of ${mib(maxCheckpointBytes)} ` +
+          `would be ${mib(size)} serialized, over the limit of ${mib(maxCheckpointBytes)} ` +
           `(REFINERY_MAX_CHECKPOINT_BYTES=${maxCheckpointBytes}); nothing was written. Keep large ` +
           `data out of the graph state (store a reference to it), or raise the limit`,
       );
@@ -337,7 +458,8 @@ export class PreparedSqliteSaver extends SqliteSaver {
 
   override async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
     this.flush();
-    return super.getTuple(config);
+    const tuple = await super.getTuple(config);
+    return tuple && this.completed(tuple, new Map(), true);
   }
 
   override async *list(
@@ -345,12 +467,15 @@ export class PreparedSqliteSaver extends SqliteSaver {
     options?: CheckpointListOptions,
   ): AsyncGenerator<CheckpointTuple> {
     this.flush();
-    yield* super.list(config, options);
+    const memo = new Map<string, Checkpoint>();
+    for await (const tuple of super.list(config, options))
+      yield await this.completed(tuple, memo, false);
   }
 
   override async deleteThread(threadId: string): Promise<void> {
     this.flush();
     this.usage.delete(threadId);
+    this.forget(threadId);
     clearAttemptJournal(this.db, threadId);
     return super.deleteThread(threadId);
   }
@@ -387,17 +512,34 @@ export class PreparedSqliteSaver extends SqliteSaver {
       this.options.runMetadata && config.metadata
         ? { ...(map ? { checkpoint_map: map } : {}), ...config.metadata, ...metadata }
         : metadata;
-    const [[type1, serializedCheckpoint], [type2, serializedMetadata]] = await Promise.all([
-      this.serde.dumpsTyped(copyCheckpoint(checkpoint)),
+    const parent = configurable.checkpoint_id as string | undefined;
+    const whole = copyCheckpoint(checkpoint);
+    const base =
+      parent === undefined
+        ? undefined
+        : this.states.get(`${threadId}\u0000${checkpointNs}\u0000${parent}`);
+    const stored = base && base.depth + 1 < MAX_DEPTH ? diff(base, whole) : whole;
+    const [[type1, serialized], [type2, serializedMetadata]] = await Promise.all([
+      this.serde.dumpsTyped(stored),
       this.serde.dumpsTyped(fullMetadata),
     ]);
     if (type1 !== type2) {
       throw new Error("Failed to serialized checkpoint and metadata to the same type.");
     }
+    const serializedCheckpoint = pack(serialized);
     const bytes = serializedCheckpoint.length + serializedMetadata.length;
-    const parent = configurable.checkpoint_id as string | undefined;
-    const usage = this.charge(threadId, checkpointNs, parent, bytes, "checkpoint");
+    // The checkpoint limit is on the whole state (as serialized, not compressed), the thread
+    // limit on what is stored.
+    const size = sizeOf(whole, base, stored, stored === whole ? serialized.length : undefined);
+    const usage = this.charge(threadId, checkpointNs, parent, bytes, "checkpoint", size.bytes);
     usage?.heads.set(checkpointNs, checkpoint.id);
+    // The next checkpoint of a run follows this one: diff it against this state.
+    const key = this.rememberState(
+      threadId,
+      checkpointNs,
+      remember(whole, base && stored !== whole ? base.depth + 1 : 0, size),
+    );
+    if (base) this.states.delete(`${threadId}\u0000${checkpointNs}\u0000${parent}`);
     await this.enqueue(threadId, () =>
       statements.put.run(
         threadId,
@@ -410,8 +552,11 @@ export class PreparedSqliteSaver extends SqliteSaver {
       ),
     ).catch((err: unknown) => {
       if (usage) usage.bytes -= bytes;
+      this.states.delete(key);
       throw err;
     });
+    // A write dropped by a fence is not there to diff against.
+    if (this.fenced.has(threadId)) this.states.delete(key);
     return {
       configurable: {
         thread_id: threadId,

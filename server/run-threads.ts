@@ -77,6 +77,8 @@ interface Slot {
   ended?: string;
   /** Cancelled runs that did not stop, for which the thread was terminated. */
   unresponsive: Set<string>;
+  /** Runs handed to this thread that wait for it to be ready. */
+  waiting: number;
 }
 
 /**
@@ -96,6 +98,21 @@ export function runThreadCount(raw: string | number | undefined): number {
     });
   }
   return n;
+}
+
+interface PoolOptions {
+  count: number;
+  env: Record<string, string | undefined>;
+  configPath?: string;
+  hub: StreamHub;
+  log: Logger;
+  metrics?: Metrics;
+  limits?: RunLimits;
+  /**
+   * Threads started before the first run (default: all); the others start with it. Each thread
+   * holds its own runtime (about 48 MiB RSS), so an idle server keeps fewer.
+   */
+  idle?: number;
 }
 
 export class RunThreadPool implements RunTarget {
@@ -119,15 +136,22 @@ export class RunThreadPool implements RunTarget {
   }
 
   /** Starts `count` threads and waits until each has opened its runtime. */
-  static async start(options: {
-    count: number;
-    env: Record<string, string | undefined>;
-    configPath?: string;
-    hub: StreamHub;
-    log: Logger;
-    metrics?: Metrics;
-    limits?: RunLimits;
-  }): Promise<RunThreadPool> {
+  static async start(options: PoolOptions): Promise<RunThreadPool> {
+    const pool = RunThreadPool.launch(options);
+    try {
+      await pool.ready();
+    } catch (err) {
+      await pool.close();
+      throw err;
+    }
+    return pool;
+  }
+
+  /**
+   * Starts `count` threads without waiting for them: a run handed to a thread that is still
+   * opening its runtime waits for it (the server listens meanwhile; see ready()).
+   */
+  static launch(options: PoolOptions): RunThreadPool {
     const limits = options.limits ?? DEFAULT_RUN_LIMITS;
     // Several beats fit in the step limit even when it is short (tests); at most 4 per second.
     const beatMs =
@@ -138,28 +162,43 @@ export class RunThreadPool implements RunTarget {
       log: options.log,
       metrics: options.metrics,
     });
-    for (let i = 0; i < options.count; i++) pool.slots.push(pool.spawn(i + 1));
+    pool.count = options.count;
+    const now = Math.min(options.count, options.idle ?? options.count);
+    for (let i = 0; i < now; i++) pool.slots.push(pool.spawn(i + 1));
     if (limits.stepTimeoutMs > 0) {
       pool.watchdog = setInterval(() => pool.watch(), pool.watchMs);
       pool.watchdog.unref();
     }
-    try {
-      await Promise.all(pool.slots.map((s) => s.ready));
-    } catch (err) {
-      await pool.close();
-      throw err;
-    }
     return pool;
   }
 
+  /** Settles once every thread launched with the pool has opened its runtime, or one failed to. */
+  async ready(): Promise<void> {
+    await Promise.all(this.slots.map((s) => s.ready));
+  }
+
+  /** How many threads the pool runs (some start only with the first run, see `idle`). */
   get size(): number {
+    return this.count;
+  }
+
+  private count = 0;
+
+  /** Threads started so far (size, once a run came). */
+  get started(): number {
     return this.slots.length;
   }
 
   execute(run: Run, signal: AbortSignal): Promise<RunOutcome | LostRun> {
+    // The first run starts the threads an idle pool did not.
+    while (this.slots.length < this.count && !this.closing) {
+      this.slots.push(this.spawn(this.slots.length + 1));
+    }
     const slot = this.pick();
     if (!slot) return Promise.resolve({ kind: "lost", reason: "no run thread is alive" });
-    return slot.ready.then(
+    slot.waiting += 1;
+    const handed = slot.ready.finally(() => (slot.waiting -= 1));
+    return handed.then(
       () =>
         new Promise<RunOutcome | LostRun>((resolve, reject) => {
           if (slot.dead) return resolve({ kind: "lost", reason: "run thread stopped" });
@@ -260,12 +299,16 @@ export class RunThreadPool implements RunTarget {
     }
   }
 
-  /** The live thread with the fewest runs (not one being terminated). */
+  /**
+   * The thread with the fewest runs (not one being terminated), counting those waiting for it to
+   * start (so runs that arrive while the threads start are spread over them).
+   */
   private pick(): Slot | undefined {
     let best: Slot | undefined;
+    const load = (s: Slot) => s.runs.size + s.waiting;
     for (const slot of this.slots) {
       if (slot.dead || slot.ended) continue;
-      if (!best || slot.runs.size < best.runs.size) best = slot;
+      if (!best || load(slot) < load(best)) best = slot;
     }
     return best;
   }
@@ -290,6 +333,7 @@ export class RunThreadPool implements RunTarget {
       dead: false,
       lastBeat: Date.now(),
       unresponsive: new Set(),
+      waiting: 0,
       ready: new Promise<void>((resolve, reject) => {
         markReady = resolve;
         markFailed = reject;

@@ -90,7 +90,7 @@ export async function openRuntime(options: RuntimeOptions) {
   const storage: Storage = createSqliteStorage(db);
   const inbox = createSqliteFeedbackInbox(db);
   inboxRef.current = inbox;
-  const checkpoints: CheckpointAdmin = createSqliteCheckpointAdmin(db);
+  const checkpoints: CheckpointAdmin = createSqliteCheckpointAdmin(db, saver);
   // Lessons memory (the same SQLite file, or Postgres with REFINERY_STORE_URL) and run records.
   const learning = await openLearning(settings, db);
   lessonsRef.memory = learning.memory;

@@ -83,6 +83,12 @@ export interface RunningServer {
   executor: RunExecutor;
   /** Fires crons; `tick()` makes one pass now. */
   crons: CronScheduler;
+  /**
+   * Settles once the run threads started so far have opened their runtimes (or failed to; it
+   * never rejects): the server listens before that, and runs handed to a thread meanwhile wait
+   * for it. While idle the server runs one thread; the others start with the first run.
+   */
+  runThreadsReady(): Promise<void>;
   /** Graceful stop: no new runs, in-flight runs get `graceMs` to finish, then the db closes. */
   close(graceMs?: number): Promise<void>;
 }
@@ -180,24 +186,22 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   });
   const role = options.role ?? "both";
   if (options.provider || settings.dbPath === ":memory:" || role === "api") threads = 0;
-  let pool: RunThreadPool | undefined;
-  try {
-    pool =
-      threads > 0
-        ? await RunThreadPool.start({
-            count: threads,
-            env: { ...env },
-            configPath: runtime.configPath,
-            hub,
-            log,
-            metrics,
-            limits: limits.runs,
-          })
-        : undefined;
-  } catch (err) {
-    await runtime.close();
-    throw err;
-  }
+  // Run threads open their runtimes in the background: the server listens meanwhile (start-up to
+  // /ok is this thread's alone), and a run handed to a thread waits until it is ready.
+  const pool =
+    threads > 0
+      ? RunThreadPool.launch({
+          count: threads,
+          env: { ...env },
+          configPath: runtime.configPath,
+          hub,
+          log,
+          metrics,
+          limits: limits.runs,
+          // One thread while idle (each holds a runtime); the others start with the first run.
+          idle: 1,
+        })
+      : undefined;
   // Evaluation jobs run in eval threads (opened on first use), off the HTTP thread; a provider
   // object cannot cross threads, so with one (tests) they run here, as graphs do.
   const evalJobs = new EvalJobs({
@@ -485,13 +489,26 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     auth: auth?.describe ?? "off (open to every caller that reaches the address)",
     lessons: learning.storeKind ?? "off",
   });
-
   let closed = false;
+  void (pool?.ready() ?? Promise.resolve()).then(
+    () =>
+      log("info", "run threads ready", {
+        started: pool?.started ?? 0,
+        run_threads: pool?.size ?? 0,
+      }),
+    (err: Error) => {
+      // Runs handed to a thread that could not start come back lost and fail after their
+      // attempts; the server thread opened the same runtime, so this is rare (a thread's own
+      // resources: memory, a module that fails only in a worker).
+      if (!closed) log("error", "run threads could not start", { error: err.message });
+    },
+  );
   return {
     url,
     server,
     executor,
     crons,
+    runThreadsReady: () => (pool?.ready() ?? Promise.resolve()).catch(() => {}),
     async close(graceMs = 10_000) {
       if (closed) return;
       closed = true;

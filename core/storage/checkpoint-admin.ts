@@ -35,7 +35,16 @@ export async function ensureSaverSetup(saver: BaseCheckpointSaver): Promise<void
   await saver.getTuple({ configurable: { thread_id: "__refinery_setup__", checkpoint_ns: "" } });
 }
 
-export function createSqliteCheckpointAdmin(db: Database.Database): CheckpointAdmin {
+/**
+ * `saver` is the checkpointer on `db` when it stores checkpoints as deltas from their parents
+ * (PreparedSqliteSaver): keepLatest has it rewrite the kept checkpoints whole first.
+ */
+export function createSqliteCheckpointAdmin(
+  db: Database.Database,
+  saver?: BaseCheckpointSaver,
+): CheckpointAdmin {
+  const keyframes = saver as
+    Partial<{ keyframeLatest(threadId: string): Promise<void> }> | undefined;
   db.exec(`CREATE TABLE IF NOT EXISTS refinery_rollback_writes (
     run_id TEXT NOT NULL,
     thread_id TEXT NOT NULL,
@@ -110,6 +119,8 @@ export function createSqliteCheckpointAdmin(db: Database.Database): CheckpointAd
       }).immediate();
     },
     async keepLatest(threadId) {
+      // A kept checkpoint stored as a delta needs the ones before it: store it whole first.
+      await keyframes?.keyframeLatest?.(threadId);
       db.transaction(() => {
         for (const table of ["checkpoints", "writes"]) {
           db.prepare(

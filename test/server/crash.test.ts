@@ -5,10 +5,10 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SqliteSaver } from "@langchain/langgraph-checkpoint-sqlite";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Client } from "@langchain/langgraph-sdk";
+import { PreparedSqliteSaver } from "../../core/checkpointer.ts";
 import { silentLogger } from "../../server/log.ts";
 import { startServer } from "../../server/start.ts";
 import {
@@ -74,7 +74,7 @@ async function snapshot(dbPath: string, countFile: string, plan: Planned[]): Pro
       attempt: number;
     }[];
     const status = new Map(rows.map((r) => [r.run_id, r]));
-    const saver = new SqliteSaver(db);
+    const saver = new PreparedSqliteSaver(db);
     const checkpointed = new Map<string, string[]>();
     for (const p of plan.filter((x) => x.graph === "slow")) {
       const tuple = await saver.getTuple({

@@ -68,6 +68,8 @@ beforeAll(async () => {
   // Graph code in run threads reads the same process.env as the server thread (SHARE_ENV).
   process.env.COUNT_FILE = countFile;
   [threaded, inline] = await Promise.all([start("threaded", 2), start("inline", 0)]);
+  // The server listens while its run threads start: these tests count on both being up.
+  await threaded.running.runThreadsReady();
 });
 afterAll(async () => {
   await Promise.all([threaded?.running.close(2_000), inline?.running.close(2_000)]);
@@ -108,17 +110,21 @@ function stepsOf(topic: string): string[] {
 }
 
 describe("run threads", () => {
-  it("starts the threads it was asked for; none when 0", async () => {
+  it("starts the threads it was asked for (one while idle, the rest with the first run); none when 0", async () => {
     const listening = (s: Started) => s.logs.find((e) => e.msg === "server listening")?.fields;
     expect(listening(threaded)).toMatchObject({ run_threads: 2 });
     expect(listening(inline)).toMatchObject({ run_threads: 0 });
     const gauge = async (s: Started) =>
       /^refinery_run_threads (\d+)$/m.exec(await (await fetch(`${s.url}/metrics`)).text())?.[1];
-    expect(await gauge(threaded)).toBe("2");
+    expect(await gauge(threaded)).toBe("1");
     expect(await gauge(inline)).toBe("0");
+    await threaded.client.runs.wait(null, "refine", REFINE);
+    await threaded.running.runThreadsReady();
+    expect(await gauge(threaded)).toBe("2");
   });
 
   it("runs graphs in the threads, with the same results as in the server thread", async () => {
+    const earlier = threaded.logs.length;
     const runs = await Promise.all(
       Array.from({ length: 6 }, () =>
         valuesOf<RefineValues>(threaded.client.runs.wait(null, "refine", REFINE)),
@@ -131,6 +137,7 @@ describe("run threads", () => {
 
     // Each run was executed by a run thread, and with 6 at once both threads took some.
     const byThread = threaded.logs
+      .slice(earlier)
       .filter((e) => e.msg === "run finished")
       .map((e) => e.fields.run_thread);
     expect(byThread).toHaveLength(6);
@@ -221,6 +228,32 @@ describe("run threads", () => {
     );
     expect(done.log).toEqual(["draft:t-int", "review:yes", "publish:yes"]);
     expect((await threaded.client.threads.get(thread.thread_id)).status).toBe("idle");
+  });
+});
+
+describe("start-up", () => {
+  it("serves before its run threads are ready; runs sent meanwhile wait for them and run there", async () => {
+    const fresh = await start("fresh", 2);
+    try {
+      // Sent as soon as the server listens, while the threads may still be opening the file.
+      const [ok, ...runs] = await Promise.all([
+        fetch(`${fresh.url}/ok`),
+        ...Array.from({ length: 4 }, () =>
+          valuesOf<RefineValues>(fresh.client.runs.wait(null, "refine", REFINE)),
+        ),
+      ]);
+      expect(ok.status).toBe(200);
+      for (const values of runs) expect(outcomeOf(values).stopReason).toBeTruthy();
+      const byThread = fresh.logs
+        .filter((e) => e.msg === "run finished")
+        .map((e) => e.fields.run_thread);
+      expect(byThread).toHaveLength(4);
+      expect(new Set(byThread)).toEqual(new Set([1, 2]));
+      await fresh.running.runThreadsReady();
+      expect(fresh.logs.some((e) => e.msg === "run threads ready")).toBe(true);
+    } finally {
+      await fresh.running.close(2_000);
+    }
   });
 });
 

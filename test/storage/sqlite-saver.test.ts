@@ -1,5 +1,7 @@
-// PreparedSqliteSaver (core/checkpointer.ts) reuses prepared statements for put/putWrites; what it
-// writes must be exactly what the library's SqliteSaver writes and reads back.
+// PreparedSqliteSaver (core/checkpointer.ts) reuses prepared statements for put/putWrites and
+// stores checkpoints as deltas from their parents; what it reads back must be exactly what the
+// library's SqliteSaver reads for the same runs, and it must read the library's files.
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -55,49 +57,64 @@ async function exercise(saver: BaseCheckpointSaver) {
   await expect(g.invoke(new Command({ resume: "fail" }), b)).rejects.toThrow("boom");
 }
 
-/** Every row, without the time-based ids, in a stable order. */
-function rows(saver: SqliteSaver) {
-  const db = saver.db;
+/** A thread's tuples as the saver reads them, without the time-based ids and timestamps. */
+async function tuples(saver: BaseCheckpointSaver, thread_id: string) {
   const ids = new Map<string, number>();
   const id = (v: unknown) => {
     if (typeof v !== "string") return v;
     if (!ids.has(v)) ids.set(v, ids.size);
     return `#${ids.get(v)}`;
   };
-  const checkpoints = (
-    db.prepare("SELECT * FROM checkpoints ORDER BY thread_id, checkpoint_id").all() as Record<
-      string,
-      unknown
-    >[]
-  ).map((r) => {
-    const cp = JSON.parse(String(r.checkpoint)) as Record<string, unknown>;
-    return {
-      thread_id: r.thread_id,
-      checkpoint_ns: r.checkpoint_ns,
-      checkpoint_id: id(r.checkpoint_id),
-      parent: id(r.parent_checkpoint_id),
-      type: r.type,
-      values: cp.channel_values,
-      metadata: JSON.parse(String(r.metadata)),
-    };
-  });
-  const writes = (
+  const out = [];
+  for await (const t of saver.list({ configurable: { thread_id } })) {
+    out.push({
+      id: id(t.checkpoint.id),
+      parent: id(t.parentConfig?.configurable?.checkpoint_id),
+      values: t.checkpoint.channel_values,
+      versions: t.checkpoint.channel_versions,
+      seen: t.checkpoint.versions_seen,
+      metadata: t.metadata,
+      writes: t.pendingWrites?.map(([, channel, value]) =>
+        channel === "__error__" || channel === "__interrupt__" ? channel : [channel, value],
+      ),
+    });
+  }
+  return out;
+}
+
+/** Every pending write row, without the time-based ids, in a stable order. */
+function writeRows(db: Database.Database) {
+  const ids = new Map<string, number>();
+  const id = (v: string) => {
+    if (!ids.has(v)) ids.set(v, ids.size);
+    return `#${ids.get(v)}`;
+  };
+  return (
     db
       .prepare("SELECT * FROM writes ORDER BY thread_id, checkpoint_id, channel, idx")
       .all() as Record<string, unknown>[]
   ).map((r) => ({
     thread_id: r.thread_id,
-    checkpoint_id: id(r.checkpoint_id),
+    checkpoint_id: id(String(r.checkpoint_id)),
     idx: r.idx,
     channel: r.channel,
     type: r.type,
     value: r.channel === "__error__" || r.channel === "__interrupt__" ? "…" : String(r.value),
   }));
-  return { checkpoints, writes };
 }
 
+const checkpointBytes = (db: Database.Database, thread: string) =>
+  (
+    db
+      .prepare("SELECT SUM(length(checkpoint)) AS b FROM checkpoints WHERE thread_id = ?")
+      .get(thread) as { b: number }
+  ).b;
+
+/** Text that does not compress, so sizes measure what is stored, not how well it packs. */
+const noise = (n: number) => randomBytes(n).toString("base64").slice(0, n);
+
 describe("PreparedSqliteSaver", () => {
-  it("writes the same rows as the library's SqliteSaver", async () => {
+  it("reads back the same checkpoints as the library's SqliteSaver, and writes the same writes", async () => {
     const dir = mkdtempSync(join(tmpdir(), "saver-"));
     dirs.push(dir);
     const ours = openSqliteCheckpointer(join(dir, "ours.db"));
@@ -107,40 +124,130 @@ describe("PreparedSqliteSaver", () => {
     try {
       await exercise(ours.saver);
       await exercise(library);
-      const a = rows(ours.saver as SqliteSaver);
-      const b = rows(library);
-      expect(a.checkpoints.length).toBeGreaterThan(5);
-      expect(a.writes.some((w) => w.channel === "__interrupt__")).toBe(true);
-      expect(a.writes.some((w) => w.channel === "__error__")).toBe(true);
-      expect(a).toEqual(b);
+      for (const thread of ["a", "b"]) {
+        const a = await tuples(ours.saver, thread);
+        expect(a.length).toBeGreaterThan(2);
+        expect(a).toEqual(await tuples(library, thread));
+      }
+      const w = writeRows(ours.db!);
+      expect(w.some((r) => r.channel === "__interrupt__")).toBe(true);
+      expect(w.some((r) => r.channel === "__error__")).toBe(true);
+      expect(w).toEqual(writeRows(theirs.db!));
     } finally {
       ours.close();
       theirs.close();
     }
   });
 
-  it("what it writes, the library reads back identically, and the graph resumes from it", async () => {
+  it("opens files the library wrote (the layout before deltas) and continues their threads", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "saver-"));
+    dirs.push(dir);
+    const file = join(dir, "db.sqlite");
+    const old = openSqliteCheckpointer(file);
+    const library = new SqliteSaver(old.db!);
+    const c = { configurable: { thread_id: "c" } };
+    await graph(library).invoke({ log: ["start"] }, c);
+    const before = await tuples(library, "c");
+    old.close();
+    const opened = openSqliteCheckpointer(file);
+    try {
+      expect(await tuples(opened.saver, "c")).toEqual(before);
+      const resumed = await graph(opened.saver).invoke(new Command({ resume: "later" }), c);
+      expect(resumed.log).toEqual(["start", "draft", "review:later"]);
+      // Reopened: the thread reads the same, old rows and new ones together.
+      const again = openSqliteCheckpointer(file, { check: false });
+      try {
+        expect(await tuples(again.saver, "c")).toEqual(await tuples(opened.saver, "c"));
+      } finally {
+        again.close();
+      }
+    } finally {
+      opened.close();
+    }
+  });
+
+  it("stores each value once: a thread's checkpoints grow with the text produced, not with the steps", async () => {
     const dir = mkdtempSync(join(tmpdir(), "saver-"));
     dirs.push(dir);
     const opened = openSqliteCheckpointer(join(dir, "db.sqlite"));
+    const Notes = Annotation.Root({
+      notes: Annotation<string[]>({ reducer: (a, b) => a.concat(b), default: () => [] }),
+      n: Annotation<number>({ reducer: (_a, b) => b, default: () => 0 }),
+    });
+    const steps = 40;
+    const size = 1000;
+    const g = new StateGraph(Notes)
+      .addNode("note", (s) => ({ notes: [noise(size)], n: s.n + 1 }))
+      .addEdge(START, "note")
+      .addConditionalEdges("note", (s) => (s.n < steps ? "note" : END))
+      .compile({ checkpointer: opened.saver });
     try {
-      await exercise(opened.saver);
-      const library = new SqliteSaver(opened.db!);
-      for (const thread_id of ["a", "b"]) {
-        const config = { configurable: { thread_id } };
-        const mine = [];
-        for await (const t of opened.saver.list(config)) mine.push(t);
-        const read = [];
-        for await (const t of library.list(config)) read.push(t);
-        expect(read).toEqual(mine);
-        expect(await library.getTuple(config)).toEqual(await opened.saver.getTuple(config));
+      const config = { configurable: { thread_id: "t" }, recursionLimit: 100 };
+      const out = await g.invoke({}, config);
+      expect(out.notes).toHaveLength(steps);
+      // Whole checkpoints would hold 1 + 2 + ... + 40 notes (820 KB); each note once is 40 KB.
+      const stored = checkpointBytes(opened.db!, "t");
+      expect(stored).toBeGreaterThan(steps * size);
+      expect(stored).toBeLessThan(steps * size * 1.5);
+      // Every checkpoint of the history reads whole, also past the keyframe interval.
+      const history = [];
+      for await (const t of opened.saver.list(config)) history.push(t);
+      expect(history.length).toBeGreaterThan(steps);
+      for (const t of history) {
+        const n = t.checkpoint.channel_values.n as number | undefined;
+        const notes = t.checkpoint.channel_values.notes as string[] | undefined;
+        expect(notes?.length ?? 0).toBe(n ?? 0);
+        expect(notes ?? []).toEqual(out.notes.slice(0, n ?? 0));
       }
-      // A pending interrupt written by ours is resumed by a graph on the library's saver.
-      const g = graph(library);
-      const c = { configurable: { thread_id: "c" } };
-      await graph(opened.saver).invoke({ log: ["start"] }, c);
-      const resumed = await g.invoke(new Command({ resume: "later" }), c);
-      expect(resumed.log).toEqual(["start", "draft", "review:later"]);
+      // Read by a fresh saver (nothing remembered), the state is the same.
+      const fresh = openSqliteCheckpointer(join(dir, "db.sqlite"), { check: false });
+      try {
+        expect((await fresh.saver.getTuple(config))?.checkpoint).toEqual(
+          (await opened.saver.getTuple(config))?.checkpoint,
+        );
+      } finally {
+        fresh.close();
+      }
+    } finally {
+      opened.close();
+    }
+  });
+
+  it("a fork from an earlier checkpoint keeps both branches' values apart", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "saver-"));
+    dirs.push(dir);
+    const opened = openSqliteCheckpointer(join(dir, "db.sqlite"));
+    const g = graph(opened.saver);
+    try {
+      const a = { configurable: { thread_id: "a" } };
+      await g.invoke({ log: ["start"] }, a);
+      await g.invoke(new Command({ resume: "yes" }), a);
+      const history = [];
+      for await (const t of opened.saver.list(a)) history.push(t);
+      // Edit the state after `draft` (its channel versions are reused by the fork: LangGraph
+      // numbers them on from that checkpoint), then run the fork to its interrupt and resume.
+      const fork = history.find((t) => t.metadata?.step === 1);
+      expect(fork?.checkpoint.channel_values.log).toEqual(["start", "draft"]);
+      const edited = await g.updateState(fork!.config, { log: ["edited"] });
+      await g.invoke(null, edited);
+      const forked = await g.invoke(new Command({ resume: "no" }), edited);
+      expect(forked.log).toEqual(["start", "draft", "edited", "review:no"]);
+      expect((await g.getState(a)).values.log).toEqual(["start", "draft", "edited", "review:no"]);
+      // Both branches read as they were written, by this saver and by a fresh one.
+      const fresh = openSqliteCheckpointer(join(dir, "db.sqlite"), { check: false });
+      try {
+        const logs = async (saver: BaseCheckpointSaver) => {
+          const out = [];
+          for await (const t of saver.list(a)) out.push(t.checkpoint.channel_values.log);
+          return out;
+        };
+        const mine = await logs(opened.saver);
+        expect(mine).toContainEqual(["start", "draft", "review:yes"]);
+        expect(mine).toContainEqual(["start", "draft", "edited", "review:no"]);
+        expect(await logs(fresh.saver)).toEqual(mine);
+      } finally {
+        fresh.close();
+      }
     } finally {
       opened.close();
     }
