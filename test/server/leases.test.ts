@@ -6,7 +6,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { SqliteSaver } from "@langchain/langgraph-checkpoint-sqlite";
+import { PreparedSqliteSaver } from "../../core/checkpointer.ts";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
@@ -50,7 +50,7 @@ function runRows(dbPath: string): Row[] {
 async function checkpointed(dbPath: string, threadId: string): Promise<string[]> {
   const db = new Database(dbPath);
   try {
-    const tuple = await new SqliteSaver(db).getTuple({
+    const tuple = await new PreparedSqliteSaver(db).getTuple({
       configurable: { thread_id: threadId, checkpoint_ns: "" },
     });
     const values = tuple?.checkpoint.channel_values as { log?: string[] } | undefined;
