@@ -29,6 +29,8 @@ import { notFound } from "./http.ts";
 
 export interface AppDeps {
   storage: Storage;
+  /** The persistence backend's kind and a query that proves it answers (GET /ok). */
+  database?: { kind: "sqlite" | "postgres"; ping(): Promise<void> };
   registry: GraphRegistry;
   executor: RunExecutor;
   hub: StreamHub;

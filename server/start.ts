@@ -1,4 +1,4 @@
-// Composition root of the server process: SQLite file (checkpoints, runs, threads, assistants),
+// Composition root of the server process: persistence backend (SQLite file or Postgres),
 // graph registry, stream hub, run executor and the Express app. Used by main.ts and by tests.
 import { existsSync } from "node:fs";
 import type { AddressInfo } from "node:net";
@@ -40,6 +40,7 @@ import { createRunService } from "./run-service.ts";
 import { openRuntime } from "./runtime.ts";
 import { StreamHub } from "./stream-hub.ts";
 import { WalCheckpointer } from "./wal-checkpointer.ts";
+import type { SqliteBackend } from "../core/storage/sqlite/backend.ts";
 
 export interface StartOptions {
   env?: Record<string, string | undefined>;
@@ -143,7 +144,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     provider: options.provider,
     log,
   });
-  const { settings, engine, db, saver, storage, inbox, checkpoints, learning, registry } = runtime;
+  const { settings, engine, backend, saver, storage, inbox, checkpoints, learning, registry } =
+    runtime;
   // Finished runs' events stay replayable (join-stream, Last-Event-ID) for 60 s, at most this many.
   const hub = new StreamHub({ maxFinishedRuns: limits.retainRuns });
   if (options.provider || settings.dbPath === ":memory:") threads = 0;
@@ -182,9 +184,11 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   // No connection checkpoints the WAL on commit (run threads turn it off in run-thread.ts); a
   // thread of its own does, off the path of requests and run steps.
   const wal =
-    settings.dbPath === ":memory:"
+    backend.kind !== "sqlite" || settings.dbPath === ":memory:"
       ? undefined
-      : WalCheckpointer.start(db, log, { restartBytes: options.walRestartBytes });
+      : WalCheckpointer.start((backend as SqliteBackend).db, log, {
+          restartBytes: options.walRestartBytes,
+        });
   /** Stops the run threads and the WAL thread, then closes the database. */
   const release = async () => {
     await evalJobs.close();
@@ -258,6 +262,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const cronClock = options.cronClock ?? Date.now;
   const appDeps: AppDeps & { graphSpecs: GraphSpecService } = {
     graphSpecs,
+    database: backend,
     crons: { now: cronClock, maxPerTenant: limits.tenantCrons },
     learning: learning.loop,
     store: runtime.userStore,
@@ -344,7 +349,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await abandon(err);
   }
   const approvals = new ApprovalWatcher({
-    db,
+    notices: backend.approvalNotices,
     storage,
     log,
     intervalMs: limits.approvalPollMs,
@@ -403,7 +408,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
   log("info", "server listening", {
     url,
-    db: settings.dbPath,
+    db: backend.where,
     graphs: registry.ids(),
     model: engine.provider.offline
       ? "simulated (offline)"
