@@ -5,6 +5,7 @@
 // dropped after the file (test/support/backend-setup.ts, a vitest setup file).
 import { createHash, randomBytes } from "node:crypto";
 import type { BaseStore } from "@langchain/langgraph-checkpoint";
+import Database from "better-sqlite3";
 import pg from "pg";
 import { openStore } from "../../core/memory/open-store.ts";
 
@@ -59,4 +60,32 @@ export async function openTestStore(dbPath: string): Promise<{
     store: opened.store as BaseStore & { sweepExpired(now?: number): number | Promise<number> },
     close: () => opened.close(),
   };
+}
+
+/** How many checkpoints of `threadId` the server database at `dbPath` holds (any namespace). */
+export async function countCheckpoints(dbPath: string, threadId: string): Promise<number> {
+  const env = databaseEnv(dbPath);
+  if (!env.REFINERY_DATABASE_URL) {
+    const db = new Database(dbPath, { readonly: true });
+    try {
+      return (
+        db.prepare("SELECT COUNT(*) AS n FROM checkpoints WHERE thread_id = ?").get(threadId) as {
+          n: number;
+        }
+      ).n;
+    } finally {
+      db.close();
+    }
+  }
+  const client = new pg.Client({ connectionString: env.REFINERY_DATABASE_URL });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ n: string }>(
+      `SELECT COUNT(*) AS n FROM "${env.REFINERY_DATABASE_SCHEMA}".checkpoints WHERE thread_id = $1`,
+      [threadId],
+    );
+    return Number(rows[0]!.n);
+  } finally {
+    await client.end();
+  }
 }
