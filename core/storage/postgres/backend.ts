@@ -1,7 +1,7 @@
 // The Postgres backend (REFINERY_DATABASE_URL): all state in one schema of one database, shared by
 // every process. Opening migrates the schema (versioned, under an advisory lock, see
 // migrations.ts), then sets up PostgresSaver's tables under the same lock; the store's table is
-// created by the store (core/memory/postgres-store.ts). One pool per backend.
+// created by the store (core/memory/postgres-store.ts). One pool per backend, shared by the store.
 import pg from "pg";
 import type { ProcessSettings } from "../../config.ts";
 import { RefineryError } from "../../errors.ts";
@@ -46,7 +46,7 @@ export async function openPostgresBackend(
       records: createPostgresLearningRecords(pool, schema),
       graphSpecs: createPostgresGraphSpecStore(pool, schema),
       approvalNotices: createPostgresApprovalNotices(pool, schema),
-      store: { postgresUrl: url, schema },
+      store: { postgresPool: pool, schema },
       async ping() {
         await pool.query("SELECT 1");
       },
