@@ -22,6 +22,7 @@ import { createSqliteStorage } from "../core/storage/sqlite.ts";
 import type { Storage } from "../core/storage/types.ts";
 import { continueAfterModelError, recordFailedAttempts } from "../graphs/continue.ts";
 import { openEngine, type Engine } from "../graphs/engine.ts";
+import { sqliteLearningSource } from "../core/storage/learning-sqlite.ts";
 import { openLearning, type OpenedLearning } from "../graphs/learning.ts";
 import { beginLocalRun, finishLocalRun } from "../graphs/local-runs.ts";
 import { systemAssistantId, type StateSnapshotLike } from "../graphs/registry.ts";
@@ -223,7 +224,7 @@ async function openFromFlags(
   });
   try {
     const storage = createSqliteStorage(engine.checkpointer.db!);
-    const learning = await openLearning(settings, engine.checkpointer.db!);
+    const learning = await openLearning(settings, sqliteLearningSource(engine.checkpointer.db!));
     ref.memory = learning.memory;
     return {
       ...engine,

@@ -14,7 +14,11 @@ import {
   type ExportFormat,
 } from "../core/learning/export.ts";
 import type { Lesson } from "../core/memory/lessons.ts";
-import { OUTCOME_VERDICTS, type OutcomeFilter } from "../core/storage/learning-sqlite.ts";
+import {
+  OUTCOME_VERDICTS,
+  sqliteLearningSource,
+  type OutcomeFilter,
+} from "../core/storage/learning-sqlite.ts";
 import { openLearning, type OpenedLearning } from "../graphs/learning.ts";
 import { systemAssistantId } from "../graphs/registry.ts";
 import { existingDbSettings, parseFlags, settingsFromFlags } from "./args.ts";
@@ -68,10 +72,12 @@ async function open(
 ): Promise<OpenedLearning & { closeAll(): Promise<void> }> {
   const settings = existing ? existingDbSettings(io.env, db) : settingsFromFlags(io.env, db);
   const checkpointer = openSqliteCheckpointer(settings.dbPath);
-  const learning = await openLearning(settings, checkpointer.db!).catch((err: unknown) => {
-    checkpointer.close();
-    throw err;
-  });
+  const learning = await openLearning(settings, sqliteLearningSource(checkpointer.db!)).catch(
+    (err: unknown) => {
+      checkpointer.close();
+      throw err;
+    },
+  );
   return {
     ...learning,
     closeAll: async () => {

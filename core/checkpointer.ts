@@ -76,6 +76,54 @@ export class StateTooLargeError extends Error {
 const mib = (bytes: number) =>
   `${(bytes / (1024 * 1024)).toFixed(bytes < 1024 * 1024 ? 3 : 1)} MiB`;
 
+/** A checkpoint (or one step's writes) of `bytes` is over REFINERY_MAX_CHECKPOINT_BYTES. */
+export function checkpointTooLarge(
+  threadId: string,
+  bytes: number,
+  limit: number,
+  what: "checkpoint" | "writes",
+): StateTooLargeError {
+  return new StateTooLargeError(
+    `${what === "checkpoint" ? "a checkpoint" : "the writes of one step"} of thread ${threadId} ` +
+      `would be ${mib(bytes)} serialized, over the limit of ${mib(limit)} ` +
+      `(REFINERY_MAX_CHECKPOINT_BYTES=${limit}); nothing was written. Keep large ` +
+      `data out of the graph state (store a reference to it), or raise the limit`,
+  );
+}
+
+/** A thread would hold `total` bytes, over REFINERY_MAX_THREAD_BYTES. */
+export function threadTooLarge(threadId: string, total: number, limit: number): StateTooLargeError {
+  return new StateTooLargeError(
+    `thread ${threadId} would hold ${mib(total)} of checkpoints, over the ` +
+      `limit of ${mib(limit)} (REFINERY_MAX_THREAD_BYTES=${limit}); ` +
+      `nothing was written. Continue on a new thread (or delete this one), or raise the limit`,
+  );
+}
+
+/**
+ * The checkpoint's metadata as the server stores it: the run's config.metadata (run_id,
+ * graph_id, assistant_id…), as the LangGraph server stores it (LangGraph reads `run_id` there);
+ * a subgraph's checkpoints also carry the checkpoint_map LangGraph hands the subgraph (the
+ * checkpoint of each enclosing graph), as the LangGraph server copies it from the config.
+ */
+export function runCheckpointMetadata(
+  config: RunnableConfig,
+  metadata: CheckpointMetadata,
+): CheckpointMetadata {
+  const configurable = config.configurable ?? {};
+  const map =
+    ((configurable.checkpoint_ns as string | undefined) ?? "") !== ""
+      ? configurable.checkpoint_map
+      : undefined;
+  return config.metadata
+    ? ({
+        ...(map ? { checkpoint_map: map } : {}),
+        ...config.metadata,
+        ...metadata,
+      } as CheckpointMetadata)
+    : metadata;
+}
+
 export interface OpenedCheckpointer {
   saver: BaseCheckpointSaver;
   /** The open database, shared with other tables that live beside the checkpoints. */
@@ -414,12 +462,7 @@ export class PreparedSqliteSaver extends SqliteSaver {
   ): { bytes: number; heads: Map<string, string> } | undefined {
     const { maxCheckpointBytes, maxThreadBytes } = this.limits;
     if (maxCheckpointBytes > 0 && size > maxCheckpointBytes) {
-      throw new StateTooLargeError(
-        `${what === "checkpoint" ? "a checkpoint" : "the writes of one step"} of thread ${threadId} ` +
-          `would be ${mib(size)} serialized, over the limit of ${mib(maxCheckpointBytes)} ` +
-          `(REFINERY_MAX_CHECKPOINT_BYTES=${maxCheckpointBytes}); nothing was written. Keep large ` +
-          `data out of the graph state (store a reference to it), or raise the limit`,
-      );
+      throw checkpointTooLarge(threadId, size, maxCheckpointBytes, what);
     }
     if (maxThreadBytes <= 0) return undefined;
     let usage = this.usage.get(threadId);
@@ -432,11 +475,7 @@ export class PreparedSqliteSaver extends SqliteSaver {
     this.usage.set(threadId, usage);
     if (this.usage.size > 4096) this.usage.delete(this.usage.keys().next().value as string);
     if (usage.bytes + bytes > maxThreadBytes) {
-      throw new StateTooLargeError(
-        `thread ${threadId} would hold ${mib(usage.bytes + bytes)} of checkpoints, over the ` +
-          `limit of ${mib(maxThreadBytes)} (REFINERY_MAX_THREAD_BYTES=${maxThreadBytes}); ` +
-          `nothing was written. Continue on a new thread (or delete this one), or raise the limit`,
-      );
+      throw threadTooLarge(threadId, usage.bytes + bytes, maxThreadBytes);
     }
     usage.bytes += bytes;
     return usage;
@@ -503,15 +542,9 @@ export class PreparedSqliteSaver extends SqliteSaver {
     const threadId = configurable.thread_id as string | undefined;
     const checkpointNs = (configurable.checkpoint_ns as string | undefined) ?? "";
     if (!threadId) throw new Error(`Missing "thread_id" field in passed "config.configurable".`);
-    // On the server, a checkpoint's metadata carries the run's (config.metadata: run_id,
-    // graph_id, assistant_id…), as the LangGraph server stores it; LangGraph reads `run_id` there.
-    // A subgraph's checkpoints also carry the checkpoint_map LangGraph hands the subgraph (the
-    // checkpoint of each enclosing graph), as the LangGraph server copies it from the config.
-    const map = checkpointNs !== "" ? configurable.checkpoint_map : undefined;
-    const fullMetadata =
-      this.options.runMetadata && config.metadata
-        ? { ...(map ? { checkpoint_map: map } : {}), ...config.metadata, ...metadata }
-        : metadata;
+    const fullMetadata = this.options.runMetadata
+      ? runCheckpointMetadata(config, metadata)
+      : metadata;
     const parent = configurable.checkpoint_id as string | undefined;
     const whole = copyCheckpoint(checkpoint);
     const base =

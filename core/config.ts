@@ -241,6 +241,8 @@ export interface ProcessSettings {
   memory?: boolean;
   /** Postgres URL for the lessons store (REFINERY_STORE_URL); default: the SQLite file. */
   storeUrl?: string;
+  /** Postgres for all state (REFINERY_DATABASE_URL); default: the SQLite file `dbPath`. */
+  database?: { url: string; schema: string };
   /** Embeddings model for lesson retrieval (REFINERY_EMBEDDINGS_MODEL); default: lexical. */
   embeddingsModel?: string;
   /** How much state the SQLite checkpointer stores (REFINERY_MAX_*_BYTES); default: 8 / 256 MiB. */
@@ -271,6 +273,14 @@ export function processSettingsFromEnv(
     memory: e.REFINERY_MEMORY,
     stateLimits: stateLimitsOf(e),
     ...(e.REFINERY_STORE_URL ? { storeUrl: e.REFINERY_STORE_URL } : {}),
+    ...(e.REFINERY_DATABASE_URL
+      ? {
+          database: {
+            url: e.REFINERY_DATABASE_URL,
+            schema: e.REFINERY_DATABASE_SCHEMA ?? "public",
+          },
+        }
+      : {}),
     ...(e.REFINERY_EMBEDDINGS_MODEL ? { embeddingsModel: e.REFINERY_EMBEDDINGS_MODEL } : {}),
   };
 }

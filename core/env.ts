@@ -209,6 +209,26 @@ export const EnvSchema = z.object({
     }
     return raw;
   }),
+  REFINERY_DATABASE_URL: text().transform((raw, ctx) => {
+    if (raw !== undefined && !/^postgres(ql)?:\/\//.test(raw)) {
+      return issue(
+        ctx,
+        "REFINERY_DATABASE_URL is not a Postgres URL",
+        "use postgres://user:password@host:5432/database, or unset it to keep all state in the SQLite file (REFINERY_DB)",
+      );
+    }
+    return raw;
+  }),
+  REFINERY_DATABASE_SCHEMA: text().transform((raw, ctx) => {
+    if (raw !== undefined && !/^[A-Za-z_][A-Za-z0-9_]{0,62}$/.test(raw)) {
+      return issue(
+        ctx,
+        `REFINERY_DATABASE_SCHEMA "${raw}" is not a schema name`,
+        "use letters, digits and underscores (at most 63), starting with a letter or underscore; default public",
+      );
+    }
+    return raw;
+  }),
   REFINERY_API_KEYS: text(),
   REFINERY_ALLOW_ANONYMOUS: flag(
     "set it to 1 to serve without authentication on a non-loopback address, or unset it",

@@ -19,6 +19,8 @@ export interface EngineOptions {
   defaults?: RefineOptions;
   /** Use an in-memory checkpointer instead of the SQLite file (tests). */
   memory?: boolean;
+  /** An open checkpointer (the server's persistence backend); the engine does not close it. */
+  checkpointer?: OpenedCheckpointer;
   /** Inject a provider (tests use scripted models). */
   provider?: ModelProvider;
   /** False when another connection in this process already checked the file (run threads). */
@@ -44,13 +46,15 @@ export function openEngine(options: EngineOptions): Engine {
   installLightRunContext();
   const provider = options.provider ?? createModelProvider(options.settings);
   const resolve = createSettingsResolver({ provider, defaults: options.defaults });
-  const checkpointer = options.memory
-    ? openMemoryCheckpointer()
-    : openSqliteCheckpointer(options.settings.dbPath, {
-        check: options.checkIntegrity,
-        limits: options.settings.stateLimits,
-        runMetadata: options.runMetadata,
-      });
+  const checkpointer = options.checkpointer
+    ? options.checkpointer
+    : options.memory
+      ? openMemoryCheckpointer()
+      : openSqliteCheckpointer(options.settings.dbPath, {
+          check: options.checkIntegrity,
+          limits: options.settings.stateLimits,
+          runMetadata: options.runMetadata,
+        });
   const graph = createRefineGraph({
     settings: resolve,
     checkpointer: checkpointer.saver,

@@ -1,7 +1,6 @@
 // The learning loop around finished runs: when a run ends, its outcome is kept with the run
 // (for export), the lessons its prompt carried are credited or blamed, and the `reflect` step
 // distils new lessons into the memory. Used by the server's executor and by the CLI.
-import type Database from "better-sqlite3";
 import type { ProcessSettings } from "../core/config.ts";
 import type { RunOutcome } from "../core/learning/outcome.ts";
 import { outcomeFromValues } from "../core/learning/outcome.ts";
@@ -9,12 +8,9 @@ import { LessonMemory, lessonsKey, type LessonMemoryOptions } from "../core/memo
 import type { LessonSource } from "../nodes/generate.ts";
 
 export type { LessonSource };
-import { openStore } from "../core/memory/open-store.ts";
+import { openStore, type OpenStoreOptions } from "../core/memory/open-store.ts";
 import { reflect } from "../core/memory/reflect.ts";
-import {
-  createSqliteLearningRecords,
-  type LearningRecords,
-} from "../core/storage/learning-sqlite.ts";
+import type { LearningRecords } from "../core/storage/learning-sqlite.ts";
 
 export interface RunEnd {
   values: Record<string, unknown> | null | undefined;
@@ -95,19 +91,21 @@ export interface OpenedLearning {
 }
 
 /**
- * Opens the learning loop of one process: records in the SQLite file `db`, lessons in the
- * LangGraph store (the same SQLite file, or Postgres when `settings.storeUrl` is set).
+ * Opens the learning loop of one process: run records where the backend keeps them, lessons in
+ * the LangGraph store (the backend's, or Postgres when `settings.storeUrl` is set).
  */
 export async function openLearning(
   settings: ProcessSettings,
-  db: Database.Database,
+  source: { records: LearningRecords; store: OpenStoreOptions },
   options: LessonMemoryOptions = {},
 ): Promise<OpenedLearning> {
-  const records = createSqliteLearningRecords(db);
+  const { records } = source;
   if (settings.memory === false) {
     return { loop: createLearningLoop({ records }), records, close: async () => {} };
   }
-  const opened = await openStore(settings.storeUrl ? { postgresUrl: settings.storeUrl } : { db });
+  const opened = await openStore(
+    settings.storeUrl ? { postgresUrl: settings.storeUrl } : source.store,
+  );
   const embeddings =
     settings.embeddingsModel && settings.apiKey
       ? new (await import("@langchain/openai")).OpenAIEmbeddings({

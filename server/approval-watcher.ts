@@ -2,7 +2,6 @@
 // when an approval becomes pending (HMAC-signed, retried with backoff) and the deadline policy
 // (approve or reject on expiry). State lives in the database, so both survive restarts.
 import { createHmac } from "node:crypto";
-import type Database from "better-sqlite3";
 import {
   isApprovalRequest,
   type ApprovalDecision,
@@ -11,11 +10,13 @@ import {
 } from "../core/approval.ts";
 import { refineOptionsFromConfigurable } from "../core/config.ts";
 import { outbound, type OutboundClient } from "../core/net/outbound.ts";
+import type { ApprovalNotices } from "../core/storage/approval-notices.ts";
 import type { Storage, Thread } from "../core/storage/types.ts";
 import type { Logger } from "./log.ts";
 
 export interface ApprovalWatcherDeps {
-  db: Database.Database;
+  /** Delivery state of the webhooks, in the database. */
+  notices: ApprovalNotices;
   storage: Storage;
   log: Logger;
   /** Starts a run that resumes the thread with a decision (the runs router provides it). */
@@ -38,16 +39,7 @@ export class ApprovalWatcher {
   private timer?: NodeJS.Timeout;
   private running = false;
 
-  constructor(private readonly deps: ApprovalWatcherDeps) {
-    deps.db.exec(`CREATE TABLE IF NOT EXISTS refinery_approval_notices (
-      thread_id TEXT NOT NULL,
-      interrupt_id TEXT NOT NULL,
-      attempts INTEGER NOT NULL DEFAULT 0,
-      next_at INTEGER NOT NULL DEFAULT 0,
-      delivered_at TEXT,
-      PRIMARY KEY (thread_id, interrupt_id)
-    )`);
-  }
+  constructor(private readonly deps: ApprovalWatcherDeps) {}
 
   start(): void {
     this.timer = setInterval(() => void this.tick(), this.deps.intervalMs ?? 1000);
@@ -133,20 +125,9 @@ export class ApprovalWatcher {
     request: ApprovalRequest,
     hook: NonNullable<ApprovalOptions["webhook"]>,
   ): Promise<void> {
-    const { db } = this.deps;
+    const { notices } = this.deps;
     const now = this.deps.now?.() ?? Date.now();
-    db.prepare(
-      "INSERT OR IGNORE INTO refinery_approval_notices (thread_id, interrupt_id) VALUES (?, ?)",
-    ).run(thread.thread_id, interruptId);
-    const row = db
-      .prepare(
-        "SELECT attempts, next_at, delivered_at FROM refinery_approval_notices WHERE thread_id = ? AND interrupt_id = ?",
-      )
-      .get(thread.thread_id, interruptId) as {
-      attempts: number;
-      next_at: number;
-      delivered_at: string | null;
-    };
+    const row = await notices.get(thread.thread_id, interruptId);
     if (row.delivered_at || row.attempts >= MAX_ATTEMPTS || row.next_at > now) return;
     const body = JSON.stringify({
       event: "approval.pending",
@@ -174,16 +155,12 @@ export class ApprovalWatcher {
     }
     const attempts = row.attempts + 1;
     if (ok) {
-      db.prepare(
-        "UPDATE refinery_approval_notices SET attempts = ?, delivered_at = ? WHERE thread_id = ? AND interrupt_id = ?",
-      ).run(attempts, new Date(now).toISOString(), thread.thread_id, interruptId);
+      await notices.delivered(thread.thread_id, interruptId, attempts, new Date(now).toISOString());
       return;
     }
     // Exponential backoff with jitter: ~1 s, 2 s, 4 s ... capped at 5 min.
     const delay = Math.min(300_000, 1000 * 2 ** (attempts - 1)) * (0.5 + Math.random() / 2);
-    db.prepare(
-      "UPDATE refinery_approval_notices SET attempts = ?, next_at = ? WHERE thread_id = ? AND interrupt_id = ?",
-    ).run(attempts, Math.round(now + delay), thread.thread_id, interruptId);
+    await notices.failed(thread.thread_id, interruptId, attempts, Math.round(now + delay));
     this.deps.log("warn", "approval webhook failed", {
       thread_id: thread.thread_id,
       url: hook.url,

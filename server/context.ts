@@ -34,6 +34,8 @@ export const SERVER_ROLES: readonly ServerRole[] = ["api", "worker", "both"];
 
 export interface AppDeps {
   storage: Storage;
+  /** The persistence backend's kind and a query that proves it answers (GET /ok). */
+  database?: { kind: "sqlite" | "postgres"; ping(): Promise<void> };
   registry: GraphRegistry;
   executor: RunExecutor;
   hub: StreamHub;

@@ -43,6 +43,8 @@ export class CronScheduler {
   start(): void {
     this.stopped = false;
     this.timer = setInterval(() => {
+      // A pass still under way is enough: timer passes never pile up.
+      if (this.ticking) return;
       void this.tick().catch((err: unknown) =>
         this.deps.log("warn", "cron pass failed", { message: (err as Error).message }),
       );
@@ -57,10 +59,17 @@ export class CronScheduler {
     await this.ticking?.catch(() => undefined);
   }
 
-  /** One pass: claims what is due and fires it; returns how many runs it made. */
-  tick(): Promise<number> {
-    this.ticking ??= this.pass().finally(() => (this.ticking = undefined));
-    return this.ticking;
+  /**
+   * One pass that starts now: claims what is due and fires it; returns how many runs it made. A
+   * pass under way (the timer's, which read the clock before this call) is waited for first.
+   */
+  async tick(): Promise<number> {
+    while (this.ticking) await this.ticking.catch(() => undefined);
+    const pass = this.pass().finally(() => {
+      if (this.ticking === pass) this.ticking = undefined;
+    });
+    this.ticking = pass;
+    return pass;
   }
 
   private async pass(): Promise<number> {

@@ -30,6 +30,16 @@ export const ErrorBody = z
 
 export const Ok = z.object({ ok: z.literal(true) });
 
+export const Health = z
+  .object({
+    ok: z.literal(true),
+    database: z
+      .object({ kind: z.enum(["sqlite", "postgres"]), ok: z.literal(true) })
+      .optional()
+      .describe("The backend holding the state; it answered a query"),
+  })
+  .describe("Liveness, with the database's state (503 and an error when it does not answer)");
+
 export const Info = z.object({
   version: z.string().describe("Refinery's version"),
   name: z.string(),
@@ -392,6 +402,7 @@ export const PrunedCount = z.object({ pruned_count: z.number().int().min(0) });
 export const RESPONSE_SCHEMAS = {
   Error: ErrorBody,
   Ok,
+  Health,
   Info,
   Assistant,
   AssistantSelected,

@@ -1,5 +1,5 @@
 // A run thread: executes the runs the server thread hands it (run-threads.ts), on its own engine,
-// graph registry and connection to the same SQLite file, and sends back what the server thread
+// graph registry and connection to the same database (SQLite file or Postgres), and sends back what the server thread
 // needs: every stream chunk (already serialized), log entries and each run's outcome.
 import { parentPort, workerData } from "node:worker_threads";
 import type { Run } from "../core/storage/types.ts";
@@ -40,9 +40,6 @@ try {
     log,
     thread: true,
   });
-  // The server thread's connection copies the WAL into the database file (its own commits, and a
-  // timer); run threads only append to it, so checkpointing stays off their path.
-  runtime.db.pragma("wal_autocheckpoint = 0");
   const runner = new RunRunner({
     storage: runtime.storage,
     registry: runtime.registry,

@@ -1,23 +1,16 @@
-// What executes graphs in one thread: the engine (model provider, settings, SQLite checkpointer
-// and the `refine` graph), storage, feedback inbox, checkpoint admin, lessons memory, and the
-// graph registry with langgraph.json and declarative graphs. The server's main thread opens one
-// (start.ts); every run thread opens its own on the same database file (run-thread.ts).
+// What executes graphs in one thread: the persistence backend (SQLite file or Postgres: storage,
+// checkpoints, feedback inbox, checkpoint admin, run records, graph specs), the engine (model
+// provider, settings and the `refine` graph), lessons memory, and the graph registry with
+// langgraph.json and declarative graphs. The server's main thread opens one (start.ts); every run
+// thread opens its own on the same database (run-thread.ts).
 import { readEnv } from "../core/env.ts";
 import { existsSync } from "node:fs";
 import { isAbsolute, resolve } from "node:path";
 import { processSettingsFromEnv, type ProcessSettings } from "../core/config.ts";
 import { RefineryError } from "../core/errors.ts";
 import { outboundPolicyFromEnv, setOutboundPolicy } from "../core/net/policy.ts";
-import type { LessonMemory } from "../core/memory/lessons.ts";
 import type { ModelProvider } from "../core/models/provider.ts";
-import {
-  createSqliteCheckpointAdmin,
-  ensureSaverSetup,
-  type CheckpointAdmin,
-} from "../core/storage/checkpoint-admin.ts";
-import { createSqliteFeedbackInbox, type FeedbackInbox } from "../core/storage/feedback-inbox.ts";
-import { createSqliteStorage } from "../core/storage/sqlite.ts";
-import type { Storage } from "../core/storage/types.ts";
+import { openBackend, type PersistenceBackend } from "../core/storage/backend.ts";
 import { startGraphSpecs, type GraphSpecService } from "../graphs/declarative/index.ts";
 import { openEngine, type Engine } from "../graphs/engine.ts";
 import { openStore } from "../core/memory/open-store.ts";
@@ -36,8 +29,8 @@ export interface RuntimeOptions {
   provider?: ModelProvider;
   log: Logger;
   /**
-   * A run thread's runtime: the server thread opened the same file first and checked its
-   * integrity (a quick_check reads the whole file, which grows with every run kept).
+   * A run thread's runtime: the server thread opened the same database first (checked the
+   * SQLite file's integrity, or migrated the Postgres schema).
    */
   thread?: boolean;
 }
@@ -65,40 +58,35 @@ export async function openRuntime(options: RuntimeOptions) {
   const { env, log } = options;
   const { settings, provider } = await prepareGraphThread(env, options.provider);
   const envSettings = readEnv(env);
-  // The inbox lives in the database the engine opens, so the engine gets a forwarder to it.
-  const inboxRef: { current?: FeedbackInbox } = {};
-  // Likewise the lessons memory, opened on that database below.
-  const lessonsRef: { memory?: LessonMemory } = {};
+  const backend: PersistenceBackend = await openBackend(settings, {
+    thread: options.thread,
+    runMetadata: true,
+  });
+  const { saver, storage, inbox, checkpoints } = backend;
+  // Lessons memory (the backend's store, or Postgres with REFINERY_STORE_URL) and run records.
+  const learning = await openLearning(settings, backend).catch(async (err: unknown) => {
+    await backend.close();
+    throw err;
+  });
   const lessons: LessonSource = {
     retrieve: async (assistantId, task, limit) =>
-      lessonsRef.memory
-        ? lessonsRef.memory.retrieve(assistantId ?? systemAssistantId("refine"), task, limit)
+      learning.memory
+        ? learning.memory.retrieve(assistantId ?? systemAssistantId("refine"), task, limit)
         : [],
   };
   const engine: Engine = openEngine({
     settings,
     provider,
-    checkIntegrity: !options.thread,
-    runMetadata: true,
+    checkpointer: { saver, close: () => {} },
     lessons,
-    inbox: { take: async (threadId) => (inboxRef.current ? inboxRef.current.take(threadId) : []) },
+    inbox,
   });
-  const db = engine.checkpointer.db;
-  if (!db) throw new Error("the server needs the SQLite checkpointer");
-  const saver = engine.checkpointer.saver;
-  await ensureSaverSetup(saver);
-  const storage: Storage = createSqliteStorage(db);
-  const inbox = createSqliteFeedbackInbox(db);
-  inboxRef.current = inbox;
-  const checkpoints: CheckpointAdmin = createSqliteCheckpointAdmin(db, saver);
-  // Lessons memory (the same SQLite file, or Postgres with REFINERY_STORE_URL) and run records.
-  const learning = await openLearning(settings, db);
-  lessonsRef.memory = learning.memory;
   // The Store API's store (/store/*, config.store in graphs): the same backend as the lessons.
   const opened = await openStore(
-    settings.storeUrl ? { postgresUrl: settings.storeUrl } : { db },
+    settings.storeUrl ? { postgresUrl: settings.storeUrl } : backend.store,
   ).catch(async (err: unknown) => {
     await learning.close();
+    await backend.close();
     throw err;
   });
   const userStore: UserStore = createUserStore(opened.store, opened.kind);
@@ -123,7 +111,7 @@ export async function openRuntime(options: RuntimeOptions) {
   const graphsDir =
     envSettings.REFINERY_GRAPHS_DIR ?? (existsSync("graphs.d") ? "graphs.d" : undefined);
   const graphSpecs: GraphSpecService = await startGraphSpecs({
-    db,
+    store: backend.graphSpecs,
     registry,
     checkpointer: saver,
     provider: engine.provider,
@@ -137,7 +125,7 @@ export async function openRuntime(options: RuntimeOptions) {
   return {
     settings,
     engine,
-    db,
+    backend,
     saver,
     storage,
     inbox,
@@ -148,10 +136,10 @@ export async function openRuntime(options: RuntimeOptions) {
     graphSpecs,
     configPath,
     async close(): Promise<void> {
-      await storage.close();
       await learning.close();
       await opened.close();
       engine.close();
+      await backend.close();
     },
   };
 }

@@ -1,4 +1,4 @@
-// Composition root of the server process: SQLite file (checkpoints, runs, threads, assistants),
+// Composition root of the server process: persistence backend (SQLite file or Postgres),
 // graph registry, stream hub, run executor and the Express app. Used by main.ts and by tests.
 import { existsSync } from "node:fs";
 import type { AddressInfo } from "node:net";
@@ -45,6 +45,7 @@ import { createRunService } from "./run-service.ts";
 import { openRuntime } from "./runtime.ts";
 import { StreamHub, type RunEnd } from "./stream-hub.ts";
 import { WalCheckpointer } from "./wal-checkpointer.ts";
+import type { SqliteBackend } from "../core/storage/sqlite/backend.ts";
 
 export interface StartOptions {
   env?: Record<string, string | undefined>;
@@ -159,7 +160,8 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     provider: options.provider,
     log,
   });
-  const { settings, engine, db, saver, storage, inbox, checkpoints, learning, registry } = runtime;
+  const { settings, engine, backend, saver, storage, inbox, checkpoints, learning, registry } =
+    runtime;
   // Finished runs' events stay replayable (join-stream, Last-Event-ID) for 60 s, at most this many.
   // With Redis, run events are mirrored to Redis Streams, so any process serves any run's stream.
   const remoteEvents = envSettings.REFINERY_REDIS_URL
@@ -219,9 +221,11 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   // No connection checkpoints the WAL on commit (run threads turn it off in run-thread.ts); a
   // thread of its own does, off the path of requests and run steps.
   const wal =
-    settings.dbPath === ":memory:"
+    backend.kind !== "sqlite" || settings.dbPath === ":memory:"
       ? undefined
-      : WalCheckpointer.start(db, log, { restartBytes: options.walRestartBytes });
+      : WalCheckpointer.start((backend as SqliteBackend).db, log, {
+          restartBytes: options.walRestartBytes,
+        });
   /** Stops the run threads and the WAL thread, then closes the database. */
   const release = async () => {
     await evalJobs.close();
@@ -308,6 +312,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const cronClock = options.cronClock ?? Date.now;
   const appDeps: AppDeps & { graphSpecs: GraphSpecService } = {
     graphSpecs,
+    database: backend,
     crons: { now: cronClock, maxPerTenant: limits.tenantCrons },
     learning: learning.loop,
     store: runtime.userStore,
@@ -410,7 +415,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     log,
   );
   const approvals = new ApprovalWatcher({
-    db,
+    notices: backend.approvalNotices,
     storage,
     log,
     duty: () => duties.holds("approvals"),
@@ -475,7 +480,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const url = `http://${host.includes(":") ? `[${host}]` : host}:${address.port}`;
   log("info", "server listening", {
     url,
-    db: settings.dbPath,
+    db: backend.where,
     graphs: registry.ids(),
     model: engine.provider.offline
       ? "simulated (offline)"

@@ -3,6 +3,7 @@
 // that say what is wrong and how to fix it.
 import type { BaseStore } from "@langchain/langgraph-checkpoint";
 import type Database from "better-sqlite3";
+import type pg from "pg";
 import { RefineryError } from "../errors.ts";
 import { SqliteStore } from "./sqlite-store.ts";
 
@@ -13,6 +14,8 @@ export interface OpenStoreOptions {
   db?: Database.Database;
   /** postgres://user:password@host:port/database; takes precedence over SQLite. */
   postgresUrl?: string;
+  /** An open Postgres pool (the persistence backend's); `close()` leaves it open. */
+  postgresPool?: pg.Pool;
   /** Postgres schema for the store's table, created if missing (default "public"). */
   schema?: string;
 }
@@ -27,6 +30,12 @@ const URL_FIELD = "REFINERY_STORE_URL";
 
 export async function openStore(opts: OpenStoreOptions): Promise<OpenedStore> {
   if (opts.postgresUrl !== undefined) return openPostgres(opts.postgresUrl, opts.schema);
+  if (opts.postgresPool !== undefined) {
+    const { PostgresStore } = await import("./postgres-store.ts");
+    const store = new PostgresStore({ connection: opts.postgresPool, schema: opts.schema });
+    await store.setup();
+    return { store, kind: "postgres", close: () => store.stop() };
+  }
   if (opts.db === undefined && opts.dbPath === undefined) {
     throw new RefineryError("invalid_config", "no store configured", {
       fix: "pass a SQLite database (db or dbPath) or set REFINERY_STORE_URL to a Postgres URL",

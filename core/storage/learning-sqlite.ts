@@ -226,3 +226,11 @@ export function createSqliteLearningRecords(db: Database.Database): LearningReco
     },
   };
 }
+
+/** The learning loop's records and lessons store in one SQLite file (the CLI's; the server's backend). */
+export function sqliteLearningSource(db: Database.Database): {
+  records: LearningRecords;
+  store: { db: Database.Database };
+} {
+  return { records: createSqliteLearningRecords(db), store: { db } };
+}

@@ -1,7 +1,6 @@
 // Declarative graphs: refinement graphs defined as JSON/YAML specs. The public surface for the
 // server (startGraphSpecs) and for TypeScript users (compileGraphSpec, registerNodeKind).
-import type Database from "better-sqlite3";
-import { createSqliteGraphSpecStore } from "./store.ts";
+import type { GraphSpecStore } from "../../core/storage/graph-specs.ts";
 import { createGraphSpecService, type GraphSpecServiceDeps } from "./service.ts";
 import { importNodeKinds } from "./modules.ts";
 
@@ -23,8 +22,8 @@ export { DeclarativeState, type DeclarativeStateType } from "./state.ts";
 export type { GraphSpecService, GraphSpecInfo, GraphSpecDetail } from "./service.ts";
 
 export interface StartGraphSpecsOptions extends Omit<GraphSpecServiceDeps, "store"> {
-  /** The server's SQLite database (the spec table lives beside the checkpoints). */
-  db: Database.Database;
+  /** Where registered specs are kept (the persistence backend's graph-spec store). */
+  store: GraphSpecStore;
   /** Folder of spec files to register at start-up. */
   graphsDir?: string;
   /** Comma-separated modules exporting `nodeKinds`, imported before any spec is compiled. */
@@ -33,9 +32,9 @@ export interface StartGraphSpecsOptions extends Omit<GraphSpecServiceDeps, "stor
 
 /** Loads node-kind modules, then registers stored specs, then the folder's (files win). */
 export async function startGraphSpecs(options: StartGraphSpecsOptions) {
-  const { db, graphsDir, nodeKindModules, ...deps } = options;
+  const { graphsDir, nodeKindModules, ...deps } = options;
   await importNodeKinds(nodeKindModules, deps.kinds);
-  const service = createGraphSpecService({ ...deps, store: createSqliteGraphSpecStore(db) });
+  const service = createGraphSpecService(deps);
   const stored = await service.restore();
   const files = graphsDir ? await service.loadFolder(graphsDir) : [];
   if (stored.length || files.length)

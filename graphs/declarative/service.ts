@@ -13,7 +13,7 @@ import { compileValidated, validateGraphSpec, type ValidatedSpec } from "./compi
 import { readSpecFolder } from "./documents.ts";
 import { defaultNodeKinds, type NodeKindRegistry } from "./kinds.ts";
 import type { GraphSpec } from "./spec.ts";
-import type { GraphSpecRecord, GraphSpecStore } from "./store.ts";
+import type { GraphSpecRecord, GraphSpecStore } from "../../core/storage/graph-specs.ts";
 
 export interface GraphSpecServiceDeps {
   registry: GraphRegistry;

@@ -78,8 +78,9 @@ const OPS: Op[] = [
   {
     method: "get",
     path: "/ok",
-    summary: "Liveness",
-    ok: { 200: json("Ok", "Alive") },
+    summary: "Liveness and the database's state",
+    ok: { 200: json("Health", "Alive; the database answers") },
+    errors: { 503: "The database does not answer (error storage_error, retryable)" },
     public: true,
     tag: "meta",
   },

@@ -2,12 +2,27 @@
 import { Router } from "express";
 import type { AppDeps } from "../context.ts";
 import { authOf } from "../auth/request.ts";
+import { RefineryError } from "../../core/errors.ts";
 import { sendJson } from "../http.ts";
 import { LANGGRAPH_VERSION } from "../versions.ts";
 
 export function metaRoutes(deps: AppDeps): Router {
   const r = Router();
-  r.get("/ok", (_req, res) => sendJson(res, 200, { ok: true }));
+  r.get("/ok", async (_req, res) => {
+    const db = deps.database;
+    if (!db) return sendJson(res, 200, { ok: true });
+    try {
+      await db.ping();
+      sendJson(res, 200, { ok: true, database: { kind: db.kind, ok: true } });
+    } catch (err) {
+      const error = new RefineryError(
+        "storage_error",
+        `the ${db.kind} database does not answer (${(err as Error).message})`,
+        { fix: "check that the database is up and reachable; retry", retryable: true },
+      );
+      sendJson(res, 503, error.toJSON());
+    }
+  });
   r.get("/info", (_req, res) =>
     sendJson(res, 200, {
       version: deps.version,

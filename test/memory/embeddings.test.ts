@@ -6,6 +6,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { processSettingsFromEnv } from "../../core/config.ts";
+import { sqliteLearningSource } from "../../core/storage/learning-sqlite.ts";
 import { openLearning } from "../../graphs/learning.ts";
 import { startOpenAIStub, type OpenAIStub } from "../support/openai-stub.ts";
 
@@ -28,7 +29,7 @@ describe("lessons ranked by embeddings", () => {
       REFINERY_EMBEDDINGS_MODEL: "stub-embedding-model",
     });
     const db = new Database(settings.dbPath);
-    const learning = await openLearning(settings, db);
+    const learning = await openLearning(settings, sqliteLearningSource(db));
     try {
       const memory = learning.memory!;
       expect(memory.usesEmbeddings).toBe(true);

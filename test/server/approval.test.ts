@@ -10,6 +10,7 @@ import { silentLogger } from "../../server/log.ts";
 import { startServer } from "../../server/start.ts";
 import { ScriptedChatModel, scriptedProvider } from "../support/scripted-model.ts";
 import { FIXTURE_CONFIG, startTestServer, type TestServer } from "../support/server.ts";
+import { databaseEnv } from "../support/test-backend.ts";
 
 const PASS = '{"verdict":"pass","score":0.95,"issues":[]}';
 const REGRESSES = "What is 3 + 3?";
@@ -296,7 +297,7 @@ describe("approval deadlines across a restart", () => {
     await first.running.close(1000);
     await new Promise((r) => setTimeout(r, 1200));
     const second = await startServer({
-      env: { REFINERY_DB: first.dbPath, REFINERY_APPROVAL_POLL_MS: "100" },
+      env: { ...databaseEnv(first.dbPath), REFINERY_APPROVAL_POLL_MS: "100" },
       configPath: FIXTURE_CONFIG,
       port: 0,
       log: silentLogger,

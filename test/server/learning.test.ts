@@ -6,6 +6,8 @@ import { silentLogger } from "../../server/log.ts";
 import { startServer } from "../../server/start.ts";
 import { ScriptedChatModel, scriptedProvider } from "../support/scripted-model.ts";
 import { FIXTURE_CONFIG, startTestServer, type TestServer } from "../support/server.ts";
+import { databaseEnv } from "../support/test-backend.ts";
+import { eventually } from "../support/wait.ts";
 
 const REVISE = '{"verdict":"revise","score":0.2,"issues":["The sum of 2 and 2 is 4, not 5."]}';
 const PASS = '{"verdict":"pass","score":0.95,"issues":[]}';
@@ -69,12 +71,13 @@ describe("lessons learned from runs", () => {
     const first = await refinedRun(
       "Add the apples: 2 apples in a basket plus 2 apples on the table.",
     );
-    const lessons = await http("/assistants/refine/lessons");
-    expect(lessons.status).toBe(200);
     type L = { id: string; text: string; evidence: unknown[]; uses: number; helped: number };
-    const learned = (lessons.body as unknown as L[]).find((l) =>
-      l.text.startsWith("The sum of 2"),
-    )!;
+    // The executor learns after the clients have the run's result.
+    const learned = await eventually(async () => {
+      const lessons = await http("/assistants/refine/lessons");
+      expect(lessons.status).toBe(200);
+      return (lessons.body as unknown as L[]).find((l) => l.text.startsWith("The sum of 2"));
+    }, "the lesson of the first run");
     expect(learned.text).toBe("The sum of 2 and 2 is 4, not 5.");
     expect(learned.evidence).toContainEqual({ ...first, iteration: 1 });
 
@@ -95,7 +98,10 @@ describe("lessons learned from runs", () => {
     };
     expect(state.lessons.map((l) => l.id)).toContain(learned.id);
     expect(state.drafts).toHaveLength(1);
-    const after = (await http(`/assistants/refine/lessons/${learned.id}`)).body as unknown as L;
+    const after = await eventually(async () => {
+      const lesson = (await http(`/assistants/refine/lessons/${learned.id}`)).body as unknown as L;
+      return lesson.uses > 0 ? lesson : undefined;
+    }, "the lesson's use by the second run");
     expect(after).toMatchObject({ uses: 1, helped: 1 });
     const feedback = await http(`/threads/${second.thread_id}/runs/${second.run_id}/feedback`);
     expect(feedback.body.lessons_used).toContain(learned.id);
@@ -222,13 +228,18 @@ describe("run feedback", () => {
 describe("export", () => {
   it("streams SFT, DPO and PASR-trace JSONL that match the stored runs", async () => {
     const { run_id } = await refinedRun();
-    const sft = await http("/export?format=sft&graph_id=refine");
+    // The executor records the outcome after the clients have the run's result.
+    const { sft, lines } = await eventually(async () => {
+      const sft = await http("/export?format=sft&graph_id=refine");
+      const lines = sft.text
+        .trim()
+        .split("\n")
+        .filter(Boolean)
+        .map((l) => JSON.parse(l));
+      return lines.some((l) => l.metadata.run_id === run_id) ? { sft, lines } : undefined;
+    }, "the run's outcome in the export");
     expect(sft.status).toBe(200);
     expect(sft.headers.get("content-type")).toMatch(/application\/x-ndjson/);
-    const lines = sft.text
-      .trim()
-      .split("\n")
-      .map((l) => JSON.parse(l));
     const mine = lines.find((l) => l.metadata.run_id === run_id);
     expect(mine.messages).toEqual([
       { role: "user", content: "What is 2 + 2?" },
@@ -278,8 +289,8 @@ describe("export", () => {
 });
 
 describe("lessons persistence", () => {
-  it("keeps lessons in the SQLite file across a server restart", async () => {
-    const env = { REFINERY_DB: s.dbPath };
+  it("keeps lessons in the database across a server restart", async () => {
+    const env = databaseEnv(s.dbPath);
     const created = await http("/assistants/refine/lessons", {
       method: "POST",
       json: { text: "Round money to two decimals." },

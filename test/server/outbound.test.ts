@@ -11,6 +11,7 @@ import type { Logger } from "../../server/log.ts";
 import { startServer } from "../../server/start.ts";
 import { startOpenAIStub, type OpenAIStub } from "../support/openai-stub.ts";
 import { FIXTURE_CONFIG, startTestServer, type TestServer } from "../support/server.ts";
+import { databaseEnv } from "../support/test-backend.ts";
 import { eventually, failure } from "../support/wait.ts";
 
 /** In every reply the recorder sends: no verdict may contain it. */
@@ -325,7 +326,7 @@ describe("a policy tightened across a restart", () => {
     const log: Logger = (_level, msg, fields) => void logged.push({ msg, fields });
     const second = await startServer({
       env: {
-        REFINERY_DB: first.dbPath,
+        ...databaseEnv(first.dbPath),
         REFINERY_RUN_THREADS: "0",
         REFINERY_APPROVAL_POLL_MS: "100",
       },

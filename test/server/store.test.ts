@@ -3,10 +3,10 @@
 // isolation, and a graph that writes and reads the same store during a run.
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import { SqliteStore } from "../../core/memory/sqlite-store.ts";
 import { USER_ROOT } from "../../core/memory/user-store.ts";
 import { keyOf, keysEnv, sdkClient } from "../support/auth.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
+import { openTestStore } from "../support/test-backend.ts";
 
 let s: TestServer;
 let acme: ReturnType<typeof sdkClient>;
@@ -120,12 +120,12 @@ describe("Store API", () => {
     );
 
     // The items live under an invisible per-tenant prefix, apart from the lessons memory.
-    const raw = new SqliteStore(s.dbPath);
+    const raw = await openTestStore(s.dbPath);
     try {
-      const roots = await raw.listNamespaces({ maxDepth: 1, limit: 1000 });
+      const roots = await raw.store.listNamespaces({ maxDepth: 1, limit: 1000 });
       expect(roots).toEqual([[USER_ROOT]]);
     } finally {
-      raw.stop();
+      await raw.close();
     }
   });
 
@@ -187,13 +187,13 @@ describe("Store API", () => {
     expect((await acme.store.searchItems(["tmp"])).items.map((i) => i.key)).toEqual(["long"]);
 
     // The sweeper deletes what has expired by the time given, and nothing else.
-    const raw = new SqliteStore(s.dbPath);
+    const raw = await openTestStore(s.dbPath);
     try {
-      expect(raw.sweepExpired()).toBe(1); // "short"
-      expect(raw.sweepExpired(Date.now() + 59 * 60_000)).toBe(0);
-      expect(raw.sweepExpired(Date.now() + 61 * 60_000)).toBe(1); // "long"
+      expect(await raw.store.sweepExpired()).toBe(1); // "short"
+      expect(await raw.store.sweepExpired(Date.now() + 59 * 60_000)).toBe(0);
+      expect(await raw.store.sweepExpired(Date.now() + 61 * 60_000)).toBe(1); // "long"
     } finally {
-      raw.stop();
+      await raw.close();
     }
   });
 

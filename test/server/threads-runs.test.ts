@@ -3,9 +3,9 @@
 // thread TTLs and their sweeper, a run's runtime context (merged over the assistant's, checked
 // against the graph's context schema) and /wait and /join of a run stopped at an interrupt.
 import { join } from "node:path";
-import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/server.ts";
+import { countCheckpoints } from "../support/test-backend.ts";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -31,18 +31,7 @@ async function failure(
   throw new Error("expected the request to fail");
 }
 
-const checkpointRows = (threadId: string): number => {
-  const db = new Database(s.dbPath, { readonly: true });
-  try {
-    return (
-      db.prepare("SELECT COUNT(*) AS n FROM checkpoints WHERE thread_id = ?").get(threadId) as {
-        n: number;
-      }
-    ).n;
-  } finally {
-    db.close();
-  }
-};
+const checkpointRows = (threadId: string): Promise<number> => countCheckpoints(s.dbPath, threadId);
 
 describe("supersteps on thread create", () => {
   it("apply each superstep as a step made as its nodes, so the graph goes on from there", async () => {
@@ -116,7 +105,7 @@ describe("supersteps on thread create", () => {
       "supersteps[0].updates[0].as_node",
     );
     expect((await failure(s.client.threads.get(threadId))).status).toBe(404);
-    expect(checkpointRows(threadId)).toBe(0);
+    expect(await checkpointRows(threadId)).toBe(0);
     expect(await s.client.threads.count()).toBe(before);
   });
 });
@@ -271,9 +260,9 @@ describe("thread TTL", () => {
     const short = await s.client.threads.create({ ttl: 0.005 });
     await s.client.runs.wait(short.thread_id, "slow", { input: { topic: "gone soon" } });
     await s.client.runs.wait(keep.thread_id, "slow", { input: { topic: "stays" } });
-    expect(checkpointRows(short.thread_id)).toBeGreaterThan(0);
+    expect(await checkpointRows(short.thread_id)).toBeGreaterThan(0);
     expect(await waitGone(short.thread_id)).toBe(true);
-    expect(checkpointRows(short.thread_id)).toBe(0);
+    expect(await checkpointRows(short.thread_id)).toBe(0);
     expect((await fetch(`${s.url}/threads/${short.thread_id}/runs`)).status).toBe(404);
     expect((await s.client.threads.get(keep.thread_id)).thread_id).toBe(keep.thread_id);
   });

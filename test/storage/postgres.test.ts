@@ -114,11 +114,17 @@ describe("postgres storage: migrations", () => {
       [schema],
     );
     expect(rows.map((r) => r.table_name)).toEqual([
+      "refinery_approval_notices",
       "refinery_assistant_versions",
       "refinery_assistants",
       "refinery_cron_fires",
       "refinery_crons",
       "refinery_duty_leases",
+      "refinery_feedback",
+      "refinery_graph_specs",
+      "refinery_rollback_writes",
+      "refinery_run_outcomes",
+      "refinery_run_ratings",
       "refinery_runs",
       "refinery_schema_migrations",
       "refinery_threads",

@@ -1,5 +1,6 @@
-// Starts the real server on an ephemeral loopback port with a temp SQLite file and the test
-// graphs of test/fixtures/langgraph.json, and returns an official SDK client for it.
+// Starts the real server on an ephemeral loopback port with a temp SQLite file (or a Postgres
+// schema of its own with REFINERY_TEST_BACKEND=postgres, see test-backend.ts) and the test graphs
+// of test/fixtures/langgraph.json, and returns an official SDK client for it.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -7,6 +8,7 @@ import { Client } from "@langchain/langgraph-sdk";
 import type { ModelProvider } from "../../core/models/provider.ts";
 import { silentLogger, type Logger } from "../../server/log.ts";
 import { startServer, type RunningServer } from "../../server/start.ts";
+import { databaseEnv } from "./test-backend.ts";
 
 export const FIXTURE_CONFIG = join(import.meta.dirname, "../fixtures/langgraph.json");
 
@@ -32,7 +34,7 @@ export async function startTestServer(
     /** The cron scheduler's clock and poll interval (test/server/crons.test.ts drives them). */
     cronClock?: () => number;
     cronPollMs?: number;
-    /** An existing SQLite file to open (default: a new one in a temp folder). */
+    /** An existing database to open (default: a new SQLite file in a temp folder, or schema). */
     dbPath?: string;
   } = {},
 ): Promise<TestServer> {
@@ -42,7 +44,7 @@ export async function startTestServer(
     // Graphs run in the server thread unless a test asks for run threads: each run thread loads
     // the graph modules (seconds of CPU on the CI machine); test/server/run-threads.test.ts,
     // stuck-runs and the others that need them set REFINERY_RUN_THREADS themselves.
-    env: { REFINERY_DB: dbPath, REFINERY_RUN_THREADS: "0", ...options.env },
+    env: { ...databaseEnv(dbPath), REFINERY_RUN_THREADS: "0", ...options.env },
     configPath: options.configPath ?? FIXTURE_CONFIG,
     port: 0,
     host: "127.0.0.1",

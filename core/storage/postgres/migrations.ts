@@ -144,6 +144,81 @@ CREATE TABLE refinery_duty_leases (
 );
 `,
   },
+  {
+    version: 4,
+    name: "feedback inbox, run outcomes and ratings, graph specs, approval notices, rollback writes",
+    sql: `
+CREATE TABLE refinery_feedback (
+  id BIGINT GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
+  thread_id TEXT NOT NULL,
+  text TEXT NOT NULL,
+  at TEXT NOT NULL,
+  consumed_at TEXT
+);
+CREATE INDEX refinery_feedback_thread ON refinery_feedback (thread_id) WHERE consumed_at IS NULL;
+CREATE TABLE refinery_run_outcomes (
+  run_id TEXT PRIMARY KEY,
+  thread_id TEXT NOT NULL,
+  assistant_id TEXT NOT NULL,
+  graph_id TEXT NOT NULL,
+  -- ISO UTC text as the outcome carries it, compared in byte order (as in SQLite).
+  finished_at TEXT COLLATE "C" NOT NULL,
+  verified BOOLEAN NOT NULL,
+  human_approved BOOLEAN NOT NULL,
+  body JSONB NOT NULL
+);
+CREATE INDEX refinery_run_outcomes_time ON refinery_run_outcomes (finished_at, run_id);
+CREATE TABLE refinery_run_ratings (
+  feedback_id TEXT PRIMARY KEY,
+  run_id TEXT NOT NULL,
+  thread_id TEXT NOT NULL,
+  key TEXT NOT NULL,
+  score DOUBLE PRECISION,
+  value JSONB,
+  comment TEXT,
+  created_at TEXT NOT NULL
+);
+CREATE INDEX refinery_run_ratings_run ON refinery_run_ratings (run_id, created_at);
+-- Deleting a run (or its thread) deletes what was kept with it.
+CREATE FUNCTION refinery_run_learning_gone() RETURNS trigger LANGUAGE plpgsql
+  SET search_path FROM CURRENT AS $$
+BEGIN
+  DELETE FROM refinery_run_outcomes WHERE run_id = OLD.run_id;
+  DELETE FROM refinery_run_ratings WHERE run_id = OLD.run_id;
+  RETURN OLD;
+END $$;
+CREATE TRIGGER refinery_run_learning_gone AFTER DELETE ON refinery_runs
+  FOR EACH ROW EXECUTE FUNCTION refinery_run_learning_gone();
+CREATE TABLE refinery_graph_specs (
+  id TEXT NOT NULL,
+  version INTEGER NOT NULL,
+  spec JSONB NOT NULL,
+  created_at TEXT NOT NULL,
+  PRIMARY KEY (id, version)
+);
+CREATE TABLE refinery_approval_notices (
+  thread_id TEXT NOT NULL,
+  interrupt_id TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_at BIGINT NOT NULL DEFAULT 0,
+  delivered_at TEXT,
+  PRIMARY KEY (thread_id, interrupt_id)
+);
+-- A run's pending writes of the checkpoint it started from, restored by a rollback.
+CREATE TABLE refinery_rollback_writes (
+  run_id TEXT NOT NULL,
+  thread_id TEXT NOT NULL,
+  checkpoint_ns TEXT NOT NULL,
+  checkpoint_id TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  channel TEXT NOT NULL,
+  type TEXT,
+  blob BYTEA NOT NULL
+);
+CREATE INDEX refinery_rollback_writes_run ON refinery_rollback_writes (run_id);
+`,
+  },
 ];
 
 /** Must stay a valid unquoted identifier: it is interpolated into SQL (quoted) and search_path. */

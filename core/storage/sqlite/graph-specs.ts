@@ -1,24 +1,6 @@
-// Persistence of graph specs registered over HTTP: every registration of an id is a new version,
-// kept in the server's SQLite file next to the checkpoints, threads and runs.
+// Graph specs in the SQLite file, next to the checkpoints, threads and runs.
 import type Database from "better-sqlite3";
-
-export interface GraphSpecRecord {
-  graph_id: string;
-  version: number;
-  spec: unknown;
-  created_at: string;
-}
-
-export interface GraphSpecStore {
-  /** Stores `spec` as the next version of `graphId` and returns it. */
-  put(graphId: string, spec: unknown): Promise<GraphSpecRecord>;
-  get(graphId: string, version?: number): Promise<GraphSpecRecord | undefined>;
-  versions(graphId: string): Promise<number[]>;
-  /** The latest version of every graph, by id. */
-  latest(): Promise<GraphSpecRecord[]>;
-  /** Deletes every version; returns how many there were. */
-  delete(graphId: string): Promise<number>;
-}
+import type { GraphSpecRecord, GraphSpecStore } from "../graph-specs.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS refinery_graph_specs (

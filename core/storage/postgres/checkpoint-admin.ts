@@ -1,0 +1,132 @@
+// The checkpoint admin (core/storage/checkpoint-admin.ts) on PostgresSaver's tables: checkpoints,
+// checkpoint_blobs (channel values by version) and checkpoint_writes. Each operation is one
+// transaction. A rollback also deletes the blobs no remaining checkpoint refers to.
+import type pg from "pg";
+import type { CheckpointAdmin } from "../checkpoint-admin.ts";
+
+export function createPostgresCheckpointAdmin(
+  pool: pg.Pool,
+  schema: string,
+  /** Told when a thread's rows change behind the saver (its byte count is summed again). */
+  changed: (threadId: string) => void = () => {},
+): CheckpointAdmin {
+  const S = `"${schema}"`;
+  const CP = `${S}.checkpoints`;
+  const BL = `${S}.checkpoint_blobs`;
+  const WR = `${S}.checkpoint_writes`;
+  const RB = `${S}.refinery_rollback_writes`;
+  const WRITE_COLUMNS = "checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob";
+
+  async function tx(work: (c: pg.PoolClient) => Promise<void>): Promise<void> {
+    const client = await pool.connect();
+    try {
+      await client.query("BEGIN");
+      await work(client);
+      await client.query("COMMIT");
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => {});
+      throw err;
+    } finally {
+      client.release();
+    }
+  }
+
+  /** Deletes the thread's blobs that no checkpoint of the thread refers to any more. */
+  const dropUnreferencedBlobs = (c: pg.PoolClient, threadId: string) =>
+    c.query(
+      `DELETE FROM ${BL} b WHERE b.thread_id = $1 AND NOT EXISTS (
+         SELECT 1 FROM ${CP} c WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns
+           AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version)`,
+      [threadId],
+    );
+
+  return {
+    async copyThread(from, to) {
+      await tx(async (c) => {
+        await c.query(
+          `INSERT INTO ${CP} (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata)
+           SELECT $1, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata FROM ${CP} WHERE thread_id = $2`,
+          [to, from],
+        );
+        await c.query(
+          `INSERT INTO ${BL} (thread_id, checkpoint_ns, channel, version, type, blob)
+           SELECT $1, checkpoint_ns, channel, version, type, blob FROM ${BL} WHERE thread_id = $2`,
+          [to, from],
+        );
+        await c.query(
+          `INSERT INTO ${WR} (thread_id, ${WRITE_COLUMNS}) SELECT $1, ${WRITE_COLUMNS} FROM ${WR} WHERE thread_id = $2`,
+          [to, from],
+        );
+      });
+    },
+    async rollback(threadId, keep, runId) {
+      await tx(async (c) => {
+        if (keep === null) {
+          for (const table of [CP, BL, WR])
+            await c.query(`DELETE FROM ${table} WHERE thread_id = $1`, [threadId]);
+          return;
+        }
+        await c.query(`DELETE FROM ${CP} WHERE thread_id = $1 AND checkpoint_id > $2`, [
+          threadId,
+          keep,
+        ]);
+        await dropUnreferencedBlobs(c, threadId);
+        // Writes against `keep` may mix what it had with the cancelled run's first step: drop
+        // them all and restore the ones saved when the run started.
+        await c.query(`DELETE FROM ${WR} WHERE thread_id = $1 AND checkpoint_id >= $2`, [
+          threadId,
+          keep,
+        ]);
+        if (runId) {
+          await c.query(
+            `INSERT INTO ${WR} (thread_id, ${WRITE_COLUMNS})
+             SELECT thread_id, ${WRITE_COLUMNS} FROM ${RB} WHERE run_id = $1
+             ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) DO UPDATE
+               SET channel = excluded.channel, type = excluded.type, blob = excluded.blob`,
+            [runId],
+          );
+          await c.query(`DELETE FROM ${RB} WHERE run_id = $1`, [runId]);
+        }
+      });
+      changed(threadId);
+    },
+    async snapshot(runId, threadId, keep) {
+      if (keep === null) return;
+      await tx(async (c) => {
+        await c.query(`DELETE FROM ${RB} WHERE run_id = $1`, [runId]);
+        await c.query(
+          `INSERT INTO ${RB} (run_id, thread_id, ${WRITE_COLUMNS})
+           SELECT $1, thread_id, ${WRITE_COLUMNS} FROM ${WR} WHERE thread_id = $2 AND checkpoint_id = $3`,
+          [runId, threadId, keep],
+        );
+      });
+    },
+    async discard(runId) {
+      await pool.query(`DELETE FROM ${RB} WHERE run_id = $1`, [runId]);
+    },
+    async deleteThread(threadId) {
+      await tx(async (c) => {
+        for (const table of [CP, BL, WR])
+          await c.query(`DELETE FROM ${table} WHERE thread_id = $1`, [threadId]);
+      });
+      changed(threadId);
+    },
+    async keepLatest(threadId) {
+      await tx(async (c) => {
+        for (const table of [CP, WR]) {
+          await c.query(
+            `DELETE FROM ${table} t WHERE t.thread_id = $1 AND t.checkpoint_id < (
+               SELECT MAX(c.checkpoint_id) FROM ${CP} c
+               WHERE c.thread_id = $1 AND c.checkpoint_ns = t.checkpoint_ns)`,
+            [threadId],
+          );
+        }
+        await dropUnreferencedBlobs(c, threadId);
+      });
+      changed(threadId);
+    },
+    async truncate() {
+      await pool.query(`TRUNCATE ${CP}, ${BL}, ${WR}, ${RB}`);
+    },
+  };
+}

@@ -1,0 +1,221 @@
+// The checkpoint saver on Postgres: @langchain/langgraph-checkpoint-postgres's PostgresSaver with
+// what the SQLite saver (core/checkpointer.ts) adds on the server, so both backends behave alike:
+// - the state limits (REFINERY_MAX_CHECKPOINT_BYTES on the whole serialized state of a
+//   checkpoint, or one step's writes; REFINERY_MAX_THREAD_BYTES on what a thread stores: its
+//   checkpoints, channel blobs and writes, summed from the tables when this saver did not write
+//   the thread's previous checkpoint itself);
+// - the run's metadata in each checkpoint's metadata (runMetadata);
+// - fences that drop a rolled-back run's late writes (server/run-runner.ts);
+// - channel versions that never repeat. The library's versions are integers and it keeps the
+//   first blob stored for a (channel, version): after a rollback or a fork the next run writes
+//   the same versions again, and reading its checkpoints would return the old run's values. As
+//   LangGraph's Python PostgresSaver does, a version is "<counter, 32 digits>.<random>".
+import { randomBytes } from "node:crypto";
+import type { RunnableConfig } from "@langchain/core/runnables";
+import type {
+  ChannelVersions,
+  Checkpoint,
+  CheckpointMetadata,
+  PendingWrite,
+} from "@langchain/langgraph-checkpoint";
+import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
+import type pg from "pg";
+import {
+  checkpointTooLarge,
+  DEFAULT_STATE_LIMITS,
+  runCheckpointMetadata,
+  threadTooLarge,
+  type StateLimits,
+} from "../../checkpointer.ts";
+
+export class LimitedPostgresSaver extends PostgresSaver {
+  /** Bytes per thread and the last checkpoint id this saver wrote per namespace; LRU order. */
+  private readonly usage = new Map<string, { bytes: number; heads: Map<string, string> }>();
+  private readonly fenced = new Set<string>();
+  private readonly tables: { checkpoints: string; blobs: string; writes: string };
+
+  constructor(
+    private readonly db: pg.Pool,
+    schema: string,
+    private readonly limits: StateLimits = DEFAULT_STATE_LIMITS,
+    private readonly runMetadata = false,
+  ) {
+    super(db, undefined, { schema });
+    const S = `"${schema}"`;
+    this.tables = {
+      checkpoints: `${S}.checkpoints`,
+      blobs: `${S}.checkpoint_blobs`,
+      writes: `${S}.checkpoint_writes`,
+    };
+  }
+
+  // The library types versions as numbers; LangGraph compares them with `>`, which orders these
+  // zero-padded strings as it orders the counters.
+  override getNextVersion(current: number | undefined): number {
+    const raw = current as number | string | undefined;
+    const counter = raw === undefined ? 0 : typeof raw === "number" ? raw : parseInt(raw, 10);
+    return `${String(counter + 1).padStart(32, "0")}.${randomBytes(8).toString("hex")}` as unknown as number;
+  }
+
+  /** Drops every write to `threadId` until unfence() (see PreparedSqliteSaver.fence). */
+  fence(threadId: string): void {
+    this.fenced.add(threadId);
+    if (this.fenced.size > 10_000) this.fenced.delete(this.fenced.values().next().value as string);
+  }
+
+  unfence(threadId: string): void {
+    this.fenced.delete(threadId);
+  }
+
+  override async put(
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    newVersions: ChannelVersions,
+  ): Promise<RunnableConfig> {
+    const configurable = config.configurable ?? {};
+    const threadId = configurable.thread_id as string;
+    const ns = (configurable.checkpoint_ns as string | undefined) ?? "";
+    const full = this.runMetadata ? runCheckpointMetadata(config, metadata) : metadata;
+    if (this.fenced.has(threadId)) {
+      return {
+        configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpoint.id },
+      };
+    }
+    const usage = await this.chargeCheckpoint(config, checkpoint, full, newVersions);
+    try {
+      const next = await super.put(config, checkpoint, full, newVersions);
+      usage?.usage.heads.set(ns, checkpoint.id);
+      return next;
+    } catch (err) {
+      if (usage) usage.usage.bytes -= usage.bytes;
+      throw err;
+    }
+  }
+
+  override async putWrites(
+    config: RunnableConfig,
+    writes: PendingWrite[],
+    taskId: string,
+  ): Promise<void> {
+    const configurable = config.configurable ?? {};
+    const threadId = configurable.thread_id as string;
+    if (this.fenced.has(threadId)) return;
+    let usage: { usage: Usage; bytes: number } | undefined;
+    if (this.limits.maxCheckpointBytes > 0 || this.limits.maxThreadBytes > 0) {
+      const rows = await this._dumpWrites(
+        threadId,
+        (configurable.checkpoint_ns as string | undefined) ?? "",
+        configurable.checkpoint_id as string,
+        taskId,
+        writes,
+      );
+      const bytes = rows.reduce((sum, row) => sum + row[7].length, 0);
+      usage = await this.charge(
+        threadId,
+        (configurable.checkpoint_ns as string | undefined) ?? "",
+        configurable.checkpoint_id as string | undefined,
+        bytes,
+        "writes",
+      );
+    }
+    try {
+      await super.putWrites(config, writes, taskId);
+    } catch (err) {
+      if (usage) usage.usage.bytes -= usage.bytes;
+      throw err;
+    }
+  }
+
+  override async deleteThread(threadId: string): Promise<void> {
+    this.usage.delete(threadId);
+    await super.deleteThread(threadId);
+  }
+
+  /** Forgets what this saver counted for a thread (its rows changed behind it: a rollback). */
+  forget(threadId: string): void {
+    this.usage.delete(threadId);
+  }
+
+  private async chargeCheckpoint(
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    newVersions: ChannelVersions,
+  ): Promise<{ usage: Usage; bytes: number } | undefined> {
+    const { maxCheckpointBytes, maxThreadBytes } = this.limits;
+    if (maxCheckpointBytes <= 0 && maxThreadBytes <= 0) return undefined;
+    const configurable = config.configurable ?? {};
+    const threadId = configurable.thread_id as string;
+    const ns = (configurable.checkpoint_ns as string | undefined) ?? "";
+    // The whole state counts against the checkpoint limit (as the SQLite saver stores it); only
+    // the blobs of channels that changed are stored, and count against the thread's total.
+    const blobs = await this._dumpBlobs(
+      threadId,
+      ns,
+      checkpoint.channel_values,
+      checkpoint.channel_versions,
+    );
+    const head =
+      JSON.stringify(this._dumpCheckpoint(checkpoint)).length +
+      JSON.stringify(await this._dumpMetadata(metadata)).length;
+    let whole = head;
+    let stored = head;
+    for (const row of blobs) {
+      const size = row[5]?.length ?? 0;
+      whole += size;
+      if (row[2] in newVersions) stored += size;
+    }
+    if (maxCheckpointBytes > 0 && whole > maxCheckpointBytes)
+      throw checkpointTooLarge(threadId, whole, maxCheckpointBytes, "checkpoint");
+    return this.charge(
+      threadId,
+      ns,
+      configurable.checkpoint_id as string | undefined,
+      stored,
+      "checkpoint",
+    );
+  }
+
+  private async charge(
+    threadId: string,
+    ns: string,
+    head: string | undefined,
+    bytes: number,
+    what: "checkpoint" | "writes",
+  ): Promise<{ usage: Usage; bytes: number } | undefined> {
+    const { maxCheckpointBytes, maxThreadBytes } = this.limits;
+    if (what === "writes" && maxCheckpointBytes > 0 && bytes > maxCheckpointBytes)
+      throw checkpointTooLarge(threadId, bytes, maxCheckpointBytes, what);
+    if (maxThreadBytes <= 0) return undefined;
+    let usage = this.usage.get(threadId);
+    if (!usage || usage.heads.get(ns) !== head) {
+      usage = { bytes: await this.storedBytes(threadId), heads: new Map() };
+      if (head !== undefined) usage.heads.set(ns, head);
+    }
+    this.usage.delete(threadId);
+    this.usage.set(threadId, usage);
+    if (this.usage.size > 4096) this.usage.delete(this.usage.keys().next().value as string);
+    if (usage.bytes + bytes > maxThreadBytes)
+      throw threadTooLarge(threadId, usage.bytes + bytes, maxThreadBytes);
+    usage.bytes += bytes;
+    return { usage, bytes };
+  }
+
+  /** Bytes of a thread's checkpoints, blobs and writes as stored. */
+  private async storedBytes(threadId: string): Promise<number> {
+    const { checkpoints, blobs, writes } = this.tables;
+    const { rows } = await this.db.query<{ bytes: string }>(
+      `SELECT
+         (SELECT COALESCE(SUM(octet_length(checkpoint::text) + octet_length(metadata::text)), 0)
+            FROM ${checkpoints} WHERE thread_id = $1)
+       + (SELECT COALESCE(SUM(octet_length(blob)), 0) FROM ${blobs} WHERE thread_id = $1)
+       + (SELECT COALESCE(SUM(octet_length(blob)), 0) FROM ${writes} WHERE thread_id = $1)
+       AS bytes`,
+      [threadId],
+    );
+    return Number(rows[0]?.bytes ?? 0);
+  }
+}
+
+type Usage = { bytes: number; heads: Map<string, string> };
