@@ -592,7 +592,10 @@ describe("/wait latency", () => {
       );
       expect(out.topic).toBe(`w${i}`);
     }
-    expect(Date.now() - started).toBeLessThan(5_000);
+    // Not a speed target (bench/ measures speed): a /wait that noticed the run's end by polling
+    // once a second would take 20 s or more here. Under a loaded 2-core CI machine, on Postgres,
+    // the 20 runs themselves took up to 5.7 s, so the bound leaves room for load, not for polling.
+    expect(Date.now() - started).toBeLessThan(15_000);
     expect(await s.client.runs.list(threadId, { limit: 100 })).toHaveLength(20);
   });
 });
