@@ -32,6 +32,7 @@ import type { SecuritySettings, ServerRole } from "./context.ts";
 import { InlineEvalTarget } from "./eval-inline.ts";
 import { EvalJobs } from "./eval-jobs.ts";
 import { EvalThreadPool } from "./eval-threads.ts";
+import { trackRequests } from "./drain.ts";
 import { DutyLeader } from "./duties.ts";
 import { LocalSignals } from "./signals/local.ts";
 import { RedisRunEvents } from "./signals/redis-events.ts";
@@ -390,6 +391,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     );
   }).catch((err: unknown) => abandon(listenError(err, host, port)));
   server.keepAliveTimeout = 65_000;
+  const requests = trackRequests(server);
   // WebSocket upgrades (the thread protocol) pass through the app's middleware like requests.
   handleUpgrades(server, app);
   try {
@@ -522,10 +524,14 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       clearInterval(storeSweeper);
       clearInterval(threadSweeper);
       await schemaService.close();
-      const stopped = new Promise<void>((r) => server.close(() => r()));
+      const stopped = requests.stopAccepting();
       // A worker's app has no thread protocol.
       (protocolOf(app) as ReturnType<typeof protocolOf> | undefined)?.close();
+      const drainBy = Date.now() + graceMs;
       await executor.stop(graceMs);
+      // Requests in flight are answered (a wait whose run another process finishes follows it
+      // through the signals, still open) before the connections close.
+      await requests.idle(Math.max(0, drainBy - Date.now()));
       await duties.releaseAll();
       await signals.close();
       await remoteEvents?.close();

@@ -2,6 +2,7 @@
 // after the grace period at their last checkpoint and exits 0; the next start finishes them
 // without re-running finished steps. Also RunningServer.close() in-process.
 import { mkdtempSync, rmSync } from "node:fs";
+import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
@@ -103,6 +104,22 @@ function runRows(dbPath: string): Map<string, { status: string; attempt: number 
   }
 }
 
+/** POSTs `body` to `url` on a connection of its own (none kept alive); resolves the status. */
+function postOnNewConnection(url: string, body: unknown): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const req = request(
+      url,
+      { method: "POST", agent: false, headers: { "content-type": "application/json" } },
+      (res) => {
+        res.resume();
+        resolve(res.statusCode ?? 0);
+      },
+    );
+    req.on("error", reject);
+    req.end(JSON.stringify(body));
+  });
+}
+
 describe("graceful shutdown of the server process (SIGTERM)", () => {
   it("stops taking runs, pauses in-flight runs at their checkpoint, exits 0; a restart finishes them", async () => {
     const dbPath = join(dir, "sigterm.db");
@@ -134,14 +151,16 @@ describe("graceful shutdown of the server process (SIGTERM)", () => {
     await waitFor("the stopping message", () =>
       first.output().includes("SIGTERM: stopping") ? true : undefined,
     );
-    // While stopping (the grace period has not run out) no new run is taken.
+    // While stopping (the grace period has not run out) no new connection, so no new run, is
+    // taken. (A request already on a kept-alive connection is answered: test/server/cluster.)
     const thread = plan[1]!.threadId;
     await expect(
-      first.client.runs.create(thread, "slow", {
+      postOnNewConnection(`${first.url}/threads/${thread}/runs`, {
+        assistant_id: "slow",
         input: { topic: "late", delayMs: 0 },
-        multitaskStrategy: "enqueue",
+        multitask_strategy: "enqueue",
       }),
-    ).rejects.toThrow();
+    ).rejects.toMatchObject({ code: "ECONNREFUSED" });
     const exit = await exited;
     expect(exit, first.output()).toEqual({ code: 0, signal: null });
     expect(Date.now() - t0).toBeLessThan(15_000);
