@@ -33,6 +33,7 @@ import { InlineEvalTarget } from "./eval-inline.ts";
 import { EvalJobs } from "./eval-jobs.ts";
 import { EvalThreadPool } from "./eval-threads.ts";
 import { DutyLeader } from "./duties.ts";
+import { WebhookOutbox } from "./webhook-outbox.ts";
 import { LocalSignals } from "./signals/local.ts";
 import { RedisRunEvents } from "./signals/redis-events.ts";
 import { RedisSignals } from "./signals/redis.ts";
@@ -284,6 +285,31 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       })
     : new LocalSignals();
   if (signals instanceof RedisSignals) await signals.start();
+  // Duties one process does at a time when several share the database.
+  const duties = new DutyLeader(
+    storage.duties,
+    (name) =>
+      Math.max(
+        envSettings.REFINERY_RUN_LEASE_MS,
+        3 *
+          (name === "approvals"
+            ? limits.approvalPollMs
+            : name === "thread-sweep"
+              ? limits.threadSweepMs
+              : name === "webhooks"
+                ? WEBHOOK_POLL_MS
+                : STORE_SWEEP_MS),
+      ),
+    log,
+  );
+  // Run webhooks from the database outbox, delivered by the process holding the duty.
+  const webhooks = new WebhookOutbox({
+    outbox: storage.webhooks,
+    duty: () => duties.holds("webhooks"),
+    log,
+    metrics,
+    pollMs: WEBHOOK_POLL_MS,
+  });
   // An api process claims nothing (it still takes back runs of stopped workers for the others).
   const concurrency = role === "api" ? 0 : (options.concurrency ?? limits.workers);
   const executor = new RunExecutor({
@@ -301,6 +327,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     limits: limits.runs,
     leaseMs: envSettings.REFINERY_RUN_LEASE_MS,
     signals,
+    webhookQueued: () => webhooks.kick(),
     ...(pool ? { target: pool } : {}),
   });
   // GET /assistants/:id/schemas of langgraph.json graphs (static extraction in a worker, cached).
@@ -399,21 +426,6 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await new Promise((r) => server.close(r));
     await abandon(err);
   }
-  // Duties one process does at a time when several share the database.
-  const duties = new DutyLeader(
-    storage.duties,
-    (name) =>
-      Math.max(
-        envSettings.REFINERY_RUN_LEASE_MS,
-        3 *
-          (name === "approvals"
-            ? limits.approvalPollMs
-            : name === "thread-sweep"
-              ? limits.threadSweepMs
-              : STORE_SWEEP_MS),
-      ),
-    log,
-  );
   const approvals = new ApprovalWatcher({
     notices: backend.approvalNotices,
     storage,
@@ -437,6 +449,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     pollMs: options.cronPollMs,
   });
   if (role !== "worker") crons.start();
+  webhooks.start();
   // Expired store items are already invisible to reads; this deletes them once a minute.
   const storeSweeper = setInterval(() => {
     void duties
@@ -526,6 +539,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       // A worker's app has no thread protocol.
       (protocolOf(app) as ReturnType<typeof protocolOf> | undefined)?.close();
       await executor.stop(graceMs);
+      await webhooks.stop();
       await duties.releaseAll();
       await signals.close();
       await remoteEvents?.close();
@@ -566,6 +580,8 @@ function serverSettings(e: EnvSettings) {
   };
 }
 
+/** How often the webhooks duty looks for due calls in the outbox (ms). */
+const WEBHOOK_POLL_MS = 1000;
 /** Run events kept per run in Redis (as the in-process hub's per-run cap). */
 const REMOTE_EVENTS_PER_RUN = 2_000;
 /** How long a run's events stay in Redis after its last one, in seconds. */
