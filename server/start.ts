@@ -340,6 +340,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const appDeps: AppDeps & { graphSpecs: GraphSpecService } = {
     graphSpecs,
     database: backend,
+    ...(signals instanceof RedisSignals ? { redis: signals } : {}),
     crons: { now: cronClock, maxPerTenant: limits.tenantCrons },
     learning: learning.loop,
     store: runtime.userStore,
