@@ -60,7 +60,10 @@ describe("--role api and --role worker", () => {
       db.close();
     }
 
-    expect(await (await fetch(`${worker.url}/ok`)).json()).toEqual({ ok: true });
+    expect(await (await fetch(`${worker.url}/ok`)).json()).toEqual({
+      ok: true,
+      database: { kind: "sqlite", ok: true },
+    });
     const workerMetrics = await (await fetch(`${worker.url}/metrics`)).text();
     expect(metric(workerMetrics, 'refinery_runs_finished_total\\{status="success"\\}')).toBe(2);
     const refused = await fetch(`${worker.url}/threads/${thread.thread_id}`);
