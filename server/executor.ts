@@ -229,7 +229,7 @@ export class RunExecutor {
   /** A run was queued: wakes this pool, and the workers of other processes (signals). */
   notify(): void {
     this.wakeLocal();
-    if (this.deps.signals?.kind === "redis") this.deps.signals.wake();
+    if (this.deps.signals && this.deps.signals.kind !== "local") this.deps.signals.wake();
   }
 
   /** Wakes this pool: it claims runs while it has room. */
@@ -283,7 +283,7 @@ export class RunExecutor {
       // Claimed a moment ago: this process launches it right after its claim commits. A run
       // that stays running without being ours is another process's: with signals across
       // processes the cancel goes to it, and this waits for the run to stop there.
-      if (tries === 10 && this.deps.signals?.kind === "redis")
+      if (tries === 10 && this.deps.signals && this.deps.signals.kind !== "local")
         return this.cancelElsewhere(run, action);
       if (tries >= 100) return false;
       await new Promise((resolve) => setTimeout(resolve, tries < 10 ? 0 : 10));

@@ -36,6 +36,7 @@ import { DutyLeader } from "./duties.ts";
 import { WebhookOutbox } from "./webhook-outbox.ts";
 import { LocalSignals } from "./signals/local.ts";
 import { RedisRunEvents } from "./signals/redis-events.ts";
+import { PostgresSignals } from "./signals/postgres.ts";
 import { RedisSignals } from "./signals/redis.ts";
 import type { RunSignals } from "./signals/types.ts";
 import { RunExecutor } from "./executor.ts";
@@ -275,16 +276,19 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await abandon(err);
   }
 
-  // Signals between processes sharing the database: Redis when configured, else none needed
-  // beyond this process (workers elsewhere poll the queue).
+  // Signals between processes sharing the database: Redis when configured, else Postgres
+  // LISTEN/NOTIFY when the database is Postgres, else none needed beyond this process (one SQLite
+  // file: processes on one machine find new runs by polling). The choice is logged at start.
   const signals: RunSignals = envSettings.REFINERY_REDIS_URL
     ? new RedisSignals({
         url: envSettings.REFINERY_REDIS_URL,
         prefix: envSettings.REFINERY_REDIS_PREFIX,
         log,
       })
-    : new LocalSignals();
-  if (signals instanceof RedisSignals) await signals.start();
+    : settings.database
+      ? new PostgresSignals({ ...settings.database, log })
+      : new LocalSignals();
+  if (signals instanceof RedisSignals || signals instanceof PostgresSignals) await signals.start();
   // Duties one process does at a time when several share the database.
   const duties = new DutyLeader(
     storage.duties,
