@@ -36,6 +36,8 @@ export interface AppDeps {
   storage: Storage;
   /** The persistence backend's kind and a query that proves it answers (GET /ok). */
   database?: { kind: "sqlite" | "postgres"; ping(): Promise<void> };
+  /** Redis when REFINERY_REDIS_URL is set: a PING that rejects when it does not answer (GET /ok). */
+  redis?: { ping(): Promise<void> };
   registry: GraphRegistry;
   executor: RunExecutor;
   hub: StreamHub;

@@ -5,9 +5,8 @@
 // or on another machine sharing the database) or whose holder on this machine is gone: they
 // continue from their last checkpoint; steps that were checkpointed are not executed again.
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
-import { isOutboundError, outbound, type OutboundClient } from "../core/net/outbound.ts";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
-import type { Run, RunStatus, Storage } from "../core/storage/types.ts";
+import type { Run, Storage } from "../core/storage/types.ts";
 import type { LearningLoop } from "../graphs/learning.ts";
 import type { GraphRegistry } from "../graphs/registry.ts";
 import type { Logger } from "./log.ts";
@@ -27,7 +26,6 @@ import {
   type CancelAction,
   type RunOutcome,
 } from "./run-runner.ts";
-import { publicRun, publicValues } from "./redact.ts";
 import { serializeError } from "./serde.ts";
 import type { RunSignals } from "./signals/types.ts";
 import type { StreamHub } from "./stream-hub.ts";
@@ -63,8 +61,8 @@ export interface ExecutorDeps {
   concurrency: number;
   /** Safety poll for runs made due by time (after_seconds) or by another process. */
   pollMs?: number;
-  /** POSTs run results to `webhook` URLs (default: the process's guarded client). */
-  outbound?: OutboundClient;
+  /** A run with a webhook ended here: its call is in the outbox (webhook-outbox.ts delivers it). */
+  webhookQueued?: () => void;
   /** Learns from finished runs (lessons, outcomes kept for export). */
   learning?: LearningLoop;
   /** Where runs execute; default: in this thread. */
@@ -231,7 +229,7 @@ export class RunExecutor {
   /** A run was queued: wakes this pool, and the workers of other processes (signals). */
   notify(): void {
     this.wakeLocal();
-    if (this.deps.signals?.kind === "redis") this.deps.signals.wake();
+    if (this.deps.signals && this.deps.signals.kind !== "local") this.deps.signals.wake();
   }
 
   /** Wakes this pool: it claims runs while it has room. */
@@ -285,7 +283,7 @@ export class RunExecutor {
       // Claimed a moment ago: this process launches it right after its claim commits. A run
       // that stays running without being ours is another process's: with signals across
       // processes the cancel goes to it, and this waits for the run to stop there.
-      if (tries === 10 && this.deps.signals?.kind === "redis")
+      if (tries === 10 && this.deps.signals && this.deps.signals.kind !== "local")
         return this.cancelElsewhere(run, action);
       if (tries >= 100) return false;
       await new Promise((resolve) => setTimeout(resolve, tries < 10 ? 0 : 10));
@@ -420,7 +418,7 @@ export class RunExecutor {
       values: outcome.output ?? values,
       ...(error ? { error } : {}),
     });
-    if (run.kwargs.webhook) void this.callWebhook(run, status, values, error);
+    if (run.kwargs.webhook) this.deps.webhookQueued?.();
     // After the clients have the result; awaited so a graceful shutdown lets it finish.
     if (this.deps.learning && status === "success" && values)
       await this.learn(run, outcome.graphId, values);
@@ -581,52 +579,6 @@ export class RunExecutor {
       }
       if (page.length < limit) return;
     }
-  }
-
-  private async callWebhook(
-    run: Run,
-    status: RunStatus,
-    values: unknown,
-    error?: { error: string; message: string },
-  ): Promise<void> {
-    const url = run.kwargs.webhook;
-    if (!url) return;
-    const client = this.deps.outbound ?? outbound;
-    // The caller's URL gets what the API would show it: no secrets.
-    const body = JSON.stringify({
-      ...publicRun(run),
-      status,
-      values: publicValues(values),
-      error: error ?? null,
-    });
-    let failure = "";
-    for (let attempt = 1; attempt <= 3; attempt++) {
-      try {
-        const res = await client.request(url, {
-          method: "POST",
-          headers: { "content-type": "application/json" },
-          body,
-          timeoutMs: 10_000,
-        });
-        if (res.ok) return;
-        failure = `HTTP ${res.status}`;
-        if (res.status < 500 && res.status !== 429) break;
-      } catch (err) {
-        failure = err instanceof Error ? err.message : String(err);
-        // The policy will not change between attempts.
-        if (isOutboundError(err) && (err.reason === "denied" || err.reason === "invalid_url")) {
-          this.deps.log("warn", "run webhook not called", {
-            run_id: run.run_id,
-            url,
-            reason: err.message,
-            fix: err.fix,
-          });
-          return;
-        }
-      }
-      await new Promise((r) => setTimeout(r, 250 * 2 ** attempt));
-    }
-    this.deps.log("warn", "run webhook failed", { run_id: run.run_id, url, reason: failure });
   }
 }
 

@@ -13,6 +13,8 @@ export interface Metrics {
   runThreadExits: Counter;
   leaseReclaims: Counter;
   leasesLost: Counter;
+  webhooksQueued: Gauge;
+  webhookDeliveries: Counter<"result">;
 }
 
 export function createMetrics(): Metrics {
@@ -66,6 +68,17 @@ export function createMetrics(): Metrics {
     leasesLost: new Counter({
       name: "refinery_run_leases_lost_total",
       help: "Runs this process stopped executing because its lease on them lapsed (another worker continues them).",
+      registers: [registry],
+    }),
+    webhooksQueued: new Gauge({
+      name: "refinery_webhooks_queued",
+      help: "Run webhook calls in the database outbox, not delivered yet (due or waiting for a retry).",
+      registers: [registry],
+    }),
+    webhookDeliveries: new Counter({
+      name: "refinery_webhook_deliveries_total",
+      help: "Run webhook attempts made by this process, by result (delivered|retry|failed).",
+      labelNames: ["result"],
       registers: [registry],
     }),
     httpRequests: new Counter({

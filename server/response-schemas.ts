@@ -37,8 +37,19 @@ export const Health = z
       .object({ kind: z.enum(["sqlite", "postgres"]), ok: z.literal(true) })
       .optional()
       .describe("The backend holding the state; it answered a query"),
+    redis: z
+      .object({
+        ok: z.boolean(),
+        error: z.string().optional().describe("Why Redis did not answer (ok false)"),
+      })
+      .optional()
+      .describe(
+        "Redis (REFINERY_REDIS_URL only): down is degraded, not unhealthy: runs go on, found by polling",
+      ),
   })
-  .describe("Liveness, with the database's state (503 and an error when it does not answer)");
+  .describe(
+    "Liveness, with the database's and Redis's state (503 and an error when the database does not answer)",
+  );
 
 export const Info = z.object({
   version: z.string().describe("Refinery's version"),

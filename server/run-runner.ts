@@ -17,7 +17,7 @@ import type { Run, Storage, ThreadSnapshot } from "../core/storage/types.ts";
 import type { GraphRegistry, StateSnapshotLike } from "../graphs/registry.ts";
 import type { Logger } from "./log.ts";
 import type { UserStore } from "../core/memory/user-store.ts";
-import { publicChunk, publicEvent } from "./redact.ts";
+import { publicChunk, publicEvent, publicRun, publicValues } from "./redact.ts";
 import { MessageStream, type CallbackEvent } from "./message-stream.ts";
 import {
   DEFAULT_RUN_LIMITS,
@@ -366,21 +366,40 @@ export class RunRunner {
         });
       }
     }
+    // The run's webhook call goes to the outbox with its end (webhook-outbox.ts delivers it). The
+    // caller's URL gets what the API would show it: no secrets.
+    const webhook = kwargs.webhook
+      ? {
+          url: kwargs.webhook,
+          body: JSON.stringify({
+            ...publicRun(run),
+            status,
+            values: publicValues(values),
+            error: error ?? null,
+          }),
+        }
+      : undefined;
     if (kwargs.temporary) {
-      await storage.runs.finish(run.run_id, status, error ?? null);
+      await storage.runs.finish(run.run_id, status, error ?? null, undefined, webhook);
       await this.deps.checkpoints.deleteThread(run.thread_id);
       await storage.threads.delete(run.thread_id);
     } else {
       // The run's status and its thread's snapshot in one transaction.
-      await storage.runs.finish(run.run_id, status, error ?? null, {
-        threadId: run.thread_id,
-        snapshot: snapshotOf(
-          after,
-          status === "error" || status === "timeout" ? error : undefined,
-          status === "interrupted",
-          values ?? null,
-        ),
-      });
+      await storage.runs.finish(
+        run.run_id,
+        status,
+        error ?? null,
+        {
+          threadId: run.thread_id,
+          snapshot: snapshotOf(
+            after,
+            status === "error" || status === "timeout" ? error : undefined,
+            status === "interrupted",
+            values ?? null,
+          ),
+        },
+        webhook,
+      );
     }
     // A rollback snapshot exists only for a run that started from a checkpoint.
     if (kwargs.checkpoint_before) await this.deps.checkpoints.discard(run.run_id);

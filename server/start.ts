@@ -34,8 +34,10 @@ import { EvalJobs } from "./eval-jobs.ts";
 import { EvalThreadPool } from "./eval-threads.ts";
 import { trackRequests } from "./drain.ts";
 import { DutyLeader } from "./duties.ts";
+import { WebhookOutbox } from "./webhook-outbox.ts";
 import { LocalSignals } from "./signals/local.ts";
 import { RedisRunEvents } from "./signals/redis-events.ts";
+import { PostgresSignals } from "./signals/postgres.ts";
 import { RedisSignals } from "./signals/redis.ts";
 import type { RunSignals } from "./signals/types.ts";
 import { RunExecutor } from "./executor.ts";
@@ -275,16 +277,44 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await abandon(err);
   }
 
-  // Signals between processes sharing the database: Redis when configured, else none needed
-  // beyond this process (workers elsewhere poll the queue).
+  // Signals between processes sharing the database: Redis when configured, else Postgres
+  // LISTEN/NOTIFY when the database is Postgres, else none needed beyond this process (one SQLite
+  // file: processes on one machine find new runs by polling). The choice is logged at start.
   const signals: RunSignals = envSettings.REFINERY_REDIS_URL
     ? new RedisSignals({
         url: envSettings.REFINERY_REDIS_URL,
         prefix: envSettings.REFINERY_REDIS_PREFIX,
         log,
       })
-    : new LocalSignals();
-  if (signals instanceof RedisSignals) await signals.start();
+    : settings.database
+      ? new PostgresSignals({ ...settings.database, log })
+      : new LocalSignals();
+  if (signals instanceof RedisSignals || signals instanceof PostgresSignals) await signals.start();
+  // Duties one process does at a time when several share the database.
+  const duties = new DutyLeader(
+    storage.duties,
+    (name) =>
+      Math.max(
+        envSettings.REFINERY_RUN_LEASE_MS,
+        3 *
+          (name === "approvals"
+            ? limits.approvalPollMs
+            : name === "thread-sweep"
+              ? limits.threadSweepMs
+              : name === "webhooks"
+                ? WEBHOOK_POLL_MS
+                : STORE_SWEEP_MS),
+      ),
+    log,
+  );
+  // Run webhooks from the database outbox, delivered by the process holding the duty.
+  const webhooks = new WebhookOutbox({
+    outbox: storage.webhooks,
+    duty: () => duties.holds("webhooks"),
+    log,
+    metrics,
+    pollMs: WEBHOOK_POLL_MS,
+  });
   // An api process claims nothing (it still takes back runs of stopped workers for the others).
   const concurrency = role === "api" ? 0 : (options.concurrency ?? limits.workers);
   const executor = new RunExecutor({
@@ -302,6 +332,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     limits: limits.runs,
     leaseMs: envSettings.REFINERY_RUN_LEASE_MS,
     signals,
+    webhookQueued: () => webhooks.kick(),
     ...(pool ? { target: pool } : {}),
   });
   // GET /assistants/:id/schemas of langgraph.json graphs (static extraction in a worker, cached).
@@ -314,6 +345,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   const appDeps: AppDeps & { graphSpecs: GraphSpecService } = {
     graphSpecs,
     database: backend,
+    ...(signals instanceof RedisSignals ? { redis: signals } : {}),
     crons: { now: cronClock, maxPerTenant: limits.tenantCrons },
     learning: learning.loop,
     store: runtime.userStore,
@@ -401,21 +433,6 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     await new Promise((r) => server.close(r));
     await abandon(err);
   }
-  // Duties one process does at a time when several share the database.
-  const duties = new DutyLeader(
-    storage.duties,
-    (name) =>
-      Math.max(
-        envSettings.REFINERY_RUN_LEASE_MS,
-        3 *
-          (name === "approvals"
-            ? limits.approvalPollMs
-            : name === "thread-sweep"
-              ? limits.threadSweepMs
-              : STORE_SWEEP_MS),
-      ),
-    log,
-  );
   const approvals = new ApprovalWatcher({
     notices: backend.approvalNotices,
     storage,
@@ -439,6 +456,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     pollMs: options.cronPollMs,
   });
   if (role !== "worker") crons.start();
+  webhooks.start();
   // Expired store items are already invisible to reads; this deletes them once a minute.
   const storeSweeper = setInterval(() => {
     void duties
@@ -532,6 +550,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
       // Requests in flight are answered (a wait whose run another process finishes follows it
       // through the signals, still open) before the connections close.
       await requests.idle(Math.max(0, drainBy - Date.now()));
+      await webhooks.stop();
       await duties.releaseAll();
       await signals.close();
       await remoteEvents?.close();
@@ -572,6 +591,8 @@ function serverSettings(e: EnvSettings) {
   };
 }
 
+/** How often the webhooks duty looks for due calls in the outbox (ms). */
+const WEBHOOK_POLL_MS = 1000;
 /** Run events kept per run in Redis (as the in-process hub's per-run cap). */
 const REMOTE_EVENTS_PER_RUN = 2_000;
 /** How long a run's events stay in Redis after its last one, in seconds. */

@@ -26,6 +26,8 @@ import type {
   CronStore,
   DueCron,
   DutyLeaseStore,
+  WebhookDelivery,
+  WebhookOutboxStore,
   Metadata,
   NewAssistant,
   NewRun,
@@ -133,6 +135,17 @@ CREATE TABLE IF NOT EXISTS refinery_duty_leases (
   owner TEXT NOT NULL,
   expires_at INTEGER NOT NULL
 );
+-- Run webhook calls not delivered yet (queued with the run's end): due at next_at (epoch ms).
+CREATE TABLE IF NOT EXISTS refinery_webhook_outbox (
+  run_id TEXT PRIMARY KEY,
+  url TEXT NOT NULL,
+  body TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_at INTEGER NOT NULL,
+  last_error TEXT,
+  created_at INTEGER NOT NULL
+);
+CREATE INDEX IF NOT EXISTS refinery_webhook_outbox_due ON refinery_webhook_outbox (next_at);
 `;
 
 /** Firings kept per cron (the newest), for inspection; older ones are deleted as new ones come. */
@@ -884,7 +897,7 @@ export function createSqliteStorage(db: Database.Database): Storage {
         prep("SELECT * FROM refinery_runs WHERE run_id = ?").get(runId) as Record<string, unknown>,
       );
     },
-    async finish(runId, status, error, thread) {
+    async finish(runId, status, error, thread, webhook) {
       db.transaction(() => {
         prep("UPDATE refinery_runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ?").run(
           status,
@@ -892,6 +905,13 @@ export function createSqliteStorage(db: Database.Database): Storage {
           now(),
           runId,
         );
+        if (webhook) {
+          const t = Date.now();
+          prep(
+            `INSERT INTO refinery_webhook_outbox (run_id, url, body, next_at, created_at)
+             VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING`,
+          ).run(runId, webhook.url, webhook.body, t, t);
+        }
         if (!thread) return;
         const pending = prep(
           "SELECT 1 FROM refinery_runs WHERE thread_id = ? AND status = 'pending' LIMIT 1",
@@ -1160,5 +1180,26 @@ export function createSqliteStorage(db: Database.Database): Storage {
     },
   };
 
-  return { assistants, threads, runs, crons, duties, close: async () => {} };
+  const webhooks: WebhookOutboxStore = {
+    async due(limit) {
+      return prep(
+        `SELECT run_id, url, body, attempts FROM refinery_webhook_outbox
+         WHERE next_at <= ? ORDER BY next_at, created_at LIMIT ?`,
+      ).all(Date.now(), limit) as WebhookDelivery[];
+    },
+    async settle(runId) {
+      prep("DELETE FROM refinery_webhook_outbox WHERE run_id = ?").run(runId);
+    },
+    async retry(runId, delayMs, error) {
+      prep(
+        `UPDATE refinery_webhook_outbox SET attempts = attempts + 1, next_at = ?, last_error = ?
+         WHERE run_id = ?`,
+      ).run(Date.now() + delayMs, error, runId);
+    },
+    async count() {
+      return (prep("SELECT COUNT(*) AS n FROM refinery_webhook_outbox").get() as { n: number }).n;
+    },
+  };
+
+  return { assistants, threads, runs, crons, duties, webhooks, close: async () => {} };
 }

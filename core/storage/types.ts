@@ -231,6 +231,31 @@ export interface DutyLeaseStore {
   release(name: string, owner: string): Promise<void>;
 }
 
+/** A run webhook call waiting in the outbox: queued with the run's end, delivered by one process. */
+export interface WebhookDelivery {
+  run_id: string;
+  url: string;
+  /** The JSON POSTed to `url`. */
+  body: string;
+  /** Attempts made so far. */
+  attempts: number;
+}
+
+/**
+ * The durable outbox of run webhooks (RunStore.finish queues them): a process that holds the
+ * "webhooks" duty delivers due calls and settles each one, so a call survives restarts.
+ */
+export interface WebhookOutboxStore {
+  /** Calls due now (never attempted, or past their retry time), oldest first, at most `limit`. */
+  due(limit: number): Promise<WebhookDelivery[]>;
+  /** Delivered, or given up: the call leaves the outbox. */
+  settle(runId: string): Promise<void>;
+  /** This attempt failed: the call is due again `delayMs` from now, with one more attempt counted. */
+  retry(runId: string, delayMs: number, error: string): Promise<void>;
+  /** Calls in the outbox (due or waiting for a retry). */
+  count(): Promise<number>;
+}
+
 export type CreateRunResult =
   | { created: true; run: Run; inflight: Run[] }
   | {
@@ -301,6 +326,8 @@ export interface RunStore {
     status: RunStatus,
     error: { error: string; message: string } | null,
     thread?: { threadId: string; snapshot: ThreadSnapshot },
+    /** The run's webhook call, queued in the outbox in the same step (webhooks below). */
+    webhook?: { url: string; body: string },
   ): Promise<void>;
   /** Records the thread's checkpoint when the run first started (used by rollback and crash recovery). */
   setCheckpointBefore(runId: string, checkpointId: string | null): Promise<void>;
@@ -428,6 +455,7 @@ export interface Storage {
   runs: RunStore;
   crons: CronStore;
   duties: DutyLeaseStore;
+  webhooks: WebhookOutboxStore;
   close(): Promise<void>;
 }
 

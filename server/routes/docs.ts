@@ -78,8 +78,10 @@ const OPS: Op[] = [
   {
     method: "get",
     path: "/ok",
-    summary: "Liveness and the database's state",
-    ok: { 200: json("Health", "Alive; the database answers") },
+    summary: "Liveness and the database's and Redis's state",
+    ok: {
+      200: json("Health", "Alive; the database answers (Redis down: redis.ok false, still 200)"),
+    },
     errors: { 503: "The database does not answer (error storage_error, retryable)" },
     public: true,
     tag: "meta",

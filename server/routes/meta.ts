@@ -10,10 +10,18 @@ export function metaRoutes(deps: AppDeps): Router {
   const r = Router();
   r.get("/ok", async (_req, res) => {
     const db = deps.database;
-    if (!db) return sendJson(res, 200, { ok: true });
+    // Redis down is degraded, not unhealthy: signals fall back to polling (server/signals).
+    const redis = deps.redis
+      ? await deps.redis.ping().then(
+          () => ({ ok: true }),
+          (err: Error) => ({ ok: false, error: err.message }),
+        )
+      : undefined;
+    const extra = redis ? { redis } : {};
+    if (!db) return sendJson(res, 200, { ok: true, ...extra });
     try {
       await db.ping();
-      sendJson(res, 200, { ok: true, database: { kind: db.kind, ok: true } });
+      sendJson(res, 200, { ok: true, database: { kind: db.kind, ok: true }, ...extra });
     } catch (err) {
       const error = new RefineryError(
         "storage_error",

@@ -82,6 +82,18 @@ export class RedisSignals implements RunSignals {
     this.cancels.push(listener);
   }
 
+  /** Rejects when Redis does not answer a PING within a second (GET /ok). */
+  async ping(): Promise<void> {
+    if (this.pub.status !== "ready") throw new Error(`Redis is ${this.pub.status}`);
+    let timer: NodeJS.Timeout | undefined;
+    await Promise.race([
+      this.pub.ping(),
+      new Promise((_r, reject) => {
+        timer = setTimeout(() => reject(new Error("Redis did not answer PING within 1 s")), 1000);
+      }),
+    ]).finally(() => clearTimeout(timer));
+  }
+
   async close(): Promise<void> {
     this.pub.disconnect();
     this.sub.disconnect();

@@ -60,9 +60,9 @@ describe("--role api and --role worker", () => {
       db.close();
     }
 
-    expect(await (await fetch(`${worker.url}/ok`)).json()).toMatchObject({
+    expect(await (await fetch(`${worker.url}/ok`)).json()).toEqual({
       ok: true,
-      database: { ok: true },
+      database: { kind: "sqlite", ok: true },
     });
     const workerMetrics = await (await fetch(`${worker.url}/metrics`)).text();
     expect(metric(workerMetrics, 'refinery_runs_finished_total\\{status="success"\\}')).toBe(2);

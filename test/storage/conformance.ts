@@ -886,6 +886,32 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
       });
     });
 
+    describe("run webhook outbox", () => {
+      it("finish queues the webhook call with the run's end, once; retry delays it; settle removes it", async () => {
+        await storage.threads.create({ thread_id: "h1" });
+        await storage.runs.create(newRun("h1", "hooked"), { rejectIfInflight: false });
+        await storage.runs.claimNext();
+        const webhook = { url: "https://hooks.example.com/run", body: '{"run_id":"hooked"}' };
+        const snapshot = { status: "idle" as const, values: {}, interrupts: {} };
+        await storage.runs.finish("hooked", "success", null, { threadId: "h1", snapshot }, webhook);
+        // A second finish of the same run (a retried step) does not queue a second call.
+        await storage.runs.finish("hooked", "success", null, { threadId: "h1", snapshot }, webhook);
+        expect((await storage.runs.get("hooked"))?.status).toBe("success");
+        expect(await storage.webhooks.due(10)).toEqual([
+          { run_id: "hooked", ...webhook, attempts: 0 },
+        ]);
+        expect(await storage.webhooks.count()).toBe(1);
+        await storage.webhooks.retry("hooked", 60_000, "HTTP 503");
+        expect(await storage.webhooks.due(10)).toEqual([]);
+        expect(await storage.webhooks.count()).toBe(1);
+        await storage.webhooks.retry("hooked", -1, "HTTP 503");
+        expect(await storage.webhooks.due(10)).toMatchObject([{ run_id: "hooked", attempts: 2 }]);
+        await storage.webhooks.settle("hooked");
+        expect(await storage.webhooks.count()).toBe(0);
+        expect(await storage.webhooks.due(10)).toEqual([]);
+      });
+    });
+
     describe("runs: cancelling a run that has not started", () => {
       it("cancelPending deletes (rollback) or interrupts a pending run, and leaves a claimed one alone", async () => {
         await storage.threads.create({ thread_id: "c1" });

@@ -128,6 +128,7 @@ describe("postgres storage: migrations", () => {
       "refinery_runs",
       "refinery_schema_migrations",
       "refinery_threads",
+      "refinery_webhook_outbox",
     ]);
     await again.close();
   });

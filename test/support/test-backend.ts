@@ -89,3 +89,28 @@ export async function countCheckpoints(dbPath: string, threadId: string): Promis
     await client.end();
   }
 }
+
+/** Run webhook calls still in the outbox of the server database at `dbPath`. */
+export async function countWebhookOutbox(dbPath: string): Promise<number> {
+  const env = databaseEnv(dbPath);
+  if (!env.REFINERY_DATABASE_URL) {
+    const db = new Database(dbPath, { readonly: true });
+    try {
+      return (
+        db.prepare("SELECT COUNT(*) AS n FROM refinery_webhook_outbox").get() as { n: number }
+      ).n;
+    } finally {
+      db.close();
+    }
+  }
+  const client = new pg.Client({ connectionString: env.REFINERY_DATABASE_URL });
+  await client.connect();
+  try {
+    const { rows } = await client.query<{ n: string }>(
+      `SELECT COUNT(*) AS n FROM "${env.REFINERY_DATABASE_SCHEMA}".refinery_webhook_outbox`,
+    );
+    return Number(rows[0]!.n);
+  } finally {
+    await client.end();
+  }
+}

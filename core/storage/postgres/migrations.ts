@@ -219,6 +219,23 @@ CREATE TABLE refinery_rollback_writes (
 CREATE INDEX refinery_rollback_writes_run ON refinery_rollback_writes (run_id);
 `,
   },
+  {
+    version: 5,
+    name: "run webhook outbox",
+    sql: `
+-- Run webhook calls not delivered yet (queued with the run's end): due at next_at.
+CREATE TABLE refinery_webhook_outbox (
+  run_id TEXT PRIMARY KEY,
+  url TEXT NOT NULL,
+  body TEXT NOT NULL,
+  attempts INTEGER NOT NULL DEFAULT 0,
+  next_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp(),
+  last_error TEXT,
+  created_at TIMESTAMPTZ NOT NULL DEFAULT clock_timestamp()
+);
+CREATE INDEX refinery_webhook_outbox_due ON refinery_webhook_outbox (next_at);
+`,
+  },
 ];
 
 /** Must stay a valid unquoted identifier: it is interpolated into SQL (quoted) and search_path. */

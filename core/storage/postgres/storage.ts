@@ -39,6 +39,8 @@ import type {
   CronStore,
   DueCron,
   DutyLeaseStore,
+  WebhookDelivery,
+  WebhookOutboxStore,
   NewAssistant,
   NewRun,
   Run,
@@ -307,6 +309,7 @@ export function createPostgresStorage(
   const C = `${S}.refinery_crons`;
   const CF = `${S}.refinery_cron_fires`;
   const D = `${S}.refinery_duty_leases`;
+  const W = `${S}.refinery_webhook_outbox`;
   // Prepared-statement names are per connection and cut at 63 bytes: short and unique per schema.
   const prefix = `rf_${createHash("sha1").update(schema).digest("hex").slice(0, 10)}`;
 
@@ -900,7 +903,7 @@ export function createPostgresStorage(
       );
       return r ? rowToRun(r) : undefined;
     },
-    async finish(runId, status, error, thread) {
+    async finish(runId, status, error, thread, webhook) {
       await tx(async (c) => {
         // Thread first (as create): a run created meanwhile is either seen pending or waits.
         if (thread) {
@@ -914,6 +917,14 @@ export function createPostgresStorage(
           `UPDATE ${R} SET status = $2, error = $3::jsonb, updated_at = $4 WHERE run_id = $1`,
           [runId, status, j(error), now()],
         );
+        if (webhook) {
+          await q(
+            c,
+            "webhook_queue",
+            `INSERT INTO ${W} (run_id, url, body) VALUES ($1, $2, $3) ON CONFLICT (run_id) DO NOTHING`,
+            [runId, webhook.url, webhook.body],
+          );
+        }
         if (!thread) return;
         const pending = await q(
           c,
@@ -1227,6 +1238,36 @@ export function createPostgresStorage(
     },
   };
 
+  const webhooks: WebhookOutboxStore = {
+    async due(limit) {
+      const rows = await q(
+        pool,
+        "webhook_due",
+        `SELECT run_id, url, body, attempts FROM ${W}
+         WHERE next_at <= clock_timestamp() ORDER BY next_at, created_at LIMIT $1`,
+        [limit],
+      );
+      return rows as unknown as WebhookDelivery[];
+    },
+    async settle(runId) {
+      await q(pool, "webhook_settle", `DELETE FROM ${W} WHERE run_id = $1`, [runId]);
+    },
+    async retry(runId, delayMs, error) {
+      await q(
+        pool,
+        "webhook_retry",
+        `UPDATE ${W} SET attempts = attempts + 1, last_error = $3,
+           next_at = clock_timestamp() + $2::double precision * interval '1 millisecond'
+         WHERE run_id = $1`,
+        [runId, delayMs, error],
+      );
+    },
+    async count() {
+      const [row] = await q(pool, "webhook_count", `SELECT COUNT(*)::int AS n FROM ${W}`);
+      return Number(row?.n ?? 0);
+    },
+  };
+
   let closed = false;
   return {
     assistants,
@@ -1234,6 +1275,7 @@ export function createPostgresStorage(
     runs,
     crons,
     duties,
+    webhooks,
     pool,
     schema,
     migrations: opts.migrations ?? { applied: [], current: [] },
