@@ -32,10 +32,10 @@ const CLUSTER_CLIENTS = num("BENCH_CLUSTER_CLIENTS", 2 * CAP * MAX_WORKERS);
 /** Single process: Postgres against SQLite at the server bench's settings (zero latency). */
 const SINGLE_LATENCY_MS = num("BENCH_SINGLE_LATENCY_MS", 0);
 const SINGLE_WORKERS = num("BENCH_SINGLE_WORKERS", 64);
-const SEQ_RUNS = num("BENCH_SEQ_RUNS", 100);
+const SEQ_RUNS = num("BENCH_SEQ_RUNS", 60);
 const CONCURRENCY = num("BENCH_CONCURRENCY", 16);
-const CONC_RUNS = num("BENCH_CONC_RUNS", 320);
-const WARMUP_RUNS = num("BENCH_WARMUP_RUNS", 200);
+const CONC_RUNS = num("BENCH_CONC_RUNS", 240);
+const WARMUP_RUNS = num("BENCH_WARMUP_RUNS", 150);
 const TIMEOUT_S = num("BENCH_TIMEOUT_S", 1500);
 
 const TARGET_2 = 1.8;
