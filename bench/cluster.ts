@@ -7,7 +7,7 @@
 // alternate their order every round; medians over rounds are quoted. Bounded in runs and time;
 // children, the schema and the Redis keys are removed when it ends.
 import { randomBytes, randomUUID } from "node:crypto";
-import { mkdtempSync, rmSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
@@ -50,6 +50,36 @@ const load = () =>
     .join(" ");
 
 type RunOne = () => Promise<void>;
+
+/** Busy and total jiffies of all CPUs (/proc/stat): how busy the whole machine was meanwhile. */
+function machineTicks(): { busy: number; total: number } {
+  const fields = (readFileSync("/proc/stat", "utf8").split("\n")[0] ?? "")
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  const total = fields.reduce((a, b) => a + b, 0);
+  const idle = (fields[3] ?? 0) + (fields[4] ?? 0);
+  return { busy: total - idle, total };
+}
+
+/** Runs `fn`; the machine's busy share and our processes' CPU ms per run while it ran. */
+async function withCpu<T>(
+  procs: readonly ServerProc[],
+  runs: number,
+  fn: () => Promise<T>,
+): Promise<{ value: T; busyPct: number; cpuMsPerRun: number }> {
+  const m0 = machineTicks();
+  const c0 = procs.reduce((a, p) => a + p.cpuSeconds(), 0);
+  const value = await fn();
+  const c1 = procs.reduce((a, p) => a + p.cpuSeconds(), 0);
+  const m1 = machineTicks();
+  return {
+    value,
+    busyPct: (100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total),
+    cpuMsPerRun: ((c1 - c0) * 1000) / runs,
+  };
+}
 
 function runner(url: string): RunOne {
   const client = new Client({ apiUrl: url });
@@ -132,6 +162,8 @@ async function main(): Promise<void> {
     return p;
   };
   const scale = new Map<number, number[]>();
+  const busy = new Map<number, number[]>();
+  const cpuPerRun = new Map<number, number[]>();
   const single = { pgConc: [] as number[], sqlConc: [] as number[], pgP50: [] as number[] };
   const sqlP50: number[] = [];
   try {
@@ -168,9 +200,17 @@ async function main(): Promise<void> {
         );
         // Warm-up: every worker executes a few runs before the timed batch.
         await throughput(viaApi, 2 * CAP * n, CAP * n);
-        const rps = await throughput(viaApi, CLUSTER_RUNS, CLUSTER_CLIENTS);
-        log(`round ${round}: ${n} worker(s) ${fmt(rps)} runs/s (load ${load()})`);
+        const m = await withCpu([api, ...workers], CLUSTER_RUNS, () =>
+          throughput(viaApi, CLUSTER_RUNS, CLUSTER_CLIENTS),
+        );
+        const rps = m.value;
+        log(
+          `round ${round}: ${n} worker(s) ${fmt(rps)} runs/s; our processes ${fmt(m.cpuMsPerRun, 1)} ` +
+            `CPU ms/run, machine ${fmt(m.busyPct, 0)}% busy (load ${load()})`,
+        );
         scale.set(n, [...(scale.get(n) ?? []), rps]);
+        busy.set(n, [...(busy.get(n) ?? []), m.busyPct]);
+        cpuPerRun.set(n, [...(cpuPerRun.get(n) ?? []), m.cpuMsPerRun]);
         await stopAll(workers);
       }
     }
@@ -239,6 +279,10 @@ async function main(): Promise<void> {
       `| ${name} | ${values.map((x) => fmt(x, digits) + suffix).join(" | ")} | **${fmt(median(values), digits)}${suffix}** | ${target} |`,
     );
   for (let n = 1; n <= MAX_WORKERS; n++) row(`${n} worker(s), runs/s`, scale.get(n) ?? [], "");
+  for (let n = 1; n <= MAX_WORKERS; n++)
+    row(`${n} worker(s), CPU ms/run (api + workers)`, cpuPerRun.get(n) ?? [], "", 1);
+  for (let n = 1; n <= MAX_WORKERS; n++)
+    row(`${n} worker(s), machine busy`, busy.get(n) ?? [], "", 0, "%");
   for (let n = 2; n <= MAX_WORKERS; n++) {
     const target = n === 2 ? TARGET_2 : n === 3 ? TARGET_3 : undefined;
     const r = ratioOf(n);
