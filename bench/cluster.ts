@@ -37,6 +37,8 @@ const CONCURRENCY = num("BENCH_CONCURRENCY", 16);
 const CONC_RUNS = num("BENCH_CONC_RUNS", 240);
 const WARMUP_RUNS = num("BENCH_WARMUP_RUNS", 150);
 const TIMEOUT_S = num("BENCH_TIMEOUT_S", 1500);
+/** Which parts run: "scale" (api + workers), "single" (Postgres against SQLite), or both. */
+const PARTS = new Set((env.BENCH_CLUSTER_PARTS ?? "scale,single").split(","));
 
 const TARGET_2 = 1.8;
 const TARGET_3 = 2.5;
@@ -169,89 +171,93 @@ async function main(): Promise<void> {
   try {
     // ---------------------------------------------------------------------------------------
     // (1) Scale-out. The api process claims nothing; workers start and stop per measurement.
-    const api = await start({
-      dir,
-      dbPath: join(dir, "cluster-api.db"),
-      latencyMs: LATENCY_MS,
-      workers: CAP,
-      label: "cluster-api",
-      role: "api",
-      env: clusterEnv,
-    });
-    const viaApi = runner(api.url);
-    let launched = 0;
-    for (let round = 1; round <= ROUNDS; round++) {
-      const counts = Array.from({ length: MAX_WORKERS }, (_, i) => i + 1);
-      if (round % 2 === 0) counts.reverse();
-      for (const n of counts) {
-        const workers = await Promise.all(
-          Array.from({ length: n }, () => {
-            launched++;
-            return start({
-              dir,
-              dbPath: join(dir, `cluster-worker-${launched}.db`),
-              latencyMs: LATENCY_MS,
-              workers: CAP,
-              label: `cluster-worker-${launched}`,
-              role: "worker",
-              env: clusterEnv,
-            });
-          }),
-        );
-        // Warm-up: every worker executes a few runs before the timed batch.
-        await throughput(viaApi, 2 * CAP * n, CAP * n);
-        const m = await withCpu([api, ...workers], CLUSTER_RUNS, () =>
-          throughput(viaApi, CLUSTER_RUNS, CLUSTER_CLIENTS),
-        );
-        const rps = m.value;
-        log(
-          `round ${round}: ${n} worker(s) ${fmt(rps)} runs/s; our processes ${fmt(m.cpuMsPerRun, 1)} ` +
-            `CPU ms/run, machine ${fmt(m.busyPct, 0)}% busy (load ${load()})`,
-        );
-        scale.set(n, [...(scale.get(n) ?? []), rps]);
-        busy.set(n, [...(busy.get(n) ?? []), m.busyPct]);
-        cpuPerRun.set(n, [...(cpuPerRun.get(n) ?? []), m.cpuMsPerRun]);
-        await stopAll(workers);
+    if (PARTS.has("scale")) {
+      const api = await start({
+        dir,
+        dbPath: join(dir, "cluster-api.db"),
+        latencyMs: LATENCY_MS,
+        workers: CAP,
+        label: "cluster-api",
+        role: "api",
+        env: clusterEnv,
+      });
+      const viaApi = runner(api.url);
+      let launched = 0;
+      for (let round = 1; round <= ROUNDS; round++) {
+        const counts = Array.from({ length: MAX_WORKERS }, (_, i) => i + 1);
+        if (round % 2 === 0) counts.reverse();
+        for (const n of counts) {
+          const workers = await Promise.all(
+            Array.from({ length: n }, () => {
+              launched++;
+              return start({
+                dir,
+                dbPath: join(dir, `cluster-worker-${launched}.db`),
+                latencyMs: LATENCY_MS,
+                workers: CAP,
+                label: `cluster-worker-${launched}`,
+                role: "worker",
+                env: clusterEnv,
+              });
+            }),
+          );
+          // Warm-up: every worker executes a few runs before the timed batch.
+          await throughput(viaApi, 2 * CAP * n, CAP * n);
+          const m = await withCpu([api, ...workers], CLUSTER_RUNS, () =>
+            throughput(viaApi, CLUSTER_RUNS, CLUSTER_CLIENTS),
+          );
+          const rps = m.value;
+          log(
+            `round ${round}: ${n} worker(s) ${fmt(rps)} runs/s; our processes ${fmt(m.cpuMsPerRun, 1)} ` +
+              `CPU ms/run, machine ${fmt(m.busyPct, 0)}% busy (load ${load()})`,
+          );
+          scale.set(n, [...(scale.get(n) ?? []), rps]);
+          busy.set(n, [...(busy.get(n) ?? []), m.busyPct]);
+          cpuPerRun.set(n, [...(cpuPerRun.get(n) ?? []), m.cpuMsPerRun]);
+          await stopAll(workers);
+        }
       }
+      await stopAll([api]);
     }
-    await stopAll([api]);
 
     // ---------------------------------------------------------------------------------------
     // (2) One process: Postgres (no Redis) against SQLite, both started once, alternating.
-    const [pgProc, sqlProc] = await Promise.all([
-      start({
-        dir,
-        dbPath: join(dir, "single-pg.db"),
-        latencyMs: SINGLE_LATENCY_MS,
-        workers: SINGLE_WORKERS,
-        label: "single-postgres",
-        env: pgEnv(singleSchema),
-      }),
-      start({
-        dir,
-        dbPath: join(dir, "single-sqlite.db"),
-        latencyMs: SINGLE_LATENCY_MS,
-        workers: SINGLE_WORKERS,
-        label: "single-sqlite",
-      }),
-    ]);
-    const variants = [
-      { name: "postgres", run: runner(pgProc.url), conc: single.pgConc, p50: single.pgP50 },
-      { name: "sqlite", run: runner(sqlProc.url), conc: single.sqlConc, p50: sqlP50 },
-    ];
-    for (const v of variants) await throughput(v.run, WARMUP_RUNS, CONCURRENCY);
-    for (let round = 1; round <= ROUNDS; round++) {
-      const order = round % 2 === 0 ? [...variants].reverse() : variants;
-      for (const v of order) {
-        v.conc.push(await throughput(v.run, CONC_RUNS, CONCURRENCY));
-        v.p50.push(await sequentialP50(v.run, SEQ_RUNS));
-        log(
-          `round ${round}: ${v.name} ${fmt(v.conc.at(-1) as number)} runs/s at ${CONCURRENCY}, ` +
-            `sequential p50 ${fmt(v.p50.at(-1) as number, 1)} ms (load ${load()})`,
-        );
+    if (PARTS.has("single")) {
+      const [pgProc, sqlProc] = await Promise.all([
+        start({
+          dir,
+          dbPath: join(dir, "single-pg.db"),
+          latencyMs: SINGLE_LATENCY_MS,
+          workers: SINGLE_WORKERS,
+          label: "single-postgres",
+          env: pgEnv(singleSchema),
+        }),
+        start({
+          dir,
+          dbPath: join(dir, "single-sqlite.db"),
+          latencyMs: SINGLE_LATENCY_MS,
+          workers: SINGLE_WORKERS,
+          label: "single-sqlite",
+        }),
+      ]);
+      const variants = [
+        { name: "postgres", run: runner(pgProc.url), conc: single.pgConc, p50: single.pgP50 },
+        { name: "sqlite", run: runner(sqlProc.url), conc: single.sqlConc, p50: sqlP50 },
+      ];
+      for (const v of variants) await throughput(v.run, WARMUP_RUNS, CONCURRENCY);
+      for (let round = 1; round <= ROUNDS; round++) {
+        const order = round % 2 === 0 ? [...variants].reverse() : variants;
+        for (const v of order) {
+          v.conc.push(await throughput(v.run, CONC_RUNS, CONCURRENCY));
+          v.p50.push(await sequentialP50(v.run, SEQ_RUNS));
+          log(
+            `round ${round}: ${v.name} ${fmt(v.conc.at(-1) as number)} runs/s at ${CONCURRENCY}, ` +
+              `sequential p50 ${fmt(v.p50.at(-1) as number, 1)} ms (load ${load()})`,
+          );
+        }
       }
+      await stopAll([pgProc, sqlProc]);
     }
-    await stopAll([pgProc, sqlProc]);
   } finally {
     await stopAll([...procs]).catch(() => undefined);
     for (const schema of [clusterSchema, singleSchema]) {
