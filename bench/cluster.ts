@@ -284,34 +284,44 @@ async function main(): Promise<void> {
     rows.push(
       `| ${name} | ${values.map((x) => fmt(x, digits) + suffix).join(" | ")} | **${fmt(median(values), digits)}${suffix}** | ${target} |`,
     );
-  for (let n = 1; n <= MAX_WORKERS; n++) row(`${n} worker(s), runs/s`, scale.get(n) ?? [], "");
-  for (let n = 1; n <= MAX_WORKERS; n++)
-    row(`${n} worker(s), CPU ms/run (api + workers)`, cpuPerRun.get(n) ?? [], "", 1);
-  for (let n = 1; n <= MAX_WORKERS; n++)
-    row(`${n} worker(s), machine busy`, busy.get(n) ?? [], "", 0, "%");
-  for (let n = 2; n <= MAX_WORKERS; n++) {
-    const target = n === 2 ? TARGET_2 : n === 3 ? TARGET_3 : undefined;
-    const r = ratioOf(n);
-    row(`${n} workers / 1`, r, target ? `≥ ${target}x: ${pass(median(r) >= target)}` : "", 2, "x");
+  if (PARTS.has("scale")) {
+    for (let n = 1; n <= MAX_WORKERS; n++) row(`${n} worker(s), runs/s`, scale.get(n) ?? [], "");
+    for (let n = 1; n <= MAX_WORKERS; n++)
+      row(`${n} worker(s), CPU ms/run (api + workers)`, cpuPerRun.get(n) ?? [], "", 1);
+    for (let n = 1; n <= MAX_WORKERS; n++)
+      row(`${n} worker(s), machine busy`, busy.get(n) ?? [], "", 0, "%");
+    for (let n = 2; n <= MAX_WORKERS; n++) {
+      const target = n === 2 ? TARGET_2 : n === 3 ? TARGET_3 : undefined;
+      const r = ratioOf(n);
+      row(
+        `${n} workers / 1`,
+        r,
+        target ? `≥ ${target}x: ${pass(median(r) >= target)}` : "",
+        2,
+        "x",
+      );
+    }
   }
-  row(`Postgres, ${CONCURRENCY}-concurrent runs/s`, single.pgConc, "");
-  row(`SQLite, ${CONCURRENCY}-concurrent runs/s`, single.sqlConc, "");
-  const concRatio = single.pgConc.map((x, i) => x / (single.sqlConc[i] as number));
-  row(
-    "Postgres / SQLite throughput",
-    concRatio,
-    `≥ ${TARGET_CONC}: ${pass(median(concRatio) >= TARGET_CONC)}`,
-  );
-  row("Postgres sequential p50 ms", single.pgP50, "", 1);
-  row("SQLite sequential p50 ms", sqlP50, "", 1);
-  const p50Ratio = single.pgP50.map((x, i) => x / (sqlP50[i] as number));
-  row(
-    "Postgres / SQLite p50",
-    p50Ratio,
-    `≤ ${TARGET_P50}x: ${pass(median(p50Ratio) <= TARGET_P50)}`,
-    2,
-    "x",
-  );
+  if (PARTS.has("single")) {
+    row(`Postgres, ${CONCURRENCY}-concurrent runs/s`, single.pgConc, "");
+    row(`SQLite, ${CONCURRENCY}-concurrent runs/s`, single.sqlConc, "");
+    const concRatio = single.pgConc.map((x, i) => x / (single.sqlConc[i] as number));
+    row(
+      "Postgres / SQLite throughput",
+      concRatio,
+      `≥ ${TARGET_CONC}: ${pass(median(concRatio) >= TARGET_CONC)}`,
+    );
+    row("Postgres sequential p50 ms", single.pgP50, "", 1);
+    row("SQLite sequential p50 ms", sqlP50, "", 1);
+    const p50Ratio = single.pgP50.map((x, i) => x / (sqlP50[i] as number));
+    row(
+      "Postgres / SQLite p50",
+      p50Ratio,
+      `≤ ${TARGET_P50}x: ${pass(median(p50Ratio) <= TARGET_P50)}`,
+      2,
+      "x",
+    );
+  }
 
   const out = [
     `Machine: ${formatMachine(machine)}`,
