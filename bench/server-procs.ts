@@ -164,6 +164,8 @@ export async function startOurs(options: {
   latencyMs: number;
   workers: number;
   label?: string;
+  /** `--role` of the server (default both). */
+  role?: "api" | "worker" | "both";
   /** More environment for the child (e.g. REFINERY_API_KEYS for bench:auth). */
   env?: Record<string, string>;
 }): Promise<ServerProc> {
@@ -186,6 +188,7 @@ export async function startOurs(options: {
       String(options.latencyMs),
       "--workers",
       String(options.workers),
+      ...(options.role ? ["--role", options.role] : []),
     ],
     options.dir,
     // BENCH_RUN_THREADS: our server's REFINERY_RUN_THREADS (REFINERY_* is not passed through).

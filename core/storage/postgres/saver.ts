@@ -18,6 +18,7 @@ import type {
   CheckpointMetadata,
   PendingWrite,
 } from "@langchain/langgraph-checkpoint";
+import { WRITES_IDX_MAP } from "@langchain/langgraph-checkpoint";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type pg from "pg";
 import {
@@ -82,15 +83,74 @@ export class LimitedPostgresSaver extends PostgresSaver {
         configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpoint.id },
       };
     }
-    const usage = await this.chargeCheckpoint(config, checkpoint, full, newVersions);
+    const blobs = await this._dumpBlobs(
+      threadId,
+      ns,
+      checkpoint.channel_values,
+      checkpoint.channel_versions,
+    );
+    const usage = await this.chargeCheckpoint(config, checkpoint, full, newVersions, blobs);
     try {
-      const next = await super.put(config, checkpoint, full, newVersions);
+      await this.writeCheckpoint(config, checkpoint, full, newVersions, blobs);
       usage?.usage.heads.set(ns, checkpoint.id);
-      return next;
+      return {
+        configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: checkpoint.id },
+      };
     } catch (err) {
       if (usage) usage.usage.bytes -= usage.bytes;
       throw err;
     }
+  }
+
+  /**
+   * The library's put in one statement (one round trip instead of BEGIN, a query per changed
+   * channel, the checkpoint and COMMIT): the blobs of changed channels go in a data-modifying
+   * CTE beside the checkpoint's upsert, atomic as one statement is. `whole` is the state's blobs
+   * as chargeCheckpoint dumped them; a changed channel's row is reused when its version matches.
+   */
+  private async writeCheckpoint(
+    config: RunnableConfig,
+    checkpoint: Checkpoint,
+    metadata: CheckpointMetadata,
+    newVersions: ChannelVersions,
+    whole: BlobRow[],
+  ): Promise<void> {
+    const configurable = config.configurable ?? {};
+    const threadId = configurable.thread_id as string;
+    const ns = (configurable.checkpoint_ns as string | undefined) ?? "";
+    const changed = whole.filter(
+      (row) => row[2] in newVersions && String(newVersions[row[2]]) === row[3],
+    );
+    const rows =
+      changed.length === Object.keys(newVersions).length
+        ? changed
+        : await this._dumpBlobs(threadId, ns, checkpoint.channel_values, newVersions);
+    const { checkpoints, blobs } = this.tables;
+    await this.db.query(
+      `WITH stored_blobs AS (
+         INSERT INTO ${blobs} (thread_id, checkpoint_ns, channel, version, type, blob)
+         SELECT $1, $2, b.channel, b.version, b.type, b.blob
+           FROM unnest($7::text[], $8::text[], $9::text[], $10::bytea[]) AS b(channel, version, type, blob)
+         ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
+       )
+       INSERT INTO ${checkpoints}
+         (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
+       VALUES ($1, $2, $3, $4, $5, $6)
+       ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
+       DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata`,
+      [
+        threadId,
+        ns,
+        checkpoint.id,
+        configurable.checkpoint_id as string | undefined,
+        this._dumpCheckpoint(checkpoint),
+        await this._dumpMetadata(metadata),
+        rows.map((row) => row[2]),
+        rows.map((row) => row[3]),
+        rows.map((row) => row[4]),
+        rows.map((row) => row[5] ?? null),
+      ],
+    );
   }
 
   override async putWrites(
@@ -101,30 +161,58 @@ export class LimitedPostgresSaver extends PostgresSaver {
     const configurable = config.configurable ?? {};
     const threadId = configurable.thread_id as string;
     if (this.fenced.has(threadId)) return;
+    const ns = (configurable.checkpoint_ns as string | undefined) ?? "";
+    const checkpointId = configurable.checkpoint_id as string;
+    const rows = await this._dumpWrites(threadId, ns, checkpointId, taskId, writes);
     let usage: { usage: Usage; bytes: number } | undefined;
     if (this.limits.maxCheckpointBytes > 0 || this.limits.maxThreadBytes > 0) {
-      const rows = await this._dumpWrites(
-        threadId,
-        (configurable.checkpoint_ns as string | undefined) ?? "",
-        configurable.checkpoint_id as string,
-        taskId,
-        writes,
-      );
       const bytes = rows.reduce((sum, row) => sum + row[7].length, 0);
-      usage = await this.charge(
-        threadId,
-        (configurable.checkpoint_ns as string | undefined) ?? "",
-        configurable.checkpoint_id as string | undefined,
-        bytes,
-        "writes",
-      );
+      usage = await this.charge(threadId, ns, checkpointId, bytes, "writes");
     }
     try {
-      await super.putWrites(config, writes, taskId);
+      // Two writes of one call with the same index (one special channel twice) cannot be one
+      // INSERT ... ON CONFLICT DO UPDATE: the library's statement per write handles them.
+      if (new Set(rows.map((row) => row[4])).size !== rows.length) {
+        await super.putWrites(config, writes, taskId);
+      } else {
+        await this.insertWrites(rows, writes);
+      }
     } catch (err) {
       if (usage) usage.usage.bytes -= usage.bytes;
       throw err;
     }
+  }
+
+  /**
+   * The library's putWrites in one statement: as it does, writes to special channels
+   * (WRITES_IDX_MAP: errors, interrupts, ...) replace a previous write with their index, others
+   * keep the first one stored.
+   */
+  private async insertWrites(rows: WriteRow[], writes: PendingWrite[]): Promise<void> {
+    const first = rows[0];
+    if (!first) return;
+    const upsert = writes.every((w) => w[0] in WRITES_IDX_MAP);
+    await this.db.query(
+      `INSERT INTO ${this.tables.writes}
+         (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob)
+       SELECT $1, $2, $3, $4, w.idx, w.channel, w.type, w.blob
+         FROM unnest($5::integer[], $6::text[], $7::text[], $8::bytea[]) AS w(idx, channel, type, blob)
+       ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) ${
+         upsert
+           ? "DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob"
+           : "DO NOTHING"
+       }`,
+      [
+        first[0],
+        first[1],
+        first[2],
+        first[3],
+        rows.map((row) => row[4]),
+        rows.map((row) => row[5]),
+        rows.map((row) => row[6]),
+        rows.map((row) => row[7]),
+      ],
+    );
   }
 
   override async deleteThread(threadId: string): Promise<void> {
@@ -142,6 +230,7 @@ export class LimitedPostgresSaver extends PostgresSaver {
     checkpoint: Checkpoint,
     metadata: CheckpointMetadata,
     newVersions: ChannelVersions,
+    blobs: BlobRow[],
   ): Promise<{ usage: Usage; bytes: number } | undefined> {
     const { maxCheckpointBytes, maxThreadBytes } = this.limits;
     if (maxCheckpointBytes <= 0 && maxThreadBytes <= 0) return undefined;
@@ -150,12 +239,6 @@ export class LimitedPostgresSaver extends PostgresSaver {
     const ns = (configurable.checkpoint_ns as string | undefined) ?? "";
     // The whole state counts against the checkpoint limit (as the SQLite saver stores it); only
     // the blobs of channels that changed are stored, and count against the thread's total.
-    const blobs = await this._dumpBlobs(
-      threadId,
-      ns,
-      checkpoint.channel_values,
-      checkpoint.channel_versions,
-    );
     const head =
       JSON.stringify(this._dumpCheckpoint(checkpoint)).length +
       JSON.stringify(await this._dumpMetadata(metadata)).length;
@@ -219,3 +302,5 @@ export class LimitedPostgresSaver extends PostgresSaver {
 }
 
 type Usage = { bytes: number; heads: Map<string, string> };
+type BlobRow = Awaited<ReturnType<PostgresSaver["_dumpBlobs"]>>[number];
+type WriteRow = Awaited<ReturnType<PostgresSaver["_dumpWrites"]>>[number];
