@@ -689,7 +689,8 @@ function summarize(r: {
     stored_kib_per_run: r.oursBytes.total / r.ours.finished / 1024,
     rss_idle_mib: r.ours.rss.find((s) => s.after === "start")?.mib,
     rss_load_mib: Math.max(...timed.filter((x) => x.runs <= 2000).map((x) => x.mib)),
-    rss_growth: near(last - 500) / near(from) - 1,
+    // Windows of ±500 runs around 1,000 and the end overlap on a shorter load: not a measurement.
+    ...(last >= 2000 ? { rss_growth: near(last - 500) / near(from) - 1 } : {}),
     seq_p50_ratio: med((x) => p50(x.oursSeq.samples) / p50(x.rawSeq.samples)),
     throughput_ratio: med((x) => rate(x.oursConc) / rate(x.refConc)),
   };
