@@ -5,9 +5,9 @@
 // run, server RSS against finished runs, storage bytes per run; then batches of 1,000 concurrent
 // runs against a 200 ms model on our server. Bounded in runs and time; children die with it.
 import { randomUUID } from "node:crypto";
-import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
-import { join } from "node:path";
+import { join, resolve } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import Database from "better-sqlite3";
 import { openSqliteCheckpointer } from "../core/checkpointer.ts";
@@ -27,6 +27,15 @@ import {
   startReference,
   type ServerProc,
 } from "./server-procs.ts";
+import { measureOnce, measures } from "./startup-measures.ts";
+import {
+  FIGURES,
+  machineClass,
+  printSummary,
+  type FigureKey,
+  type FigureRecord,
+  type Figures,
+} from "./summary.ts";
 import {
   describeMachine,
   formatMachine,
@@ -38,6 +47,7 @@ import {
 } from "./support.ts";
 
 const env = process.env;
+const ROOT = resolve(import.meta.dirname, "..");
 const num = (name: string, fallback: number) => Number(env[name] ?? fallback);
 const ROUNDS = num("BENCH_ROUNDS", 3);
 const WARMUP = num("BENCH_WARMUP", 30);
@@ -53,7 +63,11 @@ const SEQ_RUNS = num("BENCH_SEQ_RUNS", 200);
 const REF_SEQ_RUNS = num("BENCH_REF_SEQ_RUNS", 100);
 const CONCURRENCY = num("BENCH_CONCURRENCY", 16);
 const CONC_RUNS = num("BENCH_CONC_RUNS", 800);
-const EXTRA_RUNS = num("BENCH_EXTRA_RUNS", 12000);
+/** The load of issue 20: RSS under it, and whether it stays flat from 1,000 runs to the end. */
+const EXTRA_RUNS = num("BENCH_EXTRA_RUNS", 10000);
+const LOAD_CONCURRENCY = num("BENCH_LOAD_CONCURRENCY", 32);
+/** Repeats of each start-up and CLI measure (bench/startup-measures.ts) before the servers start. */
+const STARTUP_REPEATS = num("BENCH_STARTUP_REPEATS", 3);
 /** During the extra batch, RSS is also read on a timer, every this many ms. */
 const RSS_EVERY_MS = num("BENCH_RSS_EVERY_MS", 250);
 const REF_EXTRA_RUNS = num("BENCH_REF_EXTRA_RUNS", 500);
@@ -71,8 +85,8 @@ const BATCH_WORKERS = (env.BENCH_BATCH_WORKERS ?? "64,256,1000")
   .map(Number);
 const TIMEOUT_S = num("BENCH_TIMEOUT_S", 1800);
 
-const TARGET_SEQ = 1.5;
-const TARGET_THROUGHPUT = 4;
+const TARGET_SEQ = FIGURES.seq_p50_ratio.target;
+const TARGET_THROUGHPUT = FIGURES.throughput_ratio.target;
 const TARGET_BATCH = 1.3;
 /**
  * "Flat": over the extra batch, the median RSS of its last third at most this much above the
@@ -418,7 +432,8 @@ async function main(): Promise<void> {
     loadavg()
       .map((l) => l.toFixed(2))
       .join(", ");
-  console.log(`load average (1, 5, 15 min) at start: ${load()}`);
+  const loadAtStart = load();
+  console.log(`load average (1, 5, 15 min) at start: ${loadAtStart}`);
   console.log(
     `method: warm-up ${WARMUP} sequential runs each, then ${WARMUP_RUNS} more (in-process one ` +
       `at a time, servers at ${CONCURRENCY} concurrent); ${ROUNDS} rounds; each round: ` +
@@ -430,6 +445,18 @@ async function main(): Promise<void> {
       `@langchain/langgraph-api ${REFERENCE_VERSION}`,
   );
   try {
+    // ---- start-up and CLI, each a child process, before the servers load the machine
+    const startup = new Map<string, number[]>();
+    for (let i = 0; i < STARTUP_REPEATS; i++) {
+      for (const measure of measures) {
+        const times = startup.get(measure.key) ?? [];
+        times.push(await measureOnce(measure, ROOT));
+        startup.set(measure.key, times);
+      }
+    }
+    log(
+      `start-up and CLI: ${[...startup].map(([k, t]) => `${k} ${t.map((x) => x.toFixed(0)).join(" ")}`).join("; ")}`,
+    );
     // ---- zero-latency model: in-process, ours, reference
     const referenceDir = ensureReferenceServer(log);
     const inProcess = createInProcess(join(dir, "in-process.db"));
@@ -443,7 +470,7 @@ async function main(): Promise<void> {
     log(
       `ours at ${oursProc.url} (pid ${oursProc.pid}), reference at ${refProc.url} (pid ${refProc.pid})`,
     );
-    const ours = new Target(oursProc, CONCURRENCY);
+    const ours = new Target(oursProc, Math.max(CONCURRENCY, LOAD_CONCURRENCY));
     const ref = new Target(refProc, CONCURRENCY);
     ours.sampleRss("start");
     ref.sampleRss("start");
@@ -521,7 +548,7 @@ async function main(): Promise<void> {
     const oursExtra = await isolated([ours, ref], ours, async () => {
       ours.startTimedRss(RSS_EVERY_MS);
       try {
-        return await runConcurrent(EXTRA_RUNS, CONCURRENCY, ours.run);
+        return await runConcurrent(EXTRA_RUNS, LOAD_CONCURRENCY, ours.run);
       } finally {
         ours.stopTimedRss();
       }
@@ -550,6 +577,16 @@ async function main(): Promise<void> {
     const oursBytes = sqliteBytes(oursDb);
     const rawBytes = sqliteBytes(join(dir, "in-process.db"));
 
+    const summary = summarize({
+      rounds,
+      ours,
+      oursExtra,
+      oursBytes,
+      startup,
+      machine: formatMachine(machine),
+      machineClass: machineClass(machine),
+      loadAverage: `${loadAtStart} at start, ${load()} at the end of the load`,
+    });
     report({
       rounds,
       ours,
@@ -561,8 +598,12 @@ async function main(): Promise<void> {
       rawBytes,
       rawRuns: inProcess.finished(),
     });
-    console.log(`\nload average before the batches: ${load()}`);
-    reportBatches(await runBatches(dir, procs));
+    printSummary(summary);
+    if (env.BENCH_JSON) writeFileSync(env.BENCH_JSON, `${JSON.stringify(summary, null, 2)}\n`);
+    if (BATCH_WORKERS.length > 0) {
+      console.log(`\nload average before the batches: ${load()}`);
+      reportBatches(await runBatches(dir, procs));
+    }
     console.log(`\nload average at the end: ${load()}`);
   } finally {
     await Promise.all(procs.map((p) => p.stop(3_000).catch(() => undefined)));
@@ -626,6 +667,57 @@ async function runBatches(dir: string, procs: ServerProc[]): Promise<Batch[]> {
 
 // ---------------------------------------------------------------------------------------------
 // Report
+
+/** The figures of issue 20 from this run (bench/summary.ts). */
+function summarize(r: {
+  rounds: Round[];
+  ours: Target;
+  oursExtra: Phase;
+  oursBytes: { total: number };
+  startup: Map<string, number[]>;
+  machine: string;
+  machineClass: string;
+  loadAverage: string;
+}): FigureRecord {
+  const med = (f: (x: Round) => number) => median(r.rounds.map(f));
+  const timed = r.ours.timed;
+  const near = (runs: number) =>
+    median(timed.filter((x) => Math.abs(x.runs - runs) <= 500).map((x) => x.mib));
+  const last = timed.at(-1)?.runs ?? 0;
+  const from = Math.min(1000, Math.floor(last / 4));
+  const figures: Figures = {
+    stored_kib_per_run: r.oursBytes.total / r.ours.finished / 1024,
+    rss_idle_mib: r.ours.rss.find((s) => s.after === "start")?.mib,
+    rss_load_mib: Math.max(...timed.filter((x) => x.runs <= 2000).map((x) => x.mib)),
+    // Windows of ±500 runs around 1,000 and the end overlap on a shorter load: not a measurement.
+    ...(last >= 2000 ? { rss_growth: near(last - 500) / near(from) - 1 } : {}),
+    seq_p50_ratio: med((x) => p50(x.oursSeq.samples) / p50(x.rawSeq.samples)),
+    throughput_ratio: med((x) => rate(x.oursConc) / rate(x.refConc)),
+  };
+  for (const m of measures) {
+    const times = r.startup.get(m.key);
+    if (times?.length) figures[m.key as FigureKey] = median(times);
+  }
+  const startupNote = `median of ${STARTUP_REPEATS} child processes`;
+  return {
+    machineClass: r.machineClass,
+    machine: r.machine,
+    loadAverage: r.loadAverage,
+    ...(env.BENCH_COMMIT ? { commit: env.BENCH_COMMIT } : {}),
+    figures,
+    notes: {
+      stored_kib_per_run: `SQLite file / ${r.ours.finished} runs`,
+      startup_ok_ms: startupNote,
+      cli_help_ms: startupNote,
+      cli_offline_run_ms: startupNote,
+      rss_idle_mib: "one sample",
+      rss_load_mib: `samples every ${RSS_EVERY_MS} ms, ${LOAD_CONCURRENCY} concurrent`,
+      rss_growth: `runs ${from} → ${last} of ${r.oursExtra.runs} at ${LOAD_CONCURRENCY} concurrent`,
+      seq_p50_ratio: `median of ${r.rounds.length} rounds, ${SEQ_RUNS} runs each`,
+      throughput_ratio: `median of ${r.rounds.length} rounds, ${CONC_RUNS} runs each`,
+    },
+  };
+}
 
 function report(r: {
   rounds: Round[];

@@ -13,6 +13,7 @@ import {
   type SearchOperation,
 } from "@langchain/langgraph-checkpoint";
 import Database from "better-sqlite3";
+import { quickCheckIfSmall } from "../checkpointer.ts";
 import { RefineryError } from "../errors.ts";
 import {
   descendantRange,
@@ -82,8 +83,7 @@ export function openSqliteFile(path: string): Database.Database {
     db.pragma("journal_mode = WAL");
     db.pragma("synchronous = NORMAL");
     db.pragma("busy_timeout = 5000");
-    const check = db.pragma("quick_check", { simple: true });
-    if (check !== "ok") throw new Error(`integrity check failed: ${String(check)}`);
+    quickCheckIfSmall(db, file);
     return db;
   } catch (err) {
     db?.close();

@@ -21,7 +21,8 @@ export async function openSqliteBackend(
   options: BackendOptions = {},
 ): Promise<SqliteBackend> {
   const opened = openSqliteCheckpointer(settings.dbPath, {
-    // A run thread's file was checked by the server thread (a quick_check reads the whole file).
+    // A run thread's file was checked by the server thread (a quick_check reads the whole file;
+    // above QUICK_CHECK_MAX_BYTES, on the server's WAL thread after it listens).
     check: !options.thread,
     limits: settings.stateLimits,
     runMetadata: options.runMetadata,
