@@ -41,6 +41,13 @@ export const INTENDED: Intended[] = [
       "version is Refinery's own; name and graphs are Refinery's extra fields (the reference reports its langgraph-api version)",
   },
   {
+    route: "GET /ok",
+    path: /^ok\.body\.(database|redis)$/,
+    kind: "extra",
+    reason:
+      "Refinery's /ok also reports its database (and Redis when configured), so a load balancer or operator sees which dependency is down; the reference answers {ok: true} alone",
+  },
+  {
     route: "GET /info",
     path: /^info\.body\.flags\.crons$/,
     kind: "value",
