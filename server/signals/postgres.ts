@@ -7,7 +7,7 @@
 import { createHash } from "node:crypto";
 import pg from "pg";
 import type { Logger } from "../log.ts";
-import type { CancelAction } from "../run-runner.ts";
+import { BroadcastSignals } from "./broadcast.ts";
 import type { RunSignals } from "./types.ts";
 
 export interface PostgresSignalsOptions {
@@ -16,12 +16,8 @@ export interface PostgresSignalsOptions {
   log: Logger;
 }
 
-export class PostgresSignals implements RunSignals {
+export class PostgresSignals extends BroadcastSignals implements RunSignals {
   readonly kind = "postgres" as const;
-  private readonly wakeChannel: string;
-  private readonly cancelChannel: string;
-  private readonly wakes: (() => void)[] = [];
-  private readonly cancels: ((runId: string, action: CancelAction) => void)[] = [];
   private listener?: pg.Client;
   private readonly sender: pg.Pool;
   private down = false;
@@ -30,8 +26,7 @@ export class PostgresSignals implements RunSignals {
 
   constructor(private readonly options: PostgresSignalsOptions) {
     const hash = createHash("sha1").update(options.schema).digest("hex").slice(0, 12);
-    this.wakeChannel = `refinery_wake_${hash}`;
-    this.cancelChannel = `refinery_cancel_${hash}`;
+    super(`refinery_wake_${hash}`, `refinery_cancel_${hash}`);
     this.sender = new pg.Pool({ connectionString: options.url, max: 2 });
     this.sender.on("error", () => {});
   }
@@ -45,22 +40,6 @@ export class PostgresSignals implements RunSignals {
         "signalling through Postgres LISTEN/NOTIFY (no REFINERY_REDIS_URL): new runs wake workers and cancels reach them; run events stay with the process executing the run",
         { schema: this.options.schema },
       );
-  }
-
-  wake(): void {
-    this.send(this.wakeChannel, "1");
-  }
-
-  onWake(listener: () => void): void {
-    this.wakes.push(listener);
-  }
-
-  cancel(runId: string, action: CancelAction): void {
-    this.send(this.cancelChannel, JSON.stringify({ run_id: runId, action }));
-  }
-
-  onCancel(listener: (runId: string, action: CancelAction) => void): void {
-    this.cancels.push(listener);
   }
 
   async close(): Promise<void> {
@@ -107,25 +86,8 @@ export class PostgresSignals implements RunSignals {
     this.retry.unref();
   }
 
-  private send(channel: string, message: string): void {
+  protected send(channel: string, message: string): void {
     if (this.closed) return;
     this.sender.query("SELECT pg_notify($1, $2)", [channel, message]).catch(() => undefined);
-  }
-
-  private receive(channel: string, message: string): void {
-    if (channel === this.wakeChannel) {
-      for (const l of this.wakes) l();
-      return;
-    }
-    if (channel !== this.cancelChannel) return;
-    let parsed: { run_id?: unknown; action?: unknown };
-    try {
-      parsed = JSON.parse(message) as typeof parsed;
-    } catch {
-      return;
-    }
-    const { run_id: runId, action } = parsed;
-    if (typeof runId !== "string" || (action !== "interrupt" && action !== "rollback")) return;
-    for (const l of this.cancels) l(runId, action);
   }
 }

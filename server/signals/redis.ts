@@ -5,7 +5,7 @@
 // ioredis reconnects and resubscribes on its own.
 import { Redis } from "ioredis";
 import type { Logger } from "../log.ts";
-import type { CancelAction } from "../run-runner.ts";
+import { BroadcastSignals } from "./broadcast.ts";
 import type { RunSignals } from "./types.ts";
 
 export interface RedisSignalsOptions {
@@ -20,19 +20,14 @@ export function describeRedisUrl(url: string): string {
   return `${u.hostname}:${u.port || "6379"}`;
 }
 
-export class RedisSignals implements RunSignals {
+export class RedisSignals extends BroadcastSignals implements RunSignals {
   readonly kind = "redis" as const;
   private readonly pub: Redis;
   private readonly sub: Redis;
-  private readonly wakeChannel: string;
-  private readonly cancelChannel: string;
-  private readonly wakes: (() => void)[] = [];
-  private readonly cancels: ((runId: string, action: CancelAction) => void)[] = [];
   private down = false;
 
   constructor(private readonly options: RedisSignalsOptions) {
-    this.wakeChannel = `${options.prefix}:wake`;
-    this.cancelChannel = `${options.prefix}:cancel`;
+    super(`${options.prefix}:wake`, `${options.prefix}:cancel`);
     const common = {
       // Fail fast while Redis is down (the signal is dropped) instead of queueing commands.
       enableOfflineQueue: false,
@@ -66,22 +61,6 @@ export class RedisSignals implements RunSignals {
       });
   }
 
-  wake(): void {
-    this.send(this.wakeChannel, "1");
-  }
-
-  onWake(listener: () => void): void {
-    this.wakes.push(listener);
-  }
-
-  cancel(runId: string, action: CancelAction): void {
-    this.send(this.cancelChannel, JSON.stringify({ run_id: runId, action }));
-  }
-
-  onCancel(listener: (runId: string, action: CancelAction) => void): void {
-    this.cancels.push(listener);
-  }
-
   /** Rejects when Redis does not answer a PING within a second (GET /ok). */
   async ping(): Promise<void> {
     if (this.pub.status !== "ready") throw new Error(`Redis is ${this.pub.status}`);
@@ -99,26 +78,9 @@ export class RedisSignals implements RunSignals {
     this.sub.disconnect();
   }
 
-  private send(channel: string, message: string): void {
+  protected send(channel: string, message: string): void {
     if (this.pub.status !== "ready") return;
     this.pub.publish(channel, message).catch((err: Error) => this.outage(err));
-  }
-
-  private receive(channel: string, message: string): void {
-    if (channel === this.wakeChannel) {
-      for (const l of this.wakes) l();
-      return;
-    }
-    if (channel !== this.cancelChannel) return;
-    let parsed: { run_id?: unknown; action?: unknown };
-    try {
-      parsed = JSON.parse(message) as typeof parsed;
-    } catch {
-      return;
-    }
-    const { run_id: runId, action } = parsed;
-    if (typeof runId !== "string" || (action !== "interrupt" && action !== "rollback")) return;
-    for (const l of this.cancels) l(runId, action);
   }
 
   private outage(err: Error): void {
