@@ -358,7 +358,7 @@ export class RunRunner {
     // Every model attempt of a run that reached its end is in a checkpoint now.
     if (status === "success" && !interrupted && after && after.next.length === 0) {
       try {
-        attemptJournalOf(this.deps.checkpointer)?.clear(run.thread_id);
+        await attemptJournalOf(this.deps.checkpointer)?.clear(run.thread_id);
       } catch (err) {
         log("warn", "could not clear the model attempt journal", {
           ...ids,

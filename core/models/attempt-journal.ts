@@ -2,8 +2,9 @@
 // step writes when it finishes; an attempt of a step that never finished (the process was
 // killed, the run was cancelled or timed out, the step failed for another reason) would be
 // forgotten, though the endpoint was paid for it. So each attempt of a checkpointed step is
-// written down here first, beside the checkpoints in the same SQLite file: a row when it starts
-// (one call), its tokens when it ends. When the same step runs again (same parent checkpoint,
+// written down here first, beside the checkpoints (the same SQLite file, or the same Postgres
+// schema: core/storage/postgres/attempt-journal.ts): a row when it starts (one call), its tokens
+// when it ends. When the same step runs again (same parent checkpoint,
 // same task id: LangGraph derives task ids from them), its first model call adds what the earlier
 // executions of that step spent, and the step's usage carries it into the state. Rows of steps
 // that have since been checkpointed are dropped then, as they are already counted.
@@ -25,21 +26,53 @@ export interface AttemptKey {
   exec: string;
 }
 
+/** A value, or a promise of it: the SQLite journal answers at once, the Postgres one later. */
+export type MaybePromise<T> = T | Promise<T>;
+
 export interface AttemptJournal {
-  /** Writes an attempt down as it starts; returns its row. */
-  begin(key: AttemptKey, node: string): number | bigint;
-  /** Records what the attempt cost once it ended (answered or failed). */
-  end(row: number | bigint, usage: Partial<TokenUsage>, threadId: string): void;
   /**
-   * What earlier executions of this step spent (none of it in any checkpoint), and drops the rows
-   * of the thread's steps that have been checkpointed since.
+   * Writes an attempt down as it starts (committed before the call goes out) and returns its
+   * row; with `carry`, also what earlier executions of this step spent (none of it in any
+   * checkpoint), dropping the rows of the thread's steps that have been checkpointed since. A
+   * step's first call carries; its retries do not.
    */
-  carried(key: AttemptKey): TokenUsage | undefined;
+  start(key: AttemptKey, node: string, carry: boolean): MaybePromise<AttemptStart>;
+  /** Records what the attempt cost once it ended (answered or failed). */
+  end(row: number | bigint, usage: Partial<TokenUsage>, threadId: string): MaybePromise<void>;
   /**
    * Drops a thread's rows: its run finished, every attempt it made is in a checkpoint. Deferred
    * like the tokens: rows a crash leaves are dropped by the thread's next step instead.
    */
-  clear(threadId: string): void;
+  clear(threadId: string): MaybePromise<void>;
+}
+
+export interface AttemptStart {
+  row: number | bigint;
+  /** What earlier executions of the step spent (only when asked to carry, and any was). */
+  carried?: TokenUsage;
+}
+
+/** Sums of journal rows as both backends read them. */
+export interface CarriedRow {
+  n: number | string;
+  calls: number | string;
+  prompt: number | string;
+  completion: number | string;
+  total: number | string;
+  estimated: number | string;
+}
+
+/** The usage in a sum of journal rows, or undefined when there were none. */
+export function carriedUsage(r: CarriedRow | undefined): TokenUsage | undefined {
+  if (!r || Number(r.n) === 0) return undefined;
+  const estimated = Number(r.estimated);
+  return addUsage(ZERO_USAGE, {
+    calls: Number(r.calls),
+    promptTokens: Number(r.prompt),
+    completionTokens: Number(r.completion),
+    totalTokens: Number(r.total),
+    ...(estimated > 0 ? { estimatedTokens: estimated } : {}),
+  });
 }
 
 /** The journal of a checkpoint saver, if it keeps one. */
@@ -138,7 +171,7 @@ export function clearAttemptJournal(db: Database.Database, threadId?: string): v
 export function createSqliteAttemptJournal(
   db: Database.Database,
   defer: (threadId: string, write: () => void) => void = (_thread, write) => write(),
-): AttemptJournal {
+): SqliteAttemptJournal {
   ensureAttemptJournalTable(db);
   const insert = db.prepare(
     "INSERT INTO refinery_model_attempts (thread_id, parent_id, task_id, exec, node) VALUES (?, ?, ?, ?, ?)",
@@ -159,18 +192,18 @@ export function createSqliteAttemptJournal(
   const clear = db.prepare("DELETE FROM refinery_model_attempts WHERE thread_id = ?");
   const carried = (key: AttemptKey) => {
     defer(key.threadId, () => dropOthers.run(key.threadId, key.parentId));
-    return sum.get(key.threadId, key.parentId, key.taskId, key.exec) as {
-      n: number;
-      calls: number;
-      prompt: number;
-      completion: number;
-      total: number;
-      estimated: number;
-    };
+    return carriedUsage(
+      sum.get(key.threadId, key.parentId, key.taskId, key.exec) as CarriedRow | undefined,
+    );
   };
+  const begin = (key: AttemptKey, node: string) =>
+    insert.run(key.threadId, key.parentId, key.taskId, key.exec, node).lastInsertRowid;
   return {
-    begin(key, node) {
-      return insert.run(key.threadId, key.parentId, key.taskId, key.exec, node).lastInsertRowid;
+    begin,
+    carried,
+    start(key, node, carry) {
+      const earlier = carry ? carried(key) : undefined;
+      return { row: begin(key, node), ...(earlier ? { carried: earlier } : {}) };
     },
     end(row, usage, threadId) {
       defer(threadId, () =>
@@ -186,16 +219,14 @@ export function createSqliteAttemptJournal(
     clear(threadId) {
       defer(threadId, () => clear.run(threadId));
     },
-    carried(key) {
-      const r = carried(key);
-      if (!r || r.n === 0) return undefined;
-      return addUsage(ZERO_USAGE, {
-        calls: r.calls,
-        promptTokens: r.prompt,
-        completionTokens: r.completion,
-        totalTokens: r.total,
-        ...(r.estimated > 0 ? { estimatedTokens: r.estimated } : {}),
-      });
-    },
   };
+}
+
+/** The SQLite journal answers at once; its parts are also callable one by one (tests). */
+export interface SqliteAttemptJournal extends AttemptJournal {
+  start(key: AttemptKey, node: string, carry: boolean): AttemptStart;
+  begin(key: AttemptKey, node: string): number | bigint;
+  carried(key: AttemptKey): TokenUsage | undefined;
+  end(row: number | bigint, usage: Partial<TokenUsage>, threadId: string): void;
+  clear(threadId: string): void;
 }

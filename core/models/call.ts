@@ -124,7 +124,7 @@ export async function callModel(
   // starts from what earlier executions of the step spent, so no paid attempt goes uncounted.
   const scope = attemptScope(options.config);
   const journal = scope ? journaled(scope) : undefined;
-  let usage: TokenUsage = (scope?.first ? journal?.carried() : undefined) ?? ZERO_USAGE;
+  let usage: TokenUsage = ZERO_USAGE;
   let attempts = 0;
   const where = () => describeModel(model);
   const pastDeadline = (error: unknown) =>
@@ -135,7 +135,10 @@ export async function callModel(
       caller?.throwIfAborted();
       attempts += 1;
       usage = addUsage(usage, { calls: 1 });
-      const row = journal?.begin();
+      // The step's first call also learns what earlier executions of the step spent.
+      const begun = await journal?.start(scope?.first === true && attempts === 1);
+      if (begun?.carried) usage = addUsage(begun.carried, usage);
+      const row = begun?.row;
       let failure: Failure;
       try {
         const message = await raceAbort(
@@ -153,7 +156,7 @@ export async function callModel(
         const text = messageText(message.content);
         const reasoning = reasoningText(message);
         const spent = await replyUsage(message, messages, reasoning ? reasoning + text : text);
-        journal?.end(row, spent);
+        void journal?.end(row, spent);
         usage = addUsage(usage, spent);
         return {
           text,
@@ -167,7 +170,7 @@ export async function callModel(
         // The caller gave up: no retry and no wrapping, so cancellation propagates as itself.
         if (caller?.aborted) throw caller.reason;
         const spent = tokensOnly(usageOf(error));
-        if (spent) journal?.end(row, spent);
+        if (spent) void journal?.end(row, spent);
         usage = addUsage(usage, spent);
         if (deadline?.signal.aborted) throw pastDeadline(error);
         failure = classifyModelError(error);
@@ -211,18 +214,17 @@ export async function callModel(
  * written (a read-only or full disk) only loses the count of attempts a crash would cut.
  */
 function journaled(scope: AttemptScope) {
-  const safely = <T>(f: () => T): T | undefined => {
+  const safely = async <T>(f: () => T | Promise<T>): Promise<T | undefined> => {
     try {
-      return f();
+      return await f();
     } catch {
       return undefined;
     }
   };
   return {
-    carried: () => safely(() => scope.journal.carried(scope.key)),
-    begin: () => safely(() => scope.journal.begin(scope.key, scope.node)),
-    end: (row: number | bigint | undefined, spent: Partial<TokenUsage>) => {
-      if (row !== undefined) safely(() => scope.journal.end(row, spent, scope.key.threadId));
+    start: (carry: boolean) => safely(() => scope.journal.start(scope.key, scope.node, carry)),
+    end: async (row: number | bigint | undefined, spent: Partial<TokenUsage>) => {
+      if (row !== undefined) await safely(() => scope.journal.end(row, spent, scope.key.threadId));
     },
   };
 }

@@ -15,6 +15,7 @@ export function createPostgresCheckpointAdmin(
   const BL = `${S}.checkpoint_blobs`;
   const WR = `${S}.checkpoint_writes`;
   const RB = `${S}.refinery_rollback_writes`;
+  const MA = `${S}.refinery_model_attempts`;
   const WRITE_COLUMNS = "checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob";
 
   async function tx(work: (c: pg.PoolClient) => Promise<void>): Promise<void> {
@@ -61,6 +62,8 @@ export function createPostgresCheckpointAdmin(
     },
     async rollback(threadId, keep, runId) {
       await tx(async (c) => {
+        // The rolled-back run's attempts of unfinished steps go with it.
+        await c.query(`DELETE FROM ${MA} WHERE thread_id = $1`, [threadId]);
         if (keep === null) {
           for (const table of [CP, BL, WR])
             await c.query(`DELETE FROM ${table} WHERE thread_id = $1`, [threadId]);
@@ -106,7 +109,7 @@ export function createPostgresCheckpointAdmin(
     },
     async deleteThread(threadId) {
       await tx(async (c) => {
-        for (const table of [CP, BL, WR])
+        for (const table of [MA, CP, BL, WR])
           await c.query(`DELETE FROM ${table} WHERE thread_id = $1`, [threadId]);
       });
       changed(threadId);
@@ -126,7 +129,7 @@ export function createPostgresCheckpointAdmin(
       changed(threadId);
     },
     async truncate() {
-      await pool.query(`TRUNCATE ${CP}, ${BL}, ${WR}, ${RB}`);
+      await pool.query(`TRUNCATE ${CP}, ${BL}, ${WR}, ${RB}, ${MA}`);
     },
   };
 }

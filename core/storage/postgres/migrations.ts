@@ -236,6 +236,28 @@ CREATE TABLE refinery_webhook_outbox (
 CREATE INDEX refinery_webhook_outbox_due ON refinery_webhook_outbox (next_at);
 `,
   },
+  {
+    version: 6,
+    name: "model attempt journal",
+    sql: `
+-- Model attempts of checkpointed steps not yet in a checkpoint (core/models/attempt-journal.ts):
+-- a row as the call starts, its tokens when it ends; dropped once the step is checkpointed.
+CREATE TABLE refinery_model_attempts (
+  id BIGSERIAL PRIMARY KEY,
+  thread_id TEXT NOT NULL,
+  parent_id TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  exec TEXT NOT NULL,
+  node TEXT NOT NULL,
+  calls INTEGER NOT NULL DEFAULT 1,
+  prompt_tokens BIGINT NOT NULL DEFAULT 0,
+  completion_tokens BIGINT NOT NULL DEFAULT 0,
+  total_tokens BIGINT NOT NULL DEFAULT 0,
+  estimated_tokens BIGINT NOT NULL DEFAULT 0
+);
+CREATE INDEX refinery_model_attempts_thread ON refinery_model_attempts (thread_id);
+`,
+  },
 ];
 
 /** Must stay a valid unquoted identifier: it is interpolated into SQL (quoted) and search_path. */

@@ -21,6 +21,8 @@ import type {
 import { WRITES_IDX_MAP } from "@langchain/langgraph-checkpoint";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type pg from "pg";
+import { createPostgresAttemptJournal } from "./attempt-journal.ts";
+import { ATTEMPT_JOURNAL, type AttemptJournal } from "../../models/attempt-journal.ts";
 import {
   checkpointTooLarge,
   DEFAULT_STATE_LIMITS,
@@ -37,7 +39,7 @@ export class LimitedPostgresSaver extends PostgresSaver {
 
   constructor(
     private readonly db: pg.Pool,
-    schema: string,
+    private readonly schema: string,
     private readonly limits: StateLimits = DEFAULT_STATE_LIMITS,
     private readonly runMetadata = false,
   ) {
@@ -217,7 +219,16 @@ export class LimitedPostgresSaver extends PostgresSaver {
 
   override async deleteThread(threadId: string): Promise<void> {
     this.usage.delete(threadId);
+    await this[ATTEMPT_JOURNAL]().clear(threadId);
     await super.deleteThread(threadId);
+  }
+
+  private journal?: AttemptJournal;
+
+  /** The journal of model attempts in this schema (see core/models/attempt-journal.ts). */
+  [ATTEMPT_JOURNAL](): AttemptJournal {
+    this.journal ??= createPostgresAttemptJournal(this.db, this.schema);
+    return this.journal;
   }
 
   /** Forgets what this saver counted for a thread (its rows changed behind it: a rollback). */
