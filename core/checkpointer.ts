@@ -148,6 +148,32 @@ export function quickCheckIfSmall(db: Database.Database, file: string): boolean 
   return true;
 }
 
+/**
+ * The library's `writes` table (same columns and key as @langchain/langgraph-checkpoint-sqlite
+ * 1.0.4 creates), created WITHOUT ROWID when a file has none yet: a rowid table stores each row's
+ * key twice, in the table and again in its primary-key index, and the keys (thread, checkpoint
+ * and task ids: 108 of a pending write's ~200 bytes) are most of what a write stores. In the
+ * server's file a default refine run's writes took 12.2 KB (7.4 table + 4.8 index), now 8.6 KB
+ * (bench:storage, bench/RESULTS.md issue 20). `checkpoints` stays a rowid table: its rows are
+ * ~800 bytes, and kept in key order (threads interleave) their pages filled less than the index
+ * saved (11.8 KB a run against 10.1 KB). A file that already has the table keeps it as it is
+ * (IF NOT EXISTS); both kinds read and write the same.
+ */
+export function createWritesTable(db: Database.Database): void {
+  db.exec(`
+CREATE TABLE IF NOT EXISTS writes (
+  thread_id TEXT NOT NULL,
+  checkpoint_ns TEXT NOT NULL DEFAULT '',
+  checkpoint_id TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  channel TEXT NOT NULL,
+  type TEXT,
+  value BLOB,
+  PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)
+) WITHOUT ROWID;`);
+}
+
 export interface OpenedCheckpointer {
   saver: BaseCheckpointSaver;
   /** The open database, shared with other tables that live beside the checkpoints. */
@@ -214,7 +240,7 @@ export function openSqliteCheckpointer(
     db,
     close: () => {
       if (!db.open) return;
-      saver.flush();
+      saver.flush(true);
       db.close();
     },
   };
@@ -256,6 +282,11 @@ export class PreparedSqliteSaver extends SqliteSaver {
   ) {
     super(db);
     this.serde = unpacking(this.serde);
+  }
+
+  protected override setup(): void {
+    if (!this.isSetup) createWritesTable(this.db);
+    super.setup();
   }
 
   private queue: {
@@ -415,10 +446,15 @@ export class PreparedSqliteSaver extends SqliteSaver {
    */
   private lazy: { threadId: string; write: () => void }[] = [];
 
-  /** Commits the queued writes in one transaction; each write's promise settles with it. */
-  flush(): void {
+  /**
+   * Commits the queued writes in one transaction; each write's promise settles with it.
+   * `final` (closing): the deferred journal writes too when no checkpoint write is queued, else
+   * a run's last clean-up, which waits for a next checkpoint write, was lost and its journal rows
+   * stayed in the file until the thread's next step.
+   */
+  flush(final = false): void {
     const all = this.queue.splice(0);
-    if (all.length === 0) return;
+    if (all.length === 0 && !(final && this.lazy.length > 0)) return;
     const lazy = this.lazy.splice(0).filter((op) => !this.fenced.has(op.threadId));
     const batch = all.filter((op) => {
       if (!this.fenced.has(op.threadId)) return true;

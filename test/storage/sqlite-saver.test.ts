@@ -139,6 +139,27 @@ describe("PreparedSqliteSaver", () => {
     }
   });
 
+  it("creates the writes table WITHOUT ROWID in a new file (no second copy of its keys)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "saver-"));
+    dirs.push(dir);
+    const opened = openSqliteCheckpointer(join(dir, "new.db"));
+    try {
+      await exercise(opened.saver);
+      const schema = (name: string) =>
+        (
+          opened.db!.prepare("SELECT sql FROM sqlite_schema WHERE name = ?").get(name) as
+            { sql: string } | undefined
+        )?.sql;
+      expect(schema("writes")).toMatch(/WITHOUT ROWID\s*$/);
+      expect(schema("sqlite_autoindex_writes_1")).toBeUndefined();
+      // The checkpoints table stays as the library creates it.
+      expect(schema("checkpoints")).not.toMatch(/WITHOUT ROWID/);
+      expect(writeRows(opened.db!).length).toBeGreaterThan(3);
+    } finally {
+      opened.close();
+    }
+  });
+
   it("opens files the library wrote (the layout before deltas) and continues their threads", async () => {
     const dir = mkdtempSync(join(tmpdir(), "saver-"));
     dirs.push(dir);
@@ -148,6 +169,14 @@ describe("PreparedSqliteSaver", () => {
     const c = { configurable: { thread_id: "c" } };
     await graph(library).invoke({ log: ["start"] }, c);
     const before = await tuples(library, "c");
+    // The library's rowid table, which this file keeps.
+    expect(
+      (
+        old.db!.prepare("SELECT sql FROM sqlite_schema WHERE name = 'writes'").get() as {
+          sql: string;
+        }
+      ).sql,
+    ).not.toMatch(/WITHOUT ROWID/);
     old.close();
     const opened = openSqliteCheckpointer(file);
     try {
