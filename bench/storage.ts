@@ -4,13 +4,16 @@
 // runs (default 300) through the official SDK with runs.wait at BENCH_STORAGE_CONCURRENCY (16),
 // each on a fresh thread, stops the server, then reads the closed file: its size, the WAL left
 // beside it, the free pages, and dbstat's bytes per table and per index, each divided by the runs.
-// BENCH_STORAGE_DB=<file> keeps the file. The issue 20 target: at most 8,000 bytes per run for the whole file.
+// BENCH_STORAGE_DB=<file> keeps the file. BENCH_STORAGE_POSTGRES=<url>: the server stores in a new
+// schema of that database instead, and the bench prints pg_total_relation_size per table (heap,
+// TOAST and indexes) per run, then drops the schema. The issue 20 target: at most 8,000 bytes per run for the whole file.
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import Database from "better-sqlite3";
+import pg from "pg";
 import { RUN_OPTIONS, TASK } from "./server-graph.ts";
 import { startOurs } from "./server-procs.ts";
 
@@ -86,12 +89,49 @@ export function printBreakdown(b: StorageBreakdown, runs: number): number {
   return perRun;
 }
 
+/** Bytes per table of a Postgres schema (heap, TOAST and indexes), largest first. */
+async function postgresBreakdown(
+  url: string,
+  schema: string,
+): Promise<{ table: string; bytes: number }[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    // Statistics and the visibility map are what VACUUM leaves; sizes are of the pages as stored.
+    const { rows } = await client.query<{ table: string; bytes: string }>(
+      `SELECT c.relname AS table, pg_total_relation_size(c.oid) AS bytes
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY 2 DESC`,
+      [schema],
+    );
+    return rows.map((r) => ({ table: r.table, bytes: Number(r.bytes) }));
+  } finally {
+    await client.end();
+  }
+}
+
+async function dropSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).finally(() => client.end());
+}
+
 async function main(): Promise<void> {
   const dir = mkdtempSync(join(tmpdir(), "refinery-bench-storage-"));
   // BENCH_STORAGE_DB=<file>: store there and keep the file (to look into it afterwards).
   const dbPath = process.env.BENCH_STORAGE_DB ?? join(dir, "storage.db");
   console.log(`load average at start: ${load()}`);
-  const proc = await startOurs({ dir, dbPath, latencyMs: 0, workers: CONCURRENCY });
+  const postgres = process.env.BENCH_STORAGE_POSTGRES;
+  const schema = `bench_storage_${process.pid}`;
+  const proc = await startOurs({
+    dir,
+    dbPath,
+    latencyMs: 0,
+    workers: CONCURRENCY,
+    ...(postgres
+      ? { env: { REFINERY_DATABASE_URL: postgres, REFINERY_DATABASE_SCHEMA: schema } }
+      : {}),
+  });
   let finished = 0;
   try {
     const client = new Client({
@@ -108,6 +148,8 @@ async function main(): Promise<void> {
             input: { task: TASK },
             config: { configurable: { ...RUN_OPTIONS } },
             ifNotExists: "create",
+            // Fails the bench rather than hanging it if a run's wait never returns.
+            signal: AbortSignal.timeout(180_000),
           })) as { stopReason?: string; drafts?: unknown[] };
           if (values?.stopReason !== "max_iterations" || values.drafts?.length !== 3)
             throw new Error(`unexpected run result ${JSON.stringify(values)}`);
@@ -120,9 +162,23 @@ async function main(): Promise<void> {
     );
     console.log(`load average after the runs: ${load()}`);
     await proc.stop();
-    printBreakdown(sqliteBreakdown(dbPath), finished);
+    if (!postgres) {
+      printBreakdown(sqliteBreakdown(dbPath), finished);
+      return;
+    }
+    const tables = await postgresBreakdown(postgres, schema);
+    const total = tables.reduce((a, t) => a + t.bytes, 0);
+    console.log(`\nPostgres schema ${schema}: bytes per run over ${finished} runs`);
+    for (const t of tables) {
+      if (t.bytes > 8192) console.log(`${t.table.padEnd(32)} | ${(t.bytes / finished).toFixed(0)}`);
+    }
+    console.log(
+      `all tables (heap, TOAST, indexes; ${tables.length} tables, each at least one page): ` +
+        `${(total / finished).toFixed(0)} bytes per run`,
+    );
   } finally {
     await proc.stop(3_000).catch(() => undefined);
+    if (postgres) await dropSchema(postgres, schema).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
 }
