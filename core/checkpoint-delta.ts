@@ -224,3 +224,50 @@ export function unpacking(serde: SerializerProtocol): SerializerProtocol {
       ),
   };
 }
+
+/**
+ * The key a checkpoint's metadata carries when it is stored as a change from its parent's: a
+ * run's `config.metadata` (run, thread, graph and assistant ids…) is the same in each of its
+ * checkpoints, so a child stores only the keys whose value changed (`source`, `step`, …), with
+ * `removed` naming keys the parent had and it has not.
+ */
+export const METADATA_DELTA = "refinery_metadata_delta";
+
+type Metadata = Record<string, unknown>;
+
+export const isMetadataDelta = (m: unknown): boolean =>
+  typeof m === "object" && m !== null && METADATA_DELTA in m;
+
+/** The whole metadata of a row stored as a change (`stored`) from its parent's whole one. */
+export function applyMetadata(parent: Metadata, stored: Metadata): Metadata {
+  const info = stored[METADATA_DELTA] as { removed?: string[] } | number;
+  const removed = new Set(typeof info === "object" && info.removed ? info.removed : []);
+  const out: Metadata = {};
+  for (const [k, v] of Object.entries(parent)) {
+    if (!removed.has(k)) out[k] = k in stored ? stored[k] : v;
+  }
+  for (const [k, v] of Object.entries(stored)) if (k !== METADATA_DELTA && !(k in out)) out[k] = v;
+  return out;
+}
+
+/**
+ * `whole` as a change from `parent`, or undefined when that would not read back as the same
+ * JSON, keys in the same order (then the row keeps its whole metadata).
+ */
+export function diffMetadata(parent: Metadata, whole: Metadata): Metadata | undefined {
+  if (isMetadataDelta(whole)) return undefined;
+  try {
+    const stored: Metadata = {};
+    for (const [k, v] of Object.entries(whole)) {
+      if (!(k in parent) || JSON.stringify(parent[k]) !== JSON.stringify(v)) stored[k] = v;
+    }
+    const removed = Object.keys(parent).filter((k) => !(k in whole));
+    stored[METADATA_DELTA] = removed.length > 0 ? { removed } : 1;
+    return JSON.stringify(applyMetadata(parent, stored)) === JSON.stringify(whole)
+      ? stored
+      : undefined;
+  } catch {
+    // A value JSON cannot hold (a BigInt): keep the whole metadata.
+    return undefined;
+  }
+}

@@ -26,8 +26,11 @@ import Database from "better-sqlite3";
 import { RefineryError } from "./errors.ts";
 import {
   apply,
+  applyMetadata,
   deltaOf,
   diff,
+  diffMetadata,
+  isMetadataDelta,
   MAX_DEPTH,
   pack,
   remember,
@@ -148,6 +151,32 @@ export function quickCheckIfSmall(db: Database.Database, file: string): boolean 
   return true;
 }
 
+/**
+ * The library's `writes` table (same columns and key as @langchain/langgraph-checkpoint-sqlite
+ * 1.0.4 creates), created WITHOUT ROWID when a file has none yet: a rowid table stores each row's
+ * key twice, in the table and again in its primary-key index, and the keys (thread, checkpoint
+ * and task ids: 108 of a pending write's ~200 bytes) are most of what a write stores. In the
+ * server's file a default refine run's writes took 12.2 KB (7.4 table + 4.8 index), now 8.6 KB
+ * (bench:storage, bench/RESULTS.md issue 20). `checkpoints` stays a rowid table: its rows are
+ * ~800 bytes, and kept in key order (threads interleave) their pages filled less than the index
+ * saved (11.8 KB a run against 10.1 KB). A file that already has the table keeps it as it is
+ * (IF NOT EXISTS); both kinds read and write the same.
+ */
+export function createWritesTable(db: Database.Database): void {
+  db.exec(`
+CREATE TABLE IF NOT EXISTS writes (
+  thread_id TEXT NOT NULL,
+  checkpoint_ns TEXT NOT NULL DEFAULT '',
+  checkpoint_id TEXT NOT NULL,
+  task_id TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  channel TEXT NOT NULL,
+  type TEXT,
+  value BLOB,
+  PRIMARY KEY (thread_id, checkpoint_ns, checkpoint_id, task_id, idx)
+) WITHOUT ROWID;`);
+}
+
 export interface OpenedCheckpointer {
   saver: BaseCheckpointSaver;
   /** The open database, shared with other tables that live beside the checkpoints. */
@@ -214,7 +243,7 @@ export function openSqliteCheckpointer(
     db,
     close: () => {
       if (!db.open) return;
-      saver.flush();
+      saver.flush(true);
       db.close();
     },
   };
@@ -258,6 +287,11 @@ export class PreparedSqliteSaver extends SqliteSaver {
     this.serde = unpacking(this.serde);
   }
 
+  protected override setup(): void {
+    if (!this.isSetup) createWritesTable(this.db);
+    super.setup();
+  }
+
   private queue: {
     threadId: string;
     write: () => void;
@@ -289,9 +323,13 @@ export class PreparedSqliteSaver extends SqliteSaver {
    * The state of recent checkpoints (written or read here) by thread, namespace and id: the next
    * checkpoint is stored as a delta from its parent's when the parent is here. Oldest first.
    */
-  private readonly states = new Map<string, Remembered>();
+  private readonly states = new Map<string, Remembered & { metadata?: CheckpointMetadata }>();
 
-  private rememberState(threadId: string, ns: string, state: Remembered): string {
+  private rememberState(
+    threadId: string,
+    ns: string,
+    state: Remembered & { metadata?: CheckpointMetadata },
+  ): string {
     const key = `${threadId}\u0000${ns}\u0000${state.id}`;
     this.states.delete(key);
     this.states.set(key, state);
@@ -346,17 +384,84 @@ export class PreparedSqliteSaver extends SqliteSaver {
    * The tuple with its whole checkpoint; `keep`: remembered for the next put (a run starts from
    * what getTuple read; a history listing is not worth measuring every state of).
    */
-  private async completed(tuple: CheckpointTuple, memo: Map<string, Checkpoint>, keep: boolean) {
+  private async completed(
+    tuple: CheckpointTuple,
+    memo: Map<string, Checkpoint>,
+    keep: boolean,
+    metadataMemo = new Map<string, CheckpointMetadata>(),
+  ) {
     const { thread_id, checkpoint_ns } = tuple.config.configurable ?? {};
     const threadId = thread_id as string;
     const ns = (checkpoint_ns as string | undefined) ?? "";
     const depth = deltaOf(tuple.checkpoint)?.depth ?? 0;
     const parentId = tuple.parentConfig?.configurable?.checkpoint_id as string | undefined;
     tuple.checkpoint = await this.whole(threadId, ns, tuple.checkpoint, parentId, memo);
+    if (tuple.metadata !== undefined) {
+      tuple.metadata = await this.wholeMetadata(
+        threadId,
+        ns,
+        tuple.metadata,
+        parentId,
+        metadataMemo,
+      );
+      metadataMemo.set(tuple.checkpoint.id, tuple.metadata);
+    }
     if (!keep) return tuple;
     const size = sizeOf(tuple.checkpoint, undefined, tuple.checkpoint, undefined);
-    this.rememberState(threadId, ns, remember(tuple.checkpoint, depth, size));
+    this.rememberState(threadId, ns, {
+      ...remember(tuple.checkpoint, depth, size),
+      metadata: tuple.metadata,
+    });
     return tuple;
+  }
+
+  private metadataRowStatement?: Database.Statement;
+
+  /**
+   * The whole metadata `stored` stands for: itself, or (a change from the parent's, see
+   * diffMetadata) applied to its parent's, read from the file the same way; `memo` by id.
+   */
+  private async wholeMetadata(
+    threadId: string,
+    ns: string,
+    stored: CheckpointMetadata,
+    parentId: string | undefined,
+    memo: Map<string, CheckpointMetadata>,
+  ): Promise<CheckpointMetadata> {
+    if (!isMetadataDelta(stored)) return stored;
+    let parent = parentId === undefined ? undefined : memo.get(parentId);
+    if (!parent && parentId !== undefined) {
+      this.metadataRowStatement ??= this.db.prepare(
+        "SELECT type, metadata, parent_checkpoint_id FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+      );
+      const row = this.metadataRowStatement.get(threadId, ns, parentId) as
+        | { type: string | null; metadata: Uint8Array; parent_checkpoint_id: string | null }
+        | undefined;
+      if (row) {
+        const m = (await this.serde.loadsTyped(
+          row.type ?? "json",
+          row.metadata,
+        )) as CheckpointMetadata;
+        parent = await this.wholeMetadata(
+          threadId,
+          ns,
+          m,
+          row.parent_checkpoint_id ?? undefined,
+          memo,
+        );
+        memo.set(parentId, parent);
+      }
+    }
+    if (!parent) {
+      throw new Error(
+        `the metadata of a checkpoint of thread ${threadId} is stored as a change to checkpoint ` +
+          `${String(parentId)}'s, which is missing from the database`,
+      );
+    }
+    return applyMetadata(
+      parent as Record<string, unknown>,
+      stored as Record<string, unknown>,
+    ) as CheckpointMetadata;
   }
 
   /**
@@ -377,12 +482,13 @@ export class PreparedSqliteSaver extends SqliteSaver {
       });
       if (!tuple) continue;
       const [type, serialized] = await this.serde.dumpsTyped(tuple.checkpoint);
+      const [, metadata] = await this.serde.dumpsTyped(tuple.metadata);
       const bytes = pack(serialized);
       this.db
         .prepare(
-          "UPDATE checkpoints SET type = ?, checkpoint = ? WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+          "UPDATE checkpoints SET type = ?, checkpoint = ?, metadata = ? WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
         )
-        .run(type, bytes, threadId, ns, id);
+        .run(type, bytes, metadata, threadId, ns, id);
     }
     this.forget(threadId);
   }
@@ -415,10 +521,15 @@ export class PreparedSqliteSaver extends SqliteSaver {
    */
   private lazy: { threadId: string; write: () => void }[] = [];
 
-  /** Commits the queued writes in one transaction; each write's promise settles with it. */
-  flush(): void {
+  /**
+   * Commits the queued writes in one transaction; each write's promise settles with it.
+   * `final` (closing): the deferred journal writes too when no checkpoint write is queued, else
+   * a run's last clean-up, which waits for a next checkpoint write, was lost and its journal rows
+   * stayed in the file until the thread's next step.
+   */
+  flush(final = false): void {
     const all = this.queue.splice(0);
-    if (all.length === 0) return;
+    if (all.length === 0 && !(final && this.lazy.length > 0)) return;
     const lazy = this.lazy.splice(0).filter((op) => !this.fenced.has(op.threadId));
     const batch = all.filter((op) => {
       if (!this.fenced.has(op.threadId)) return true;
@@ -531,8 +642,26 @@ export class PreparedSqliteSaver extends SqliteSaver {
   ): AsyncGenerator<CheckpointTuple> {
     this.flush();
     const memo = new Map<string, Checkpoint>();
-    for await (const tuple of super.list(config, options))
-      yield await this.completed(tuple, memo, false);
+    const metadataMemo = new Map<string, CheckpointMetadata>();
+    const filter = Object.entries(options?.filter ?? {}).filter(([, v]) => v !== undefined);
+    if (filter.length === 0) {
+      for await (const tuple of super.list(config, options))
+        yield await this.completed(tuple, memo, false, metadataMemo);
+      return;
+    }
+    // A row whose metadata is stored as a change from its parent's holds only the keys that
+    // changed, so the library's SQL filter on the metadata column would miss it: filter here,
+    // on the whole metadata, as that SQL compares (the key's value as JSON).
+    const { filter: _filter, limit, ...rest } = options ?? {};
+    const max = limit ? Number.parseInt(String(limit), 10) : 0;
+    let found = 0;
+    for await (const tuple of super.list(config, rest)) {
+      const t = await this.completed(tuple, memo, false, metadataMemo);
+      const m = (t.metadata ?? {}) as Record<string, unknown>;
+      if (!filter.every(([k, v]) => JSON.stringify(m[k]) === JSON.stringify(v))) continue;
+      yield t;
+      if (max > 0 && ++found >= max) return;
+    }
   }
 
   override async deleteThread(threadId: string): Promise<void> {
@@ -576,9 +705,17 @@ export class PreparedSqliteSaver extends SqliteSaver {
         ? undefined
         : this.states.get(`${threadId}\u0000${checkpointNs}\u0000${parent}`);
     const stored = base && base.depth + 1 < MAX_DEPTH ? diff(base, whole) : whole;
+    // The metadata too, when the checkpoint is a delta and the parent's metadata is known.
+    const storedMetadata =
+      (stored !== whole && base?.metadata
+        ? (diffMetadata(
+            base.metadata as Record<string, unknown>,
+            fullMetadata as Record<string, unknown>,
+          ) as CheckpointMetadata | undefined)
+        : undefined) ?? fullMetadata;
     const [[type1, serialized], [type2, serializedMetadata]] = await Promise.all([
       this.serde.dumpsTyped(stored),
-      this.serde.dumpsTyped(fullMetadata),
+      this.serde.dumpsTyped(storedMetadata),
     ]);
     if (type1 !== type2) {
       throw new Error("Failed to serialized checkpoint and metadata to the same type.");
@@ -591,11 +728,10 @@ export class PreparedSqliteSaver extends SqliteSaver {
     const usage = this.charge(threadId, checkpointNs, parent, bytes, "checkpoint", size.bytes);
     usage?.heads.set(checkpointNs, checkpoint.id);
     // The next checkpoint of a run follows this one: diff it against this state.
-    const key = this.rememberState(
-      threadId,
-      checkpointNs,
-      remember(whole, base && stored !== whole ? base.depth + 1 : 0, size),
-    );
+    const key = this.rememberState(threadId, checkpointNs, {
+      ...remember(whole, base && stored !== whole ? base.depth + 1 : 0, size),
+      metadata: fullMetadata,
+    });
     if (base) this.states.delete(`${threadId}\u0000${checkpointNs}\u0000${parent}`);
     await this.enqueue(threadId, () =>
       statements.put.run(

@@ -12,6 +12,7 @@ import {
   createSqliteAttemptJournal,
   ATTEMPT_JOURNAL,
 } from "../../core/models/attempt-journal.ts";
+import { openSqliteCheckpointer } from "../../core/checkpointer.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "refinery-journal-"));
 afterAll(() => rmSync(dir, { recursive: true, force: true }));
@@ -102,6 +103,30 @@ describe("attempt journal", () => {
         configurable: { ...config.configurable, checkpoint_ns: "sub:1|critique:task-a" },
       }),
     ).toBeUndefined();
+    db.close();
+  });
+
+  it("a run's clean-up deferred to the next checkpoint write is committed when the saver closes", () => {
+    const file = join(dir, "close.db");
+    const opened = openSqliteCheckpointer(file);
+    const journal = (
+      opened.saver as unknown as {
+        [ATTEMPT_JOURNAL]: () => ReturnType<typeof createSqliteAttemptJournal>;
+      }
+    )[ATTEMPT_JOURNAL]();
+    const row = journal.begin(
+      { threadId: "t", parentId: "c1", taskId: "x", exec: "e1" },
+      "critique",
+    );
+    journal.end(row, { promptTokens: 1, completionTokens: 1, totalTokens: 2 }, "t");
+    // The run ended: every attempt is in a checkpoint. No checkpoint write follows.
+    journal.clear("t");
+    const rows = (db: Database.Database) =>
+      (db.prepare("SELECT COUNT(*) AS n FROM refinery_model_attempts").get() as { n: number }).n;
+    expect(rows(opened.db!)).toBe(1);
+    opened.close();
+    const db = new Database(file, { readonly: true });
+    expect(rows(db)).toBe(0);
     db.close();
   });
 });

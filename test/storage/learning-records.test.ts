@@ -123,4 +123,31 @@ describe("learning records (SQLite)", () => {
     expect(await records.ratings(runId)).toEqual([]);
     await storage.close();
   });
+
+  it("stores an outcome's body deflated and reads it back as recorded; text rows still read", async () => {
+    const db = new Database(join(dir, "packed.db"));
+    const records = createSqliteLearningRecords(db);
+    const recorded = outcome(1);
+    await records.recordOutcome(recorded);
+    const row = db
+      .prepare("SELECT body, typeof(body) AS kind FROM refinery_run_outcomes WHERE run_id = ?")
+      .get(recorded.run_id) as { body: Uint8Array; kind: string };
+    expect(row.kind).toBe("blob");
+    expect(row.body.length).toBeLessThan(JSON.stringify(recorded).length / 2);
+    expect(await records.getOutcome(recorded.run_id)).toEqual(recorded);
+    // A row written before bodies were packed: JSON text.
+    const older = outcome(2);
+    db.prepare(
+      `INSERT INTO refinery_run_outcomes
+       (run_id, thread_id, assistant_id, graph_id, finished_at, verified, human_approved, body)
+       VALUES (?, ?, 'a', 'refine', ?, 1, 0, ?)`,
+    ).run(older.run_id, older.thread_id, older.finished_at, JSON.stringify(older));
+    expect(await records.getOutcome(older.run_id)).toEqual(older);
+    const all = await collect(records.outcomes());
+    expect(all.map(({ ratings, ...o }) => ({ o, ratings }))).toEqual([
+      { o: recorded, ratings: [] },
+      { o: older, ratings: [] },
+    ]);
+    db.close();
+  });
 });

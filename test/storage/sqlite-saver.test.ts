@@ -14,7 +14,7 @@ import {
   StateGraph,
   type BaseCheckpointSaver,
 } from "@langchain/langgraph";
-import { emptyCheckpoint } from "@langchain/langgraph-checkpoint";
+import { emptyCheckpoint, type CheckpointListOptions } from "@langchain/langgraph-checkpoint";
 import { SqliteSaver } from "@langchain/langgraph-checkpoint-sqlite";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
@@ -58,7 +58,11 @@ async function exercise(saver: BaseCheckpointSaver) {
 }
 
 /** A thread's tuples as the saver reads them, without the time-based ids and timestamps. */
-async function tuples(saver: BaseCheckpointSaver, thread_id: string) {
+async function tuples(
+  saver: BaseCheckpointSaver,
+  thread_id: string,
+  options?: CheckpointListOptions,
+) {
   const ids = new Map<string, number>();
   const id = (v: unknown) => {
     if (typeof v !== "string") return v;
@@ -66,7 +70,7 @@ async function tuples(saver: BaseCheckpointSaver, thread_id: string) {
     return `#${ids.get(v)}`;
   };
   const out = [];
-  for await (const t of saver.list({ configurable: { thread_id } })) {
+  for await (const t of saver.list({ configurable: { thread_id } }, options)) {
     out.push({
       id: id(t.checkpoint.id),
       parent: id(t.parentConfig?.configurable?.checkpoint_id),
@@ -128,7 +132,28 @@ describe("PreparedSqliteSaver", () => {
         const a = await tuples(ours.saver, thread);
         expect(a.length).toBeGreaterThan(2);
         expect(a).toEqual(await tuples(library, thread));
+        // Filters on metadata (some rows store only what changed from the parent's) and limits.
+        for (const options of [
+          { filter: { source: "loop" } },
+          { filter: { source: "loop", step: 1 } },
+          { filter: { source: "loop" }, limit: 1 },
+          { filter: { parents: {} }, limit: 2 },
+          { filter: { source: "nothing" } },
+        ]) {
+          const filtered = await tuples(ours.saver, thread, options);
+          expect(filtered).toEqual(await tuples(library, thread, options));
+        }
+        expect((await tuples(ours.saver, thread, { filter: { source: "loop" } })).length).toBe(
+          a.filter((t) => t.metadata?.source === "loop").length,
+        );
       }
+      // Most rows store their metadata as a change from the parent's.
+      const kinds = ours
+        .db!.prepare(
+          "SELECT SUM(CAST(metadata AS TEXT) LIKE '%refinery_metadata_delta%') AS deltas, COUNT(*) AS n FROM checkpoints",
+        )
+        .get() as { deltas: number; n: number };
+      expect(kinds.deltas).toBeGreaterThan(kinds.n / 2);
       const w = writeRows(ours.db!);
       expect(w.some((r) => r.channel === "__interrupt__")).toBe(true);
       expect(w.some((r) => r.channel === "__error__")).toBe(true);
@@ -136,6 +161,57 @@ describe("PreparedSqliteSaver", () => {
     } finally {
       ours.close();
       theirs.close();
+    }
+  });
+
+  it("creates the writes table WITHOUT ROWID in a new file (no second copy of its keys)", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "saver-"));
+    dirs.push(dir);
+    const opened = openSqliteCheckpointer(join(dir, "new.db"));
+    try {
+      await exercise(opened.saver);
+      const schema = (name: string) =>
+        (
+          opened.db!.prepare("SELECT sql FROM sqlite_schema WHERE name = ?").get(name) as
+            { sql: string } | undefined
+        )?.sql;
+      expect(schema("writes")).toMatch(/WITHOUT ROWID\s*$/);
+      expect(schema("sqlite_autoindex_writes_1")).toBeUndefined();
+      // The checkpoints table stays as the library creates it.
+      expect(schema("checkpoints")).not.toMatch(/WITHOUT ROWID/);
+      expect(writeRows(opened.db!).length).toBeGreaterThan(3);
+    } finally {
+      opened.close();
+    }
+  });
+
+  it("keeping only the latest checkpoint (prune) stores it whole, metadata included", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "saver-"));
+    dirs.push(dir);
+    const opened = openSqliteCheckpointer(join(dir, "prune.db"));
+    const saver = opened.saver as PreparedSqliteSaver;
+    try {
+      await exercise(saver);
+      const config = { configurable: { thread_id: "a" } };
+      const before = await saver.getTuple(config);
+      const stored = opened
+        .db!.prepare(
+          "SELECT CAST(metadata AS TEXT) AS m FROM checkpoints WHERE thread_id = 'a' ORDER BY checkpoint_id DESC LIMIT 1",
+        )
+        .get() as { m: string };
+      expect(stored.m).toContain("refinery_metadata_delta");
+      await saver.keyframeLatest("a");
+      opened
+        .db!.prepare(
+          "DELETE FROM checkpoints WHERE thread_id = 'a' AND checkpoint_id < (SELECT MAX(checkpoint_id) FROM checkpoints WHERE thread_id = 'a')",
+        )
+        .run();
+      const after = await saver.getTuple(config);
+      expect(after?.metadata).toEqual(before?.metadata);
+      expect(after?.checkpoint).toEqual(before?.checkpoint);
+      expect(JSON.stringify(after?.metadata)).toBe(JSON.stringify(before?.metadata));
+    } finally {
+      opened.close();
     }
   });
 
@@ -148,6 +224,14 @@ describe("PreparedSqliteSaver", () => {
     const c = { configurable: { thread_id: "c" } };
     await graph(library).invoke({ log: ["start"] }, c);
     const before = await tuples(library, "c");
+    // The library's rowid table, which this file keeps.
+    expect(
+      (
+        old.db!.prepare("SELECT sql FROM sqlite_schema WHERE name = 'writes'").get() as {
+          sql: string;
+        }
+      ).sql,
+    ).not.toMatch(/WITHOUT ROWID/);
     old.close();
     const opened = openSqliteCheckpointer(file);
     try {

@@ -1,0 +1,186 @@
+// Storage bench (npm run bench:storage): what one default refine run (3 iterations, the server
+// bench's workload, bench/server-graph.ts) leaves in the server's SQLite file. Starts our server as
+// a child process (startServer via bench/server-child.ts, the bench model), drives BENCH_STORAGE_RUNS
+// runs (default 300) through the official SDK with runs.wait at BENCH_STORAGE_CONCURRENCY (16),
+// each on a fresh thread, stops the server, then reads the closed file: its size, the WAL left
+// beside it, the free pages, and dbstat's bytes per table and per index, each divided by the runs.
+// BENCH_STORAGE_DB=<file> keeps the file. BENCH_STORAGE_POSTGRES=<url>: the server stores in a new
+// schema of that database instead, and the bench prints pg_total_relation_size per table (heap,
+// TOAST and indexes) per run, then drops the schema. The issue 20 target: at most 8,000 bytes per run for the whole file.
+import { randomUUID } from "node:crypto";
+import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
+import { loadavg, tmpdir } from "node:os";
+import { join } from "node:path";
+import { Client } from "@langchain/langgraph-sdk";
+import Database from "better-sqlite3";
+import pg from "pg";
+import { RUN_OPTIONS, TASK } from "./server-graph.ts";
+import { startOurs } from "./server-procs.ts";
+
+const RUNS = Number(process.env.BENCH_STORAGE_RUNS ?? 300);
+const CONCURRENCY = Number(process.env.BENCH_STORAGE_CONCURRENCY ?? 16);
+const TARGET_BYTES = 8000;
+
+const load = () =>
+  loadavg()
+    .map((x) => x.toFixed(2))
+    .join(" ");
+const size = (path: string) => (existsSync(path) ? statSync(path).size : 0);
+
+export interface StorageBreakdown {
+  fileBytes: number;
+  walBytes: number;
+  freeBytes: number;
+  pageSize: number;
+  /** dbstat bytes (pages) per table or index, with the table an index belongs to. */
+  objects: { name: string; table: string; bytes: number; payload: number }[];
+}
+
+/** Reads a closed SQLite file: its size, its WAL's, free pages and dbstat per object. */
+export function sqliteBreakdown(path: string): StorageBreakdown {
+  const walBytes = size(`${path}-wal`);
+  const fileBytes = size(path);
+  const db = new Database(path, { readonly: true, fileMustExist: true });
+  try {
+    const pageSize = db.pragma("page_size", { simple: true }) as number;
+    const free = db.pragma("freelist_count", { simple: true }) as number;
+    const objects = db
+      .prepare(
+        `SELECT s.name AS name, coalesce(m.tbl_name, s.name) AS "table",
+                sum(s.pgsize) AS bytes, sum(s.payload) AS payload
+         FROM dbstat s LEFT JOIN sqlite_schema m ON m.name = s.name
+         GROUP BY s.name ORDER BY bytes DESC`,
+      )
+      .all() as StorageBreakdown["objects"];
+    return { fileBytes, walBytes, freeBytes: free * pageSize, pageSize, objects };
+  } finally {
+    db.close();
+  }
+}
+
+/** Prints the breakdown per run; returns the file's bytes per run. */
+export function printBreakdown(b: StorageBreakdown, runs: number): number {
+  const per = (n: number) => (n / runs).toFixed(0).padStart(7);
+  const byTable = new Map<string, number>();
+  for (const o of b.objects) byTable.set(o.table, (byTable.get(o.table) ?? 0) + o.bytes);
+  console.log(`\nbytes per run over ${runs} runs (pages; payload = bytes of the rows themselves)`);
+  console.log(`${"object".padEnd(44)} | table/index | bytes/run | payload/run`);
+  for (const o of b.objects) {
+    if (o.bytes === 0) continue;
+    const kind = o.name === o.table ? "table" : "index";
+    console.log(
+      `${o.name.padEnd(44)} | ${kind.padEnd(11)} | ${per(o.bytes)}   | ${per(o.payload)}`,
+    );
+  }
+  console.log(`\nper table, indexes included:`);
+  for (const [t, bytes] of [...byTable].sort((a, b) => b[1] - a[1])) {
+    if (bytes > 0) console.log(`${t.padEnd(44)} | ${per(bytes)}`);
+  }
+  const perRun = b.fileBytes / runs;
+  console.log(
+    `\nfile ${b.fileBytes} bytes (${per(b.fileBytes).trim()} per run), of which free pages ` +
+      `${b.freeBytes} (${per(b.freeBytes).trim()} per run); WAL left beside it: ${b.walBytes} bytes; ` +
+      `page size ${b.pageSize}`,
+  );
+  console.log(
+    `target: at most ${TARGET_BYTES} bytes per run for the whole file: ` +
+      `${perRun <= TARGET_BYTES ? "met" : "MISSED"} (${perRun.toFixed(0)})`,
+  );
+  return perRun;
+}
+
+/** Bytes per table of a Postgres schema (heap, TOAST and indexes), largest first. */
+async function postgresBreakdown(
+  url: string,
+  schema: string,
+): Promise<{ table: string; bytes: number }[]> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    // Statistics and the visibility map are what VACUUM leaves; sizes are of the pages as stored.
+    const { rows } = await client.query<{ table: string; bytes: string }>(
+      `SELECT c.relname AS table, pg_total_relation_size(c.oid) AS bytes
+       FROM pg_class c JOIN pg_namespace n ON n.oid = c.relnamespace
+       WHERE n.nspname = $1 AND c.relkind = 'r' ORDER BY 2 DESC`,
+      [schema],
+    );
+    return rows.map((r) => ({ table: r.table, bytes: Number(r.bytes) }));
+  } finally {
+    await client.end();
+  }
+}
+
+async function dropSchema(url: string, schema: string): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).finally(() => client.end());
+}
+
+async function main(): Promise<void> {
+  const dir = mkdtempSync(join(tmpdir(), "refinery-bench-storage-"));
+  // BENCH_STORAGE_DB=<file>: store there and keep the file (to look into it afterwards).
+  const dbPath = process.env.BENCH_STORAGE_DB ?? join(dir, "storage.db");
+  console.log(`load average at start: ${load()}`);
+  const postgres = process.env.BENCH_STORAGE_POSTGRES;
+  const schema = `bench_storage_${process.pid}`;
+  const proc = await startOurs({
+    dir,
+    dbPath,
+    latencyMs: 0,
+    workers: CONCURRENCY,
+    ...(postgres
+      ? { env: { REFINERY_DATABASE_URL: postgres, REFINERY_DATABASE_SCHEMA: schema } }
+      : {}),
+  });
+  let finished = 0;
+  try {
+    const client = new Client({
+      apiUrl: proc.url,
+      callerOptions: { maxConcurrency: CONCURRENCY, maxRetries: 0 },
+    });
+    let next = 0;
+    const started = performance.now();
+    await Promise.all(
+      Array.from({ length: Math.min(CONCURRENCY, RUNS) }, async () => {
+        while (next < RUNS) {
+          next++;
+          const values = (await client.runs.wait(randomUUID(), "refine", {
+            input: { task: TASK },
+            config: { configurable: { ...RUN_OPTIONS } },
+            ifNotExists: "create",
+            // Fails the bench rather than hanging it if a run's wait never returns.
+            signal: AbortSignal.timeout(180_000),
+          })) as { stopReason?: string; drafts?: unknown[] };
+          if (values?.stopReason !== "max_iterations" || values.drafts?.length !== 3)
+            throw new Error(`unexpected run result ${JSON.stringify(values)}`);
+          finished++;
+        }
+      }),
+    );
+    console.log(
+      `${finished} runs at ${CONCURRENCY} concurrent in ${((performance.now() - started) / 1000).toFixed(1)} s`,
+    );
+    console.log(`load average after the runs: ${load()}`);
+    await proc.stop();
+    if (!postgres) {
+      printBreakdown(sqliteBreakdown(dbPath), finished);
+      return;
+    }
+    const tables = await postgresBreakdown(postgres, schema);
+    const total = tables.reduce((a, t) => a + t.bytes, 0);
+    console.log(`\nPostgres schema ${schema}: bytes per run over ${finished} runs`);
+    for (const t of tables) {
+      if (t.bytes > 8192) console.log(`${t.table.padEnd(32)} | ${(t.bytes / finished).toFixed(0)}`);
+    }
+    console.log(
+      `all tables (heap, TOAST, indexes; ${tables.length} tables, each at least one page): ` +
+        `${(total / finished).toFixed(0)} bytes per run`,
+    );
+  } finally {
+    await proc.stop(3_000).catch(() => undefined);
+    if (postgres) await dropSchema(postgres, schema).catch(() => undefined);
+    rmSync(dir, { recursive: true, force: true });
+  }
+}
+
+if (import.meta.url === `file://${process.argv[1]}`) await main();
