@@ -5,7 +5,10 @@
 // arriving meanwhile are batched into the next one, sharing its type-check), a deadline after
 // which the worker is terminated, a heap limit, and a size limit on source files. A graph whose
 // extraction failed or timed out gets no static schemas (null), and is not retried.
+import { join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
+import { ROOT } from "../../core/paths.ts";
 import type { GraphEntry } from "../registry.ts";
 import { runtimeSchemas, type GraphSchemas } from "./runtime.ts";
 import type { StaticSchemas, StaticSpec } from "./static.ts";
@@ -28,7 +31,9 @@ export interface SchemaService {
   close(): Promise<void>;
 }
 
-const WORKER = new URL("./thread.mjs", import.meta.url);
+// The worker is a plain .mjs file of the sources that loads static.ts (and the TypeScript
+// compiler) through tsx, from the sources and from the build alike.
+const WORKER = pathToFileURL(join(ROOT, "graphs", "schemas", "thread.mjs"));
 
 type Outcome = StaticSchemas | { error: string };
 
