@@ -16,7 +16,16 @@
 import { readFileSync, rmSync, writeFileSync } from "node:fs";
 import { join, relative } from "node:path";
 import { build } from "esbuild";
-import { DIST, ROOT, sourceFiles, sourceHash, STAMP, statKey, STAT_STAMP } from "./sources.mjs";
+import {
+  DIST,
+  ROOT,
+  SELF_RELATIVE,
+  sourceFiles,
+  sourceHash,
+  STAMP,
+  statKey,
+  STAT_STAMP,
+} from "./sources.mjs";
 
 /** Bundle entries: source → output name under dist/ (launch.mjs maps x/y.ts to dist/x/y.js). */
 const ENTRIES = [
@@ -41,10 +50,6 @@ const EXTERNAL = [
   "bufferutil",
   "utf-8-validate",
 ];
-
-/** A source that resolves a file relative to its own location (breaks in a bundle). */
-const SELF_RELATIVE =
-  /import\.meta\.(dirname|filename)|new URL\([^)]*import\.meta\.url|createRequire\(import\.meta\.url\)(\.resolve)?\(\s*["'`]\./;
 
 const started = performance.now();
 const hash = sourceHash();

@@ -23,6 +23,13 @@ const BUILD_INPUTS = [
   "package-lock.json",
 ];
 
+/**
+ * A source that resolves a file relative to its own location, which the bundle in dist/ does not
+ * keep (core/paths.ts is the one place that may): build.mjs refuses to build such a source.
+ */
+export const SELF_RELATIVE =
+  /import\.meta\.(dirname|filename)|new URL\([^)]*import\.meta\.url|createRequire\(import\.meta\.url\)(\.resolve)?\(\s*["'`]\./;
+
 /** Every file of SOURCE_DIRS, relative to ROOT with "/" separators, sorted (read once). */
 let listing;
 function allFiles() {
