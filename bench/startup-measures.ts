@@ -6,6 +6,7 @@ import { spawn, type ChildProcess } from "node:child_process";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import { Client } from "@langchain/langgraph-sdk";
 import { freePort } from "./server-procs.ts";
 
 export interface Measure {
@@ -123,6 +124,36 @@ export const measures: Measure[] = [
     },
   },
 ];
+
+/**
+ * The run-thread warm-up (bench:startup only, not in bench:server's summary): `npm start` to the
+ * answer of the first `runs.wait` (refine graph, offline model), sent as soon as /ok answers. The
+ * run is executed in a run thread, which imports the graph stack once more after the server
+ * listens, so this is what the first client after a start or a restart waits.
+ */
+export const firstRunMeasure: Measure = {
+  key: "startup_first_run_ms",
+  name: "npm start → first runs.wait answered",
+  async once(root, scratch) {
+    const server = await startNpm(root, childEnv(scratch));
+    try {
+      await untilOk(server);
+      const client = new Client({ apiUrl: server.url });
+      const result = (await client.runs.wait(crypto.randomUUID(), "refine", {
+        input: { task: "What is 2+2?" },
+        ifNotExists: "create",
+        signal: AbortSignal.timeout(120_000),
+      })) as { answer?: unknown };
+      const ms = performance.now() - server.startedAt;
+      if (typeof result?.answer !== "string") {
+        throw new Error(`runs.wait gave no answer: ${JSON.stringify(result).slice(0, 300)}`);
+      }
+      return ms;
+    } finally {
+      await stopNpm(server, "SIGKILL");
+    }
+  },
+};
 
 /** One repeat of `measure` for the checkout at `root`, on a scratch directory deleted after. */
 export async function measureOnce(measure: Measure, root: string): Promise<number> {

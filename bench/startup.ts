@@ -1,5 +1,6 @@
 // Start-up bench (issue 20): wall-clock time of `refinery --help`, of an offline `refinery run` to
-// its answer, and of `npm start` to the first 200 from GET /ok on a fresh temporary database.
+// its answer, of `npm start` to the first 200 from GET /ok on a fresh temporary database, and of
+// `npm start` to the answer of the first runs.wait (the run thread's warm-up).
 // Each command runs as a child process, the checkouts interleaved round by round, so a noisy
 // machine loads them alike; the medians and the ratios to the first checkout are printed.
 //
@@ -9,7 +10,7 @@
 import { loadavg } from "node:os";
 import { resolve } from "node:path";
 import { parseArgs } from "node:util";
-import { measureOnce, measures } from "./startup-measures.ts";
+import { firstRunMeasure, measureOnce, measures } from "./startup-measures.ts";
 import { describeMachine, formatMachine, median } from "./support.ts";
 
 const { values } = parseArgs({
@@ -31,7 +32,7 @@ console.log(
 console.log(`Checkouts: ${roots.join(", ")}; ${repeats} repeats each, interleaved\n`);
 
 const rows: string[][] = [];
-for (const measure of measures) {
+for (const measure of [...measures, firstRunMeasure]) {
   const times = roots.map(() => [] as number[]);
   for (let i = 0; i < repeats; i++) {
     for (const [r, root] of roots.entries()) {

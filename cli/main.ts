@@ -6,7 +6,9 @@
 // This module stays light: `--help` and `--version` answer without loading the graph stack
 // (LangGraph, storage, models); every other command imports it from commands.ts first.
 import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import { isRefineryError } from "../core/errors.ts";
+import { ROOT } from "../core/paths.ts";
 
 const MAIN_HELP = `refinery — self-refining LLM workflows
 
@@ -71,9 +73,7 @@ export async function main(argv: string[], io: CliIO): Promise<number> {
 }
 
 function version(): string {
-  // package.json is one level up from cli/main.ts, two from the build's dist/cli/main.js.
-  const file = import.meta.url.endsWith(".ts") ? "../package.json" : "../../package.json";
-  const pkg = JSON.parse(readFileSync(new URL(file, import.meta.url), "utf8")) as {
+  const pkg = JSON.parse(readFileSync(join(ROOT, "package.json"), "utf8")) as {
     version: string;
   };
   return pkg.version;

@@ -2,6 +2,7 @@
 // (`node` or `node|inner`, no task ids), each with its JSON schemas, as the LangGraph server
 // answers (langgraph-api's assistants.mjs: LangGraph's getSubgraphsAsync, then a schema per graph).
 import { RefineryError } from "../core/errors.ts";
+import type { SchemaHelpers } from "../graphs/schemas/runtime.ts";
 
 /** A graph's JSON schemas in the LangGraph server's shape (GraphSchema). */
 export interface GraphSchema {
@@ -25,9 +26,13 @@ const MAX_SUBGRAPHS = 1000;
  * an empty object for other states. The schema extraction module (Annotation/zod states) takes
  * this over: it is the one function to swap.
  */
-export async function subgraphSchemaOf(graph: unknown): Promise<GraphSchema> {
+export async function subgraphSchemaOf(
+  graph: unknown,
+  /** The zod helpers of the LangGraph copy the graph's module imported (graphs/schemas). */
+  helpers?: SchemaHelpers,
+): Promise<GraphSchema> {
   try {
-    const zod = await import("@langchain/langgraph/zod/schema");
+    const zod = helpers ?? (await import("@langchain/langgraph/zod/schema"));
     const g = graph as Parameters<typeof zod.getUpdateTypeSchema>[0];
     const found = {
       state: zod.getUpdateTypeSchema(g),

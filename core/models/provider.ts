@@ -3,9 +3,11 @@
 // Models are cached per spec so a run does not rebuild clients on every node. A spec's baseURL
 // must be an allowed endpoint (endpoints.ts): the API key is sent nowhere else.
 import { createRequire } from "node:module";
+import { join } from "node:path";
 import type { BaseChatModel } from "@langchain/core/language_models/chat_models";
 import type { ModelSpec, ProcessSettings, RefineOptions } from "../config.ts";
 import { RefineryError } from "../errors.ts";
+import { DIST, FROM_SOURCES } from "../paths.ts";
 import { createEndpointCheck } from "./endpoints.ts";
 import type * as OpenAIModule from "./openai.ts";
 import { createSimulatedModel } from "./simulated.ts";
@@ -30,17 +32,17 @@ const ROLES = ["default", "generate", "critique", "revise", "judge"] as const;
 /**
  * ./openai.ts loads the OpenAI client (about 230 modules, a fifth of what a thread loads), so it
  * is loaded when the first OpenAI-compatible model is built, never in an offline process. From
- * the build (dist/, JavaScript) that is a synchronous require() of the ES module (Node >= 20.19),
- * which shares the module instances already imported. From the sources (tsx, vitest), where
- * require() would load TypeScript as CommonJS with its own copies of the packages, it is
- * imported up front, as before.
+ * the build (dist/, JavaScript) that is a synchronous require() of its bundle entry
+ * dist/core/openai.js (an ES module; Node >= 20.19), which shares the chunks, and so the module
+ * instances, already imported. From the sources (tsx, vitest), where require() would load
+ * TypeScript as CommonJS with its own copies of the packages, it is imported up front, as before.
  */
-let openai: typeof OpenAIModule | undefined = import.meta.url.endsWith(".ts")
+let openai: typeof OpenAIModule | undefined = FROM_SOURCES
   ? await import("./openai.ts")
   : undefined;
 
 function createOpenAIModel(opts: OpenAIModule.OpenAIModelOptions) {
-  openai ??= createRequire(import.meta.url)("./openai.js") as typeof OpenAIModule;
+  openai ??= createRequire(import.meta.url)(join(DIST, "core", "openai.js")) as typeof OpenAIModule;
   return openai.createOpenAIModel(opts);
 }
 

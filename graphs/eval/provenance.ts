@@ -6,10 +6,9 @@ import { createHash } from "node:crypto";
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { DEFAULT_LIMITS } from "../../core/config.ts";
+import { ROOT } from "../../core/paths.ts";
 import { DEFAULT_PROMPTS, type PromptName } from "../../core/prompts.ts";
 import { promptsOf, type EvalStrategy } from "./baselines.ts";
-
-const ROOT = join(import.meta.dirname, "../..");
 
 export interface CodeVersion {
   /** The package version, always known. */

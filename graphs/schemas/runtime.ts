@@ -6,12 +6,19 @@
 // graph has none of these (an `Annotation.Root` state): static.ts reads its TypeScript types.
 import { toJsonSchema } from "@langchain/core/utils/json_schema";
 import { isZodSchemaV3, isZodSchemaV4 } from "@langchain/core/utils/types";
-import {
-  getConfigTypeSchema,
-  getInputTypeSchema,
-  getOutputTypeSchema,
-  getUpdateTypeSchema,
-} from "@langchain/langgraph/zod/schema";
+import * as bundledSchemaHelpers from "@langchain/langgraph/zod/schema";
+
+/**
+ * LangGraph's zod schema helpers (`@langchain/langgraph/zod/schema`). They read the schema
+ * registry of the copy of LangGraph they belong to, so a graph's metadata (`withLangGraph`,
+ * `registry`) is only found through the copy its module imported: the server passes that copy
+ * (service.ts) when it is not Refinery's own (a project with its own node_modules, or Refinery
+ * run from its bundle in dist/).
+ */
+export type SchemaHelpers = Pick<
+  typeof bundledSchemaHelpers,
+  "getConfigTypeSchema" | "getInputTypeSchema" | "getOutputTypeSchema" | "getUpdateTypeSchema"
+>;
 
 export type JsonSchema = Record<string, unknown>;
 
@@ -65,13 +72,13 @@ function fromStateSchema(b: Builder): GraphSchemas | undefined {
   return { state, input, output, config: undefined };
 }
 
-function fromRegistry(graph: unknown): GraphSchemas | undefined {
+function fromRegistry(graph: unknown, helpers: SchemaHelpers): GraphSchemas | undefined {
   try {
     const out: GraphSchemas = {
-      state: getUpdateTypeSchema(graph) as JsonSchema | undefined,
-      input: getInputTypeSchema(graph) as JsonSchema | undefined,
-      output: getOutputTypeSchema(graph) as JsonSchema | undefined,
-      config: getConfigTypeSchema(graph) as JsonSchema | undefined,
+      state: helpers.getUpdateTypeSchema(graph) as JsonSchema | undefined,
+      input: helpers.getInputTypeSchema(graph) as JsonSchema | undefined,
+      output: helpers.getOutputTypeSchema(graph) as JsonSchema | undefined,
+      config: helpers.getConfigTypeSchema(graph) as JsonSchema | undefined,
     };
     return Object.values(out).every((v) => v == null) ? undefined : out;
   } catch {
@@ -97,8 +104,14 @@ function fromPlainZod(b: Builder): GraphSchemas | undefined {
   return { state, input, output, config };
 }
 
-/** The schemas a compiled graph carries at run time, or undefined when it carries none. */
-export function runtimeSchemas(graph: unknown): GraphSchemas | undefined {
+/**
+ * The schemas a compiled graph carries at run time, or undefined when it carries none. `helpers`:
+ * the schema helpers of the LangGraph copy the graph's module uses (default: Refinery's own).
+ */
+export function runtimeSchemas(
+  graph: unknown,
+  helpers: SchemaHelpers = bundledSchemaHelpers,
+): GraphSchemas | undefined {
   const builder = (graph as { builder?: Builder } | null | undefined)?.builder;
   if (!builder || typeof builder !== "object") return undefined;
   let fromState: GraphSchemas | undefined;
@@ -107,5 +120,5 @@ export function runtimeSchemas(graph: unknown): GraphSchemas | undefined {
   } catch {
     // A StateSchema whose fields have no JSON Schema: try the other ways.
   }
-  return fromState ?? fromRegistry(graph) ?? fromPlainZod(builder);
+  return fromState ?? fromRegistry(graph, helpers) ?? fromPlainZod(builder);
 }

@@ -5,9 +5,14 @@
 // arriving meanwhile are batched into the next one, sharing its type-check), a deadline after
 // which the worker is terminated, a heap limit, and a size limit on source files. A graph whose
 // extraction failed or timed out gets no static schemas (null), and is not retried.
+import { readFileSync } from "node:fs";
+import { createRequire } from "node:module";
+import { dirname, join } from "node:path";
+import { pathToFileURL } from "node:url";
 import { Worker } from "node:worker_threads";
+import { ROOT } from "../../core/paths.ts";
 import type { GraphEntry } from "../registry.ts";
-import { runtimeSchemas, type GraphSchemas } from "./runtime.ts";
+import { runtimeSchemas, type GraphSchemas, type SchemaHelpers } from "./runtime.ts";
 import type { StaticSchemas, StaticSpec } from "./static.ts";
 
 export type { GraphSchemas } from "./runtime.ts";
@@ -28,9 +33,46 @@ export interface SchemaService {
   close(): Promise<void>;
 }
 
-const WORKER = new URL("./thread.mjs", import.meta.url);
+// The worker is a plain .mjs file of the sources that loads static.ts (and the TypeScript
+// compiler) through tsx, from the sources and from the build alike.
+const WORKER = pathToFileURL(join(ROOT, "graphs", "schemas", "thread.mjs"));
 
 type Outcome = StaticSchemas | { error: string };
+
+/** The schema helpers of each LangGraph copy a graph module resolved, by package folder. */
+const helpersByPackage = new Map<string, Promise<SchemaHelpers | undefined>>();
+
+/**
+ * `@langchain/langgraph/zod/schema` as the graph module at `file` imports it (its ES module
+ * build, found through the package's exports), so the registry read is the one the graph wrote
+ * to; undefined when it cannot be found (Refinery's own copy is used then).
+ */
+export function schemaHelpersFor(file: string): Promise<SchemaHelpers | undefined> {
+  let dir: string;
+  try {
+    dir = dirname(createRequire(file).resolve("@langchain/langgraph/package.json"));
+  } catch {
+    return Promise.resolve(undefined);
+  }
+  let helpers = helpersByPackage.get(dir);
+  if (!helpers) {
+    helpers = (async () => {
+      try {
+        const pkg = JSON.parse(readFileSync(join(dir, "package.json"), "utf8")) as {
+          exports?: Record<string, { import?: string | { default?: string } }>;
+        };
+        const target = pkg.exports?.["./zod/schema"]?.import;
+        const rel = typeof target === "string" ? target : target?.default;
+        if (!rel) return undefined;
+        return (await import(pathToFileURL(join(dir, rel)).href)) as SchemaHelpers;
+      } catch {
+        return undefined;
+      }
+    })();
+    helpersByPackage.set(dir, helpers);
+  }
+  return helpers;
+}
 
 export function createSchemaService(options: SchemaServiceOptions = {}): SchemaService {
   const timeoutMs = options.timeoutMs ?? 30_000;
@@ -123,7 +165,8 @@ export function createSchemaService(options: SchemaServiceOptions = {}): SchemaS
       await current?.terminate();
     },
     async schemasOf(entry, graph) {
-      const live = runtimeSchemas(graph);
+      const helpers = entry.file ? await schemaHelpersFor(entry.file.path) : undefined;
+      const live = runtimeSchemas(graph, helpers);
       if (live) return live;
       if (!entry.file) return undefined;
       return staticSchemas({

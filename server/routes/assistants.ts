@@ -14,9 +14,10 @@ import {
   findAssistant,
   type AppDeps,
 } from "../context.ts";
+import { schemaHelpersFor } from "../../graphs/schemas/service.ts";
 import { parseBody, sendJson } from "../http.ts";
 import { publicAssistant } from "../redact.ts";
-import { parseRecurse, subgraphsOf } from "../subgraphs.ts";
+import { parseRecurse, subgraphSchemaOf, subgraphsOf } from "../subgraphs.ts";
 import {
   AssistantCount,
   AssistantCreate,
@@ -261,7 +262,13 @@ export function assistantRoutes(deps: AppDeps): Router {
     const namespace = req.params.namespace as string | undefined;
     const a = await reachable(req, "read");
     const graph = await registry.get(a.graph_id, a.config);
-    sendJson(res, 200, await subgraphsOf(graph, namespace, recurse));
+    const file = registry.entry(a.graph_id)?.file?.path;
+    const helpers = file ? await schemaHelpersFor(file) : undefined;
+    sendJson(
+      res,
+      200,
+      await subgraphsOf(graph, namespace, recurse, (sub) => subgraphSchemaOf(sub, helpers)),
+    );
   };
   r.get("/assistants/:assistant_id/subgraphs", subgraphs);
   r.get("/assistants/:assistant_id/subgraphs/:namespace", subgraphs);

@@ -4,13 +4,10 @@
 // opening the console's old address /ui or /ui/ is sent to /console/.
 import { join } from "node:path";
 import express, { Router, type Request } from "express";
+import { ROOT } from "../../core/paths.ts";
 
-// web/ is at the project root: two levels up from server/routes/, three from the build's
-// dist/server/routes/.
-export const WEB_DIR = join(
-  import.meta.dirname,
-  import.meta.url.endsWith(".ts") ? "../../web" : "../../../web",
-);
+// web/ is at the project root (core/paths.ts finds it from the sources and from the build).
+export const WEB_DIR = join(ROOT, "web");
 
 /** Where the console is served. */
 export const CONSOLE_PATH = "/console";
