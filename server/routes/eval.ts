@@ -107,7 +107,10 @@ export function evalRoutes(deps: AppDeps): Router {
   });
 
   r.get("/eval/:id/chart.svg", async (req, res) => {
-    const job = await jobs.get(ownerOf(req, "read").partition, req.params.id, { offset: 0, limit: 0 });
+    const job = await jobs.get(ownerOf(req, "read").partition, req.params.id, {
+      offset: 0,
+      limit: 0,
+    });
     if (!job.summary) {
       throw new RefineryError(
         "conflict",

@@ -9,10 +9,7 @@ import {
   type EvalJobStore,
 } from "../eval-jobs.ts";
 
-interface Row extends Omit<
-  EvalJobRow,
-  "spec" | "progress" | "summary" | "error" | "lease_until"
-> {
+interface Row extends Omit<EvalJobRow, "spec" | "progress" | "summary" | "error" | "lease_until"> {
   spec: string | null;
   progress: string;
   summary: string | null;
@@ -117,14 +114,7 @@ export function createPostgresEvalJobStore(pool: pg.Pool, schema: string): EvalJ
            progress = COALESCE($2, progress), lease_until = $3, updated_at = $4
          WHERE eval_id = $5 AND status = 'running' AND runner = $6
          RETURNING cancel_requested`,
-        [
-          patch.worker_thread_id ?? null,
-          json(patch.progress),
-          leaseUntil,
-          now(),
-          evalId,
-          runner,
-        ],
+        [patch.worker_thread_id ?? null, json(patch.progress), leaseUntil, now(), evalId, runner],
       );
       return rows[0] ? { cancel_requested: rows[0].cancel_requested } : undefined;
     },

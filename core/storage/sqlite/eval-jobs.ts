@@ -105,8 +105,7 @@ export function createSqliteEvalJobStore(db: Database.Database): EvalJobStore {
       leaseUntil: number,
     ) => {
       const row = held.get(evalId, runner) as
-        | { cancel_requested: number; records_total: number }
-        | undefined;
+        { cancel_requested: number; records_total: number } | undefined;
       if (!row) return undefined;
       insertRecord.run(evalId, row.records_total, seedKey, record);
       db.prepare(
@@ -226,9 +225,7 @@ export function createSqliteEvalJobStore(db: Database.Database): EvalJobStore {
     },
     async requestCancel(evalId) {
       const { changes } = db
-        .prepare(
-          `UPDATE ${J} SET cancel_requested = 1 WHERE eval_id = ? AND status = 'running'`,
-        )
+        .prepare(`UPDATE ${J} SET cancel_requested = 1 WHERE eval_id = ? AND status = 'running'`)
         .run(evalId);
       return changes > 0;
     },
