@@ -120,6 +120,8 @@ describe("postgres storage: migrations", () => {
       "refinery_cron_fires",
       "refinery_crons",
       "refinery_duty_leases",
+      "refinery_eval_jobs",
+      "refinery_eval_records",
       "refinery_feedback",
       "refinery_graph_specs",
       "refinery_rollback_writes",
