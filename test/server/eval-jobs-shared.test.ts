@@ -2,7 +2,9 @@
 // SQLite file resumes a job it was running from its records (no item run twice); on Postgres, real
 // server processes on a schema of this file's own (dropped after) share jobs: a job started on A
 // is listed, read and paged on B (another tenant gets a 404), cancelled from B (the cancel reaches
-// A through LISTEN/NOTIFY), and a job whose process was SIGKILLed is resumed by the other one.
+// A through LISTEN/NOTIFY), and a job whose process was SIGKILLed is resumed by the other one. A job
+// nobody runs that was started MAX_ATTEMPTS times ends interrupted (naming how to start it again),
+// and one whose cancel was asked meanwhile ends cancelled.
 // The model is the test provider with slow calls (test/fixtures/eval-provider.ts), in the server
 // thread (REFINERY_EVAL_THREADS=0) to keep the processes light.
 import { randomBytes } from "node:crypto";
@@ -11,8 +13,18 @@ import { tmpdir } from "node:os";
 import { join } from "node:path";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
-import type { ItemRecord } from "../../graphs/eval/index.ts";
-import type { EvalJobInfo, EvalJobView } from "../../server/eval-jobs.ts";
+import { processSettingsFromEnv } from "../../core/config.ts";
+import { openMemoryEvalJobStore } from "../../core/storage/sqlite/eval-jobs.ts";
+import { openEngine } from "../../graphs/engine.ts";
+import { engineRunner, type ItemRecord } from "../../graphs/eval/index.ts";
+import { InlineEvalTarget } from "../../server/eval-inline.ts";
+import {
+  EvalJobs,
+  MAX_ATTEMPTS,
+  type EvalJobInfo,
+  type EvalJobView,
+} from "../../server/eval-jobs.ts";
+import { silentLogger } from "../../server/log.ts";
 import { SlowModel } from "../fixtures/eval-provider.ts";
 import { keyHeaders, keysEnv } from "../support/auth.ts";
 import { killChildServers, startChildServer, waitFor } from "../support/child-server.ts";
@@ -114,6 +126,64 @@ describe("a server restarted on the same database", () => {
       await second.close();
     }
   }, 120_000);
+});
+
+describe("jobs nobody runs any more", () => {
+  it("end interrupted past the attempts, or cancelled when a cancel was asked meanwhile", async () => {
+    const store = openMemoryEvalJobStore();
+    const spec = {
+      items: items(2),
+      name: "orphan",
+      strategies: ["vanilla" as const],
+      concurrency: 1,
+      seed: 1,
+      replicates: 1,
+    };
+    const orphan = async (id: string, attempts: number) => {
+      await store.create({
+        eval_id: id,
+        partition: "",
+        identity: null,
+        spec,
+        size: 2,
+        runs_in: "server_thread",
+        progress: { total: 0, done: 0, skipped: 0, elapsed_ms: 0 },
+        runner: "elsewhere:1:gone",
+        lease_until: 0, // lapsed
+      });
+      for (let i = 1; i < attempts; i++)
+        await store.claim(id, "elsewhere:1:gone", "elsewhere:1:gone", 0);
+    };
+    await orphan("worn-out", MAX_ATTEMPTS);
+    await orphan("cancel-asked", 1);
+    await store.requestCancel("cancel-asked");
+    const engine = openEngine({ settings: processSettingsFromEnv({}), memory: true });
+    const jobs = new EvalJobs({
+      target: new InlineEvalTarget(async () => engineRunner(engine)),
+      log: silentLogger,
+      maxRuns: 100,
+      maxJobs: 5,
+      store,
+    });
+    try {
+      jobs.start({});
+      const ended = (id: string) =>
+        waitFor(`${id} to end`, async () => {
+          const job = await jobs.get("", id);
+          return job.status === "running" ? undefined : job;
+        });
+      expect(await ended("worn-out")).toMatchObject({
+        status: "interrupted",
+        attempts: MAX_ATTEMPTS + 1,
+        error: { error: "eval_process_lost" },
+      });
+      expect((await jobs.get("", "worn-out")).error?.message).toMatch(/POST \/eval/);
+      expect(await ended("cancel-asked")).toMatchObject({ status: "cancelled" });
+    } finally {
+      await jobs.close();
+      engine.close();
+    }
+  });
 });
 
 describe("server processes sharing Postgres", () => {
