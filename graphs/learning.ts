@@ -4,6 +4,7 @@
 import type { ProcessSettings } from "../core/config.ts";
 import type { RunOutcome } from "../core/learning/outcome.ts";
 import { outcomeFromValues } from "../core/learning/outcome.ts";
+import { leaseLock } from "../core/memory/lease-lock.ts";
 import { LessonMemory, lessonsKey, type LessonMemoryOptions } from "../core/memory/lessons.ts";
 import type { LessonSource } from "../nodes/generate.ts";
 
@@ -11,6 +12,7 @@ export type { LessonSource };
 import { openStore, type OpenStoreOptions } from "../core/memory/open-store.ts";
 import { reflect } from "../core/memory/reflect.ts";
 import type { LearningRecords } from "../core/storage/learning-sqlite.ts";
+import type { DutyLeaseStore } from "../core/storage/types.ts";
 
 export interface RunEnd {
   values: Record<string, unknown> | null | undefined;
@@ -96,7 +98,12 @@ export interface OpenedLearning {
  */
 export async function openLearning(
   settings: ProcessSettings,
-  source: { records: LearningRecords; store: OpenStoreOptions },
+  source: {
+    records: LearningRecords;
+    store: OpenStoreOptions;
+    /** The database's leases: lesson writes are exclusive across processes with them. */
+    storage?: { duties: DutyLeaseStore };
+  },
   options: LessonMemoryOptions = {},
 ): Promise<OpenedLearning> {
   const { records } = source;
@@ -116,6 +123,7 @@ export async function openLearning(
       : undefined;
   const memory = new LessonMemory(opened.store, {
     ...(embeddings ? { embeddings } : {}),
+    ...(source.storage ? { lock: leaseLock(source.storage.duties) } : {}),
     ...options,
   });
   return {

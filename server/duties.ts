@@ -1,15 +1,16 @@
 // Periodic duties exactly one process does at a time (approval deadlines and notices, the thread
-// and store TTL sweeps, run webhook delivery), when several processes share one database: before
-// each pass a duty asks `holds(name)`, which takes or renews the duty's lease (storage.duties).
-// The holder keeps it by passing at least once per lease; when it stops (or crashes), another
-// takes the duty over once the lease lapses, or at once after a graceful stop (`releaseAll`).
+// and store TTL sweeps, run webhook delivery, resuming evaluation jobs whose process went away),
+// when several processes share one database: before each pass a duty asks `holds(name)`, which
+// takes or renews the duty's lease (storage.duties). The holder keeps it by passing at least once
+// per lease; when it stops (or crashes), another takes the duty over once the lease lapses, or at
+// once after a graceful stop (`releaseAll`).
 // Crons need none of this: claimDue claims each firing once across processes.
 import type { DutyLeaseStore } from "../core/storage/types.ts";
 import { newLeaseHolder, type LeaseHolder } from "./leases.ts";
 import type { Logger } from "./log.ts";
 import { serializeError } from "./serde.ts";
 
-export type DutyName = "approvals" | "thread-sweep" | "store-sweep" | "webhooks";
+export type DutyName = "approvals" | "thread-sweep" | "store-sweep" | "webhooks" | "eval-jobs";
 
 export class DutyLeader {
   private readonly holder: LeaseHolder = newLeaseHolder();

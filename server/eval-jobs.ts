@@ -1,10 +1,16 @@
-// The evaluation jobs of this server process: who owns each one (its partition and identity),
-// the limits a new job must pass (size, running jobs per partition), its records and progress as
-// its executor (eval-protocol.ts) reports them, cancel, and which finished jobs are kept. Jobs
-// live in memory: for resumable evaluations use `refinery eval`, whose records file survives a
-// restart.
+// The evaluation jobs of the server: who owns each one (its partition and identity), the limits a
+// new job must pass (size, running jobs per partition), its records and progress as its executor
+// (eval-protocol.ts) reports them, cancel, and which finished jobs are kept. Jobs live in the
+// database (storage `evalJobs`, core/storage/eval-jobs.ts), so every process sharing it lists,
+// reads and cancels any job; the process that started a job executes it (its runner) and renews
+// its lease. A cancel asked on another process is recorded on the job and signalled (the cancel
+// channel of server/signals, id `eval:<id>`); the runner also sees it at its next write. A job
+// whose process went away (lease lapsed, process gone, or released at shutdown) is resumed from
+// its records by the process holding the `eval-jobs` duty, at most MAX_ATTEMPTS starts in all.
 import { randomUUID } from "node:crypto";
 import { RefineryError } from "../core/errors.ts";
+import type { EvalJobHeld, EvalJobRow, EvalJobStore } from "../core/storage/eval-jobs.ts";
+import { openMemoryEvalJobStore } from "../core/storage/sqlite/eval-jobs.ts";
 import {
   checkEvalJobSize,
   evalJobModels,
@@ -16,7 +22,10 @@ import {
   type ItemRecord,
 } from "../graphs/eval/index.ts";
 import { fromWireError, type EvalTarget, type WireError } from "./eval-protocol.ts";
+import { holderIdGone, newLeaseHolder, type LeaseHolder } from "./leases.ts";
 import type { Logger } from "./log.ts";
+import { serializeError } from "./serde.ts";
+import type { RunSignals } from "./signals/types.ts";
 
 export type EvalJobStatus = "running" | "succeeded" | "failed" | "interrupted" | "cancelled";
 
@@ -40,7 +49,7 @@ export interface EvalJobInfo {
   runs_in: EvalTarget["kind"];
   /** worker_threads id of the thread running it (0: the server's main thread); null until started. */
   worker_thread_id: number | null;
-  /** Times it was started: more than 1 when its eval thread went away and it resumed. */
+  /** Times it was started: more than 1 when its eval thread or its process went away and it resumed. */
   attempts: number;
   progress: EvalJobProgress;
   /** Records kept so far (one per item run that ended). */
@@ -69,6 +78,10 @@ export interface EvalJobsOptions {
   maxRuns: number;
   /** Running jobs per partition at most (REFINERY_EVAL_MAX_JOBS). */
   maxJobs: number;
+  /** Where jobs live (the backend's `evalJobs`); a database of its own in memory without one. */
+  store?: EvalJobStore;
+  /** How long a job stays with its process without a renewal (REFINERY_RUN_LEASE_MS). @default 30000 */
+  leaseMs?: number;
   /** How long a cancelled job may take to stop before its thread is terminated. @default 1000 */
   cancelGraceMs?: number;
   /**
@@ -83,27 +96,34 @@ export interface EvalJobsOptions {
 /** Defaults of the job limits (REFINERY_EVAL_MAX_RUNS, REFINERY_EVAL_MAX_JOBS). */
 export const EVAL_LIMITS = { maxRuns: 20_000, maxJobs: 2 } as const;
 
-/** Times a job is started again after its eval thread went away, before it ends `interrupted`. */
-const MAX_ATTEMPTS = 3;
+/** Starts of a job at most (its thread or its process went away), before it ends `interrupted`. */
+export const MAX_ATTEMPTS = 3;
 
-interface Job {
-  info: EvalJobInfo;
-  records: ItemRecord[];
-  /** The records per replicate (seedKey), to resume the job on another thread. */
-  bySeed: Map<string, ItemRecord[]>;
-  /** What it runs; dropped when it ends. */
-  spec?: EvalJobSpec;
+/** The cancel signal of an evaluation job (server/signals' cancel channel, beside run ids). */
+const CANCEL_PREFIX = "eval:";
+
+/** A job this process executes. */
+interface Local {
+  id: string;
+  spec: EvalJobSpec;
   /** The current start: events of an earlier one are ignored. */
   attempt: number;
   cancelling: boolean;
+  /** Its end was decided here (or it was given up): no further event counts. */
+  done: boolean;
   /** Its items and options were checked in its thread. */
   accepted: boolean;
   /** The error it ended with, as its executor reported it. */
   failure?: WireError;
+  /** Its writes, in order. */
+  writes: Promise<void>;
+  /** The latest progress not written yet. */
+  progress?: EvalJobProgress;
   /** A thread has taken the job (or it has ended). */
   taken: Signal;
   /** The job is accepted (its items checked) or has ended. */
   settled: Signal;
+  /** Its end is written. */
   ended: Signal;
 }
 
@@ -118,11 +138,75 @@ function signal(): Signal {
   return { promise, fire };
 }
 
-export class EvalJobs {
-  private readonly jobs = new Map<string, Job>();
-  private closed = false;
+const ZERO_PROGRESS: EvalJobProgress = { total: 0, done: 0, skipped: 0, elapsed_ms: 0 };
 
-  constructor(private readonly options: EvalJobsOptions) {}
+function infoOf(row: EvalJobRow): EvalJobInfo {
+  return {
+    eval_id: row.eval_id,
+    status: row.status,
+    created_at: row.created_at,
+    updated_at: row.updated_at,
+    owner: { partition: row.partition, identity: row.identity },
+    size: row.size,
+    runs_in: row.runs_in as EvalTarget["kind"],
+    worker_thread_id: row.worker_thread_id,
+    attempts: row.attempts,
+    progress: row.progress as EvalJobProgress,
+    records_total: row.records_total,
+    ...(row.summary ? { summary: row.summary as EvalSummary } : {}),
+    ...(row.error ? { error: row.error as EvalJobInfo["error"] } : {}),
+  };
+}
+
+export class EvalJobs {
+  private readonly local = new Map<string, Local>();
+  private readonly store: EvalJobStore;
+  private readonly holder: LeaseHolder = newLeaseHolder();
+  private readonly leaseMs: number;
+  private closed = false;
+  private timer?: NodeJS.Timeout;
+  private recovering?: Promise<void>;
+  private signals?: RunSignals;
+
+  constructor(private readonly options: EvalJobsOptions) {
+    this.store = options.store ?? openMemoryEvalJobStore();
+    this.leaseMs = options.leaseMs ?? 30_000;
+  }
+
+  /**
+   * Takes part in the deployment: cancels signalled by other processes reach this one's jobs,
+   * its jobs' leases are renewed every third of the lease (asked cancels are seen then too), and
+   * while `duty` holds, jobs whose process went away are resumed here (now, then at each beat).
+   */
+  start(deps: { signals?: RunSignals; duty?: () => Promise<boolean> }): void {
+    this.signals = deps.signals;
+    deps.signals?.onCancel((id) => {
+      if (!id.startsWith(CANCEL_PREFIX)) return;
+      const job = this.local.get(id.slice(CANCEL_PREFIX.length));
+      if (job) this.cancelLocal(job);
+    });
+    const beat = async () => {
+      if (this.local.size > 0) {
+        const asked = await this.store.renew(this.holder.id, this.leaseUntil());
+        for (const id of asked) {
+          const job = this.local.get(id);
+          if (job) this.cancelLocal(job);
+        }
+      }
+      if (!deps.duty || (await deps.duty())) await this.recover();
+    };
+    const tick = () => {
+      if (this.closed) return;
+      beat().catch((err: unknown) =>
+        this.options.log("warn", "evaluation job heartbeat failed", {
+          error: serializeError(err),
+        }),
+      );
+    };
+    tick();
+    this.timer = setInterval(tick, Math.max(100, Math.floor(this.leaseMs / 3)));
+    this.timer.unref();
+  }
 
   /**
    * Checks and starts a job; resolves once its items were checked (a bad one throws, 422, and
@@ -132,9 +216,7 @@ export class EvalJobs {
     const { maxRuns, maxJobs } = this.options;
     evalJobModels(spec); // replicates of a real model: refused before anything else
     checkEvalJobSize(spec, maxRuns, "REFINERY_EVAL_MAX_RUNS");
-    const running = [...this.jobs.values()].filter(
-      (j) => j.info.status === "running" && j.info.owner.partition === owner.partition,
-    );
+    const running = await this.store.running(owner.partition);
     if (running.length >= maxJobs) {
       throw new RefineryError(
         "rate_limited",
@@ -142,145 +224,288 @@ export class EvalJobs {
         {
           field: "eval_id",
           fix: "wait for one to finish (GET /eval lists them), cancel one with POST /eval/{id}/cancel, or retry after Retry-After seconds",
-          retryAfterMs: retryAfterMs(running),
+          retryAfterMs: retryAfterMs(running.map(infoOf)),
         },
       );
     }
-    if (this.closed) {
-      throw new RefineryError("conflict", "the server is shutting down", {
-        fix: "start the evaluation again once the server is back",
-        retryable: true,
-      });
-    }
-    const now = new Date().toISOString();
-    const job: Job = {
-      info: {
-        eval_id: randomUUID(),
-        status: "running",
-        created_at: now,
-        updated_at: now,
-        owner: { ...owner },
-        size: evalJobSize(spec),
-        runs_in: this.options.target.kind,
-        worker_thread_id: null,
-        attempts: 0,
-        progress: { total: 0, done: 0, skipped: 0, elapsed_ms: 0 },
-        records_total: 0,
-      },
-      records: [],
-      bySeed: new Map(),
-      spec,
-      attempt: 0,
-      cancelling: false,
-      accepted: false,
-      taken: signal(),
-      settled: signal(),
-      ended: signal(),
-    };
-    this.jobs.set(job.info.eval_id, job);
-    this.options.log("info", "evaluation started", {
-      eval_id: job.info.eval_id,
+    if (this.closed) throw shuttingDown();
+    const id = randomUUID();
+    const size = evalJobSize(spec);
+    await this.store.create({
+      eval_id: id,
       partition: owner.partition,
-      size: job.info.size,
-      runs_in: job.info.runs_in,
+      identity: owner.identity,
+      spec,
+      size,
+      runs_in: this.options.target.kind,
+      progress: ZERO_PROGRESS,
+      runner: this.holder.id,
+      lease_until: this.leaseUntil(),
     });
-    this.start(job);
+    const job = this.newLocal(id, spec);
+    this.options.log("info", "evaluation started", {
+      eval_id: id,
+      partition: owner.partition,
+      size,
+      runs_in: this.options.target.kind,
+    });
+    this.run(job, new Map());
     // A new eval thread takes a second or two to open its engine: that does not count.
     await within(job.taken.promise, 60_000);
     await within(job.settled.promise, this.options.acceptWaitMs ?? 5_000);
     const failure = job.failure;
     if (
-      job.info.status === "failed" &&
+      job.done &&
       !job.accepted &&
       (failure?.code === "invalid_input" || failure?.code === "invalid_config")
     ) {
       // A bad item or option: the client's error, answered now; the job never ran.
-      this.jobs.delete(job.info.eval_id);
+      await job.ended.promise;
+      await this.store.delete(id);
       throw fromWireError(failure);
     }
-    return this.view(job);
+    return this.view(id);
   }
 
   /** The partition's jobs, newest first, without their records. */
-  list(partition: string, page: { limit: number; offset: number }): EvalJobInfo[] {
-    const mine = [...this.jobs.values()].filter((j) => j.info.owner.partition === partition);
-    return mine
-      .reverse()
-      .slice(page.offset, page.offset + page.limit)
-      .map((j) => ({ ...j.info }));
+  async list(partition: string, page: { limit: number; offset: number }): Promise<EvalJobInfo[]> {
+    return (await this.store.list(partition, page.limit, page.offset)).map(infoOf);
   }
 
   /** A job of the partition; another partition's job is not found, like a missing one. */
-  get(partition: string, id: string, page?: RecordsPage): EvalJobView {
-    return this.view(this.find(partition, id), page);
+  async get(partition: string, id: string, page?: RecordsPage): Promise<EvalJobView> {
+    await this.find(partition, id);
+    return this.view(id, page);
   }
 
-  /** Stops a running job; resolves once it has ended (`cancelled`, its records so far kept). */
+  /**
+   * Stops a running job, wherever it runs; resolves once it has ended (`cancelled`, its records
+   * so far kept), or, when its process does not answer in time, with it still running and the
+   * cancel recorded for its runner.
+   */
   async cancel(partition: string, id: string): Promise<EvalJobView> {
-    const job = this.find(partition, id);
-    if (job.info.status !== "running") {
-      throw new RefineryError("conflict", `evaluation ${id} is already ${job.info.status}`, {
+    const row = await this.find(partition, id);
+    if (row.status !== "running") {
+      throw new RefineryError("conflict", `evaluation ${id} is already ${row.status}`, {
         field: "eval_id",
         fix: "only a running evaluation can be cancelled",
       });
     }
-    if (!job.cancelling) {
-      job.cancelling = true;
-      this.options.target.cancel(id, this.options.cancelGraceMs ?? 1_000);
+    const job = this.local.get(id);
+    if (job) {
+      this.cancelLocal(job);
+      await job.ended.promise;
+      return this.view(id);
     }
-    await job.ended.promise;
-    return this.view(job);
+    await this.store.requestCancel(id);
+    this.signals?.cancel(`${CANCEL_PREFIX}${id}`, "interrupt");
+    const grace = this.options.cancelGraceMs ?? 1_000;
+    const deadline = Date.now() + grace + Math.max(5_000, this.leaseMs / 3);
+    for (;;) {
+      const now = await this.store.get(id);
+      if (!now || now.status !== "running") break;
+      // Nobody executes it (its process went away, or stopped): it ends here.
+      if (now.runner === null || now.lease_until < Date.now() || holderIdGone(now.runner)) {
+        await this.store.finish(id, now.runner, "cancelled", {
+          error: { error: "cancelled", message: "cancelled while no process was running it" },
+        });
+        continue;
+      }
+      if (Date.now() > deadline) break;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+    return this.view(id);
   }
 
-  /** Shutdown: running jobs end `interrupted` (records kept until the process exits). */
+  /**
+   * Shutdown: this process's running jobs stop here and stay `running` in the database, released
+   * so another process (or this one when it starts again) resumes them from their records.
+   */
   async close(): Promise<void> {
     this.closed = true;
-    for (const job of this.jobs.values()) {
-      if (job.info.status !== "running") continue;
-      this.finish(job, "interrupted", {
-        error: { code: "cancelled", message: "the server shut down while the evaluation ran" },
+    clearInterval(this.timer);
+    await this.recovering;
+    const jobs = [...this.local.values()];
+    for (const job of jobs) job.done = true;
+    await this.options.target.close();
+    await Promise.all(jobs.map((j) => j.writes));
+    try {
+      await this.store.release(this.holder.id);
+    } catch (err) {
+      this.options.log("warn", "could not release evaluation jobs at shutdown", {
+        error: serializeError(err),
       });
     }
-    await this.options.target.close();
+    for (const job of jobs) {
+      job.taken.fire();
+      job.settled.fire();
+      job.ended.fire();
+    }
+    this.local.clear();
+    this.holder.retire();
   }
 
-  private find(partition: string, id: string): Job {
-    const job = this.jobs.get(id);
-    if (!job || job.info.owner.partition !== partition) {
-      throw new RefineryError("not_found", "Evaluation not found", {
-        field: "eval_id",
-        fix: `no evaluation with id ${id} (jobs are kept in memory until the server restarts; GET /eval lists yours)`,
+  /** Resumes running jobs nobody executes (their process went away or released them). */
+  private async recover(): Promise<void> {
+    if (this.closed || this.recovering) return;
+    const pass = async () => {
+      for (const row of await this.store.running()) {
+        if (this.closed) return;
+        if (this.local.has(row.eval_id)) continue;
+        const free =
+          row.runner === null || row.lease_until < Date.now() || holderIdGone(row.runner);
+        if (free) await this.resume(row);
+      }
+    };
+    this.recovering = pass().finally(() => (this.recovering = undefined));
+    await this.recovering;
+  }
+
+  private async resume(row: EvalJobRow): Promise<void> {
+    const id = row.eval_id;
+    const claimed = await this.store.claim(id, row.runner, this.holder.id, this.leaseUntil());
+    if (!claimed) return; // another process took it first
+    const end = async (
+      status: "cancelled" | "interrupted" | "failed",
+      error: { error: string; message: string },
+    ) => {
+      await this.store.finish(id, this.holder.id, status, { error });
+      this.options.log("warn", "evaluation ended", { eval_id: id, status, error });
+    };
+    if (claimed.cancel_requested) {
+      return end("cancelled", {
+        error: "cancelled",
+        message: "cancelled while its process was gone",
       });
     }
+    if (claimed.attempts > MAX_ATTEMPTS) {
+      return end("interrupted", {
+        error: "eval_process_lost",
+        message: `the process or thread running it went away ${MAX_ATTEMPTS} times; its ${claimed.records_total} records are kept (GET /eval/${id}); start it again with POST /eval and the same items`,
+      });
+    }
+    if (!claimed.spec) {
+      return end("failed", { error: "internal", message: "the job's spec is missing" });
+    }
+    const existing = await this.existing(id);
+    this.options.log("warn", "evaluation resumes: the process running it went away", {
+      eval_id: id,
+      previous_runner: row.runner,
+      attempt: claimed.attempts,
+      records: claimed.records_total,
+    });
+    const job = this.newLocal(id, claimed.spec as EvalJobSpec);
+    job.accepted = true;
+    this.run(job, existing);
+  }
+
+  private newLocal(id: string, spec: EvalJobSpec): Local {
+    const job: Local = {
+      id,
+      spec,
+      attempt: 0,
+      cancelling: false,
+      done: false,
+      accepted: false,
+      writes: Promise.resolve(),
+      taken: signal(),
+      settled: signal(),
+      ended: signal(),
+    };
+    this.local.set(id, job);
     return job;
+  }
+
+  private leaseUntil(): number {
+    return Date.now() + this.leaseMs;
+  }
+
+  /** The job's records per replicate (seedKey), to resume it. */
+  private async existing(id: string): Promise<Map<string, ItemRecord[]>> {
+    const bySeed = new Map<string, ItemRecord[]>();
+    for (const [key, record] of await this.store.recordsBySeed(id)) {
+      const list = bySeed.get(key);
+      if (list) list.push(record as ItemRecord);
+      else bySeed.set(key, [record as ItemRecord]);
+    }
+    return bySeed;
+  }
+
+  private async find(partition: string, id: string): Promise<EvalJobRow> {
+    const row = await this.store.get(id);
+    if (!row || row.partition !== partition) {
+      throw new RefineryError("not_found", "Evaluation not found", {
+        field: "eval_id",
+        fix: `no evaluation with id ${id} (finished jobs past the number kept are dropped; GET /eval lists yours)`,
+      });
+    }
+    return row;
   }
 
   /**
    * The job with a page of its records: a whole job can hold 20,000 of them, several MB of JSON
    * that the server thread would serialize for every poll.
    */
-  private view(
-    job: Job,
+  private async view(
+    id: string,
     page: RecordsPage = { offset: 0, limit: RECORDS_PAGE.default },
-  ): EvalJobView {
-    return {
-      ...job.info,
-      records: job.records.slice(page.offset, page.offset + page.limit),
-    };
+  ): Promise<EvalJobView> {
+    const row = await this.store.get(id);
+    if (!row) throw new RefineryError("not_found", "Evaluation not found", { field: "eval_id" });
+    const records = (await this.store.records(id, page.offset, page.limit)) as ItemRecord[];
+    return { ...infoOf(row), records };
+  }
+
+  private cancelLocal(job: Local): void {
+    if (job.cancelling || job.done) return;
+    job.cancelling = true;
+    this.options.target.cancel(job.id, this.options.cancelGraceMs ?? 1_000);
+  }
+
+  /** Queues a write of the job; a write that finds the job no longer held gives it up here. */
+  private write(job: Local, work: () => Promise<EvalJobHeld | undefined>): void {
+    job.writes = job.writes
+      .then(work)
+      .then((held) => {
+        if (held === undefined) {
+          if (!job.done) this.giveUp(job, "another process holds it now, or it ended");
+        } else if (held.cancel_requested) {
+          this.cancelLocal(job);
+        }
+      })
+      .catch((err: unknown) =>
+        this.options.log("warn", "could not write an evaluation job's state", {
+          eval_id: job.id,
+          error: serializeError(err),
+        }),
+      );
+  }
+
+  /** This process no longer holds the job (its lease lapsed and another took it): it stops here. */
+  private giveUp(job: Local, reason: string): void {
+    this.options.log("warn", "evaluation job given up in this process", {
+      eval_id: job.id,
+      reason,
+    });
+    job.done = true;
+    this.local.delete(job.id);
+    this.options.target.cancel(job.id, this.options.cancelGraceMs ?? 1_000);
+    job.taken.fire();
+    job.settled.fire();
+    job.ended.fire();
   }
 
   /** Hands the job to its executor (again, after its thread went away). */
-  private start(job: Job): void {
+  private run(job: Local, existing: Map<string, ItemRecord[]>): void {
     const attempt = ++job.attempt;
-    job.info.attempts = attempt;
-    const live = () => job.attempt === attempt && job.info.status === "running";
-    const touch = () => (job.info.updated_at = new Date().toISOString());
-    const existing = new Map([...job.bySeed].map(([k, v]) => [k, [...v]]));
-    this.options.target.start(job.info.eval_id, job.spec as EvalJobSpec, existing, {
+    const runner = this.holder.id;
+    const live = () => job.attempt === attempt && !job.done;
+    this.options.target.start(job.id, job.spec, existing, {
       started: (threadId) => {
         if (!live()) return;
-        job.info.worker_thread_id = threadId;
-        touch();
+        this.write(job, () =>
+          this.store.update(job.id, runner, { worker_thread_id: threadId }, this.leaseUntil()),
+        );
         job.taken.fire();
       },
       accepted: () => {
@@ -290,17 +515,30 @@ export class EvalJobs {
       },
       record: (record, seed) => {
         if (!live()) return;
-        job.records.push(record);
-        job.info.records_total = job.records.length;
-        const key = seedKey(seed);
-        const list = job.bySeed.get(key);
-        if (list) list.push(record);
-        else job.bySeed.set(key, [record]);
+        this.write(job, () => {
+          const progress = job.progress;
+          job.progress = undefined;
+          return this.store.append(
+            job.id,
+            runner,
+            seedKey(seed),
+            record,
+            progress ?? null,
+            this.leaseUntil(),
+          );
+        });
       },
       progress: (progress) => {
         if (!live()) return;
-        job.info.progress = progress;
-        touch();
+        const queued = job.progress !== undefined;
+        job.progress = progress;
+        if (queued) return; // the write queued takes the latest
+        this.write(job, async () => {
+          const latest = job.progress;
+          if (latest === undefined) return { cancel_requested: false }; // a record took it
+          job.progress = undefined;
+          return this.store.update(job.id, runner, { progress: latest }, this.leaseUntil());
+        });
       },
       ended: ({ summary, error }) => {
         if (!live()) return;
@@ -322,74 +560,90 @@ export class EvalJobs {
               message: `the evaluation did not stop within the grace period: ${reason}`,
             },
           });
-        } else if (attempt >= MAX_ATTEMPTS) {
-          this.finish(job, "interrupted", {
-            error: {
-              code: "eval_thread_lost",
-              message: `its eval thread went away ${attempt} times (last: ${reason})`,
-            },
-          });
-        } else {
-          this.options.log("warn", "evaluation resumes on another eval thread", {
-            eval_id: job.info.eval_id,
-            reason,
-            records: job.records.length,
-          });
-          this.start(job);
+          return;
         }
+        this.write(job, async () => {
+          const row = await this.store.get(job.id);
+          if (!row || row.runner !== runner || row.status !== "running") return undefined;
+          if (row.attempts >= MAX_ATTEMPTS) {
+            this.finish(job, "interrupted", {
+              error: {
+                code: "eval_thread_lost",
+                message: `its eval thread went away ${row.attempts} times (last: ${reason})`,
+              },
+            });
+            return { cancel_requested: false };
+          }
+          this.options.log("warn", "evaluation resumes on another eval thread", {
+            eval_id: job.id,
+            reason,
+            records: row.records_total,
+          });
+          const existing = await this.existing(job.id);
+          const claimed = await this.store.claim(job.id, runner, runner, this.leaseUntil());
+          if (!claimed) return undefined;
+          if (!this.closed && live()) this.run(job, existing);
+          return { cancel_requested: claimed.cancel_requested };
+        });
       },
     });
   }
 
   private finish(
-    job: Job,
-    status: EvalJobStatus,
+    job: Local,
+    status: Exclude<EvalJobStatus, "running">,
     outcome: { summary?: EvalSummary; error?: WireError },
   ): void {
-    job.info.status = status;
-    if (outcome.summary) job.info.summary = outcome.summary;
-    if (outcome.error) {
-      job.failure = outcome.error;
-      job.info.error = {
-        error: outcome.error.code,
-        message: outcome.error.message,
-        ...(outcome.error.field ? { field: outcome.error.field } : {}),
-      };
-    }
-    job.info.updated_at = new Date().toISOString();
-    job.spec = undefined;
-    job.bySeed.clear();
-    this.options.log(status === "failed" ? "warn" : "info", "evaluation ended", {
-      eval_id: job.info.eval_id,
-      status,
-      done: job.info.progress.done,
-      records: job.records.length,
-      ...(job.info.error ? { error: job.info.error } : {}),
-    });
-    job.taken.fire();
-    job.settled.fire();
-    job.ended.fire();
-    this.prune();
+    job.done = true;
+    const error = outcome.error
+      ? {
+          error: outcome.error.code,
+          message: outcome.error.message,
+          ...(outcome.error.field ? { field: outcome.error.field } : {}),
+        }
+      : undefined;
+    if (outcome.error) job.failure = outcome.error;
+    // Written after the records and progress queued before it.
+    job.writes = job.writes
+      .then(async () => {
+        const progress = job.progress;
+        job.progress = undefined;
+        if (progress) {
+          await this.store.update(job.id, this.holder.id, { progress }, this.leaseUntil());
+        }
+        await this.store.finish(job.id, this.holder.id, status, {
+          ...(outcome.summary ? { summary: outcome.summary } : {}),
+          ...(error ? { error } : {}),
+        });
+        this.options.log(status === "failed" ? "warn" : "info", "evaluation ended", {
+          eval_id: job.id,
+          status,
+          ...(error ? { error } : {}),
+        });
+        const keep = this.options.keep ?? { jobs: 100, records: 100_000 };
+        await this.store.prune(keep);
+      })
+      .catch((err: unknown) =>
+        this.options.log("error", "could not write an evaluation job's end", {
+          eval_id: job.id,
+          status,
+          error: serializeError(err),
+        }),
+      )
+      .finally(() => {
+        this.local.delete(job.id);
+        job.taken.fire();
+        job.settled.fire();
+        job.ended.fire();
+      });
   }
+}
 
-  /** Drops the oldest finished jobs past the number of jobs or records kept. */
-  private prune(): void {
-    const keep = this.options.keep ?? { jobs: 100, records: 100_000 };
-    let jobs = 0;
-    let records = 0;
-    for (const job of this.jobs.values()) {
-      if (job.info.status === "running") continue;
-      jobs++;
-      records += job.records.length;
-    }
-    for (const [id, job] of this.jobs) {
-      if (jobs <= keep.jobs && records <= keep.records) break;
-      if (job.info.status === "running") continue;
-      this.jobs.delete(id);
-      jobs--;
-      records -= job.records.length;
-    }
-  }
+function shuttingDown(): RefineryError {
+  return new RefineryError("conflict", "the server is shutting down", {
+    fix: "start the evaluation again once the server is back",
+    retryable: true,
+  });
 }
 
 /** Waits for `promise`, at most `ms`. */
@@ -400,9 +654,9 @@ async function within(promise: Promise<void>, ms: number): Promise<void> {
 }
 
 /** Until the partition's soonest-ending job is expected to end (1 s to 10 min; 10 s unknown). */
-function retryAfterMs(running: readonly Job[]): number {
+function retryAfterMs(running: readonly EvalJobInfo[]): number {
   let soonest = Number.POSITIVE_INFINITY;
-  for (const { info } of running) {
+  for (const info of running) {
     const ran = info.progress.done - info.progress.skipped;
     if (ran <= 0 || info.progress.elapsed_ms <= 0) continue;
     const left = ((info.progress.total - info.progress.done) * info.progress.elapsed_ms) / ran;

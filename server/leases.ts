@@ -33,6 +33,14 @@ export function newLeaseHolder(): LeaseHolder {
  */
 export function leaseHolderGone(run: Run, owner: string | null): boolean {
   if (owner === null) return !isLiveLocalRun(run);
+  return holderIdGone(owner);
+}
+
+/**
+ * True when the holder `owner` (`host:pid:instance`) is known to be gone: on this machine, its
+ * process no longer exists, or it is an instance of this process that stopped.
+ */
+export function holderIdGone(owner: string): boolean {
   const parts = owner.split(":");
   const instance = parts.pop();
   const pid = Number(parts.pop());

@@ -220,6 +220,9 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
     log,
     maxRuns: limits.evalMaxRuns,
     maxJobs: limits.evalMaxJobs,
+    // In the database: any process sharing it lists, reads and cancels them.
+    store: backend.evalJobs,
+    leaseMs: envSettings.REFINERY_RUN_LEASE_MS,
   });
   // No connection checkpoints the WAL on commit (run threads turn it off in run-thread.ts); a
   // thread of its own does, off the path of requests and run steps.
@@ -303,10 +306,15 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
               ? limits.threadSweepMs
               : name === "webhooks"
                 ? WEBHOOK_POLL_MS
-                : STORE_SWEEP_MS),
+                : name === "eval-jobs"
+                  ? envSettings.REFINERY_RUN_LEASE_MS / 3
+                  : STORE_SWEEP_MS),
       ),
     log,
   );
+  // Cancels from other processes reach this one's evaluation jobs; jobs whose process went away
+  // are resumed by the duty's holder.
+  evalJobs.start({ signals, duty: () => duties.holds("eval-jobs") });
   // Run webhooks from the database outbox, delivered by the process holding the duty.
   const webhooks = new WebhookOutbox({
     outbox: storage.webhooks,

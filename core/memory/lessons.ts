@@ -6,6 +6,7 @@ import { createHash } from "node:crypto";
 import type { EmbeddingsInterface } from "@langchain/core/embeddings";
 import type { BaseStore } from "@langchain/langgraph-checkpoint";
 import { RefineryError } from "../errors.ts";
+import type { StepLock } from "./lease-lock.ts";
 import { bm25, cosine, jaccard, keywords, normalizeText, tokenize, type RankDoc } from "./text.ts";
 
 export const LESSON_TEXT_MAX = 500;
@@ -89,6 +90,12 @@ export interface LessonMemoryOptions {
    * are seen within this time. 0 reads the store on every retrieve.
    */
   snapshotMs?: number;
+  /**
+   * Makes each read-modify-write step exclusive across instances (other threads and processes
+   * writing the same store): leaseLock(storage.duties). Without it, steps are serialised only
+   * within this instance.
+   */
+  lock?: StepLock;
   now?: () => Date;
 }
 
@@ -133,12 +140,14 @@ export class LessonMemory {
   }
 
   /**
-   * Runs an assistant's read-modify-write steps one at a time in this process: runs that end
-   * together would otherwise both read a lesson, and the second write would drop the first's
-   * count (or both would add the same new lesson).
+   * Runs an assistant's read-modify-write steps one at a time in this instance, and under the
+   * `lock` option across instances: runs that end together would otherwise both read a lesson,
+   * and the second write would drop the first's count (or both would add the same new lesson).
    */
   private serial<T>(assistantId: string, step: () => Promise<T>): Promise<T> {
-    const result = (this.queues.get(assistantId) ?? Promise.resolve()).then(step);
+    const { lock } = this.options;
+    const locked = lock ? () => lock(`lessons:${assistantId}`, step) : step;
+    const result = (this.queues.get(assistantId) ?? Promise.resolve()).then(locked);
     const tail = result.then(
       () => undefined,
       () => undefined,

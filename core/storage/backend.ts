@@ -7,6 +7,7 @@ import type { ProcessSettings } from "../config.ts";
 import type { OpenStoreOptions } from "../memory/open-store.ts";
 import type { ApprovalNotices } from "./approval-notices.ts";
 import type { CheckpointAdmin } from "./checkpoint-admin.ts";
+import type { EvalJobStore } from "./eval-jobs.ts";
 import type { FeedbackInbox } from "./feedback-inbox.ts";
 import type { GraphSpecStore } from "./graph-specs.ts";
 import type { LearningRecords } from "./learning-sqlite.ts";
@@ -25,6 +26,8 @@ export interface PersistenceBackend {
   readonly records: LearningRecords;
   readonly graphSpecs: GraphSpecStore;
   readonly approvalNotices: ApprovalNotices;
+  /** Evaluation jobs (POST /eval) and their records. */
+  readonly evalJobs: EvalJobStore;
   /** Where the LangGraph store (Store API, lessons) lives unless REFINERY_STORE_URL moves it. */
   readonly store: OpenStoreOptions;
   /** Resolves once the database answers a query (GET /ok). */

@@ -1,8 +1,9 @@
 // /eval: evaluation jobs of dataset items through refinement strategies on the server's refine
 // graph and model. POST /eval starts one (checked against the job limits, run in an eval thread:
 // eval-jobs.ts), GET /eval lists the caller's, GET /eval/:id reads one with its progress and
-// records, POST /eval/:id/cancel stops it, GET /eval/:id/chart.svg draws it. A caller sees only
-// the jobs of its own partition (authOf(req)); another partition's job is a 404.
+// records, POST /eval/:id/cancel stops it, GET /eval/:id/chart.svg draws it. Jobs live in the
+// database: any process sharing it serves every route. A caller sees only the jobs of its own
+// partition (authOf(req)); another partition's job is a 404.
 import type { Request } from "express";
 import { Router } from "express";
 import { z } from "zod";
@@ -90,23 +91,26 @@ export function evalRoutes(deps: AppDeps): Router {
     sendJson(res, 202, job);
   });
 
-  r.get("/eval", (req, res) => {
+  r.get("/eval", async (req, res) => {
     const page = parseBody(EvalListQuery, req.query);
-    sendJson(res, 200, jobs.list(ownerOf(req, "read").partition, page));
+    sendJson(res, 200, await jobs.list(ownerOf(req, "read").partition, page));
   });
 
-  r.get("/eval/:id", (req, res) => {
+  r.get("/eval/:id", async (req, res) => {
     const q = parseBody(EvalGetQuery, req.query);
     const page = { offset: q.records_offset, limit: q.records_limit };
-    sendJson(res, 200, jobs.get(ownerOf(req, "read").partition, req.params.id, page));
+    sendJson(res, 200, await jobs.get(ownerOf(req, "read").partition, req.params.id, page));
   });
 
   r.post("/eval/:id/cancel", async (req, res) => {
     sendJson(res, 200, await jobs.cancel(ownerOf(req, "run").partition, req.params.id));
   });
 
-  r.get("/eval/:id/chart.svg", (req, res) => {
-    const job = jobs.get(ownerOf(req, "read").partition, req.params.id, { offset: 0, limit: 0 });
+  r.get("/eval/:id/chart.svg", async (req, res) => {
+    const job = await jobs.get(ownerOf(req, "read").partition, req.params.id, {
+      offset: 0,
+      limit: 0,
+    });
     if (!job.summary) {
       throw new RefineryError(
         "conflict",

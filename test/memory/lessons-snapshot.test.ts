@@ -1,20 +1,26 @@
 // retrieve reads a snapshot of an assistant's lessons instead of the whole namespace on every
 // generate step. Writes through the same LessonMemory must show at once; writes by another
 // process (here: another LessonMemory on the same SQLite file) within `snapshotMs`.
-// And runs that end together must not lose a lesson's counts or add the same lesson twice.
+// And runs that end together must not lose a lesson's counts or add the same lesson twice, in one
+// instance, and across instances (processes) with the database's lease lock (leaseLock).
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
+import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
+import { leaseLock } from "../../core/memory/lease-lock.ts";
 import { LessonMemory } from "../../core/memory/lessons.ts";
 import { openStore, type OpenedStore } from "../../core/memory/open-store.ts";
+import { createSqliteStorage } from "../../core/storage/sqlite.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "refinery-lesson-snapshot-"));
 const opened: OpenedStore[] = [];
+const dbs: Database.Database[] = [];
 let files = 0;
 
 afterAll(async () => {
   for (const s of opened) await s.close();
+  for (const db of dbs) db.close();
   rmSync(dir, { recursive: true, force: true });
 });
 
@@ -109,5 +115,36 @@ describe("LessonMemory with runs ending together in one process", () => {
     const [kept] = (await m.list(A)).filter((l) => l.text === text);
     expect(kept!.evidence.map((e) => e.thread_id).sort()).toEqual(["t0", "t1", "t2", "t3", "t4"]);
     expect(await m.list(A)).toHaveLength(2);
+  });
+});
+
+describe("LessonMemory in several processes on one database", () => {
+  it("loses no use count with the database's lease lock, as it does without one", async () => {
+    // Two instances on two connections of one SQLite file: two processes (or run threads).
+    const { path } = await sqlite();
+    const leases = (p: string) => {
+      const db = new Database(p);
+      dbs.push(db);
+      db.pragma("busy_timeout = 5000");
+      return createSqliteStorage(db).duties;
+    };
+    const run = async (locked: boolean) => {
+      const [x, y] = [await sqlite(path), await sqlite(path)].map(
+        ({ store }) =>
+          new LessonMemory(store, {
+            demoteAfter: 1000,
+            ...(locked ? { lock: leaseLock(leases(path)) } : {}),
+          }),
+      );
+      const key = locked ? "locked" : "unlocked";
+      const { lesson } = await x!.add(key, SPEED);
+      await Promise.all(
+        Array.from({ length: 10 }, (_, i) => (i % 2 ? x! : y!).recordUse(key, [lesson.id], true)),
+      );
+      return (await x!.get(key, lesson.id))!.uses;
+    };
+    // Without the lock, steps of two instances interleave and overwrite each other's counts.
+    expect(await run(false)).toBeLessThan(10);
+    expect(await run(true)).toBe(10);
   });
 });

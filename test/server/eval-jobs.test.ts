@@ -392,23 +392,24 @@ describe("finished jobs kept", () => {
           replicates: 1,
         });
         await eventually(
-          () => (jobs.get("", eval_id).status === "running" ? undefined : true),
+          async () => ((await jobs.get("", eval_id)).status === "running" ? undefined : true),
           "job end",
           30_000,
         );
         return eval_id;
       };
       const [a, b] = [await run(2), await run(2)];
-      const ids = () => jobs.list("", { limit: 100, offset: 0 }).map((j) => j.eval_id);
-      expect(ids()).toEqual([b, a]);
+      const ids = async () =>
+        (await jobs.list("", { limit: 100, offset: 0 })).map((j) => j.eval_id);
+      expect(await ids()).toEqual([b, a]);
       // 6 records > 5 kept: the oldest job goes.
       const c = await run(2);
-      expect(ids()).toEqual([c, b]);
+      expect(await ids()).toEqual([c, b]);
       const d = await run(1);
-      expect(ids()).toEqual([d, c, b]);
+      expect(await ids()).toEqual([d, c, b]);
       // 4 jobs > 3 kept: the oldest goes.
       const e = await run(1);
-      expect(ids()).toEqual([e, d, c]);
+      expect(await ids()).toEqual([e, d, c]);
     } finally {
       await jobs.close();
       engine.close();

@@ -8,6 +8,7 @@ import { RefineryError } from "../../errors.ts";
 import type { BackendOptions, PersistenceBackend } from "../backend.ts";
 import { createPostgresApprovalNotices } from "./approval-notices.ts";
 import { createPostgresCheckpointAdmin } from "./checkpoint-admin.ts";
+import { createPostgresEvalJobStore } from "./eval-jobs.ts";
 import { createPostgresFeedbackInbox } from "./feedback-inbox.ts";
 import { createPostgresGraphSpecStore } from "./graph-specs.ts";
 import { createPostgresLearningRecords } from "./learning-records.ts";
@@ -46,6 +47,7 @@ export async function openPostgresBackend(
       records: createPostgresLearningRecords(pool, schema),
       graphSpecs: createPostgresGraphSpecStore(pool, schema),
       approvalNotices: createPostgresApprovalNotices(pool, schema),
+      evalJobs: createPostgresEvalJobStore(pool, schema),
       store: { postgresPool: pool, schema },
       async ping() {
         await pool.query("SELECT 1");

@@ -258,6 +258,46 @@ CREATE TABLE refinery_model_attempts (
 CREATE INDEX refinery_model_attempts_thread ON refinery_model_attempts (thread_id);
 `,
   },
+  {
+    version: 7,
+    name: "evaluation jobs and their records",
+    sql: `
+-- Evaluation jobs (POST /eval): written only by their runner (host:pid:instance) while running;
+-- lease_until (epoch ms) lapses when the runner stops renewing it, and another process resumes it.
+CREATE TABLE refinery_eval_jobs (
+  seq BIGSERIAL,
+  eval_id TEXT PRIMARY KEY,
+  partition TEXT NOT NULL,
+  identity TEXT,
+  status TEXT NOT NULL,
+  spec TEXT,
+  size INTEGER NOT NULL,
+  runs_in TEXT NOT NULL,
+  worker_thread_id INTEGER,
+  attempts INTEGER NOT NULL DEFAULT 1,
+  progress TEXT NOT NULL,
+  records_total INTEGER NOT NULL DEFAULT 0,
+  summary TEXT,
+  error TEXT,
+  runner TEXT,
+  lease_until BIGINT NOT NULL DEFAULT 0,
+  cancel_requested BOOLEAN NOT NULL DEFAULT FALSE,
+  created_at TEXT NOT NULL,
+  updated_at TEXT NOT NULL
+);
+CREATE INDEX refinery_eval_jobs_partition ON refinery_eval_jobs (partition, seq);
+CREATE INDEX refinery_eval_jobs_status ON refinery_eval_jobs (status);
+-- JSON columns are TEXT: user text may hold \\u0000, which JSONB refuses.
+-- One record per finished item run, in the order they ended (idx), with its replicate's seed key.
+CREATE TABLE refinery_eval_records (
+  eval_id TEXT NOT NULL,
+  idx INTEGER NOT NULL,
+  seed_key TEXT NOT NULL,
+  record TEXT NOT NULL,
+  PRIMARY KEY (eval_id, idx)
+);
+`,
+  },
 ];
 
 /** Must stay a valid unquoted identifier: it is interpolated into SQL (quoted) and search_path. */

@@ -9,6 +9,7 @@ import { createSqliteFeedbackInbox } from "../feedback-inbox.ts";
 import { createSqliteLearningRecords } from "../learning-sqlite.ts";
 import { createSqliteStorage } from "../sqlite.ts";
 import { createSqliteApprovalNotices } from "./approval-notices.ts";
+import { createSqliteEvalJobStore } from "./eval-jobs.ts";
 import { createSqliteGraphSpecStore } from "./graph-specs.ts";
 
 export interface SqliteBackend extends PersistenceBackend {
@@ -45,6 +46,7 @@ export async function openSqliteBackend(
       records: createSqliteLearningRecords(db),
       graphSpecs: createSqliteGraphSpecStore(db),
       approvalNotices: createSqliteApprovalNotices(db),
+      evalJobs: createSqliteEvalJobStore(db),
       store: { db },
       async ping() {
         db.prepare("SELECT 1").get();
