@@ -113,7 +113,20 @@ interface PoolOptions {
    * holds its own runtime (about 48 MiB RSS), so an idle server keeps fewer.
    */
   idle?: number;
+  /**
+   * Each thread's heap limit (V8's old generation, MiB; REFINERY_RUN_THREAD_HEAP_MB); 0 or unset:
+   * V8's default. A thread that reaches it dies like any other (its runs are re-queued).
+   */
+  heapMb?: number;
 }
+
+/**
+ * Each run thread's young generation (MiB; V8 makes its semi-spaces a third of it, 4 MiB here).
+ * V8's default (16 MiB semi-spaces on 64 bits) kept 32 MiB of new space committed per thread
+ * under load, and `--no-memory-reducer` never gives it back; a run's garbage is short-lived and
+ * small, so a small nursery costs more scavenges but no measured throughput (bench/RESULTS.md).
+ */
+export const RUN_THREAD_YOUNG_MB = 12;
 
 export class RunThreadPool implements RunTarget {
   private readonly slots: Slot[] = [];
@@ -129,6 +142,7 @@ export class RunThreadPool implements RunTarget {
       hub: StreamHub;
       log: Logger;
       metrics?: Metrics;
+      heapMb?: number;
     },
   ) {
     const { stepTimeoutMs } = options.data.limits;
@@ -161,6 +175,7 @@ export class RunThreadPool implements RunTarget {
       hub: options.hub,
       log: options.log,
       metrics: options.metrics,
+      heapMb: options.heapMb,
     });
     pool.count = options.count;
     const now = Math.min(options.count, options.idle ?? options.count);
@@ -322,6 +337,10 @@ export class RunThreadPool implements RunTarget {
       execArgv: [],
       // Graph code reads process.env as it would in the server thread (and sees later changes).
       env: SHARE_ENV,
+      resourceLimits: {
+        maxYoungGenerationSizeMb: RUN_THREAD_YOUNG_MB,
+        ...(this.options.heapMb ? { maxOldGenerationSizeMb: this.options.heapMb } : {}),
+      },
     });
     let markReady!: () => void;
     let markFailed!: (err: Error) => void;

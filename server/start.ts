@@ -203,6 +203,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
           log,
           metrics,
           limits: limits.runs,
+          heapMb: limits.runThreadHeapMb,
           // One thread while idle (each holds a runtime); the others start with the first run.
           idle: 1,
         })
@@ -573,6 +574,7 @@ function serverSettings(e: EnvSettings) {
     workers: e.REFINERY_WORKERS,
     retainRuns: e.REFINERY_STREAM_RETAIN_RUNS,
     evalThreads: e.REFINERY_EVAL_THREADS,
+    runThreadHeapMb: e.REFINERY_RUN_THREAD_HEAP_MB,
     evalMaxRuns: e.REFINERY_EVAL_MAX_RUNS,
     evalMaxJobs: e.REFINERY_EVAL_MAX_JOBS,
     keepAliveMs: e.REFINERY_KEEPALIVE_MS,
