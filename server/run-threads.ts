@@ -82,13 +82,16 @@ interface Slot {
 }
 
 /**
- * How many run threads: REFINERY_RUN_THREADS, or "auto": one per core up to 4 on a machine with
- * more than one core, none (graphs run in the server thread) on one core.
+ * How many run threads: REFINERY_RUN_THREADS, or "auto": one per core but one (the server thread,
+ * which serves HTTP, claims runs and fans out their events, keeps a core busy under load) up to 4
+ * on a machine with more than one core, none (graphs run in the server thread) on one core. On the
+ * 2-core bench machine one run thread did at least the runs/s of two, with about 75 MiB less RSS
+ * under load (bench/RESULTS.md, issue 20).
  */
 export function runThreadCount(raw: string | number | undefined): number {
   if (raw === undefined || raw === "" || raw === "auto") {
     const cores = availableParallelism();
-    return cores > 1 ? Math.min(cores, 4) : 0;
+    return cores > 1 ? Math.min(cores - 1, 4) : 0;
   }
   const n = typeof raw === "number" ? raw : Number(raw);
   if (!Number.isInteger(n) || n < 0 || n > 64) {

@@ -69,7 +69,7 @@ export interface StartOptions {
   pollMs?: number;
   /**
    * Worker threads that execute graphs: a count, or "auto" (default, REFINERY_RUN_THREADS): one
-   * per core up to 4 when there are several cores. 0 runs graphs in the server thread, as does an
+   * per core but the server thread's, up to 4, when there are several cores. 0 runs graphs in the server thread, as does an
    * injected `provider` (a live object cannot cross threads; REFINERY_PROVIDER_MODULE can).
    */
   runThreads?: number | "auto";
