@@ -14,6 +14,17 @@ const HOST = "127.0.0.1";
 const BENCH_DIR = import.meta.dirname;
 /** `node --import <this>` runs TypeScript in the same process (no tsx CLI wrapper process). */
 const TSX_LOADER = import.meta.resolve("tsx");
+/**
+ * The Node flags `npm start` runs the server with (package.json `scripts.start`: `node <flags>
+ * scripts/server.mjs`), so a bench's server has the heap settings of a started one.
+ */
+export const START_FLAGS: string[] = (() => {
+  const pkg = JSON.parse(readFileSync(join(BENCH_DIR, "..", "package.json"), "utf8")) as {
+    scripts: { start: string };
+  };
+  const words = pkg.scripts.start.split(/\s+/);
+  return words.slice(1, words.indexOf("scripts/server.mjs")).filter((w) => w.startsWith("--"));
+})();
 /** Linux USER_HZ: /proc/<pid>/stat times are in these ticks. */
 const CLOCK_TICKS = 100;
 /**
@@ -177,8 +188,9 @@ export async function startOurs(options: {
     name,
     [
       ...(prof ? ["--cpu-prof", "--cpu-prof-dir", prof] : []),
-      // As `npm start` runs the server (package.json): V8 keeps its heaps' size when idle.
-      "--no-memory-reducer",
+      // As `npm start` runs the server (package.json): V8 keeps its heaps' size when idle, and
+      // the server thread's heap settings.
+      ...START_FLAGS,
       "--import",
       TSX_LOADER,
       join(BENCH_DIR, "server-child.ts"),

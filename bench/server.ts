@@ -472,6 +472,9 @@ async function main(): Promise<void> {
     );
     const ours = new Target(oursProc, Math.max(CONCURRENCY, LOAD_CONCURRENCY));
     const ref = new Target(refProc, CONCURRENCY);
+    // Idle RSS once start-up is over: our server answers /ok before its run thread has opened
+    // its runtime, so a sample right away missed that thread (issue 20's idle figure).
+    await settle([ours, ref]);
     ours.sampleRss("start");
     ref.sampleRss("start");
 

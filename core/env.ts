@@ -13,6 +13,7 @@ export const ENV_DEFAULTS = {
   REFINERY_WORKERS: 64,
   REFINERY_STREAM_RETAIN_RUNS: 500,
   REFINERY_EVAL_THREADS: 1,
+  REFINERY_RUN_THREAD_HEAP_MB: 512,
   REFINERY_EVAL_MAX_RUNS: 20_000,
   REFINERY_EVAL_MAX_JOBS: 2,
   REFINERY_KEEPALIVE_MS: 15_000,
@@ -310,6 +311,21 @@ export const EnvSchema = z.object({
     what: "the number of finished runs whose events are kept",
     example: "a number such as 500",
   }),
+  REFINERY_RUN_THREAD_HEAP_MB: z
+    .string()
+    .optional()
+    .transform((raw, ctx): number => {
+      if (unset(raw)) return ENV_DEFAULTS.REFINERY_RUN_THREAD_HEAP_MB;
+      const n = Number(raw.trim());
+      if (!Number.isInteger(n) || (n !== 0 && (n < 64 || n > 65_536))) {
+        return issue(
+          ctx,
+          `the heap limit of a run thread must be 0 or 64-65536 MiB, not ${JSON.stringify(raw)}`,
+          "use a number of MiB such as 512, or 0 for V8's default limit",
+        );
+      }
+      return n;
+    }),
   REFINERY_KEEPALIVE_MS: int({
     fallback: ENV_DEFAULTS.REFINERY_KEEPALIVE_MS,
     min: 100,

@@ -28,7 +28,10 @@ import {
 } from "./run-runner.ts";
 import { serializeError } from "./serde.ts";
 import type { RunSignals } from "./signals/types.ts";
-import type { StreamHub } from "./stream-hub.ts";
+import type { RunEnd, StreamHub } from "./stream-hub.ts";
+
+/** Statuses a run ends with. */
+const TERMINAL: ReadonlySet<string> = new Set(["success", "error", "timeout", "interrupted"]);
 import { leaseHolderGone, newLeaseHolder, type LeaseHolder } from "./leases.ts";
 import type { UserStore } from "../core/memory/user-store.ts";
 
@@ -198,7 +201,10 @@ export class RunExecutor {
       try {
         const lost = await this.deps.storage.runs.renewLeases(this.holder.id, ids, this.leaseMs);
         this.renewedAt = Date.now();
-        for (const id of lost) this.letGo(id, "its lease was taken over by another worker");
+        for (const id of lost) {
+          if (await this.endedHere(id)) continue;
+          this.letGo(id, "its lease was taken over by another worker");
+        }
       } catch (err) {
         this.deps.log("warn", "renewing run leases failed", { error: serializeError(err) });
         if (Date.now() - this.renewedAt >= this.leaseMs) {
@@ -212,6 +218,24 @@ export class RunExecutor {
     } finally {
       this.beating = false;
     }
+  }
+
+  /**
+   * True when a run whose lease renewal failed did in fact end in this executor's attempt: its
+   * runner recorded its end (which clears the lease) and its outcome is on its way to execute().
+   * Stopping it then would lose that outcome, and with it the end of its stream (a `/wait` on it
+   * would never answer); under load the cancel could even end its run thread with every run on it.
+   */
+  private async endedHere(runId: string): Promise<boolean> {
+    const active = this.active.get(runId);
+    if (!active) return false;
+    const stored = await this.deps.storage.runs.get(runId);
+    return (
+      stored !== undefined &&
+      stored.attempt === active.run.attempt &&
+      stored.status !== "running" &&
+      stored.status !== "pending"
+    );
   }
 
   /** Stops executing a run whose lease is not this executor's any more, writing nothing. */
@@ -440,6 +464,18 @@ export class RunExecutor {
     const ids = { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt };
     const why: unknown = signal.aborted ? signal.reason : undefined;
     if (why === "lease_lost") {
+      // A run that ended in this very attempt (it was let go as it finished, then its thread was
+      // lost) has nobody else to end its stream: end it from its record.
+      const stored = await storage.runs.get(run.run_id);
+      if (stored && stored.attempt === run.attempt && TERMINAL.has(stored.status)) {
+        if (!hub.ended(run.run_id)) {
+          hub.close(run.run_id, {
+            status: stored.status as RunEnd["status"],
+            ...(stored.error ? { error: stored.error } : {}),
+          });
+        }
+        return;
+      }
       log("warn", "run lost after its lease lapsed; another worker continues it", {
         ...ids,
         reason,

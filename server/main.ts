@@ -32,7 +32,7 @@ share one database (see README, "Several processes").
 
 Environment: PORT, HOST, REFINERY_DB (SQLite file, ./data/refinery.db), REFINERY_CONFIG,
 REFINERY_WORKERS (concurrent runs, 64), REFINERY_RUN_THREADS (threads executing graphs: auto =
-one per core up to 4, 0 = the server thread), OPENAI_API_KEY / OPENAI_BASE_URL / REFINERY_MODEL
+one per core but one, up to 4; 0 = the server thread), OPENAI_API_KEY / OPENAI_BASE_URL / REFINERY_MODEL
 (without a key the offline simulated model is used), REFINERY_PROVIDER_MODULE
 (./file.ts#export: a custom model provider), LOG_LEVEL (info).
 `);

@@ -82,13 +82,16 @@ interface Slot {
 }
 
 /**
- * How many run threads: REFINERY_RUN_THREADS, or "auto": one per core up to 4 on a machine with
- * more than one core, none (graphs run in the server thread) on one core.
+ * How many run threads: REFINERY_RUN_THREADS, or "auto": one per core but one (the server thread,
+ * which serves HTTP, claims runs and fans out their events, keeps a core busy under load) up to 4
+ * on a machine with more than one core, none (graphs run in the server thread) on one core. On the
+ * 2-core bench machine one run thread did at least the runs/s of two, with about 75 MiB less RSS
+ * under load (bench/RESULTS.md, issue 20).
  */
 export function runThreadCount(raw: string | number | undefined): number {
   if (raw === undefined || raw === "" || raw === "auto") {
     const cores = availableParallelism();
-    return cores > 1 ? Math.min(cores, 4) : 0;
+    return cores > 1 ? Math.min(cores - 1, 4) : 0;
   }
   const n = typeof raw === "number" ? raw : Number(raw);
   if (!Number.isInteger(n) || n < 0 || n > 64) {
@@ -113,7 +116,20 @@ interface PoolOptions {
    * holds its own runtime (about 48 MiB RSS), so an idle server keeps fewer.
    */
   idle?: number;
+  /**
+   * Each thread's heap limit (V8's old generation, MiB; REFINERY_RUN_THREAD_HEAP_MB); 0 or unset:
+   * V8's default. A thread that reaches it dies like any other (its runs are re-queued).
+   */
+  heapMb?: number;
 }
+
+/**
+ * Each run thread's young generation (MiB; V8 makes its semi-spaces a third of it, 4 MiB here).
+ * V8's default (16 MiB semi-spaces on 64 bits) kept 32 MiB of new space committed per thread
+ * under load, and `--no-memory-reducer` never gives it back; a run's garbage is short-lived and
+ * small, so a small nursery costs more scavenges but no measured throughput (bench/RESULTS.md).
+ */
+export const RUN_THREAD_YOUNG_MB = 12;
 
 export class RunThreadPool implements RunTarget {
   private readonly slots: Slot[] = [];
@@ -129,6 +145,7 @@ export class RunThreadPool implements RunTarget {
       hub: StreamHub;
       log: Logger;
       metrics?: Metrics;
+      heapMb?: number;
     },
   ) {
     const { stepTimeoutMs } = options.data.limits;
@@ -161,6 +178,7 @@ export class RunThreadPool implements RunTarget {
       hub: options.hub,
       log: options.log,
       metrics: options.metrics,
+      heapMb: options.heapMb,
     });
     pool.count = options.count;
     const now = Math.min(options.count, options.idle ?? options.count);
@@ -322,6 +340,10 @@ export class RunThreadPool implements RunTarget {
       execArgv: [],
       // Graph code reads process.env as it would in the server thread (and sees later changes).
       env: SHARE_ENV,
+      resourceLimits: {
+        maxYoungGenerationSizeMb: RUN_THREAD_YOUNG_MB,
+        ...(this.options.heapMb ? { maxOldGenerationSizeMb: this.options.heapMb } : {}),
+      },
     });
     let markReady!: () => void;
     let markFailed!: (err: Error) => void;

@@ -69,7 +69,7 @@ export interface StartOptions {
   pollMs?: number;
   /**
    * Worker threads that execute graphs: a count, or "auto" (default, REFINERY_RUN_THREADS): one
-   * per core up to 4 when there are several cores. 0 runs graphs in the server thread, as does an
+   * per core but the server thread's, up to 4, when there are several cores. 0 runs graphs in the server thread, as does an
    * injected `provider` (a live object cannot cross threads; REFINERY_PROVIDER_MODULE can).
    */
   runThreads?: number | "auto";
@@ -203,6 +203,7 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
           log,
           metrics,
           limits: limits.runs,
+          heapMb: limits.runThreadHeapMb,
           // One thread while idle (each holds a runtime); the others start with the first run.
           idle: 1,
         })
@@ -581,6 +582,7 @@ function serverSettings(e: EnvSettings) {
     workers: e.REFINERY_WORKERS,
     retainRuns: e.REFINERY_STREAM_RETAIN_RUNS,
     evalThreads: e.REFINERY_EVAL_THREADS,
+    runThreadHeapMb: e.REFINERY_RUN_THREAD_HEAP_MB,
     evalMaxRuns: e.REFINERY_EVAL_MAX_RUNS,
     evalMaxJobs: e.REFINERY_EVAL_MAX_JOBS,
     keepAliveMs: e.REFINERY_KEEPALIVE_MS,

@@ -24,6 +24,7 @@ describe("readEnv", () => {
     expect(e.REFINERY_WORKERS).toBe(ENV_DEFAULTS.REFINERY_WORKERS);
     expect(e.REFINERY_APPROVAL_POLL_MS).toBe(1000);
     expect(e.REFINERY_RUN_THREADS).toBe("auto");
+    expect(e.REFINERY_RUN_THREAD_HEAP_MB).toBe(512);
     expect(e.REFINERY_MEMORY).toBe(true);
     expect(e.REFINERY_ALLOW_ANONYMOUS).toBe(false);
     expect(e.REFINERY_RATE_LIMIT).toBeUndefined();
@@ -35,6 +36,7 @@ describe("readEnv", () => {
     const e = readEnv({
       REFINERY_APPROVAL_POLL_MS: "250",
       REFINERY_RUN_THREADS: "0",
+      REFINERY_RUN_THREAD_HEAP_MB: "0",
       REFINERY_MEMORY: "OFF",
       REFINERY_ALLOW_ANONYMOUS: "1",
       REFINERY_RATE_LIMIT: "0",
@@ -43,6 +45,7 @@ describe("readEnv", () => {
     expect(e).toMatchObject({
       REFINERY_APPROVAL_POLL_MS: 250,
       REFINERY_RUN_THREADS: 0,
+      REFINERY_RUN_THREAD_HEAP_MB: 0,
       REFINERY_MEMORY: false,
       REFINERY_ALLOW_ANONYMOUS: true,
       REFINERY_RATE_LIMIT: 0,
@@ -93,6 +96,8 @@ describe("readEnv", () => {
     ["REFINERY_EVAL_MAX_RUNS", "0"],
     ["REFINERY_EVAL_MAX_JOBS", "many"],
     ["REFINERY_RUN_THREADS", "lots"],
+    ["REFINERY_RUN_THREAD_HEAP_MB", "32"],
+    ["REFINERY_RUN_THREAD_HEAP_MB", "1gb"],
     ["REFINERY_BODY_LIMIT", "zz"],
     ["REFINERY_MEMORY", "maybe"],
     ["REFINERY_ALLOW_ANONYMOUS", "please"],
