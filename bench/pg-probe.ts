@@ -32,6 +32,7 @@ const REDIS_URL = process.env.BENCH_REDIS_URL ?? "redis://127.0.0.1:6379";
 const counts = new Map<string, number>();
 const millis = new Map<string, number>();
 let counting = false;
+let statements = 0;
 const proto = pg.Client.prototype as unknown as { query: (...args: unknown[]) => unknown };
 const original = proto.query;
 proto.query = function (this: unknown, ...args: unknown[]) {
@@ -39,7 +40,14 @@ proto.query = function (this: unknown, ...args: unknown[]) {
     const q = args[0];
     const text =
       typeof q === "string" ? q : ((q as { text?: string } | undefined)?.text ?? "(query object)");
-    const key = text.replace(/\s+/g, " ").trim().slice(0, 110);
+    // Inlined literals (multi-statement batches) as ?, and a batch's statements joined by " ; ".
+    const key = text
+      .replace(/E?'(?:[^']|'')*'/g, "?")
+      .split(/;\n/)
+      .map((part) => part.replace(/\s+/g, " ").trim().slice(0, 60))
+      .join(" ; ")
+      .slice(0, 160);
+    statements += text.split(/;\n/).length;
     counts.set(key, (counts.get(key) ?? 0) + 1);
     const t = performance.now();
     const done = () => millis.set(key, (millis.get(key) ?? 0) + performance.now() - t);
@@ -109,7 +117,7 @@ try {
     `load ${loadavg()
       .map((x) => x.toFixed(2))
       .join(" ")}; ${RUNS} sequential runs${values.redis ? " (Redis on)" : ""}: ` +
-      `${(total / RUNS).toFixed(1)} statements per run, runs.wait p50 ${percentile(samples, 50).toFixed(1)} ms; ` +
+      `${(total / RUNS).toFixed(1)} round trips (queries) and ${(statements / RUNS).toFixed(1)} statements per run, runs.wait p50 ${percentile(samples, 50).toFixed(1)} ms; ` +
       `${(totalMs / RUNS).toFixed(1)} ms per run awaiting statements (summed, may overlap)\n`,
   );
   for (const [sql, n] of lines)
