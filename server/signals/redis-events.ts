@@ -173,9 +173,11 @@ export class RedisRunEvents implements RemoteRunEvents {
     }
     const read = this.blockedRead;
     if (read === 0 || this.readerId === undefined || this.writer.status !== "ready") return;
-    // CLIENT UNBLOCK answers 0 when the read has not reached Redis yet: try again shortly.
+    // CLIENT UNBLOCK answers 0 when the read has not reached Redis yet: try again shortly (a few
+    // times; at worst the new follower waits for the read's BLOCK_MS).
+    let tries = 0;
     const unblock = () => {
-      if (this.blockedRead !== read || this.readerId === undefined) return;
+      if (this.blockedRead !== read || this.readerId === undefined || ++tries > 20) return;
       this.writer
         .call("CLIENT", "UNBLOCK", String(this.readerId))
         .then((n) => {
