@@ -358,6 +358,39 @@ export function createPostgresStorage(
     }
   }
 
+  /** A value as an SQL literal, for `batch`: numbers as they are, strings escaped by pg. */
+  function lit(v: string | number | null): string {
+    if (v === null) return "NULL";
+    if (typeof v === "number") {
+      if (!Number.isFinite(v))
+        throw new RefineryError("invalid_input", `not a finite number: ${v}`);
+      return String(v);
+    }
+    return pg.escapeLiteral(v);
+  }
+
+  /**
+   * Several statements in one round trip (one simple-protocol query): Postgres runs them as one
+   * implicit transaction, all or nothing, and under READ COMMITTED each statement takes a fresh
+   * snapshot, so a statement after a `FOR UPDATE` sees every row committed before the lock was
+   * granted, exactly as the same statements sent one by one inside BEGIN … COMMIT. Values are
+   * inlined with `lit` (simple queries take no parameters). Retried on a deadlock or
+   * serialization failure, as `tx`. Returns each statement's rows.
+   */
+  async function batch(statements: string[]): Promise<Row[][]> {
+    for (let attempt = 1; ; attempt++) {
+      try {
+        const out = (await pool.query(statements.join(";\n"))) as unknown as
+          pg.QueryResult<Row> | pg.QueryResult<Row>[];
+        return (Array.isArray(out) ? out : [out]).map((r) => r.rows);
+      } catch (err) {
+        const code = (err as { code?: string }).code;
+        if ((code === "40P01" || code === "40001") && attempt < RETRIES) continue;
+        throw storageError(err);
+      }
+    }
+  }
+
   const assistantCols = (a: Assistant) => [
     a.assistant_id,
     a.graph_id,
@@ -577,7 +610,9 @@ export function createPostgresStorage(
 
   const threads: ThreadStore = {
     async create(input, ifExists = "raise") {
-      return tx(async (c) => {
+      // No transaction: one INSERT … ON CONFLICT DO NOTHING, and a read only when it existed.
+      const c = pool;
+      {
         const t = now();
         const thread: Thread = {
           thread_id: input.thread_id,
@@ -610,7 +645,7 @@ export function createPostgresStorage(
           });
         }
         return thread;
-      });
+      }
     },
     async get(id, access) {
       const [r] = await q(pool, "thread_get", `SELECT * FROM ${T} WHERE thread_id = $1`, [id]);
@@ -725,11 +760,57 @@ export function createPostgresStorage(
       )
     ).map(rowToRun);
 
+  /**
+   * `runs.create` without a partition cap or an interrupted-thread condition, in one round trip
+   * (see `batch`): lock the thread, read its in-flight runs, insert the run (only if the thread
+   * exists and, with `rejectIfInflight`, nothing is in flight), mark the thread busy (only if the
+   * run was inserted). The statements are those of the transaction below, in the same order.
+   */
+  async function createInOneTrip(
+    input: NewRun,
+    rejectIfInflight: boolean | undefined,
+  ): Promise<CreateRunResult> {
+    const t = now();
+    const notBefore = input.not_before === undefined ? null : toUtcIso(input.not_before);
+    const run = newRun(input, t);
+    const id = lit(input.thread_id);
+    const inflightSql = `SELECT * FROM ${R} WHERE thread_id = ${id} AND status IN ('pending', 'running')`;
+    const [locked = [], inflightRows = [], inserted = []] = await batch([
+      `SELECT status FROM ${T} WHERE thread_id = ${id} FOR UPDATE`,
+      `${inflightSql} ORDER BY seq`,
+      `INSERT INTO ${R} (run_id, thread_id, assistant_id, created_at, updated_at, not_before, status, metadata, multitask_strategy, kwargs, attempt, error, partition)
+       SELECT ${lit(run.run_id)}, ${id}, ${lit(run.assistant_id)}, ${lit(t)}, ${lit(t)}, ${lit(notBefore)},
+         ${lit(run.status)}, ${lit(j(run.metadata))}::jsonb, ${lit(run.multitask_strategy)},
+         ${lit(j(run.kwargs))}::jsonb, ${lit(run.attempt)}, NULL, ${lit(input.partition ?? "")}
+       WHERE EXISTS (SELECT 1 FROM ${T} WHERE thread_id = ${id})
+         ${rejectIfInflight ? `AND NOT EXISTS (${inflightSql})` : ""}
+       RETURNING run_id`,
+      // The thread records graph and assistant in its metadata, and keeps the config its runs
+      // were given (each run's merged over the one before, key by key), as the LangGraph server.
+      `UPDATE ${T} SET status = 'busy',
+         metadata = metadata || jsonb_build_object('graph_id', ${lit(input.graph_id)}::text, 'assistant_id', ${lit(input.assistant_id)}::text),
+         config = config || ${lit(j(input.thread_config ?? {}))}::jsonb, updated_at = ${lit(t)},
+         ${touchExpiry(lit(Date.now()))}
+       WHERE thread_id = ${id} AND EXISTS (SELECT 1 FROM ${R} WHERE run_id = ${lit(run.run_id)} AND thread_id = ${id})`,
+    ]);
+    if (locked.length === 0) {
+      throw new RefineryError("not_found", `thread ${input.thread_id} not found`, {
+        field: "thread_id",
+      });
+    }
+    const inflight = inflightRows.map(rowToRun);
+    if (inserted.length === 0) return { created: false, inflight, reason: "inflight" };
+    return { created: true, run, inflight };
+  }
+
   const runs: RunStore = {
     async create(
       input: NewRun,
       { rejectIfInflight, partitionLimit, requireInterrupted },
     ): Promise<CreateRunResult> {
+      if (partitionLimit === undefined && !requireInterrupted) {
+        return createInOneTrip(input, rejectIfInflight);
+      }
       return tx(async (c): Promise<CreateRunResult> => {
         // The thread's row lock serializes every creation, end and deletion on the thread.
         const [thread] = await q(
@@ -904,40 +985,37 @@ export function createPostgresStorage(
       return r ? rowToRun(r) : undefined;
     },
     async finish(runId, status, error, thread, webhook) {
-      await tx(async (c) => {
-        // Thread first (as create): a run created meanwhile is either seen pending or waits.
-        if (thread) {
-          await q(c, "thread_lock_run", `SELECT status FROM ${T} WHERE thread_id = $1 FOR UPDATE`, [
-            thread.threadId,
-          ]);
-        }
-        await q(
-          c,
-          "run_finish",
-          `UPDATE ${R} SET status = $2, error = $3::jsonb, updated_at = $4 WHERE run_id = $1`,
-          [runId, status, j(error), now()],
+      // One round trip (see `batch`). Thread first (as create): a run created meanwhile is either
+      // seen pending by the snapshot's update, which runs after the lock, or waits for the lock.
+      const t = now();
+      const statements: string[] = [];
+      if (thread) {
+        statements.push(`SELECT 1 FROM ${T} WHERE thread_id = ${lit(thread.threadId)} FOR UPDATE`);
+      }
+      statements.push(
+        `UPDATE ${R} SET status = ${lit(status)}, error = ${lit(j(error))}::jsonb, updated_at = ${lit(t)}
+         WHERE run_id = ${lit(runId)}`,
+      );
+      if (webhook) {
+        statements.push(
+          `INSERT INTO ${W} (run_id, url, body) VALUES (${lit(runId)}, ${lit(webhook.url)}, ${lit(webhook.body)})
+           ON CONFLICT (run_id) DO NOTHING`,
         );
-        if (webhook) {
-          await q(
-            c,
-            "webhook_queue",
-            `INSERT INTO ${W} (run_id, url, body) VALUES ($1, $2, $3) ON CONFLICT (run_id) DO NOTHING`,
-            [runId, webhook.url, webhook.body],
-          );
-        }
-        if (!thread) return;
-        const pending = await q(
-          c,
-          "run_thread_pending",
-          `SELECT 1 FROM ${R} WHERE thread_id = $1 AND status = 'pending' LIMIT 1`,
-          [thread.threadId],
+      }
+      if (thread) {
+        const id = lit(thread.threadId);
+        const s = thread.snapshot;
+        statements.push(
+          `UPDATE ${T} SET
+             status = CASE WHEN EXISTS (SELECT 1 FROM ${R} WHERE thread_id = ${id} AND status = 'pending')
+               THEN 'busy' ELSE ${lit(s.status)} END,
+             "values" = ${lit(j(s.values))}::jsonb, interrupts = ${lit(j(s.interrupts))}::jsonb,
+             error = ${lit(j(s.error ?? null))}::jsonb, updated_at = ${lit(t)},
+             ${touchExpiry(lit(Date.now()))}
+           WHERE thread_id = ${id}`,
         );
-        await writeSnapshot(
-          c,
-          thread.threadId,
-          pending.length > 0 ? { ...thread.snapshot, status: "busy" } : thread.snapshot,
-        );
-      });
+      }
+      await batch(statements);
     },
     async setCheckpointBefore(runId, checkpointId) {
       await q(
