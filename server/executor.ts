@@ -27,6 +27,7 @@ import {
   type RunOutcome,
 } from "./run-runner.ts";
 import { serializeError } from "./serde.ts";
+import { cancelsRequested, requestCancel, withdrawCancel } from "./signals/cancel-requests.ts";
 import type { RunSignals } from "./signals/types.ts";
 import type { RunEnd, StreamHub } from "./stream-hub.ts";
 
@@ -102,6 +103,7 @@ export class RunExecutor {
   private timer?: NodeJS.Timeout;
   private heartbeat?: NodeJS.Timeout;
   private beating = false;
+  private readingCancels = false;
   /** When the leases were last renewed (ms): past the lease, this executor lets its runs go. */
   private renewedAt = Date.now();
   private readonly holder: LeaseHolder = newLeaseHolder();
@@ -141,7 +143,10 @@ export class RunExecutor {
     await this.reclaim();
     await this.repairBusyThreads();
     this.renewedAt = Date.now();
-    this.timer = setInterval(() => this.wakeLocal(), this.deps.pollMs ?? 1000);
+    this.timer = setInterval(() => {
+      this.wakeLocal();
+      void this.readCancels();
+    }, this.deps.pollMs ?? 1000);
     this.timer.unref();
     this.heartbeat = setInterval(() => void this.beat(), Math.max(50, this.leaseMs / 3));
     this.heartbeat.unref();
@@ -238,6 +243,33 @@ export class RunExecutor {
     );
   }
 
+  /**
+   * Cancels of runs executing here that another process recorded in the database
+   * (signals/cancel-requests.ts): they arrive even when the cancel signal was lost.
+   */
+  private async readCancels(): Promise<void> {
+    if (this.readingCancels || this.active.size === 0) return;
+    if (!this.deps.signals || this.deps.signals.kind === "local") return;
+    this.readingCancels = true;
+    try {
+      const asked = await cancelsRequested(this.deps.storage.duties, [...this.active.keys()]);
+      for (const [runId, action] of asked) {
+        const active = this.active.get(runId);
+        if (!active || active.controller.signal.aborted) continue;
+        this.deps.log("info", "run cancelled through the database (its signal did not arrive)", {
+          run_id: runId,
+          thread_id: active.run.thread_id,
+          action,
+        });
+        active.controller.abort(action);
+      }
+    } catch (err) {
+      this.deps.log("warn", "reading cancel requests failed", { error: serializeError(err) });
+    } finally {
+      this.readingCancels = false;
+    }
+  }
+
   /** Stops executing a run whose lease is not this executor's any more, writing nothing. */
   private letGo(runId: string, why: string): void {
     const active = this.active.get(runId);
@@ -316,15 +348,35 @@ export class RunExecutor {
 
   /** Sends the cancel to the process executing `run`, and waits (a while) for the run to stop. */
   private async cancelElsewhere(run: Run, action: CancelAction): Promise<boolean> {
+    // Recorded in the database too: the executing process reads it at its next poll when the
+    // signal is lost (Redis down, LISTEN connection lost).
+    const duties = this.deps.storage.duties;
+    const recorded = await requestCancel(
+      duties,
+      run.run_id,
+      action,
+      this.holder.id,
+      REMOTE_CANCEL_MS + 5_000,
+    ).catch((err: unknown) => {
+      this.deps.log("warn", "recording a cancel in the database failed", {
+        run_id: run.run_id,
+        error: serializeError(err),
+      });
+      return undefined;
+    });
     this.deps.signals!.cancel(run.run_id, action);
-    const deadline = Date.now() + REMOTE_CANCEL_MS;
-    for (;;) {
-      const after = await this.deps.storage.runs.get(run.run_id);
-      if (!after || after.status !== "running") {
-        return !after || after.status === "interrupted" || after.status === "pending";
+    try {
+      const deadline = Date.now() + REMOTE_CANCEL_MS;
+      for (;;) {
+        const after = await this.deps.storage.runs.get(run.run_id);
+        if (!after || after.status !== "running") {
+          return !after || after.status === "interrupted" || after.status === "pending";
+        }
+        if (Date.now() > deadline) return false;
+        await new Promise((resolve) => setTimeout(resolve, 20));
       }
-      if (Date.now() > deadline) return false;
-      await new Promise((resolve) => setTimeout(resolve, 20));
+    } finally {
+      if (recorded) await withdrawCancel(duties, run.run_id, recorded).catch(() => undefined);
     }
   }
 

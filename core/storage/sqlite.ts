@@ -1178,6 +1178,14 @@ export function createSqliteStorage(db: Database.Database): Storage {
     async release(name, owner) {
       prep("DELETE FROM refinery_duty_leases WHERE name = ? AND owner = ?").run(name, owner);
     },
+    async holders(names) {
+      if (names.length === 0) return new Map();
+      const rows = prep(
+        `SELECT name, owner FROM refinery_duty_leases
+         WHERE name IN (SELECT value FROM json_each(?)) AND expires_at > ?`,
+      ).all(JSON.stringify(names), Date.now()) as { name: string; owner: string }[];
+      return new Map(rows.map((r) => [r.name, r.owner]));
+    },
   };
 
   const webhooks: WebhookOutboxStore = {

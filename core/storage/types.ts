@@ -229,6 +229,8 @@ export interface DutyLeaseStore {
   acquire(name: string, owner: string, ttlMs: number): Promise<boolean>;
   /** Gives the lease up if `owner` holds it (a graceful stop), so another takes it at once. */
   release(name: string, owner: string): Promise<void>;
+  /** The holders of those of `names` whose lease has not lapsed, by name. */
+  holders(names: string[]): Promise<Map<string, string>>;
 }
 
 /** A run webhook call waiting in the outbox: queued with the run's end, delivered by one process. */

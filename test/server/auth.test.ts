@@ -2,11 +2,10 @@
 // tenant's rows carry, the system assistants, secrets, rate limits, the per-tenant run cap, the
 // Host check and the refusal to serve a public address without auth. Through the real server
 // and the official SDK.
-import { mkdtempSync, existsSync, rmSync, writeFileSync } from "node:fs";
+import { mkdtempSync, rmSync, writeFileSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { request as httpRequest } from "node:http";
-import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RefineryError } from "../../core/errors.ts";
 import { hashKey } from "../../server/auth/api-keys.ts";
@@ -14,6 +13,12 @@ import { silentLogger } from "../../server/log.ts";
 import { startServer } from "../../server/start.ts";
 import { AUTH_CONFIG, keyHeaders, keyOf, keysEnv, sdkClient, type Role } from "../support/auth.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
+import {
+  databaseEnv,
+  jsonText,
+  queryTestDatabase,
+  testDatabaseExists,
+} from "../support/test-backend.ts";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -252,13 +257,13 @@ describe("secrets are write-only", () => {
     });
     expect(leaks(patched)).toBe(false);
     expect(leaks(await acme.assistants.getVersions(a.assistant_id))).toBe(false);
-    const db = new Database(s.dbPath, { readonly: true });
-    const stored = db
-      .prepare("SELECT config FROM refinery_assistants WHERE assistant_id = ?")
-      .get(a.assistant_id) as { config: string };
-    db.close();
-    expect(stored.config).toContain(SECRET);
-    expect(stored.config).toContain(HEADER);
+    const [stored] = await queryTestDatabase<{ config: unknown }>(
+      s.dbPath,
+      "SELECT config FROM refinery_assistants WHERE assistant_id = ?",
+      [a.assistant_id],
+    );
+    expect(jsonText(stored!.config)).toContain(SECRET);
+    expect(jsonText(stored!.config)).toContain(HEADER);
 
     const t = await acme.threads.create();
     const run = await acme.runs.create(t.thread_id, "slow", {
@@ -397,7 +402,7 @@ describe("the edge", () => {
     const db = join(dir, "refinery.db");
     try {
       const err = await startServer({
-        env: { REFINERY_DB: db },
+        env: databaseEnv(db),
         configPath: AUTH_CONFIG,
         host: "0.0.0.0",
         port: 0,
@@ -407,9 +412,9 @@ describe("the edge", () => {
       expect((err as RefineryError).toLine()).toMatch(
         /HOST: refusing to serve 0.0.0.0 without authentication.*REFINERY_API_KEYS.*REFINERY_ALLOW_ANONYMOUS=1/,
       );
-      expect(existsSync(db)).toBe(false);
+      expect(await testDatabaseExists(db)).toBe(false);
       const open = await startServer({
-        env: { REFINERY_DB: db, REFINERY_ALLOW_ANONYMOUS: "1", REFINERY_RUN_THREADS: "0" },
+        env: { ...databaseEnv(db), REFINERY_ALLOW_ANONYMOUS: "1", REFINERY_RUN_THREADS: "0" },
         configPath: AUTH_CONFIG,
         host: "0.0.0.0",
         port: 0,
@@ -417,7 +422,11 @@ describe("the edge", () => {
       });
       await open.close(1000);
       const keyed = await startServer({
-        env: { REFINERY_DB: db, REFINERY_API_KEYS: keysEnv(["acme"]), REFINERY_RUN_THREADS: "0" },
+        env: {
+          ...databaseEnv(db),
+          REFINERY_API_KEYS: keysEnv(["acme"]),
+          REFINERY_RUN_THREADS: "0",
+        },
         configPath: AUTH_CONFIG,
         host: "0.0.0.0",
         port: 0,
@@ -461,13 +470,13 @@ describe("the edge", () => {
         [`not json and no file`, /cannot read the keys file/],
       ] as const) {
         const err = await startServer({
-          env: { REFINERY_DB: join(dir, "x.db"), REFINERY_API_KEYS: keys },
+          env: { ...databaseEnv(join(dir, "x.db")), REFINERY_API_KEYS: keys },
           configPath: AUTH_CONFIG,
           port: 0,
           log: silentLogger,
         }).catch((e: unknown) => e);
         expect((err as RefineryError).toLine()).toMatch(pattern);
-        expect(existsSync(join(dir, "x.db"))).toBe(false);
+        expect(await testDatabaseExists(join(dir, "x.db"))).toBe(false);
       }
     } finally {
       rmSync(dir, { recursive: true, force: true });

@@ -10,6 +10,7 @@ import { systemAssistantId } from "../../graphs/registry.ts";
 import { silentLogger } from "../../server/log.ts";
 import { startServer, type RunningServer } from "../../server/start.ts";
 import { FIXTURE_CONFIG } from "../support/server.ts";
+import { databaseEnv } from "../support/test-backend.ts";
 
 const cleanup: (() => Promise<void> | void)[] = [];
 afterEach(async () => {
@@ -19,7 +20,7 @@ afterEach(async () => {
 async function start(env: Record<string, string>): Promise<{ client: Client }> {
   const dir = mkdtempSync(join(tmpdir(), "refinery-config-"));
   const running: RunningServer = await startServer({
-    env: { REFINERY_DB: join(dir, "refinery.db"), REFINERY_RUN_THREADS: "0", ...env },
+    env: { ...databaseEnv(join(dir, "refinery.db")), REFINERY_RUN_THREADS: "0", ...env },
     port: 0,
     host: "127.0.0.1",
     log: silentLogger,

@@ -5,10 +5,8 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { Client } from "@langchain/langgraph-sdk";
-import { PreparedSqliteSaver } from "../../core/checkpointer.ts";
 import { silentLogger } from "../../server/log.ts";
 import { startServer } from "../../server/start.ts";
 import {
@@ -20,6 +18,12 @@ import {
 } from "../support/child-server.ts";
 import { roleOf, startOpenAIStub } from "../support/openai-stub.ts";
 import { FIXTURE_CONFIG, startTestServer } from "../support/server.ts";
+import {
+  databaseEnv,
+  openTestBackend,
+  queryTestDatabase,
+  TEST_BACKEND,
+} from "../support/test-backend.ts";
 
 const NODES = ["one", "two", "three"] as const;
 
@@ -64,20 +68,18 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
 });
 
-/** Reads the run table and the slow threads' latest checkpoints from the dead server's file. */
+/** Reads the run table and the slow threads' latest checkpoints from the dead server's database. */
 async function snapshot(dbPath: string, countFile: string, plan: Planned[]): Promise<KillSnapshot> {
-  const db = new Database(dbPath);
+  const rows = await queryTestDatabase<{ run_id: string; status: string; attempt: number }>(
+    dbPath,
+    "SELECT run_id, status, attempt FROM refinery_runs",
+  );
+  const status = new Map(rows.map((r) => [r.run_id, r]));
+  const backend = await openTestBackend(dbPath);
   try {
-    const rows = db.prepare("SELECT run_id, status, attempt FROM refinery_runs").all() as {
-      run_id: string;
-      status: string;
-      attempt: number;
-    }[];
-    const status = new Map(rows.map((r) => [r.run_id, r]));
-    const saver = new PreparedSqliteSaver(db);
     const checkpointed = new Map<string, string[]>();
     for (const p of plan.filter((x) => x.graph === "slow")) {
-      const tuple = await saver.getTuple({
+      const tuple = await backend.saver.getTuple({
         configurable: { thread_id: p.threadId, checkpoint_ns: "" },
       });
       const values = tuple?.checkpoint.channel_values as { topic?: string; log?: string[] };
@@ -93,7 +95,7 @@ async function snapshot(dbPath: string, countFile: string, plan: Planned[]): Pro
     }
     return { linesBefore: readCounts(countFile).length, status, checkpointed };
   } finally {
-    db.close();
+    await backend.close();
   }
 }
 
@@ -102,7 +104,7 @@ describe("crash recovery (SIGKILL of the server process)", () => {
     const dbPath = join(dir, "refinery.db");
     const countFile = join(dir, "counts.txt");
     // Three workers for ten runs: some runs are certainly still queued when the kill comes.
-    const env = { REFINERY_DB: dbPath, COUNT_FILE: countFile, REFINERY_WORKERS: "3" };
+    const env = { ...databaseEnv(dbPath), COUNT_FILE: countFile, REFINERY_WORKERS: "3" };
     let server: ChildServer = await startChildServer(env);
     const client = () => server.client;
 
@@ -241,17 +243,14 @@ describe("crash recovery (SIGKILL of the server process)", () => {
 
     // Each run was claimed once, plus once more per crash that caught it running.
     expect((await server.stop("SIGTERM")).code).toBe(0);
-    const db = new Database(dbPath, { readonly: true });
-    try {
-      for (const p of plan) {
-        const row = db
-          .prepare("SELECT status, attempt FROM refinery_runs WHERE run_id = ?")
-          .get(p.runId) as { status: string; attempt: number };
-        const caught = kills.filter((k) => k.status.get(p.runId)?.status === "running").length;
-        expect(row, p.topic).toEqual({ status: "success", attempt: 1 + caught });
-      }
-    } finally {
-      db.close();
+    const final = await queryTestDatabase<{ run_id: string; status: string; attempt: number }>(
+      dbPath,
+      "SELECT run_id, status, attempt FROM refinery_runs",
+    );
+    const rows = new Map(final.map((r) => [r.run_id, { status: r.status, attempt: r.attempt }]));
+    for (const p of plan) {
+      const caught = kills.filter((k) => k.status.get(p.runId)?.status === "running").length;
+      expect(rows.get(p.runId), p.topic).toEqual({ status: "success", attempt: 1 + caught });
     }
   }, 120_000);
 });
@@ -268,19 +267,23 @@ describe("crash between recording a run's outcome and its thread's", () => {
       await s.client.runs.wait(temp, "slow", { input: { topic: "temp" } });
       await s.running.close();
 
-      // What a SIGKILL right after the run's status was written leaves in the file (the window
-      // is microseconds wide, so it is written here rather than hit by timing).
-      const db = new Database(s.dbPath);
-      db.prepare(
+      // What a SIGKILL right after the run's status was written leaves in the database (the
+      // window is microseconds wide, so it is written here rather than hit by timing).
+      await queryTestDatabase(
+        s.dbPath,
         `UPDATE refinery_threads SET status = 'busy', "values" = NULL WHERE thread_id IN (?, ?, ?)`,
-      ).run(done, failed, temp);
-      db.prepare(
-        "UPDATE refinery_runs SET kwargs = json_set(kwargs, '$.temporary', json('true')) WHERE thread_id = ?",
-      ).run(temp);
-      db.close();
+        [done, failed, temp],
+      );
+      await queryTestDatabase(
+        s.dbPath,
+        TEST_BACKEND === "postgres"
+          ? "UPDATE refinery_runs SET kwargs = jsonb_set(kwargs, '{temporary}', 'true') WHERE thread_id = ?"
+          : "UPDATE refinery_runs SET kwargs = json_set(kwargs, '$.temporary', json('true')) WHERE thread_id = ?",
+        [temp],
+      );
 
       const running = await startServer({
-        env: { REFINERY_DB: s.dbPath },
+        env: databaseEnv(s.dbPath),
         configPath: FIXTURE_CONFIG,
         port: 0,
         host: "127.0.0.1",
@@ -309,7 +312,7 @@ describe("a run in flight at every SIGKILL of the server", () => {
     const file = join(dir, "kill-count.txt");
     // A step that never ends, in the server thread (no run thread to start: restarts are faster).
     const env = {
-      REFINERY_DB: join(dir, "killed.db"),
+      ...databaseEnv(join(dir, "killed.db")),
       COUNT_FILE: file,
       REFINERY_RUN_THREADS: "0",
     };
@@ -371,6 +374,7 @@ function summary(o: RefineOut) {
 }
 
 describe("a model attempt cut by a SIGKILL", () => {
+  // On either backend: the journal is in the SQLite file or the Postgres schema.
   it("is counted in the thread's usage when the step runs again after the restart", async () => {
     // The critique's first attempt never gets an answer: the server dies while waiting for it.
     let critiques = 0;
@@ -389,7 +393,7 @@ describe("a model attempt cut by a SIGKILL", () => {
       };
     });
     const env = {
-      REFINERY_DB: join(dir, "cut-attempt.db"),
+      ...databaseEnv(join(dir, "cut-attempt.db")),
       REFINERY_RUN_THREADS: "0",
       OPENAI_API_KEY: "test-key",
       OPENAI_BASE_URL: stub.url,

@@ -1,4 +1,4 @@
-// One whole Refinery server in a worker thread, for the two-servers-on-one-file cron race
+// One whole Refinery server in a worker thread, for the two-servers-on-one-database cron race
 // (test/server/crons.test.ts): it loads, waits for "open", then starts; its cron clock reads the time the test thread sets in shared
 // memory, and each "tick" message makes one scheduler pass and answers how many runs it made.
 import { once } from "node:events";
@@ -6,8 +6,9 @@ import { parentPort, workerData } from "node:worker_threads";
 import { silentLogger } from "../../server/log.ts";
 import { startServer } from "../../server/start.ts";
 
-const { db, config, clock } = workerData as {
-  db: string;
+const { env, config, clock } = workerData as {
+  /** The database's environment (test-backend.ts databaseEnv). */
+  env: Record<string, string>;
   config: string;
   clock: SharedArrayBuffer;
 };
@@ -17,7 +18,7 @@ const now = new BigInt64Array(clock);
 parentPort!.postMessage({ loaded: true });
 await once(parentPort!, "message");
 const running = await startServer({
-  env: { REFINERY_DB: db, REFINERY_RUN_THREADS: "0" },
+  env: { ...env, REFINERY_RUN_THREADS: "0" },
   configPath: config,
   port: 0,
   host: "127.0.0.1",

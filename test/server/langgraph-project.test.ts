@@ -21,6 +21,7 @@ import {
   type PageSite,
 } from "../support/chromium.ts";
 import { killChildServers, startChildServer, type ChildServer } from "../support/child-server.ts";
+import { databaseEnv } from "../support/test-backend.ts";
 
 const PROJECT = join(import.meta.dirname, "../fixtures/langgraph-app/langgraph.json");
 const PAGE = join(import.meta.dirname, "../fixtures/use-stream/app.js");
@@ -39,7 +40,7 @@ beforeAll(async () => {
   }
   server = await startChildServer(
     {
-      REFINERY_DB: join(dir, "refinery.db"),
+      ...databaseEnv(join(dir, "refinery.db")),
       LOG_LEVEL: "info",
       REFINERY_RUN_THREADS: "1",
       ...(siteUrl ? { REFINERY_CORS_ORIGINS: siteUrl } : {}),

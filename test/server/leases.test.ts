@@ -1,13 +1,11 @@
-// Run leases across real server processes sharing one database (one SQLite file here; the same
-// code path claims and reclaims in Postgres, test/storage/postgres.test.ts races it): a second
+// Run leases across real server processes sharing one database (a SQLite file, or a Postgres
+// schema in the Postgres run; test/storage/postgres.test.ts also races claims): a second
 // process started beside a live one never takes its runs, and when a worker freezes (SIGSTOP:
 // its pid stays alive, so only the lapsed lease tells) the other continues its runs from their
 // last checkpoint: every run finishes once, and no checkpointed step executes again.
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { PreparedSqliteSaver } from "../../core/checkpointer.ts";
-import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import {
   killChildServers,
@@ -16,6 +14,7 @@ import {
   waitFor,
   type ChildServer,
 } from "../support/child-server.ts";
+import { databaseEnv, openTestBackend, queryTestDatabase } from "../support/test-backend.ts";
 
 const NODES = ["one", "two", "three"];
 let dir: string;
@@ -35,22 +34,18 @@ interface Row {
   lease_owner: string | null;
 }
 
-function runRows(dbPath: string): Row[] {
-  const db = new Database(dbPath, { readonly: true });
-  try {
-    return db
-      .prepare("SELECT run_id, thread_id, status, attempt, lease_owner FROM refinery_runs")
-      .all() as Row[];
-  } finally {
-    db.close();
-  }
+function runRows(dbPath: string): Promise<Row[]> {
+  return queryTestDatabase<Row>(
+    dbPath,
+    "SELECT run_id, thread_id, status, attempt, lease_owner FROM refinery_runs",
+  );
 }
 
 /** Nodes of `threadId` whose writes are checkpointed (log entries, pending writes included). */
 async function checkpointed(dbPath: string, threadId: string): Promise<string[]> {
-  const db = new Database(dbPath);
+  const backend = await openTestBackend(dbPath);
   try {
-    const tuple = await new PreparedSqliteSaver(db).getTuple({
+    const tuple = await backend.saver.getTuple({
       configurable: { thread_id: threadId, checkpoint_ns: "" },
     });
     const values = tuple?.checkpoint.channel_values as { log?: string[] } | undefined;
@@ -59,7 +54,7 @@ async function checkpointed(dbPath: string, threadId: string): Promise<string[]>
       .map(([, , value]) => value as string);
     return [...(values?.log ?? []), ...pending].filter((n) => NODES.includes(n));
   } finally {
-    db.close();
+    await backend.close();
   }
 }
 
@@ -70,7 +65,7 @@ describe("run leases across server processes on one database", () => {
     const dbPath = join(dir, "refinery.db");
     const countFile = join(dir, "counts.txt");
     const env = {
-      REFINERY_DB: dbPath,
+      ...databaseEnv(dbPath),
       COUNT_FILE: countFile,
       REFINERY_WORKERS: "2",
       REFINERY_RUN_LEASE_MS: "1500",
@@ -89,8 +84,8 @@ describe("run leases across server processes on one database", () => {
       runs.push({ threadId: thread.thread_id, runId: run.run_id, topic });
     }
     // Both processes claim from the one queue; wait until a step is done somewhere.
-    const owners = await waitFor("runs running in both processes", () => {
-      const running = runRows(dbPath).filter((r) => r.status === "running");
+    const owners = await waitFor("runs running in both processes", async () => {
+      const running = (await runRows(dbPath)).filter((r) => r.status === "running");
       const pids = new Set(running.map((r) => pidOf(r.lease_owner)));
       return pids.has(a.pid) && pids.has(b.pid) && readCounts(countFile).length >= 2
         ? pids
@@ -102,7 +97,7 @@ describe("run leases across server processes on one database", () => {
     const survivor: ChildServer = b;
     process.kill(victim.pid, "SIGSTOP");
     const linesAtStop = readCounts(countFile).length;
-    const atStop = runRows(dbPath);
+    const atStop = await runRows(dbPath);
     const frozen = atStop.filter((r) => r.status === "running" && pidOf(r.lease_owner) === a.pid);
     expect(frozen.length).toBeGreaterThan(0);
     const done = new Map<string, string[]>();
@@ -117,7 +112,7 @@ describe("run leases across server processes on one database", () => {
         expect(out.log, r.topic).toEqual(NODES);
         expect((await survivor.client.runs.get(r.threadId, r.runId)).status).toBe("success");
       }
-      const after = new Map(runRows(dbPath).map((r) => [r.run_id, r]));
+      const after = new Map((await runRows(dbPath)).map((r) => [r.run_id, r]));
       for (const r of runs) {
         // Claimed once, plus once more if the frozen process held it.
         const wasFrozen = frozen.some((f) => f.run_id === r.runId);

@@ -1,7 +1,9 @@
 // Without Redis, processes sharing Postgres signal through LISTEN/NOTIFY (server/signals/
 // postgres.ts): real api and worker processes on a Postgres schema of this file's own (dropped
 // after): the start-up log names the signalling, and a cancel sent to the api process stops the
-// run executing in the worker, its finished steps kept.
+// run executing in the worker, its finished steps kept. With Redis configured but down (every
+// signal dropped), the cancel still reaches the worker: through the database
+// (server/signals/cancel-requests.ts).
 import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
@@ -18,6 +20,7 @@ import { FIXTURE_CONFIG } from "../support/server.ts";
 import { TEST_POSTGRES_URL } from "../support/test-backend.ts";
 
 const SCHEMA = `refinery_pgsig_${process.pid}_${randomBytes(3).toString("hex")}`;
+const LOST_SCHEMA = `${SCHEMA}_lost`;
 let dir: string;
 
 beforeAll(() => {
@@ -28,7 +31,8 @@ afterAll(async () => {
   rmSync(dir, { recursive: true, force: true });
   const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
   await admin.connect();
-  await admin.query(`DROP SCHEMA IF EXISTS "${SCHEMA}" CASCADE`);
+  for (const schema of [SCHEMA, LOST_SCHEMA])
+    await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   await admin.end();
 });
 
@@ -55,7 +59,11 @@ describe("api and worker processes on Postgres without Redis", () => {
       await waitFor("step one to finish in the worker", () =>
         readCounts(countFile).includes("one c") ? true : undefined,
       );
+      const t0 = performance.now();
       await api.client.runs.cancel(thread.thread_id, run.run_id, true, "interrupt");
+      // Measured, not asserted (timings flake under load): the cancel call returns once the
+      // worker has stopped the run and written its status (it gives up after 15 s).
+      console.info(`cancel through LISTEN/NOTIFY: ${Math.round(performance.now() - t0)} ms`);
       expect((await api.client.runs.get(thread.thread_id, run.run_id)).status).toBe("interrupted");
       const state = await api.client.threads.getState<{ log: string[] }>(thread.thread_id);
       expect(state.values.log).toEqual(["one"]);
@@ -65,4 +73,47 @@ describe("api and worker processes on Postgres without Redis", () => {
       expect((await api.stop("SIGTERM")).code, api.output()).toBe(0);
     }
   }, 90_000);
+});
+
+describe("api and worker processes whose signals are lost (Redis down)", () => {
+  it("a cancel sent to the api process still stops the run in the worker, read from the database", async () => {
+    const countFile = join(dir, "lost-counts.txt");
+    const env = {
+      REFINERY_DATABASE_URL: TEST_POSTGRES_URL,
+      REFINERY_DATABASE_SCHEMA: LOST_SCHEMA,
+      // Nothing listens there: every wake and cancel signal is dropped (workers poll for runs).
+      REFINERY_REDIS_URL: "redis://127.0.0.1:1",
+      COUNT_FILE: countFile,
+      REFINERY_RUN_THREADS: "0",
+      LOG_LEVEL: "info",
+    };
+    const worker = await startChildServer(env, undefined, FIXTURE_CONFIG, ["--role", "worker"]);
+    const api = await startChildServer(env, undefined, FIXTURE_CONFIG, ["--role", "api"]);
+    try {
+      const thread = await api.client.threads.create();
+      // Steps of 4 s: without the cancel the run would end "success" before the canceller gives
+      // up waiting (15 s), so an interrupted run means the cancel reached the worker.
+      const run = await api.client.runs.create(thread.thread_id, "slow", {
+        input: { topic: "l", delayMs: 4000 },
+      });
+      await waitFor(
+        "step one to finish in the worker",
+        () => (readCounts(countFile).includes("one l") ? true : undefined),
+        60_000,
+      );
+      const t0 = performance.now();
+      await api.client.runs.cancel(thread.thread_id, run.run_id, true, "interrupt");
+      console.info(
+        `cancel through the database (signals lost): ${Math.round(performance.now() - t0)} ms`,
+      );
+      expect((await api.client.runs.get(thread.thread_id, run.run_id)).status).toBe("interrupted");
+      expect(worker.output()).toMatch(/run cancelled through the database/);
+      const state = await api.client.threads.getState<{ log: string[] }>(thread.thread_id);
+      expect(state.values.log).toEqual(["one"]);
+      expect(readCounts(countFile)).not.toContain("three l");
+    } finally {
+      expect((await worker.stop("SIGTERM")).code, worker.output()).toBe(0);
+      expect((await api.stop("SIGTERM")).code, api.output()).toBe(0);
+    }
+  }, 120_000);
 });

@@ -25,6 +25,7 @@ import WebSocket from "ws";
 import { keyHeaders, keysEnv, sdkClient } from "../support/auth.ts";
 import { killChildServers, startChildServer, type ChildServer } from "../support/child-server.ts";
 import { eventually, failure } from "../support/wait.ts";
+import { databaseEnv } from "../support/test-backend.ts";
 
 const CONFIG = join(import.meta.dirname, "../fixtures/platform-project/langgraph.json");
 const KEY = keyHeaders("acme", "member");
@@ -37,7 +38,7 @@ beforeAll(async () => {
   dir = mkdtempSync(join(tmpdir(), "refinery-project-"));
   server = await startChildServer(
     {
-      REFINERY_DB: join(dir, "refinery.db"),
+      ...databaseEnv(join(dir, "refinery.db")),
       REFINERY_API_KEYS: keysEnv(["acme"]),
     },
     45_000,

@@ -4,9 +4,9 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { FIXTURE_CONFIG } from "../support/server.ts";
+import { databaseEnv, queryTestDatabase, TEST_BACKEND } from "../support/test-backend.ts";
 import { killChildServers, startChildServer, waitFor } from "../support/child-server.ts";
 
 let dir: string;
@@ -24,7 +24,7 @@ const metric = (text: string, name: string) =>
 describe("--role api and --role worker", () => {
   it("the api process queues runs and executes none; the worker executes them and serves only /ok, /info and /metrics", async () => {
     const dbPath = join(dir, "refinery.db");
-    const env = { REFINERY_DB: dbPath, REFINERY_RUN_THREADS: "0" };
+    const env = { ...databaseEnv(dbPath), REFINERY_RUN_THREADS: "0" };
     const api = await startChildServer(env, undefined, FIXTURE_CONFIG, ["--role", "api"]);
     const thread = await api.client.threads.create();
     const first = await api.client.runs.create(thread.thread_id, "slow", {
@@ -49,20 +49,16 @@ describe("--role api and --role worker", () => {
     }
     const state = await api.client.threads.getState<{ log: string[] }>(thread.thread_id);
     expect(state.values.log).toEqual(["one", "two", "three", "one", "two", "three"]);
-    const db = new Database(dbPath, { readonly: true });
-    try {
-      const owners = db.prepare("SELECT DISTINCT lease_owner FROM refinery_runs").all() as {
-        lease_owner: string | null;
-      }[];
-      // Each run was claimed by the worker (its lease names the worker's pid).
-      expect(owners.map((o) => Number(o.lease_owner?.split(":").at(-2)))).toEqual([worker.pid]);
-    } finally {
-      db.close();
-    }
+    const owners = await queryTestDatabase<{ lease_owner: string | null }>(
+      dbPath,
+      "SELECT DISTINCT lease_owner FROM refinery_runs",
+    );
+    // Each run was claimed by the worker (its lease names the worker's pid).
+    expect(owners.map((o) => Number(o.lease_owner?.split(":").at(-2)))).toEqual([worker.pid]);
 
     expect(await (await fetch(`${worker.url}/ok`)).json()).toEqual({
       ok: true,
-      database: { kind: "sqlite", ok: true },
+      database: { kind: TEST_BACKEND, ok: true },
     });
     const workerMetrics = await (await fetch(`${worker.url}/metrics`)).text();
     expect(metric(workerMetrics, 'refinery_runs_finished_total\\{status="success"\\}')).toBe(2);

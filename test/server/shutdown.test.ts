@@ -6,7 +6,6 @@ import { request } from "node:http";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
-import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { silentLogger } from "../../server/log.ts";
 import { startServer } from "../../server/start.ts";
@@ -17,6 +16,7 @@ import {
   waitFor,
 } from "../support/child-server.ts";
 import { FIXTURE_CONFIG, startTestServer } from "../support/server.ts";
+import { databaseEnv, queryTestDatabase } from "../support/test-backend.ts";
 
 const NODES = ["one", "two", "three"];
 
@@ -72,10 +72,10 @@ function expectExactlyOnce(countFile: string, plan: Planned[]): void {
   expect([...lines].sort()).toEqual(expected);
 }
 
-/** A second server on the same SQLite file, as startTestServer would start it. */
+/** A second server on the same database, as startTestServer would start it. */
 async function restartInProcess(dbPath: string) {
   const running = await startServer({
-    env: { REFINERY_DB: dbPath },
+    env: databaseEnv(dbPath),
     configPath: FIXTURE_CONFIG,
     port: 0,
     host: "127.0.0.1",
@@ -90,18 +90,12 @@ async function restartInProcess(dbPath: string) {
   return { running, client };
 }
 
-function runRows(dbPath: string): Map<string, { status: string; attempt: number }> {
-  const db = new Database(dbPath, { readonly: true });
-  try {
-    const rows = db.prepare("SELECT run_id, status, attempt FROM refinery_runs").all() as {
-      run_id: string;
-      status: string;
-      attempt: number;
-    }[];
-    return new Map(rows.map((r) => [r.run_id, { status: r.status, attempt: r.attempt }]));
-  } finally {
-    db.close();
-  }
+async function runRows(dbPath: string): Promise<Map<string, { status: string; attempt: number }>> {
+  const rows = await queryTestDatabase<{ run_id: string; status: string; attempt: number }>(
+    dbPath,
+    "SELECT run_id, status, attempt FROM refinery_runs",
+  );
+  return new Map(rows.map((r) => [r.run_id, { status: r.status, attempt: r.attempt }]));
 }
 
 /** POSTs `body` to `url` on a connection of its own (none kept alive); resolves the status. */
@@ -126,7 +120,7 @@ describe("graceful shutdown of the server process (SIGTERM)", () => {
     const countFile = join(dir, "sigterm-counts.txt");
     // Steps of 1 s and a grace of 300 ms: runs caught mid-step cannot finish in time.
     const env = {
-      REFINERY_DB: dbPath,
+      ...databaseEnv(dbPath),
       COUNT_FILE: countFile,
       REFINERY_SHUTDOWN_GRACE_MS: "300",
     };
@@ -167,7 +161,7 @@ describe("graceful shutdown of the server process (SIGTERM)", () => {
     await expect(first.client.threads.create()).rejects.toThrow();
 
     // Paused, not lost, not left running; the queued run is still queued.
-    const rows = runRows(dbPath);
+    const rows = await runRows(dbPath);
     expect([...rows.values()].filter((r) => r.status === "running")).toEqual([]);
     expect(rows.size).toBe(plan.length);
     for (const p of started) expect(["pending", "success"]).toContain(rows.get(p.runId)?.status);
@@ -189,7 +183,7 @@ describe("graceful shutdown of the server process (SIGTERM)", () => {
     const after = readCounts(countFile).slice(before.length);
     for (const line of before) expect(after).not.toContain(line);
     expect((await second.stop("SIGTERM")).code).toBe(0);
-    const final = runRows(dbPath);
+    const final = await runRows(dbPath);
     for (const p of started) {
       const paused = rows.get(p.runId)?.status === "pending";
       expect(final.get(p.runId), p.topic).toEqual({ status: "success", attempt: paused ? 2 : 1 });
@@ -209,7 +203,7 @@ describe("RunningServer.close() in-process", () => {
       );
       // A generous grace period: the three running runs finish; the queued one never starts.
       await s.running.close(20_000);
-      const rows = runRows(s.dbPath);
+      const rows = await runRows(s.dbPath);
       for (const p of plan.slice(0, 3)) {
         expect(rows.get(p.runId), p.topic).toEqual({ status: "success", attempt: 1 });
       }
@@ -239,7 +233,7 @@ describe("RunningServer.close() in-process", () => {
         readCounts(countFile).length >= 3 ? true : undefined,
       );
       await s.running.close(50);
-      const rows = runRows(s.dbPath);
+      const rows = await runRows(s.dbPath);
       expect([...rows.values()].filter((r) => r.status === "running")).toEqual([]);
       expect(rows.get(plan[3]!.runId)).toEqual({ status: "pending", attempt: 0 });
 

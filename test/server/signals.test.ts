@@ -16,6 +16,7 @@ import {
   waitFor,
 } from "../support/child-server.ts";
 import { FIXTURE_CONFIG } from "../support/server.ts";
+import { databaseEnv } from "../support/test-backend.ts";
 
 const REDIS_URL = process.env.REFINERY_TEST_REDIS_URL ?? "redis://127.0.0.1:6379";
 const prefixes: string[] = [];
@@ -109,7 +110,7 @@ describe("api and worker processes signalling through Redis", () => {
     const dbPath = join(dir, "cancel.db");
     const countFile = join(dir, "cancel-counts.txt");
     const env = {
-      REFINERY_DB: dbPath,
+      ...databaseEnv(dbPath),
       COUNT_FILE: countFile,
       REFINERY_RUN_THREADS: "0",
       REFINERY_REDIS_URL: REDIS_URL,
@@ -137,7 +138,7 @@ describe("api and worker processes signalling through Redis", () => {
   it("wait, stream and join-stream (with Last-Event-ID) on the api process follow a run executing in the worker", async () => {
     const p = prefix();
     const env = {
-      REFINERY_DB: join(dir, "events.db"),
+      ...databaseEnv(join(dir, "events.db")),
       REFINERY_RUN_THREADS: "0",
       REFINERY_REDIS_URL: REDIS_URL,
       REFINERY_REDIS_PREFIX: p,
@@ -194,7 +195,7 @@ describe("api and worker processes signalling through Redis", () => {
 
   it("with Redis unreachable, both processes warn and runs still finish: workers poll, wait reads the database", async () => {
     const env = {
-      REFINERY_DB: join(dir, "down.db"),
+      ...databaseEnv(join(dir, "down.db")),
       REFINERY_RUN_THREADS: "0",
       REFINERY_REDIS_URL: "redis://127.0.0.1:1",
       REFINERY_REDIS_PREFIX: prefix(),

@@ -1529,6 +1529,22 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
           expect(await storage.duties.acquire("approvals", "b", 60_000)).toBe(false);
         });
 
+        it("holders names the holder of each lease not lapsed", async () => {
+          expect(await storage.duties.holders([])).toEqual(new Map());
+          await storage.duties.acquire("h1", "a", 60_000);
+          await storage.duties.acquire("h2", "b", 60_000);
+          await storage.duties.acquire("h3", "c", 0);
+          await nextTick();
+          expect(await storage.duties.holders(["h1", "h2", "h3", "h4"])).toEqual(
+            new Map([
+              ["h1", "a"],
+              ["h2", "b"],
+            ]),
+          );
+          await storage.duties.release("h1", "a");
+          expect(await storage.duties.holders(["h1", "h2"])).toEqual(new Map([["h2", "b"]]));
+        });
+
         it("of concurrent acquirers exactly one gets a free lease", async () => {
           const got = await Promise.all(
             ["a", "b", "c", "d"].map((o) => storage.duties.acquire("sweep", o, 60_000)),

@@ -4,10 +4,13 @@
 // `dbPath` (a restart) names the same schema. Every schema of a test file shares a prefix and is
 // dropped after the file (test/support/backend-setup.ts, a vitest setup file).
 import { createHash, randomBytes } from "node:crypto";
+import { existsSync } from "node:fs";
 import type { BaseStore } from "@langchain/langgraph-checkpoint";
 import Database from "better-sqlite3";
 import pg from "pg";
+import { processSettingsFromEnv } from "../../core/config.ts";
 import { openStore } from "../../core/memory/open-store.ts";
+import { openBackend, type PersistenceBackend } from "../../core/storage/backend.ts";
 
 export const TEST_BACKEND: "sqlite" | "postgres" =
   process.env.REFINERY_TEST_BACKEND === "postgres" ? "postgres" : "sqlite";
@@ -110,6 +113,74 @@ export async function countWebhookOutbox(dbPath: string): Promise<number> {
       `SELECT COUNT(*) AS n FROM "${env.REFINERY_DATABASE_SCHEMA}".refinery_webhook_outbox`,
     );
     return Number(rows[0]!.n);
+  } finally {
+    await client.end();
+  }
+}
+
+/**
+ * The persistence backend (storage, checkpoint saver, ...) of the server database at `dbPath` on
+ * the test backend, opened beside a server or after it stopped (or died). Close it.
+ */
+export function openTestBackend(dbPath: string): Promise<PersistenceBackend> {
+  return openBackend(processSettingsFromEnv(databaseEnv(dbPath)));
+}
+
+/**
+ * Runs one SQL statement on the server database at `dbPath`, for tests that read or write rows
+ * as only a crash (or an operator) would: unqualified table names, `?` placeholders. Returns the
+ * rows it selects (none for a write). JSON columns come back as text on SQLite and parsed on
+ * Postgres (`jsonText` reads both); a statement whose SQL differs between the dialects is chosen
+ * by the caller with TEST_BACKEND.
+ */
+export async function queryTestDatabase<T extends object>(
+  dbPath: string,
+  sql: string,
+  params: unknown[] = [],
+): Promise<T[]> {
+  const env = databaseEnv(dbPath);
+  if (!env.REFINERY_DATABASE_URL) {
+    const db = new Database(dbPath);
+    try {
+      const statement = db.prepare(sql);
+      if (statement.reader) return statement.all(...params) as T[];
+      statement.run(...params);
+      return [];
+    } finally {
+      db.close();
+    }
+  }
+  const client = new pg.Client({ connectionString: env.REFINERY_DATABASE_URL });
+  await client.connect();
+  try {
+    await client.query(`SET search_path TO "${env.REFINERY_DATABASE_SCHEMA}"`);
+    let n = 0;
+    const { rows } = await client.query(
+      sql.replace(/\?/g, () => `$${++n}`),
+      params,
+    );
+    return rows as T[];
+  } finally {
+    await client.end();
+  }
+}
+
+/** A JSON column's value as text, whichever backend read it. */
+export function jsonText(value: unknown): string {
+  return typeof value === "string" ? value : JSON.stringify(value);
+}
+
+/** Whether the server database at `dbPath` was created: the SQLite file, or the schema. */
+export async function testDatabaseExists(dbPath: string): Promise<boolean> {
+  const env = databaseEnv(dbPath);
+  if (!env.REFINERY_DATABASE_URL) return existsSync(dbPath);
+  const client = new pg.Client({ connectionString: env.REFINERY_DATABASE_URL });
+  await client.connect();
+  try {
+    const { rows } = await client.query("SELECT 1 FROM pg_namespace WHERE nspname = $1", [
+      env.REFINERY_DATABASE_SCHEMA,
+    ]);
+    return rows.length > 0;
   } finally {
     await client.end();
   }

@@ -1314,6 +1314,16 @@ export function createPostgresStorage(
         owner,
       ]);
     },
+    async holders(names) {
+      if (names.length === 0) return new Map();
+      const rows = await q(
+        pool,
+        "duty_holders",
+        `SELECT name, owner FROM ${D} WHERE name = ANY($1::text[]) AND expires_at > clock_timestamp()`,
+        [names],
+      );
+      return new Map(rows.map((r) => [r.name as string, r.owner as string]));
+    },
   };
 
   const webhooks: WebhookOutboxStore = {
