@@ -5,10 +5,9 @@
 import { isAbsolute, resolve } from "node:path";
 import { pathToFileURL } from "node:url";
 import { RefineryError } from "./errors.ts";
+import { FROM_SOURCES } from "./paths.ts";
 
 const TYPESCRIPT = /\.[cm]?tsx?$/i;
-/** This file's own extension says whether a TypeScript loader is running it. */
-const FROM_SOURCES = import.meta.url.endsWith(".ts");
 let tsx: Promise<void> | undefined;
 
 function registerTsx(): Promise<void> {

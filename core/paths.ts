@@ -8,8 +8,12 @@
 import { join } from "node:path";
 import { fileURLToPath } from "node:url";
 
-/** True when this code runs from the TypeScript sources (tsx, vitest), false from dist/. */
-export const FROM_SOURCES = import.meta.url.endsWith(".ts");
+/**
+ * True when this code runs from the TypeScript sources (tsx, vitest), false from dist/. The path
+ * is read without the URL's query: tsx's namespaced imports (a run thread loading the sources)
+ * add one (`paths.ts?tsx-namespace=...`).
+ */
+export const FROM_SOURCES = new URL(import.meta.url).pathname.endsWith(".ts");
 
 /** The project root (the folder of package.json). */
 export const ROOT = fileURLToPath(new URL(FROM_SOURCES ? ".." : "../..", import.meta.url));
