@@ -70,21 +70,27 @@ async function withCpu<T>(
   procs: readonly ServerProc[],
   runs: number,
   fn: () => Promise<T>,
-): Promise<{ value: T; busyPct: number; cpuMsPerRun: number }> {
+): Promise<{ value: T; busyPct: number; cpuMsPerRun: number; firstCpuMsPerRun: number }> {
   const m0 = machineTicks();
-  const c0 = procs.reduce((a, p) => a + p.cpuSeconds(), 0);
+  const each0 = procs.map((p) => p.cpuSeconds());
   const value = await fn();
-  const c1 = procs.reduce((a, p) => a + p.cpuSeconds(), 0);
+  const each1 = procs.map((p) => p.cpuSeconds());
   const m1 = machineTicks();
+  const sum = (xs: number[]) => xs.reduce((a, b) => a + b, 0);
   return {
     value,
     busyPct: (100 * (m1.busy - m0.busy)) / Math.max(1, m1.total - m0.total),
-    cpuMsPerRun: ((c1 - c0) * 1000) / runs,
+    cpuMsPerRun: ((sum(each1) - sum(each0)) * 1000) / runs,
+    // The first process's share (the api process in the scale-out part).
+    firstCpuMsPerRun: (((each1[0] ?? 0) - (each0[0] ?? 0)) * 1000) / runs,
   };
 }
 
 function runner(url: string): RunOne {
-  const client = new Client({ apiUrl: url });
+  // The SDK's client sends at most 4 requests at once unless told otherwise (its AsyncCaller's
+  // default maxConcurrency): without this every batch had 4 runs in flight, whatever its clients.
+  // No retries either: a failed request must fail the bench, not be sent again.
+  const client = new Client({ apiUrl: url, callerOptions: { maxConcurrency: 256, maxRetries: 0 } });
   return async () => {
     const values = (await client.runs.wait(randomUUID(), "refine", {
       input: { task: TASK },
@@ -209,7 +215,7 @@ async function main(): Promise<void> {
           const rps = m.value;
           log(
             `round ${round}: ${n} worker(s) ${fmt(rps)} runs/s; our processes ${fmt(m.cpuMsPerRun, 1)} ` +
-              `CPU ms/run, machine ${fmt(m.busyPct, 0)}% busy (load ${load()})`,
+              `CPU ms/run (api ${fmt(m.firstCpuMsPerRun, 1)}), machine ${fmt(m.busyPct, 0)}% busy (load ${load()})`,
           );
           scale.set(n, [...(scale.get(n) ?? []), rps]);
           busy.set(n, [...(busy.get(n) ?? []), m.busyPct]);
