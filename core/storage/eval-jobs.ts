@@ -34,6 +34,47 @@ export interface EvalJobRow {
   updated_at: string;
 }
 
+/**
+ * A job row as both backends store it: JSON columns as text (Postgres JSONB refuses \u0000),
+ * `lease_until` as Postgres' BIGINT string or SQLite's number, `cancel_requested` as a boolean or
+ * SQLite's 0/1.
+ */
+export interface StoredEvalJob extends Omit<
+  EvalJobRow,
+  "spec" | "progress" | "summary" | "error" | "lease_until" | "cancel_requested"
+> {
+  spec: string | null;
+  progress: string;
+  summary: string | null;
+  error: string | null;
+  lease_until: number | string;
+  cancel_requested: boolean | number;
+}
+
+const parseJson = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
+
+/** A stored row as the store's callers read it. */
+export const evalJobFromStored = (r: StoredEvalJob): EvalJobRow => ({
+  eval_id: r.eval_id,
+  partition: r.partition,
+  identity: r.identity,
+  status: r.status,
+  spec: parseJson(r.spec),
+  size: r.size,
+  runs_in: r.runs_in,
+  worker_thread_id: r.worker_thread_id,
+  attempts: r.attempts,
+  progress: parseJson(r.progress),
+  records_total: r.records_total,
+  summary: parseJson(r.summary),
+  error: parseJson(r.error),
+  runner: r.runner,
+  lease_until: Number(r.lease_until),
+  cancel_requested: r.cancel_requested === true || r.cancel_requested === 1,
+  created_at: r.created_at,
+  updated_at: r.updated_at,
+});
+
 export type NewEvalJob = Pick<
   EvalJobRow,
   "eval_id" | "partition" | "identity" | "spec" | "size" | "runs_in" | "progress" | "runner"

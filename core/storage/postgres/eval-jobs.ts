@@ -3,44 +3,15 @@
 // its job's row, and only while the runner holds the job: its index is the job's records_total.
 import type pg from "pg";
 import {
+  evalJobFromStored,
   jobsPastKeep,
-  type EvalJobRow,
+  type StoredEvalJob,
   type EvalJobStatus,
   type EvalJobStore,
 } from "../eval-jobs.ts";
 
-interface Row extends Omit<EvalJobRow, "spec" | "progress" | "summary" | "error" | "lease_until"> {
-  spec: string | null;
-  progress: string;
-  summary: string | null;
-  error: string | null;
-  lease_until: string;
-}
-
-const parse = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
 const json = (value: unknown): string | null =>
   value === undefined ? null : JSON.stringify(value);
-
-const toRow = (r: Row): EvalJobRow => ({
-  eval_id: r.eval_id,
-  partition: r.partition,
-  identity: r.identity,
-  status: r.status,
-  spec: parse(r.spec),
-  size: r.size,
-  runs_in: r.runs_in,
-  worker_thread_id: r.worker_thread_id,
-  attempts: r.attempts,
-  progress: parse(r.progress),
-  records_total: r.records_total,
-  summary: parse(r.summary),
-  error: parse(r.error),
-  runner: r.runner,
-  lease_until: Number(r.lease_until),
-  cancel_requested: r.cancel_requested,
-  created_at: r.created_at,
-  updated_at: r.updated_at,
-});
 
 const COLUMNS = `eval_id, partition, identity, status, NULL AS spec, size, runs_in, worker_thread_id,
   attempts, progress, records_total, summary, error, runner, lease_until, cancel_requested,
@@ -86,27 +57,29 @@ export function createPostgresEvalJobStore(pool: pg.Pool, schema: string): EvalJ
       );
     },
     async get(evalId) {
-      const { rows } = await pool.query<Row>(`SELECT * FROM ${J} WHERE eval_id = $1`, [evalId]);
-      return rows[0] ? toRow(rows[0]) : undefined;
+      const { rows } = await pool.query<StoredEvalJob>(`SELECT * FROM ${J} WHERE eval_id = $1`, [
+        evalId,
+      ]);
+      return rows[0] ? evalJobFromStored(rows[0]) : undefined;
     },
     async list(partition, limit, offset) {
-      const { rows } = await pool.query<Row>(
+      const { rows } = await pool.query<StoredEvalJob>(
         `SELECT ${COLUMNS} FROM ${J} WHERE partition = $1 ORDER BY seq DESC LIMIT $2 OFFSET $3`,
         [partition, limit, offset],
       );
-      return rows.map(toRow);
+      return rows.map(evalJobFromStored);
     },
     async running(partition) {
       const { rows } =
         partition === undefined
-          ? await pool.query<Row>(
+          ? await pool.query<StoredEvalJob>(
               `SELECT ${COLUMNS} FROM ${J} WHERE status = 'running' ORDER BY seq`,
             )
-          : await pool.query<Row>(
+          : await pool.query<StoredEvalJob>(
               `SELECT ${COLUMNS} FROM ${J} WHERE status = 'running' AND partition = $1 ORDER BY seq`,
               [partition],
             );
-      return rows.map(toRow);
+      return rows.map(evalJobFromStored);
     },
     async update(evalId, runner, patch, leaseUntil) {
       const { rows } = await pool.query<{ cancel_requested: boolean }>(
@@ -177,13 +150,13 @@ export function createPostgresEvalJobStore(pool: pg.Pool, schema: string): EvalJ
       return rows.filter((r) => r.cancel_requested).map((r) => r.eval_id);
     },
     async claim(evalId, from, runner, leaseUntil) {
-      const { rows } = await pool.query<Row>(
+      const { rows } = await pool.query<StoredEvalJob>(
         `UPDATE ${J} SET runner = $1, lease_until = $2, attempts = attempts + 1, updated_at = $3
          WHERE eval_id = $4 AND status = 'running' AND runner IS NOT DISTINCT FROM $5
          RETURNING *`,
         [runner, leaseUntil, now(), evalId, from],
       );
-      return rows[0] ? toRow(rows[0]) : undefined;
+      return rows[0] ? evalJobFromStored(rows[0]) : undefined;
     },
     async release(runner) {
       await pool.query(

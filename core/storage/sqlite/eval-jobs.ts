@@ -3,8 +3,9 @@
 // each other's jobs.
 import Database from "better-sqlite3";
 import {
+  evalJobFromStored,
   jobsPastKeep,
-  type EvalJobRow,
+  type StoredEvalJob,
   type EvalJobStatus,
   type EvalJobStore,
 } from "../eval-jobs.ts";
@@ -41,40 +42,6 @@ CREATE TABLE IF NOT EXISTS refinery_eval_records (
   PRIMARY KEY (eval_id, idx)
 );
 `;
-
-interface Row extends Omit<
-  EvalJobRow,
-  "spec" | "progress" | "summary" | "error" | "cancel_requested"
-> {
-  spec: string | null;
-  progress: string;
-  summary: string | null;
-  error: string | null;
-  cancel_requested: number;
-}
-
-const parse = (text: string | null): unknown => (text === null ? null : JSON.parse(text));
-
-const toRow = (r: Row): EvalJobRow => ({
-  eval_id: r.eval_id,
-  partition: r.partition,
-  identity: r.identity,
-  status: r.status,
-  spec: parse(r.spec),
-  size: r.size,
-  runs_in: r.runs_in,
-  worker_thread_id: r.worker_thread_id,
-  attempts: r.attempts,
-  progress: parse(r.progress),
-  records_total: r.records_total,
-  summary: parse(r.summary),
-  error: parse(r.error),
-  runner: r.runner,
-  lease_until: r.lease_until,
-  cancel_requested: r.cancel_requested === 1,
-  created_at: r.created_at,
-  updated_at: r.updated_at,
-});
 
 /** Every column but the spec (lists need no spec). */
 const COLUMNS = `eval_id, partition, identity, status, NULL AS spec, size, runs_in, worker_thread_id,
@@ -142,16 +109,17 @@ export function createSqliteEvalJobStore(db: Database.Database): EvalJobStore {
       );
     },
     async get(evalId) {
-      const row = db.prepare(`SELECT * FROM ${J} WHERE eval_id = ?`).get(evalId) as Row | undefined;
-      return row ? toRow(row) : undefined;
+      const row = db.prepare(`SELECT * FROM ${J} WHERE eval_id = ?`).get(evalId) as
+        StoredEvalJob | undefined;
+      return row ? evalJobFromStored(row) : undefined;
     },
     async list(partition, limit, offset) {
       const rows = db
         .prepare(
           `SELECT ${COLUMNS} FROM ${J} WHERE partition = ? ORDER BY seq DESC LIMIT ? OFFSET ?`,
         )
-        .all(partition, limit, offset) as Row[];
-      return rows.map(toRow);
+        .all(partition, limit, offset) as StoredEvalJob[];
+      return rows.map(evalJobFromStored);
     },
     async running(partition) {
       const rows = (
@@ -162,8 +130,8 @@ export function createSqliteEvalJobStore(db: Database.Database): EvalJobStore {
                 `SELECT ${COLUMNS} FROM ${J} WHERE status = 'running' AND partition = ? ORDER BY seq`,
               )
               .all(partition)
-      ) as Row[];
-      return rows.map(toRow);
+      ) as StoredEvalJob[];
+      return rows.map(evalJobFromStored);
     },
     async update(evalId, runner, patch, leaseUntil) {
       const row = held.get(evalId, runner) as { cancel_requested: number } | undefined;
@@ -249,8 +217,8 @@ export function createSqliteEvalJobStore(db: Database.Database): EvalJobStore {
         )
         .run(runner, leaseUntil, now(), evalId, from);
       if (!changes) return undefined;
-      const row = db.prepare(`SELECT * FROM ${J} WHERE eval_id = ?`).get(evalId) as Row;
-      return toRow(row);
+      const row = db.prepare(`SELECT * FROM ${J} WHERE eval_id = ?`).get(evalId) as StoredEvalJob;
+      return evalJobFromStored(row);
     },
     async release(runner) {
       db.prepare(
