@@ -45,6 +45,22 @@ async function queueRun(storage: Storage, runId: string): Promise<void> {
   );
 }
 
+/** An executor of `target`'s runs with a lease heartbeat every 50 ms (leaseMs / 3). */
+function executorFor(storage: Storage, hub: StreamHub, target: RunTarget): RunExecutor {
+  return new RunExecutor({
+    storage,
+    hub,
+    target,
+    registry: {} as never,
+    checkpointer: {} as never,
+    checkpoints: {} as never,
+    log: silentLogger,
+    concurrency: 4,
+    pollMs: 20,
+    leaseMs: 150,
+  });
+}
+
 describe("a run that ends while its lease is renewed", () => {
   it("keeps its outcome: it is not cancelled, and its stream ends with its status", async () => {
     const storage = createSqliteStorage(new Database(":memory:"));
@@ -69,19 +85,7 @@ describe("a run that ends while its lease is renewed", () => {
         };
       },
     };
-    const executor = new RunExecutor({
-      storage,
-      hub,
-      target,
-      registry: {} as never,
-      checkpointer: {} as never,
-      checkpoints: {} as never,
-      log: silentLogger,
-      concurrency: 4,
-      pollMs: 20,
-      // A heartbeat every 50 ms.
-      leaseMs: 150,
-    });
+    const executor = executorFor(storage, hub, target);
     await queueRun(storage, "r1");
     const ended = hub.waitForEnd("r1");
     await executor.start();
@@ -112,18 +116,7 @@ describe("a run that ends while its lease is renewed", () => {
         return { kind: "lost", reason: "run thread exited with code 1" };
       },
     };
-    const executor = new RunExecutor({
-      storage,
-      hub,
-      target,
-      registry: {} as never,
-      checkpointer: {} as never,
-      checkpoints: {} as never,
-      log: silentLogger,
-      concurrency: 4,
-      pollMs: 20,
-      leaseMs: 150,
-    });
+    const executor = executorFor(storage, hub, target);
     await queueRun(storage, "r2");
     const ended = hub.waitForEnd("r2");
     await executor.start();
