@@ -68,6 +68,16 @@ describe("readEnv", () => {
     expect(refusal({ REFINERY_REDIS_PREFIX: "a b" }).field).toBe("REFINERY_REDIS_PREFIX");
   });
 
+  it("REFINERY_RUN_THREAD_HEAP_MB outside 0 or 64-65536 is refused, naming the variable and the fix", () => {
+    for (const raw of ["32", "1.5", "lots", "70000"]) {
+      const e = refusal({ REFINERY_RUN_THREAD_HEAP_MB: raw });
+      expect(e.field).toBe("REFINERY_RUN_THREAD_HEAP_MB");
+      expect(e.toLine()).toContain(`must be 0 or 64-65536 MiB, not ${JSON.stringify(raw)}`);
+      expect(e.toLine()).toContain("use a number of MiB such as 512");
+    }
+    expect(readEnv({ REFINERY_RUN_THREAD_HEAP_MB: "64" }).REFINERY_RUN_THREAD_HEAP_MB).toBe(64);
+  });
+
   it("REFINERY_APPROVAL_POLL_MS=abc is refused, not a 1 ms poll", () => {
     const e = refusal({ REFINERY_APPROVAL_POLL_MS: "abc" });
     expect(e.field).toBe("REFINERY_APPROVAL_POLL_MS");
