@@ -13,7 +13,8 @@ import {
   type PutOperation,
   type SearchOperation,
 } from "@langchain/langgraph-checkpoint";
-import pg from "pg";
+import type pg from "pg";
+import { openPostgresPool } from "../storage/postgres/pool.ts";
 import { RefineryError } from "../errors.ts";
 import {
   descendantRange,
@@ -73,10 +74,8 @@ export class PostgresStore extends BaseStore {
     this.owned = typeof options.connection === "string";
     this.pool =
       typeof options.connection === "string"
-        ? new pg.Pool({ connectionString: options.connection, connectionTimeoutMillis: 5000 })
+        ? openPostgresPool(options.connection, 10)
         : options.connection;
-    // An idle client's connection can drop (server restart); without a listener that crashes.
-    if (this.owned) this.pool.on("error", () => {});
     this.table = `"${this.schema}".store_items`;
     // Prepared-statement names are per connection and cut at 63 bytes: keep them short, unique.
     this.prefix = `store_${createHash("sha1").update(this.schema).digest("hex").slice(0, 12)}`;

@@ -8,6 +8,7 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { RefineryError } from "../../core/errors.ts";
 import { MIGRATIONS } from "../../core/storage/postgres/migrations.ts";
+import { openPostgresPool } from "../../core/storage/postgres/pool.ts";
 import { openPostgresStorage, type PostgresStorage } from "../../core/storage/postgres/storage.ts";
 import type { NewRun, Run } from "../../core/storage/types.ts";
 import { storageConformance } from "./conformance.ts";
@@ -178,6 +179,36 @@ describe("postgres storage: migrations", () => {
     expect(await storage.runs.get("r1")).toBeUndefined();
     expect((await storage.threads.get("t1"))?.status).toBe("idle");
     await storage.close();
+  });
+});
+
+describe("postgres storage: a client that stops inside a transaction", () => {
+  it("loses its session, and its row locks, once idle past the limit; every pool has the limit", async () => {
+    const schema = nextSchema();
+    await admin.query(`CREATE SCHEMA "${schema}"`);
+    await admin.query(`CREATE TABLE "${schema}".t (id int PRIMARY KEY, v int)`);
+    await admin.query(`INSERT INTO "${schema}".t VALUES (1, 0)`);
+    const frozen = openPostgresPool(PG_URL, 1, 300);
+    const other = openPostgresPool(PG_URL, 1);
+    try {
+      const client = await frozen.connect();
+      client.on("error", () => {});
+      await client.query("BEGIN");
+      await client.query(`UPDATE "${schema}".t SET v = 1 WHERE id = 1`);
+      // The client now sends nothing more, as a process stopped between BEGIN and COMMIT would.
+      const started = Date.now();
+      await other.query(`UPDATE "${schema}".t SET v = 2 WHERE id = 1`);
+      expect(Date.now() - started).toBeLessThan(8000);
+      const { rows } = await admin.query(`SELECT v FROM "${schema}".t`);
+      expect(rows).toEqual([{ v: 2 }]); // the frozen transaction was rolled back
+      await expect(client.query("COMMIT")).rejects.toThrow();
+      client.release(true);
+      const shown = await other.query("SHOW idle_in_transaction_session_timeout");
+      expect(shown.rows[0].idle_in_transaction_session_timeout).toBe("10s");
+    } finally {
+      await frozen.end();
+      await other.end();
+    }
   });
 });
 

@@ -2,7 +2,7 @@
 // every process. Opening migrates the schema (versioned, under an advisory lock, see
 // migrations.ts), then sets up PostgresSaver's tables under the same lock; the store's table is
 // created by the store (core/memory/postgres-store.ts). One pool per backend, shared by the store.
-import pg from "pg";
+import type pg from "pg";
 import type { ProcessSettings } from "../../config.ts";
 import { RefineryError } from "../../errors.ts";
 import type { BackendOptions, PersistenceBackend } from "../backend.ts";
@@ -13,6 +13,7 @@ import { createPostgresFeedbackInbox } from "./feedback-inbox.ts";
 import { createPostgresGraphSpecStore } from "./graph-specs.ts";
 import { createPostgresLearningRecords } from "./learning-records.ts";
 import { LimitedPostgresSaver } from "./saver.ts";
+import { openPostgresPool } from "./pool.ts";
 import { openPostgresStorage } from "./storage.ts";
 
 const FIELD = "REFINERY_DATABASE_URL";
@@ -26,13 +27,7 @@ export async function openPostgresBackend(
 ): Promise<PersistenceBackend> {
   const { url, schema } = database;
   const where = `${redactUrl(url)} (schema ${schema})`;
-  const pool = new pg.Pool({
-    connectionString: url,
-    connectionTimeoutMillis: 5000,
-    max: options.thread ? 5 : 10,
-  });
-  // An idle client's connection can drop (a Postgres restart); without a listener that crashes.
-  pool.on("error", () => {});
+  const pool = openPostgresPool(url, options.thread ? 5 : 10);
   try {
     const storage = await openPostgresStorage({ connection: pool, schema });
     const saver = new LimitedPostgresSaver(pool, schema, settings.stateLimits, options.runMetadata);

@@ -17,6 +17,7 @@
 // and a NUL character (\u0000) cannot be stored (refused as invalid_input).
 import { createHash } from "node:crypto";
 import pg from "pg";
+import { openPostgresPool } from "./pool.ts";
 import { RefineryError } from "../../errors.ts";
 import {
   ASSISTANT_SORT,
@@ -226,14 +227,8 @@ export async function openPostgresStorage(
   const owned = typeof options.connection === "string";
   const pool =
     typeof options.connection === "string"
-      ? new pg.Pool({
-          connectionString: options.connection,
-          connectionTimeoutMillis: 5000,
-          max: options.max ?? 10,
-        })
+      ? openPostgresPool(options.connection, options.max ?? 10)
       : options.connection;
-  // An idle client's connection can drop (server restart); without a listener that crashes.
-  if (owned) pool.on("error", () => {});
   let migrations: MigrationResult;
   try {
     migrations = await migrate(pool, schema);
