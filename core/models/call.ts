@@ -7,6 +7,7 @@ import type { BaseChatModel } from "@langchain/core/language_models/chat_models"
 import type { BaseMessage, AIMessageChunk } from "@langchain/core/messages";
 import { AIMessage } from "@langchain/core/messages";
 import type { RunnableConfig } from "@langchain/core/runnables";
+import { linkSignals } from "../abort.ts";
 import { RefineryError, isRefineryError } from "../errors.ts";
 import type { ErrorCode, RefineryErrorOptions } from "../errors.ts";
 import { ZERO_USAGE, addUsage, usageFromMetadata } from "../usage.ts";
@@ -111,9 +112,12 @@ export async function callModel(
 ): Promise<CallModelResult> {
   const policy = options.retry ?? DEFAULT_RETRY;
   const sleep = options.sleep ?? defaultSleep;
-  const caller = combineSignals(options.signal, options.config?.signal);
+  // Our own signals, not the caller's nor AbortSignal.any's (core/abort.ts says why).
+  const callerLink = linkSignals(options.signal, options.config?.signal);
+  const caller = callerLink.signal;
   const deadline = startDeadline(policy.deadlineMs);
-  const signal = combineSignals(caller, deadline?.signal);
+  const link = linkSignals(caller, deadline?.signal);
+  const signal = link.signal;
   const callOptions: RefineryCallOptions = {
     ...options.config,
     signal,
@@ -206,6 +210,8 @@ export async function callModel(
     }
   } finally {
     deadline?.stop();
+    link.dispose();
+    callerLink.dispose();
   }
 }
 
@@ -709,14 +715,6 @@ function raceAbort<T>(promise: Promise<T>, signal: AbortSignal | undefined): Pro
       },
     );
   });
-}
-
-function combineSignals(
-  a: AbortSignal | undefined,
-  b: AbortSignal | undefined,
-): AbortSignal | undefined {
-  if (!a || !b || a === b) return a ?? b;
-  return AbortSignal.any([a, b]);
 }
 
 function causeChain(error: unknown): object[] {

@@ -1,5 +1,6 @@
 // The real-model path over real HTTP: ChatOpenAI (built by createOpenAIModel) against the
 // OpenAI-compatible stub, driven through callModel's retries, usage accounting and error mapping.
+import { getEventListeners } from "node:events";
 import { createServer } from "node:net";
 import type { AddressInfo } from "node:net";
 import { BaseCallbackHandler } from "@langchain/core/callbacks/base";
@@ -429,6 +430,39 @@ describe("callModel against an OpenAI-compatible endpoint", () => {
       callModel(model(), messages, { role: "generate", config: { signal: controller.signal } }),
     ).rejects.toMatchObject({ name: "AbortError" });
     expect(stub.requests).toHaveLength(0);
+  });
+
+  it("leaves no listener on the caller's signals, which may live as long as the process", async () => {
+    // LangGraph hands each node a composite signal (AbortSignal.any); Node keeps such a signal,
+    // and whatever its listeners hold, until its last "abort" listener is removed, and the
+    // openai SDK never removes the one it adds. Calls, streamed or not, retried or not, and with
+    // a call deadline, must leave the caller's signals as they found them.
+    const run = new AbortController();
+    const step = AbortSignal.any([run.signal, new AbortController().signal]);
+    const own = new AbortController();
+    stub.enqueue({ status: 500 }, { content: "Answer: 4" }, { content: "Answer: 4" });
+    await callModel(model(), messages, {
+      role: "generate",
+      retry: FAST,
+      signal: own.signal,
+      config: { signal: step },
+    });
+    await callModel(model(), messages, {
+      role: "generate",
+      retry: { ...FAST, deadlineMs: 5_000 },
+      config: { signal: step },
+      onChunk: () => {},
+    });
+    expect(stub.requests).toHaveLength(3);
+    expect(getEventListeners(step, "abort")).toHaveLength(0);
+    expect(getEventListeners(own.signal, "abort")).toHaveLength(0);
+
+    // And the link still carries an abort through: a call in flight stops when the run does.
+    stub.enqueue({ delayMs: 5_000 });
+    const call = callModel(model(), messages, { role: "generate", config: { signal: step } });
+    setTimeout(() => run.abort(new Error("cancelled by the run")), 100);
+    await expect(call).rejects.toThrow("cancelled by the run");
+    expect(getEventListeners(step, "abort")).toHaveLength(0);
   });
 });
 
