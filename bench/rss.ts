@@ -1,6 +1,12 @@
 // RSS of our server under a long load (issue 20). The server runs as `npm start` runs it: a child
 // process `node <package.json start flags> scripts/server.mjs` (dist/ when the build is current,
-// else the sources through tsx; a variant's flags come after, so they win), the bench model as REFINERY_PROVIDER_MODULE, a fresh SQLite file, RSS read
+// else the sources through tsx; a variant's flags come after, so they win), a fresh SQLite file,
+// and the bench model's replies (bench/server-graph.ts) served by an OpenAI-compatible stub on
+// 127.0.0.1 in this process, reached by the server's built-in OpenAI provider as a real endpoint
+// would be. BENCH_RSS_MODEL=module passes the bench model as REFINERY_PROVIDER_MODULE instead
+// (the earlier setting): that loads bench/server-graph.ts through tsx into the server and each
+// run thread, with a second copy of @langchain/core and of the graph's sources beside the bundle,
+// so it measures the bench's own module as much as the server (about +45 to +115 MiB). RSS read
 // from /proc/<pid>/status. Runs are `runs.wait` on fresh threads through the official SDK.
 //
 // Default mode: idle RSS, then BENCH_RSS_RUNS runs at BENCH_RSS_CONCURRENCY concurrent, printing
@@ -21,7 +27,9 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { Client } from "@langchain/langgraph-sdk";
-import { RUN_OPTIONS, TASK } from "./server-graph.ts";
+import type { BaseMessage } from "@langchain/core/messages";
+import { roleOf, startOpenAIStub, type OpenAIStub } from "../test/support/openai-stub.ts";
+import { RUN_OPTIONS, serverBenchReply, TASK } from "./server-graph.ts";
 import { freePort, START_FLAGS } from "./server-procs.ts";
 import { median } from "./support.ts";
 
@@ -41,7 +49,35 @@ const IDLE_MS = num("BENCH_RSS_IDLE_MS", 8_000);
 const ROUNDS = num("BENCH_RSS_ROUNDS", 4);
 const BLOCK = num("BENCH_RSS_BLOCK", 300);
 
+const MODEL = process.env.BENCH_RSS_MODEL ?? "stub";
+if (MODEL !== "stub" && MODEL !== "module")
+  throw new Error("BENCH_RSS_MODEL must be stub or module");
+
 const ROOT = join(import.meta.dirname, "..");
+
+let stub: OpenAIStub | undefined;
+let modelCalls = 0;
+/** The server's model settings: the stub (started once, shared by every server) or the module. */
+async function modelEnv(): Promise<Record<string, string>> {
+  if (MODEL === "module") {
+    return {
+      REFINERY_PROVIDER_MODULE: `${join(ROOT, "bench", "server-graph.ts")}#benchProvider`,
+      BENCH_MODEL_LATENCY_MS: "0",
+    };
+  }
+  if (!stub) {
+    stub = await startOpenAIStub();
+    stub.setHandler((body) => {
+      // The stub keeps every request for tests; a bench of thousands of runs needs none.
+      stub!.requests.length = 0;
+      modelCalls++;
+      const messages = (body.messages ?? []) as unknown as BaseMessage[];
+      const role = roleOf(body);
+      return { content: serverBenchReply(role === "unknown" ? "generate" : role, messages) };
+    });
+  }
+  return { OPENAI_API_KEY: "bench-key", OPENAI_BASE_URL: stub.url };
+}
 const loadAverage = () =>
   loadavg()
     .map((x) => x.toFixed(2))
@@ -97,8 +133,7 @@ async function startServer(
         HOST: "127.0.0.1",
         REFINERY_DB: join(dir, "ours.db"),
         REFINERY_WORKERS: String(WORKERS),
-        REFINERY_PROVIDER_MODULE: `${join(ROOT, "bench", "server-graph.ts")}#benchProvider`,
-        BENCH_MODEL_LATENCY_MS: "0",
+        ...(await modelEnv()),
         ...(process.env.BENCH_RUN_THREADS
           ? { REFINERY_RUN_THREADS: process.env.BENCH_RUN_THREADS }
           : {}),
@@ -243,6 +278,10 @@ async function single(): Promise<void> {
       `${(result.finished / result.seconds).toFixed(1)} runs/s overall; ` +
       `idle ${(IDLE_MS / 1000).toFixed(0)} s after the load ${after.toFixed(0)} MiB`,
   );
+  if (stub)
+    console.log(
+      `model calls per finished run: ${(modelCalls / result.finished).toFixed(2)} (6 expected)`,
+    );
 }
 
 async function compare(spec: string): Promise<void> {
@@ -300,5 +339,9 @@ async function compare(spec: string): Promise<void> {
   console.log(`failed runs: ${failed}; load average at the end ${loadAverage()}`);
 }
 
+console.log(
+  `model: ${MODEL === "stub" ? "OpenAI-compatible stub on 127.0.0.1 (built-in OpenAI provider)" : "REFINERY_PROVIDER_MODULE bench/server-graph.ts"}`,
+);
 if (process.env.BENCH_RSS_COMPARE) await compare(process.env.BENCH_RSS_COMPARE);
 else await single();
+await stub?.close();
