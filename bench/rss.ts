@@ -27,9 +27,8 @@ import { loadavg, tmpdir } from "node:os";
 import { join } from "node:path";
 import { randomUUID } from "node:crypto";
 import { Client } from "@langchain/langgraph-sdk";
-import type { BaseMessage } from "@langchain/core/messages";
-import { roleOf, startOpenAIStub, type OpenAIStub } from "../test/support/openai-stub.ts";
-import { RUN_OPTIONS, serverBenchReply, TASK } from "./server-graph.ts";
+import { RUN_OPTIONS, TASK } from "./server-graph.ts";
+import { startBenchStub, type BenchStub } from "./stub-model.ts";
 import { freePort, START_FLAGS } from "./server-procs.ts";
 import { median } from "./support.ts";
 
@@ -55,8 +54,7 @@ if (MODEL !== "stub" && MODEL !== "module")
 
 const ROOT = join(import.meta.dirname, "..");
 
-let stub: OpenAIStub | undefined;
-let modelCalls = 0;
+let stub: BenchStub | undefined;
 /** The server's model settings: the stub (started once, shared by every server) or the module. */
 async function modelEnv(): Promise<Record<string, string>> {
   if (MODEL === "module") {
@@ -65,17 +63,7 @@ async function modelEnv(): Promise<Record<string, string>> {
       BENCH_MODEL_LATENCY_MS: "0",
     };
   }
-  if (!stub) {
-    stub = await startOpenAIStub();
-    stub.setHandler((body) => {
-      // The stub keeps every request for tests; a bench of thousands of runs needs none.
-      stub!.requests.length = 0;
-      modelCalls++;
-      const messages = (body.messages ?? []) as unknown as BaseMessage[];
-      const role = roleOf(body);
-      return { content: serverBenchReply(role === "unknown" ? "generate" : role, messages) };
-    });
-  }
+  stub ??= await startBenchStub();
   return { OPENAI_API_KEY: "bench-key", OPENAI_BASE_URL: stub.url };
 }
 const loadAverage = () =>
@@ -280,7 +268,7 @@ async function single(): Promise<void> {
   );
   if (stub)
     console.log(
-      `model calls per finished run: ${(modelCalls / result.finished).toFixed(2)} (6 expected)`,
+      `model calls per finished run: ${(stub.calls() / result.finished).toFixed(2)} (6 expected)`,
     );
 }
 

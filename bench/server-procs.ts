@@ -329,3 +329,44 @@ export async function startReference(options: {
   await waitUntil(name, child, logFile, () => ok(url));
   return wrap(name, child, url, logFile);
 }
+
+/**
+ * Our server exactly as `npm start` runs it (node <start flags> scripts/server.mjs: the bundled
+ * dist/ when current), with the built-in OpenAI provider pointed at `modelUrl` (an
+ * OpenAI-compatible stub on loopback): the production path, with nothing of the bench's loaded
+ * into it. bench:rss and bench:server's RSS figures come from this server.
+ */
+export async function startNpmServer(options: {
+  dir: string;
+  dbPath: string;
+  modelUrl: string;
+  workers: number;
+  label?: string;
+  env?: Record<string, string>;
+}): Promise<ServerProc> {
+  const name = options.label ?? "ours (npm start)";
+  const logFile = join(options.dir, `${name.replace(/\W+/g, "-")}.log`);
+  const port = await freePort();
+  const child = launch(
+    name,
+    [...START_FLAGS, join(BENCH_DIR, "..", "scripts", "server.mjs")],
+    options.dir,
+    cleanEnv({
+      LOG_LEVEL: "warn",
+      PORT: String(port),
+      HOST,
+      REFINERY_DB: options.dbPath,
+      REFINERY_WORKERS: String(options.workers),
+      OPENAI_API_KEY: "bench-key",
+      OPENAI_BASE_URL: options.modelUrl,
+      ...(process.env.BENCH_RUN_THREADS
+        ? { REFINERY_RUN_THREADS: process.env.BENCH_RUN_THREADS }
+        : {}),
+      ...options.env,
+    }),
+    logFile,
+  );
+  const url = `http://${HOST}:${port}`;
+  await waitUntil(name, child, logFile, () => ok(url));
+  return wrap(name, child, url, logFile);
+}

@@ -2,8 +2,10 @@
 // run, zero-latency model) (a) in-process, (b) behind our server, (c) behind the reference server
 // (@langchain/langgraph-api), both servers as child processes on 127.0.0.1 driven through the
 // official SDK with runs.wait. Sequential and 16-concurrent latency and throughput, server CPU per
-// run, server RSS against finished runs, storage bytes per run; then batches of 1,000 concurrent
-// runs against a 200 ms model on our server. Bounded in runs and time; children die with it.
+// run, server RSS against finished runs, storage bytes per run; a long load phase on our server
+// as `npm start` runs it (bundled, built-in OpenAI provider calling a loopback stub with the same
+// replies), which gives the RSS figures; then batches of 1,000 concurrent runs against a 200 ms
+// model on our server. Bounded in runs and time; children die with it.
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
@@ -23,11 +25,13 @@ import {
 import {
   ensureReferenceServer,
   REFERENCE_VERSION,
+  startNpmServer,
   startOurs,
   startReference,
   type ServerProc,
 } from "./server-procs.ts";
 import { measureOnce, measures } from "./startup-measures.ts";
+import { startBenchStub, type BenchStub } from "./stub-model.ts";
 import {
   FIGURES,
   machineClass,
@@ -425,6 +429,7 @@ async function main(): Promise<void> {
   }, TIMEOUT_S * 1000);
   deadline.unref();
   const procs: ServerProc[] = [];
+  let stub: BenchStub | undefined;
   const machine = describeMachine();
   console.log(`machine: ${formatMachine(machine)}`);
   // The machine is shared: the load average says how much else ran during the bench.
@@ -546,22 +551,38 @@ async function main(): Promise<void> {
       );
     }
 
-    // A final batch on each server: does RSS keep growing with finished runs?
-    ours.sampleEvery = ref.sampleEvery = 500;
-    const oursExtra = await isolated([ours, ref], ours, async () => {
-      ours.startTimedRss(RSS_EVERY_MS);
+    // The load phase and the RSS figures: our server as `npm start` runs it (the bundled dist/,
+    // its built-in OpenAI provider calling the bench replies on a loopback stub), started only
+    // now. The child above loads the bench model as a module through tsx, with a second copy of
+    // the graph stack: right for comparing speed with the reference, which loads the same
+    // module, not for what a deployment's memory is (bench/RESULTS.md, "The ~70 MiB").
+    stub = await startBenchStub();
+    const deployedProc = await startNpmServer({
+      dir,
+      dbPath: join(dir, "ours-npm-start.db"),
+      modelUrl: stub.url,
+      workers: OUR_WORKERS,
+    });
+    procs.push(deployedProc);
+    const deployed = new Target(deployedProc, LOAD_CONCURRENCY);
+    await settle([ours, ref, deployed]);
+    deployed.sampleRss("start");
+    // A final batch: does RSS keep growing with finished runs?
+    deployed.sampleEvery = ref.sampleEvery = 500;
+    const oursExtra = await isolated([ours, ref, deployed], deployed, async () => {
+      deployed.startTimedRss(RSS_EVERY_MS);
       try {
-        return await runConcurrent(EXTRA_RUNS, LOAD_CONCURRENCY, ours.run);
+        return await runConcurrent(EXTRA_RUNS, LOAD_CONCURRENCY, deployed.run);
       } finally {
-        ours.stopTimedRss();
+        deployed.stopTimedRss();
       }
     });
-    ours.sampleRss("extra batch");
-    const refExtra = await isolated([ours, ref], ref, () =>
+    deployed.sampleRss("extra batch");
+    const refExtra = await isolated([ours, ref, deployed], ref, () =>
       runConcurrent(REF_EXTRA_RUNS, CONCURRENCY, ref.run),
     );
     ref.sampleRss("extra batch");
-    ours.sampleEvery = ref.sampleEvery = 0;
+    deployed.sampleEvery = ref.sampleEvery = 0;
     log(
       `extra batch: ours ${fmt(rate(oursExtra))} runs/s, reference ${fmt(rate(refExtra))} runs/s`,
     );
@@ -574,7 +595,10 @@ async function main(): Promise<void> {
     };
     ours.sampleRss("idle");
     ref.sampleRss("idle");
-    await Promise.all([oursProc.stop(), refProc.stop()]);
+    deployed.sampleRss("idle");
+    await Promise.all([oursProc.stop(), refProc.stop(), deployedProc.stop()]);
+    await stub.close();
+    stub = undefined;
     inProcess.close();
     inProcessLight.close();
     const oursBytes = sqliteBytes(oursDb);
@@ -583,6 +607,7 @@ async function main(): Promise<void> {
     const summary = summarize({
       rounds,
       ours,
+      deployed,
       oursExtra,
       oursBytes,
       startup,
@@ -593,6 +618,7 @@ async function main(): Promise<void> {
     report({
       rounds,
       ours,
+      deployed,
       ref,
       oursExtra,
       refExtra,
@@ -610,6 +636,7 @@ async function main(): Promise<void> {
     console.log(`\nload average at the end: ${load()}`);
   } finally {
     await Promise.all(procs.map((p) => p.stop(3_000).catch(() => undefined)));
+    await stub?.close();
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -675,6 +702,8 @@ async function runBatches(dir: string, procs: ServerProc[]): Promise<Batch[]> {
 function summarize(r: {
   rounds: Round[];
   ours: Target;
+  /** The `npm start` server of the load phase (RSS figures). */
+  deployed: Target;
   oursExtra: Phase;
   oursBytes: { total: number };
   startup: Map<string, number[]>;
@@ -683,14 +712,14 @@ function summarize(r: {
   loadAverage: string;
 }): FigureRecord {
   const med = (f: (x: Round) => number) => median(r.rounds.map(f));
-  const timed = r.ours.timed;
+  const timed = r.deployed.timed;
   const near = (runs: number) =>
     median(timed.filter((x) => Math.abs(x.runs - runs) <= 500).map((x) => x.mib));
   const last = timed.at(-1)?.runs ?? 0;
   const from = Math.min(1000, Math.floor(last / 4));
   const figures: Figures = {
     stored_kib_per_run: r.oursBytes.total / r.ours.finished / 1024,
-    rss_idle_mib: r.ours.rss.find((s) => s.after === "start")?.mib,
+    rss_idle_mib: r.deployed.rss.find((s) => s.after === "start")?.mib,
     rss_load_mib: Math.max(...timed.filter((x) => x.runs <= 2000).map((x) => x.mib)),
     // Windows of ±500 runs around 1,000 and the end overlap on a shorter load: not a measurement.
     ...(last >= 2000 ? { rss_growth: near(last - 500) / near(from) - 1 } : {}),
@@ -713,8 +742,8 @@ function summarize(r: {
       startup_ok_ms: startupNote,
       cli_help_ms: startupNote,
       cli_offline_run_ms: startupNote,
-      rss_idle_mib: "one sample",
-      rss_load_mib: `samples every ${RSS_EVERY_MS} ms, ${LOAD_CONCURRENCY} concurrent`,
+      rss_idle_mib: "one sample, npm start with the OpenAI provider on a loopback stub",
+      rss_load_mib: `samples every ${RSS_EVERY_MS} ms, ${LOAD_CONCURRENCY} concurrent, npm start`,
       rss_growth: `runs ${from} → ${last} of ${r.oursExtra.runs} at ${LOAD_CONCURRENCY} concurrent`,
       seq_p50_ratio: `median of ${r.rounds.length} rounds, ${SEQ_RUNS} runs each`,
       throughput_ratio: `median of ${r.rounds.length} rounds, ${CONC_RUNS} runs each`,
@@ -725,6 +754,7 @@ function summarize(r: {
 function report(r: {
   rounds: Round[];
   ours: Target;
+  deployed: Target;
   ref: Target;
   oursExtra: Phase;
   refExtra: Phase;
@@ -794,11 +824,11 @@ function report(r: {
 
   console.log(`\nServer RSS (MiB) against finished runs`);
   console.log("server | after | finished runs | RSS MiB");
-  for (const t of [r.ours, r.ref]) {
+  for (const t of [r.ours, r.deployed, r.ref]) {
     for (const s of t.rss) console.log(`${t.proc.name} | ${s.after} | ${s.runs} | ${fmt(s.mib)}`);
   }
   console.log(
-    `extra batch: ours ${r.oursExtra.runs} runs at ${fmt(rate(r.oursExtra))} runs/s, ` +
+    `extra batch: ours (npm start) ${r.oursExtra.runs} runs at ${fmt(rate(r.oursExtra))} runs/s, ` +
       `reference ${r.refExtra.runs} runs at ${fmt(rate(r.refExtra))} runs/s`,
   );
 
@@ -867,7 +897,7 @@ function report(r: {
       `${fmt((1000 * cores) / (oursCpu + clientCpu))} runs/s on the machine's ${cores} cores)`,
   );
   // The target's rule: windows of the timed samples over the long extra batch.
-  const timed = r.ours.timed;
+  const timed = r.deployed.timed;
   const third = Math.floor(timed.length / 3);
   if (third >= 3) {
     const middle = timed.slice(third, 2 * third);
@@ -878,7 +908,7 @@ function report(r: {
     const tail = timed.slice(third);
     const perRun = slope(tail.map((x) => [x.runs, x.mib]));
     console.log(
-      `RSS flat, ours: over the extra batch (${r.oursExtra.runs} runs, ${timed.length} samples ` +
+      `RSS flat, ours (npm start): over the extra batch (${r.oursExtra.runs} runs, ${timed.length} samples ` +
         `every ${RSS_EVERY_MS} ms), median ${fmt(mMid)} MiB in its middle third (runs ` +
         `${middle[0]!.runs}-${middle.at(-1)!.runs}) -> ${fmt(mLast)} MiB in its last third (runs ` +
         `${last[0]!.runs}-${last.at(-1)!.runs}), ${fmt(windowGrowth * 100)}% (flat = at most ` +
@@ -897,13 +927,13 @@ function report(r: {
   // The same rule within one phase: the extra batch's samples, from its first (500 runs in, the
   // stream hub's 500-run retention already full) to its last. Across phases RSS also moves with
   // the load pattern (V8 shrinks the heap in the sequential phases).
-  const steady = r.ours.rss.filter((s) => s.after === "during extra batch");
+  const steady = r.deployed.rss.filter((s) => s.after === "during extra batch");
   if (steady.length >= 2) {
     const a = steady[0]!;
     const b = steady[steady.length - 1]!;
     const within = b.mib / a.mib - 1;
     console.log(
-      `RSS, ours, within the extra batch: ${fmt(a.mib)} MiB after ${a.runs} runs -> ` +
+      `RSS, ours (npm start), within the extra batch: ${fmt(a.mib)} MiB after ${a.runs} runs -> ` +
         `${fmt(b.mib)} MiB after ${b.runs} runs (${fmt(within * 100)}%; least-squares slope ` +
         `${fmt(slope(steady.map((x) => [x.runs, x.mib])) * 1000, 1)} MiB per 1,000 runs): ` +
         (within <= TARGET_RSS_GROWTH ? "within +10%" : "above +10%"),
