@@ -36,6 +36,9 @@ export class LimitedPostgresSaver extends PostgresSaver {
   private readonly usage = new Map<string, { bytes: number; heads: Map<string, string> }>();
   private readonly fenced = new Set<string>();
   private readonly tables: { checkpoints: string; blobs: string; writes: string };
+  /** Writes waiting for their thread's next checkpoint, or for the next turn of the event loop. */
+  private queued: QueuedWrites[] = [];
+  private flushScheduled = false;
 
   constructor(
     private readonly db: pg.Pool,
@@ -128,31 +131,111 @@ export class LimitedPostgresSaver extends PostgresSaver {
         ? changed
         : await this._dumpBlobs(threadId, ns, checkpoint.channel_values, newVersions);
     const { checkpoints, blobs } = this.tables;
-    await this.db.query(
-      `WITH stored_blobs AS (
-         INSERT INTO ${blobs} (thread_id, checkpoint_ns, channel, version, type, blob)
-         SELECT $1, $2, b.channel, b.version, b.type, b.blob
-           FROM unnest($7::text[], $8::text[], $9::text[], $10::bytea[]) AS b(channel, version, type, blob)
-         ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
-       )
-       INSERT INTO ${checkpoints}
-         (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
-       VALUES ($1, $2, $3, $4, $5, $6)
-       ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
-       DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata`,
-      [
-        threadId,
-        ns,
-        checkpoint.id,
-        configurable.checkpoint_id as string | undefined,
-        this._dumpCheckpoint(checkpoint),
-        await this._dumpMetadata(metadata),
-        rows.map((row) => row[2]),
-        rows.map((row) => row[3]),
-        rows.map((row) => row[4]),
-        rows.map((row) => row[5] ?? null),
-      ],
-    );
+    const params: unknown[] = [
+      threadId,
+      ns,
+      checkpoint.id,
+      configurable.checkpoint_id as string | undefined,
+      this._dumpCheckpoint(checkpoint),
+      await this._dumpMetadata(metadata),
+      rows.map((row) => row[2]),
+      rows.map((row) => row[3]),
+      rows.map((row) => row[4]),
+      rows.map((row) => row[5] ?? null),
+    ];
+    // The thread's writes still queued (its last step's tasks) go in the same statement: one
+    // round trip for the step instead of two, and committed no later than they would have been.
+    const joined = this.takeQueued(threadId);
+    const writeCtes = [true, false]
+      .map((upsert) => {
+        const batch = joined.filter((q) => q.upsert === upsert).flatMap((q) => q.rows);
+        return batch.length
+          ? `, ${this.writesCte(upsert ? "upserted" : "inserted", batch, params)}`
+          : "";
+      })
+      .join("");
+    try {
+      await this.db.query(
+        `WITH stored_blobs AS (
+           INSERT INTO ${blobs} (thread_id, checkpoint_ns, channel, version, type, blob)
+           SELECT $1, $2, b.channel, b.version, b.type, b.blob
+             FROM unnest($7::text[], $8::text[], $9::text[], $10::bytea[]) AS b(channel, version, type, blob)
+           ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
+         )${writeCtes}
+         INSERT INTO ${checkpoints}
+           (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
+         VALUES ($1, $2, $3, $4, $5, $6)
+         ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
+         DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata`,
+        params,
+      );
+    } catch (err) {
+      for (const q of joined) q.reject(err);
+      throw err;
+    }
+    for (const q of joined) q.resolve();
+  }
+
+  /**
+   * A data-modifying CTE inserting `rows` (of any tasks and checkpoints), with its arrays
+   * appended to `params`: as the library's putWrites, writes to special channels (WRITES_IDX_MAP:
+   * errors, interrupts, ...) replace a previous write with their index, others keep the first.
+   */
+  private writesCte(name: string, rows: WriteRow[], params: unknown[]): string {
+    const at = params.length;
+    for (let col = 0; col < 8; col++) params.push(rows.map((row) => row[col] ?? null));
+    const p = (i: number) => `$${at + i + 1}`;
+    return `${name} AS (
+       INSERT INTO ${this.tables.writes}
+         (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob)
+       SELECT * FROM unnest(${p(0)}::text[], ${p(1)}::text[], ${p(2)}::text[], ${p(3)}::text[],
+         ${p(4)}::integer[], ${p(5)}::text[], ${p(6)}::text[], ${p(7)}::bytea[])
+       ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) ${
+         name === "upserted"
+           ? "DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob"
+           : "DO NOTHING"
+       }
+     )`;
+  }
+
+  /**
+   * Queues a task's writes: they go with the thread's next checkpoint when LangGraph puts it in
+   * this turn of the event loop (it does, right after a step's tasks finish), else alone at the
+   * next turn. Resolves once they are committed either way, so LangGraph's "sync" durability
+   * still waits for them before the next step.
+   */
+  private queueWrites(threadId: string, rows: WriteRow[], upsert: boolean): Promise<void> {
+    return new Promise<void>((resolve, reject) => {
+      this.queued.push({ threadId, rows, upsert, resolve, reject });
+      if (this.flushScheduled) return;
+      this.flushScheduled = true;
+      setImmediate(() => {
+        this.flushScheduled = false;
+        for (const q of this.queued.splice(0)) {
+          // A thread fenced meanwhile (a rollback) takes no more writes, as putWrites refuses.
+          if (this.fenced.has(q.threadId)) q.resolve();
+          else this.insertWrites(q.rows, q.upsert).then(q.resolve, q.reject);
+        }
+      });
+    });
+  }
+
+  private takeQueued(threadId: string): QueuedWrites[] {
+    if (!this.queued.some((q) => q.threadId === threadId)) return [];
+    const mine = this.queued.filter((q) => q.threadId === threadId);
+    this.queued = this.queued.filter((q) => q.threadId !== threadId);
+    // Two batches of one task with the same index (one special channel written twice) cannot
+    // share an INSERT ... ON CONFLICT DO UPDATE: those stay queued, for their own statements.
+    const keys = new Set<string>();
+    const clash = mine
+      .flatMap((q) => q.rows)
+      .some((row) => {
+        const key = `${row[1]}\u0000${row[2]}\u0000${row[3]}\u0000${row[4]}`;
+        return keys.has(key) || !keys.add(key);
+      });
+    if (!clash) return mine;
+    this.queued.push(...mine);
+    return [];
   }
 
   override async putWrites(
@@ -177,7 +260,11 @@ export class LimitedPostgresSaver extends PostgresSaver {
       if (new Set(rows.map((row) => row[4])).size !== rows.length) {
         await super.putWrites(config, writes, taskId);
       } else {
-        await this.insertWrites(rows, writes);
+        await this.queueWrites(
+          threadId,
+          rows,
+          writes.every((w) => w[0] in WRITES_IDX_MAP),
+        );
       }
     } catch (err) {
       if (usage) usage.usage.bytes -= usage.bytes;
@@ -190,10 +277,9 @@ export class LimitedPostgresSaver extends PostgresSaver {
    * (WRITES_IDX_MAP: errors, interrupts, ...) replace a previous write with their index, others
    * keep the first one stored.
    */
-  private async insertWrites(rows: WriteRow[], writes: PendingWrite[]): Promise<void> {
+  private async insertWrites(rows: WriteRow[], upsert: boolean): Promise<void> {
     const first = rows[0];
     if (!first) return;
-    const upsert = writes.every((w) => w[0] in WRITES_IDX_MAP);
     await this.db.query(
       `INSERT INTO ${this.tables.writes}
          (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob)
@@ -313,5 +399,12 @@ export class LimitedPostgresSaver extends PostgresSaver {
 }
 
 type Usage = { bytes: number; heads: Map<string, string> };
+interface QueuedWrites {
+  threadId: string;
+  rows: WriteRow[];
+  upsert: boolean;
+  resolve(): void;
+  reject(err: unknown): void;
+}
 type BlobRow = Awaited<ReturnType<PostgresSaver["_dumpBlobs"]>>[number];
 type WriteRow = Awaited<ReturnType<PostgresSaver["_dumpWrites"]>>[number];

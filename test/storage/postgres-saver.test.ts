@@ -1,0 +1,138 @@
+// The Postgres checkpoint saver's write path (core/storage/postgres/saver.ts): a step's task
+// writes go in the same statement as the thread's next checkpoint when LangGraph puts it in the
+// same turn of the event loop, else alone at the next turn; either way putWrites resolves only
+// once they are committed, a rolled-back (fenced) thread's queued writes are dropped, and a put
+// that fails fails the writes it carried. The whole server suite runs on this saver in the
+// Postgres run of `npm test`; this file pins the write path's own rules, in a schema of its own.
+import { randomBytes } from "node:crypto";
+import type { RunnableConfig } from "@langchain/core/runnables";
+import { emptyCheckpoint, type Checkpoint } from "@langchain/langgraph-checkpoint";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { LimitedPostgresSaver } from "../../core/storage/postgres/saver.ts";
+import { TEST_POSTGRES_URL } from "../support/test-backend.ts";
+
+const SCHEMA = `refinery_pgsaver_${process.pid}_${randomBytes(3).toString("hex")}`;
+let pool: pg.Pool;
+let saver: LimitedPostgresSaver;
+const statements: string[] = [];
+
+beforeAll(async () => {
+  pool = new pg.Pool({ connectionString: TEST_POSTGRES_URL, max: 4 });
+  await pool.query(`CREATE SCHEMA "${SCHEMA}"`);
+  saver = new LimitedPostgresSaver(pool, SCHEMA);
+  await saver.setup();
+  const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
+  (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
+    if (typeof args[0] === "string")
+      statements.push(args[0].trim().split(/\s+/).slice(0, 4).join(" "));
+    return query(...args);
+  };
+});
+afterAll(async () => {
+  await pool.query(`DROP SCHEMA IF EXISTS "${SCHEMA}" CASCADE`);
+  await pool.end();
+});
+
+function checkpointOf(id: string, values: Record<string, unknown>): Checkpoint {
+  const cp = emptyCheckpoint();
+  cp.id = id;
+  cp.channel_values = values;
+  cp.channel_versions = Object.fromEntries(
+    Object.keys(values).map((k) => [k, saver.getNextVersion(undefined)]),
+  );
+  return cp;
+}
+
+const config = (thread: string, checkpointId?: string): RunnableConfig => ({
+  configurable: {
+    thread_id: thread,
+    checkpoint_ns: "",
+    ...(checkpointId ? { checkpoint_id: checkpointId } : {}),
+  },
+});
+
+async function writesOf(thread: string): Promise<{ task_id: string; channel: string }[]> {
+  const { rows } = await pool.query<{ task_id: string; channel: string }>(
+    `SELECT task_id, channel FROM "${SCHEMA}".checkpoint_writes WHERE thread_id = $1 ORDER BY task_id, idx`,
+    [thread],
+  );
+  return rows;
+}
+
+describe("the Postgres saver's writes", () => {
+  it("go with the next checkpoint in one statement when it comes in the same turn", async () => {
+    const c1 = checkpointOf("1ef0000000000001", { draft: "a" });
+    const first = await saver.put(
+      config("t1"),
+      c1,
+      { source: "loop", step: 0, parents: {} },
+      c1.channel_versions,
+    );
+    statements.length = 0;
+    const w1 = saver.putWrites(first, [["draft", "b"]], "task-a");
+    const w2 = saver.putWrites(first, [["log", "critique"]], "task-b");
+    const c2 = checkpointOf("1ef0000000000002", { draft: "b" });
+    const put = saver.put(first, c2, { source: "loop", step: 1, parents: {} }, c2.channel_versions);
+    await Promise.all([w1, w2, put]);
+    expect(statements.filter((s) => s.startsWith("INSERT INTO"))).toEqual([]);
+    expect(statements.filter((s) => s.startsWith("WITH stored_blobs"))).toHaveLength(1);
+    expect(await writesOf("t1")).toEqual([
+      { task_id: "task-a", channel: "draft" },
+      { task_id: "task-b", channel: "log" },
+    ]);
+    const tuple = await saver.getTuple(config("t1", c1.id));
+    expect(tuple?.pendingWrites?.map(([task, channel, value]) => [task, channel, value])).toEqual([
+      ["task-a", "draft", "b"],
+      ["task-b", "log", "critique"],
+    ]);
+  });
+
+  it("alone, are committed before putWrites resolves; a fenced thread's queued writes are dropped", async () => {
+    const c1 = checkpointOf("1ef0000000000011", { draft: "a" });
+    const at = await saver.put(
+      config("t2"),
+      c1,
+      { source: "loop", step: 0, parents: {} },
+      c1.channel_versions,
+    );
+    await saver.putWrites(at, [["draft", "z"]], "task-a");
+    expect(await writesOf("t2")).toEqual([{ task_id: "task-a", channel: "draft" }]);
+
+    const c3 = checkpointOf("1ef0000000000021", { draft: "a" });
+    const at3 = await saver.put(
+      config("t3"),
+      c3,
+      { source: "loop", step: 0, parents: {} },
+      c3.channel_versions,
+    );
+    const queued = saver.putWrites(at3, [["draft", "late"]], "task-late");
+    saver.fence("t3"); // a rollback in the same turn
+    await queued;
+    saver.unfence("t3");
+    await new Promise((r) => setTimeout(r, 50));
+    expect(await writesOf("t3")).toEqual([]);
+  });
+
+  it("fail with the checkpoint they were carried by", async () => {
+    const c1 = checkpointOf("1ef0000000000031", { draft: "a" });
+    const at = await saver.put(
+      config("t4"),
+      c1,
+      { source: "loop", step: 0, parents: {} },
+      c1.channel_versions,
+    );
+    const w = saver.putWrites(at, [["draft", "b"]], "task-a");
+    const bad = checkpointOf("1ef0000000000032", { draft: "b" });
+    // A metadata value Postgres refuses (a NUL character in jsonb text) fails the statement.
+    const put = saver.put(
+      at,
+      bad,
+      { source: "loop", step: 1, parents: {}, note: "a\u0000b" } as never,
+      bad.channel_versions,
+    );
+    await expect(put).rejects.toThrow();
+    await expect(w).rejects.toThrow();
+    expect(await writesOf("t4")).toEqual([]);
+  });
+});
