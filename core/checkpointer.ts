@@ -76,6 +76,37 @@ export class StateTooLargeError extends Error {
   }
 }
 
+/**
+ * A run's checkpoint was refused because the run is no longer this attempt's to write: another
+ * worker took it over after its lease lapsed (its attempt is higher now), or it ended. Nothing
+ * was written; the run stops here without recording anything (server/run-runner.ts), as when its
+ * heartbeat finds the lease gone, and the worker that holds it now continues it.
+ */
+export class StaleRunError extends Error {
+  constructor(
+    readonly runId: string,
+    readonly attempt: number,
+  ) {
+    super(
+      `run ${runId} attempt ${attempt} may not write checkpoints any more: another worker took it ` +
+        "over after its lease lapsed (or it ended); this attempt stops without writing",
+    );
+    this.name = "RunLeaseLost";
+  }
+}
+
+export function isStaleRunError(err: unknown): err is StaleRunError {
+  return err instanceof Error && err.name === "RunLeaseLost";
+}
+
+/** The run and attempt a server run's checkpoint is written for (run-runner's config.metadata). */
+export function runFenceOf(config: RunnableConfig): { runId: string; attempt: number } | undefined {
+  const meta = config.metadata as { run_id?: unknown; run_attempt?: unknown } | undefined;
+  return typeof meta?.run_id === "string" && typeof meta.run_attempt === "number"
+    ? { runId: meta.run_id, attempt: meta.run_attempt }
+    : undefined;
+}
+
 const mib = (bytes: number) =>
   `${(bytes / (1024 * 1024)).toFixed(bytes < 1024 * 1024 ? 3 : 1)} MiB`;
 
@@ -515,6 +546,22 @@ export class PreparedSqliteSaver extends SqliteSaver {
     return this.statements;
   }
 
+  private fenceStatementCache?: Database.Statement | null;
+
+  /** Whether a run is still running as the given attempt; null where the file has no runs table. */
+  private fenceStatement(): Database.Statement | undefined {
+    if (this.fenceStatementCache === undefined) {
+      try {
+        this.fenceStatementCache = this.db.prepare(
+          "SELECT 1 FROM refinery_runs WHERE run_id = ? AND attempt = ? AND status = 'running'",
+        );
+      } catch {
+        this.fenceStatementCache = null; // not a server's file: no runs to fence
+      }
+    }
+    return this.fenceStatementCache ?? undefined;
+  }
+
   /**
    * Writes that may wait for the next commit instead of causing one (the model attempt journal's
    * tokens and clean-up): they ride along with the next batch of checkpoint writes.
@@ -733,7 +780,14 @@ export class PreparedSqliteSaver extends SqliteSaver {
       metadata: fullMetadata,
     });
     if (base) this.states.delete(`${threadId}\u0000${checkpointNs}\u0000${parent}`);
-    await this.enqueue(threadId, () =>
+    // A server run's checkpoint is written only while the run is still this attempt's, checked
+    // in the transaction that writes it (see StaleRunError).
+    const fence = this.options.runMetadata ? runFenceOf(config) : undefined;
+    const stillOurs = fence ? this.fenceStatement() : undefined;
+    await this.enqueue(threadId, () => {
+      if (fence && stillOurs && !stillOurs.get(fence.runId, fence.attempt)) {
+        throw new StaleRunError(fence.runId, fence.attempt);
+      }
       statements.put.run(
         threadId,
         checkpointNs,
@@ -742,8 +796,8 @@ export class PreparedSqliteSaver extends SqliteSaver {
         type1,
         serializedCheckpoint,
         serializedMetadata,
-      ),
-    ).catch((err: unknown) => {
+      );
+    }).catch((err: unknown) => {
       if (usage) usage.bytes -= bytes;
       this.states.delete(key);
       throw err;

@@ -3,6 +3,7 @@
 // executor calls it in the server thread, or a run thread calls it (run-thread.ts); either way the
 // executor does what follows a run (metrics, closing the stream, webhook, learning) in the server
 // thread, from the RunOutcome returned here.
+import { isStaleRunError } from "../core/checkpointer.ts";
 import { attemptJournalOf } from "../core/models/attempt-journal.ts";
 import {
   Command,
@@ -295,6 +296,12 @@ export class RunRunner {
         for await (const chunk of await graph.stream(input, options)) onChunk(chunk);
       }
     } catch (err) {
+      if (isStaleRunError(err)) {
+        // Another worker holds the run now (it took it over while this one was frozen past its
+        // lease): its checkpoint was refused, and nothing more is written here, as for lease_lost.
+        log("warn", "run stopped: another worker took it over; its checkpoint was refused", ids);
+        return { kind: "paused" };
+      }
       if (signal.aborted && signal.reason === "timeout") {
         status = "timeout";
         error = runTimeoutError(limits);

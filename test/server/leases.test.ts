@@ -16,6 +16,7 @@ import {
   type ChildServer,
 } from "../support/child-server.ts";
 import {
+  countCheckpoints,
   databaseEnv,
   openTestBackend,
   queryTestDatabase,
@@ -172,6 +173,21 @@ describe("run leases across server processes on one database", () => {
       const metrics = await (await fetch(`${survivor.url}/metrics`)).text();
       const reclaims = Number(/^refinery_run_lease_reclaims_total (\d+)/m.exec(metrics)?.[1]);
       expect(reclaims).toBe(frozen.length);
+
+      // The frozen worker wakes after the take-over, its steps and its heartbeat overdue: it
+      // writes nothing more (the checkpoint fence refuses its attempt, the heartbeat lets go).
+      const checkpointsBefore = await Promise.all(
+        runs.map((r) => countCheckpoints(dbPath, r.threadId)),
+      );
+      const rowsBefore = await runRows(dbPath);
+      process.kill(victim.pid, "SIGCONT");
+      await new Promise((r) => setTimeout(r, 3_000));
+      const checkpointsAfter = await Promise.all(
+        runs.map((r) => countCheckpoints(dbPath, r.threadId)),
+      );
+      expect(checkpointsAfter, victim.output()).toEqual(checkpointsBefore);
+      const byId = (rows: Row[]) => [...rows].sort((x, y) => x.run_id.localeCompare(y.run_id));
+      expect(byId(await runRows(dbPath))).toEqual(byId(rowsBefore));
     } finally {
       await victim.stop("SIGKILL");
     }

@@ -9,6 +9,8 @@ import type { RunnableConfig } from "@langchain/core/runnables";
 import { emptyCheckpoint, type Checkpoint } from "@langchain/langgraph-checkpoint";
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { isStaleRunError } from "../../core/checkpointer.ts";
+import { migrate } from "../../core/storage/postgres/migrations.ts";
 import { LimitedPostgresSaver } from "../../core/storage/postgres/saver.ts";
 import { TEST_POSTGRES_URL } from "../support/test-backend.ts";
 
@@ -19,7 +21,7 @@ const statements: string[] = [];
 
 beforeAll(async () => {
   pool = new pg.Pool({ connectionString: TEST_POSTGRES_URL, max: 4 });
-  await pool.query(`CREATE SCHEMA "${SCHEMA}"`);
+  await migrate(pool, SCHEMA);
   saver = new LimitedPostgresSaver(pool, SCHEMA);
   await saver.setup();
   const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
@@ -134,5 +136,51 @@ describe("the Postgres saver's writes", () => {
     await expect(put).rejects.toThrow();
     await expect(w).rejects.toThrow();
     expect(await writesOf("t4")).toEqual([]);
+  });
+
+  it("of a run another worker took over (a higher attempt) are refused, with its checkpoint", async () => {
+    const server = new LimitedPostgresSaver(pool, SCHEMA, undefined, true);
+    await pool.query(
+      `INSERT INTO "${SCHEMA}".refinery_runs
+         (run_id, thread_id, assistant_id, created_at, updated_at, status, metadata, multitask_strategy, kwargs, attempt)
+       VALUES ('run-1', 't5', 'a', now(), now(), 'running', '{}', 'reject', '{}', 1)`,
+    );
+    const as = (attempt: number, checkpointId?: string): RunnableConfig => ({
+      ...config("t5", checkpointId),
+      metadata: { run_id: "run-1", run_attempt: attempt },
+    });
+    const meta = { source: "loop" as const, step: 0, parents: {} };
+    const c1 = checkpointOf("1ef0000000000041", { draft: "a" });
+    await server.put(as(1), c1, meta, c1.channel_versions);
+    // Another worker reclaims the run: attempt 2. The first one wakes and writes its next step.
+    await pool.query(`UPDATE "${SCHEMA}".refinery_runs SET attempt = 2 WHERE run_id = 'run-1'`);
+    const w = server.putWrites(as(1, c1.id), [["draft", "stale"]], "task-stale");
+    const c2 = checkpointOf("1ef0000000000042", { draft: "stale" });
+    const put = server.put(as(1, c1.id), c2, { ...meta, step: 1 }, c2.channel_versions);
+    const refused = await put.then(
+      () => undefined,
+      (e: unknown) => e,
+    );
+    expect(isStaleRunError(refused)).toBe(true);
+    expect(String(refused)).toContain("run-1 attempt 1");
+    await expect(w).rejects.toThrow("may not write checkpoints");
+    const ids = await pool.query(
+      `SELECT checkpoint_id FROM "${SCHEMA}".checkpoints WHERE thread_id = 't5' ORDER BY checkpoint_id`,
+    );
+    expect(ids.rows).toEqual([{ checkpoint_id: c1.id }]);
+    expect(await writesOf("t5")).toEqual([]);
+    // The worker that holds the run now writes as before.
+    const c3 = checkpointOf("1ef0000000000043", { draft: "b" });
+    await server.put(as(2, c1.id), c3, { ...meta, step: 1 }, c3.channel_versions);
+    // And a checkpoint that is not a run's (an update of the thread's state) is never fenced.
+    await pool.query(
+      `UPDATE "${SCHEMA}".refinery_runs SET status = 'success' WHERE run_id = 'run-1'`,
+    );
+    const c4 = checkpointOf("1ef0000000000044", { draft: "c" });
+    await server.put(config("t5", c3.id), c4, { ...meta, step: 2 }, c4.channel_versions);
+    const after = await pool.query(
+      `SELECT checkpoint_id FROM "${SCHEMA}".checkpoints WHERE thread_id = 't5' ORDER BY checkpoint_id`,
+    );
+    expect(after.rows.map((r) => r.checkpoint_id)).toEqual([c1.id, c3.id, c4.id]);
   });
 });

@@ -18,7 +18,11 @@ import { emptyCheckpoint, type CheckpointListOptions } from "@langchain/langgrap
 import { SqliteSaver } from "@langchain/langgraph-checkpoint-sqlite";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
-import { openSqliteCheckpointer, PreparedSqliteSaver } from "../../core/checkpointer.ts";
+import {
+  isStaleRunError,
+  openSqliteCheckpointer,
+  PreparedSqliteSaver,
+} from "../../core/checkpointer.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -437,5 +441,55 @@ describe("PreparedSqliteSaver group commit", () => {
     opened.close();
     await expect(put).resolves.toBeDefined();
     expect(count(file)).toBe(1);
+  });
+});
+
+describe("PreparedSqliteSaver and a run another worker took over", () => {
+  it("refuses the checkpoint of a stale attempt, writes others in the same commit, and fences nothing but runs", async () => {
+    const dir = mkdtempSync(join(tmpdir(), "saver-"));
+    dirs.push(dir);
+    const file = join(dir, "db.sqlite");
+    const opened = openSqliteCheckpointer(file, { runMetadata: true });
+    const saver = opened.saver as PreparedSqliteSaver;
+    // The server's runs table, as far as the fence reads it.
+    opened.db!.exec(
+      "CREATE TABLE refinery_runs (run_id TEXT PRIMARY KEY, attempt INTEGER, status TEXT);" +
+        "INSERT INTO refinery_runs VALUES ('run-1', 2, 'running'), ('run-2', 1, 'running');",
+    );
+    const asRun = (thread_id: string, run_id: string, run_attempt: number) => ({
+      configurable: { thread_id, checkpoint_ns: "" },
+      metadata: { run_id, run_attempt },
+    });
+    const meta = { source: "loop" as const, step: 0, parents: {} };
+    try {
+      // run-1 was taken over (attempt 2): attempt 1 wakes and writes, in the same turn as run-2.
+      const stale = saver.put(asRun("t1", "run-1", 1), { ...emptyCheckpoint(), id: "c1" }, meta);
+      const live = saver.put(asRun("t2", "run-2", 1), { ...emptyCheckpoint(), id: "c2" }, meta);
+      const plain = saver.put(
+        { configurable: { thread_id: "t3", checkpoint_ns: "" } },
+        { ...emptyCheckpoint(), id: "c3" },
+        meta,
+      );
+      const refused = await stale.then(
+        () => undefined,
+        (e: unknown) => e,
+      );
+      expect(isStaleRunError(refused)).toBe(true);
+      await expect(live).resolves.toBeDefined();
+      await expect(plain).resolves.toBeDefined();
+      const rows = new Database(file, { readonly: true });
+      try {
+        expect(rows.prepare("SELECT thread_id FROM checkpoints ORDER BY thread_id").all()).toEqual([
+          { thread_id: "t2" },
+          { thread_id: "t3" },
+        ]);
+      } finally {
+        rows.close();
+      }
+      // The attempt that holds the run writes.
+      await saver.put(asRun("t1", "run-1", 2), { ...emptyCheckpoint(), id: "c1b" }, meta);
+    } finally {
+      opened.close();
+    }
   });
 });

@@ -25,6 +25,8 @@ import { createPostgresAttemptJournal } from "./attempt-journal.ts";
 import { ATTEMPT_JOURNAL, type AttemptJournal } from "../../models/attempt-journal.ts";
 import {
   checkpointTooLarge,
+  runFenceOf,
+  StaleRunError,
   DEFAULT_STATE_LIMITS,
   runCheckpointMetadata,
   threadTooLarge,
@@ -146,32 +148,54 @@ export class LimitedPostgresSaver extends PostgresSaver {
     // The thread's writes still queued (its last step's tasks) go in the same statement: one
     // round trip for the step instead of two, and committed no later than they would have been.
     const joined = this.takeQueued(threadId);
+    // A server run's checkpoint is written only while the run is still this attempt's: a worker
+    // that was frozen past its lease, and whose run another worker took over (attempt + 1),
+    // writes nothing when it wakes, not even one more step (the fence: every insert selects
+    // from it, so an empty fence inserts nothing).
+    const fence = this.runMetadata ? runFenceOf(config) : undefined;
+    let fenceCte = "";
+    if (fence) {
+      params.push(fence.runId, fence.attempt);
+      fenceCte = `fence AS (
+         SELECT 1 FROM "${this.schema}".refinery_runs
+          WHERE run_id = $${params.length - 1} AND attempt = $${params.length} AND status = 'running'
+       ), `;
+    }
+    const fenced = fence ? ", fence" : "";
     const writeCtes = [true, false]
       .map((upsert) => {
         const batch = joined.filter((q) => q.upsert === upsert).flatMap((q) => q.rows);
         return batch.length
-          ? `, ${this.writesCte(upsert ? "upserted" : "inserted", batch, params)}`
+          ? `, ${this.writesCte(upsert ? "upserted" : "inserted", batch, params, fenced)}`
           : "";
       })
       .join("");
+    let written: number;
     try {
-      await this.db.query(
-        `WITH stored_blobs AS (
+      const result = await this.db.query(
+        `WITH ${fenceCte}stored_blobs AS (
            INSERT INTO ${blobs} (thread_id, checkpoint_ns, channel, version, type, blob)
            SELECT $1, $2, b.channel, b.version, b.type, b.blob
-             FROM unnest($7::text[], $8::text[], $9::text[], $10::bytea[]) AS b(channel, version, type, blob)
+             FROM unnest($7::text[], $8::text[], $9::text[], $10::bytea[]) AS b(channel, version, type, blob)${fenced}
            ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
          )${writeCtes}
          INSERT INTO ${checkpoints}
            (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
-         VALUES ($1, $2, $3, $4, $5, $6)
+         SELECT $1::text, $2::text, $3::text, $4::text, $5::jsonb, $6::jsonb${fence ? " FROM fence" : ""}
          ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
-         DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata`,
+         DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata
+         RETURNING 1`,
         params,
       );
+      written = result.rowCount ?? 0;
     } catch (err) {
       for (const q of joined) q.reject(err);
       throw err;
+    }
+    if (written === 0 && fence) {
+      const stale = new StaleRunError(fence.runId, fence.attempt);
+      for (const q of joined) q.reject(stale);
+      throw stale;
     }
     for (const q of joined) q.resolve();
   }
@@ -181,15 +205,15 @@ export class LimitedPostgresSaver extends PostgresSaver {
    * appended to `params`: as the library's putWrites, writes to special channels (WRITES_IDX_MAP:
    * errors, interrupts, ...) replace a previous write with their index, others keep the first.
    */
-  private writesCte(name: string, rows: WriteRow[], params: unknown[]): string {
+  private writesCte(name: string, rows: WriteRow[], params: unknown[], fenced: string): string {
     const at = params.length;
     for (let col = 0; col < 8; col++) params.push(rows.map((row) => row[col] ?? null));
     const p = (i: number) => `$${at + i + 1}`;
     return `${name} AS (
        INSERT INTO ${this.tables.writes}
          (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob)
-       SELECT * FROM unnest(${p(0)}::text[], ${p(1)}::text[], ${p(2)}::text[], ${p(3)}::text[],
-         ${p(4)}::integer[], ${p(5)}::text[], ${p(6)}::text[], ${p(7)}::bytea[])
+       SELECT u.* FROM unnest(${p(0)}::text[], ${p(1)}::text[], ${p(2)}::text[], ${p(3)}::text[],
+         ${p(4)}::integer[], ${p(5)}::text[], ${p(6)}::text[], ${p(7)}::bytea[]) AS u${fenced}
        ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id, task_id, idx) ${
          name === "upserted"
            ? "DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob"
