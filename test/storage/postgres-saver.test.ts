@@ -10,6 +10,7 @@ import { emptyCheckpoint, type Checkpoint } from "@langchain/langgraph-checkpoin
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isStaleRunError } from "../../core/checkpointer.ts";
+import { ATTEMPT_JOURNAL } from "../../core/models/attempt-journal.ts";
 import { migrate } from "../../core/storage/postgres/migrations.ts";
 import { LimitedPostgresSaver } from "../../core/storage/postgres/saver.ts";
 import { TEST_POSTGRES_URL } from "../support/test-backend.ts";
@@ -182,5 +183,38 @@ describe("the Postgres saver's writes", () => {
       `SELECT checkpoint_id FROM "${SCHEMA}".checkpoints WHERE thread_id = 't5' ORDER BY checkpoint_id`,
     );
     expect(after.rows.map((r) => r.checkpoint_id)).toEqual([c1.id, c3.id, c4.id]);
+  });
+
+  it("write a model attempt's tokens with the thread's next checkpoint, or alone (after 100 ms)", async () => {
+    const journal = saver[ATTEMPT_JOURNAL]();
+    const tokens = async (row: number | bigint) =>
+      (
+        await pool.query(
+          `SELECT total_tokens FROM "${SCHEMA}".refinery_model_attempts WHERE id = $1`,
+          [String(row)],
+        )
+      ).rows[0]?.total_tokens as string | undefined;
+    const key = { threadId: "t6", parentId: "p", taskId: "task", exec: "e" };
+    const c1 = checkpointOf("1ef0000000000051", { draft: "a" });
+    const at = await saver.put(
+      config("t6"),
+      c1,
+      { source: "loop", step: 0, parents: {} },
+      c1.channel_versions,
+    );
+    // With the checkpoint that ends the step: one statement.
+    const { row } = await journal.start(key, "critique", false);
+    statements.length = 0;
+    const ended = journal.end(row, { promptTokens: 7, completionTokens: 3, totalTokens: 10 }, "t6");
+    expect(await tokens(row)).toBe("0"); // not yet written
+    const c2 = checkpointOf("1ef0000000000052", { draft: "b" });
+    await saver.put(at, c2, { source: "loop", step: 1, parents: {} }, c2.channel_versions);
+    await ended;
+    expect(await tokens(row)).toBe("10");
+    expect(statements.filter((q) => q.startsWith("UPDATE"))).toEqual([]);
+    // With no checkpoint coming: alone, after at most 100 ms.
+    const second = await journal.start({ ...key, exec: "e2" }, "critique", false);
+    await journal.end(second.row, { totalTokens: 4 }, "t6");
+    expect(await tokens(second.row)).toBe("4");
   });
 });

@@ -3,15 +3,31 @@
 // again. An attempt's row commits before its call goes out, in one statement that, on a step's
 // first call, also drops the thread's rows of steps checkpointed since and sums what earlier
 // executions of this step spent (one round trip per model call). Tokens and clean-up are written
-// without being awaited by the call; losing one loses only a cut attempt's count.
+// without being awaited by the call; losing one loses only a cut attempt's count. An attempt's
+// tokens go with the thread's next checkpoint statement when one comes within 100 ms (the step
+// that made the call ends with it), else alone (saver.ts: deferEnd), as the SQLite journal's ride
+// with its next commit.
 import type pg from "pg";
+import type { TokenUsage } from "../../usage.ts";
 import {
   carriedUsage,
   type AttemptJournal,
   type CarriedRow,
 } from "../../models/attempt-journal.ts";
 
-export function createPostgresAttemptJournal(pool: pg.Pool, schema: string): AttemptJournal {
+/** An attempt's tokens, to be written with the thread's next checkpoint (saver.ts) or alone. */
+export type DeferEnd = (
+  threadId: string,
+  row: bigint,
+  usage: Partial<TokenUsage>,
+) => Promise<void> | undefined;
+
+export function createPostgresAttemptJournal(
+  pool: pg.Pool,
+  schema: string,
+  /** Takes an attempt's end to write later; undefined (or a call answering undefined): now. */
+  deferEnd?: DeferEnd,
+): AttemptJournal {
   const J = `"${schema}".refinery_model_attempts`;
   return {
     async start(key, node, carry) {
@@ -47,7 +63,9 @@ export function createPostgresAttemptJournal(pool: pg.Pool, schema: string): Att
       const carried = carriedUsage(r);
       return { row: BigInt(r.id), ...(carried ? { carried } : {}) };
     },
-    async end(row, usage) {
+    async end(row, usage, threadId) {
+      const deferred = deferEnd?.(threadId, BigInt(row), usage);
+      if (deferred) return deferred;
       await pool.query(
         `UPDATE ${J} SET prompt_tokens = $1, completion_tokens = $2, total_tokens = $3,
            estimated_tokens = $4 WHERE id = $5`,

@@ -21,6 +21,7 @@ import type {
 import { WRITES_IDX_MAP } from "@langchain/langgraph-checkpoint";
 import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type pg from "pg";
+import type { TokenUsage } from "../../usage.ts";
 import { createPostgresAttemptJournal } from "./attempt-journal.ts";
 import { ATTEMPT_JOURNAL, type AttemptJournal } from "../../models/attempt-journal.ts";
 import {
@@ -41,6 +42,9 @@ export class LimitedPostgresSaver extends PostgresSaver {
   /** Writes waiting for their thread's next checkpoint, or for the next turn of the event loop. */
   private queued: QueuedWrites[] = [];
   private flushScheduled = false;
+  /** Model attempts' tokens waiting for their thread's next checkpoint, or for a timer. */
+  private ends: QueuedEnd[] = [];
+  private endsTimer?: NodeJS.Timeout;
 
   constructor(
     private readonly db: pg.Pool,
@@ -162,6 +166,8 @@ export class LimitedPostgresSaver extends PostgresSaver {
        ), `;
     }
     const fenced = fence ? ", fence" : "";
+    const ends = this.takeEnds(threadId);
+    const endedCte = this.endsCte(ends, params, fenced);
     const writeCtes = [true, false]
       .map((upsert) => {
         const batch = joined.filter((q) => q.upsert === upsert).flatMap((q) => q.rows);
@@ -178,7 +184,7 @@ export class LimitedPostgresSaver extends PostgresSaver {
            SELECT $1, $2, b.channel, b.version, b.type, b.blob
              FROM unnest($7::text[], $8::text[], $9::text[], $10::bytea[]) AS b(channel, version, type, blob)${fenced}
            ON CONFLICT (thread_id, checkpoint_ns, channel, version) DO NOTHING
-         )${writeCtes}
+         )${writeCtes}${endedCte}
          INSERT INTO ${checkpoints}
            (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
          SELECT $1::text, $2::text, $3::text, $4::text, $5::jsonb, $6::jsonb${fence ? " FROM fence" : ""}
@@ -191,6 +197,8 @@ export class LimitedPostgresSaver extends PostgresSaver {
     } catch (err) {
       for (const q of joined) q.reject(err);
       throw err;
+    } finally {
+      for (const e of ends) e.resolve();
     }
     if (written === 0 && fence) {
       const stale = new StaleRunError(fence.runId, fence.attempt);
@@ -242,6 +250,55 @@ export class LimitedPostgresSaver extends PostgresSaver {
         }
       });
     });
+  }
+
+  /** Queues an attempt's tokens (see createPostgresAttemptJournal); resolves once written. */
+  private deferEnd(threadId: string, row: bigint, usage: Partial<TokenUsage>): Promise<void> {
+    return new Promise<void>((resolve) => {
+      this.ends.push({ threadId, row, usage, resolve });
+      this.endsTimer ??= setTimeout(() => {
+        this.endsTimer = undefined;
+        const all = this.ends.splice(0);
+        const params: unknown[] = [];
+        const cte = this.endsCte(all, params, "");
+        // Journal bookkeeping never fails anything: a lost end loses only a cut attempt's tokens.
+        this.db
+          .query(`WITH ${cte.slice(2)} SELECT 1`, params)
+          .catch(() => undefined)
+          .finally(() => all.forEach((e) => e.resolve()));
+      }, 100);
+      this.endsTimer.unref?.();
+    });
+  }
+
+  private takeEnds(threadId: string): QueuedEnd[] {
+    if (!this.ends.some((e) => e.threadId === threadId)) return [];
+    const mine = this.ends.filter((e) => e.threadId === threadId);
+    this.ends = this.ends.filter((e) => e.threadId !== threadId);
+    // Resolved once the statement that carries them settles (a failed checkpoint loses them:
+    // the step runs again and starts its own rows).
+    return mine;
+  }
+
+  /** `, ended AS (UPDATE ...)` writing `ends`' tokens, its arrays appended to `params`. */
+  private endsCte(ends: QueuedEnd[], params: unknown[], fenced: string): string {
+    if (ends.length === 0) return "";
+    const at = params.length;
+    params.push(
+      ends.map((e) => String(e.row)),
+      ends.map((e) => e.usage.promptTokens ?? 0),
+      ends.map((e) => e.usage.completionTokens ?? 0),
+      ends.map((e) => e.usage.totalTokens ?? 0),
+      ends.map((e) => e.usage.estimatedTokens ?? 0),
+    );
+    const p = (i: number) => `$${at + i + 1}`;
+    return `, ended AS (
+       UPDATE "${this.schema}".refinery_model_attempts AS j
+          SET prompt_tokens = u.p, completion_tokens = u.c, total_tokens = u.t, estimated_tokens = u.e
+         FROM unnest(${p(0)}::bigint[], ${p(1)}::bigint[], ${p(2)}::bigint[], ${p(3)}::bigint[],
+           ${p(4)}::bigint[]) AS u(id, p, c, t, e)${fenced}
+        WHERE j.id = u.id
+     )`;
   }
 
   private takeQueued(threadId: string): QueuedWrites[] {
@@ -337,7 +394,9 @@ export class LimitedPostgresSaver extends PostgresSaver {
 
   /** The journal of model attempts in this schema (see core/models/attempt-journal.ts). */
   [ATTEMPT_JOURNAL](): AttemptJournal {
-    this.journal ??= createPostgresAttemptJournal(this.db, this.schema);
+    this.journal ??= createPostgresAttemptJournal(this.db, this.schema, (threadId, row, usage) =>
+      this.deferEnd(threadId, row, usage),
+    );
     return this.journal;
   }
 
@@ -423,6 +482,12 @@ export class LimitedPostgresSaver extends PostgresSaver {
 }
 
 type Usage = { bytes: number; heads: Map<string, string> };
+interface QueuedEnd {
+  threadId: string;
+  row: bigint;
+  usage: Partial<TokenUsage>;
+  resolve(): void;
+}
 interface QueuedWrites {
   threadId: string;
   rows: WriteRow[];
