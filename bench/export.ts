@@ -12,7 +12,7 @@ import { Writable } from "node:stream";
 import Database from "better-sqlite3";
 import { exportJsonl, type ExportFormat } from "../core/learning/export.ts";
 import { outcomeFromValues } from "../core/learning/outcome.ts";
-import { createSqliteLearningRecords } from "../core/storage/learning-sqlite.ts";
+import { createSqliteLearningRecords } from "../core/storage/sqlite/learning-records.ts";
 import { describeMachine, formatMachine } from "./support.ts";
 
 const SIZES = (process.env.BENCH_SIZES ?? "100000,1000000").split(",").map(Number);

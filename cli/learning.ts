@@ -18,7 +18,7 @@ import {
   OUTCOME_VERDICTS,
   sqliteLearningSource,
   type OutcomeFilter,
-} from "../core/storage/learning-sqlite.ts";
+} from "../core/storage/sqlite/learning-records.ts";
 import { openLearning, type OpenedLearning } from "../graphs/learning.ts";
 import { systemAssistantId } from "../graphs/registry.ts";
 import { existingDbSettings, parseFlags, settingsFromFlags } from "./args.ts";

@@ -1,7 +1,7 @@
 // Row filters returned by auth handlers, matched as the LangGraph server matches them
 // (libs/langgraph-api/src/auth/index.mts `isAuthMatching`), so an auth module written for it
 // behaves the same here. Storage applies them: in JavaScript for a row read by id, in SQL for
-// searches (core/storage/sqlite.ts, core/storage/postgres/filters.ts), all to these semantics.
+// searches (core/storage/sqlite/storage.ts, core/storage/postgres/filters.ts), all to these semantics.
 import type { AuthFilters } from "./storage/types.ts";
 
 /**

@@ -11,7 +11,7 @@ import type { LessonSource } from "../nodes/generate.ts";
 export type { LessonSource };
 import { openStore, type OpenStoreOptions } from "../core/memory/open-store.ts";
 import { reflect } from "../core/memory/reflect.ts";
-import type { LearningRecords } from "../core/storage/learning-sqlite.ts";
+import type { LearningRecords } from "../core/storage/sqlite/learning-records.ts";
 import type { DutyLeaseStore } from "../core/storage/types.ts";
 
 export interface RunEnd {

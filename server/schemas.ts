@@ -8,7 +8,7 @@
 import { z } from "zod";
 import { EXPORT_FORMATS, ISO_DATE_HINT, isoDateFilter } from "../core/learning/export.ts";
 import { outbound } from "../core/net/outbound.ts";
-import { OUTCOME_VERDICTS } from "../core/storage/learning-sqlite.ts";
+import { OUTCOME_VERDICTS } from "../core/storage/sqlite/learning-records.ts";
 import {
   ASSISTANT_SORT_FIELDS,
   CRON_SORT_FIELDS,

@@ -4,7 +4,7 @@
 // (`<think> … <refine> … </refine> … </think><answer> … </answer>`). Pure functions.
 import { hardCheckReport } from "../hard-checks.ts";
 import { PASR_SYSTEM_PROMPT } from "../pasr.ts";
-import type { OutcomeWithRatings, RunRating } from "../storage/learning-sqlite.ts";
+import type { OutcomeWithRatings, RunRating } from "../storage/sqlite/learning-records.ts";
 import type { RunOutcome } from "./outcome.ts";
 
 export const EXPORT_FORMATS = ["sft", "dpo", "pasr"] as const;

@@ -10,7 +10,7 @@ import type { CheckpointAdmin } from "./checkpoint-admin.ts";
 import type { EvalJobStore } from "./eval-jobs.ts";
 import type { FeedbackInbox } from "./feedback-inbox.ts";
 import type { GraphSpecStore } from "./graph-specs.ts";
-import type { LearningRecords } from "./learning-sqlite.ts";
+import type { LearningRecords } from "./sqlite/learning-records.ts";
 import type { Storage } from "./types.ts";
 
 export interface PersistenceBackend {

@@ -1,5 +1,5 @@
 // Storage contracts for assistants, threads, runs and crons. The server and the run executor
-// only see these interfaces; SQLite (core/storage/sqlite.ts, the embedded default) and Postgres
+// only see these interfaces; SQLite (core/storage/sqlite/storage.ts, the embedded default) and Postgres
 // (core/storage/postgres/, for several processes on one database; not yet selectable in the
 // server) implement them and both run the conformance suite in test/storage. Storage never knows
 // HTTP: it returns undefined / false or throws RefineryError, and the server maps codes to statuses.

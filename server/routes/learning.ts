@@ -5,7 +5,7 @@ import { Router, type Request } from "express";
 import { fromZodError, RefineryError } from "../../core/errors.ts";
 import { defaultVerdict, exportJsonl } from "../../core/learning/export.ts";
 import { lessonsKey, type LessonMemory } from "../../core/memory/lessons.ts";
-import type { LearningRecords } from "../../core/storage/learning-sqlite.ts";
+import type { LearningRecords } from "../../core/storage/sqlite/learning-records.ts";
 import { authOf } from "../auth/request.ts";
 import { accessFor, assistantIdOf, findAssistant, findThread, type AppDeps } from "../context.ts";
 import { notFound, parseBody, sendJson } from "../http.ts";

@@ -6,7 +6,7 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { processSettingsFromEnv } from "../../core/config.ts";
-import { sqliteLearningSource } from "../../core/storage/learning-sqlite.ts";
+import { sqliteLearningSource } from "../../core/storage/sqlite/learning-records.ts";
 import { openLearning } from "../../graphs/learning.ts";
 import { startOpenAIStub, type OpenAIStub } from "../support/openai-stub.ts";
 

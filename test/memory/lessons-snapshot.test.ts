@@ -11,7 +11,7 @@ import { afterAll, describe, expect, it } from "vitest";
 import { leaseLock } from "../../core/memory/lease-lock.ts";
 import { LessonMemory } from "../../core/memory/lessons.ts";
 import { openStore, type OpenedStore } from "../../core/memory/open-store.ts";
-import { createSqliteStorage } from "../../core/storage/sqlite.ts";
+import { createSqliteStorage } from "../../core/storage/sqlite/storage.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "refinery-lesson-snapshot-"));
 const opened: OpenedStore[] = [];

@@ -6,7 +6,7 @@
 // on it). The executor here runs on an in-memory SQLite storage with a scripted run target.
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
-import { createSqliteStorage } from "../../core/storage/sqlite.ts";
+import { createSqliteStorage } from "../../core/storage/sqlite/storage.ts";
 import type { Run, Storage } from "../../core/storage/types.ts";
 import { RunExecutor, type LostRun, type RunTarget } from "../../server/executor.ts";
 import { silentLogger } from "../../server/log.ts";

@@ -7,8 +7,8 @@ import { join } from "node:path";
 import Database from "better-sqlite3";
 import { afterAll, describe, expect, it } from "vitest";
 import { outcomeFromValues } from "../../core/learning/outcome.ts";
-import { createSqliteLearningRecords } from "../../core/storage/learning-sqlite.ts";
-import { createSqliteStorage } from "../../core/storage/sqlite.ts";
+import { createSqliteLearningRecords } from "../../core/storage/sqlite/learning-records.ts";
+import { createSqliteStorage } from "../../core/storage/sqlite/storage.ts";
 import { refinedValues } from "../learning/fixtures.ts";
 
 const dir = mkdtempSync(join(tmpdir(), "refinery-records-"));

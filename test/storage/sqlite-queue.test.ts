@@ -2,7 +2,7 @@
 // stops at the first due one, instead of sorting every pending run on every claim.
 import Database from "better-sqlite3";
 import { describe, expect, it } from "vitest";
-import { createSqliteStorage } from "../../core/storage/sqlite.ts";
+import { createSqliteStorage } from "../../core/storage/sqlite/storage.ts";
 
 describe("claimNext with thousands of runs queued", () => {
   it("claims in creation order, skipping busy threads, at a cost that does not grow with the queue", async () => {

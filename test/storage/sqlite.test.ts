@@ -7,7 +7,7 @@ import { Annotation, END, START, StateGraph } from "@langchain/langgraph";
 import { SqliteSaver } from "@langchain/langgraph-checkpoint-sqlite";
 import Database from "better-sqlite3";
 import { afterEach, beforeEach, describe, expect, it } from "vitest";
-import { createSqliteStorage } from "../../core/storage/sqlite.ts";
+import { createSqliteStorage } from "../../core/storage/sqlite/storage.ts";
 import type { NewRun } from "../../core/storage/types.ts";
 import { storageConformance } from "./conformance.ts";
 

@@ -1,5 +1,5 @@
 // SQL for the metadata filters of searches on JSONB columns, to the semantics the SQLite storage
-// has (core/storage/sqlite.ts): containment for `metadata`/`values` queries, and auth filters as
+// has (core/storage/sqlite/storage.ts): containment for `metadata`/`values` queries, and auth filters as
 // core/auth-filters.ts `isAuthMatching` defines them. Every value and key is a bound parameter.
 import type { Access, AuthFilters } from "../types.ts";
 

@@ -1,9 +1,9 @@
-// What the learning loop keeps with each run (core/storage/learning-sqlite.ts has the contract),
+// What the learning loop keeps with each run (core/storage/sqlite/learning-records.ts has the contract),
 // in Postgres (migration 3): outcomes and ratings, exported by keyset pages.
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import type { RunOutcome } from "../../learning/outcome.ts";
-import type { LearningRecords, RunRating } from "../learning-sqlite.ts";
+import type { LearningRecords, RunRating } from "../sqlite/learning-records.ts";
 
 type Row = Record<string, unknown>;
 

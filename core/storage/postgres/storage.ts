@@ -1,5 +1,5 @@
 // Postgres implementation of the storage contracts (core/storage/types.ts), with the semantics of
-// the SQLite one (core/storage/sqlite.ts); both run test/storage/conformance.ts. Differences come
+// the SQLite one (core/storage/sqlite/storage.ts); both run test/storage/conformance.ts. Differences come
 // from Postgres being shared by several processes, and are what make that safe:
 // - Every multi-statement method is one transaction. Writers that touch a thread lock its row
 //   first (SELECT … FOR UPDATE), so a run's creation, the end of a run and a thread's deletion

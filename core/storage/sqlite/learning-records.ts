@@ -5,7 +5,7 @@
 import { randomUUID } from "node:crypto";
 import { deflateRawSync, inflateRawSync } from "node:zlib";
 import type Database from "better-sqlite3";
-import type { RunOutcome } from "../learning/outcome.ts";
+import type { RunOutcome } from "../../learning/outcome.ts";
 
 export type FeedbackSource = "user" | "human" | "verifier";
 

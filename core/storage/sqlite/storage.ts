@@ -3,7 +3,7 @@
 // the Postgres implementation (core/storage/postgres/storage.ts), which gets the same atomicity
 // from transactions and row locks.
 import type Database from "better-sqlite3";
-import { RefineryError } from "../errors.ts";
+import { RefineryError } from "../../errors.ts";
 import {
   ASSISTANT_SORT,
   CRON_SORT,
@@ -13,7 +13,7 @@ import {
   reaches,
   THREAD_SORT,
   toUtcIso,
-} from "./common.ts";
+} from "../common.ts";
 import type {
   Access,
   Assistant,
@@ -39,7 +39,7 @@ import type {
   ThreadQuery,
   ThreadSnapshot,
   ThreadStore,
-} from "./types.ts";
+} from "../types.ts";
 
 const SCHEMA = `
 CREATE TABLE IF NOT EXISTS refinery_assistants (
