@@ -292,20 +292,23 @@ describe("SIGKILL of a process with runs in flight", () => {
     });
     // Let the joins attach before the kill.
     await new Promise((r) => setTimeout(r, 200));
-    process.kill(victim.pid, "SIGKILL");
-    await victim.exited;
-    procs.splice(procs.indexOf(victim), 1);
-    const linesAtKill = readCounts(countFile).length;
+    // Its runs in flight, read just before the kill: once it is dead the survivors may take them
+    // over within milliseconds (its pid is gone on this host), before a read after the kill.
+    // Their checkpointed steps too: read after the kill, a survivor's first step would count.
     const rowsAtKill = await runRows();
     const inFlight = rowsAtKill.filter(
       (r) => r.status === "running" && pidOf(r.lease_owner) === victim.pid,
     );
-    expect(inFlight.length).toBeGreaterThan(0);
     const checkpointed = new Map<string, string[]>();
     for (const r of inFlight) {
       const state = await survivors[0]!.client.threads.getState<StepValues>(r.thread_id);
       checkpointed.set(r.run_id, state.values.log ?? []);
     }
+    process.kill(victim.pid, "SIGKILL");
+    await victim.exited;
+    procs.splice(procs.indexOf(victim), 1);
+    const linesAtKill = readCounts(countFile).length;
+    expect(inFlight.length).toBeGreaterThan(0);
 
     const streamed = await Promise.all(streams);
     for (const [i, r] of runs.entries()) {
