@@ -439,10 +439,12 @@ export class RunRunner {
     const { storage } = this.deps;
     // The run's writes still in flight in LangGraph's loop are dropped, not applied after this.
     fencing(this.deps.checkpointer)?.fence(run.thread_id);
+    // The run's row goes first: from then on the savers refuse its checkpoints (the run fence,
+    // see StaleRunError), so a put still on its way cannot land after the checkpoints are restored.
+    await storage.runs.delete(run.run_id, run.thread_id);
     const before = run.kwargs.checkpoint_before;
     if (before !== undefined)
       await this.deps.checkpoints.rollback(run.thread_id, before, run.run_id);
-    await storage.runs.delete(run.run_id, run.thread_id);
     // The thread goes back to the graph of its previous run, which owns the restored state.
     const [previous] = await storage.runs.list(run.thread_id, { limit: 1 });
     const previousGraph = previous?.kwargs.config.configurable.graph_id;

@@ -151,6 +151,8 @@ export class LimitedPostgresSaver extends PostgresSaver {
     ];
     // The thread's writes still queued (its last step's tasks) go in the same statement: one
     // round trip for the step instead of two, and committed no later than they would have been.
+    // Fenced (a rollback) while this put was being prepared: nothing more for this thread.
+    if (this.fenced.has(threadId)) return;
     const joined = this.takeQueued(threadId);
     // A server run's checkpoint is written only while the run is still this attempt's: a worker
     // that was frozen past its lease, and whose run another worker took over (attempt + 1),
