@@ -47,6 +47,20 @@ function checkpointOf(id: string, values: Record<string, unknown>): Checkpoint {
   return cp;
 }
 
+/** Puts checkpoint `id` as the first (step 0) of `thread`; answers the config of the head. */
+async function putFirst(thread: string, id: string, values: Record<string, unknown>) {
+  const cp = checkpointOf(id, values);
+  return {
+    cp,
+    at: await saver.put(
+      config(thread),
+      cp,
+      { source: "loop", step: 0, parents: {} },
+      cp.channel_versions,
+    ),
+  };
+}
+
 const config = (thread: string, checkpointId?: string): RunnableConfig => ({
   configurable: {
     thread_id: thread,
@@ -65,13 +79,7 @@ async function writesOf(thread: string): Promise<{ task_id: string; channel: str
 
 describe("the Postgres saver's writes", () => {
   it("go with the next checkpoint in one statement when it comes in the same turn", async () => {
-    const c1 = checkpointOf("1ef0000000000001", { draft: "a" });
-    const first = await saver.put(
-      config("t1"),
-      c1,
-      { source: "loop", step: 0, parents: {} },
-      c1.channel_versions,
-    );
+    const { cp: c1, at: first } = await putFirst("t1", "1ef0000000000001", { draft: "a" });
     statements.length = 0;
     const w1 = saver.putWrites(first, [["draft", "b"]], "task-a");
     const w2 = saver.putWrites(first, [["log", "critique"]], "task-b");
@@ -92,23 +100,11 @@ describe("the Postgres saver's writes", () => {
   });
 
   it("alone, are committed before putWrites resolves; a fenced thread's queued writes are dropped", async () => {
-    const c1 = checkpointOf("1ef0000000000011", { draft: "a" });
-    const at = await saver.put(
-      config("t2"),
-      c1,
-      { source: "loop", step: 0, parents: {} },
-      c1.channel_versions,
-    );
+    const { at: at } = await putFirst("t2", "1ef0000000000011", { draft: "a" });
     await saver.putWrites(at, [["draft", "z"]], "task-a");
     expect(await writesOf("t2")).toEqual([{ task_id: "task-a", channel: "draft" }]);
 
-    const c3 = checkpointOf("1ef0000000000021", { draft: "a" });
-    const at3 = await saver.put(
-      config("t3"),
-      c3,
-      { source: "loop", step: 0, parents: {} },
-      c3.channel_versions,
-    );
+    const { at: at3 } = await putFirst("t3", "1ef0000000000021", { draft: "a" });
     const queued = saver.putWrites(at3, [["draft", "late"]], "task-late");
     saver.fence("t3"); // a rollback in the same turn
     await queued;
@@ -118,13 +114,7 @@ describe("the Postgres saver's writes", () => {
   });
 
   it("fail with the checkpoint they were carried by", async () => {
-    const c1 = checkpointOf("1ef0000000000031", { draft: "a" });
-    const at = await saver.put(
-      config("t4"),
-      c1,
-      { source: "loop", step: 0, parents: {} },
-      c1.channel_versions,
-    );
+    const { at: at } = await putFirst("t4", "1ef0000000000031", { draft: "a" });
     const w = saver.putWrites(at, [["draft", "b"]], "task-a");
     const bad = checkpointOf("1ef0000000000032", { draft: "b" });
     // A metadata value Postgres refuses (a NUL character in jsonb text) fails the statement.
@@ -195,13 +185,7 @@ describe("the Postgres saver's writes", () => {
         )
       ).rows[0]?.total_tokens as string | undefined;
     const key = { threadId: "t6", parentId: "p", taskId: "task", exec: "e" };
-    const c1 = checkpointOf("1ef0000000000051", { draft: "a" });
-    const at = await saver.put(
-      config("t6"),
-      c1,
-      { source: "loop", step: 0, parents: {} },
-      c1.channel_versions,
-    );
+    const { at: at } = await putFirst("t6", "1ef0000000000051", { draft: "a" });
     // With the checkpoint that ends the step: one statement.
     const { row } = await journal.start(key, "critique", false);
     statements.length = 0;

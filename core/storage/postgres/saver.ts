@@ -274,11 +274,10 @@ export class LimitedPostgresSaver extends PostgresSaver {
   }
 
   private takeEnds(threadId: string): QueuedEnd[] {
-    if (!this.ends.some((e) => e.threadId === threadId)) return [];
-    const mine = this.ends.filter((e) => e.threadId === threadId);
-    this.ends = this.ends.filter((e) => e.threadId !== threadId);
     // Resolved once the statement that carries them settles (a failed checkpoint loses them:
     // the step runs again and starts its own rows).
+    const [mine, rest] = partitionByThread(this.ends, threadId);
+    this.ends = rest;
     return mine;
   }
 
@@ -304,9 +303,9 @@ export class LimitedPostgresSaver extends PostgresSaver {
   }
 
   private takeQueued(threadId: string): QueuedWrites[] {
-    if (!this.queued.some((q) => q.threadId === threadId)) return [];
-    const mine = this.queued.filter((q) => q.threadId === threadId);
-    this.queued = this.queued.filter((q) => q.threadId !== threadId);
+    const [mine, rest] = partitionByThread(this.queued, threadId);
+    if (mine.length === 0) return mine;
+    this.queued = rest;
     // Two batches of one task with the same index (one special channel written twice) cannot
     // share an INSERT ... ON CONFLICT DO UPDATE: those stay queued, for their own statements.
     const keys = new Set<string>();
@@ -484,6 +483,18 @@ export class LimitedPostgresSaver extends PostgresSaver {
 }
 
 type Usage = { bytes: number; heads: Map<string, string> };
+/** `items` of `threadId`, and the others (the same array when there are none of the thread's). */
+function partitionByThread<T extends { threadId: string }>(
+  items: T[],
+  threadId: string,
+): [T[], T[]] {
+  if (!items.some((i) => i.threadId === threadId)) return [[], items];
+  return [
+    items.filter((i) => i.threadId === threadId),
+    items.filter((i) => i.threadId !== threadId),
+  ];
+}
+
 interface QueuedEnd {
   threadId: string;
   row: bigint;
