@@ -211,17 +211,17 @@ export function pack(bytes: Uint8Array): Uint8Array {
   return out;
 }
 
+/** A row's serialized bytes as they were before pack. */
+export function unpack(bytes: Uint8Array): Uint8Array {
+  return bytes.length > 0 && bytes[0] === DEFLATED ? inflateRawSync(bytes.subarray(1)) : bytes;
+}
+
 /** `serde`, reading packed rows too (see pack). */
 export function unpacking(serde: SerializerProtocol): SerializerProtocol {
   return {
     dumpsTyped: (data) => serde.dumpsTyped(data),
     loadsTyped: (type, data) =>
-      serde.loadsTyped(
-        type,
-        typeof data !== "string" && data.length > 0 && data[0] === DEFLATED
-          ? inflateRawSync(data.subarray(1))
-          : data,
-      ),
+      serde.loadsTyped(type, typeof data === "string" ? data : unpack(data)),
   };
 }
 

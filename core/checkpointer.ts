@@ -38,6 +38,11 @@ import {
   unpacking,
   type Remembered,
 } from "./checkpoint-delta.ts";
+import {
+  CheckpointArchive,
+  createArchiveTable,
+  type ArchivedCheckpoint,
+} from "./checkpoint-archive.ts";
 
 /** How much state the SQLite saver stores; 0 switches a limit off. */
 export interface StateLimits {
@@ -319,8 +324,70 @@ export class PreparedSqliteSaver extends SqliteSaver {
   }
 
   protected override setup(): void {
-    if (!this.isSetup) createWritesTable(this.db);
+    if (!this.isSetup) {
+      createWritesTable(this.db);
+      createArchiveTable(this.db);
+    }
     super.setup();
+  }
+
+  private archiveCache?: CheckpointArchive;
+
+  /** The archive of finished runs' checkpoints (core/checkpoint-archive.ts). */
+  private archive(): CheckpointArchive {
+    this.setup();
+    return (this.archiveCache ??= new CheckpointArchive(this.db));
+  }
+
+  /**
+   * Moves the thread's checkpoints older than the latest of each namespace, with their pending
+   * writes, into one archive segment (see core/checkpoint-archive.ts); reads find them there.
+   * The server calls it when a run ends. Returns how many checkpoints moved.
+   */
+  compact(threadId: string): number {
+    this.flush();
+    const archive = this.archive();
+    const moved = this.db.transaction(() => archive.compact(threadId)).immediate();
+    // The thread's stored bytes shrank: sum them again at its next write.
+    if (moved > 0) this.usage.delete(threadId);
+    return moved;
+  }
+
+  /** A tuple as the library's getTuple builds one, from an archived checkpoint. */
+  private async archivedTuple(
+    threadId: string,
+    ns: string,
+    a: ArchivedCheckpoint,
+    config?: RunnableConfig,
+  ): Promise<CheckpointTuple> {
+    const type = a.type ?? "json";
+    return {
+      config: config ?? {
+        configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: a.id },
+      },
+      checkpoint: (await this.serde.loadsTyped(type, a.checkpoint)) as Checkpoint,
+      metadata: (await this.serde.loadsTyped(
+        type,
+        a.metadata ?? new Uint8Array(),
+      )) as CheckpointMetadata,
+      parentConfig: a.parentId
+        ? { configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: a.parentId } }
+        : undefined,
+      // As the library reads them: the value's bytes as text.
+      pendingWrites: await Promise.all(
+        a.writes.map(
+          async (w) =>
+            [
+              w.taskId,
+              w.channel,
+              await this.serde.loadsTyped(
+                w.type ?? "json",
+                w.value === null ? "" : Buffer.from(w.value).toString("utf8"),
+              ),
+            ] as [string, string, unknown],
+        ),
+      ),
+    };
   }
 
   private queue: {
@@ -385,6 +452,7 @@ export class PreparedSqliteSaver extends SqliteSaver {
     stored: Checkpoint,
     parentId: string | undefined,
     memo: Map<string, Checkpoint>,
+    segments: Map<number, ArchivedCheckpoint[]> = new Map(),
   ): Promise<Checkpoint> {
     if (!deltaOf(stored)) return stored;
     let parent = parentId === undefined ? undefined : memo.get(parentId);
@@ -397,7 +465,20 @@ export class PreparedSqliteSaver extends SqliteSaver {
         | undefined;
       if (row) {
         const cp = (await this.serde.loadsTyped(row.type ?? "json", row.checkpoint)) as Checkpoint;
-        parent = await this.whole(threadId, ns, cp, row.parent_checkpoint_id ?? undefined, memo);
+        parent = await this.whole(
+          threadId,
+          ns,
+          cp,
+          row.parent_checkpoint_id ?? undefined,
+          memo,
+          segments,
+        );
+      } else {
+        const a = this.archive().find(threadId, ns, parentId, segments);
+        if (a) {
+          const cp = (await this.serde.loadsTyped(a.type ?? "json", a.checkpoint)) as Checkpoint;
+          parent = await this.whole(threadId, ns, cp, a.parentId ?? undefined, memo, segments);
+        }
       }
     }
     if (!parent) {
@@ -420,13 +501,14 @@ export class PreparedSqliteSaver extends SqliteSaver {
     memo: Map<string, Checkpoint>,
     keep: boolean,
     metadataMemo = new Map<string, CheckpointMetadata>(),
+    segments = new Map<number, ArchivedCheckpoint[]>(),
   ) {
     const { thread_id, checkpoint_ns } = tuple.config.configurable ?? {};
     const threadId = thread_id as string;
     const ns = (checkpoint_ns as string | undefined) ?? "";
     const depth = deltaOf(tuple.checkpoint)?.depth ?? 0;
     const parentId = tuple.parentConfig?.configurable?.checkpoint_id as string | undefined;
-    tuple.checkpoint = await this.whole(threadId, ns, tuple.checkpoint, parentId, memo);
+    tuple.checkpoint = await this.whole(threadId, ns, tuple.checkpoint, parentId, memo, segments);
     if (tuple.metadata !== undefined) {
       tuple.metadata = await this.wholeMetadata(
         threadId,
@@ -434,6 +516,7 @@ export class PreparedSqliteSaver extends SqliteSaver {
         tuple.metadata,
         parentId,
         metadataMemo,
+        segments,
       );
       metadataMemo.set(tuple.checkpoint.id, tuple.metadata);
     }
@@ -458,6 +541,7 @@ export class PreparedSqliteSaver extends SqliteSaver {
     stored: CheckpointMetadata,
     parentId: string | undefined,
     memo: Map<string, CheckpointMetadata>,
+    segments: Map<number, ArchivedCheckpoint[]> = new Map(),
   ): Promise<CheckpointMetadata> {
     if (!isMetadataDelta(stored)) return stored;
     let parent = parentId === undefined ? undefined : memo.get(parentId);
@@ -468,17 +552,22 @@ export class PreparedSqliteSaver extends SqliteSaver {
       const row = this.metadataRowStatement.get(threadId, ns, parentId) as
         | { type: string | null; metadata: Uint8Array; parent_checkpoint_id: string | null }
         | undefined;
-      if (row) {
+      const a = row ? undefined : this.archive().find(threadId, ns, parentId, segments);
+      const found = row
+        ? { type: row.type, metadata: row.metadata, parentId: row.parent_checkpoint_id }
+        : a && { type: a.type, metadata: a.metadata ?? new Uint8Array(), parentId: a.parentId };
+      if (found) {
         const m = (await this.serde.loadsTyped(
-          row.type ?? "json",
-          row.metadata,
+          found.type ?? "json",
+          found.metadata,
         )) as CheckpointMetadata;
         parent = await this.wholeMetadata(
           threadId,
           ns,
           m,
-          row.parent_checkpoint_id ?? undefined,
+          found.parentId ?? undefined,
           memo,
+          segments,
         );
         memo.set(parentId, parent);
       }
@@ -674,13 +763,28 @@ export class PreparedSqliteSaver extends SqliteSaver {
        + (SELECT COALESCE(SUM(COALESCE(length(value), 0)), 0) FROM writes WHERE thread_id = ?)
        AS bytes`,
     );
-    return (this.sizeStatement.get(threadId, threadId) as { bytes: number }).bytes;
+    return (
+      (this.sizeStatement.get(threadId, threadId) as { bytes: number }).bytes +
+      this.archive().bytes(threadId)
+    );
   }
 
   override async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
     this.flush();
     const tuple = await super.getTuple(config);
-    return tuple && this.completed(tuple, new Map(), true);
+    if (tuple) return this.completed(tuple, new Map(), true);
+    // Not among the live rows: an archived checkpoint (history, time travel, a fork).
+    const { thread_id, checkpoint_ns, checkpoint_id } = config.configurable ?? {};
+    if (typeof thread_id !== "string") return undefined;
+    const ns = (checkpoint_ns as string | undefined) ?? "";
+    const segments = new Map<number, ArchivedCheckpoint[]>();
+    const archive = this.archive();
+    const a = checkpoint_id
+      ? archive.find(thread_id, ns, checkpoint_id as string, segments)
+      : archive.latest(thread_id, ns, segments);
+    if (!a) return undefined;
+    const found = await this.archivedTuple(thread_id, ns, a, checkpoint_id ? config : undefined);
+    return this.completed(found, new Map(), true, new Map(), segments);
   }
 
   override async *list(
@@ -690,20 +794,56 @@ export class PreparedSqliteSaver extends SqliteSaver {
     this.flush();
     const memo = new Map<string, Checkpoint>();
     const metadataMemo = new Map<string, CheckpointMetadata>();
+    const segmentCache = new Map<number, ArchivedCheckpoint[]>();
     const filter = Object.entries(options?.filter ?? {}).filter(([, v]) => v !== undefined);
-    if (filter.length === 0) {
-      for await (const tuple of super.list(config, options))
-        yield await this.completed(tuple, memo, false, metadataMemo);
-      return;
-    }
-    // A row whose metadata is stored as a change from its parent's holds only the keys that
-    // changed, so the library's SQL filter on the metadata column would miss it: filter here,
-    // on the whole metadata, as that SQL compares (the key's value as JSON).
     const { filter: _filter, limit, ...rest } = options ?? {};
     const max = limit ? Number.parseInt(String(limit), 10) : 0;
+    const threadId = config.configurable?.thread_id as string | undefined;
+    const ns = config.configurable?.checkpoint_ns as string | undefined | null;
+    const before = rest.before?.configurable?.checkpoint_id as string | undefined;
+    const segments = this.archive().segments(threadId || undefined, ns ?? undefined, before);
+    if (filter.length === 0 && segments.length === 0) {
+      for await (const tuple of super.list(config, options))
+        yield await this.completed(tuple, memo, false, metadataMemo, segmentCache);
+      return;
+    }
+    // Live rows and archived ones, newest first. A row whose metadata is stored as a change from
+    // its parent's holds only the keys that changed, so the library's SQL filter on the metadata
+    // column would miss it: filter here, on the whole metadata, as that SQL compares (the key's
+    // value as JSON). Without a filter, at most `max` rows of each kind can be among the first.
+    const live: CheckpointTuple[] = [];
+    for await (const tuple of super.list(config, filter.length === 0 ? { ...rest, limit } : rest)) {
+      live.push(tuple);
+    }
+    const archived: { threadId: string; ns: string; row: ArchivedCheckpoint }[] = [];
+    for (let i = 0; i < segments.length; i++) {
+      const seg = segments[i]!;
+      // Segments come newest last id first: once `max` rows are newer than this one's last id,
+      // nothing in it or after it can be among the first `max`.
+      if (filter.length === 0 && max > 0) {
+        if (archived.filter((r) => r.row.id > seg.last_id).length >= max) break;
+      }
+      for (const row of this.archive().rowsOf(seg.rowid, segmentCache)) {
+        if (before !== undefined && !(row.id < before)) continue;
+        archived.push({ threadId: seg.thread_id, ns: seg.checkpoint_ns, row });
+      }
+    }
+    const entries: { id: string; tuple?: CheckpointTuple; archived?: (typeof archived)[number] }[] =
+      [
+        ...live.map((tuple) => ({ id: tuple.checkpoint.id, tuple })),
+        ...archived.map((a) => ({ id: a.row.id, archived: a })),
+      ];
+    entries.sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
     let found = 0;
-    for await (const tuple of super.list(config, rest)) {
-      const t = await this.completed(tuple, memo, false, metadataMemo);
+    for (const entry of entries) {
+      const raw =
+        entry.tuple ??
+        (await this.archivedTuple(
+          entry.archived!.threadId,
+          entry.archived!.ns,
+          entry.archived!.row,
+        ));
+      const t = await this.completed(raw, memo, false, metadataMemo, segmentCache);
       const m = (t.metadata ?? {}) as Record<string, unknown>;
       if (!filter.every(([k, v]) => JSON.stringify(m[k]) === JSON.stringify(v))) continue;
       yield t;
@@ -716,6 +856,7 @@ export class PreparedSqliteSaver extends SqliteSaver {
     this.usage.delete(threadId);
     this.forget(threadId);
     clearAttemptJournal(this.db, threadId);
+    this.archive().deleteThread(threadId);
     return super.deleteThread(threadId);
   }
 

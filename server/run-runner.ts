@@ -373,6 +373,17 @@ export class RunRunner {
         });
       }
     }
+    // The run's steps become history: the backend stores them compactly (the SQLite archive).
+    if (!kwargs.temporary) {
+      try {
+        await this.deps.checkpoints.compact(run.thread_id);
+      } catch (err) {
+        log("warn", "could not compact the thread's checkpoints", {
+          ...ids,
+          error: serializeError(err),
+        });
+      }
+    }
     // The run's webhook call goes to the outbox with its end (webhook-outbox.ts delivers it). The
     // caller's URL gets what the API would show it: no secrets.
     const webhook = kwargs.webhook

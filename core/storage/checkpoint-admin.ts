@@ -4,6 +4,7 @@
 import { clearAttemptJournal } from "../models/attempt-journal.ts";
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
 import type Database from "better-sqlite3";
+import { CheckpointArchive, createArchiveTable } from "../checkpoint-archive.ts";
 
 export interface CheckpointAdmin {
   /** Copies every checkpoint and pending write of `from` to the (new) thread `to`. */
@@ -28,6 +29,11 @@ export interface CheckpointAdmin {
   keepLatest(threadId: string): Promise<void>;
   /** Deletes every checkpoint of every thread (POST /internal/truncate, dev servers only). */
   truncate(): Promise<void>;
+  /**
+   * Called when a run of `threadId` ends: a backend that keeps history compactly (the SQLite
+   * archive, core/checkpoint-archive.ts) moves the checkpoints before the latest there.
+   */
+  compact(threadId: string): Promise<void>;
 }
 
 /** Ensures the saver created its tables, so admin SQL never runs before them. */
@@ -44,7 +50,14 @@ export function createSqliteCheckpointAdmin(
   saver?: BaseCheckpointSaver,
 ): CheckpointAdmin {
   const keyframes = saver as
-    Partial<{ keyframeLatest(threadId: string): Promise<void> }> | undefined;
+    | Partial<{
+        keyframeLatest(threadId: string): Promise<void>;
+        compact(threadId: string): number;
+        flush(): void;
+      }>
+    | undefined;
+  createArchiveTable(db);
+  const archive = new CheckpointArchive(db);
   db.exec(`CREATE TABLE IF NOT EXISTS refinery_rollback_writes (
     run_id TEXT NOT NULL,
     thread_id TEXT NOT NULL,
@@ -68,6 +81,7 @@ export function createSqliteCheckpointAdmin(
           `INSERT INTO writes (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value)
            SELECT ?, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, value FROM writes WHERE thread_id = ?`,
         ).run(to, from);
+        archive.copy(from, to);
       }).immediate();
     },
     async rollback(threadId, keep, runId) {
@@ -77,8 +91,12 @@ export function createSqliteCheckpointAdmin(
         if (keep === null) {
           db.prepare("DELETE FROM checkpoints WHERE thread_id = ?").run(threadId);
           db.prepare("DELETE FROM writes WHERE thread_id = ?").run(threadId);
+          archive.deleteThread(threadId);
           return;
         }
+        // Archived checkpoints from `keep` on come back as rows first, for the SQL below (a run
+        // ending compacts its thread; a rollback racing that end finds `keep` archived).
+        archive.restore(threadId, keep);
         db.prepare("DELETE FROM checkpoints WHERE thread_id = ? AND checkpoint_id > ?").run(
           threadId,
           keep,
@@ -116,6 +134,7 @@ export function createSqliteCheckpointAdmin(
         clearAttemptJournal(db, threadId);
         db.prepare("DELETE FROM checkpoints WHERE thread_id = ?").run(threadId);
         db.prepare("DELETE FROM writes WHERE thread_id = ?").run(threadId);
+        archive.deleteThread(threadId);
       }).immediate();
     },
     async keepLatest(threadId) {
@@ -129,6 +148,7 @@ export function createSqliteCheckpointAdmin(
                WHERE c.thread_id = @t AND c.checkpoint_ns = ${table}.checkpoint_ns)`,
           ).run({ t: threadId });
         }
+        archive.deleteThread(threadId);
       }).immediate();
     },
     async truncate() {
@@ -136,8 +156,13 @@ export function createSqliteCheckpointAdmin(
         db.exec(
           "DELETE FROM checkpoints; DELETE FROM writes; DELETE FROM refinery_rollback_writes",
         );
+        archive.truncate();
         clearAttemptJournal(db);
       }).immediate();
+    },
+    async compact(threadId) {
+      if (keyframes?.compact) keyframes.compact(threadId);
+      else db.transaction(() => archive.compact(threadId)).immediate();
     },
   };
 }

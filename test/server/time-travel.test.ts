@@ -4,11 +4,13 @@
 // node leaves `next` at that node's successor and a run with `input: null` continues from it; a
 // run from an earlier checkpoint forks a branch that history shows. Fakes model content only.
 import type { ThreadState } from "@langchain/langgraph-sdk";
+import Database from "better-sqlite3";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import type { Critique, Draft, RefineStateType } from "../../core/state.ts";
 import { readExample } from "../declarative/support.ts";
 import { ScriptedChatModel, scriptedProvider } from "../support/scripted-model.ts";
 import { startTestServer, type TestServer } from "../support/server.ts";
+import { TEST_BACKEND } from "../support/test-backend.ts";
 
 const PASS = '{"verdict":"pass","score":0.95,"issues":[]}';
 const REVISE = '{"verdict":"revise","score":0.3,"issues":["the final answer is wrong"]}';
@@ -272,4 +274,32 @@ describe("a run from an earlier checkpoint forks", () => {
       expect(old.checkpoint.checkpoint_id).toBe(head);
     });
   }
+});
+
+describe("a finished run's history", () => {
+  it("is archived once the run ends (SQLite) and reads back step by step, pending writes included", async () => {
+    const { id, head } = await finishedThread("refine", { task: "What is 2 + 2?" });
+    const states = await history(id);
+    // Every step of the run, each the child of the one before, the first the input.
+    expect(ancestry(states, head)).toHaveLength(states.length);
+    expect(states.at(-1)?.metadata?.source).toBe("input");
+    // A step's tasks show their results (from the step's pending writes).
+    const atCritique = states.find((h) => h.next[0] === "critique");
+    expect(atCritique?.tasks[0]?.result).toBeDefined();
+    if (TEST_BACKEND === "sqlite") {
+      const db = new Database(s.dbPath, { readonly: true });
+      try {
+        const live = db
+          .prepare("SELECT COUNT(*) AS n FROM checkpoints WHERE thread_id = ?")
+          .get(id) as { n: number };
+        const segments = db
+          .prepare("SELECT COUNT(*) AS n FROM refinery_checkpoint_archive WHERE thread_id = ?")
+          .get(id) as { n: number };
+        expect(live.n).toBe(1);
+        expect(segments.n).toBe(1);
+      } finally {
+        db.close();
+      }
+    }
+  });
 });

@@ -131,5 +131,7 @@ export function createPostgresCheckpointAdmin(
     async truncate() {
       await pool.query(`TRUNCATE ${CP}, ${BL}, ${WR}, ${RB}, ${MA}`);
     },
+    // The Postgres layout keeps every checkpoint as the library stores it (no archive yet).
+    async compact() {},
   };
 }
