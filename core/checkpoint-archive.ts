@@ -12,51 +12,22 @@
 // A segment's bytes: a format byte, then raw deflate of frames (u32 big-endian lengths, 0xFFFFFFFF
 // for null) per checkpoint: id, parent id, type, checkpoint (unpacked), metadata, the number of
 // writes, then per write: task id, idx, channel, type, value, deflated at level 9 with a preset
-// dictionary (SEGMENT_DICTIONARY). Checkpoint ids are time-ordered uuid6, so a segment is found by
+// dictionary (STATE_DICTIONARY, core/packing.ts). Checkpoint ids are time-ordered uuid6, so a segment is found by
 // its first and last id.
 import { deflateRawSync, inflateRawSync } from "node:zlib";
 import type Database from "better-sqlite3";
 import { unpack } from "./checkpoint-delta.ts";
+import { STATE_DICTIONARY } from "./packing.ts";
 
 export const ARCHIVE_TABLE = "refinery_checkpoint_archive";
 
-/** The only segment format so far: frames deflated with SEGMENT_DICTIONARY. */
+/** The only segment format so far: frames deflated with STATE_DICTIONARY. */
 const FORMAT = 1;
 
-/**
- * Deflate's preset dictionary for segments: the shape of a LangGraph checkpoint and of its
- * metadata, and the field names and enum values of Refinery's refine state (core/state.ts).
- * Structure only, no text a run produced: a segment is mostly small JSON documents whose keys
- * a 14 KB segment cannot amortise on its own. Measured on the default refine run (3 iterations,
- * bench:storage): 2,422 bytes a segment at level 9 without it, 1,843 with it, which is what lets
- * two segments share a 4 KiB page. Never change it in place: a new dictionary is a new FORMAT.
- */
-const SEGMENT_DICTIONARY = Buffer.from(
-  [
-    '{"ls_integration":"langgraph","created_by":"system","run_id":"","thread_id":"",',
-    '"graph_id":"refine","assistant_id":"","run_attempt":1,"langgraph_version":"",',
-    '"source":"input","step":-1,"parents":{}}{"source":"loop","step":0,"refinery_metadata_delta":1}',
-    'jsonnull"branch:to:generate"branch:to:critique"branch:to:verify"branch:to:revise"',
-    'branch:to:approve"__pregel_tasks"__start__"__input__"__end__""iteration":',
-    '{"iteration":1,"text":"","source":"generate","usage":{"promptTokens":0,"completionTokens":0,',
-    '"totalTokens":0,"calls":1},"latencyMs":0,"createdAt":"2026-12-07T00:00:00.000Z"}',
-    '{"iteration":1,"verdict":"revise","score":0,"issues":[],"raw":"","usage":{"promptTokens":0,',
-    '"completionTokens":0,"totalTokens":0,"calls":1},"latencyMs":0}',
-    '[{"verifierId":"","kind":"","hard":true,"iteration":1,"pass":false,"score":0,"message":"",',
-    '"latencyMs":0}]{"iteration":1,"text":"","hardPassed":0,"hardTotal":1,"score":0}',
-    '{"node":"critique","promptTokens":0,"completionTokens":0,"totalTokens":0,"calls":1}',
-    '"stopReason":"max_iterations","answer":"strategy":"self-refine",',
-    '{"v":4,"id":"","ts":"2026-12-07T00:00:00.000Z","channel_values":{"task":"","context":"",',
-    '"options":null,"feedback":[],"drafts":[],"critiques":[],"verdicts":[],"best":null,',
-    '"iteration":0,"usage":{"promptTokens":0,"completionTokens":0,"totalTokens":0,"calls":0,',
-    '"byNode":{}},"stopReason":null,"route":null,"strategy":null,"pendingApproval":null,',
-    '"approvals":[],"decisions":[],"refinements":[],"pasr":null,"lessons":[],"answer":null,',
-    '"error":null,"simulated":false,"__start__":{},"__pregel_tasks":[]},"channel_versions":{},',
-    '"versions_seen":{},"refinery_delta":{"depth":1,"appended":{"drafts":[],"critiques":[],',
-    '"verdicts":[]},"removed":{"values":["branch:to:verify"]}}}',
-  ].join(""),
-);
-const DEFLATE = { level: 9, dictionary: SEGMENT_DICTIONARY };
+/** Measured on the default refine run (3 iterations, bench:storage): 2,422 bytes a segment at
+ * level 9 without the dictionary, 1,843 with it, which is what lets two segments share a 4 KiB
+ * page. */
+const DEFLATE = { level: 9, dictionary: STATE_DICTIONARY };
 const NULL = 0xffffffff;
 
 export interface ArchivedWrite {
@@ -127,7 +98,7 @@ export function decodeSegment(data: Uint8Array): ArchivedCheckpoint[] {
   if (data[0] !== FORMAT) {
     throw new Error(`checkpoint archive segment of unknown format ${data[0]}`);
   }
-  const b = inflateRawSync(data.subarray(1), { dictionary: SEGMENT_DICTIONARY });
+  const b = inflateRawSync(data.subarray(1), { dictionary: STATE_DICTIONARY });
   let at = 0;
   const u32 = () => {
     const n = b.readUInt32BE(at);

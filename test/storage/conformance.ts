@@ -5,6 +5,12 @@ import { isAuthMatching } from "../../core/auth-filters.ts";
 import { RefineryError } from "../../core/errors.ts";
 import type { NewCron, NewRun, Run, RunStatus, Storage } from "../../core/storage/types.ts";
 
+/** A thread value long enough that the SQLite storage packs it. */
+const LONG_TEXT = Array.from(
+  { length: 60 },
+  (_, i) => `draft line ${i}: the answer is ${i * 7}`,
+).join("\n");
+
 export interface OpenedStorage {
   storage: Storage;
   /** Releases everything `open` created (files, connections, schemas). */
@@ -631,7 +637,8 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
               { user: "ann", tags: { lang: "en" } },
               {
                 status: "interrupted",
-                values: { topic: "a", meta: { k: 1 } },
+                // Long enough to be stored packed (core/packing.ts on SQLite).
+                values: { topic: "a", meta: { k: 1 }, text: LONG_TEXT },
                 interrupts: { x: [1] },
               },
             ],
@@ -677,6 +684,13 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
           expect(await found({ values: { topic: "a", n: 1 } })).toEqual(["t1"]);
           expect(await found({ values: { meta: { k: 1 } } })).toEqual(["t3"]);
           expect(await found({ values: { topic: "z" } })).toEqual([]);
+          expect(await found({ values: { text: LONG_TEXT } })).toEqual(["t3"]);
+          expect(await found({ values: { text: "other" } })).toEqual([]);
+          expect((await storage.threads.get("t3"))?.values).toEqual({
+            topic: "a",
+            meta: { k: 1 },
+            text: LONG_TEXT,
+          });
         });
 
         it("filters by ids", async () => {

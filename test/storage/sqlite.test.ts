@@ -102,6 +102,34 @@ describe("sqlite storage file", () => {
     expect(claimed).toEqual(["r1#2", "r2#1", "r0#1"]);
   });
 
+  it("stores a thread's long values packed, reads and searches them, and reads older text rows", async () => {
+    const db = open();
+    const storage = createSqliteStorage(db);
+    const drafts = Array.from({ length: 20 }, (_, i) => ({ iteration: i, text: `Answer: ${i}` }));
+    const values = { task: "What is 2 + 2?", drafts, answer: "Answer: 4" };
+    await storage.threads.create({ thread_id: "packed" });
+    await storage.threads.setSnapshot("packed", { status: "idle", values, interrupts: {} });
+    const row = db
+      .prepare(
+        `SELECT typeof("values") AS kind, length("values") AS bytes FROM refinery_threads WHERE thread_id = 'packed'`,
+      )
+      .get() as { kind: string; bytes: number };
+    expect(row.kind).toBe("blob");
+    expect(row.bytes).toBeLessThan(JSON.stringify(values).length / 2);
+    expect((await storage.threads.get("packed"))?.values).toEqual(values);
+    const ids = async (v: Record<string, unknown>) =>
+      (await storage.threads.search({ values: v, limit: 10 })).map((t) => t.thread_id);
+    expect(await ids({ answer: "Answer: 4" })).toEqual(["packed"]);
+    expect(await ids({ answer: "Answer: 5" })).toEqual([]);
+    // A row written before packing (JSON text) reads and searches the same.
+    await storage.threads.create({ thread_id: "text" });
+    db.prepare(`UPDATE refinery_threads SET "values" = ? WHERE thread_id = 'text'`).run(
+      JSON.stringify({ ...values, answer: "old" }),
+    );
+    expect((await storage.threads.get("text"))?.values).toEqual({ ...values, answer: "old" });
+    expect(await ids({ answer: "old" })).toEqual(["text"]);
+  });
+
   it("keeps FIFO order when two connections enqueue on the same file", async () => {
     const first = createSqliteStorage(open());
     const second = createSqliteStorage(open());

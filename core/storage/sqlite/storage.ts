@@ -4,6 +4,7 @@
 // from transactions and row locks.
 import type Database from "better-sqlite3";
 import { RefineryError } from "../../errors.ts";
+import { jsonText, packJson } from "../../packing.ts";
 import {
   ASSISTANT_SORT,
   CRON_SORT,
@@ -321,7 +322,7 @@ function rowToThread(r: Record<string, unknown>): Thread {
     updated_at: r.updated_at as string,
     metadata: p(r.metadata, {}),
     status: r.status as Thread["status"],
-    values: p(r.values, null),
+    values: p(jsonText(r.values), null),
     interrupts: p(r.interrupts, {}),
     config: p(r.config, {}),
     error: p(r.error, null),
@@ -397,6 +398,8 @@ export function statementCache(
 export function createSqliteStorage(db: Database.Database): Storage {
   db.exec(SCHEMA);
   addMissingColumns(db);
+  // A thread's values column holds packed JSON (packJson); SQL reads its text through this.
+  db.function("refinery_json", { deterministic: true }, (v: unknown) => jsonText(v));
   const prep = statementCache(db);
   // Read inside the insert's transaction: another connection to the same file may have enqueued.
   const maxSeq = prep("SELECT COALESCE(MAX(seq), 0) AS s FROM refinery_runs");
@@ -591,7 +594,7 @@ export function createSqliteStorage(db: Database.Database): Storage {
   function writeSnapshot(id: string, s: ThreadSnapshot): void {
     prep(
       `UPDATE refinery_threads SET status = ?, "values" = ?, interrupts = ?, error = ?, updated_at = ?, ${TOUCH_EXPIRY} WHERE thread_id = ?`,
-    ).run(s.status, j(s.values), j(s.interrupts), j(s.error ?? null), now(), Date.now(), id);
+    ).run(s.status, packJson(s.values), j(s.interrupts), j(s.error ?? null), now(), Date.now(), id);
   }
 
   const threads: ThreadStore = {
@@ -719,7 +722,8 @@ export function createSqliteStorage(db: Database.Database): Storage {
       args.push(q.status);
     }
     conds.push(...containment("metadata", q.metadata, args));
-    conds.push(...containment('"values"', q.values, args));
+    // Values are stored packed (core/packing.ts): refinery_json gives their text back.
+    conds.push(...containment('refinery_json("values")', q.values, args));
     conds.push(...accessSql("metadata", q, args));
     return conds.length ? `WHERE ${conds.join(" AND ")}` : "";
   }
@@ -734,7 +738,7 @@ export function createSqliteStorage(db: Database.Database): Storage {
       t.updated_at,
       j(t.metadata),
       t.status,
-      j(t.values),
+      packJson(t.values),
       j(t.interrupts),
       j(t.config),
       j(t.error),
