@@ -1,9 +1,10 @@
-// The checkpoint archive (core/checkpoint-archive.ts): once a run ends, the server moves a
-// thread's checkpoints before the latest into one deflated segment. Everything that reads
-// history must read the same as if nothing had moved: list (filters, limits, before), getTuple
-// by id, LangGraph's getState and getStateHistory (task results come from pending writes), forks
-// from archived checkpoints, subgraph namespaces, and the admin operations (copy, rollback,
-// prune, delete), on a real SQLite file.
+// The checkpoint archive (core/checkpoint-archive.ts, core/storage/postgres/archive.ts): once a
+// run ends, the server moves a thread's checkpoints before the latest into one deflated segment.
+// Everything that reads history must read the same as if nothing had moved: list (filters,
+// limits, before), getTuple by id, LangGraph's getState and getStateHistory (task results come
+// from pending writes), forks from archived checkpoints, subgraph namespaces, and the admin
+// operations (copy, rollback, prune, delete), on a real SQLite file and a real Postgres schema.
+import { randomBytes } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -17,10 +18,22 @@ import {
   type BaseCheckpointSaver,
 } from "@langchain/langgraph";
 import type { CheckpointListOptions } from "@langchain/langgraph-checkpoint";
-import { afterEach, describe, expect, it } from "vitest";
-import { decodeSegment, encodeSegment } from "../../core/checkpoint-archive.ts";
+import pg from "pg";
+import { afterAll, afterEach, describe, expect, it } from "vitest";
+import {
+  decodeSegment,
+  decodeSegmentWithBlobs,
+  encodeSegment,
+} from "../../core/checkpoint-archive.ts";
 import { openSqliteCheckpointer, type PreparedSqliteSaver } from "../../core/checkpointer.ts";
-import { createSqliteCheckpointAdmin } from "../../core/storage/checkpoint-admin.ts";
+import {
+  createSqliteCheckpointAdmin,
+  type CheckpointAdmin,
+} from "../../core/storage/checkpoint-admin.ts";
+import { createPostgresCheckpointAdmin } from "../../core/storage/postgres/checkpoint-admin.ts";
+import { migrate } from "../../core/storage/postgres/migrations.ts";
+import { jsonbContains, LimitedPostgresSaver } from "../../core/storage/postgres/saver.ts";
+import { TEST_POSTGRES_URL } from "../support/test-backend.ts";
 
 const dirs: string[] = [];
 afterEach(() => {
@@ -63,14 +76,14 @@ function graph(saver: BaseCheckpointSaver) {
 }
 
 /** Runs, resumes, a second run on the thread, a fork from its first run, and an error. */
-async function scenario(saver: BaseCheckpointSaver, afterRun: (thread: string) => void) {
+async function scenario(saver: BaseCheckpointSaver, afterRun: (thread: string) => unknown) {
   const g = graph(saver);
   const a = { configurable: { thread_id: "a" } };
   const run = async (input: unknown, config: typeof a, thread = "a") => {
     try {
       await g.invoke(input as never, config);
     } finally {
-      afterRun(thread);
+      await afterRun(thread);
     }
   };
   await run({ log: ["start"] }, a);
@@ -106,6 +119,8 @@ function normalizer(thread: string) {
         if (!ids.has(v)) ids.set(v, `#${ids.size}`);
         return ids.get(v);
       }
+      // Postgres channel versions: "<counter>.<random>" (core/storage/postgres/saver.ts).
+      if (/^\d{32}\.[0-9a-f]{16}$/.test(v)) return v.slice(0, 32);
       return v.replace(
         /[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}/g,
         (m) => (walk(m) as string) ?? m,
@@ -175,6 +190,173 @@ async function everything(saver: BaseCheckpointSaver, g: ReturnType<typeof graph
   return n(JSON.parse(JSON.stringify(views)));
 }
 
+/** One database of a backend: its saver, its admin, and SQL to look at what is stored. */
+interface Db {
+  saver: BaseCheckpointSaver;
+  admin: CheckpointAdmin;
+  /** Live checkpoint rows per thread and namespace. */
+  liveCounts(): Promise<number[]>;
+  /** Archive segments (of `thread` when given). */
+  segments(thread?: string): Promise<number>;
+  /** The same database through a new connection (nothing remembered in memory). */
+  reopen(): Promise<Db>;
+  close(): Promise<void>;
+}
+
+function sqliteDb(dir: string, name: string): Db {
+  const opened = openSqliteCheckpointer(join(dir, name));
+  const db = opened.db!;
+  const n = (sql: string, ...args: unknown[]) => (db.prepare(sql).get(...args) as { n: number }).n;
+  return {
+    saver: opened.saver,
+    admin: createSqliteCheckpointAdmin(db, opened.saver),
+    liveCounts: async () =>
+      (
+        db
+          .prepare("SELECT COUNT(*) AS n FROM checkpoints GROUP BY thread_id, checkpoint_ns")
+          .all() as { n: number }[]
+      ).map((r) => r.n),
+    segments: async (thread) =>
+      thread === undefined
+        ? n("SELECT COUNT(*) AS n FROM refinery_checkpoint_archive")
+        : n("SELECT COUNT(*) AS n FROM refinery_checkpoint_archive WHERE thread_id = ?", thread),
+    reopen: async () => sqliteDb(dir, name),
+    close: async () => opened.close(),
+  };
+}
+
+const pools: pg.Pool[] = [];
+const schemas: string[] = [];
+afterAll(async () => {
+  if (schemas.length > 0) {
+    const admin = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+    await admin.connect();
+    for (const s of schemas) await admin.query(`DROP SCHEMA IF EXISTS "${s}" CASCADE`);
+    await admin.end();
+  }
+});
+
+async function postgresDb(schema: string): Promise<Db> {
+  if (!schemas.includes(schema)) schemas.push(schema);
+  const pool = new pg.Pool({ connectionString: TEST_POSTGRES_URL, max: 4 });
+  pools.push(pool);
+  await migrate(pool, schema);
+  const saver = new LimitedPostgresSaver(pool, schema);
+  await saver.setup();
+  const n = async (sql: string, args: unknown[] = []) =>
+    Number((await pool.query<{ n: string }>(sql, args)).rows[0]?.n ?? 0);
+  return {
+    saver,
+    admin: createPostgresCheckpointAdmin(pool, schema, (t) => saver.forget(t)),
+    liveCounts: async () =>
+      (
+        await pool.query<{ n: string }>(
+          `SELECT COUNT(*) AS n FROM "${schema}".checkpoints GROUP BY thread_id, checkpoint_ns`,
+        )
+      ).rows.map((r) => Number(r.n)),
+    segments: async (thread) =>
+      thread === undefined
+        ? n(`SELECT COUNT(*) AS n FROM "${schema}".refinery_checkpoint_archive`)
+        : n(
+            `SELECT COUNT(*) AS n FROM "${schema}".refinery_checkpoint_archive WHERE thread_id = $1`,
+            [thread],
+          ),
+    reopen: () => postgresDb(schema),
+    close: async () => {
+      await pool.end();
+    },
+  };
+}
+
+const schemaName = (label: string) =>
+  `refinery_archive_${process.pid}_${randomBytes(3).toString("hex")}_${label}`;
+
+const backends: [string, (label: string) => Promise<Db>][] = [
+  [
+    "sqlite",
+    async (label) => {
+      const dir = mkdtempSync(join(tmpdir(), "archive-"));
+      dirs.push(dir);
+      return sqliteDb(dir, `${label}.db`);
+    },
+  ],
+  ["postgres", (label) => postgresDb(schemaName(label))],
+];
+
+describe.each(backends)("the checkpoint archive on %s", (_name, openDb) => {
+  it("a thread compacted after every run reads exactly as one never compacted", async () => {
+    const plain = await openDb("plain");
+    const compacted = await openDb("compacted");
+    try {
+      const g1 = await scenario(plain.saver, async () => {});
+      const g2 = await scenario(compacted.saver, (t) => compacted.admin.compact(t));
+      // Only the latest checkpoint of each namespace stays a row; the rest are in segments.
+      expect((await compacted.liveCounts()).every((n) => n === 1)).toBe(true);
+      expect(await compacted.segments()).toBeGreaterThan(5);
+      for (const thread of ["a", "b"]) {
+        const expected = await everything(plain.saver, g1, thread);
+        expect(await everything(compacted.saver, g2, thread)).toEqual(expected);
+        // A new connection (no state remembered in memory) reads the same.
+        const fresh = await compacted.reopen();
+        try {
+          expect(await everything(fresh.saver, graph(fresh.saver), thread)).toEqual(expected);
+        } finally {
+          await fresh.close();
+        }
+      }
+      // Thread a's history really holds the fork and both runs' interrupts.
+      const a = await listAll(compacted.saver, { thread_id: "a", checkpoint_ns: "" });
+      const logs = a.map((t) => t.checkpoint.channel_values.log as string[]);
+      expect(logs.some((l) => l.includes("review:yes"))).toBe(true);
+      expect(logs.some((l) => l.includes("edited"))).toBe(true);
+      expect(a.some((t) => t.pendingWrites?.some(([, c]) => c === "__interrupt__"))).toBe(true);
+    } finally {
+      await plain.close();
+      await compacted.close();
+    }
+  });
+
+  it("copy, rollback, prune and delete see archived checkpoints", async () => {
+    const db = await openDb("admin");
+    const { saver, admin } = db;
+    try {
+      const g = await scenario(saver, (t) => admin.compact(t));
+      const before = await everything(saver, g, "a");
+      // Copy: the new thread reads the same history.
+      await admin.copyThread("a", "copy");
+      expect(await everything(saver, g, "copy")).toEqual(before);
+      // Rollback to an archived checkpoint: everything after it goes, it becomes the latest.
+      const root = await listAll(saver, { thread_id: "copy", checkpoint_ns: "" });
+      const keep = root[Math.floor(root.length / 2)]!;
+      await admin.rollback("copy", keep.checkpoint.id);
+      const after = await listAll(saver, { thread_id: "copy", checkpoint_ns: "" });
+      expect(after.map((t) => t.checkpoint.id)).toEqual(
+        root.filter((t) => t.checkpoint.id <= keep.checkpoint.id).map((t) => t.checkpoint.id),
+      );
+      const latest = await saver.getTuple({ configurable: { thread_id: "copy" } });
+      expect(latest?.checkpoint.id).toBe(keep.checkpoint.id);
+      expect(latest?.checkpoint.channel_values).toEqual(keep.checkpoint.channel_values);
+      // The original thread is untouched by its copy's rollback.
+      expect(await everything(saver, g, "a")).toEqual(before);
+      // Prune: the latest state stays, the history goes, archive included.
+      const state = (await g.getState({ configurable: { thread_id: "a" } })).values;
+      await admin.keepLatest("a");
+      expect((await g.getState({ configurable: { thread_id: "a" } })).values).toEqual(state);
+      expect(await db.segments("a")).toBe(0);
+      expect((await listAll(saver, { thread_id: "a", checkpoint_ns: "" })).length).toBe(1);
+      // Delete: nothing of the thread is left anywhere.
+      await admin.deleteThread("copy");
+      await saver.deleteThread("b");
+      for (const t of ["copy", "b"]) {
+        expect(await saver.getTuple({ configurable: { thread_id: t } })).toBeUndefined();
+        expect(await db.segments(t)).toBe(0);
+      }
+    } finally {
+      await db.close();
+    }
+  });
+});
+
 function open(dir: string, name: string) {
   const opened = openSqliteCheckpointer(join(dir, name));
   return { ...opened, saver: opened.saver as PreparedSqliteSaver, db: opened.db! };
@@ -184,112 +366,6 @@ const count = (db: ReturnType<typeof open>["db"], sql: string, ...args: unknown[
   (db.prepare(sql).get(...args) as { n: number }).n;
 
 describe("the checkpoint archive", () => {
-  it("a thread compacted after every run reads exactly as one never compacted", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "archive-"));
-    dirs.push(dir);
-    const plain = open(dir, "plain.db");
-    const compacted = open(dir, "compacted.db");
-    try {
-      const g1 = await scenario(plain.saver, () => {});
-      let moved = 0;
-      const g2 = await scenario(compacted.saver, (t) => {
-        moved += compacted.saver.compact(t);
-      });
-      expect(moved).toBeGreaterThan(20);
-      // Only the latest checkpoint of each namespace stays a row; the rest are in segments.
-      const live = compacted.db
-        .prepare(
-          "SELECT thread_id, checkpoint_ns, COUNT(*) AS n FROM checkpoints GROUP BY thread_id, checkpoint_ns",
-        )
-        .all() as { n: number }[];
-      expect(live.every((r) => r.n === 1)).toBe(true);
-      expect(
-        count(compacted.db, "SELECT COUNT(*) AS n FROM refinery_checkpoint_archive"),
-      ).toBeGreaterThan(5);
-      for (const thread of ["a", "b"]) {
-        const expected = await everything(plain.saver, g1, thread);
-        expect(await everything(compacted.saver, g2, thread)).toEqual(expected);
-        // A fresh connection (no state remembered in memory) reads the same.
-        const fresh = open(dir, "compacted.db");
-        try {
-          expect(await everything(fresh.saver, graph(fresh.saver), thread)).toEqual(expected);
-        } finally {
-          fresh.close();
-        }
-      }
-      // Thread a's history really holds the fork and both runs' interrupts.
-      const a = await listAll(compacted.saver, { thread_id: "a", checkpoint_ns: "" });
-      const logs = a.map((t) => t.checkpoint.channel_values.log);
-      expect(logs.some((l) => (l as string[]).includes("review:yes"))).toBe(true);
-      expect(logs.some((l) => (l as string[]).includes("edited"))).toBe(true);
-      expect(a.some((t) => t.pendingWrites?.some(([, c]) => c === "__interrupt__"))).toBe(true);
-    } finally {
-      plain.close();
-      compacted.close();
-    }
-  });
-
-  it("copy, rollback, prune and delete see archived checkpoints; the thread limit counts them", async () => {
-    const dir = mkdtempSync(join(tmpdir(), "archive-"));
-    dirs.push(dir);
-    const db = open(dir, "db.sqlite");
-    const admin = createSqliteCheckpointAdmin(db.db, db.saver);
-    try {
-      const g = await scenario(db.saver, (t) => {
-        db.saver.compact(t);
-      });
-      const before = await everything(db.saver, g, "a");
-      // Copy: the new thread reads the same history.
-      await admin.copyThread("a", "copy");
-      expect(await everything(db.saver, g, "copy")).toEqual(before);
-      // Rollback to an archived checkpoint: everything after it goes, it becomes the latest.
-      const root = await listAll(db.saver, { thread_id: "copy", checkpoint_ns: "" });
-      const keep = root[Math.floor(root.length / 2)]!;
-      const older = root.filter((t) => t.checkpoint.id <= keep.checkpoint.id).length;
-      await admin.rollback("copy", keep.checkpoint.id);
-      const after = await listAll(db.saver, { thread_id: "copy", checkpoint_ns: "" });
-      expect(after.map((t) => t.checkpoint.id)).toEqual(
-        root.filter((t) => t.checkpoint.id <= keep.checkpoint.id).map((t) => t.checkpoint.id),
-      );
-      expect(after).toHaveLength(older);
-      const latest = await db.saver.getTuple({ configurable: { thread_id: "copy" } });
-      expect(latest?.checkpoint.id).toBe(keep.checkpoint.id);
-      expect(latest?.checkpoint.channel_values).toEqual(keep.checkpoint.channel_values);
-      expect(
-        count(
-          db.db,
-          "SELECT COUNT(*) AS n FROM checkpoints WHERE thread_id = 'copy' AND checkpoint_id = ?",
-          keep.checkpoint.id,
-        ),
-      ).toBe(1);
-      // The original thread is untouched by its copy's rollback.
-      expect(await everything(db.saver, g, "a")).toEqual(before);
-      // Prune: the latest state stays, the history goes, archive included.
-      const state = (await g.getState({ configurable: { thread_id: "a" } })).values;
-      await admin.keepLatest("a");
-      expect((await g.getState({ configurable: { thread_id: "a" } })).values).toEqual(state);
-      expect(
-        count(db.db, "SELECT COUNT(*) AS n FROM refinery_checkpoint_archive WHERE thread_id = 'a'"),
-      ).toBe(0);
-      expect((await listAll(db.saver, { thread_id: "a", checkpoint_ns: "" })).length).toBe(1);
-      // Delete: nothing of the thread is left anywhere.
-      await admin.deleteThread("copy");
-      await db.saver.deleteThread("b");
-      for (const t of ["copy", "b"]) {
-        expect(await db.saver.getTuple({ configurable: { thread_id: t } })).toBeUndefined();
-        expect(
-          count(
-            db.db,
-            "SELECT COUNT(*) AS n FROM refinery_checkpoint_archive WHERE thread_id = ?",
-            t,
-          ),
-        ).toBe(0);
-      }
-    } finally {
-      db.close();
-    }
-  });
-
   it("a thread limit counts archived bytes", async () => {
     const dir = mkdtempSync(join(tmpdir(), "archive-"));
     dirs.push(dir);
@@ -368,5 +444,27 @@ describe("the checkpoint archive", () => {
       })),
     ).toEqual(rows);
     expect(() => decodeSegment(Buffer.from([9, 1, 2]))).toThrow(/unknown format 9/);
+    // The Postgres layout carries the blobs the checkpoints refer to.
+    const blobs = [
+      { channel: "log", version: "0001.ab", type: "json", blob: Buffer.from('["a"]') },
+      { channel: "x", version: "0002.cd", type: "empty", blob: null },
+    ];
+    const withBlobs = decodeSegmentWithBlobs(encodeSegment(rows.slice(0, 1), blobs));
+    expect(withBlobs.rows).toHaveLength(1);
+    expect(withBlobs.blobs.map((b) => ({ ...b, blob: b.blob && Buffer.from(b.blob) }))).toEqual(
+      blobs,
+    );
+  });
+
+  it("filters archived metadata as Postgres's @> does", () => {
+    const m = { source: "loop", step: 2, parents: { "": "x" }, tags: ["a", "b"] };
+    expect(jsonbContains(m, { source: "loop" })).toBe(true);
+    expect(jsonbContains(m, { source: "loop", step: 2 })).toBe(true);
+    expect(jsonbContains(m, { step: "2" })).toBe(false);
+    expect(jsonbContains(m, { parents: {} })).toBe(true);
+    expect(jsonbContains(m, { parents: { "": "y" } })).toBe(false);
+    expect(jsonbContains(m, { tags: ["b"] })).toBe(true);
+    expect(jsonbContains(m, { tags: ["c"] })).toBe(false);
+    expect(jsonbContains(m, { missing: null })).toBe(false);
   });
 });

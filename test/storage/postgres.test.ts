@@ -118,6 +118,7 @@ describe("postgres storage: migrations", () => {
       "refinery_approval_notices",
       "refinery_assistant_versions",
       "refinery_assistants",
+      "refinery_checkpoint_archive",
       "refinery_cron_fires",
       "refinery_crons",
       "refinery_duty_leases",

@@ -3,6 +3,7 @@
 // transaction. A rollback also deletes the blobs no remaining checkpoint refers to.
 import type pg from "pg";
 import type { CheckpointAdmin } from "../checkpoint-admin.ts";
+import { PostgresCheckpointArchive } from "./archive.ts";
 
 export function createPostgresCheckpointAdmin(
   pool: pg.Pool,
@@ -17,6 +18,8 @@ export function createPostgresCheckpointAdmin(
   const RB = `${S}.refinery_rollback_writes`;
   const MA = `${S}.refinery_model_attempts`;
   const WRITE_COLUMNS = "checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob";
+  const archive = new PostgresCheckpointArchive(schema);
+  const AR = archive.table;
 
   async function tx(work: (c: pg.PoolClient) => Promise<void>): Promise<void> {
     const client = await pool.connect();
@@ -58,6 +61,7 @@ export function createPostgresCheckpointAdmin(
           `INSERT INTO ${WR} (thread_id, ${WRITE_COLUMNS}) SELECT $1, ${WRITE_COLUMNS} FROM ${WR} WHERE thread_id = $2`,
           [to, from],
         );
+        await archive.copy(c, from, to);
       });
     },
     async rollback(threadId, keep, runId) {
@@ -65,10 +69,13 @@ export function createPostgresCheckpointAdmin(
         // The rolled-back run's attempts of unfinished steps go with it.
         await c.query(`DELETE FROM ${MA} WHERE thread_id = $1`, [threadId]);
         if (keep === null) {
-          for (const table of [CP, BL, WR])
+          for (const table of [CP, BL, WR, AR])
             await c.query(`DELETE FROM ${table} WHERE thread_id = $1`, [threadId]);
           return;
         }
+        // Archived checkpoints from `keep` on come back as rows first, for the SQL below (a run
+        // ending compacts its thread; a rollback racing that end finds `keep` archived).
+        await archive.restore(c, threadId, keep);
         await c.query(`DELETE FROM ${CP} WHERE thread_id = $1 AND checkpoint_id > $2`, [
           threadId,
           keep,
@@ -109,7 +116,7 @@ export function createPostgresCheckpointAdmin(
     },
     async deleteThread(threadId) {
       await tx(async (c) => {
-        for (const table of [MA, CP, BL, WR])
+        for (const table of [MA, CP, BL, WR, AR])
           await c.query(`DELETE FROM ${table} WHERE thread_id = $1`, [threadId]);
       });
       changed(threadId);
@@ -125,13 +132,19 @@ export function createPostgresCheckpointAdmin(
           );
         }
         await dropUnreferencedBlobs(c, threadId);
+        await archive.deleteThread(c, threadId);
       });
       changed(threadId);
     },
     async truncate() {
-      await pool.query(`TRUNCATE ${CP}, ${BL}, ${WR}, ${RB}, ${MA}`);
+      await pool.query(`TRUNCATE ${CP}, ${BL}, ${WR}, ${RB}, ${MA}, ${AR}`);
     },
-    // The Postgres layout keeps every checkpoint as the library stores it (no archive yet).
-    async compact() {},
+    async compact(threadId) {
+      let moved = 0;
+      await tx(async (c) => {
+        moved = await archive.compact(c, threadId);
+      });
+      if (moved > 0) changed(threadId);
+    },
   };
 }

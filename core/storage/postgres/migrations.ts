@@ -298,6 +298,27 @@ CREATE TABLE refinery_eval_records (
 );
 `,
   },
+  {
+    version: 8,
+    name: "checkpoint archive",
+    sql: `
+-- A finished run's checkpoints before the thread's latest, with their pending writes and channel
+-- blobs, deflated together in one row (core/storage/postgres/archive.ts). Ids are time-ordered
+-- uuid6: a checkpoint is found by the segment whose first and last ids enclose it.
+CREATE TABLE refinery_checkpoint_archive (
+  id BIGSERIAL PRIMARY KEY,
+  thread_id TEXT NOT NULL,
+  checkpoint_ns TEXT NOT NULL,
+  first_id TEXT NOT NULL,
+  last_id TEXT NOT NULL,
+  data BYTEA NOT NULL
+);
+-- Already deflated: Postgres need not try to compress it again.
+ALTER TABLE refinery_checkpoint_archive ALTER COLUMN data SET STORAGE EXTERNAL;
+CREATE INDEX refinery_checkpoint_archive_thread
+  ON refinery_checkpoint_archive (thread_id, checkpoint_ns, last_id);
+`,
+  },
 ];
 
 /** Must stay a valid unquoted identifier: it is interpolated into SQL (quoted) and search_path. */

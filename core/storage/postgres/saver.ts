@@ -15,7 +15,9 @@ import type { RunnableConfig } from "@langchain/core/runnables";
 import type {
   ChannelVersions,
   Checkpoint,
+  CheckpointListOptions,
   CheckpointMetadata,
+  CheckpointTuple,
   PendingWrite,
 } from "@langchain/langgraph-checkpoint";
 import { WRITES_IDX_MAP } from "@langchain/langgraph-checkpoint";
@@ -23,6 +25,8 @@ import { PostgresSaver } from "@langchain/langgraph-checkpoint-postgres";
 import type pg from "pg";
 import type { TokenUsage } from "../../usage.ts";
 import { createPostgresAttemptJournal } from "./attempt-journal.ts";
+import type { ArchivedCheckpoint } from "../../checkpoint-archive.ts";
+import { blobKey, PostgresCheckpointArchive, type PgSegment } from "./archive.ts";
 import { ATTEMPT_JOURNAL, type AttemptJournal } from "../../models/attempt-journal.ts";
 import {
   checkpointTooLarge,
@@ -67,6 +71,129 @@ export class LimitedPostgresSaver extends PostgresSaver {
     const raw = current as number | string | undefined;
     const counter = raw === undefined ? 0 : typeof raw === "number" ? raw : parseInt(raw, 10);
     return `${String(counter + 1).padStart(32, "0")}.${randomBytes(8).toString("hex")}` as unknown as number;
+  }
+
+  private archiveStore?: PostgresCheckpointArchive;
+  /** The checkpoint this saver put last per thread and namespace; LRU order. */
+  private readonly lastPut = new Map<string, string>();
+
+  /** Finished runs' checkpoints (core/storage/postgres/archive.ts). */
+  private archive(): PostgresCheckpointArchive {
+    return (this.archiveStore ??= new PostgresCheckpointArchive(this.schema));
+  }
+
+  /** A tuple as the library's getTuple builds one, from an archived checkpoint and its blobs. */
+  private async archivedTuple(
+    threadId: string,
+    ns: string,
+    row: ArchivedCheckpoint,
+    segment: PgSegment,
+  ): Promise<CheckpointTuple> {
+    const text = (b: Uint8Array | null) => (b === null ? "" : Buffer.from(b).toString("utf8"));
+    const bytes = (t: string) => Buffer.from(t, "utf8");
+    const checkpoint = JSON.parse(text(row.checkpoint)) as Omit<Checkpoint, "channel_values">;
+    const channelValues: [Uint8Array, Uint8Array, Uint8Array][] = [];
+    for (const [channel, version] of Object.entries(checkpoint.channel_versions ?? {})) {
+      const blob = segment.blobs.get(blobKey(channel, String(version)));
+      if (blob)
+        channelValues.push([bytes(channel), bytes(blob.type), blob.blob ?? new Uint8Array()]);
+    }
+    const metadata = row.metadata === null ? {} : (JSON.parse(text(row.metadata)) as object);
+    return {
+      config: { configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: row.id } },
+      checkpoint: await this._loadCheckpoint(checkpoint, channelValues),
+      metadata: (await this._loadMetadata(
+        metadata as Record<string, unknown>,
+      )) as CheckpointMetadata,
+      parentConfig: row.parentId
+        ? { configurable: { thread_id: threadId, checkpoint_ns: ns, checkpoint_id: row.parentId } }
+        : undefined,
+      pendingWrites: await this._loadWrites(
+        row.writes.map((w) => [
+          bytes(w.taskId),
+          bytes(w.channel),
+          bytes(w.type ?? ""),
+          w.value ?? new Uint8Array(),
+        ]),
+      ),
+    };
+  }
+
+  override async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
+    const live = await super.getTuple(config);
+    if (live) return live;
+    // Not a live row: an archived checkpoint (history, time travel, a fork).
+    const { thread_id, checkpoint_ns, checkpoint_id } = config.configurable ?? {};
+    if (typeof thread_id !== "string" || !thread_id) return undefined;
+    const ns = (checkpoint_ns as string | undefined) ?? "";
+    const found = await this.archive().find(
+      this.db,
+      thread_id,
+      ns,
+      (checkpoint_id as string | undefined) || null,
+      new Map(),
+    );
+    return found && this.archivedTuple(thread_id, ns, found.row, found.segment);
+  }
+
+  override async *list(
+    config: RunnableConfig,
+    options?: CheckpointListOptions,
+  ): AsyncGenerator<CheckpointTuple> {
+    const { filter, before, limit } = options ?? {};
+    const threadId = (config.configurable?.thread_id as string | undefined) || undefined;
+    const ns = config.configurable?.checkpoint_ns as string | undefined | null;
+    const onlyId = (config.configurable?.checkpoint_id as string | undefined) || undefined;
+    const beforeId = before?.configurable?.checkpoint_id as string | undefined;
+    const archive = this.archive();
+    const segments = await archive.segments(this.db, threadId, ns ?? undefined, beforeId);
+    if (segments.length === 0) {
+      yield* super.list(config, options);
+      return;
+    }
+    // Live rows (the library filters and limits them in SQL) and archived ones, newest first;
+    // at most `max` of each kind can be among the first `max`.
+    const live: CheckpointTuple[] = [];
+    for await (const t of super.list(config, options)) live.push(t);
+    const max = limit ? Number.parseInt(String(limit), 10) : 0;
+    const wanted = Object.keys(filter ?? {}).length > 0 ? filter : undefined;
+    const cache = new Map<number, PgSegment>();
+    const archived: {
+      threadId: string;
+      ns: string;
+      row: ArchivedCheckpoint;
+      segment: PgSegment;
+    }[] = [];
+    for (const seg of segments) {
+      if (max > 0 && archived.filter((a) => a.row.id > seg.last_id).length >= max) break;
+      const segment = await archive.segment(this.db, seg.id, cache);
+      for (const row of segment.rows) {
+        if (beforeId !== undefined && !(row.id < beforeId)) continue;
+        if (onlyId !== undefined && row.id !== onlyId) continue;
+        if (wanted) {
+          const metadata =
+            row.metadata === null ? {} : JSON.parse(Buffer.from(row.metadata).toString("utf8"));
+          if (!jsonbContains(metadata, wanted)) continue;
+        }
+        archived.push({ threadId: seg.thread_id, ns: seg.checkpoint_ns, row, segment });
+      }
+    }
+    const entries = [
+      ...live.map((tuple) => ({ id: tuple.checkpoint.id, tuple })),
+      ...archived.map((a) => ({ id: a.row.id, archived: a })),
+    ].sort((a, b) => (a.id < b.id ? 1 : a.id > b.id ? -1 : 0));
+    let n = 0;
+    for (const e of entries) {
+      if ("tuple" in e) yield e.tuple;
+      else
+        yield await this.archivedTuple(
+          e.archived.threadId,
+          e.archived.ns,
+          e.archived.row,
+          e.archived.segment,
+        );
+      if (max > 0 && ++n >= max) return;
+    }
   }
 
   /** Drops every write to `threadId` until unfence() (see PreparedSqliteSaver.fence). */
@@ -132,8 +259,17 @@ export class LimitedPostgresSaver extends PostgresSaver {
     const changed = whole.filter(
       (row) => row[2] in newVersions && String(newVersions[row[2]]) === row[3],
     );
-    const rows =
-      changed.length === Object.keys(newVersions).length
+    // A checkpoint that follows the one this saver put last for the thread needs only the blobs
+    // of the channels that changed: the others are the parent's, still stored. Any other parent
+    // (a fork from an earlier checkpoint, a thread another process wrote last) may be archived
+    // and its blobs with it (core/storage/postgres/archive.ts): store every blob the checkpoint
+    // refers to, the ones already there left as they are.
+    const head = `${threadId}\u0000${ns}`;
+    const parent = configurable.checkpoint_id as string | undefined;
+    const follows = parent === undefined || this.lastPut.get(head) === parent;
+    const rows = !follows
+      ? whole
+      : changed.length === Object.keys(newVersions).length
         ? changed
         : await this._dumpBlobs(threadId, ns, checkpoint.channel_values, newVersions);
     const { checkpoints, blobs } = this.tables;
@@ -208,6 +344,9 @@ export class LimitedPostgresSaver extends PostgresSaver {
       throw stale;
     }
     for (const q of joined) q.resolve();
+    this.lastPut.delete(head);
+    this.lastPut.set(head, checkpoint.id);
+    if (this.lastPut.size > 4096) this.lastPut.delete(this.lastPut.keys().next().value as string);
   }
 
   /**
@@ -388,6 +527,7 @@ export class LimitedPostgresSaver extends PostgresSaver {
   override async deleteThread(threadId: string): Promise<void> {
     this.usage.delete(threadId);
     await this[ATTEMPT_JOURNAL]().clear(threadId);
+    await this.archive().deleteThread(this.db, threadId);
     await super.deleteThread(threadId);
   }
 
@@ -475,6 +615,7 @@ export class LimitedPostgresSaver extends PostgresSaver {
             FROM ${checkpoints} WHERE thread_id = $1)
        + (SELECT COALESCE(SUM(octet_length(blob)), 0) FROM ${blobs} WHERE thread_id = $1)
        + (SELECT COALESCE(SUM(octet_length(blob)), 0) FROM ${writes} WHERE thread_id = $1)
+       + (SELECT COALESCE(SUM(octet_length(data)), 0) FROM ${this.archive().table} WHERE thread_id = $1)
        AS bytes`,
       [threadId],
     );
@@ -483,6 +624,22 @@ export class LimitedPostgresSaver extends PostgresSaver {
 }
 
 type Usage = { bytes: number; heads: Map<string, string> };
+
+/** Postgres's `a @> b` on JSON values, as the library's metadata filter applies it in SQL. */
+export function jsonbContains(a: unknown, b: unknown): boolean {
+  if (Array.isArray(b)) {
+    if (!Array.isArray(a)) return false;
+    return b.every((x) => a.some((y) => jsonbContains(y, x)));
+  }
+  if (b !== null && typeof b === "object") {
+    if (a === null || typeof a !== "object" || Array.isArray(a)) return false;
+    const o = a as Record<string, unknown>;
+    return Object.entries(b as Record<string, unknown>).every(
+      ([k, v]) => k in o && jsonbContains(o[k], v),
+    );
+  }
+  return a === b;
+}
 /** `items` of `threadId`, and the others (the same array when there are none of the thread's). */
 function partitionByThread<T extends { threadId: string }>(
   items: T[],

@@ -1,0 +1,301 @@
+// The checkpoint archive on Postgres, as on SQLite (core/checkpoint-archive.ts): when a run ends,
+// a thread's checkpoints before the latest of each namespace move into one segment row with their
+// pending writes and the channel blobs they refer to (each blob once per segment), deflated
+// together. The latest checkpoint of each namespace, its writes and its blobs stay in
+// PostgresSaver's tables, so runs resume and states read as before; LimitedPostgresSaver reads
+// archived checkpoints through the library's own loaders (core/storage/postgres/saver.ts).
+import type pg from "pg";
+import {
+  decodeSegmentWithBlobs,
+  encodeSegment,
+  type ArchivedBlob,
+  type ArchivedCheckpoint,
+  type ArchivedWrite,
+} from "../../checkpoint-archive.ts";
+
+export interface PgSegment {
+  rows: ArchivedCheckpoint[];
+  /** Blobs by `${channel}\u0000${version}`. */
+  blobs: Map<string, ArchivedBlob>;
+}
+
+export const blobKey = (channel: string, version: string) => `${channel}\u0000${version}`;
+
+type Queryable = Pick<pg.Pool | pg.PoolClient, "query">;
+
+export class PostgresCheckpointArchive {
+  readonly table: string;
+  private readonly cp: string;
+  private readonly bl: string;
+  private readonly wr: string;
+
+  constructor(schema: string) {
+    const S = `"${schema}"`;
+    this.table = `${S}.refinery_checkpoint_archive`;
+    this.cp = `${S}.checkpoints`;
+    this.bl = `${S}.checkpoint_blobs`;
+    this.wr = `${S}.checkpoint_writes`;
+  }
+
+  /**
+   * Moves every checkpoint of `threadId` older than the latest of its namespace into one segment
+   * per namespace, inside the caller's transaction on `c`; then drops the blobs no live
+   * checkpoint refers to. Rows written before checkpoint version 4 stay. Returns how many moved.
+   */
+  async compact(c: pg.PoolClient, threadId: string): Promise<number> {
+    const { rows: heads } = await c.query<{ ns: string; latest: string; n: string }>(
+      `SELECT checkpoint_ns AS ns, MAX(checkpoint_id) AS latest, COUNT(*) AS n FROM ${this.cp}
+       WHERE thread_id = $1 GROUP BY checkpoint_ns`,
+      [threadId],
+    );
+    let moved = 0;
+    for (const { ns, latest, n } of heads) {
+      if (Number(n) < 2) continue;
+      const args = [threadId, ns, latest];
+      const [cps, blobs, writes] = await Promise.all([
+        c.query<{
+          id: string;
+          parent: string | null;
+          type: string | null;
+          checkpoint: Record<string, unknown>;
+          metadata: Record<string, unknown>;
+        }>(
+          `SELECT checkpoint_id AS id, parent_checkpoint_id AS parent, type, checkpoint, metadata
+           FROM ${this.cp} WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id < $3
+           AND (checkpoint ->> 'v')::int >= 4 ORDER BY checkpoint_id`,
+          args,
+        ),
+        c.query<ArchivedBlob>(
+          `SELECT DISTINCT b.channel, b.version, b.type, b.blob FROM ${this.cp} cp
+           CROSS JOIN LATERAL jsonb_each_text(cp.checkpoint -> 'channel_versions') v
+           JOIN ${this.bl} b ON b.thread_id = cp.thread_id AND b.checkpoint_ns = cp.checkpoint_ns
+             AND b.channel = v.key AND b.version = v.value
+           WHERE cp.thread_id = $1 AND cp.checkpoint_ns = $2 AND cp.checkpoint_id < $3
+           AND (cp.checkpoint ->> 'v')::int >= 4`,
+          args,
+        ),
+        c.query<ArchivedWrite & { id: string }>(
+          `SELECT checkpoint_id AS id, task_id AS "taskId", idx, channel, type, blob AS value
+           FROM ${this.wr} WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id < $3
+           ORDER BY checkpoint_id, task_id, idx`,
+          args,
+        ),
+      ]);
+      if (cps.rows.length === 0) continue;
+      const byId = new Map<string, ArchivedWrite[]>();
+      for (const w of writes.rows) {
+        const list = byId.get(w.id) ?? [];
+        list.push({
+          taskId: w.taskId,
+          idx: w.idx,
+          channel: w.channel,
+          type: w.type,
+          value: w.value,
+        });
+        byId.set(w.id, list);
+      }
+      const segment: ArchivedCheckpoint[] = cps.rows.map((r) => ({
+        id: r.id,
+        parentId: r.parent,
+        type: r.type,
+        checkpoint: Buffer.from(JSON.stringify(r.checkpoint)),
+        metadata: Buffer.from(JSON.stringify(r.metadata)),
+        writes: byId.get(r.id) ?? [],
+      }));
+      const ids = segment.map((r) => r.id);
+      await c.query(
+        `INSERT INTO ${this.table} (thread_id, checkpoint_ns, first_id, last_id, data)
+         VALUES ($1, $2, $3, $4, $5)`,
+        [threadId, ns, ids[0], ids.at(-1), encodeSegment(segment, blobs.rows)],
+      );
+      await c.query(
+        `DELETE FROM ${this.cp} WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = ANY($3)`,
+        [threadId, ns, ids],
+      );
+      await c.query(
+        `DELETE FROM ${this.wr} WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = ANY($3)`,
+        [threadId, ns, ids],
+      );
+      moved += ids.length;
+    }
+    if (moved > 0) await this.dropUnreferencedBlobs(c, threadId);
+    return moved;
+  }
+
+  /** Deletes the thread's blobs that no live checkpoint of the thread refers to any more. */
+  dropUnreferencedBlobs(c: Queryable, threadId: string) {
+    return c.query(
+      `DELETE FROM ${this.bl} b WHERE b.thread_id = $1 AND NOT EXISTS (
+         SELECT 1 FROM ${this.cp} c WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns
+           AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version)`,
+      [threadId],
+    );
+  }
+
+  private async load(db: Queryable, id: number, cache: Map<number, PgSegment>): Promise<PgSegment> {
+    let seg = cache.get(id);
+    if (!seg) {
+      const { rows } = await db.query<{ data: Buffer }>(
+        `SELECT data FROM ${this.table} WHERE id = $1`,
+        [id],
+      );
+      const decoded = rows[0] ? decodeSegmentWithBlobs(rows[0].data) : { rows: [], blobs: [] };
+      seg = {
+        rows: decoded.rows,
+        blobs: new Map(decoded.blobs.map((b) => [blobKey(b.channel, b.version), b])),
+      };
+      cache.set(id, seg);
+    }
+    return seg;
+  }
+
+  /** The archived checkpoint `id` (with its segment, for the blobs), or the latest when null. */
+  async find(
+    db: Queryable,
+    threadId: string,
+    ns: string,
+    id: string | null,
+    cache: Map<number, PgSegment>,
+  ): Promise<{ row: ArchivedCheckpoint; segment: PgSegment } | undefined> {
+    const { rows } =
+      id === null
+        ? await db.query<{ id: string }>(
+            `SELECT id FROM ${this.table} WHERE thread_id = $1 AND checkpoint_ns = $2
+             ORDER BY last_id DESC LIMIT 1`,
+            [threadId, ns],
+          )
+        : await db.query<{ id: string }>(
+            `SELECT id FROM ${this.table} WHERE thread_id = $1 AND checkpoint_ns = $2
+             AND last_id >= $3 AND first_id <= $3`,
+            [threadId, ns, id],
+          );
+    for (const r of rows) {
+      const segment = await this.load(db, Number(r.id), cache);
+      const row =
+        id === null
+          ? segment.rows.reduce<ArchivedCheckpoint | undefined>(
+              (best, x) => (!best || x.id > best.id ? x : best),
+              undefined,
+            )
+          : segment.rows.find((x) => x.id === id);
+      if (row) return { row, segment };
+    }
+    return undefined;
+  }
+
+  /** Segments in scope, newest last id first, without their data (as the SQLite archive). */
+  async segments(
+    db: Queryable,
+    threadId: string | undefined,
+    ns: string | undefined,
+    before: string | undefined,
+  ): Promise<{ id: number; thread_id: string; checkpoint_ns: string; last_id: string }[]> {
+    const where: string[] = [];
+    const args: string[] = [];
+    if (threadId !== undefined) where.push(`thread_id = $${args.push(threadId)}`);
+    if (ns !== undefined) where.push(`checkpoint_ns = $${args.push(ns)}`);
+    if (before !== undefined) where.push(`first_id < $${args.push(before)}`);
+    const { rows } = await db.query<{
+      id: string;
+      thread_id: string;
+      checkpoint_ns: string;
+      last_id: string;
+    }>(
+      `SELECT id, thread_id, checkpoint_ns, last_id FROM ${this.table}${
+        where.length > 0 ? ` WHERE ${where.join(" AND ")}` : ""
+      } ORDER BY last_id DESC`,
+      args,
+    );
+    return rows.map((r) => ({ ...r, id: Number(r.id) }));
+  }
+
+  segment(db: Queryable, id: number, cache: Map<number, PgSegment>): Promise<PgSegment> {
+    return this.load(db, id, cache);
+  }
+
+  /**
+   * Moves archived checkpoints of `threadId` from `from` on (all when null) back into the live
+   * tables, with their writes and blobs, inside the caller's transaction (a rollback).
+   */
+  async restore(c: pg.PoolClient, threadId: string, from: string | null): Promise<void> {
+    const { rows } = await c.query<{ id: string; checkpoint_ns: string; data: Buffer }>(
+      `SELECT id, checkpoint_ns, data FROM ${this.table} WHERE thread_id = $1${
+        from === null ? "" : " AND last_id >= $2"
+      } FOR UPDATE`,
+      from === null ? [threadId] : [threadId, from],
+    );
+    for (const seg of rows) {
+      const { rows: all, blobs } = decodeSegmentWithBlobs(seg.data);
+      const back = all.filter((r) => from === null || r.id >= from);
+      const keep = all.filter((r) => !(from === null || r.id >= from));
+      for (const r of back) {
+        await c.query(
+          `INSERT INTO ${this.cp} (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata)
+           VALUES ($1, $2, $3, $4, $5, $6::jsonb, $7::jsonb) ON CONFLICT DO NOTHING`,
+          [
+            threadId,
+            seg.checkpoint_ns,
+            r.id,
+            r.parentId,
+            r.type,
+            Buffer.from(r.checkpoint).toString("utf8"),
+            r.metadata === null ? "{}" : Buffer.from(r.metadata).toString("utf8"),
+          ],
+        );
+        for (const w of r.writes) {
+          await c.query(
+            `INSERT INTO ${this.wr} (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob)
+             VALUES ($1, $2, $3, $4, $5, $6, $7, $8) ON CONFLICT DO NOTHING`,
+            [threadId, seg.checkpoint_ns, r.id, w.taskId, w.idx, w.channel, w.type, w.value],
+          );
+        }
+      }
+      for (const b of blobs) {
+        await c.query(
+          `INSERT INTO ${this.bl} (thread_id, checkpoint_ns, channel, version, type, blob)
+           VALUES ($1, $2, $3, $4, $5, $6) ON CONFLICT DO NOTHING`,
+          [threadId, seg.checkpoint_ns, b.channel, b.version, b.type, b.blob],
+        );
+      }
+      await c.query(`DELETE FROM ${this.table} WHERE id = $1`, [seg.id]);
+      if (keep.length > 0) {
+        const versions = new Set<string>();
+        for (const r of keep) {
+          const cp = JSON.parse(Buffer.from(r.checkpoint).toString("utf8")) as {
+            channel_versions?: Record<string, string>;
+          };
+          for (const [k, v] of Object.entries(cp.channel_versions ?? {})) {
+            versions.add(blobKey(k, String(v)));
+          }
+        }
+        await c.query(
+          `INSERT INTO ${this.table} (thread_id, checkpoint_ns, first_id, last_id, data)
+           VALUES ($1, $2, $3, $4, $5)`,
+          [
+            threadId,
+            seg.checkpoint_ns,
+            keep[0]!.id,
+            keep.at(-1)!.id,
+            encodeSegment(
+              keep,
+              blobs.filter((b) => versions.has(blobKey(b.channel, b.version))),
+            ),
+          ],
+        );
+      }
+    }
+    // Restored blobs that no restored checkpoint needs stay until dropUnreferencedBlobs.
+  }
+
+  copy(c: Queryable, from: string, to: string) {
+    return c.query(
+      `INSERT INTO ${this.table} (thread_id, checkpoint_ns, first_id, last_id, data)
+       SELECT $1, checkpoint_ns, first_id, last_id, data FROM ${this.table} WHERE thread_id = $2`,
+      [to, from],
+    );
+  }
+
+  deleteThread(c: Queryable, threadId: string) {
+    return c.query(`DELETE FROM ${this.table} WHERE thread_id = $1`, [threadId]);
+  }
+}
