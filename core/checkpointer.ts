@@ -801,20 +801,28 @@ export class PreparedSqliteSaver extends SqliteSaver {
     const threadId = config.configurable?.thread_id as string | undefined;
     const ns = config.configurable?.checkpoint_ns as string | undefined | null;
     const before = rest.before?.configurable?.checkpoint_id as string | undefined;
-    const segments = this.archive().segments(threadId || undefined, ns ?? undefined, before);
-    if (filter.length === 0 && segments.length === 0) {
-      for await (const tuple of super.list(config, options))
-        yield await this.completed(tuple, memo, false, metadataMemo, segmentCache);
-      return;
-    }
-    // Live rows and archived ones, newest first. A row whose metadata is stored as a change from
-    // its parent's holds only the keys that changed, so the library's SQL filter on the metadata
-    // column would miss it: filter here, on the whole metadata, as that SQL compares (the key's
-    // value as JSON). Without a filter, at most `max` rows of each kind can be among the first.
+    // Live rows and archived ones, newest first. Live rows are read first: a compaction
+    // committing in between only moves rows from there into the archive, so reading the archive
+    // second finds every row at least once (duplicates are dropped below). A row whose metadata
+    // is stored as a change from its parent's holds only the keys that changed, so the library's
+    // SQL filter on the metadata column would miss it: filter here, on the whole metadata, as that
+    // SQL compares (the key's value as JSON). Without a filter, at most `max` rows of each kind
+    // can be among the first.
     const live: CheckpointTuple[] = [];
     for await (const tuple of super.list(config, filter.length === 0 ? { ...rest, limit } : rest)) {
       live.push(tuple);
     }
+    const segments = this.archive().segments(threadId || undefined, ns ?? undefined, before);
+    if (filter.length === 0 && segments.length === 0) {
+      for (const tuple of live)
+        yield await this.completed(tuple, memo, false, metadataMemo, segmentCache);
+      return;
+    }
+    const seen = new Set(
+      live.map(
+        (t) => `${String(t.config.configurable?.checkpoint_ns ?? "")}\u0000${t.checkpoint.id}`,
+      ),
+    );
     const archived: { threadId: string; ns: string; row: ArchivedCheckpoint }[] = [];
     for (let i = 0; i < segments.length; i++) {
       const seg = segments[i]!;
@@ -825,6 +833,7 @@ export class PreparedSqliteSaver extends SqliteSaver {
       }
       for (const row of this.archive().rowsOf(seg.rowid, segmentCache)) {
         if (before !== undefined && !(row.id < before)) continue;
+        if (seen.has(`${seg.checkpoint_ns}\u0000${row.id}`)) continue;
         archived.push({ threadId: seg.thread_id, ns: seg.checkpoint_ns, row });
       }
     }

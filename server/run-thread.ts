@@ -61,7 +61,11 @@ try {
     const task = graphsReady
       .then(() => runner.execute(run, controller.signal))
       .then(
-        (outcome) => send({ type: "done", runId: run.run_id, outcome }),
+        async (outcome) => {
+          send({ type: "done", runId: run.run_id, outcome });
+          // After the result went out; `running` keeps it, so closing waits for it.
+          await runner.compactAfter(run, outcome);
+        },
         (err: unknown) => send({ type: "done", runId: run.run_id, failure: serializeError(err) }),
       )
       .finally(() => {

@@ -287,19 +287,25 @@ describe("a finished run's history", () => {
     const atCritique = states.find((h) => h.next[0] === "critique");
     expect(atCritique?.tasks[0]?.result).toBeDefined();
     if (TEST_BACKEND === "sqlite") {
+      // Compacted just after the run's result went out (server/run-runner.ts compactAfter).
       const db = new Database(s.dbPath, { readonly: true });
       try {
-        const live = db
-          .prepare("SELECT COUNT(*) AS n FROM checkpoints WHERE thread_id = ?")
-          .get(id) as { n: number };
-        const segments = db
-          .prepare("SELECT COUNT(*) AS n FROM refinery_checkpoint_archive WHERE thread_id = ?")
-          .get(id) as { n: number };
-        expect(live.n).toBe(1);
-        expect(segments.n).toBe(1);
+        const count = (sql: string) => (db.prepare(sql).get(id) as { n: number }).n;
+        await expect
+          .poll(
+            () =>
+              count("SELECT COUNT(*) AS n FROM refinery_checkpoint_archive WHERE thread_id = ?"),
+            {
+              timeout: 5000,
+            },
+          )
+          .toBe(1);
+        expect(count("SELECT COUNT(*) AS n FROM checkpoints WHERE thread_id = ?")).toBe(1);
       } finally {
         db.close();
       }
+      // The history reads the same from the archive.
+      expect(await history(id)).toEqual(states);
     }
   });
 });

@@ -200,12 +200,41 @@ interface Db {
   segments(thread?: string): Promise<number>;
   /** The same database through a new connection (nothing remembered in memory). */
   reopen(): Promise<Db>;
+  /**
+   * The next read of a checkpoint listing (live rows or archive segments) is followed, before it
+   * returns, by a compaction of `thread` committed through another connection: the interleaving
+   * a run thread or another process ending a run can produce at any point of a history read.
+   */
+  compactAfterNextRead(thread: string): void;
   close(): Promise<void>;
 }
+
+/** A listing's reads: the library's list query, or the archive's segment query. */
+const LISTING =
+  /json_group_array|from "?[a-z0-9_]*"?\.?checkpoints cp|SELECT (rowid|id), thread_id, checkpoint_ns/i;
 
 function sqliteDb(dir: string, name: string): Db {
   const opened = openSqliteCheckpointer(join(dir, name));
   const db = opened.db!;
+  let armed: string | undefined;
+  let other: ReturnType<typeof openSqliteCheckpointer> | undefined;
+  const prepare = db.prepare.bind(db);
+  db.prepare = ((sql: string) => {
+    const statement = prepare(sql);
+    if (!LISTING.test(sql)) return statement;
+    const all = statement.all.bind(statement);
+    statement.all = ((...args: unknown[]) => {
+      const rows = all(...args);
+      if (armed) {
+        const thread = armed;
+        armed = undefined;
+        other ??= openSqliteCheckpointer(join(dir, name), { check: false });
+        (other.saver as PreparedSqliteSaver).compact(thread);
+      }
+      return rows;
+    }) as typeof statement.all;
+    return statement;
+  }) as typeof db.prepare;
   const n = (sql: string, ...args: unknown[]) => (db.prepare(sql).get(...args) as { n: number }).n;
   return {
     saver: opened.saver,
@@ -221,7 +250,13 @@ function sqliteDb(dir: string, name: string): Db {
         ? n("SELECT COUNT(*) AS n FROM refinery_checkpoint_archive")
         : n("SELECT COUNT(*) AS n FROM refinery_checkpoint_archive WHERE thread_id = ?", thread),
     reopen: async () => sqliteDb(dir, name),
-    close: async () => opened.close(),
+    compactAfterNextRead: (thread) => {
+      armed = thread;
+    },
+    close: async () => {
+      other?.close();
+      opened.close();
+    },
   };
 }
 
@@ -241,6 +276,24 @@ async function postgresDb(schema: string): Promise<Db> {
   const pool = new pg.Pool({ connectionString: TEST_POSTGRES_URL, max: 4 });
   pools.push(pool);
   await migrate(pool, schema);
+  let armed: string | undefined;
+  let other: { pool: pg.Pool; admin: CheckpointAdmin } | undefined;
+  const query = pool.query.bind(pool) as (...args: unknown[]) => Promise<unknown>;
+  (pool as unknown as { query: (...args: unknown[]) => Promise<unknown> }).query = async (
+    ...args: unknown[]
+  ) => {
+    const result = await query(...args);
+    if (armed && typeof args[0] === "string" && LISTING.test(args[0])) {
+      const thread = armed;
+      armed = undefined;
+      if (!other) {
+        const otherPool = new pg.Pool({ connectionString: TEST_POSTGRES_URL, max: 2 });
+        other = { pool: otherPool, admin: createPostgresCheckpointAdmin(otherPool, schema) };
+      }
+      await other.admin.compact(thread);
+    }
+    return result;
+  };
   const saver = new LimitedPostgresSaver(pool, schema);
   await saver.setup();
   const n = async (sql: string, args: unknown[] = []) =>
@@ -262,7 +315,11 @@ async function postgresDb(schema: string): Promise<Db> {
             [thread],
           ),
     reopen: () => postgresDb(schema),
+    compactAfterNextRead: (thread) => {
+      armed = thread;
+    },
     close: async () => {
+      await other?.pool.end();
       await pool.end();
     },
   };
@@ -313,6 +370,52 @@ describe.each(backends)("the checkpoint archive on %s", (_name, openDb) => {
     } finally {
       await plain.close();
       await compacted.close();
+    }
+  });
+
+  it("a history read while the thread is being compacted still finds every checkpoint (20 trials, then forced)", async () => {
+    const db = await openDb("concurrent");
+    try {
+      const g = graph(db.saver);
+      for (let trial = 0; trial < 20; trial++) {
+        const config = { configurable: { thread_id: `t${trial}` } };
+        await g.invoke({ log: ["start"] }, config);
+        await g.invoke(new Command({ resume: "x" }), config);
+        const ids = (all: { checkpoint: { id: string } }[]) => all.map((t) => t.checkpoint.id);
+        const expected = ids(await listAll(db.saver, { thread_id: `t${trial}` }));
+        expect(expected.length).toBeGreaterThan(4);
+        // Readers started before, with and after the compaction; it starts after `trial % 4`
+        // turns of the event loop, so it lands at different points of their reads.
+        const readers = Array.from({ length: 6 }, () =>
+          listAll(db.saver, { thread_id: `t${trial}` }),
+        );
+        for (let k = 0; k < trial % 4; k++) await new Promise((r) => setImmediate(r));
+        const compaction = db.admin.compact(`t${trial}`);
+        readers.push(listAll(db.saver, { thread_id: `t${trial}` }));
+        await compaction;
+        readers.push(listAll(db.saver, { thread_id: `t${trial}` }));
+        for (const read of await Promise.all(readers)) expect(ids(read)).toEqual(expected);
+        expect(await db.segments(`t${trial}`)).toBeGreaterThan(0);
+      }
+      // The worst case, forced: another connection's compaction commits right after a listing's
+      // first read, whichever its reads are; the listing still holds every checkpoint, once.
+      for (const options of [{}, { limit: 3 }, { filter: { source: "loop" } }]) {
+        const thread = `forced-${JSON.stringify(options)}`;
+        const config = { configurable: { thread_id: thread } };
+        await g.invoke({ log: ["start"] }, config);
+        await g.invoke(new Command({ resume: "x" }), config);
+        const expected = await listAll(db.saver, { thread_id: thread }, options);
+        expect(expected.length).toBeGreaterThan(1);
+        db.compactAfterNextRead(thread);
+        const read = await listAll(db.saver, { thread_id: thread }, options);
+        expect(await db.segments(thread)).toBeGreaterThan(0);
+        expect(read.map((t) => t.checkpoint.id)).toEqual(expected.map((t) => t.checkpoint.id));
+        expect(read.map((t) => t.checkpoint.channel_values)).toEqual(
+          expected.map((t) => t.checkpoint.channel_values),
+        );
+      }
+    } finally {
+      await db.close();
     }
   });
 

@@ -23,6 +23,13 @@ export const blobKey = (channel: string, version: string) => `${channel}\u0000${
 
 type Queryable = Pick<pg.Pool | pg.PoolClient, "query">;
 
+/** The advisory lock (with the thread's hash) that serialises compactions and restores of a thread. */
+const ARCHIVE_LOCK = 0x52464341; // "RFCA"
+
+/** Holds the thread's archive lock until the caller's transaction ends. */
+const lockThread = (c: pg.PoolClient, threadId: string) =>
+  c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [ARCHIVE_LOCK, threadId]);
+
 export class PostgresCheckpointArchive {
   readonly table: string;
   private readonly cp: string;
@@ -43,6 +50,9 @@ export class PostgresCheckpointArchive {
    * checkpoint refers to. Rows written before checkpoint version 4 stay. Returns how many moved.
    */
   async compact(c: pg.PoolClient, threadId: string): Promise<number> {
+    // A run's compaction runs after its client has the result, so the thread's next run can end
+    // and compact while it is still going: one at a time, or both would archive the same rows.
+    await lockThread(c, threadId);
     const { rows: heads } = await c.query<{ ns: string; latest: string; n: string }>(
       `SELECT checkpoint_ns AS ns, MAX(checkpoint_id) AS latest, COUNT(*) AS n FROM ${this.cp}
        WHERE thread_id = $1 GROUP BY checkpoint_ns`,
@@ -218,6 +228,7 @@ export class PostgresCheckpointArchive {
    * tables, with their writes and blobs, inside the caller's transaction (a rollback).
    */
   async restore(c: pg.PoolClient, threadId: string, from: string | null): Promise<void> {
+    await lockThread(c, threadId);
     const { rows } = await c.query<{ id: string; checkpoint_ns: string; data: Buffer }>(
       `SELECT id, checkpoint_ns, data FROM ${this.table} WHERE thread_id = $1${
         from === null ? "" : " AND last_id >= $2"

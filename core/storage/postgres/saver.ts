@@ -146,15 +146,22 @@ export class LimitedPostgresSaver extends PostgresSaver {
     const onlyId = (config.configurable?.checkpoint_id as string | undefined) || undefined;
     const beforeId = before?.configurable?.checkpoint_id as string | undefined;
     const archive = this.archive();
-    const segments = await archive.segments(this.db, threadId, ns ?? undefined, beforeId);
-    if (segments.length === 0) {
-      yield* super.list(config, options);
-      return;
-    }
-    // Live rows (the library filters and limits them in SQL) and archived ones, newest first;
-    // at most `max` of each kind can be among the first `max`.
+    // Live rows first (the library filters and limits them in SQL), then archived ones: a
+    // compaction committing in between only moves rows from the first into the second, so every
+    // row is found at least once (duplicates are dropped below). At most `max` of each kind can
+    // be among the first `max`.
     const live: CheckpointTuple[] = [];
     for await (const t of super.list(config, options)) live.push(t);
+    const segments = await archive.segments(this.db, threadId, ns ?? undefined, beforeId);
+    if (segments.length === 0) {
+      yield* live;
+      return;
+    }
+    const seen = new Set(
+      live.map(
+        (t) => `${String(t.config.configurable?.checkpoint_ns ?? "")}\u0000${t.checkpoint.id}`,
+      ),
+    );
     const max = limit ? Number.parseInt(String(limit), 10) : 0;
     const wanted = Object.keys(filter ?? {}).length > 0 ? filter : undefined;
     const cache = new Map<number, PgSegment>();
@@ -170,6 +177,7 @@ export class LimitedPostgresSaver extends PostgresSaver {
       for (const row of segment.rows) {
         if (beforeId !== undefined && !(row.id < beforeId)) continue;
         if (onlyId !== undefined && row.id !== onlyId) continue;
+        if (seen.has(`${seg.checkpoint_ns}\u0000${row.id}`)) continue;
         if (wanted) {
           const metadata =
             row.metadata === null ? {} : JSON.parse(Buffer.from(row.metadata).toString("utf8"));
