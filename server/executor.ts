@@ -495,11 +495,12 @@ export class RunExecutor {
       ...(error ? { error } : {}),
     });
     if (run.kwargs.webhook) this.deps.webhookQueued?.();
-    // A run executed here (no run threads) compacts its history here; a run thread does it there.
-    if (!this.deps.target) await this.runner.compactAfter(run, outcome);
     // After the clients have the result; awaited so a graceful shutdown lets it finish.
     if (this.deps.learning && status === "success" && values)
       await this.learn(run, outcome.graphId, values);
+    // A run executed here (no run threads) compacts its history here, after its outcome is
+    // recorded (clients read it next); a run thread does it there.
+    if (!this.deps.target) await this.runner.compactAfter(run, outcome);
   }
 
   /**

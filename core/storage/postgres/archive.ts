@@ -48,88 +48,140 @@ export class PostgresCheckpointArchive {
    * Moves every checkpoint of `threadId` older than the latest of its namespace into one segment
    * per namespace, inside the caller's transaction on `c`; then drops the blobs no live
    * checkpoint refers to. Rows written before checkpoint version 4 stay. Returns how many moved.
+   * Three statements after the lock (one read, one write), as a run's end pays for them.
    */
   async compact(c: pg.PoolClient, threadId: string): Promise<number> {
     // A run's compaction runs after its client has the result, so the thread's next run can end
     // and compact while it is still going: one at a time, or both would archive the same rows.
+    // Taken in a statement of its own: a statement's snapshot is taken when it starts.
     await lockThread(c, threadId);
-    const { rows: heads } = await c.query<{ ns: string; latest: string; n: string }>(
-      `SELECT checkpoint_ns AS ns, MAX(checkpoint_id) AS latest, COUNT(*) AS n FROM ${this.cp}
-       WHERE thread_id = $1 GROUP BY checkpoint_ns`,
+    const { rows } = await c.query<{
+      checkpoints:
+        | {
+            ns: string;
+            id: string;
+            parent: string | null;
+            type: string | null;
+            checkpoint: unknown;
+            metadata: unknown;
+          }[]
+        | null;
+      blobs:
+        | { ns: string; channel: string; version: string; type: string; blob: string | null }[]
+        | null;
+      writes:
+        | {
+            ns: string;
+            id: string;
+            task: string;
+            idx: number;
+            channel: string;
+            type: string | null;
+            blob: string;
+          }[]
+        | null;
+    }>(
+      `WITH heads AS (
+         SELECT checkpoint_ns AS ns, MAX(checkpoint_id) AS latest FROM ${this.cp}
+         WHERE thread_id = $1 GROUP BY checkpoint_ns HAVING COUNT(*) > 1
+       ), older AS (
+         SELECT c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.type, c.checkpoint, c.metadata
+         FROM ${this.cp} c JOIN heads h ON c.checkpoint_ns = h.ns AND c.checkpoint_id < h.latest
+         WHERE c.thread_id = $1 AND (c.checkpoint ->> 'v')::int >= 4
+       )
+       SELECT
+         (SELECT json_agg(json_build_object('ns', o.checkpoint_ns, 'id', o.checkpoint_id,
+             'parent', o.parent_checkpoint_id, 'type', o.type, 'checkpoint', o.checkpoint,
+             'metadata', o.metadata) ORDER BY o.checkpoint_ns, o.checkpoint_id) FROM older o) AS checkpoints,
+         (SELECT json_agg(json_build_object('ns', b.checkpoint_ns, 'channel', b.channel,
+             'version', b.version, 'type', b.type, 'blob', encode(b.blob, 'base64')))
+            FROM (SELECT DISTINCT b.checkpoint_ns, b.channel, b.version, b.type, b.blob FROM older o
+                  CROSS JOIN LATERAL jsonb_each_text(o.checkpoint -> 'channel_versions') v
+                  JOIN ${this.bl} b ON b.thread_id = $1 AND b.checkpoint_ns = o.checkpoint_ns
+                    AND b.channel = v.key AND b.version = v.value) b) AS blobs,
+         (SELECT json_agg(json_build_object('ns', w.checkpoint_ns, 'id', w.checkpoint_id,
+             'task', w.task_id, 'idx', w.idx, 'channel', w.channel, 'type', w.type,
+             'blob', encode(w.blob, 'base64')) ORDER BY w.checkpoint_id, w.task_id, w.idx)
+            FROM ${this.wr} w JOIN older o ON w.checkpoint_ns = o.checkpoint_ns
+              AND w.checkpoint_id = o.checkpoint_id
+           WHERE w.thread_id = $1) AS writes`,
       [threadId],
     );
-    let moved = 0;
-    for (const { ns, latest, n } of heads) {
-      if (Number(n) < 2) continue;
-      const args = [threadId, ns, latest];
-      const [cps, blobs, writes] = await Promise.all([
-        c.query<{
-          id: string;
-          parent: string | null;
-          type: string | null;
-          checkpoint: Record<string, unknown>;
-          metadata: Record<string, unknown>;
-        }>(
-          `SELECT checkpoint_id AS id, parent_checkpoint_id AS parent, type, checkpoint, metadata
-           FROM ${this.cp} WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id < $3
-           AND (checkpoint ->> 'v')::int >= 4 ORDER BY checkpoint_id`,
-          args,
-        ),
-        c.query<ArchivedBlob>(
-          `SELECT DISTINCT b.channel, b.version, b.type, b.blob FROM ${this.cp} cp
-           CROSS JOIN LATERAL jsonb_each_text(cp.checkpoint -> 'channel_versions') v
-           JOIN ${this.bl} b ON b.thread_id = cp.thread_id AND b.checkpoint_ns = cp.checkpoint_ns
-             AND b.channel = v.key AND b.version = v.value
-           WHERE cp.thread_id = $1 AND cp.checkpoint_ns = $2 AND cp.checkpoint_id < $3
-           AND (cp.checkpoint ->> 'v')::int >= 4`,
-          args,
-        ),
-        c.query<ArchivedWrite & { id: string }>(
-          `SELECT checkpoint_id AS id, task_id AS "taskId", idx, channel, type, blob AS value
-           FROM ${this.wr} WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id < $3
-           ORDER BY checkpoint_id, task_id, idx`,
-          args,
-        ),
-      ]);
-      if (cps.rows.length === 0) continue;
-      const byId = new Map<string, ArchivedWrite[]>();
-      for (const w of writes.rows) {
-        const list = byId.get(w.id) ?? [];
-        list.push({
-          taskId: w.taskId,
-          idx: w.idx,
-          channel: w.channel,
-          type: w.type,
-          value: w.value,
-        });
-        byId.set(w.id, list);
-      }
-      const segment: ArchivedCheckpoint[] = cps.rows.map((r) => ({
-        id: r.id,
-        parentId: r.parent,
-        type: r.type,
-        checkpoint: Buffer.from(JSON.stringify(r.checkpoint)),
-        metadata: Buffer.from(JSON.stringify(r.metadata)),
-        writes: byId.get(r.id) ?? [],
-      }));
-      const ids = segment.map((r) => r.id);
-      await c.query(
-        `INSERT INTO ${this.table} (thread_id, checkpoint_ns, first_id, last_id, data)
-         VALUES ($1, $2, $3, $4, $5)`,
-        [threadId, ns, ids[0], ids.at(-1), encodeSegment(segment, blobs.rows)],
-      );
-      await c.query(
-        `DELETE FROM ${this.cp} WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = ANY($3)`,
-        [threadId, ns, ids],
-      );
-      await c.query(
-        `DELETE FROM ${this.wr} WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = ANY($3)`,
-        [threadId, ns, ids],
-      );
-      moved += ids.length;
+    const found = rows[0];
+    if (!found?.checkpoints?.length) return 0;
+    const fromBase64 = (b: string | null) => (b === null ? null : Buffer.from(b, "base64"));
+    const writesOf = new Map<string, ArchivedWrite[]>();
+    for (const w of found.writes ?? []) {
+      const key = blobKey(w.ns, w.id);
+      const list = writesOf.get(key) ?? [];
+      list.push({
+        taskId: w.task,
+        idx: w.idx,
+        channel: w.channel,
+        type: w.type,
+        value: fromBase64(w.blob),
+      });
+      writesOf.set(key, list);
     }
-    if (moved > 0) await this.dropUnreferencedBlobs(c, threadId);
-    return moved;
+    const namespaces = [...new Set(found.checkpoints.map((r) => r.ns))];
+    const segments: { ns: string; first: string; last: string; data: Buffer }[] = [];
+    const moved: { ns: string; id: string }[] = [];
+    for (const ns of namespaces) {
+      const segment: ArchivedCheckpoint[] = found.checkpoints
+        .filter((r) => r.ns === ns)
+        .map((r) => ({
+          id: r.id,
+          parentId: r.parent,
+          type: r.type,
+          checkpoint: Buffer.from(JSON.stringify(r.checkpoint)),
+          metadata: Buffer.from(JSON.stringify(r.metadata)),
+          writes: writesOf.get(blobKey(ns, r.id)) ?? [],
+        }));
+      const blobs: ArchivedBlob[] = (found.blobs ?? [])
+        .filter((b) => b.ns === ns)
+        .map((b) => ({
+          channel: b.channel,
+          version: b.version,
+          type: b.type,
+          blob: fromBase64(b.blob),
+        }));
+      segments.push({
+        ns,
+        first: segment[0]!.id,
+        last: segment.at(-1)!.id,
+        data: encodeSegment(segment, blobs),
+      });
+      for (const r of segment) moved.push({ ns, id: r.id });
+    }
+    // The blobs a remaining checkpoint refers to stay; the statement sees the moved rows still,
+    // so they are left out of that check by key.
+    await c.query(
+      `WITH moved AS (SELECT * FROM unnest($2::text[], $3::text[]) AS m(ns, id)),
+       inserted AS (
+         INSERT INTO ${this.table} (thread_id, checkpoint_ns, first_id, last_id, data)
+         SELECT $1, * FROM unnest($4::text[], $5::text[], $6::text[], $7::bytea[])
+       ), dropped AS (
+         DELETE FROM ${this.cp} c USING moved m
+         WHERE c.thread_id = $1 AND c.checkpoint_ns = m.ns AND c.checkpoint_id = m.id
+       ), dropped_writes AS (
+         DELETE FROM ${this.wr} w USING moved m
+         WHERE w.thread_id = $1 AND w.checkpoint_ns = m.ns AND w.checkpoint_id = m.id
+       )
+       DELETE FROM ${this.bl} b WHERE b.thread_id = $1 AND NOT EXISTS (
+         SELECT 1 FROM ${this.cp} c WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns
+           AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version
+           AND NOT EXISTS (SELECT 1 FROM moved m WHERE m.ns = c.checkpoint_ns AND m.id = c.checkpoint_id))`,
+      [
+        threadId,
+        moved.map((m) => m.ns),
+        moved.map((m) => m.id),
+        segments.map((g) => g.ns),
+        segments.map((g) => g.first),
+        segments.map((g) => g.last),
+        segments.map((g) => g.data),
+      ],
+    );
+    return moved.length;
   }
 
   /** Deletes the thread's blobs that no live checkpoint of the thread refers to any more. */
