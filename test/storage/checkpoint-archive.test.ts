@@ -172,6 +172,12 @@ async function everything(saver: BaseCheckpointSaver, g: ReturnType<typeof graph
     { filter: { source: "loop" }, limit: 2 },
   );
   views.step1 = await listAll(saver, { thread_id: thread }, { filter: { step: 1 } });
+  // A key whose value is undefined is no condition (the library sends the filter as JSON).
+  views.undefinedKey = await listAll(
+    saver,
+    { thread_id: thread },
+    { filter: { source: "loop", step: undefined } },
+  );
   const namespaces = [...new Set(all.map((t) => t.config.configurable?.checkpoint_ns as string))];
   views.namespaces = namespaces;
   views.byNamespace = await Promise.all(

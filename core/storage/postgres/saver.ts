@@ -163,7 +163,11 @@ export class LimitedPostgresSaver extends PostgresSaver {
       ),
     );
     const max = limit ? Number.parseInt(String(limit), 10) : 0;
-    const wanted = Object.keys(filter ?? {}).length > 0 ? filter : undefined;
+    // As the library sends it to Postgres: JSON, so keys whose value is undefined drop out.
+    const defined = Object.fromEntries(
+      Object.entries(filter ?? {}).filter(([, v]) => v !== undefined),
+    );
+    const wanted = Object.keys(defined).length > 0 ? defined : undefined;
     const cache = new Map<number, PgSegment>();
     const archived: {
       threadId: string;
