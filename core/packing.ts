@@ -43,6 +43,7 @@ const PACKED_V1 = 1;
  * `value` as JSON for a SQLite column: the text itself when short or when packing saves
  * nothing, else a BLOB (PACKED_V1, then the deflated text). Measured on the default refine run's
  * final state (bench:storage): 2,724 bytes of text, 652 deflated, 372 with the dictionary.
+ * Thread values (sqlite/storage.ts) and run outcome bodies (sqlite/learning-records.ts) use it.
  */
 export function packJson(value: unknown): string | Buffer {
   const text = JSON.stringify(value ?? null);
@@ -52,15 +53,20 @@ export function packJson(value: unknown): string | Buffer {
   return Buffer.concat([Buffer.of(PACKED_V1), deflated]);
 }
 
-/** The JSON text of a column packJson wrote (or of plain text, as older rows hold). */
+/**
+ * The JSON text of a column packJson wrote, or of what older rows hold: plain text, or (outcome
+ * bodies before packJson) raw deflate without a dictionary or a format byte. Those never start
+ * with PACKED_V1: a raw deflate stream's first byte carries its first block's type in bits 1-2,
+ * and a byte of 1 is a final stored (uncompressed) block, which is longer than its input, so it
+ * was never kept.
+ */
 export function jsonText(stored: unknown): string | null {
   if (stored === null || stored === undefined) return null;
   if (typeof stored === "string") return stored;
   if (stored instanceof Uint8Array) {
-    if (stored[0] !== PACKED_V1) {
-      throw new Error(`packed JSON of unknown format ${stored[0]}`);
-    }
-    return inflateRawSync(stored.subarray(1), { dictionary: STATE_DICTIONARY }).toString("utf8");
+    return stored[0] === PACKED_V1
+      ? inflateRawSync(stored.subarray(1), { dictionary: STATE_DICTIONARY }).toString("utf8")
+      : inflateRawSync(stored).toString("utf8");
   }
   return String(stored);
 }

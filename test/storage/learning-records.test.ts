@@ -1,6 +1,7 @@
 // The records the learning loop keeps with runs, on a real SQLite file: outcomes paged by keyset
 // (every row once, in order, with small pages), the export filters, ratings, and deletion with
 // the run.
+import { deflateRawSync } from "node:zlib";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
@@ -124,7 +125,7 @@ describe("learning records (SQLite)", () => {
     await storage.close();
   });
 
-  it("stores an outcome's body deflated and reads it back as recorded; text rows still read", async () => {
+  it("stores an outcome's body deflated and reads it back as recorded; text rows and rows deflated without the dictionary still read", async () => {
     const db = new Database(join(dir, "packed.db"));
     const records = createSqliteLearningRecords(db);
     const recorded = outcome(1);
@@ -143,10 +144,24 @@ describe("learning records (SQLite)", () => {
        VALUES (?, ?, 'a', 'refine', ?, 1, 0, ?)`,
     ).run(older.run_id, older.thread_id, older.finished_at, JSON.stringify(older));
     expect(await records.getOutcome(older.run_id)).toEqual(older);
+    // A row packed before the state dictionary: raw deflate of the JSON, no format byte.
+    const deflated = outcome(3);
+    db.prepare(
+      `INSERT INTO refinery_run_outcomes
+       (run_id, thread_id, assistant_id, graph_id, finished_at, verified, human_approved, body)
+       VALUES (?, ?, 'a', 'refine', ?, 1, 0, ?)`,
+    ).run(
+      deflated.run_id,
+      deflated.thread_id,
+      deflated.finished_at,
+      deflateRawSync(JSON.stringify(deflated)),
+    );
+    expect(await records.getOutcome(deflated.run_id)).toEqual(deflated);
     const all = await collect(records.outcomes());
     expect(all.map(({ ratings, ...o }) => ({ o, ratings }))).toEqual([
       { o: recorded, ratings: [] },
       { o: older, ratings: [] },
+      { o: deflated, ratings: [] },
     ]);
     db.close();
   });

@@ -3,9 +3,9 @@
 // end-user ratings posted to it. Export pages through outcomes by keyset, so millions of rows
 // stream with bounded memory and without holding the shared connection between pages.
 import { randomUUID } from "node:crypto";
-import { deflateRawSync, inflateRawSync } from "node:zlib";
 import type Database from "better-sqlite3";
 import type { RunOutcome } from "../../learning/outcome.ts";
+import { jsonText, packJson } from "../../packing.ts";
 
 export type FeedbackSource = "user" | "human" | "verifier";
 
@@ -66,22 +66,6 @@ export interface LearningRecords {
   ratings(runId: string): Promise<RunRating[]>;
   /** Outcomes oldest first, with their ratings, fetched a page at a time. */
   outcomes(filter?: OutcomeFilter): AsyncGenerator<OutcomeWithRatings>;
-}
-
-/**
- * An outcome's body as stored: its JSON deflated into a BLOB when that is smaller (a refine run's
- * drafts, critiques and verdicts repeat their keys and texts; 1.6 KB -> about 0.6 KB), else the
- * JSON text. Rows written before this are text and read as they are.
- */
-export function packBody(json: string): string | Buffer {
-  if (json.length < 256) return json;
-  const deflated = deflateRawSync(json);
-  return deflated.length < Buffer.byteLength(json) ? deflated : json;
-}
-
-/** The JSON of a stored body (packBody). */
-export function unpackBody(body: string | Uint8Array): string {
-  return typeof body === "string" ? body : inflateRawSync(body).toString("utf8");
 }
 
 export function createSqliteLearningRecords(db: Database.Database): LearningRecords {
@@ -154,12 +138,12 @@ export function createSqliteLearningRecords(db: Database.Database): LearningReco
         finished_at: o.finished_at,
         verified: o.verified ? 1 : 0,
         human_approved: o.human_approved ? 1 : 0,
-        body: packBody(JSON.stringify(o)),
+        body: packJson(o),
       });
     },
     async getOutcome(runId) {
       const row = getOne.get(runId) as { body: string | Uint8Array } | undefined;
-      return row ? (JSON.parse(unpackBody(row.body)) as RunOutcome) : undefined;
+      return row ? (JSON.parse(jsonText(row.body)!) as RunOutcome) : undefined;
     },
     async addRating(r) {
       const rating: RunRating = {
@@ -234,7 +218,7 @@ export function createSqliteLearningRecords(db: Database.Database): LearningReco
         }
         for (const row of rows) {
           yield {
-            ...(JSON.parse(unpackBody(row.body)) as RunOutcome),
+            ...(JSON.parse(jsonText(row.body)!) as RunOutcome),
             ratings: byRun.get(row.run_id) ?? [],
           };
         }
