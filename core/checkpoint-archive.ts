@@ -264,18 +264,6 @@ export class CheckpointArchive {
     return moved;
   }
 
-  /** Whether `threadId` has archived checkpoints (in `ns`, when given). */
-  has(threadId: string, ns?: string): boolean {
-    return ns === undefined
-      ? this.st("hasAny", `SELECT 1 FROM ${ARCHIVE_TABLE} WHERE thread_id = ? LIMIT 1`).get(
-          threadId,
-        ) !== undefined
-      : this.st(
-          "hasNs",
-          `SELECT 1 FROM ${ARCHIVE_TABLE} WHERE thread_id = ? AND checkpoint_ns = ? LIMIT 1`,
-        ).get(threadId, ns) !== undefined;
-  }
-
   /** The archived checkpoint `id`, reading segments into `cache` (segment rowid to rows). */
   find(
     threadId: string,
@@ -292,24 +280,6 @@ export class CheckpointArchive {
       if (found) return found;
     }
     return undefined;
-  }
-
-  /** The latest archived checkpoint of a namespace (a thread whose live rows are gone). */
-  latest(
-    threadId: string,
-    ns: string,
-    cache: Map<number, ArchivedCheckpoint[]>,
-  ): ArchivedCheckpoint | undefined {
-    const seg = this.st(
-      "latest",
-      `SELECT rowid FROM ${ARCHIVE_TABLE} WHERE thread_id = ? AND checkpoint_ns = ? ORDER BY last_id DESC LIMIT 1`,
-    ).get(threadId, ns) as { rowid: number } | undefined;
-    if (!seg) return undefined;
-    const rows = this.rowsOf(seg.rowid, cache);
-    return rows.reduce<ArchivedCheckpoint | undefined>(
-      (best, r) => (!best || r.id > best.id ? r : best),
-      undefined,
-    );
   }
 
   /**
@@ -335,13 +305,12 @@ export class CheckpointArchive {
       where.push("first_id < ?");
       args.push(before);
     }
-    return this.db
-      .prepare(
-        `SELECT rowid, thread_id, checkpoint_ns, first_id, last_id FROM ${ARCHIVE_TABLE}${
-          where.length > 0 ? ` WHERE ${where.join(" AND ")}` : ""
-        } ORDER BY last_id DESC`,
-      )
-      .all(...args) as (SegmentRow & { thread_id: string; checkpoint_ns: string })[];
+    // Eight shapes at most, each prepared once (a history listing runs this every time).
+    const clause = where.length > 0 ? ` WHERE ${where.join(" AND ")}` : "";
+    return this.st(
+      `segments${clause}`,
+      `SELECT rowid, thread_id, checkpoint_ns, first_id, last_id FROM ${ARCHIVE_TABLE}${clause} ORDER BY last_id DESC`,
+    ).all(...args) as (SegmentRow & { thread_id: string; checkpoint_ns: string })[];
   }
 
   rowsOf(rowid: number, cache: Map<number, ArchivedCheckpoint[]>): ArchivedCheckpoint[] {

@@ -773,17 +773,16 @@ export class PreparedSqliteSaver extends SqliteSaver {
     this.flush();
     const tuple = await super.getTuple(config);
     if (tuple) return this.completed(tuple, new Map(), true);
-    // Not among the live rows: an archived checkpoint (history, time travel, a fork).
+    // Not among the live rows: an archived checkpoint (history, time travel, a fork). A thread's
+    // latest checkpoint of each namespace is never archived, so a read of the latest (every
+    // run's first, on a new thread too) has nothing to look up there.
     const { thread_id, checkpoint_ns, checkpoint_id } = config.configurable ?? {};
-    if (typeof thread_id !== "string") return undefined;
+    if (typeof thread_id !== "string" || !checkpoint_id) return undefined;
     const ns = (checkpoint_ns as string | undefined) ?? "";
     const segments = new Map<number, ArchivedCheckpoint[]>();
-    const archive = this.archive();
-    const a = checkpoint_id
-      ? archive.find(thread_id, ns, checkpoint_id as string, segments)
-      : archive.latest(thread_id, ns, segments);
+    const a = this.archive().find(thread_id, ns, checkpoint_id as string, segments);
     if (!a) return undefined;
-    const found = await this.archivedTuple(thread_id, ns, a, checkpoint_id ? config : undefined);
+    const found = await this.archivedTuple(thread_id, ns, a, config);
     return this.completed(found, new Map(), true, new Map(), segments);
   }
 

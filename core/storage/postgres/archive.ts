@@ -19,7 +19,8 @@ export interface PgSegment {
   blobs: Map<string, ArchivedBlob>;
 }
 
-export const blobKey = (channel: string, version: string) => `${channel}\u0000${version}`;
+/** Two strings as one map key (a blob's channel and version, a checkpoint's namespace and id). */
+export const pairKey = (a: string, b: string) => `${a}\u0000${b}`;
 
 type Queryable = Pick<pg.Pool | pg.PoolClient, "query">;
 
@@ -112,7 +113,7 @@ export class PostgresCheckpointArchive {
     const fromBase64 = (b: string | null) => (b === null ? null : Buffer.from(b, "base64"));
     const writesOf = new Map<string, ArchivedWrite[]>();
     for (const w of found.writes ?? []) {
-      const key = blobKey(w.ns, w.id);
+      const key = pairKey(w.ns, w.id);
       const list = writesOf.get(key) ?? [];
       list.push({
         taskId: w.task,
@@ -135,7 +136,7 @@ export class PostgresCheckpointArchive {
           type: r.type,
           checkpoint: Buffer.from(JSON.stringify(r.checkpoint)),
           metadata: Buffer.from(JSON.stringify(r.metadata)),
-          writes: writesOf.get(blobKey(ns, r.id)) ?? [],
+          writes: writesOf.get(pairKey(ns, r.id)) ?? [],
         }));
       const blobs: ArchivedBlob[] = (found.blobs ?? [])
         .filter((b) => b.ns === ns)
@@ -184,16 +185,6 @@ export class PostgresCheckpointArchive {
     return moved.length;
   }
 
-  /** Deletes the thread's blobs that no live checkpoint of the thread refers to any more. */
-  dropUnreferencedBlobs(c: Queryable, threadId: string) {
-    return c.query(
-      `DELETE FROM ${this.bl} b WHERE b.thread_id = $1 AND NOT EXISTS (
-         SELECT 1 FROM ${this.cp} c WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns
-           AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version)`,
-      [threadId],
-    );
-  }
-
   private async load(db: Queryable, id: number, cache: Map<number, PgSegment>): Promise<PgSegment> {
     let seg = cache.get(id);
     if (!seg) {
@@ -204,42 +195,29 @@ export class PostgresCheckpointArchive {
       const decoded = rows[0] ? decodeSegmentWithBlobs(rows[0].data) : { rows: [], blobs: [] };
       seg = {
         rows: decoded.rows,
-        blobs: new Map(decoded.blobs.map((b) => [blobKey(b.channel, b.version), b])),
+        blobs: new Map(decoded.blobs.map((b) => [pairKey(b.channel, b.version), b])),
       };
       cache.set(id, seg);
     }
     return seg;
   }
 
-  /** The archived checkpoint `id` (with its segment, for the blobs), or the latest when null. */
+  /** The archived checkpoint `id`, with its segment (for the blobs). */
   async find(
     db: Queryable,
     threadId: string,
     ns: string,
-    id: string | null,
+    id: string,
     cache: Map<number, PgSegment>,
   ): Promise<{ row: ArchivedCheckpoint; segment: PgSegment } | undefined> {
-    const { rows } =
-      id === null
-        ? await db.query<{ id: string }>(
-            `SELECT id FROM ${this.table} WHERE thread_id = $1 AND checkpoint_ns = $2
-             ORDER BY last_id DESC LIMIT 1`,
-            [threadId, ns],
-          )
-        : await db.query<{ id: string }>(
-            `SELECT id FROM ${this.table} WHERE thread_id = $1 AND checkpoint_ns = $2
-             AND last_id >= $3 AND first_id <= $3`,
-            [threadId, ns, id],
-          );
+    const { rows } = await db.query<{ id: string }>(
+      `SELECT id FROM ${this.table} WHERE thread_id = $1 AND checkpoint_ns = $2
+       AND last_id >= $3 AND first_id <= $3`,
+      [threadId, ns, id],
+    );
     for (const r of rows) {
       const segment = await this.load(db, Number(r.id), cache);
-      const row =
-        id === null
-          ? segment.rows.reduce<ArchivedCheckpoint | undefined>(
-              (best, x) => (!best || x.id > best.id ? x : best),
-              undefined,
-            )
-          : segment.rows.find((x) => x.id === id);
+      const row = segment.rows.find((x) => x.id === id);
       if (row) return { row, segment };
     }
     return undefined;
@@ -328,7 +306,7 @@ export class PostgresCheckpointArchive {
             channel_versions?: Record<string, string>;
           };
           for (const [k, v] of Object.entries(cp.channel_versions ?? {})) {
-            versions.add(blobKey(k, String(v)));
+            versions.add(pairKey(k, String(v)));
           }
         }
         await c.query(
@@ -341,7 +319,7 @@ export class PostgresCheckpointArchive {
             keep.at(-1)!.id,
             encodeSegment(
               keep,
-              blobs.filter((b) => versions.has(blobKey(b.channel, b.version))),
+              blobs.filter((b) => versions.has(pairKey(b.channel, b.version))),
             ),
           ],
         );

@@ -26,7 +26,7 @@ import type pg from "pg";
 import type { TokenUsage } from "../../usage.ts";
 import { createPostgresAttemptJournal } from "./attempt-journal.ts";
 import type { ArchivedCheckpoint } from "../../checkpoint-archive.ts";
-import { blobKey, PostgresCheckpointArchive, type PgSegment } from "./archive.ts";
+import { pairKey, PostgresCheckpointArchive, type PgSegment } from "./archive.ts";
 import { ATTEMPT_JOURNAL, type AttemptJournal } from "../../models/attempt-journal.ts";
 import {
   checkpointTooLarge,
@@ -94,7 +94,7 @@ export class LimitedPostgresSaver extends PostgresSaver {
     const checkpoint = JSON.parse(text(row.checkpoint)) as Omit<Checkpoint, "channel_values">;
     const channelValues: [Uint8Array, Uint8Array, Uint8Array][] = [];
     for (const [channel, version] of Object.entries(checkpoint.channel_versions ?? {})) {
-      const blob = segment.blobs.get(blobKey(channel, String(version)));
+      const blob = segment.blobs.get(pairKey(channel, String(version)));
       if (blob)
         channelValues.push([bytes(channel), bytes(blob.type), blob.blob ?? new Uint8Array()]);
     }
@@ -122,15 +122,17 @@ export class LimitedPostgresSaver extends PostgresSaver {
   override async getTuple(config: RunnableConfig): Promise<CheckpointTuple | undefined> {
     const live = await super.getTuple(config);
     if (live) return live;
-    // Not a live row: an archived checkpoint (history, time travel, a fork).
+    // Not a live row: an archived checkpoint (history, time travel, a fork). A thread's latest
+    // checkpoint of each namespace is never archived, so a read of the latest (every run's
+    // first, on a new thread too) costs no second round trip.
     const { thread_id, checkpoint_ns, checkpoint_id } = config.configurable ?? {};
-    if (typeof thread_id !== "string" || !thread_id) return undefined;
+    if (typeof thread_id !== "string" || !thread_id || !checkpoint_id) return undefined;
     const ns = (checkpoint_ns as string | undefined) ?? "";
     const found = await this.archive().find(
       this.db,
       thread_id,
       ns,
-      (checkpoint_id as string | undefined) || null,
+      checkpoint_id as string,
       new Map(),
     );
     return found && this.archivedTuple(thread_id, ns, found.row, found.segment);
