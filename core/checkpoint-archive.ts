@@ -16,7 +16,7 @@
 // its first and last id.
 import { deflateRawSync, inflateRawSync } from "node:zlib";
 import type Database from "better-sqlite3";
-import { unpack } from "./checkpoint-delta.ts";
+import { isPacked, pack, unpack } from "./checkpoint-delta.ts";
 import { STATE_DICTIONARY } from "./packing.ts";
 
 export const ARCHIVE_TABLE = "refinery_checkpoint_archive";
@@ -209,6 +209,7 @@ export class CheckpointArchive {
     ).all(threadId) as { ns: string; latest: string; n: number }[];
     let moved = 0;
     for (const { ns, latest, n } of heads) {
+      this.packRow(threadId, ns, latest);
       if (n < 2) continue;
       const rows = this.st(
         "older",
@@ -262,6 +263,26 @@ export class CheckpointArchive {
       moved += segment.length;
     }
     return moved;
+  }
+
+  /**
+   * Packs (core/checkpoint-delta.ts) the live checkpoint row `id` when it was stored raw: a saver
+   * that defers packing (`packOnCompact`) leaves each row as serialized, since all but the
+   * latest move into a segment, which is deflated as a whole, when its run ends.
+   */
+  private packRow(threadId: string, ns: string, id: string): void {
+    const row = this.st(
+      "latestRow",
+      "SELECT checkpoint FROM checkpoints WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+    ).get(threadId, ns, id) as { checkpoint: Uint8Array | string | null } | undefined;
+    const raw = row?.checkpoint;
+    if (!(raw instanceof Uint8Array) || isPacked(raw)) return;
+    const packed = pack(raw);
+    if (packed === raw) return;
+    this.st(
+      "packLatest",
+      "UPDATE checkpoints SET checkpoint = ? WHERE thread_id = ? AND checkpoint_ns = ? AND checkpoint_id = ?",
+    ).run(packed, threadId, ns, id);
   }
 
   /** The archived checkpoint `id`, reading segments into `cache` (segment rowid to rows). */

@@ -211,9 +211,14 @@ export function pack(bytes: Uint8Array): Uint8Array {
   return out;
 }
 
+/** Whether `bytes` is a row pack deflated. */
+export function isPacked(bytes: Uint8Array): boolean {
+  return bytes.length > 0 && bytes[0] === DEFLATED;
+}
+
 /** A row's serialized bytes as they were before pack. */
 export function unpack(bytes: Uint8Array): Uint8Array {
-  return bytes.length > 0 && bytes[0] === DEFLATED ? inflateRawSync(bytes.subarray(1)) : bytes;
+  return isPacked(bytes) ? inflateRawSync(bytes.subarray(1)) : bytes;
 }
 
 /** `serde`, reading packed rows too (see pack). */

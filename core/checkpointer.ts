@@ -231,6 +231,8 @@ export function openSqliteCheckpointer(
     limits?: StateLimits;
     /** Store each run's config.metadata in its checkpoints' metadata (the server). */
     runMetadata?: boolean;
+    /** See PreparedSqliteSaver's `packOnCompact` (the server). */
+    packOnCompact?: boolean;
   } = {},
 ): OpenedCheckpointer {
   const file = resolve(path);
@@ -273,7 +275,10 @@ export function openSqliteCheckpointer(
       },
     );
   }
-  const saver = new PreparedSqliteSaver(db, options.limits, { runMetadata: options.runMetadata });
+  const saver = new PreparedSqliteSaver(db, options.limits, {
+    runMetadata: options.runMetadata,
+    packOnCompact: options.packOnCompact,
+  });
   return {
     saver,
     db,
@@ -317,7 +322,15 @@ export class PreparedSqliteSaver extends SqliteSaver {
   constructor(
     db: Database.Database,
     private readonly limits: StateLimits = DEFAULT_STATE_LIMITS,
-    private readonly options: { runMetadata?: boolean } = {},
+    private readonly options: {
+      runMetadata?: boolean;
+      /**
+       * Store checkpoint rows as serialized and pack (deflate) only the one compact() leaves live,
+       * for a caller that compacts each thread when its run ends (the server): the others move
+       * into a segment that is deflated as a whole, so deflating each at put was spent twice.
+       */
+      packOnCompact?: boolean;
+    } = {},
   ) {
     super(db);
     this.serde = unpacking(this.serde);
@@ -351,6 +364,11 @@ export class PreparedSqliteSaver extends SqliteSaver {
     // The thread's stored bytes shrank: sum them again at its next write.
     if (moved > 0) this.usage.delete(threadId);
     return moved;
+  }
+
+  /** Another connection compacted `threadId` (CompactionAware): sum its bytes again at its next write. */
+  compacted(threadId: string): void {
+    this.usage.delete(threadId);
   }
 
   /** A tuple as the library's getTuple builds one, from an archived checkpoint. */
@@ -916,7 +934,7 @@ export class PreparedSqliteSaver extends SqliteSaver {
     if (type1 !== type2) {
       throw new Error("Failed to serialized checkpoint and metadata to the same type.");
     }
-    const serializedCheckpoint = pack(serialized);
+    const serializedCheckpoint = this.options.packOnCompact ? serialized : pack(serialized);
     const bytes = serializedCheckpoint.length + serializedMetadata.length;
     // The checkpoint limit is on the whole state (as serialized, not compressed), the thread
     // limit on what is stored.

@@ -45,6 +45,8 @@ export type { CancelAction } from "./run-runner.ts";
  */
 export interface RunTarget {
   execute(run: Run, signal: AbortSignal): Promise<RunOutcome | LostRun>;
+  /** This process compacted a thread's checkpoints: the executing savers' byte counts shrank. */
+  compacted?(threadId: string): void;
 }
 
 /**
@@ -498,9 +500,10 @@ export class RunExecutor {
     // After the clients have the result; awaited so a graceful shutdown lets it finish.
     if (this.deps.learning && status === "success" && values)
       await this.learn(run, outcome.graphId, values);
-    // A run executed here (no run threads) compacts its history here, after its outcome is
-    // recorded (clients read it next); a run thread does it there.
-    if (!this.deps.target) await this.runner.compactAfter(run, outcome);
+    // The run's history is compacted here, in the server thread, whichever thread executed it:
+    // after the outcome is recorded (clients read it next), and off the run threads, whose CPU
+    // bounds the throughput (about 0.5 ms a run on SQLite; bench/RESULTS.md, issue 20).
+    if (await this.runner.compactAfter(run, outcome)) this.deps.target?.compacted?.(run.thread_id);
   }
 
   /**

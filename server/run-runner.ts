@@ -429,20 +429,23 @@ export class RunRunner {
   /**
    * After a run ended and its client has the result: its steps become history, which the backend
    * stores compactly (the checkpoint archive, core/checkpoint-archive.ts). Off the client's path
-   * (about 1.3 ms of CPU a run on SQLite); the thread's next run may already have started, which
-   * the archive allows (it moves only checkpoints older than the thread's latest, and a rollback
-   * brings archived ones back). A failure only leaves the history uncompacted until the next run.
+   * and off the run threads (the executor calls it in the server thread); the thread's next run
+   * may already have started, which the archive allows (it moves only checkpoints older than the
+   * thread's latest, and a rollback brings archived ones back). A failure only leaves the history
+   * uncompacted until the next run. Returns whether it compacted.
    */
-  async compactAfter(run: Run, outcome: RunOutcome): Promise<void> {
-    if (outcome.kind !== "finished" || run.kwargs.temporary) return;
+  async compactAfter(run: Run, outcome: RunOutcome): Promise<boolean> {
+    if (outcome.kind !== "finished" || run.kwargs.temporary) return false;
     try {
       await this.deps.checkpoints.compact(run.thread_id);
+      return true;
     } catch (err) {
       this.deps.log("warn", "could not compact the thread's checkpoints", {
         run_id: run.run_id,
         thread_id: run.thread_id,
         error: serializeError(err),
       });
+      return false;
     }
   }
 

@@ -2,6 +2,7 @@
 // graph registry and connection to the same database (SQLite file or Postgres), and sends back what the server thread
 // needs: every stream chunk (already serialized), log entries and each run's outcome.
 import { parentPort, workerData } from "node:worker_threads";
+import type { CompactionAware } from "../core/storage/checkpoint-admin.ts";
 import type { Run } from "../core/storage/types.ts";
 import type { Logger } from "./log.ts";
 import { RunRunner, type RunEventSink } from "./run-runner.ts";
@@ -61,11 +62,8 @@ try {
     const task = graphsReady
       .then(() => runner.execute(run, controller.signal))
       .then(
-        async (outcome) => {
-          send({ type: "done", runId: run.run_id, outcome });
-          // After the result went out; `running` keeps it, so closing waits for it.
-          await runner.compactAfter(run, outcome);
-        },
+        // The server thread compacts the thread's checkpoints (RunExecutor.execute).
+        (outcome) => send({ type: "done", runId: run.run_id, outcome }),
         (err: unknown) => send({ type: "done", runId: run.run_id, failure: serializeError(err) }),
       )
       .finally(() => {
@@ -97,6 +95,9 @@ try {
       }
       case "lessons":
         runtime.learning.memory?.forget(message.assistantId);
+        break;
+      case "compacted":
+        (runtime.saver as Partial<CompactionAware>).compacted?.(message.threadId);
         break;
       case "close":
         void Promise.allSettled([...running])

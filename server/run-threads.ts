@@ -40,6 +40,8 @@ export type ToThread =
   | { type: "abort"; runId: string; reason: unknown }
   | { type: "graph"; graphId: string }
   | { type: "lessons"; assistantId: string }
+  /** The server thread compacted this thread's checkpoints: the stored bytes a saver counted shrank. */
+  | { type: "compacted"; threadId: string }
   | { type: "close" };
 
 export type FromThread =
@@ -262,6 +264,11 @@ export class RunThreadPool implements RunTarget {
   /** Lessons of an assistant changed here: every thread's next retrieve reads them again. */
   lessonsChanged(assistantId: string): void {
     this.broadcast({ type: "lessons", assistantId });
+  }
+
+  /** A thread's checkpoints were compacted here (see RunExecutor.execute). */
+  compacted(threadId: string): void {
+    this.broadcast({ type: "compacted", threadId });
   }
 
   private broadcast(message: ToThread): void {

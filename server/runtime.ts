@@ -61,6 +61,7 @@ export async function openRuntime(options: RuntimeOptions) {
   const backend: PersistenceBackend = await openBackend(settings, {
     thread: options.thread,
     runMetadata: true,
+    compactAfterRuns: true,
   });
   const { saver, storage, inbox, checkpoints } = backend;
   // Lessons memory (the backend's store, or Postgres with REFINERY_STORE_URL) and run records.

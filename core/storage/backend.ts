@@ -40,6 +40,11 @@ export interface BackendOptions {
   thread?: boolean;
   /** Store each run's config.metadata in its checkpoints' metadata (the server). */
   runMetadata?: boolean;
+  /**
+   * The caller compacts each thread's checkpoints when its run ends (the server's runners): the
+   * SQLite saver then packs a checkpoint row at compaction instead of at each put.
+   */
+  compactAfterRuns?: boolean;
 }
 
 /** Postgres when `settings.database` is set (REFINERY_DATABASE_URL), else the SQLite file. */

@@ -36,6 +36,15 @@ export interface CheckpointAdmin {
   compact(threadId: string): Promise<void>;
 }
 
+/**
+ * A saver that counts a thread's stored bytes (REFINERY_MAX_THREAD_BYTES) and is told when
+ * another connection compacted the thread (the server thread compacts what run threads wrote),
+ * so it counts them again instead of holding the larger, older total against the limit.
+ */
+export interface CompactionAware {
+  compacted(threadId: string): void;
+}
+
 /** Ensures the saver created its tables, so admin SQL never runs before them. */
 export async function ensureSaverSetup(saver: BaseCheckpointSaver): Promise<void> {
   await saver.getTuple({ configurable: { thread_id: "__refinery_setup__", checkpoint_ns: "" } });

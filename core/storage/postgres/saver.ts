@@ -560,6 +560,11 @@ export class LimitedPostgresSaver extends PostgresSaver {
     this.usage.delete(threadId);
   }
 
+  /** Another pool compacted `threadId` (CompactionAware): count its bytes again. */
+  compacted(threadId: string): void {
+    this.forget(threadId);
+  }
+
   private async chargeCheckpoint(
     config: RunnableConfig,
     checkpoint: Checkpoint,

@@ -27,6 +27,7 @@ export async function openSqliteBackend(
     check: !options.thread,
     limits: settings.stateLimits,
     runMetadata: options.runMetadata,
+    packOnCompact: options.compactAfterRuns,
   });
   const db = opened.db!;
   try {
