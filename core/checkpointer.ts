@@ -24,6 +24,7 @@ import {
 import { SqliteSaver } from "@langchain/langgraph-checkpoint-sqlite";
 import Database from "better-sqlite3";
 import { RefineryError } from "./errors.ts";
+import { takeWriterTurns } from "./storage/sqlite/writer-turn.ts";
 import {
   apply,
   applyMetadata,
@@ -265,6 +266,7 @@ export function openSqliteCheckpointer(
     db.pragma("synchronous = NORMAL");
     db.pragma("busy_timeout = 5000");
     if (options.check !== false) quickCheckIfSmall(db, file);
+    takeWriterTurns(db);
   } catch (err) {
     throw new RefineryError(
       "storage_error",

@@ -3,6 +3,7 @@
 // needs: every stream chunk (already serialized), log entries and each run's outcome.
 import { parentPort, workerData } from "node:worker_threads";
 import type { CompactionAware } from "../core/storage/checkpoint-admin.ts";
+import { useWriterTurn } from "../core/storage/sqlite/writer-turn.ts";
 import type { Run } from "../core/storage/types.ts";
 import type { Logger } from "./log.ts";
 import { RunRunner, type RunEventSink } from "./run-runner.ts";
@@ -33,6 +34,8 @@ const sink: RunEventSink = {
   open: (runId, attempt) => send({ type: "open", runId, attempt }),
   publish: (runId, event, chunk) => send({ type: "event", runId, event, json: toJson(chunk) }),
 };
+
+useWriterTurn(data.writerTurn);
 
 try {
   const runtime = await openRuntime({

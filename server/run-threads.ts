@@ -9,6 +9,7 @@
 import { availableParallelism } from "node:os";
 import { SHARE_ENV, Worker } from "node:worker_threads";
 import { RefineryError } from "../core/errors.ts";
+import { writerTurnBuffer } from "../core/storage/sqlite/writer-turn.ts";
 import type { Run } from "../core/storage/types.ts";
 import type { LostRun, RunTarget } from "./executor.ts";
 import type { Logger, LogLevel } from "./log.ts";
@@ -33,6 +34,8 @@ export interface RunThreadData {
   limits: RunLimits;
   /** How often the thread posts a heartbeat (ms). */
   beatMs: number;
+  /** The server thread's SQLite writer turn (core/storage/sqlite/writer-turn.ts). */
+  writerTurn?: SharedArrayBuffer;
 }
 
 export type ToThread =
@@ -342,7 +345,12 @@ export class RunThreadPool implements RunTarget {
     const { hub, log } = this.options;
     const { script, entry } = threadScript("run-thread");
     const worker = new Worker(script, {
-      workerData: { ...this.options.data, index, entry } satisfies RunThreadData,
+      workerData: {
+        ...this.options.data,
+        index,
+        entry,
+        writerTurn: writerTurnBuffer(),
+      } satisfies RunThreadData,
       // From the sources, run-thread.mjs loads tsx; flags such as --cpu-prof stay with this thread.
       execArgv: [],
       // Graph code reads process.env as it would in the server thread (and sees later changes).

@@ -15,6 +15,7 @@ import {
 import Database from "better-sqlite3";
 import { quickCheckIfSmall } from "../checkpointer.ts";
 import { RefineryError } from "../errors.ts";
+import { takeWriterTurns } from "../storage/sqlite/writer-turn.ts";
 import {
   descendantRange,
   joinNamespace,
@@ -84,6 +85,7 @@ export function openSqliteFile(path: string): Database.Database {
     db.pragma("synchronous = NORMAL");
     db.pragma("busy_timeout = 5000");
     quickCheckIfSmall(db, file);
+    takeWriterTurns(db);
     return db;
   } catch (err) {
     db?.close();
