@@ -2,7 +2,8 @@
 // doubles `vars.s` in a self-loop (85 bytes of input grew to 67 MB of thread values before the
 // limits) fails with StateTooLarge under REFINERY_MAX_CHECKPOINT_BYTES and leaves the database
 // small; a run that keeps adding checkpoints fails under REFINERY_MAX_THREAD_BYTES; a state
-// update over the limit is refused with a 422 naming it.
+// update over the limit is refused with a 422 naming it; a thread whose runs' history is
+// compacted is held to what it stores, not to what its run thread wrote before.
 import { statSync } from "node:fs";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/server.ts";
@@ -129,4 +130,53 @@ describe("state size limits", () => {
     });
     expect(ok.status).toBe(200);
   });
+});
+
+/**
+ * Five steps per run, each writing the task (40 KB, compressible) again: ~0.5 MB written per run,
+ * a few KB stored once the server compacts the run's history into the archive.
+ */
+const FIVE_STEPS = {
+  id: "five-steps",
+  start: "reset",
+  nodes: {
+    reset: { kind: "transform", set: { "vars.n": "0" } },
+    repeat: { kind: "transform", set: { "vars.s": "task", "vars.n": "vars.n + 1" } },
+  },
+  edges: [
+    { from: "reset", to: "repeat" },
+    { from: "repeat", when: [{ if: "vars.n >= 5", to: "END" }], else: "repeat" },
+  ],
+};
+
+describe("thread limit with run threads", () => {
+  let t: TestServer;
+  beforeAll(async () => {
+    t = await startTestServer({
+      // Runs execute in a run thread; the server thread compacts their history (executor.ts).
+      env: { REFINERY_RUN_THREADS: "1", REFINERY_MAX_THREAD_BYTES: String(2 * 1024 * 1024) },
+    });
+    const res = await fetch(`${t.url}/graphs`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: JSON.stringify(FIVE_STEPS),
+    });
+    expect(res.status).toBe(201);
+  });
+  afterAll(async () => {
+    await t?.close();
+  });
+
+  it("counts what a thread stores after the server thread compacted it, not what its run thread wrote", async () => {
+    const thread = await t.client.threads.create();
+    const input = { task: "z".repeat(40_000) };
+    // ~0.5 MB written per run: without the recount the run thread's total passes 2 MB by run 5.
+    for (let i = 0; i < 10; i++) {
+      const run = await t.client.runs.create(thread.thread_id, "five-steps", { input });
+      const out = await t.client.runs.join(thread.thread_id, run.run_id);
+      expect(out, `run ${i + 1}`).toMatchObject({ vars: { n: 5 } });
+    }
+    const history = await t.client.threads.getHistory(thread.thread_id, { limit: 1000 });
+    expect(history.length).toBe(10 * 9);
+  }, 60_000);
 });
