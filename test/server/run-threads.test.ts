@@ -13,7 +13,7 @@ import type { RefineryError } from "../../core/errors.ts";
 import type { Logger } from "../../server/log.ts";
 import { runThreadCount } from "../../server/run-threads.ts";
 import { startServer, type RunningServer } from "../../server/start.ts";
-import { databaseEnv, TEST_BACKEND } from "../support/test-backend.ts";
+import { databaseEnv } from "../support/test-backend.ts";
 import { valuesOf } from "../support/wait.ts";
 
 const CONFIG = join(import.meta.dirname, "../fixtures/threads.json");
@@ -203,25 +203,27 @@ describe("run threads", () => {
     expect(ids).toEqual(all.slice(5));
   });
 
-  // The durable fixture graph reads the SQLite file to see what is committed: SQLite only.
-  it.skipIf(TEST_BACKEND === "postgres")(
-    "commits each step before the next one starts, in a thread and in the server thread",
-    async () => {
-      for (const [name, s] of [
-        ["threaded", threaded],
-        ["inline", inline],
-      ] as const) {
-        const thread = await s.client.threads.create();
-        const values = await valuesOf<{ log: string[] }>(
-          s.client.runs.wait(thread.thread_id, "durable", {
-            input: { dbPath: join(dir, `${name}.db`) },
-          }),
-        );
-        // Each node sees the checkpoint of the step before it: none is only queued.
-        expect(values.log, name).toEqual(["one saw 0", "two saw 1", "three saw 2"]);
-      }
-    },
-  );
+  // The durable fixture graph reads, from a connection of its own, what the server committed.
+  it("commits each step before the next one starts, in a thread and in the server thread", async () => {
+    for (const [name, s] of [
+      ["threaded", threaded],
+      ["inline", inline],
+    ] as const) {
+      const env = databaseEnv(join(dir, `${name}.db`));
+      const thread = await s.client.threads.create();
+      const values = await valuesOf<{ log: string[] }>(
+        s.client.runs.wait(thread.thread_id, "durable", {
+          input: {
+            dbPath: env.REFINERY_DB,
+            pgUrl: env.REFINERY_DATABASE_URL ?? "",
+            pgSchema: env.REFINERY_DATABASE_SCHEMA ?? "",
+          },
+        }),
+      );
+      // Each node sees the checkpoint of the step before it: none is only queued.
+      expect(values.log, name).toEqual(["one saw 0", "two saw 1", "three saw 2"]);
+    }
+  });
 
   it("interrupts in a thread and resumes there with command.resume", async () => {
     const thread = await threaded.client.threads.create();
