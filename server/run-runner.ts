@@ -386,13 +386,25 @@ export class RunRunner {
           }),
         }
       : undefined;
+    // Fenced by the attempt, as its checkpoints are: a worker frozen past its lease whose run
+    // another worker took over (and ends) records nothing here.
+    let ended: boolean;
     if (kwargs.temporary) {
-      await storage.runs.finish(run.run_id, status, error ?? null, undefined, webhook);
-      await this.deps.checkpoints.deleteThread(run.thread_id);
-      await storage.threads.delete(run.thread_id);
+      ended = await storage.runs.finish(
+        run.run_id,
+        status,
+        error ?? null,
+        undefined,
+        webhook,
+        run.attempt,
+      );
+      if (ended) {
+        await this.deps.checkpoints.deleteThread(run.thread_id);
+        await storage.threads.delete(run.thread_id);
+      }
     } else {
       // The run's status and its thread's snapshot in one transaction.
-      await storage.runs.finish(
+      ended = await storage.runs.finish(
         run.run_id,
         status,
         error ?? null,
@@ -406,7 +418,12 @@ export class RunRunner {
           ),
         },
         webhook,
+        run.attempt,
       );
+    }
+    if (!ended) {
+      log("warn", "run's end not recorded: another worker took it over and ends it", ids);
+      return { kind: "paused" };
     }
     // A rollback snapshot exists only for a run that started from a checkpoint.
     if (kwargs.checkpoint_before) await this.deps.checkpoints.discard(run.run_id);

@@ -322,6 +322,9 @@ export interface RunStore {
    * Ends a run in one atomic step: its status and error, and the snapshot of its thread (values,
    * interrupts, error) with the thread's status, which becomes "busy" instead when another run of
    * the thread is pending. Without `thread` (a temporary thread about to be deleted) only the run.
+   * With `attempt` (a worker ending the run it executed) nothing changes unless the run is still
+   * running as that attempt: another worker may have taken it over after its lease lapsed, and
+   * that one ends it. Returns whether the run was ended.
    */
   finish(
     runId: string,
@@ -330,7 +333,8 @@ export interface RunStore {
     thread?: { threadId: string; snapshot: ThreadSnapshot },
     /** The run's webhook call, queued in the outbox in the same step (webhooks below). */
     webhook?: { url: string; body: string },
-  ): Promise<void>;
+    attempt?: number,
+  ): Promise<boolean>;
   /** Records the thread's checkpoint when the run first started (used by rollback and crash recovery). */
   setCheckpointBefore(runId: string, checkpointId: string | null): Promise<void>;
   /**

@@ -926,6 +926,60 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
       });
     });
 
+    describe("runs: an end fenced by the attempt", () => {
+      it("finish with an attempt ends the run only while it runs as that attempt; otherwise it changes nothing", async () => {
+        await storage.threads.create({ thread_id: "f1" });
+        await storage.runs.create(newRun("f1", "fenced"), { rejectIfInflight: false });
+        const claimed = await storage.runs.claimNext();
+        expect(claimed).toMatchObject({ run_id: "fenced", attempt: 1, status: "running" });
+        const before = await storage.threads.get("f1");
+        const webhook = { url: "https://hooks.example.com/run", body: '{"run_id":"fenced"}' };
+        const snapshot = { status: "idle" as const, values: { answer: 42 }, interrupts: {} };
+        // Another worker's attempt (this one was taken over): nothing is recorded.
+        expect(
+          await storage.runs.finish(
+            "fenced",
+            "success",
+            null,
+            { threadId: "f1", snapshot },
+            webhook,
+            2,
+          ),
+        ).toBe(false);
+        expect((await storage.runs.get("fenced"))?.status).toBe("running");
+        expect(await storage.threads.get("f1")).toEqual(before);
+        expect(await storage.webhooks.count()).toBe(0);
+        // The attempt that holds it ends it, once.
+        expect(
+          await storage.runs.finish(
+            "fenced",
+            "success",
+            null,
+            { threadId: "f1", snapshot },
+            webhook,
+            1,
+          ),
+        ).toBe(true);
+        expect((await storage.runs.get("fenced"))?.status).toBe("success");
+        expect((await storage.threads.get("f1"))?.values).toEqual({ answer: 42 });
+        expect(await storage.webhooks.count()).toBe(1);
+        expect(
+          await storage.runs.finish(
+            "fenced",
+            "error",
+            null,
+            { threadId: "f1", snapshot },
+            undefined,
+            1,
+          ),
+        ).toBe(false);
+        expect((await storage.runs.get("fenced"))?.status).toBe("success");
+        // Without an attempt (the CLI ending the run it executes itself) it is not fenced.
+        expect(await storage.runs.finish("fenced", "error", null)).toBe(true);
+        expect((await storage.runs.get("fenced"))?.status).toBe("error");
+      });
+    });
+
     describe("runs: cancelling a run that has not started", () => {
       it("cancelPending deletes (rollback) or interrupts a pending run, and leaves a claimed one alone", async () => {
         await storage.threads.create({ thread_id: "c1" });

@@ -979,38 +979,45 @@ export function createPostgresStorage(
       );
       return r ? rowToRun(r) : undefined;
     },
-    async finish(runId, status, error, thread, webhook) {
+    async finish(runId, status, error, thread, webhook, attempt) {
       // One round trip (see `batch`). Thread first (as create): a run created meanwhile is either
       // seen pending by the snapshot's update, which runs after the lock, or waits for the lock.
+      // The run's end, its webhook call and the snapshot are one statement (data-modifying CTEs),
+      // so an end fenced out by `attempt` changes none of them.
       const t = now();
       const statements: string[] = [];
       if (thread) {
         statements.push(`SELECT 1 FROM ${T} WHERE thread_id = ${lit(thread.threadId)} FOR UPDATE`);
       }
-      statements.push(
-        `UPDATE ${R} SET status = ${lit(status)}, error = ${lit(j(error))}::jsonb, updated_at = ${lit(t)}
-         WHERE run_id = ${lit(runId)}`,
-      );
+      const fenced = attempt !== undefined;
+      const fence = fenced ? ` AND attempt = ${lit(attempt)} AND status = 'running'` : "";
+      const parts = [
+        `ended AS (UPDATE ${R} SET status = ${lit(status)}, error = ${lit(j(error))}::jsonb, updated_at = ${lit(t)}
+           WHERE run_id = ${lit(runId)}${fence} RETURNING run_id)`,
+      ];
       if (webhook) {
-        statements.push(
-          `INSERT INTO ${W} (run_id, url, body) VALUES (${lit(runId)}, ${lit(webhook.url)}, ${lit(webhook.body)})
-           ON CONFLICT (run_id) DO NOTHING`,
+        parts.push(
+          `hook AS (INSERT INTO ${W} (run_id, url, body)
+             ${fenced ? `SELECT run_id, ${lit(webhook.url)}, ${lit(webhook.body)} FROM ended` : `VALUES (${lit(runId)}, ${lit(webhook.url)}, ${lit(webhook.body)})`}
+             ON CONFLICT (run_id) DO NOTHING)`,
         );
       }
       if (thread) {
         const id = lit(thread.threadId);
         const s = thread.snapshot;
-        statements.push(
-          `UPDATE ${T} SET
+        parts.push(
+          `snap AS (UPDATE ${T} SET
              status = CASE WHEN EXISTS (SELECT 1 FROM ${R} WHERE thread_id = ${id} AND status = 'pending')
                THEN 'busy' ELSE ${lit(s.status)} END,
              "values" = ${lit(j(s.values))}::jsonb, interrupts = ${lit(j(s.interrupts))}::jsonb,
              error = ${lit(j(s.error ?? null))}::jsonb, updated_at = ${lit(t)},
              ${touchExpiry(lit(Date.now()))}
-           WHERE thread_id = ${id}`,
+           WHERE thread_id = ${id}${fenced ? " AND EXISTS (SELECT 1 FROM ended)" : ""})`,
         );
       }
-      await batch(statements);
+      statements.push(`WITH ${parts.join(",\n")} SELECT COUNT(*)::int AS n FROM ended`);
+      const results = await batch(statements);
+      return !fenced || Number(results.at(-1)?.[0]?.n ?? 0) > 0;
     },
     async setCheckpointBefore(runId, checkpointId) {
       await q(

@@ -901,30 +901,36 @@ export function createSqliteStorage(db: Database.Database): Storage {
         prep("SELECT * FROM refinery_runs WHERE run_id = ?").get(runId) as Record<string, unknown>,
       );
     },
-    async finish(runId, status, error, thread, webhook) {
-      db.transaction(() => {
-        prep("UPDATE refinery_runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ?").run(
-          status,
-          j(error),
-          now(),
-          runId,
-        );
-        if (webhook) {
-          const t = Date.now();
-          prep(
-            `INSERT INTO refinery_webhook_outbox (run_id, url, body, next_at, created_at)
+    async finish(runId, status, error, thread, webhook, attempt) {
+      return db
+        .transaction(() => {
+          const ended =
+            attempt === undefined
+              ? prep(
+                  "UPDATE refinery_runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ?",
+                ).run(status, j(error), now(), runId)
+              : prep(
+                  "UPDATE refinery_runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ? AND attempt = ? AND status = 'running'",
+                ).run(status, j(error), now(), runId, attempt);
+          if (attempt !== undefined && ended.changes === 0) return false;
+          if (webhook) {
+            const t = Date.now();
+            prep(
+              `INSERT INTO refinery_webhook_outbox (run_id, url, body, next_at, created_at)
              VALUES (?, ?, ?, ?, ?) ON CONFLICT (run_id) DO NOTHING`,
-          ).run(runId, webhook.url, webhook.body, t, t);
-        }
-        if (!thread) return;
-        const pending = prep(
-          "SELECT 1 FROM refinery_runs WHERE thread_id = ? AND status = 'pending' LIMIT 1",
-        ).get(thread.threadId);
-        writeSnapshot(
-          thread.threadId,
-          pending ? { ...thread.snapshot, status: "busy" } : thread.snapshot,
-        );
-      }).immediate();
+            ).run(runId, webhook.url, webhook.body, t, t);
+          }
+          if (!thread) return true;
+          const pending = prep(
+            "SELECT 1 FROM refinery_runs WHERE thread_id = ? AND status = 'pending' LIMIT 1",
+          ).get(thread.threadId);
+          writeSnapshot(
+            thread.threadId,
+            pending ? { ...thread.snapshot, status: "busy" } : thread.snapshot,
+          );
+          return true;
+        })
+        .immediate();
     },
     async setCheckpointBefore(runId, checkpointId) {
       prep(
