@@ -27,8 +27,9 @@ beforeAll(async () => {
   await saver.setup();
   const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
   (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
-    if (typeof args[0] === "string")
-      statements.push(args[0].trim().split(/\s+/).slice(0, 4).join(" "));
+    // Text, or a prepared statement's config ({ name, text, values }).
+    const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: unknown })?.text;
+    if (typeof text === "string") statements.push(text.trim().split(/\s+/).slice(0, 4).join(" "));
     return query(...args);
   };
 });

@@ -8,6 +8,7 @@
 // that made the call ends with it), else alone (saver.ts: deferEnd), as the SQLite journal's ride
 // with its next commit.
 import type pg from "pg";
+import { prepared } from "./pool.ts";
 import type { TokenUsage } from "../../usage.ts";
 import {
   carriedUsage,
@@ -34,16 +35,19 @@ export function createPostgresAttemptJournal(
       const args = [key.threadId, key.parentId, key.taskId, key.exec, node];
       if (!carry) {
         const { rows } = await pool.query<{ id: string }>(
-          `INSERT INTO ${J} (thread_id, parent_id, task_id, exec, node)
+          prepared(
+            `INSERT INTO ${J} (thread_id, parent_id, task_id, exec, node)
            VALUES ($1, $2, $3, $4, $5) RETURNING id`,
-          args,
+            args,
+          ),
         );
         return { row: BigInt(rows[0]!.id) };
       }
       // The sum reads the snapshot the statement started from: the new row is not in it, and
       // the delete only takes rows of other parents, which the sum does not read.
       const { rows } = await pool.query<CarriedRow & { id: string }>(
-        `WITH dropped AS (
+        prepared(
+          `WITH dropped AS (
            DELETE FROM ${J} WHERE thread_id = $1 AND parent_id <> $2
          ), earlier AS (
            SELECT COUNT(*) AS n, COALESCE(SUM(calls), 0) AS calls,
@@ -57,7 +61,8 @@ export function createPostgresAttemptJournal(
            VALUES ($1, $2, $3, $4, $5) RETURNING id
          )
          SELECT added.id, earlier.* FROM added, earlier`,
-        args,
+          args,
+        ),
       );
       const r = rows[0]!;
       const carried = carriedUsage(r);
@@ -79,7 +84,7 @@ export function createPostgresAttemptJournal(
       );
     },
     async clear(threadId) {
-      await pool.query(`DELETE FROM ${J} WHERE thread_id = $1`, [threadId]);
+      await pool.query(prepared(`DELETE FROM ${J} WHERE thread_id = $1`, [threadId]));
     },
   };
 }

@@ -1,6 +1,7 @@
 // The feedback inbox (core/storage/feedback-inbox.ts) in Postgres: `take` marks and returns a
 // thread's unconsumed feedback in one statement, so two processes never both take one item.
 import type pg from "pg";
+import { prepared } from "./pool.ts";
 import type { Feedback } from "../../state.ts";
 import type { FeedbackInbox } from "../feedback-inbox.ts";
 
@@ -23,10 +24,12 @@ export function createPostgresFeedbackInbox(pool: pg.Pool, schema: string): Feed
     },
     async take(threadId) {
       const { rows } = await pool.query<{ id: string; text: string; at: string }>(
-        `UPDATE ${F} SET consumed_at = $2
+        prepared(
+          `UPDATE ${F} SET consumed_at = $2
          WHERE id IN (SELECT id FROM ${F} WHERE thread_id = $1 AND consumed_at IS NULL FOR UPDATE SKIP LOCKED)
          RETURNING id, text, at`,
-        [threadId, new Date().toISOString()],
+          [threadId, new Date().toISOString()],
+        ),
       );
       return rows.sort((a, b) => Number(a.id) - Number(b.id)).map(toFeedback);
     },

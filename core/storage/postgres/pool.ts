@@ -4,6 +4,7 @@
 // locks until the frozen process resumes, and every other process that touches those rows, such
 // as a worker taking over the frozen one's runs, waits on them forever. With it, Postgres ends
 // the session after IDLE_IN_TRANSACTION_MS and its locks go with it.
+import { createHash } from "node:crypto";
 import pg from "pg";
 
 /** Longest a Refinery session may sit idle inside a transaction (ours last milliseconds). */
@@ -23,4 +24,22 @@ export function openPostgresPool(
   // An idle client's connection can drop (a Postgres restart); without a listener that crashes.
   pool.on("error", () => {});
   return pool;
+}
+
+const names = new Map<string, string>();
+
+/**
+ * A query as a named (prepared) statement: Postgres parses and plans `text` once per connection
+ * instead of at every call. For the statements every run sends many times (checkpoints, their
+ * writes, the model attempt journal, the feedback inbox); the name is derived from the text, so
+ * the same text always has the same name and different texts never share one.
+ */
+export function prepared(text: string, values: unknown[]): pg.QueryConfig {
+  let name = names.get(text);
+  if (name === undefined) {
+    name = `rfq_${createHash("sha1").update(text).digest("hex").slice(0, 24)}`;
+    if (names.size >= 1024) names.clear();
+    names.set(text, name);
+  }
+  return { name, text, values };
 }

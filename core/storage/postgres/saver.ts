@@ -27,6 +27,7 @@ import type { TokenUsage } from "../../usage.ts";
 import { createPostgresAttemptJournal } from "./attempt-journal.ts";
 import type { ArchivedCheckpoint } from "../../checkpoint-archive.ts";
 import { pairKey, PostgresCheckpointArchive, type PgSegment } from "./archive.ts";
+import { prepared } from "./pool.ts";
 import { ATTEMPT_JOURNAL, type AttemptJournal } from "../../models/attempt-journal.ts";
 import {
   checkpointTooLarge,
@@ -56,7 +57,7 @@ export class LimitedPostgresSaver extends PostgresSaver {
     private readonly limits: StateLimits = DEFAULT_STATE_LIMITS,
     private readonly runMetadata = false,
   ) {
-    super(db, undefined, { schema });
+    super(preparingReads(db), undefined, { schema });
     const S = `"${schema}"`;
     this.tables = {
       checkpoints: `${S}.checkpoints`,
@@ -331,7 +332,8 @@ export class LimitedPostgresSaver extends PostgresSaver {
     let written: number;
     try {
       const result = await this.db.query(
-        `WITH ${fenceCte}stored_blobs AS (
+        prepared(
+          `WITH ${fenceCte}stored_blobs AS (
            INSERT INTO ${blobs} (thread_id, checkpoint_ns, channel, version, type, blob)
            SELECT $1, $2, b.channel, b.version, b.type, b.blob
              FROM unnest($7::text[], $8::text[], $9::text[], $10::bytea[]) AS b(channel, version, type, blob)${fenced}
@@ -343,7 +345,8 @@ export class LimitedPostgresSaver extends PostgresSaver {
          ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
          DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata
          RETURNING 1`,
-        params,
+          params,
+        ),
       );
       written = result.rowCount ?? 0;
     } catch (err) {
@@ -418,7 +421,7 @@ export class LimitedPostgresSaver extends PostgresSaver {
         const cte = this.endsCte(all, params, "");
         // Journal bookkeeping never fails anything: a lost end loses only a cut attempt's tokens.
         this.db
-          .query(`WITH ${cte.slice(2)} SELECT 1`, params)
+          .query(prepared(`WITH ${cte.slice(2)} SELECT 1`, params))
           .catch(() => undefined)
           .finally(() => all.forEach((e) => e.resolve()));
       }, 100);
@@ -516,7 +519,8 @@ export class LimitedPostgresSaver extends PostgresSaver {
     const first = rows[0];
     if (!first) return;
     await this.db.query(
-      `INSERT INTO ${this.tables.writes}
+      prepared(
+        `INSERT INTO ${this.tables.writes}
          (thread_id, checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob)
        SELECT $1, $2, $3, $4, w.idx, w.channel, w.type, w.blob
          FROM unnest($5::integer[], $6::text[], $7::text[], $8::bytea[]) AS w(idx, channel, type, blob)
@@ -525,16 +529,17 @@ export class LimitedPostgresSaver extends PostgresSaver {
            ? "DO UPDATE SET channel = EXCLUDED.channel, type = EXCLUDED.type, blob = EXCLUDED.blob"
            : "DO NOTHING"
        }`,
-      [
-        first[0],
-        first[1],
-        first[2],
-        first[3],
-        rows.map((row) => row[4]),
-        rows.map((row) => row[5]),
-        rows.map((row) => row[6]),
-        rows.map((row) => row[7]),
-      ],
+        [
+          first[0],
+          first[1],
+          first[2],
+          first[3],
+          rows.map((row) => row[4]),
+          rows.map((row) => row[5]),
+          rows.map((row) => row[6]),
+          rows.map((row) => row[7]),
+        ],
+      ),
     );
   }
 
@@ -629,14 +634,16 @@ export class LimitedPostgresSaver extends PostgresSaver {
   private async storedBytes(threadId: string): Promise<number> {
     const { checkpoints, blobs, writes } = this.tables;
     const { rows } = await this.db.query<{ bytes: string }>(
-      `SELECT
+      prepared(
+        `SELECT
          (SELECT COALESCE(SUM(octet_length(checkpoint::text) + octet_length(metadata::text)), 0)
             FROM ${checkpoints} WHERE thread_id = $1)
        + (SELECT COALESCE(SUM(octet_length(blob)), 0) FROM ${blobs} WHERE thread_id = $1)
        + (SELECT COALESCE(SUM(octet_length(blob)), 0) FROM ${writes} WHERE thread_id = $1)
        + (SELECT COALESCE(SUM(octet_length(data)), 0) FROM ${this.archive().table} WHERE thread_id = $1)
        AS bytes`,
-      [threadId],
+        [threadId],
+      ),
     );
     return Number(rows[0]?.bytes ?? 0);
   }
@@ -686,3 +693,30 @@ interface QueuedWrites {
 }
 type BlobRow = Awaited<ReturnType<PostgresSaver["_dumpBlobs"]>>[number];
 type WriteRow = Awaited<ReturnType<PostgresSaver["_dumpWrites"]>>[number];
+
+/** The two WHERE clauses the library's getTuple ends its one query with (by id, and latest). */
+const TUPLE_READS = [
+  "WHERE thread_id = $1 AND checkpoint_ns = $2 AND checkpoint_id = $3",
+  "WHERE thread_id = $1 AND checkpoint_ns = $2 ORDER BY checkpoint_id DESC LIMIT 1",
+];
+
+/**
+ * `pool` as the library sees it: its getTuple query, which every run sends at least twice and
+ * which Postgres otherwise parses and plans each time (a join of checkpoints with their blobs and
+ * writes), goes as a prepared statement (see `prepared`). Everything else is the pool's own.
+ */
+function preparingReads(pool: pg.Pool): pg.Pool {
+  const query = (text: unknown, values?: unknown) =>
+    typeof text === "string" && Array.isArray(values) && TUPLE_READS.some((w) => text.endsWith(w))
+      ? pool.query(prepared(text, values))
+      : (pool.query as (t: unknown, v?: unknown) => Promise<pg.QueryResult>)(text, values);
+  return new Proxy(pool, {
+    get(target, prop) {
+      if (prop === "query") return query;
+      const value: unknown = Reflect.get(target, prop, target);
+      return typeof value === "function"
+        ? (value as (...a: unknown[]) => unknown).bind(target)
+        : value;
+    },
+  });
+}
