@@ -82,11 +82,13 @@ describe("crons on one server", () => {
     expect(await threadsOf(marker)).toEqual([]);
 
     now = Date.parse("2031-03-04T05:07:00.000Z");
-    const [first] = await until(async () => {
+    // A firing creates the thread, then its run: wait for both (a search can see the first alone).
+    const [first, run] = await until(async () => {
       const found = await threadsOf(marker);
-      return found.length === 1 && found;
+      if (found.length !== 1) return false;
+      const runs = await client.runs.list(found[0]!.thread_id);
+      return runs.length === 1 && ([found[0]!, runs[0]!] as const);
     });
-    const [run] = await client.runs.list(first!.thread_id);
     expect(run).toMatchObject({ assistant_id: cron.assistant_id, metadata: { marker } });
     await client.runs.join(first!.thread_id, run!.run_id);
     expect((await client.runs.get(first!.thread_id, run!.run_id)).status).toBe("success");
