@@ -177,6 +177,14 @@ describe("crash recovery (SIGKILL of the server process)", () => {
       await waitFor(`${more} more steps in ${countFile}`, () =>
         readCounts(countFile).length >= from + more ? true : undefined,
       );
+      // The first kill must find a step checkpointed, not only executed: a node counts itself
+      // before its checkpoint commits, and under load a kill can land in between.
+      if (kills.length === 0) {
+        await waitFor("a checkpointed step", async () => {
+          const now = await snapshot(dbPath, countFile, plan);
+          return [...now.checkpointed.values()].flat().length > 0 ? true : undefined;
+        });
+      }
       const exit = await server.stop("SIGKILL");
       expect(exit.signal).toBe("SIGKILL");
       kills.push(await snapshot(dbPath, countFile, plan));
