@@ -4,7 +4,7 @@
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
-import { Worker } from "node:worker_threads";
+import { threadId, Worker } from "node:worker_threads";
 import Database from "better-sqlite3";
 import { afterEach, describe, expect, it } from "vitest";
 import {
@@ -76,7 +76,7 @@ describe("SQLite writer turn", () => {
     const db = new Database(file);
     takeWriterTurns(db);
     const turn = new Int32Array(writerTurnBuffer());
-    Atomics.store(turn, 0, 1);
+    Atomics.store(turn, 0, 1_000); // held by a thread that is gone
     const began = performance.now();
     db.prepare("INSERT INTO t (worker, n) VALUES (1, 1)").run();
     expect(performance.now() - began).toBeGreaterThanOrEqual(MAX_WAIT_MS - 1);
@@ -99,7 +99,7 @@ describe("SQLite writer turn", () => {
     expect(Atomics.load(turn, 0)).toBe(0);
     const inner = db.transaction((n: number) => insert.run(2, n));
     const outer = db.transaction(() => {
-      expect(Atomics.load(turn, 0)).toBe(1);
+      expect(Atomics.load(turn, 0)).toBe(threadId + 1);
       inner(1);
       inner.immediate(2);
       return db.prepare("SELECT COUNT(*) AS n FROM t").get();
@@ -107,6 +107,25 @@ describe("SQLite writer turn", () => {
     expect(outer.immediate()).toEqual({ n: 2 });
     expect(Atomics.load(turn, 0)).toBe(0);
     db.close();
+  });
+
+  it("a thread holding the turn writes on its other connections without waiting for itself", () => {
+    const file = newFile();
+    const [a, b] = [new Database(file), new Database(newFile())];
+    takeWriterTurns(a);
+    takeWriterTurns(b);
+    const turn = new Int32Array(writerTurnBuffer());
+    const write = a.transaction(() => {
+      a.prepare("INSERT INTO t (worker, n) VALUES (1, 1)").run();
+      // Another connection of this thread (another file): the turn is this thread's already.
+      b.prepare("INSERT INTO t (worker, n) VALUES (2, 2)").run();
+      expect(Atomics.load(turn, 0)).toBe(threadId + 1);
+    });
+    write.immediate();
+    expect(Atomics.load(turn, 0)).toBe(0);
+    expect(b.prepare("SELECT COUNT(*) AS n FROM t").get()).toEqual({ n: 1 });
+    a.close();
+    b.close();
   });
 
   it("leaves in-memory databases alone", () => {

@@ -15,11 +15,12 @@
 // writes against other processes (the CLI, another server on the file). A thread terminated
 // while it held the turn cannot stall the others: a wait gives up after MAX_WAIT_MS and takes the
 // turn anyway, which at worst lets two writers meet at SQLite's lock, as without the turn.
-import { isMainThread } from "node:worker_threads";
+import { isMainThread, threadId } from "node:worker_threads";
 import type Database from "better-sqlite3";
 
 const FREE = 0;
-const HELD = 1;
+/** The turn holds the holder's thread id + 1, so a thread that holds it does not wait on itself. */
+const MINE = threadId + 1;
 /** Longest wait for the turn; then it is taken anyway (a holder that died, or a long write). */
 export const MAX_WAIT_MS = 200;
 
@@ -39,16 +40,23 @@ export function useWriterTurn(buffer: SharedArrayBuffer | undefined): void {
   if (buffer instanceof SharedArrayBuffer && buffer.byteLength >= 4) cell = new Int32Array(buffer);
 }
 
-function acquire(turn: Int32Array): void {
-  if (Atomics.compareExchange(turn, 0, FREE, HELD) === FREE) return;
+/**
+ * Takes the turn; false when this thread already holds it (a write on another of its connections
+ * inside a transaction), which the caller then must not release.
+ */
+function acquire(turn: Int32Array): boolean {
+  const seen = Atomics.compareExchange(turn, 0, FREE, MINE);
+  if (seen === FREE) return true;
+  if (seen === MINE) return false;
   const deadline = performance.now() + MAX_WAIT_MS;
   for (;;) {
+    const holder = Atomics.load(turn, 0);
     // Woken by release's notify; the 1 ms bound only covers a notify that came before the wait.
-    Atomics.wait(turn, 0, HELD, 1);
-    if (Atomics.compareExchange(turn, 0, FREE, HELD) === FREE) return;
+    if (holder !== FREE) Atomics.wait(turn, 0, holder, 1);
+    if (Atomics.compareExchange(turn, 0, FREE, MINE) === FREE) return true;
     if (performance.now() > deadline) {
-      Atomics.store(turn, 0, HELD);
-      return;
+      Atomics.store(turn, 0, MINE);
+      return true;
     }
   }
 }
@@ -66,8 +74,7 @@ function taking<A extends unknown[], R>(
   return function (this: unknown, ...args: A): R {
     // Inside a transaction this connection already holds SQLite's lock (and the turn, when the
     // transaction began here); taking the turn there could wait on a thread that waits on us.
-    if (db.inTransaction) return fn.apply(this, args);
-    acquire(turn);
+    if (db.inTransaction || !acquire(turn)) return fn.apply(this, args);
     try {
       return fn.apply(this, args);
     } finally {
