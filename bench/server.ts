@@ -6,22 +6,14 @@
 // as `npm start` runs it (bundled, built-in OpenAI provider calling a loopback stub with the same
 // replies), which gives the RSS figures; then batches of 1,000 concurrent runs against a 200 ms
 // model on our server. Bounded in runs and time; children die with it.
+import { fork } from "node:child_process";
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, statSync, writeFileSync } from "node:fs";
 import { availableParallelism, loadavg, tmpdir } from "node:os";
 import { join, resolve } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import Database from "better-sqlite3";
-import { openSqliteCheckpointer } from "../core/checkpointer.ts";
-import { installLightRunContext, uninstallLightRunContext } from "../core/run-context.ts";
-import {
-  createBenchGraph,
-  createBenchModel,
-  EXPECTED_MODEL_CALLS,
-  EXPECTED_NODE_RUNS,
-  RUN_OPTIONS,
-  TASK,
-} from "./server-graph.ts";
+import { EXPECTED_MODEL_CALLS, EXPECTED_NODE_RUNS, RUN_OPTIONS, TASK } from "./server-graph.ts";
 import {
   ensureReferenceServer,
   REFERENCE_VERSION,
@@ -295,62 +287,61 @@ class Target {
 }
 
 // ---------------------------------------------------------------------------------------------
-// In-process variant: the same graph and model, SqliteSaver on a temp file (WAL, as the server)
+// In-process variants (in-process.ts) in a child process of their own (in-process-child.ts)
 
-/**
- * `lightContext`: runs with Refinery's light run context installed (core/run-context.ts), as the
- * server's engine runs graphs; without it, the graph as LangGraph runs it on its own (the raw
- * graph of the targets). The two alternate in one process, so each run sets the mode it needs.
- */
-function createInProcess(dbPath: string, lightContext = false) {
-  const opened = openSqliteCheckpointer(dbPath);
-  const model = createBenchModel(0);
-  const graph = createBenchGraph(model, opened.saver);
-  let finished = 0;
-  /** CPU of this process while in-process runs execute (they run one at a time). */
-  const cpu = { runs: 0, micros: 0 };
-  const run: RunOne = async () => {
-    if (lightContext) installLightRunContext();
-    else uninstallLightRunContext();
-    const before = process.cpuUsage();
-    const out = (await graph.invoke(
-      { task: TASK },
-      { configurable: { thread_id: randomUUID(), ...RUN_OPTIONS } },
-    )) as { stopReason?: string };
-    const used = process.cpuUsage(before);
-    cpu.runs++;
-    cpu.micros += used.user + used.system;
-    if (out.stopReason !== "max_iterations") throw new Error(`in-process: ${out.stopReason}`);
-    finished++;
-  };
-  const checkShape = async () => {
-    const calls = model.calls;
-    const nodes: string[] = [];
-    const config = { configurable: { thread_id: randomUUID(), ...RUN_OPTIONS } };
-    for await (const chunk of await graph.stream(
-      { task: TASK },
-      { ...config, streamMode: "updates" },
-    )) {
-      nodes.push(...Object.keys(chunk as object));
-    }
-    finished++;
-    if (nodes.length !== EXPECTED_NODE_RUNS || model.calls - calls !== EXPECTED_MODEL_CALLS) {
-      throw new Error(`in-process: ${nodes.length} node runs, ${model.calls - calls} model calls`);
-    }
-  };
-  /** CPU ms per run since the last call. */
-  const takeCpuMsPerRun = () => {
-    const ms = cpu.micros / 1000 / cpu.runs;
-    cpu.runs = 0;
-    cpu.micros = 0;
-    return ms;
-  };
+/** Each variant's calls; `run` answers the run's wall-clock ms as the child timed it. */
+interface InProcessVariant {
+  run(): Promise<number>;
+  checkShape(): Promise<void>;
+  takeCpuMsPerRun(): Promise<number>;
+  finished(): Promise<number>;
+}
+
+async function startInProcess(
+  dir: string,
+): Promise<{ raw: InProcessVariant; light: InProcessVariant; close(): Promise<void> }> {
+  const child = fork(join(import.meta.dirname, "in-process-child.ts"), [dir], {
+    // V8 keeps its heap's size while the child idles between its blocks, as our server does
+    // (`npm start`'s --no-memory-reducer): each round's in-process runs follow ~20 s in which
+    // only the servers ran, and a heap shrunk meanwhile is regrown during the timed runs.
+    execArgv: ["--no-memory-reducer", "--import", import.meta.resolve("tsx")],
+    stdio: ["ignore", "inherit", "inherit", "ipc"],
+  });
+  type Waiter = { resolve(value: number): void; reject(err: Error): void };
+  const pending = new Map<number, Waiter>();
+  let nextId = 1;
+  child.on("message", (m: { id: number; value?: number; error?: string }) => {
+    const waiter = pending.get(m.id);
+    pending.delete(m.id);
+    if (m.error !== undefined) waiter?.reject(new Error(`in-process child: ${m.error}`));
+    else waiter?.resolve(m.value ?? 0);
+  });
+  child.on("exit", (code) => {
+    for (const w of pending.values()) w.reject(new Error(`in-process child exited (${code})`));
+    pending.clear();
+  });
+  await new Promise<number>((resolve, reject) => pending.set(0, { resolve, reject }));
+  const call = (op: string, variant: "raw" | "light") =>
+    new Promise<number>((resolve, reject) => {
+      const id = nextId++;
+      pending.set(id, { resolve, reject });
+      child.send({ id, op, variant });
+    });
+  const variant = (v: "raw" | "light"): InProcessVariant => ({
+    run: () => call("run", v),
+    checkShape: async () => void (await call("checkShape", v)),
+    takeCpuMsPerRun: () => call("cpu", v),
+    finished: () => call("finished", v),
+  });
   return {
-    run,
-    checkShape,
-    takeCpuMsPerRun,
-    finished: () => finished,
-    close: () => opened.close(),
+    raw: variant("raw"),
+    light: variant("light"),
+    close: () =>
+      new Promise<void>((resolve) => {
+        if (child.exitCode !== null) return resolve();
+        child.once("exit", () => resolve());
+        child.send({ id: -1, op: "close" });
+      }),
   };
 }
 
@@ -464,8 +455,8 @@ async function main(): Promise<void> {
     );
     // ---- zero-latency model: in-process, ours, reference
     const referenceDir = ensureReferenceServer(log);
-    const inProcess = createInProcess(join(dir, "in-process.db"));
-    const inProcessLight = createInProcess(join(dir, "in-process-light.db"), true);
+    const inProc = await startInProcess(dir);
+    const { raw: inProcess, light: inProcessLight } = inProc;
     const oursDb = join(dir, "ours.db");
     const [oursProc, refProc] = await Promise.all([
       startOurs({ dir, dbPath: oursDb, latencyMs: 0, workers: OUR_WORKERS }),
@@ -499,8 +490,8 @@ async function main(): Promise<void> {
       await runConcurrent(WARMUP_RUNS, CONCURRENCY, ours.run),
       await runConcurrent(WARMUP_RUNS, CONCURRENCY, ref.run),
     ].map((p) => `${fmt(rate(p), 1)} runs/s`);
-    inProcess.takeCpuMsPerRun();
-    inProcessLight.takeCpuMsPerRun();
+    await inProcess.takeCpuMsPerRun();
+    await inProcessLight.takeCpuMsPerRun();
     ours.sampleRss("warm-up");
     ref.sampleRss("warm-up");
     log(`warmed up (at ${CONCURRENCY} concurrent: ours ${warm[0]}, reference ${warm[1]})`);
@@ -511,8 +502,12 @@ async function main(): Promise<void> {
       await settle([ours, ref]);
       const cpu = oursProc.cpuSeconds();
       const variants: Variant[] = [
-        { name: "in-process", run: () => inProcess.run() },
-        { name: "in-process light", run: () => inProcessLight.run() },
+        { name: "in-process", run: async () => void (await inProcess.run()), timed: inProcess.run },
+        {
+          name: "in-process light",
+          run: async () => void (await inProcessLight.run()),
+          timed: inProcessLight.run,
+        },
         { name: "ours", run: () => ours.run() },
       ];
       const [raw, light, oursSeqTiming] = await runInterleaved(
@@ -539,8 +534,8 @@ async function main(): Promise<void> {
       if (!oursConc || !refConc) throw new Error("missing concurrent timings");
       ours.sampleRss(`round ${round + 1} concurrent`);
       ref.sampleRss(`round ${round + 1} concurrent`);
-      const rawSeq = { ...toPhase(raw), cpuMsPerRun: inProcess.takeCpuMsPerRun() };
-      const lightSeq = { ...toPhase(light), cpuMsPerRun: inProcessLight.takeCpuMsPerRun() };
+      const rawSeq = { ...toPhase(raw), cpuMsPerRun: await inProcess.takeCpuMsPerRun() };
+      const lightSeq = { ...toPhase(light), cpuMsPerRun: await inProcessLight.takeCpuMsPerRun() };
       const r = { rawSeq, lightSeq, oursSeq, refSeq, oursConc, refConc };
       rounds.push(r);
       log(
@@ -599,8 +594,8 @@ async function main(): Promise<void> {
     await Promise.all([oursProc.stop(), refProc.stop(), deployedProc.stop()]);
     await stub.close();
     stub = undefined;
-    inProcess.close();
-    inProcessLight.close();
+    const rawRuns = await inProcess.finished();
+    await inProc.close();
     const oursBytes = sqliteBytes(oursDb);
     const rawBytes = sqliteBytes(join(dir, "in-process.db"));
 
@@ -625,7 +620,7 @@ async function main(): Promise<void> {
       refFiles,
       oursBytes,
       rawBytes,
-      rawRuns: inProcess.finished(),
+      rawRuns,
     });
     printSummary(summary);
     if (env.BENCH_JSON) writeFileSync(env.BENCH_JSON, `${JSON.stringify(summary, null, 2)}\n`);
