@@ -313,9 +313,14 @@ export class LimitedPostgresSaver extends PostgresSaver {
     let fenceCte = "";
     if (fence) {
       params.push(fence.runId, fence.attempt);
+      // FOR KEY SHARE: a rollback deletes the run's row before it restores the checkpoints, and
+      // that delete now waits for this statement to commit (or this statement waits for the
+      // delete and then finds no row); without the lock a put already running could commit its
+      // checkpoint after the restore. Lease renewals and status changes do not conflict with it.
       fenceCte = `fence AS (
          SELECT 1 FROM "${this.schema}".refinery_runs
           WHERE run_id = $${params.length - 1} AND attempt = $${params.length} AND status = 'running'
+          FOR KEY SHARE
        ), `;
     }
     const fenced = fence ? ", fence" : "";
