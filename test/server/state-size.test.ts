@@ -19,15 +19,18 @@ beforeAll(async () => {
       REFINERY_MAX_THREAD_BYTES: String(THREAD_LIMIT),
     },
   });
-  for (const spec of [DOUBLING, REPEATING]) {
-    const res = await fetch(`${s.url}/graphs`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(spec),
-    });
-    expect(res.status).toBe(201);
-  }
+  for (const spec of [DOUBLING, REPEATING]) await registerGraph(s, spec);
 });
+
+/** Registers a declarative graph on the server (POST /graphs). */
+async function registerGraph(server: TestServer, spec: object): Promise<void> {
+  const res = await fetch(`${server.url}/graphs`, {
+    method: "POST",
+    headers: { "content-type": "application/json" },
+    body: JSON.stringify(spec),
+  });
+  expect(res.status).toBe(201);
+}
 afterAll(async () => {
   await s?.close();
 });
@@ -156,12 +159,7 @@ describe("thread limit with run threads", () => {
       // Runs execute in a run thread; the server thread compacts their history (executor.ts).
       env: { REFINERY_RUN_THREADS: "1", REFINERY_MAX_THREAD_BYTES: String(2 * 1024 * 1024) },
     });
-    const res = await fetch(`${t.url}/graphs`, {
-      method: "POST",
-      headers: { "content-type": "application/json" },
-      body: JSON.stringify(FIVE_STEPS),
-    });
-    expect(res.status).toBe(201);
+    await registerGraph(t, FIVE_STEPS);
   });
   afterAll(async () => {
     await t?.close();

@@ -935,44 +935,19 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
         const before = await storage.threads.get("f1");
         const webhook = { url: "https://hooks.example.com/run", body: '{"run_id":"fenced"}' };
         const snapshot = { status: "idle" as const, values: { answer: 42 }, interrupts: {} };
+        const end = (status: "success" | "error", attempt: number, hook?: typeof webhook) =>
+          storage.runs.finish("fenced", status, null, { threadId: "f1", snapshot }, hook, attempt);
         // Another worker's attempt (this one was taken over): nothing is recorded.
-        expect(
-          await storage.runs.finish(
-            "fenced",
-            "success",
-            null,
-            { threadId: "f1", snapshot },
-            webhook,
-            2,
-          ),
-        ).toBe(false);
+        expect(await end("success", 2, webhook)).toBe(false);
         expect((await storage.runs.get("fenced"))?.status).toBe("running");
         expect(await storage.threads.get("f1")).toEqual(before);
         expect(await storage.webhooks.count()).toBe(0);
         // The attempt that holds it ends it, once.
-        expect(
-          await storage.runs.finish(
-            "fenced",
-            "success",
-            null,
-            { threadId: "f1", snapshot },
-            webhook,
-            1,
-          ),
-        ).toBe(true);
+        expect(await end("success", 1, webhook)).toBe(true);
         expect((await storage.runs.get("fenced"))?.status).toBe("success");
         expect((await storage.threads.get("f1"))?.values).toEqual({ answer: 42 });
         expect(await storage.webhooks.count()).toBe(1);
-        expect(
-          await storage.runs.finish(
-            "fenced",
-            "error",
-            null,
-            { threadId: "f1", snapshot },
-            undefined,
-            1,
-          ),
-        ).toBe(false);
+        expect(await end("error", 1)).toBe(false);
         expect((await storage.runs.get("fenced"))?.status).toBe("success");
         // Without an attempt (the CLI ending the run it executes itself) it is not fenced.
         expect(await storage.runs.finish("fenced", "error", null)).toBe(true);
