@@ -715,13 +715,19 @@ function preparingReads(pool: pg.Pool): pg.Pool {
     typeof text === "string" && Array.isArray(values) && TUPLE_READS.some((w) => text.endsWith(w))
       ? pool.query(prepared(text, values))
       : (pool.query as (t: unknown, v?: unknown) => Promise<pg.QueryResult>)(text, values);
+  // The pool's own methods, bound once (the library calls connect() for every transaction).
+  const bound = new Map<PropertyKey, unknown>();
   return new Proxy(pool, {
     get(target, prop) {
       if (prop === "query") return query;
       const value: unknown = Reflect.get(target, prop, target);
-      return typeof value === "function"
-        ? (value as (...a: unknown[]) => unknown).bind(target)
-        : value;
+      if (typeof value !== "function") return value;
+      let fn = bound.get(prop);
+      if (fn === undefined) {
+        fn = (value as (...a: unknown[]) => unknown).bind(target);
+        bound.set(prop, fn);
+      }
+      return fn;
     },
   });
 }
