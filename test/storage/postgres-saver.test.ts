@@ -11,6 +11,8 @@ import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isStaleRunError } from "../../core/checkpointer.ts";
 import { ATTEMPT_JOURNAL } from "../../core/models/attempt-journal.ts";
+import { ARCHIVE_LOCK } from "../../core/storage/postgres/archive.ts";
+import { createPostgresCheckpointAdmin } from "../../core/storage/postgres/checkpoint-admin.ts";
 import { migrate } from "../../core/storage/postgres/migrations.ts";
 import { LimitedPostgresSaver } from "../../core/storage/postgres/saver.ts";
 import { TEST_POSTGRES_URL } from "../support/test-backend.ts";
@@ -19,19 +21,30 @@ const SCHEMA = `refinery_pgsaver_${process.pid}_${randomBytes(3).toString("hex")
 let pool: pg.Pool;
 let saver: LimitedPostgresSaver;
 const statements: string[] = [];
+const recorded = new WeakSet<object>();
 
 beforeAll(async () => {
   pool = new pg.Pool({ connectionString: TEST_POSTGRES_URL, max: 4 });
   await migrate(pool, SCHEMA);
   saver = new LimitedPostgresSaver(pool, SCHEMA);
   await saver.setup();
-  const query = pool.query.bind(pool) as (...args: unknown[]) => unknown;
-  (pool as unknown as { query: (...args: unknown[]) => unknown }).query = (...args) => {
-    // Text, or a prepared statement's config ({ name, text, values }).
-    const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: unknown })?.text;
-    if (typeof text === "string") statements.push(text.trim().split(/\s+/).slice(0, 4).join(" "));
-    return query(...args);
+  // Statements sent through the pool and on its connections (a put outside a run is a
+  // transaction on a connection: LimitedPostgresSaver.guarded).
+  const recording = (target: { query: (...args: unknown[]) => unknown }) => {
+    const query = target.query.bind(target) as (...args: unknown[]) => unknown;
+    target.query = (...args) => {
+      // Text, or a prepared statement's config ({ name, text, values }).
+      const text = typeof args[0] === "string" ? args[0] : (args[0] as { text?: unknown })?.text;
+      if (typeof text === "string") statements.push(text.trim().split(/\s+/).slice(0, 4).join(" "));
+      return query(...args);
+    };
   };
+  recording(pool as unknown as { query: (...args: unknown[]) => unknown });
+  pool.on("acquire", (client) => {
+    if (recorded.has(client)) return;
+    recorded.add(client);
+    recording(client as unknown as { query: (...args: unknown[]) => unknown });
+  });
 });
 afterAll(async () => {
   await pool.query(`DROP SCHEMA IF EXISTS "${SCHEMA}" CASCADE`);
@@ -201,5 +214,209 @@ describe("the Postgres saver's writes", () => {
     const second = await journal.start({ ...key, exec: "e2" }, "critique", false);
     await journal.end(second.row, { totalTokens: 4 }, "t6");
     expect(await tokens(second.row)).toBe("4");
+  });
+});
+
+describe("packed checkpoints (the latest of a thread, once no run of it is in flight)", () => {
+  const admin = () => createPostgresCheckpointAdmin(pool, SCHEMA);
+  const meta = (step: number) => ({ source: "loop" as const, step, parents: {} });
+
+  /** `parent` with `changes` applied: new versions for the changed channels only. */
+  function next(parent: Checkpoint, id: string, changes: Record<string, unknown>) {
+    const cp: Checkpoint = {
+      ...parent,
+      id,
+      channel_values: { ...parent.channel_values, ...changes },
+      channel_versions: { ...parent.channel_versions },
+    };
+    const versions: Record<string, string | number> = {};
+    for (const k of Object.keys(changes)) {
+      versions[k] = saver.getNextVersion(parent.channel_versions[k] as number | undefined);
+      cp.channel_versions[k] = versions[k];
+    }
+    return { cp, versions };
+  }
+
+  async function newThread(thread: string) {
+    await pool.query(
+      `INSERT INTO "${SCHEMA}".refinery_threads (thread_id, created_at, updated_at, metadata, status, interrupts, config)
+       VALUES ($1, now(), now(), '{}', 'idle', '{}', '{}')`,
+      [thread],
+    );
+  }
+
+  async function setRun(runId: string, thread: string, status: string, attempt = 1) {
+    await pool.query(
+      `INSERT INTO "${SCHEMA}".refinery_runs
+         (run_id, thread_id, assistant_id, created_at, updated_at, status, metadata, multitask_strategy, kwargs, attempt)
+       VALUES ($1, $2, 'a', now(), now(), $3, '{}', 'reject', '{}', $4)
+       ON CONFLICT (run_id) DO UPDATE SET status = EXCLUDED.status, attempt = EXCLUDED.attempt`,
+      [runId, thread, status, attempt],
+    );
+  }
+
+  const blobRows = async (thread: string) =>
+    Number(
+      (
+        await pool.query(
+          `SELECT count(*) AS n FROM "${SCHEMA}".checkpoint_blobs WHERE thread_id = $1`,
+          [thread],
+        )
+      ).rows[0].n,
+    );
+  const packedIds = async (thread: string) =>
+    (
+      await pool.query<{ checkpoint_id: string }>(
+        `SELECT checkpoint_id FROM "${SCHEMA}".checkpoints WHERE thread_id = $1 AND packed IS NOT NULL ORDER BY checkpoint_id`,
+        [thread],
+      )
+    ).rows.map((r) => r.checkpoint_id);
+  const valuesAt = async (thread: string, id?: string) =>
+    (await saver.getTuple(config(thread, id)))?.checkpoint.channel_values;
+
+  it("hold their blobs in their own row: getTuple, list and the next steps read the same values", async () => {
+    await newThread("p1");
+    const { cp: c1, at } = await putFirst("p1", "1ef0000000000101", {
+      draft: "first draft",
+      task: "the task",
+      notes: ["a", "b"],
+    });
+    const { cp: c2, versions } = next(c1, "1ef0000000000102", { draft: "second draft" });
+    await saver.put(at, c2, meta(1), versions);
+    await admin().compact("p1");
+    // c1 went to the archive; c2, the latest, is packed and no blob row is left.
+    expect(await packedIds("p1")).toEqual([c2.id]);
+    expect(await blobRows("p1")).toBe(0);
+    const expected = { draft: "second draft", task: "the task", notes: ["a", "b"] };
+    expect(await valuesAt("p1")).toEqual(expected);
+    expect(await valuesAt("p1", c2.id)).toEqual(expected);
+    expect(await valuesAt("p1", c1.id)).toEqual({
+      draft: "first draft",
+      task: "the task",
+      notes: ["a", "b"],
+    });
+    const listed = [];
+    for await (const t of saver.list(config("p1"))) listed.push(t.checkpoint.channel_values);
+    expect(listed).toEqual([expected, { ...expected, draft: "first draft" }]);
+    // A put outside a run (a state update) after the packed checkpoint changes one channel; the
+    // others are read back from the packed row's blobs, stored again with it.
+    const { cp: c3, versions: v3 } = next(c2, "1ef0000000000103", { notes: ["c"] });
+    await saver.put(config("p1", c2.id), c3, meta(2), v3);
+    expect(await valuesAt("p1")).toEqual({ ...expected, notes: ["c"] });
+    // Compacting again archives the packed checkpoint with its blobs and packs the new latest.
+    await admin().compact("p1");
+    expect(await packedIds("p1")).toEqual([c3.id]);
+    expect(await blobRows("p1")).toBe(0);
+    expect(await valuesAt("p1", c2.id)).toEqual(expected);
+    expect(await valuesAt("p1")).toEqual({ ...expected, notes: ["c"] });
+  });
+
+  it("are not packed while a run of the thread is pending or running", async () => {
+    await newThread("p2");
+    const { cp: c1, at } = await putFirst("p2", "1ef0000000000201", { draft: "a", task: "t" });
+    const { cp: c2, versions } = next(c1, "1ef0000000000202", { draft: "b" });
+    await saver.put(at, c2, meta(1), versions);
+    for (const status of ["pending", "running"]) {
+      await setRun("run-p2", "p2", status);
+      await admin().compact("p2");
+      expect(await packedIds("p2")).toEqual([]);
+      expect(await blobRows("p2")).toBeGreaterThan(0);
+    }
+    await setRun("run-p2", "p2", "success");
+    await admin().compact("p2");
+    expect(await packedIds("p2")).toEqual([c2.id]);
+  });
+
+  it("a run's first step after packing stores the blobs it keeps, even on the saver that wrote the parent", async () => {
+    const server = new LimitedPostgresSaver(pool, SCHEMA, undefined, true);
+    await newThread("p3");
+    const as = (run: string, id?: string): RunnableConfig => ({
+      ...config("p3", id),
+      metadata: { run_id: run, run_attempt: 1 },
+    });
+    await setRun("run-p3a", "p3", "running");
+    const c1 = checkpointOf("1ef0000000000301", { draft: "a", task: "keep me" });
+    await server.put(as("run-p3a"), c1, meta(0), c1.channel_versions);
+    const { cp: c2, versions: v2 } = next(c1, "1ef0000000000302", { draft: "b" });
+    // Within the run, the next step stores only the channel it changed.
+    statements.length = 0;
+    await server.put(as("run-p3a", c1.id), c2, meta(1), v2);
+    await setRun("run-p3a", "p3", "success");
+    await admin().compact("p3");
+    expect(await packedIds("p3")).toEqual([c2.id]);
+    // The next run on the same saver: its first step keeps `task` from the packed parent.
+    await setRun("run-p3b", "p3", "running");
+    const { cp: c3, versions: v3 } = next(c2, "1ef0000000000303", { draft: "c" });
+    await server.put(as("run-p3b", c2.id), c3, meta(2), v3);
+    const { cp: c4, versions: v4 } = next(c3, "1ef0000000000304", { draft: "d" });
+    await server.put(as("run-p3b", c3.id), c4, meta(3), v4);
+    expect(await valuesAt("p3", c3.id)).toEqual({ draft: "c", task: "keep me" });
+    expect(await valuesAt("p3")).toEqual({ draft: "d", task: "keep me" });
+    // c4 followed c3 in the same run: only `draft` went with it.
+    const stored = await pool.query(
+      `SELECT channel FROM "${SCHEMA}".checkpoint_blobs WHERE thread_id = 'p3' AND version = $1`,
+      [String(v4.draft)],
+    );
+    expect(stored.rows).toEqual([{ channel: "draft" }]);
+  });
+
+  it("many trials: state updates racing the packing of their parent never lose a blob", async () => {
+    for (let trial = 0; trial < 30; trial++) {
+      const thread = `p4-${trial}`;
+      await newThread(thread);
+      const { cp: c1, at } = await putFirst(thread, "1ef0000000000401", {
+        draft: "a",
+        task: "kept",
+        notes: [trial],
+      });
+      const { cp: c2, versions } = next(c1, "1ef0000000000402", { draft: "b" });
+      await saver.put(at, c2, meta(1), versions);
+      // A state update on the latest, at the same time as the compaction that packs it (sent
+      // 0-5 ms after it: the compaction's statements take about that long here).
+      const { cp: c3, versions: v3 } = next(c2, "1ef0000000000403", { draft: "c" });
+      await Promise.all([
+        admin().compact(thread),
+        new Promise((r) => setTimeout(r, trial % 6)).then(() =>
+          saver.put(config(thread, c2.id), c3, meta(2), v3),
+        ),
+      ]);
+      expect(await valuesAt(thread, c3.id)).toEqual({ draft: "c", task: "kept", notes: [trial] });
+      expect(await valuesAt(thread, c2.id)).toEqual({ draft: "b", task: "kept", notes: [trial] });
+      await admin().compact(thread);
+      expect(await valuesAt(thread)).toEqual({ draft: "c", task: "kept", notes: [trial] });
+      expect(await valuesAt(thread, c2.id)).toEqual({ draft: "b", task: "kept", notes: [trial] });
+    }
+  });
+
+  it("a put outside a run waits while the thread's archive lock is held (as packing holds it)", async () => {
+    await newThread("p6");
+    const { cp: c1, at } = await putFirst("p6", "1ef0000000000601", { draft: "a", task: "t" });
+    const holder = await pool.connect();
+    try {
+      await holder.query("BEGIN");
+      await holder.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [ARCHIVE_LOCK, "p6"]);
+      const { cp: c2, versions } = next(c1, "1ef0000000000602", { draft: "b" });
+      let done = false;
+      const put = saver.put(at, c2, meta(1), versions).then(() => (done = true));
+      await new Promise((r) => setTimeout(r, 300));
+      expect(done).toBe(false);
+      await holder.query("COMMIT");
+      await put;
+      expect(await valuesAt("p6")).toEqual({ draft: "b", task: "t" });
+    } finally {
+      holder.release();
+    }
+  });
+
+  it("are copied with their thread", async () => {
+    await newThread("p5");
+    const { cp: c1, at } = await putFirst("p5", "1ef0000000000501", { draft: "a", task: "t" });
+    const { cp: c2, versions } = next(c1, "1ef0000000000502", { draft: "b" });
+    await saver.put(at, c2, meta(1), versions);
+    await admin().compact("p5");
+    expect(await packedIds("p5")).toEqual([c2.id]);
+    await admin().copyThread("p5", "p5-copy");
+    expect(await valuesAt("p5-copy")).toEqual({ draft: "b", task: "t" });
+    expect(await valuesAt("p5-copy", c1.id)).toEqual({ draft: "a", task: "t" });
   });
 });

@@ -1,9 +1,11 @@
 // The checkpoint archive on Postgres, as on SQLite (core/checkpoint-archive.ts): when a run ends,
 // a thread's checkpoints before the latest of each namespace move into one segment row with their
 // pending writes and the channel blobs they refer to (each blob once per segment), deflated
-// together. The latest checkpoint of each namespace, its writes and its blobs stay in
-// PostgresSaver's tables, so runs resume and states read as before; LimitedPostgresSaver reads
-// archived checkpoints through the library's own loaders (core/storage/postgres/saver.ts).
+// together. The latest checkpoint of each namespace and its writes stay in PostgresSaver's tables,
+// so runs resume and states read as before; LimitedPostgresSaver reads archived checkpoints
+// through the library's own loaders (core/storage/postgres/saver.ts). Once no run of the thread
+// is pending or running, the latest checkpoints are packed: their blobs move from one
+// checkpoint_blobs row per channel into the checkpoint's own row (see pack).
 import type pg from "pg";
 import {
   decodeSegmentWithBlobs,
@@ -24,8 +26,14 @@ export const pairKey = (a: string, b: string) => `${a}\u0000${b}`;
 
 type Queryable = Pick<pg.Pool | pg.PoolClient, "query">;
 
-/** The advisory lock (with the thread's hash) that serialises compactions and restores of a thread. */
-const ARCHIVE_LOCK = 0x52464341; // "RFCA"
+/**
+ * The advisory lock (with the thread's hash) that serialises compactions and restores of a
+ * thread; puts outside a run take it shared (LimitedPostgresSaver.guarded).
+ */
+export const ARCHIVE_LOCK = 0x52464341; // "RFCA"
+
+/** The type of the pseudo blob the saver's SELECT returns for a packed checkpoint. */
+export const PACKED_TYPE = "refinery-packed";
 
 /** Holds the thread's archive lock until the caller's transaction ends. */
 const lockThread = (c: pg.PoolClient, threadId: string) =>
@@ -36,6 +44,8 @@ export class PostgresCheckpointArchive {
   private readonly cp: string;
   private readonly bl: string;
   private readonly wr: string;
+  private readonly threads: string;
+  private readonly runs: string;
 
   constructor(schema: string) {
     const S = `"${schema}"`;
@@ -43,6 +53,8 @@ export class PostgresCheckpointArchive {
     this.cp = `${S}.checkpoints`;
     this.bl = `${S}.checkpoint_blobs`;
     this.wr = `${S}.checkpoint_writes`;
+    this.threads = `${S}.refinery_threads`;
+    this.runs = `${S}.refinery_runs`;
   }
 
   /**
@@ -65,6 +77,7 @@ export class PostgresCheckpointArchive {
             type: string | null;
             checkpoint: unknown;
             metadata: unknown;
+            packed: string | null;
           }[]
         | null;
       blobs:
@@ -86,14 +99,14 @@ export class PostgresCheckpointArchive {
          SELECT checkpoint_ns AS ns, MAX(checkpoint_id) AS latest FROM ${this.cp}
          WHERE thread_id = $1 GROUP BY checkpoint_ns HAVING COUNT(*) > 1
        ), older AS (
-         SELECT c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.type, c.checkpoint, c.metadata
+         SELECT c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.type, c.checkpoint, c.metadata, c.packed
          FROM ${this.cp} c JOIN heads h ON c.checkpoint_ns = h.ns AND c.checkpoint_id < h.latest
          WHERE c.thread_id = $1 AND (c.checkpoint ->> 'v')::int >= 4
        )
        SELECT
          (SELECT json_agg(json_build_object('ns', o.checkpoint_ns, 'id', o.checkpoint_id,
              'parent', o.parent_checkpoint_id, 'type', o.type, 'checkpoint', o.checkpoint,
-             'metadata', o.metadata) ORDER BY o.checkpoint_ns, o.checkpoint_id) FROM older o) AS checkpoints,
+             'metadata', o.metadata, 'packed', encode(o.packed, 'base64')) ORDER BY o.checkpoint_ns, o.checkpoint_id) FROM older o) AS checkpoints,
          (SELECT json_agg(json_build_object('ns', b.checkpoint_ns, 'channel', b.channel,
              'version', b.version, 'type', b.type, 'blob', encode(b.blob, 'base64')))
             FROM (SELECT DISTINCT b.checkpoint_ns, b.channel, b.version, b.type, b.blob FROM older o
@@ -146,6 +159,18 @@ export class PostgresCheckpointArchive {
           type: b.type,
           blob: fromBase64(b.blob),
         }));
+      // A checkpoint packed when it was the latest keeps its blobs in its row (each blob once).
+      const stored = new Set(blobs.map((b) => pairKey(b.channel, b.version)));
+      for (const r of found.checkpoints) {
+        if (r.ns !== ns || r.packed === null) continue;
+        for (const b of decodeSegmentWithBlobs(fromBase64(r.packed)!).blobs) {
+          const key = pairKey(b.channel, b.version);
+          if (!stored.has(key)) {
+            stored.add(key);
+            blobs.push(b);
+          }
+        }
+      }
       segments.push({
         ns,
         first: segment[0]!.id,
@@ -183,6 +208,84 @@ export class PostgresCheckpointArchive {
       ],
     );
     return moved.length;
+  }
+
+  /**
+   * Packs the thread's latest checkpoint of each namespace, inside the caller's transaction
+   * (after compact, which holds the thread's archive lock): its channel blobs go into its own
+   * row, deflated as an archive segment's blobs are, and the thread's blobs that no unpacked
+   * checkpoint refers to are deleted. On the bench's refine run that is 15 rows of ~290 bytes
+   * and their index entries (6.9 KB a run) against one column (bench/RESULTS.md).
+   *
+   * Only while no run of the thread is pending or running: a run's puts store only the blobs of
+   * the channels they change, the others being their parent's rows. The thread's row lock orders
+   * this against run creation (which takes it too): a run created first is seen here and nothing
+   * is packed; one created after waits for the commit, and its first put stores every blob it
+   * refers to (LimitedPostgresSaver.writeCheckpoint). Puts outside a run wait on the archive lock.
+   * Returns how many checkpoints it packed.
+   */
+  async pack(c: pg.PoolClient, threadId: string): Promise<number> {
+    const { rowCount } = await c.query(
+      `SELECT 1 FROM ${this.threads} WHERE thread_id = $1 FOR UPDATE`,
+      [threadId],
+    );
+    if (!rowCount) return 0;
+    // A statement of its own, so its snapshot is taken after the lock: a run created while this
+    // waited is seen.
+    const { rows } = await c.query<{
+      ns: string;
+      id: string;
+      blobs: { channel: string; version: string; type: string; blob: string | null }[] | null;
+    }>(
+      `WITH heads AS (
+         SELECT DISTINCT ON (checkpoint_ns) checkpoint_ns, checkpoint_id, checkpoint, packed
+           FROM ${this.cp} WHERE thread_id = $1
+          ORDER BY checkpoint_ns, checkpoint_id DESC
+       )
+       SELECT h.checkpoint_ns AS ns, h.checkpoint_id AS id,
+         (SELECT json_agg(json_build_object('channel', b.channel, 'version', b.version,
+             'type', b.type, 'blob', encode(b.blob, 'base64')) ORDER BY b.channel)
+            FROM jsonb_each_text(h.checkpoint -> 'channel_versions') v
+            JOIN ${this.bl} b ON b.thread_id = $1 AND b.checkpoint_ns = h.checkpoint_ns
+             AND b.channel = v.key AND b.version = v.value) AS blobs
+       FROM heads h
+       WHERE h.packed IS NULL AND (h.checkpoint ->> 'v')::int >= 4
+         AND NOT EXISTS (SELECT 1 FROM ${this.runs} r
+                          WHERE r.thread_id = $1 AND r.status IN ('pending', 'running'))`,
+      [threadId],
+    );
+    if (rows.length === 0) return 0;
+    const fromBase64 = (b: string | null) => (b === null ? null : Buffer.from(b, "base64"));
+    await c.query(
+      `WITH packed AS (
+         UPDATE ${this.cp} c SET packed = p.data
+           FROM unnest($2::text[], $3::text[], $4::bytea[]) AS p(ns, id, data)
+          WHERE c.thread_id = $1 AND c.checkpoint_ns = p.ns AND c.checkpoint_id = p.id
+          RETURNING c.checkpoint_ns, c.checkpoint_id
+       )
+       DELETE FROM ${this.bl} b WHERE b.thread_id = $1 AND NOT EXISTS (
+         SELECT 1 FROM ${this.cp} c WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns
+           AND c.packed IS NULL AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version
+           AND NOT EXISTS (SELECT 1 FROM packed p
+                            WHERE p.checkpoint_ns = c.checkpoint_ns AND p.checkpoint_id = c.checkpoint_id))`,
+      [
+        threadId,
+        rows.map((r) => r.ns),
+        rows.map((r) => r.id),
+        rows.map((r) =>
+          encodeSegment(
+            [],
+            (r.blobs ?? []).map((b) => ({
+              channel: b.channel,
+              version: b.version,
+              type: b.type,
+              blob: fromBase64(b.blob),
+            })),
+          ),
+        ),
+      ],
+    );
+    return rows.length;
   }
 
   private async load(db: Queryable, id: number, cache: Map<number, PgSegment>): Promise<PgSegment> {

@@ -48,8 +48,8 @@ export function createPostgresCheckpointAdmin(
     async copyThread(from, to) {
       await tx(async (c) => {
         await c.query(
-          `INSERT INTO ${CP} (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata)
-           SELECT $1, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata FROM ${CP} WHERE thread_id = $2`,
+          `INSERT INTO ${CP} (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata, packed)
+           SELECT $1, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata, packed FROM ${CP} WHERE thread_id = $2`,
           [to, from],
         );
         await c.query(
@@ -140,11 +140,12 @@ export function createPostgresCheckpointAdmin(
       await pool.query(`TRUNCATE ${CP}, ${BL}, ${WR}, ${RB}, ${MA}, ${AR}`);
     },
     async compact(threadId) {
-      let moved = 0;
+      let changes = 0;
       await tx(async (c) => {
-        moved = await archive.compact(c, threadId);
+        changes = await archive.compact(c, threadId);
+        changes += await archive.pack(c, threadId);
       });
-      if (moved > 0) changed(threadId);
+      if (changes > 0) changed(threadId);
     },
   };
 }

@@ -10,6 +10,10 @@
 //   first blob stored for a (channel, version): after a rollback or a fork the next run writes
 //   the same versions again, and reading its checkpoints would return the old run's values. As
 //   LangGraph's Python PostgresSaver does, a version is "<counter, 32 digits>.<random>".
+// - packed checkpoints: when a run has ended, its thread's latest checkpoint holds its channel
+//   blobs itself, deflated in one column (`packed`, see PostgresCheckpointArchive.pack), instead
+//   of one checkpoint_blobs row per channel. The library's SELECT returns them as one pseudo
+//   blob, which _loadBlobs expands; every read (getTuple, list) goes through it.
 import { randomBytes } from "node:crypto";
 import type { RunnableConfig } from "@langchain/core/runnables";
 import type {
@@ -26,7 +30,14 @@ import type pg from "pg";
 import type { TokenUsage } from "../../usage.ts";
 import { createPostgresAttemptJournal } from "./attempt-journal.ts";
 import type { ArchivedCheckpoint } from "../../checkpoint-archive.ts";
-import { pairKey, PostgresCheckpointArchive, type PgSegment } from "./archive.ts";
+import { decodeSegmentWithBlobs } from "../../checkpoint-archive.ts";
+import {
+  ARCHIVE_LOCK,
+  pairKey,
+  PostgresCheckpointArchive,
+  PACKED_TYPE,
+  type PgSegment,
+} from "./archive.ts";
 import { prepared } from "./pool.ts";
 import { ATTEMPT_JOURNAL, type AttemptJournal } from "../../models/attempt-journal.ts";
 import {
@@ -64,6 +75,48 @@ export class LimitedPostgresSaver extends PostgresSaver {
       blobs: `${S}.checkpoint_blobs`,
       writes: `${S}.checkpoint_writes`,
     };
+    // The library's one SELECT (getTuple and list): a packed checkpoint's blobs come from its
+    // own row (private in the library's types, read and replaced once here).
+    const statements = this as unknown as { SQL_STATEMENTS: { SELECT_SQL: string } };
+    statements.SQL_STATEMENTS = {
+      ...statements.SQL_STATEMENTS,
+      SELECT_SQL: readingPacked(statements.SQL_STATEMENTS.SELECT_SQL),
+    };
+  }
+
+  /** The library's tables, then the `packed` column (once: ALTER TABLE locks the table). */
+  override async setup(): Promise<void> {
+    await super.setup();
+    const { rowCount } = await this.db.query(
+      `SELECT 1 FROM information_schema.columns
+        WHERE table_schema = $1 AND table_name = 'checkpoints' AND column_name = 'packed'`,
+      [this.schema],
+    );
+    if (!rowCount) {
+      // Already deflated (PostgresCheckpointArchive.pack): Postgres need not compress it again.
+      await this.db.query(
+        `ALTER TABLE ${this.tables.checkpoints} ADD COLUMN IF NOT EXISTS packed BYTEA;
+         ALTER TABLE ${this.tables.checkpoints} ALTER COLUMN packed SET STORAGE EXTERNAL`,
+      );
+    }
+  }
+
+  /** The library's loader, with a packed checkpoint's pseudo blob expanded into its blobs. */
+  protected override async _loadBlobs(
+    blobValues: [Uint8Array, Uint8Array, Uint8Array][],
+  ): Promise<Record<string, unknown>> {
+    if (!blobValues?.some(isPackedBlob)) return super._loadBlobs(blobValues);
+    const expanded: [Uint8Array, Uint8Array, Uint8Array][] = [];
+    for (const value of blobValues) {
+      if (!isPackedBlob(value)) {
+        expanded.push(value);
+        continue;
+      }
+      for (const b of decodeSegmentWithBlobs(value[2]).blobs) {
+        expanded.push([Buffer.from(b.channel), Buffer.from(b.type), b.blob ?? new Uint8Array()]);
+      }
+    }
+    return super._loadBlobs(expanded);
   }
 
   // The library types versions as numbers; LangGraph compares them with `>`, which orders these
@@ -75,7 +128,11 @@ export class LimitedPostgresSaver extends PostgresSaver {
   }
 
   private archiveStore?: PostgresCheckpointArchive;
-  /** The checkpoint this saver put last per thread and namespace; LRU order. */
+  /**
+   * The checkpoint this saver put last per thread and namespace, with the run attempt that put
+   * it (`<run id>\u0000<attempt>\u0000<checkpoint id>`); LRU order. Only a later put of the same
+   * attempt relies on its blobs being stored: between runs the checkpoint may have been packed.
+   */
   private readonly lastPut = new Map<string, string>();
 
   /** Finished runs' checkpoints (core/storage/postgres/archive.ts). */
@@ -281,7 +338,15 @@ export class LimitedPostgresSaver extends PostgresSaver {
     // refers to, the ones already there left as they are.
     const head = `${threadId}\u0000${ns}`;
     const parent = configurable.checkpoint_id as string | undefined;
-    const follows = parent === undefined || this.lastPut.get(head) === parent;
+    // A server run's checkpoint is written only while the run is still this attempt's.
+    const fence = this.runMetadata ? runFenceOf(config) : undefined;
+    // Within one run attempt the parent's blobs are stored: a thread is packed only while no run
+    // of it is pending or running (PostgresCheckpointArchive.pack). A run's first checkpoint, and
+    // any outside a run, stores every blob it refers to (those still there are left as they are).
+    const putter = fence ? `${fence.runId}\u0000${fence.attempt}\u0000` : undefined;
+    const follows =
+      parent === undefined ||
+      (putter !== undefined && this.lastPut.get(head) === `${putter}${parent}`);
     const rows = !follows
       ? whole
       : changed.length === Object.keys(newVersions).length
@@ -305,11 +370,9 @@ export class LimitedPostgresSaver extends PostgresSaver {
     // Fenced (a rollback) while this put was being prepared: nothing more for this thread.
     if (this.fenced.has(threadId)) return;
     const joined = this.takeQueued(threadId);
-    // A server run's checkpoint is written only while the run is still this attempt's: a worker
-    // that was frozen past its lease, and whose run another worker took over (attempt + 1),
-    // writes nothing when it wakes, not even one more step (the fence: every insert selects
-    // from it, so an empty fence inserts nothing).
-    const fence = this.runMetadata ? runFenceOf(config) : undefined;
+    // A worker that was frozen past its lease, and whose run another worker took over
+    // (attempt + 1), writes nothing when it wakes, not even one more step (the fence: every
+    // insert selects from it, so an empty fence inserts nothing).
     let fenceCte = "";
     if (fence) {
       params.push(fence.runId, fence.attempt);
@@ -336,7 +399,9 @@ export class LimitedPostgresSaver extends PostgresSaver {
       .join("");
     let written: number;
     try {
-      const result = await this.db.query(
+      const result = await this.guarded(
+        threadId,
+        fence === undefined,
         prepared(
           `WITH ${fenceCte}stored_blobs AS (
            INSERT INTO ${blobs} (thread_id, checkpoint_ns, channel, version, type, blob)
@@ -348,7 +413,7 @@ export class LimitedPostgresSaver extends PostgresSaver {
            (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, checkpoint, metadata)
          SELECT $1::text, $2::text, $3::text, $4::text, $5::jsonb, $6::jsonb${fence ? " FROM fence" : ""}
          ON CONFLICT (thread_id, checkpoint_ns, checkpoint_id)
-         DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata
+         DO UPDATE SET checkpoint = EXCLUDED.checkpoint, metadata = EXCLUDED.metadata, packed = NULL
          RETURNING 1`,
           params,
         ),
@@ -367,8 +432,42 @@ export class LimitedPostgresSaver extends PostgresSaver {
     }
     for (const q of joined) q.resolve();
     this.lastPut.delete(head);
-    this.lastPut.set(head, checkpoint.id);
+    if (putter !== undefined) this.lastPut.set(head, `${putter}${checkpoint.id}`);
     if (this.lastPut.size > 4096) this.lastPut.delete(this.lastPut.keys().next().value as string);
+  }
+
+  /**
+   * Sends a checkpoint's statement. One outside a run (a state update, a fork) shares the
+   * thread's archive lock with other such puts, in a transaction: packing the thread (which
+   * holds the lock alone) deletes blobs no unpacked checkpoint refers to, and must not run
+   * between this statement finding a blob already stored and its commit. A run's puts need no
+   * lock: a thread with a run pending or running is never packed.
+   */
+  private async guarded(
+    threadId: string,
+    outsideRun: boolean,
+    query: pg.QueryConfig,
+  ): Promise<pg.QueryResult> {
+    if (!outsideRun) return this.db.query(query);
+    const client = await this.db.connect();
+    let broken = false;
+    try {
+      await client.query("BEGIN");
+      await client.query("SELECT pg_advisory_xact_lock_shared($1, hashtext($2))", [
+        ARCHIVE_LOCK,
+        threadId,
+      ]);
+      const result = await client.query(query);
+      await client.query("COMMIT");
+      return result;
+    } catch (err) {
+      await client.query("ROLLBACK").catch(() => {
+        broken = true;
+      });
+      throw err;
+    } finally {
+      client.release(broken);
+    }
   }
 
   /**
@@ -641,7 +740,8 @@ export class LimitedPostgresSaver extends PostgresSaver {
     const { rows } = await this.db.query<{ bytes: string }>(
       prepared(
         `SELECT
-         (SELECT COALESCE(SUM(octet_length(checkpoint::text) + octet_length(metadata::text)), 0)
+         (SELECT COALESCE(SUM(octet_length(checkpoint::text) + octet_length(metadata::text)
+                   + COALESCE(octet_length(packed), 0)), 0)
             FROM ${checkpoints} WHERE thread_id = $1)
        + (SELECT COALESCE(SUM(octet_length(blob)), 0) FROM ${blobs} WHERE thread_id = $1)
        + (SELECT COALESCE(SUM(octet_length(blob)), 0) FROM ${writes} WHERE thread_id = $1)
@@ -730,4 +830,29 @@ function preparingReads(pool: pg.Pool): pg.Pool {
       return fn;
     },
   });
+}
+
+/** Whether a [channel, type, blob] triple is the pseudo blob of a packed checkpoint. */
+function isPackedBlob(value: [Uint8Array, Uint8Array, Uint8Array]): boolean {
+  return Buffer.from(value[1]).toString("utf8") === PACKED_TYPE;
+}
+
+/**
+ * The library's SELECT with its channel_values: a packed checkpoint's one pseudo blob (type
+ * PACKED_TYPE, the packed column) instead of the join with checkpoint_blobs.
+ */
+export function readingPacked(select: string): string {
+  const start = select.indexOf("(\n      select array_agg(array[bl.channel::bytea");
+  const end = select.indexOf(") as channel_values");
+  if (start < 0 || end < start) {
+    throw new Error(
+      "@langchain/langgraph-checkpoint-postgres changed its SELECT: packed checkpoints cannot be read (core/storage/postgres/saver.ts readingPacked)",
+    );
+  }
+  return (
+    select.slice(0, start) +
+    `CASE WHEN cp.packed IS NULL THEN ${select.slice(start, end + 1)}
+      ELSE array[array[''::bytea, '${PACKED_TYPE}'::bytea, cp.packed]] END` +
+    select.slice(end + 1)
+  );
 }
