@@ -1,14 +1,19 @@
 // The records the learning loop keeps with runs, on a real SQLite file: outcomes paged by keyset
 // (every row once, in order, with small pages), the export filters, ratings, and deletion with
-// the run.
+// the run. Then how Postgres stores an outcome's body (packed, older JSONB rows still read).
 import { deflateRawSync } from "node:zlib";
 import { mkdtempSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import Database from "better-sqlite3";
+import { randomBytes } from "node:crypto";
+import pg from "pg";
 import { afterAll, describe, expect, it } from "vitest";
 import { outcomeFromValues } from "../../core/learning/outcome.ts";
+import { createPostgresLearningRecords } from "../../core/storage/postgres/learning-records.ts";
+import { migrate } from "../../core/storage/postgres/migrations.ts";
 import { createSqliteLearningRecords } from "../../core/storage/sqlite/learning-records.ts";
+import { TEST_POSTGRES_URL } from "../support/test-backend.ts";
 import { createSqliteStorage } from "../../core/storage/sqlite/storage.ts";
 import { refinedValues } from "../learning/fixtures.ts";
 
@@ -164,5 +169,46 @@ describe("learning records (SQLite)", () => {
       { o: deflated, ratings: [] },
     ]);
     db.close();
+  });
+});
+
+describe("learning records (Postgres)", () => {
+  it("stores an outcome's body packed, reads it back as recorded, and still reads older JSONB rows", async () => {
+    const schema = `refinery_records_${process.pid}_${randomBytes(3).toString("hex")}`;
+    const pool = new pg.Pool({ connectionString: TEST_POSTGRES_URL, max: 2 });
+    try {
+      await migrate(pool, schema);
+      const records = createPostgresLearningRecords(pool, schema);
+      const recorded = outcome(1);
+      await records.recordOutcome(recorded);
+      const { rows } = await pool.query<{ body: unknown; packed: Buffer | null }>(
+        `SELECT body, packed FROM "${schema}".refinery_run_outcomes WHERE run_id = $1`,
+        [recorded.run_id],
+      );
+      expect(rows[0]!.body).toBeNull();
+      expect(rows[0]!.packed!.length).toBeLessThan(JSON.stringify(recorded).length / 2);
+      expect(await records.getOutcome(recorded.run_id)).toEqual(recorded);
+      // Recorded again (a run's outcome is upserted): still one row, the new body.
+      const again = { ...recorded, verified: false };
+      await records.recordOutcome(again);
+      expect(await records.getOutcome(recorded.run_id)).toEqual(again);
+      // A row written before migration 9: its body as JSONB, no packed bytes.
+      const older = outcome(2);
+      await pool.query(
+        `INSERT INTO "${schema}".refinery_run_outcomes
+         (run_id, thread_id, assistant_id, graph_id, finished_at, verified, human_approved, body)
+         VALUES ($1, $2, 'a', 'refine', $3, true, false, $4)`,
+        [older.run_id, older.thread_id, older.finished_at, JSON.stringify(older)],
+      );
+      expect(await records.getOutcome(older.run_id)).toEqual(older);
+      const all = await collect(records.outcomes());
+      expect(all.map(({ ratings, ...o }) => ({ o, ratings }))).toEqual([
+        { o: again, ratings: [] },
+        { o: older, ratings: [] },
+      ]);
+    } finally {
+      await pool.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
+      await pool.end();
+    }
   });
 });

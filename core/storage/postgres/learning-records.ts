@@ -3,9 +3,15 @@
 import { randomUUID } from "node:crypto";
 import type pg from "pg";
 import type { RunOutcome } from "../../learning/outcome.ts";
+import { jsonText, packJson } from "../../packing.ts";
 import type { LearningRecords, RunRating } from "../sqlite/learning-records.ts";
 
 type Row = Record<string, unknown>;
+
+/** An outcome row's body: its JSONB, or its packed bytes (migration 9). */
+function bodyOf(row: { body: RunOutcome | null; packed: Buffer | null }): RunOutcome {
+  return row.body ?? (JSON.parse(jsonText(row.packed) ?? "null") as RunOutcome);
+}
 
 function toRating(row: Row): RunRating {
   return {
@@ -26,11 +32,13 @@ export function createPostgresLearningRecords(pool: pg.Pool, schema: string): Le
   const RUNS = `"${schema}".refinery_runs`;
   return {
     async recordOutcome(o) {
+      const packed = packJson(o);
       await pool.query(
-        `INSERT INTO ${O} (run_id, thread_id, assistant_id, graph_id, finished_at, verified, human_approved, body)
-         VALUES ($1, $2, $3, $4, $5, $6, $7, $8)
+        `INSERT INTO ${O} (run_id, thread_id, assistant_id, graph_id, finished_at, verified, human_approved, body, packed)
+         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
          ON CONFLICT (run_id) DO UPDATE SET finished_at = excluded.finished_at,
-           verified = excluded.verified, human_approved = excluded.human_approved, body = excluded.body`,
+           verified = excluded.verified, human_approved = excluded.human_approved,
+           body = excluded.body, packed = excluded.packed`,
         [
           o.run_id,
           o.thread_id,
@@ -39,16 +47,17 @@ export function createPostgresLearningRecords(pool: pg.Pool, schema: string): Le
           o.finished_at,
           Boolean(o.verified),
           Boolean(o.human_approved),
-          JSON.stringify(o),
+          typeof packed === "string" ? packed : null,
+          typeof packed === "string" ? null : packed,
         ],
       );
     },
     async getOutcome(runId) {
-      const { rows } = await pool.query<{ body: RunOutcome }>(
-        `SELECT body FROM ${O} WHERE run_id = $1`,
+      const { rows } = await pool.query<{ body: RunOutcome | null; packed: Buffer | null }>(
+        `SELECT body, packed FROM ${O} WHERE run_id = $1`,
         [runId],
       );
-      return rows[0]?.body;
+      return rows[0] ? bodyOf(rows[0]) : undefined;
     },
     async addRating(r) {
       const rating: RunRating = {
@@ -110,9 +119,10 @@ export function createPostgresLearningRecords(pool: pg.Pool, schema: string): Le
         const { rows } = await pool.query<{
           run_id: string;
           finished_at: string;
-          body: RunOutcome;
+          body: RunOutcome | null;
+          packed: Buffer | null;
         }>(
-          `SELECT run_id, finished_at, body FROM ${O} WHERE ${[keyset, ...where].join(" AND ")}
+          `SELECT run_id, finished_at, body, packed FROM ${O} WHERE ${[keyset, ...where].join(" AND ")}
            ORDER BY finished_at, run_id COLLATE "C" LIMIT ${size}`,
           values,
         );
@@ -126,7 +136,7 @@ export function createPostgresLearningRecords(pool: pg.Pool, schema: string): Le
           const r = toRating(row);
           byRun.set(r.run_id, [...(byRun.get(r.run_id) ?? []), r]);
         }
-        for (const row of rows) yield { ...row.body, ratings: byRun.get(row.run_id) ?? [] };
+        for (const row of rows) yield { ...bodyOf(row), ratings: byRun.get(row.run_id) ?? [] };
         const last = rows[rows.length - 1]!;
         afterTime = last.finished_at;
         afterId = last.run_id;

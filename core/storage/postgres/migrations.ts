@@ -319,6 +319,20 @@ CREATE INDEX refinery_checkpoint_archive_thread
   ON refinery_checkpoint_archive (thread_id, checkpoint_ns, last_id);
 `,
   },
+  {
+    version: 9,
+    name: "packed run outcomes",
+    sql: `
+-- A run outcome's body deflated with the state dictionary (core/packing.ts packJson), as the
+-- SQLite backend stores it: ~2.4 KB a run as JSONB, ~0.8 KB packed (bench/RESULTS.md). Rows
+-- written before keep their JSONB body; a short body that packing would not shrink stays JSONB.
+-- During a rolling upgrade a process of the previous version reads a packed row's body as NULL
+-- (an outcome it cannot show), nothing more.
+ALTER TABLE refinery_run_outcomes ADD COLUMN packed BYTEA;
+ALTER TABLE refinery_run_outcomes ALTER COLUMN body DROP NOT NULL;
+ALTER TABLE refinery_run_outcomes ALTER COLUMN packed SET STORAGE EXTERNAL;
+`,
+  },
 ];
 
 /** Must stay a valid unquoted identifier: it is interpolated into SQL (quoted) and search_path. */
