@@ -323,6 +323,28 @@ describe("packed checkpoints (the latest of a thread, once no run of it is in fl
       expect(await blobRows("p2")).toBeGreaterThan(0);
     }
     await setRun("run-p2", "p2", "success");
+    // A run being created as the compaction starts: its transaction holds the thread's row (as
+    // storage.runs.create does) and commits the pending run after the compaction asked for it.
+    const creator = await pool.connect();
+    try {
+      await creator.query("BEGIN");
+      await creator.query(
+        `SELECT 1 FROM "${SCHEMA}".refinery_threads WHERE thread_id = 'p2' FOR UPDATE`,
+      );
+      const compaction = admin().compact("p2");
+      await new Promise((r) => setTimeout(r, 200));
+      await creator.query(
+        `INSERT INTO "${SCHEMA}".refinery_runs
+           (run_id, thread_id, assistant_id, created_at, updated_at, status, metadata, multitask_strategy, kwargs, attempt)
+         VALUES ('run-p2b', 'p2', 'a', now(), now(), 'pending', '{}', 'reject', '{}', 0)`,
+      );
+      await creator.query("COMMIT");
+      await compaction;
+    } finally {
+      creator.release();
+    }
+    expect(await packedIds("p2")).toEqual([]);
+    await setRun("run-p2b", "p2", "success");
     await admin().compact("p2");
     expect(await packedIds("p2")).toEqual([c2.id]);
   });
@@ -405,6 +427,24 @@ describe("packed checkpoints (the latest of a thread, once no run of it is in fl
       expect(await valuesAt("p6")).toEqual({ draft: "b", task: "t" });
     } finally {
       holder.release();
+    }
+  });
+
+  it("many trials: a copy racing the compaction of its thread has every value and checkpoint", async () => {
+    for (let trial = 0; trial < 30; trial++) {
+      const thread = `p7-${trial}`;
+      await newThread(thread);
+      const { cp: c1, at } = await putFirst(thread, "1ef0000000000701", { draft: "a", task: "t" });
+      const { cp: c2, versions } = next(c1, "1ef0000000000702", { draft: "b" });
+      await saver.put(at, c2, meta(1), versions);
+      await Promise.all([
+        admin().compact(thread),
+        new Promise((r) => setTimeout(r, trial % 6)).then(() =>
+          admin().copyThread(thread, `${thread}-copy`),
+        ),
+      ]);
+      expect(await valuesAt(`${thread}-copy`)).toEqual({ draft: "b", task: "t" });
+      expect(await valuesAt(`${thread}-copy`, c1.id)).toEqual({ draft: "a", task: "t" });
     }
   });
 

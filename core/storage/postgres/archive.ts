@@ -35,9 +35,15 @@ export const ARCHIVE_LOCK = 0x52464341; // "RFCA"
 /** The type of the pseudo blob the saver's SELECT returns for a packed checkpoint. */
 export const PACKED_TYPE = "refinery-packed";
 
-/** Holds the thread's archive lock until the caller's transaction ends. */
-const lockThread = (c: pg.PoolClient, threadId: string) =>
-  c.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [ARCHIVE_LOCK, threadId]);
+/**
+ * Holds the thread's archive lock until the caller's transaction ends: alone (a compaction, a
+ * restore, a prune), or shared (a copy, a put outside a run), which no compaction runs beside.
+ */
+export const lockThread = (c: pg.PoolClient, threadId: string, shared = false) =>
+  c.query(`SELECT pg_advisory_xact_lock${shared ? "_shared" : ""}($1, hashtext($2))`, [
+    ARCHIVE_LOCK,
+    threadId,
+  ]);
 
 export class PostgresCheckpointArchive {
   readonly table: string;
@@ -58,16 +64,32 @@ export class PostgresCheckpointArchive {
   }
 
   /**
-   * Moves every checkpoint of `threadId` older than the latest of its namespace into one segment
-   * per namespace, inside the caller's transaction on `c`; then drops the blobs no live
-   * checkpoint refers to. Rows written before checkpoint version 4 stay. Returns how many moved.
-   * Three statements after the lock (one read, one write), as a run's end pays for them.
+   * Inside the caller's transaction on `c`: moves every checkpoint of `threadId` older than the
+   * latest of its namespace into one segment per namespace (rows written before checkpoint
+   * version 4 stay), then packs the latest checkpoint of each namespace: its channel blobs go into
+   * its own row (`packed`), deflated as a segment's blobs are. Last, the thread's blobs that no
+   * remaining unpacked checkpoint refers to are deleted. On the bench's refine run the packing
+   * turns 15 blob rows of ~290 bytes and their index entries (6.7 KB a run) into one column
+   * (bench/RESULTS.md). Four statements: the thread's archive lock, its row lock, one read, one
+   * write. Returns how many checkpoints moved or were packed.
+   *
+   * Packing only while no run of the thread is pending or running: a run's puts store only the
+   * blobs of the channels they change, the others being their parent's rows. The thread's row
+   * lock orders this against run creation (which takes it too): a run created first is seen by
+   * the read and nothing is packed; one created after waits for the commit, and its first put
+   * stores every blob it refers to (LimitedPostgresSaver.writeCheckpoint). Puts outside a run
+   * take the archive lock shared, so none commits between the read and the write.
    */
   async compact(c: pg.PoolClient, threadId: string): Promise<number> {
     // A run's compaction runs after its client has the result, so the thread's next run can end
     // and compact while it is still going: one at a time, or both would archive the same rows.
-    // Taken in a statement of its own: a statement's snapshot is taken when it starts.
+    // The locks are taken in statements of their own: a statement's snapshot is taken when it
+    // starts, and the read must see a run created while this waited for the row lock.
     await lockThread(c, threadId);
+    const { rowCount: threadRows } = await c.query(
+      `SELECT 1 FROM ${this.threads} WHERE thread_id = $1 FOR UPDATE`,
+      [threadId],
+    );
     const { rows } = await c.query<{
       checkpoints:
         | {
@@ -94,14 +116,27 @@ export class PostgresCheckpointArchive {
             blob: string;
           }[]
         | null;
+      heads:
+        | {
+            ns: string;
+            id: string;
+            blobs: { channel: string; version: string; type: string; blob: string | null }[] | null;
+          }[]
+        | null;
     }>(
       `WITH heads AS (
          SELECT checkpoint_ns AS ns, MAX(checkpoint_id) AS latest FROM ${this.cp}
-         WHERE thread_id = $1 GROUP BY checkpoint_ns HAVING COUNT(*) > 1
+         WHERE thread_id = $1 GROUP BY checkpoint_ns
        ), older AS (
          SELECT c.checkpoint_ns, c.checkpoint_id, c.parent_checkpoint_id, c.type, c.checkpoint, c.metadata, c.packed
          FROM ${this.cp} c JOIN heads h ON c.checkpoint_ns = h.ns AND c.checkpoint_id < h.latest
          WHERE c.thread_id = $1 AND (c.checkpoint ->> 'v')::int >= 4
+       ), packing AS (
+         SELECT c.checkpoint_ns, c.checkpoint_id, c.checkpoint
+         FROM ${this.cp} c JOIN heads h ON c.checkpoint_ns = h.ns AND c.checkpoint_id = h.latest
+         WHERE c.thread_id = $1 AND c.packed IS NULL AND (c.checkpoint ->> 'v')::int >= 4 AND $2
+           AND NOT EXISTS (SELECT 1 FROM ${this.runs} r
+                            WHERE r.thread_id = $1 AND r.status IN ('pending', 'running'))
        )
        SELECT
          (SELECT json_agg(json_build_object('ns', o.checkpoint_ns, 'id', o.checkpoint_id,
@@ -118,11 +153,18 @@ export class PostgresCheckpointArchive {
              'blob', encode(w.blob, 'base64')) ORDER BY w.checkpoint_id, w.task_id, w.idx)
             FROM ${this.wr} w JOIN older o ON w.checkpoint_ns = o.checkpoint_ns
               AND w.checkpoint_id = o.checkpoint_id
-           WHERE w.thread_id = $1) AS writes`,
-      [threadId],
+           WHERE w.thread_id = $1) AS writes,
+         (SELECT json_agg(json_build_object('ns', p.checkpoint_ns, 'id', p.checkpoint_id,
+             'blobs', (SELECT json_agg(json_build_object('channel', b.channel, 'version', b.version,
+                 'type', b.type, 'blob', encode(b.blob, 'base64')) ORDER BY b.channel)
+                FROM jsonb_each_text(p.checkpoint -> 'channel_versions') v
+                JOIN ${this.bl} b ON b.thread_id = $1 AND b.checkpoint_ns = p.checkpoint_ns
+                 AND b.channel = v.key AND b.version = v.value))) FROM packing p) AS heads`,
+      [threadId, Boolean(threadRows)],
     );
     const found = rows[0];
-    if (!found?.checkpoints?.length) return 0;
+    const heads = found?.heads ?? [];
+    if (!found || (!found.checkpoints?.length && heads.length === 0)) return 0;
     const fromBase64 = (b: string | null) => (b === null ? null : Buffer.from(b, "base64"));
     const writesOf = new Map<string, ArchivedWrite[]>();
     for (const w of found.writes ?? []) {
@@ -137,11 +179,12 @@ export class PostgresCheckpointArchive {
       });
       writesOf.set(key, list);
     }
-    const namespaces = [...new Set(found.checkpoints.map((r) => r.ns))];
+    const older = found.checkpoints ?? [];
+    const namespaces = [...new Set(older.map((r) => r.ns))];
     const segments: { ns: string; first: string; last: string; data: Buffer }[] = [];
     const moved: { ns: string; id: string }[] = [];
     for (const ns of namespaces) {
-      const segment: ArchivedCheckpoint[] = found.checkpoints
+      const segment: ArchivedCheckpoint[] = older
         .filter((r) => r.ns === ns)
         .map((r) => ({
           id: r.id,
@@ -161,7 +204,7 @@ export class PostgresCheckpointArchive {
         }));
       // A checkpoint packed when it was the latest keeps its blobs in its row (each blob once).
       const stored = new Set(blobs.map((b) => pairKey(b.channel, b.version)));
-      for (const r of found.checkpoints) {
+      for (const r of older) {
         if (r.ns !== ns || r.packed === null) continue;
         for (const b of decodeSegmentWithBlobs(fromBase64(r.packed)!).blobs) {
           const key = pairKey(b.channel, b.version);
@@ -179,8 +222,8 @@ export class PostgresCheckpointArchive {
       });
       for (const r of segment) moved.push({ ns, id: r.id });
     }
-    // The blobs a remaining checkpoint refers to stay; the statement sees the moved rows still,
-    // so they are left out of that check by key.
+    // The statement sees the moved rows still, and the packed ones unpacked: both are left out
+    // of the check by key. A blob an unpacked remaining checkpoint refers to stays.
     await c.query(
       `WITH moved AS (SELECT * FROM unnest($2::text[], $3::text[]) AS m(ns, id)),
        inserted AS (
@@ -192,11 +235,18 @@ export class PostgresCheckpointArchive {
        ), dropped_writes AS (
          DELETE FROM ${this.wr} w USING moved m
          WHERE w.thread_id = $1 AND w.checkpoint_ns = m.ns AND w.checkpoint_id = m.id
+       ), packed AS (
+         UPDATE ${this.cp} c SET packed = p.data
+           FROM unnest($8::text[], $9::text[], $10::bytea[]) AS p(ns, id, data)
+          WHERE c.thread_id = $1 AND c.checkpoint_ns = p.ns AND c.checkpoint_id = p.id
+          RETURNING c.checkpoint_ns, c.checkpoint_id
        )
        DELETE FROM ${this.bl} b WHERE b.thread_id = $1 AND NOT EXISTS (
          SELECT 1 FROM ${this.cp} c WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns
-           AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version
-           AND NOT EXISTS (SELECT 1 FROM moved m WHERE m.ns = c.checkpoint_ns AND m.id = c.checkpoint_id))`,
+           AND c.packed IS NULL AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version
+           AND NOT EXISTS (SELECT 1 FROM moved m WHERE m.ns = c.checkpoint_ns AND m.id = c.checkpoint_id)
+           AND NOT EXISTS (SELECT 1 FROM packed p
+                            WHERE p.checkpoint_ns = c.checkpoint_ns AND p.checkpoint_id = c.checkpoint_id))`,
       [
         threadId,
         moved.map((m) => m.ns),
@@ -205,77 +255,12 @@ export class PostgresCheckpointArchive {
         segments.map((g) => g.first),
         segments.map((g) => g.last),
         segments.map((g) => g.data),
-      ],
-    );
-    return moved.length;
-  }
-
-  /**
-   * Packs the thread's latest checkpoint of each namespace, inside the caller's transaction
-   * (after compact, which holds the thread's archive lock): its channel blobs go into its own
-   * row, deflated as an archive segment's blobs are, and the thread's blobs that no unpacked
-   * checkpoint refers to are deleted. On the bench's refine run that is 15 rows of ~290 bytes
-   * and their index entries (6.9 KB a run) against one column (bench/RESULTS.md).
-   *
-   * Only while no run of the thread is pending or running: a run's puts store only the blobs of
-   * the channels they change, the others being their parent's rows. The thread's row lock orders
-   * this against run creation (which takes it too): a run created first is seen here and nothing
-   * is packed; one created after waits for the commit, and its first put stores every blob it
-   * refers to (LimitedPostgresSaver.writeCheckpoint). Puts outside a run wait on the archive lock.
-   * Returns how many checkpoints it packed.
-   */
-  async pack(c: pg.PoolClient, threadId: string): Promise<number> {
-    const { rowCount } = await c.query(
-      `SELECT 1 FROM ${this.threads} WHERE thread_id = $1 FOR UPDATE`,
-      [threadId],
-    );
-    if (!rowCount) return 0;
-    // A statement of its own, so its snapshot is taken after the lock: a run created while this
-    // waited is seen.
-    const { rows } = await c.query<{
-      ns: string;
-      id: string;
-      blobs: { channel: string; version: string; type: string; blob: string | null }[] | null;
-    }>(
-      `WITH heads AS (
-         SELECT DISTINCT ON (checkpoint_ns) checkpoint_ns, checkpoint_id, checkpoint, packed
-           FROM ${this.cp} WHERE thread_id = $1
-          ORDER BY checkpoint_ns, checkpoint_id DESC
-       )
-       SELECT h.checkpoint_ns AS ns, h.checkpoint_id AS id,
-         (SELECT json_agg(json_build_object('channel', b.channel, 'version', b.version,
-             'type', b.type, 'blob', encode(b.blob, 'base64')) ORDER BY b.channel)
-            FROM jsonb_each_text(h.checkpoint -> 'channel_versions') v
-            JOIN ${this.bl} b ON b.thread_id = $1 AND b.checkpoint_ns = h.checkpoint_ns
-             AND b.channel = v.key AND b.version = v.value) AS blobs
-       FROM heads h
-       WHERE h.packed IS NULL AND (h.checkpoint ->> 'v')::int >= 4
-         AND NOT EXISTS (SELECT 1 FROM ${this.runs} r
-                          WHERE r.thread_id = $1 AND r.status IN ('pending', 'running'))`,
-      [threadId],
-    );
-    if (rows.length === 0) return 0;
-    const fromBase64 = (b: string | null) => (b === null ? null : Buffer.from(b, "base64"));
-    await c.query(
-      `WITH packed AS (
-         UPDATE ${this.cp} c SET packed = p.data
-           FROM unnest($2::text[], $3::text[], $4::bytea[]) AS p(ns, id, data)
-          WHERE c.thread_id = $1 AND c.checkpoint_ns = p.ns AND c.checkpoint_id = p.id
-          RETURNING c.checkpoint_ns, c.checkpoint_id
-       )
-       DELETE FROM ${this.bl} b WHERE b.thread_id = $1 AND NOT EXISTS (
-         SELECT 1 FROM ${this.cp} c WHERE c.thread_id = b.thread_id AND c.checkpoint_ns = b.checkpoint_ns
-           AND c.packed IS NULL AND c.checkpoint -> 'channel_versions' ->> b.channel = b.version
-           AND NOT EXISTS (SELECT 1 FROM packed p
-                            WHERE p.checkpoint_ns = c.checkpoint_ns AND p.checkpoint_id = c.checkpoint_id))`,
-      [
-        threadId,
-        rows.map((r) => r.ns),
-        rows.map((r) => r.id),
-        rows.map((r) =>
+        heads.map((h) => h.ns),
+        heads.map((h) => h.id),
+        heads.map((h) =>
           encodeSegment(
             [],
-            (r.blobs ?? []).map((b) => ({
+            (h.blobs ?? []).map((b) => ({
               channel: b.channel,
               version: b.version,
               type: b.type,
@@ -285,7 +270,7 @@ export class PostgresCheckpointArchive {
         ),
       ],
     );
-    return rows.length;
+    return moved.length + heads.length;
   }
 
   private async load(db: Queryable, id: number, cache: Map<number, PgSegment>): Promise<PgSegment> {

@@ -3,7 +3,7 @@
 // transaction. A rollback also deletes the blobs no remaining checkpoint refers to.
 import type pg from "pg";
 import type { CheckpointAdmin } from "../checkpoint-admin.ts";
-import { PostgresCheckpointArchive } from "./archive.ts";
+import { lockThread, PostgresCheckpointArchive } from "./archive.ts";
 
 export function createPostgresCheckpointAdmin(
   pool: pg.Pool,
@@ -47,6 +47,9 @@ export function createPostgresCheckpointAdmin(
   return {
     async copyThread(from, to) {
       await tx(async (c) => {
+        // Its four statements read the thread as one: no compaction moves or packs rows between
+        // them (one that did between the checkpoints and the blobs left the copy without values).
+        await lockThread(c, from, true);
         await c.query(
           `INSERT INTO ${CP} (thread_id, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata, packed)
            SELECT $1, checkpoint_ns, checkpoint_id, parent_checkpoint_id, type, checkpoint, metadata, packed FROM ${CP} WHERE thread_id = $2`,
@@ -123,6 +126,7 @@ export function createPostgresCheckpointAdmin(
     },
     async keepLatest(threadId) {
       await tx(async (c) => {
+        await lockThread(c, threadId);
         for (const table of [CP, WR]) {
           await c.query(
             `DELETE FROM ${table} t WHERE t.thread_id = $1 AND t.checkpoint_id < (
@@ -143,7 +147,6 @@ export function createPostgresCheckpointAdmin(
       let changes = 0;
       await tx(async (c) => {
         changes = await archive.compact(c, threadId);
-        changes += await archive.pack(c, threadId);
       });
       if (changes > 0) changed(threadId);
     },

@@ -11,7 +11,7 @@
 //   the same versions again, and reading its checkpoints would return the old run's values. As
 //   LangGraph's Python PostgresSaver does, a version is "<counter, 32 digits>.<random>".
 // - packed checkpoints: when a run has ended, its thread's latest checkpoint holds its channel
-//   blobs itself, deflated in one column (`packed`, see PostgresCheckpointArchive.pack), instead
+//   blobs itself, deflated in one column (`packed`, see PostgresCheckpointArchive.compact), instead
 //   of one checkpoint_blobs row per channel. The library's SELECT returns them as one pseudo
 //   blob, which _loadBlobs expands; every read (getTuple, list) goes through it.
 import { randomBytes } from "node:crypto";
@@ -93,7 +93,7 @@ export class LimitedPostgresSaver extends PostgresSaver {
       [this.schema],
     );
     if (!rowCount) {
-      // Already deflated (PostgresCheckpointArchive.pack): Postgres need not compress it again.
+      // Already deflated (PostgresCheckpointArchive.compact): Postgres need not compress it again.
       await this.db.query(
         `ALTER TABLE ${this.tables.checkpoints} ADD COLUMN IF NOT EXISTS packed BYTEA;
          ALTER TABLE ${this.tables.checkpoints} ALTER COLUMN packed SET STORAGE EXTERNAL`,
@@ -341,7 +341,7 @@ export class LimitedPostgresSaver extends PostgresSaver {
     // A server run's checkpoint is written only while the run is still this attempt's.
     const fence = this.runMetadata ? runFenceOf(config) : undefined;
     // Within one run attempt the parent's blobs are stored: a thread is packed only while no run
-    // of it is pending or running (PostgresCheckpointArchive.pack). A run's first checkpoint, and
+    // of it is pending or running (PostgresCheckpointArchive.compact). A run's first checkpoint, and
     // any outside a run, stores every blob it refers to (those still there are left as they are).
     const putter = fence ? `${fence.runId}\u0000${fence.attempt}\u0000` : undefined;
     const follows =
