@@ -242,7 +242,16 @@ export interface ProcessSettings {
   /** Postgres URL for the lessons store (REFINERY_STORE_URL); default: the SQLite file. */
   storeUrl?: string;
   /** Postgres for all state (REFINERY_DATABASE_URL); default: the SQLite file `dbPath`. */
-  database?: { url: string; schema: string };
+  database?: {
+    url: string;
+    schema: string;
+    /**
+     * Whether compactions pack a thread's latest checkpoint (REFINERY_PACK_CHECKPOINTS, default
+     * on; core/storage/postgres/archive.ts). Off during a rolling upgrade from a version that
+     * cannot read packed checkpoints.
+     */
+    packCheckpoints?: boolean;
+  };
   /** Embeddings model for lesson retrieval (REFINERY_EMBEDDINGS_MODEL); default: lexical. */
   embeddingsModel?: string;
   /** How much state the SQLite checkpointer stores (REFINERY_MAX_*_BYTES); default: 8 / 256 MiB. */
@@ -278,6 +287,7 @@ export function processSettingsFromEnv(
           database: {
             url: e.REFINERY_DATABASE_URL,
             schema: e.REFINERY_DATABASE_SCHEMA ?? "public",
+            packCheckpoints: e.REFINERY_PACK_CHECKPOINTS,
           },
         }
       : {}),

@@ -230,6 +230,11 @@ export const EnvSchema = z.object({
     }
     return raw;
   }),
+  REFINERY_PACK_CHECKPOINTS: oneOf(
+    ["on", "off", "true", "false", "1", "0"],
+    "on",
+    "set it to on or off (off while processes of a version before packing still run)",
+  ).transform((v) => !["off", "false", "0"].includes(v)),
   REFINERY_API_KEYS: text(),
   REFINERY_ALLOW_ANONYMOUS: flag(
     "set it to 1 to serve without authentication on a non-loopback address, or unset it",

@@ -26,6 +26,7 @@ describe("readEnv", () => {
     expect(e.REFINERY_RUN_THREADS).toBe("auto");
     expect(e.REFINERY_RUN_THREAD_HEAP_MB).toBe(512);
     expect(e.REFINERY_MEMORY).toBe(true);
+    expect(e.REFINERY_PACK_CHECKPOINTS).toBe(true);
     expect(e.REFINERY_ALLOW_ANONYMOUS).toBe(false);
     expect(e.REFINERY_RATE_LIMIT).toBeUndefined();
     expect(e.REFINERY_DB).toBeUndefined();
@@ -38,6 +39,7 @@ describe("readEnv", () => {
       REFINERY_RUN_THREADS: "0",
       REFINERY_RUN_THREAD_HEAP_MB: "0",
       REFINERY_MEMORY: "OFF",
+      REFINERY_PACK_CHECKPOINTS: "off",
       REFINERY_ALLOW_ANONYMOUS: "1",
       REFINERY_RATE_LIMIT: "0",
       LOG_LEVEL: "warn",
@@ -47,6 +49,7 @@ describe("readEnv", () => {
       REFINERY_RUN_THREADS: 0,
       REFINERY_RUN_THREAD_HEAP_MB: 0,
       REFINERY_MEMORY: false,
+      REFINERY_PACK_CHECKPOINTS: false,
       REFINERY_ALLOW_ANONYMOUS: true,
       REFINERY_RATE_LIMIT: 0,
       LOG_LEVEL: "warn",

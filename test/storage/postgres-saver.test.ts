@@ -448,6 +448,23 @@ describe("packed checkpoints (the latest of a thread, once no run of it is in fl
     }
   });
 
+  it("are not made with packing off (REFINERY_PACK_CHECKPOINTS=off), and still read", async () => {
+    await newThread("p8");
+    const { cp: c1, at } = await putFirst("p8", "1ef0000000000801", { draft: "a", task: "t" });
+    const { cp: c2, versions } = next(c1, "1ef0000000000802", { draft: "b" });
+    await saver.put(at, c2, meta(1), versions);
+    const off = createPostgresCheckpointAdmin(pool, SCHEMA, undefined, { pack: false });
+    await off.compact("p8");
+    // Archived as before, and the latest's blobs stay rows a process of an earlier version reads.
+    expect(await packedIds("p8")).toEqual([]);
+    expect(await blobRows("p8")).toBe(2);
+    expect(await valuesAt("p8", c1.id)).toEqual({ draft: "a", task: "t" });
+    // Packed by a process with packing on: read by every process.
+    await admin().compact("p8");
+    expect(await packedIds("p8")).toEqual([c2.id]);
+    expect(await valuesAt("p8")).toEqual({ draft: "b", task: "t" });
+  });
+
   it("are copied with their thread", async () => {
     await newThread("p5");
     const { cp: c1, at } = await putFirst("p5", "1ef0000000000501", { draft: "a", task: "t" });

@@ -53,7 +53,15 @@ export class PostgresCheckpointArchive {
   private readonly threads: string;
   private readonly runs: string;
 
-  constructor(schema: string) {
+  /**
+   * `pack`: whether compactions pack the latest checkpoints. A process of a version before packing
+   * reads a packed checkpoint as one without values, so a rolling upgrade from one turns it off
+   * (REFINERY_PACK_CHECKPOINTS=off) until every process reads them; reading is always on.
+   */
+  constructor(
+    schema: string,
+    private readonly pack = true,
+  ) {
     const S = `"${schema}"`;
     this.table = `${S}.refinery_checkpoint_archive`;
     this.cp = `${S}.checkpoints`;
@@ -160,7 +168,7 @@ export class PostgresCheckpointArchive {
                 FROM jsonb_each_text(p.checkpoint -> 'channel_versions') v
                 JOIN ${this.bl} b ON b.thread_id = $1 AND b.checkpoint_ns = p.checkpoint_ns
                  AND b.channel = v.key AND b.version = v.value))) FROM packing p) AS heads`,
-      [threadId, Boolean(threadRows)],
+      [threadId, this.pack && Boolean(threadRows)],
     );
     const found = rows[0];
     const heads = found?.heads ?? [];

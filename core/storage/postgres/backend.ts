@@ -21,7 +21,7 @@ const FIELD = "REFINERY_DATABASE_URL";
 const SAVER_SETUP_LOCK = 0x52465356; // "RFSV"
 
 export async function openPostgresBackend(
-  database: { url: string; schema: string },
+  database: { url: string; schema: string; packCheckpoints?: boolean },
   settings: ProcessSettings,
   options: BackendOptions = {},
 ): Promise<PersistenceBackend> {
@@ -38,7 +38,9 @@ export async function openPostgresBackend(
       saver,
       storage,
       inbox: createPostgresFeedbackInbox(pool, schema),
-      checkpoints: createPostgresCheckpointAdmin(pool, schema, (t) => saver.forget(t)),
+      checkpoints: createPostgresCheckpointAdmin(pool, schema, (t) => saver.forget(t), {
+        pack: database.packCheckpoints ?? true,
+      }),
       records: createPostgresLearningRecords(pool, schema),
       graphSpecs: createPostgresGraphSpecStore(pool, schema),
       approvalNotices: createPostgresApprovalNotices(pool, schema),

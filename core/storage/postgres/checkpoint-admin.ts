@@ -10,6 +10,8 @@ export function createPostgresCheckpointAdmin(
   schema: string,
   /** Told when a thread's rows change behind the saver (its byte count is summed again). */
   changed: (threadId: string) => void = () => {},
+  /** Whether compactions pack the latest checkpoints (PostgresCheckpointArchive.compact). */
+  options: { pack?: boolean } = {},
 ): CheckpointAdmin {
   const S = `"${schema}"`;
   const CP = `${S}.checkpoints`;
@@ -18,7 +20,7 @@ export function createPostgresCheckpointAdmin(
   const RB = `${S}.refinery_rollback_writes`;
   const MA = `${S}.refinery_model_attempts`;
   const WRITE_COLUMNS = "checkpoint_ns, checkpoint_id, task_id, idx, channel, type, blob";
-  const archive = new PostgresCheckpointArchive(schema);
+  const archive = new PostgresCheckpointArchive(schema, options.pack ?? true);
   const AR = archive.table;
 
   async function tx(work: (c: pg.PoolClient) => Promise<void>): Promise<void> {
