@@ -465,6 +465,36 @@ describe("packed checkpoints (the latest of a thread, once no run of it is in fl
     expect(await valuesAt("p8")).toEqual({ draft: "b", task: "t" });
   });
 
+  it("many trials: deleting a thread while it compacts leaves none of its rows", async () => {
+    const left = async (thread: string) => {
+      const { rows } = await pool.query<{ n: string }>(
+        `SELECT (SELECT count(*) FROM "${SCHEMA}".checkpoints WHERE thread_id = $1)
+              + (SELECT count(*) FROM "${SCHEMA}".checkpoint_blobs WHERE thread_id = $1)
+              + (SELECT count(*) FROM "${SCHEMA}".checkpoint_writes WHERE thread_id = $1)
+              + (SELECT count(*) FROM "${SCHEMA}".refinery_checkpoint_archive WHERE thread_id = $1) AS n`,
+        [thread],
+      );
+      return Number(rows[0]!.n);
+    };
+    for (let trial = 0; trial < 30; trial++) {
+      const thread = `p9-${trial}`;
+      await newThread(thread);
+      const { cp: c1, at } = await putFirst(thread, "1ef0000000000901", { draft: "a", task: "t" });
+      let parent = c1;
+      let config = at;
+      for (let step = 2; step <= 4; step++) {
+        const { cp, versions } = next(parent, `1ef000000000090${step}`, { draft: `d${step}` });
+        config = await saver.put(config, cp, meta(step - 1), versions);
+        parent = cp;
+      }
+      await Promise.all([
+        admin().compact(thread),
+        new Promise((r) => setTimeout(r, trial % 6)).then(() => admin().deleteThread(thread)),
+      ]);
+      expect(await left(thread)).toBe(0);
+    }
+  });
+
   it("are copied with their thread", async () => {
     await newThread("p5");
     const { cp: c1, at } = await putFirst("p5", "1ef0000000000501", { draft: "a", task: "t" });

@@ -121,6 +121,8 @@ export function createPostgresCheckpointAdmin(
     },
     async deleteThread(threadId) {
       await tx(async (c) => {
+        // A compaction committing between these deletes would leave its new segment behind.
+        await lockThread(c, threadId);
         for (const table of [MA, CP, BL, WR, AR])
           await c.query(`DELETE FROM ${table} WHERE thread_id = $1`, [threadId]);
       });
