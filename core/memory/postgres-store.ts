@@ -14,7 +14,7 @@ import {
   type SearchOperation,
 } from "@langchain/langgraph-checkpoint";
 import type pg from "pg";
-import { openPostgresPool } from "../storage/postgres/pool.ts";
+import { inTransaction, openPostgresPool } from "../storage/postgres/pool.ts";
 import { RefineryError } from "../errors.ts";
 import {
   descendantRange,
@@ -256,21 +256,10 @@ export class PostgresStore extends BaseStore {
   }
 
   private async transaction(work: (client: pg.PoolClient) => Promise<void>): Promise<void> {
-    const client = await this.pool.connect().catch((err: unknown) => {
-      throw storageError(err);
-    });
-    let broken = false;
     try {
-      await client.query("BEGIN");
-      await work(client);
-      await client.query("COMMIT");
+      await inTransaction(this.pool, work);
     } catch (err) {
-      await client.query("ROLLBACK").catch(() => {
-        broken = true;
-      });
       throw storageError(err);
-    } finally {
-      client.release(broken);
     }
   }
 }

@@ -4,6 +4,7 @@
 import type pg from "pg";
 import type { CheckpointAdmin } from "../checkpoint-admin.ts";
 import { lockThread, PostgresCheckpointArchive } from "./archive.ts";
+import { inTransaction } from "./pool.ts";
 
 export function createPostgresCheckpointAdmin(
   pool: pg.Pool,
@@ -23,19 +24,7 @@ export function createPostgresCheckpointAdmin(
   const archive = new PostgresCheckpointArchive(schema, options.pack ?? true);
   const AR = archive.table;
 
-  async function tx(work: (c: pg.PoolClient) => Promise<void>): Promise<void> {
-    const client = await pool.connect();
-    try {
-      await client.query("BEGIN");
-      await work(client);
-      await client.query("COMMIT");
-    } catch (err) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
-  }
+  const tx = (work: (c: pg.PoolClient) => Promise<void>) => inTransaction(pool, work);
 
   /** Deletes the thread's blobs that no checkpoint of the thread refers to any more. */
   const dropUnreferencedBlobs = (c: pg.PoolClient, threadId: string) =>

@@ -2,6 +2,7 @@
 // deployment. A record is appended in one transaction whose first statement bumps (and so locks)
 // its job's row, and only while the runner holds the job: its index is the job's records_total.
 import type pg from "pg";
+import { inTransaction } from "./pool.ts";
 import {
   evalJobFromStored,
   jobsPastKeep,
@@ -21,20 +22,7 @@ export function createPostgresEvalJobStore(pool: pg.Pool, schema: string): EvalJ
   const J = `"${schema}".refinery_eval_jobs`;
   const R = `"${schema}".refinery_eval_records`;
   const now = () => new Date().toISOString();
-  const inTx = async <T>(work: (client: pg.PoolClient) => Promise<T>): Promise<T> => {
-    const client = await pool.connect();
-    try {
-      await client.query("BEGIN");
-      const out = await work(client);
-      await client.query("COMMIT");
-      return out;
-    } catch (err) {
-      await client.query("ROLLBACK").catch(() => {});
-      throw err;
-    } finally {
-      client.release();
-    }
-  };
+  const inTx = <T>(work: (client: pg.PoolClient) => Promise<T>) => inTransaction(pool, work);
   return {
     async create(job) {
       const at = now();

@@ -2,6 +2,7 @@
 // transaction-scoped advisory lock on the id, so two processes registering one id at once still
 // get distinct versions.
 import type pg from "pg";
+import { inTransaction } from "./pool.ts";
 import type { GraphSpecRecord, GraphSpecStore } from "../graph-specs.ts";
 
 const SPEC_LOCK = 0x52464753; // "RFGS"
@@ -24,9 +25,7 @@ export function createPostgresGraphSpecStore(pool: pg.Pool, schema: string): Gra
   const G = `"${schema}".refinery_graph_specs`;
   return {
     async put(graphId, spec) {
-      const client = await pool.connect();
-      try {
-        await client.query("BEGIN");
+      return inTransaction(pool, async (client) => {
         await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [
           SPEC_LOCK,
           `${schema}.${graphId}`,
@@ -37,14 +36,8 @@ export function createPostgresGraphSpecStore(pool: pg.Pool, schema: string): Gra
            RETURNING *`,
           [graphId, JSON.stringify(spec), new Date().toISOString()],
         );
-        await client.query("COMMIT");
         return toRecord(rows[0]!);
-      } catch (err) {
-        await client.query("ROLLBACK").catch(() => {});
-        throw err;
-      } finally {
-        client.release();
-      }
+      });
     },
     async get(graphId, version) {
       const { rows } =

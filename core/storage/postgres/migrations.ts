@@ -10,6 +10,7 @@
 import { createHash } from "node:crypto";
 import type pg from "pg";
 import { RefineryError } from "../../errors.ts";
+import { inTransaction } from "./pool.ts";
 
 export interface Migration {
   version: number;
@@ -372,10 +373,7 @@ export async function migrate(
   migrations: readonly Migration[] = MIGRATIONS,
 ): Promise<MigrationResult> {
   checkSchemaName(schema);
-  const client = await pool.connect();
-  let broken = false;
-  try {
-    await client.query("BEGIN");
+  return inTransaction(pool, async (client) => {
     await client.query("SELECT pg_advisory_xact_lock($1, hashtext($2))", [MIGRATION_LOCK, schema]);
     // Checked first: CREATE SCHEMA IF NOT EXISTS needs CREATE on the database even when the schema
     // exists, which a user limited to its own schema does not have.
@@ -417,15 +415,7 @@ export async function migrate(
       );
       applied.push(m.version);
     }
-    await client.query("COMMIT");
     const current = [...new Set([...recorded.keys(), ...applied])].sort((a, b) => a - b);
     return { applied, current };
-  } catch (err) {
-    await client.query("ROLLBACK").catch(() => {
-      broken = true;
-    });
-    throw err;
-  } finally {
-    client.release(broken);
-  }
+  });
 }

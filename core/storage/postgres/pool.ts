@@ -26,6 +26,31 @@ export function openPostgresPool(
   return pool;
 }
 
+/**
+ * Runs `work` on one connection of `pool` between BEGIN and COMMIT; on a failure it rolls back
+ * and rethrows. A connection whose ROLLBACK failed too is dropped from the pool, not reused.
+ */
+export async function inTransaction<T>(
+  pool: pg.Pool,
+  work: (client: pg.PoolClient) => Promise<T>,
+): Promise<T> {
+  const client = await pool.connect();
+  let broken = false;
+  try {
+    await client.query("BEGIN");
+    const result = await work(client);
+    await client.query("COMMIT");
+    return result;
+  } catch (err) {
+    await client.query("ROLLBACK").catch(() => {
+      broken = true;
+    });
+    throw err;
+  } finally {
+    client.release(broken);
+  }
+}
+
 const names = new Map<string, string>();
 
 /**

@@ -32,13 +32,13 @@ import { createPostgresAttemptJournal } from "./attempt-journal.ts";
 import type { ArchivedCheckpoint } from "../../checkpoint-archive.ts";
 import { decodeSegmentWithBlobs } from "../../checkpoint-archive.ts";
 import {
-  ARCHIVE_LOCK,
+  lockThread,
   pairKey,
   PostgresCheckpointArchive,
   PACKED_TYPE,
   type PgSegment,
 } from "./archive.ts";
-import { prepared } from "./pool.ts";
+import { inTransaction, prepared } from "./pool.ts";
 import { ATTEMPT_JOURNAL, type AttemptJournal } from "../../models/attempt-journal.ts";
 import {
   checkpointTooLarge,
@@ -449,25 +449,10 @@ export class LimitedPostgresSaver extends PostgresSaver {
     query: pg.QueryConfig,
   ): Promise<pg.QueryResult> {
     if (!outsideRun) return this.db.query(query);
-    const client = await this.db.connect();
-    let broken = false;
-    try {
-      await client.query("BEGIN");
-      await client.query("SELECT pg_advisory_xact_lock_shared($1, hashtext($2))", [
-        ARCHIVE_LOCK,
-        threadId,
-      ]);
-      const result = await client.query(query);
-      await client.query("COMMIT");
-      return result;
-    } catch (err) {
-      await client.query("ROLLBACK").catch(() => {
-        broken = true;
-      });
-      throw err;
-    } finally {
-      client.release(broken);
-    }
+    return inTransaction(this.db, async (client) => {
+      await lockThread(client, threadId, true);
+      return client.query(query);
+    });
   }
 
   /**

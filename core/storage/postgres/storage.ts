@@ -17,7 +17,7 @@
 // and a NUL character (\u0000) cannot be stored (refused as invalid_input).
 import { createHash } from "node:crypto";
 import pg from "pg";
-import { openPostgresPool } from "./pool.ts";
+import { inTransaction, openPostgresPool } from "./pool.ts";
 import { RefineryError } from "../../errors.ts";
 import {
   ASSISTANT_SORT,
@@ -329,26 +329,14 @@ export function createPostgresStorage(
   /** Runs `work` in one transaction; retried on a deadlock or serialization failure. */
   async function tx<T>(work: (c: pg.PoolClient) => Promise<T>): Promise<T> {
     for (let attempt = 1; ; attempt++) {
-      const client = await pool.connect().catch((err: unknown) => {
-        throw storageError(err);
-      });
-      let broken = false;
       try {
-        await client.query("BEGIN");
-        const result = await work(client);
-        await client.query("COMMIT");
-        return result;
+        return await inTransaction(pool, work);
       } catch (err) {
-        await client.query("ROLLBACK").catch(() => {
-          broken = true;
-        });
         const code = ((err as RefineryError).cause as { code?: string } | undefined)?.code;
         const raw = (err as { code?: string }).code;
         const retry = [code, raw].some((c) => c === "40P01" || c === "40001");
         if (retry && attempt < RETRIES) continue;
         throw storageError(err);
-      } finally {
-        client.release(broken);
       }
     }
   }
