@@ -386,40 +386,30 @@ export class RunRunner {
           }),
         }
       : undefined;
-    // Fenced by the attempt, as its checkpoints are: a worker frozen past its lease whose run
-    // another worker took over (and ends) records nothing here.
-    let ended: boolean;
-    if (kwargs.temporary) {
-      ended = await storage.runs.finish(
-        run.run_id,
-        status,
-        error ?? null,
-        undefined,
-        webhook,
-        run.attempt,
-      );
-      if (ended) {
-        await this.deps.checkpoints.deleteThread(run.thread_id);
-        await storage.threads.delete(run.thread_id);
-      }
-    } else {
-      // The run's status and its thread's snapshot in one transaction.
-      ended = await storage.runs.finish(
-        run.run_id,
-        status,
-        error ?? null,
-        {
-          threadId: run.thread_id,
-          snapshot: snapshotOf(
-            after,
-            status === "error" || status === "timeout" ? error : undefined,
-            status === "interrupted",
-            values ?? null,
-          ),
-        },
-        webhook,
-        run.attempt,
-      );
+    // The run's status and its thread's snapshot in one transaction (a temporary thread, deleted
+    // next, gets none). Fenced by the attempt, as its checkpoints are: a worker frozen past its
+    // lease whose run another worker took over (and ends) records nothing here.
+    const ended = await storage.runs.finish(
+      run.run_id,
+      status,
+      error ?? null,
+      kwargs.temporary
+        ? undefined
+        : {
+            threadId: run.thread_id,
+            snapshot: snapshotOf(
+              after,
+              status === "error" || status === "timeout" ? error : undefined,
+              status === "interrupted",
+              values ?? null,
+            ),
+          },
+      webhook,
+      run.attempt,
+    );
+    if (ended && kwargs.temporary) {
+      await this.deps.checkpoints.deleteThread(run.thread_id);
+      await storage.threads.delete(run.thread_id);
     }
     if (!ended) {
       log("warn", "run's end not recorded: another worker took it over and ends it", ids);

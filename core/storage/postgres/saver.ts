@@ -817,9 +817,11 @@ function preparingReads(pool: pg.Pool): pg.Pool {
   });
 }
 
+const PACKED_TYPE_BYTES = Buffer.from(PACKED_TYPE);
+
 /** Whether a [channel, type, blob] triple is the pseudo blob of a packed checkpoint. */
-function isPackedBlob(value: [Uint8Array, Uint8Array, Uint8Array]): boolean {
-  return Buffer.from(value[1]).toString("utf8") === PACKED_TYPE;
+function isPackedBlob([, type]: [Uint8Array, Uint8Array, Uint8Array]): boolean {
+  return type.length === PACKED_TYPE_BYTES.length && PACKED_TYPE_BYTES.equals(type);
 }
 
 /**

@@ -904,15 +904,13 @@ export function createSqliteStorage(db: Database.Database): Storage {
     async finish(runId, status, error, thread, webhook, attempt) {
       return db
         .transaction(() => {
-          const ended =
-            attempt === undefined
-              ? prep(
-                  "UPDATE refinery_runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ?",
-                ).run(status, j(error), now(), runId)
-              : prep(
-                  "UPDATE refinery_runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ? AND attempt = ? AND status = 'running'",
-                ).run(status, j(error), now(), runId, attempt);
-          if (attempt !== undefined && ended.changes === 0) return false;
+          const fenced = attempt !== undefined;
+          const ended = prep(
+            `UPDATE refinery_runs SET status = ?, error = ?, updated_at = ? WHERE run_id = ?${
+              fenced ? " AND attempt = ? AND status = 'running'" : ""
+            }`,
+          ).run(status, j(error), now(), runId, ...(fenced ? [attempt] : []));
+          if (fenced && ended.changes === 0) return false;
           if (webhook) {
             const t = Date.now();
             prep(
