@@ -56,6 +56,14 @@ describe("readEnv", () => {
     });
   });
 
+  it("REFINERY_PACK_CHECKPOINTS takes on or off, and anything else is refused naming the fix", () => {
+    expect(readEnv({ REFINERY_PACK_CHECKPOINTS: "0" }).REFINERY_PACK_CHECKPOINTS).toBe(false);
+    expect(readEnv({ REFINERY_PACK_CHECKPOINTS: "ON" }).REFINERY_PACK_CHECKPOINTS).toBe(true);
+    expect(refusal({ REFINERY_PACK_CHECKPOINTS: "maybe" }).toLine()).toBe(
+      'REFINERY_PACK_CHECKPOINTS: the value must be one of on, off, true, false, 1, 0, not "maybe" Fix: set REFINERY_PACK_CHECKPOINTS to on or off (off while processes of a version before packing still run)',
+    );
+  });
+
   it("REFINERY_RUN_LEASE_MS, REFINERY_REDIS_URL and REFINERY_REDIS_PREFIX are checked, naming the fix", () => {
     expect(readEnv({}).REFINERY_RUN_LEASE_MS).toBe(30_000);
     expect(readEnv({}).REFINERY_REDIS_PREFIX).toBe("refinery");
