@@ -6,7 +6,9 @@
 // beside it, the free pages, and dbstat's bytes per table and per index, each divided by the runs.
 // BENCH_STORAGE_DB=<file> keeps the file. BENCH_STORAGE_POSTGRES=<url>: the server stores in a new
 // schema of that database instead, and the bench prints pg_total_relation_size per table (heap,
-// TOAST and indexes) per run, then drops the schema. The issue 20 target: at most 8,000 bytes per run for the whole file.
+// TOAST and indexes) per run, and the stored bytes of each column of the five largest tables
+// (pg_column_size: after compression, before TOAST's chunking), then drops the schema
+// (BENCH_STORAGE_KEEP=1 keeps it, to look into it afterwards). The issue 20 target: at most 8,000 bytes per run for the whole file.
 import { randomUUID } from "node:crypto";
 import { existsSync, mkdtempSync, rmSync, statSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -110,6 +112,43 @@ async function postgresBreakdown(
   }
 }
 
+/**
+ * Bytes per run of each column of `tables` (pg_column_size: as stored, compressed or not, before
+ * TOAST splits it), and the heap row count: where a table's bytes go.
+ */
+async function postgresColumns(
+  url: string,
+  schema: string,
+  tables: string[],
+  runs: number,
+): Promise<void> {
+  const client = new pg.Client({ connectionString: url });
+  await client.connect();
+  try {
+    for (const table of tables) {
+      const { rows: cols } = await client.query<{ name: string }>(
+        `SELECT column_name AS name FROM information_schema.columns
+         WHERE table_schema = $1 AND table_name = $2 ORDER BY ordinal_position`,
+        [schema, table],
+      );
+      const q = `"${schema}"."${table}"`;
+      const sums = cols.map((c) => `COALESCE(SUM(pg_column_size("${c.name}")), 0)::bigint`);
+      const { rows } = await client.query<Record<string, string>>(
+        `SELECT COUNT(*)::bigint AS n, ${sums.map((s, i) => `${s} AS c${i}`).join(", ")} FROM ${q}`,
+      );
+      const r = rows[0]!;
+      const parts = cols
+        .map((c, i) => ({ name: c.name, bytes: Number(r[`c${i}`]) / runs }))
+        .filter((c) => c.bytes >= 1)
+        .sort((a, b) => b.bytes - a.bytes)
+        .map((c) => `${c.name} ${c.bytes.toFixed(0)}`);
+      console.log(`  ${table} (${(Number(r.n) / runs).toFixed(2)} rows a run): ${parts.join(", ")}`);
+    }
+  } finally {
+    await client.end();
+  }
+}
+
 /** Rewrites every table of the schema without its dead rows. */
 async function vacuumFull(url: string, schema: string): Promise<void> {
   const client = new pg.Client({ connectionString: url });
@@ -203,9 +242,18 @@ async function main(): Promise<void> {
         `${(total(after) / finished).toFixed(0)} after VACUUM FULL; target ${TARGET_BYTES}: ` +
         `${total(after) / finished <= TARGET_BYTES ? "met" : "MISSED"} (after VACUUM FULL)`,
     );
+    console.log(`\ncolumn bytes per run (pg_column_size, after VACUUM FULL), five largest tables:`);
+    const largest = [...after].sort((a, b) => b.bytes - a.bytes).slice(0, 5);
+    await postgresColumns(
+      postgres,
+      schema,
+      largest.map((t) => t.table),
+      finished,
+    );
   } finally {
     await proc.stop(3_000).catch(() => undefined);
-    if (postgres) await dropSchema(postgres, schema).catch(() => undefined);
+    if (postgres && process.env.BENCH_STORAGE_KEEP === "1") console.log(`kept schema ${schema}`);
+    else if (postgres) await dropSchema(postgres, schema).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
 }
