@@ -142,7 +142,9 @@ async function postgresColumns(
         .filter((c) => c.bytes >= 1)
         .sort((a, b) => b.bytes - a.bytes)
         .map((c) => `${c.name} ${c.bytes.toFixed(0)}`);
-      console.log(`  ${table} (${(Number(r.n) / runs).toFixed(2)} rows a run): ${parts.join(", ")}`);
+      console.log(
+        `  ${table} (${(Number(r.n) / runs).toFixed(2)} rows a run): ${parts.join(", ")}`,
+      );
     }
   } finally {
     await client.end();

@@ -183,6 +183,203 @@ describe("postgres storage: migrations", () => {
   });
 });
 
+describe("postgres storage: packed thread values and run kwargs (migration 10)", () => {
+  /** The value columns of a thread or a run as stored. */
+  async function columns(schema: string, table: string, key: string, id: string) {
+    const { rows } = await admin.query<Record<string, unknown>>(
+      `SELECT * FROM "${schema}".${table} WHERE ${key} = $1`,
+      [id],
+    );
+    return rows[0]!;
+  }
+
+  // Values with long text are packed; short ones stay JSONB. Each carries fields to filter on.
+  const valuesOf = (i: number) => ({
+    kind: i % 3,
+    flag: i % 4 === 0,
+    n: i,
+    tags: i % 5 === 0 ? ["a", "b"] : ["a"],
+    nested: { a: i % 2, b: null, deep: { on: i % 7 === 0 } },
+    items: [{ x: i % 2, y: "k" }],
+    text: i % 2 === 0 ? `draft ${i % 6} `.repeat(60) : `short ${i % 6}`,
+  });
+
+  it("store long values and kwargs packed, short ones as JSONB, and read both back unchanged", async () => {
+    const schema = nextSchema();
+    const storage = await openPostgresStorage({ connection: admin, schema });
+    await storage.threads.create({ thread_id: "long" });
+    await storage.threads.create({ thread_id: "short" });
+    await storage.threads.setSnapshot("long", {
+      status: "idle",
+      values: valuesOf(2),
+      interrupts: {},
+    });
+    await storage.threads.setSnapshot("short", {
+      status: "idle",
+      values: valuesOf(1),
+      interrupts: {},
+    });
+    const long = await columns(schema, "refinery_threads", "thread_id", "long");
+    expect(long.values).toBeNull();
+    expect(Buffer.isBuffer(long.values_packed)).toBe(true);
+    expect((long.values_packed as Buffer).length).toBeLessThan(
+      JSON.stringify(valuesOf(2)).length / 4,
+    );
+    const short = await columns(schema, "refinery_threads", "thread_id", "short");
+    expect(short.values_packed).toBeNull();
+    expect(short.values).toEqual(valuesOf(1));
+    expect((await storage.threads.get("long"))!.values).toEqual(valuesOf(2));
+    expect((await storage.threads.get("short"))!.values).toEqual(valuesOf(1));
+
+    // A run's kwargs: packed when long; checkpoint_before set later on either kind of row.
+    const big = {
+      input: { task: "t ".repeat(300) },
+      config: { configurable: { a: 1 } },
+      stream_mode: ["values"],
+    };
+    await storage.runs.create(newRun("long", "r-big", { kwargs: big }), {
+      rejectIfInflight: false,
+    });
+    await storage.runs.create(newRun("short", "r-small"), { rejectIfInflight: false });
+    const stored = await columns(schema, "refinery_runs", "run_id", "r-big");
+    expect(stored.kwargs).toBeNull();
+    expect(Buffer.isBuffer(stored.kwargs_packed)).toBe(true);
+    expect((await storage.runs.get("r-big"))!.kwargs).toEqual(big);
+    for (const id of ["r-big", "r-small"]) {
+      await storage.runs.setCheckpointBefore(id, "cp-1");
+      expect((await storage.runs.get(id))!.kwargs.checkpoint_before).toBe("cp-1");
+      await storage.runs.setCheckpointBefore(id, null);
+      expect((await storage.runs.get(id))!.kwargs.checkpoint_before).toBeNull();
+    }
+    // A JSONB kwargs also carries it, for a process of an earlier version.
+    expect((await columns(schema, "refinery_runs", "run_id", "r-small")).kwargs).toMatchObject({
+      checkpoint_before: null,
+    });
+
+    // The thread's end writes its values packed too (finish's one statement).
+    await storage.runs.claimNext();
+    await storage.runs.finish("r-big", "success", null, {
+      threadId: "long",
+      snapshot: { status: "idle", values: valuesOf(4), interrupts: {} },
+    });
+    expect((await columns(schema, "refinery_threads", "thread_id", "long")).values).toBeNull();
+    expect((await storage.threads.get("long"))!.values).toEqual(valuesOf(4));
+    await storage.close();
+  });
+
+  it("REFINERY_PACK_CHECKPOINTS=off (pack: false) writes JSONB only, and reads packed rows written before", async () => {
+    const schema = nextSchema();
+    const on = await openPostgresStorage({ connection: admin, schema });
+    await on.threads.create({ thread_id: "t" });
+    await on.threads.setSnapshot("t", { status: "idle", values: valuesOf(0), interrupts: {} });
+    const off = await openPostgresStorage({ connection: admin, schema, pack: false });
+    expect((await off.threads.get("t"))!.values).toEqual(valuesOf(0));
+    await off.threads.setSnapshot("t", { status: "idle", values: valuesOf(2), interrupts: {} });
+    const row = await columns(schema, "refinery_threads", "thread_id", "t");
+    expect(row.values_packed).toBeNull();
+    expect(row.values).toEqual(valuesOf(2));
+    const big = {
+      input: { task: "t ".repeat(300) },
+      config: { configurable: {} },
+      stream_mode: ["values"],
+    };
+    await off.runs.create(newRun("t", "r", { kwargs: big }), { rejectIfInflight: false });
+    expect((await columns(schema, "refinery_runs", "run_id", "r")).kwargs_packed).toBeNull();
+    await on.close();
+    await off.close();
+  });
+
+  it("search and count with a values filter answer as with nothing packed, across pages of rows", async () => {
+    // The same 1,100 threads in two schemas, one written packed and one not; every query must
+    // answer the same on both. 1,100 rows make the packed search read three pages.
+    const packed = await openPostgresStorage({ connection: admin, schema: nextSchema() });
+    const plain = await openPostgresStorage({
+      connection: admin,
+      schema: nextSchema(),
+      pack: false,
+    });
+    const ids = Array.from({ length: 1100 }, (_, i) => `t${String(i).padStart(4, "0")}`);
+    for (const storage of [packed, plain]) {
+      for (let at = 0; at < ids.length; at += 50) {
+        await Promise.all(
+          ids.slice(at, at + 50).map(async (id, k) => {
+            const i = at + k;
+            await storage.threads.create({ thread_id: id, metadata: { group: i % 2 } });
+            await storage.threads.setSnapshot(id, {
+              status: i % 10 === 0 ? "error" : "idle",
+              values: valuesOf(i),
+              interrupts: {},
+            });
+          }),
+        );
+      }
+    }
+    const { rows } = await admin.query<{ n: number }>(
+      `SELECT COUNT(*)::int AS n FROM "${packed.schema}".refinery_threads WHERE values_packed IS NOT NULL`,
+    );
+    expect(rows[0]!.n).toBe(550);
+    const filters: Record<string, unknown>[] = [
+      { kind: 1 },
+      { flag: true },
+      { kind: 2, flag: true },
+      { nested: { a: 1 } },
+      { nested: { b: null } },
+      { nested: { deep: { on: true } } },
+      { nested: {} },
+      { tags: ["a", "b"] },
+      { tags: ["a"] },
+      { tags: ["b", "a"] },
+      { items: [{ y: "k", x: 0 }] },
+      { n: 998 },
+      { n: 998.0 },
+      { kind: "1" },
+      { missing: null },
+      { nested: { a: null } },
+      { text: valuesOf(4).text },
+      { text: "short 1" },
+    ];
+    const pages = [
+      { limit: 10, offset: 0, sort_by: "thread_id", sort_order: "asc" },
+      { limit: 7, offset: 3, sort_by: "thread_id", sort_order: "desc" },
+      { limit: 1000, offset: 0, sort_by: "thread_id", sort_order: "asc" },
+      { limit: 5, offset: 540, sort_by: "thread_id", sort_order: "desc" },
+    ] as const;
+    for (const values of filters) {
+      for (const extra of [{}, { status: "idle" as const, metadata: { group: 0 } }]) {
+        const counted = await packed.threads.count({ values, ...extra });
+        expect(counted, JSON.stringify(values)).toBe(
+          await plain.threads.count({ values, ...extra }),
+        );
+        for (const p of pages) {
+          const query = { values, ...extra, ...p };
+          const got = await packed.threads.search(query);
+          const want = await plain.threads.search(query);
+          expect(
+            got.map((t) => [t.thread_id, t.values]),
+            JSON.stringify(query),
+          ).toEqual(want.map((t) => [t.thread_id, t.values]));
+        }
+      }
+    }
+    // A filter that matches rows of both kinds does match some of each.
+    const both = await packed.threads.search({
+      values: { kind: 1 },
+      limit: 1000,
+      sort_by: "thread_id",
+    });
+    expect(
+      both.some(
+        (t) =>
+          typeof (t.values as { text: string }).text === "string" &&
+          (t.values as { text: string }).text.length > 300,
+      ),
+    ).toBe(true);
+    expect(both.some((t) => (t.values as { text: string }).text.startsWith("short"))).toBe(true);
+    await packed.close();
+    await plain.close();
+  });
+});
+
 describe("postgres storage: a client that stops inside a transaction", () => {
   it("loses its session, and its row locks, once idle past the limit; every pool has the limit", async () => {
     const schema = nextSchema();

@@ -29,7 +29,8 @@ export async function openPostgresBackend(
   const where = `${redactUrl(url)} (schema ${schema})`;
   const pool = openPostgresPool(url, options.thread ? 5 : 10);
   try {
-    const storage = await openPostgresStorage({ connection: pool, schema });
+    const pack = database.packCheckpoints ?? true;
+    const storage = await openPostgresStorage({ connection: pool, schema, pack });
     const saver = new LimitedPostgresSaver(pool, schema, settings.stateLimits, options.runMetadata);
     if (!options.thread) await underLock(pool, schema, () => saver.setup());
     return {
@@ -39,7 +40,7 @@ export async function openPostgresBackend(
       storage,
       inbox: createPostgresFeedbackInbox(pool, schema),
       checkpoints: createPostgresCheckpointAdmin(pool, schema, (t) => saver.forget(t), {
-        pack: database.packCheckpoints ?? true,
+        pack,
       }),
       records: createPostgresLearningRecords(pool, schema),
       graphSpecs: createPostgresGraphSpecStore(pool, schema),

@@ -44,6 +44,60 @@ export function containmentSql(
 }
 
 /**
+ * containmentSql's test in JavaScript, for documents Postgres cannot read (packed thread values):
+ * whether `doc` holds `filter` with exactly the semantics of the SQL conditions above.
+ */
+export function containsJson(doc: unknown, filter: Record<string, unknown>): boolean {
+  for (const [key, value] of Object.entries(filter)) {
+    const at = child(doc, key);
+    if (value === null) {
+      if (at !== null) return false;
+    } else if (Array.isArray(value)) {
+      if (at === undefined || !jsonbEqual(at, value)) return false;
+    } else if (typeof value === "object") {
+      if (!isObject(at) || !containsJson(at, value as Record<string, unknown>)) return false;
+    } else if (!isScalar(value) || at === undefined || !jsonbEqual(at, value)) {
+      return false;
+    }
+  }
+  return true;
+}
+
+const isObject = (v: unknown): v is Record<string, unknown> =>
+  typeof v === "object" && v !== null && !Array.isArray(v);
+
+/** `#>` one step: an object's key, or an array's index (negative from the end), as Postgres. */
+function child(doc: unknown, key: string): unknown {
+  if (isObject(doc)) return Object.hasOwn(doc, key) ? doc[key] : undefined;
+  if (Array.isArray(doc) && /^-?\d+$/.test(key)) {
+    const i = Number(key);
+    return doc[i < 0 ? doc.length + i : i];
+  }
+  return undefined;
+}
+
+/** JSONB equality: objects key by key in any order, arrays in order, numbers by value. */
+function jsonbEqual(a: unknown, b: unknown): boolean {
+  if (Array.isArray(a) || Array.isArray(b)) {
+    return (
+      Array.isArray(a) &&
+      Array.isArray(b) &&
+      a.length === b.length &&
+      a.every((x, i) => jsonbEqual(x, b[i]))
+    );
+  }
+  if (isObject(a) || isObject(b)) {
+    if (!isObject(a) || !isObject(b)) return false;
+    const keys = Object.keys(a);
+    return (
+      keys.length === Object.keys(b).length &&
+      keys.every((k) => Object.hasOwn(b, k) && jsonbEqual(a[k], b[k]))
+    );
+  }
+  return a === b;
+}
+
+/**
  * Auth filters on a JSONB metadata column, as isAuthMatching: a plain value (or a truthy `$eq`)
  * is strict equality (objects never equal), `$contains` needs an array field holding every value;
  * an object with neither operator constrains nothing.

@@ -334,6 +334,26 @@ ALTER TABLE refinery_run_outcomes ALTER COLUMN body DROP NOT NULL;
 ALTER TABLE refinery_run_outcomes ALTER COLUMN packed SET STORAGE EXTERNAL;
 `,
   },
+  {
+    version: 10,
+    name: "packed thread values and run kwargs",
+    sql: `
+-- A thread's values and a run's kwargs deflated with the state dictionary (core/packing.ts
+-- packJson), as the SQLite backend stores thread values: the default refine run's final state is
+-- ~1.1 KB as JSONB (compressed by Postgres) and ~0.45 KB packed, its kwargs 0.6 KB and 0.26 KB.
+-- A packed row has NULL "values" (JSON null kwargs); short documents stay JSONB. Thread search
+-- matches packed values in the process (core/storage/postgres/storage.ts). A run's
+-- checkpoint_before moves to its own column (its JSON text), which a packed kwargs cannot take by
+-- jsonb_set.
+-- Written only with REFINERY_PACK_CHECKPOINTS on: a process of an earlier version reads packed
+-- values as null and a packed kwargs as none, so a rolling upgrade runs with it off (README).
+ALTER TABLE refinery_threads ADD COLUMN values_packed BYTEA;
+ALTER TABLE refinery_threads ALTER COLUMN values_packed SET STORAGE EXTERNAL;
+ALTER TABLE refinery_runs ADD COLUMN kwargs_packed BYTEA;
+ALTER TABLE refinery_runs ALTER COLUMN kwargs_packed SET STORAGE EXTERNAL;
+ALTER TABLE refinery_runs ADD COLUMN checkpoint_before TEXT;
+`,
+  },
 ];
 
 /** Must stay a valid unquoted identifier: it is interpolated into SQL (quoted) and search_path. */

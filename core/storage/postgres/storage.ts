@@ -14,7 +14,9 @@
 // - Due times (`not_before`) compare with the database's clock, the one clock all processes share.
 // Timestamps are TIMESTAMPTZ written from JavaScript time and returned as ISO strings
 // (`toISOString()`), as SQLite returns them. JSON lives in JSONB: keys come back in JSONB's order,
-// and a NUL character (\u0000) cannot be stored (refused as invalid_input).
+// and a NUL character (\u0000) cannot be stored (refused as invalid_input). A thread's values and
+// a run's kwargs are packed (core/packing.ts packJson, migration 10) when packing is on: a thread
+// search that filters on values matches the packed rows in the process (searchThreads).
 import { createHash } from "node:crypto";
 import pg from "pg";
 import { inTransaction, openPostgresPool } from "./pool.ts";
@@ -53,7 +55,8 @@ import type {
   ThreadSnapshot,
   ThreadStore,
 } from "../types.ts";
-import { accessSql, containmentSql, type Bind } from "./filters.ts";
+import { jsonText, packJson } from "../../packing.ts";
+import { accessSql, containmentSql, containsJson, type Bind } from "./filters.ts";
 import { checkSchemaName, migrate, type MigrationResult } from "./migrations.ts";
 
 export interface PostgresStorageOptions {
@@ -63,6 +66,11 @@ export interface PostgresStorageOptions {
   schema?: string;
   /** Pool size when `connection` is a string (default 10). */
   max?: number;
+  /**
+   * Write thread values and run kwargs packed (default true). Off during a rolling upgrade from a
+   * version that cannot read them (REFINERY_PACK_CHECKPOINTS); packed rows are always read.
+   */
+  pack?: boolean;
 }
 
 export interface PostgresStorage extends Storage {
@@ -123,6 +131,22 @@ function rowToAssistant(r: Row): Assistant {
   };
 }
 
+/** A JSON document as stored: JSONB text, or packed bytes (then the JSONB column is NULL). */
+interface Stored {
+  json: string | null;
+  packed: Buffer | null;
+}
+
+/** A column pair's document: the packed bytes when there are some, else the JSONB value. */
+function unpacked(json: unknown, packed: unknown): unknown {
+  return packed instanceof Uint8Array ? JSON.parse(jsonText(packed)!) : json;
+}
+
+/** A bytea literal for `batch`'s inlined statements. */
+function byteaLit(b: Buffer | null): string {
+  return b === null ? "NULL" : `'\\x${b.toString("hex")}'::bytea`;
+}
+
 function rowToThread(r: Row): Thread {
   return {
     thread_id: r.thread_id as string,
@@ -130,7 +154,7 @@ function rowToThread(r: Row): Thread {
     updated_at: iso(r.updated_at),
     metadata: (r.metadata as Thread["metadata"]) ?? {},
     status: r.status as Thread["status"],
-    values: (r.values as Thread["values"]) ?? null,
+    values: (unpacked(r.values, r.values_packed) as Thread["values"]) ?? null,
     interrupts: (r.interrupts as Thread["interrupts"]) ?? {},
     config: (r.config as Thread["config"]) ?? {},
     error: (r.error as Thread["error"]) ?? null,
@@ -138,6 +162,9 @@ function rowToThread(r: Row): Thread {
 }
 
 function rowToRun(r: Row): Run {
+  const kwargs = unpacked(r.kwargs, r.kwargs_packed) as Run["kwargs"] | null;
+  // checkpoint_before has its own column (its JSON text) since migration 10; NULL: not set there.
+  const before = typeof r.checkpoint_before === "string" ? r.checkpoint_before : undefined;
   return {
     run_id: r.run_id as string,
     thread_id: r.thread_id as string,
@@ -147,10 +174,11 @@ function rowToRun(r: Row): Run {
     status: r.status as RunStatus,
     metadata: (r.metadata as Run["metadata"]) ?? {},
     multitask_strategy: r.multitask_strategy as Run["multitask_strategy"],
-    kwargs: (r.kwargs as Run["kwargs"]) ?? {
-      config: { configurable: {} },
-      stream_mode: ["values"],
-    },
+    kwargs: kwargs
+      ? before
+        ? { ...kwargs, checkpoint_before: JSON.parse(before) as string | null }
+        : kwargs
+      : { config: { configurable: {} }, stream_mode: ["values"] },
     attempt: r.attempt as number,
     error: (r.error as Run["error"]) ?? null,
   };
@@ -236,7 +264,7 @@ export async function openPostgresStorage(
     if (owned) await pool.end().catch(() => {});
     throw err instanceof RefineryError ? err : openError(err, options.connection, schema);
   }
-  return createPostgresStorage(pool, schema, { migrations, owned });
+  return createPostgresStorage(pool, schema, { migrations, owned, pack: options.pack });
 }
 
 function openError(err: unknown, connection: string | pg.Pool, schema: string): RefineryError {
@@ -293,8 +321,15 @@ function describeUrl(url: string): string {
 export function createPostgresStorage(
   pool: pg.Pool,
   schema: string,
-  opts: { migrations?: MigrationResult; owned?: boolean } = {},
+  opts: { migrations?: MigrationResult; owned?: boolean; pack?: boolean } = {},
 ): PostgresStorage {
+  const pack = opts.pack ?? true;
+  /** A document as it is written: packed when packing is on and it pays (packJson). */
+  const stored = (value: unknown): Stored => {
+    if (!pack) return { json: j(value), packed: null };
+    const p = packJson(value);
+    return typeof p === "string" ? { json: p, packed: null } : { json: null, packed: p };
+  };
   checkSchemaName(schema);
   const S = `"${schema}"`;
   const A = `${S}.refinery_assistants`;
@@ -582,12 +617,13 @@ export function createPostgresStorage(
     `expires_at = CASE WHEN ttl_ms IS NULL THEN NULL ELSE ${param}::bigint + ttl_ms END`;
 
   async function writeSnapshot(c: Client, id: string, s: ThreadSnapshot): Promise<void> {
+    const v = stored(s.values);
     await q(
       c,
       "thread_snapshot",
-      `UPDATE ${T} SET status = $2, "values" = $3::jsonb, interrupts = $4::jsonb, error = $5::jsonb,
-         updated_at = $6, ${touchExpiry("$7")} WHERE thread_id = $1`,
-      [id, s.status, j(s.values), j(s.interrupts), j(s.error ?? null), now(), Date.now()],
+      `UPDATE ${T} SET status = $2, "values" = $3::jsonb, values_packed = $8, interrupts = $4::jsonb,
+         error = $5::jsonb, updated_at = $6, ${touchExpiry("$7")} WHERE thread_id = $1`,
+      [id, s.status, v.json, j(s.interrupts), j(s.error ?? null), now(), Date.now(), v.packed],
     );
   }
 
@@ -686,6 +722,7 @@ export function createPostgresStorage(
       });
     },
     async search(query: ThreadQuery) {
+      if (filtersValues(query)) return searchPackedAware(query);
       const values: unknown[] = [];
       const bind = binder(values);
       const where = threadWhere(query, bind);
@@ -698,6 +735,7 @@ export function createPostgresStorage(
       return rows.map(rowToThread);
     },
     async count(query) {
+      if (filtersValues(query)) return countPackedAware(query);
       const values: unknown[] = [];
       const where = threadWhere(query, binder(values));
       const [r] = await dq(pool, `SELECT COUNT(*)::int AS n FROM ${T} ${where}`, values);
@@ -719,6 +757,101 @@ export function createPostgresStorage(
       return rows.map((r) => r.thread_id as string);
     },
   };
+
+  const filtersValues = (q: { values?: Record<string, unknown> }) =>
+    q.values !== undefined && Object.keys(q.values).length > 0;
+
+  /**
+   * The conditions of a thread search that filters on values: the rest of the query, and the
+   * values filter for rows whose values are JSONB; rows with packed values pass, for the caller
+   * to match in the process (containsJson, the same semantics).
+   */
+  function packedAwareWhere(
+    query: Omit<ThreadQuery, "limit" | "offset" | "sort_by" | "sort_order">,
+    bind: Bind,
+  ): string {
+    const rest = threadWhere({ ...query, values: undefined }, bind);
+    const inSql = containmentSql('"values"', query.values, bind).join(" AND ");
+    const cond = `(values_packed IS NOT NULL OR (${inSql}))`;
+    return rest ? `${rest} AND ${cond}` : `WHERE ${cond}`;
+  }
+
+  /** Work on one connection in a read-only REPEATABLE READ transaction: one snapshot throughout. */
+  const inSnapshot = <R>(work: (c: pg.PoolClient) => Promise<R>) =>
+    inTransaction(pool, async (c) => {
+      await c.query("SET TRANSACTION ISOLATION LEVEL REPEATABLE READ, READ ONLY");
+      return work(c);
+    }).catch((err: unknown) => {
+      throw storageError(err);
+    });
+
+  /** Rows a page of a packed-aware search reads at once. */
+  const SEARCH_PAGE = 500;
+
+  /**
+   * A thread search with a values filter: the sorted rows (ties broken by thread_id, so pages do
+   * not overlap) are read a page at a time in one snapshot, packed values are matched here, until
+   * offset + limit threads have matched or the rows run out.
+   */
+  async function searchPackedAware(query: ThreadQuery): Promise<Thread[]> {
+    const limit = query.limit ?? 10;
+    const offset = query.offset ?? 0;
+    if (limit <= 0) return [];
+    const values: unknown[] = [];
+    const where = packedAwareWhere(query, binder(values));
+    const order = `${page(query.sort_by, THREAD_SORT, query.sort_order, "created_at")}, thread_id COLLATE "C"`;
+    const text = `SELECT * FROM ${T} ${where} ${order} LIMIT $${values.length + 1} OFFSET $${values.length + 2}`;
+    const filter = query.values!;
+    return inSnapshot(async (c) => {
+      const out: Thread[] = [];
+      let matched = 0;
+      for (let at = 0; ; at += SEARCH_PAGE) {
+        const { rows } = await c.query<Row>(text, [...values, SEARCH_PAGE, at]);
+        for (const r of rows) {
+          let row = r;
+          if (r.values_packed) {
+            const doc = unpacked(null, r.values_packed);
+            if (!containsJson(doc, filter)) continue;
+            row = { ...r, values: doc, values_packed: null };
+          }
+          if (matched++ < offset) continue;
+          out.push(rowToThread(row));
+          if (out.length >= limit) return out;
+        }
+        if (rows.length < SEARCH_PAGE) return out;
+      }
+    });
+  }
+
+  /** count with a values filter: JSONB rows counted in SQL, packed ones matched here by pages. */
+  async function countPackedAware(query: ThreadQuery): Promise<number> {
+    const values: unknown[] = [];
+    const where = packedAwareWhere(query, binder(values));
+    const filter = query.values!;
+    const n = values.length;
+    return inSnapshot(async (c) => {
+      const [r] = (
+        await c.query<Row>(
+          `SELECT COUNT(*)::int AS n FROM ${T} ${where} AND values_packed IS NULL`,
+          values,
+        )
+      ).rows;
+      let count = r!.n as number;
+      let after = "";
+      for (;;) {
+        const { rows } = await c.query<Row>(
+          `SELECT thread_id, values_packed FROM ${T} ${where} AND values_packed IS NOT NULL
+             AND thread_id COLLATE "C" > $${n + 1} ORDER BY thread_id COLLATE "C" LIMIT $${n + 2}`,
+          [...values, after, SEARCH_PAGE],
+        );
+        for (const row of rows) {
+          if (containsJson(unpacked(null, row.values_packed), filter)) count++;
+        }
+        if (rows.length < SEARCH_PAGE) return count;
+        after = rows[rows.length - 1]!.thread_id as string;
+      }
+    });
+  }
 
   function threadWhere(
     query: Omit<ThreadQuery, "limit" | "offset" | "sort_by" | "sort_order">,
@@ -756,15 +889,16 @@ export function createPostgresStorage(
     const t = now();
     const notBefore = input.not_before === undefined ? null : toUtcIso(input.not_before);
     const run = newRun(input, t);
+    const kw = stored(run.kwargs);
     const id = lit(input.thread_id);
     const inflightSql = `SELECT * FROM ${R} WHERE thread_id = ${id} AND status IN ('pending', 'running')`;
     const [locked = [], inflightRows = [], inserted = []] = await batch([
       `SELECT status FROM ${T} WHERE thread_id = ${id} FOR UPDATE`,
       `${inflightSql} ORDER BY seq`,
-      `INSERT INTO ${R} (run_id, thread_id, assistant_id, created_at, updated_at, not_before, status, metadata, multitask_strategy, kwargs, attempt, error, partition)
+      `INSERT INTO ${R} (run_id, thread_id, assistant_id, created_at, updated_at, not_before, status, metadata, multitask_strategy, kwargs, kwargs_packed, attempt, error, partition)
        SELECT ${lit(run.run_id)}, ${id}, ${lit(run.assistant_id)}, ${lit(t)}, ${lit(t)}, ${lit(notBefore)},
          ${lit(run.status)}, ${lit(j(run.metadata))}::jsonb, ${lit(run.multitask_strategy)},
-         ${lit(j(run.kwargs))}::jsonb, ${lit(run.attempt)}, NULL, ${lit(input.partition ?? "")}
+         ${lit(kw.json ?? "null")}::jsonb, ${byteaLit(kw.packed)}, ${lit(run.attempt)}, NULL, ${lit(input.partition ?? "")}
        WHERE EXISTS (SELECT 1 FROM ${T} WHERE thread_id = ${id})
          ${rejectIfInflight ? `AND NOT EXISTS (${inflightSql})` : ""}
        RETURNING run_id`,
@@ -832,11 +966,12 @@ export function createPostgresStorage(
         const t = now();
         const notBefore = input.not_before === undefined ? null : toUtcIso(input.not_before);
         const run = newRun(input, t);
+        const kw = stored(run.kwargs);
         await q(
           c,
           "run_insert",
-          `INSERT INTO ${R} (run_id, thread_id, assistant_id, created_at, updated_at, not_before, status, metadata, multitask_strategy, kwargs, attempt, error, partition)
-           VALUES ($1, $2, $3, $4, $4, $5, $6, $7::jsonb, $8, $9::jsonb, $10, NULL, $11)`,
+          `INSERT INTO ${R} (run_id, thread_id, assistant_id, created_at, updated_at, not_before, status, metadata, multitask_strategy, kwargs, kwargs_packed, attempt, error, partition)
+           VALUES ($1, $2, $3, $4, $4, $5, $6, $7::jsonb, $8, $9::jsonb, $12, $10, NULL, $11)`,
           [
             run.run_id,
             run.thread_id,
@@ -846,9 +981,10 @@ export function createPostgresStorage(
             run.status,
             j(run.metadata),
             run.multitask_strategy,
-            j(run.kwargs),
+            kw.json ?? "null",
             run.attempt,
             partition,
+            kw.packed,
           ],
         );
         // The thread records graph and assistant in its metadata, and keeps the config its runs
@@ -993,11 +1129,13 @@ export function createPostgresStorage(
       if (thread) {
         const id = lit(thread.threadId);
         const s = thread.snapshot;
+        const v = stored(s.values);
         parts.push(
           `snap AS (UPDATE ${T} SET
              status = CASE WHEN EXISTS (SELECT 1 FROM ${R} WHERE thread_id = ${id} AND status = 'pending')
                THEN 'busy' ELSE ${lit(s.status)} END,
-             "values" = ${lit(j(s.values))}::jsonb, interrupts = ${lit(j(s.interrupts))}::jsonb,
+             "values" = ${lit(v.json)}::jsonb, values_packed = ${byteaLit(v.packed)},
+             interrupts = ${lit(j(s.interrupts))}::jsonb,
              error = ${lit(j(s.error ?? null))}::jsonb, updated_at = ${lit(t)},
              ${touchExpiry(lit(Date.now()))}
            WHERE thread_id = ${id}${fenced ? " AND EXISTS (SELECT 1 FROM ended)" : ""})`,
@@ -1011,8 +1149,12 @@ export function createPostgresStorage(
       await q(
         pool,
         "run_checkpoint_before",
-        `UPDATE ${R} SET kwargs = jsonb_set(kwargs, '{checkpoint_before}', $2::jsonb) WHERE run_id = $1`,
-        [runId, j(checkpointId)],
+        // Its own column, which a packed kwargs needs; also in a JSONB kwargs, for a process of an
+        // earlier version (migration 10).
+        `UPDATE ${R} SET checkpoint_before = $2::text,
+           kwargs = CASE WHEN kwargs_packed IS NULL THEN jsonb_set(kwargs, '{checkpoint_before}', $3::jsonb) ELSE kwargs END
+         WHERE run_id = $1`,
+        [runId, j(checkpointId), j(checkpointId)],
       );
     },
     async renewLeases(owner, runIds, ttlMs) {
