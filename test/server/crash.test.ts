@@ -277,15 +277,22 @@ describe("crash between recording a run's outcome and its thread's", () => {
 
       // What a SIGKILL right after the run's status was written leaves in the database (the
       // window is microseconds wide, so it is written here rather than hit by timing).
+      // On Postgres the values and kwargs may be packed (bytes SQL cannot edit): the kwargs is
+      // then rewritten whole, as JSONB.
       await queryTestDatabase(
         s.dbPath,
-        `UPDATE refinery_threads SET status = 'busy', "values" = NULL WHERE thread_id IN (?, ?, ?)`,
+        TEST_BACKEND === "postgres"
+          ? `UPDATE refinery_threads SET status = 'busy', "values" = NULL, values_packed = NULL WHERE thread_id IN (?, ?, ?)`
+          : `UPDATE refinery_threads SET status = 'busy', "values" = NULL WHERE thread_id IN (?, ?, ?)`,
         [done, failed, temp],
       );
       await queryTestDatabase(
         s.dbPath,
         TEST_BACKEND === "postgres"
-          ? "UPDATE refinery_runs SET kwargs = jsonb_set(kwargs, '{temporary}', 'true') WHERE thread_id = ?"
+          ? `UPDATE refinery_runs SET kwargs_packed = NULL, kwargs = CASE WHEN kwargs_packed IS NULL
+               THEN jsonb_set(kwargs, '{temporary}', 'true')
+               ELSE '{"temporary": true, "config": {"configurable": {}}, "stream_mode": ["values"]}' END
+             WHERE thread_id = ?`
           : "UPDATE refinery_runs SET kwargs = json_set(kwargs, '$.temporary', json('true')) WHERE thread_id = ?",
         [temp],
       );

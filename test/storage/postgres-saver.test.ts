@@ -10,6 +10,7 @@ import { emptyCheckpoint, type Checkpoint } from "@langchain/langgraph-checkpoin
 import pg from "pg";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { isStaleRunError } from "../../core/checkpointer.ts";
+import { decodeSegmentWithBlobs, encodeSegment } from "../../core/checkpoint-archive.ts";
 import { ATTEMPT_JOURNAL } from "../../core/models/attempt-journal.ts";
 import { ARCHIVE_LOCK } from "../../core/storage/postgres/archive.ts";
 import { createPostgresCheckpointAdmin } from "../../core/storage/postgres/checkpoint-admin.ts";
@@ -283,10 +284,20 @@ describe("packed checkpoints (the latest of a thread, once no run of it is in fl
     });
     const { cp: c2, versions } = next(c1, "1ef0000000000102", { draft: "second draft" });
     await saver.put(at, c2, meta(1), versions);
+    const before = (await saver.getTuple(config("p1", c2.id)))!.checkpoint;
     await admin().compact("p1");
-    // c1 went to the archive; c2, the latest, is packed and no blob row is left.
+    // c1 went to the archive; c2, the latest, is packed and no blob row is left. The packed row
+    // holds the checkpoint too: its column keeps v, id and ts, and reads give back all of it.
     expect(await packedIds("p1")).toEqual([c2.id]);
     expect(await blobRows("p1")).toBe(0);
+    const { rows: column } = await pool.query<{ checkpoint: object }>(
+      `SELECT checkpoint FROM "${SCHEMA}".checkpoints WHERE thread_id = 'p1' AND checkpoint_id = $1`,
+      [c2.id],
+    );
+    expect(column[0]!.checkpoint).toEqual({ v: before.v, id: c2.id, ts: before.ts });
+    const after = (await saver.getTuple(config("p1")))!.checkpoint;
+    expect(after).toEqual(before);
+    expect(after.channel_versions).toEqual(c2.channel_versions);
     const expected = { draft: "second draft", task: "the task", notes: ["a", "b"] };
     expect(await valuesAt("p1")).toEqual(expected);
     expect(await valuesAt("p1", c2.id)).toEqual(expected);
@@ -303,12 +314,32 @@ describe("packed checkpoints (the latest of a thread, once no run of it is in fl
     const { cp: c3, versions: v3 } = next(c2, "1ef0000000000103", { notes: ["c"] });
     await saver.put(config("p1", c2.id), c3, meta(2), v3);
     expect(await valuesAt("p1")).toEqual({ ...expected, notes: ["c"] });
-    // Compacting again archives the packed checkpoint with its blobs and packs the new latest.
+    // Compacting again archives the packed checkpoint, with its blobs and the whole checkpoint,
+    // and packs the new latest.
     await admin().compact("p1");
     expect(await packedIds("p1")).toEqual([c3.id]);
     expect(await blobRows("p1")).toBe(0);
     expect(await valuesAt("p1", c2.id)).toEqual(expected);
+    expect((await saver.getTuple(config("p1", c2.id)))!.checkpoint).toEqual(before);
     expect(await valuesAt("p1")).toEqual({ ...expected, notes: ["c"] });
+  });
+
+  it("packed before the checkpoint went into the row (blobs only), still read whole", async () => {
+    await newThread("p-old");
+    const { cp: c1 } = await putFirst("p-old", "1ef0000000000111", { draft: "d", task: "t" });
+    const before = (await saver.getTuple(config("p-old")))!.checkpoint;
+    await admin().compact("p-old");
+    // Rewrite the row as the previous version packed it: the blobs alone, the checkpoint in its
+    // column.
+    const { rows } = await pool.query<{ packed: Buffer }>(
+      `SELECT packed FROM "${SCHEMA}".checkpoints WHERE thread_id = 'p-old'`,
+    );
+    const { rows: own, blobs } = decodeSegmentWithBlobs(rows[0]!.packed);
+    await pool.query(
+      `UPDATE "${SCHEMA}".checkpoints SET packed = $1, checkpoint = $2::jsonb WHERE thread_id = 'p-old'`,
+      [encodeSegment([], blobs), Buffer.from(own[0]!.checkpoint).toString("utf8")],
+    );
+    expect((await saver.getTuple(config("p-old", c1.id)))!.checkpoint).toEqual(before);
   });
 
   it("are not packed while a run of the thread is pending or running", async () => {

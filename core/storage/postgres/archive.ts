@@ -5,7 +5,8 @@
 // so runs resume and states read as before; LimitedPostgresSaver reads archived checkpoints
 // through the library's own loaders (core/storage/postgres/saver.ts). Once no run of the thread
 // is pending or running, the latest checkpoints are packed: their blobs move from one
-// checkpoint_blobs row per channel into the checkpoint's own row (see pack).
+// checkpoint_blobs row per channel into the checkpoint's own row, deflated with the checkpoint
+// itself (its versions), whose JSONB column keeps only `v`, `id` and `ts` (see compact).
 import type pg from "pg";
 import {
   decodeSegmentWithBlobs,
@@ -74,8 +75,9 @@ export class PostgresCheckpointArchive {
   /**
    * Inside the caller's transaction on `c`: moves every checkpoint of `threadId` older than the
    * latest of its namespace into one segment per namespace (rows written before checkpoint
-   * version 4 stay), then packs the latest checkpoint of each namespace: its channel blobs go into
-   * its own row (`packed`), deflated as a segment's blobs are. Last, the thread's blobs that no
+   * version 4 stay), then packs the latest checkpoint of each namespace: its channel blobs and the
+   * checkpoint itself go into its own row (`packed`, a segment of that one checkpoint and its
+   * blobs), and its `checkpoint` column keeps `v`, `id` and `ts`. Last, the thread's blobs that no
    * remaining unpacked checkpoint refers to are deleted. On the bench's refine run the packing
    * turns 15 blob rows of ~290 bytes and their index entries (6.7 KB a run) into one column
    * (bench/RESULTS.md). Four statements: the thread's archive lock, its row lock, one read, one
@@ -128,6 +130,7 @@ export class PostgresCheckpointArchive {
         | {
             ns: string;
             id: string;
+            checkpoint: unknown;
             blobs: { channel: string; version: string; type: string; blob: string | null }[] | null;
           }[]
         | null;
@@ -163,7 +166,7 @@ export class PostgresCheckpointArchive {
               AND w.checkpoint_id = o.checkpoint_id
            WHERE w.thread_id = $1) AS writes,
          (SELECT json_agg(json_build_object('ns', p.checkpoint_ns, 'id', p.checkpoint_id,
-             'blobs', (SELECT json_agg(json_build_object('channel', b.channel, 'version', b.version,
+             'checkpoint', p.checkpoint, 'blobs', (SELECT json_agg(json_build_object('channel', b.channel, 'version', b.version,
                  'type', b.type, 'blob', encode(b.blob, 'base64')) ORDER BY b.channel)
                 FROM jsonb_each_text(p.checkpoint -> 'channel_versions') v
                 JOIN ${this.bl} b ON b.thread_id = $1 AND b.checkpoint_ns = p.checkpoint_ns
@@ -191,6 +194,13 @@ export class PostgresCheckpointArchive {
     const namespaces = [...new Set(older.map((r) => r.ns))];
     const segments: { ns: string; first: string; last: string; data: Buffer }[] = [];
     const moved: { ns: string; id: string }[] = [];
+    // A checkpoint packed when it was the latest: its segment (itself, since packed checkpoints
+    // hold it, and its blobs), decoded once.
+    const packedOf = new Map(
+      older
+        .filter((r) => r.packed !== null)
+        .map((r) => [pairKey(r.ns, r.id), decodeSegmentWithBlobs(fromBase64(r.packed)!)]),
+    );
     for (const ns of namespaces) {
       const segment: ArchivedCheckpoint[] = older
         .filter((r) => r.ns === ns)
@@ -198,7 +208,9 @@ export class PostgresCheckpointArchive {
           id: r.id,
           parentId: r.parent,
           type: r.type,
-          checkpoint: Buffer.from(JSON.stringify(r.checkpoint)),
+          checkpoint:
+            packedOf.get(pairKey(ns, r.id))?.rows[0]?.checkpoint ??
+            Buffer.from(JSON.stringify(r.checkpoint)),
           metadata: Buffer.from(JSON.stringify(r.metadata)),
           writes: writesOf.get(pairKey(ns, r.id)) ?? [],
         }));
@@ -214,7 +226,7 @@ export class PostgresCheckpointArchive {
       const stored = new Set(blobs.map((b) => pairKey(b.channel, b.version)));
       for (const r of older) {
         if (r.ns !== ns || r.packed === null) continue;
-        for (const b of decodeSegmentWithBlobs(fromBase64(r.packed)!).blobs) {
+        for (const b of packedOf.get(pairKey(ns, r.id))!.blobs) {
           const key = pairKey(b.channel, b.version);
           if (!stored.has(key)) {
             stored.add(key);
@@ -244,7 +256,8 @@ export class PostgresCheckpointArchive {
          DELETE FROM ${this.wr} w USING moved m
          WHERE w.thread_id = $1 AND w.checkpoint_ns = m.ns AND w.checkpoint_id = m.id
        ), packed AS (
-         UPDATE ${this.cp} c SET packed = p.data
+         UPDATE ${this.cp} c SET packed = p.data,
+             checkpoint = jsonb_build_object('v', c.checkpoint -> 'v', 'id', c.checkpoint -> 'id', 'ts', c.checkpoint -> 'ts')
            FROM unnest($8::text[], $9::text[], $10::bytea[]) AS p(ns, id, data)
           WHERE c.thread_id = $1 AND c.checkpoint_ns = p.ns AND c.checkpoint_id = p.id
           RETURNING c.checkpoint_ns, c.checkpoint_id
@@ -267,7 +280,16 @@ export class PostgresCheckpointArchive {
         heads.map((h) => h.id),
         heads.map((h) =>
           encodeSegment(
-            [],
+            [
+              {
+                id: h.id,
+                parentId: null,
+                type: null,
+                checkpoint: Buffer.from(JSON.stringify(h.checkpoint)),
+                metadata: null,
+                writes: [],
+              },
+            ],
             (h.blobs ?? []).map((b) => ({
               channel: b.channel,
               version: b.version,

@@ -101,6 +101,28 @@ export class LimitedPostgresSaver extends PostgresSaver {
     }
   }
 
+  /**
+   * The library's loader for a packed checkpoint: the pseudo blob holds the checkpoint itself
+   * (its JSONB column keeps only `v`, `id` and `ts`) and its blobs. Checkpoints packed before the
+   * checkpoint went in too hold only blobs, and keep the whole checkpoint in their column.
+   */
+  protected override async _loadCheckpoint(
+    checkpoint: Omit<Checkpoint, "pending_sends" | "channel_values">,
+    channelValues: [Uint8Array, Uint8Array, Uint8Array][],
+  ): Promise<Checkpoint> {
+    const packed = channelValues?.find(isPackedBlob);
+    if (!packed) return super._loadCheckpoint(checkpoint, channelValues);
+    const { rows, blobs } = decodeSegmentWithBlobs(packed[2]);
+    const own = rows[0]
+      ? (JSON.parse(Buffer.from(rows[0].checkpoint).toString("utf8")) as typeof checkpoint)
+      : checkpoint;
+    const expanded = channelValues.filter((v) => v !== packed);
+    for (const b of blobs) {
+      expanded.push([Buffer.from(b.channel), Buffer.from(b.type), b.blob ?? new Uint8Array()]);
+    }
+    return super._loadCheckpoint(own, expanded);
+  }
+
   /** The library's loader, with a packed checkpoint's pseudo blob expanded into its blobs. */
   protected override async _loadBlobs(
     blobValues: [Uint8Array, Uint8Array, Uint8Array][],
