@@ -16,7 +16,7 @@
 // (`toISOString()`), as SQLite returns them. JSON lives in JSONB: keys come back in JSONB's order,
 // and a NUL character (\u0000) cannot be stored (refused as invalid_input). A thread's values and
 // a run's kwargs are packed (core/packing.ts packJson, migration 10) when packing is on: a thread
-// search that filters on values matches the packed rows in the process (searchThreads).
+// search that filters on values matches the packed rows in the process (searchPackedAware).
 import { createHash } from "node:crypto";
 import pg from "pg";
 import { inTransaction, openPostgresPool } from "./pool.ts";
@@ -785,13 +785,13 @@ export function createPostgresStorage(
       throw storageError(err);
     });
 
-  /** Rows a page of a packed-aware search reads at once. */
+  /** Rows a packed-aware search or count reads at once. */
   const SEARCH_PAGE = 500;
 
   /**
-   * A thread search with a values filter: the sorted rows (ties broken by thread_id, so pages do
-   * not overlap) are read a page at a time in one snapshot, packed values are matched here, until
-   * offset + limit threads have matched or the rows run out.
+   * A thread search with a values filter: the sorted rows (ties broken by thread_id) are read
+   * through a cursor, a page at a time, in one snapshot; packed values are matched here, until
+   * offset + limit threads have matched or the rows run out. One sort, however deep the page.
    */
   async function searchPackedAware(query: ThreadQuery): Promise<Thread[]> {
     const limit = query.limit ?? 10;
@@ -800,13 +800,16 @@ export function createPostgresStorage(
     const values: unknown[] = [];
     const where = packedAwareWhere(query, binder(values));
     const order = `${page(query.sort_by, THREAD_SORT, query.sort_order, "created_at")}, thread_id COLLATE "C"`;
-    const text = `SELECT * FROM ${T} ${where} ${order} LIMIT $${values.length + 1} OFFSET $${values.length + 2}`;
     const filter = query.values!;
     return inSnapshot(async (c) => {
+      await c.query(
+        `DECLARE refinery_search NO SCROLL CURSOR FOR SELECT * FROM ${T} ${where} ${order}`,
+        values,
+      );
       const out: Thread[] = [];
       let matched = 0;
-      for (let at = 0; ; at += SEARCH_PAGE) {
-        const { rows } = await c.query<Row>(text, [...values, SEARCH_PAGE, at]);
+      for (;;) {
+        const { rows } = await c.query<Row>(`FETCH ${SEARCH_PAGE} FROM refinery_search`);
         for (const r of rows) {
           let row = r;
           if (r.values_packed) {
@@ -823,12 +826,11 @@ export function createPostgresStorage(
     });
   }
 
-  /** count with a values filter: JSONB rows counted in SQL, packed ones matched here by pages. */
+  /** count with a values filter: JSONB rows counted in SQL, packed ones read through a cursor. */
   async function countPackedAware(query: ThreadQuery): Promise<number> {
     const values: unknown[] = [];
     const where = packedAwareWhere(query, binder(values));
     const filter = query.values!;
-    const n = values.length;
     return inSnapshot(async (c) => {
       const [r] = (
         await c.query<Row>(
@@ -837,18 +839,17 @@ export function createPostgresStorage(
         )
       ).rows;
       let count = r!.n as number;
-      let after = "";
+      await c.query(
+        `DECLARE refinery_count NO SCROLL CURSOR FOR
+           SELECT values_packed FROM ${T} ${where} AND values_packed IS NOT NULL`,
+        values,
+      );
       for (;;) {
-        const { rows } = await c.query<Row>(
-          `SELECT thread_id, values_packed FROM ${T} ${where} AND values_packed IS NOT NULL
-             AND thread_id COLLATE "C" > $${n + 1} ORDER BY thread_id COLLATE "C" LIMIT $${n + 2}`,
-          [...values, after, SEARCH_PAGE],
-        );
+        const { rows } = await c.query<Row>(`FETCH ${SEARCH_PAGE} FROM refinery_count`);
         for (const row of rows) {
           if (containsJson(unpacked(null, row.values_packed), filter)) count++;
         }
         if (rows.length < SEARCH_PAGE) return count;
-        after = rows[rows.length - 1]!.thread_id as string;
       }
     });
   }
