@@ -40,14 +40,14 @@ export const STATE_DICTIONARY = Buffer.from(
 const PACKED_V1 = 1;
 
 /**
- * `value` as JSON for a SQLite column: the text itself when short or when packing saves
- * nothing, else a BLOB (PACKED_V1, then the deflated text). Measured on the default refine run's
+ * `value` as JSON for a SQLite column: the text itself when shorter than `minLength` characters
+ * or when packing saves nothing, else a BLOB (PACKED_V1, then the deflated text). Measured on the default refine run's
  * final state (bench:storage): 2,724 bytes of text, 652 deflated, 372 with the dictionary.
  * Thread values (sqlite/storage.ts) and run outcome bodies (sqlite/learning-records.ts) use it.
  */
-export function packJson(value: unknown): string | Buffer {
+export function packJson(value: unknown, minLength = 256): string | Buffer {
   const text = JSON.stringify(value ?? null);
-  if (text.length < 256) return text;
+  if (text.length < minLength) return text;
   const deflated = deflateRawSync(text, { level: 9, dictionary: STATE_DICTIONARY });
   if (deflated.length + 1 >= Buffer.byteLength(text)) return text;
   return Buffer.concat([Buffer.of(PACKED_V1), deflated]);

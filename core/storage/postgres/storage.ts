@@ -71,6 +71,11 @@ export interface PostgresStorageOptions {
    * version that cannot read them (REFINERY_PACK_CHECKPOINTS); packed rows are always read.
    */
   pack?: boolean;
+  /**
+   * Documents shorter than this (JSON characters) stay JSONB (default 256, packJson's). Tests set
+   * 0 to run the conformance suite with every document packed that packing shrinks.
+   */
+  packMinLength?: number;
 }
 
 export interface PostgresStorage extends Storage {
@@ -264,7 +269,12 @@ export async function openPostgresStorage(
     if (owned) await pool.end().catch(() => {});
     throw err instanceof RefineryError ? err : openError(err, options.connection, schema);
   }
-  return createPostgresStorage(pool, schema, { migrations, owned, pack: options.pack });
+  return createPostgresStorage(pool, schema, {
+    migrations,
+    owned,
+    pack: options.pack,
+    packMinLength: options.packMinLength,
+  });
 }
 
 function openError(err: unknown, connection: string | pg.Pool, schema: string): RefineryError {
@@ -321,13 +331,18 @@ function describeUrl(url: string): string {
 export function createPostgresStorage(
   pool: pg.Pool,
   schema: string,
-  opts: { migrations?: MigrationResult; owned?: boolean; pack?: boolean } = {},
+  opts: {
+    migrations?: MigrationResult;
+    owned?: boolean;
+    pack?: boolean;
+    packMinLength?: number;
+  } = {},
 ): PostgresStorage {
   const pack = opts.pack ?? true;
   /** A document as it is written: packed when packing is on and it pays (packJson). */
   const stored = (value: unknown): Stored => {
     if (!pack) return { json: j(value), packed: null };
-    const p = packJson(value);
+    const p = packJson(value, opts.packMinLength);
     return typeof p === "string" ? { json: p, packed: null } : { json: null, packed: p };
   };
   checkSchemaName(schema);
