@@ -293,6 +293,19 @@ describe("postgres storage: packed thread values and run kwargs (migration 10)",
     });
     expect((await columns(schema, "refinery_threads", "thread_id", "long")).values).toBeNull();
     expect((await storage.threads.get("long"))!.values).toEqual(valuesOf(4));
+
+    // A process of an earlier version writes the JSONB column only (a rolling upgrade): what it
+    // wrote last is what reads, searches and counts see, not the packed bytes left beside it.
+    await admin.query(
+      `UPDATE "${schema}".refinery_threads SET "values" = '{"kind": 99}' WHERE thread_id = 'long'`,
+    );
+    expect((await storage.threads.get("long"))!.values).toEqual({ kind: 99 });
+    const ids = async (values: Record<string, unknown>) =>
+      (await storage.threads.search({ values, limit: 10 })).map((t) => t.thread_id);
+    expect(await ids({ kind: 99 })).toEqual(["long"]);
+    expect(await ids({ kind: valuesOf(4).kind, flag: valuesOf(4).flag })).toEqual([]);
+    expect(await storage.threads.count({ values: { kind: 99 } })).toBe(1);
+    expect(await storage.threads.count({ values: { n: 4 } })).toBe(0);
     await storage.close();
   });
 

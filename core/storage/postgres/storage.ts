@@ -142,8 +142,13 @@ interface Stored {
   packed: Buffer | null;
 }
 
-/** A column pair's document: the packed bytes when there are some, else the JSONB value. */
+/**
+ * A column pair's document: the JSONB value when it is not null, else the packed bytes. This
+ * version writes one of the two; a process of an earlier version writes the JSONB column only,
+ * and what it wrote last is what a reader must see.
+ */
 function unpacked(json: unknown, packed: unknown): unknown {
+  if (json !== null && json !== undefined) return json;
   return packed instanceof Uint8Array ? JSON.parse(jsonText(packed)!) : json;
 }
 
@@ -773,6 +778,9 @@ export function createPostgresStorage(
     },
   };
 
+  /** A row whose values are its packed bytes (see unpacked). */
+  const PACKED_VALUES = `("values" IS NULL AND values_packed IS NOT NULL)`;
+
   const filtersValues = (q: { values?: Record<string, unknown> }) =>
     q.values !== undefined && Object.keys(q.values).length > 0;
 
@@ -787,7 +795,7 @@ export function createPostgresStorage(
   ): string {
     const rest = threadWhere({ ...query, values: undefined }, bind);
     const inSql = containmentSql('"values"', query.values, bind).join(" AND ");
-    const cond = `(values_packed IS NOT NULL OR (${inSql}))`;
+    const cond = `(${PACKED_VALUES} OR (${inSql}))`;
     return rest ? `${rest} AND ${cond}` : `WHERE ${cond}`;
   }
 
@@ -827,7 +835,7 @@ export function createPostgresStorage(
         const { rows } = await c.query<Row>(`FETCH ${SEARCH_PAGE} FROM refinery_search`);
         for (const r of rows) {
           let row = r;
-          if (r.values_packed) {
+          if (r.values === null && r.values_packed) {
             const doc = unpacked(null, r.values_packed);
             if (!containsJson(doc, filter)) continue;
             row = { ...r, values: doc, values_packed: null };
@@ -849,14 +857,14 @@ export function createPostgresStorage(
     return inSnapshot(async (c) => {
       const [r] = (
         await c.query<Row>(
-          `SELECT COUNT(*)::int AS n FROM ${T} ${where} AND values_packed IS NULL`,
+          `SELECT COUNT(*)::int AS n FROM ${T} ${where} AND NOT ${PACKED_VALUES}`,
           values,
         )
       ).rows;
       let count = r!.n as number;
       await c.query(
         `DECLARE refinery_count NO SCROLL CURSOR FOR
-           SELECT values_packed FROM ${T} ${where} AND values_packed IS NOT NULL`,
+           SELECT values_packed FROM ${T} ${where} AND ${PACKED_VALUES}`,
         values,
       );
       for (;;) {
