@@ -128,7 +128,10 @@ export class RunExecutor {
       limits: this.limits,
       ...(deps.store ? { store: deps.store } : {}),
     });
-    deps.signals?.onWake(() => this.wakeLocal());
+    deps.signals?.onWake((threadId) => {
+      this.wakeLocal();
+      this.queued(threadId);
+    });
     deps.signals?.onCancel((runId, action) => this.active.get(runId)?.controller.abort(action));
   }
 
@@ -284,10 +287,30 @@ export class RunExecutor {
     active.controller.abort("lease_lost" satisfies AbortReason);
   }
 
-  /** A run was queued: wakes this pool, and the workers of other processes (signals). */
-  notify(): void {
+  /**
+   * A run was queued (on `threadId`, when one): wakes this pool, this process's streams of the
+   * thread, and the workers and streams of other processes (signals).
+   */
+  notify(threadId?: string): void {
     this.wakeLocal();
-    if (this.deps.signals && this.deps.signals.kind !== "local") this.deps.signals.wake();
+    this.queued(threadId);
+    if (this.deps.signals && this.deps.signals.kind !== "local") this.deps.signals.wake(threadId);
+  }
+
+  private readonly queuedListeners = new Set<(threadId?: string) => void>();
+
+  /**
+   * Calls `listener` when a run is queued here or, through signals, in another process (with its
+   * thread's id, or none when any thread may have one); returns what stops it. Thread streams
+   * look for the thread's next run then instead of at their next poll.
+   */
+  onQueued(listener: (threadId?: string) => void): () => void {
+    this.queuedListeners.add(listener);
+    return () => this.queuedListeners.delete(listener);
+  }
+
+  private queued(threadId: string | undefined): void {
+    for (const l of this.queuedListeners) l(threadId);
   }
 
   /** Wakes this pool: it claims runs while it has room. */

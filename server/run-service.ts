@@ -361,7 +361,7 @@ export function createRunService(deps: AppDeps): RunService {
     if ((strategy === "interrupt" || strategy === "rollback") && result.inflight.length > 0) {
       await Promise.all(result.inflight.map((run) => executor.cancel(run, strategy)));
     }
-    executor.notify();
+    executor.notify(result.run.thread_id);
     if (stateless) {
       statelessOwners.set(result.run.run_id, thread.metadata);
       for (const id of statelessOwners.keys()) {

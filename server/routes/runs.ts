@@ -208,8 +208,12 @@ export function runRoutes(deps: AppDeps): Router {
     });
   });
 
-  /** How often a thread stream looks for the thread's next run (and whether it still exists). */
-  const THREAD_STREAM_POLL_MS = 250;
+  /**
+   * How often a thread stream looks for the thread's next run (and whether it still exists) when
+   * nothing wakes it sooner: a run queued on the thread, here or (through signals) in another
+   * process, wakes it at once (executor.onQueued).
+   */
+  const THREAD_STREAM_POLL_MS = 1000;
 
   async function* threadEvents(
     threadId: string,
@@ -237,45 +241,68 @@ export function runRoutes(deps: AppDeps): Router {
       if (resumeAt >= 0 ? i < resumeAt : TERMINAL.has(run.status)) handled.add(run.run_id);
       else todo.push(i === resumeAt ? { run, after: resume![2] } : { run });
     });
-    while (!signal.aborted) {
-      for (let next = todo.shift(); next && !signal.aborted; next = todo.shift()) {
-        const { run, after } = next;
-        handled.add(run.run_id);
-        if (after === "done") continue;
-        const current = await storage.runs.get(run.run_id, threadId);
-        if (!current) continue;
-        const gone = TERMINAL.has(current.status) && !hub.ended(run.run_id);
-        const source = gone
-          ? finishedEvents(current, deps)
-          : hub.subscribe(run.run_id, after, signal);
-        for await (const e of source) {
-          if (keep(e.event)) yield { ...e, id: `${run.run_id}:${e.id}` };
+    // A run queued on the thread (here, or in another process through signals) ends the wait
+    // for the next look at its runs; one queued while this stream was busy skips that wait.
+    // Woken from the start: a run queued between the list above and this listener is seen.
+    let woken = true;
+    let wakeUp: (() => void) | undefined;
+    const stopWaking = executor.onQueued((queuedOn) => {
+      if (queuedOn !== undefined && queuedOn !== threadId) return;
+      woken = true;
+      wakeUp?.();
+    });
+    try {
+      yield* threadRuns();
+    } finally {
+      stopWaking();
+    }
+
+    async function* threadRuns(): AsyncGenerator<RunEvent> {
+      while (!signal.aborted) {
+        for (let next = todo.shift(); next && !signal.aborted; next = todo.shift()) {
+          const { run, after } = next;
+          handled.add(run.run_id);
+          if (after === "done") continue;
+          const current = await storage.runs.get(run.run_id, threadId);
+          if (!current) continue;
+          const gone = TERMINAL.has(current.status) && !hub.ended(run.run_id);
+          const source = gone
+            ? finishedEvents(current, deps)
+            : hub.subscribe(run.run_id, after, signal);
+          for await (const e of source) {
+            if (keep(e.event)) yield { ...e, id: `${run.run_id}:${e.id}` };
+          }
+          if (signal.aborted) return;
+          const ended = await storage.runs.get(run.run_id, threadId);
+          if (modes.has("run_modes") || modes.has("lifecycle"))
+            yield {
+              id: `${run.run_id}:done`,
+              event: "run_done",
+              data: { run_id: run.run_id, status: ended?.status ?? hub.ended(run.run_id)?.status },
+            };
         }
+        if (!woken) {
+          await new Promise<void>((resolve) => {
+            const timer = setTimeout(done, THREAD_STREAM_POLL_MS);
+            signal.addEventListener("abort", done, { once: true });
+            wakeUp = done;
+            function done() {
+              clearTimeout(timer);
+              signal.removeEventListener("abort", done);
+              wakeUp = undefined;
+              resolve();
+            }
+          });
+        }
+        woken = false;
         if (signal.aborted) return;
-        const ended = await storage.runs.get(run.run_id, threadId);
-        if (modes.has("run_modes") || modes.has("lifecycle"))
-          yield {
-            id: `${run.run_id}:done`,
-            event: "run_done",
-            data: { run_id: run.run_id, status: ended?.status ?? hub.ended(run.run_id)?.status },
-          };
+        // The thread is gone (deleted, or no longer the caller's): the stream ends.
+        if (!(await storage.threads.get(threadId, access))) return;
+        const recent = (await storage.runs.list(threadId, { limit: 20 })).reverse();
+        for (const run of recent) if (!handled.has(run.run_id)) todo.push({ run });
+        // Forget ids older than what a list can return again.
+        if (handled.size > 1000) for (const id of [...handled].slice(0, 500)) handled.delete(id);
       }
-      await new Promise<void>((resolve) => {
-        const timer = setTimeout(done, THREAD_STREAM_POLL_MS);
-        signal.addEventListener("abort", done, { once: true });
-        function done() {
-          clearTimeout(timer);
-          signal.removeEventListener("abort", done);
-          resolve();
-        }
-      });
-      if (signal.aborted) return;
-      // The thread is gone (deleted, or no longer the caller's): the stream ends.
-      if (!(await storage.threads.get(threadId, access))) return;
-      const recent = (await storage.runs.list(threadId, { limit: 20 })).reverse();
-      for (const run of recent) if (!handled.has(run.run_id)) todo.push({ run });
-      // Forget ids older than what a list can return again.
-      if (handled.size > 1000) for (const id of [...handled].slice(0, 500)) handled.delete(id);
     }
   }
 

@@ -4,8 +4,11 @@
 import type { CancelAction } from "../run-runner.ts";
 import type { RunSignals } from "./types.ts";
 
+/** Longest thread id a wake carries; a longer one wakes every thread's streams instead. */
+const MAX_THREAD_ID = 256;
+
 export abstract class BroadcastSignals implements Omit<RunSignals, "kind" | "close"> {
-  private readonly wakes: (() => void)[] = [];
+  private readonly wakes = new Set<(threadId?: string) => void>();
   private readonly cancels: ((runId: string, action: CancelAction) => void)[] = [];
 
   protected constructor(
@@ -16,12 +19,14 @@ export abstract class BroadcastSignals implements Omit<RunSignals, "kind" | "clo
   /** Sends `message` on `channel`; dropped while the transport is down. */
   protected abstract send(channel: string, message: string): void;
 
-  wake(): void {
-    this.send(this.wakeChannel, "1");
+  /** The message is the thread's id, or "1" (what earlier versions send: any thread). */
+  wake(threadId?: string): void {
+    this.send(this.wakeChannel, threadId && threadId.length <= MAX_THREAD_ID ? threadId : "1");
   }
 
-  onWake(listener: () => void): void {
-    this.wakes.push(listener);
+  onWake(listener: (threadId?: string) => void): () => void {
+    this.wakes.add(listener);
+    return () => this.wakes.delete(listener);
   }
 
   cancel(runId: string, action: CancelAction): void {
@@ -35,7 +40,8 @@ export abstract class BroadcastSignals implements Omit<RunSignals, "kind" | "clo
   /** A message received on `channel`: wakes, or a well-formed cancel; anything else is ignored. */
   protected receive(channel: string, message: string): void {
     if (channel === this.wakeChannel) {
-      for (const l of this.wakes) l();
+      const threadId = message !== "1" && message.length <= MAX_THREAD_ID ? message : undefined;
+      for (const l of this.wakes) l(threadId);
       return;
     }
     if (channel !== this.cancelChannel) return;

@@ -4,15 +4,16 @@ import type { RunSignals } from "./types.ts";
 
 export class LocalSignals implements RunSignals {
   readonly kind = "local" as const;
-  private readonly wakes: (() => void)[] = [];
+  private readonly wakes = new Set<(threadId?: string) => void>();
   private readonly cancels: ((runId: string, action: CancelAction) => void)[] = [];
 
-  wake(): void {
-    for (const l of this.wakes) l();
+  wake(threadId?: string): void {
+    for (const l of this.wakes) l(threadId);
   }
 
-  onWake(listener: () => void): void {
-    this.wakes.push(listener);
+  onWake(listener: (threadId?: string) => void): () => void {
+    this.wakes.add(listener);
+    return () => this.wakes.delete(listener);
   }
 
   cancel(runId: string, action: CancelAction): void {

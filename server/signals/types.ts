@@ -9,9 +9,13 @@ import type { CancelAction } from "../run-runner.ts";
 export interface RunSignals {
   /** Where signals go: "local" (this process only), "redis" or "postgres" (LISTEN/NOTIFY). */
   readonly kind: "local" | "redis" | "postgres";
-  /** A run was queued: every worker looks at the queue now. */
-  wake(): void;
-  onWake(listener: () => void): void;
+  /**
+   * A run was queued (on `threadId`, when known): every worker looks at the queue now, and the
+   * thread's streams at its runs.
+   */
+  wake(threadId?: string): void;
+  /** Calls `listener` at each wake; returns what stops it. */
+  onWake(listener: (threadId?: string) => void): () => void;
   /** Asks whichever process executes `runId` to cancel it with `action`. */
   cancel(runId: string, action: CancelAction): void;
   onCancel(listener: (runId: string, action: CancelAction) => void): void;

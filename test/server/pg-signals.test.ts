@@ -16,6 +16,7 @@ import {
   startChildServer,
   waitFor,
 } from "../support/child-server.ts";
+import { PostgresSignals } from "../../server/signals/postgres.ts";
 import { FIXTURE_CONFIG } from "../support/server.ts";
 import { TEST_POSTGRES_URL } from "../support/test-backend.ts";
 
@@ -34,6 +35,32 @@ afterAll(async () => {
   for (const schema of [SCHEMA, LOST_SCHEMA])
     await admin.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`);
   await admin.end();
+});
+
+describe("PostgresSignals", () => {
+  it("carry a wake with its thread's id, or none, between instances of one schema", async () => {
+    const schema = `refinery_sig_${randomBytes(4).toString("hex")}`;
+    const log = () => {};
+    const a = new PostgresSignals({ url: TEST_POSTGRES_URL, schema, log });
+    const b = new PostgresSignals({ url: TEST_POSTGRES_URL, schema, log });
+    try {
+      await Promise.all([a.start(), b.start()]);
+      const got: (string | undefined)[] = [];
+      const heard = new Promise<void>((resolve) => {
+        b.onWake((threadId) => {
+          got.push(threadId);
+          if (got.length === 2) resolve();
+        });
+      });
+      a.wake("thread-7");
+      a.wake();
+      await heard;
+      // Two NOTIFYs may go out on two pooled connections: in either order.
+      expect(new Set(got)).toEqual(new Set(["thread-7", undefined]));
+    } finally {
+      await Promise.all([a.close(), b.close()]);
+    }
+  });
 });
 
 describe("api and worker processes on Postgres without Redis", () => {

@@ -59,7 +59,7 @@ describe("RedisSignals", () => {
       await Promise.all([a.start(), b.start(), other.start()]);
       const got: string[] = [];
       const heard = new Promise<void>((resolve) => {
-        b.onWake(() => got.push("wake"));
+        b.onWake((threadId) => got.push(`wake ${threadId ?? "any"}`));
         b.onCancel((runId, action) => {
           got.push(`${runId} ${action}`);
           resolve();
@@ -70,9 +70,10 @@ describe("RedisSignals", () => {
       // SUBSCRIBE is sent on connect; wait for the subscriptions to be registered server-side.
       await waitFor("subscriptions", async () => ((await subscribed(p)) ? true : undefined));
       a.wake();
+      a.wake("thread-7");
       a.cancel("run-1", "rollback");
       await heard;
-      expect(got).toEqual(["wake", "run-1 rollback"]);
+      expect(got).toEqual(["wake any", "wake thread-7", "run-1 rollback"]);
     } finally {
       await Promise.all([a.close(), b.close(), other.close()]);
     }
