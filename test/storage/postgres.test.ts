@@ -35,60 +35,40 @@ afterAll(async () => {
   await admin.end();
 });
 
-// One schema for the suite, migrated by the first test and emptied before each next one (much
-// cheaper than a schema per test); dropped with the others after the file.
-const conformanceSchema = nextSchema();
-let conformanceOpened = false;
-storageConformance("postgres", async () => {
-  if (conformanceOpened) {
-    await admin.query(
-      `TRUNCATE ${[
-        "refinery_assistants",
-        "refinery_assistant_versions",
-        "refinery_threads",
-        "refinery_runs",
-        "refinery_crons",
-        "refinery_cron_fires",
-        "refinery_duty_leases",
-      ]
-        .map((t) => `"${conformanceSchema}".${t}`)
-        .join(", ")} RESTART IDENTITY`,
-    );
-  }
-  conformanceOpened = true;
-  // The file's shared pool; the storage leaves it open on close.
-  const storage = await openPostgresStorage({ connection: admin, schema: conformanceSchema });
-  return { storage, cleanup: async () => {} };
-});
-
-// The suite again with every thread values and run kwargs packed that packing shrinks (on the
-// suite's short documents the default leaves them JSONB), so searches match them in the process.
-const packedSchema = nextSchema();
-let packedOpened = false;
-storageConformance("postgres, documents packed", async () => {
-  if (packedOpened) {
-    await admin.query(
-      `TRUNCATE ${[
-        "refinery_assistants",
-        "refinery_assistant_versions",
-        "refinery_threads",
-        "refinery_runs",
-        "refinery_crons",
-        "refinery_cron_fires",
-        "refinery_duty_leases",
-      ]
-        .map((t) => `"${packedSchema}".${t}`)
-        .join(", ")} RESTART IDENTITY`,
-    );
-  }
-  packedOpened = true;
-  const storage = await openPostgresStorage({
-    connection: admin,
-    schema: packedSchema,
-    packMinLength: 0,
+/**
+ * The conformance suite on one schema, migrated by its first test and emptied before each next
+ * one (much cheaper than a schema per test); dropped with the others after the file.
+ */
+function conformanceOn(name: string, options: { packMinLength?: number } = {}): void {
+  const schema = nextSchema();
+  let opened = false;
+  storageConformance(name, async () => {
+    if (opened) {
+      await admin.query(
+        `TRUNCATE ${[
+          "refinery_assistants",
+          "refinery_assistant_versions",
+          "refinery_threads",
+          "refinery_runs",
+          "refinery_crons",
+          "refinery_cron_fires",
+          "refinery_duty_leases",
+        ]
+          .map((t) => `"${schema}".${t}`)
+          .join(", ")} RESTART IDENTITY`,
+      );
+    }
+    opened = true;
+    // The file's shared pool; the storage leaves it open on close.
+    const storage = await openPostgresStorage({ connection: admin, schema, ...options });
+    return { storage, cleanup: async () => {} };
   });
-  return { storage, cleanup: async () => {} };
-});
+}
+
+conformanceOn("postgres");
+// Again with every thread values and run kwargs packed that packing shrinks (on the suite's short
+// documents the default leaves them JSONB), so searches match them in the process.
+conformanceOn("postgres, documents packed", { packMinLength: 0 });
 
 function newRun(threadId: string, runId: string, extra: Partial<NewRun> = {}): NewRun {
   return {
