@@ -14,12 +14,17 @@ const data = workerData as {
 };
 if (data.turn) useWriterTurn(data.turn);
 const db = new Database(data.file);
-db.pragma("busy_timeout = 0");
 takeWriterTurns(db);
 const insert = db.prepare("INSERT INTO t (worker, n) VALUES (?, ?)");
 const write = db.transaction((n: number) => {
   insert.run(data.index, n);
 });
+// Opening and preparing read the file, while the other workers open it too: the first to read
+// the WAL rebuilds its index, and a reader meanwhile is told SQLITE_BUSY_RECOVERY. That wait is
+// left to SQLite's busy handler (better-sqlite3's default timeout); only the writes, from the start
+// signal on, run without it.
+db.prepare("SELECT COUNT(*) FROM t").get();
+db.pragma("busy_timeout = 0");
 const start = new Int32Array(data.start);
 parentPort!.postMessage({ ready: true });
 Atomics.wait(start, 0, 0);
