@@ -12,8 +12,9 @@
 //   LangGraph's Python PostgresSaver does, a version is "<counter, 32 digits>.<random>".
 // - packed checkpoints: when a run has ended, its thread's latest checkpoint holds its channel
 //   blobs itself, deflated in one column (`packed`, see PostgresCheckpointArchive.compact), instead
-//   of one checkpoint_blobs row per channel. The library's SELECT returns them as one pseudo
-//   blob, which _loadBlobs expands; every read (getTuple, list) goes through it.
+//   of one checkpoint_blobs row per channel, with the checkpoint itself. The library's SELECT
+//   returns them as one pseudo blob, which _loadCheckpoint expands; every read (getTuple, list,
+//   archived tuples) goes through it.
 import { randomBytes } from "node:crypto";
 import type { RunnableConfig } from "@langchain/core/runnables";
 import type {
@@ -121,24 +122,6 @@ export class LimitedPostgresSaver extends PostgresSaver {
       expanded.push([Buffer.from(b.channel), Buffer.from(b.type), b.blob ?? new Uint8Array()]);
     }
     return super._loadCheckpoint(own, expanded);
-  }
-
-  /** The library's loader, with a packed checkpoint's pseudo blob expanded into its blobs. */
-  protected override async _loadBlobs(
-    blobValues: [Uint8Array, Uint8Array, Uint8Array][],
-  ): Promise<Record<string, unknown>> {
-    if (!blobValues?.some(isPackedBlob)) return super._loadBlobs(blobValues);
-    const expanded: [Uint8Array, Uint8Array, Uint8Array][] = [];
-    for (const value of blobValues) {
-      if (!isPackedBlob(value)) {
-        expanded.push(value);
-        continue;
-      }
-      for (const b of decodeSegmentWithBlobs(value[2]).blobs) {
-        expanded.push([Buffer.from(b.channel), Buffer.from(b.type), b.blob ?? new Uint8Array()]);
-      }
-    }
-    return super._loadBlobs(expanded);
   }
 
   // The library types versions as numbers; LangGraph compares them with `>`, which orders these
