@@ -246,9 +246,10 @@ export interface ProcessSettings {
     url: string;
     schema: string;
     /**
-     * Whether compactions pack a thread's latest checkpoint (REFINERY_PACK_CHECKPOINTS, default
-     * on; core/storage/postgres/archive.ts). Off during a rolling upgrade from a version that
-     * cannot read packed checkpoints.
+     * Whether Postgres writes packed rows: compactions pack a thread's latest checkpoint
+     * (core/storage/postgres/archive.ts), thread values and run kwargs are stored deflated
+     * (storage.ts). REFINERY_PACK_CHECKPOINTS, default on; off during a rolling upgrade from a
+     * version that cannot read them.
      */
     packCheckpoints?: boolean;
   };

@@ -252,12 +252,6 @@ export function runRoutes(deps: AppDeps): Router {
       wakeUp?.();
     });
     try {
-      yield* threadRuns();
-    } finally {
-      stopWaking();
-    }
-
-    async function* threadRuns(): AsyncGenerator<RunEvent> {
       while (!signal.aborted) {
         for (let next = todo.shift(); next && !signal.aborted; next = todo.shift()) {
           const { run, after } = next;
@@ -303,6 +297,8 @@ export function runRoutes(deps: AppDeps): Router {
         // Forget ids older than what a list can return again.
         if (handled.size > 1000) for (const id of [...handled].slice(0, 500)) handled.delete(id);
       }
+    } finally {
+      stopWaking();
     }
   }
 
