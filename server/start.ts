@@ -47,6 +47,7 @@ import { RunThreadPool, runThreadCount } from "./run-threads.ts";
 import { createRunService } from "./run-service.ts";
 import { openRuntime } from "./runtime.ts";
 import { StreamHub, type RunEnd } from "./stream-hub.ts";
+import { sweepLapsedCancels } from "./signals/cancel-requests.ts";
 import { WalCheckpointer } from "./wal-checkpointer.ts";
 import type { SqliteBackend } from "../core/storage/sqlite/backend.ts";
 
@@ -497,6 +498,9 @@ export async function startServer(options: StartOptions = {}): Promise<RunningSe
   async function sweepExpiredThreads(): Promise<number> {
     let deleted = 0;
     if (!(await duties.holds("thread-sweep"))) return 0;
+    // The same duty clears the cancel leases of cancellers that died (a minute after they lapsed).
+    const cancels = await sweepLapsedCancels(storage.duties, 60_000);
+    if (cancels > 0) log("info", "lapsed cancel requests deleted", { cancels });
     for (const threadId of await storage.threads.expired(Date.now(), THREAD_SWEEP_BATCH)) {
       // A run created since the query keeps the thread (it moves the expiry on).
       if ((await storage.runs.inflight(threadId)).length > 0) continue;

@@ -231,6 +231,12 @@ export interface DutyLeaseStore {
   release(name: string, owner: string): Promise<void>;
   /** The holders of those of `names` whose lease has not lapsed, by name. */
   holders(names: string[]): Promise<Map<string, string>>;
+  /**
+   * Deletes the leases whose name starts with `prefix` and that lapsed more than `graceMs` ago;
+   * returns how many. Leases named per item (a cancel's `cancel:<run_id>`) are released by their
+   * holder, so only a holder that died leaves one behind; this keeps those from piling up.
+   */
+  sweep(prefix: string, graceMs: number): Promise<number>;
 }
 
 /** A run webhook call waiting in the outbox: queued with the run's end, delivered by one process. */

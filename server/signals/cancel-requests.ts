@@ -35,6 +35,15 @@ export async function withdrawCancel(
   await duties.release(nameOf(runId), owner);
 }
 
+/**
+ * Deletes cancel leases that lapsed over `graceMs` ago: a canceller withdraws its own, so these
+ * are the ones of a process that died while it waited. A lapsed lease already counts for nothing
+ * (cancelsRequested skips it); this only keeps the table from growing. Returns how many.
+ */
+export async function sweepLapsedCancels(duties: DutyLeaseStore, graceMs: number): Promise<number> {
+  return duties.sweep(PREFIX, graceMs);
+}
+
 /** The runs among `runIds` someone asked to cancel, with the action asked. */
 export async function cancelsRequested(
   duties: DutyLeaseStore,

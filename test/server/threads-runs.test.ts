@@ -2,10 +2,11 @@
 // supersteps on thread create, the thread's config, the thread stream (with Last-Event-ID),
 // thread TTLs and their sweeper, a run's runtime context (merged over the assistant's, checked
 // against the graph's context schema) and /wait and /join of a run stopped at an interrupt.
+import { randomUUID } from "node:crypto";
 import { join } from "node:path";
 import { afterAll, beforeAll, describe, expect, it } from "vitest";
 import { startTestServer, type TestServer } from "../support/server.ts";
-import { countCheckpoints } from "../support/test-backend.ts";
+import { countCheckpoints, queryTestDatabase, TEST_BACKEND } from "../support/test-backend.ts";
 
 let s: TestServer;
 beforeAll(async () => {
@@ -265,6 +266,32 @@ describe("thread TTL", () => {
     expect(await checkpointRows(short.thread_id)).toBe(0);
     expect((await fetch(`${s.url}/threads/${short.thread_id}/runs`)).status).toBe(404);
     expect((await s.client.threads.get(keep.thread_id)).thread_id).toBe(keep.thread_id);
+  });
+
+  it("the sweeper also deletes the cancel requests of cancellers that died, and only those", async () => {
+    // As a process that died while it waited for a cancel leaves it: lapsed two minutes ago.
+    const insert =
+      TEST_BACKEND === "postgres"
+        ? "INSERT INTO refinery_duty_leases (name, owner, expires_at) VALUES (?, ?, now() + ? * interval '1 millisecond')"
+        : "INSERT INTO refinery_duty_leases (name, owner, expires_at) VALUES (?, ?, CAST(unixepoch('subsec') * 1000 AS INTEGER) + ?)";
+    const dead = `cancel:${randomUUID()}`;
+    const live = `cancel:${randomUUID()}`;
+    await queryTestDatabase(s.dbPath, insert, [dead, "interrupt:gone", -120_000]);
+    await queryTestDatabase(s.dbPath, insert, [live, "interrupt:waiting", 600_000]);
+    const names = async () =>
+      (
+        await queryTestDatabase<{ name: string }>(
+          s.dbPath,
+          "SELECT name FROM refinery_duty_leases WHERE name IN (?, ?)",
+          [dead, live],
+        )
+      ).map((r) => r.name);
+    let left = await names();
+    for (let i = 0; i < 100 && left.includes(dead); i++) {
+      await new Promise((r) => setTimeout(r, 100));
+      left = await names();
+    }
+    expect(left).toEqual([live]);
   });
 
   it("update sets (or, with null, removes) a TTL; the SDK's object form is read too", async () => {

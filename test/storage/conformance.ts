@@ -1588,6 +1588,31 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
           expect(await storage.duties.holders(["h1", "h2"])).toEqual(new Map([["h2", "b"]]));
         });
 
+        it("sweep deletes the lapsed leases of a prefix, after the grace, and nothing else", async () => {
+          await storage.duties.acquire("cancel:r1", "interrupt:a", 0); // lapsed
+          await storage.duties.acquire("cancel:r2", "interrupt:b", 60_000); // live
+          await storage.duties.acquire("cancelled", "x", 0); // lapsed, another name
+          await storage.duties.acquire("CANCEL:r3", "x", 0); // lapsed, other case
+          await storage.duties.acquire("approvals", "x", 0); // lapsed duty
+          await nextTick();
+          // The prefix is taken as written: no LIKE wildcards.
+          expect(await storage.duties.sweep("c_ncel:", 0)).toBe(0);
+          expect(await storage.duties.sweep("%", 0)).toBe(0);
+          // Lapsed for less than the grace: kept.
+          expect(await storage.duties.sweep("cancel:", 60_000)).toBe(0);
+          expect(await storage.duties.sweep("cancel:", 0)).toBe(1);
+          expect(await storage.duties.sweep("cancel:", 0)).toBe(0);
+          // The live cancel stands, and the other leases are still there: their owners still
+          // hold them against others until they lapse, so b is refused on the live one.
+          expect(await storage.duties.holders(["cancel:r1", "cancel:r2"])).toEqual(
+            new Map([["cancel:r2", "interrupt:b"]]),
+          );
+          expect(await storage.duties.acquire("cancel:r2", "interrupt:c", 60_000)).toBe(false);
+          expect(await storage.duties.sweep("", 0)).toBe(3); // cancelled, CANCEL:r3, approvals
+          // A swept name is free for anyone.
+          expect(await storage.duties.acquire("cancel:r1", "rollback:c", 60_000)).toBe(true);
+        });
+
         it("of concurrent acquirers exactly one gets a free lease", async () => {
           const got = await Promise.all(
             ["a", "b", "c", "d"].map((o) => storage.duties.acquire("sweep", o, 60_000)),

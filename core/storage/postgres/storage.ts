@@ -1480,6 +1480,18 @@ export function createPostgresStorage(
       );
       return new Map(rows.map((r) => [r.name as string, r.owner as string]));
     },
+    async sweep(prefix, graceMs) {
+      // left(), not LIKE: a prefix is matched as written (no wildcards, case kept).
+      const rows = await q(
+        pool,
+        "duty_sweep",
+        `DELETE FROM ${D} WHERE left(name, length($1)) = $1
+         AND expires_at <= clock_timestamp() - $2::double precision * interval '1 millisecond'
+         RETURNING name`,
+        [prefix, graceMs],
+      );
+      return rows.length;
+    },
   };
 
   const webhooks: WebhookOutboxStore = {

@@ -1194,6 +1194,13 @@ export function createSqliteStorage(db: Database.Database): Storage {
       ).all(JSON.stringify(names), Date.now()) as { name: string; owner: string }[];
       return new Map(rows.map((r) => [r.name, r.owner]));
     },
+    async sweep(prefix, graceMs) {
+      // substr, not LIKE: a prefix is matched as written (no wildcards, case kept).
+      return prep(
+        `DELETE FROM refinery_duty_leases
+         WHERE substr(name, 1, length(?)) = ? AND expires_at <= ?`,
+      ).run(prefix, prefix, Date.now() - graceMs).changes;
+    },
   };
 
   const webhooks: WebhookOutboxStore = {
