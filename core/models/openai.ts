@@ -51,8 +51,15 @@ async function checkedFetch(input: string | URL | Request, init?: RequestInit): 
   const response = await platformFetch(input, init);
   const url = typeof input === "string" ? input : input instanceof URL ? input.href : input.url;
   if (!response.ok || !/\/chat\/completions(\?|$)/.test(url)) return response;
-  if ((response.headers.get("content-type") ?? "").includes("text/event-stream")) return response;
-  const text = await response.text();
+  if ((response.headers.get("content-type") ?? "").includes("text/event-stream")) {
+    if (!response.body) return response;
+    return new Response(renamingReasoningStream(response.body), {
+      status: response.status,
+      statusText: response.statusText,
+      headers: response.headers,
+    });
+  }
+  let text = await response.text();
   let body: unknown;
   try {
     body = JSON.parse(text);
@@ -81,9 +88,78 @@ async function checkedFetch(input: string | URL | Request, init?: RequestInit): 
         : undefined,
     );
   }
+  if (text.includes('"reasoning"') && renameReasoning(choices, "message"))
+    text = JSON.stringify(body);
   return new Response(text, {
     status: response.status,
     statusText: response.statusText,
     headers: response.headers,
   });
+}
+
+/**
+ * Copies a choice's `reasoning` into `reasoning_content` where only the first was sent: newer vLLM
+ * versions (and other OpenAI-compatible servers) name the field `reasoning`, and @langchain/openai
+ * reads only `reasoning_content`. A `reasoning` that is not a string (an object some providers
+ * send) is left alone, as is a reply that has `reasoning_content`. True when it changed something.
+ */
+function renameReasoning(choices: unknown, key: "message" | "delta"): boolean {
+  if (!Array.isArray(choices)) return false;
+  let changed = false;
+  for (const choice of choices as unknown[]) {
+    const part = (choice as Record<string, unknown> | null)?.[key] as
+      Record<string, unknown> | null | undefined;
+    if (typeof part?.reasoning === "string" && part.reasoning_content === undefined) {
+      part.reasoning_content = part.reasoning;
+      changed = true;
+    }
+  }
+  return changed;
+}
+
+const MAX_PENDING_LINE = 1 << 20;
+
+/** renameReasoning on each `data:` line of a streamed completion; every other byte as it came. */
+export function renamingReasoningStream(
+  body: ReadableStream<Uint8Array>,
+): ReadableStream<Uint8Array> {
+  const decoder = new TextDecoder();
+  const encoder = new TextEncoder();
+  let pending = "";
+  const renameLine = (line: string): string => {
+    if (!line.startsWith("data:") || !line.includes('"reasoning"')) return line;
+    const cr = line.endsWith("\r") ? "\r" : "";
+    let chunk: { choices?: unknown } | null;
+    try {
+      chunk = JSON.parse(line.slice(5, line.length - cr.length)) as { choices?: unknown } | null;
+    } catch {
+      return line;
+    }
+    return renameReasoning(chunk?.choices, "delta") ? `data: ${JSON.stringify(chunk)}${cr}` : line;
+  };
+  const renamed = (text: string) =>
+    text.includes('"reasoning"') ? text.split("\n").map(renameLine).join("\n") : text;
+  return body.pipeThrough(
+    new TransformStream<Uint8Array, Uint8Array>({
+      transform(chunk, controller) {
+        pending += decoder.decode(chunk, { stream: true });
+        // Whole lines only: a line split across chunks waits for its end.
+        const end = pending.lastIndexOf("\n");
+        if (end < 0) {
+          // No line end in 1 MiB: not an event stream this reads; passed on as it came.
+          if (pending.length > MAX_PENDING_LINE) {
+            controller.enqueue(encoder.encode(pending));
+            pending = "";
+          }
+          return;
+        }
+        controller.enqueue(encoder.encode(renamed(pending.slice(0, end + 1))));
+        pending = pending.slice(end + 1);
+      },
+      flush(controller) {
+        pending += decoder.decode();
+        if (pending) controller.enqueue(encoder.encode(renamed(pending)));
+      },
+    }),
+  );
 }

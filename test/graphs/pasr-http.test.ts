@@ -1,7 +1,7 @@
 // The pasr strategy through the real graph against an OpenAI-compatible endpoint over HTTP
 // (ChatOpenAI and the stub server on loopback): the trace kept whole with positions, reasoning
-// sent in `reasoning_content` (streamed and not), a `<think>` opened by the chat template,
-// `\boxed{}` answers accepted without a critique, retries and fallbacks.
+// sent in `reasoning_content` (streamed and not) or `reasoning`, a `<think>` opened by the chat
+// template, `\boxed{}` answers accepted without a critique, retries and fallbacks.
 import { readFileSync } from "node:fs";
 import { join } from "node:path";
 import { MemorySaver } from "@langchain/langgraph";
@@ -143,6 +143,14 @@ describe("pasr over HTTP: reasoning in reasoning_content", () => {
 
   it("parses streamed reasoning as the think block, refines emitted as they complete", async () => {
     stub.enqueue(reply);
+    const { state, refines } = await run(httpModel(), TRAIN, expect80);
+    expect(stub.requests[0]?.stream).toBe(true);
+    expect(refines.map((e) => e.text)).toEqual(["120 / 1.5 = 80, not 70."]);
+    expectReasoningTrace(state);
+  });
+
+  it("reads it from a `reasoning` field too (newer vLLM), streamed", async () => {
+    stub.enqueue({ ...reply, reasoningField: "reasoning" });
     const { state, refines } = await run(httpModel(), TRAIN, expect80);
     expect(stub.requests[0]?.stream).toBe(true);
     expect(refines.map((e) => e.text)).toEqual(["120 / 1.5 = 80, not 70."]);

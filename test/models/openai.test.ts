@@ -24,7 +24,7 @@ import {
   parseRetryAfter,
 } from "../../core/models/call.ts";
 import type { RetryPolicy } from "../../core/models/call.ts";
-import { createOpenAIModel } from "../../core/models/openai.ts";
+import { createOpenAIModel, renamingReasoningStream } from "../../core/models/openai.ts";
 import { loadTokenizer } from "../../core/models/tokenize.ts";
 import type { ModelRole, RefineryCallOptions } from "../../core/models/types.ts";
 import { startOpenAIStub } from "../support/openai-stub.ts";
@@ -704,56 +704,114 @@ describe("streaming", () => {
   });
 });
 
-describe("reasoning sent apart from the content (reasoning_content)", () => {
-  const reasoning = "Two and two: <refine>four, not five.</refine> So four.";
+describe.each(["reasoning_content", "reasoning"] as const)(
+  "reasoning sent apart from the content (%s)",
+  (reasoningField) => {
+    const reasoning = "Two and two: <refine>four, not five.</refine> So four.";
 
-  it("is returned from a plain call, apart from the text", async () => {
-    stub.enqueue({ content: "<answer>4</answer>", reasoning });
-    const result = await callModel(model(), messages, { role: "generate", retry: FAST });
-    expect(result.text).toBe("<answer>4</answer>");
-    expect(result.reasoning).toBe(reasoning);
-    expect(stub.requests[0]?.stream).toBeFalsy();
-  });
-
-  it("is streamed to onReasoning before the content, and returned whole", async () => {
-    stub.enqueue({ content: "<answer>4</answer>", reasoning });
-    const order: string[] = [];
-    const result = await callModel(model(), messages, {
-      role: "generate",
-      retry: FAST,
-      onChunk: (t) => order.push(`content:${t}`),
-      onReasoning: (t) => order.push(`reasoning:${t}`),
+    it("is returned from a plain call, apart from the text", async () => {
+      stub.enqueue({ content: "<answer>4</answer>", reasoning, reasoningField });
+      const result = await callModel(model(), messages, { role: "generate", retry: FAST });
+      expect(result.text).toBe("<answer>4</answer>");
+      expect(result.reasoning).toBe(reasoning);
+      expect(stub.requests[0]?.stream).toBeFalsy();
     });
-    expect(stub.requests[0]?.stream).toBe(true);
-    const kinds = order.map((o) => o.slice(0, o.indexOf(":")));
-    expect(kinds.indexOf("content")).toBe(kinds.lastIndexOf("reasoning") + 1);
-    expect(
-      order
-        .filter((o) => o.startsWith("reasoning:"))
-        .map((o) => o.slice("reasoning:".length))
-        .join(""),
-    ).toBe(reasoning);
-    expect(result.reasoning).toBe(reasoning);
-    expect(result.text).toBe("<answer>4</answer>");
-  });
 
-  it("is counted in the estimated completion tokens when the endpoint reports no usage", async () => {
-    stub.enqueue({ content: "<answer>4</answer>", reasoning, usage: null });
-    const result = await callModel(model(), messages, {
-      role: "generate",
-      retry: FAST,
-      onChunk: () => undefined,
+    it("is streamed to onReasoning before the content, and returned whole", async () => {
+      stub.enqueue({ content: "<answer>4</answer>", reasoning, reasoningField });
+      const order: string[] = [];
+      const result = await callModel(model(), messages, {
+        role: "generate",
+        retry: FAST,
+        onChunk: (t) => order.push(`content:${t}`),
+        onReasoning: (t) => order.push(`reasoning:${t}`),
+      });
+      expect(stub.requests[0]?.stream).toBe(true);
+      const kinds = order.map((o) => o.slice(0, o.indexOf(":")));
+      expect(kinds.indexOf("content")).toBe(kinds.lastIndexOf("reasoning") + 1);
+      expect(
+        order
+          .filter((o) => o.startsWith("reasoning:"))
+          .map((o) => o.slice("reasoning:".length))
+          .join(""),
+      ).toBe(reasoning);
+      expect(result.reasoning).toBe(reasoning);
+      expect(result.text).toBe("<answer>4</answer>");
     });
-    const cl100k = await loadTokenizer();
-    expect(result.usage.completionTokens).toBe(
-      cl100k.encode(`${reasoning}<answer>4</answer>`).length,
-    );
+
+    it("is counted in the estimated completion tokens when the endpoint reports no usage", async () => {
+      stub.enqueue({ content: "<answer>4</answer>", reasoning, reasoningField, usage: null });
+      const result = await callModel(model(), messages, {
+        role: "generate",
+        retry: FAST,
+        onChunk: () => undefined,
+      });
+      const cl100k = await loadTokenizer();
+      expect(result.usage.completionTokens).toBe(
+        cl100k.encode(`${reasoning}<answer>4</answer>`).length,
+      );
+    });
+
+    it("is absent when the endpoint sends none", async () => {
+      stub.enqueue({ content: "4" });
+      const result = await callModel(model(), messages, { role: "generate", retry: FAST });
+      expect(result).not.toHaveProperty("reasoning");
+    });
+  },
+);
+
+describe("renamingReasoningStream (the streamed side of reading `reasoning`)", () => {
+  /** The stream's text out, given its bytes in as these cuts. */
+  const pass = (cuts: Uint8Array[]): Promise<string> => {
+    const source = new ReadableStream<Uint8Array>({
+      start(c) {
+        for (const cut of cuts) c.enqueue(cut);
+        c.close();
+      },
+    });
+    return new Response(renamingReasoningStream(source)).text();
+  };
+  const through = (pieces: string[]) => pass(pieces.map((p) => new TextEncoder().encode(p)));
+  const data = (delta: unknown) => `data: ${JSON.stringify({ choices: [{ index: 0, delta }] })}`;
+
+  it("copies a delta's string `reasoning` into `reasoning_content`, across chunk cuts and CRLF", async () => {
+    const line = data({ content: null, reasoning: "deux et deux — quatre" });
+    const text = `${line}\r\n\r\n${data({ content: "4" })}\n\ndata: [DONE]\n\n`;
+    // Cut inside the JSON and inside the em dash's UTF-8 bytes.
+    const raw = Buffer.from(text);
+    const dash = raw.indexOf(Buffer.from("—")) + 1;
+    const result = await pass([raw.subarray(0, 20), raw.subarray(20, dash), raw.subarray(dash)]);
+    const lines = result.split("\n");
+    expect(lines[0]!.endsWith("\r")).toBe(true);
+    const first = JSON.parse(lines[0]!.slice(5)) as {
+      choices: { delta: Record<string, unknown> }[];
+    };
+    expect(first.choices[0]!.delta).toMatchObject({
+      reasoning: "deux et deux — quatre",
+      reasoning_content: "deux et deux — quatre",
+    });
+    // Every other line as it came.
+    expect(lines.slice(1).join("\n")).toBe(`\r\n${data({ content: "4" })}\n\ndata: [DONE]\n\n`);
   });
 
-  it("is absent when the endpoint sends none", async () => {
-    stub.enqueue({ content: "4" });
-    const result = await callModel(model(), messages, { role: "generate", retry: FAST });
-    expect(result).not.toHaveProperty("reasoning");
+  it("leaves alone a reasoning object, a delta that has reasoning_content, and lines that are not JSON", async () => {
+    const lines = [
+      data({ reasoning: { effort: "high" } }),
+      data({ reasoning: "a", reasoning_content: "b" }),
+      'data: {"reasoning": not json',
+      ': a comment with "reasoning"',
+      "data: [DONE]",
+    ];
+    const text = `${lines.join("\n\n")}\n\n`;
+    expect(await through([text])).toBe(text);
+  });
+
+  it("passes on a last line without a line end", async () => {
+    const line = data({ reasoning: "tail" });
+    const out = await through([line.slice(0, 7), line.slice(7)]);
+    expect(JSON.parse(out.slice(5))).toMatchObject({
+      choices: [{ delta: { reasoning_content: "tail" } }],
+    });
   });
 });
 

@@ -27,6 +27,8 @@ export interface StubCompletion {
    * parsers): in the message, or streamed in deltas (with `content: null`) before the content.
    */
   reasoning?: string;
+  /** The field `reasoning` is sent in (default `reasoning_content`; newer vLLM: `reasoning`). */
+  reasoningField?: "reasoning_content" | "reasoning";
   usage?: StubUsage | null;
   delayMs?: number;
 }
@@ -222,7 +224,9 @@ function sendCompletion(res: ServerResponse, body: ChatRequestBody, reply: StubC
           message: {
             role: "assistant",
             content: reply.content,
-            ...(reply.reasoning === undefined ? {} : { reasoning_content: reply.reasoning }),
+            ...(reply.reasoning === undefined
+              ? {}
+              : { [reply.reasoningField ?? "reasoning_content"]: reply.reasoning }),
           },
           finish_reason: "stop",
           logprobs: null,
@@ -243,7 +247,8 @@ function sendCompletion(res: ServerResponse, body: ChatRequestBody, reply: StubC
     );
   chunk([{ index: 0, delta: { role: "assistant", content: "" }, finish_reason: null }]);
   for (const piece of reply.reasoning?.match(/\S+\s*|\s+/g) ?? []) {
-    chunk([{ index: 0, delta: { content: null, reasoning_content: piece }, finish_reason: null }]);
+    const delta = { content: null, [reply.reasoningField ?? "reasoning_content"]: piece };
+    chunk([{ index: 0, delta, finish_reason: null }]);
   }
   for (const piece of reply.content.match(/\S+\s*|\s+/g) ?? []) {
     chunk([{ index: 0, delta: { content: piece }, finish_reason: null }]);
