@@ -28,6 +28,8 @@ const running = await startServer({
     // The bench model, as a module: the server thread and every run thread load it.
     REFINERY_PROVIDER_MODULE: `${join(import.meta.dirname, "server-graph.ts")}#benchProvider`,
     BENCH_MODEL_LATENCY_MS: values["latency-ms"],
+    // bench:storage-linear: new text in each model reply (bench/server-graph.ts).
+    BENCH_MODEL_PAD_BYTES: process.env.BENCH_MODEL_PAD_BYTES,
     // bench:auth runs one server with keys on (startOurs' `env`).
     REFINERY_API_KEYS: process.env.REFINERY_API_KEYS,
     REFINERY_RATE_LIMIT: process.env.REFINERY_RATE_LIMIT,

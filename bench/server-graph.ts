@@ -4,6 +4,7 @@
 // generate + 3 x (critique + verify) + 2 x revise = 9 nodes and 6 model calls.
 // The `graph` export is what the reference server (@langchain/langgraph-api) loads; it reads the
 // model latency from BENCH_MODEL_LATENCY_MS and replaces the checkpointer with its own.
+import { randomBytes } from "node:crypto";
 import type { BaseMessage } from "@langchain/core/messages";
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
 import type { RefineOptions } from "../core/config.ts";
@@ -44,6 +45,26 @@ export const serverBenchReply: BenchReply = (role, messages) => {
   return "Two plus two.\nAnswer: 3";
 };
 
+/**
+ * serverBenchReply with `bytes` of new text in every reply (base64 of random bytes, different in
+ * each call, so nothing of it compresses against earlier text or repeats): after the answer line
+ * of a draft, inside the critique's issue. For bench:storage-linear, which varies the text a run
+ * produces; the drafts' answers and so the run's course stay as serverBenchReply's.
+ */
+export function paddedBenchReply(bytes: number): BenchReply {
+  if (bytes <= 0) return serverBenchReply;
+  const pad = () =>
+    randomBytes(Math.ceil((bytes * 3) / 4))
+      .toString("base64")
+      .slice(0, bytes);
+  return (role, messages) => {
+    const reply = serverBenchReply(role, messages);
+    if (role === "critique")
+      return reply.replace("the final answer is wrong", `the final answer is wrong ${pad()}`);
+    return `${reply}\n${pad()}`;
+  };
+}
+
 /** BenchChatModel that waits `latencyMs` before answering (a remote model's round trip). */
 export class LatencyBenchModel extends BenchChatModel {
   constructor(
@@ -62,10 +83,9 @@ export class LatencyBenchModel extends BenchChatModel {
   }
 }
 
-export function createBenchModel(latencyMs = 0): BenchChatModel {
-  return latencyMs > 0
-    ? new LatencyBenchModel(serverBenchReply, latencyMs)
-    : new BenchChatModel(serverBenchReply);
+export function createBenchModel(latencyMs = 0, padBytes = 0): BenchChatModel {
+  const reply = paddedBenchReply(padBytes);
+  return latencyMs > 0 ? new LatencyBenchModel(reply, latencyMs) : new BenchChatModel(reply);
 }
 
 /** A provider that hands every role the same bench model. */
@@ -75,10 +95,16 @@ export function createBenchProvider(model: BenchChatModel): ModelProvider {
 
 /**
  * The bench provider as a provider module (REFINERY_PROVIDER_MODULE=bench/server-graph.ts#benchProvider),
- * which is how it reaches our server's run threads; BENCH_MODEL_LATENCY_MS sets the latency.
+ * which is how it reaches our server's run threads; BENCH_MODEL_LATENCY_MS sets the latency,
+ * BENCH_MODEL_PAD_BYTES the new text in each reply (paddedBenchReply; default none).
  */
 export function benchProvider(env: Record<string, string | undefined>): ModelProvider {
-  return createBenchProvider(createBenchModel(Number(env.BENCH_MODEL_LATENCY_MS ?? 0)));
+  return createBenchProvider(
+    createBenchModel(
+      Number(env.BENCH_MODEL_LATENCY_MS ?? 0),
+      Number(env.BENCH_MODEL_PAD_BYTES ?? 0),
+    ),
+  );
 }
 
 /** The refine graph as the in-process variant and the reference server run it. */
