@@ -14,6 +14,8 @@
 // iterations writes about 3n checkpoints each holding the text so far. The same runs on
 // LangGraph's own SqliteSaver (@langchain/langgraph-checkpoint-sqlite, in this process; whole
 // checkpoints) give the comparison: its checkpoint and writes tables per run.
+// BENCH_STORAGE_POSTGRES=<url>: our server stores in Postgres instead (a schema per cell,
+// measured after VACUUM FULL and dropped).
 import { randomUUID } from "node:crypto";
 import { mkdtempSync, rmSync } from "node:fs";
 import { loadavg, tmpdir } from "node:os";
@@ -22,7 +24,7 @@ import { SqliteSaver } from "@langchain/langgraph-checkpoint-sqlite";
 import { Client } from "@langchain/langgraph-sdk";
 import { startOurs } from "./server-procs.ts";
 import { createBenchGraph, createBenchModel, RUN_OPTIONS, TASK } from "./server-graph.ts";
-import { sqliteBreakdown } from "./storage.ts";
+import { dropSchema, postgresBreakdown, sqliteBreakdown, vacuum } from "./storage.ts";
 import { describeMachine, formatMachine } from "./support.ts";
 
 const env = process.env;
@@ -38,6 +40,8 @@ const RUNS = Number(env.BENCH_LINEAR_RUNS ?? 200);
 /** Runs of LangGraph's SqliteSaver per cell (in this process, one at a time). */
 const REFERENCE_RUNS = Number(env.BENCH_LINEAR_REFERENCE_RUNS ?? 50);
 const CONCURRENCY = 16;
+/** BENCH_STORAGE_POSTGRES=<url>: our server stores in Postgres (a schema per cell, dropped after). */
+const POSTGRES = env.BENCH_STORAGE_POSTGRES;
 
 interface Values {
   stopReason?: string;
@@ -66,16 +70,24 @@ interface Cell {
   storedPerRun: number;
 }
 
-/** Our server: `RUNS` runs into a fresh SQLite file; the closed file's bytes per run. */
+/**
+ * Our server: `RUNS` runs into a fresh SQLite file, the closed file's bytes per run; or, with
+ * BENCH_STORAGE_POSTGRES=<url>, into a fresh schema there: its tables' bytes per run (heap, TOAST
+ * and indexes) after VACUUM FULL, as bench:storage reports them.
+ */
 async function ours(iterations: number, pad: number): Promise<Cell> {
   const dir = mkdtempSync(join(tmpdir(), "refinery-bench-linear-"));
   const dbPath = join(dir, "linear.db");
+  const schema = `bench_linear_${process.pid}_${iterations}_${pad}`;
   const proc = await startOurs({
     dir,
     dbPath,
     latencyMs: 0,
     workers: CONCURRENCY,
-    env: { BENCH_MODEL_PAD_BYTES: String(pad) },
+    env: {
+      BENCH_MODEL_PAD_BYTES: String(pad),
+      ...(POSTGRES ? { REFINERY_DATABASE_URL: POSTGRES, REFINERY_DATABASE_SCHEMA: schema } : {}),
+    },
   });
   let text = 0;
   let runs = 0;
@@ -106,10 +118,17 @@ async function ours(iterations: number, pad: number): Promise<Cell> {
       }),
     );
     await proc.stop();
-    const b = sqliteBreakdown(dbPath);
-    return { iterations, pad, runs, producedPerRun: text / runs, storedPerRun: b.fileBytes / runs };
+    let stored: number;
+    if (POSTGRES) {
+      await vacuum(POSTGRES, schema);
+      stored = (await postgresBreakdown(POSTGRES, schema)).reduce((a, t) => a + t.bytes, 0);
+    } else {
+      stored = sqliteBreakdown(dbPath).fileBytes;
+    }
+    return { iterations, pad, runs, producedPerRun: text / runs, storedPerRun: stored / runs };
   } finally {
     await proc.stop(3_000).catch(() => undefined);
+    if (POSTGRES) await dropSchema(POSTGRES, schema).catch(() => undefined);
     rmSync(dir, { recursive: true, force: true });
   }
 }
@@ -178,7 +197,7 @@ async function main(): Promise<void> {
       const t = theirs.at(-1)!;
       console.log(
         `  ${iterations} iterations, ${pad} B a reply: produced ${m.producedPerRun.toFixed(0)} B a run; ` +
-          `ours ${m.storedPerRun.toFixed(0)} B a run (whole file); SqliteSaver ${t.storedPerRun.toFixed(0)} B a run (checkpoints and writes)`,
+          `ours ${m.storedPerRun.toFixed(0)} B a run (${POSTGRES ? "Postgres schema, after VACUUM FULL" : "whole file"}); SqliteSaver ${t.storedPerRun.toFixed(0)} B a run (checkpoints and writes)`,
       );
     }
   }

@@ -95,7 +95,7 @@ export function printBreakdown(b: StorageBreakdown, runs: number): number {
 }
 
 /** Bytes per table of a Postgres schema (heap, TOAST and indexes), largest first. */
-async function postgresBreakdown(
+export async function postgresBreakdown(
   url: string,
   schema: string,
 ): Promise<{ table: string; bytes: number; heap: number; indexes: number }[]> {
@@ -169,7 +169,7 @@ async function postgresColumns(
  * Rewrites every table of the schema without its dead rows (`full`), or only marks their space
  * free for new rows, as autovacuum does.
  */
-async function vacuum(url: string, schema: string, full = true): Promise<void> {
+export async function vacuum(url: string, schema: string, full = true): Promise<void> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   try {
@@ -186,7 +186,7 @@ async function vacuum(url: string, schema: string, full = true): Promise<void> {
   }
 }
 
-async function dropSchema(url: string, schema: string): Promise<void> {
+export async function dropSchema(url: string, schema: string): Promise<void> {
   const client = new pg.Client({ connectionString: url });
   await client.connect();
   await client.query(`DROP SCHEMA IF EXISTS "${schema}" CASCADE`).finally(() => client.end());
