@@ -16,6 +16,7 @@ export const POSTGRES_SKIPPED: Record<string, string> = {
   // Already on Postgres in the default run (a schema of their own, TEST_POSTGRES_URL).
   "test/server/cluster.test.ts": "runs on Postgres (and Redis) in the default run",
   "test/server/pg-signals.test.ts": "runs on Postgres in the default run",
+  "test/server/pg-outage.test.ts": "runs on Postgres (through its own proxy) in the default run",
   // No database at all.
   "test/server/stream-hub.test.ts": "the in-memory StreamHub; opens no database",
   // SQLite's own machinery.

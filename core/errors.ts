@@ -57,6 +57,8 @@ export class RefineryError extends Error {
   }
 
   get status(): number {
+    // The database not answering (a storage error that may pass): 503, as for a service down.
+    if (this.code === "storage_error" && this.retryable) return 503;
     return ERROR_CODES[this.code].status;
   }
 

@@ -5,6 +5,7 @@
 // or on another machine sharing the database) or whose holder on this machine is gone: they
 // continue from their last checkpoint; steps that were checkpointed are not executed again.
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
+import { isRefineryError } from "../core/errors.ts";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
 import type { Run, Storage } from "../core/storage/types.ts";
 import type { LearningLoop } from "../graphs/learning.ts";
@@ -105,6 +106,14 @@ export class RunExecutor {
   private timer?: NodeJS.Timeout;
   private heartbeat?: NodeJS.Timeout;
   private beating = false;
+  /**
+   * Runs that stopped here because the database did not answer (see launch), by when: their
+   * lease is still this executor's, so reclaim takes them back as soon as the database answers
+   * instead of after the lease. Entries older than two leases are dropped (another process has
+   * taken the run up by then).
+   */
+  private readonly paused = new Map<string, number>();
+  private resumeTimer?: NodeJS.Timeout;
   private readingCancels = false;
   /** When the leases were last renewed (ms): past the lease, this executor lets its runs go. */
   private renewedAt = Date.now();
@@ -166,7 +175,8 @@ export class RunExecutor {
    */
   private async reclaim(): Promise<void> {
     const reclaimed = await this.deps.storage.runs.reclaimRunning({
-      gone: leaseHolderGone,
+      gone: (run, owner) =>
+        leaseHolderGone(run, owner) || (owner === this.holder.id && this.paused.has(run.run_id)),
       exhausted: {
         attempts: MAX_RUN_ATTEMPTS,
         error: {
@@ -180,6 +190,10 @@ export class RunExecutor {
     for (const run of reclaimed) {
       const ids = { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt };
       this.deps.metrics?.leaseReclaims.inc();
+      if (this.paused.delete(run.run_id) && run.status !== "error") {
+        this.deps.log("info", "the database answers again: re-queued a paused run", ids);
+        continue;
+      }
       if (run.status === "error") {
         await this.runner.refreshThread(run.thread_id, undefined, { error: run.error! });
         this.deps.metrics?.runsFinished.inc({ status: "error" });
@@ -228,6 +242,25 @@ export class RunExecutor {
     } finally {
       this.beating = false;
     }
+  }
+
+  /**
+   * Tries every second to take back the runs paused here (reclaim), until the database answers
+   * and none is left; entries older than two leases are dropped.
+   */
+  private resumePaused(): void {
+    if (this.resumeTimer || this.stopping) return;
+    this.resumeTimer = setTimeout(() => {
+      void this.reclaim()
+        .catch(() => undefined) // the database still does not answer: next second
+        .finally(() => {
+          this.resumeTimer = undefined;
+          const cutoff = Date.now() - 2 * this.leaseMs;
+          for (const [id, at] of this.paused) if (at < cutoff) this.paused.delete(id);
+          if (this.paused.size > 0) this.resumePaused();
+        });
+    }, 1000);
+    this.resumeTimer.unref();
   }
 
   /**
@@ -413,6 +446,7 @@ export class RunExecutor {
   async stop(graceMs = 10_000): Promise<void> {
     this.stopping = true;
     if (this.timer) clearInterval(this.timer);
+    clearTimeout(this.resumeTimer);
     const all = [...this.active.values()];
     const finished = Promise.all(all.map((a) => a.done));
     const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), graceMs).unref());
@@ -463,15 +497,34 @@ export class RunExecutor {
     entry.done = this.execute(entry)
       .catch((err) => {
         const error = serializeError(err);
+        // The run stays recorded as running under this process's lease, which is no longer
+        // renewed for it: when the lease lapses, this process or another takes it up again from
+        // its last checkpoint (reclaim).
+        if (isRefineryError(err) && err.code === "storage_error" && err.retryable) {
+          // The database did not answer (Postgres restarting, the network): the run goes on once
+          // it is back. Clients waiting here keep waiting for its real end, whichever process
+          // finishes it; a request made meanwhile gets a retryable 503.
+          this.deps.log(
+            "warn",
+            "run paused: the database did not answer; it continues from its last checkpoint once the database is back and its lease lapses",
+            {
+              run_id: run.run_id,
+              error,
+            },
+          );
+          this.deps.hub.awaitResumption(run.run_id);
+          this.paused.set(run.run_id, Date.now());
+          this.resumePaused();
+          return;
+        }
         this.deps.log("error", "run bookkeeping failed", { run_id: run.run_id, error });
-        // The run stays recorded as running (the next start re-queues it), but nobody waiting on
-        // it here may wait forever: /wait, /join and streams get the failure now.
+        // Nobody waiting on it here may wait forever: /wait, /join and streams get the failure.
         if (!this.deps.hub.ended(run.run_id)) {
           this.deps.hub.close(run.run_id, {
             status: "error",
             error: {
               error: "RunBookkeepingFailed",
-              message: `the run's outcome could not be recorded (${error.message}); it resumes from its last checkpoint when the server restarts`,
+              message: `the run's outcome could not be recorded (${error.message}); it is taken up again from its last checkpoint when its lease lapses`,
             },
           });
         }

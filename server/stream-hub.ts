@@ -130,6 +130,38 @@ export class StreamHub {
     return new Promise((resolve) => channel.endWaiters.push(resolve));
   }
 
+  /**
+   * The run's execution here stopped without an end (the database did not answer) and it will be
+   * taken up again, here or by another process. Waiters and streams here stay: a new attempt here
+   * publishes to them and ends them. With `remote`, the run's end is also followed from there, so
+   * they end too when another process finishes it.
+   */
+  awaitResumption(runId: string): void {
+    if (!this.remote) return;
+    const stop = new AbortController();
+    const open = () => {
+      const channel = this.channels.get(runId);
+      return channel !== undefined && !channel.closed;
+    };
+    void (async () => {
+      for await (const entry of this.remote!.follow(runId, stop.signal)) {
+        if (!open()) return;
+        const end =
+          entry.kind === "end"
+            ? entry.end
+            : entry.kind === "idle"
+              ? await this.settled?.(runId)
+              : undefined;
+        if (end) {
+          if (open()) this.close(runId, end);
+          return;
+        }
+      }
+    })()
+      .catch(() => undefined)
+      .finally(() => stop.abort());
+  }
+
   ended(runId: string): RunEnd | undefined {
     return this.channels.get(runId)?.end;
   }

@@ -132,11 +132,11 @@ describe("a run whose outcome cannot be recorded", () => {
       __error__: {
         error: "RunBookkeepingFailed",
         message: expect.stringMatching(
-          /could not be recorded \(database is locked\); it resumes from its last checkpoint when the server restarts/,
+          /could not be recorded \(database is locked\); it is taken up again from its last checkpoint when its lease lapses/,
         ) as unknown,
       },
     });
-    // Still recorded as running: a restart re-queues it (as after a crash).
+    // Still recorded as running: when its lease lapses it is re-queued (as after a crash).
     expect((await s.client.runs.get(threadId, run.run_id)).status).toBe("running");
   });
 });

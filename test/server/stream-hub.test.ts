@@ -2,6 +2,7 @@
 // number of finished runs and by the number of events they hold, so memory does not grow with
 // the number of finished runs.
 import { afterEach, describe, expect, it, vi } from "vitest";
+import type { RemoteEntry } from "../../server/signals/redis-events.ts";
 import { StreamHub, type RunEvent } from "../../server/stream-hub.ts";
 
 function finish(hub: StreamHub, runId: string, events: number, attempt = 1): void {
@@ -90,5 +91,80 @@ describe("StreamHub retention of finished runs", () => {
     expect((await it.next()).value?.id).toBe("1-2");
     expect((await it.next()).value?.id).toBe("1-3");
     expect((await it.next()).done).toBe(true);
+  });
+});
+
+/** A remote (the Redis side) in memory: entries per run, followers woken as entries come. */
+function memoryRemote() {
+  const logs = new Map<string, RemoteEntry[]>();
+  const wakes = new Set<() => void>();
+  return {
+    append(runId: string, entry: RemoteEntry) {
+      logs.set(runId, [...(logs.get(runId) ?? []), entry]);
+      for (const w of wakes) w();
+    },
+    async *follow(runId: string, signal?: AbortSignal): AsyncGenerator<RemoteEntry> {
+      let at = 0;
+      while (!signal?.aborted) {
+        const log = logs.get(runId) ?? [];
+        if (at < log.length) {
+          yield log[at++]!;
+          continue;
+        }
+        // As Redis' follower does after a quiet second.
+        yield { kind: "idle" };
+        await new Promise<void>((r) => {
+          const w = () => {
+            wakes.delete(w);
+            r();
+          };
+          wakes.add(w);
+          setTimeout(w, 20);
+        });
+      }
+    },
+    async close() {},
+  };
+}
+
+describe("StreamHub.awaitResumption: a run paused here (the database went away)", () => {
+  it("keeps its waiters, and ends them when another process finishes the run", async () => {
+    const remote = memoryRemote();
+    let settled: { status: "success"; values: unknown } | undefined;
+    const hub = new StreamHub({ remote, settled: async () => settled });
+    hub.open("r", 1);
+    hub.publish("r", "values", { step: 1 });
+    const waited = hub.waitForEnd("r");
+    const streamed = read(hub, "r");
+    hub.awaitResumption("r");
+    // Nothing ends it yet: another process has not finished it.
+    await new Promise((r) => setTimeout(r, 60));
+    expect(hub.ended("r")).toBeUndefined();
+    // Another process finished it: its end reaches Redis.
+    remote.append("r", { kind: "end", end: { status: "success", values: { done: true } } });
+    await expect(waited).resolves.toEqual({ status: "success", values: { done: true } });
+    expect(await streamed).toEqual(["1-1"]);
+    // Or only the database knows (its events never reached Redis): asked when Redis is quiet.
+    hub.open("s", 1);
+    const waitedS = hub.waitForEnd("s");
+    hub.awaitResumption("s");
+    settled = { status: "success", values: { from: "storage" } };
+    await expect(waitedS).resolves.toEqual({ status: "success", values: { from: "storage" } });
+  });
+
+  it("lets a new attempt here end its waiters, and then stops following", async () => {
+    const remote = memoryRemote();
+    const hub = new StreamHub({ remote, settled: async () => undefined });
+    hub.open("r", 1);
+    const waited = hub.waitForEnd("r");
+    hub.awaitResumption("r");
+    hub.open("r", 2);
+    hub.publish("r", "values", { step: 1 });
+    hub.close("r", { status: "success", values: { attempt: 2 } });
+    await expect(waited).resolves.toEqual({ status: "success", values: { attempt: 2 } });
+    // A later end from elsewhere does not end it again.
+    remote.append("r", { kind: "end", end: { status: "error" } });
+    await new Promise((r) => setTimeout(r, 60));
+    expect(hub.ended("r")).toEqual({ status: "success", values: { attempt: 2 } });
   });
 });

@@ -213,6 +213,18 @@ function rowToCron(r: Row): Cron {
   };
 }
 
+/** Socket errors that pass when the database is back (Node's codes). */
+const NETWORK_ERRORS = new Set([
+  "ECONNRESET",
+  "ECONNREFUSED",
+  "ECONNABORTED",
+  "EPIPE",
+  "ETIMEDOUT",
+  "EHOSTUNREACH",
+  "ENETUNREACH",
+  "EAI_AGAIN",
+]);
+
 /** Postgres errors as RefineryErrors (RefineryErrors pass through). */
 function storageError(err: unknown): Error {
   if (err instanceof RefineryError) return err;
@@ -238,12 +250,15 @@ function storageError(err: unknown): Error {
     });
   }
   const code = e.code ?? "";
+  // No SQLSTATE (pg's "Connection terminated"), connection exceptions (08), the server shutting
+  // down or starting (57P), serialization failures and deadlocks, and the socket's own errors.
   const transient =
     code === "" ||
     code.startsWith("08") ||
     code.startsWith("57P") ||
     code === "40001" ||
-    code === "40P01";
+    code === "40P01" ||
+    NETWORK_ERRORS.has(code);
   return new RefineryError("storage_error", `Postgres storage: ${e.message ?? String(err)}`, {
     fix: "check that Postgres is reachable and the schema is migrated",
     retryable: transient,

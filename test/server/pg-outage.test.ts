@@ -1,0 +1,182 @@
+// Postgres going away under a running server (issue 19: "Postgres restarting mid-run → runs pause
+// and continue, nothing lost, clients see a retryable error at most"). The server reaches
+// Postgres through a TCP proxy on loopback that this test controls: `down()` cuts every
+// connection and refuses new ones, as a restarting Postgres does, without touching the Postgres
+// the other test files share. Runs on Postgres in the default run (a schema of its own).
+import { readFileSync, writeFileSync } from "node:fs";
+import { connect, createServer, type Server, type Socket } from "node:net";
+import { join } from "node:path";
+import { randomBytes } from "node:crypto";
+import pg from "pg";
+import { afterAll, beforeAll, describe, expect, it } from "vitest";
+import { startTestServer, type TestServer } from "../support/server.ts";
+import { TEST_POSTGRES_URL } from "../support/test-backend.ts";
+
+const SCHEMA = `refinery_outage_${process.pid}_${randomBytes(3).toString("hex")}`;
+
+/** A loopback TCP proxy to Postgres that can be taken down (connections cut, new ones refused). */
+interface Proxy {
+  url: string;
+  down(): void;
+  up(): void;
+  close(): Promise<void>;
+}
+
+async function startProxy(target: URL): Promise<Proxy> {
+  const open = new Set<Socket>();
+  let accepting = true;
+  const server: Server = createServer((client) => {
+    if (!accepting) {
+      client.destroy();
+      return;
+    }
+    const upstream = connect(Number(target.port || 5432), target.hostname);
+    open.add(client);
+    open.add(upstream);
+    const end = () => {
+      client.destroy();
+      upstream.destroy();
+      open.delete(client);
+      open.delete(upstream);
+    };
+    for (const s of [client, upstream]) {
+      s.on("error", end);
+      s.on("close", end);
+    }
+    client.pipe(upstream).pipe(client);
+  });
+  await new Promise<void>((r) => server.listen(0, "127.0.0.1", r));
+  const port = (server.address() as { port: number }).port;
+  const url = new URL(target.href);
+  url.hostname = "127.0.0.1";
+  url.port = String(port);
+  return {
+    url: url.href,
+    down() {
+      accepting = false;
+      for (const s of open) s.destroy();
+      open.clear();
+    },
+    up() {
+      accepting = true;
+    },
+    close: () =>
+      new Promise<void>((r) => {
+        for (const s of open) s.destroy();
+        server.close(() => r());
+      }),
+  };
+}
+
+let proxy: Proxy;
+let s: TestServer;
+let countFile: string;
+let db: pg.Client;
+
+beforeAll(async () => {
+  proxy = await startProxy(new URL(TEST_POSTGRES_URL));
+  s = await startTestServer({
+    env: {
+      REFINERY_DATABASE_URL: proxy.url,
+      REFINERY_DATABASE_SCHEMA: SCHEMA,
+      // Longer than the test waits: runs paused here must come back without their lease lapsing.
+      REFINERY_RUN_LEASE_MS: "60000",
+    },
+  });
+  countFile = join(s.dir, "counts.txt");
+  writeFileSync(countFile, "");
+  process.env.COUNT_FILE = countFile;
+  db = new pg.Client({ connectionString: TEST_POSTGRES_URL });
+  await db.connect();
+}, 60_000);
+
+afterAll(async () => {
+  delete process.env.COUNT_FILE;
+  await s?.close();
+  await proxy?.close();
+  await db?.query(`DROP SCHEMA IF EXISTS "${SCHEMA}" CASCADE`);
+  await db?.end();
+}, 60_000);
+
+const sleep = (ms: number) => new Promise((r) => setTimeout(r, ms));
+
+describe("Postgres going away mid-run", () => {
+  it("runs pause and continue once it is back: each finishes once, no step runs twice, clients see a retryable error at most", async () => {
+    const topics = ["o1", "o2", "o3", "o4"];
+    const threads = await Promise.all(topics.map(() => s.client.threads.create()));
+    const runs = await Promise.all(
+      threads.map((t, i) =>
+        s.client.runs.create(t.thread_id, "slow", {
+          input: { topic: topics[i], delayMs: 400 },
+        }),
+      ),
+    );
+    // Clients waiting on each run across the outage.
+    const joins = runs.map((r) =>
+      s.client.runs.join(r.thread_id, r.run_id).then(
+        (v) => ({ ok: true as const, v }),
+        (e: unknown) => ({ ok: false as const, e }),
+      ),
+    );
+    // Mid-run: each run is in its first or second step (three steps of 400 ms).
+    await sleep(600);
+    proxy.down();
+    const ok = await fetch(`${s.url}/ok`);
+    const read = await fetch(`${s.url}/threads/${threads[0]!.thread_id}`);
+    const write = await fetch(`${s.url}/threads`, {
+      method: "POST",
+      headers: { "content-type": "application/json" },
+      body: "{}",
+    });
+    await sleep(3_000);
+    proxy.up();
+
+    // While it is away, /ok and requests that need it answer 503 with a retryable error.
+    expect(ok.status).toBe(503);
+    for (const res of [read, write]) {
+      expect(res.status).toBe(503);
+      expect(await res.json()).toMatchObject({ error: "storage_error", retryable: true });
+    }
+
+    // Every run ends as a success soon after (well before its 60 s lease could lapse).
+    const deadline = Date.now() + 15_000;
+    let statuses: string[] = [];
+    for (;;) {
+      statuses = await Promise.all(
+        runs.map(async (r) => {
+          try {
+            return (await s.client.runs.get(r.thread_id, r.run_id)).status;
+          } catch {
+            return "unreadable";
+          }
+        }),
+      );
+      if (statuses.every((x) => x === "success") || Date.now() > deadline) break;
+      await sleep(200);
+    }
+    expect(statuses).toEqual(topics.map(() => "success"));
+    // Clients that waited across the outage get the runs' real results, not an error.
+    const joined = await Promise.all(joins);
+    expect(joined.map((j) => (j.ok ? j.v : String(j.e)))).toEqual(
+      topics.map((topic) => expect.objectContaining({ topic, log: ["one", "two", "three"] })),
+    );
+    // The runs were taken up again (a second attempt), not finished by their first.
+    const { rows } = await db.query<{ attempt: number }>(
+      `SELECT attempt FROM "${SCHEMA}".refinery_runs`,
+    );
+    expect(rows.map((r) => r.attempt)).toEqual(topics.map(() => 2));
+    for (const [i, t] of threads.entries()) {
+      const state = await s.client.threads.getState(t.thread_id);
+      expect(state.values).toMatchObject({ topic: topics[i], log: ["one", "two", "three"] });
+    }
+    // Each step of each run executed once, but for the step in flight when the database went.
+    const lines = readFileSync(countFile, "utf8").trim().split("\n");
+    for (const topic of topics) {
+      for (const node of ["one", "two", "three"]) {
+        const n = lines.filter((l) => l === `${node} ${topic}`).length;
+        expect(n, `${node} ${topic}`).toBeGreaterThanOrEqual(1);
+        expect(n, `${node} ${topic}`).toBeLessThanOrEqual(2);
+      }
+    }
+  }, 60_000);
+});
