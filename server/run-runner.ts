@@ -4,6 +4,7 @@
 // executor does what follows a run (metrics, closing the stream, webhook, learning) in the server
 // thread, from the RunOutcome returned here.
 import { isStaleRunError } from "../core/checkpointer.ts";
+import { isTransientStorageFailure } from "../core/storage/transient.ts";
 import { attemptJournalOf } from "../core/models/attempt-journal.ts";
 import {
   Command,
@@ -301,6 +302,16 @@ export class RunRunner {
         // lease): its checkpoint was refused, and nothing more is written here, as for lease_lost.
         log("warn", "run stopped: another worker took it over; its checkpoint was refused", ids);
         return { kind: "paused" };
+      }
+      if (!signal.aborted && isTransientStorageFailure(err)) {
+        // The database did not answer (a checkpoint could not be written, say): the run did not
+        // fail; it is lost here and continues from its last checkpoint (the executor re-queues
+        // it, or pauses it until the database answers).
+        log("warn", "run stopped: the database did not answer", {
+          ...ids,
+          error: serializeError(err),
+        });
+        throw err;
       }
       if (signal.aborted && signal.reason === "timeout") {
         status = "timeout";

@@ -29,6 +29,7 @@ export class PostgresSignals extends BroadcastSignals implements RunSignals {
     super(`refinery_wake_${hash}`, `refinery_cancel_${hash}`);
     this.sender = new pg.Pool({ connectionString: options.url, max: 2 });
     this.sender.on("error", () => {});
+    this.sender.on("connect", (client) => client.on("error", () => {})); // see pool.ts
   }
 
   /** Starts listening; resolves either way (unreachable: warned, retried every 2 s). */

@@ -23,6 +23,10 @@ export function openPostgresPool(
   });
   // An idle client's connection can drop (a Postgres restart); without a listener that crashes.
   pool.on("error", () => {});
+  // So can a checked-out one between its queries (inside a transaction, a cursor's pages): the
+  // pool listens only while a client is idle, so each client gets a listener of its own. The
+  // query waiting on it fails anyway, which is how the caller hears of it.
+  pool.on("connect", (client) => client.on("error", () => {}));
   return pool;
 }
 

@@ -21,6 +21,7 @@ import { createHash } from "node:crypto";
 import pg from "pg";
 import { inTransaction, openPostgresPool } from "./pool.ts";
 import { RefineryError } from "../../errors.ts";
+import { NETWORK_ERRORS } from "../transient.ts";
 import {
   ASSISTANT_SORT,
   CRON_SORT,
@@ -212,18 +213,6 @@ function rowToCron(r: Row): Cron {
     enabled: r.enabled === true,
   };
 }
-
-/** Socket errors that pass when the database is back (Node's codes). */
-const NETWORK_ERRORS = new Set([
-  "ECONNRESET",
-  "ECONNREFUSED",
-  "ECONNABORTED",
-  "EPIPE",
-  "ETIMEDOUT",
-  "EHOSTUNREACH",
-  "ENETUNREACH",
-  "EAI_AGAIN",
-]);
 
 /** Postgres errors as RefineryErrors (RefineryErrors pass through). */
 function storageError(err: unknown): Error {
