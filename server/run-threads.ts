@@ -51,7 +51,7 @@ export type FromThread =
   | { type: "ready" }
   /** Posted from the thread's event loop every `beatMs`: a blocked loop posts none. */
   | { type: "beat" }
-  | { type: "failed"; error: { error: string; message: string } }
+  | { type: "failed"; error: { error: string; message: string }; retryable?: boolean }
   | { type: "open"; runId: string; attempt: number }
   | { type: "event"; runId: string; event: string; json: string }
   | { type: "log"; level: LogLevel; msg: string; fields?: Record<string, unknown> }
@@ -136,6 +136,10 @@ interface PoolOptions {
  */
 export const RUN_THREAD_YOUNG_MB = 12;
 
+/** The first and the longest wait before a thread whose start failed on a retryable error is started again. */
+const RESTART_FIRST_MS = 1_000;
+const RESTART_MAX_MS = 30_000;
+
 export class RunThreadPool implements RunTarget {
   private readonly slots: Slot[] = [];
   private closing = false;
@@ -218,7 +222,12 @@ export class RunThreadPool implements RunTarget {
       this.slots.push(this.spawn(this.slots.length + 1));
     }
     const slot = this.pick();
-    if (!slot) return Promise.resolve({ kind: "lost", reason: "no run thread is alive" });
+    if (!slot) {
+      // A thread that could not start because the database did not answer starts again soon:
+      // the run waits for it instead of using up its attempts.
+      if (this.restart) return this.restart.then(() => this.execute(run, signal));
+      return Promise.resolve({ kind: "lost", reason: "no run thread is alive" });
+    }
     slot.waiting += 1;
     const handed = slot.ready.finally(() => (slot.waiting -= 1));
     return handed.then(
@@ -255,8 +264,49 @@ export class RunThreadPool implements RunTarget {
           if (signal.aborted) onAbort();
           else signal.addEventListener("abort", onAbort, { once: true });
         }),
-      (err: Error) => ({ kind: "lost", reason: err.message }) as LostRun,
+      (err: Error) =>
+        this.restart
+          ? this.restart.then(() => this.execute(run, signal))
+          : ({ kind: "lost", reason: err.message } as LostRun),
     );
+  }
+
+  /** A replacement for a thread whose start failed on a retryable error, starting after a delay. */
+  private restart?: Promise<void>;
+  /** The next such delay: 1 s, doubling to 30 s; back to 1 s once a thread starts. */
+  private restartDelayMs = RESTART_FIRST_MS;
+
+  /**
+   * The thread of `slot` could not open its runtime because the database did not answer: starts
+   * a new one in its place after the delay (a thread that failed for another reason, say a graph
+   * module that does not load, is not started again: it would fail the same way).
+   */
+  private restartLater(slot: Slot, error: string): void {
+    if (this.restart || this.closing) return;
+    const delay = this.restartDelayMs;
+    this.restartDelayMs = Math.min(RESTART_MAX_MS, delay * 2);
+    this.options.log(
+      "warn",
+      "a run thread could not start: the database did not answer; starting it again",
+      {
+        run_thread: slot.index,
+        in_ms: delay,
+        error,
+      },
+    );
+    this.restart = new Promise<void>((resolve) => {
+      setTimeout(() => {
+        this.restart = undefined;
+        if (!this.closing) {
+          const index = this.slots.indexOf(slot);
+          const next = this.spawn(slot.index);
+          if (index >= 0) this.slots[index] = next;
+          else this.slots.push(next);
+          next.ready.catch(() => undefined); // observed by execute; a failure may restart again
+        }
+        resolve();
+      }, delay).unref();
+    });
   }
 
   /** A declarative graph was registered or deleted: every thread re-reads it before its next run. */
@@ -400,12 +450,15 @@ export class RunThreadPool implements RunTarget {
             break;
           }
           case "ready":
+            this.restartDelayMs = RESTART_FIRST_MS;
             markReady();
             slot.live = true;
             slot.lastBeat = Date.now();
             this.options.metrics?.runThreads.inc();
             break;
           case "failed":
+            // Before the runs waiting for this thread hear of it, so they wait for its successor.
+            if (m.retryable) this.restartLater(slot, m.error.message);
             markFailed(new Error(`a run thread could not start: ${m.error.message}`));
             break;
         }

@@ -208,7 +208,7 @@ describe.each([
     }
   }, 60_000);
 
-  it("a blip (every connection cut, Postgres back at once) fails no run: the step in flight runs again", async () => {
+  it("blips (every connection cut, Postgres back at once) fail no run: the step in flight runs again", async () => {
     const topics = ["b1", "b2", "b3", "b4"];
     const threads = await Promise.all(topics.map(() => s.client.threads.create()));
     const runs = await Promise.all(
@@ -221,7 +221,8 @@ describe.each([
     const lines = () => readFileSync(countFile, "utf8").trim().split("\n");
     await until("the first steps", () => topics.every((t) => lines().includes(`one ${t}`)));
     // Cut while the runs write their checkpoints and run their steps; the next query finds it back.
-    for (let i = 0; i < 5; i++) {
+    // Twice: each cut that meets a run uses one of its three attempts.
+    for (let i = 0; i < 2; i++) {
       proxy.down();
       proxy.up();
       await sleep(60);
@@ -232,5 +233,63 @@ describe.each([
     );
     for (const r of runs)
       expect((await s.client.runs.get(r.thread_id, r.run_id)).status).toBe("success");
+  }, 60_000);
+});
+
+describe("a run thread that starts while the database does not answer", () => {
+  it("is started again once it answers; every run finishes", async () => {
+    const schema = `${SCHEMA}_start`;
+    schemas.push(schema);
+    const logs: string[] = [];
+    const s = await startTestServer({
+      env: {
+        REFINERY_DATABASE_URL: proxy.url,
+        REFINERY_DATABASE_SCHEMA: schema,
+        // One thread starts with the server, the second with the first run.
+        REFINERY_RUN_THREADS: "2",
+        // A claim whose reply the cut lost leaves its run leased here, executed by nobody, until
+        // the lease lapses: short, so such a run is taken up again within the test.
+        REFINERY_RUN_LEASE_MS: "4000",
+      },
+      log: (_level, msg) => logs.push(msg),
+    });
+    countFile = join(s.dir, "counts.txt");
+    writeFileSync(countFile, "");
+    process.env.COUNT_FILE = countFile;
+    const threadGauge = async () => {
+      const text = await (await fetch(`${s.url}/metrics`)).text();
+      return Number(/^refinery_run_threads (\d+)/m.exec(text)?.[1]);
+    };
+    try {
+      await s.running.runThreadsReady();
+      const threads = await Promise.all([0, 1, 2, 3].map(() => s.client.threads.create()));
+      const runs = await Promise.all(
+        threads.map((t, i) =>
+          s.client.runs.create(t.thread_id, "slow", { input: { topic: `s${i}`, delayMs: 300 } }),
+        ),
+      );
+      // The first run started the second thread (a run starts once it is handed to a thread),
+      // which is still loading its modules when the database goes: its start fails.
+      await until("a run started", () => logs.includes("run started"));
+      proxy.down();
+      await until("the second thread's failed start", () =>
+        logs.some((m) => m.startsWith("a run thread could not start")),
+      );
+      await sleep(2_000);
+      proxy.up();
+      const results = await Promise.all(runs.map((r) => s.client.runs.join(r.thread_id, r.run_id)));
+      expect(results).toEqual(
+        threads.map((_, i) =>
+          expect.objectContaining({ topic: `s${i}`, log: ["one", "two", "three"] }),
+        ),
+      );
+      // Both threads are alive again.
+      const deadline = Date.now() + 10_000;
+      while ((await threadGauge()) !== 2 && Date.now() < deadline) await sleep(100);
+      expect(await threadGauge()).toBe(2);
+    } finally {
+      proxy.up();
+      await s.close();
+    }
   }, 60_000);
 });
