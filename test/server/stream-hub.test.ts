@@ -130,8 +130,9 @@ function memoryRemote() {
 describe("StreamHub.awaitResumption: a run paused here (the database went away)", () => {
   it("keeps its waiters, and ends them when another process finishes the run", async () => {
     const remote = memoryRemote();
-    let settled: { status: "success"; values: unknown } | undefined;
-    const hub = new StreamHub({ remote, settled: async () => settled });
+    // What the database says of a run's end (nothing yet).
+    const db: { end?: { status: "success"; values: unknown } } = {};
+    const hub = new StreamHub({ remote, settled: async () => db.end });
     hub.open("r", 1);
     hub.publish("r", "values", { step: 1 });
     const waited = hub.waitForEnd("r");
@@ -148,7 +149,7 @@ describe("StreamHub.awaitResumption: a run paused here (the database went away)"
     hub.open("s", 1);
     const waitedS = hub.waitForEnd("s");
     hub.awaitResumption("s");
-    settled = { status: "success", values: { from: "storage" } };
+    db.end = { status: "success", values: { from: "storage" } };
     await expect(waitedS).resolves.toEqual({ status: "success", values: { from: "storage" } });
   });
 
