@@ -6,6 +6,7 @@
 // continue from their last checkpoint; steps that were checkpointed are not executed again.
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
 import { isRefineryError } from "../core/errors.ts";
+import { isTransientStorageFailure } from "../core/storage/transient.ts";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
 import type { Run, Storage } from "../core/storage/types.ts";
 import type { LearningLoop } from "../graphs/learning.ts";
@@ -113,6 +114,8 @@ export class RunExecutor {
    * taken the run up by then).
    */
   private readonly paused = new Map<string, number>();
+  /** A claim failed on a transient storage failure: see resumePaused. */
+  private claimsUncertain = false;
   private resumeTimer?: NodeJS.Timeout;
   private readingCancels = false;
   /** When the leases were last renewed (ms): past the lease, this executor lets its runs go. */
@@ -173,10 +176,19 @@ export class RunExecutor {
    * instead: a run that takes its process down (or was running at every kill) is not started
    * again and again.
    */
-  private async reclaim(): Promise<void> {
+  private async reclaim(orphans = false): Promise<void> {
+    /** Runs leased here that nothing here executes (with `orphans`, see resumePaused). */
+    const orphaned = new Set<string>();
+    const isOrphan = (run: Run, owner: string | null) => {
+      if (!orphans || owner !== this.holder.id || this.active.has(run.run_id)) return false;
+      orphaned.add(run.run_id);
+      return true;
+    };
     const reclaimed = await this.deps.storage.runs.reclaimRunning({
       gone: (run, owner) =>
-        leaseHolderGone(run, owner) || (owner === this.holder.id && this.paused.has(run.run_id)),
+        leaseHolderGone(run, owner) ||
+        (owner === this.holder.id && this.paused.has(run.run_id)) ||
+        isOrphan(run, owner),
       exhausted: {
         attempts: MAX_RUN_ATTEMPTS,
         error: {
@@ -192,6 +204,10 @@ export class RunExecutor {
       this.deps.metrics?.leaseReclaims.inc();
       if (this.paused.delete(run.run_id) && run.status !== "error") {
         this.deps.log("info", "the database answers again: re-queued a paused run", ids);
+        continue;
+      }
+      if (orphaned.has(run.run_id) && run.status !== "error") {
+        this.deps.log("warn", "re-queued a run claimed here whose claim's answer was lost", ids);
         continue;
       }
       if (run.status === "error") {
@@ -251,13 +267,25 @@ export class RunExecutor {
   private resumePaused(): void {
     if (this.resumeTimer || this.stopping) return;
     this.resumeTimer = setTimeout(() => {
-      void this.reclaim()
+      // Runs leased here but executed by nobody (a claim whose answer was lost) are looked for
+      // only while no claim of this executor is on its way: every run it claimed is then in
+      // `active`. The pump waits meanwhile (wakeLocal sees it busy and asks for another pass).
+      const orphans = this.claimsUncertain && !this.pumping;
+      if (orphans) this.pumping = true;
+      void this.reclaim(orphans)
+        .then(() => {
+          if (orphans) this.claimsUncertain = false;
+        })
         .catch(() => undefined) // the database still does not answer: next second
         .finally(() => {
           this.resumeTimer = undefined;
+          if (orphans) {
+            this.pumping = false;
+            if (this.again) this.wakeLocal();
+          }
           const cutoff = Date.now() - 2 * this.leaseMs;
           for (const [id, at] of this.paused) if (at < cutoff) this.paused.delete(id);
-          if (this.paused.size > 0) this.resumePaused();
+          if (this.paused.size > 0 || this.claimsUncertain) this.resumePaused();
         });
     }, 1000);
     this.resumeTimer.unref();
@@ -478,6 +506,12 @@ export class RunExecutor {
       } while (this.again && !this.stopping);
     } catch (err) {
       this.deps.log("error", "run queue failed", { error: serializeError(err) });
+      // The database did not answer: a claim may have committed without its answer arriving,
+      // leaving a run leased here that nothing executes. Looked for once it answers again.
+      if (isTransientStorageFailure(err)) {
+        this.claimsUncertain = true;
+        this.resumePaused();
+      }
     } finally {
       this.pumping = false;
     }

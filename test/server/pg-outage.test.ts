@@ -241,17 +241,21 @@ describe("a run thread that starts while the database does not answer", () => {
     const schema = `${SCHEMA}_start`;
     schemas.push(schema);
     const logs: string[] = [];
+    const detail: string[] = [];
     const s = await startTestServer({
       env: {
         REFINERY_DATABASE_URL: proxy.url,
         REFINERY_DATABASE_SCHEMA: schema,
         // One thread starts with the server, the second with the first run.
         REFINERY_RUN_THREADS: "2",
-        // A claim whose reply the cut lost leaves its run leased here, executed by nobody, until
-        // the lease lapses: short, so such a run is taken up again within the test.
-        REFINERY_RUN_LEASE_MS: "4000",
+        // Longer than the test waits: a claim whose answer the cut lost (its run leased here,
+        // executed by nobody) must be taken back without the lease lapsing.
+        REFINERY_RUN_LEASE_MS: "60000",
       },
-      log: (_level, msg) => logs.push(msg),
+      log: (level, msg, fields) => {
+        logs.push(msg);
+        detail.push(`${level} ${msg} ${JSON.stringify(fields ?? {}).slice(0, 300)}`);
+      },
     });
     countFile = join(s.dir, "counts.txt");
     writeFileSync(countFile, "");
@@ -272,9 +276,14 @@ describe("a run thread that starts while the database does not answer", () => {
       // which is still loading its modules when the database goes: its start fails.
       await until("a run started", () => logs.includes("run started"));
       proxy.down();
-      await until("the second thread's failed start", () =>
-        logs.some((m) => m.startsWith("a run thread could not start")),
-      );
+      // A loaded machine can take seconds to load a thread's modules.
+      await until(
+        "the second thread's failed start",
+        () => logs.some((m) => m.startsWith("a run thread could not start")),
+        120_000,
+      ).catch((err: Error) => {
+        throw new Error(`${err.message}; the server's log:\n${detail.join("\n")}`);
+      });
       await sleep(2_000);
       proxy.up();
       const results = await Promise.all(runs.map((r) => s.client.runs.join(r.thread_id, r.run_id)));
@@ -291,5 +300,5 @@ describe("a run thread that starts while the database does not answer", () => {
       proxy.up();
       await s.close();
     }
-  }, 60_000);
+  }, 180_000);
 });
