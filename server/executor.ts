@@ -5,7 +5,6 @@
 // or on another machine sharing the database) or whose holder on this machine is gone: they
 // continue from their last checkpoint; steps that were checkpointed are not executed again.
 import type { BaseCheckpointSaver } from "@langchain/langgraph";
-import { isRefineryError } from "../core/errors.ts";
 import { isTransientStorageFailure } from "../core/storage/transient.ts";
 import type { CheckpointAdmin } from "../core/storage/checkpoint-admin.ts";
 import type { Run, Storage } from "../core/storage/types.ts";
@@ -108,15 +107,12 @@ export class RunExecutor {
   private heartbeat?: NodeJS.Timeout;
   private beating = false;
   /**
-   * Runs that stopped here because the database did not answer (see launch), by when: their
-   * lease is still this executor's, so reclaim takes them back as soon as the database answers
-   * instead of after the lease. Entries older than two leases are dropped (another process has
-   * taken the run up by then).
+   * The database did not answer a claim or a run's bookkeeping: runs may be leased to this
+   * executor that nothing here executes (a paused run, a claim whose answer was lost). See
+   * takeBackOrphans.
    */
-  private readonly paused = new Map<string, number>();
-  /** A claim failed on a transient storage failure: see resumePaused. */
-  private claimsUncertain = false;
-  private resumeTimer?: NodeJS.Timeout;
+  private orphansPossible = false;
+  private orphanTimer?: NodeJS.Timeout;
   private readingCancels = false;
   /** When the leases were last renewed (ms): past the lease, this executor lets its runs go. */
   private renewedAt = Date.now();
@@ -177,7 +173,7 @@ export class RunExecutor {
    * again and again.
    */
   private async reclaim(orphans = false): Promise<void> {
-    /** Runs leased here that nothing here executes (with `orphans`, see resumePaused). */
+    /** Runs leased here that nothing here executes (with `orphans`, see takeBackOrphans). */
     const orphaned = new Set<string>();
     const isOrphan = (run: Run, owner: string | null) => {
       if (!orphans || owner !== this.holder.id || this.active.has(run.run_id)) return false;
@@ -185,10 +181,7 @@ export class RunExecutor {
       return true;
     };
     const reclaimed = await this.deps.storage.runs.reclaimRunning({
-      gone: (run, owner) =>
-        leaseHolderGone(run, owner) ||
-        (owner === this.holder.id && this.paused.has(run.run_id)) ||
-        isOrphan(run, owner),
+      gone: (run, owner) => leaseHolderGone(run, owner) || isOrphan(run, owner),
       exhausted: {
         attempts: MAX_RUN_ATTEMPTS,
         error: {
@@ -202,12 +195,12 @@ export class RunExecutor {
     for (const run of reclaimed) {
       const ids = { run_id: run.run_id, thread_id: run.thread_id, attempt: run.attempt };
       this.deps.metrics?.leaseReclaims.inc();
-      if (this.paused.delete(run.run_id) && run.status !== "error") {
-        this.deps.log("info", "the database answers again: re-queued a paused run", ids);
-        continue;
-      }
       if (orphaned.has(run.run_id) && run.status !== "error") {
-        this.deps.log("warn", "re-queued a run claimed here whose claim's answer was lost", ids);
+        this.deps.log(
+          "info",
+          "the database answers again: re-queued a run leased here that nothing here executes",
+          ids,
+        );
         continue;
       }
       if (run.status === "error") {
@@ -261,34 +254,31 @@ export class RunExecutor {
   }
 
   /**
-   * Tries every second to take back the runs paused here (reclaim), until the database answers
-   * and none is left; entries older than two leases are dropped.
+   * Every second until the database answers: takes back the runs leased to this executor that it
+   * does not execute (reclaim with `orphans`), so a paused run, or one whose claim's answer was
+   * lost, is re-queued at once instead of after its lease. Done only while no claim of this
+   * executor is on its way, so every run it claimed is in `active`; the pump waits meanwhile
+   * (wakeLocal sees it busy and asks for another pass).
    */
-  private resumePaused(): void {
-    if (this.resumeTimer || this.stopping) return;
-    this.resumeTimer = setTimeout(() => {
-      // Runs leased here but executed by nobody (a claim whose answer was lost) are looked for
-      // only while no claim of this executor is on its way: every run it claimed is then in
-      // `active`. The pump waits meanwhile (wakeLocal sees it busy and asks for another pass).
-      const orphans = this.claimsUncertain && !this.pumping;
-      if (orphans) this.pumping = true;
-      void this.reclaim(orphans)
-        .then(() => {
-          if (orphans) this.claimsUncertain = false;
+  private takeBackOrphans(): void {
+    this.orphansPossible = true;
+    if (this.orphanTimer || this.stopping) return;
+    this.orphanTimer = setTimeout(() => {
+      this.orphanTimer = undefined;
+      if (this.pumping) return this.takeBackOrphans();
+      this.pumping = true;
+      this.orphansPossible = false;
+      void this.reclaim(true)
+        .catch(() => {
+          this.orphansPossible = true; // the database still does not answer: next second
         })
-        .catch(() => undefined) // the database still does not answer: next second
         .finally(() => {
-          this.resumeTimer = undefined;
-          if (orphans) {
-            this.pumping = false;
-            if (this.again) this.wakeLocal();
-          }
-          const cutoff = Date.now() - 2 * this.leaseMs;
-          for (const [id, at] of this.paused) if (at < cutoff) this.paused.delete(id);
-          if (this.paused.size > 0 || this.claimsUncertain) this.resumePaused();
+          this.pumping = false;
+          if (this.again) this.wakeLocal();
+          if (this.orphansPossible) this.takeBackOrphans();
         });
     }, 1000);
-    this.resumeTimer.unref();
+    this.orphanTimer.unref();
   }
 
   /**
@@ -474,7 +464,7 @@ export class RunExecutor {
   async stop(graceMs = 10_000): Promise<void> {
     this.stopping = true;
     if (this.timer) clearInterval(this.timer);
-    clearTimeout(this.resumeTimer);
+    clearTimeout(this.orphanTimer);
     const all = [...this.active.values()];
     const finished = Promise.all(all.map((a) => a.done));
     const timeout = new Promise<"timeout">((r) => setTimeout(() => r("timeout"), graceMs).unref());
@@ -508,10 +498,7 @@ export class RunExecutor {
       this.deps.log("error", "run queue failed", { error: serializeError(err) });
       // The database did not answer: a claim may have committed without its answer arriving,
       // leaving a run leased here that nothing executes. Looked for once it answers again.
-      if (isTransientStorageFailure(err)) {
-        this.claimsUncertain = true;
-        this.resumePaused();
-      }
+      if (isTransientStorageFailure(err)) this.takeBackOrphans();
     } finally {
       this.pumping = false;
     }
@@ -534,21 +521,17 @@ export class RunExecutor {
         // The run stays recorded as running under this process's lease, which is no longer
         // renewed for it: when the lease lapses, this process or another takes it up again from
         // its last checkpoint (reclaim).
-        if (isRefineryError(err) && err.code === "storage_error" && err.retryable) {
+        if (isTransientStorageFailure(err)) {
           // The database did not answer (Postgres restarting, the network): the run goes on once
           // it is back. Clients waiting here keep waiting for its real end, whichever process
           // finishes it; a request made meanwhile gets a retryable 503.
           this.deps.log(
             "warn",
-            "run paused: the database did not answer; it continues from its last checkpoint once the database is back and its lease lapses",
-            {
-              run_id: run.run_id,
-              error,
-            },
+            "run paused: the database did not answer; it continues from its last checkpoint once the database answers again",
+            { run_id: run.run_id, error },
           );
           this.deps.hub.awaitResumption(run.run_id);
-          this.paused.set(run.run_id, Date.now());
-          this.resumePaused();
+          this.takeBackOrphans();
           return;
         }
         this.deps.log("error", "run bookkeeping failed", { run_id: run.run_id, error });

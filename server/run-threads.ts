@@ -482,8 +482,9 @@ export class RunThreadPool implements RunTarget {
         });
       }
       slot.runs.clear();
-      // A thread that never started (its runtime failed to open) is not replaced: the next one
-      // would fail the same way, in a loop. Its runs fail after their attempts instead.
+      // A thread that never started (its runtime failed to open) is not replaced here: the next
+      // one would fail the same way, in a loop, and its runs fail after their attempts. One that
+      // failed only because the database did not answer was already started again (restartLater).
       if (this.closing || !started) return;
       this.options.metrics?.runThreadExits.inc();
       // Replace it; runs it had are re-queued by the executor and may land on the new one.

@@ -138,28 +138,12 @@ export class StreamHub {
    */
   awaitResumption(runId: string): void {
     if (!this.remote) return;
-    const stop = new AbortController();
-    const open = () => {
-      const channel = this.channels.get(runId);
-      return channel !== undefined && !channel.closed;
-    };
-    void (async () => {
-      for await (const entry of this.remote!.follow(runId, stop.signal)) {
-        if (!open()) return;
-        const end =
-          entry.kind === "end"
-            ? entry.end
-            : entry.kind === "idle"
-              ? await this.settled?.(runId)
-              : undefined;
-        if (end) {
-          if (open()) this.close(runId, end);
-          return;
-        }
-      }
-    })()
-      .catch(() => undefined)
-      .finally(() => stop.abort());
+    const open = () => this.channels.get(runId)?.closed === false;
+    void this.followEnd(runId, () => !open())
+      .then((end) => {
+        if (end && open()) this.close(runId, end);
+      })
+      .catch(() => undefined);
   }
 
   ended(runId: string): RunEnd | undefined {
@@ -215,17 +199,28 @@ export class StreamHub {
   }
 
   private async remoteEnd(runId: string): Promise<RunEnd> {
+    return (
+      (await this.followEnd(runId)) ?? (await this.settled?.(runId)) ?? { status: "interrupted" }
+    );
+  }
+
+  /**
+   * The run's end as Redis tells it, or the database when Redis is quiet (`settled`); undefined
+   * when the follow stops first (`gaveUp` true at an entry, or Redis' follow ending).
+   */
+  private async followEnd(runId: string, gaveUp = () => false): Promise<RunEnd | undefined> {
     const stop = new AbortController();
     try {
       for await (const entry of this.remote!.follow(runId, stop.signal)) {
+        if (gaveUp()) return undefined;
         if (entry.kind === "end") return entry.end;
         const end = entry.kind === "idle" ? await this.settled?.(runId) : undefined;
         if (end) return end;
       }
+      return undefined;
     } finally {
       stop.abort();
     }
-    return (await this.settled?.(runId)) ?? { status: "interrupted" };
   }
 
   /** A run executing in another process: its log from Redis, with the Last-Event-ID rule. */
