@@ -10,6 +10,7 @@ import { RefineryError } from "../../core/errors.ts";
 import { MIGRATIONS } from "../../core/storage/postgres/migrations.ts";
 import { openPostgresPool } from "../../core/storage/postgres/pool.ts";
 import { openPostgresStorage, type PostgresStorage } from "../../core/storage/postgres/storage.ts";
+import { isTransientStorageFailure } from "../../core/storage/transient.ts";
 import type { NewRun, Run } from "../../core/storage/types.ts";
 import { storageConformance } from "./conformance.ts";
 
@@ -428,6 +429,51 @@ describe("postgres storage: a client that stops inside a transaction", () => {
     } finally {
       await frozen.end();
       await other.end();
+    }
+  });
+});
+
+describe("postgres storage: which failures say the database went away", () => {
+  it("its pools' failures carry the storage mark; the same error from other code does not count", async () => {
+    const pool = openPostgresPool(PG_URL, 2);
+    const refused = openPostgresPool("postgres://postgres@127.0.0.1:1/test", 1);
+    const caught = (p: Promise<unknown>) =>
+      p.then(
+        () => expect.fail("expected a failure"),
+        (err: unknown) => err,
+      );
+    try {
+      // A wrong statement is marked but is no outage.
+      expect(isTransientStorageFailure(await caught(pool.query("SELECT 1/0")))).toBe(false);
+      // Its session ended by the server (a restart's 57P01), on a checked-out client and on the
+      // pool's own query.
+      const client = await pool.connect();
+      const cut = await caught(client.query("SELECT pg_terminate_backend(pg_backend_pid())"));
+      client.release(true);
+      expect((cut as { code?: string }).code).toBe("57P01");
+      expect(isTransientStorageFailure(cut)).toBe(true);
+      const viaPool = caught(pool.query("SELECT pg_sleep(5)"));
+      await new Promise((r) => setTimeout(r, 200));
+      await admin.query("SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE query = $1", [
+        "SELECT pg_sleep(5)",
+      ]);
+      expect(isTransientStorageFailure(await viaPool)).toBe(true);
+      // Nothing listening: refused at connect, by the pool's query and by connect().
+      expect(isTransientStorageFailure(await caught(refused.query("SELECT 1")))).toBe(true);
+      expect(isTransientStorageFailure(await caught(refused.connect()))).toBe(true);
+      // The same codes and message from a graph's own code are not the storage's.
+      const own = [
+        Object.assign(new Error("read ECONNRESET"), { code: "ECONNRESET" }),
+        Object.assign(new Error("terminating connection"), { code: "57P01" }),
+        new Error("Connection terminated unexpectedly"),
+      ];
+      for (const err of own) expect(isTransientStorageFailure(err)).toBe(false);
+      // Nor from a pg client the graph opened itself.
+      const ownClient = new pg.Client({ connectionString: "postgres://postgres@127.0.0.1:1/test" });
+      expect(isTransientStorageFailure(await caught(ownClient.connect()))).toBe(false);
+    } finally {
+      await pool.end();
+      await refused.end();
     }
   });
 });

@@ -6,16 +6,58 @@
 // the session after IDLE_IN_TRANSACTION_MS and its locks go with it.
 import { createHash } from "node:crypto";
 import pg from "pg";
+import { markStorageFailure } from "../transient.ts";
 
 /** Longest a Refinery session may sit idle inside a transaction (ours last milliseconds). */
 export const IDLE_IN_TRANSACTION_MS = 10_000;
+
+type Callback = (err: unknown, ...rest: unknown[]) => void;
+
+const marking =
+  (callback: Callback): Callback =>
+  (err, ...rest) =>
+    callback(err ? markStorageFailure(err) : err, ...rest);
+
+/**
+ * Calls `call` with `args`, its callback (a function as the last argument) or its promise marking
+ * a failure as the storage's own (core/storage/transient.ts), so that a run's step can tell the
+ * database going away from the same socket error in a graph's own code.
+ */
+function marked(call: (...args: unknown[]) => unknown, args: unknown[]): unknown {
+  const last = args.length - 1;
+  if (typeof args[last] === "function") args[last] = marking(args[last] as Callback);
+  const result = call(...args);
+  return result instanceof Promise
+    ? result.catch((err: unknown) => {
+        throw markStorageFailure(err);
+      })
+    : result;
+}
+
+/** A pool client whose query failures carry the storage mark. */
+class StorageClient extends pg.Client {
+  // pg's overloads (promise, callback, submittable) all pass through `marked`.
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override query(...args: any[]): any {
+    return marked((...a) => Reflect.apply(super.query, this, a), args);
+  }
+}
+
+/** A pool whose connect failures (refused, timed out) carry the storage mark, as its clients' do. */
+class StoragePool extends pg.Pool {
+  // eslint-disable-next-line @typescript-eslint/no-explicit-any
+  override connect(...args: any[]): any {
+    return marked((...a) => Reflect.apply(super.connect, this, a), args);
+  }
+}
 
 export function openPostgresPool(
   url: string,
   max: number,
   idleInTransactionMs = IDLE_IN_TRANSACTION_MS,
 ): pg.Pool {
-  const pool = new pg.Pool({
+  const pool = new StoragePool({
+    Client: StorageClient,
     connectionString: url,
     connectionTimeoutMillis: 5000,
     idle_in_transaction_session_timeout: idleInTransactionMs,
