@@ -13,7 +13,7 @@ import { join } from "node:path";
 import { Client } from "@langchain/langgraph-sdk";
 import pg from "pg";
 import { Redis } from "ioredis";
-import { RUN_OPTIONS, TASK } from "./server-graph.ts";
+import { NO_LATENCY_MARK, RUN_OPTIONS, TASK } from "./server-graph.ts";
 import { startOurs, type ServerProc } from "./server-procs.ts";
 import { describeMachine, formatMachine, median, percentile } from "./support.ts";
 
@@ -27,6 +27,13 @@ const LATENCY_MS = num("BENCH_CLUSTER_LATENCY_MS", 200);
 const CAP = num("BENCH_CLUSTER_CAP", 4);
 const MAX_WORKERS = num("BENCH_CLUSTER_MAX_WORKERS", 3);
 const CLUSTER_RUNS = num("BENCH_CLUSTER_RUNS", 60);
+/**
+ * Runs per worker, without model latency, before each scale-out measurement: a fresh process
+ * spends 2-3 times more CPU a run in its first few hundred runs (V8's JIT warming up: worker CPU
+ * 68 ms/run in the first 60 runs, 30 ms by the 600th, bench/RESULTS.md); a worker pool in
+ * production has long passed that. 0: no such warm-up (the method before 2026-12-08).
+ */
+const CLUSTER_WARMUP_RUNS = num("BENCH_CLUSTER_WARMUP_RUNS", 500);
 /** Clients in flight: twice what the largest cluster executes at once, so no worker idles. */
 const CLUSTER_CLIENTS = num("BENCH_CLUSTER_CLIENTS", 2 * CAP * MAX_WORKERS);
 /** Single process: Postgres against SQLite at the server bench's settings (zero latency). */
@@ -86,14 +93,14 @@ async function withCpu<T>(
   };
 }
 
-function runner(url: string): RunOne {
+function runner(url: string, task = TASK): RunOne {
   // The SDK's client sends at most 4 requests at once unless told otherwise (its AsyncCaller's
   // default maxConcurrency): without this every batch had 4 runs in flight, whatever its clients.
   // No retries either: a failed request must fail the bench, not be sent again.
   const client = new Client({ apiUrl: url, callerOptions: { maxConcurrency: 256, maxRetries: 0 } });
   return async () => {
     const values = (await client.runs.wait(randomUUID(), "refine", {
-      input: { task: TASK },
+      input: { task },
       config: { configurable: { ...RUN_OPTIONS } },
       ifNotExists: "create",
       signal: AbortSignal.timeout(120_000),
@@ -188,6 +195,7 @@ async function main(): Promise<void> {
         env: clusterEnv,
       });
       const viaApi = runner(api.url);
+      const warmViaApi = runner(api.url, `${TASK}\n${NO_LATENCY_MARK}`);
       let launched = 0;
       for (let round = 1; round <= ROUNDS; round++) {
         const counts = Array.from({ length: MAX_WORKERS }, (_, i) => i + 1);
@@ -207,7 +215,11 @@ async function main(): Promise<void> {
               });
             }),
           );
-          // Warm-up: every worker executes a few runs before the timed batch.
+          // Warm-up: first the JIT (runs the model answers at once), then a few runs as timed.
+          if (CLUSTER_WARMUP_RUNS > 0) {
+            const warm = await throughput(warmViaApi, CLUSTER_WARMUP_RUNS * n, CAP * n);
+            log(`round ${round}: ${n} worker(s) warmed up, ${fmt(warm)} runs/s without latency`);
+          }
           await throughput(viaApi, 2 * CAP * n, CAP * n);
           const m = await withCpu([api, ...workers], CLUSTER_RUNS, () =>
             throughput(viaApi, CLUSTER_RUNS, CLUSTER_CLIENTS),

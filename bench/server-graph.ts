@@ -65,7 +65,16 @@ export function paddedBenchReply(bytes: number): BenchReply {
   };
 }
 
-/** BenchChatModel that waits `latencyMs` before answering (a remote model's round trip). */
+/**
+ * A task containing this is answered at once by LatencyBenchModel: bench:cluster warms up fresh
+ * worker processes (their JIT) with runs that do not wait for the model, then times runs that do.
+ */
+export const NO_LATENCY_MARK = "[bench warm-up: no model latency]";
+
+/**
+ * BenchChatModel that waits `latencyMs` before answering (a remote model's round trip), unless
+ * the call's messages carry NO_LATENCY_MARK (every prompt of the refine graph carries the task).
+ */
 export class LatencyBenchModel extends BenchChatModel {
   constructor(
     reply: BenchReply,
@@ -78,7 +87,8 @@ export class LatencyBenchModel extends BenchChatModel {
     messages: BaseMessage[],
     options: this["ParsedCallOptions"],
   ): ReturnType<BenchChatModel["_generate"]> {
-    if (this.latencyMs > 0) await new Promise((r) => setTimeout(r, this.latencyMs));
+    const warmUp = messages.some((m) => String(m.content).includes(NO_LATENCY_MARK));
+    if (this.latencyMs > 0 && !warmUp) await new Promise((r) => setTimeout(r, this.latencyMs));
     return super._generate(messages, options);
   }
 }
