@@ -511,6 +511,8 @@ export class LimitedPostgresSaver extends PostgresSaver {
       this.endsTimer ??= setTimeout(() => {
         this.endsTimer = undefined;
         const all = this.ends.splice(0);
+        // Checkpoint statements took them all meanwhile (the usual case): nothing to send.
+        if (all.length === 0) return;
         const params: unknown[] = [];
         const cte = this.endsCte(all, params, "");
         // Journal bookkeeping never fails anything: a lost end loses only a cut attempt's tokens.
@@ -528,6 +530,10 @@ export class LimitedPostgresSaver extends PostgresSaver {
     // the step runs again and starts its own rows).
     const [mine, rest] = partitionByThread(this.ends, threadId);
     this.ends = rest;
+    if (rest.length === 0 && this.endsTimer) {
+      clearTimeout(this.endsTimer);
+      this.endsTimer = undefined;
+    }
     return mine;
   }
 
