@@ -15,6 +15,8 @@ import type { Metrics } from "./metrics.ts";
 import {
   DEFAULT_RUN_LIMITS,
   MAX_RUN_ATTEMPTS,
+  MAX_STORAGE_LOSSES,
+  countedAttempts,
   notRespondingError,
   runTimeoutError,
   type RunError,
@@ -54,7 +56,16 @@ export interface RunTarget {
  * The thread executing a run stopped before the run ended. `unresponsive`: the run was cancelled
  * and its thread did not report it finished in time, so the thread was terminated for it.
  */
-export type LostRun = { kind: "lost"; reason: string; unresponsive?: boolean };
+export type LostRun = {
+  kind: "lost";
+  reason: string;
+  unresponsive?: boolean;
+  /** The database's failure cut the attempt short: it does not count (Run.lost_to_storage). */
+  storage?: boolean;
+};
+
+/** A storage loss of `run` goes uncounted while it has had fewer than MAX_STORAGE_LOSSES. */
+const uncounted = (run: Run): boolean => (run.lost_to_storage ?? 0) < MAX_STORAGE_LOSSES;
 
 export interface ExecutorDeps {
   storage: Storage;
@@ -182,6 +193,8 @@ export class RunExecutor {
     };
     const reclaimed = await this.deps.storage.runs.reclaimRunning({
       gone: (run, owner) => leaseHolderGone(run, owner) || isOrphan(run, owner),
+      // An orphan is one the database's failure cut short here (see takeBackOrphans).
+      storageLost: (run) => orphaned.has(run.run_id) && uncounted(run),
       exhausted: {
         attempts: MAX_RUN_ATTEMPTS,
         error: {
@@ -564,11 +577,14 @@ export class RunExecutor {
         ? await this.deps.target.execute(run, controller.signal)
         : await this.runner.execute(run, controller.signal);
     } catch (err) {
-      // Recording the run failed (say, the database stayed locked past its busy timeout). Its
-      // steps are checkpointed: it goes back to the queue like a run whose thread died.
+      // Recording the run failed (say, the database stayed locked past its busy timeout), or a
+      // step met the database away. Its steps are checkpointed: it goes back to the queue like a
+      // run whose thread died; when the database's failure cut it short, that attempt is not
+      // counted.
       outcome = {
         kind: "lost",
         reason: `recording the run failed: ${serializeError(err).message}`,
+        ...(isTransientStorageFailure(err) ? { storage: true } : {}),
       };
     }
     switch (outcome.kind) {
@@ -666,10 +682,22 @@ export class RunExecutor {
       log("warn", "cancelled run lost before it finished", { ...ids, reason });
       return;
     }
-    // A shutdown's runs resume on the next start, however many attempts they had.
-    if (run.attempt < MAX_RUN_ATTEMPTS || signal.aborted) {
-      await storage.runs.setStatus(run.run_id, "pending");
-      log("error", "run lost before it finished; re-queued", { ...ids, reason });
+    // A shutdown's runs resume on the next start, however many attempts they had, and so do runs
+    // the database's failure cut short (up to MAX_STORAGE_LOSSES times).
+    const storageLost = lost.storage === true && uncounted(run);
+    if (storageLost || countedAttempts(run) < MAX_RUN_ATTEMPTS || signal.aborted) {
+      if (!(await storage.runs.requeue(run.run_id, run.attempt, { storageLost }))) {
+        // Not running as this attempt any more: another worker took it over after its lease.
+        log("warn", "run lost before it finished; another worker has it", { ...ids, reason });
+        return;
+      }
+      log(
+        storageLost ? "warn" : "error",
+        storageLost
+          ? "run lost to the database before it finished; re-queued (the attempt does not count)"
+          : "run lost before it finished; re-queued",
+        { ...ids, reason },
+      );
       return;
     }
     await this.fail(run, "error", {

@@ -12,7 +12,9 @@ export function publicAssistant(a: Assistant): Assistant {
 
 export function publicRun(run: Run): Run {
   const kwargs = redactSecrets(run.kwargs);
-  return kwargs === run.kwargs ? run : { ...run, kwargs };
+  // lost_to_storage is the server's own bookkeeping, not part of a run as the protocol has it.
+  const { lost_to_storage: _, ...rest } = run;
+  return kwargs === run.kwargs && run.lost_to_storage === undefined ? run : { ...rest, kwargs };
 }
 
 /** Graph state values: the refine graph's `options` (its input options) may hold secrets. */

@@ -28,6 +28,17 @@ export const CANCEL_GRACE_MS = 1_000;
 /** Starts of a run (claims, crashes of its thread, restarts of the server) before it fails for good. */
 export const MAX_RUN_ATTEMPTS = 3;
 
+/**
+ * Attempts of a run the database's failure may cut short without counting (Run.lost_to_storage):
+ * a run that meets Postgres restarting waits for it, whatever its attempts; past this many such
+ * losses they count again, so a database that fails forever cannot keep one run going forever.
+ */
+export const MAX_STORAGE_LOSSES = 20;
+
+/** Attempts that count against MAX_RUN_ATTEMPTS: those the database's failure did not cut short. */
+export const countedAttempts = (run: { attempt: number; lost_to_storage?: number }): number =>
+  run.attempt - (run.lost_to_storage ?? 0);
+
 export type RunError = { error: string; message: string };
 
 /** A run's async step outlived LangGraph's step timeout. */

@@ -68,7 +68,13 @@ try {
       .then(
         // The server thread compacts the thread's checkpoints (RunExecutor.execute).
         (outcome) => send({ type: "done", runId: run.run_id, outcome }),
-        (err: unknown) => send({ type: "done", runId: run.run_id, failure: serializeError(err) }),
+        (err: unknown) =>
+          send({
+            type: "done",
+            runId: run.run_id,
+            failure: serializeError(err),
+            storageLost: isTransientStorageFailure(err),
+          }),
       )
       .finally(() => {
         controllers.delete(run.run_id);

@@ -60,6 +60,8 @@ export type FromThread =
       runId: string;
       outcome?: RunOutcome;
       failure?: { error: string; message: string };
+      /** The failure was the database not answering (core/storage/transient.ts). */
+      storageLost?: boolean;
     };
 
 interface Pending {
@@ -446,7 +448,15 @@ export class RunThreadPool implements RunTarget {
             const pending = slot.runs.get(m.runId);
             slot.runs.delete(m.runId);
             if (m.outcome) pending?.resolve(m.outcome);
-            else pending?.reject(new Error(m.failure?.message ?? "run failed in its thread"));
+            else {
+              const message = m.failure?.message ?? "run failed in its thread";
+              // As a retryable storage error, so the executor counts it as the database's doing.
+              pending?.reject(
+                m.storageLost
+                  ? new RefineryError("storage_error", message, { retryable: true })
+                  : new Error(message),
+              );
+            }
             break;
           }
           case "ready":

@@ -187,6 +187,12 @@ export interface Run {
   /** How many times a worker has started this run (crash recovery increments it). */
   attempt: number;
   error: { error: string; message: string } | null;
+  /**
+   * Of those attempts, how many the database's failure cut short (a step or the run's
+   * bookkeeping met a retryable storage error): they do not count against the attempt budget.
+   * Internal (not in API answers); absent when none.
+   */
+  lost_to_storage?: number;
 }
 
 export interface NewRun {
@@ -353,8 +359,21 @@ export interface RunStore {
    */
   reclaimRunning(options?: {
     gone?: (run: Run, owner: string | null) => boolean;
+    /**
+     * Of the runs reclaimed, those whose attempt the database's failure cut short: their
+     * `lost_to_storage` grows by one (before `exhausted` is checked), so that attempt does not count.
+     */
+    storageLost?: (run: Run, owner: string | null) => boolean;
+    /** Counted attempts are `attempt - lost_to_storage`. */
     exhausted?: { attempts: number; error: { error: string; message: string } };
   }): Promise<Run[]>;
+  /**
+   * A run lost while running (its thread died, its bookkeeping failed) goes back to pending, to
+   * continue from its last checkpoint. With `storageLost` (the database's failure cut the attempt
+   * short) its `lost_to_storage` grows by one. Returns false, changing nothing, unless the run is
+   * running as `attempt`.
+   */
+  requeue(runId: string, attempt: number, options?: { storageLost?: boolean }): Promise<boolean>;
   countByStatus(): Promise<Record<RunStatus, number>>;
 }
 

@@ -234,6 +234,43 @@ describe.each([
     for (const r of runs)
       expect((await s.client.runs.get(r.thread_id, r.run_id)).status).toBe("success");
   }, 60_000);
+
+  it("a run the database cuts short more often than its attempt budget still finishes: those attempts do not count", async () => {
+    const thread = await s.client.threads.create();
+    const run = await s.client.runs.create(thread.thread_id, "slow", {
+      input: { topic: "c1", delayMs: 300 },
+    });
+    const stored = async () =>
+      (
+        await db.query<{ status: string; attempt: number; lost_to_storage: number }>(
+          `SELECT status, attempt, lost_to_storage FROM "${schema}".refinery_runs WHERE run_id = $1`,
+          [run.run_id],
+        )
+      ).rows[0]!;
+    // Four cuts, one more than the three attempts a run has: each while the run executes a step,
+    // long enough that the step's checkpoint write meets the database away.
+    for (let attempt = 1; attempt <= 4; attempt++) {
+      const deadline = Date.now() + 20_000;
+      for (;;) {
+        const r = await stored();
+        if (r.status === "running" && r.attempt === attempt) break;
+        if (Date.now() > deadline || !["pending", "running"].includes(r.status))
+          throw new Error(`attempt ${attempt} did not start: ${JSON.stringify(r)}`);
+        await sleep(20);
+      }
+      await sleep(100);
+      proxy.down();
+      await sleep(600);
+      proxy.up();
+    }
+    const result = await s.client.runs.join(thread.thread_id, run.run_id);
+    expect(result).toMatchObject({ topic: "c1", log: ["one", "two", "three"] });
+    expect(await stored()).toEqual({ status: "success", attempt: 5, lost_to_storage: 4 });
+    // Not in the run as clients see it.
+    expect(await s.client.runs.get(thread.thread_id, run.run_id)).not.toHaveProperty(
+      "lost_to_storage",
+    );
+  }, 90_000);
 });
 
 describe("a run thread that starts while the database does not answer", () => {

@@ -25,14 +25,17 @@ type Write = (...args: unknown[]) => Promise<void>;
 const runStore = () =>
   (
     s.running.executor as unknown as {
-      deps: { storage: { runs: { finish: Write; setStatus: Write } } };
+      deps: { storage: { runs: { finish: Write; setStatus: Write; requeue: Write } } };
     }
   ).deps.storage.runs;
 const restore: (() => void)[] = [];
 afterEach(() => restore.splice(0).forEach((undo) => undo()));
 
 /** Makes a run-store write fail `times` times (Infinity: always), as a locked database would. */
-function failWrites(method: "finish" | "setStatus", times: number): { attempts: number } {
+function failWrites(
+  method: "finish" | "setStatus" | "requeue",
+  times: number,
+): { attempts: number } {
   const runs = runStore();
   const real = runs[method].bind(runs);
   const seen = { attempts: 0 };
@@ -124,7 +127,7 @@ describe("a run whose outcome cannot be recorded", () => {
 
   it("answers waiting clients with an error when not even the re-queue can be written", async () => {
     failRecording(Infinity);
-    failWrites("setStatus", Infinity);
+    failWrites("requeue", Infinity);
 
     const threadId = await newThread();
     const run = await s.client.runs.create(threadId, "refine", { input: TASK, config });

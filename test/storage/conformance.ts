@@ -1541,6 +1541,70 @@ export function storageConformance(name: string, open: () => Promise<OpenedStora
           expect(await storage.runs.claimNext(held)).toMatchObject({ run_id: "r2", attempt: 2 });
         });
 
+        it("storageLost: an attempt the database cut short is counted apart and does not exhaust the run", async () => {
+          await created("t1", "r1");
+          await created("t2", "r2");
+          const error = { error: "RunThreadLost", message: "no attempts left" };
+          // Two attempts each; r1's were both cut short by the database, r2's were not.
+          for (let i = 0; i < 2; i++) {
+            await storage.runs.claimNext(held);
+            await storage.runs.claimNext(held);
+            const reclaimed = await storage.runs.reclaimRunning({
+              gone: () => true,
+              storageLost: (run) => run.run_id === "r1",
+              exhausted: { attempts: 3, error },
+            });
+            expect(reclaimed.map((r) => [r.run_id, r.status, r.lost_to_storage])).toEqual([
+              ["r1", "pending", i + 1],
+              ["r2", "pending", undefined],
+            ]);
+          }
+          expect(await storage.runs.get("r1")).toMatchObject({ attempt: 2, lost_to_storage: 2 });
+          expect((await storage.runs.get("r2"))?.lost_to_storage).toBeUndefined();
+          // Third attempts, not cut short: r2 has used its three; r1 has used one.
+          await storage.runs.claimNext(held);
+          await storage.runs.claimNext(held);
+          const reclaimed = await storage.runs.reclaimRunning({
+            gone: () => true,
+            exhausted: { attempts: 3, error },
+          });
+          expect(reclaimed.map((r) => [r.run_id, r.status, r.attempt])).toEqual([
+            ["r1", "pending", 3],
+            ["r2", "error", 3],
+          ]);
+          expect(await storage.runs.claimNext(held)).toMatchObject({
+            run_id: "r1",
+            attempt: 4,
+            lost_to_storage: 2,
+          });
+        });
+
+        it("requeue puts back a run running as the given attempt, counting a storage loss apart", async () => {
+          await created("t1", "r1");
+          await created("t2", "r2");
+          expect(await storage.runs.claimNext(held)).toMatchObject({ run_id: "r1", attempt: 1 });
+          // Not running as attempt 2, nor running at all: nothing changes.
+          expect(await storage.runs.requeue("r1", 2, { storageLost: true })).toBe(false);
+          expect(await storage.runs.requeue("r2", 0)).toBe(false);
+          expect(await storage.runs.get("r2")).toMatchObject({ status: "pending", attempt: 0 });
+          expect(await storage.runs.requeue("r1", 1, { storageLost: true })).toBe(true);
+          expect(await storage.runs.get("r1")).toMatchObject({
+            status: "pending",
+            attempt: 1,
+            lost_to_storage: 1,
+          });
+          // Its lease went with it: no heartbeat keeps it, and a claim takes it again.
+          expect(await storage.runs.renewLeases("w1", ["r1"], 60_000)).toEqual(["r1"]);
+          expect(await storage.runs.claimNext(held)).toMatchObject({ run_id: "r1", attempt: 2 });
+          expect(await storage.runs.requeue("r1", 2)).toBe(true);
+          expect(await storage.runs.get("r1")).toMatchObject({
+            status: "pending",
+            attempt: 2,
+            lost_to_storage: 1,
+          });
+          expect(await storage.runs.requeue("r1", 2)).toBe(false);
+        });
+
         it("concurrent reclaimers take each lapsed run exactly once", async () => {
           for (let i = 0; i < 8; i++) {
             await storage.threads.create({ thread_id: `lt${i}` });

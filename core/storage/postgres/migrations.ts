@@ -354,6 +354,16 @@ ALTER TABLE refinery_runs ALTER COLUMN kwargs_packed SET STORAGE EXTERNAL;
 ALTER TABLE refinery_runs ADD COLUMN checkpoint_before TEXT;
 `,
   },
+  {
+    version: 11,
+    name: "attempts lost to the database",
+    sql: `
+-- Of a run's attempts, those the database's failure cut short (a step or the run's bookkeeping
+-- met a retryable storage error): not counted against its attempt budget (server/executor.ts).
+-- A process of an earlier version ignores the column and counts every attempt, as before.
+ALTER TABLE refinery_runs ADD COLUMN lost_to_storage INTEGER NOT NULL DEFAULT 0;
+`,
+  },
 ];
 
 /** Must stay a valid unquoted identifier: it is interpolated into SQL (quoted) and search_path. */

@@ -192,6 +192,7 @@ function rowToRun(r: Row): Run {
       : { config: { configurable: {} }, stream_mode: ["values"] },
     attempt: r.attempt as number,
     error: (r.error as Run["error"]) ?? null,
+    ...(Number(r.lost_to_storage) > 0 ? { lost_to_storage: Number(r.lost_to_storage) } : {}),
   };
 }
 
@@ -1131,6 +1132,17 @@ export function createPostgresStorage(
       );
       return r ? rowToRun(r) : undefined;
     },
+    async requeue(runId, attempt, options = {}) {
+      const rows = await q(
+        pool,
+        "run_requeue",
+        `UPDATE ${R} SET status = 'pending', updated_at = $3, lease_owner = NULL,
+           lease_expires_at = NULL, lost_to_storage = lost_to_storage + $4
+         WHERE run_id = $1 AND status = 'running' AND attempt = $2 RETURNING run_id`,
+        [runId, attempt, now(), options.storageLost ? 1 : 0],
+      );
+      return rows.length > 0;
+    },
     async finish(runId, status, error, thread, webhook, attempt) {
       // One round trip (see `batch`). Thread first (as create): a run created meanwhile is either
       // seen pending by the snapshot's update, which runs after the lock, or waits for the lock.
@@ -1200,7 +1212,7 @@ export function createPostgresStorage(
       return runIds.filter((id) => !held.has(id));
     },
     async reclaimRunning(options = {}) {
-      const { gone, exhausted } = options;
+      const { gone, storageLost, exhausted } = options;
       const running = await q(
         pool,
         "run_running_leases",
@@ -1219,10 +1231,11 @@ export function createPostgresStorage(
         pool,
         "run_reclaim",
         `UPDATE ${R} u SET
-           status = CASE WHEN u.attempt >= $4 THEN 'error' ELSE 'pending' END,
-           error = CASE WHEN u.attempt >= $4 THEN $5::jsonb ELSE u.error END,
+           status = CASE WHEN u.attempt - u.lost_to_storage - g.lost::int >= $4 THEN 'error' ELSE 'pending' END,
+           error = CASE WHEN u.attempt - u.lost_to_storage - g.lost::int >= $4 THEN $5::jsonb ELSE u.error END,
+           lost_to_storage = u.lost_to_storage + g.lost::int,
            updated_at = $6, lease_owner = NULL, lease_expires_at = NULL
-         FROM unnest($1::text[], $2::text[], $3::boolean[]) AS g(id, owner, gone)
+         FROM unnest($1::text[], $2::text[], $3::boolean[], $7::boolean[]) AS g(id, owner, gone, lost)
          WHERE u.run_id = g.id AND u.status = 'running' AND u.lease_owner IS NOT DISTINCT FROM g.owner
            AND (g.gone OR u.lease_expires_at <= clock_timestamp())
          RETURNING u.*`,
@@ -1233,6 +1246,9 @@ export function createPostgresStorage(
           exhausted?.attempts ?? 2 ** 31 - 1,
           j(exhausted?.error ?? null),
           now(),
+          picked.map(
+            (r) => storageLost?.(rowToRun(r), (r.lease_owner as string | null) ?? null) ?? false,
+          ),
         ],
       );
       return rows.sort((a, b) => Number(a.seq) - Number(b.seq)).map(rowToRun);

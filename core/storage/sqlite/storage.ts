@@ -162,6 +162,12 @@ const ADDED_COLUMNS: { table: string; column: string; ddl: string }[] = [
   // heartbeat. NULL: leased to nobody (a run the CLI executes).
   { table: "refinery_runs", column: "lease_owner", ddl: "lease_owner TEXT" },
   { table: "refinery_runs", column: "lease_expires_at", ddl: "lease_expires_at INTEGER" },
+  // Attempts the database's failure cut short (Run.lost_to_storage): not counted as attempts.
+  {
+    table: "refinery_runs",
+    column: "lost_to_storage",
+    ddl: "lost_to_storage INTEGER NOT NULL DEFAULT 0",
+  },
 ];
 const AFTER_COLUMNS = `
 CREATE INDEX IF NOT EXISTS refinery_runs_partition ON refinery_runs(partition, status);
@@ -342,6 +348,7 @@ function rowToRun(r: Record<string, unknown>): Run {
     kwargs: kwargsOf(r.kwargs),
     attempt: r.attempt as number,
     error: p(r.error, null),
+    ...(Number(r.lost_to_storage) > 0 ? { lost_to_storage: Number(r.lost_to_storage) } : {}),
   };
 }
 
@@ -901,6 +908,15 @@ export function createSqliteStorage(db: Database.Database): Storage {
         prep("SELECT * FROM refinery_runs WHERE run_id = ?").get(runId) as Record<string, unknown>,
       );
     },
+    async requeue(runId, attempt, options = {}) {
+      return (
+        prep(
+          `UPDATE refinery_runs SET status = 'pending', updated_at = ?, lease_owner = NULL, lease_expires_at = NULL,
+             lost_to_storage = lost_to_storage + ?
+           WHERE run_id = ? AND status = 'running' AND attempt = ?`,
+        ).run(now(), options.storageLost ? 1 : 0, runId, attempt).changes > 0
+      );
+    },
     async finish(runId, status, error, thread, webhook, attempt) {
       return db
         .transaction(() => {
@@ -948,7 +964,7 @@ export function createSqliteStorage(db: Database.Database): Storage {
         .immediate();
     },
     async reclaimRunning(options = {}) {
-      const { gone, exhausted } = options;
+      const { gone, storageLost, exhausted } = options;
       return db
         .transaction(() => {
           const t = Date.now();
@@ -963,15 +979,24 @@ export function createSqliteStorage(db: Database.Database): Storage {
           });
           const updated = now();
           const back = prep(
-            "UPDATE refinery_runs SET status = ?, error = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL WHERE run_id = ?",
+            "UPDATE refinery_runs SET status = ?, error = ?, updated_at = ?, lease_owner = NULL, lease_expires_at = NULL, lost_to_storage = ? WHERE run_id = ?",
           );
           return rows.map((r) => {
             const run = rowToRun(r);
-            const failed = exhausted !== undefined && run.attempt >= exhausted.attempts;
+            const owner = (r.lease_owner as string | null) ?? null;
+            const lost = (run.lost_to_storage ?? 0) + (storageLost?.(run, owner) ? 1 : 0);
+            const failed = exhausted !== undefined && run.attempt - lost >= exhausted.attempts;
             const status: RunStatus = failed ? "error" : "pending";
             const error = failed ? exhausted.error : run.error;
-            back.run(status, j(error), updated, run.run_id);
-            return { ...run, status, error, updated_at: updated };
+            back.run(status, j(error), updated, lost, run.run_id);
+            const { lost_to_storage: _, ...rest } = run;
+            return {
+              ...rest,
+              status,
+              error,
+              updated_at: updated,
+              ...(lost > 0 ? { lost_to_storage: lost } : {}),
+            };
           });
         })
         .immediate();
