@@ -27,7 +27,7 @@ import {
   stepTimeoutError,
   type RunLimits,
 } from "./run-limits.ts";
-import { interruptsOf, serializeError, toPlain, toStreamChunk } from "./serde.ts";
+import { interruptsOf, publicError, serializeError, toPlain, toStreamChunk } from "./serde.ts";
 import { toolChunk, ToolNamespaces } from "./tool-stream.ts";
 import { LANGGRAPH_VERSION } from "./versions.ts";
 
@@ -323,9 +323,9 @@ export class RunRunner {
       } else {
         status = "error";
         failure = err;
-        error = isStepTimeout(err, limits) ? stepTimeoutError(limits) : serializeError(err);
+        error = isStepTimeout(err, limits) ? stepTimeoutError(limits) : publicError(err);
         sink.publish(run.run_id, "error", error);
-        log("warn", "run failed", { ...ids, error });
+        log("warn", "run failed", { ...ids, error: serializeError(err) });
       }
     }
 

@@ -1,5 +1,6 @@
 // JSON shapes of the LangGraph server protocol: messages as plain dicts, state snapshots as
 // ThreadState, errors as {error, message}.
+import { isRefineryError } from "../core/errors.ts";
 import type { StateSnapshotLike } from "../graphs/registry.ts";
 
 /**
@@ -100,6 +101,18 @@ export function toStreamChunk(mode: string, data: unknown): unknown {
   return data;
 }
 
+/**
+ * An error as API answers and streams show it, as the LangGraph server names it: Refinery's own
+ * errors by their code (model_error, storage_error, ...), any other by its name, also when it
+ * carries a code (a node's socket error is "Error", not "ECONNRESET"). The logs keep the code
+ * (serializeError).
+ */
+export function publicError(error: unknown): { error: string; message: string } {
+  const out = serializeError(error);
+  return error instanceof Error && !isRefineryError(error) ? { ...out, error: error.name } : out;
+}
+
+/** An error for the logs and between threads: named by its code when it has one, else its name. */
 export function serializeError(error: unknown): { error: string; message: string } {
   if (error instanceof Error) {
     const code = (error as { code?: unknown }).code;

@@ -6,7 +6,7 @@
 // task namespace from the callback that starts it, and toolChunk puts the chunk there, with its
 // error as JSON (`{error, message}`, an Error serializes as `{}`).
 import { BaseCallbackHandler } from "@langchain/core/callbacks/base";
-import { serializeError } from "./serde.ts";
+import { publicError } from "./serde.ts";
 
 /** Most tool calls a run keeps a namespace for at once (ended calls are forgotten). */
 const MAX_OPEN_CALLS = 10_000;
@@ -48,5 +48,5 @@ export class ToolNamespaces extends BaseCallbackHandler {
 export function toolChunk(data: unknown): unknown {
   const d = data as { error?: unknown } | null;
   if (!d || typeof d !== "object" || !("error" in d)) return data;
-  return { ...d, error: serializeError(d.error) };
+  return { ...d, error: publicError(d.error) };
 }
