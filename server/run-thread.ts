@@ -4,7 +4,10 @@
 import { parentPort, workerData } from "node:worker_threads";
 import type { CompactionAware } from "../core/storage/checkpoint-admin.ts";
 import { useWriterTurn } from "../core/storage/sqlite/writer-turn.ts";
-import { isTransientStorageFailure } from "../core/storage/transient.ts";
+import {
+  isTransientStorageFailure,
+  looksLikeConnectionFailure,
+} from "../core/storage/transient.ts";
 import type { Run } from "../core/storage/types.ts";
 import type { Logger } from "./log.ts";
 import { RunRunner, type RunEventSink } from "./run-runner.ts";
@@ -128,5 +131,5 @@ try {
   ).unref();
 } catch (err) {
   // Retryable: the database did not answer (the pool starts the thread again after a while).
-  send({ type: "failed", error: serializeError(err), retryable: isTransientStorageFailure(err) });
+  send({ type: "failed", error: serializeError(err), retryable: looksLikeConnectionFailure(err) });
 }

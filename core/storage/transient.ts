@@ -44,6 +44,18 @@ export function isTransientStorageFailure(err: unknown): boolean {
   if (!(err instanceof Error) || (err as { [FROM_STORAGE]?: true })[FROM_STORAGE] !== true) {
     return false;
   }
+  return looksLikeConnectionFailure(err);
+}
+
+/**
+ * The same rule without the storage mark: a retryable storage_error, or an error whose code or
+ * message says a connection failed, wherever it came from. For a run thread's start, which opens
+ * nothing but Refinery's own storage and modules (server/run-thread.ts); a step's errors need the
+ * mark (isTransientStorageFailure), since a node's own calls fail the same way.
+ */
+export function looksLikeConnectionFailure(err: unknown): boolean {
+  if (isRefineryError(err)) return err.code === "storage_error" && err.retryable;
+  if (!(err instanceof Error)) return false;
   const code = (err as { code?: unknown }).code;
   if (typeof code === "string" && code !== "") {
     return code.startsWith("08") || code.startsWith("57P") || NETWORK_ERRORS.has(code);
