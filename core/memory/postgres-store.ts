@@ -15,6 +15,7 @@ import {
 } from "@langchain/langgraph-checkpoint";
 import type pg from "pg";
 import { inTransaction, openPostgresPool } from "../storage/postgres/pool.ts";
+import { looksLikeConnectionFailure } from "../storage/transient.ts";
 import { RefineryError } from "../errors.ts";
 import {
   descendantRange,
@@ -307,7 +308,7 @@ function storageError(err: unknown): Error {
       cause: err,
     });
   }
-  const transient = code === undefined || code.startsWith("08") || code.startsWith("57P");
+  const transient = code === undefined || looksLikeConnectionFailure(err);
   return new RefineryError("storage_error", `Postgres store: ${(err as Error).message}`, {
     fix: "check that Postgres is reachable and the store schema is usable",
     retryable: transient,

@@ -40,11 +40,9 @@ export function markStorageFailure<E>(err: E): E {
  * checkpoint, not failed; any other error of a step, whatever its code, fails the run.
  */
 export function isTransientStorageFailure(err: unknown): boolean {
-  if (isRefineryError(err)) return err.code === "storage_error" && err.retryable;
-  if (!(err instanceof Error) || (err as { [FROM_STORAGE]?: true })[FROM_STORAGE] !== true) {
-    return false;
-  }
-  return looksLikeConnectionFailure(err);
+  const marked =
+    isRefineryError(err) || (err as { [FROM_STORAGE]?: true })?.[FROM_STORAGE] === true;
+  return marked && looksLikeConnectionFailure(err);
 }
 
 /**

@@ -124,6 +124,23 @@ describe("openStore errors for Postgres", () => {
     expect(err.toLine()).toMatch(/cannot reach Postgres at 127\.0\.0\.1:1\/test.*Fix:/);
   });
 
+  it("a lost connection is a retryable storage error, as the run storage's are", async () => {
+    // Nothing listens there: each call meets a refused connection (ECONNREFUSED), as during a
+    // Postgres restart. A step that reads the store then pauses its run instead of failing it.
+    const store = new PostgresStore({ connection: "postgres://postgres@127.0.0.1:1/test" });
+    try {
+      const err = await store.get(["a"], "k").then(
+        () => expect.fail("expected a failure"),
+        (e: unknown) => e as RefineryError,
+      );
+      expect(err).toBeInstanceOf(RefineryError);
+      expect(err.code).toBe("storage_error");
+      expect(err.retryable).toBe(true);
+    } finally {
+      await store.stop();
+    }
+  });
+
   it("refuses a malformed PG_URL without echoing a password", async () => {
     const err = await failure({ postgresUrl: "mysql://root:secret@db/x" });
     expect(err.code).toBe("invalid_config");

@@ -21,7 +21,7 @@ import { createHash } from "node:crypto";
 import pg from "pg";
 import { inTransaction, openPostgresPool } from "./pool.ts";
 import { RefineryError } from "../../errors.ts";
-import { NETWORK_ERRORS } from "../transient.ts";
+import { looksLikeConnectionFailure } from "../transient.ts";
 import {
   ASSISTANT_SORT,
   CRON_SORT,
@@ -243,12 +243,7 @@ function storageError(err: unknown): Error {
   // No SQLSTATE (pg's "Connection terminated"), connection exceptions (08), the server shutting
   // down or starting (57P), serialization failures and deadlocks, and the socket's own errors.
   const transient =
-    code === "" ||
-    code.startsWith("08") ||
-    code.startsWith("57P") ||
-    code === "40001" ||
-    code === "40P01" ||
-    NETWORK_ERRORS.has(code);
+    code === "" || code === "40001" || code === "40P01" || looksLikeConnectionFailure(err);
   return new RefineryError("storage_error", `Postgres storage: ${e.message ?? String(err)}`, {
     fix: "check that Postgres is reachable and the schema is migrated",
     retryable: transient,
