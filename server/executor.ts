@@ -61,7 +61,7 @@ export type LostRun = {
   reason: string;
   unresponsive?: boolean;
   /** The database's failure cut the attempt short: it does not count (Run.lost_to_storage). */
-  storage?: boolean;
+  storageLost?: boolean;
 };
 
 /** A storage loss of `run` goes uncounted while it has had fewer than MAX_STORAGE_LOSSES. */
@@ -584,7 +584,7 @@ export class RunExecutor {
       outcome = {
         kind: "lost",
         reason: `recording the run failed: ${serializeError(err).message}`,
-        ...(isTransientStorageFailure(err) ? { storage: true } : {}),
+        ...(isTransientStorageFailure(err) ? { storageLost: true } : {}),
       };
     }
     switch (outcome.kind) {
@@ -684,7 +684,7 @@ export class RunExecutor {
     }
     // A shutdown's runs resume on the next start, however many attempts they had, and so do runs
     // the database's failure cut short (up to MAX_STORAGE_LOSSES times).
-    const storageLost = lost.storage === true && uncounted(run);
+    const storageLost = lost.storageLost === true && uncounted(run);
     if (storageLost || countedAttempts(run) < MAX_RUN_ATTEMPTS || signal.aborted) {
       if (!(await storage.runs.requeue(run.run_id, run.attempt, { storageLost }))) {
         // Not running as this attempt any more: another worker took it over after its lease.

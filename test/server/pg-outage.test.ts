@@ -96,6 +96,9 @@ async function until(what: string, check: () => boolean, ms = 10_000): Promise<v
   }
 }
 
+/** The steps each "slow" run's nodes executed so far (COUNT_FILE): "<node> <topic>" lines. */
+const lines = () => readFileSync(countFile, "utf8").trim().split("\n");
+
 describe.each([
   ["in the server thread", "0"],
   ["in a run thread", "1"],
@@ -124,16 +127,20 @@ describe.each([
 
   afterAll(async () => s?.close(), 60_000);
 
-  it("runs pause and continue once it is back: each finishes once, only the step in flight runs again, clients see a retryable error at most", async () => {
-    const topics = ["o1", "o2", "o3", "o4"];
+  /** One "slow" run per topic, each on a new thread, steps of `delayMs`. */
+  async function slowRuns(topics: string[], delayMs: number) {
     const threads = await Promise.all(topics.map(() => s.client.threads.create()));
     const runs = await Promise.all(
       threads.map((t, i) =>
-        s.client.runs.create(t.thread_id, "slow", {
-          input: { topic: topics[i], delayMs: 400 },
-        }),
+        s.client.runs.create(t.thread_id, "slow", { input: { topic: topics[i], delayMs } }),
       ),
     );
+    return { threads, runs };
+  }
+
+  it("runs pause and continue once it is back: each finishes once, only the step in flight runs again, clients see a retryable error at most", async () => {
+    const topics = ["o1", "o2", "o3", "o4"];
+    const { threads, runs } = await slowRuns(topics, 400);
     // Clients waiting on each run across the outage.
     const joins = runs.map((r) =>
       s.client.runs.join(r.thread_id, r.run_id).then(
@@ -141,7 +148,6 @@ describe.each([
         (e: unknown) => ({ ok: false as const, e }),
       ),
     );
-    const lines = () => readFileSync(countFile, "utf8").trim().split("\n");
     // Mid-run: every run has finished its first step (three steps of 400 ms).
     await until("the first steps", () => topics.every((t) => lines().includes(`one ${t}`)));
     proxy.down();
@@ -210,15 +216,7 @@ describe.each([
 
   it("blips (every connection cut, Postgres back at once) fail no run: the step in flight runs again", async () => {
     const topics = ["b1", "b2", "b3", "b4"];
-    const threads = await Promise.all(topics.map(() => s.client.threads.create()));
-    const runs = await Promise.all(
-      threads.map((t, i) =>
-        s.client.runs.create(t.thread_id, "slow", {
-          input: { topic: topics[i], delayMs: 150 },
-        }),
-      ),
-    );
-    const lines = () => readFileSync(countFile, "utf8").trim().split("\n");
+    const { runs } = await slowRuns(topics, 150);
     await until("the first steps", () => topics.every((t) => lines().includes(`one ${t}`)));
     // Cut while the runs write their checkpoints and run their steps; the next query finds it back.
     // Twice: each cut that meets a run uses one of its three attempts.

@@ -989,14 +989,9 @@ export function createSqliteStorage(db: Database.Database): Storage {
             const status: RunStatus = failed ? "error" : "pending";
             const error = failed ? exhausted.error : run.error;
             back.run(status, j(error), updated, lost, run.run_id);
-            const { lost_to_storage: _, ...rest } = run;
-            return {
-              ...rest,
-              status,
-              error,
-              updated_at: updated,
-              ...(lost > 0 ? { lost_to_storage: lost } : {}),
-            };
+            // lost only grows: a run that had losses still has some.
+            const losses = lost > 0 ? { lost_to_storage: lost } : {};
+            return { ...run, status, error, updated_at: updated, ...losses };
           });
         })
         .immediate();
